@@ -1,0 +1,75 @@
+# The hub's commands. `make demo` and `make test` bootstrap everything from nothing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+SYS_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc tdsodbc fonts-wqy-zenhei wrk
+export ODBCSYSINI := $(CURDIR)/etc/odbc
+export ODBCINI := $(CURDIR)/etc/odbc/odbc.ini
+export AIRFLOW_HOME ?= $(CURDIR)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap system-packages venv lock migrate test demo up bench lint clean
+
+help:
+	@echo "make demo   - set everything up and run the hub's main job end to end"
+	@echo "make test   - set everything up and run the test suite"
+	@echo "make up     - Airflow standalone + the API + the sandboxes (long-running)"
+	@echo "make bench  - full-size benchmarks"
+	@echo "make lint   - ruff and mypy"
+
+# Debian packages the hub needs: unixODBC with the open ODBC drivers, a CJK TrueType font, wrk.
+system-packages:
+	@missing=""; for p in $(SYS_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(BIN)/uv: $(BIN)/python
+	$(BIN)/pip install -q "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip sync --python $(BIN)/python -q requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Re-resolve the lock file from pyproject.toml (ours: Airflow's constraints files cannot be fetched here).
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
+
+bootstrap: system-packages venv migrate
+
+migrate: venv
+	$(BIN)/hub migrate
+
+test: bootstrap
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: bootstrap
+	$(BIN)/hub demo
+
+up: bootstrap
+	$(BIN)/hub up
+
+bench: bootstrap
+	$(BIN)/python -m bench
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+	$(BIN)/mypy hub connectors mappings identity validation e_license_store recognition sandbox dags
+
+clean:
+	rm -rf var/ logs/ airflow.db

@@ -1,0 +1,104 @@
+"""The ``hub`` command. Each part contributes its own sub-command group.
+
+A part exposes a ``typer.Typer`` named ``app`` in its ``cli`` module; the table below
+says under which name it appears. Parts are imported lazily so ``hub --help`` stays fast
+and one part's missing optional dependency never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+
+import typer
+from rich.console import Console
+
+from hub.odbcenv import ensure_odbc_env
+
+console = Console()
+
+app = typer.Typer(
+    name="hub",
+    help="Data-exchange hub for one-window government services (一窗受理、一网通办).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+#: (group name, module holding ``app``, help)
+GROUPS: list[tuple[str, str, str]] = [
+    ("sandbox", "sandbox.cli", "Department sandboxes: up, down, status."),
+    ("connectors", "connectors.cli", "Department connectors: list, check, read."),
+    ("connector", "connectors.scaffold", "Scaffold a new connector protocol: new."),
+    ("mappings", "mappings.cli", "Department mappings: check."),
+    ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup."),
+    ("validation", "validation.cli", "Data-quality suites and quarantine."),
+    ("licenses", "e_license_store.cli", "The e-licence repository: list, get, verify, reindex."),
+    ("consumers", "recognition.consumers_cli", "API consumers and their keys: add, list, revoke."),
+    ("audit", "recognition.audit_cli", "The audit log: verify."),
+]
+
+#: single commands contributed by parts: (module, function name, command name)
+COMMANDS: list[tuple[str, str, str]] = [
+    ("recognition.serve", "serve", "serve"),
+    ("recognition.delivery_cli", "deliver", "deliver"),
+    ("hub.demo", "demo", "demo"),
+]
+
+
+@app.callback()
+def _root() -> None:
+    """Data-exchange hub for one-window government services (一窗受理、一网通办)."""
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the hub's state database (HUB_DB_URL) to the latest schema."""
+    from hub.db import migrate as run_migrate
+    from hub.settings import get_settings
+
+    run_migrate()
+    console.print(f"[green]migrated[/green] {_masked_url(get_settings().resolved_db_url())}")
+
+
+def _masked_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _register() -> None:
+    for name, module, help_text in GROUPS:
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None:
+            continue
+        sub = importlib.import_module(module).app
+        app.add_typer(sub, name=name, help=help_text)
+    for module, func, name in COMMANDS:
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None:
+            continue
+        app.command(name=name)(getattr(importlib.import_module(module), func))
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))
+    ensure_odbc_env()
+    _register()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Tables every part shares: sync state, quarantine and the event outbox.
+
+The outbox follows the transactional-outbox pattern: :func:`hub.outbox.emit` adds an
+event row to the *same session* as the change it announces, so the event exists if and
+only if the change was committed. Push delivery reads the outbox; Airflow Assets only
+wake the push DAG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# SQLite has no BIGINT autoincrement; this keeps ids 64-bit on PostgreSQL.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class SyncState(Base):
+    """A connector's checkpoint (watermark) per source and dataset.
+
+    Advanced only after the batch it describes is durably staged.
+    """
+
+    __tablename__ = "sync_state"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class QuarantineRecord(Base):
+    """A record (or a whole package) the hub refused, with why and where it came from.
+
+    ``payload`` holds the offending data *masked* where it carries personal data;
+    rows are purged after the retention period by the housekeeping job.
+    """
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100), index=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    source_key: Mapped[str | None] = mapped_column(String(200))
+    source_version: Mapped[str | None] = mapped_column(String(100))
+    #: Stable reason code, e.g. ``invalid_resident_id``, ``xml_not_well_formed``, ``soap_fault``.
+    reason_code: Mapped[str] = mapped_column(String(80), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    #: Where to find the original: staged object, package file, run id.
+    source_ref: Mapped[str | None] = mapped_column(String(500))
+    run_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxEvent(Base):
+    """An event announcing a committed change (``license.issued``, ``identity.merged``, ...)."""
+
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_outbox_event_idempotency_key"),
+        Index("ix_outbox_event_holder_id", "holder_code", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(80), index=True)
+    #: The subject the event is about (licence id, enterprise USCC, ...).
+    subject: Mapped[str] = mapped_column(String(200))
+    #: Holder (resident id or USCC): delivery keeps order per holder.
+    holder_code: Mapped[str | None] = mapped_column(String(40))
+    region_code: Mapped[str | None] = mapped_column(String(12))
+    license_type_code: Mapped[str | None] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Deterministic from what happened, so re-running a job never emits the same event twice.
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -1,0 +1,121 @@
+"""Helpers for tests and benchmarks: throwaway databases on the shared servers.
+
+PostgreSQL and MariaDB on this machine are shared by every session and CI run, so each
+test creates a uniquely named database and drops it afterwards. A missing server skips
+the test on a laptop but *fails* it when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+PG_HOST = os.environ.get("HUB_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("HUB_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("HUB_TEST_PG_USER", "postgres")
+MARIADB_HOST = os.environ.get("HUB_TEST_MARIADB_HOST", "127.0.0.1")
+MARIADB_PORT = int(os.environ.get("HUB_TEST_MARIADB_PORT", "3306"))
+MARIADB_USER = os.environ.get("HUB_TEST_MARIADB_USER", "root")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+class ServiceMissing(RuntimeError):
+    pass
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class TempDatabase:
+    kind: str  # "postgresql" | "mariadb"
+    name: str
+    host: str
+    port: int
+    user: str
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.kind == "postgresql":
+            return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{self.name}"
+        return f"mysql+pymysql://{self.user}@{self.host}:{self.port}/{self.name}?charset=utf8mb4"
+
+    @property
+    def odbc_connection_string(self) -> str:
+        if self.kind == "postgresql":
+            return (
+                f"DRIVER={{PostgreSQL Unicode}};SERVER={self.host};PORT={self.port};"
+                f"DATABASE={self.name};UID={self.user};PWD=;"
+            )
+        return (
+            f"DRIVER={{MariaDB Unicode}};SERVER={self.host};PORT={self.port};"
+            f"DATABASE={self.name};UID={self.user};PWD=;CHARSET=utf8mb4;"
+        )
+
+
+@contextmanager
+def temp_postgres_database(prefix: str = "hubtest") -> Iterator[TempDatabase]:
+    import psycopg
+
+    name = unique_name(prefix)
+    try:
+        admin = psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True, connect_timeout=5
+        )
+    except Exception as exc:
+        raise ServiceMissing(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT}: {exc}") from exc
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield TempDatabase("postgresql", name, PG_HOST, PG_PORT, PG_USER)
+    finally:
+        with psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
+        ) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def temp_mariadb_database(prefix: str = "hubtest") -> Iterator[TempDatabase]:
+    import pymysql
+
+    name = unique_name(prefix)
+    try:
+        admin = pymysql.connect(
+            host=MARIADB_HOST,
+            port=MARIADB_PORT,
+            user=MARIADB_USER,
+            password="",
+            connect_timeout=5,
+            autocommit=True,
+        )
+    except Exception as exc:
+        raise ServiceMissing(f"MariaDB not reachable on {MARIADB_HOST}:{MARIADB_PORT}: {exc}") from exc
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        yield TempDatabase("mariadb", name, MARIADB_HOST, MARIADB_PORT, MARIADB_USER)
+    finally:
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            admin.close()
+
+
+def odbc_available(driver: str) -> bool:
+    from hub.odbcenv import ensure_odbc_env
+
+    ensure_odbc_env()
+    try:
+        import pyodbc
+    except ImportError:
+        return False
+    return driver in pyodbc.drivers()

@@ -1,0 +1,1 @@
+"""Department mappings: source fields → canonical records, and the canonical model itself."""

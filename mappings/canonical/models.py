@@ -1,0 +1,214 @@
+"""Canonical entities (versioned). Field names say what a thing is in the domain."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0.0"
+
+RESIDENT_ID_PATTERN = r"^[0-9]{17}[0-9X]$"
+USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
+
+
+class _Canonical(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
+    entity: ClassVar[str]
+    schema_version: ClassVar[str] = SCHEMA_VERSION
+
+
+class SourceRef(_Canonical):
+    """Where a canonical record came from: provenance of every record."""
+
+    entity: ClassVar[str] = "source_ref"
+    department: str = Field(description="Department code: tax, public_security, commerce, land, ...")
+    dataset: str
+    source_key: str = Field(description="The record's key in the source system")
+    source_version: str = Field(
+        description="Version of the record in the source (timestamp, hash, rowversion)"
+    )
+    run_id: str | None = None
+    staged_ref: str | None = Field(
+        default=None, description="Staged object (Parquet) the record was read from"
+    )
+
+
+class HolderKind(StrEnum):
+    person = "person"
+    enterprise = "enterprise"
+
+
+class PersonStatus(StrEnum):
+    alive = "alive"
+    deceased = "deceased"
+    moved = "moved"
+
+
+class Person(_Canonical):
+    """A resident (自然人), identified by the 18-digit resident id (公民身份号码, GB 11643)."""
+
+    entity: ClassVar[str] = "person"
+    resident_id: str | None = Field(default=None, pattern=RESIDENT_ID_PATTERN)
+    name: str | None = None
+    sex: str | None = Field(
+        default=None, description="GB/T 2261.1: 1 male, 2 female, 0 unknown, 9 unspecified"
+    )
+    birth_date: dt.date | None = None
+    address: str | None = None
+    region_code: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
+    ethnicity: str | None = None
+    status: PersonStatus | None = None
+    phone: str | None = None
+    source: SourceRef
+
+
+class Enterprise(_Canonical):
+    """A legal entity (法人), identified by its unified social credit code (USCC, GB 32100)."""
+
+    entity: ClassVar[str] = "enterprise"
+    uscc: str | None = Field(default=None, pattern=USCC_PATTERN)
+    reg_no: str | None = Field(default=None, description="Old 15-digit registration number (注册号)")
+    org_code: str | None = Field(
+        default=None, description="Organisation code (组织机构代码, GB 11714), 9 chars"
+    )
+    taxpayer_id: str | None = Field(default=None, description="Old 15-digit taxpayer id (税务登记号)")
+    name: str | None = None
+    legal_rep_resident_id: str | None = None
+    legal_rep_name: str | None = None
+    enterprise_type: str | None = None
+    registered_capital: float | None = Field(default=None, description="In units of 10,000 CNY (万元)")
+    established_date: dt.date | None = None
+    business_scope: str | None = None
+    address: str | None = None
+    region_code: str | None = None
+    status: str | None = Field(default=None, description="active, revoked, cancelled, suspended")
+    registration_authority: str | None = None
+    source: SourceRef
+
+
+class TaxRegistration(_Canonical):
+    """A tax registration (税务登记) of an enterprise."""
+
+    entity: ClassVar[str] = "tax_registration"
+    taxpayer_code: str = Field(description="USCC, or the old taxpayer id on legacy records")
+    uscc: str | None = Field(default=None, pattern=USCC_PATTERN)
+    taxpayer_name: str | None = None
+    tax_authority_code: str | None = None
+    tax_authority_name: str | None = None
+    registration_date: dt.date | None = None
+    taxpayer_status: str | None = Field(default=None, description="normal, abnormal, cancelled")
+    credit_rating: str | None = Field(default=None, description="A, B, M, C, D")
+    legal_rep_resident_id: str | None = None
+    legal_rep_name: str | None = None
+    address: str | None = None
+    source: SourceRef
+
+
+class PropertyOwner(_Canonical):
+    entity: ClassVar[str] = "property_owner"
+    name: str | None = None
+    holder_code: str | None = Field(
+        default=None, description="Resident id, USCC or organisation code as given"
+    )
+    holder_kind: HolderKind | None = None
+    share: str | None = Field(default=None, description="Share of ownership, e.g. 共同共有, 1/2")
+
+
+class PropertyRight(_Canonical):
+    """A registered real-estate right (不动产权利) with its certificate (不动产权证书)."""
+
+    entity: ClassVar[str] = "property_right"
+    unit_no: str = Field(description="Real-estate unit number (不动产单元号, 28 characters)")
+    certificate_no: str | None = None
+    right_type: str | None = None
+    location: str | None = None
+    area_m2: float | None = None
+    land_use: str | None = None
+    registration_date: dt.date | None = None
+    owners: list[PropertyOwner] = Field(default_factory=list)
+    status: str | None = Field(default=None, description="registered, cancelled, mortgaged, sealed")
+    source: SourceRef
+
+
+class LicenseStatus(StrEnum):
+    valid = "valid"
+    suspended = "suspended"
+    revoked = "revoked"
+    expired = "expired"
+
+
+class License(_Canonical):
+    """An electronic licence (电子证照), GB/T 36903-style metadata."""
+
+    entity: ClassVar[str] = "license"
+    license_id: str = Field(description="Globally unique licence identifier (GB/T 36904 spirit)")
+    license_type_code: str
+    license_type_name: str
+    license_number: str
+    holder_name: str
+    holder_code: str
+    holder_kind: HolderKind
+    issuer_name: str
+    issuer_code: str
+    issue_date: dt.date
+    valid_from: dt.date
+    valid_until: dt.date | None = None
+    status: LicenseStatus = LicenseStatus.valid
+    surface: dict[str, Any] = Field(default_factory=dict, description="Type-specific surface fields")
+    version: int = 1
+    previous_version: int | None = None
+    source: SourceRef | None = None
+
+
+class ApprovalResult(_Canonical):
+    """An approval result another department can accept without paper (跨部门结果互认),
+    e.g. a land-use pre-review opinion (建设项目用地预审意见)."""
+
+    entity: ClassVar[str] = "approval_result"
+    approval_type_code: str
+    approval_no: str
+    project_name: str
+    applicant_name: str | None = None
+    applicant_code: str = Field(description="USCC (or legacy code as given) of the applying enterprise")
+    issuer_name: str
+    issuer_code: str
+    opinion: str | None = None
+    conclusion: str | None = Field(default=None, description="approved, approved_with_conditions, rejected")
+    issue_date: dt.date
+    valid_until: dt.date | None = None
+    land_area_m2: float | None = None
+    location: str | None = None
+    source: SourceRef
+
+
+class QuarantineEntry(_Canonical):
+    """A record the hub refused, as reported to operators (personal data masked)."""
+
+    entity: ClassVar[str] = "quarantine_record"
+    department: str
+    dataset: str
+    source_key: str | None = None
+    source_version: str | None = None
+    reason_code: str
+    reason: str
+    source_ref: str | None = None
+    run_id: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+ENTITIES: dict[str, type[_Canonical]] = {
+    m.entity: m
+    for m in (Person, Enterprise, TaxRegistration, PropertyRight, License, ApprovalResult, QuarantineEntry)
+}
+
+
+def json_schema(entity: str) -> dict[str, Any]:
+    """The JSON Schema of a canonical entity, with its ``$id`` carrying the schema version."""
+    model = ENTITIES[entity]
+    schema = model.model_json_schema()
+    schema["$id"] = f"urn:hub:canonical:{entity}:{model.schema_version}"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
