@@ -44,6 +44,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("recognition.serve", "serve", "serve"),
     ("recognition.delivery_cli", "deliver", "deliver"),
     ("hub.demo", "demo", "demo"),
+    ("hub.up", "up", "up"),
 ]
 
 

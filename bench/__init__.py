@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figure and the peer it is compared with, measured in one run."""
