@@ -1,0 +1,41 @@
+"""Protocol name → connector class, and making a connector from a ``source:`` block (注册表).
+
+>>> sorted(PROTOCOLS)
+['soap', 'sql', 'xml']
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.base import Connector
+from connectors.config import validate_source_block
+from connectors.errors import ConnectorConfigError
+
+#: protocol → "module:Class"; imported lazily so one protocol's missing driver never breaks another
+PROTOCOLS: dict[str, str] = {
+    "sql": "connectors.sql:SqlConnector",
+    "soap": "connectors.soap:SoapConnector",
+    "xml": "connectors.xml_packages:XmlPackageConnector",
+}
+
+
+def connector_class(protocol: str) -> type[Any]:
+    try:
+        target = PROTOCOLS[protocol]
+    except KeyError:
+        raise ConnectorConfigError(
+            f"unknown protocol {protocol!r}",
+            action=f"use one of {', '.join(sorted(PROTOCOLS))} or scaffold one: hub connector new NAME --protocol ...",
+        ) from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+
+def make_connector(source_block: Mapping[str, Any], *, name: str, **kwargs: Any) -> Connector:
+    """A connector for a mapping file's ``source:`` block (validated against source.schema.json)."""
+    validate_source_block(source_block, where=f"source={name}")
+    cls = connector_class(str(source_block["protocol"]))
+    return cls(name, source_block, **kwargs)  # type: ignore[no-any-return]

@@ -1,0 +1,220 @@
+"""Fixtures for the connector tests: SQL sources with fault injection, SOAP and XML sandboxes."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from connectors.base import Connector
+from connectors.registry import make_connector
+from hub.testing import TempDatabase
+from tests.connectors.faultproxy import FaultProxy
+
+BASE_TS = dt.datetime(2026, 11, 1, 9, 0, 0)  # naive, Asia/Shanghai local time as departments store it
+
+
+def conn_env(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
+    """Define an Airflow Connection the Airflow way: AIRFLOW_CONN_<ID> in JSON form."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+class SqlHarness:
+    """A department table in a throwaway PostgreSQL or MariaDB database, read through ODBC."""
+
+    capabilities = frozenset({"late_commit", "deletes", "bad_records", "faults", "updates"})
+
+    def __init__(self, db: TempDatabase, monkeypatch: pytest.MonkeyPatch, rows: int = 120) -> None:
+        self.db = db
+        self.kind = db.kind
+        self.name = f"test_{self.kind}"
+        self.proxy = FaultProxy(db.host, db.port).start()
+        self._next = 0
+        self._tick = 0
+        if self.kind == "postgresql":
+            self.dataset, self.table, self.key = "person_registry", "person_registry", "person_no"
+            self.schema: str | None = "population"
+        else:
+            self.dataset, self.table, self.key = "enterprise_registry", "enterprise_registry", "ent_id"
+            self.schema = None
+        self._create()
+        self.add_records(rows)
+        base = {"host": "127.0.0.1", "schema": db.name, "login": db.user, "conn_type": "odbc"}
+        conn_env(monkeypatch, f"{self.name}_ok", **base, port=self.proxy.port)
+        bad_login = {"login": "no_such_role_hub"} if self.kind == "postgresql" else {"password": "wrong-password"}
+        conn_env(monkeypatch, f"{self.name}_badauth", **{**base, **bad_login}, port=db.port)
+        conn_env(monkeypatch, f"{self.name}_down", **base, port=1)
+
+    # --- direct access to the source -----------------------------------------------------
+    def _sql(self, sql: str, params: tuple[Any, ...] | list[tuple[Any, ...]] = (), many: bool = False) -> list[Any]:
+        if self.kind == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self.db.sqlalchemy_url.replace("postgresql+psycopg", "postgresql")) as c:
+                if many:
+                    c.cursor().executemany(sql, params)  # type: ignore[arg-type]
+                    return []
+                cur = c.execute(sql, params)  # type: ignore[arg-type]
+                return cur.fetchall() if cur.description else []
+        import pymysql
+
+        c = pymysql.connect(host=self.db.host, port=self.db.port, user=self.db.user, database=self.db.name,
+                            autocommit=True, charset="utf8mb4")
+        try:
+            with c.cursor() as cur:
+                if many:
+                    cur.executemany(sql, params)
+                    return []
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+        finally:
+            c.close()
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}" if self.schema else self.table
+
+    def _create(self) -> None:
+        if self.kind == "postgresql":
+            self._sql("CREATE SCHEMA population")
+            self._sql(
+                "CREATE TABLE population.person_registry (person_no BIGINT PRIMARY KEY, resident_id VARCHAR(18),"
+                " name VARCHAR(50), sex CHAR(1), birth_date DATE, address VARCHAR(200), status VARCHAR(10),"
+                " phone VARCHAR(20), updated_at TIMESTAMP WITHOUT TIME ZONE)"
+            )
+        else:
+            self._sql(
+                "CREATE TABLE enterprise_registry (ent_id BIGINT PRIMARY KEY, uscc CHAR(18), ent_name VARCHAR(200),"
+                " legal_rep_id VARCHAR(18), legal_rep_name VARCHAR(50), reg_capital DECIMAL(18,4),"
+                " established_date DATE, address VARCHAR(200), status VARCHAR(10), updated_at DATETIME(6))"
+            )
+
+    def _row(self, i: int, ts: dt.datetime | None) -> tuple[Any, ...]:
+        if self.kind == "postgresql":
+            address = f"浙江省温州市洞头区路{i}号" + "x" * 80
+            return (i, f"33032219800101{i % 10000:04d}", f"张{i}", "1", dt.date(1980, 1, 1), address,
+                    "alive", "13812345678", ts)
+        return (i, f"91330322MA2{i:07d}", f"洞头企业{i}有限公司", f"33032219800101{i % 10000:04d}", f"李{i}",
+                "100.5000", dt.date(2015, 1, 1), f"浙江省温州市洞头区路{i}号" + "y" * 80, "存续", ts)
+
+    def _insert_sql(self) -> str:
+        n = 9 if self.kind == "postgresql" else 10
+        ph = ", ".join(["%s"] * n)
+        return f"INSERT INTO {self.qualified} VALUES ({ph})"
+
+    def _ts(self) -> dt.datetime:
+        self._tick += 1
+        return BASE_TS + dt.timedelta(seconds=self._tick, microseconds=self._tick % 7)
+
+    def add_records(self, n: int) -> list[str]:
+        rows = []
+        for _ in range(n):
+            self._next += 1
+            rows.append(self._row(self._next, self._ts()))
+        self._sql(self._insert_sql(), rows, many=True)
+        return [str(r[0]) for r in rows]
+
+    def update_record(self, key: str) -> None:
+        self._sql(f"UPDATE {self.qualified} SET status = %s, updated_at = %s WHERE {self.key} = %s",
+                  ("moved" if self.kind == "postgresql" else "注销", self._ts(), int(key)))
+
+    def delete_record(self, key: str) -> None:
+        self._sql(f"DELETE FROM {self.qualified} WHERE {self.key} = %s", (int(key),))
+
+    def add_bad_record(self) -> str:
+        self._next += 1
+        self._sql(self._insert_sql(), [self._row(self._next, None)], many=True)
+        return str(self._next)
+
+    def current_keys(self) -> set[str]:
+        rows = self._sql(f"SELECT {self.key} FROM {self.qualified} WHERE updated_at IS NOT NULL")
+        return {str(r[0]) for r in rows}
+
+    @contextlib.contextmanager
+    def late_commit(self) -> Iterator[str]:
+        """A long transaction writes a row stamped T1, a short one commits T2 > T1, then T1 commits."""
+        self._next += 1
+        late_key, early_ts = self._next, self._ts()
+        row = self._row(late_key, early_ts)
+        if self.kind == "postgresql":
+            import psycopg
+
+            conn: Any = psycopg.connect(self.db.sqlalchemy_url.replace("postgresql+psycopg", "postgresql"))
+            conn.execute(self._insert_sql(), row)
+        else:
+            import pymysql
+
+            conn = pymysql.connect(host=self.db.host, port=self.db.port, user=self.db.user,
+                                   database=self.db.name, charset="utf8mb4")
+            conn.begin()
+            with conn.cursor() as cur:
+                cur.execute(self._insert_sql(), row)
+        try:
+            self.add_records(1)  # committed, later timestamp: the reader's watermark passes T1
+            yield str(late_key)
+            conn.commit()
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def fault(self) -> Iterator[None]:
+        """The next connection through the proxy is cut after a few kilobytes of results."""
+        self.proxy.cut_after_bytes = 9_000
+        try:
+            yield
+        finally:
+            self.proxy.cut_after_bytes = None
+
+    # --- connectors ----------------------------------------------------------------------
+    def block(self, conn_id: str) -> dict[str, Any]:
+        dataset: dict[str, Any] = {
+            "table": self.table,
+            "key": self.key,
+            "watermark": "updated_at",
+            "lookback_seconds": 3600,
+            "reconcile_every_seconds": 0,
+        }
+        if self.schema:
+            dataset["schema"] = self.schema
+        return {
+            "protocol": "sql",
+            "conn_id": conn_id,
+            "dialect": "postgresql" if self.kind == "postgresql" else "mariadb",
+            "odbc_driver": "PostgreSQL Unicode" if self.kind == "postgresql" else "MariaDB Unicode",
+            "batch_size": 25,
+            "timeout_seconds": 5,
+            "retry": {"attempts": 2, "base_delay_seconds": 0.01, "max_delay_seconds": 0.05},
+            "datasets": {self.dataset: dataset},
+        }
+
+    def connector(self) -> Connector:
+        return make_connector(self.block(f"{self.name}_ok"), name=self.name)
+
+    def connector_bad_credentials(self) -> Connector:
+        return make_connector(self.block(f"{self.name}_badauth"), name=self.name)
+
+    def connector_unreachable(self) -> Connector:
+        return make_connector(self.block(f"{self.name}_down"), name=self.name)
+
+    def close(self) -> None:
+        self.proxy.stop()
+
+
+@pytest.fixture()
+def pg_harness(pg_database: TempDatabase, odbc_postgres: None, monkeypatch: pytest.MonkeyPatch,
+               hub_db_url: str) -> Iterator[SqlHarness]:
+    h = SqlHarness(pg_database, monkeypatch)
+    yield h
+    h.close()
+
+
+@pytest.fixture()
+def mariadb_harness(mariadb_database: TempDatabase, odbc_mariadb: None, monkeypatch: pytest.MonkeyPatch,
+                    hub_db_url: str) -> Iterator[SqlHarness]:
+    h = SqlHarness(mariadb_database, monkeypatch)
+    yield h
+    h.close()
