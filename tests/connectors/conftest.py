@@ -218,3 +218,107 @@ def mariadb_harness(mariadb_database: TempDatabase, odbc_mariadb: None, monkeypa
     h = SqlHarness(mariadb_database, monkeypatch)
     yield h
     h.close()
+
+
+class SoapHarness:
+    """The tax listing served by a spyne service speaking the sandbox contract."""
+
+    capabilities = frozenset({"bad_records", "faults", "updates"})
+    dataset = "taxpayers"
+    name = "test_tax_soap"
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, rows: int = 90) -> None:
+        from tests.connectors import soap_service
+
+        self.svc = soap_service
+        soap_service.STATE.__init__()  # type: ignore[misc]
+        self.server = soap_service.TaxServer().start()
+        self._n = 0
+        self._tick = 0
+        self.add_records(rows)
+        base = {"conn_type": "http", "host": "127.0.0.1", "login": "hub", "extra": {"wsdl_path": "/?wsdl"}}
+        conn_env(monkeypatch, "tax_ok", **base, port=self.server.port, password="sandbox-secret")
+        conn_env(monkeypatch, "tax_badauth", **base, port=self.server.port, password="wrong")
+        conn_env(monkeypatch, "tax_down", **base, port=1, password="sandbox-secret")
+
+    def _ts(self) -> dt.datetime:
+        self._tick += 1
+        return (BASE_TS + dt.timedelta(seconds=self._tick)).replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+    def _record(self, code: str, ts: dt.datetime | None) -> dict[str, Any]:
+        return {
+            "taxpayer_code": code, "taxpayer_name": f"洞头企业{code[-4:]}", "legal_rep_id": "330322198001010011",
+            "legal_rep_name": "王五", "reg_address": "浙江省温州市洞头区北岙街道1号", "tax_authority_code": "13303220000",
+            "tax_authority_name": "国家税务总局温州市洞头区税务局", "registration_date": dt.date(2015, 3, 1),
+            "taxpayer_status": "01", "credit_rating": "A", "updated_at": ts, "_ts": ts or self._ts(),
+        }
+
+    def add_records(self, n: int) -> list[str]:
+        keys = []
+        for _ in range(n):
+            self._n += 1
+            code = f"91330322MA2{self._n:07d}"
+            self.svc.STATE.taxpayers[code] = self._record(code, self._ts())
+            keys.append(code)
+        return keys
+
+    def update_record(self, key: str) -> None:
+        row = self.svc.STATE.taxpayers[key]
+        ts = self._ts()
+        row.update(taxpayer_status="02", updated_at=ts, _ts=ts)
+
+    def delete_record(self, key: str) -> None:
+        raise NotImplementedError("the tax listing has no deletes")
+
+    def add_bad_record(self) -> str:
+        code = "91330322MA2BAD0001"
+        self.svc.STATE.taxpayers[code] = self._record(code, None)
+        return code
+
+    def current_keys(self) -> set[str]:
+        return {k for k, r in self.svc.STATE.taxpayers.items() if r["updated_at"] is not None}
+
+    def late_commit(self) -> contextlib.AbstractContextManager[str]:
+        raise NotImplementedError("a SOAP listing has no transactions")
+
+    @contextlib.contextmanager
+    def fault(self) -> Iterator[None]:
+        """HTTP 503 from the third listing call on: the read fails after staging some pages."""
+        self.svc.STATE.fail_503_from_request = self.svc.STATE.requests + 3
+        try:
+            yield
+        finally:
+            self.svc.STATE.fail_503_from_request = None
+
+    def block(self, conn_id: str) -> dict[str, Any]:
+        return {
+            "protocol": "soap", "conn_id": conn_id, "timeout_seconds": 5, "page_size": 20, "batch_size": 20,
+            "retry": {"attempts": 2, "base_delay_seconds": 0.01, "max_delay_seconds": 0.05},
+            "datasets": {"taxpayers": {
+                "operation": "ListChangedTaxpayers", "items": "taxpayers", "key": "taxpayer_code",
+                "watermark": "updated_at",
+                "push": {"operation": "ReceiveLicenseNotice", "argument": "notice"},
+            }},
+        }
+
+    def connector(self) -> Connector:
+        return make_connector(self.block("tax_ok"), name=self.name)
+
+    def connector_bad_credentials(self) -> Connector:
+        return make_connector(self.block("tax_badauth"), name=self.name)
+
+    def connector_unreachable(self) -> Connector:
+        return make_connector(self.block("tax_down"), name=self.name)
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture()
+def soap_harness(monkeypatch: pytest.MonkeyPatch, hub_db_url: str) -> Iterator[SoapHarness]:
+    import logging
+
+    logging.getLogger("spyne").setLevel(logging.CRITICAL)
+    h = SoapHarness(monkeypatch)
+    yield h
+    h.close()

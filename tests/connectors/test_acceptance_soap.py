@@ -1,0 +1,14 @@
+"""The acceptance kit for the SOAP connector against a tax service speaking the sandbox contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.acceptance import AcceptanceSuite
+from tests.connectors.conftest import SoapHarness
+
+
+class TestSoapTax(AcceptanceSuite):
+    @pytest.fixture()
+    def harness(self, soap_harness: SoapHarness) -> SoapHarness:
+        return soap_harness
