@@ -88,7 +88,7 @@ def _strict_transport_class() -> Any:
     return StrictTransport
 
 
-def _StrictTransport(**kwargs: Any) -> Any:  # noqa: N802 — reads like the class it builds
+def _StrictTransport(**kwargs: Any) -> Any:
     return _strict_transport_class()(**kwargs)
 
 

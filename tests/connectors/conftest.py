@@ -248,7 +248,8 @@ class SoapHarness:
     def _record(self, code: str, ts: dt.datetime | None) -> dict[str, Any]:
         return {
             "taxpayer_code": code, "taxpayer_name": f"洞头企业{code[-4:]}", "legal_rep_id": "330322198001010011",
-            "legal_rep_name": "王五", "reg_address": "浙江省温州市洞头区北岙街道1号", "tax_authority_code": "13303220000",
+            "legal_rep_name": "王五", "reg_address": "浙江省温州市洞头区北岙街道1号",
+            "tax_authority_code": "13303220000",
             "tax_authority_name": "国家税务总局温州市洞头区税务局", "registration_date": dt.date(2015, 3, 1),
             "taxpayer_status": "01", "credit_rating": "A", "updated_at": ts, "_ts": ts or self._ts(),
         }

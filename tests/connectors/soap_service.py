@@ -88,7 +88,7 @@ def _page_token(ts: dt.datetime, code: str) -> str:
 
 class TaxService(ServiceBase):
     @rpc(DateTime, Unicode, Integer, _returns=TaxpayerPage)
-    def ListChangedTaxpayers(ctx, since, page_token, page_size):  # noqa: N802,N805
+    def ListChangedTaxpayers(ctx, since, page_token, page_size):
         # "_ts" orders rows; a dirty row may lack updated_at on the wire
         rows = sorted(STATE.taxpayers.values(), key=lambda r: (r["_ts"], r["taxpayer_code"]))
         if since is not None:
@@ -104,14 +104,14 @@ class TaxService(ServiceBase):
         return TaxpayerPage(taxpayers=[_taxpayer(r) for r in page], next_page_token=token)
 
     @rpc(Unicode, _returns=Taxpayer)
-    def GetTaxpayer(ctx, taxpayer_code):  # noqa: N802,N805
+    def GetTaxpayer(ctx, taxpayer_code):
         row = STATE.taxpayers.get(taxpayer_code)
         if row is None:
             raise Fault("Client.NotFound", f"no taxpayer {taxpayer_code}")
         return _taxpayer(row)
 
     @rpc(LicenseNotice, _returns=NoticeReceipt)
-    def ReceiveLicenseNotice(ctx, notice):  # noqa: N802,N805
+    def ReceiveLicenseNotice(ctx, notice):
         if not notice.idempotency_key:
             raise Fault("Client.Validation", "idempotency_key is required")
         STATE.notices.setdefault(notice.idempotency_key, notice.as_dict())
