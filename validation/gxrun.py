@@ -1,0 +1,206 @@
+"""Running suites as GX checkpoints and keeping masked results and Data Docs for operators.
+
+Two GX contexts, on purpose:
+
+* an **ephemeral** context runs the checkpoints with ``result_format=COMPLETE`` and
+  ``unexpected_index_column_names=[ROW]``, so GX names every failing row. That full result holds
+  raw personal data and never leaves memory.
+* a **file** context under ``$HUB_HOME/gx`` keeps what operators see: the same GX result with every
+  unexpected value of a personal-data column masked (:mod:`validation.payload`) and the full
+  unexpected lists dropped (partial lists of 20 masked values remain), plus the Data Docs site
+  built from those masked results. Data Docs therefore never show an unmasked resident id, name,
+  address or phone number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hub.settings import get_settings
+from validation.payload import mask_value
+from validation.suites import ExpectationSpec, SuiteSpec
+
+log = logging.getLogger(__name__)
+
+#: Column added to the frame GX validates: the row's position in the batch.
+ROW = "__hub_row"
+
+_lock = threading.Lock()
+_checkpoints: dict[tuple[str, tuple[str, ...]], Any] = {}
+_ephemeral: Any = None
+_file_contexts: dict[str, Any] = {}
+
+
+def _quiet(context: Any) -> None:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+
+
+def _ephemeral_context() -> Any:
+    global _ephemeral
+    if _ephemeral is None:
+        import great_expectations as gx
+
+        _ephemeral = gx.get_context(mode="ephemeral")
+        _quiet(_ephemeral)
+        _ephemeral.data_sources.add_pandas("hub")
+    return _ephemeral
+
+
+def suite_name(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> str:
+    """The GX suite name of the applicable variant (optional expectations change the suite)."""
+    optional = sorted(e.column for e in exps if e.when_column_present)
+    return spec.name + ("+" + "+".join(optional) if optional else "")
+
+
+def checkpoint_for(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> Any:
+    """The (cached) GX checkpoint validating a whole dataframe against the suite variant."""
+    import great_expectations as gx
+
+    key = (spec.entity, tuple(e.key for e in exps))
+    with _lock:
+        cp = _checkpoints.get(key)
+        if cp is not None:
+            return cp
+        context = _ephemeral_context()
+        name = suite_name(spec, exps)
+        asset = context.data_sources.get("hub").add_dataframe_asset(name)
+        batch_def = asset.add_batch_definition_whole_dataframe("batch")
+        suite = context.suites.add(spec.to_gx(exps, name=name))
+        vd = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+        cp = context.checkpoints.add(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[vd],
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
+            )
+        )
+        _checkpoints[key] = cp
+        return cp
+
+
+def run_checkpoint(spec: SuiteSpec, exps: Sequence[ExpectationSpec], frame: pd.DataFrame, run_id: str) -> Any:
+    """Run the suite's checkpoint over ``frame`` (which carries :data:`ROW`); the suite result."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    cp = checkpoint_for(spec, exps)
+    result = cp.run(
+        batch_parameters={"dataframe": frame},
+        run_id=RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.UTC)),
+    )
+    (suite_result,) = result.run_results.values()
+    return suite_result
+
+
+def unexpected_rows_by_expectation(suite_result: Any) -> dict[str, set[int]]:
+    """For every expectation (``type:column``), the :data:`ROW` values GX found unexpected."""
+    out: dict[str, set[int]] = {}
+    for er in suite_result.results:
+        cfg = er.expectation_config
+        key = f"{cfg.type}:{cfg.kwargs['column']}"
+        if er.exception_info and er.exception_info.get("raised_exception"):
+            raise RuntimeError(f"GX expectation {key} raised: {er.exception_info.get('exception_message')}")
+        rows = {int(item[ROW]) for item in (er.result or {}).get("unexpected_index_list") or []}
+        out[key] = rows
+    return out
+
+
+def _mask_result_in_place(suite_result: Any) -> None:
+    for er in suite_result.results:
+        column = er.expectation_config.kwargs.get("column", "")
+        res = er.result or {}
+        res.pop("unexpected_list", None)
+        res.pop("unexpected_index_list", None)
+        res.pop("unexpected_index_query", None)
+        if "partial_unexpected_list" in res:
+            res["partial_unexpected_list"] = [mask_value(column, v) for v in res["partial_unexpected_list"]]
+        if "partial_unexpected_index_list" in res:
+            res["partial_unexpected_index_list"] = [
+                {k: (mask_value(column, v) if k == column else int(v)) for k, v in item.items()}
+                for item in res["partial_unexpected_index_list"]
+            ]
+        if "partial_unexpected_counts" in res:
+            res["partial_unexpected_counts"] = [
+                {"value": mask_value(column, c["value"]), "count": c["count"]} for c in res["partial_unexpected_counts"]
+            ]
+
+
+def gx_root() -> Path:
+    return get_settings().home / "gx"
+
+
+def _file_context() -> Any:
+    import great_expectations as gx
+
+    root = str(get_settings().home)
+    with _lock:
+        ctx = _file_contexts.get(root)
+        if ctx is None:
+            ctx = gx.get_context(mode="file", project_root_dir=root)
+            _quiet(ctx)
+            _file_contexts[root] = ctx
+        return ctx
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    ref: str
+    docs_index: str | None
+
+
+def persist_result(
+    spec: SuiteSpec,
+    exps: Sequence[ExpectationSpec],
+    suite_result: Any,
+    *,
+    run_id: str,
+    batch_id: str,
+    meta: dict[str, Any],
+    build_docs: bool = True,
+) -> StoredResult:
+    """Store the masked GX result under ``$HUB_HOME/gx`` and update the Data Docs site."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    _mask_result_in_place(suite_result)
+    suite_result.meta.update(meta)
+    suite_result.meta.pop("batch_parameters", None)
+    context = _file_context()
+    name = suite_name(spec, exps)
+    with _lock:
+        try:
+            context.suites.get(name)
+        except Exception:
+            context.suites.add(spec.to_gx(exps, name=name))
+    run_time = suite_result.meta.get("validation_time") or dt.datetime.now(dt.UTC)
+    key = ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
+        run_id=RunIdentifier(run_name=run_id, run_time=run_time),
+        batch_identifier=batch_id,
+    )
+    context.validation_results_store.store_validation_results(
+        suite_validation_result=suite_result,
+        suite_validation_result_identifier=key,
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
+    )
+    docs_index: str | None = None
+    if build_docs:
+        try:
+            urls = context.build_data_docs(resource_identifiers=[key])
+            docs_index = next(iter(urls.values()), None)
+        except Exception as exc:  # Data Docs are a convenience; the stored result is the record.
+            log.warning("building Data Docs failed: %s", exc)
+    ref = "/".join(str(p) for p in key.to_tuple())
+    return StoredResult(ref=ref, docs_index=docs_index)

@@ -1,0 +1,251 @@
+"""Validating a canonical batch (数据校验): quarantine failing rows, reconcile, keep GX's result.
+
+How a batch is validated:
+
+1. **Fast path** — every applicable expectation of the entity's suite computes its failing rows
+   with the vectorised rule from :mod:`validation.rules` (the function GX's metric provider
+   also calls). A row failing several expectations is one quarantined row with several reasons.
+2. **GX checkpoint** — GX runs the same suite over the *evidence frame*: every failing row plus
+   up to ``sample_size`` passing rows (the whole batch when it is small). GX's unexpected rows
+   must equal the fast path's on that frame, or :class:`RuleMismatchError` is raised; so every
+   quarantined row is confirmed by GX and GX's result is what is recorded.
+3. **Quarantine** — failing rows go to ``quarantine`` (payload masked) with one
+   ``quarantine_reason`` per failed expectation; re-validating the same batch in the same run
+   replaces its earlier rows.
+4. **Reconciliation** — pulled = accepted + quarantined, with the quarantined count read back
+   from the database; any difference raises :class:`ReconciliationError`.
+5. **Threshold** — the batch passes when quarantined / pulled ≤ the mapping's
+   ``quarantine_threshold``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from validation import gxrun, quarantine
+from validation.quarantine import BatchRef, Failure, QuarantinedRow
+from validation.suites import ExpectationSpec, load_suite
+
+DEFAULT_SAMPLE_SIZE = 2_000
+
+
+class ReconciliationError(AssertionError):
+    """Counts do not reconcile: pulled ≠ accepted + quarantined (对账不平)."""
+
+
+class RuleMismatchError(RuntimeError):
+    """GX and the fast path disagree about which rows fail an expectation."""
+
+
+class ThresholdExceeded(RuntimeError):
+    """More rows were quarantined than the mapping's threshold allows."""
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    pulled: int
+    accepted: int
+    quarantined: int
+
+    def check(self) -> Reconciliation:
+        if self.pulled != self.accepted + self.quarantined:
+            raise ReconciliationError(
+                f"pulled {self.pulled} != accepted {self.accepted} + quarantined {self.quarantined}"
+            )
+        return self
+
+
+def reconcile(pulled: int, accepted: int, quarantined: int) -> Reconciliation:
+    """Assert pulled = accepted + quarantined (raises :class:`ReconciliationError`)."""
+    return Reconciliation(pulled, accepted, quarantined).check()
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """What validating one batch produced."""
+
+    accepted_df: pd.DataFrame
+    quarantined_count: int
+    #: reason code -> number of quarantined rows carrying it
+    reasons: dict[str, int]
+    #: the stored (masked) GX validation result under $HUB_HOME/gx
+    gx_result_ref: str
+    passed: bool
+    pulled: int = 0
+    threshold: float = 0.0
+    docs_index: str | None = None
+
+    @property
+    def quarantined_ratio(self) -> float:
+        return self.quarantined_count / self.pulled if self.pulled else 0.0
+
+    def raise_for_threshold(self) -> None:
+        """For DAG tasks: fail the task when the batch is past its threshold."""
+        if not self.passed:
+            raise ThresholdExceeded(
+                f"{self.quarantined_count} of {self.pulled} rows quarantined "
+                f"({self.quarantined_ratio:.2%} > threshold {self.threshold:.2%})"
+            )
+
+
+def _batch_ref(source_ref: BatchRef | Mapping[str, Any]) -> BatchRef:
+    if isinstance(source_ref, BatchRef):
+        return source_ref
+    return BatchRef(
+        department=str(source_ref["department"]),
+        dataset=str(source_ref["dataset"]),
+        staged_ref=source_ref.get("staged_ref"),
+    )
+
+
+def _source_column(df: pd.DataFrame, name: str) -> list[str | None]:
+    if name in df.columns:
+        values = df[name]
+    elif "source" in df.columns:
+        values = df["source"].map(lambda s: s.get(name) if isinstance(s, Mapping) else None)
+    else:
+        return [None] * len(df)
+    return [None if pd.isna(v) else str(v) for v in values.to_numpy()]
+
+
+def _evidence_rows(failing: np.ndarray, sample_size: int, seed: str) -> np.ndarray:
+    n = len(failing)
+    bad = np.flatnonzero(failing)
+    good = np.flatnonzero(~failing)
+    if len(good) > sample_size:
+        rng = np.random.default_rng(int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16))
+        good = np.sort(rng.choice(good, size=sample_size, replace=False))
+    rows = np.union1d(bad, good)
+    return rows if len(rows) < n else np.arange(n)
+
+
+def _check_against_gx(
+    exps: tuple[ExpectationSpec, ...], masks: dict[str, np.ndarray], rows: np.ndarray, gx_rows: dict[str, set[int]]
+) -> None:
+    for exp in exps:
+        fast = set(rows[masks[exp.key][rows]].tolist())
+        gx = gx_rows.get(exp.key, set())
+        if fast != gx:
+            only_fast = sorted(fast - gx)[:5]
+            only_gx = sorted(gx - fast)[:5]
+            raise RuleMismatchError(
+                f"{exp.key}: fast path and GX disagree (fast only rows {only_fast}, GX only rows {only_gx})"
+            )
+
+
+def validate_batch(
+    df: pd.DataFrame,
+    entity: str,
+    *,
+    mapping_name: str,
+    threshold: float,
+    source_ref: BatchRef | Mapping[str, Any],
+    run_id: str,
+    session: Session,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    build_docs: bool = True,
+) -> ValidationOutcome:
+    """Validate a canonical batch of ``entity`` against its suite; quarantine, reconcile, record.
+
+    ``threshold`` is the largest fraction of rows that may be quarantined before the batch fails
+    (the mapping's ``quarantine_threshold``). Quarantine rows are added to ``session`` (flushed,
+    not committed: they commit with the caller's unit of work). Raises
+    :class:`ReconciliationError` if counts do not reconcile and :class:`RuleMismatchError` if GX
+    and the fast path disagree.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a fraction in [0, 1], got {threshold}")
+    batch = _batch_ref(source_ref)
+    spec = load_suite(entity)
+    exps = spec.applicable(list(df.columns))
+    frame = df.reset_index(drop=True)
+    n = len(frame)
+
+    masks = {exp.key: exp.unexpected(frame) for exp in exps}
+    failing = np.zeros(n, dtype=bool)
+    for m in masks.values():
+        failing |= m
+
+    rows = _evidence_rows(failing, sample_size, f"{run_id}/{batch.source_ref}")
+    evidence = frame.iloc[rows].copy()
+    evidence[gxrun.ROW] = rows
+    suite_result = gxrun.run_checkpoint(spec, exps, evidence, run_id)
+    _check_against_gx(exps, masks, rows, gxrun.unexpected_rows_by_expectation(suite_result))
+
+    bad = np.flatnonzero(failing)
+    keys = _source_column(frame, "source_key")
+    versions = _source_column(frame, "source_version")
+    bad_records = frame.iloc[bad].to_dict(orient="records") if len(bad) else []
+    qrows: list[QuarantinedRow] = []
+    reasons: Counter[str] = Counter()
+    for pos, record in zip(bad.tolist(), bad_records, strict=True):
+        failures = [
+            Failure(reason_code=exp.reason_code, expectation=exp.type, column=exp.column)
+            for exp in exps
+            if masks[exp.key][pos]
+        ]
+        reasons.update({f.reason_code for f in failures})
+        record.pop("source", None)
+        qrows.append(QuarantinedRow(keys[pos], versions[pos], record, failures))
+
+    quarantine.clear_batch(session, batch, run_id)
+    quarantine.write(session, batch, run_id, qrows)
+    session.flush()
+    stored = quarantine.count_batch(session, batch, run_id)
+    if stored != len(qrows):
+        raise ReconciliationError(f"{len(qrows)} rows failed validation but {stored} are in quarantine")
+
+    accepted_df = df[~failing]
+    reconcile(n, len(accepted_df), stored)
+    passed = stored <= threshold * n
+
+    result = gxrun.persist_result(
+        spec,
+        exps,
+        suite_result,
+        run_id=run_id,
+        batch_id=f"{batch.department}-{batch.dataset}-{hashlib.sha256(batch.source_ref.encode()).hexdigest()[:16]}",
+        meta={
+            "hub": {
+                "entity": entity,
+                "mapping": mapping_name,
+                "department": batch.department,
+                "dataset": batch.dataset,
+                "staged_ref": batch.staged_ref,
+                "pulled": n,
+                "accepted": len(accepted_df),
+                "quarantined": stored,
+                "evidence_rows": len(rows),
+                "threshold": threshold,
+                "passed": passed,
+                "reasons": dict(reasons),
+            }
+        },
+        build_docs=build_docs,
+    )
+    return ValidationOutcome(
+        accepted_df=accepted_df,
+        quarantined_count=stored,
+        reasons=dict(reasons),
+        gx_result_ref=result.ref,
+        passed=passed,
+        pulled=n,
+        threshold=threshold,
+        docs_index=result.docs_index,
+    )
+
+
+def reconcile_run(
+    session: Session, source_ref: BatchRef | Mapping[str, Any], run_id: str, *, pulled: int, accepted: int
+) -> Reconciliation:
+    """Re-check a validated batch against the database later (housekeeping's reconciliation)."""
+    batch = _batch_ref(source_ref)
+    return reconcile(pulled, accepted, quarantine.count_batch(session, batch, run_id))
