@@ -178,3 +178,13 @@ def test_init_job_modules_exist(compose: dict[str, Any]) -> None:
     init = _command(compose["services"]["airflow-init"])
     for module in re.findall(r"python -m ([\w.]+)", init):
         assert importlib.util.find_spec(module) is not None, module
+
+
+def test_subscription_secrets_reach_the_push_workers(compose: dict[str, Any]) -> None:
+    path = REPO_ROOT / "recognition" / "subscriptions.yaml"
+    if not path.exists():
+        pytest.skip("no subscriptions declared yet")
+    subs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("subscriptions") or []
+    names = {s["secret_env"] for s in subs if s.get("secret_env")} | {"HUB_SANDBOX_TAX_PASSWORD"}
+    for name, svc in _airflow_services(compose).items():
+        assert names <= set(_env(svc)), f"{name}: {sorted(names - set(_env(svc)))}"
