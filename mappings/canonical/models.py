@@ -86,6 +86,9 @@ class Enterprise(_Canonical):
     region_code: str | None = None
     status: str | None = Field(default=None, description="active, revoked, cancelled, suspended")
     registration_authority: str | None = None
+    license_issue_date: dt.date | None = Field(
+        default=None, description="Issue date of the current business licence (营业执照发照日期)"
+    )
     source: SourceRef
 
 

@@ -1,0 +1,214 @@
+"""Checking a mapping file (映射校验): JSON Schema first, then what a schema cannot know.
+
+Every problem carries the file and the line it points at. Semantic checks: the entity is a
+canonical entity, every mapped field is one of its fields, normalisers exist and get the
+parameters they need, identifiers and licences name mapped fields, licence type codes are in
+the e-licence catalogue, and the entity's required fields are all mapped.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel
+
+from mappings.canonical.models import ENTITIES
+from mappings.normalizers import normalizer_problems
+from mappings.spec import normalizer_ref
+from mappings.yamlmarks import MarkedDocument, Path_, YamlSyntaxError, load_marked
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "mapping.schema.json"
+#: Fields every canonical record gets from the engine, never from a mapping.
+ENGINE_FIELDS = frozenset({"source"})
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a mapping file, where it is, and what is wrong."""
+
+    file: str
+    line: int
+    message: str
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = f" [{self.path}]" if self.path else ""
+        return f"{self.file}:{self.line}: {self.message}{where}"
+
+
+@lru_cache(maxsize=1)
+def mapping_schema() -> dict[str, Any]:
+    return dict(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _path_text(path: Iterable[str | int]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def canonical_fields(entity: str) -> dict[str, Any]:
+    """Field name → annotation of a canonical entity (without engine-filled fields)."""
+    model = ENTITIES[entity]
+    return {n: f.annotation for n, f in model.model_fields.items() if n not in ENGINE_FIELDS}
+
+
+def required_fields(entity: str) -> set[str]:
+    model = ENTITIES[entity]
+    return {n for n, f in model.model_fields.items() if f.is_required() and n not in ENGINE_FIELDS}
+
+
+def list_item_model(annotation: Any) -> type[BaseModel] | None:
+    """``list[PropertyOwner]`` → PropertyOwner; anything else → None."""
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return item
+    return None
+
+
+def _catalogue_codes() -> set[str] | None:
+    """Licence type codes of the e-licence catalogue, or None if that package is absent."""
+    try:
+        from e_license_store.catalogue import CATALOGUE_PATH
+    except ImportError:
+        return None
+    import yaml
+
+    data = yaml.safe_load(Path(CATALOGUE_PATH).read_text(encoding="utf-8"))
+    return {str(t["type_code"]) for t in data.get("types", [])}
+
+
+def check_document(doc: MarkedDocument, file: str) -> list[Problem]:
+    """Schema and semantic problems of one loaded mapping document."""
+    problems: list[Problem] = []
+
+    def add(path: Path_, message: str) -> None:
+        problems.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+
+    for path, line in doc.duplicate_keys:
+        problems.append(Problem(file, line, f"duplicate key {path[-1]!r}", _path_text(path)))
+    validator = jsonschema.Draft202012Validator(mapping_schema())
+    for err in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+        path = tuple(err.absolute_path)
+        message = err.message
+        if err.validator == "oneOf" and err.context:
+            # The nearest alternative's complaint says more than "is not valid under any".
+            best = min(err.context, key=lambda e: len(list(e.absolute_path)) * -1)
+            message = best.message
+            path = tuple(best.absolute_path) or path
+        add(path, f"schema: {message}")
+    if not isinstance(doc.data, Mapping):
+        return sorted(problems)
+    try:
+        problems += _semantic(doc, file)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        # The schema errors above already say why the document has no usable shape.
+        if not problems:
+            raise
+    return sorted(set(problems))
+
+
+def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
+    data = doc.data
+    problems: list[Problem] = []
+
+    def add(path: Path_, message: str) -> None:
+        problems.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+
+    entity = data["entity"]
+    if entity not in ENTITIES:
+        add(("entity",), f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})")
+        return problems
+    known = canonical_fields(entity)
+    mapped: set[str] = set()
+    for name, raw in data["fields"].items():
+        if name not in known:
+            add(("fields", name), f"unknown canonical field {name!r} of entity {entity!r}")
+        elif list_item_model(known[name]) is not None:
+            add(("fields", name), f"{name!r} is a list of records: map it under 'nested'")
+        mapped.add(name)
+        problems.extend(_field_problems(doc, file, ("fields", name), raw))
+    nested_fields: dict[str, set[str]] = {}
+    for name, raw in (data.get("nested") or {}).items():
+        item = list_item_model(known.get(name))
+        if item is None:
+            add(("nested", name), f"{name!r} is not a list-of-records field of entity {entity!r}")
+            continue
+        mapped.add(name)
+        item_fields = {n for n in item.model_fields if n not in ENGINE_FIELDS}
+        nested_fields[name] = set(raw["fields"])
+        for sub, sub_raw in raw["fields"].items():
+            if sub not in item_fields:
+                add(("nested", name, "fields", sub), f"unknown field {sub!r} of {item.entity!r}")  # type: ignore[attr-defined]
+            problems.extend(_field_problems(doc, file, ("nested", name, "fields", sub), sub_raw))
+    for missing in sorted(required_fields(entity) - mapped):
+        add(("fields",), f"required canonical field {missing!r} of entity {entity!r} is not mapped")
+
+    def ref_ok(ref: str) -> bool:
+        if "[]." in ref:
+            parent, _, child = ref.partition("[].")
+            return child in nested_fields.get(parent, set())
+        return ref in mapped
+
+    for i, ident in enumerate(data.get("identifiers") or ()):
+        for key in ("field", "kind_field"):
+            ref = ident.get(key)
+            if ref is not None and not ref_ok(ref):
+                add(("identifiers", i, key), f"identifier refers to unmapped field {ref!r}")
+    codes = _catalogue_codes()
+    for i, lic in enumerate(data.get("licenses") or ()):
+        if codes is not None and str(lic["type_code"]) not in codes:
+            add(("licenses", i, "type_code"), f"licence type {lic['type_code']!r} is not in the e-licence catalogue")
+        for key in ("number", "holder_code", "holder_name", "issue_date", "valid_until", "status", "issuer_code"):
+            ref = lic.get(key)
+            if ref is not None and not ref_ok(ref):
+                add(("licenses", i, key), f"licence {key} refers to unmapped field {ref!r}")
+        kind = lic.get("holder_kind")
+        if kind is not None and kind not in ("person", "enterprise") and not ref_ok(kind):
+            add(("licenses", i, "holder_kind"), f"holder_kind must be person, enterprise or a mapped field: {kind!r}")
+        when = lic.get("when") or {}
+        if when and not ref_ok(when["field"]):
+            add(("licenses", i, "when", "field"), f"condition refers to unmapped field {when['field']!r}")
+        for sname, ref in (lic.get("surface") or {}).items():
+            if not ref_ok(ref):
+                add(("licenses", i, "surface", sname), f"surface field refers to unmapped field {ref!r}")
+    return problems
+
+
+def _field_problems(doc: MarkedDocument, file: str, path: Path_, raw: Any) -> list[Problem]:
+    if not isinstance(raw, Mapping):
+        return []
+    out: list[Problem] = []
+    for j, item in enumerate(raw.get("normalizers") or ()):
+        name, params = normalizer_ref(item)
+        for msg in normalizer_problems(name, dict(params)):
+            npath = (*path, "normalizers", j)
+            out.append(Problem(file, doc.line_of(npath), msg, _path_text(npath)))
+    return out
+
+
+def check_text(text: str, file: str = "<text>") -> list[Problem]:
+    try:
+        doc = load_marked(text)
+    except YamlSyntaxError as exc:
+        return [Problem(file, exc.line, str(exc))]
+    return check_document(doc, file)
+
+
+def check_file(path: str | Path) -> list[Problem]:
+    """Every problem of the mapping file at ``path`` (empty list: the file is good)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Problem(str(p), 1, f"cannot read: {exc}")]
+    return check_text(text, str(p))

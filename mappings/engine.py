@@ -1,0 +1,373 @@
+"""The mapping engine (映射引擎): department batches → canonical records, whole batch at a time.
+
+``load_mapping(path)`` checks a mapping file (schema + semantics) and returns a
+:class:`Mapping`; ``Mapping.apply(batch)`` maps a pyarrow Table or pandas DataFrame of
+source rows to a :class:`MappedBatch`: canonical ``records`` (plus ``_source_key`` and
+``_source_version``), ``rejects`` (rows that cannot become a record at all, with
+``reason_code``/``reason``) and ``tombstones`` (``_deleted`` rows). Counts reconcile:
+``rows_in == len(records) + len(rejects) + len(tombstones)``.
+
+Column work is vectorised (pandas/Arrow); nested repeated elements (land ``Owner``) are
+flattened with Arrow, normalised as one column each and re-assembled by list offsets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mappings.canonical.models import ENTITIES
+from mappings.check import Problem, canonical_fields, check_file, list_item_model, required_fields
+from mappings.normalizers import apply_normalizer, date, number
+from mappings.spec import FieldSpec, LicenseSpec, MappingSpec, NestedSpec, parse_spec
+from mappings.yamlmarks import load_marked_file
+
+SOURCE_KEY = "_source_key"
+SOURCE_VERSION = "_source_version"
+DELETED = "_deleted"
+DEPARTMENT = "_department"
+DATASET = "_dataset"
+REJECT_COLUMNS = [SOURCE_KEY, SOURCE_VERSION, "reason_code", "reason"]
+
+
+class MappingError(ValueError):
+    """A mapping file failed its checks; ``problems`` says where and why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class MappedBatch:
+    """The outcome of mapping one batch: records, rejects, tombstones and the counts."""
+
+    records: pd.DataFrame
+    rejects: pd.DataFrame
+    tombstones: pd.DataFrame
+    rows_in: int
+    department: str = ""
+    dataset: str = ""
+    entity: str = ""
+
+    @property
+    def mapped(self) -> int:
+        return len(self.records)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
+
+    @property
+    def deleted(self) -> int:
+        return len(self.tombstones)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.mapped + self.rejected + self.deleted
+
+    def counts(self) -> dict[str, int]:
+        return {"in": self.rows_in, "mapped": self.mapped, "rejected": self.rejected, "deleted": self.deleted}
+
+
+@dataclass
+class Mapping:
+    """A checked department mapping, ready to apply to batches."""
+
+    spec: MappingSpec
+    path: Path | None = None
+    _field_types: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._field_types = canonical_fields(self.spec.entity)
+
+    # Convenience pass-throughs used by the DAG factory.
+    @property
+    def department(self) -> str:
+        return self.spec.department
+
+    @property
+    def dataset(self) -> str:
+        return self.spec.dataset
+
+    @property
+    def entity(self) -> str:
+        return self.spec.entity
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.department}_{self.spec.dataset}"
+
+    @property
+    def licenses(self) -> tuple[LicenseSpec, ...]:
+        return self.spec.licenses
+
+    def source_columns(self) -> set[str]:
+        """Top-level source columns this mapping reads (for connectors that project)."""
+        cols: set[str] = set()
+        for f in self.spec.fields:
+            cols.update(p.split(".", 1)[0] for p in f.source_paths)
+        for n in self.spec.nested:
+            cols.add(n.source.split(".", 1)[0])
+        for extra in (self.spec.source_key, self.spec.source_version):
+            if extra:
+                cols.add(extra.split(".", 1)[0])
+        return cols
+
+    def apply(self, batch: pa.Table | pd.DataFrame) -> MappedBatch:
+        """Map a whole batch of source rows to canonical records (vectorised)."""
+        table = _to_arrow(batch)
+        n = table.num_rows
+        index = pd.RangeIndex(n)
+        keys = self._meta(table, SOURCE_KEY, self.spec.source_key, index)
+        versions = self._meta(table, SOURCE_VERSION, self.spec.source_version, index)
+        deleted = (
+            pd.Series(table[DELETED].to_numpy(zero_copy_only=False), index=index).fillna(False).astype(bool)
+            if DELETED in table.column_names
+            else pd.Series(False, index=index)
+        )
+        tombstones = pd.DataFrame({SOURCE_KEY: keys[deleted], SOURCE_VERSION: versions[deleted]})
+
+        out: dict[str, pd.Series] = {SOURCE_KEY: keys, SOURCE_VERSION: versions}
+        for f in self.spec.fields:
+            out[f.name] = self._coerce(f.name, _evaluate(table, f, index))
+        for nested in self.spec.nested:
+            out[nested.name] = _nested(table, nested, index, list_item_model(self._field_types[nested.name]))
+        records = pd.DataFrame(out, index=index)
+        records.insert(0, DATASET, self.spec.dataset)
+        records.insert(0, DEPARTMENT, self.spec.department)
+
+        reason_code = pd.Series(pd.NA, index=index, dtype="str")
+        reason = pd.Series(pd.NA, index=index, dtype="str")
+
+        def reject(mask: pd.Series, code: str, text: str) -> None:
+            new = mask & reason_code.isna() & ~deleted
+            reason_code[new] = code
+            reason[new] = text
+
+        reject(keys.isna() | (keys == ""), "missing_source_key", "the record has no source key")
+        required = set(required_fields(self.spec.entity)) | {f.name for f in self.spec.fields if f.required}
+        for name in sorted(required & set(out)):
+            values = records[name]
+            missing = values.isna()
+            if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+                missing |= values.astype("str") == ""
+            reject(missing, "missing_required", f"required field {name!r} is empty after normalisation")
+        dup = records.duplicated(subset=[SOURCE_KEY, SOURCE_VERSION], keep="first") & keys.notna()
+        reject(dup, "duplicate_record", "the same key and version appear earlier in the batch")
+
+        bad = reason_code.notna()
+        rejects = pd.DataFrame(
+            {
+                SOURCE_KEY: keys[bad],
+                SOURCE_VERSION: versions[bad],
+                "reason_code": reason_code[bad],
+                "reason": reason[bad],
+            }
+        ).reset_index(drop=True)
+        records = records[~bad & ~deleted].reset_index(drop=True)
+        return MappedBatch(
+            records=records,
+            rejects=rejects,
+            tombstones=tombstones.reset_index(drop=True),
+            rows_in=n,
+            department=self.spec.department,
+            dataset=self.spec.dataset,
+            entity=self.spec.entity,
+        )
+
+    def _meta(self, table: pa.Table, column: str, fallback: str | None, index: pd.Index) -> pd.Series:
+        if column in table.column_names:
+            values = _series(table[column], index)
+        elif fallback is not None:
+            values = _series(_column(table, fallback), index)
+        else:
+            return pd.Series(pd.NA, index=index, dtype="str")
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            from mappings.normalizers import timestamp
+
+            return timestamp(values)
+        from mappings.normalizers import _as_str
+
+        return _as_str(values)
+
+    def _coerce(self, name: str, values: pd.Series) -> pd.Series:
+        return _coerce_to(self._field_types.get(name), values)
+
+
+def _coerce_to(annotation: Any, values: pd.Series) -> pd.Series:
+    """Give a column the dtype its canonical type implies (dates, numbers, text)."""
+    base = _base_type(annotation)
+    if base is dt.date:
+        return values if pd.api.types.is_datetime64_any_dtype(values.dtype) else date(values)
+    if base is float:
+        return number(values)
+    if base is int:
+        return pd.to_numeric(values, errors="coerce").astype("Int64")
+    if base is str or (isinstance(base, type) and issubclass(base, str)):
+        from mappings.normalizers import _as_str
+
+        return _as_str(values)
+    return values
+
+
+def _base_type(annotation: Any) -> Any:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+        return args[0]
+    return annotation
+
+
+def _to_arrow(batch: pa.Table | pd.DataFrame) -> pa.Table:
+    if isinstance(batch, pa.Table):
+        return batch.combine_chunks() if batch.num_rows else batch
+    if isinstance(batch, pd.DataFrame):
+        return pa.Table.from_pandas(batch.reset_index(drop=True), preserve_index=False)
+    raise TypeError(f"a batch is a pyarrow.Table or pandas.DataFrame, not {type(batch).__name__}")
+
+
+def _column(table: pa.Table, path: str) -> pa.ChunkedArray | pa.Array:
+    """A source column, or ``Parent.Child`` inside a struct column; missing → all nulls."""
+    if path in table.column_names:
+        return table[path]
+    head, _, rest = path.partition(".")
+    if rest and head in table.column_names:
+        arr: pa.ChunkedArray | pa.Array = table[head]
+        for part in rest.split("."):
+            if not pa.types.is_struct(arr.type) or arr.type.get_field_index(part) < 0:
+                return pa.nulls(table.num_rows, pa.string())
+            arr = pc.struct_field(arr, part)
+        return arr
+    return pa.nulls(table.num_rows, pa.string())
+
+
+def _series(arr: pa.ChunkedArray | pa.Array, index: pd.Index) -> pd.Series:
+    if pa.types.is_null(arr.type):
+        return pd.Series(pd.NA, index=index, dtype="str")
+    if pa.types.is_decimal(arr.type):
+        arr = arr.cast(pa.float64())
+    if pa.types.is_date(arr.type):
+        arr = arr.cast(pa.timestamp("ns"))
+    values = arr.to_pandas()
+    if isinstance(values, pd.Series):
+        return values.set_axis(index)
+    return pd.Series(values, index=index)
+
+
+def _evaluate(table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
+    """The raw value of a field spec over the whole batch, then its normalisers in order."""
+    if f.has_const:
+        values = pd.Series([f.const] * len(index), index=index)
+        if isinstance(f.const, str) or f.const is None:
+            values = values.astype("str")
+    elif f.source is not None:
+        values = _series(_column(table, f.source), index)
+    elif f.coalesce:
+        values = _series(_column(table, f.coalesce[0]), index)
+        for path in f.coalesce[1:]:
+            nxt = _series(_column(table, path), index)
+            values = values.where(values.notna() & (values.astype("str") != ""), nxt)
+    else:
+        from mappings.normalizers import _as_str
+
+        parts = [_as_str(_series(_column(table, p), index)) for p in f.concat]
+        values = parts[0].fillna("")
+        for part in parts[1:]:
+            values = values.str.cat(part.fillna(""), sep=f.sep)
+        values = values.where(pd.concat(parts, axis=1).notna().any(axis=1))
+    for name, params in f.normalizers:
+        values = apply_normalizer(values, name, dict(params))
+    return values
+
+
+def _nested(table: pa.Table, spec: NestedSpec, index: pd.Index, item_model: Any) -> pd.Series:
+    """Map a repeated element (list of structs) to a column of lists of canonical dicts."""
+    arr = _column(table, spec.source)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
+    if pa.types.is_struct(arr.type):
+        # A single element where a list was expected: a list of one (null stays empty).
+        arr = pa.ListArray.from_arrays(pa.array(np.arange(len(arr) + 1, dtype=np.int32)), arr)
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+        return pd.Series([[] for _ in range(len(index))], index=index, dtype=object)
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    children = pc.list_flatten(arr)
+    child_table = (
+        pa.Table.from_arrays(
+            [children.field(i) for i in range(children.type.num_fields)],
+            names=[children.type.field(i).name for i in range(children.type.num_fields)],
+        )
+        if pa.types.is_struct(children.type)
+        else pa.table({})
+    )
+    child_index = pd.RangeIndex(len(children))
+    item_types = {n: f.annotation for n, f in item_model.model_fields.items()} if item_model else {}
+    columns = []
+    names = []
+    for f in spec.fields:
+        values = (
+            _coerce_to(item_types.get(f.name), _evaluate(child_table, f, child_index))
+            if len(children)
+            else pd.Series([], dtype="str")
+        )
+        columns.append(pa.array(values.astype(object).where(values.notna(), None), from_pandas=True))
+        names.append(f.name)
+    struct = pa.StructArray.from_arrays(columns, names=names) if columns else pa.array([{}] * len(children))
+    lists = pa.ListArray.from_arrays(pa.array(offsets), struct)
+    return pd.Series(lists.to_pylist(), index=index, dtype=object)
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Load and check one mapping file; raise :class:`MappingError` listing every problem."""
+    p = Path(path)
+    problems = check_file(p)
+    if problems:
+        raise MappingError(problems)
+    doc = load_marked_file(p)
+    return Mapping(spec=parse_spec(doc.data), path=p)
+
+
+def mapping_files(directory: str | Path) -> list[Path]:
+    """The mapping files of a directory (``*.yaml``, sorted; sub-folders are not mappings)."""
+    return sorted(Path(directory).glob("*.yaml"))
+
+
+def load_all(directory: str | Path | None = None) -> dict[str, Mapping]:
+    """Every mapping in ``directory`` (default: the shipped ``mappings/``), by ``department_dataset``."""
+    directory = Path(directory) if directory is not None else Path(__file__).parent
+    out: dict[str, Mapping] = {}
+    problems: list[Problem] = []
+    for path in mapping_files(directory):
+        try:
+            m = load_mapping(path)
+        except MappingError as exc:
+            problems.extend(exc.problems)
+            continue
+        if m.name in out:
+            problems.append(Problem(str(path), 1, f"{m.name!r} is already defined in {out[m.name].path}"))
+        out[m.name] = m
+    if problems:
+        raise MappingError(problems)
+    return out
+
+
+def entity_model(entity: str) -> Any:
+    return ENTITIES[entity]
+
+
+def iter_problems(paths: Iterable[str | Path]) -> list[Problem]:
+    """Problems of several files (the CLI's ``check``)."""
+    out: list[Problem] = []
+    for p in paths:
+        out.extend(check_file(p))
+    return out

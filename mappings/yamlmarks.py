@@ -1,0 +1,88 @@
+"""YAML loading that remembers where every value stood (file line and column).
+
+PyYAML's ``compose()`` keeps a start mark on every node; walking the node tree gives both
+the plain data and a table ``path → (line, column)`` (1-based), so a schema error on
+``fields.name.normalizers[1]`` can be reported at the line a human has to fix. Duplicate
+keys, which ``safe_load`` silently lets the last one win, are reported too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class MarkedDocument:
+    """A loaded YAML document with the line and column of every key and value."""
+
+    data: Any
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    duplicate_keys: list[tuple[Path_, int]] = field(default_factory=list)
+
+    def line_of(self, path: Path_) -> int:
+        """The line of ``path``, or of its nearest ancestor that exists (1 for the root)."""
+        p = tuple(path)
+        while p:
+            if p in self.marks:
+                return self.marks[p][0]
+            p = p[:-1]
+        return self.marks.get((), (1, 1))[0]
+
+
+class YamlSyntaxError(ValueError):
+    """The file is not YAML at all; carries the line of the problem."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _walk(node: yaml.Node, path: Path_, doc: MarkedDocument) -> Any:
+    doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if key in out:
+                doc.duplicate_keys.append(((*path, key), key_node.start_mark.line + 1))
+            out[key] = _walk(value_node, (*path, key), doc)
+            # A key's own line is where a reader looks for it (the value may start below).
+            doc.marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, (*path, i), doc) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def load_marked(text: str) -> MarkedDocument:
+    """Parse one YAML document, keeping marks; raises :class:`YamlSyntaxError` with a line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise YamlSyntaxError(f"not valid YAML: {exc.problem or exc}", line) from exc
+    doc = MarkedDocument(data=None)
+    if node is None:
+        doc.marks[()] = (1, 1)
+        return doc
+    doc.data = _walk(node, (), doc)
+    return doc
+
+
+def load_marked_file(path: str | Path) -> MarkedDocument:
+    return load_marked(Path(path).read_text(encoding="utf-8"))
