@@ -1,0 +1,102 @@
+"""The catalogue of licence types (电子证照目录): what each type is, who issues it, what its surface shows.
+
+Loaded from ``catalogue.yaml`` and checked against ``catalogue.schema.json`` (plus the
+checks a schema cannot express: unique type codes and field names).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+HERE = Path(__file__).parent
+CATALOGUE_PATH = HERE / "catalogue.yaml"
+SCHEMA_PATH = HERE / "catalogue.schema.json"
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is not valid."""
+
+
+class UnknownLicenseType(KeyError):
+    """A licence type code the catalogue does not list."""
+
+
+@dataclass(frozen=True)
+class SurfaceField:
+    name: str
+    label: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class LicenseType:
+    """One entry of the catalogue: a licence type (证照类型)."""
+
+    type_code: str
+    name: str
+    kind: str  # "license" or "approval_result"
+    holder_kind: str  # "person", "enterprise" or "any"
+    issuer_department: str
+    issuer_name: str
+    validity_years: int | None
+    retention_years: int
+    surface_fields: tuple[SurfaceField, ...]
+    name_en: str = ""
+
+    @property
+    def is_approval_result(self) -> bool:
+        return self.kind == "approval_result"
+
+
+def validate_catalogue(data: Any) -> None:
+    """Raise :class:`CatalogueError` unless ``data`` is a valid catalogue document."""
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    try:
+        jsonschema.validate(data, schema)
+    except jsonschema.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path)
+        raise CatalogueError(f"catalogue invalid at {path or '<root>'}: {exc.message}") from exc
+    codes = [t["type_code"] for t in data["types"]]
+    dupes = sorted({c for c in codes if codes.count(c) > 1})
+    if dupes:
+        raise CatalogueError(f"duplicate type codes: {dupes}")
+    for t in data["types"]:
+        names = [f["name"] for f in t["surface_fields"]]
+        if len(names) != len(set(names)):
+            raise CatalogueError(f"duplicate surface field names in type {t['type_code']}")
+
+
+def parse_catalogue(data: Any) -> dict[str, LicenseType]:
+    validate_catalogue(data)
+    out: dict[str, LicenseType] = {}
+    for t in data["types"]:
+        fields = tuple(SurfaceField(**f) for f in t["surface_fields"])
+        out[t["type_code"]] = LicenseType(**{**t, "surface_fields": fields})
+    return out
+
+
+def load_catalogue(path: Path | None = None) -> dict[str, LicenseType]:
+    """The licence types by type code, from ``path`` (default: the packaged catalogue)."""
+    if path is None:
+        return dict(_default())
+    return parse_catalogue(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def _default() -> dict[str, LicenseType]:
+    return parse_catalogue(yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8")))
+
+
+def license_type(type_code: str) -> LicenseType:
+    """The catalogue entry for ``type_code``; :class:`UnknownLicenseType` if absent."""
+    try:
+        return _default()[type_code]
+    except KeyError:
+        raise UnknownLicenseType(type_code) from None

@@ -1,0 +1,223 @@
+"""Queries over the licence index (证照索引) and keeping it in step with the store.
+
+The recognition API builds on :func:`licenses_by_holder` and :func:`get_license`; their
+signatures and :class:`LicenseIndexRow` are kept stable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from e_license_store.canonical_json import canonical_bytes, sha256_hex
+from e_license_store.model import Envelope, LicenseDocument, object_key, parse_envelope
+from e_license_store.store.base import ObjectStore
+from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
+
+
+@dataclass(frozen=True)
+class LicenseIndexRow:
+    """The current state of one licence as the index knows it (no surface fields: read the store)."""
+
+    license_id: str
+    license_type_code: str
+    license_type_name: str
+    license_number: str
+    holder_code: str
+    holder_kind: str
+    holder_name: str
+    issuer_code: str
+    issuer_name: str
+    issue_date: dt.date
+    valid_from: dt.date
+    valid_until: dt.date | None
+    status: str
+    version: int
+    object_key: str
+    content_sha256: str
+    key_id: str
+    updated_at: dt.datetime
+
+
+_ROW_FIELDS = tuple(LicenseIndexRow.__dataclass_fields__)
+
+
+def _row(entry: LicenseIndexEntry) -> LicenseIndexRow:
+    values = {f: getattr(entry, f) for f in _ROW_FIELDS}
+    ts = values["updated_at"]
+    if ts.tzinfo is None:  # SQLite drops the offset; every stored time is UTC
+        values["updated_at"] = ts.replace(tzinfo=dt.UTC)
+    return LicenseIndexRow(**values)
+
+
+def licenses_by_holder(
+    session: Session,
+    holder_code: str,
+    *,
+    type_codes: Sequence[str] | None = None,
+    status: str | Sequence[str] | None = None,
+    valid_on: dt.date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[LicenseIndexRow]:
+    """The licences a holder (resident id or USCC) holds, newest issue first.
+
+    ``valid_on`` keeps licences whose validity period covers that date.
+    """
+    stmt = select(LicenseIndexEntry).where(LicenseIndexEntry.holder_code == holder_code)
+    if type_codes:
+        stmt = stmt.where(LicenseIndexEntry.license_type_code.in_(list(type_codes)))
+    if status:
+        statuses = [status] if isinstance(status, str) else list(status)
+        stmt = stmt.where(LicenseIndexEntry.status.in_(statuses))
+    if valid_on is not None:
+        stmt = stmt.where(LicenseIndexEntry.valid_from <= valid_on).where(
+            or_(LicenseIndexEntry.valid_until.is_(None), LicenseIndexEntry.valid_until >= valid_on)
+        )
+    stmt = stmt.order_by(LicenseIndexEntry.issue_date.desc(), LicenseIndexEntry.license_id).limit(limit).offset(offset)
+    return [_row(e) for e in session.scalars(stmt)]
+
+
+def get_license(session: Session, license_id: str) -> LicenseIndexRow | None:
+    entry = session.get(LicenseIndexEntry, license_id)
+    return _row(entry) if entry is not None else None
+
+
+@dataclass(frozen=True)
+class LicenseVersionRow:
+    license_id: str
+    version: int
+    transition: str
+    status: str
+    reason: str | None
+    object_key: str
+    content_sha256: str
+    key_id: str
+    recorded_at: dt.datetime
+
+
+def license_versions(session: Session, license_id: str) -> list[LicenseVersionRow]:
+    stmt = select(LicenseVersionEntry).where(LicenseVersionEntry.license_id == license_id).order_by(
+        LicenseVersionEntry.version
+    )
+    out = []
+    for e in session.scalars(stmt):
+        ts = e.recorded_at if e.recorded_at.tzinfo else e.recorded_at.replace(tzinfo=dt.UTC)
+        out.append(LicenseVersionRow(e.license_id, e.version, e.transition, e.status, e.reason, e.object_key,
+                                     e.content_sha256, e.key_id, ts))
+    return out
+
+
+def content_fingerprint(document: LicenseDocument) -> str:
+    """What the issuer said, without version, status and run bookkeeping."""
+    lic = document.license.model_dump(
+        mode="json", exclude={"version", "previous_version", "status"}
+    )
+    source = lic.get("source") or {}
+    lic["source"] = {k: source.get(k) for k in ("department", "dataset", "source_key")} if source else None
+    return sha256_hex(canonical_bytes(lic))
+
+
+def apply_envelope(session: Session, envelope: Envelope, key: str) -> None:
+    """Record a stored version in the index (in the caller's transaction)."""
+    doc = envelope.document
+    lic = doc.license
+    session.merge(
+        LicenseVersionEntry(
+            license_id=lic.license_id,
+            version=lic.version,
+            transition=doc.transition.value,
+            status=str(lic.status),
+            reason=doc.reason,
+            object_key=key,
+            content_sha256=envelope.document_sha256,
+            key_id=envelope.signature.key_id,
+            recorded_at=doc.recorded_at,
+        )
+    )
+    current = session.get(LicenseIndexEntry, lic.license_id)
+    if current is not None and current.version > lic.version:
+        return
+    values = {
+        "license_type_code": lic.license_type_code,
+        "license_type_name": lic.license_type_name,
+        "license_number": lic.license_number,
+        "holder_code": lic.holder_code,
+        "holder_kind": str(lic.holder_kind),
+        "holder_name": lic.holder_name,
+        "issuer_code": lic.issuer_code,
+        "issuer_name": lic.issuer_name,
+        "issue_date": lic.issue_date,
+        "valid_from": lic.valid_from,
+        "valid_until": lic.valid_until,
+        "status": str(lic.status),
+        "version": lic.version,
+        "object_key": key,
+        "content_sha256": envelope.document_sha256,
+        "content_fingerprint": content_fingerprint(doc),
+        "key_id": envelope.signature.key_id,
+        "updated_at": doc.recorded_at,
+    }
+    if current is None:
+        session.add(LicenseIndexEntry(license_id=lic.license_id, **values))
+    else:
+        for name, value in values.items():
+            setattr(current, name, value)
+    session.flush()
+
+
+def current_fingerprint(session: Session, license_id: str) -> tuple[int, str] | None:
+    entry = session.get(LicenseIndexEntry, license_id)
+    return (entry.version, entry.content_fingerprint) if entry is not None else None
+
+
+def reindex(session: Session, store: ObjectStore, *, license_ids: Iterable[str] | None = None) -> int:
+    """Rebuild the index from the store (all licences, or only ``license_ids``); returns versions read.
+
+    Files are re-linked from their stored bindings. Runs in the caller's transaction.
+    """
+    from e_license_store.files import parse_binding
+
+    ids = None if license_ids is None else list(license_ids)
+    if ids is None:
+        session.execute(delete(LicenseIndexEntry))
+        session.execute(delete(LicenseVersionEntry))
+        session.execute(delete(LicenseFileEntry))
+        prefixes = ["licenses/"]
+        file_prefixes = ["files/"]
+    else:
+        for table in (LicenseIndexEntry, LicenseVersionEntry, LicenseFileEntry):
+            session.execute(delete(table).where(table.license_id.in_(ids)))
+        prefixes = [f"licenses/{i}/" for i in ids]
+        file_prefixes = [f"files/{i}/" for i in ids]
+    session.flush()
+    count = 0
+    for prefix in prefixes:
+        for key in store.list_keys(prefix):
+            if not key.endswith(".json"):
+                continue
+            envelope = parse_envelope(store.get(key))
+            if object_key(envelope.document.license.license_id, envelope.document.license.version) != key:
+                raise ValueError(f"object {key} holds another licence version")
+            apply_envelope(session, envelope, key)
+            count += 1
+    for prefix in file_prefixes:
+        for key in store.list_keys(prefix):
+            if key.endswith(".binding.json"):
+                binding = parse_binding(store.get(key))
+                session.merge(
+                    LicenseFileEntry(
+                        license_id=binding.license_id,
+                        version=binding.version,
+                        file_key=binding.file_key,
+                        file_sha256=binding.file_sha256,
+                        binding_key=key,
+                        rendered_at=binding.rendered_at,
+                    )
+                )
+    session.flush()
+    return count

@@ -1,0 +1,119 @@
+"""A licence version as signed and stored (电子证照版本): the canonical ``License`` plus its transition.
+
+Each transition (issue, amend, suspend, reinstate, revoke, expire) produces a new
+:class:`LicenseDocument`; the stored object is an *envelope* — the document and a
+detached signature over the document's RFC 8785 bytes — written in canonical form
+itself, so a changed byte anywhere is detectable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from e_license_store.canonical_json import canonical_bytes, parse_canonical, sha256_hex
+from e_license_store.signing import KeyRing, Signature
+from mappings.canonical.models import HolderKind, License, SourceRef
+
+DOCUMENT_FORMAT = "hub.e-license.v1"
+
+
+class Transition(StrEnum):
+    issued = "issued"
+    amended = "amended"
+    suspended = "suspended"
+    reinstated = "reinstated"
+    revoked = "revoked"
+    expired = "expired"
+
+
+class LicenseDraft(BaseModel):
+    """What an issuing department supplies for a licence (before id, version and seal)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    license_type_code: str
+    license_number: str
+    holder_name: str
+    holder_code: str
+    holder_kind: HolderKind
+    issuer_code: str
+    issuer_name: str | None = Field(default=None, description="Default: the catalogue's issuer name")
+    issue_date: dt.date
+    valid_from: dt.date | None = Field(default=None, description="Default: the issue date")
+    valid_until: dt.date | None = Field(default=None, description="Default: issue date + catalogue validity")
+    surface: dict[str, Any] = Field(default_factory=dict)
+
+
+class LicenseDocument(BaseModel):
+    """One signed version of a licence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = DOCUMENT_FORMAT
+    license: License
+    transition: Transition
+    reason: str | None = None
+    #: When the hub recorded this version (UTC); reindexing takes times from here.
+    recorded_at: dt.datetime
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A stored licence version: the document, its SHA-256 and the detached signature."""
+
+    document: LicenseDocument
+    document_sha256: str
+    signature: Signature
+
+    def to_bytes(self) -> bytes:
+        return canonical_bytes(
+            {
+                "document": self.document.model_dump(mode="json"),
+                "document_sha256": self.document_sha256,
+                "signature": self.signature.to_json(),
+            }
+        )
+
+
+def seal(document: LicenseDocument, keyring: KeyRing) -> Envelope:
+    """Sign ``document`` with the active key (盖章)."""
+    data = document.canonical()
+    return Envelope(document, sha256_hex(data), keyring.sign(data))
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    """Parse stored bytes (must be canonical JSON); ValueError if malformed."""
+    raw = parse_canonical(data)
+    if not isinstance(raw, dict) or set(raw) != {"document", "document_sha256", "signature"}:
+        raise ValueError("not a licence envelope")
+    try:
+        document = LicenseDocument.model_validate(raw["document"])
+        signature = Signature.from_json(raw["signature"])
+    except Exception as exc:
+        raise ValueError(f"not a licence envelope: {exc}") from exc
+    return Envelope(document, str(raw["document_sha256"]), signature)
+
+
+def object_key(license_id: str, version: int) -> str:
+    """Where a licence version lives in the store (one object per version, never overwritten)."""
+    return f"licenses/{license_id}/v{version:06d}.json"
+
+
+def file_key(license_id: str, version: int) -> str:
+    return f"files/{license_id}/v{version:06d}.pdf"
+
+
+def binding_key(license_id: str, version: int) -> str:
+    return f"files/{license_id}/v{version:06d}.binding.json"
+
+
+def source_of(doc: LicenseDocument) -> SourceRef | None:
+    return doc.license.source

@@ -1,0 +1,344 @@
+"""Issuing and the licence lifecycle (证照签发与状态变更): every change a new signed version.
+
+Order of work for each transition: build the next version, seal it, write it to the
+store under its own write-once key, then — in ONE database transaction — update the
+index and emit the outbox event. A crash between the two leaves a stored version the
+index lacks; the next operation on that licence (or ``reindex``) picks it up from the
+store, and since the store key is write-once two writers can never both create a version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from e_license_store import index
+from e_license_store.catalogue import LicenseType, license_type
+from e_license_store.identifier import make_license_id
+from e_license_store.model import (
+    LicenseDocument,
+    LicenseDraft,
+    Transition,
+    object_key,
+    parse_envelope,
+    seal,
+)
+from e_license_store.signing import KeyRing
+from e_license_store.store.base import ObjectExists, ObjectStore, Retention, RetentionMode
+from e_license_store.tables import LicenseIndexEntry
+from hub.outbox import emit
+from mappings.canonical.models import ApprovalResult, HolderKind, License, LicenseStatus, SourceRef
+
+
+class LicenseNotFound(LookupError):
+    """No licence with that id."""
+
+
+class InvalidTransition(ValueError):
+    """The lifecycle does not allow this change from the licence's current status."""
+
+
+class InvalidDraft(ValueError):
+    """The draft does not fit its catalogue type."""
+
+
+@dataclass(frozen=True)
+class IssuedLicense:
+    """The outcome of a transition: which version now stands, and whether this call made it."""
+
+    license_id: str
+    version: int
+    status: str
+    object_key: str
+    content_sha256: str
+    key_id: str
+    created: bool
+
+
+#: which statuses each transition may start from
+_ALLOWED: dict[Transition, set[LicenseStatus]] = {
+    Transition.amended: {LicenseStatus.valid, LicenseStatus.suspended},
+    Transition.suspended: {LicenseStatus.valid},
+    Transition.reinstated: {LicenseStatus.suspended},
+    Transition.revoked: {LicenseStatus.valid, LicenseStatus.suspended, LicenseStatus.expired},
+    Transition.expired: {LicenseStatus.valid, LicenseStatus.suspended},
+}
+_STATUS_AFTER: dict[Transition, LicenseStatus | None] = {
+    Transition.issued: LicenseStatus.valid,
+    Transition.amended: None,  # keeps the status it had
+    Transition.suspended: LicenseStatus.suspended,
+    Transition.reinstated: LicenseStatus.valid,
+    Transition.revoked: LicenseStatus.revoked,
+    Transition.expired: LicenseStatus.expired,
+}
+
+
+def _add_years(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def draft_from_approval(approval: ApprovalResult, type_code: str = "3101") -> LicenseDraft:
+    """An approval result (审批结果, e.g. 建设项目用地预审意见) as a licence draft of its catalogue type."""
+    surface = {
+        "project_name": approval.project_name,
+        "conclusion": approval.conclusion,
+        "opinion": approval.opinion,
+        "land_area_m2": approval.land_area_m2,
+        "location": approval.location,
+    }
+    return LicenseDraft(
+        license_type_code=type_code,
+        license_number=approval.approval_no,
+        holder_name=approval.applicant_name or approval.applicant_code,
+        holder_code=approval.applicant_code,
+        holder_kind=HolderKind.enterprise,
+        issuer_code=approval.issuer_code,
+        issuer_name=approval.issuer_name,
+        issue_date=approval.issue_date,
+        valid_until=approval.valid_until,
+        surface={k: v for k, v in surface.items() if v is not None},
+    )
+
+
+class LicenseService:
+    """Issues licences and moves them through valid → suspended/revoked/expired.
+
+    ``store``: the object store; ``session_factory``: a ``sessionmaker`` on the hub
+    database; ``signer``: the key ring whose active key seals every version.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        session_factory: sessionmaker[Session],
+        signer: KeyRing,
+        *,
+        retention_mode: RetentionMode | None = RetentionMode.governance,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.session_factory = session_factory
+        self.signer = signer
+        self.retention_mode = retention_mode
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    # -- issuing ----------------------------------------------------------------------------
+    def license_for(self, draft: LicenseDraft, source: SourceRef, *, version: int = 1) -> License:
+        """The canonical licence a draft becomes (id from the source, defaults from the catalogue)."""
+        ltype = license_type(draft.license_type_code)
+        self._check_draft(draft, ltype)
+        valid_from = draft.valid_from or draft.issue_date
+        valid_until = draft.valid_until
+        if valid_until is None and ltype.validity_years:
+            valid_until = _add_years(valid_from, ltype.validity_years)
+        license_id = make_license_id(ltype.type_code, draft.issuer_code, source.department, source.dataset,
+                                     source.source_key)
+        return License(
+            license_id=license_id,
+            license_type_code=ltype.type_code,
+            license_type_name=ltype.name,
+            license_number=draft.license_number,
+            holder_name=draft.holder_name,
+            holder_code=draft.holder_code,
+            holder_kind=draft.holder_kind,
+            issuer_name=draft.issuer_name or ltype.issuer_name,
+            issuer_code=license_id.split("-")[1],
+            issue_date=draft.issue_date,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            status=LicenseStatus.valid,
+            surface=dict(draft.surface),
+            version=version,
+            previous_version=version - 1 if version > 1 else None,
+            source=source,
+        )
+
+    @staticmethod
+    def _check_draft(draft: LicenseDraft, ltype: LicenseType) -> None:
+        if ltype.holder_kind != "any" and draft.holder_kind != ltype.holder_kind:
+            raise InvalidDraft(f"{ltype.name} is held by a {ltype.holder_kind}, not a {draft.holder_kind}")
+        known = {f.name for f in ltype.surface_fields}
+        unknown = sorted(set(draft.surface) - known)
+        if unknown:
+            raise InvalidDraft(f"surface fields not in the catalogue for {ltype.type_code}: {unknown}")
+        missing = sorted(f.name for f in ltype.surface_fields if f.required and draft.surface.get(f.name) in (None, ""))
+        if missing:
+            raise InvalidDraft(f"required surface fields missing for {ltype.type_code}: {missing}")
+
+    def issue(self, draft: LicenseDraft, source: SourceRef) -> IssuedLicense:
+        """Issue the licence a source record yields (签发).
+
+        Deterministic: the id comes from the source, so issuing the same source again
+        returns the standing version unchanged (``created=False``); a changed draft for
+        the same source becomes an amendment.
+        """
+        lic = self.license_for(draft, source)
+        fingerprint = index.content_fingerprint(self._document(lic, Transition.issued, None))
+        with self.session_factory() as session:
+            current = self._current(session, lic.license_id)
+            if current is not None:
+                if current.content_fingerprint == fingerprint:
+                    return self._standing(current)
+                return self._transition(session, lic.license_id, Transition.amended, None, new_license=lic)
+            return self._write(session, lic, Transition.issued, None)
+
+    def issue_approval(self, approval: ApprovalResult, type_code: str = "3101") -> IssuedLicense:
+        """Issue an approval result for mutual recognition (跨部门结果互认)."""
+        return self.issue(draft_from_approval(approval, type_code), approval.source)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def amend(self, license_id: str, changes: Mapping[str, Any], *, reason: str | None = None) -> IssuedLicense:
+        """A new version with some fields (or surface fields, under ``surface``) changed (变更)."""
+        with self.session_factory() as session:
+            return self._transition(session, license_id, Transition.amended, reason, changes=changes)
+
+    def suspend(self, license_id: str, reason: str) -> IssuedLicense:
+        with self.session_factory() as session:
+            return self._transition(session, license_id, Transition.suspended, reason)
+
+    def reinstate(self, license_id: str, reason: str) -> IssuedLicense:
+        with self.session_factory() as session:
+            return self._transition(session, license_id, Transition.reinstated, reason)
+
+    def revoke(self, license_id: str, reason: str) -> IssuedLicense:
+        """Revoke (撤销/吊销) with a reason; the licence stays readable and verifiable as revoked."""
+        with self.session_factory() as session:
+            return self._transition(session, license_id, Transition.revoked, reason)
+
+    def expire_due(self, today: dt.date) -> list[IssuedLicense]:
+        """Housekeeping: mark expired every valid/suspended licence whose validity ended before ``today``."""
+        with self.session_factory() as session:
+            ids = list(
+                session.scalars(
+                    select(LicenseIndexEntry.license_id)
+                    .where(LicenseIndexEntry.status.in_([LicenseStatus.valid.value, LicenseStatus.suspended.value]))
+                    .where(LicenseIndexEntry.valid_until < today)
+                    .order_by(LicenseIndexEntry.license_id)
+                )
+            )
+        out = []
+        for license_id in ids:
+            with self.session_factory() as session:
+                out.append(self._transition(session, license_id, Transition.expired, f"validity ended before {today}"))
+        return out
+
+    # -- internals --------------------------------------------------------------------------
+    def _current(self, session: Session, license_id: str) -> LicenseIndexEntry | None:
+        entry = session.get(LicenseIndexEntry, license_id)
+        nxt = object_key(license_id, (entry.version if entry else 0) + 1)
+        if self.store.exists(nxt):
+            # a version stored earlier whose index update never committed: take it from the store
+            index.reindex(session, self.store, license_ids=[license_id])
+            session.commit()
+            entry = session.get(LicenseIndexEntry, license_id)
+        return entry
+
+    @staticmethod
+    def _standing(entry: LicenseIndexEntry) -> IssuedLicense:
+        return IssuedLicense(entry.license_id, entry.version, entry.status, entry.object_key, entry.content_sha256,
+                             entry.key_id, created=False)
+
+    def _document(self, lic: License, transition: Transition, reason: str | None) -> LicenseDocument:
+        return LicenseDocument(license=lic, transition=transition, reason=reason, recorded_at=self._clock())
+
+    def _transition(
+        self,
+        session: Session,
+        license_id: str,
+        transition: Transition,
+        reason: str | None,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        new_license: License | None = None,
+    ) -> IssuedLicense:
+        current = self._current(session, license_id)
+        if current is None:
+            raise LicenseNotFound(license_id)
+        status = LicenseStatus(current.status)
+        if status not in _ALLOWED[transition]:
+            raise InvalidTransition(f"cannot {transition.value} a {status.value} licence {license_id}")
+        previous = parse_envelope(self.store.get(current.object_key)).document.license
+        if new_license is not None:
+            base = new_license.model_dump()
+        else:
+            base = previous.model_dump()
+            for name, value in (changes or {}).items():
+                if name in {"license_id", "version", "previous_version", "status", "license_type_code", "source"}:
+                    raise InvalidTransition(f"{name} cannot be amended")
+                if name == "surface":
+                    base["surface"] = {**base["surface"], **dict(value)}
+                else:
+                    base[name] = value
+        after = _STATUS_AFTER[transition]
+        base.update(
+            version=current.version + 1,
+            previous_version=current.version,
+            status=(after or status).value,
+        )
+        lic = License.model_validate(base)
+        if transition == Transition.amended:
+            self._check_draft(
+                LicenseDraft(license_type_code=lic.license_type_code, license_number=lic.license_number,
+                             holder_name=lic.holder_name, holder_code=lic.holder_code,
+                             holder_kind=HolderKind(lic.holder_kind), issuer_code=lic.issuer_code,
+                             issue_date=lic.issue_date, surface=lic.surface),
+                license_type(lic.license_type_code),
+            )
+        return self._write(session, lic, transition, reason)
+
+    def _write(self, session: Session, lic: License, transition: Transition, reason: str | None) -> IssuedLicense:
+        envelope = seal(self._document(lic, transition, reason), self.signer)
+        key = object_key(lic.license_id, lic.version)
+        ltype = license_type(lic.license_type_code)
+        retention = None
+        if self.retention_mode is not None:
+            until = _add_years(self._clock().date(), ltype.retention_years)
+            retention = Retention(self.retention_mode, dt.datetime.combine(until, dt.time(), dt.UTC))
+        try:
+            self.store.put(key, envelope.to_bytes(), content_type="application/json", retention=retention)
+        except ObjectExists:
+            # another writer made this version first; report what stands now
+            session.rollback()
+            current = self._current(session, lic.license_id)
+            assert current is not None
+            return self._standing(current)
+        if True:  # index row and event in the one transaction committed below
+            index.apply_envelope(session, envelope, key)
+            prefix = "approval" if ltype.is_approval_result else "license"
+            event_type = f"{prefix}.{transition.value}"
+            emit(
+                session,
+                event_type,
+                lic.license_id,
+                {
+                    "license_id": lic.license_id,
+                    "version": lic.version,
+                    "transition": transition.value,
+                    "status": str(lic.status),
+                    "reason": reason,
+                    "license_type_code": lic.license_type_code,
+                    "license_number": lic.license_number,
+                    "holder_code": lic.holder_code,
+                    "holder_kind": str(lic.holder_kind),
+                    "holder_name": lic.holder_name,
+                    "issuer_code": lic.issuer_code,
+                    "valid_until": lic.valid_until.isoformat() if lic.valid_until else None,
+                    "object_key": key,
+                    "content_sha256": envelope.document_sha256,
+                },
+                f"{event_type}:{lic.license_id}:v{lic.version}",
+                holder_code=lic.holder_code,
+                region_code=lic.issuer_code[:6] if lic.issuer_code[:6].isdigit() else None,
+                license_type_code=lic.license_type_code,
+            )
+        session.commit()
+        return IssuedLicense(lic.license_id, lic.version, str(lic.status), key, envelope.document_sha256,
+                             envelope.signature.key_id, created=True)

@@ -1,0 +1,166 @@
+"""Verifying a licence someone presents (证照核验): seal, hash, status and revocation.
+
+Accepts the stored envelope (JSON) or the rendered PDF. With a database session the
+result also says whether the repository knows this exact version and what the licence's
+*current* status is, so a revoked or superseded licence is reported as such even when
+the presented copy says "valid".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from e_license_store.canonical_json import sha256_hex
+from e_license_store.files import parse_binding
+from e_license_store.index import get_license
+from e_license_store.model import Envelope, binding_key, parse_envelope
+from e_license_store.signing import KeyRing
+from e_license_store.store.base import ObjectStore, StoreError
+from e_license_store.tables import LicenseVersionEntry
+
+PDF_SUBJECT_RE = re.compile(rb"hub-license:([0-9A-Z\-]{10,60}):v([0-9]{1,9})")
+
+
+@dataclass
+class VerificationResult:
+    """What verification found. ``ok`` only when authentic, known, current and valid."""
+
+    license_id: str | None = None
+    version: int | None = None
+    well_formed: bool = False
+    signature_ok: bool = False
+    hash_ok: bool = False
+    key_id: str | None = None
+    algorithm: str | None = None
+    document_status: str | None = None
+    status: str | None = None
+    revoked: bool = False
+    current_version: int | None = None
+    file_sha256: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def is_current(self) -> bool:
+        return self.current_version is None or self.current_version == self.version
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.well_formed and self.signature_ok and self.hash_ok and self.status == "valid"
+            and not self.revoked and self.is_current and not self.problems
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "license_id": self.license_id,
+            "version": self.version,
+            "well_formed": self.well_formed,
+            "signature_ok": self.signature_ok,
+            "hash_ok": self.hash_ok,
+            "key_id": self.key_id,
+            "algorithm": self.algorithm,
+            "document_status": self.document_status,
+            "status": self.status,
+            "revoked": self.revoked,
+            "current_version": self.current_version,
+            "file_sha256": self.file_sha256,
+            "problems": list(self.problems),
+        }
+
+
+def verify_license(
+    envelope: Envelope | bytes,
+    keyring: KeyRing,
+    *,
+    session: Session | None = None,
+    result: VerificationResult | None = None,
+) -> VerificationResult:
+    """Verify a licence envelope: signature over its canonical document, hash, repository status."""
+    res = result or VerificationResult()
+    if isinstance(envelope, bytes):
+        try:
+            envelope = parse_envelope(envelope)
+        except ValueError as exc:
+            res.problems.append(f"malformed: {exc}")
+            return res
+    res.well_formed = True
+    doc = envelope.document
+    lic = doc.license
+    res.license_id, res.version = lic.license_id, lic.version
+    res.key_id, res.algorithm = envelope.signature.key_id, envelope.signature.algorithm
+    res.document_status = res.status = str(lic.status)
+    data = doc.canonical()
+    res.signature_ok = keyring.verify(envelope.signature, data)
+    if not res.signature_ok:
+        known = envelope.signature.key_id in keyring.key_ids
+        res.problems.append("signature does not verify" if known else f"unknown key {envelope.signature.key_id}")
+    res.hash_ok = sha256_hex(data) == envelope.document_sha256
+    if not res.hash_ok:
+        res.problems.append("document hash differs from the sealed hash")
+    if session is not None:
+        recorded = session.get(LicenseVersionEntry, (lic.license_id, lic.version))
+        if recorded is None:
+            res.hash_ok = False
+            res.problems.append("this version is unknown to the repository")
+        elif recorded.content_sha256 != envelope.document_sha256:
+            res.hash_ok = False
+            res.problems.append("hash differs from the repository's record of this version")
+        current = get_license(session, lic.license_id)
+        if current is not None:
+            res.status = current.status
+            res.current_version = current.version
+            if current.version != lic.version and current.status != "revoked":
+                res.problems.append(f"superseded by version {current.version}")
+    res.revoked = res.status == "revoked"
+    if res.revoked:
+        res.problems.append("licence is revoked")
+    elif res.status not in (None, "valid"):
+        res.problems.append(f"licence is {res.status}")
+    return res
+
+
+def verify_file(
+    data: bytes,
+    keyring: KeyRing,
+    *,
+    session: Session | None = None,
+    store: ObjectStore | None = None,
+) -> VerificationResult:
+    """Verify presented bytes: a licence envelope (JSON) or its rendered PDF.
+
+    A PDF is checked through its signed binding in the store (file hash → licence version),
+    then the bound licence version is verified like an envelope.
+    """
+    if not data.startswith(b"%PDF"):
+        return verify_license(data, keyring, session=session)
+    res = VerificationResult(file_sha256=hashlib.sha256(data).hexdigest())
+    match = PDF_SUBJECT_RE.search(data)
+    if match is None:
+        res.problems.append("PDF does not name a licence")
+        return res
+    license_id, version = match.group(1).decode(), int(match.group(2))
+    res.license_id, res.version = license_id, version
+    if store is None:
+        res.problems.append("a PDF can only be verified against the repository (no store given)")
+        return res
+    try:
+        binding = parse_binding(store.get(binding_key(license_id, version)))
+        envelope = store.get(binding.file_key.replace("files/", "licenses/").replace(".pdf", ".json"))
+    except (StoreError, ValueError) as exc:
+        res.problems.append(f"no file binding for {license_id} v{version}: {exc}")
+        return res
+    binding_ok = binding.verify(keyring) and binding.license_id == license_id and binding.version == version
+    file_ok = binding.file_sha256 == res.file_sha256
+    if not binding_ok:
+        res.problems.append("file binding signature does not verify")
+    if not file_ok:
+        res.problems.append("file hash differs from the signed binding (file altered)")
+    verify_license(envelope, keyring, session=session, result=res)
+    res.signature_ok = res.signature_ok and binding_ok
+    res.hash_ok = res.hash_ok and file_ok
+    return res

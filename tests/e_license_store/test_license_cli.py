@@ -1,0 +1,65 @@
+"""``hub licenses``: list, get, verify (exit codes), reindex — with personal data masked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import USCC, business_draft, source
+from typer.testing import CliRunner
+
+from e_license_store.cli import app
+from e_license_store.service import LicenseService
+from e_license_store.store.local import LocalStore
+from mappings.canonical.models import HolderKind
+
+runner = CliRunner()
+
+
+def test_list_get_verify_reindex(service: LicenseService, local_store: LocalStore, tmp_path: Path) -> None:
+    issued = service.issue(business_draft(), source())
+    res = runner.invoke(app, ["list", "--holder", USCC, "--json"])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["license_id"] for line in res.stdout.splitlines()] == [issued.license_id]
+
+    out = tmp_path / "licence.json"
+    res = runner.invoke(app, ["get", issued.license_id, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "营业执照" in res.stdout and out.read_bytes() == local_store.get(issued.object_key)
+
+    res = runner.invoke(app, ["verify", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[0])["ok"] is True
+
+    data = out.read_bytes()
+    pos = data.index(b"330322000012345")
+    (tmp_path / "tampered.json").write_bytes(data[:pos] + b"4" + data[pos + 1 :])
+    res = runner.invoke(app, ["verify", str(tmp_path / "tampered.json")])
+    assert res.exit_code == 2
+    verdict = json.loads(res.stdout.splitlines()[0])
+    assert verdict["signature_ok"] is False and verdict["hash_ok"] is False
+
+    service.revoke(issued.license_id, "吊销营业执照")
+    res = runner.invoke(app, ["verify", str(out)])
+    assert res.exit_code == 2 and json.loads(res.stdout.splitlines()[0])["revoked"] is True
+    assert "revoked" in res.stdout
+
+    res = runner.invoke(app, ["reindex"])
+    assert res.exit_code == 0 and "2 licence versions" in res.stdout
+
+
+def test_a_persons_id_and_name_are_masked(service: LicenseService) -> None:
+    draft = business_draft(license_type_code="2101", holder_kind=HolderKind.person, holder_code="11010519491231002X",
+                           holder_name="张三丰", surface={"unit_no": "330322001001GB00001F00010001"})
+    issued = service.issue(draft, source())
+    res = runner.invoke(app, ["list", "--holder", "11010519491231002X", "--json"])
+    assert res.exit_code == 0 and "张三丰" not in res.stdout
+    shown = json.loads(res.stdout)
+    assert (shown["holder_code"], shown["holder_name"]) == ("110105********002X", "张**")
+    res = runner.invoke(app, ["get", issued.license_id])
+    assert res.exit_code == 0 and "19491231" not in res.stdout and "三丰" not in res.stdout
+
+
+def test_unknown_licence_exits_non_zero(service: LicenseService) -> None:
+    res = runner.invoke(app, ["get", "1101-330322-000000000000X"])
+    assert res.exit_code == 1
