@@ -204,3 +204,11 @@ def persist_result(
             log.warning("building Data Docs failed: %s", exc)
     ref = "/".join(str(p) for p in key.to_tuple())
     return StoredResult(ref=ref, docs_index=docs_index)
+
+
+def rebuild_data_docs() -> str | None:
+    """Rebuild the whole Data Docs site from the (masked) results kept under ``$HUB_HOME/gx``."""
+    if not gx_root().exists():
+        return None
+    urls = _file_context().build_data_docs()
+    return next(iter(urls.values()), None)

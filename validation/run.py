@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -107,7 +107,10 @@ def _batch_ref(source_ref: BatchRef | Mapping[str, Any]) -> BatchRef:
 
 
 def _source_column(df: pd.DataFrame, name: str) -> list[str | None]:
-    if name in df.columns:
+    """Per-row source key/version: the mapping engine's ``_source_key`` column, or ``source_key``."""
+    if f"_{name}" in df.columns:
+        values = df[f"_{name}"]
+    elif name in df.columns:
         values = df[name]
     elif "source" in df.columns:
         values = df["source"].map(lambda s: s.get(name) if isinstance(s, Mapping) else None)
@@ -240,6 +243,76 @@ def validate_batch(
         pulled=n,
         threshold=threshold,
         docs_index=result.docs_index,
+    )
+
+
+class MappedBatchLike(Protocol):
+    """What :func:`validate_mapped` needs of ``mappings.engine.MappedBatch``."""
+
+    records: pd.DataFrame
+    rejects: pd.DataFrame
+    tombstones: pd.DataFrame
+    rows_in: int
+    entity: str
+
+
+def validate_mapped(
+    mapped: MappedBatchLike,
+    *,
+    mapping_name: str,
+    threshold: float,
+    source_ref: BatchRef | Mapping[str, Any],
+    run_id: str,
+    session: Session,
+    entity: str | None = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    build_docs: bool = True,
+) -> ValidationOutcome:
+    """Validate a mapping's output and quarantine its rejects too, reconciling against the rows pulled.
+
+    pulled (``rows_in``) = accepted + quarantined (validation failures + mapping rejects) + tombstones
+    (deletions are not records to accept). The threshold applies to everything quarantined.
+    """
+    outcome = validate_batch(
+        mapped.records,
+        entity or mapped.entity,
+        mapping_name=mapping_name,
+        threshold=threshold,
+        source_ref=source_ref,
+        run_id=run_id,
+        session=session,
+        sample_size=sample_size,
+        build_docs=build_docs,
+    )
+    batch = _batch_ref(source_ref)
+    rejects = mapped.rejects
+    keys = _source_column(rejects, "source_key")
+    versions = _source_column(rejects, "source_version")
+    codes = [str(c) for c in rejects["reason_code"].to_numpy()] if len(rejects) else []
+    texts = [str(t) for t in rejects["reason"].to_numpy()] if "reason" in rejects.columns else codes
+    qrows = [
+        QuarantinedRow(k, v, {"source_key": k, "source_version": v, "reason": t}, [Failure(c, "mapping", "")])
+        for k, v, c, t in zip(keys, versions, codes, texts, strict=True)
+    ]
+    quarantine.write(session, batch, run_id, qrows)
+    session.flush()
+    quarantined = quarantine.count_batch(session, batch, run_id)
+    if quarantined != outcome.quarantined_count + len(qrows):
+        raise ReconciliationError(
+            f"{outcome.quarantined_count} failed validation and {len(qrows)} were rejected by the mapping, "
+            f"but {quarantined} are in quarantine"
+        )
+    reconcile(mapped.rows_in - len(mapped.tombstones), len(outcome.accepted_df), quarantined)
+    reasons = dict(outcome.reasons)
+    for c in codes:
+        reasons[c] = reasons.get(c, 0) + 1
+    pulled = mapped.rows_in - len(mapped.tombstones)
+    return replace(
+        outcome,
+        quarantined_count=quarantined,
+        reasons=reasons,
+        pulled=pulled,
+        passed=quarantined <= threshold * pulled,
     )
 
 
