@@ -124,6 +124,7 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
     def add(path: Path_, message: str) -> None:
         problems.append(Problem(file, doc.line_of(path), message, _path_text(path)))
 
+    problems.extend(_source_problems(doc, file))
     entity = data["entity"]
     if entity not in ENTITIES:
         add(("entity",), f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})")
@@ -182,6 +183,32 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             if not ref_ok(ref):
                 add(("licenses", i, "surface", sname), f"surface field refers to unmapped field {ref!r}")
     return problems
+
+
+def _source_problems(doc: MarkedDocument, file: str) -> list[Problem]:
+    """The ``source:`` block against the connectors' own schema (when that package is present)."""
+    try:
+        from connectors.config import source_schema
+    except ImportError:
+        return []
+    block = doc.data.get("source")
+    out: list[Problem] = []
+    validator = jsonschema.Draft202012Validator(source_schema())
+    for err in validator.iter_errors(block):
+        path = ("source", *err.absolute_path)
+        out.append(Problem(file, doc.line_of(path), f"source: {err.message}", _path_text(path)))
+    datasets = block.get("datasets") if isinstance(block, Mapping) else None
+    if isinstance(datasets, Mapping) and doc.data.get("dataset") not in datasets:
+        path = ("source", "datasets")
+        out.append(
+            Problem(
+                file,
+                doc.line_of(path),
+                f"source.datasets has no entry for dataset {doc.data.get('dataset')!r}",
+                _path_text(path),
+            )
+        )
+    return out
 
 
 def _field_problems(doc: MarkedDocument, file: str, path: Path_, raw: Any) -> list[Problem]:

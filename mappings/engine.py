@@ -111,13 +111,38 @@ class Mapping:
     def licenses(self) -> tuple[LicenseSpec, ...]:
         return self.spec.licenses
 
+    @property
+    def source(self) -> dict[str, Any]:
+        """The ``source:`` block, for ``connectors.registry.make_connector``."""
+        return dict(self.spec.source)
+
+    @property
+    def pool(self) -> str:
+        return self.spec.pool
+
+    @property
+    def schedule(self) -> str | None:
+        return self.spec.schedule
+
+    @property
+    def expectation_suite(self) -> str:
+        return self.spec.expectation_suite
+
+    @property
+    def quarantine_threshold(self) -> float:
+        return self.spec.quarantine_threshold
+
     def source_columns(self) -> set[str]:
         """Top-level source columns this mapping reads (for connectors that project)."""
         cols: set[str] = set()
         for f in self.spec.fields:
             cols.update(p.split(".", 1)[0] for p in f.source_paths)
         for n in self.spec.nested:
-            cols.add(n.source.split(".", 1)[0])
+            if n.source is not None:
+                cols.add(n.source.split(".", 1)[0])
+            for f in n.fields:
+                if n.split is not None:
+                    cols.update(p.split(".", 1)[0] for p in f.source_paths)
         for extra in (self.spec.source_key, self.spec.source_version):
             if extra:
                 cols.add(extra.split(".", 1)[0])
@@ -290,41 +315,76 @@ def _evaluate(table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
 
 
 def _nested(table: pa.Table, spec: NestedSpec, index: pd.Index, item_model: Any) -> pd.Series:
-    """Map a repeated element (list of structs) to a column of lists of canonical dicts."""
-    arr = _column(table, spec.source)
+    """Map a repeated element to a column of lists of canonical dicts (one dict per element)."""
+    if spec.split is not None:
+        offsets, child_table = _split_children(table, spec)
+    else:
+        offsets, child_table = _struct_children(table, spec.source or "")
+    n_children = child_table.num_rows
+    child_index = pd.RangeIndex(n_children)
+    item_types = {n: f.annotation for n, f in item_model.model_fields.items()} if item_model else {}
+    columns = []
+    for f in spec.fields:
+        if n_children:
+            values = _coerce_to(item_types.get(f.name), _evaluate(child_table, f, child_index))
+            columns.append(pa.array(values.to_numpy(dtype=object), from_pandas=True))
+        else:
+            columns.append(pa.array([], pa.string()))
+    struct = pa.StructArray.from_arrays(columns, names=[f.name for f in spec.fields])
+    lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct)
+    return pd.Series(lists.to_pylist(), index=index, dtype=object)
+
+
+def _struct_children(table: pa.Table, source: str) -> tuple[np.ndarray, pa.Table]:
+    """List offsets and the flattened child rows of a list-of-structs column."""
+    arr = _column(table, source)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
     if pa.types.is_struct(arr.type):
-        # A single element where a list was expected: a list of one (null stays empty).
+        # A single element where a list was expected: a list of one.
         arr = pa.ListArray.from_arrays(pa.array(np.arange(len(arr) + 1, dtype=np.int32)), arr)
     if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
-        return pd.Series([[] for _ in range(len(index))], index=index, dtype=object)
+        return np.zeros(table.num_rows + 1, dtype=np.int32), pa.table({})
     lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     children = pc.list_flatten(arr)
-    child_table = (
-        pa.Table.from_arrays(
-            [children.field(i) for i in range(children.type.num_fields)],
-            names=[children.type.field(i).name for i in range(children.type.num_fields)],
-        )
-        if pa.types.is_struct(children.type)
-        else pa.table({})
-    )
-    child_index = pd.RangeIndex(len(children))
-    item_types = {n: f.annotation for n, f in item_model.model_fields.items()} if item_model else {}
-    columns = []
-    names = []
-    for f in spec.fields:
-        values = (
-            _coerce_to(item_types.get(f.name), _evaluate(child_table, f, child_index))
-            if len(children)
-            else pd.Series([], dtype="str")
-        )
-        columns.append(pa.array(values.astype(object).where(values.notna(), None), from_pandas=True))
-        names.append(f.name)
-    struct = pa.StructArray.from_arrays(columns, names=names) if columns else pa.array([{}] * len(children))
-    lists = pa.ListArray.from_arrays(pa.array(offsets), struct)
-    return pd.Series(lists.to_pylist(), index=index, dtype=object)
+    if not pa.types.is_struct(children.type):
+        return np.zeros(table.num_rows + 1, dtype=np.int32), pa.table({})
+    names = [children.type.field(i).name for i in range(children.type.num_fields)]
+    return offsets, pa.Table.from_arrays([children.field(i) for i in range(len(names))], names=names)
+
+
+def _split_children(table: pa.Table, spec: NestedSpec) -> tuple[np.ndarray, pa.Table]:
+    """Offsets and child rows from parallel ``sep``-joined columns (flattened repeated elements).
+
+    Children line up by position; a row has as many children as its longest column, and a
+    column with fewer parts contributes missing values for the rest.
+    """
+    sep = spec.split or ";"
+    n = table.num_rows
+    paths = sorted({p for f in spec.fields for p in f.source_paths})
+    parts: dict[str, pd.Series] = {}
+    for path in paths:
+        col = _column(table, path)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks() if col.num_chunks else pa.array([], pa.string())
+        col = col.cast(pa.string())
+        col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+        lists = pc.split_pattern(col, pattern=sep)
+        lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+        parent = np.repeat(np.arange(n), lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n else np.zeros(0, dtype=np.int64)
+        position = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+        flat = pc.list_flatten(lists).to_pandas()
+        parts[path] = pd.Series(np.asarray(flat, dtype=object), index=pd.MultiIndex.from_arrays([parent, position]))
+    if not parts:
+        return np.zeros(n + 1, dtype=np.int32), pa.table({})
+    frame = pd.concat(parts, axis=1).sort_index()
+    parents = frame.index.get_level_values(0).to_numpy()
+    counts = np.bincount(parents, minlength=n) if len(parents) else np.zeros(n, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    columns = {p: pa.array(frame[p].to_numpy(dtype=object), pa.string(), from_pandas=True) for p in paths}
+    return offsets, pa.table(columns)
 
 
 def load_mapping(path: str | Path) -> Mapping:

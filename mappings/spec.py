@@ -39,8 +39,9 @@ class NestedSpec:
     """A canonical list field built from a repeated source element (e.g. owners ← Owner)."""
 
     name: str
-    source: str
+    source: str | None
     fields: tuple[FieldSpec, ...]
+    split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,9 @@ def parse_spec(data: MappingABC[str, Any]) -> MappingSpec:
     nested = tuple(
         NestedSpec(
             name=name,
-            source=raw["from"],
+            source=raw.get("from"),
             fields=tuple(field_spec(f, r) for f, r in raw["fields"].items()),
+            split=raw.get("split"),
         )
         for name, raw in (data.get("nested") or {}).items()
     )

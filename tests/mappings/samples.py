@@ -121,29 +121,33 @@ def property_batch() -> pa.Table:
     )
 
 
+def property_batch_flat() -> pa.Table:
+    """The same rights as the XML connector delivers them: Owner children joined by ';'."""
+    table = property_batch()
+    owners = table["Owner"].to_pylist()
+
+    def joined(key: str) -> list[str | None]:
+        return [";".join(o[key] for o in row) if row else None for row in owners]
+
+    table = table.drop_columns(["Owner"])
+    for key in ("Name", "IdType", "IdCode", "Share"):
+        table = table.append_column(f"Owner{key}", pa.array(joined(key), pa.string()))
+    return table
+
+
 def approval_batch() -> pa.Table:
-    applicant = pa.struct([("Name", pa.string()), ("IdType", pa.string()), ("IdCode", pa.string())])
-    issuer = pa.struct([("code", pa.string()), ("text", pa.string())])
+    """ApprovalResult elements, <Applicant> and <Issuer code=".."> flattened by the XML connector."""
     return pa.table(
         {
             "approvalNo": ["浙洞自然资预〔2016〕12号", "浙洞自然资预〔2016〕13号"],
             "version": ["1", "2"],
             "ApprovalType": ["land_use_pre_review", "land_use_pre_review"],
             "ProjectName": ["洞头海產加工园", "北岙建设项目"],
-            "Applicant": pa.array(
-                [
-                    {"Name": "洞头海产有限公司", "IdType": "uscc", "IdCode": "91330322MA28ABCD1X"},
-                    {"Name": "北岙建设集团", "IdType": "org_code", "IdCode": "14725836-9"},
-                ],
-                applicant,
-            ),
-            "Issuer": pa.array(
-                [
-                    {"code": "330322", "text": "温州市洞头区自然资源局"},
-                    {"code": "330322", "text": "温州市洞头区自然资源局"},
-                ],
-                issuer,
-            ),
+            "ApplicantName": ["洞头海产有限公司", "北岙建设集团"],
+            "ApplicantIdType": ["uscc", "org_code"],
+            "ApplicantIdCode": ["91330322MA28ABCD1X", "14725836-9"],
+            "IssuerCode": ["330322", "330322"],
+            "IssuerName": ["温州市洞头区自然资源局", "温州市洞头区自然资源局"],
             "Opinion": ["符合土地利用总体规划", "原则同意"],
             "Conclusion": ["approved", "approved_with_conditions"],
             "IssueDate": ["2016-03-01", "2016-04-01"],

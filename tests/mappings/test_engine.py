@@ -18,7 +18,7 @@ BATCHES = {
     "commerce_enterprises": samples.commerce_batch,
     "tax_taxpayers": samples.tax_batch,
     "public_security_persons": samples.person_batch,
-    "land_property_rights": samples.property_batch,
+    "land_property_rights": samples.property_batch_flat,
     "land_approval_results": samples.approval_batch,
 }
 
@@ -99,19 +99,41 @@ def test_tax_dates_statuses_and_missing_key_rejected(mappings: dict) -> None:
     assert "taxpayer_code" in result.rejects["reason"].iloc[0]
 
 
-def test_land_owners_become_lists_of_canonical_owners(mappings: dict) -> None:
-    result = mappings["land_property_rights"].apply(samples.property_batch())
-    r = result.records.set_index("unit_no")
+def _check_owners(result: object) -> None:
+    r = result.records.set_index("unit_no")  # type: ignore[attr-defined]
     owners = r.loc["330322001001GB00001F00010001", "owners"]
     assert [o["name"] for o in owners] == ["张三", "李四"]
     assert [o["holder_kind"] for o in owners] == ["person", "person"]
     assert owners[1]["holder_code"] == "33032219750505002X"
+    assert owners[0]["share"] == "共同共有"
     assert r.loc["330322001001GB00002F00010001", "owners"][0]["holder_kind"] == "enterprise"
     assert r.loc["330322001001GB00003F00010001", "owners"] == []
-    assert result.rejects["reason_code"].tolist() == ["missing_source_key"]
+    assert result.rejects["reason_code"].tolist() == ["missing_source_key"]  # type: ignore[attr-defined]
 
 
-def test_land_approval_reads_struct_children(mappings: dict) -> None:
+def test_land_owners_from_joined_columns_become_lists(mappings: dict) -> None:
+    _check_owners(mappings["land_property_rights"].apply(samples.property_batch_flat()))
+
+
+def test_land_owners_from_list_of_structs_become_lists(tmp_path: Path) -> None:
+    text = (MAPPINGS / "land_property_rights.yaml").read_text(encoding="utf-8")
+    text = text.replace('    split: ";"', "    from: Owner")
+    for key in ("Name", "IdType", "IdCode", "Share"):
+        text = text.replace(f"from: Owner{key},", f"from: {key},")
+    path = tmp_path / "land_nested.yaml"
+    path.write_text(text, encoding="utf-8")
+    _check_owners(load_mapping(path).apply(samples.property_batch()))
+
+
+def test_joined_columns_of_unequal_length_line_up_by_position(mappings: dict) -> None:
+    table = samples.property_batch_flat().slice(0, 1)
+    table = table.set_column(table.column_names.index("OwnerShare"), "OwnerShare", pa.array(["1/2"]))
+    owners = mappings["land_property_rights"].apply(table).records["owners"].iloc[0]
+    assert [o["share"] for o in owners] == ["1/2", None]
+    assert [o["name"] for o in owners] == ["张三", "李四"]
+
+
+def test_land_approval_reads_flattened_children(mappings: dict) -> None:
     r = mappings["land_approval_results"].apply(samples.approval_batch()).records
     assert r["applicant_code"].tolist() == ["91330322MA28ABCD1X", "147258369"]
     assert r["issuer_code"].tolist() == ["330322", "330322"]
