@@ -1,0 +1,720 @@
+"""The mutual-recognition API (互认接口): FastAPI app with scoped keys, masking and audit.
+
+``create_app(settings)`` builds the app; every answer that releases data is recorded in the
+audit log and committed before the answer is sent (group commit, see :mod:`recognition.audit`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from e_license_store.catalogue import UnknownLicenseType, license_type
+from e_license_store.index import LicenseIndexRow
+from hub.db import make_engine, session_factory
+from hub.masking import mask_name, mask_record, mask_resident_id
+from hub.settings import Settings, get_settings
+from recognition import audit
+from recognition import delivery as delivery_mod
+from recognition import subscriptions as subs_mod
+from recognition.config import RecognitionSettings
+from recognition.consumers import Principal, authenticate
+from recognition.directory import LicenseDirectory
+from recognition.holders import ResolvedHolder, resolve_holder
+from recognition.problems import (
+    ProblemError,
+    missing_scope,
+    not_found,
+    problem_response,
+    responses,
+    unauthorized,
+)
+from recognition.schemas import (
+    DeliveryOut,
+    DeliveryPage,
+    DeliveryStatus,
+    Health,
+    HolderRef,
+    LicenseDetail,
+    LicensePage,
+    LicenseStatusParam,
+    LicenseSummary,
+    Recognition,
+    RecognitionCheck,
+    RecognitionPage,
+    SubscriptionIn,
+    SubscriptionOut,
+    SubscriptionPage,
+    Verification,
+    VerifyById,
+)
+
+log = logging.getLogger(__name__)
+
+API_TITLE = "Exchange hub: mutual-recognition API (跨部门结果互认)"
+MAX_UPLOAD = 10 * 1024 * 1024
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "hub_api_requests_total", "API requests", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "hub_api_request_seconds",
+            "API request latency",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.audit_entries = Counter("hub_audit_entries_total", "Audit entries written", registry=self.registry)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    config: RecognitionSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    directory: LicenseDirectory
+    audit: audit.AuditWriter
+    metrics: Metrics
+    _keys: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
+    _keys_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def principal(self, token: str) -> Principal | None:
+        """The key's principal; cached briefly so the hot path does not hash and query every time."""
+        now = time.monotonic()
+        hit = self._keys.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with self.sessions() as session:
+            found = authenticate(session, token)
+        with self._keys_lock:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[token] = (found, now + self.config.api_key_cache_seconds)
+        return found
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    purpose: str | None
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def caller(request: Request) -> Caller:
+    """Authentication: ``Authorization: Bearer <key>``; the purpose from ``X-Purpose`` or the consumer's default."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("send Authorization: Bearer <API key>")
+    principal = _ctx(request).principal(token.strip())
+    if principal is None:
+        raise unauthorized("the API key is unknown or revoked")
+    purpose = request.headers.get("x-purpose")
+    if purpose:
+        if f"purpose:{purpose}" not in principal.scopes.scopes:
+            raise missing_scope(f"purpose:{purpose}")
+    else:
+        purpose = principal.scopes.default_purpose
+    return Caller(principal, purpose)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def require(c: Caller, scope: str) -> None:
+    if not c.principal.scopes.has(scope):
+        raise missing_scope(scope)
+
+
+def is_resident_id(code: str) -> bool:
+    from stdnum.cn import ric
+
+    return len(code) in (15, 18) and ric.is_valid(code)
+
+
+def _mask_code(code: str, person: bool) -> str:
+    return (mask_resident_id(code) or "") if person else code
+
+
+def holder_ref(resolved: ResolvedHolder, personal: bool) -> HolderRef:
+    person = is_resident_id(resolved.canonical) or is_resident_id(resolved.presented)
+    mask = person and not personal
+    return HolderRef(
+        presented=_mask_code(resolved.presented, mask),
+        canonical=_mask_code(resolved.canonical, mask),
+        resolved_via=resolved.resolved_via,
+    )
+
+
+def summary(row: LicenseIndexRow, personal: bool) -> dict[str, Any]:
+    person = row.holder_kind == "person"
+    mask = person and not personal
+    return {
+        "license_id": row.license_id,
+        "license_type_code": row.license_type_code,
+        "license_type_name": row.license_type_name,
+        "license_number": row.license_number,
+        "holder_code": _mask_code(row.holder_code, mask),
+        "holder_kind": row.holder_kind,
+        "holder_name": (mask_name(row.holder_name) or "") if mask else row.holder_name,
+        "issuer_code": row.issuer_code,
+        "issuer_name": row.issuer_name,
+        "issue_date": row.issue_date,
+        "valid_from": row.valid_from,
+        "valid_until": row.valid_until,
+        "status": row.status,
+        "version": row.version,
+        "content_sha256": row.content_sha256,
+    }
+
+
+def _audit_subject(code: str) -> str:
+    return mask_resident_id(code) or "" if is_resident_id(code) else code
+
+
+async def record(
+    request: Request,
+    c: Caller | None,
+    action: str,
+    *,
+    subject: str | None,
+    outcome: str = "ok",
+    fields: list[str] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Write the audit entry and wait until it is committed; no entry, no answer (503)."""
+    ctx = _ctx(request)
+    entry = audit.AuditRecord(
+        consumer=c.principal.name if c else "anonymous",
+        key_id=c.principal.key_id if c else None,
+        action=action,
+        resource=f"{request.method} {request.url.path}"[:300],
+        subject=subject,
+        fields=fields or [],
+        purpose=c.purpose if c else None,
+        outcome=outcome,
+        detail=detail or {},
+    )
+    try:
+        await ctx.audit.write(entry)
+    except Exception as exc:
+        log.error("audit write failed: %s", type(exc).__name__)
+        raise ProblemError(503, "audit_unavailable", "Audit log unavailable", "the read could not be recorded") from exc
+    ctx.metrics.audit_entries.inc()
+
+
+class MetricsMiddleware:
+    """Counts and times requests by route template (never by raw path: codes are personal data)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(template, scope.get("method", ""), str(status[0])).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    directory: LicenseDirectory | None = None,
+    engine: Engine | None = None,
+    config: RecognitionSettings | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    config = config or RecognitionSettings()
+    engine = engine or make_engine(settings.resolved_db_url())
+    metrics = Metrics()
+    ctx = AppContext(
+        settings=settings,
+        config=config,
+        engine=engine,
+        sessions=session_factory(engine),
+        directory=directory or LicenseDirectory(),
+        audit=audit.AuditWriter(engine),
+        metrics=metrics,
+    )
+    app = FastAPI(
+        title=API_TITLE,
+        version="1.0.0",
+        description=(
+            "Licences by holder, licence by id and file, verification, cross-department results, "
+            "subscriptions and deliveries. `Authorization: Bearer <key>`; no key, no data. "
+            "Errors are RFC 9457 problem details with a stable `code`."
+        ),
+    )
+    app.state.ctx = ctx
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _install_error_handlers(app)
+    _routes(app)
+    app.router.add_event_handler("shutdown", ctx.audit.close)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, instance=request.url.path,
+            missing_scope=exc.missing_scope, headers=exc.headers,
+        )  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the offending input is left out: it may be a resident id
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return problem_response(
+            422, "validation_error", "Invalid request", "the request does not match the API",
+            instance=request.url.path, errors=jsonable_encoder(errors),
+        )  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        return problem_response(
+            exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail),
+            instance=request.url.path, headers=getattr(exc, "headers", None),
+        )  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem_response(500, "internal_error", "Internal error", instance=request.url.path)
+
+
+HolderCode = Annotated[str, Path(min_length=1, max_length=64, description="Resident id or USCC, or a legacy code")]
+LicenseId = Annotated[str, Path(min_length=1, max_length=64, description="Licence identifier")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+def _next(offset: int, limit: int, got: int) -> int | None:
+    return offset + limit if got == limit else None
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    def healthz(request: Request) -> Health:
+        try:
+            with _ctx(request).engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise ProblemError(503, "database_unavailable", "Database unavailable") from exc
+        return Health(status="ok", database="ok")
+
+    metrics_doc = {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Metrics"}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: metrics_doc})
+    def metrics(request: Request) -> Response:
+        return Response(generate_latest(_ctx(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/v1/holders/{code}/licenses",
+        response_model=LicensePage,
+        responses=responses(401, 403, 503),
+        tags=["licences"],
+        summary="Licences of a holder (持证查询)",
+    )
+    async def holder_licenses(
+        request: Request,
+        c: CallerDep,
+        code: HolderCode,
+        type: Annotated[list[str] | None, Query(max_length=20, description="Licence type codes")] = None,
+        status: LicenseStatusParam | None = None,
+        valid_on: Annotated[dt.date | None, Query(description="Only licences valid on this date")] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> LicensePage:
+        scopes = c.principal.scopes
+        readable = scopes.readable_types
+        if type:
+            for t in type:
+                if not scopes.can_read_type(t):
+                    raise missing_scope(f"licenses:read:{t}")
+            types: list[str] | None = list(type)
+        elif readable is None:
+            types = None
+        elif readable:
+            types = sorted(readable)
+        else:
+            raise missing_scope("licenses:read:*")
+        ctx = _ctx(request)
+        with ctx.sessions() as session:
+            resolved = resolve_holder(session, code)
+            rows = ctx.directory.by_holder(
+                session, resolved.codes, type_codes=types, status=status.value if status else None,
+                valid_on=valid_on, limit=limit, offset=offset,
+            )  # fmt: skip
+        page = LicensePage(
+            holder=holder_ref(resolved, scopes.personal),
+            masked=not scopes.personal,
+            items=[LicenseSummary(**summary(r, scopes.personal)) for r in rows],
+            limit=limit,
+            offset=offset,
+            next_offset=_next(offset, limit, len(rows)),
+        )
+        await record(
+            request, c, "read", subject=_audit_subject(resolved.canonical),
+            fields=["metadata"] + ([] if scopes.personal else ["masked"]),
+            detail={"licenses": [r.license_id for r in rows], "types": types},
+        )  # fmt: skip
+        return page
+
+    def _readable_row(request: Request, c: Caller, license_id: str) -> LicenseIndexRow:
+        scopes = c.principal.scopes
+        if not scopes.can_read_any:
+            raise missing_scope("licenses:read:*")
+        ctx = _ctx(request)
+        with ctx.sessions() as session:
+            row = ctx.directory.get(session, license_id)
+        if row is None:
+            raise not_found(f"licence {license_id}")
+        if not scopes.can_read_type(row.license_type_code):
+            raise missing_scope(f"licenses:read:{row.license_type_code}")
+        return row
+
+    @app.get(
+        "/v1/licenses/{license_id}",
+        response_model=LicenseDetail,
+        responses=responses(401, 403, 404, 503),
+        tags=["licences"],
+        summary="One licence with the surface fields the scope releases",
+    )
+    async def get_license(request: Request, c: CallerDep, license_id: LicenseId) -> LicenseDetail:
+        row = _readable_row(request, c, license_id)
+        scopes = c.principal.scopes
+        surface = _ctx(request).directory.surface(row)
+        released = {k: v for k, v in surface.items() if scopes.field_allowed(k)}
+        withheld = sorted(k for k in surface if k not in released)
+        if not scopes.personal:
+            released = mask_record(released)
+        clean = {
+            k: (v if isinstance(v, str | int | float | bool) or v is None else str(v)) for k, v in released.items()
+        }
+        detail = LicenseDetail(
+            **summary(row, scopes.personal), key_id=row.key_id, surface=clean, withheld_fields=withheld,
+            masked=not scopes.personal,
+        )  # fmt: skip
+        await record(
+            request, c, "read", subject=row.license_id, fields=sorted(released),
+            detail={"withheld": withheld, "masked": not scopes.personal},
+        )  # fmt: skip
+        return detail
+
+    @app.get(
+        "/v1/licenses/{license_id}/file",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The licence file (PDF, or the sealed JSON document when no PDF is rendered yet)",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                            "application/json": {"schema": {"type": "object"}}},
+            },
+            **responses(401, 403, 404, 503),
+        },
+        tags=["licences"],
+        summary="The licence file, streamed",
+    )  # fmt: skip
+    async def get_license_file(request: Request, c: CallerDep, license_id: LicenseId) -> Response:
+        row = _readable_row(request, c, license_id)
+        require(c, "licenses:file")
+        ctx = _ctx(request)
+        with ctx.sessions() as session:
+            f = ctx.directory.file(session, row)
+        await record(request, c, "file", subject=row.license_id, fields=["file"], detail={"media_type": f.media_type})
+        return Response(
+            f.content, media_type=f.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{f.filename}"', "Cache-Control": "no-store"},
+        )  # fmt: skip
+
+    verify_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/VerifyById"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            },
+        }
+    }
+
+    @app.post(
+        "/v1/licenses/verify",
+        response_model=Verification,
+        responses=responses(400, 401, 403, 404, 503),
+        openapi_extra=verify_body,
+        tags=["licences"],
+        summary="Verify a licence by id or an uploaded licence file (证照核验)",
+    )
+    async def verify(request: Request, c: CallerDep) -> Verification:
+        require(c, "licenses:verify")
+        ctx = _ctx(request)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            form = await request.form(max_files=1, max_fields=5)
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ProblemError(400, "file_missing", "No file", "send the licence file in the form field 'file'")
+            data = await upload.read(MAX_UPLOAD + 1)
+            if len(data) > MAX_UPLOAD:
+                raise ProblemError(400, "file_too_large", "File too large", f"at most {MAX_UPLOAD} bytes")
+            with ctx.sessions() as session:
+                result = ctx.directory.verify_bytes(session, data)
+            how = "file"
+        elif ctype == "application/json":
+            try:
+                body = VerifyById.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise RequestValidationError(exc.errors(include_input=False)) from exc
+            with ctx.sessions() as session:
+                row = ctx.directory.get(session, body.license_id)
+                if row is None:
+                    raise not_found(f"licence {body.license_id}")
+                result = ctx.directory.verify_current(session, row)
+            how = "id"
+        else:
+            raise ProblemError(415, "unsupported_media_type", "Unsupported media type",
+                               "send application/json {license_id} or multipart/form-data with a file")  # fmt: skip
+        out = Verification.model_validate(result.to_dict())
+        await record(
+            request, c, "verify", subject=out.license_id, fields=["verification"],
+            outcome="ok" if out.ok else "not_ok", detail={"by": how, "problems": out.problems[:10]},
+        )  # fmt: skip
+        return out
+
+    @app.get(
+        "/v1/holders/{code}/recognitions",
+        response_model=RecognitionPage,
+        responses=responses(401, 403, 503),
+        tags=["recognition"],
+        summary="Every current licence and approval result of a holder, across departments (跨部门结果互认)",
+    )
+    async def recognitions(
+        request: Request,
+        c: CallerDep,
+        code: HolderCode,
+        as_of: Annotated[dt.date | None, Query(description="Results valid on this date (default today)")] = None,
+        limit: Annotated[int, Query(ge=1, le=50)] = 20,
+        offset: Offset = 0,
+    ) -> RecognitionPage:
+        require(c, "recognitions:read")
+        scopes = c.principal.scopes
+        readable = scopes.readable_types
+        if readable is not None and not readable:
+            raise missing_scope("licenses:read:*")
+        day = as_of or dt.date.today()
+        ctx = _ctx(request)
+        items = []
+        with ctx.sessions() as session:
+            resolved = resolve_holder(session, code)
+            rows = ctx.directory.by_holder(
+                session, resolved.codes, type_codes=sorted(readable) if readable is not None else None,
+                status="valid", valid_on=day, limit=limit, offset=offset,
+            )  # fmt: skip
+            for row in rows:
+                check = ctx.directory.verify_current(session, row)
+                try:
+                    ltype = license_type(row.license_type_code)
+                    kind = "approval" if ltype.is_approval_result else "license"
+                    department: str | None = ltype.issuer_department
+                except UnknownLicenseType:
+                    kind, department = "license", None
+                items.append(
+                    Recognition(
+                        kind=kind, license_id=row.license_id, type_code=row.license_type_code,
+                        type_name=row.license_type_name, number=row.license_number, issuer_code=row.issuer_code,
+                        issuer_name=row.issuer_name, source_department=department, issue_date=row.issue_date,
+                        valid_from=row.valid_from, valid_until=row.valid_until, status=row.status,
+                        version=row.version,
+                        verification=RecognitionCheck(
+                            ok=check.ok, signature_ok=check.signature_ok, hash_ok=check.hash_ok,
+                            problems=list(check.problems),
+                        ),
+                    )
+                )  # fmt: skip
+        page = RecognitionPage(
+            holder=holder_ref(resolved, scopes.personal), as_of=day, items=items, limit=limit, offset=offset,
+            next_offset=_next(offset, limit, len(rows)),
+        )  # fmt: skip
+        await record(
+            request, c, "recognitions", subject=_audit_subject(resolved.canonical), fields=["metadata", "verification"],
+            detail={"licenses": [i.license_id for i in items], "as_of": day.isoformat()},
+        )  # fmt: skip
+        return page
+
+    def _sub_out(sub: Any, *, with_secret: bool = False) -> SubscriptionOut:
+        created = sub.created_at if sub.created_at.tzinfo else sub.created_at.replace(tzinfo=dt.UTC)
+        return SubscriptionOut(
+            id=sub.id, name=sub.name, origin=sub.origin, event_types=list(sub.event_types),
+            license_types=sub.license_types, regions=sub.regions, channel=sub.channel, url=sub.target_url,
+            created_at=created, secret=sub.secret if with_secret else None,
+        )  # fmt: skip
+
+    @app.post(
+        "/v1/subscriptions",
+        response_model=SubscriptionOut,
+        status_code=201,
+        responses=responses(401, 403, 503),
+        tags=["push"],
+        summary="Subscribe to events (订阅); a webhook subscription's signing secret is returned once",
+    )
+    async def create_subscription(request: Request, c: CallerDep, body: SubscriptionIn) -> SubscriptionOut:
+        require(c, "subscriptions:manage")
+        scopes = c.principal.scopes
+        if body.license_types:
+            for t in body.license_types:
+                if not scopes.can_read_type(t):
+                    raise missing_scope(f"licenses:read:{t}")
+        elif scopes.readable_types is not None:
+            raise missing_scope("licenses:read:*")
+        ctx = _ctx(request)
+        with ctx.sessions() as session:
+            sub = subs_mod.create(
+                session, name=body.name, event_types=[e.value for e in body.event_types], url=str(body.url),
+                channel=body.channel.value, license_types=body.license_types, regions=body.regions,
+                consumer_id=c.principal.consumer_id,
+            )  # fmt: skip
+            out = _sub_out(sub, with_secret=True)
+            session.commit()
+        await record(request, c, "subscribe", subject=out.id, detail={"event_types": out.event_types})
+        return out
+
+    @app.get("/v1/subscriptions", response_model=SubscriptionPage, responses=responses(401, 403, 503), tags=["push"])
+    async def list_subscriptions(
+        request: Request, c: CallerDep, limit: Limit = 50, offset: Offset = 0
+    ) -> SubscriptionPage:
+        require(c, "subscriptions:manage")
+        ctx = _ctx(request)
+        owner = None if c.principal.scopes.has("deliveries:admin") else c.principal.consumer_id
+        with ctx.sessions() as session:
+            rows = subs_mod.list_for(session, owner, limit=limit, offset=offset)
+            items = [_sub_out(s) for s in rows]
+        await record(request, c, "read", subject="subscriptions", detail={"count": len(items)})
+        return SubscriptionPage(items=items, limit=limit, offset=offset, next_offset=_next(offset, limit, len(items)))
+
+    @app.delete(
+        "/v1/subscriptions/{subscription_id}",
+        status_code=204,
+        response_class=Response,
+        responses=responses(401, 403, 404, 503),
+        tags=["push"],
+    )
+    async def delete_subscription(
+        request: Request, c: CallerDep, subscription_id: Annotated[str, Path(min_length=1, max_length=40)]
+    ) -> Response:
+        require(c, "subscriptions:manage")
+        ctx = _ctx(request)
+        owner = None if c.principal.scopes.has("deliveries:admin") else c.principal.consumer_id
+        with ctx.sessions() as session:
+            done = subs_mod.delete(session, subscription_id, owner)
+            session.commit()
+        if not done:
+            raise not_found(f"subscription {subscription_id}")
+        await record(request, c, "unsubscribe", subject=subscription_id)
+        return Response(status_code=204)
+
+    @app.get(
+        "/v1/deliveries",
+        response_model=DeliveryPage,
+        responses=responses(401, 403, 503),
+        tags=["push"],
+        summary="Deliveries of the caller's subscriptions, including those held back behind a dead letter",
+    )
+    async def list_deliveries(
+        request: Request,
+        c: CallerDep,
+        status: DeliveryStatus | None = None,
+        subscription_id: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> DeliveryPage:
+        require(c, "deliveries:read")
+        ctx = _ctx(request)
+        admin = c.principal.scopes.has("deliveries:admin")
+        with ctx.sessions() as session:
+            sub_ids: list[str] | None
+            if admin:
+                sub_ids = None
+            else:
+                sub_ids = [s.id for s in subs_mod.list_for(session, c.principal.consumer_id, limit=10_000, offset=0)]
+            if subscription_id is not None:
+                sub_ids = [subscription_id] if sub_ids is None or subscription_id in sub_ids else []
+            views = delivery_mod.list_deliveries(
+                session, subscription_ids=sub_ids, status=status.value if status else None, limit=limit, offset=offset
+            )
+            items = [_delivery_out(v) for v in views]
+        await record(request, c, "read", subject="deliveries", detail={"count": len(items)})
+        return DeliveryPage(items=items, limit=limit, offset=offset, next_offset=_next(offset, limit, len(items)))
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _delivery_out(v: delivery_mod.DeliveryView) -> DeliveryOut:
+    d = v.delivery
+    held = v.held_by is not None and d.status == delivery_mod.PENDING
+    return DeliveryOut(
+        id=d.id, subscription_id=d.subscription_id, event_id=d.event_id, event_type=d.event_type,
+        idempotency_key=d.idempotency_key, status="held" if held else d.status, held_back=held,
+        held_by=v.held_by if held else None, attempts=d.attempts,
+        next_attempt_at=_utc(d.next_attempt_at) if d.status == delivery_mod.PENDING else None,
+        last_error=d.last_error, created_at=_utc(d.created_at) or d.created_at, delivered_at=_utc(d.delivered_at),
+    )  # fmt: skip
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document without a database (for docs and clients)."""
+    app = create_app(Settings(db_url="sqlite://"), directory=LicenseDirectory())
+    return app.openapi()

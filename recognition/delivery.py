@@ -1,0 +1,528 @@
+"""The delivery worker (推送投递): outbox events → per-subscription deliveries → pushed.
+
+At least once, deduplicated downstream by the idempotency key, in order per holder:
+deliveries of one subscription and one holder form a queue, and only the head of a queue
+is ever in flight. A delivery that fails is retried with exponential backoff; after
+``max_attempts`` it is dead-lettered, and the rest of its queue is *held back* until an
+operator replays or skips it. ``run_once`` is one round (standalone, ``hub deliver``, or
+an Airflow task); ``run_loop`` repeats rounds until stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, aliased
+
+from connectors.webhook import PushResult, WebhookSender
+from hub.db import session_scope
+from hub.masking import mask_name, mask_resident_id
+from hub.models import OutboxEvent, utcnow
+from recognition import audit
+from recognition import subscriptions as subs_mod
+from recognition.config import RecognitionSettings
+from recognition.scopes import ScopeSet
+from recognition.soap_push import SoapNoticePusher, notice_for
+from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERED, DEAD, SKIPPED = "pending", "delivered", "dead", "skipped"
+UNFINISHED = (PENDING, DEAD)
+FANOUT_CURSOR = "fanout"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Retry policy: ``max_attempts`` tries, waits of base·2^(n-1) seconds capped at ``backoff_max``."""
+
+    max_attempts: int = 8
+    backoff_base: float = 2.0
+    backoff_max: float = 3600.0
+    batch_size: int = 500
+    concurrency: int = 16
+    #: Events newer than this may still be joined by ones from slower transactions with lower ids.
+    fanout_grace: dt.timedelta = dt.timedelta(minutes=5)
+
+    @classmethod
+    def from_settings(cls, s: RecognitionSettings | None = None) -> DeliveryPolicy:
+        s = s or RecognitionSettings()
+        return cls(
+            max_attempts=s.delivery_max_attempts,
+            backoff_base=s.delivery_backoff_base_seconds,
+            backoff_max=s.delivery_backoff_max_seconds,
+            batch_size=s.delivery_batch_size,
+            concurrency=s.delivery_concurrency,
+        )
+
+    def backoff(self, attempts: int) -> dt.timedelta:
+        """Wait after the ``attempts``-th failed try.
+
+        >>> DeliveryPolicy(backoff_base=2, backoff_max=10).backoff(1).total_seconds()
+        2.0
+        >>> DeliveryPolicy(backoff_base=2, backoff_max=10).backoff(4).total_seconds()
+        10.0
+        """
+        return dt.timedelta(seconds=min(self.backoff_max, self.backoff_base * 2 ** max(0, attempts - 1)))
+
+
+@dataclass
+class RunReport:
+    fanned_out: int = 0
+    created: int = 0
+    attempted: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+
+    def __add__(self, other: RunReport) -> RunReport:
+        return RunReport(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[int, ...]:
+        return (self.fanned_out, self.created, self.attempted, self.delivered, self.failed, self.dead)
+
+
+@dataclass
+class Target:
+    """Where and how one subscription is pushed (secrets resolved)."""
+
+    subscription_id: str
+    channel: str
+    url: str
+    secret: str | None
+    mask_personal: bool
+
+
+@dataclass
+class Pushers:
+    """The transports; built once per worker (pooled HTTP client, cached SOAP clients)."""
+
+    webhook: WebhookSender = field(default_factory=WebhookSender)
+    soap: SoapNoticePusher = field(default_factory=SoapNoticePusher)
+
+    def push(self, target: Target, idempotency_key: str, event: dict[str, Any]) -> PushResult:
+        if target.channel == "soap":
+            return self.soap.push(target.url, target.secret, notice_for(event, idempotency_key, target.secret))
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if not target.secret:
+            return PushResult(False, None, "subscription has no signing secret", False)
+        return self.webhook.send(target.url, target.secret, idempotency_key, body)
+
+    def close(self) -> None:
+        self.webhook.close()
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def event_message(event: OutboxEvent, *, mask_personal: bool) -> dict[str, Any]:
+    """The pushed message (Standard Webhooks payload shape: ``type``, ``timestamp``, ``data``)."""
+    data = dict(event.payload or {})
+    if mask_personal and data.get("holder_kind") != "enterprise":
+        if "holder_code" in data:
+            data["holder_code"] = mask_resident_id(data["holder_code"])
+        if "holder_name" in data:
+            data["holder_name"] = mask_name(data["holder_name"])
+    return {
+        "type": event.event_type,
+        "timestamp": _aware(event.created_at).astimezone(dt.UTC).isoformat(),
+        "event_id": event.id,
+        "idempotency_key": event.idempotency_key,
+        "subject": event.subject,
+        "region_code": event.region_code,
+        "data": data,
+    }
+
+
+def holder_key(event: OutboxEvent) -> str:
+    return event.holder_code or f"event:{event.id}"
+
+
+# -- fan-out ----------------------------------------------------------------------------------------
+def _cursor(session: Session) -> int:
+    row = session.get(Cursor, FANOUT_CURSOR)
+    return int(row.value) if row is not None else 0
+
+
+def fan_out(session: Session, *, limit: int = 2000, grace: dt.timedelta = dt.timedelta(minutes=5)) -> tuple[int, int]:
+    """Turn new outbox events into deliveries (in the caller's transaction); returns (events, deliveries).
+
+    Gap-safe: an event is marked once fanned out, and the low-water mark only moves past
+    events older than ``grace``, so an event committed late with a lower id is still seen.
+    """
+    low = _cursor(session)
+    mark = aliased(FanoutMark)
+    events = list(
+        session.scalars(
+            select(OutboxEvent)
+            .outerjoin(mark, mark.event_id == OutboxEvent.id)
+            .where(OutboxEvent.id > low, mark.event_id.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+    )
+    if not events:
+        _advance_cursor(session, low, grace)
+        return 0, 0
+    subs = subs_mod.active(session)
+    rows = []
+    now = utcnow()
+    for event in events:
+        for sub in subs:
+            if subs_mod.matches(sub, event):
+                rows.append(
+                    {
+                        "subscription_id": sub.id,
+                        "event_id": event.id,
+                        "event_type": event.event_type,
+                        "holder_key": holder_key(event)[:60],
+                        "idempotency_key": event.idempotency_key,
+                        "status": PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                )
+    if rows:
+        session.execute(insert(Delivery), rows)
+    session.execute(insert(FanoutMark), [{"event_id": e.id, "fanned_at": now} for e in events])
+    _advance_cursor(session, low, grace)
+    return len(events), len(rows)
+
+
+def _advance_cursor(session: Session, low: int, grace: dt.timedelta) -> None:
+    settled = session.scalar(
+        select(func.max(OutboxEvent.id)).where(OutboxEvent.id > low, OutboxEvent.created_at < utcnow() - grace)
+    )
+    if settled is None:
+        return
+    mark = aliased(FanoutMark)
+    first_open = session.scalar(
+        select(func.min(OutboxEvent.id))
+        .outerjoin(mark, mark.event_id == OutboxEvent.id)
+        .where(OutboxEvent.id > low, OutboxEvent.id <= settled, mark.event_id.is_(None))
+    )
+    new_low = int(settled) if first_open is None else int(first_open) - 1
+    if new_low <= low:
+        return
+    row = session.get(Cursor, FANOUT_CURSOR)
+    if row is None:
+        session.add(Cursor(name=FANOUT_CURSOR, value=new_low))
+    else:
+        row.value = new_low
+    session.execute(delete(FanoutMark).where(FanoutMark.event_id <= new_low))
+
+
+# -- choosing what to send --------------------------------------------------------------------------
+def _ready_chains(session: Session, now: dt.datetime, batch_size: int) -> list[list[Delivery]]:
+    """Per queue, the due pending deliveries that may go now, in order (head first)."""
+    candidates = list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.status == PENDING, Delivery.next_attempt_at <= now)
+            .order_by(Delivery.event_id, Delivery.id)
+            .limit(batch_size)
+        )
+    )
+    if not candidates:
+        return []
+    queues: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
+    for d in candidates:
+        queues[(d.subscription_id, d.holder_key)].append(d)
+    sub_ids = sorted({k[0] for k in queues})
+    heads = session.execute(
+        select(
+            Delivery.subscription_id,
+            Delivery.holder_key,
+            func.min(Delivery.event_id),
+            func.min(case((Delivery.status == DEAD, Delivery.event_id), else_=None)),
+        )
+        .where(Delivery.status.in_(UNFINISHED), Delivery.subscription_id.in_(sub_ids))
+        .group_by(Delivery.subscription_id, Delivery.holder_key)
+    ).all()
+    first_open = {(s, h): (int(m), int(dead) if dead is not None else None) for s, h, m, dead in heads}
+    chains = []
+    for key, items in queues.items():
+        head_event, first_dead = first_open.get(key, (None, None))
+        if head_event != items[0].event_id:
+            continue  # something earlier in this queue is still open (in backoff or dead-lettered)
+        chain = [d for d in items if first_dead is None or d.event_id < first_dead]
+        if chain:
+            chains.append(chain)
+    return chains
+
+
+def _targets(session: Session, sub_ids: Iterable[str]) -> dict[str, Target]:
+    out: dict[str, Target] = {}
+    for sub in session.scalars(select(Subscription).where(Subscription.id.in_(list(sub_ids)))):
+        secret = sub.secret
+        if sub.secret_env:
+            secret = os.environ.get(sub.secret_env) or secret
+        mask = True
+        if sub.consumer_id is None:
+            mask = False  # declared by operators in YAML for a department entitled to the data
+        else:
+            consumer = session.get(Consumer, sub.consumer_id)
+            mask = consumer is None or not ScopeSet.parse(consumer.scopes).personal
+        out[sub.id] = Target(sub.id, sub.channel, sub.target_url, secret, mask)
+    return out
+
+
+@dataclass
+class _Outcome:
+    delivery_id: int
+    result: PushResult
+    at: dt.datetime
+
+
+def _send_chain(
+    pushers: Pushers, chain: Sequence[tuple[Delivery, Target | None, OutboxEvent | None]]
+) -> list[_Outcome]:
+    """Send one queue's deliveries in order; stop at the first failure (later ones must wait)."""
+    out = []
+    for delivery, target, event in chain:
+        if target is None or event is None:
+            result = PushResult(False, None, "subscription or event missing", False)
+        else:
+            try:
+                result = pushers.push(
+                    target, delivery.idempotency_key, event_message(event, mask_personal=target.mask_personal)
+                )
+            except Exception as exc:  # a bug in one push must not stop the others
+                log.exception("push of delivery %s failed unexpectedly", delivery.id)
+                result = PushResult(False, None, f"{type(exc).__name__}: {exc}"[:300], True)
+        out.append(_Outcome(delivery.id, result, utcnow()))
+        if not result.ok:
+            break
+    return out
+
+
+def run_once(
+    engine: Engine,
+    *,
+    policy: DeliveryPolicy | None = None,
+    pushers: Pushers | None = None,
+    now: dt.datetime | None = None,
+    executor: ThreadPoolExecutor | None = None,
+) -> RunReport:
+    """One round: fan out new events, push every ready queue, record outcomes and audit entries."""
+    policy = policy or DeliveryPolicy.from_settings()
+    own_pushers = pushers is None
+    pushers = pushers or Pushers()
+    report = RunReport()
+    try:
+        with session_scope(engine) as session:
+            report.fanned_out, report.created = fan_out(session, grace=policy.fanout_grace)
+        moment = now or utcnow()
+        with session_scope(engine) as session:
+            chains = _ready_chains(session, moment, policy.batch_size)
+            if not chains:
+                return report
+            all_items = [d for chain in chains for d in chain]
+            targets = _targets(session, {d.subscription_id for d in all_items})
+            events = {
+                e.id: e
+                for e in session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_([d.event_id for d in all_items])))
+            }
+            session.expunge_all()
+        jobs = [[(d, targets.get(d.subscription_id), events.get(d.event_id)) for d in chain] for chain in chains]
+        if len(jobs) == 1 or policy.concurrency <= 1:
+            outcomes = [o for job in jobs for o in _send_chain(pushers, job)]
+        else:
+            pool = executor or ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="deliver")
+            try:
+                outcomes = [o for res in pool.map(lambda j: _send_chain(pushers, j), jobs) for o in res]
+            finally:
+                if executor is None:
+                    pool.shutdown()
+        by_id = {d.id: d for d in all_items}
+        _record(engine, outcomes, by_id, policy, report)
+        return report
+    finally:
+        if own_pushers:
+            pushers.close()
+
+
+def _record(
+    engine: Engine, outcomes: list[_Outcome], by_id: dict[int, Delivery], policy: DeliveryPolicy, report: RunReport
+) -> None:
+    records = []
+    with session_scope(engine) as session:
+        delivered_ids = []
+        for o in outcomes:
+            d = by_id[o.delivery_id]
+            report.attempted += 1
+            attempts = d.attempts + 1
+            if o.result.ok:
+                delivered_ids.append(d.id)
+                report.delivered += 1
+                outcome = DELIVERED
+            else:
+                report.failed += 1
+                dead = attempts >= policy.max_attempts
+                report.dead += dead
+                outcome = DEAD if dead else "retry"
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == d.id)
+                    .values(
+                        attempts=attempts,
+                        status=DEAD if dead else PENDING,
+                        next_attempt_at=o.at + policy.backoff(attempts),
+                        last_error=o.result.error,
+                    )
+                )
+            records.append(
+                audit.AuditRecord(
+                    consumer=f"subscription:{d.subscription_id}",
+                    action="deliver",
+                    resource=f"delivery/{d.id}",
+                    subject=f"event/{d.event_id}",
+                    outcome=outcome,
+                    detail={
+                        "event_type": d.event_type,
+                        "idempotency_key": d.idempotency_key,
+                        "attempt": attempts,
+                        "status_code": o.result.status_code,
+                        "error": o.result.error,
+                    },
+                    at=o.at,
+                )
+            )
+        if delivered_ids:
+            now = utcnow()
+            # one statement per round; attempts counts this successful try too
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(delivered_ids))
+                .values(status=DELIVERED, attempts=Delivery.attempts + 1, delivered_at=now, last_error=None)
+            )
+        audit.append(session, records)
+
+
+def run_loop(
+    engine: Engine,
+    *,
+    policy: DeliveryPolicy | None = None,
+    stop: threading.Event | None = None,
+    idle_wait: float = 1.0,
+    max_rounds: int | None = None,
+    on_round: Callable[[RunReport], None] | None = None,
+) -> RunReport:
+    """Repeat :func:`run_once` until ``stop`` is set (or ``max_rounds``); waits ``idle_wait`` when idle."""
+    policy = policy or DeliveryPolicy.from_settings()
+    stop = stop or threading.Event()
+    total = RunReport()
+    pushers = Pushers()
+    pool = ThreadPoolExecutor(max_workers=max(1, policy.concurrency), thread_name_prefix="deliver")
+    rounds = 0
+    try:
+        while not stop.is_set():
+            rep = run_once(engine, policy=policy, pushers=pushers, executor=pool)
+            total = total + rep
+            rounds += 1
+            if on_round is not None:
+                on_round(rep)
+            if max_rounds is not None and rounds >= max_rounds:
+                break
+            if rep.attempted == 0 and rep.fanned_out == 0:
+                stop.wait(idle_wait)
+    finally:
+        pool.shutdown()
+        pushers.close()
+    return total
+
+
+# -- operators: replay, skip, what is held ------------------------------------------------------------
+class DeliveryNotFound(LookupError):
+    pass
+
+
+def replay(session: Session, delivery_id: int) -> Delivery:
+    """Send one delivery again (dead-lettered, or already delivered) with the same idempotency key."""
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise DeliveryNotFound(delivery_id)
+    d.status, d.attempts, d.next_attempt_at, d.last_error = PENDING, 0, utcnow(), None
+    return d
+
+
+def replay_range(
+    session: Session,
+    since: dt.datetime,
+    until: dt.datetime,
+    *,
+    subscription_id: str | None = None,
+    include_delivered: bool = False,
+) -> int:
+    """Replay the deliveries created in [since, until): the dead-lettered ones, or every one."""
+    statuses = [DEAD, DELIVERED] if include_delivered else [DEAD]
+    cond = and_(Delivery.created_at >= since, Delivery.created_at < until, Delivery.status.in_(statuses))
+    if subscription_id:
+        cond = and_(cond, Delivery.subscription_id == subscription_id)
+    res = session.execute(
+        update(Delivery).where(cond).values(status=PENDING, attempts=0, next_attempt_at=utcnow(), last_error=None)
+    )
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+def skip(session: Session, delivery_id: int) -> Delivery:
+    """Give up on one delivery deliberately; the holder's later events flow again."""
+    d = session.get(Delivery, delivery_id)
+    if d is None:
+        raise DeliveryNotFound(delivery_id)
+    d.status = SKIPPED
+    return d
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    delivery: Delivery
+    held_by: int | None
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    subscription_ids: Sequence[str] | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[DeliveryView]:
+    """Deliveries newest first, each with the dead-lettered delivery holding it back, if any.
+
+    ``status="held"`` lists only pending deliveries held back behind a dead letter.
+    """
+    blocker = aliased(Delivery)
+    held_by = (
+        select(func.min(blocker.id))
+        .where(
+            blocker.subscription_id == Delivery.subscription_id,
+            blocker.holder_key == Delivery.holder_key,
+            blocker.event_id < Delivery.event_id,
+            blocker.status == DEAD,
+        )
+        .correlate(Delivery)
+        .scalar_subquery()
+    )
+    stmt = select(Delivery, held_by.label("held_by"))
+    if subscription_ids is not None:
+        stmt = stmt.where(Delivery.subscription_id.in_(list(subscription_ids)))
+    if status == "held":
+        stmt = stmt.where(Delivery.status == PENDING, held_by.is_not(None))
+    elif status:
+        stmt = stmt.where(Delivery.status == status)
+    stmt = stmt.order_by(Delivery.id.desc()).limit(limit).offset(offset)
+    return [DeliveryView(d, int(h) if h is not None else None) for d, h in session.execute(stmt).all()]

@@ -1,0 +1,96 @@
+"""Which holder a presented code means (持证主体识别): legacy codes resolve through identity.
+
+A caller may name a holder by an old code (15-digit resident id, registration number,
+organisation code, old taxpayer id); the identity part's normaliser and master index turn
+it into the canonical resident id or USCC. When the identity part is not installed or
+does not know the code, the cleaned-up code itself is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResolvedHolder:
+    """The code as presented, the canonical code the hub files licences under, and how."""
+
+    presented: str
+    canonical: str
+    #: ``as_given``, ``normalized`` or ``master_index``.
+    resolved_via: str
+    #: Every code to search the licence index with (canonical first, then known legacy codes).
+    codes: tuple[str, ...] = field(default=())
+
+
+def clean(code: str) -> str:
+    """Full-width to half-width, no spaces or dashes, upper case.
+
+    >>> clean(" 9133０３２２-MA2８ｘ ")
+    '913303322MA28X'
+    """
+    text = unicodedata.normalize("NFKC", code)
+    return "".join(ch for ch in text if ch not in " -\t\u3000").upper()
+
+
+def _attr(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _normalize(code: str) -> str | None:
+    try:
+        module = importlib.import_module("identity.normalize")
+    except ImportError:
+        return None
+    try:
+        result = module.normalize(code)
+    except Exception:  # a malformed code is simply not normalisable
+        return None
+    canonical = _attr(result, "canonical")
+    valid = _attr(result, "valid")
+    return str(canonical) if canonical and valid is not False else None
+
+
+def _master_lookup(session: Session, code: str) -> str | None:
+    """Ask the identity master index for the canonical code behind a legacy one."""
+    try:
+        module = importlib.import_module("identity.master")
+    except ImportError:
+        return None
+    for name in ("resolve_code", "resolve", "canonical_code"):
+        fn = getattr(module, name, None)
+        if fn is None:
+            continue
+        try:
+            result = fn(session, code)
+        except Exception:
+            log.debug("identity lookup failed for a code", exc_info=True)
+            return None
+        if result is None:
+            return None
+        if isinstance(result, str):
+            return result
+        canonical = _attr(result, "canonical") or _attr(result, "canonical_code")
+        return str(canonical) if canonical else None
+    return None
+
+
+def resolve_holder(session: Session, code: str) -> ResolvedHolder:
+    cleaned = clean(code)
+    normalized = _normalize(cleaned) or cleaned
+    via = "normalized" if normalized != cleaned else "as_given"
+    canonical = _master_lookup(session, normalized)
+    if canonical and canonical != normalized:
+        codes = (canonical, normalized) if normalized != canonical else (canonical,)
+        return ResolvedHolder(code, canonical, "master_index", codes)
+    return ResolvedHolder(code, normalized, via, (normalized,))

@@ -1,0 +1,99 @@
+"""Errors as RFC 9457 problem details (问题详情) with a stable ``code``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+PROBLEM_TYPE_BASE = "https://hub.example.gov.cn/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``code`` is stable and meant for programs."""
+
+    type: str = Field(description="URI naming the problem type")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str = Field(description="Stable machine-readable code, e.g. missing_scope")
+    missing_scope: str | None = Field(default=None, description="The scope a 403 lacked")
+    errors: list[dict[str, Any]] | None = Field(default=None, description="Field errors of a 422")
+
+
+class ProblemError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        missing_scope: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status, self.code, self.title, self.detail = status, code, title, detail
+        self.missing_scope = missing_scope
+        self.headers = headers
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    missing_scope: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=PROBLEM_TYPE_BASE + code,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        code=code,
+        missing_scope=missing_scope,
+        errors=errors,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "unauthorized", "Authentication required", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def missing_scope(scope: str) -> ProblemError:
+    return ProblemError(
+        403, "missing_scope", "Scope missing", f"this key lacks the scope {scope!r}", missing_scope=scope
+    )
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, "not_found", "Not found", f"{what} not found")
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problems an operation can return."""
+    titles = {
+        400: "Bad request",
+        401: "No or invalid API key",
+        403: "The key lacks a scope",
+        404: "Not found",
+        409: "Conflict",
+        503: "Audit log unavailable",
+    }
+    return {
+        s: {
+            "model": Problem,
+            "description": titles.get(s, "Problem"),
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }

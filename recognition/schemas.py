@@ -1,0 +1,203 @@
+"""Request and response models of the mutual-recognition API (互认接口), so the OpenAPI is exact."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+SurfaceValue = str | int | float | bool | None
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LicenseStatusParam(StrEnum):
+    valid = "valid"
+    suspended = "suspended"
+    revoked = "revoked"
+    expired = "expired"
+
+
+class LicenseSummary(_Out):
+    """A licence (电子证照) as the index knows it; personal data masked unless the scope grants it."""
+
+    license_id: str
+    license_type_code: str
+    license_type_name: str
+    license_number: str
+    holder_code: str
+    holder_kind: str
+    holder_name: str
+    issuer_code: str
+    issuer_name: str
+    issue_date: dt.date
+    valid_from: dt.date
+    valid_until: dt.date | None
+    status: str
+    version: int
+    content_sha256: str = Field(description="SHA-256 of the sealed licence document of this version")
+
+
+class LicenseDetail(LicenseSummary):
+    key_id: str = Field(description="Seal key that signed this version")
+    surface: dict[str, SurfaceValue] = Field(description="Surface fields the scope releases")
+    withheld_fields: list[str] = Field(description="Surface fields the scope does not release")
+    masked: bool = Field(description="Whether personal data in this answer is masked")
+
+
+class Page(_Out):
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page, null on the last page")
+
+
+class HolderRef(_Out):
+    presented: str = Field(description="The code as presented (masked for persons)")
+    canonical: str = Field(description="Resident id or USCC the hub files licences under (masked for persons)")
+    resolved_via: str = Field(description="as_given, normalized or master_index")
+
+
+class LicensePage(Page):
+    holder: HolderRef
+    masked: bool
+    items: list[LicenseSummary]
+
+
+class VerifyById(BaseModel):
+    """Verify the repository's current version of a licence (证照核验)."""
+
+    model_config = ConfigDict(extra="forbid")
+    license_id: str = Field(min_length=1, max_length=64)
+
+
+class Verification(_Out):
+    ok: bool = Field(description="Authentic, known to the repository, current and valid")
+    license_id: str | None
+    version: int | None
+    well_formed: bool
+    signature_ok: bool
+    hash_ok: bool
+    key_id: str | None
+    algorithm: str | None
+    document_status: str | None
+    status: str | None
+    revoked: bool
+    current_version: int | None
+    file_sha256: str | None
+    problems: list[str]
+
+
+class RecognitionCheck(_Out):
+    ok: bool
+    signature_ok: bool
+    hash_ok: bool
+    problems: list[str]
+
+
+class Recognition(_Out):
+    """One cross-department result a department may accept without paper (跨部门结果互认)."""
+
+    kind: str = Field(description="license or approval")
+    license_id: str
+    type_code: str
+    type_name: str
+    number: str
+    issuer_code: str
+    issuer_name: str
+    source_department: str | None
+    issue_date: dt.date
+    valid_from: dt.date
+    valid_until: dt.date | None
+    status: str
+    version: int
+    verification: RecognitionCheck
+
+
+class RecognitionPage(Page):
+    holder: HolderRef
+    as_of: dt.date
+    items: list[Recognition]
+
+
+class EventType(StrEnum):
+    license_issued = "license.issued"
+    license_amended = "license.amended"
+    license_suspended = "license.suspended"
+    license_reinstated = "license.reinstated"
+    license_revoked = "license.revoked"
+    license_expired = "license.expired"
+    approval_issued = "approval.issued"
+    approval_amended = "approval.amended"
+    approval_revoked = "approval.revoked"
+    identity_merged = "identity.merged"
+    identity_split = "identity.split"
+
+
+class Channel(StrEnum):
+    webhook = "webhook"
+    soap = "soap"
+
+
+class SubscriptionIn(BaseModel):
+    """A subscription (订阅): which events, filtered by licence type and region, pushed where."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    event_types: list[EventType] = Field(min_length=1, max_length=20)
+    license_types: list[str] | None = Field(default=None, max_length=50)
+    regions: list[str] | None = Field(default=None, max_length=50, description="6-digit region code prefixes")
+    channel: Channel = Channel.webhook
+    url: HttpUrl
+
+
+class SubscriptionOut(_Out):
+    id: str
+    name: str
+    origin: str
+    event_types: list[str]
+    license_types: list[str] | None
+    regions: list[str] | None
+    channel: str
+    url: str
+    created_at: dt.datetime
+    secret: str | None = Field(default=None, description="Webhook signing secret; shown only when created")
+
+
+class SubscriptionPage(Page):
+    items: list[SubscriptionOut]
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"
+    skipped = "skipped"
+    held = "held"
+
+
+class DeliveryOut(_Out):
+    id: int
+    subscription_id: str
+    event_id: int
+    event_type: str
+    idempotency_key: str
+    status: str
+    held_back: bool = Field(description="Waiting behind a dead-lettered delivery for the same holder")
+    held_by: int | None = Field(description="The dead-lettered delivery holding this one back")
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+
+class DeliveryPage(Page):
+    items: list[DeliveryOut]
+
+
+class Health(_Out):
+    status: str
+    database: str

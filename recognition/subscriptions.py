@@ -1,0 +1,169 @@
+"""Subscriptions (订阅): which events a department receives, by API or declared in YAML.
+
+A YAML subscription (``recognition/subscriptions.yaml``) names its webhook secret or SOAP
+password by environment variable, never in the file; :func:`sync_yaml` makes the table
+match the file (added, changed, removed) and is idempotent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connectors.webhook import generate_secret
+from hub.models import OutboxEvent, utcnow
+from recognition.schemas import Channel, EventType
+from recognition.tables import Subscription
+
+EVENT_TYPES = frozenset(e.value for e in EventType)
+
+
+class SubscriptionError(ValueError):
+    pass
+
+
+class YamlSubscription(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{1,38}$")
+    name: str
+    event_types: list[str] = Field(min_length=1)
+    license_types: list[str] | None = None
+    regions: list[str] | None = None
+    channel: Channel = Channel.webhook
+    url: str
+    secret_env: str | None = None
+
+
+def matches(sub: Subscription, event: OutboxEvent) -> bool:
+    """Does ``event`` go to ``sub``? Type, licence type and region filters; no history before it."""
+    if event.id <= sub.start_event_id:
+        return False
+    if event.event_type not in sub.event_types and not any(
+        t.endswith(".*") and event.event_type.startswith(t[:-1]) for t in sub.event_types
+    ):
+        return False
+    if sub.license_types and event.license_type_code and event.license_type_code not in sub.license_types:
+        return False
+    if sub.regions:
+        region = event.region_code or ""
+        if not any(region.startswith(prefix) for prefix in sub.regions):
+            return False
+    return True
+
+
+def _latest_event_id(session: Session) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(OutboxEvent.id), 0))) or 0)
+
+
+def create(
+    session: Session,
+    *,
+    name: str,
+    event_types: Sequence[str],
+    url: str,
+    channel: str = "webhook",
+    license_types: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    consumer_id: str | None = None,
+    from_event_id: int | None = None,
+) -> Subscription:
+    """A new API subscription; a webhook one gets a fresh signing secret (returned once by the API)."""
+    unknown = sorted(set(event_types) - EVENT_TYPES)
+    if unknown:
+        raise SubscriptionError(f"unknown event types: {unknown}")
+    sub = Subscription(
+        id="s" + uuid.uuid4().hex[:12],
+        name=name,
+        consumer_id=consumer_id,
+        origin="api",
+        event_types=list(event_types),
+        license_types=list(license_types) if license_types else None,
+        regions=list(regions) if regions else None,
+        channel=Channel(channel).value,
+        target_url=url,
+        secret=generate_secret() if channel == Channel.webhook else None,
+        start_event_id=_latest_event_id(session) if from_event_id is None else from_event_id,
+        created_at=utcnow(),
+    )
+    session.add(sub)
+    session.flush()
+    return sub
+
+
+def active(session: Session) -> list[Subscription]:
+    return list(
+        session.scalars(select(Subscription).where(Subscription.deleted_at.is_(None)).order_by(Subscription.id))
+    )
+
+
+def list_for(session: Session, consumer_id: str | None, *, limit: int, offset: int) -> list[Subscription]:
+    stmt = select(Subscription).where(Subscription.deleted_at.is_(None))
+    if consumer_id is not None:
+        stmt = stmt.where(Subscription.consumer_id == consumer_id)
+    return list(session.scalars(stmt.order_by(Subscription.created_at, Subscription.id).limit(limit).offset(offset)))
+
+
+def delete(session: Session, subscription_id: str, consumer_id: str | None) -> bool:
+    """Stop a subscription (kept, marked deleted, so its deliveries stay explainable)."""
+    sub = session.get(Subscription, subscription_id)
+    if sub is None or sub.deleted_at is not None:
+        return False
+    if consumer_id is not None and sub.consumer_id != consumer_id:
+        return False
+    sub.deleted_at = utcnow()
+    return True
+
+
+def load_yaml(path: Path) -> list[YamlSubscription]:
+    if not path.exists():
+        return []
+    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    items = raw.get("subscriptions") or []
+    subs = [YamlSubscription.model_validate(item) for item in items]
+    for sub in subs:
+        unknown = sorted(set(sub.event_types) - EVENT_TYPES - {t for t in sub.event_types if t.endswith(".*")})
+        if unknown:
+            raise SubscriptionError(f"{path}: subscription {sub.id}: unknown event types {unknown}")
+    return subs
+
+
+def sync_yaml(session: Session, path: Path) -> dict[str, int]:
+    """Make the YAML-declared subscriptions in the table match ``path``."""
+    declared = {s.id: s for s in load_yaml(path)}
+    existing = {s.id: s for s in session.scalars(select(Subscription).where(Subscription.origin == "yaml"))}
+    counts = {"added": 0, "updated": 0, "removed": 0}
+    latest = _latest_event_id(session)
+    for sid, spec in declared.items():
+        values = {
+            "name": spec.name,
+            "event_types": list(spec.event_types),
+            "license_types": spec.license_types,
+            "regions": spec.regions,
+            "channel": spec.channel.value,
+            "target_url": spec.url,
+            "secret_env": spec.secret_env,
+        }
+        row = existing.get(sid)
+        if row is None:
+            session.add(Subscription(id=sid, origin="yaml", start_event_id=latest, created_at=utcnow(), **values))
+            counts["added"] += 1
+        else:
+            changed = any(getattr(row, k) != v for k, v in values.items()) or row.deleted_at is not None
+            if changed:
+                for k, v in values.items():
+                    setattr(row, k, v)
+                row.deleted_at = None
+                counts["updated"] += 1
+    for sid, row in existing.items():
+        if sid not in declared and row.deleted_at is None:
+            row.deleted_at = utcnow()
+            counts["removed"] += 1
+    session.flush()
+    return counts

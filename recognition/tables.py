@@ -1,0 +1,144 @@
+"""The recognition service's state: consumers and keys, audit log, subscriptions, deliveries.
+
+Declared on :class:`hub.db.Base`; the Alembic branch ``recognition`` creates them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base
+from hub.models import BigId, utcnow
+
+
+class Consumer(Base):
+    """A department or portal allowed to call the API (接入方), with its scopes."""
+
+    __tablename__ = "recognition_consumer"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: Scope strings, see :mod:`recognition.scopes`.
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """An API key of a consumer: only its id and a SHA-256 of its secret are kept."""
+
+    __tablename__ = "recognition_api_key"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    consumer_id: Mapped[str] = mapped_column(ForeignKey("recognition_consumer.id"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, hash-chained audit log (审计日志); personal data masked."""
+
+    __tablename__ = "recognition_audit"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    consumer: Mapped[str] = mapped_column(String(100))
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    #: ``read``, ``verify``, ``file``, ``deliver``, ``subscribe``, ...
+    action: Mapped[str] = mapped_column(String(40))
+    resource: Mapped[str] = mapped_column(String(300))
+    #: Masked holder code or licence id the action concerned.
+    subject: Mapped[str | None] = mapped_column(String(200))
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's latest sequence number and hash: a cut-off tail is detected against it."""
+
+    __tablename__ = "recognition_audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Subscription(Base):
+    """A department's subscription (订阅) to events, filtered by type and region."""
+
+    __tablename__ = "recognition_subscription"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    consumer_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    #: ``api`` or ``yaml``.
+    origin: Mapped[str] = mapped_column(String(10), default="api")
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    license_types: Mapped[list[str] | None] = mapped_column(JSON)
+    regions: Mapped[list[str] | None] = mapped_column(JSON)
+    #: ``webhook`` or ``soap``.
+    channel: Mapped[str] = mapped_column(String(10))
+    target_url: Mapped[str] = mapped_column(String(500))
+    #: Webhook signing secret (``whsec_...``) for API subscriptions; YAML ones name an env variable.
+    secret: Mapped[str | None] = mapped_column(String(200))
+    secret_env: Mapped[str | None] = mapped_column(String(100))
+    #: Events with an id above this one are delivered (a new subscription does not get history).
+    start_event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Delivery(Base):
+    """One event to one subscriber (投递): at least once, in order per holder."""
+
+    __tablename__ = "recognition_delivery"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_recognition_delivery_subscription_event"),
+        Index("ix_recognition_delivery_queue", "subscription_id", "holder_key", "event_id"),
+        Index("ix_recognition_delivery_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("recognition_subscription.id", name="fk_recognition_delivery_subscription")
+    )
+    event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    event_type: Mapped[str] = mapped_column(String(80))
+    #: Ordering key: the holder code, or ``event:<id>`` for events without a holder.
+    holder_key: Mapped[str] = mapped_column(String(60))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    #: ``pending``, ``delivered``, ``dead``, ``skipped``.
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FanoutMark(Base):
+    """An outbox event already turned into deliveries (fan-out is idempotent and gap-safe)."""
+
+    __tablename__ = "recognition_fanout"
+
+    event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    fanned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Cursor(Base):
+    """A named low-water mark (the fan-out's: every event at or below it is fanned out)."""
+
+    __tablename__ = "recognition_cursor"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), default=0)
