@@ -1,0 +1,223 @@
+"""The DAG factory (DAG 工厂): one exchange DAG per mapping file, the push DAG, housekeeping.
+
+``dags/exchange_dags.py`` calls :func:`build_all`; adding a department is adding a mapping
+file and an Airflow Connection. Each exchange DAG runs
+
+    extract → map → validate → resolve → publish ──(Asset event)──▶ hub_push
+
+with the department's pool (rate limit), retries with exponential backoff, timeouts,
+owners, tags and task docs. Tasks pass references to staged Parquet through XCom.
+``HUB_DAG_SCHEDULES=off`` leaves the exchange and housekeeping DAGs unscheduled (the demo,
+tests and benchmarks trigger them); the push DAG is always scheduled on the Assets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from airflow.sdk import DAG, Asset, get_current_context, task
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+PUSH_DAG_ID = "hub_push"
+HOUSEKEEPING_DAG_ID = "hub_housekeeping"
+
+
+def schedules_enabled() -> bool:
+    return os.environ.get("HUB_DAG_SCHEDULES", "on").lower() not in {"off", "0", "false", "no"}
+
+
+def exchange_dag_id(mapping_name: str) -> str:
+    return f"hub_exchange_{mapping_name}"
+
+
+def published_asset(mapping: Any) -> Asset:
+    """The Asset an exchange DAG updates when it published licences (wakes the push DAG)."""
+    return Asset(
+        name=f"hub_published_{mapping.name}",
+        uri=f"hub://published/{mapping.department}/{mapping.dataset}",
+        group="hub",
+    )
+
+
+def default_args(owner: str, pool: str | None = None) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "owner": owner,
+        "retries": 3,
+        "retry_delay": dt.timedelta(seconds=20),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=10),
+        "execution_timeout": dt.timedelta(minutes=30),
+    }
+    if pool:
+        args["pool"] = pool
+    return args
+
+
+def _run_id() -> str:
+    return str(get_current_context()["run_id"])
+
+
+EXCHANGE_DOC = """\
+### {title}
+
+{description}
+
+Department **{department}**, dataset **{dataset}** → canonical **{entity}**; source protocol
+`{protocol}` through Airflow Connection `{conn_id}`; expectation suite `{suite}` (batch fails past
+{threshold:.0%} quarantined); pool `{pool}`.
+
+| task | does |
+|---|---|
+| extract | pulls what changed since the watermark, stages Parquet, quarantines refused records |
+| map | applies `mappings/{department}_{dataset}.yaml` to every staged batch |
+| validate | Great Expectations suite; failing rows to quarantine; pulled = accepted + quarantined |
+| resolve | identifiers → master index (create / link identities) |
+| publish | issues or changes licences and approval results, outbox events in the same transaction; emits `{asset}` |
+
+Counts of every step land in the run ledger (`pipeline_step`); quarantine: `hub validation quarantine`.
+"""
+
+
+def build_exchange_dag(mapping: Any) -> DAG:
+    """The exchange DAG of one mapping (部门交换 DAG)."""
+    from hub.pipeline import steps
+
+    spec = mapping.spec
+    name = mapping.name
+    asset = published_asset(mapping)
+    owner = getattr(spec, "owner", None) or f"{mapping.department}-integration"
+    tags = ["hub", "exchange", mapping.department, *list(getattr(spec, "tags", None) or [])]
+    doc = EXCHANGE_DOC.format(
+        title=spec.description or name,
+        description=spec.description,
+        department=mapping.department,
+        dataset=mapping.dataset,
+        entity=mapping.entity,
+        protocol=spec.protocol,
+        conn_id=spec.source.get("conn_id", "-"),
+        suite=spec.expectation_suite,
+        threshold=spec.quarantine_threshold,
+        pool=spec.pool,
+        asset=asset.uri,
+    )
+    with DAG(
+        dag_id=exchange_dag_id(name),
+        schedule=spec.schedule if schedules_enabled() else None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=sorted(set(tags)),
+        default_args=default_args(owner, spec.pool),
+        doc_md=doc,
+        dagrun_timeout=dt.timedelta(hours=2),
+    ) as dag:
+
+        @task(task_id="extract", doc_md=steps.extract.__doc__)
+        def extract_task() -> dict[str, Any]:
+            return steps.extract(name, _run_id())
+
+        @task(task_id="map", doc_md=steps.map_batches.__doc__)
+        def map_task(extracted: Any) -> dict[str, Any]:
+            return steps.map_batches(name, extracted, _run_id())
+
+        @task(task_id="validate", doc_md=steps.validate.__doc__)
+        def validate_task(mapped: Any) -> dict[str, Any]:
+            return steps.validate(name, mapped, _run_id())
+
+        @task(task_id="resolve", doc_md=steps.resolve.__doc__)
+        def resolve_task(validated: Any) -> dict[str, Any]:
+            return steps.resolve(name, validated, _run_id())
+
+        @task(task_id="publish", doc_md=steps.publish.__doc__, outlets=[asset])
+        def publish_task(resolved: Any) -> dict[str, Any]:
+            return steps.publish(name, resolved, _run_id())
+
+        publish_task(resolve_task(validate_task(map_task(extract_task()))))
+    return dag
+
+
+def build_push_dag(assets: Iterable[Asset]) -> DAG:
+    """The push DAG (推送): wakes on any published Asset and delivers the outbox to subscribers.
+
+    Asset events merge; the outbox is the record of what to deliver, so one run delivers
+    everything committed so far.
+    """
+    from hub.pipeline import steps
+    from hub.pipeline.pools import PUSH_POOL
+
+    assets = list(assets)
+    schedule: Any = None
+    for a in assets:
+        schedule = a if schedule is None else schedule | a
+    with DAG(
+        dag_id=PUSH_DAG_ID,
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["hub", "push"],
+        default_args=default_args("hub-platform", PUSH_POOL),
+        doc_md=build_push_dag.__doc__,
+    ) as dag:
+
+        @task(task_id="deliver", doc_md=steps.push.__doc__)
+        def deliver() -> dict[str, Any]:
+            return steps.push(_run_id())
+
+        deliver()
+    return dag
+
+
+def build_housekeeping_dag() -> DAG:
+    """Housekeeping (日常维护): expiry, re-delivery, reconciliation, purge past retention."""
+    from hub.pipeline import housekeeping
+
+    with DAG(
+        dag_id=HOUSEKEEPING_DAG_ID,
+        schedule="@daily" if schedules_enabled() else None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["hub", "housekeeping"],
+        default_args=default_args("hub-platform"),
+        doc_md=build_housekeeping_dag.__doc__,
+    ) as dag:
+
+        @task(task_id="expire_licenses", doc_md=housekeeping.expire_licenses.__doc__)
+        def expire() -> dict[str, Any]:
+            return housekeeping.expire_licenses(_run_id())
+
+        @task(task_id="redeliver", doc_md=housekeeping.redeliver.__doc__)
+        def redeliver() -> dict[str, Any]:
+            return housekeeping.redeliver(_run_id())
+
+        @task(task_id="reconcile", doc_md=housekeeping.reconcile.__doc__)
+        def reconcile() -> dict[str, Any]:
+            return housekeeping.reconcile(_run_id())
+
+        @task(task_id="purge_personal_data", doc_md=housekeeping.purge.__doc__)
+        def purge() -> dict[str, Any]:
+            return housekeeping.purge(_run_id())
+
+        expire() >> redeliver()
+        reconcile() >> purge()
+    return dag
+
+
+def build_all(mapping_dir: Any = None) -> dict[str, DAG]:
+    """Every DAG of the hub, by dag id (what ``dags/exchange_dags.py`` exposes)."""
+    from mappings.engine import load_all
+
+    mappings = load_all(mapping_dir)
+    dags: dict[str, DAG] = {}
+    for mapping in mappings.values():
+        dag = build_exchange_dag(mapping)
+        dags[dag.dag_id] = dag
+    push = build_push_dag(published_asset(m) for m in mappings.values())
+    dags[push.dag_id] = push
+    hk = build_housekeeping_dag()
+    dags[hk.dag_id] = hk
+    return dags

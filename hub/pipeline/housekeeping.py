@@ -1,0 +1,81 @@
+"""Housekeeping task bodies (日常维护): licence expiry, re-delivery, reconciliation, retention purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hub.db import get_engine, session_scope
+from hub.models import QuarantineRecord
+from hub.pipeline.tables import PipelineStep
+
+log = logging.getLogger(__name__)
+
+
+class ReconciliationFailed(AssertionError):
+    """A run's ledger and the quarantine table disagree (对账不平)."""
+
+
+def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
+    """Mark expired every licence whose validity ended (证照到期)."""
+    from hub.pipeline.publish import license_service
+
+    expired = license_service().expire_due(today or dt.date.today())
+    return {"expired": len(expired)}
+
+
+def redeliver(run_id: str) -> dict[str, Any]:
+    """Retry deliveries that failed and are due again (重新投递); dead letters stay for operators."""
+    from hub.pipeline.steps import push
+
+    return push(run_id)
+
+
+def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[str, Any]:
+    """Re-check recent runs: pulled = accepted + quarantined, and the quarantine table agrees.
+
+    Raises :class:`ReconciliationFailed` naming the first run and mapping that does not add up.
+    """
+    cutoff = dt.datetime.now(dt.UTC) - since
+    checked = 0
+    with session_scope(get_engine()) as session:
+        steps = session.scalars(
+            select(PipelineStep).where(PipelineStep.step == "validate", PipelineStep.finished_at >= cutoff)
+        ).all()
+        for s in steps:
+            if s.pulled != s.accepted + s.quarantined:
+                raise ReconciliationFailed(
+                    f"{s.mapping} run {s.run_id}: pulled {s.pulled} != "
+                    f"accepted {s.accepted} + quarantined {s.quarantined}"
+                )
+            extract = session.get(PipelineStep, (s.run_id, s.mapping, "extract"))
+            stored = session.scalar(
+                select(func.count(QuarantineRecord.id)).where(
+                    QuarantineRecord.run_id == s.run_id, QuarantineRecord.source == s.department
+                )
+            ) or 0
+            expected = s.quarantined + (extract.quarantined if extract else 0)
+            if stored < expected:
+                raise ReconciliationFailed(
+                    f"{s.mapping} run {s.run_id}: ledger says {expected} quarantined, table holds {stored}"
+                )
+            checked += 1
+    return {"runs_checked": checked}
+
+
+def purge(run_id: str, older_than: dt.datetime | None = None) -> dict[str, Any]:
+    """Purge staged Parquet, quarantine rows and GX results past ``HUB_RETENTION_DAYS`` (个人信息清理)."""
+    from hub.pipeline.staging import FileStager, open_stager, purge_older_than
+    from validation.retention import cutoff
+    from validation.retention import purge as purge_validation
+
+    limit = older_than or cutoff()
+    with session_scope(get_engine()) as session:
+        report = purge_validation(session, limit).as_dict()
+    stager = open_stager()
+    if not isinstance(stager, FileStager):  # the file backend lives under $HUB_HOME/staging, purged above
+        report["staged_objects"] = purge_older_than(stager, limit)
+    return report

@@ -1,0 +1,328 @@
+"""Task bodies of the exchange DAGs (交换作业步骤): each step takes and returns references.
+
+extract → map → validate → resolve → publish, one call per step over *all* the batches a
+run pulled (tasks work on batches, never on single records). Every step:
+
+* reads its input from staged Parquet by reference and stages its output the same way
+  (XCom carries a small dict of references and counts, never records);
+* records its counts in the run ledger (:class:`hub.pipeline.tables.PipelineStep`),
+  replacing the row of an earlier attempt, so a retried task never double-counts;
+* names its staged objects after the run and the input, so a retry rewrites the same objects.
+
+The logic of each step lives with its owner (connectors, mappings, validation, identity,
+e_license_store, recognition); here it is only called in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from hub.db import get_engine, session_scope
+from hub.pipeline.staging import ObjectStager, open_stager, read_frame, stage_frame
+from hub.pipeline.tables import PipelineStep
+
+log = logging.getLogger(__name__)
+
+#: what every step returns through XCom
+StepOutput = dict[str, Any]
+
+
+class StepError(RuntimeError):
+    """A step cannot go on (counts do not reconcile, a batch is past its threshold, ...)."""
+
+
+# -- plumbing -----------------------------------------------------------------------------
+
+
+def load_mapping(name: str) -> Any:
+    """The mapping ``<department>_<dataset>`` from ``mappings/*.yaml``."""
+    from mappings.engine import load_all
+
+    mappings = load_all()
+    try:
+        return mappings[name]
+    except KeyError:
+        raise StepError(f"no mapping named {name!r}; have {sorted(mappings)}") from None
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+def _safe_run(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+def object_name(mapping: str, run_id: str, step: str, inputs: Any) -> str:
+    """Deterministic name of a step's staged output (same run + same inputs → same object)."""
+    return f"pipeline/{mapping}/{_safe_run(run_id)}/{step}-{_digest(inputs)}.parquet"
+
+
+@dataclass
+class Counts:
+    pulled: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    identities_created: int = 0
+    identities_linked: int = 0
+    licenses_issued: int = 0
+    licenses_changed: int = 0
+    notices_pushed: int = 0
+
+
+def record_step(run_id: str, mapping: str, department: str, step: str, counts: Counts, seconds: float) -> None:
+    """Write (or overwrite, on retry) the ledger row of one step."""
+    with session_scope(get_engine()) as session:
+        row = session.get(PipelineStep, (run_id, mapping, step))
+        if row is None:
+            row = PipelineStep(run_id=run_id, mapping=mapping, step=step, department=department)
+            session.add(row)
+        for key, value in vars(counts).items():
+            setattr(row, key, value)
+        row.seconds = seconds
+        row.finished_at = dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def _timed() -> Iterator[list[float]]:
+    box = [0.0]
+    started = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box[0] = time.perf_counter() - started
+
+
+def _source_refs(refs: list[str]) -> list[str]:
+    return [r for r in refs if r]
+
+
+# -- extract (+ stage) ---------------------------------------------------------------------
+
+
+def connector_dataset(mapping: Any) -> str:
+    """The connector's dataset name for a mapping (its ``source`` block may name several)."""
+    source = mapping.spec.source
+    datasets = source.get("datasets")
+    if isinstance(datasets, Mapping) and datasets:
+        return mapping.dataset if mapping.dataset in datasets else str(next(iter(datasets)))
+    return str(source.get("dataset") or source.get("table") or mapping.dataset)
+
+
+def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
+    """Pull what changed since the saved watermark and stage it as Parquet (抽取、暂存).
+
+    The connector SDK's ``run_sync`` stages each batch before it quarantines refused records
+    and advances the watermark, so a crash repeats work and never loses a record.
+    """
+    from connectors.registry import make_connector
+    from connectors.sync import run_sync
+
+    mapping = load_mapping(mapping_name)
+    stager = stager or open_stager()
+    with _timed() as t:
+        connector = make_connector(mapping.spec.source, name=mapping.department)
+        result = run_sync(
+            connector, connector_dataset(mapping), source=mapping.department, stager=stager, run_id=run_id
+        )
+        if not result.reconciled:
+            raise StepError(
+                f"{mapping_name}: read {result.rows_read} != staged {result.rows_staged} + "
+                f"quarantined {result.quarantined}"
+            )
+    counts = Counts(pulled=result.rows_read, accepted=result.rows_staged, quarantined=result.quarantined)
+    record_step(run_id, mapping_name, mapping.department, "extract", counts, t[0])
+    log.info("%s: pulled %d, staged %d in %d batch(es)", mapping_name, result.rows_read, result.rows_staged,
+             len(result.staged_refs))
+    return {"mapping": mapping_name, "staged": list(result.staged_refs), **vars(counts)}
+
+
+# -- map ------------------------------------------------------------------------------------
+
+
+def map_batches(mapping_name: str, extracted: StepOutput, run_id: str, *, stager: ObjectStager | None = None
+                ) -> StepOutput:
+    """Map every staged batch to canonical records (映射), batch by batch.
+
+    Each batch yields a staged ``records`` object and a staged ``rejects`` object (rows that
+    cannot become a record); validation quarantines the rejects with its own failures.
+    """
+    mapping = load_mapping(mapping_name)
+    stager = stager or open_stager()
+    refs = _source_refs(extracted.get("staged", []))
+    batches: list[dict[str, Any]] = []
+    counts = Counts()
+    with _timed() as t:
+        for ref in refs:
+            mapped = mapping.apply(stager.read(ref))
+            if not mapped.reconciles:
+                raise StepError(f"{mapping_name}: mapping of {ref} does not reconcile: {mapped.counts}")
+            batches.append(
+                {
+                    "source": ref,
+                    "records": stage_frame(stager, object_name(mapping_name, run_id, "mapped", ref), mapped.records),
+                    "rejects": stage_frame(stager, object_name(mapping_name, run_id, "rejects", ref), mapped.rejects),
+                    "rows_in": mapped.rows_in,
+                    "tombstones": len(mapped.tombstones),
+                }
+            )
+            counts.pulled += mapped.rows_in
+            counts.accepted += len(mapped.records)
+            counts.quarantined += mapped.rejected
+    record_step(run_id, mapping_name, mapping.department, "map", counts, t[0])
+    return {"mapping": mapping_name, "batches": batches, **vars(counts)}
+
+
+# -- validate -------------------------------------------------------------------------------
+
+
+@dataclass
+class StagedMappedBatch:
+    """A mapped batch read back from staging (what ``validation.run.validate_mapped`` takes)."""
+
+    records: pd.DataFrame
+    rejects: pd.DataFrame
+    tombstones: pd.DataFrame
+    rows_in: int
+    entity: str
+
+
+def _with_source_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Validation reads ``source_key``/``source_version``; the mapping writes them with a leading underscore."""
+    return df.assign(source_key=df.get("_source_key"), source_version=df.get("_source_version"))
+
+
+def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None
+             ) -> StepOutput:
+    """Run the entity's Great Expectations suite (数据校验); failing rows and mapping rejects go to quarantine.
+
+    Counts must reconcile (pulled = accepted + quarantined, deletions aside) and a batch fails
+    past the mapping's quarantine threshold.
+    """
+    from validation.run import validate_mapped
+
+    mapping = load_mapping(mapping_name)
+    stager = stager or open_stager()
+    pulled = accepted = quarantined = 0
+    out_refs: list[str] = []
+    results: list[str] = []
+    with _timed() as t:
+        for b in mapped.get("batches", []):
+            batch = StagedMappedBatch(
+                records=_with_source_columns(read_frame(stager, b["records"])),
+                rejects=_with_source_columns(read_frame(stager, b["rejects"])),
+                tombstones=pd.DataFrame(index=range(int(b["tombstones"]))),
+                rows_in=int(b["rows_in"]),
+                entity=mapping.entity,
+            )
+            with session_scope(get_engine()) as session:
+                outcome = validate_mapped(
+                    batch,
+                    mapping_name=mapping_name,
+                    threshold=mapping.spec.quarantine_threshold,
+                    source_ref={
+                        "department": mapping.department,
+                        "dataset": mapping.dataset,
+                        "staged_ref": b["source"],
+                    },
+                    run_id=run_id,
+                    session=session,
+                )
+            outcome.raise_for_threshold()
+            good = outcome.accepted_df.drop(columns=["source_key", "source_version"], errors="ignore")
+            pulled += outcome.pulled
+            accepted += len(good)
+            quarantined += outcome.quarantined_count
+            results.append(outcome.gx_result_ref)
+            if len(good):
+                out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "accepted", b["source"]), good))
+        if pulled != accepted + quarantined:
+            raise StepError(f"{mapping_name}: pulled {pulled} != accepted {accepted} + quarantined {quarantined}")
+    counts = Counts(pulled=pulled, accepted=accepted, quarantined=quarantined)
+    record_step(run_id, mapping_name, mapping.department, "validate", counts, t[0])
+    return {"mapping": mapping_name, "staged": out_refs, "gx_results": results, **vars(counts)}
+
+
+# -- resolve --------------------------------------------------------------------------------
+
+
+def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: ObjectStager | None = None
+            ) -> StepOutput:
+    """Resolve every identifier against the master index (身份归一): create or link identities."""
+    from hub.pipeline.identity_step import resolve_frame
+
+    mapping = load_mapping(mapping_name)
+    stager = stager or open_stager()
+    refs = _source_refs(validated.get("staged", []))
+    counts = Counts()
+    out_refs: list[str] = []
+    with _timed() as t:
+        for ref in refs:
+            df = read_frame(stager, ref)
+            with session_scope(get_engine()) as session:
+                resolved, created, linked = resolve_frame(df, mapping, session=session, run_id=run_id)
+            counts.pulled += len(df)
+            counts.accepted += len(resolved)
+            counts.identities_created += created
+            counts.identities_linked += linked
+            out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
+    record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0])
+    return {"mapping": mapping_name, "staged": out_refs, **vars(counts)}
+
+
+# -- publish --------------------------------------------------------------------------------
+
+
+def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: ObjectStager | None = None
+            ) -> StepOutput:
+    """Issue or change the licences and approval results the records yield (签发/变更).
+
+    The licence service writes each version to the store, then updates the index and emits
+    the outbox event in one transaction; issuing unchanged records again changes nothing.
+    """
+    from hub.pipeline.publish import license_service, publish_frame
+
+    mapping = load_mapping(mapping_name)
+    stager = stager or open_stager()
+    refs = _source_refs(resolved.get("staged", []))
+    counts = Counts()
+    with _timed() as t:
+        service = license_service()
+        for ref in refs:
+            df = read_frame(stager, ref)
+            issued, changed, skipped = publish_frame(df, mapping, service, run_id=run_id, staged_ref=ref)
+            counts.pulled += len(df)
+            counts.accepted += len(df) - skipped
+            counts.licenses_issued += issued
+            counts.licenses_changed += changed
+    record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0])
+    return {"mapping": mapping_name, **vars(counts)}
+
+
+# -- push and housekeeping (not per mapping) ------------------------------------------------
+
+
+def push(run_id: str, *, max_rounds: int = 20) -> StepOutput:
+    """Deliver outbox events to subscribed departments (推送) until nothing is ready."""
+    from recognition.delivery import run_once
+
+    engine = get_engine()
+    total: dict[str, int] = {"attempted": 0, "delivered": 0, "failed": 0, "dead": 0, "created": 0}
+    with _timed() as t:
+        for _ in range(max_rounds):
+            report = run_once(engine)
+            for key in total:
+                total[key] += int(getattr(report, key))
+            if report.attempted == 0 and report.created == 0:
+                break
+    record_step(run_id, "_push", "_push", "push", Counts(notices_pushed=total["delivered"]), t[0])
+    return total
