@@ -100,8 +100,12 @@ class ObjectStore(ABC):
     def get_legal_hold(self, key: str) -> bool: ...
 
     @abstractmethod
-    def delete(self, key: str, *, bypass_governance: bool = False) -> None:
-        """Delete (only where retention and legal hold allow); :class:`ObjectLocked` otherwise."""
+    def delete(self, key: str) -> None:
+        """Delete a version only where retention and legal hold allow; :class:`ObjectLocked` otherwise.
+
+        The hub itself never deletes licence versions; this exists for housekeeping of
+        objects whose retention has ended and to prove the lock holds.
+        """
 
     @abstractmethod
     def presigned_get(self, key: str, expires: dt.timedelta = dt.timedelta(minutes=5)) -> str:

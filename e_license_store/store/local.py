@@ -183,13 +183,12 @@ class LocalStore(ObjectStore):
     def get_legal_hold(self, key: str) -> bool:
         return bool(self._require_meta(key).get("legal_hold"))
 
-    def delete(self, key: str, *, bypass_governance: bool = False) -> None:
+    def delete(self, key: str) -> None:
         self._require_meta(key)
         if self.get_legal_hold(key):
             raise ObjectLocked(f"{key}: under legal hold")
         retention = self.get_retention(key)
-        locked = retention is not None and retention.active()
-        if retention is not None and locked and (retention.mode == RetentionMode.compliance or not bypass_governance):
+        if retention is not None and retention.active():
             raise ObjectLocked(f"{key}: under {retention.mode.value} retention until {retention.until}")
         self._obj(key).unlink()
         self._metafile(key).unlink()
