@@ -88,7 +88,7 @@ def _master_lookup(session: Session, code: str) -> str | None:
 def resolve_holder(session: Session, code: str) -> ResolvedHolder:
     cleaned = clean(code)
     normalized = _normalize(cleaned) or cleaned
-    via = "normalized" if normalized != cleaned else "as_given"
+    via = "normalized" if normalized != code else "as_given"
     canonical = _master_lookup(session, normalized)
     if canonical and canonical != normalized:
         codes = (canonical, normalized) if normalized != canonical else (canonical,)
