@@ -8,6 +8,7 @@ notice's ``idempotency_key``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -81,7 +82,7 @@ def notice_for(event: dict[str, Any], idempotency_key: str, secret: str | None) 
         "holder_code": str(data.get("holder_code") or ""),
         "holder_name": str(data.get("holder_name") or ""),
         "status": str(data.get("status") or ""),
-        "issued_at": event["timestamp"],
+        "issued_at": dt.datetime.fromisoformat(str(event["timestamp"])),
         "payload_json": payload_json,
         "signature": signature,
     }
