@@ -307,7 +307,7 @@ class SoapConnector:
 
 def _xsd_to_json(xsd_type: Any) -> dict[str, Any]:
     name = getattr(getattr(xsd_type, "qname", None), "localname", "") or ""
-    mapping = {
+    mapping: dict[str, dict[str, Any]] = {
         "dateTime": {"type": ["string", "null"], "format": "date-time"},
         "date": {"type": ["string", "null"], "format": "date"},
         "integer": {"type": ["integer", "null"]},

@@ -26,7 +26,7 @@ def conn_env(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> No
 class SqlHarness:
     """A department table in a throwaway PostgreSQL or MariaDB database, read through ODBC."""
 
-    capabilities = frozenset({"late_commit", "deletes", "bad_records", "faults", "updates"})
+    capabilities = frozenset({"auth", "late_commit", "deletes", "bad_records", "faults", "updates"})
 
     def __init__(self, db: TempDatabase, monkeypatch: pytest.MonkeyPatch, rows: int = 120) -> None:
         self.db = db
@@ -223,7 +223,7 @@ def mariadb_harness(mariadb_database: TempDatabase, odbc_mariadb: None, monkeypa
 class SoapHarness:
     """The tax listing served by a spyne service speaking the sandbox contract."""
 
-    capabilities = frozenset({"bad_records", "faults", "updates"})
+    capabilities = frozenset({"auth", "bad_records", "faults", "updates"})
     dataset = "taxpayers"
     name = "test_tax_soap"
 
@@ -323,3 +323,133 @@ def soap_harness(monkeypatch: pytest.MonkeyPatch, hub_db_url: str) -> Iterator[S
     h = SoapHarness(monkeypatch)
     yield h
     h.close()
+
+
+LAND_NS = "urn:hub:sandbox:land:1"
+TEST_XSD = "tests/connectors/data/land_exchange_test.xsd"
+
+
+def land_package(records: list[tuple[str, int]], *, encoding: str = "UTF-8", approvals: int = 0) -> bytes:
+    """An exchange package with PropertyRight records (unitNo, version) and some ApprovalResults."""
+    parts = [f'<?xml version="1.0" encoding="{encoding}"?>\n',
+             f'<ExchangePackage xmlns="{LAND_NS}" packageId="P1" createdAt="2026-11-01T09:00:00+08:00" '
+             'sender="330322">\n']
+    for unit, version in records:
+        parts.append(
+            f'<PropertyRight unitNo="{unit}" version="{version}"><CertificateNo>浙(2016)洞头区不动产权第{unit[-7:]}号'
+            "</CertificateNo><RightType>国有建设用地使用权/房屋所有权</RightType><Location>浙江省温州市洞头区北岙街道</Location>"
+            "<Area>89.50</Area><LandUse>住宅</LandUse><RegisterDate>2016-05-04</RegisterDate><Status>registered</Status>"
+            "<Owner><Name>张三</Name><IdType>resident_id</IdType><IdCode>330322198001010011</IdCode>"
+            "<Share>1/2</Share></Owner><Owner><Name>李四</Name><IdType>resident_id</IdType>"
+            "<IdCode>33032219800101002X</IdCode></Owner></PropertyRight>\n"
+        )
+    for i in range(approvals):
+        parts.append(
+            f'<ApprovalResult approvalNo="YS{i:06d}" version="1"><ApprovalType>land_use_pre_review</ApprovalType>'
+            "<ProjectName>洞头港区项目</ProjectName><Applicant><Name>洞头企业</Name><IdType>uscc</IdType>"
+            "<IdCode>91330322MA2AAAAA1X</IdCode></Applicant><Issuer code=\"330322\">温州市洞头区自然资源局</Issuer>"
+            "<Opinion>同意</Opinion><Conclusion>approved</Conclusion><IssueDate>2016-03-01</IssueDate>"
+            "<ValidUntil>2019-03-01</ValidUntil><LandArea>12000.5</LandArea><Location>洞头</Location>"
+            "</ApprovalResult>\n"
+        )
+    parts.append("</ExchangePackage>\n")
+    return "".join(parts).encode(encoding)
+
+
+def land_source_block(outbox: Any, archive: Any, *, batch_size: int = 25) -> dict[str, Any]:
+    return {
+        "protocol": "xml", "outbox": str(outbox), "archive": str(archive), "xsd": TEST_XSD,
+        "namespace": LAND_NS, "batch_size": batch_size,
+        "datasets": {
+            "property_rights": {
+                "element": "PropertyRight", "key": "unit_no", "version": "version",
+                "fields": {"unit_no": "@unitNo", "version": "@version", "certificate_no": "CertificateNo",
+                           "area": "Area", "register_date": "RegisterDate", "status": "Status",
+                           "owner_names": "Owner/Name[]", "owner_id_types": "Owner/IdType[]",
+                           "owner_id_codes": "Owner/IdCode[]"},
+            },
+            "approval_results": {
+                "element": "ApprovalResult", "key": "approval_no", "version": "version",
+                "fields": {"approval_no": "@approvalNo", "version": "@version", "approval_type": "ApprovalType",
+                           "applicant_id_code": "Applicant/IdCode", "issuer_code": "Issuer/@code",
+                           "conclusion": "Conclusion", "valid_until": "ValidUntil"},
+            },
+        },
+    }
+
+
+class XmlHarness:
+    """Land packages dropped into an outbox directory, as the land department does."""
+
+    capabilities = frozenset({"bad_records", "updates"})
+    dataset = "property_rights"
+    name = "test_land_xml"
+
+    def __init__(self, root: Any, rows: int = 120) -> None:
+        from pathlib import Path
+
+        self.root = Path(root)
+        self.outbox = self.root / "land" / "outbox"
+        self.outbox.mkdir(parents=True)
+        self.archive = self.root / "land" / "archive"
+        self._n = 0
+        self._pkg = 0
+        self.versions: dict[str, int] = {}
+        self.add_records(rows)
+
+    def drop(self, content: bytes, *, checksum: str | None = None) -> str:
+        import hashlib
+
+        self._pkg += 1
+        name = f"pkg-{self._pkg:05d}.xml"
+        (self.outbox / name).write_bytes(content)
+        digest = checksum or hashlib.sha256(content).hexdigest()
+        (self.outbox / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+        return name
+
+    def add_records(self, n: int) -> list[str]:
+        units = []
+        for _ in range(n):
+            self._n += 1
+            unit = f"330322001001GB{self._n:05d}F{self._n:08d}"
+            self.versions[unit] = 1
+            units.append(unit)
+        if units:
+            self.drop(land_package([(u, 1) for u in units], approvals=2))
+        return units
+
+    def update_record(self, key: str) -> None:
+        self.versions[key] += 1
+        self.drop(land_package([(key, self.versions[key])]))
+
+    def delete_record(self, key: str) -> None:
+        raise NotImplementedError
+
+    def add_bad_record(self) -> str:
+        content = land_package([("330322001001GB99999F99999999", 1)])
+        return self.drop(content[: len(content) // 2])  # truncated in transit
+
+    def current_keys(self) -> set[str]:
+        return set(self.versions)
+
+    def late_commit(self) -> contextlib.AbstractContextManager[str]:
+        raise NotImplementedError
+
+    def fault(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def connector(self) -> Connector:
+        return make_connector(land_source_block(self.outbox, self.archive), name=self.name,
+                              work_root=self.root / "work")
+
+    def connector_bad_credentials(self) -> Connector:
+        raise NotImplementedError
+
+    def connector_unreachable(self) -> Connector:
+        return make_connector(land_source_block(self.root / "not-mounted", self.archive), name=self.name,
+                              work_root=self.root / "work")
+
+
+@pytest.fixture()
+def xml_harness(tmp_path: Any, hub_db_url: str) -> XmlHarness:
+    return XmlHarness(tmp_path / "xmlsrc")

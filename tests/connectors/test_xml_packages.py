@@ -1,0 +1,129 @@
+"""XML exchange packages: hardening, validation, acknowledgement, idempotency, GB18030."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.base import SOURCE_KEY
+from connectors.staging import LocalStager
+from connectors.sync import run_sync
+from hub.db import session_scope
+from hub.models import QuarantineRecord
+from tests.connectors.conftest import XmlHarness, land_package
+
+
+@pytest.fixture()
+def land(tmp_path: Path, hub_db_url: str) -> XmlHarness:
+    return XmlHarness(tmp_path / "src", rows=0)
+
+
+def _quarantine(source: str) -> list[QuarantineRecord]:
+    with session_scope() as s:
+        return list(s.scalars(select(QuarantineRecord).where(QuarantineRecord.source == source)))
+
+
+def _sync(land: XmlHarness, tmp_path: Path, dataset: str = "property_rights"):  # type: ignore[no-untyped-def]
+    return run_sync(land.connector(), dataset, source=land.name, stager=LocalStager(tmp_path / "staging"))
+
+
+def test_gb18030_package_is_decoded(land: XmlHarness, tmp_path: Path) -> None:
+    name = land.drop(land_package([("330322001001GB00001F00000001", 1)], encoding="GB18030"))
+    assert "浙".encode("gb18030") in (land.outbox / name).read_bytes()  # really GB18030 on disk
+    batch = next(iter(land.connector().read("property_rights", None)))
+    row = batch.table.to_pylist()[0]
+    assert row["certificate_no"].startswith("浙(2016)洞头区不动产权第")
+    assert row["owner_names"] == ["张三", "李四"]
+    assert row["owner_id_codes"] == ["330322198001010011", "33032219800101002X"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason_code"),
+    [
+        (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">]>\n<ExchangePackage/>', "xml_dtd_forbidden"),
+        (land_package([("U1", 1)]).replace(b"<Area>89.50</Area>", b"<Area>big</Area>"), "xml_schema_invalid"),
+        (land_package([("U1", 1), ("U2", 1)])[:-40], "xml_truncated"),
+        (land_package([("U1", 1)]).replace(b"</CertificateNo>", b"</CertificateNo"), "xml_not_well_formed"),
+    ],
+)
+def test_bad_package_is_quarantined_whole(land: XmlHarness, tmp_path: Path, content: bytes, reason_code: str) -> None:
+    land.add_records(3)
+    name = land.drop(content)
+    result = _sync(land, tmp_path)
+    assert result.rows_staged == 3 and result.quarantined == 1 and result.reconciled
+    [q] = _quarantine(land.name)
+    assert (q.source_key, q.reason_code) == (name, reason_code)
+    assert "what" not in q.reason or q.reason  # the reason is a sentence for the operator
+    assert (land.archive / "rejected" / name).exists()
+    assert (land.outbox / f"{name}.ack").read_text().strip() == hashlib.sha256(content).hexdigest()
+
+
+def test_wrong_sidecar_checksum_quarantines_the_package(land: XmlHarness, tmp_path: Path) -> None:
+    name = land.drop(land_package([("U1", 1)]), checksum="0" * 64)
+    result = _sync(land, tmp_path)
+    assert result.rows_staged == 0
+    assert [q.reason_code for q in _quarantine(land.name)] == ["checksum_mismatch"]
+    assert not (land.outbox / name).exists()
+
+
+def test_package_without_sidecar_waits(land: XmlHarness, tmp_path: Path) -> None:
+    (land.outbox / "incoming.xml").write_bytes(land_package([("U1", 1)]))
+    assert _sync(land, tmp_path).rows_read == 0
+    assert (land.outbox / "incoming.xml").exists()
+
+
+def test_acknowledged_and_archived_only_after_every_dataset_read(land: XmlHarness, tmp_path: Path) -> None:
+    land.add_records(4)
+    name = "pkg-00001.xml"
+    rights = _sync(land, tmp_path, "property_rights")
+    assert rights.rows_staged == 4
+    assert (land.outbox / name).exists() and not (land.outbox / f"{name}.ack").exists()
+    approvals = _sync(land, tmp_path, "approval_results")
+    assert approvals.rows_staged == 2
+    import pyarrow.parquet as pq
+
+    rows = [r for ref in approvals.staged_refs for r in pq.read_table(ref).to_pylist()]
+    assert {r["issuer_code"] for r in rows} == {"330322"} and rows[0]["conclusion"] == "approved"
+    sha = hashlib.sha256((land.archive / "accepted" / name).read_bytes()).hexdigest()
+    assert (land.outbox / f"{name}.ack").read_text().strip() == sha
+    assert not (land.outbox / name).exists()
+
+
+def test_same_content_dropped_again_is_not_read_twice(land: XmlHarness, tmp_path: Path) -> None:
+    content = land_package([("U1", 1), ("U2", 1)])
+    land.drop(content)
+    first = _sync(land, tmp_path)
+    land.drop(content)  # the department resends an identical package under a new name
+    second = _sync(land, tmp_path)
+    assert first.rows_staged == 2 and second.rows_staged == 0
+
+
+def test_preview_limit_does_not_acknowledge(land: XmlHarness) -> None:
+    land.add_records(60)
+    batches = list(land.connector().read("property_rights", None, limit=5))  # type: ignore[call-arg]
+    assert sum(b.table.num_rows for b in batches) == 5
+    assert not list(land.outbox.glob("*.ack"))
+
+
+def test_keys_and_versions_travel_with_rows(land: XmlHarness, tmp_path: Path) -> None:
+    units = land.add_records(2)
+    land.update_record(units[0])
+    result = _sync(land, tmp_path)
+    import pyarrow.parquet as pq
+
+    pairs = sorted(
+        (k, v) for ref in result.staged_refs for k, v in zip(
+            pq.read_table(ref)[SOURCE_KEY].to_pylist(), pq.read_table(ref)["_source_version"].to_pylist(), strict=True
+        )
+    )
+    assert pairs == sorted([(units[0], "1"), (units[0], "2"), (units[1], "1")])
+
+
+def test_unmounted_outbox_is_unavailable(land: XmlHarness) -> None:
+    from connectors.errors import ConnectorUnavailable
+
+    with pytest.raises(ConnectorUnavailable, match="not mounted"):
+        list(land.connector_unreachable().read("property_rights", None))
