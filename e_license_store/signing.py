@@ -59,7 +59,13 @@ class Signature:
 
     @classmethod
     def from_json(cls, data: Mapping[str, str]) -> Signature:
-        return cls(str(data["alg"]), str(data["key_id"]), base64.b64decode(data["value"], validate=True))
+        text = str(data["value"])
+        value = base64.b64decode(text, validate=True)
+        # base64 ignores the unused low bits of its last character: insist on the one canonical
+        # spelling, or a changed byte there would go unnoticed
+        if base64.b64encode(value).decode() != text:
+            raise ValueError("signature value is not canonical base64")
+        return cls(str(data["alg"]), str(data["key_id"]), value)
 
 
 class VerifyKey(Protocol):

@@ -41,6 +41,27 @@ def test_every_single_changed_byte_is_detected(service: LicenseService, local_st
             assert res.problems
 
 
+def test_non_canonical_base64_in_the_signature_is_refused(service: LicenseService, local_store: LocalStore) -> None:
+    """The last base64 character has unused bits; flipping them must not slip through."""
+    import base64
+    import json
+
+    for i in range(40):  # DER signatures are 70-72 bytes: find one whose base64 has padding
+        data = local_store.get(service.issue(business_draft(), source(f"s{i}")).object_key)
+        value = json.loads(data)["signature"]["value"]
+        raw = base64.b64decode(value)
+        if len(raw) % 3:
+            break
+    assert len(raw) % 3, "no padded signature in 40 tries"
+    stripped = value.rstrip("=")
+    last = stripped[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    twins = [c for c in alphabet if c != last and base64.b64decode(stripped[:-1] + c + value[len(stripped):]) == raw]
+    tampered = data.replace(value.encode(), (stripped[:-1] + twins[0] + value[len(stripped):]).encode())
+    res = verify_file(tampered, service.signer)
+    assert not res.ok and not res.well_formed
+
+
 def test_a_changed_value_breaks_signature_and_hash(service: LicenseService, local_store: LocalStore) -> None:
     data = local_store.get(service.issue(business_draft(), source()).object_key)
     tampered = data.replace("海景餐饮".encode(), "海景酒店".encode(), 1)

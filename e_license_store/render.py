@@ -1,0 +1,222 @@
+"""The licence file (证照文件): a PDF of the licence surface with CJK text and a QR code.
+
+Rendering is kept off the issuing path: :func:`render_pending_files` (an Airflow task)
+renders the current version of every licence that has no file yet, and
+:func:`ensure_file` renders one on first request. Either way the PDF goes to the store
+once, a signed binding (licence id, version, file SHA-256) beside it, and a row in
+``license_file``. PDFs are rendered with reportlab's *invariant* mode, so the same
+version always yields the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import qrcode
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from e_license_store.catalogue import license_type
+from e_license_store.files import bind_file
+from e_license_store.model import LicenseDocument, binding_key, file_key, parse_envelope
+from e_license_store.signing import KeyRing
+from e_license_store.store.base import ObjectExists, ObjectStore
+from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry
+
+DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+FONT_NAME = "HubCJK"
+_STATUS_STAMP = {"suspended": "已暂停", "revoked": "已撤销", "expired": "已过期"}
+
+
+@lru_cache(maxsize=1)
+def _register_font() -> str:
+    path = os.environ.get("HUB_CJK_FONT", DEFAULT_FONT)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"CJK TrueType font missing: {path} (Debian fonts-wqy-zenhei; make installs it)")
+    pdfmetrics.registerFont(TTFont(FONT_NAME, path, subfontIndex=0))
+    return FONT_NAME
+
+
+def verification_url(license_id: str, version: int) -> str:
+    """Where a reader of the QR code verifies the licence (``HUB_VERIFY_BASE_URL``)."""
+    base = os.environ.get("HUB_VERIFY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    return f"{base}/v1/licenses/{license_id}?version={version}"
+
+
+def qr_payload(license_id: str, version: int) -> str:
+    return verification_url(license_id, version)
+
+
+def _draw_qr(canvas: Canvas, data: str, x: float, y: float, size: float) -> None:
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
+    qr.add_data(data)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    cell = size / len(matrix)
+    canvas.setFillColorRGB(0, 0, 0)
+    for r, row in enumerate(matrix):
+        for c, dark in enumerate(row):
+            if dark:
+                canvas.rect(x + c * cell, y + size - (r + 1) * cell, cell, cell, stroke=0, fill=1)
+
+
+def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
+    """The PDF of one licence version (deterministic for the same document)."""
+    font = _register_font()
+    lic = document.license
+    ltype = license_type(lic.license_type_code)
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=A4, invariant=1)
+    canvas.setTitle(f"{lic.license_type_name} {lic.license_number}")
+    canvas.setSubject(f"hub-license:{lic.license_id}:v{lic.version}")
+    canvas.setAuthor(lic.issuer_name)
+    width, height = A4
+    canvas.setFont(font, 26)
+    canvas.drawCentredString(width / 2, height - 40 * mm, lic.license_type_name)
+    canvas.setFont(font, 11)
+    lines: list[tuple[str, str]] = [
+        ("证照编号", lic.license_number),
+        ("证照标识", lic.license_id),
+        ("持证主体", lic.holder_name),
+        ("统一社会信用代码" if str(lic.holder_kind) == "enterprise" else "公民身份号码", lic.holder_code),
+    ]
+    labels = {f.name: f.label for f in ltype.surface_fields}
+    for name, value in lic.surface.items():
+        if value not in (None, ""):
+            lines.append((labels.get(name, name), str(value)))
+    lines += [
+        ("发证机关", f"{lic.issuer_name}（{lic.issuer_code}）"),
+        ("发证日期", lic.issue_date.isoformat()),
+        ("有效期限", f"{lic.valid_from.isoformat()} 至 {lic.valid_until.isoformat() if lic.valid_until else '长期'}"),
+        ("版本", f"第 {lic.version} 版"),
+    ]
+    y = height - 60 * mm
+    for label, value in lines:
+        canvas.drawString(25 * mm, y, f"{label}：")
+        text = value
+        while text:  # wrap long surface values (经营范围) by width
+            n = len(text)
+            while n > 1 and pdfmetrics.stringWidth(text[:n], font, 11) > width - 85 * mm:
+                n -= 1
+            canvas.drawString(60 * mm, y, text[:n])
+            text = text[n:]
+            y -= 7 * mm
+        y -= 2 * mm
+    stamp = _STATUS_STAMP.get(str(lic.status))
+    if stamp:
+        canvas.setFillColorRGB(0.8, 0, 0)
+        canvas.setFont(font, 40)
+        canvas.drawCentredString(width / 2, 60 * mm, stamp)
+    _draw_qr(canvas, qr_payload(lic.license_id, lic.version), width - 60 * mm, 20 * mm, 40 * mm)
+    canvas.setFillColorRGB(0, 0, 0)
+    canvas.setFont(font, 8)
+    canvas.drawString(25 * mm, 22 * mm, f"电子印章 SM2/SM3 · 密钥 {key_id}")
+    canvas.drawString(25 * mm, 17 * mm, "扫描二维码核验本证照")
+    canvas.showPage()
+    canvas.save()
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    license_id: str
+    version: int
+    file_key: str
+    file_sha256: str
+
+
+def _render_one(session: Session, store: ObjectStore, keyring: KeyRing, entry: LicenseIndexEntry,
+                clock: Callable[[], dt.datetime]) -> RenderedFile:
+    env = parse_envelope(store.get(entry.object_key))
+    fkey = file_key(entry.license_id, entry.version)
+    pdf = render_pdf(env.document, env.signature.key_id)
+    try:
+        store.put(fkey, pdf, content_type="application/pdf")
+    except ObjectExists:
+        pdf = store.get(fkey)  # rendered before a crash: keep what is stored
+    sha = hashlib.sha256(pdf).hexdigest()
+    bkey = binding_key(entry.license_id, entry.version)
+    rendered_at = clock()
+    try:
+        store.put(bkey, bind_file(keyring, entry.license_id, entry.version, fkey, sha, rendered_at).to_bytes(),
+                  content_type="application/json")
+    except ObjectExists:
+        from e_license_store.files import parse_binding
+
+        rendered_at = parse_binding(store.get(bkey)).rendered_at
+    session.merge(LicenseFileEntry(license_id=entry.license_id, version=entry.version, file_key=fkey,
+                                   file_sha256=sha, binding_key=bkey, rendered_at=rendered_at))
+    session.commit()
+    return RenderedFile(entry.license_id, entry.version, fkey, sha)
+
+
+def _defaults(
+    store: ObjectStore | None, sessions: sessionmaker[Session] | None, keyring: KeyRing | None
+) -> tuple[ObjectStore, sessionmaker[Session], KeyRing]:
+    from e_license_store.signing import load_keyring
+    from e_license_store.store import open_store
+    from hub.db import get_engine, session_factory
+
+    return store or open_store(), sessions or session_factory(get_engine()), keyring or load_keyring(create=True)
+
+
+def render_pending_files(
+    *,
+    store: ObjectStore | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    keyring: KeyRing | None = None,
+    limit: int = 1000,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> int:
+    """Render the current version of every licence without a file (a DAG task); returns how many."""
+    store, sessions, keyring = _defaults(store, sessions, keyring)
+    now = clock or (lambda: dt.datetime.now(dt.UTC))
+    with sessions() as session:
+        pending = list(
+            session.scalars(
+                select(LicenseIndexEntry)
+                .outerjoin(
+                    LicenseFileEntry,
+                    (LicenseFileEntry.license_id == LicenseIndexEntry.license_id)
+                    & (LicenseFileEntry.version == LicenseIndexEntry.version),
+                )
+                .where(LicenseFileEntry.license_id.is_(None))
+                .order_by(LicenseIndexEntry.license_id)
+                .limit(limit)
+            )
+        )
+        for entry in pending:
+            _render_one(session, store, keyring, entry, now)
+    return len(pending)
+
+
+def ensure_file(
+    license_id: str,
+    *,
+    store: ObjectStore | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    keyring: KeyRing | None = None,
+) -> tuple[RenderedFile, bytes]:
+    """The current version's PDF, rendered now if it has none yet (first request), then kept."""
+    store, sessions, keyring = _defaults(store, sessions, keyring)
+    with sessions() as session:
+        entry = session.get(LicenseIndexEntry, license_id)
+        if entry is None:
+            raise LookupError(license_id)
+        row = session.get(LicenseFileEntry, (license_id, entry.version))
+        if row is None:
+            done = _render_one(session, store, keyring, entry, lambda: dt.datetime.now(dt.UTC))
+        else:
+            done = RenderedFile(license_id, entry.version, row.file_key, row.file_sha256)
+    return done, store.get(done.file_key)
