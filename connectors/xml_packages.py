@@ -11,7 +11,8 @@ each with a ``<name>.xml.sha256`` sidecar. For every package not yet read:
    (``schema=``), ``elem.clear()`` keeping memory constant; they are spilled to a local
    Parquet file, and only once the whole package has validated are they emitted — a
    truncated or invalid package is quarantined *whole*, with its reason;
-4. when every dataset of the source has read a package, it is acknowledged
+4. when every consuming dataset (``consumers``, default: the block's datasets) has read a
+   package, it is acknowledged
    (``<name>.xml.ack`` holding the SHA-256 read) and moved to the archive.
 
 Idempotent by content hash: a package whose hash was already read is skipped. Packages
@@ -102,17 +103,17 @@ class FieldPath:
     def extract(self, elem: Any) -> Any:
         if self.child is None:
             return elem.get(self.attr) if self.attr else elem.text
-        if not self.many:
-            node = elem.find(self.child)
-            if node is None:
-                return None
-            if self.attr:
-                return node.get(self.attr)
-            return node.findtext(self.leaf) if self.leaf else node.text
         nodes = elem.findall(self.child)
         if self.attr:
-            return [n.get(self.attr) for n in nodes]
-        return [n.findtext(self.leaf) if self.leaf else n.text for n in nodes]
+            values = [n.get(self.attr) for n in nodes]
+        else:
+            values = [n.findtext(self.leaf) if self.leaf else n.text for n in nodes]
+        if self.many:
+            return values
+        if not values:
+            return None
+        # repeated children in a scalar column: ';'-joined, in document order
+        return values[0] if len(values) == 1 else ";".join(v or "" for v in values)
 
 
 class XmlPackageConnector:
@@ -333,7 +334,9 @@ class XmlPackageConnector:
         marker = self._marker(sha, dataset)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
-        datasets = list(self.block.get("datasets") or {})
+        # several mapping files may read one outbox (land: property rights and approval results);
+        # ``consumers`` names every dataset that must read a package before it is archived
+        datasets = list(self.block.get("consumers") or self.block.get("datasets") or {})
         if not all(self._marker(sha, d).exists() for d in datasets) and not rejected:
             return
         ack = package.with_name(package.name + ".ack")

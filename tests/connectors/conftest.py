@@ -366,7 +366,8 @@ def land_source_block(outbox: Any, archive: Any, *, batch_size: int = 25) -> dic
                 "fields": {"unit_no": "@unitNo", "version": "@version", "certificate_no": "CertificateNo",
                            "area": "Area", "register_date": "RegisterDate", "status": "Status",
                            "owner_names": "Owner/Name[]", "owner_id_types": "Owner/IdType[]",
-                           "owner_id_codes": "Owner/IdCode[]"},
+                           "owner_id_codes": "Owner/IdCode[]", "owner_id_types_joined": "Owner/IdType",
+                           "owner_shares": "Owner/Share"},
             },
             "approval_results": {
                 "element": "ApprovalResult", "key": "approval_no", "version": "version",

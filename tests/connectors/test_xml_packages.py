@@ -38,6 +38,8 @@ def test_gb18030_package_is_decoded(land: XmlHarness, tmp_path: Path) -> None:
     assert row["certificate_no"].startswith("浙(2016)洞头区不动产权第")
     assert row["owner_names"] == ["张三", "李四"]
     assert row["owner_id_codes"] == ["330322198001010011", "33032219800101002X"]
+    assert row["owner_shares"] == "1/2;"  # joined per Owner, so positions line up with the other owner columns
+    assert row["owner_id_types_joined"] == "resident_id;resident_id"  # scalar path, repeated: ';'-joined
 
 
 @pytest.mark.parametrize(
