@@ -519,7 +519,7 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/v1/licenses/verify",
         response_model=Verification,
-        responses=responses(400, 401, 403, 404, 503),
+        responses=responses(400, 401, 403, 404, 415, 503),
         openapi_extra=verify_body,
         tags=["licences"],
         summary="Verify a licence by id or an uploaded licence file (证照核验)",

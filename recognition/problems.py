@@ -80,13 +80,17 @@ def not_found(what: str) -> ProblemError:
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the problems an operation can return."""
+    """OpenAPI ``responses`` entries for the problems an operation can return (422 always: FastAPI's own
+    validation-error schema would otherwise be documented instead of the problem details actually sent)."""
+    statuses = tuple(sorted({*statuses, 422}))
     titles = {
         400: "Bad request",
         401: "No or invalid API key",
         403: "The key lacks a scope",
         404: "Not found",
         409: "Conflict",
+        415: "Unsupported media type",
+        422: "Invalid request (problem details with field errors)",
         503: "Audit log unavailable",
     }
     return {

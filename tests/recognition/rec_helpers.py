@@ -74,6 +74,17 @@ CONSUMERS: dict[str, list[str]] = {
     "verifier": ["licenses:verify"],
     "operator": ["deliveries:read", "deliveries:admin", "subscriptions:manage", "licenses:read:*"],
     "nobody": [],
+    "admin": [
+        "licenses:read:*",
+        "licenses:file",
+        "licenses:verify",
+        "recognitions:read",
+        "personal:read",
+        "fields:*",
+        "subscriptions:manage",
+        "deliveries:read",
+        "deliveries:admin",
+    ],  # fmt: skip
 }
 
 
