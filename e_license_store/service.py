@@ -47,6 +47,10 @@ class InvalidDraft(ValueError):
     """The draft does not fit its catalogue type."""
 
 
+class _VersionTaken(Exception):
+    """The store already holds the version about to be written."""
+
+
 @dataclass(frozen=True)
 class IssuedLicense:
     """The outcome of a transition: which version now stands, and whether this call made it."""
@@ -182,13 +186,16 @@ class LicenseService:
         """
         lic = self.license_for(draft, source)
         fingerprint = index.content_fingerprint(self._document(lic, Transition.issued, None))
-        with self.session_factory() as session:
-            current = self._current(session, lic.license_id)
-            if current is not None:
-                if current.content_fingerprint == fingerprint:
-                    return self._standing(current)
-                return self._transition(session, lic.license_id, Transition.amended, None, new_license=lic)
-            return self._write(session, lic, Transition.issued, None)
+
+        def attempt(session: Session) -> IssuedLicense:
+            current = session.get(LicenseIndexEntry, lic.license_id)
+            if current is None:
+                return self._write(session, lic, Transition.issued, None)
+            if current.content_fingerprint == fingerprint:
+                return self._standing(current)
+            return self._transition(session, lic.license_id, Transition.amended, None, new_license=lic)
+
+        return self._with_recovery(lic.license_id, attempt)
 
     def issue_approval(self, approval: ApprovalResult, type_code: str = "3101") -> IssuedLicense:
         """Issue an approval result for mutual recognition (跨部门结果互认)."""
@@ -197,21 +204,26 @@ class LicenseService:
     # -- lifecycle --------------------------------------------------------------------------
     def amend(self, license_id: str, changes: Mapping[str, Any], *, reason: str | None = None) -> IssuedLicense:
         """A new version with some fields (or surface fields, under ``surface``) changed (变更)."""
-        with self.session_factory() as session:
-            return self._transition(session, license_id, Transition.amended, reason, changes=changes)
+        return self._with_recovery(
+            license_id, lambda session: self._transition(session, license_id, Transition.amended, reason,
+                                                         changes=changes)
+        )
 
     def suspend(self, license_id: str, reason: str) -> IssuedLicense:
-        with self.session_factory() as session:
-            return self._transition(session, license_id, Transition.suspended, reason)
+        return self._with_recovery(
+            license_id, lambda session: self._transition(session, license_id, Transition.suspended, reason)
+        )
 
     def reinstate(self, license_id: str, reason: str) -> IssuedLicense:
-        with self.session_factory() as session:
-            return self._transition(session, license_id, Transition.reinstated, reason)
+        return self._with_recovery(
+            license_id, lambda session: self._transition(session, license_id, Transition.reinstated, reason)
+        )
 
     def revoke(self, license_id: str, reason: str) -> IssuedLicense:
         """Revoke (撤销/吊销) with a reason; the licence stays readable and verifiable as revoked."""
-        with self.session_factory() as session:
-            return self._transition(session, license_id, Transition.revoked, reason)
+        return self._with_recovery(
+            license_id, lambda session: self._transition(session, license_id, Transition.revoked, reason)
+        )
 
     def expire_due(self, today: dt.date) -> list[IssuedLicense]:
         """Housekeeping: mark expired every valid/suspended licence whose validity ended before ``today``."""
@@ -225,21 +237,33 @@ class LicenseService:
                 )
             )
         out = []
+        reason = f"validity ended before {today}"
+
+        def expire(license_id: str) -> Callable[[Session], IssuedLicense]:
+            return lambda session: self._transition(session, license_id, Transition.expired, reason)
+
         for license_id in ids:
-            with self.session_factory() as session:
-                out.append(self._transition(session, license_id, Transition.expired, f"validity ended before {today}"))
+            out.append(self._with_recovery(license_id, expire(license_id)))
         return out
 
     # -- internals --------------------------------------------------------------------------
-    def _current(self, session: Session, license_id: str) -> LicenseIndexEntry | None:
-        entry = session.get(LicenseIndexEntry, license_id)
-        nxt = object_key(license_id, (entry.version if entry else 0) + 1)
-        if self.store.exists(nxt):
-            # a version stored earlier whose index update never committed: take it from the store
+    def _with_recovery(self, license_id: str, attempt: Callable[[Session], IssuedLicense]) -> IssuedLicense:
+        """Run ``attempt``; if the version it writes is already in the store, take the store's
+        versions into the index (a writer that crashed before committing, or a concurrent one)
+        and try again on the new state. The store's write-once keys make this safe."""
+        for _ in range(5):
+            with self.session_factory() as session:
+                try:
+                    return attempt(session)
+                except _VersionTaken:
+                    session.rollback()
+            self._recover(license_id)
+        raise RuntimeError(f"licence {license_id}: version conflicts did not settle")
+
+    def _recover(self, license_id: str) -> None:
+        with self.session_factory() as session:
             index.reindex(session, self.store, license_ids=[license_id])
             session.commit()
-            entry = session.get(LicenseIndexEntry, license_id)
-        return entry
 
     @staticmethod
     def _standing(entry: LicenseIndexEntry) -> IssuedLicense:
@@ -259,12 +283,14 @@ class LicenseService:
         changes: Mapping[str, Any] | None = None,
         new_license: License | None = None,
     ) -> IssuedLicense:
-        current = self._current(session, license_id)
+        current = session.get(LicenseIndexEntry, license_id)
         if current is None:
             raise LicenseNotFound(license_id)
         status = LicenseStatus(current.status)
         if status not in _ALLOWED[transition]:
-            raise InvalidTransition(f"cannot {transition.value} a {status.value} licence {license_id}")
+            if self.store.exists(object_key(license_id, current.version + 1)):
+                raise _VersionTaken(license_id)  # the index is behind the store: recover, then decide
+            raise InvalidTransition(f"licence {license_id} is {status.value}: it cannot become {transition.value}")
         previous = parse_envelope(self.store.get(current.object_key)).document.license
         if new_license is not None:
             base = new_license.model_dump()
@@ -305,11 +331,7 @@ class LicenseService:
         try:
             self.store.put(key, envelope.to_bytes(), content_type="application/json", retention=retention)
         except ObjectExists:
-            # another writer made this version first; report what stands now
-            session.rollback()
-            current = self._current(session, lic.license_id)
-            assert current is not None
-            return self._standing(current)
+            raise _VersionTaken(key) from None
         if True:  # index row and event in the one transaction committed below
             index.apply_envelope(session, envelope, key)
             prefix = "approval" if ltype.is_approval_result else "license"
