@@ -118,6 +118,9 @@ def airflow_environment(
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(state / "passwords.json.generated")
     if sql_alchemy_conn:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sql_alchemy_conn
+        if sql_alchemy_conn.startswith("postgresql+psycopg://"):
+            # psycopg 3 speaks async too; Airflow would otherwise derive an asyncpg URL (not installed)
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = sql_alchemy_conn
     if api_port is not None:
         env["AIRFLOW__API__PORT"] = str(api_port)
         env["AIRFLOW__API__BASE_URL"] = f"http://localhost:{api_port}"

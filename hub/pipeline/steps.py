@@ -118,6 +118,23 @@ def connector_dataset(mapping: Any) -> str:
     return str(source.get("dataset") or source.get("table") or mapping.dataset)
 
 
+def source_block(mapping: Any) -> dict[str, Any]:
+    """The mapping's ``source:`` block, completed from its Airflow Connection where it is silent.
+
+    Which SQL dialect a department's server speaks is a fact of the deployment (SQL Server at
+    the department, MariaDB in CI, SQLite in the embedded demo), so a Connection may carry it
+    as ``extra.dialect``; the mapping file stays the same everywhere.
+    """
+    block = dict(mapping.spec.source)
+    if block.get("protocol") == "sql" and "dialect" not in block:
+        from connectors.config import get_connection
+
+        dialect = get_connection(str(block["conn_id"])).extra.get("dialect")
+        if dialect:
+            block["dialect"] = str(dialect)
+    return block
+
+
 def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Pull what changed since the saved watermark and stage it as Parquet (抽取、暂存).
 
@@ -130,7 +147,7 @@ def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = Non
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
     with _timed() as t:
-        connector = make_connector(mapping.spec.source, name=mapping.department)
+        connector = make_connector(source_block(mapping), name=mapping.department)
         result = run_sync(
             connector, connector_dataset(mapping), source=mapping.department, stager=stager, run_id=run_id
         )
