@@ -1,0 +1,290 @@
+"""Probabilistic matching (概率匹配) of person records that carry no usable resident id.
+
+A Fellegi–Sunter model run by Splink on DuckDB links incoming person records to the master
+index: comparisons on the name (after traditional → simplified, with Damerau-Levenshtein and
+Jaro-Winkler levels), birth date, sex, address, region and — when the record carries a
+damaged id — the id's characters. Blocking rules keep the candidate pairs few enough to
+scale to a million-person master index; u is estimated by random sampling and m by
+expectation maximisation, unless a trained model (``model=``) is passed in.
+
+Each incoming record's best candidate decides: ``match`` at or above ``thresholds.match``,
+``review`` (the grey zone → :mod:`identity.matching_review`) between ``review`` and
+``match``, ``no_match`` below. Two strong candidates with different codes are never a
+guess: they go to review too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mappings import normalizers as nz
+
+log = logging.getLogger(__name__)
+
+MATCH = "match"
+REVIEW = "review"
+NO_MATCH = "no_match"
+RESULT_COLUMNS = ["incoming_key", "canonical_code", "match_probability", "decision"]
+
+#: Person attributes the model compares (canonical field names).
+PERSON_FEATURES = ["name", "birth_date", "sex", "address", "region_code", "resident_id"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds on the match probability (匹配阈值)."""
+
+    match: float = 0.99
+    review: float = 0.80
+    #: A runner-up (different code) this close to the best sends the record to review.
+    ambiguity_margin: float = 0.10
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.match <= 1.0:
+            raise ValueError(f"need 0 <= review <= match <= 1, got review={self.review} match={self.match}")
+
+
+def prepare_persons(df: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """The comparison columns of person records, normalised the same way on both sides.
+
+    Vectorised: names lose spaces and traditional characters, addresses are trimmed and
+    simplified, dates become ``YYYY-MM-DD`` text, sex codes GB/T 2261.1, ids cleaned.
+    """
+    out = pd.DataFrame({"unique_id": nz._as_str(df[id_column]).to_numpy()})
+
+    def col(name: str) -> pd.Series:
+        if name in df.columns:
+            return df[name].reset_index(drop=True)
+        return pd.Series(pd.NA, index=range(len(df)), dtype="str")
+
+    out["name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("name")))).to_numpy()
+    birth = nz.date(col("birth_date"))
+    out["birth_date"] = birth.dt.strftime("%Y-%m-%d").where(birth.notna()).astype("str").to_numpy()
+    out["sex"] = nz.sex(col("sex")).to_numpy()
+    out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).to_numpy()
+    out["region_code"] = nz.digits(col("region_code")).to_numpy()
+    out["resident_id"] = nz.code(col("resident_id")).to_numpy()
+    # Splink reads these through DuckDB: plain object columns with None for missing.
+    for c in out.columns:
+        values = out[c].astype(object)
+        out[c] = values.where(values.notna(), None)
+    return out
+
+
+def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
+    """The Splink model: comparisons and blocking rules for person records."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    def level(creator: Any, m: float, u: float | None = None) -> Any:
+        # A prior for every level: training refines the levels the data shows and the prior
+        # stands for levels a batch never exhibits (e.g. no birth-date typos this time).
+        if u is None:
+            return creator.configure(m_probability=m)
+        return creator.configure(m_probability=m, u_probability=u)
+
+    name = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("name"),
+            level(cll.ExactMatchLevel("name"), 0.93),
+            level(cll.DamerauLevenshteinLevel("name", 1), 0.05),
+            level(cll.JaroWinklerLevel("name", 0.7), 0.015),
+            level(cll.ElseLevel(), 0.005),
+        ],
+        output_column_name="name",
+        comparison_description="name: exact, one character off, Jaro-Winkler >= 0.7",
+    )
+    birth = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("birth_date"),
+            level(cll.ExactMatchLevel("birth_date"), 0.97),
+            level(cll.DamerauLevenshteinLevel("birth_date", 1), 0.025),
+            level(cll.ElseLevel(), 0.005),
+        ],
+        output_column_name="birth_date",
+        comparison_description="birth date: exact, one digit off or swapped",
+    )
+    sex = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("sex"),
+            level(cll.ExactMatchLevel("sex"), 0.99),
+            level(cll.ElseLevel(), 0.01),
+        ],
+        output_column_name="sex",
+    )
+    address = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("address"),
+            level(cll.ExactMatchLevel("address"), 0.85),
+            level(cll.JaroWinklerLevel("address", 0.92), 0.08),
+            level(cll.JaroWinklerLevel("address", 0.8), 0.04),
+            level(cll.ElseLevel(), 0.03),
+        ],
+        output_column_name="address",
+        comparison_description="address: exact, Jaro-Winkler >= 0.92, >= 0.8",
+    )
+    region = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("region_code"),
+            level(cll.ExactMatchLevel("region_code"), 0.95),
+            level(
+                cll.CustomLevel(
+                    "substr(region_code_l, 1, 4) = substr(region_code_r, 1, 4)", label_for_charts="same city"
+                ),
+                0.03,
+            ),
+            level(cll.ElseLevel(), 0.02),
+        ],
+        output_column_name="region_code",
+        comparison_description="region: same county, same city",
+    )
+    resident_id = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("resident_id"),
+            # Random pairs almost never share 15+ id characters: u priors for sampling misses.
+            level(cll.ExactMatchLevel("resident_id"), 0.5, 1e-8),
+            level(cll.DamerauLevenshteinLevel("resident_id", 1), 0.4, 1e-7),
+            level(cll.DamerauLevenshteinLevel("resident_id", 3), 0.08, 1e-5),
+            level(cll.ElseLevel(), 0.02, 1.0),
+        ],
+        output_column_name="resident_id",
+        comparison_description="damaged resident id: one or up to three characters off",
+    )
+    return SettingsCreator(
+        link_type="link_only",
+        comparisons=[name, birth, sex, address, region, resident_id],
+        blocking_rules_to_generate_predictions=[
+            block_on("birth_date"),
+            block_on("name", "region_code"),
+            block_on("substr(resident_id, 1, 14)"),
+        ],
+        probability_two_random_records_match=probability_two_random_records_match,
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+    )
+
+
+def _linker(master: pd.DataFrame, incoming: pd.DataFrame, settings: Any) -> Any:
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI()
+    left = db_api.register(master, dataset_display_name="master")
+    right = db_api.register(incoming, dataset_display_name="incoming")
+    return Linker([left, right], settings, log_level=logging.WARNING)
+
+
+def train_model(
+    master: pd.DataFrame,
+    incoming: pd.DataFrame,
+    *,
+    master_code: str = "canonical_code",
+    incoming_key: str = "incoming_key",
+    seed: int = 7,
+    max_u_pairs: float = 2e5,
+) -> dict[str, Any]:
+    """Estimate the model on these records: u by random sampling, m by EM (two passes).
+
+    Returns Splink's settings dictionary with the trained m/u values, to reuse with
+    :func:`match_batch` (``model=``) on later batches.
+    """
+    from splink import block_on
+
+    m = prepare_persons(master, master_code)
+    i = prepare_persons(incoming, incoming_key)
+    # In a link between a master index and new records, each new record has at most one
+    # true partner among len(master): the prior that a random pair matches.
+    prior = 1.0 / max(len(m), 1)
+    linker = _linker(m, i, person_settings(prior))
+    linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed, num_chunks=1)
+    # Each pass cannot learn the m of the columns it blocks on; the two passes cover all.
+    linker.training.estimate_parameters_using_expectation_maximisation(
+        block_on("birth_date"), fix_probability_two_random_records_match=True
+    )
+    linker.training.estimate_parameters_using_expectation_maximisation(
+        block_on("name", "region_code"), fix_probability_two_random_records_match=True
+    )
+    model: dict[str, Any] = linker.misc.save_model_to_json()
+    model["probability_two_random_records_match"] = prior
+    return model
+
+
+def match_batch(
+    master_df: pd.DataFrame,
+    incoming_df: pd.DataFrame,
+    thresholds: Thresholds | None = None,
+    *,
+    model: dict[str, Any] | None = None,
+    master_code: str = "canonical_code",
+    incoming_key: str = "incoming_key",
+    with_pairs: bool = False,
+) -> pd.DataFrame:
+    """Decide, for every incoming record, which master person it is (or that a human must look).
+
+    ``master_df``: ``canonical_code`` (18-digit resident id) + person attributes;
+    ``incoming_df``: ``incoming_key`` + person attributes (``name``, ``birth_date``, ``sex``,
+    ``address``, ``region_code``, optionally a damaged ``resident_id``). Returns one row per
+    incoming record: ``incoming_key, canonical_code, match_probability, decision`` (plus
+    ``runner_up_code``/``runner_up_probability`` when ``with_pairs``).
+    """
+    thresholds = thresholds or Thresholds()
+    keys = nz._as_str(incoming_df[incoming_key]).reset_index(drop=True)
+    if len(incoming_df) == 0 or len(master_df) == 0:
+        return _empty_result(keys)
+    if model is None:
+        model = train_model(master_df, incoming_df, master_code=master_code, incoming_key=incoming_key)
+    m = prepare_persons(master_df, master_code)
+    i = prepare_persons(incoming_df, incoming_key)
+    linker = _linker(m, i, model)
+    floor = max(min(thresholds.review, 0.5) * 0.5, 1e-6)
+    pairs = linker.inference.predict(threshold_match_probability=floor, warning_mode="never").as_pandas_dataframe()
+    return decide(keys, pairs, thresholds, with_pairs=with_pairs)
+
+
+def _empty_result(keys: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "incoming_key": keys.to_numpy(),
+            "canonical_code": pd.Series(pd.NA, index=keys.index, dtype="str").to_numpy(),
+            "match_probability": np.zeros(len(keys)),
+            "decision": NO_MATCH,
+        }
+    )
+
+
+def decide(keys: pd.Series, pairs: pd.DataFrame, thresholds: Thresholds, *, with_pairs: bool = False) -> pd.DataFrame:
+    """Pure decision rule over scored pairs (one row per incoming key, vectorised)."""
+    result = _empty_result(keys)
+    if pairs.empty:
+        return result
+    # Splink puts the master side (first registered) on the left in a link-only job.
+    left_is_master = pairs["source_dataset_l"].astype(str).eq("master")
+    code = pairs["unique_id_l"].where(left_is_master, pairs["unique_id_r"]).astype(str)
+    key = pairs["unique_id_r"].where(left_is_master, pairs["unique_id_l"]).astype(str)
+    scored = pd.DataFrame({"key": key, "code": code, "p": pairs["match_probability"].astype(float)})
+    # Several master rows can carry the same code (duplicates in the index): best per code.
+    scored = scored.groupby(["key", "code"], as_index=False)["p"].max()
+    scored = scored.sort_values(["key", "p"], ascending=[True, False], kind="mergesort")
+    rank = scored.groupby("key").cumcount()
+    best = scored[rank == 0].set_index("key")
+    second = scored[rank == 1].set_index("key")
+    res = result.set_index("incoming_key")
+    common = res.index.intersection(best.index)
+    res.loc[common, "canonical_code"] = best.loc[common, "code"]
+    res.loc[common, "match_probability"] = best.loc[common, "p"]
+    runner = second["p"].reindex(res.index)
+    p = res["match_probability"].astype(float)
+    ambiguous = runner.notna() & (runner >= thresholds.review) & (p - runner < thresholds.ambiguity_margin)
+    decision = np.where(p >= thresholds.match, MATCH, np.where(p >= thresholds.review, REVIEW, NO_MATCH))
+    decision = np.where(ambiguous.to_numpy() & (decision != NO_MATCH), REVIEW, decision)
+    res["decision"] = decision
+    res.loc[res["decision"] == NO_MATCH, "canonical_code"] = pd.NA
+    if with_pairs:
+        res["runner_up_code"] = second["code"].reindex(res.index)
+        res["runner_up_probability"] = runner
+    return res.reset_index()

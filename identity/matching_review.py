@@ -1,0 +1,156 @@
+"""The review queue (人工复核): grey-zone matches wait for a person; decisions can be undone.
+
+``enqueue_reviews`` stores the ``review`` rows of :func:`identity.matching.match_batch`
+(idempotently: a re-run of the same batch adds nothing); ``decide`` records a reviewer's
+link or rejection; ``reopen`` undoes a decision. Every step is appended to the event history.
+Personal data in ``details`` is masked: a reviewer sees enough to compare, not to copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.masking import mask_address, mask_name, mask_resident_id
+from identity.matching import REVIEW
+from identity.matching_tables import LINKED, OPEN, REJECTED, IdentityReviewEvent, IdentityReviewQueue
+
+
+class ReviewStateError(ValueError):
+    """A decision that does not fit the item's current state (e.g. linking a rejected item)."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def masked_details(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a reviewer sees of an incoming person record (masked personal data)."""
+
+    def text(v: Any) -> str | None:
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+    birth = text(record.get("birth_date"))
+    return {
+        "name": mask_name(text(record.get("name"))),
+        "resident_id": mask_resident_id(text(record.get("resident_id"))),
+        "address": mask_address(text(record.get("address"))),
+        "birth_year": birth[:4] if birth else None,
+        "sex": text(record.get("sex")),
+        "region_code": text(record.get("region_code")),
+    }
+
+
+def enqueue_reviews(
+    session: Session,
+    decisions: pd.DataFrame,
+    *,
+    department: str,
+    dataset: str,
+    incoming: pd.DataFrame | None = None,
+    incoming_key: str = "incoming_key",
+    run_id: str | None = None,
+    entity_kind: str = "person",
+    actor: str = "matcher",
+) -> int:
+    """Store the ``review`` decisions; returns how many new queue items were created."""
+    grey = decisions[decisions["decision"] == REVIEW]
+    if grey.empty:
+        return 0
+    records: dict[str, Mapping[str, Any]] = {}
+    if incoming is not None:
+        keyed = incoming.assign(_k=incoming[incoming_key].astype(str))
+        records = {
+            str(r["_k"]): r for r in keyed[keyed["_k"].isin(grey["incoming_key"].astype(str))].to_dict("records")
+        }
+    existing = set(
+        session.execute(
+            select(IdentityReviewQueue.incoming_key, IdentityReviewQueue.candidate_code).where(
+                IdentityReviewQueue.department == department,
+                IdentityReviewQueue.dataset == dataset,
+                IdentityReviewQueue.incoming_key.in_(grey["incoming_key"].astype(str).tolist()),
+            )
+        ).all()
+    )
+    now = _now()
+    created = 0
+    for row in grey.to_dict("records"):
+        key, code = str(row["incoming_key"]), str(row["canonical_code"])
+        if (key, code) in existing:
+            continue
+        runner_code = row.get("runner_up_code")
+        runner_p = row.get("runner_up_probability")
+        item = IdentityReviewQueue(
+            entity_kind=entity_kind,
+            department=department,
+            dataset=dataset,
+            incoming_key=key,
+            candidate_code=code,
+            match_probability=float(row["match_probability"]),
+            runner_up_code=None if runner_code is None or pd.isna(runner_code) else str(runner_code),
+            runner_up_probability=None if runner_p is None or pd.isna(runner_p) else float(runner_p),
+            details=masked_details(records[key]) if key in records else None,
+            status=OPEN,
+            run_id=run_id,
+            created_at=now,
+        )
+        session.add(item)
+        session.flush()
+        session.add(IdentityReviewEvent(review_id=item.id, action="enqueued", actor=actor, at=now))
+        created += 1
+    session.flush()
+    return created
+
+
+def open_reviews(session: Session, department: str | None = None) -> list[IdentityReviewQueue]:
+    stmt = select(IdentityReviewQueue).where(IdentityReviewQueue.status == OPEN)
+    if department is not None:
+        stmt = stmt.where(IdentityReviewQueue.department == department)
+    return list(session.scalars(stmt.order_by(IdentityReviewQueue.id)))
+
+
+def decide(session: Session, review_id: int, *, link: bool, actor: str, note: str | None = None) -> IdentityReviewQueue:
+    """A reviewer links (same person) or rejects (different people) an open item."""
+    item = session.get(IdentityReviewQueue, review_id)
+    if item is None:
+        raise KeyError(review_id)
+    if item.status != OPEN:
+        raise ReviewStateError(f"review {review_id} is {item.status}; reopen it first")
+    now = _now()
+    item.status = LINKED if link else REJECTED
+    item.decided_at = now
+    item.decided_by = actor
+    session.add(IdentityReviewEvent(review_id=item.id, action=item.status, actor=actor, note=note, at=now))
+    session.flush()
+    return item
+
+
+def reopen(session: Session, review_id: int, *, actor: str, note: str | None = None) -> IdentityReviewQueue:
+    """Undo a decision: the item is open again; the history keeps what was decided."""
+    item = session.get(IdentityReviewQueue, review_id)
+    if item is None:
+        raise KeyError(review_id)
+    if item.status == OPEN:
+        raise ReviewStateError(f"review {review_id} is already open")
+    now = _now()
+    item.status = OPEN
+    item.decided_at = None
+    item.decided_by = None
+    session.add(IdentityReviewEvent(review_id=item.id, action="reopened", actor=actor, note=note, at=now))
+    session.flush()
+    return item
+
+
+def history(session: Session, review_id: int) -> list[tuple[str, str]]:
+    """(action, actor) of every event of an item, oldest first."""
+    rows = session.execute(
+        select(IdentityReviewEvent.action, IdentityReviewEvent.actor)
+        .where(IdentityReviewEvent.review_id == review_id)
+        .order_by(IdentityReviewEvent.id)
+    ).all()
+    return [(a, b) for a, b in rows]
