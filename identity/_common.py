@@ -28,6 +28,7 @@ __all__ = [
     "fail",
     "is_known_region",
     "is_registration_region",
+    "province_codes",
     "reason_of",
     "region_end_year",
     "today",
@@ -73,6 +74,7 @@ class Reason:
     ENTITY_TYPE = "unknown_entity_type"
     ORG_CODE = "invalid_embedded_org_code"
     NO_INTERPRETATION = "no_valid_interpretation"
+    AMBIGUOUS = "ambiguous"
 
 
 _EXC: dict[str, type[ValidationError]] = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
-from stdnum.cn import ric, uscc as stdnum_uscc
+from stdnum.cn import ric
+from stdnum.cn import uscc as stdnum_uscc
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 
 from identity import org_code, reg_no, resident_id, taxpayer_id, uscc
