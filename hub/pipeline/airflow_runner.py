@@ -75,10 +75,15 @@ class AirflowProcesses:
 
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         sql = text(
-            "SELECT run_id, state, run_type, start_date, end_date FROM dag_run WHERE dag_id = :d ORDER BY id"
+            "SELECT run_id, state, run_type, queued_at, start_date, end_date FROM dag_run WHERE dag_id = :d ORDER BY id"
         )
         with self.engine().connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sql, {"d": dag_id})]
+
+    def task_end(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        sql = text("SELECT end_date FROM task_instance WHERE dag_id = :d AND run_id = :r AND task_id = :t")
+        with self.engine().connect() as conn:
+            return conn.execute(sql, {"d": dag_id, "r": run_id, "t": task_id}).scalar()
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         sql = text("SELECT task_id, state FROM task_instance WHERE dag_id = :d AND run_id = :r")

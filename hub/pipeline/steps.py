@@ -132,6 +132,9 @@ def source_block(mapping: Any) -> dict[str, Any]:
         dialect = get_connection(str(block["conn_id"])).extra.get("dialect")
         if dialect:
             block["dialect"] = str(dialect)
+    if block.get("dialect") == "sqlite" and isinstance(block.get("datasets"), Mapping):
+        # SQLite has no schemas: the sandbox contract drops them there (population.x → x)
+        block["datasets"] = {k: {f: v for f, v in ds.items() if f != "schema"} for k, ds in block["datasets"].items()}
     return block
 
 

@@ -47,7 +47,6 @@ def commerce_registry(mariadb_database: TempDatabase, small_city: Any, odbc_mari
 def airflow_db_url() -> Iterator[str]:
     """Airflow's metadata database on PostgreSQL (as in CI and compose), dropped afterwards."""
     from hub.testing import ServiceMissing, temp_postgres_database
-
     from tests.conftest import require
 
     try:
