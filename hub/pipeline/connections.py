@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 #: ODBC driver → DSN in etc/odbc/odbc.ini that names it
-DRIVER_DSN = {"MariaDB Unicode": "hub_commerce_mariadb", "PostgreSQL Unicode": "hub_population_pg", "SQLite3": "hub_sqlite3"}
+DRIVER_DSN = {
+    "MariaDB Unicode": "hub_commerce_mariadb",
+    "PostgreSQL Unicode": "hub_population_pg",
+    "SQLite3": "hub_sqlite3",
+}
 _CORE_KEYS = {"DRIVER", "SERVER", "SERVERNAME", "PORT", "DATABASE", "UID", "PWD"}
 
 
