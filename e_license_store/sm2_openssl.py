@@ -67,6 +67,11 @@ def _lib() -> Any:
         "EVP_DigestSign": (ci, [vp, cp, ctypes.POINTER(sz), cp, sz]),
         "EVP_DigestVerifyInit": (ci, [vp, vp, vp, vp, vp]),
         "EVP_DigestVerify": (ci, [vp, cp, sz, cp, sz]),
+        "EVP_MD_CTX_copy_ex": (ci, [vp, vp]),
+        "EVP_DigestSignUpdate": (ci, [vp, cp, sz]),
+        "EVP_DigestSignFinal": (ci, [vp, cp, ctypes.POINTER(sz)]),
+        "EVP_DigestVerifyUpdate": (ci, [vp, cp, sz]),
+        "EVP_DigestVerifyFinal": (ci, [vp, cp, sz]),
         "ERR_clear_error": (None, []),
     }
     for fn, (restype, argtypes) in sigs.items():
@@ -222,11 +227,45 @@ def _digest_ctx(pkey: _PKey, sign: bool, ident: bytes) -> tuple[int, int]:
     return int(mctx), int(pctx)
 
 
+class _Template:
+    """A digest-sign/verify context initialised once, with Z_A already absorbed.
+
+    Each operation copies it (``EVP_MD_CTX_copy_ex``) instead of repeating the provider
+    fetches and the Z_A hash of ``EVP_Digest*Init``; copies are independent, so one
+    template serves every thread.
+    """
+
+    def __init__(self, pkey: _PKey, sign: bool, ident: bytes) -> None:
+        lib = _lib()
+        self._pkey = pkey  # keep the key alive as long as the template
+        mctx, self._pctx = _digest_ctx(pkey, sign, ident)
+        self._mctx: int | None = mctx
+        update = lib.EVP_DigestSignUpdate if sign else lib.EVP_DigestVerifyUpdate
+        if update(self._mctx, b"", 0) != 1:  # computes Z_A now
+            raise OpenSSLError("absorbing Z_A failed")
+
+    def copy(self) -> int:
+        lib = _lib()
+        ctx = lib.EVP_MD_CTX_new()
+        if not ctx or lib.EVP_MD_CTX_copy_ex(ctx, self._mctx) != 1:
+            lib.EVP_MD_CTX_free(ctx)
+            raise OpenSSLError("EVP_MD_CTX_copy_ex failed")
+        return int(ctx)
+
+    def __del__(self) -> None:
+        lib = _lib()
+        if getattr(self, "_mctx", None):
+            lib.EVP_MD_CTX_free(self._mctx)
+            lib.EVP_PKEY_CTX_free(self._pctx)
+            self._mctx = None
+
+
 class SM2PublicKey:
     """An SM2 verification key (公钥)."""
 
     def __init__(self, pkey: _PKey) -> None:
         self._pkey = pkey
+        self._templates: dict[bytes, _Template] = {}
 
     @classmethod
     def from_pem(cls, pem: bytes) -> SM2PublicKey:
@@ -261,15 +300,19 @@ class SM2PublicKey:
 
     def verify(self, signature: bytes, message: bytes, ident: bytes = DEFAULT_ID) -> bool:
         lib = _lib()
-        mctx, pctx = _digest_ctx(self._pkey, False, ident)
+        template = self._templates.get(ident)
+        if template is None:
+            template = self._templates[ident] = _Template(self._pkey, False, ident)
+        ctx = template.copy()
         try:
-            ok = lib.EVP_DigestVerify(mctx, signature, len(signature), message, len(message))
+            ok = lib.EVP_DigestVerifyUpdate(ctx, message, len(message)) == 1 and lib.EVP_DigestVerifyFinal(
+                ctx, signature, len(signature)
+            ) == 1
         finally:
-            lib.EVP_MD_CTX_free(mctx)
-            lib.EVP_PKEY_CTX_free(pctx)
-        if ok != 1:
+            lib.EVP_MD_CTX_free(ctx)
+        if not ok:
             lib.ERR_clear_error()
-        return bool(ok == 1)
+        return bool(ok)
 
 
 class SM2PrivateKey:
@@ -277,6 +320,7 @@ class SM2PrivateKey:
 
     def __init__(self, pkey: _PKey) -> None:
         self._pkey = pkey
+        self._templates: dict[bytes, _Template] = {}
 
     @classmethod
     def generate(cls) -> SM2PrivateKey:
@@ -321,14 +365,17 @@ class SM2PrivateKey:
     def sign(self, message: bytes, ident: bytes = DEFAULT_ID) -> bytes:
         """DER signature over ``SM3(Z_A || message)``."""
         lib = _lib()
-        mctx, pctx = _digest_ctx(self._pkey, True, ident)
+        template = self._templates.get(ident)
+        if template is None:
+            template = self._templates[ident] = _Template(self._pkey, True, ident)
+        ctx = template.copy()
         try:
             buf = ctypes.create_string_buffer(80)
             n = ctypes.c_size_t(80)
-            if lib.EVP_DigestSign(mctx, buf, ctypes.byref(n), message, len(message)) != 1:
+            if (lib.EVP_DigestSignUpdate(ctx, message, len(message)) != 1
+                    or lib.EVP_DigestSignFinal(ctx, buf, ctypes.byref(n)) != 1):
                 lib.ERR_clear_error()
                 raise OpenSSLError("SM2 signing failed")
             return buf.raw[: n.value]
         finally:
-            lib.EVP_MD_CTX_free(mctx)
-            lib.EVP_PKEY_CTX_free(pctx)
+            lib.EVP_MD_CTX_free(ctx)
