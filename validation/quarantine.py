@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.models import QuarantineRecord
@@ -82,15 +82,15 @@ def write(session: Session, batch: BatchRef, run_id: str, rows: Sequence[Quarant
                 "payload": {"record": mask_row(row.record), "reason_codes": codes},
             }
         )
-    ids = list(
-        session.scalars(insert(QuarantineRecord).returning(QuarantineRecord.id, sort_by_parameter_order=True), records)
-    )
+    # Core (not ORM) bulk insert: multi-row statements, ids back in parameter order.
+    table = cast(Table, QuarantineRecord.__table__)
+    ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), records))
     reasons = [
         {"quarantine_id": qid, "reason_code": f.reason_code, "expectation": f.expectation, "column": f.column}
         for qid, row in zip(ids, rows, strict=True)
         for f in row.failures
     ]
-    session.execute(insert(QuarantineReason), reasons)
+    session.execute(insert(cast(Table, QuarantineReason.__table__)), reasons)
     return len(ids)
 
 
