@@ -145,7 +145,11 @@ def dirty_identifiers(
     out = list(values)
     tags: list[list[str]] = [[] for _ in range(n)]
     u = rng.random(n)
-    eligible = np.array([x is not None for x in legacy]) if legacy is not None else np.zeros(n, dtype=bool)
+    eligible = (
+        np.array([isinstance(x, str) and bool(x) for x in legacy], dtype=bool)
+        if legacy is not None
+        else np.zeros(n, dtype=bool)
+    )
     share = eligible.mean() if n else 0.0
     p_legacy = min(1.0, profile.legacy_resident_id / share) if legacy is not None and share > 0 else 0.0
     t_legacy = np.where(eligible, p_legacy, 0.0)

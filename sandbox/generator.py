@@ -262,7 +262,7 @@ def _enterprises(rng: np.random.Generator, m: int, persons: pd.DataFrame) -> pd.
     for i, name in enumerate(names):
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
-            names[i] = name.replace("公司", f"第{seen[name]}分公司") if "公司" in name else f"{name}{seen[name]}"
+            names[i] = f"{name}第{seen[name]}分公司" if name.endswith("公司") else f"{name}{seen[name]}"
     adults = persons.index[persons["birth_date"] < np.datetime64("2000-01-01")].to_numpy()
     pool = adults if len(adults) else persons.index.to_numpy()
     rep = rng.choice(pool, size=m)
@@ -442,9 +442,11 @@ def _enterprise_registry(
             "updated_at": _timestamps(rng, len(src)),
         }
     ).astype({"legal_rep_id": object, "reg_capital": object, "business_scope": object})
+    # Dirt is recorded per role: the subject row carries the enterprise code's dirt, the
+    # legal-representative row the resident id's and name's.
     tags = [
-        (["old_enterprise_code"] if o else u) + r + (["duplicate"] if d else [])
-        for o, u, r, d in zip(old.tolist(), uscc_tags, rep_tags, is_dup.tolist(), strict=True)
+        (["old_enterprise_code"] if o else u) + (["duplicate"] if d else [])
+        for o, u, d in zip(old.tolist(), uscc_tags, is_dup.tolist(), strict=True)
     ]
     _missing(out, ["legal_rep_id", "reg_capital", "business_scope"], rng, profile, tally, "enterprise_registry", tags)
     subject = pd.DataFrame(
@@ -464,7 +466,7 @@ def _enterprise_registry(
         entity_kind="person",
         canonical_id=src["legal_rep_id"].to_numpy(),
         entity_key=src["legal_rep_key"].to_numpy(),
-        dirt=_join([[t for t in tg if not t.startswith(("old_enterprise", "duplicate"))] for tg in rep_tags]),
+        dirt=_join(rep_tags),
     )
     return out, pd.concat([subject, reps], ignore_index=True)
 
@@ -505,8 +507,8 @@ def _taxpayers(
         }
     ).astype({"legal_rep_id": object, "reg_address": object})
     tags = [
-        (["old_enterprise_code"] if o else []) + r + (["duplicate"] if d else [])
-        for o, r, d in zip(old.tolist(), rep_tags, is_dup.tolist(), strict=True)
+        (["old_enterprise_code"] if o else []) + (["duplicate"] if d else [])
+        for o, d in zip(old.tolist(), is_dup.tolist(), strict=True)
     ]
     _missing(out, ["legal_rep_id", "reg_address"], rng, profile, tally, "taxpayers", tags)
     subject = pd.DataFrame(

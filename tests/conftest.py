@@ -12,6 +12,8 @@ import pytest
 from hub.odbcenv import ensure_odbc_env
 from hub.testing import ServiceMissing, TempDatabase, in_ci, odbc_available
 
+pytest_plugins = ["sandbox.fixtures"]
+
 ensure_odbc_env()
 # Great Expectations logs every registered function at import; keep test output readable.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)

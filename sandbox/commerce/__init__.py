@@ -1,0 +1,1 @@
+"""Commerce sandbox (工商/市场监管): the enterprise registry over ODBC."""

@@ -1,0 +1,246 @@
+"""Bringing the four department sandboxes up (模拟部门系统启动) for tests, the demo and the CLI.
+
+:func:`prepare` generates the city and loads every department's store; :func:`start_sandboxes`
+also serves the tax SOAP service in a background thread and yields :class:`Sandboxes` with
+the handles a connector needs (URLs, connection strings, directories), plus fault switches
+and mutations for incremental tests.
+
+``backend="embedded"``: SQLite files (population over SQL, commerce through the SQLite ODBC
+driver). ``backend="servers"``: PostgreSQL for population and MariaDB over ODBC for commerce,
+in the databases given (tests pass ``pg_database`` / ``mariadb_database``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sandbox.commerce.registry import CommerceRegistry, sqlite_connection_string
+from sandbox.dirt import DirtProfile
+from sandbox.faults import FaultFile
+from sandbox.generator import Population, Sizes, generate, write
+from sandbox.land.packages import XSD_PATH, LandOutbox
+from sandbox.public_security.registry import PersonRegistry
+from sandbox.tax.server import TaxServer, default_credentials
+from sandbox.tax.store import TaxStore
+
+
+class DatabaseTarget(Protocol):
+    """A database on a shared server (``hub.testing.TempDatabase`` fits)."""
+
+    @property
+    def sqlalchemy_url(self) -> str: ...
+
+    @property
+    def odbc_connection_string(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class TaxHandle:
+    """The tax SOAP service: WSDL URL and WS-Security credentials."""
+
+    wsdl_url: str
+    username: str
+    password: str
+    port: int
+    store_path: Path
+    faults_path: Path
+
+
+@dataclass(frozen=True)
+class SqlHandle:
+    """A department database: SQLAlchemy URL, ODBC connection string, dialect, table name."""
+
+    sqlalchemy_url: str
+    odbc_connection_string: str
+    dialect: str
+    table: str
+
+
+@dataclass(frozen=True)
+class LandHandle:
+    outbox_dir: Path
+    xsd_path: Path
+
+
+@dataclass
+class Prepared:
+    """Loaded department stores (no server running yet)."""
+
+    home: Path
+    data_dir: Path
+    seed: int
+    backend: str
+    population: Population
+    tax_store: TaxStore
+    faults_path: Path
+    person_registry: PersonRegistry
+    commerce: CommerceRegistry
+    land: LandOutbox
+
+    @property
+    def ground_truth_path(self) -> Path:
+        return self.data_dir / "ground_truth.parquet"
+
+    def public_security_handle(self) -> SqlHandle:
+        pr = self.person_registry
+        return SqlHandle(pr.sqlalchemy_url, pr.odbc_connection_string, pr.dialect, pr.qualified_name)
+
+    def commerce_handle(self) -> SqlHandle:
+        c = self.commerce
+        return SqlHandle(c.sqlalchemy_url, c.connection_string, c.dialect, "enterprise_registry")
+
+    def land_handle(self) -> LandHandle:
+        return LandHandle(self.land.outbox_dir, XSD_PATH)
+
+
+@dataclass
+class Sandboxes:
+    """Running sandboxes: handles for connectors, ground truth, faults and mutations."""
+
+    prepared: Prepared
+    tax: TaxHandle
+    public_security: SqlHandle
+    commerce: SqlHandle
+    land: LandHandle
+    faults: Any = field(default=None)
+    mutations: Any = field(default=None)
+
+    @property
+    def ground_truth_path(self) -> Path:
+        return self.prepared.ground_truth_path
+
+    @property
+    def population(self) -> Population:
+        return self.prepared.population
+
+    @property
+    def dirt_report(self) -> dict[str, Any]:
+        return self.prepared.population.dirt_report
+
+
+def sandbox_dir(home: Path, seed: int) -> Path:
+    return Path(home) / "sandbox" / str(seed)
+
+
+def prepare(
+    home: Path,
+    seed: int = 2016,
+    sizes: Sizes | None = None,
+    backend: str = "embedded",
+    pg: DatabaseTarget | None = None,
+    mariadb: DatabaseTarget | None = None,
+    profile: DirtProfile | None = None,
+    land_batch: int = 100,
+) -> Prepared:
+    """Generate the city for ``seed`` and (re)load every department's store from scratch."""
+    if backend not in {"embedded", "servers"}:
+        raise ValueError(f"backend must be 'embedded' or 'servers', not {backend!r}")
+    data_dir = sandbox_dir(home, seed)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    population = generate(seed, sizes or Sizes(), profile)
+    write(population, data_dir)
+
+    tax_store = TaxStore(data_dir / "tax.db")
+    tax_store.load(population.taxpayers)
+    faults = FaultFile(data_dir / "tax_faults.json")
+    faults.clear()
+
+    if backend == "servers":
+        if pg is None or mariadb is None:
+            raise ValueError("backend 'servers' needs a PostgreSQL and a MariaDB database")
+        person_registry = PersonRegistry(pg.sqlalchemy_url, pg.odbc_connection_string)
+        commerce = CommerceRegistry(mariadb.odbc_connection_string, mariadb.sqlalchemy_url, "mariadb")
+    else:
+        ps_file = data_dir / "public_security.db"
+        com_file = data_dir / "commerce.db"
+        person_registry = PersonRegistry(f"sqlite:///{ps_file}", sqlite_connection_string(str(ps_file)))
+        commerce = CommerceRegistry(sqlite_connection_string(str(com_file)), f"sqlite:///{com_file}", "sqlite")
+    person_registry.load(population.person_registry)
+    commerce.load(population.enterprise_registry)
+
+    land = LandOutbox(data_dir / "land" / "outbox", batch_size=land_batch)
+    land.clear()
+    land.publish(population.property_rights, population.approval_results)
+    return Prepared(
+        home=Path(home),
+        data_dir=data_dir,
+        seed=seed,
+        backend=backend,
+        population=population,
+        tax_store=tax_store,
+        faults_path=faults.path,
+        person_registry=person_registry,
+        commerce=commerce,
+        land=land,
+    )
+
+
+def attach(prepared: Prepared, port: int, username: str, password: str) -> Sandboxes:
+    """Handles for prepared stores whose tax service listens on ``port``."""
+    from sandbox.mutations import Mutations
+    from sandbox.switches import Faults
+
+    tax = TaxHandle(
+        wsdl_url=f"http://127.0.0.1:{port}/tax?wsdl",
+        username=username,
+        password=password,
+        port=port,
+        store_path=prepared.tax_store.path,
+        faults_path=prepared.faults_path,
+    )
+    sb = Sandboxes(
+        prepared=prepared,
+        tax=tax,
+        public_security=prepared.public_security_handle(),
+        commerce=prepared.commerce_handle(),
+        land=prepared.land_handle(),
+    )
+    sb.faults = Faults(prepared)
+    sb.mutations = Mutations(prepared)
+    return sb
+
+
+@contextmanager
+def start_sandboxes(
+    home: Path,
+    seed: int = 2016,
+    sizes: Sizes | None = None,
+    backend: str = "embedded",
+    pg: DatabaseTarget | None = None,
+    mariadb: DatabaseTarget | None = None,
+    profile: DirtProfile | None = None,
+    land_batch: int = 100,
+) -> Iterator[Sandboxes]:
+    """Generate, load and serve the four sandboxes; stop the tax service on exit."""
+    prepared = prepare(home, seed, sizes, backend, pg, mariadb, profile, land_batch)
+    creds = default_credentials()
+    server = TaxServer(prepared.tax_store, FaultFile(prepared.faults_path), creds).start()
+    try:
+        yield attach(prepared, server.port, creds.username, creds.password)
+    finally:
+        server.stop()
+        prepared.person_registry.dispose()
+
+
+def summary(sb: Sandboxes) -> dict[str, Any]:
+    """What a state file records about running sandboxes (no secrets)."""
+    return {
+        "seed": sb.prepared.seed,
+        "backend": sb.prepared.backend,
+        "data_dir": str(sb.prepared.data_dir),
+        "tax": {"wsdl_url": sb.tax.wsdl_url, "port": sb.tax.port, "username": sb.tax.username},
+        "public_security": {"sqlalchemy_url": sb.public_security.sqlalchemy_url, "table": sb.public_security.table},
+        "commerce": {"odbc_connection_string": sb.commerce.odbc_connection_string},
+        "land": {"outbox_dir": str(sb.land.outbox_dir), "xsd_path": str(sb.land.xsd_path)},
+        "ground_truth_path": str(sb.ground_truth_path),
+        "counts": sb.population.counts(),
+    }
+
+
+def dump_summary(sb: Sandboxes, path: Path) -> None:
+    path.write_text(json.dumps(summary(sb), ensure_ascii=False, indent=2))
