@@ -89,7 +89,8 @@ HOSTILE_XXE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE ExchangePackage [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <ExchangePackage xmlns="urn:hub:sandbox:land:1" packageId="LAND-HOSTILE-XXE"
   createdAt="2025-06-30T18:00:00+08:00" sender="330322">
-  <ApprovalResult approvalNo="&xxe;" version="1"><ApprovalType>land_use_pre_review</ApprovalType></ApprovalResult>
+  <ApprovalResult approvalNo="HOSTILE-1" version="1"><ApprovalType>land_use_pre_review</ApprovalType>
+    <ProjectName>&xxe;</ProjectName></ApprovalResult>
 </ExchangePackage>
 """
 
@@ -108,6 +109,7 @@ HOSTILE_BILLION_LAUGHS = b"""<?xml version="1.0" encoding="UTF-8"?>
 ]>
 <ExchangePackage xmlns="urn:hub:sandbox:land:1" packageId="LAND-HOSTILE-LOL"
   createdAt="2025-06-30T18:00:00+08:00" sender="330322">
-  <ApprovalResult approvalNo="&lol9;" version="1"><ApprovalType>land_use_pre_review</ApprovalType></ApprovalResult>
+  <ApprovalResult approvalNo="HOSTILE-2" version="1"><ApprovalType>land_use_pre_review</ApprovalType>
+    <ProjectName>&lol9;</ProjectName></ApprovalResult>
 </ExchangePackage>
 """
