@@ -49,15 +49,18 @@ class Thresholds:
             raise ValueError(f"need 0 <= review <= match <= 1, got review={self.review} match={self.match}")
 
 
-def prepare_persons(df: pd.DataFrame, id_column: str) -> pd.DataFrame:
+def prepare_persons(df: pd.DataFrame, id_column: str, *, code_is_resident_id: bool = False) -> pd.DataFrame:
     """The comparison columns of person records, normalised the same way on both sides.
 
     Vectorised: names lose spaces and traditional characters, addresses are trimmed and
-    simplified, dates become ``YYYY-MM-DD`` text, sex codes GB/T 2261.1, ids cleaned.
+    simplified, dates become ``YYYY-MM-DD`` text, sex codes GB/T 2261.1, ids cleaned. With
+    ``code_is_resident_id`` (the master index) the record's canonical code is its resident id.
     """
     out = pd.DataFrame({"unique_id": nz._as_str(df[id_column]).to_numpy()})
 
     def col(name: str) -> pd.Series:
+        if name == "resident_id" and code_is_resident_id:
+            return df[id_column].reset_index(drop=True)
         if name in df.columns:
             return df[name].reset_index(drop=True)
         return pd.Series(pd.NA, index=range(len(df)), dtype="str")
@@ -87,7 +90,8 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
         # stands for levels a batch never exhibits (e.g. no birth-date typos this time).
         if u is None:
             return creator.configure(m_probability=m)
-        return creator.configure(m_probability=m, u_probability=u)
+        # A fixed u: random sampling in a small batch would count true pairs as chance.
+        return creator.configure(m_probability=m, u_probability=u, fix_u_probability=True)
 
     name = cl.CustomComparison(
         comparison_levels=[
@@ -151,7 +155,7 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
             level(cll.ExactMatchLevel("resident_id"), 0.5, 1e-8),
             level(cll.DamerauLevenshteinLevel("resident_id", 1), 0.4, 1e-7),
             level(cll.DamerauLevenshteinLevel("resident_id", 3), 0.08, 1e-5),
-            level(cll.ElseLevel(), 0.02, 1.0),
+            level(cll.ElseLevel(), 0.02, 1.0 - 1e-5),
         ],
         output_column_name="resident_id",
         comparison_description="damaged resident id: one or up to three characters off",
@@ -179,38 +183,83 @@ def _linker(master: pd.DataFrame, incoming: pd.DataFrame, settings: Any) -> Any:
     return Linker([left, right], settings, log_level=logging.WARNING)
 
 
+#: No level's m may fall below this: a level a training sample never showed (a name typo,
+#: say) must stay possible, or one unlucky batch would forbid it for good.
+M_FLOOR = 1e-3
+
+
 def train_model(
     master: pd.DataFrame,
     incoming: pd.DataFrame,
     *,
+    labelled: pd.DataFrame | None = None,
     master_code: str = "canonical_code",
     incoming_key: str = "incoming_key",
+    labelled_code: str = "canonical_code",
     seed: int = 7,
     max_u_pairs: float = 2e5,
+    max_labelled: int = 20_000,
 ) -> dict[str, Any]:
-    """Estimate the model on these records: u by random sampling, m by EM (two passes).
+    """Estimate the model: u by random sampling; m from labelled pairs or by EM.
 
-    Returns Splink's settings dictionary with the trained m/u values, to reuse with
-    :func:`match_batch` (``model=``) on later batches.
+    ``labelled``: records whose code is known (they resolved exactly) — each pairs with the
+    master record of its code, a true match, so m is measured rather than inferred. Their ids
+    are withheld, so the id comparison keeps its prior (labelled ids agree by construction).
+    Without labels, m comes from two EM passes over the incoming records. Returns Splink's
+    settings dictionary, to reuse with :func:`match_batch` (``model=``) on later batches.
     """
     from splink import block_on
 
-    m = prepare_persons(master, master_code)
+    m = prepare_persons(master, master_code, code_is_resident_id=True)
     i = prepare_persons(incoming, incoming_key)
+    labels: pd.DataFrame | None = None
+    if labelled is not None and len(labelled):
+        sample = labelled[labelled[labelled_code].isin(master[master_code])]
+        sample = sample.sample(n=min(max_labelled, len(sample)), random_state=seed)
+        lab = prepare_persons(
+            sample.assign(_lab_key="label:" + pd.Series(range(len(sample)), index=sample.index).astype(str)), "_lab_key"
+        )
+        lab["resident_id"] = None
+        labels = pd.DataFrame(
+            {
+                "source_dataset_l": "master",
+                "unique_id_l": nz._as_str(sample[labelled_code]).to_numpy(),
+                "source_dataset_r": "incoming",
+                "unique_id_r": lab["unique_id"].to_numpy(),
+            }
+        )
+        i = pd.concat([i, lab], ignore_index=True)
     # In a link between a master index and new records, each new record has at most one
     # true partner among len(master): the prior that a random pair matches.
     prior = 1.0 / max(len(m), 1)
     linker = _linker(m, i, person_settings(prior))
     linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed, num_chunks=1)
-    # Each pass cannot learn the m of the columns it blocks on; the two passes cover all.
-    linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("birth_date"), fix_probability_two_random_records_match=True
-    )
-    linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("name", "region_code"), fix_probability_two_random_records_match=True
-    )
+    if labels is not None and len(labels):
+        linker.training.estimate_m_from_pairwise_labels(linker._db_api.register(labels))
+    else:
+        from splink.internals.exceptions import EMTrainingException
+
+        for rule in (block_on("birth_date"), block_on("name", "region_code")):
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    rule, fix_probability_two_random_records_match=True
+                )
+            except EMTrainingException as exc:
+                # Too few pairs under this rule (a small batch): the priors stand for its columns.
+                log.info("EM pass skipped, the priors stand: %s", str(exc).splitlines()[0])
     model: dict[str, Any] = linker.misc.save_model_to_json()
     model["probability_two_random_records_match"] = prior
+    return floor_m(model)
+
+
+def floor_m(model: dict[str, Any], floor: float = M_FLOOR) -> dict[str, Any]:
+    """Lift every non-null level's m to at least ``floor`` and renormalise each comparison."""
+    for comparison in model.get("comparisons", []):
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        ms = [max(float(lv.get("m_probability") or 0.0), floor) for lv in levels]
+        total = sum(ms)
+        for lv, value in zip(levels, ms, strict=True):
+            lv["m_probability"] = value / total
     return model
 
 
@@ -220,6 +269,7 @@ def match_batch(
     thresholds: Thresholds | None = None,
     *,
     model: dict[str, Any] | None = None,
+    labelled: pd.DataFrame | None = None,
     master_code: str = "canonical_code",
     incoming_key: str = "incoming_key",
     with_pairs: bool = False,
@@ -230,15 +280,18 @@ def match_batch(
     ``incoming_df``: ``incoming_key`` + person attributes (``name``, ``birth_date``, ``sex``,
     ``address``, ``region_code``, optionally a damaged ``resident_id``). Returns one row per
     incoming record: ``incoming_key, canonical_code, match_probability, decision`` (plus
-    ``runner_up_code``/``runner_up_probability`` when ``with_pairs``).
+    ``runner_up_code``/``runner_up_probability`` when ``with_pairs``). Without ``model`` one
+    is trained on the spot (:func:`train_model`, from ``labelled`` records when given).
     """
     thresholds = thresholds or Thresholds()
     keys = nz._as_str(incoming_df[incoming_key]).reset_index(drop=True)
     if len(incoming_df) == 0 or len(master_df) == 0:
         return _empty_result(keys)
     if model is None:
-        model = train_model(master_df, incoming_df, master_code=master_code, incoming_key=incoming_key)
-    m = prepare_persons(master_df, master_code)
+        model = train_model(
+            master_df, incoming_df, labelled=labelled, master_code=master_code, incoming_key=incoming_key
+        )
+    m = prepare_persons(master_df, master_code, code_is_resident_id=True)
     i = prepare_persons(incoming_df, incoming_key)
     linker = _linker(m, i, model)
     floor = max(min(thresholds.review, 0.5) * 0.5, 1e-6)
