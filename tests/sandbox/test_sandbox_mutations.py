@@ -50,6 +50,7 @@ def test_change_enterprise_status_in_commerce_and_tax(sandbox_embedded: Sandboxe
     ent_id = int(gt[(gt["dataset"] == "enterprise_registry") & (gt["entity_key"] == ent_key)]["source_key"].iloc[0])
     status, updated_at, _ = commerce_row(sandbox_embedded, ent_id)
     assert status == "注销"
+    assert pd.Timestamp(updated_at) > pd.Timestamp(before)
     got = tax_client(sandbox_embedded).service.GetTaxpayer(subject["source_key"])
     assert got.taxpayer_status == "03"
     assert got.updated_at.replace(tzinfo=None) > before
