@@ -1,6 +1,6 @@
 """The identity step (身份归一) as the pipeline calls it: a thin adapter over ``identity.resolve``.
 
-Expected of the identity part: ``identity.resolve.resolve_batch(df, mapping, *, session, run_id)``
+Calls ``identity.resolve.link_batch(session, df, entity_kind, department, dataset, mapping=, run_id=)``,
 returning an object with ``records`` (the frame with resolved identity columns added),
 ``created`` and ``linked`` (counts). Until it lands, records pass through unresolved and the
 step says so in its log (never silently in CI: the end-to-end test checks identities exist).
@@ -30,7 +30,8 @@ def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: s
     if not identity_available():
         log.warning("%s: identity.resolve not installed; %d records pass unresolved", mapping.name, len(df))
         return df, 0, 0
-    from identity.resolve import resolve_batch
+    from identity.resolve import ENTERPRISE, PERSON, link_batch
 
-    result = resolve_batch(df, mapping, session=session, run_id=run_id)
+    kind = PERSON if mapping.entity == PERSON else ENTERPRISE
+    result = link_batch(session, df, kind, mapping.department, mapping.dataset, mapping=mapping, run_id=run_id)
     return result.records, int(result.created), int(result.linked)
