@@ -1,0 +1,224 @@
+"""Golden records (黄金记录): per-attribute survivorship over every linked source record.
+
+For each attribute the authoritative department wins (public security for a person's name,
+sex, birth date and address; commerce for an enterprise's name, status, legal representative
+and address; tax for tax status …), configured in ``identity/survivorship.yaml``. The winning
+value keeps its source; every change is written to ``identity_golden_history``.
+
+The core (:func:`survive`) is pure; :func:`refresh` reads the links of a batch of identities
+in one query per chunk, recomputes and writes the differences.
+
+>>> rules = load_rules()
+>>> records = [
+...     SourceValues("tax", "taxpayers", "t1", "2024-01-01", {"name": "洞头海鲜公司"}),
+...     SourceValues("commerce", "enterprises", "c1", "2020-01-01", {"name": "洞头海鲜有限公司", "status": "存续"}),
+... ]
+>>> values, sources = survive(records, "enterprise", rules)
+>>> values["name"], sources["name"]["department"], values["status"]
+('洞头海鲜有限公司', 'commerce', '存续')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from hub.models import utcnow
+from identity.tables import (
+    ENTERPRISE,
+    PERSON,
+    IdentityEnterprise,
+    IdentityGoldenHistory,
+    IdentityPerson,
+    IdentitySourceRecord,
+)
+
+RULES_PATH = Path(__file__).with_name("survivorship.yaml")
+CHUNK = 5000
+
+#: Golden attributes that also live in typed columns of the identity tables.
+TYPED_COLUMNS = {
+    PERSON: ("name", "sex", "birth_date", "address", "region_code", "status"),
+    ENTERPRISE: ("name", "status", "legal_rep_id", "address", "region_code"),
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Survivorship rules per entity kind: attribute → departments, most authoritative first."""
+
+    attributes: Mapping[str, Mapping[str, tuple[str, ...]]]
+    aliases: Mapping[str, Mapping[str, str]]
+
+    def golden_name(self, entity_kind: str, column: str) -> str | None:
+        """The golden attribute a canonical column feeds, or ``None``."""
+        name = self.aliases[entity_kind].get(column, column)
+        return name if name in self.attributes[entity_kind] else None
+
+
+@dataclass(frozen=True)
+class SourceValues:
+    """The attribute values one linked source record carries."""
+
+    department: str
+    dataset: str
+    source_key: str
+    source_version: str | None
+    attributes: Mapping[str, Any]
+    linked_at: str = ""
+
+
+@cache
+def load_rules(path: Path = RULES_PATH) -> Rules:
+    """Read ``survivorship.yaml``."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return Rules(
+        attributes={
+            kind: {attr: tuple(depts or ()) for attr, depts in spec["attributes"].items()} for kind, spec in raw.items()
+        },
+        aliases={kind: dict(spec.get("aliases") or {}) for kind, spec in raw.items()},
+    )
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def survive(
+    records: Iterable[SourceValues], entity_kind: str, rules: Rules
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Golden values and their sources: per attribute, the authoritative department's most
+    recent non-empty value (pure)."""
+    recs = list(records)
+    values: dict[str, Any] = {}
+    sources: dict[str, dict[str, Any]] = {}
+    for attribute, departments in rules.attributes[entity_kind].items():
+        rank = {d: i for i, d in enumerate(departments)}
+        best: tuple[Any, ...] | None = None
+        for rec in recs:
+            value = rec.attributes.get(attribute)
+            if _empty(value):
+                continue
+            # lower rank first; then newer version, newer link, larger key (deterministic)
+            key = (-rank.get(rec.department, len(departments)), rec.source_version or "", rec.linked_at,
+                   rec.source_key)
+            if best is None or key > best[0]:
+                best = (key, value, rec)
+        if best is not None:
+            rec = best[2]
+            values[attribute] = best[1]
+            sources[attribute] = {
+                "department": rec.department,
+                "dataset": rec.dataset,
+                "source_key": rec.source_key,
+                "source_version": rec.source_version,
+            }
+    return values, sources
+
+
+def _model(entity_kind: str) -> type[IdentityPerson] | type[IdentityEnterprise]:
+    return IdentityPerson if entity_kind == PERSON else IdentityEnterprise
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str, rules: Rules | None = None) -> int:
+    """Recompute the golden records of ``codes`` from their active links; write changes and
+    their history. Returns the number of attribute values that changed."""
+    rules = rules or load_rules()
+    model = _model(entity_kind)
+    key_col = model.resident_id if model is IdentityPerson else model.uscc  # type: ignore[union-attr]
+    now = utcnow()
+    changed = 0
+    unique = sorted(set(codes))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        links = session.scalars(
+            select(IdentitySourceRecord).where(
+                IdentitySourceRecord.entity_kind == entity_kind,
+                IdentitySourceRecord.canonical_code.in_(chunk),
+                IdentitySourceRecord.unlinked_at.is_(None),
+            )
+        ).all()
+        by_code: dict[str, list[SourceValues]] = {}
+        for link in links:
+            by_code.setdefault(link.canonical_code, []).append(
+                SourceValues(link.department, link.dataset, link.source_key, link.source_version,
+                             link.attributes or {}, link.linked_at.isoformat() if link.linked_at else "")
+            )
+        rows: dict[str, IdentityPerson | IdentityEnterprise] = {
+            getattr(r, key_col.key): r  # type: ignore[misc]
+            for r in session.scalars(select(model).where(key_col.in_(chunk))).all()
+        }
+        history: list[dict[str, Any]] = []
+        for code in chunk:
+            row = rows.get(code)
+            if row is None:
+                continue
+            values, sources = survive(by_code.get(code, []), entity_kind, rules)
+            old = dict(row.attributes or {})
+            if values == old and sources == (row.sources or {}):
+                continue
+            for attribute in sorted(set(old) | set(values)):
+                if old.get(attribute) != values.get(attribute):
+                    src = sources.get(attribute, {})
+                    history.append({
+                        "entity_kind": entity_kind,
+                        "canonical_code": code,
+                        "attribute": attribute,
+                        "old_value": _text(old.get(attribute)),
+                        "new_value": _text(values.get(attribute)),
+                        "department": src.get("department"),
+                        "dataset": src.get("dataset"),
+                        "source_key": src.get("source_key"),
+                        "cause": cause,
+                        "changed_at": now,
+                    })
+            row.attributes = values
+            row.sources = sources
+            for column in TYPED_COLUMNS[entity_kind]:
+                setattr(row, column, _text(values.get(column)))
+            row.updated_at = now
+        if history:
+            session.execute(insert(IdentityGoldenHistory), history)
+            changed += len(history)
+    session.flush()
+    return changed
+
+
+def history(session: Session, entity_kind: str, code: str) -> list[IdentityGoldenHistory]:
+    """Changes of one identity's golden record, oldest first."""
+    stmt = (
+        select(IdentityGoldenHistory)
+        .where(IdentityGoldenHistory.entity_kind == entity_kind, IdentityGoldenHistory.canonical_code == code)
+        .order_by(IdentityGoldenHistory.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def json_value(value: Any) -> Any:
+    """A value as JSON-safe text/number for storing as a source record's attribute."""
+    if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value) is True):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return json_value(value.item())
+    if hasattr(value, "isoformat"):
+        return json_value(value.to_pydatetime()) if hasattr(value, "to_pydatetime") else str(value)
+    if isinstance(value, int | float | str | bool):
+        return value
+    return str(value)
