@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -19,11 +20,12 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from hub.db import session_scope
@@ -33,6 +35,8 @@ from recognition.tables import AuditEntry, AuditHead
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+_ENTRY: Table = AuditEntry.__table__  # type: ignore[assignment]
+_HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
 HEAD_ID = 1
 
 
@@ -107,7 +111,7 @@ def _row_hash(prev_hash: str, row: AuditEntry) -> str:
     )
 
 
-def append(session: Session, records: Iterable[AuditRecord]) -> list[int]:
+def append(session: Session | Connection, records: Iterable[AuditRecord]) -> list[int]:
     """Chain ``records`` onto the log inside ``session`` (the caller commits); returns their numbers.
 
     The head row is updated first, which takes its write lock (a row lock on PostgreSQL, the
@@ -117,11 +121,10 @@ def append(session: Session, records: Iterable[AuditRecord]) -> list[int]:
     if not records:
         return []
     now = utcnow()
-    locked = session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(updated_at=now))
+    locked = session.execute(_HEAD.update().where(_HEAD.c.id == HEAD_ID).values(updated_at=now))
     if getattr(locked, "rowcount", 1) == 0:
-        session.add(AuditHead(id=HEAD_ID, seq=0, hash=GENESIS, updated_at=now))
-        session.flush()
-    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID)).one()
+        session.execute(_HEAD.insert().values(id=HEAD_ID, seq=0, hash=GENESIS, updated_at=now))
+    head = session.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == HEAD_ID)).one()
     seq, prev = int(head.seq), str(head.hash)
     rows = []
     for rec in records:
@@ -148,15 +151,34 @@ def append(session: Session, records: Iterable[AuditRecord]) -> list[int]:
             }
         )
         prev = digest
-    session.execute(insert(AuditEntry), rows)
-    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=prev, updated_at=now))
+    session.execute(_ENTRY.insert(), rows)
+    session.execute(_HEAD.update().where(_HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev, updated_at=now))
     return [int(str(r["seq"])) for r in rows]
 
 
+@contextmanager
+def _sqlite_writer_lock(engine: Engine) -> Iterator[None]:
+    """Serialise audit writers of several processes on one SQLite file with a file lock.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms when the write lock is taken,
+    which would put those sleeps into API latency; a blocking ``flock`` wakes at once.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.audit-lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def write_now(engine: Engine, records: Iterable[AuditRecord]) -> list[int]:
-    """Append and commit at once (CLI, delivery worker)."""
-    with session_scope(engine) as session:
-        return append(session, records)
+    """Append and commit at once (API group commits, CLI, tests); SQLAlchemy Core, no ORM overhead."""
+    with _sqlite_writer_lock(engine), engine.begin() as conn:
+        return append(conn, records)
 
 
 @dataclass

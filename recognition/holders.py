@@ -8,6 +8,7 @@ does not know the code, the cleaned-up code itself is used.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import unicodedata
@@ -47,15 +48,27 @@ def _attr(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _normalize(code: str) -> str | None:
+@functools.lru_cache(maxsize=4)
+def _module(name: str) -> Any:
+    """The identity module, or ``None`` when that part is not installed (looked up once, not per request)."""
     try:
-        module = importlib.import_module("identity.normalize")
+        return importlib.import_module(name)
     except ImportError:
+        return None
+
+
+def _normalize(code: str) -> str | None:
+    module = _module("identity.normalize")
+    if module is None:
         return None
     try:
         result = module.normalize(code)
     except Exception:  # a malformed code is simply not normalisable
         return None
+    candidates = _attr(result, "candidates") or []
+    if _attr(result, "kind") == "ambiguous" and len(candidates) == 1:
+        # one reading only (e.g. a 15-digit old resident id): take its canonical form
+        return str(_attr(candidates[0], "canonical") or "") or None
     canonical = _attr(result, "canonical")
     valid = _attr(result, "valid")
     return str(canonical) if canonical and valid is not False else None
@@ -63,9 +76,8 @@ def _normalize(code: str) -> str | None:
 
 def _master_lookup(session: Session, code: str) -> str | None:
     """Ask the identity master index for the canonical code behind a legacy one."""
-    try:
-        module = importlib.import_module("identity.master")
-    except ImportError:
+    module = _module("identity.master")
+    if module is None:
         return None
     for name in ("resolve_code", "resolve", "canonical_code"):
         fn = getattr(module, name, None)

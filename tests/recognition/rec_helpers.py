@@ -84,7 +84,7 @@ CONSUMERS: dict[str, list[str]] = {
         "subscriptions:manage",
         "deliveries:read",
         "deliveries:admin",
-    ],  # fmt: skip
+    ],
 }
 
 

@@ -137,3 +137,21 @@ def test_health_metrics_openapi(client: TestClient, tokens: dict[str, str]) -> N
     for path in paths:
         assert path in doc["paths"], path
     assert "Problem" in doc["components"]["schemas"]
+
+
+def test_fast_lookup_agrees_with_the_licence_index(world: World) -> None:
+    import datetime as dt
+
+    from e_license_store.index import licenses_by_holder
+    from recognition.directory import fast_licenses_by_holder
+
+    world.service.revoke(world.licenses["tax"], "cancelled")
+    filters: list[dict[str, object]] = [
+        {}, {"type_codes": ["1101"]}, {"type_codes": ["1101", "1102", "3101"]}, {"status": "revoked"},
+        {"status": "valid"}, {"valid_on": dt.date(2016, 5, 10)}, {"valid_on": dt.date.today(), "status": "valid"},
+        {"limit": 1, "offset": 1}, {"limit": 2, "offset": 0, "type_codes": ["1101", "3101"]},
+    ]  # fmt: skip
+    with world.sessions() as s:
+        for code in (USCC, RESIDENT_ID, "NOBODY"):
+            for f in filters:
+                assert fast_licenses_by_holder(s.connection(), code, **f) == licenses_by_holder(s, code, **f), f  # type: ignore[arg-type]

@@ -1,0 +1,240 @@
+"""Licences by holder through the API, audit write included, vs the same lookup straight in the database.
+
+Fills the licence index with N licences (default 1,000,000; a cached SQLite file under
+``$HUB_HOME/bench`` is reused), starts ``hub serve``'s app under uvicorn in its own process,
+and drives it with ``wrk`` (Debian) from another process over random holders. Prints the
+API's requests/s and p99 beside the direct ``licenses_by_holder`` lookup's, and checks that
+every answered request left an audit entry and that the audit chain verifies.
+
+Target: ≥ 1,000 requests/s with p99 ≤ 25 ms. ``--smoke``: 2,000 licences, a 2-second run, no target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+LICENSES_PER_HOLDER = 4
+TARGET_RPS = 1000.0
+TARGET_P99_MS = 25.0
+
+
+def holder_code(i: int) -> str:
+    """Every 4th holder a person (resident-id shaped, so masking is exercised), the rest enterprises."""
+    if i % 4 == 0:
+        rest, seq = divmod(i // 4, 1000)
+        return f"3303221980{rest % 12 + 1:02d}{rest // 12 % 28 + 1:02d}{seq:03d}X"
+    return f"91330322{i:010d}"
+
+
+def fill_index(url: str, n_licenses: int) -> int:
+    from e_license_store.tables import LicenseIndexEntry
+    from hub.db import make_engine, migrate
+
+    migrate(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        have = int(conn.scalar(select(func.count()).select_from(LicenseIndexEntry)) or 0)
+    if have >= n_licenses:
+        engine.dispose()
+        return have
+    types = [("1101", "营业执照"), ("1102", "税务登记证"), ("2101", "不动产权证书"), ("3101", "建设项目用地预审意见")]
+    now = dt.datetime.now(dt.UTC)
+    chunk: list[dict[str, object]] = []
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for k in range(have, n_licenses):
+            holder, j = divmod(k, LICENSES_PER_HOLDER)
+            code, (type_code, type_name) = holder_code(holder), types[j]
+            issue = dt.date(2010, 1, 1) + dt.timedelta(days=k % 4000)
+            chunk.append({
+                "license_id": f"{type_code}-113303220025678912-{k:013d}", "license_type_code": type_code,
+                "license_type_name": type_name, "license_number": f"N{k:012d}", "holder_code": code,
+                "holder_kind": "person" if holder % 4 == 0 else "enterprise", "holder_name": f"持证人{holder}",
+                "issuer_code": "113303220025678912", "issuer_name": "洞头区市场监督管理局", "issue_date": issue,
+                "valid_from": issue, "valid_until": None if j != 3 else issue + dt.timedelta(days=1095),
+                "status": "valid" if k % 50 else "revoked", "version": 1,
+                "object_key": f"licenses/{k}/v1.json", "content_sha256": "0" * 64, "content_fingerprint": "0" * 64,
+                "key_id": "bench", "updated_at": now,
+            })  # fmt: skip
+            if len(chunk) == 20_000:
+                conn.execute(insert(LicenseIndexEntry), chunk)
+                chunk.clear()
+        if chunk:
+            conn.execute(insert(LicenseIndexEntry), chunk)
+    print(f"indexed {n_licenses - have:,} licences in {time.perf_counter() - started:.1f}s", flush=True)
+    engine.dispose()
+    return n_licenses
+
+
+def make_key(url: str) -> str:
+    from hub.db import make_engine, session_scope
+    from recognition.consumers import add_consumer
+
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        token = add_consumer(s, f"bench-{os.getpid()}-{time.time_ns()}", ["licenses:read:*", "purpose:bench"])[1]
+    engine.dispose()
+    return token
+
+
+def direct_lookup(url: str, codes: list[str], seconds: float) -> tuple[float, float, int]:
+    """The peer: ``licenses_by_holder`` in a loop in this process (no HTTP, no auth, no audit)."""
+    from e_license_store.index import licenses_by_holder
+    from hub.db import make_engine, session_factory
+
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    latencies: list[float] = []
+    rng = random.Random(7)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        code = rng.choice(codes)
+        t0 = time.perf_counter()
+        with sessions() as s:
+            rows = licenses_by_holder(s, code, limit=50)
+        latencies.append(time.perf_counter() - t0)
+        assert rows, code
+    engine.dispose()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    return len(latencies) / sum(latencies), p99, len(latencies)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(port: int, deadline_s: float = 60.0) -> None:
+    import httpx
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)  # polling with a deadline, not a fixed wait
+    raise RuntimeError("API did not come up")
+
+
+WRK_SCRIPT = """
+local codes = {}
+for line in io.lines("%(codes)s") do codes[#codes + 1] = line end
+math.randomseed(%(seed)d)
+wrk.headers["Authorization"] = "Bearer %(token)s"
+request = function()
+  return wrk.format("GET", "/v1/holders/" .. codes[math.random(#codes)] .. "/licenses")
+end
+done = function(summary, latency, requests)
+  io.write(string.format("HUB p99_us=%%d requests=%%d non2xx=%%d\\n", latency:percentile(99), summary.requests,
+    summary.errors.status))
+end
+"""
+
+
+def run_wrk(port: int, script: Path, seconds: int, connections: int) -> tuple[float, float, int, int]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"HUB p99_us=(\d+) requests=(\d+) non2xx=(\d+)", out)
+    assert m is not None, out
+    return rps, int(m.group(1)) / 1000.0, int(m.group(2)), int(m.group(3))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench_api")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--licenses", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--db-url", default=None, help="Default: a cached SQLite file under $HUB_HOME/bench")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.licenses, args.seconds, args.connections = 2_000, 2, 8
+    from hub.settings import get_settings
+
+    work = Path(tempfile.mkdtemp(prefix="bench_api_"))
+    url = args.db_url
+    if url is None:
+        cache = get_settings().home / "bench"
+        cache.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(work if args.smoke else cache) / f'api_{args.licenses}.db'}"
+    n = fill_index(url, args.licenses)
+    holders = n // LICENSES_PER_HOLDER
+    rng = random.Random(11)
+    codes = [holder_code(rng.randrange(holders)) for _ in range(20_000)]
+    codes_file = work / "codes.txt"
+    codes_file.write_text("\n".join(codes) + "\n")
+    token = make_key(url)
+
+    from e_license_store.tables import LicenseIndexEntry  # noqa: F401 - tables registered for the count below
+    from hub.db import make_engine
+    from recognition import audit
+    from recognition.tables import AuditEntry
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        audit_before = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+    port = _free_port()
+    env = {**os.environ, "HUB_DB_URL": url, "HUB_HOME": str(work), "HUB_API_KEY_CACHE_SECONDS": "5"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "recognition.serve:app_factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
+         "--loop", "uvloop", "--http", "httptools"],
+        env=env,
+    )  # fmt: skip
+    try:
+        _wait_http(port)
+        script = work / "bench.lua"
+        script.write_text(WRK_SCRIPT % {"codes": codes_file, "seed": 5, "token": token})
+        run_wrk(port, script, 1 if args.smoke else 3, args.connections)  # warm-up (caches, connections)
+        with engine.connect() as conn:
+            audit_mid = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+        rps, p99, requests, non2xx = run_wrk(port, script, args.seconds, args.connections)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with engine.connect() as conn:
+        audit_after = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+    d_rps, d_p99, d_n = direct_lookup(url, codes, 1.0 if args.smoke else 5.0)
+    report = audit.verify(engine)
+    engine.dispose()
+
+    audited = audit_after - audit_mid
+    print(f"licences indexed: {n:,}  holders: {holders:,}  uvicorn workers: {args.workers}  "
+          f"wrk connections: {args.connections}  run: {args.seconds}s")  # fmt: skip
+    print(f"{'':34}{'requests/s':>12}{'p99 ms':>10}{'requests':>10}")
+    print(f"{'API (HTTP + auth + audit commit)':34}{rps:>12,.0f}{p99:>10.2f}{requests:>10,}")
+    print(f"{'direct licenses_by_holder()':34}{d_rps:>12,.0f}{d_p99:>10.2f}{d_n:>10,}")
+    print(f"non-2xx answers: {non2xx}; audit entries written during the run: {audited:,} "
+          f"(≥ requests answered: {audited >= requests}); audit chain ok: {report.ok} ({report.checked:,} entries, "
+          f"{audit_before:,} before)")  # fmt: skip
+    ok = non2xx == 0 and audited >= requests and report.ok
+    if args.smoke:
+        return 0 if ok else 1
+    met = rps >= TARGET_RPS and p99 <= TARGET_P99_MS
+    print(f"target ≥ {TARGET_RPS:,.0f} req/s and p99 ≤ {TARGET_P99_MS} ms: {'met' if met else 'MISSED'}")
+    return 0 if ok and met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
