@@ -1,0 +1,165 @@
+"""``hub identity lookup CODE`` (身份查询): who is behind any code.
+
+Any code a department used — resident id (18 or 15 digits), USCC, organisation code,
+registration number, taxpayer id — leads to the golden record, the legacy codes linked to it
+and the department source records behind it. Personal data is masked unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.masking import mask_address, mask_name, mask_phone, mask_resident_id
+from identity.resolve import RESOLVED, resolve_codes
+from identity.tables import (
+    ENTERPRISE,
+    PERSON,
+    IdentityCrosswalk,
+    IdentityEnterprise,
+    IdentityMerge,
+    IdentityPerson,
+    IdentitySourceRecord,
+)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def lookup(session: Session, code: str) -> dict[str, Any] | None:
+    """The identity behind ``code`` with golden record, legacy codes and source records
+    (unmasked; see :func:`masked`), or ``None`` when the index does not know the code."""
+    for kind in (PERSON, ENTERPRISE):
+        res = resolve_codes(session, [code], kind)
+        if res["status"].iloc[0] == RESOLVED:
+            return _view(session, kind, str(res["canonical_code"].iloc[0]), code, str(res["method"].iloc[0]),
+                         str(res["code_kind"].iloc[0]))
+    return None
+
+
+def _view(session: Session, kind: str, canonical: str, query: str, method: str, code_kind: str) -> dict[str, Any]:
+    row: IdentityPerson | IdentityEnterprise | None = (
+        session.get(IdentityPerson, canonical) if kind == PERSON else session.get(IdentityEnterprise, canonical)
+    )
+    assert row is not None  # resolve_codes only answers "resolved" for codes in the index
+    walks = session.scalars(
+        select(IdentityCrosswalk).where(IdentityCrosswalk.canonical_code == canonical,
+                                        IdentityCrosswalk.entity_kind == kind).order_by(IdentityCrosswalk.id)
+    ).all()
+    links = session.scalars(
+        select(IdentitySourceRecord).where(IdentitySourceRecord.canonical_code == canonical,
+                                           IdentitySourceRecord.entity_kind == kind).order_by(IdentitySourceRecord.id)
+    ).all()
+    merges = session.scalars(
+        select(IdentityMerge).where((IdentityMerge.into_code == canonical) | (IdentityMerge.from_code == canonical))
+        .order_by(IdentityMerge.id)
+    ).all()
+    return {
+        "query": query,
+        "query_kind": code_kind,
+        "resolved_by": method,
+        "entity_kind": kind,
+        "canonical_code": canonical,
+        "golden": dict(row.attributes or {}),
+        "sources": dict(row.sources or {}),
+        "legacy_codes": [
+            {"legacy_code": w.legacy_code, "code_kind": w.code_kind, "source": w.source, "method": w.method,
+             "linked_at": _iso(w.linked_at), "undone_at": _iso(w.undone_at)}
+            for w in walks
+        ],
+        "source_records": [
+            {"department": s.department, "dataset": s.dataset, "source_key": s.source_key,
+             "source_version": s.source_version, "method": s.method, "score": s.score,
+             "linked_at": _iso(s.linked_at), "unlinked_at": _iso(s.unlinked_at)}
+            for s in links
+        ],
+        "merges": [
+            {"id": m.id, "from_code": m.from_code, "into_code": m.into_code, "actor": m.actor,
+             "merged_at": _iso(m.merged_at), "undone_at": _iso(m.undone_at)}
+            for m in merges
+        ],
+    }
+
+
+def _mask_birth_date(value: str | None) -> str | None:
+    return None if value is None else str(value)[:4] + "-**-**"
+
+
+_GOLDEN_MASKS: dict[str, Callable[[Any], Any]] = {
+    "name": mask_name,
+    "address": mask_address,
+    "phone": mask_phone,
+    "birth_date": _mask_birth_date,
+    "legal_rep_id": mask_resident_id,
+    "legal_rep_name": mask_name,
+}
+
+
+def masked(view: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a lookup result with personal data masked (个人信息脱敏).
+
+    A person's resident ids (canonical, queried and legacy), name, birth date, address and
+    phone; an enterprise's legal representative's id and name. Enterprise names, addresses
+    and codes are public registration data and stay.
+    """
+    out = json.loads(json.dumps(view, ensure_ascii=False))
+    person = out["entity_kind"] == PERSON
+    if person:
+        out["canonical_code"] = mask_resident_id(out["canonical_code"])
+        out["query"] = mask_resident_id(out["query"])
+        for walk in out["legacy_codes"]:
+            walk["legacy_code"] = mask_resident_id(walk["legacy_code"])
+        for merge in out["merges"]:
+            merge["from_code"] = mask_resident_id(merge["from_code"])
+            merge["into_code"] = mask_resident_id(merge["into_code"])
+    for attribute, rule in _GOLDEN_MASKS.items():
+        if attribute in out["golden"] and (person or attribute.startswith("legal_rep")):
+            out["golden"][attribute] = rule(out["golden"][attribute])
+    return out
+
+
+def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> int:
+    """The CLI body: print the lookup of ``code``; exit status 0 if found, 1 if not."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.db import get_engine, session_factory
+
+    console = Console()
+    with session_factory(get_engine())() as session:
+        view = lookup(session, code)
+    if view is None:
+        if as_json:
+            print(json.dumps({"query": mask_resident_id(code), "found": False}))
+        else:
+            console.print("[yellow]not in the master index[/yellow]")
+        return 1
+    shown = view if unmasked else masked(view)
+    if as_json:
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+        return 0
+    console.print(f"[bold]{shown['entity_kind']}[/bold] {shown['canonical_code']}  "
+                  f"(query {shown['query']} as {shown['query_kind']}, resolved by {shown['resolved_by']})")
+    golden_table = Table("attribute", "value", "source", title="golden record")
+    for attribute, value in sorted(shown["golden"].items()):
+        src = shown["sources"].get(attribute, {})
+        golden_table.add_row(attribute, str(value), f"{src.get('department')}/{src.get('dataset')}:"
+                             f"{src.get('source_key')}")
+    console.print(golden_table)
+    legacy = Table("legacy code", "kind", "source", "method", "linked", "undone", title="legacy codes")
+    for w in shown["legacy_codes"]:
+        legacy.add_row(w["legacy_code"], w["code_kind"], w["source"], w["method"], w["linked_at"],
+                       w["undone_at"] or "")
+    console.print(legacy)
+    records = Table("department", "dataset", "source key", "version", "method", "linked", "unlinked",
+                    title="source records")
+    for s in shown["source_records"]:
+        records.add_row(s["department"], s["dataset"], s["source_key"], str(s["source_version"]), s["method"],
+                        s["linked_at"], s["unlinked_at"] or "")
+    console.print(records)
+    return 0
