@@ -1,0 +1,172 @@
+"""Benchmark: the hub's main job through Airflow at demo size ×1, ×10 (×100 with --full).
+
+For each scale it prints, side by side:
+* **airflow** — the whole main job through Airflow's real scheduler (LocalExecutor): wall time,
+  records/s, and the share of wall time that is Airflow overhead (wall − time inside the task
+  bodies, from the run ledger);
+* **direct** (the peer) — the same task bodies called in-process in the same order, on an
+  identical fresh hub: what the job costs with no orchestrator at all.
+Target: the per-record cost with the overhead excluded at the largest scale is within 1.2× of
+the cost at ×10 (the pipeline scales linearly; Airflow adds a constant, not a per-record cost).
+``--smoke`` runs a tiny city once, direct only unless ``--airflow`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEMO = {"persons": 2000, "enterprises": 500, "properties": 800}
+
+
+@dataclass
+class Figure:
+    mode: str
+    scale: float
+    records: int
+    wall: float
+    in_tasks: float
+    ok: bool
+
+    @property
+    def overhead(self) -> float:
+        return max(0.0, self.wall - self.in_tasks)
+
+    @property
+    def per_record_ms(self) -> float:
+        return 1000 * self.in_tasks / max(1, self.records)
+
+    def line(self) -> str:
+        rate = self.records / self.wall if self.wall else 0.0
+        share = self.overhead / self.wall if self.wall else 0.0
+        return (
+            f"{self.mode:8s} ×{self.scale:<5g} records {self.records:>8d}  wall {self.wall:7.1f}s  "
+            f"{rate:8.0f} rec/s  {'airflow overhead' if self.mode == 'airflow' else 'outside tasks  '} {share:5.1%}  "
+            f"per record (overhead excluded) "
+            f"{self.per_record_ms:6.3f} ms  {'ok' if self.ok else 'FAILED'}"
+        )
+
+
+def _fresh_hub(root: Path) -> None:
+    from hub.db import get_engine, migrate
+    from hub.settings import reset_settings
+
+    os.environ["HUB_HOME"] = str(root / "home")
+    os.environ["HUB_DB_URL"] = f"sqlite:///{root / 'hub.db'}"
+    os.environ.pop("HUB_STAGING_URL", None)
+    reset_settings()
+    get_engine.cache_clear()
+    migrate()
+
+
+def _ledger(run_ids: list[str]) -> tuple[int, float]:
+    from sqlalchemy import select
+
+    from hub.db import get_engine, session_scope
+    from hub.pipeline.tables import PipelineStep
+
+    with session_scope(get_engine()) as s:
+        rows = s.scalars(select(PipelineStep).where(PipelineStep.run_id.in_(run_ids))).all()
+    pulled = sum(r.pulled for r in rows if r.step == "extract")
+    return pulled, sum(r.seconds for r in rows)
+
+
+def _city(root: Path, scale: float, stack: ExitStack) -> Any:
+    from sandbox.generator import Sizes
+    from sandbox.runtime import start_sandboxes
+
+    sizes = Sizes(**{k: max(10, int(v * scale)) for k, v in DEMO.items()})
+    return stack.enter_context(start_sandboxes(root / "home", seed=2016, sizes=sizes))
+
+
+def run_direct(scale: float) -> Figure:
+    from hub.airflow_env import connection_uri_env
+    from hub.pipeline import steps
+    from hub.pipeline.connections import sandbox_connections
+    from hub.pipeline.main_job import ordered
+    from mappings.engine import load_all
+
+    with tempfile.TemporaryDirectory(prefix="bench_direct_") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        _fresh_hub(root)
+        sb = _city(root, scale, stack)
+        for conn_id, conn in sandbox_connections(sb).items():
+            key, value = connection_uri_env(conn_id, conn)
+            os.environ[key] = value
+        run_ids, ok = [], True
+        started = time.perf_counter()
+        for wave in ordered(load_all()):
+            for name in wave:
+                rid = f"bench_direct_{name}"
+                run_ids.append(rid)
+                try:
+                    out = steps.extract(name, rid)
+                    for step in (steps.map_batches, steps.validate, steps.resolve, steps.publish):
+                        out = step(name, out, rid)
+                except Exception as exc:
+                    print(f"  direct {name}: {type(exc).__name__}: {exc}"[:300], flush=True)
+                    ok = False
+        steps.push("bench_direct_push")
+        wall = time.perf_counter() - started
+        records, in_tasks = _ledger([*run_ids, "bench_direct_push"])
+        return Figure("direct", scale, records, wall, in_tasks, ok)
+
+
+def run_airflow(scale: float) -> Figure:
+    from hub.pipeline.airflow_runner import start_airflow
+    from hub.pipeline.connections import sandbox_connections
+    from hub.pipeline.main_job import run_main_job
+    from mappings.engine import load_all
+
+    with tempfile.TemporaryDirectory(prefix="bench_airflow_") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        _fresh_hub(root)
+        sb = _city(root, scale, stack)
+        env = {"HUB_HOME": os.environ["HUB_HOME"], "HUB_DB_URL": os.environ["HUB_DB_URL"], "HUB_DAG_SCHEDULES": "off"}
+        af = stack.enter_context(start_airflow(root / "airflow", connections=sandbox_connections(sb), extra_env=env))
+        names = sorted(load_all())
+        af.wait_for_dags([f"hub_exchange_{n}" for n in names])  # parsing is start-up, not the job
+        result = run_main_job(af, names, timeout=3600)
+        push_ids = [r["run_id"] for r in result.push_runs]
+        records, in_tasks = _ledger([*result.run_ids.values(), *push_ids])
+        return Figure("airflow", scale, records, result.seconds, in_tasks, result.ok)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench_main_job", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny city, once")
+    parser.add_argument("--full", action="store_true", help="also ×100")
+    parser.add_argument("--airflow", action="store_true", help="with --smoke: run the Airflow side too")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HUB_LOG_LEVEL", "WARNING")
+    from hub.odbcenv import ensure_odbc_env
+
+    ensure_odbc_env()
+    scales = [0.05] if args.smoke else [1.0, 10.0, *([100.0] if args.full else [])]
+    figures: list[Figure] = []
+    for scale in scales:
+        pair = [run_direct(scale)]
+        if not args.smoke or args.airflow:
+            pair.append(run_airflow(scale))
+        for fig in pair:
+            print(fig.line(), flush=True)
+        figures += pair
+    ok = all(f.ok for f in figures)
+    if len(scales) >= 2:
+        flow = {f.scale: f for f in figures if f.mode == "airflow"}
+        base, top = flow[10.0], flow[max(flow)]
+        ratio = top.per_record_ms / base.per_record_ms if base.per_record_ms else float("inf")
+        print(f"per-record cost ×{top.scale:g} / ×10 = {ratio:.2f} (target ≤ 1.20)")
+        ok = ok and (top.scale == 10.0 or ratio <= 1.2)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
