@@ -174,6 +174,24 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
     )
 
 
+def _profile(entity: str) -> tuple[Any, Any, tuple[tuple[str, ...], ...]]:
+    """(prepare, settings, EM blocking columns) of an entity kind."""
+    if entity == "person":
+
+        def prepare(df: pd.DataFrame, id_column: str, *, master: bool = False) -> pd.DataFrame:
+            return prepare_persons(df, id_column, code_is_resident_id=master)
+
+        return prepare, person_settings, (("birth_date",), ("name", "region_code"))
+    if entity == "enterprise":
+        from identity.matching_enterprise import EM_RULES, enterprise_settings, prepare_enterprises
+
+        def prepare_e(df: pd.DataFrame, id_column: str, *, master: bool = False) -> pd.DataFrame:
+            return prepare_enterprises(df, id_column, code_is_uscc=master)
+
+        return prepare_e, enterprise_settings, EM_RULES
+    raise ValueError(f"unknown entity kind {entity!r}: person or enterprise")
+
+
 def _linker(master: pd.DataFrame, incoming: pd.DataFrame, settings: Any) -> Any:
     from splink import DuckDBAPI, Linker
 
@@ -199,6 +217,7 @@ def train_model(
     seed: int = 7,
     max_u_pairs: float = 2e5,
     max_labelled: int = 20_000,
+    entity: str = "person",
 ) -> dict[str, Any]:
     """Estimate the model: u by random sampling; m from labelled pairs or by EM.
 
@@ -210,16 +229,17 @@ def train_model(
     """
     from splink import block_on
 
-    m = prepare_persons(master, master_code, code_is_resident_id=True)
-    i = prepare_persons(incoming, incoming_key)
+    prepare, settings, em_rules = _profile(entity)
+    m = prepare(master, master_code, master=True)
+    i = prepare(incoming, incoming_key)
     labels: pd.DataFrame | None = None
     if labelled is not None and len(labelled):
         sample = labelled[labelled[labelled_code].isin(master[master_code])]
         sample = sample.sample(n=min(max_labelled, len(sample)), random_state=seed)
-        lab = prepare_persons(
+        lab = prepare(
             sample.assign(_lab_key="label:" + pd.Series(range(len(sample)), index=sample.index).astype(str)), "_lab_key"
         )
-        lab["resident_id"] = None
+        lab["resident_id" if entity == "person" else "code"] = None
         labels = pd.DataFrame(
             {
                 "source_dataset_l": "master",
@@ -232,14 +252,14 @@ def train_model(
     # In a link between a master index and new records, each new record has at most one
     # true partner among len(master): the prior that a random pair matches.
     prior = 1.0 / max(len(m), 1)
-    linker = _linker(m, i, person_settings(prior))
+    linker = _linker(m, i, settings(prior))
     linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed, num_chunks=1)
     if labels is not None and len(labels):
         linker.training.estimate_m_from_pairwise_labels(linker._db_api.register(labels))
     else:
         from splink.internals.exceptions import EMTrainingException
 
-        for rule in (block_on("birth_date"), block_on("name", "region_code")):
+        for rule in (block_on(*cols) for cols in em_rules):
             try:
                 linker.training.estimate_parameters_using_expectation_maximisation(
                     rule, fix_probability_two_random_records_match=True
@@ -273,6 +293,7 @@ def match_batch(
     master_code: str = "canonical_code",
     incoming_key: str = "incoming_key",
     with_pairs: bool = False,
+    entity: str = "person",
 ) -> pd.DataFrame:
     """Decide, for every incoming record, which master person it is (or that a human must look).
 
@@ -289,10 +310,11 @@ def match_batch(
         return _empty_result(keys)
     if model is None:
         model = train_model(
-            master_df, incoming_df, labelled=labelled, master_code=master_code, incoming_key=incoming_key
+            master_df, incoming_df, labelled=labelled, master_code=master_code, incoming_key=incoming_key, entity=entity
         )
-    m = prepare_persons(master_df, master_code, code_is_resident_id=True)
-    i = prepare_persons(incoming_df, incoming_key)
+    prepare, _, _ = _profile(entity)
+    m = prepare(master_df, master_code, master=True)
+    i = prepare(incoming_df, incoming_key)
     linker = _linker(m, i, model)
     floor = max(min(thresholds.review, 0.5) * 0.5, 1e-6)
     pairs = linker.inference.predict(threshold_match_probability=floor, warning_mode="never").as_pandas_dataframe()
