@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -234,8 +234,8 @@ def summary(sb: Sandboxes) -> dict[str, Any]:
         "backend": sb.prepared.backend,
         "data_dir": str(sb.prepared.data_dir),
         "tax": {"wsdl_url": sb.tax.wsdl_url, "port": sb.tax.port, "username": sb.tax.username},
-        "public_security": {"sqlalchemy_url": sb.public_security.sqlalchemy_url, "table": sb.public_security.table},
-        "commerce": {"odbc_connection_string": sb.commerce.odbc_connection_string},
+        "public_security": asdict(sb.public_security),
+        "commerce": asdict(sb.commerce),
         "land": {"outbox_dir": str(sb.land.outbox_dir), "xsd_path": str(sb.land.xsd_path)},
         "ground_truth_path": str(sb.ground_truth_path),
         "counts": sb.population.counts(),
