@@ -45,6 +45,11 @@ def _quiet(context: Any) -> None:
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
 
 
+def ensure_context() -> Any:
+    """The process's ephemeral GX context (GX objects such as suites need an active one)."""
+    return _ephemeral_context()
+
+
 def _ephemeral_context() -> Any:
     global _ephemeral
     if _ephemeral is None:

@@ -100,24 +100,20 @@ def _as_str(column: pd.Series) -> pd.Series:
 
 
 def _identifier_valid(column: pd.Series, kind: str, shape: re.Pattern[str]) -> BoolArray:
-    s = _as_str(column)
-    present = s.notna().to_numpy()
-    out = np.zeros(len(s), dtype=bool)
-    if not present.any():
-        return out
-    values = s[present].astype(str)
     # The canonical form is compact and upper-case; anything else was not normalised by the mapping.
-    shaped = values.str.fullmatch(shape.pattern).fillna(False).to_numpy(dtype=bool)
-    idx = np.flatnonzero(present)[shaped]
+    text = column.astype("str")
+    shaped = text.str.fullmatch(shape.pattern).fillna(False).to_numpy(dtype=bool)
+    out = np.zeros(len(text), dtype=bool)
+    idx = np.flatnonzero(shaped)
     if len(idx) == 0:
         return out
-    candidates = values[shaped]
+    candidates = text.iloc[idx].reset_index(drop=True)
     vec = _vectorized_check(kind)
     if vec is not None:
-        result = np.asarray(vec(candidates.reset_index(drop=True)), dtype=bool)
+        result = np.asarray(vec(candidates), dtype=bool)
     else:
         check = _scalar_check(kind)
-        uniques = pd.unique(candidates.to_numpy())
+        uniques = pd.unique(candidates.to_numpy(dtype=object))
         verdict = {u: check(u) for u in uniques}
         result = candidates.map(verdict).to_numpy(dtype=bool)
     out[idx] = result

@@ -26,10 +26,22 @@ def test_missing_required_column_is_an_error() -> None:
 
 def test_optional_expectation_only_when_column_present() -> None:
     spec = load_suite("tax_registration")
-    base = ["taxpayer_code", "uscc", "legal_rep_resident_id", "taxpayer_status", "credit_rating"]
+    base = ["taxpayer_code", "legal_rep_resident_id", "taxpayer_status", "credit_rating"]
     assert all(not e.when_column_present for e in spec.applicable(base))
-    with_resolved = spec.applicable([*base, "resolved_id"])
-    assert [e.reason_code for e in with_resolved if e.when_column_present] == ["unresolved_holder"]
+    with_resolved = spec.applicable([*base, "uscc", "resolved_id"])
+    assert [e.reason_code for e in with_resolved if e.when_column_present] == ["invalid_uscc", "unresolved_holder"]
+
+
+def test_every_mapping_names_a_suite_its_records_satisfy() -> None:
+    """The department mappings' canonical columns carry every column their suite requires."""
+    from mappings.engine import load_all
+
+    mappings = load_all()
+    assert mappings, "no mapping files found"
+    for mapping in mappings.values():
+        spec = load_suite(mapping.spec.expectation_suite)
+        columns = [f.name for f in mapping.spec.fields] + [n.name for n in mapping.spec.nested]
+        assert spec.applicable(columns), mapping.name
 
 
 def _dirty_frames() -> dict[str, pd.DataFrame]:
@@ -42,15 +54,17 @@ def _dirty_frames() -> dict[str, pd.DataFrame]:
                 "uscc": [VALID_USCC, None, "91110000600037342L", VALID_USCC],
                 "legal_rep_resident_id": [VALID_RID, VALID_RID_2, None, VALID_RID],
                 "region_code": ["330322", "330322", None, "33032"],
+                "status": ["active", "moved_out", "存续", None],
                 "resolved_id": ["E-1", None, "E-3", "E-4"],
             }
         ),
         "tax_registration": pd.DataFrame(
             {
-                "taxpayer_code": [VALID_USCC, "330322600037341", None, VALID_USCC],
+                "taxpayer_code": [VALID_USCC, "330322600037341", None, "33032260003734"],
                 "uscc": [VALID_USCC, None, None, "X"],
                 "legal_rep_resident_id": [VALID_RID, None, VALID_RID_2, VALID_RID],
                 "taxpayer_status": ["normal", "abnormal", "cancelled", "01"],
+                "resolved_id": ["E-1", "E-2", None, ""],
                 "credit_rating": ["A", "Z", None, "B"],
             }
         ),

@@ -125,6 +125,9 @@ class SuiteSpec:
     ) -> gx.ExpectationSuite:
         import great_expectations as gx
 
+        from validation.gxrun import ensure_context
+
+        ensure_context()
         suite = gx.ExpectationSuite(name=name or self.name, meta={"description": self.description})
         for exp in expectations if expectations is not None else self.expectations:
             suite.add_expectation(exp.to_gx())
