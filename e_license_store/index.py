@@ -7,13 +7,15 @@ signatures and :class:`LicenseIndexRow` are kept stable.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.orm import Session
 
-from e_license_store.canonical_json import canonical_bytes, sha256_hex
+from e_license_store.canonical_json import sha256_hex
 from e_license_store.model import Envelope, LicenseDocument, object_key, parse_envelope
 from e_license_store.store.base import ObjectStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
@@ -113,36 +115,40 @@ def license_versions(session: Session, license_id: str) -> list[LicenseVersionRo
 
 
 def content_fingerprint(document: LicenseDocument) -> str:
-    """What the issuer said, without version, status and run bookkeeping."""
+    """What the issuer said, without version, status and run bookkeeping.
+
+    Not a signature input, so sorted ``json.dumps`` (deterministic in Python, and an order
+    of magnitude faster than the pure-Python RFC 8785 encoder) is enough.
+    """
     lic = document.license.model_dump(
         mode="json", exclude={"version", "previous_version", "status"}
     )
     source = lic.get("source") or {}
     lic["source"] = {k: source.get(k) for k in ("department", "dataset", "source_key")} if source else None
-    return sha256_hex(canonical_bytes(lic))
+    return sha256_hex(json.dumps(lic, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def apply_envelope(session: Session, envelope: Envelope, key: str) -> None:
-    """Record a stored version in the index (in the caller's transaction)."""
+def _version_values(envelope: Envelope, key: str) -> dict[str, Any]:
     doc = envelope.document
     lic = doc.license
-    session.merge(
-        LicenseVersionEntry(
-            license_id=lic.license_id,
-            version=lic.version,
-            transition=doc.transition.value,
-            status=str(lic.status),
-            reason=doc.reason,
-            object_key=key,
-            content_sha256=envelope.document_sha256,
-            key_id=envelope.signature.key_id,
-            recorded_at=doc.recorded_at,
-        )
-    )
-    current = session.get(LicenseIndexEntry, lic.license_id)
-    if current is not None and current.version > lic.version:
-        return
-    values = {
+    return {
+        "license_id": lic.license_id,
+        "version": lic.version,
+        "transition": doc.transition.value,
+        "status": str(lic.status),
+        "reason": doc.reason,
+        "object_key": key,
+        "content_sha256": envelope.document_sha256,
+        "key_id": envelope.signature.key_id,
+        "recorded_at": doc.recorded_at,
+    }
+
+
+def _index_values(envelope: Envelope, key: str, fingerprint: str | None) -> dict[str, Any]:
+    doc = envelope.document
+    lic = doc.license
+    return {
+        "license_id": lic.license_id,
         "license_type_code": lic.license_type_code,
         "license_type_name": lic.license_type_name,
         "license_number": lic.license_number,
@@ -158,16 +164,37 @@ def apply_envelope(session: Session, envelope: Envelope, key: str) -> None:
         "version": lic.version,
         "object_key": key,
         "content_sha256": envelope.document_sha256,
-        "content_fingerprint": content_fingerprint(doc),
+        "content_fingerprint": fingerprint or content_fingerprint(doc),
         "key_id": envelope.signature.key_id,
         "updated_at": doc.recorded_at,
     }
+
+
+def apply_envelope(session: Session, envelope: Envelope, key: str, *, fingerprint: str | None = None) -> None:
+    """Record a stored version in the index (in the caller's transaction)."""
+    lic = envelope.document.license
+    session.merge(LicenseVersionEntry(**_version_values(envelope, key)))
+    current = session.get(LicenseIndexEntry, lic.license_id)
+    if current is not None and current.version > lic.version:
+        return
+    values = _index_values(envelope, key, fingerprint)
     if current is None:
-        session.add(LicenseIndexEntry(license_id=lic.license_id, **values))
+        session.add(LicenseIndexEntry(**values))
     else:
         for name, value in values.items():
             setattr(current, name, value)
     session.flush()
+
+
+def add_fresh(session: Session, stored: Sequence[tuple[Envelope, str, str | None]]) -> None:
+    """Index licences new to the index (a batch of first versions): two multi-row INSERTs.
+
+    A licence already indexed makes the transaction fail (primary key), never a silent mix.
+    """
+    if not stored:
+        return
+    session.execute(insert(LicenseVersionEntry), [_version_values(e, k) for e, k, _ in stored])
+    session.execute(insert(LicenseIndexEntry), [_index_values(e, k, f) for e, k, f in stored])
 
 
 def current_fingerprint(session: Session, license_id: str) -> tuple[int, str] | None:

@@ -9,7 +9,7 @@ itself, so a changed byte anywhere is detectable.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -72,21 +72,30 @@ class Envelope:
     document: LicenseDocument
     document_sha256: str
     signature: Signature
+    #: the document's RFC 8785 bytes when already computed (sealing), to avoid doing it twice
+    document_bytes: bytes | None = field(default=None, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
-        return canonical_bytes(
-            {
-                "document": self.document.model_dump(mode="json"),
-                "document_sha256": self.document_sha256,
-                "signature": self.signature.to_json(),
-            }
+        doc = self.document_bytes if self.document_bytes is not None else self.document.canonical()
+        # RFC 8785 orders members by key: "document" < "document_sha256" < "signature"; the
+        # document's canonical bytes are spliced in rather than serialised a second time
+        return b"".join(
+            (
+                b'{"document":',
+                doc,
+                b',"document_sha256":',
+                canonical_bytes(self.document_sha256),
+                b',"signature":',
+                canonical_bytes(self.signature.to_json()),
+                b"}",
+            )
         )
 
 
 def seal(document: LicenseDocument, keyring: KeyRing) -> Envelope:
     """Sign ``document`` with the active key (盖章)."""
     data = document.canonical()
-    return Envelope(document, sha256_hex(data), keyring.sign(data))
+    return Envelope(document, sha256_hex(data), keyring.sign(data), data)
 
 
 def parse_envelope(data: bytes) -> Envelope:

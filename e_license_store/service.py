@@ -10,17 +10,20 @@ store, and since the store key is write-once two writers can never both create a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store import index
 from e_license_store.catalogue import LicenseType, license_type
 from e_license_store.identifier import make_license_id
 from e_license_store.model import (
+    Envelope,
     LicenseDocument,
     LicenseDraft,
     Transition,
@@ -31,7 +34,7 @@ from e_license_store.model import (
 from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectExists, ObjectStore, Retention, RetentionMode
 from e_license_store.tables import LicenseIndexEntry
-from hub.outbox import emit
+from hub.outbox import emit, emit_many
 from mappings.canonical.models import ApprovalResult, HolderKind, License, LicenseStatus, SourceRef
 
 
@@ -49,6 +52,15 @@ class InvalidDraft(ValueError):
 
 class _VersionTaken(Exception):
     """The store already holds the version about to be written."""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    envelope: Envelope
+    key: str
+    is_approval: bool
+    issued: IssuedLicense
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,73 @@ class LicenseService:
 
         return self._with_recovery(lic.license_id, attempt)
 
+    def issue_batch(
+        self, items: Sequence[tuple[LicenseDraft, SourceRef]], *, concurrency: int = 4
+    ) -> list[IssuedLicense]:
+        """Issue a batch (a DAG task's staged records): same result as :meth:`issue` per item.
+
+        New licences are sealed and stored ``concurrency`` at a time (libcrypto and the
+        store release the GIL), then indexed with their events in ONE transaction.
+        Items already issued with the same content come back unchanged; changed ones and
+        any conflict go through :meth:`issue` one by one.
+        """
+        licenses = [self.license_for(draft, source) for draft, source in items]
+        fingerprints = [index.content_fingerprint(self._document(lic, Transition.issued, None)) for lic in licenses]
+        results: list[IssuedLicense | None] = [None] * len(items)
+        fresh: list[int] = []
+        slow: list[int] = []
+        with self.session_factory() as session:
+            known = {
+                e.license_id: e
+                for e in session.scalars(
+                    select(LicenseIndexEntry).where(
+                        LicenseIndexEntry.license_id.in_({lic.license_id for lic in licenses})
+                    )
+                )
+            }
+            seen: set[str] = set()
+            for i, lic in enumerate(licenses):
+                entry = known.get(lic.license_id)
+                if lic.license_id in seen:
+                    slow.append(i)  # the same source twice in one batch: the second is a plain re-issue
+                elif entry is None:
+                    fresh.append(i)
+                elif entry.content_fingerprint == fingerprints[i]:
+                    results[i] = self._standing(entry)
+                else:
+                    slow.append(i)
+                seen.add(lic.license_id)
+
+        def store_one(i: int) -> _Stored | None:
+            try:
+                return self._store_version(licenses[i], Transition.issued, None, fingerprints[i])
+            except _VersionTaken:
+                return None
+
+        if concurrency > 1 and len(fresh) > 1:
+            with ThreadPoolExecutor(min(concurrency, len(fresh))) as pool:
+                stored = list(pool.map(store_one, fresh))
+        else:
+            stored = [store_one(i) for i in fresh]
+        done_items = [(i, done) for i, done in zip(fresh, stored, strict=True) if done is not None]
+        slow.extend(i for i, done in zip(fresh, stored, strict=True) if done is None)
+        try:
+            with self.session_factory() as session:
+                # the whole batch: index rows and events in one transaction, multi-row INSERTs
+                index.add_fresh(session, [(d.envelope, d.key, d.fingerprint) for _, d in done_items])
+                emit_many(session, [self._event(d) for _, d in done_items])
+                session.commit()
+            for i, done in done_items:
+                results[i] = done.issued
+        except IntegrityError:
+            # another writer indexed some of these meanwhile: take the store's word, one by one
+            for i, done in done_items:
+                self._recover(done.issued.license_id)
+                slow.append(i)
+        for i in sorted(slow):
+            results[i] = self.issue(*items[i])
+        return [r for r in results if r is not None]
+
     def issue_approval(self, approval: ApprovalResult, type_code: str = "3101") -> IssuedLicense:
         """Issue an approval result for mutual recognition (跨部门结果互认)."""
         return self.issue(draft_from_approval(approval, type_code), approval.source)
@@ -321,6 +400,14 @@ class LicenseService:
         return self._write(session, lic, transition, reason)
 
     def _write(self, session: Session, lic: License, transition: Transition, reason: str | None) -> IssuedLicense:
+        stored = self._store_version(lic, transition, reason)
+        self._record(session, stored)
+        session.commit()
+        return stored.issued
+
+    def _store_version(self, lic: License, transition: Transition, reason: str | None,
+                       fingerprint: str | None = None) -> _Stored:
+        """Seal the version and write it under its write-once key (no database work)."""
         envelope = seal(self._document(lic, transition, reason), self.signer)
         key = object_key(lic.license_id, lic.version)
         ltype = license_type(lic.license_type_code)
@@ -332,35 +419,43 @@ class LicenseService:
             self.store.put(key, envelope.to_bytes(), content_type="application/json", retention=retention)
         except ObjectExists:
             raise _VersionTaken(key) from None
-        if True:  # index row and event in the one transaction committed below
-            index.apply_envelope(session, envelope, key)
-            prefix = "approval" if ltype.is_approval_result else "license"
-            event_type = f"{prefix}.{transition.value}"
-            emit(
-                session,
-                event_type,
-                lic.license_id,
-                {
-                    "license_id": lic.license_id,
-                    "version": lic.version,
-                    "transition": transition.value,
-                    "status": str(lic.status),
-                    "reason": reason,
-                    "license_type_code": lic.license_type_code,
-                    "license_number": lic.license_number,
-                    "holder_code": lic.holder_code,
-                    "holder_kind": str(lic.holder_kind),
-                    "holder_name": lic.holder_name,
-                    "issuer_code": lic.issuer_code,
-                    "valid_until": lic.valid_until.isoformat() if lic.valid_until else None,
-                    "object_key": key,
-                    "content_sha256": envelope.document_sha256,
-                },
-                f"{event_type}:{lic.license_id}:v{lic.version}",
-                holder_code=lic.holder_code,
-                region_code=lic.issuer_code[:6] if lic.issuer_code[:6].isdigit() else None,
-                license_type_code=lic.license_type_code,
-            )
-        session.commit()
-        return IssuedLicense(lic.license_id, lic.version, str(lic.status), key, envelope.document_sha256,
-                             envelope.signature.key_id, created=True)
+        issued = IssuedLicense(lic.license_id, lic.version, str(lic.status), key, envelope.document_sha256,
+                               envelope.signature.key_id, created=True)
+        return _Stored(envelope, key, ltype.is_approval_result, issued, fingerprint)
+
+    @staticmethod
+    def _event(stored: _Stored) -> dict[str, Any]:
+        """The outbox event announcing a stored version (``license.issued``, ``approval.issued``, ...)."""
+        envelope, key = stored.envelope, stored.key
+        lic = envelope.document.license
+        transition = envelope.document.transition
+        event_type = f"{'approval' if stored.is_approval else 'license'}.{transition.value}"
+        return {
+            "event_type": event_type,
+            "subject": lic.license_id,
+            "payload": {
+                "license_id": lic.license_id,
+                "version": lic.version,
+                "transition": transition.value,
+                "status": str(lic.status),
+                "reason": envelope.document.reason,
+                "license_type_code": lic.license_type_code,
+                "license_number": lic.license_number,
+                "holder_code": lic.holder_code,
+                "holder_kind": str(lic.holder_kind),
+                "holder_name": lic.holder_name,
+                "issuer_code": lic.issuer_code,
+                "valid_until": lic.valid_until.isoformat() if lic.valid_until else None,
+                "object_key": key,
+                "content_sha256": envelope.document_sha256,
+            },
+            "idempotency_key": f"{event_type}:{lic.license_id}:v{lic.version}",
+            "holder_code": lic.holder_code,
+            "region_code": lic.issuer_code[:6] if lic.issuer_code[:6].isdigit() else None,
+            "license_type_code": lic.license_type_code,
+        }
+
+    def _record(self, session: Session, stored: _Stored) -> None:
+        """Index the stored version and emit its event, in the caller's transaction."""
+        index.apply_envelope(session, stored.envelope, stored.key, fingerprint=stored.fingerprint)
+        emit(session, **self._event(stored))

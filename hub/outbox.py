@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from hub.models import OutboxEvent
@@ -46,3 +46,27 @@ def events_after(session: Session, after_id: int, limit: int = 1000) -> list[Out
     """Events in commit order after ``after_id`` (the delivery worker's cursor)."""
     stmt = select(OutboxEvent).where(OutboxEvent.id > after_id).order_by(OutboxEvent.id).limit(limit)
     return list(session.scalars(stmt))
+
+
+def emit_many(session: Session, events: list[dict[str, Any]]) -> int:
+    """Add many events to ``session`` at once, with :func:`emit`'s rules (batch issuing).
+
+    Each dict holds :func:`emit`'s arguments by name (``event_type``, ``subject``,
+    ``payload``, ``idempotency_key`` and optionally ``holder_code``, ``region_code``,
+    ``license_type_code``). Keys already in the outbox, or repeated in the batch, are
+    skipped. One query checks the keys and one multi-row INSERT writes the rest; returns
+    how many events were added.
+    """
+    if not events:
+        return 0
+    keys = [e["idempotency_key"] for e in events]
+    existing = set(session.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.idempotency_key.in_(keys))))
+    rows: list[dict[str, Any]] = []
+    for e in events:
+        if e["idempotency_key"] in existing:
+            continue
+        existing.add(e["idempotency_key"])
+        rows.append({"holder_code": None, "region_code": None, "license_type_code": None, **e})
+    if rows:
+        session.execute(insert(OutboxEvent), rows)
+    return len(rows)

@@ -1,7 +1,8 @@
 """Local-filesystem backend (本地存储): the embedded default, same contract as MinIO.
 
-Layout under the root: ``objects/<key>`` holds the bytes (made read-only), and
-``meta/<key>.json`` the SHA-256, size, content type, retention and legal hold.
+Layout under the root: ``objects/<key>`` holds the bytes (created read-only), and
+``objects/<key>.~meta`` beside it the SHA-256, size, content type, retention and legal
+hold (keys may not end in ``.~meta``).
 Write-once is enforced by ``os.link`` of a finished temporary file, which fails if the
 key exists — no check-then-write race. Presigned URLs are HMAC-SHA256 tokens over
 (key, expiry) with the store's secret (``HUB_STORE_SECRET`` or ``<root>/.secret``);
@@ -16,7 +17,6 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,9 +37,12 @@ from e_license_store.store.base import (
 PRESIGN_SCHEME = "hubstore"
 
 
+META_SUFFIX = ".~meta"
+
+
 def _check_key(key: str) -> str:
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
+    if not key or key.startswith("/") or key.endswith(META_SUFFIX) or any(p in {"", ".", ".."} for p in parts):
         raise ValueError(f"invalid object key {key!r}")
     return key
 
@@ -50,9 +53,8 @@ class LocalStore(ObjectStore):
     def __init__(self, root: Path, secret: bytes | None = None) -> None:
         self.root = root
         self._objects = root / "objects"
-        self._meta = root / "meta"
         self._tmp = root / "tmp"
-        for d in (self._objects, self._meta, self._tmp):
+        for d in (self._objects, self._tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._secret = secret or self._load_secret()
 
@@ -78,7 +80,7 @@ class LocalStore(ObjectStore):
         return self._objects / _check_key(key)
 
     def _metafile(self, key: str) -> Path:
-        return self._meta / (_check_key(key) + ".json")
+        return self._objects / (_check_key(key) + META_SUFFIX)
 
     def _read_meta(self, key: str) -> dict[str, object] | None:
         try:
@@ -97,32 +99,34 @@ class LocalStore(ObjectStore):
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
             retention: Retention | None = None) -> ObjectInfo:
         target = self._obj(key)
-        if target.exists():
-            raise ObjectExists(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(data).hexdigest()
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        tmp_name = str(self._tmp / uuid.uuid4().hex)
+        # created read-only (0444): the object is never opened for writing again
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.chmod(tmp_name, 0o444)
-            meta: dict[str, object] = {
-                "sha256": digest,
-                "size": len(data),
-                "content_type": content_type,
-                "version_id": uuid.uuid4().hex,
-                "created_at": dt.datetime.now(dt.UTC).isoformat(),
-                "legal_hold": False,
-            }
-            if retention is not None:
-                meta["retention"] = {"mode": retention.mode.value, "until": retention.until.isoformat()}
-            self._write_meta(key, meta)
             try:
                 os.link(tmp_name, target)  # atomic, refuses an existing key
-            except FileExistsError:
-                raise ObjectExists(key) from None
+            except FileNotFoundError:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(tmp_name, target)
+        except FileExistsError:
+            raise ObjectExists(key) from None
         finally:
             os.unlink(tmp_name)
+        # the key is ours now; until its metadata lands, delete() refuses (no metadata = locked)
+        meta: dict[str, object] = {
+            "sha256": digest,
+            "size": len(data),
+            "content_type": content_type,
+            "version_id": uuid.uuid4().hex,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "legal_hold": False,
+        }
+        if retention is not None:
+            meta["retention"] = {"mode": retention.mode.value, "until": retention.until.isoformat()}
+        self._metafile(key).write_text(json.dumps(meta, sort_keys=True))
         return ObjectInfo(key, len(data), digest, str(meta["version_id"]), content_type)
 
     def get(self, key: str) -> bytes:
@@ -153,6 +157,8 @@ class LocalStore(ObjectStore):
             return iter(())
         for dirpath, _dirs, files in os.walk(start):
             for name in files:
+                if name.endswith(META_SUFFIX):
+                    continue
                 rel = os.path.relpath(os.path.join(dirpath, name), base)
                 if rel.startswith(prefix):
                     keys.append(rel)
@@ -184,6 +190,8 @@ class LocalStore(ObjectStore):
         return bool(self._require_meta(key).get("legal_hold"))
 
     def delete(self, key: str) -> None:
+        if self._obj(key).exists() and self._read_meta(key) is None:
+            raise ObjectLocked(f"{key}: no metadata (interrupted write): retention unknown")
         self._require_meta(key)
         if self.get_legal_hold(key):
             raise ObjectLocked(f"{key}: under legal hold")

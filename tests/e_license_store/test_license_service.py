@@ -166,3 +166,44 @@ def test_version_stored_but_not_indexed_is_recovered_not_duplicated(
     assert reinstated.version == 3
     with sessions() as s:
         assert [v.transition for v in license_versions(s, lid)] == ["issued", "suspended", "reinstated"]
+
+
+def test_issue_batch_matches_issuing_one_by_one(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
+) -> None:
+    standing = service.issue(business_draft(), source("s0"))
+    changed_before = service.issue(business_draft(), source("s1"))
+    items = [(business_draft(license_number=f"33032200000{i:04d}"), source(f"n{i}")) for i in range(6)]
+    items.append((business_draft(), source("s0")))  # already issued, same content
+    items.append((business_draft(license_number="330322000077777"), source("s1")))  # changed: amendment
+    items.append((business_draft(license_number="330322000000000"), source("n0")))  # n0 again in the same batch
+    out = service.issue_batch(items, concurrency=3)
+    assert len(out) == len(items)
+    assert all(r.created and r.version == 1 for r in out[:6])
+    assert (out[6].created, out[6].version, out[6].content_sha256) == (False, 1, standing.content_sha256)
+    assert (out[7].license_id, out[7].version) == (changed_before.license_id, 2)
+    assert out[8].license_id == out[0].license_id and not out[8].created
+    again = service.issue_batch(items[:6])
+    assert [(r.license_id, r.version, r.created) for r in again] == [(r.license_id, 1, False) for r in out[:6]]
+    events = _events(sessions)
+    assert sorted(e[0] for e in events) == ["license.amended"] + ["license.issued"] * 8
+    assert len(list(local_store.list_keys("licenses/"))) == 9
+
+
+def test_emit_many_skips_keys_already_in_the_outbox_or_repeated(sessions: sessionmaker[Session]) -> None:
+    from hub.outbox import emit, emit_many
+
+    with sessions() as s:
+        emit(s, "license.issued", "L1", {"n": 1}, "k1")
+        added = emit_many(s, [
+            {"event_type": "license.issued", "subject": "L1", "payload": {"n": 1}, "idempotency_key": "k1"},
+            {"event_type": "license.issued", "subject": "L2", "payload": {"n": 2}, "idempotency_key": "k2",
+             "holder_code": USCC},
+            {"event_type": "license.issued", "subject": "L2", "payload": {"n": 2}, "idempotency_key": "k2"},
+        ])
+        s.commit()
+    assert added == 1
+    with sessions() as s:
+        rows = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        assert [(r.idempotency_key, r.holder_code) for r in rows] == [("k1", None), ("k2", USCC)]
+        assert all(r.created_at is not None for r in rows)
