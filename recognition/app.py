@@ -36,7 +36,7 @@ from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
 from recognition.consumers import Principal, authenticate
 from recognition.directory import LicenseDirectory
-from recognition.holders import ResolvedHolder, resolve_holder
+from recognition.holders import ResolvedHolder, resolve_holder, warm_up
 from recognition.problems import (
     ProblemError,
     missing_scope,
@@ -317,6 +317,7 @@ def create_app(
         ),
     )
     app.state.ctx = ctx
+    warm_up()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
     _routes(app)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,12 +98,30 @@ def _master_lookup(session: Session, code: str) -> str | None:
     return None
 
 
+_CANONICAL_SHAPE = re.compile(r"^(?:[0-9]{17}[0-9X]|[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10})$")
+
+
 def resolve_holder(session: Session, code: str) -> ResolvedHolder:
+    """Resolve a presented holder code.
+
+    An 18-character code already in the shape of a resident id or USCC is the code licences
+    are filed under (normalising it would only upper-case it, which ``clean`` does): it skips
+    the identity part, which keeps the hot lookup path cheap. Other codes — 15-digit resident
+    ids, organisation codes, registration numbers, old taxpayer ids — go through the identity
+    normaliser and master index.
+    """
     cleaned = clean(code)
+    if _CANONICAL_SHAPE.match(cleaned):
+        return ResolvedHolder(code, cleaned, "normalized" if cleaned != code else "as_given", (cleaned,))
     normalized = _normalize(cleaned) or cleaned
     via = "normalized" if normalized != code else "as_given"
     canonical = _master_lookup(session, normalized)
     if canonical and canonical != normalized:
-        codes = (canonical, normalized) if normalized != canonical else (canonical,)
-        return ResolvedHolder(code, canonical, "master_index", codes)
+        return ResolvedHolder(code, canonical, "master_index", (canonical, normalized))
     return ResolvedHolder(code, normalized, via, (normalized,))
+
+
+def warm_up() -> None:
+    """Import the identity part now rather than on the first request (it is heavy to import)."""
+    _module("identity.normalize")
+    _module("identity.master")
