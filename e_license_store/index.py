@@ -6,13 +6,14 @@ signatures and :class:`LicenseIndexRow` are kept stable.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from e_license_store.canonical_json import sha256_hex
@@ -48,12 +49,23 @@ class LicenseIndexRow:
 _ROW_FIELDS = tuple(LicenseIndexRow.__dataclass_fields__)
 
 
+_ROW_COLUMNS = tuple(getattr(LicenseIndexEntry, f) for f in _ROW_FIELDS)
+
+
 def _row(entry: LicenseIndexEntry) -> LicenseIndexRow:
-    values = {f: getattr(entry, f) for f in _ROW_FIELDS}
-    ts = values["updated_at"]
-    if ts.tzinfo is None:  # SQLite drops the offset; every stored time is UTC
-        values["updated_at"] = ts.replace(tzinfo=dt.UTC)
-    return LicenseIndexRow(**values)
+    return _from_tuple(tuple(getattr(entry, f) for f in _ROW_FIELDS))
+
+
+def _from_tuple(values: tuple[Any, ...]) -> LicenseIndexRow:
+    row = LicenseIndexRow(*values)
+    if row.updated_at.tzinfo is None:  # SQLite drops the offset; every stored time is UTC
+        row = dataclasses.replace(row, updated_at=row.updated_at.replace(tzinfo=dt.UTC))
+    return row
+
+
+_BY_HOLDER = select(*_ROW_COLUMNS).where(LicenseIndexEntry.holder_code == bindparam("holder_code"))
+_BY_HOLDER_ORDER = (LicenseIndexEntry.issue_date.desc(), LicenseIndexEntry.license_id)
+_BY_HOLDER_DEFAULT = _BY_HOLDER.order_by(*_BY_HOLDER_ORDER).limit(bindparam("limit")).offset(bindparam("offset"))
 
 
 def licenses_by_holder(
@@ -70,18 +82,23 @@ def licenses_by_holder(
 
     ``valid_on`` keeps licences whose validity period covers that date.
     """
-    stmt = select(LicenseIndexEntry).where(LicenseIndexEntry.holder_code == holder_code)
-    if type_codes:
-        stmt = stmt.where(LicenseIndexEntry.license_type_code.in_(list(type_codes)))
-    if status:
-        statuses = [status] if isinstance(status, str) else list(status)
-        stmt = stmt.where(LicenseIndexEntry.status.in_(statuses))
-    if valid_on is not None:
-        stmt = stmt.where(LicenseIndexEntry.valid_from <= valid_on).where(
-            or_(LicenseIndexEntry.valid_until.is_(None), LicenseIndexEntry.valid_until >= valid_on)
-        )
-    stmt = stmt.order_by(LicenseIndexEntry.issue_date.desc(), LicenseIndexEntry.license_id).limit(limit).offset(offset)
-    return [_row(e) for e in session.scalars(stmt)]
+    # plain columns, not ORM entities, and a statement built once: this is the API's hot query
+    if not type_codes and not status and valid_on is None:
+        stmt = _BY_HOLDER_DEFAULT
+    else:
+        stmt = _BY_HOLDER
+        if type_codes:
+            stmt = stmt.where(LicenseIndexEntry.license_type_code.in_(list(type_codes)))
+        if status:
+            statuses = [status] if isinstance(status, str) else list(status)
+            stmt = stmt.where(LicenseIndexEntry.status.in_(statuses))
+        if valid_on is not None:
+            stmt = stmt.where(LicenseIndexEntry.valid_from <= valid_on).where(
+                or_(LicenseIndexEntry.valid_until.is_(None), LicenseIndexEntry.valid_until >= valid_on)
+            )
+        stmt = stmt.order_by(*_BY_HOLDER_ORDER).limit(bindparam("limit")).offset(bindparam("offset"))
+    params = {"holder_code": holder_code, "limit": limit, "offset": offset}
+    return [_from_tuple(tuple(r)) for r in session.execute(stmt, params)]
 
 
 def get_license(session: Session, license_id: str) -> LicenseIndexRow | None:

@@ -207,3 +207,20 @@ def test_emit_many_skips_keys_already_in_the_outbox_or_repeated(sessions: sessio
         rows = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
         assert [(r.idempotency_key, r.holder_code) for r in rows] == [("k1", None), ("k2", USCC)]
         assert all(r.created_at is not None for r in rows)
+
+
+def test_licenses_by_holder_filters_and_pages(service: LicenseService, sessions: sessionmaker[Session]) -> None:
+    import datetime as _dt
+
+    ids = [service.issue(business_draft(issue_date=_dt.date(2016, 1, 1 + i)), source(f"p{i}")).license_id
+           for i in range(5)]
+    tax_draft = business_draft(license_type_code="1102", surface={"taxpayer_name": "x"})
+    tax = service.issue(tax_draft, source("t")).license_id
+    with sessions() as s:
+        newest_first = [r.license_id for r in licenses_by_holder(s, USCC, type_codes=["1101"])]
+        assert newest_first == list(reversed(ids))
+        page = [r.license_id for r in licenses_by_holder(s, USCC, type_codes=["1101"], limit=2, offset=1)]
+        assert page == newest_first[1:3]
+        assert [r.license_id for r in licenses_by_holder(s, USCC, limit=2)] == [tax, ids[-1]]  # 2016-05-04 first
+        assert [r.license_id for r in licenses_by_holder(s, USCC, type_codes=["1102"], status="valid")] == [tax]
+        assert licenses_by_holder(s, "91330322MA0000000X") == []
