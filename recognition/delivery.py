@@ -526,3 +526,29 @@ def list_deliveries(
         stmt = stmt.where(Delivery.status == status)
     stmt = stmt.order_by(Delivery.id.desc()).limit(limit).offset(offset)
     return [DeliveryView(d, int(h) if h is not None else None) for d, h in session.execute(stmt).all()]
+
+
+def deliver_task(max_rounds: int = 50) -> dict[str, int]:
+    """One delivery pass for an Airflow task (``@task`` or ``PythonOperator(python_callable=deliver_task)``).
+
+    Applies ``subscriptions.yaml``, then runs rounds until nothing is due (or ``max_rounds``);
+    returns the counts (small, XCom-safe). Retries not yet due stay for the next run.
+    """
+    from hub.db import get_engine
+
+    config = RecognitionSettings()
+    engine = get_engine()
+    with session_scope(engine) as session:
+        subs_mod.sync_yaml(session, config.subscriptions_file)
+    policy = DeliveryPolicy.from_settings(config)
+    total = RunReport()
+    pushers = Pushers()
+    try:
+        for _ in range(max_rounds):
+            rep = run_once(engine, policy=policy, pushers=pushers)
+            total = total + rep
+            if rep.attempted == 0 and rep.fanned_out == 0:
+                break
+    finally:
+        pushers.close()
+    return dict(total.__dict__)

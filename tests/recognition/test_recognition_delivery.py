@@ -239,3 +239,38 @@ def test_soap_push_to_the_tax_sandbox(world: World, tmp_path: Path, monkeypatch:
         assert rep.dead == 1
     finally:
         server.stop()
+
+
+def test_deliver_task_and_cli_for_airflow_and_operators(
+    world: World, client: TestClient, tokens: dict[str, str], receiver: Receiver, tmp_path: Path,
+    monkeypatch: object,
+) -> None:  # fmt: skip
+    import pytest
+    from typer.testing import CliRunner
+
+    from recognition.delivery_cli import deliver
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    empty = tmp_path / "subs.yaml"
+    empty.write_text("subscriptions: []\n", encoding="utf-8")
+    monkeypatch.setenv("HUB_SUBSCRIPTIONS_FILE", str(empty))
+    sub = _subscribe(client, tokens["tax_bureau"], receiver.url)
+    receiver.secret = str(sub["secret"])
+    issue_business(world.service, "ent-task", holder=HOLDERS[2])
+    counts = dlv.deliver_task()
+    assert counts["delivered"] == 1 and len(receiver.received) == 1
+
+    import typer
+
+    cli = typer.Typer()
+    cli.command()(deliver)
+    runner = CliRunner()
+    with world.sessions() as s:
+        [d] = list(s.scalars(select(Delivery)))
+    res = runner.invoke(cli, ["--replay", str(d.id)])
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"replayed": [d.id]}
+    res = runner.invoke(cli, [])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.splitlines()[-1])["delivered"] == 1
+    ids = [m for m, _ in receiver.received]
+    assert len(ids) == 2 and ids[0] == ids[1]  # the replay carried the same idempotency key
