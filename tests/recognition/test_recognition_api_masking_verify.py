@@ -155,3 +155,23 @@ def test_fast_lookup_agrees_with_the_licence_index(world: World) -> None:
         for code in (USCC, RESIDENT_ID, "NOBODY"):
             for f in filters:
                 assert fast_licenses_by_holder(s.connection(), code, **f) == licenses_by_holder(s, code, **f), f  # type: ignore[arg-type]
+
+
+def test_legacy_holder_code_resolves_through_the_master_index(
+    world: World, client: TestClient, tokens: dict[str, str]
+) -> None:
+    from hub.db import session_scope
+    from identity.tables import IdentityCrosswalk, IdentityEnterprise
+
+    legacy_reg_no = "330322000012346"  # the enterprise's old 15-digit registration number (注册号)
+    with session_scope(world.engine) as s:
+        s.add(IdentityEnterprise(uscc=USCC, org_code=USCC[8:17], name="温州洞头海景餐饮有限公司"))
+        s.add(IdentityCrosswalk(legacy_code=legacy_reg_no, code_kind="reg_no", canonical_code=USCC,
+                                entity_kind="enterprise", source="commerce", method="registry"))  # fmt: skip
+    res = client.get(f"/v1/holders/{legacy_reg_no}/recognitions", headers=auth(tokens["tax_bureau"]))
+    page = res.json()
+    assert res.status_code == 200 and page["holder"]["canonical"] == USCC
+    assert page["holder"]["resolved_via"] == "master_index"
+    assert {i["type_code"] for i in page["items"]} == {"1101", "3101"}
+    res = client.get(f"/v1/holders/{legacy_reg_no}/licenses", headers=auth(tokens["portal"]))
+    assert {i["license_type_code"] for i in res.json()["items"]} == {"1101", "1102", "3101"}
