@@ -189,10 +189,8 @@ def persist_result(
     context = _file_context()
     name = suite_name(spec, exps)
     with _lock:
-        try:
-            context.suites.get(name)
-        except Exception:
-            context.suites.add(spec.to_gx(exps, name=name))
+        # add_or_update: concurrent DAG tasks may store the same suite; the last write is identical.
+        context.suites.add_or_update(spec.to_gx(exps, name=name))
     run_time = suite_result.meta.get("validation_time") or dt.datetime.now(dt.UTC)
     key = ValidationResultIdentifier(
         expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),

@@ -159,3 +159,9 @@ def test_operator_view_is_masked(session: Session) -> None:
     assert list_quarantine(session, department="tax") == []
     p3 = next(v for v in views if v.source_key == "p3")
     assert p3.reason_codes == ["missing_required_field", "invalid_region_code"]
+
+
+def test_empty_batch(session: Session) -> None:
+    outcome = _validate(session, person_frame().iloc[0:0], threshold=0.0)
+    assert outcome.passed and outcome.pulled == 0 and outcome.quarantined_count == 0
+    assert outcome.accepted_df.empty
