@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 U32 = npt.NDArray[np.uint32]
-I64 = npt.NDArray[np.int64]
+I64 = npt.NDArray[np.integer[Any]]  # integer matrices (uint8 code points, int16 values, int64 sums)
 BoolA = npt.NDArray[np.bool_]
 ObjA = npt.NDArray[np.object_]
 
@@ -60,13 +60,16 @@ REASONS: tuple[str | None, ...] = (
     Reason.ORG_CODE,
 )
 _R = {r: i for i, r in enumerate(REASONS)}
+#: Kind codes of the vectorised path (names as the scalar path reports them).
+KIND_NAMES: tuple[str, ...] = ("unknown", "ambiguous", *KINDS)
+_K = {k: i for i, k in enumerate(KIND_NAMES)}
 
 
 # --- lookup tables -------------------------------------------------------------------------
 
 
 def _lut(chars: str, values: Iterable[int] | None = None, default: int = -1) -> I64:
-    table = np.full(128, default, dtype=np.int64)
+    table = np.full(128, default, dtype=np.int16)
     for char, value in zip(chars, values if values is not None else range(len(chars)), strict=True):
         table[ord(char)] = value
     return table
@@ -80,6 +83,8 @@ _RID_CHECK = np.array([ord(c) for c in "10X98765432"], dtype=np.int64)
 _ORG_WEIGHTS = np.array(org_code.WEIGHTS, dtype=np.int64)
 _USCC_WEIGHTS = np.array(uscc.WEIGHTS, dtype=np.int64)
 _USCC_CHARS = np.array([ord(c) for c in uscc.ALPHABET], dtype=np.int64)
+_AUTHORITY = np.zeros(128, dtype=bool)
+_AUTHORITY[[ord(a) for a in uscc.AUTHORITIES]] = True
 _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
@@ -119,9 +124,7 @@ def _entity_types() -> BoolA:
 
 def _ascii(m: U32) -> I64:
     """Code points, with anything beyond ASCII folded to 0 (never a valid character)."""
-    out = m.astype(np.int64)
-    out[out >= 128] = 0
-    return out
+    return np.where(m < 128, m, 0).astype(np.uint8)
 
 
 def _number(values: I64) -> I64:
@@ -213,8 +216,7 @@ def _uscc(m: U32) -> npt.NDArray[np.int8]:
     r.fail(~(v >= 0).all(axis=1), Reason.FORMAT)
     d = _DIGIT[c[:, 2:8]]
     r.fail(~(d >= 0).all(axis=1), Reason.FORMAT)
-    authority_ok = np.isin(c[:, 0], [ord(a) for a in uscc.AUTHORITIES])
-    r.fail(~authority_ok, Reason.AUTHORITY)
+    r.fail(~_AUTHORITY[c[:, 0]], Reason.AUTHORITY)
     r.fail(~_entity_types()[c[:, 0], c[:, 1]], Reason.ENTITY_TYPE)
     r.fail(~_registration_region_ok(np.where(d >= 0, d, 0)), Reason.REGION)
     vz = np.where(v >= 0, v, 0)
@@ -311,11 +313,11 @@ def _clean_lut() -> U32:
 _MAX_RAW = 40
 
 
-def _clean_matrix(raw: list[str]) -> tuple[U32, I64, BoolA]:
+def _clean_matrix(texts: tuple[list[str], I64]) -> tuple[U32, I64, BoolA]:
     """Cleaned code points ``(n, width)``, cleaned lengths, and rows the matrix cannot hold
     exactly (NUL characters, very long values) — those go through the scalar path."""
+    raw, raw_len = texts
     n = len(raw)
-    raw_len = np.fromiter(map(len, raw), dtype=np.int64, count=n)
     long_rows = raw_len > _MAX_RAW
     if long_rows.any():
         raw = [s if not too_long else "" for s, too_long in zip(raw, long_rows.tolist(), strict=True)]
@@ -325,7 +327,10 @@ def _clean_matrix(raw: list[str]) -> tuple[U32, I64, BoolA]:
     present = m != 0
     scalar_rows = long_rows | (present.sum(axis=1) != raw_len)  # NULs the fixed-width array lost
     lut = _clean_lut()
-    mapped = np.where(m < 0x10000, lut[m & 0xFFFF], m)
+    mapped = lut[np.minimum(m, 0xFFFF)]
+    astral = m > 0xFFFF
+    if astral.any():  # characters beyond the BMP are kept as they are (never valid)
+        mapped[astral] = m[astral]
     keep = mapped != 0
     lengths = keep.sum(axis=1)
     shifted = np.flatnonzero(lengths != raw_len)
@@ -336,7 +341,7 @@ def _clean_matrix(raw: list[str]) -> tuple[U32, I64, BoolA]:
     return mapped, lengths, scalar_rows
 
 
-def _guess_many(c: I64) -> ObjA:
+def _guess_many(c: I64) -> npt.NDArray[np.int8]:
     """:func:`identity.normalize._guess_18` over an (n, 18) matrix of code points."""
     d = _DIGIT[c]
     shaped = (d[:, :17] >= 0).all(axis=1) & ((d[:, 17] >= 0) | (c[:, 17] == ord("X")))
@@ -346,10 +351,23 @@ def _guess_many(c: I64) -> ObjA:
     dz = np.where(d >= 0, d, 0)
     in_province = shaped & province[dz[:, 0] * 10 + dz[:, 1]]
     uscc_chars = (_USCC_VALUE[c] >= 0).all(axis=1)
-    out = np.full(len(c), "unknown", dtype=object)
-    out[shaped] = "resident_id"
-    out[~in_province & uscc_chars] = "uscc"
+    out = np.full(len(c), _K["unknown"], dtype=np.int8)
+    out[shaped] = _K["resident_id"]
+    out[~in_province & uscc_chars] = _K["uscc"]
     return out
+
+
+def _texts(values: list[Any]) -> tuple[list[str], I64]:
+    """The values as text, and their lengths. Fast path: a list of ``str`` is used as it is
+    (checked through ``len``, which ``None`` and NaN do not have); else one by one."""
+    try:
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        if not values or all(type(v) is str for v in values[:: max(1, len(values) // 64)]):
+            return values, lengths
+    except TypeError:
+        pass
+    texts = [_as_text(v) for v in values]
+    return texts, np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
 
 
 def _as_text(value: Any) -> str:
@@ -375,12 +393,11 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
         raise ValueError(f"unknown kind {as_kind!r}; expected one of {', '.join(KINDS)}")
     inputs = values.tolist() if isinstance(values, pd.Series | np.ndarray) else list(values)
     n = len(inputs)
-    raw = inputs if set(map(type, inputs)) <= {str} else [_as_text(v) for v in inputs]
-    matrix, lengths, scalar_rows = _clean_matrix(raw)
+    matrix, lengths, scalar_rows = _clean_matrix(_texts(inputs))
     width_all = matrix.shape[1]
     canonical: ObjA = np.empty(n, dtype=object)
     canonical[:] = matrix.view(f"<U{width_all}").ravel().tolist() if n else []
-    kind: ObjA = np.full(n, "unknown" if as_kind is None else as_kind, dtype=object)
+    kind = np.full(n, _K["unknown" if as_kind is None else as_kind], dtype=np.int8)
     reason = np.full(n, _R[Reason.LENGTH], dtype=np.int8)
     candidates: ObjA = np.full(n, None, dtype=object)
     eighteen_col: ObjA = np.full(n, None, dtype=object)
@@ -398,7 +415,7 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
             idx, m = rows(width)
             reason[idx] = fn(m)
             if as_kind in ("resident_id", "resident_id_15") and width == 15:
-                kind[idx] = "resident_id_15"
+                kind[idx] = _K["resident_id_15"]
                 ok = reason[idx] == 0
                 if ok.any():
                     canonical[idx[ok]] = _to_18(m[ok])
@@ -407,19 +424,19 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
         if len(idx):
             rid, usc = _resident_id(m), _uscc(m)
             both = (rid == 0) & (usc == 0)
-            k = np.where(rid == 0, "resident_id", np.where(usc == 0, "uscc", "unknown")).astype(object)
+            k = np.where(rid == 0, _K["resident_id"], np.where(usc == 0, _K["uscc"], _K["unknown"])).astype(np.int8)
             neither = (rid != 0) & (usc != 0)
             if neither.any():
                 k[neither] = _guess_many(_ascii(m[neither]))
-            k[both] = "ambiguous"
+            k[both] = _K["ambiguous"]
             kind[idx] = k
-            reason[idx] = np.where(k == "uscc", usc, np.where(k == "resident_id", rid, _R[Reason.FORMAT]))
+            reason[idx] = np.where(k == _K["uscc"], usc, np.where(k == _K["resident_id"], rid, _R[Reason.FORMAT]))
             for i in idx[both].tolist():
                 candidates[i] = ("resident_id", "uscc")
                 ambiguous_valid[i] = True
         idx, m = rows(15)
         if len(idx):
-            kind[idx] = "ambiguous"
+            kind[idx] = _K["ambiguous"]
             verdicts = {"resident_id_15": _resident_id(m) == 0, "reg_no": _reg_no(m) == 0,
                         "taxpayer_id": _taxpayer_15(m) == 0}
             ok15 = verdicts["resident_id_15"]
@@ -432,16 +449,16 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
             ambiguous_valid[idx] = verdicts["resident_id_15"] | verdicts["reg_no"] | verdicts["taxpayer_id"]
         idx, m = rows(9)
         if len(idx):
-            kind[idx] = "org_code"
+            kind[idx] = _K["org_code"]
             reason[idx] = _org_code(m)
         idx, m = rows(20)
         if len(idx):
-            kind[idx] = "taxpayer_id"
+            kind[idx] = _K["taxpayer_id"]
             reason[idx] = _taxpayer_20(m)
     empty = (lengths == 0) & ~scalar_rows
     valid = reason == 0
     reason_col: ObjA = np.array(REASONS, dtype=object)[reason]
-    amb = kind == "ambiguous"
+    amb = kind == _K["ambiguous"]
     valid = np.where(amb, ambiguous_valid, valid)
     reason_col[amb] = np.where(ambiguous_valid[amb], Reason.AMBIGUOUS, Reason.NO_INTERPRETATION)
     reason_col[empty] = Reason.EMPTY
@@ -449,7 +466,7 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
     canonical[empty] = None
     for i in np.flatnonzero(scalar_rows).tolist():
         one = normalize(inputs[i], as_kind)
-        kind[i], canonical[i], valid[i], reason_col[i] = one["kind"], one["canonical"], one["valid"], one["reason"]
+        kind[i], canonical[i], valid[i], reason_col[i] = _K[one["kind"]], one["canonical"], one["valid"], one["reason"]
         found = one.get("candidates")
         if found is not None:
             candidates[i] = tuple(c["kind"] for c in found)
@@ -458,7 +475,7 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
     return pd.DataFrame(
         {
             "input": pd.Series(inputs, dtype=object),
-            "kind": pd.Series(kind, dtype=object),
+            "kind": pd.Series(np.array(KIND_NAMES, dtype=object)[kind], dtype=object),
             "canonical": pd.Series(canonical, dtype=object),
             "valid": valid.astype(bool),
             "reason": pd.Series(reason_col, dtype=object),
@@ -486,9 +503,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _valid(column: pd.Series, kind: str, width: int) -> BoolA:
     inputs = column.tolist()
-    raw = inputs if set(map(type, inputs)) <= {str} else [_as_text(v) for v in inputs]
-    matrix, lengths, scalar_rows = _clean_matrix(raw)
-    result = np.zeros(len(raw), dtype=bool)
+    matrix, lengths, scalar_rows = _clean_matrix(_texts(inputs))
+    result = np.zeros(len(inputs), dtype=bool)
     idx = np.flatnonzero((lengths == width) & ~scalar_rows)
     if len(idx):
         result[idx] = _rules(kind, width)(matrix[idx, :width]) == 0
