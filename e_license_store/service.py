@@ -219,36 +219,39 @@ class LicenseService:
         Items already issued with the same content come back unchanged; changed ones and
         any conflict go through :meth:`issue` one by one.
         """
-        licenses = [self.license_for(draft, source) for draft, source in items]
-        fingerprints = [index.content_fingerprint(self._document(lic, Transition.issued, None)) for lic in licenses]
+        # validate everything before writing anything; ids are cheap, licences are built in the workers
+        for draft, _source in items:
+            self._check_draft(draft, license_type(draft.license_type_code))
+        ids = [
+            make_license_id(draft.license_type_code, draft.issuer_code, source.department, source.dataset,
+                            source.source_key)
+            for draft, source in items
+        ]
         results: list[IssuedLicense | None] = [None] * len(items)
         fresh: list[int] = []
         slow: list[int] = []
         with self.session_factory() as session:
             known = {
                 e.license_id: e
-                for e in session.scalars(
-                    select(LicenseIndexEntry).where(
-                        LicenseIndexEntry.license_id.in_({lic.license_id for lic in licenses})
-                    )
-                )
+                for e in session.scalars(select(LicenseIndexEntry).where(LicenseIndexEntry.license_id.in_(set(ids))))
             }
             seen: set[str] = set()
-            for i, lic in enumerate(licenses):
-                entry = known.get(lic.license_id)
-                if lic.license_id in seen:
+            for i, license_id in enumerate(ids):
+                entry = known.get(license_id)
+                if license_id in seen:
                     slow.append(i)  # the same source twice in one batch: the second is a plain re-issue
                 elif entry is None:
                     fresh.append(i)
-                elif entry.content_fingerprint == fingerprints[i]:
+                elif entry.content_fingerprint == self._fingerprint(self.license_for(*items[i])):
                     results[i] = self._standing(entry)
                 else:
                     slow.append(i)
-                seen.add(lic.license_id)
+                seen.add(license_id)
 
         def store_one(i: int) -> _Stored | None:
+            lic = self.license_for(*items[i])
             try:
-                return self._store_version(licenses[i], Transition.issued, None, fingerprints[i])
+                return self._store_version(lic, Transition.issued, None, self._fingerprint(lic))
             except _VersionTaken:
                 return None
 
@@ -275,6 +278,9 @@ class LicenseService:
         for i in sorted(slow):
             results[i] = self.issue(*items[i])
         return [r for r in results if r is not None]
+
+    def _fingerprint(self, lic: License) -> str:
+        return index.content_fingerprint(self._document(lic, Transition.issued, None))
 
     def issue_approval(self, approval: ApprovalResult, type_code: str = "3101") -> IssuedLicense:
         """Issue an approval result for mutual recognition (跨部门结果互认)."""
@@ -459,3 +465,13 @@ class LicenseService:
         """Index the stored version and emit its event, in the caller's transaction."""
         index.apply_envelope(session, stored.envelope, stored.key, fingerprint=stored.fingerprint)
         emit(session, **self._event(stored))
+
+
+def default_service(*, create_keys: bool = False) -> LicenseService:
+    """The service on ``HUB_STORE_URL``, ``HUB_DB_URL`` and the key ring in ``HUB_SIGNING_KEY_DIR``
+    (DAG tasks, the demo). ``create_keys=True`` makes a first SM2 key under ``$HUB_HOME/keys``."""
+    from e_license_store.signing import load_keyring
+    from e_license_store.store import open_store
+    from hub.db import get_engine, session_factory
+
+    return LicenseService(open_store(), session_factory(get_engine()), load_keyring(create=create_keys))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from conftest import USCC, business_draft, source
@@ -224,3 +225,27 @@ def test_licenses_by_holder_filters_and_pages(service: LicenseService, sessions:
         assert [r.license_id for r in licenses_by_holder(s, USCC, limit=2)] == [tax, ids[-1]]  # 2016-05-04 first
         assert [r.license_id for r in licenses_by_holder(s, USCC, type_codes=["1102"], status="valid")] == [tax]
         assert licenses_by_holder(s, "91330322MA0000000X") == []
+
+
+def test_issue_batch_with_an_invalid_draft_writes_nothing(service: LicenseService, local_store: LocalStore) -> None:
+    items = [(business_draft(), source("ok")), (business_draft(surface={"address": "x"}), source("bad"))]
+    with pytest.raises(InvalidDraft):
+        service.issue_batch(items)
+    assert list(local_store.list_keys("licenses/")) == []
+
+
+def test_default_service_makes_a_key_on_first_use_under_hub_home(
+    hub_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from e_license_store.service import default_service
+    from hub.settings import get_settings, reset_settings
+
+    monkeypatch.delenv("HUB_SIGNING_KEY_DIR", raising=False)
+    monkeypatch.setenv("HUB_STORE_URL", f"file://{tmp_path / 'store'}")
+    reset_settings()
+    service = default_service(create_keys=True)
+    key_dir = get_settings().home / "keys"
+    assert (key_dir / "active").read_text().strip() == service.signer.active.key_id  # type: ignore[union-attr]
+    issued = service.issue(business_draft(), source())
+    assert issued.key_id.startswith("sm2-")
+    assert default_service().signer.active.key_id == issued.key_id  # type: ignore[union-attr]
