@@ -14,13 +14,13 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connectors.webhook import generate_secret
 from hub.models import OutboxEvent, utcnow
 from recognition.schemas import Channel, EventType
-from recognition.tables import Subscription
+from recognition.tables import Delivery, Subscription
 
 EVENT_TYPES = frozenset(e.value for e in EventType)
 
@@ -118,7 +118,17 @@ def delete(session: Session, subscription_id: str, consumer_id: str | None) -> b
     if consumer_id is not None and sub.consumer_id != consumer_id:
         return False
     sub.deleted_at = utcnow()
+    _cancel_open_deliveries(session, sub.id)
     return True
+
+
+def _cancel_open_deliveries(session: Session, subscription_id: str) -> None:
+    """A stopped subscription gets nothing more: its pending and dead-lettered deliveries are skipped."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscription_id == subscription_id, Delivery.status.in_(["pending", "dead"]))
+        .values(status="skipped", last_error="subscription deleted")
+    )
 
 
 def load_yaml(path: Path) -> list[YamlSubscription]:
@@ -164,6 +174,7 @@ def sync_yaml(session: Session, path: Path) -> dict[str, int]:
     for sid, row in existing.items():
         if sid not in declared and row.deleted_at is None:
             row.deleted_at = utcnow()
+            _cancel_open_deliveries(session, sid)
             counts["removed"] += 1
     session.flush()
     return counts

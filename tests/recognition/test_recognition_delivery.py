@@ -160,6 +160,17 @@ def test_dead_letter_holds_back_the_holder_until_replayed_or_skipped(
     after = client.get("/v1/deliveries?status=held", headers=auth(tokens["tax_bureau"])).json()["items"]
     assert after == []
 
+    # a deleted subscription gets nothing more, not even what was pending
+    receiver.fail_ids = {"never"}
+    lb = issue_business(world.service, "ent-b2", holder=b)
+    with session_scope(world.engine) as s:
+        assert dlv.fan_out(s) == (1, 1)
+    assert client.delete(f"/v1/subscriptions/{sub['id']}", headers=auth(tokens["tax_bureau"])).status_code == 204
+    before = len(receiver.received)
+    assert _drain(world, policy, minutes=30).attempted == 0 and len(receiver.received) == before
+    skipped = client.get("/v1/deliveries?status=skipped", headers=auth(tokens["operator"])).json()["items"]
+    assert lb and any(d["last_error"] == "subscription deleted" for d in skipped)
+
 
 def test_subscription_filters_and_yaml(
     world: World, client: TestClient, tokens: dict[str, str], tmp_path: Path
