@@ -1,4 +1,8 @@
-"""``hub demo``: bring up the department sandboxes and check each answers through its protocol.
+"""``hub demo``: bring up the department sandboxes, check each through its protocol, run the main job.
+
+After the sandbox check, the hub's main job runs through Airflow's real scheduler
+(:func:`hub.pipeline.demo_job.run_demo`): every exchange DAG, then the push DAG woken by the
+Assets, and a summary per department. ``--no-pipeline`` stops after the check.
 
 Interim version (issue 2): the sandboxes start through ``hub sandbox up`` (a separate
 process: the hub never imports ``sandbox/``), then :func:`check_sandboxes` reaches every
@@ -184,7 +188,8 @@ def dirt_table(report: Mapping[str, Any]) -> Table:
 
 
 def _sandbox_cli(*args: str) -> int:
-    return subprocess.call([sys.executable, "-m", "hub.cli", "sandbox", *args])
+    """Run ``hub sandbox ...`` in its own process (the sandbox CLI module directly: faster start)."""
+    return subprocess.call([sys.executable, "-m", "sandbox.cli", *args])
 
 
 def demo(
@@ -193,6 +198,7 @@ def demo(
     enterprises: int = typer.Option(500, help="Enterprises to generate."),
     properties: int = typer.Option(800, help="Real-estate units to generate."),
     keep: bool = typer.Option(False, help="Leave the sandboxes running afterwards."),
+    pipeline: bool = typer.Option(True, help="Run the main job through Airflow after the check."),
 ) -> None:
     """Bring up the four department sandboxes (embedded) and show each answering through its protocol."""
     rc = _sandbox_cli(
@@ -202,6 +208,7 @@ def demo(
     if rc != 0:
         console.print("[red]sandboxes failed to start[/red]")
         raise typer.Exit(rc)
+    pipeline_ok = False
     try:
         state = load_state()
         checks = check_sandboxes(state)
@@ -215,6 +222,12 @@ def demo(
             + ", ".join(f"{k} {counts[k]}" for k in ("taxpayers", "person_registry", "enterprise_registry",
                                                      "property_rights", "approval_results") if k in counts)
         )  # fmt: skip
+        if pipeline and all(c.ok for c in checks):
+            from hub.pipeline.connections import state_connections
+            from hub.pipeline.demo_job import run_demo
+
+            password = os.environ.get("HUB_SANDBOX_TAX_PASSWORD", _DEFAULT_TAX_PASSWORD)
+            pipeline_ok = run_demo(state_connections(state, password), console)
     finally:
         if not keep:
             _sandbox_cli("down")
@@ -223,3 +236,6 @@ def demo(
         console.print(f"[red]not answering: {', '.join(failed)}[/red]")
         raise typer.Exit(1)
     console.print("[green]all four department sandboxes answer through their protocols[/green]")
+    if pipeline and not pipeline_ok:
+        console.print("[red]the main job did not complete cleanly (see above and var/airflow/logs)[/red]")
+        raise typer.Exit(1)

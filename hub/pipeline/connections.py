@@ -7,6 +7,7 @@ tests and the benchmark. ODBC drivers are named through DSNs in ``etc/odbc/odbc.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 #: ODBC driver → DSN in etc/odbc/odbc.ini that names it
@@ -68,4 +69,42 @@ def sandbox_connections(sb: Any) -> dict[str, dict[str, Any]]:
             "extra": {"wsdl_path": "/tax?wsdl"},
         },
         "land_exchange": {"conn_type": "fs", "extra": {"path": str(sb.land.outbox_dir)}},
+    }
+
+
+def _dialect_of_driver(driver: str) -> str:
+    return {"SQLite3": "sqlite", "MariaDB Unicode": "mariadb", "PostgreSQL Unicode": "postgresql"}.get(driver, "mssql")
+
+
+def _odbc_of_url(url: str) -> tuple[str, str]:
+    """(ODBC connection string, dialect) for a SQLAlchemy URL of a sandbox database."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        return f"DRIVER={{SQLite3}};Database={u.database};", "sqlite"
+    if u.get_backend_name() == "postgresql":
+        conn = f"DRIVER={{PostgreSQL Unicode}};SERVER={u.host};PORT={u.port or 5432};DATABASE={u.database};"
+        conn += f"UID={u.username};" if u.username else ""
+        conn += f"PWD={u.password};" if u.password else ""
+        return conn, "postgresql"
+    raise ValueError(f"no ODBC mapping for {u.get_backend_name()}")
+
+
+def state_connections(state: Mapping[str, Any], tax_password: str) -> dict[str, dict[str, Any]]:
+    """The Connections for sandboxes recorded by ``hub sandbox up`` (its state.json)."""
+    commerce = state["commerce"]["odbc_connection_string"]
+    population, population_dialect = _odbc_of_url(state["public_security"]["sqlalchemy_url"])
+    return {
+        "commerce_registry": odbc_connection(commerce, _dialect_of_driver(parse_odbc(commerce)["DRIVER"])),
+        "population_registry": odbc_connection(population, population_dialect),
+        "tax_soap": {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": int(state["tax"]["port"]),
+            "login": state["tax"].get("username", "hub"),
+            "password": tax_password,
+            "extra": {"wsdl_path": "/tax?wsdl"},
+        },
+        "land_exchange": {"conn_type": "fs", "extra": {"path": str(state["land"]["outbox_dir"])}},
     }

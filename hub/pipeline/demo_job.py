@@ -1,15 +1,16 @@
 """The demo's main job (演示主作业): sandboxes → Airflow's real scheduler → summary per department.
 
 ``hub demo`` calls :func:`run_demo` after its sandbox check. Airflow runs from the embedded
-configuration (``var/airflow``, the same database ``make up`` shows in the UI); the exchange
-DAGs are triggered, the push DAG follows on its own, and the run ledger becomes the table.
+configuration with its own database under ``var/airflow/demo`` (``make up`` keeps another, with
+the schedules on, so neither resumes the other's runs); the exchange DAGs are triggered, the
+push DAG follows on its own, and the run ledger becomes the table.
 Running it again processes only what changed in the sandboxes (nothing, on an unchanged seed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +46,34 @@ def summary_table(rows: Sequence[DepartmentSummary], title: str = "main job, per
     return table
 
 
-def run_demo(sb: Any, console: Console, *, state_dir: Path | None = None, timeout: float = 1200) -> bool:
-    """Run the main job through Airflow against running sandboxes; print the summary; True if all went well."""
+def run_demo(
+    connections: Mapping[str, Mapping[str, Any]],
+    console: Console,
+    *,
+    state_dir: Path | None = None,
+    timeout: float = 1200,
+) -> bool:
+    """Run the main job through Airflow against running sandboxes (their Connections); print the summary.
+
+    True when every DAG succeeded and every department's counts reconcile.
+    """
     from hub.airflow_env import airflow_state_dir
+    from hub.db import migrate
     from hub.pipeline.airflow_runner import start_airflow
-    from hub.pipeline.connections import sandbox_connections
     from hub.pipeline.main_job import run_main_job
     from hub.pipeline.summary import summarize
     from hub.settings import get_settings
     from mappings.engine import load_all
 
     settings = get_settings()
-    state = state_dir or airflow_state_dir()
+    migrate()  # the hub's state database at HUB_DB_URL, idempotent
+    # Its own Airflow database: ``hub up`` (schedules on) must not leave runs the demo then resumes.
+    state = state_dir or airflow_state_dir() / "demo"
     names = sorted(load_all())
     console.print(f"[bold]starting Airflow[/bold] (scheduler, dag-processor, api-server; state in {state})…")
     env = {"HUB_HOME": str(settings.home), "HUB_DB_URL": settings.resolved_db_url(), "HUB_DAG_SCHEDULES": "off"}
     started = dt.datetime.now(dt.UTC)
-    with start_airflow(state, connections=sandbox_connections(sb), extra_env=env, migrate=True) as af:
+    with start_airflow(state, connections=connections, extra_env=env, migrate=True) as af:
         console.print(f"triggering {len(names)} exchange DAGs: {', '.join(names)}")
         result = run_main_job(af, names, timeout=timeout)
     for name, state_ in sorted(result.states.items()):

@@ -60,6 +60,19 @@ def _run_id() -> str:
     return str(get_current_context()["run_id"])
 
 
+def _no_retry(call: Any, *args: Any) -> Any:
+    """Run a step; data-quality verdicts fail the task at once (retrying cannot change them)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from hub.pipeline.steps import StepError
+    from validation.run import ReconciliationError, RuleMismatchError, ThresholdExceeded
+
+    try:
+        return call(*args)
+    except (ThresholdExceeded, ReconciliationError, RuleMismatchError, StepError) as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
 EXCHANGE_DOC = """\
 ### {title}
 
@@ -121,11 +134,11 @@ def build_exchange_dag(mapping: Any) -> DAG:
 
         @task(task_id="map", doc_md=steps.map_batches.__doc__)
         def map_task(extracted: Any) -> dict[str, Any]:
-            return steps.map_batches(name, extracted, _run_id())
+            return _no_retry(steps.map_batches, name, extracted, _run_id())
 
         @task(task_id="validate", doc_md=steps.validate.__doc__)
         def validate_task(mapped: Any) -> dict[str, Any]:
-            return steps.validate(name, mapped, _run_id())
+            return _no_retry(steps.validate, name, mapped, _run_id())
 
         @task(task_id="resolve", doc_md=steps.resolve.__doc__)
         def resolve_task(validated: Any) -> dict[str, Any]:

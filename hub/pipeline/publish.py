@@ -21,6 +21,8 @@ from hub.masking import mask_resident_id
 log = logging.getLogger(__name__)
 
 NESTED = "owners[]."
+#: column the identity step adds: the holder's canonical code in the master index
+RESOLVED = "canonical_code"
 LITERAL_KINDS = {"person", "enterprise"}
 #: canonical source statuses → the licence status they call for (others: valid)
 REVOKING = {"revoked", "cancelled", "deregistered"}
@@ -92,6 +94,9 @@ def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str
             continue
         for i, owner in enumerate(_owners(row, lic)):
             holder_code = _get(row, owner, lic.holder_code)
+            if owner is None and _value(row.get(RESOLVED)):
+                # the identity step's canonical code (USCC for an old taxpayer id or organisation code)
+                holder_code = _value(row.get(RESOLVED))
             number = _get(row, owner, lic.number)
             issue_date = _date(_get(row, owner, lic.issue_date))
             if not holder_code or not number or issue_date is None:
