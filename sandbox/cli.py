@@ -16,16 +16,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from hub.settings import get_settings
-from sandbox.generator import Sizes
-from sandbox.runtime import Prepared, attach, prepare, summary
-from sandbox.tax.server import TaxServer, default_credentials
+
+if TYPE_CHECKING:
+    from sandbox.runtime import Prepared
 
 app = typer.Typer(no_args_is_help=True, help="Department sandboxes: up, down, status.")
 console = Console()
@@ -146,6 +146,11 @@ def up(
     foreground: bool = typer.Option(False, help="Serve the tax service in this process until Ctrl-C."),
 ) -> None:
     """Generate the city, load the four department sandboxes and start the tax SOAP service."""
+    # Heavy imports stay inside the commands so `status` and `down` start fast.
+    from sandbox.generator import Sizes
+    from sandbox.runtime import prepare
+    from sandbox.tax.server import TaxServer, default_credentials
+
     _stop_tax_server()
     pg = mariadb = None
     if backend == "servers":
@@ -172,6 +177,9 @@ def up(
 
 
 def _write_state(prepared: Prepared, port: int, pid: int) -> dict[str, Any]:
+    from sandbox.runtime import attach, summary
+    from sandbox.tax.server import default_credentials
+
     creds = default_credentials()
     state = summary(attach(prepared, port, creds.username, creds.password))
     state["tax"]["pid"] = pid
@@ -212,3 +220,7 @@ def status() -> None:
     console.print(checks_table(checks, title=f"Department sandboxes (seed {state['seed']}, {state['backend']})"))
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
