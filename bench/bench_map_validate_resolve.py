@@ -12,7 +12,7 @@ Stages:
   accepted records into the same (empty) master index: every person is new, so this creates and
   links 990,000 identities.
 
-``--smoke`` runs 5,000 records (used by the tests); ``--n N`` sets the size.
+``--smoke`` runs 1,000 records (used by the tests); ``--n N`` sets the size.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--n", type=int, default=None)
     args = parser.parse_args(argv)
-    n = args.n or (5_000 if args.smoke else 1_000_000)
+    n = args.n or (1_000 if args.smoke else 1_000_000)
 
     import logging
     import os

@@ -99,7 +99,13 @@ def test_mapping_rejects_are_quarantined_and_reconciled(session: Session) -> Non
     tombstones = pd.DataFrame({"_source_key": ["p8"], "_source_version": ["v"]})
     mapped = _Mapped(records, rejects, tombstones, rows_in=6)
     outcome = validate_mapped(
-        mapped, mapping_name="public_security_persons", threshold=0.8, source_ref=BATCH, run_id="r", session=session
+        mapped,
+        mapping_name="public_security_persons",
+        threshold=0.8,
+        source_ref=BATCH,
+        run_id="r",
+        session=session,
+        build_docs=False,
     )
     assert outcome.pulled == 5 and outcome.quarantined_count == 4 and len(outcome.accepted_df) == 1
     assert outcome.reasons["duplicate_record"] == 1
@@ -107,7 +113,13 @@ def test_mapping_rejects_are_quarantined_and_reconciled(session: Session) -> Non
     assert keys == {"p2", "p3", "p4", "p9"}
     # re-running the batch converges
     validate_mapped(
-        mapped, mapping_name="public_security_persons", threshold=0.8, source_ref=BATCH, run_id="r", session=session
+        mapped,
+        mapping_name="public_security_persons",
+        threshold=0.8,
+        source_ref=BATCH,
+        run_id="r",
+        session=session,
+        build_docs=False,
     )
     assert session.scalar(select(func.count()).select_from(QuarantineRecord)) == 4
 

@@ -24,6 +24,7 @@ BATCH = BatchRef(department="public_security", dataset="person_registry", staged
 
 
 def _validate(session: Session, df: pd.DataFrame, *, threshold: float = 0.9, run_id: str = "run-1", **kw: object):
+    kw.setdefault("build_docs", False)  # building HTML is slow; one test covers it
     return validate_batch(
         df,
         "person",
@@ -83,7 +84,7 @@ def test_payloads_are_masked(session: Session) -> None:
 
 
 def test_gx_results_and_data_docs_hold_no_raw_personal_data(session: Session, _private_home: Path) -> None:
-    outcome = _validate(session, person_frame())
+    outcome = _validate(session, person_frame(), build_docs=True)
     gx_dir = _private_home / "gx"
     stored = list((gx_dir / "uncommitted" / "validations").rglob("*.json"))
     assert len(stored) == 1
@@ -145,7 +146,7 @@ def test_large_batch_sampled_evidence(session: Session) -> None:
     df["source_key"] = [f"k{i}" for i in range(n)]
     bad = np.arange(0, n, 100)  # 1% failing
     df.loc[bad, "resident_id"] = VALID_RID_2
-    outcome = _validate(session, df, sample_size=200, build_docs=False)
+    outcome = _validate(session, df, sample_size=200)
     assert outcome.quarantined_count == len(bad)
     assert len(outcome.accepted_df) == n - len(bad)
     assert outcome.reasons == {"invalid_resident_id": len(bad)}
