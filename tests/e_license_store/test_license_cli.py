@@ -63,3 +63,34 @@ def test_a_persons_id_and_name_are_masked(service: LicenseService) -> None:
 def test_unknown_licence_exits_non_zero(service: LicenseService) -> None:
     res = runner.invoke(app, ["get", "1101-330322-000000000000X"])
     assert res.exit_code == 1
+
+
+def test_hub_command_verifies_and_rotates_end_to_end(
+    service: LicenseService, local_store: LocalStore, tmp_path: Path, key_dir: Path, hub_db_url: str
+) -> None:
+    """Through the real ``hub`` entry point: exit 0 for a genuine licence, 2 for one changed byte;
+    then rotation (in process) and the old licence still verifying."""
+    import os
+    import subprocess
+    import sys
+
+    issued = service.issue(business_draft(), source())
+    good = tmp_path / "good.json"
+    good.write_bytes(local_store.get(issued.object_key))
+    bad = tmp_path / "bad.json"
+    data = good.read_bytes()
+    pos = data.index("海景".encode())
+    bad.write_bytes(data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :])
+    env = {**os.environ, "HUB_DB_URL": hub_db_url, "HUB_STORE_URL": f"file://{local_store.root}",
+           "HUB_SIGNING_KEY_DIR": str(key_dir)}
+    hub = [sys.executable, "-c", "from hub.cli import main; main()", "licenses"]
+    ok = subprocess.run([*hub, "verify", str(good)], env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout.splitlines()[0])["ok"] is True
+    tampered = subprocess.run([*hub, "verify", str(bad)], env=env, capture_output=True, text=True, timeout=120)
+    assert tampered.returncode == 2
+    rotated = runner.invoke(app, ["rotate-key"])
+    assert rotated.exit_code == 0 and "active key sm2-" in rotated.stdout
+    assert (key_dir / "active").read_text().strip() != issued.key_id
+    again = runner.invoke(app, ["verify", str(good)])
+    assert again.exit_code == 0  # the old licence still verifies after rotation

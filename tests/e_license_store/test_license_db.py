@@ -64,3 +64,26 @@ def test_models_match_migration_and_service_runs_on_postgres(
             assert [r.version for r in licenses_by_holder(s, USCC)] == [2]
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_batch_issue_and_outbox_on_postgres(pg_database: TempDatabase, tmp_path: Path, keyring: KeyRing) -> None:
+    from sqlalchemy import func, select
+
+    from hub.models import OutboxEvent
+
+    url = pg_database.sqlalchemy_url
+    migrate(url, "licenses@head")
+    engine = make_engine(url)
+    try:
+        sessions = session_factory(engine)
+        service = LicenseService(LocalStore(tmp_path / "store"), sessions, keyring)
+        items = [(business_draft(license_number=f"33032200000{i:04d}"), source(f"b{i}")) for i in range(8)]
+        first = service.issue_batch(items, concurrency=3)
+        again = service.issue_batch(items, concurrency=3)
+        assert all(r.created for r in first) and not any(r.created for r in again)
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(OutboxEvent)) == 8
+            assert len(licenses_by_holder(s, USCC)) == 8
+    finally:
+        engine.dispose()
