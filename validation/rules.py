@@ -6,9 +6,10 @@ Great Expectations metric provider (:mod:`validation.expectations`) and the fast
 computes the quarantine mask for whole batches (:mod:`validation.suites`), so GX and the fast
 path cannot drift apart.
 
-Identifier checks are the identity package's (``identity.vectorized`` when present, else its
-scalar ``identity.resident_id.is_valid`` / ``identity.uscc.is_valid``); only while those have
-not landed does this module fall back to python-stdnum's ``stdnum.cn.ric`` / ``stdnum.cn.uscc``.
+Identifier checks are the identity package's: ``identity.vectorized`` (``is_valid_resident_id``,
+``is_valid_uscc``, ``is_valid_org_code``), or its scalar ``identity.<kind>.is_valid`` if a
+vectorised one is missing. This module only adds the canonical-form check (compact, upper-case)
+that says the mapping normalised the value.
 
 >>> import pandas as pd
 >>> resident_id_valid(pd.Series(["11010519491231002X", "110105194912310021", None])).tolist()
@@ -42,42 +43,10 @@ _VECTORIZED_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _stdnum_fallback(kind: str) -> Callable[[str], bool]:
-    if kind == "resident_id":
-        from stdnum.cn import ric
-
-        return lambda v: bool(ric.is_valid(v))
-    if kind == "uscc":
-        from stdnum.cn import uscc
-
-        return lambda v: bool(uscc.is_valid(v))
-    # GB 11714 organisation code: 8 body characters and a MOD 11 check character.
-    return _org_code_is_valid
-
-
-_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-_ORG_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _org_code_is_valid(value: str) -> bool:
-    if not ORG_CODE_SHAPE.match(value):
-        return False
-    total = sum(_ORG_ALPHABET.index(c) * w for c, w in zip(value[:8], _ORG_WEIGHTS, strict=True))
-    check = 11 - total % 11
-    expected = "X" if check == 10 else "0" if check == 11 else str(check)
-    return value[8] == expected
-
-
 @cache
 def _scalar_check(kind: str) -> Callable[[str], bool]:
-    try:
-        module = importlib.import_module(f"identity.{kind}")
-        fn = getattr(module, "is_valid", None)
-        if callable(fn):
-            return lambda v: bool(fn(v))
-    except ImportError:
-        pass
-    return _stdnum_fallback(kind)
+    fn = importlib.import_module(f"identity.{kind}").is_valid
+    return lambda v: bool(fn(v))
 
 
 @cache
