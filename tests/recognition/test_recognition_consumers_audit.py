@@ -7,6 +7,8 @@ import threading
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from hub.db import make_engine, session_scope
@@ -76,9 +78,25 @@ def _records(n: int, start: int = 0) -> list[audit.AuditRecord]:
     ]  # fmt: skip
 
 
+def _drop_append_only_guard(engine: Engine) -> None:
+    """What an attacker with DDL rights would do first; the hash chain must still catch the edits."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER recognition_audit_no_update"))
+            conn.execute(text("DROP TRIGGER recognition_audit_no_delete"))
+        else:
+            conn.execute(text("DROP TRIGGER recognition_audit_append_only ON recognition_audit"))
+
+
 def _check_chain_and_tampering(url: str) -> None:
     engine = make_engine(url)
     audit.write_now(engine, _records(5))
+    # the database refuses edits and deletions outright
+    for stmt in (update(AuditEntry).where(AuditEntry.seq == 1).values(subject="x"),
+                 AuditEntry.__table__.delete().where(AuditEntry.seq == 1)):  # fmt: skip
+        with pytest.raises(DBAPIError, match="append-only"), session_scope(engine) as s:
+            s.execute(stmt)
+    _drop_append_only_guard(engine)
     # group commit from many threads: numbering stays gap-free and the chain intact
     writer = audit.AuditWriter(engine)
     results: list[int] = []
@@ -152,6 +170,7 @@ def test_audit_chain_detects_altered_reordered_removed_postgres(pg_hub_db_url: s
 def test_audit_cli_verify_exit_code(hub_db_url: str) -> None:
     engine = make_engine(hub_db_url)
     audit.write_now(engine, _records(3))
+    _drop_append_only_guard(engine)
     runner = CliRunner()
     res = runner.invoke(audit_app, ["verify"])
     assert res.exit_code == 0 and json.loads(res.stdout)["entries"] == 3

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(64), nullable=False),
     )
     op.create_index("ix_recognition_audit_at", "recognition_audit", ["at"])
+    _append_only_audit()
     op.create_table(
         "recognition_audit_head",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -134,7 +135,30 @@ def upgrade() -> None:
     )
 
 
+def _append_only_audit() -> None:
+    """The database itself refuses UPDATE and DELETE on audit entries (the hash chain catches whoever
+    goes around it, e.g. by dropping the trigger)."""
+    if op.get_bind().dialect.name == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER recognition_audit_no_{verb.lower()} BEFORE {verb} ON recognition_audit "
+                "BEGIN SELECT RAISE(ABORT, 'recognition_audit is append-only'); END"
+            )
+    elif op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION recognition_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'recognition_audit is append-only'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER recognition_audit_append_only BEFORE UPDATE OR DELETE ON recognition_audit "
+            "FOR EACH ROW EXECUTE FUNCTION recognition_audit_append_only()"
+        )
+
+
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS recognition_audit_append_only ON recognition_audit")
+        op.execute("DROP FUNCTION IF EXISTS recognition_audit_append_only()")
     for table in (
         "recognition_cursor",
         "recognition_fanout",
