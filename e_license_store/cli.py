@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from hub.masking import mask_name, mask_resident_id
 
@@ -17,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, help="The e-licence repository: list, ge
 console = Console()
 
 
-def _session():  # type: ignore[no-untyped-def]
+def _session() -> Session:
     from hub.db import get_engine, session_factory
 
     return session_factory(get_engine())()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from e_license_store.canonical_json import sha256_hex
 from e_license_store.files import parse_binding
 from e_license_store.index import get_license
-from e_license_store.model import Envelope, binding_key, parse_envelope
+from e_license_store.model import Envelope, binding_key, object_key, parse_envelope
 from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectStore, StoreError
 from e_license_store.tables import LicenseVersionEntry
@@ -150,7 +150,7 @@ def verify_file(
         return res
     try:
         binding = parse_binding(store.get(binding_key(license_id, version)))
-        envelope = store.get(binding.file_key.replace("files/", "licenses/").replace(".pdf", ".json"))
+        envelope = store.get(object_key(license_id, version))
     except (StoreError, ValueError) as exc:
         res.problems.append(f"no file binding for {license_id} v{version}: {exc}")
         return res
