@@ -66,7 +66,8 @@ def _operation(library: str, op: str) -> Callable[[], object]:
     return lambda: verify(sig, msg)
 
 
-def _worker(args: tuple[str, str, float, float]) -> tuple[int, float]:
+def _worker(args: tuple[str, str, float, float]) -> tuple[int, float, float]:
+    """(operations, wall seconds, CPU seconds): at least 3 operations even when slow."""
     library, op, start_at, seconds = args
     fn = _operation(library, op)
     fn()  # warm up (imports, key load)
@@ -75,10 +76,10 @@ def _worker(args: tuple[str, str, float, float]) -> tuple[int, float]:
     end = start_at + seconds
     n = 0
     cpu0 = time.process_time()
-    while time.time() < end:
+    while time.time() < end or n < 3:
         fn()
         n += 1
-    return n, time.process_time() - cpu0
+    return n, time.time() - start_at, time.process_time() - cpu0
 
 
 def _warm(_: int) -> int:
@@ -94,8 +95,8 @@ def measure(pool: Any, library: str, op: str, procs: int, seconds: float) -> tup
     """
     start_at = time.time() + 0.5  # workers are warm: half a second to receive the task
     results = pool.map(_worker, [(library, op, start_at, seconds)] * procs, chunksize=1)
-    wall = sum(n for n, _ in results) / seconds
-    per_cpu = sum(n / cpu for n, cpu in results if cpu > 0)
+    wall = sum(n / elapsed for n, elapsed, _ in results)
+    per_cpu = sum(n / cpu for n, _, cpu in results if cpu > 0)
     return wall, per_cpu
 
 
