@@ -37,7 +37,7 @@ def clean(code: str) -> str:
     """Full-width to half-width, no spaces or dashes, upper case.
 
     >>> clean(" 9133０３２２-MA2８ｘ ")
-    '913303322MA28X'
+    '91330322MA28X'
     """
     text = unicodedata.normalize("NFKC", code)
     return "".join(ch for ch in text if ch not in " -\t\u3000").upper()
