@@ -23,7 +23,6 @@ parameters: ``- trim`` or ``- {status: commerce_enterprise}``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Normalizer = Callable[..., pd.Series]
 
@@ -41,15 +42,34 @@ _FULLWIDTH[0x3000] = 0x20
 _FULLWIDTH.update({0x2014: 0x2D, 0x2013: 0x2D, 0x2212: 0x2D, 0x2010: 0x2D, 0x2011: 0x2D})
 
 
+#: pandas' string dtype on Arrow storage: string work runs in Arrow's C++ kernels (RE2).
+STR = pd.StringDtype("pyarrow", na_value=np.nan)
+_WS = r"[\s\x{3000}]+"
+_FULLWIDTH_RE2 = r"[\x{FF01}-\x{FF5E}\x{3000}\x{2010}-\x{2014}\x{2212}]"
+
+
 def _as_str(s: pd.Series) -> pd.Series:
-    """The values as pandas' string dtype (missing stays missing; ``1.0`` read as a float is ``1``)."""
-    if isinstance(s.dtype, pd.StringDtype):
+    """The values as Arrow-backed strings (missing stays missing; ``1.0`` read as a float is ``1``)."""
+    if s.dtype == STR:
         return s
     if pd.api.types.is_float_dtype(s.dtype):
         finite = s.dropna()
         if bool((finite == finite.round()).all()):
             s = s.astype("Int64")
-    return s.astype("str")
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.astype(STR)
+    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
+        return s.astype(str).where(s.notna()).astype(STR)
+    return s.astype(STR)
+
+
+def _arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
+    return pa.array(_as_str(s), from_pandas=True)
+
+
+def _back(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    out = arr.to_pandas(types_mapper={pa.string(): STR, pa.large_string(): STR}.get)
+    return pd.Series(out.array if isinstance(out, pd.Series) else out, index=index, dtype=STR)
 
 
 def _empty_to_none(s: pd.Series) -> pd.Series:
@@ -57,28 +77,39 @@ def _empty_to_none(s: pd.Series) -> pd.Series:
 
 
 def fullwidth_to_halfwidth(s: pd.Series) -> pd.Series:
-    """Full-width letters, digits, punctuation and the ideographic space → ASCII (全角转半角)."""
+    """Full-width letters, digits, punctuation and the ideographic space → ASCII (全角转半角).
+
+    Arrow finds the few values that hold a full-width character; only those are translated.
+    """
     s = _as_str(s)
-    return s.str.translate(_FULLWIDTH)
+    hit = pc.fill_null(pc.match_substring_regex(_arrow(s), _FULLWIDTH_RE2), False).to_numpy(zero_copy_only=False)
+    if not hit.any():
+        return s
+    out = s.copy()
+    out[hit] = s[hit].map(lambda v: v.translate(_FULLWIDTH)).astype(STR)
+    return out
+
+
+def _replace(s: pd.Series, pattern: str, replacement: str) -> pd.Series:
+    return _back(pc.replace_substring_regex(_arrow(s), pattern=pattern, replacement=replacement), s.index)
 
 
 def trim(s: pd.Series) -> pd.Series:
     """Strip both ends and collapse inner runs of whitespace (incl. U+3000) to one space."""
     s = _as_str(s)
-    out = s.str.replace(r"[\s\u3000]+", " ", regex=True).str.strip()
-    return _empty_to_none(out)
+    arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(_arrow(s), pattern=_WS, replacement=" "))
+    return _empty_to_none(_back(arr, s.index))
 
 
 def remove_spaces(s: pd.Series) -> pd.Series:
     """Drop every whitespace character (Chinese names and addresses carry none)."""
-    s = _as_str(s)
-    return _empty_to_none(s.str.replace(r"[\s\u3000]+", "", regex=True))
+    return _empty_to_none(_replace(_as_str(s), _WS, ""))
 
 
 def upper(s: pd.Series) -> pd.Series:
     """Upper-case (a lower-case ``x`` check character is still the check character X)."""
     s = _as_str(s)
-    return s.str.upper()
+    return _back(pc.utf8_upper(_arrow(s)), s.index)
 
 
 def code(s: pd.Series) -> pd.Series:
@@ -87,14 +118,21 @@ def code(s: pd.Series) -> pd.Series:
     Only the *shape* is cleaned; whether the code is valid is the identity module's call.
     """
     s = fullwidth_to_halfwidth(s)
-    out = s.str.replace(r"[\s\-_./\\]+", "", regex=True).str.upper()
-    return _empty_to_none(out)
+    arr = pc.utf8_upper(pc.replace_substring_regex(_arrow(s), pattern=r"[\s\-_./\\]+", replacement=""))
+    return _empty_to_none(_back(arr, s.index))
 
 
 def digits(s: pd.Series) -> pd.Series:
     """Keep digits only (region codes, phone numbers)."""
-    s = fullwidth_to_halfwidth(s)
-    return _empty_to_none(s.str.replace(r"\D+", "", regex=True))
+    return _empty_to_none(_replace(fullwidth_to_halfwidth(s), r"\D+", ""))
+
+
+def _map_values(key: pd.Series, mapping: Mapping[str, Any]) -> pd.Series:
+    """Map each value through ``mapping`` once per distinct value (vectorised take)."""
+    codes, uniques = pd.factorize(key, use_na_sentinel=True)
+    table = np.array([mapping.get(u) for u in uniques] + [None], dtype=object)
+    out = pd.Series(table[codes], index=key.index, dtype=object)
+    return out.astype(STR)
 
 
 # --- traditional → simplified (繁简转换) -----------------------------------------------------
@@ -108,19 +146,52 @@ def _opencc() -> Any:
 
 
 @lru_cache(maxsize=1)
-def _traditional_pattern() -> re.Pattern[str]:
-    """A character class of every character OpenCC's t2s tables would change."""
+def _t2s_tables() -> tuple[str, str, dict[int, str]]:
+    """OpenCC's t2s data as (RE2 class of every character it changes, RE2 class of the
+    characters only a phrase or a choice decides, translation table of the rest).
+
+    A value whose traditional characters all have exactly one simplified form, outside any
+    phrase rule, converts with ``str.translate`` and gives OpenCC's answer; only the others
+    go through OpenCC itself.
+    """
     import opencc
 
     dictionary = Path(opencc.__file__).parent / "dictionary"
-    chars: set[str] = set()
-    for name in ("TSCharacters.txt", "TSPhrases.txt"):
-        for line in (dictionary / name).read_text(encoding="utf-8").splitlines():
-            key, _, values = line.partition("\t")
-            if key and values.split(" ")[0] != key:
-                chars.update(key)
-    chars = {c for c in chars if ord(c) > 0x7F}
-    return re.compile("[" + "".join(sorted(re.escape(c) for c in chars)) + "]")
+    single: dict[int, str] = {}
+    context: set[str] = set()
+    for line in (dictionary / "TSCharacters.txt").read_text(encoding="utf-8").splitlines():
+        key, _, values = line.partition("\t")
+        candidates = values.split(" ")
+        if not key or candidates[0] == key:
+            continue
+        if len(key) == 1 and len(candidates) == 1:
+            single[ord(key)] = candidates[0]
+        else:
+            context.update(key)
+    convertible = {chr(k) for k in single} | context
+    for line in (dictionary / "TSPhrases.txt").read_text(encoding="utf-8").splitlines():
+        key, _, values = line.partition("\t")
+        first = values.split(" ")[0]
+        if len(first) == len(key):
+            # A phrase decides its changed characters and also the convertible ones it keeps
+            # (八濛山 keeps 濛, which alone would become 蒙).
+            context.update(k for k, v in zip(key, first, strict=True) if k != v or k in convertible)
+        else:
+            context.update(key)
+    context = {c for c in context if ord(c) > 0x7F}
+    for c in context:
+        single.pop(ord(c), None)
+
+    def re2_class(chars: set[str]) -> str:
+        # An RE2 character class (Arrow's regex engine), one \x{...} escape per character.
+        return "[" + "".join(f"\\x{{{ord(c):X}}}" for c in sorted(chars)) + "]"
+
+    return re2_class(context | {chr(k) for k in single}), re2_class(context), single
+
+
+def _traditional_pattern() -> str:
+    """An RE2 class of every character OpenCC's t2s tables would change."""
+    return _t2s_tables()[0]
 
 
 _T2S_CACHE: dict[str, str] = {}
@@ -134,27 +205,40 @@ def simplify(s: pd.Series) -> pd.Series:
     test), each distinct value once, and results are cached across batches.
     """
     s = _as_str(s)
-    needs = s.str.contains(_traditional_pattern(), regex=True, na=False)
-    if not bool(needs.any()):
+    needs = pc.fill_null(pc.match_substring_regex(_arrow(s), _traditional_pattern()), False).to_numpy(
+        zero_copy_only=False
+    )
+    if not needs.any():
         return s
-    distinct = pd.unique(s[needs])
-    cc = _opencc()
-    missing = [v for v in distinct if v not in _T2S_CACHE]
-    if len(_T2S_CACHE) + len(missing) > _T2S_CACHE_MAX:
-        _T2S_CACHE.clear()
-    for v in missing:
-        _T2S_CACHE[v] = cc.convert(v)
+    trad = s[needs]
+    _, context_class, table = _t2s_tables()
+    in_context = _contains(trad, context_class)
     out = s.copy()
-    out[needs] = s[needs].map(_T2S_CACHE)
+    simple = trad[~in_context]
+    if len(simple):
+        out[simple.index] = simple.map(lambda v: v.translate(table)).astype(STR)
+    hard = trad[in_context]
+    if len(hard):
+        distinct = pd.unique(hard)
+        cc = _opencc()
+        missing = [v for v in distinct if v not in _T2S_CACHE]
+        if len(_T2S_CACHE) + len(missing) > _T2S_CACHE_MAX:
+            _T2S_CACHE.clear()
+        for v in missing:
+            _T2S_CACHE[v] = cc.convert(v)
+        out[hard.index] = _map_values(hard, _T2S_CACHE)
     return out
 
 
 # --- dates (日期) ---------------------------------------------------------------------------
 
 # 2016-05-04, 2016/5/4, 2016.05.04, 2016年5月4日, optionally followed by a time.
-_YMD_SEP = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:$|[\sT])")
-_YMD_COMPACT = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})(?:$|[\sT]|\d{6}$)")
-_TZ_SUFFIX = re.compile(r"(?:[+-]\d{2}:?\d{2}|Z)\s*$")
+# RE2 patterns (Arrow's regex engine); named groups become the extracted fields.
+_YMD_SEP = r"^\s*(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?(?:$|[\sT])"
+_YMD_COMPACT = r"^\s*(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?:$|[\sT]|\d{6}$)"
+_TZ_SUFFIX = r"(?:[+-]\d{2}:?\d{2}|Z)\s*$"
+_HAS_TIME = r"\d[T ]\d{1,2}:\d{2}"
+_EXCEL = r"^\s*\d{5}(?:\.0+)?\s*$"
 #: Excel's day 0 (its 1900 leap-year bug is why this is 1899-12-30, not 12-31).
 _EXCEL_EPOCH = np.datetime64("1899-12-30")
 #: Serial numbers Excel exports for 1954-10-18 .. 2064-03-29: the only plausible range here.
@@ -208,30 +292,46 @@ def date(s: pd.Series, excel_serial: bool = True) -> pd.Series:
         nat = pd.to_datetime(s[native], errors="coerce")
         out[native] = _naive_local(pd.Series(nat, index=s.index[native]))
     # Date-times carrying an offset: the local calendar day is what the department means.
-    has_tz = text.str.contains(r"\d[T ]\d{1,2}:\d{2}", regex=True, na=False) & text.str.contains(
-        _TZ_SUFFIX, regex=True, na=False
-    )
-    if bool(has_tz.any()):
+    has_tz = _contains(text, _HAS_TIME) & _contains(text, _TZ_SUFFIX)
+    if has_tz.any():
         parsed = pd.to_datetime(text[has_tz], errors="coerce", utc=True, format="ISO8601")
         out[has_tz] = parsed.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).dt.normalize()
-    rest = text.notna() & ~has_tz
-    sep = text[rest].str.extract(_YMD_SEP)
-    got = sep[0].notna()
-    if bool(got.any()):
-        out[got[got].index] = _ymd_to_datetime(sep[got])
-    left = rest & ~got.reindex(s.index, fill_value=False)
-    compact = text[left].str.extract(_YMD_COMPACT)
-    got_c = compact[0].notna()
-    if bool(got_c.any()):
-        out[got_c[got_c].index] = _ymd_to_datetime(compact[got_c])
-    if excel_serial:
-        left = left & ~got_c.reindex(s.index, fill_value=False)
-        serial = pd.to_numeric(text[left].where(text[left].str.fullmatch(r"\s*\d{5}(?:\.0+)?\s*", na=False)),
-                               errors="coerce")
+    left = text.notna().to_numpy() & ~has_tz
+    for pattern in (_YMD_SEP, _YMD_COMPACT):
+        if not left.any():
+            break
+        ymd = _extract(text[left], pattern)
+        got = ymd["y"].notna().to_numpy()
+        if got.any():
+            rows = text.index[left][got]
+            out[rows] = _ymd_to_datetime(ymd[got].set_axis([0, 1, 2], axis=1)).to_numpy()
+            left[np.flatnonzero(left)[got]] = False
+    if excel_serial and left.any():
+        candidates = text[left][_contains(text[left], _EXCEL)]
+        serial = pd.to_numeric(candidates, errors="coerce")
         serial = serial[(serial >= _EXCEL_MIN) & (serial <= _EXCEL_MAX)]
         if len(serial):
             out[serial.index] = _EXCEL_EPOCH + serial.astype("int64").to_numpy().astype("timedelta64[D]")
     return out
+
+
+def _contains(s: pd.Series, pattern: str) -> np.ndarray:
+    """Boolean mask: values matching an RE2 ``pattern`` (missing → False)."""
+    if len(s) == 0:
+        return np.zeros(0, dtype=bool)
+    hit = pc.match_substring_regex(_arrow(s), pattern)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _extract(s: pd.Series, pattern: str) -> pd.DataFrame:
+    """The named groups of an RE2 ``pattern`` as columns (non-matching rows all missing)."""
+    struct = pc.extract_regex(_arrow(s), pattern)
+    if isinstance(struct, pa.ChunkedArray):
+        struct = struct.combine_chunks()
+    names = [struct.type.field(i).name for i in range(struct.type.num_fields)]
+    valid = struct.is_valid()
+    cols = {n: pc.if_else(valid, struct.field(n), pa.scalar(None, struct.field(n).type)) for n in names}
+    return pd.DataFrame({n: _back(c, s.index) for n, c in cols.items()}, index=s.index)
 
 
 def _naive_local(ts: pd.Series) -> pd.Series:
@@ -250,7 +350,7 @@ def timestamp(s: pd.Series) -> pd.Series:
         parsed = parsed.dt.tz_convert("UTC")
     else:
         text = fullwidth_to_halfwidth(_as_str(s)).str.strip().str.replace(" ", "T", n=1)
-        aware = text.str.contains(_TZ_SUFFIX, regex=True, na=False)
+        aware = pd.Series(_contains(text, _TZ_SUFFIX), index=text.index)
         parsed = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
         if bool(aware.any()):
             parsed[aware] = pd.to_datetime(text[aware], errors="coerce", format="ISO8601", utc=True)
@@ -258,9 +358,26 @@ def timestamp(s: pd.Series) -> pd.Series:
         if bool(naive.any()):
             local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
             parsed[naive] = local.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-    iso = parsed.dt.tz_convert(LOCAL_TZ).dt.strftime("%Y-%m-%dT%H:%M:%S%z")
-    iso = iso.str.replace(r"(\d{2})(\d{2})$", r"\1:\2", regex=True)
-    return iso.where(parsed.notna()).astype("str")
+    return _iso_local(parsed)
+
+
+def _iso_local(parsed: pd.Series) -> pd.Series:
+    """UTC instants → ``YYYY-MM-DDTHH:MM:SS+08:00`` in Asia/Shanghai time (vectorised).
+
+    The offset is computed per value: China observed daylight saving time 1986-1991 (+09:00).
+    """
+    ok = parsed.notna().to_numpy()
+    if not ok.any():
+        return pd.Series(np.nan, index=parsed.index, dtype=STR)
+    utc = parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]")
+    local = parsed.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).to_numpy().astype("datetime64[s]")
+    body = pc.strftime(pa.array(local, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S")
+    minutes = np.where(ok, (local - utc).astype("int64") // 60, 480)
+    values, inverse = np.unique(minutes, return_inverse=True)
+    labels = np.array([f"{'-' if v < 0 else '+'}{abs(v) // 60:02d}:{abs(v) % 60:02d}" for v in values], dtype=object)
+    offset = pa.array(labels[inverse], pa.string())
+    text = pc.binary_join_element_wise(body, offset, "")
+    return _back(text, parsed.index).where(ok)
 
 
 def number(s: pd.Series) -> pd.Series:
@@ -282,8 +399,7 @@ _SEX = {
 
 def sex(s: pd.Series) -> pd.Series:
     """Sex codes to GB/T 2261.1 (1 male, 2 female, 0 unknown, 9 unspecified); others → None."""
-    key = code(s)
-    return key.map(_SEX).where(key.notna(), None).astype("str")
+    return _map_values(code(s), _SEX)
 
 
 #: Department status codes → canonical status words.
@@ -325,19 +441,19 @@ def status(s: pd.Series, table: str) -> pd.Series:
     Values the table does not know become ``None`` (validation quarantines them if required).
     """
     mapping = STATUS_TABLES[table]
-    key = trim(fullwidth_to_halfwidth(s)).str.upper()
-    return key.map(mapping).astype("str")
+    key = upper(trim(fullwidth_to_halfwidth(s)))
+    return _map_values(key, mapping)
 
 
 def value_map(s: pd.Series, values: Mapping[str, Any], default: Any = None, keep_unknown: bool = False) -> pd.Series:
     """Map values through an inline table (``{map: {values: {...}, default: ...}}``)."""
     key = trim(s)
-    out = key.map(dict(values))
+    out = _map_values(key, dict(values))
     if keep_unknown:
         out = out.where(out.notna(), key)
     elif default is not None:
         out = out.where(out.notna() | key.isna(), default)
-    return out.astype("str")
+    return out.astype(STR)
 
 
 def empty_to_null(s: pd.Series) -> pd.Series:

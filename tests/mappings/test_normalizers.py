@@ -137,3 +137,26 @@ def test_normalisers_keep_length_and_index() -> None:
     for name, params in [("trim", {}), ("simplify", {}), ("date", {}), ("code", {}), ("sex", {}), ("number", {})]:
         out = nz.apply_normalizer(s, name, params)
         assert list(out.index) == [10, 20, 30], name
+
+
+def test_simplify_fast_path_gives_opencc_answers() -> None:
+    """The translate fast path and OpenCC agree on random mixes of traditional characters,
+    phrase characters and plain simplified ones."""
+    from pathlib import Path
+
+    import opencc
+
+    dictionary = Path(opencc.__file__).parent / "dictionary"
+    keys = [line.split("\t")[0] for line in (dictionary / "TSCharacters.txt").read_text("utf-8").splitlines()]
+    phrases = [line.split("\t")[0] for line in (dictionary / "TSPhrases.txt").read_text("utf-8").splitlines()][:500]
+    rng = np.random.default_rng(1)
+    plain = list("张王李赵刘陈杨黄周吴温州市洞头区北岙街道中心路号有限公司")
+    values = []
+    for _ in range(2000):
+        parts = list(rng.choice(plain, size=3)) + list(rng.choice(keys, size=2))
+        if rng.random() < 0.3:
+            parts.append(str(rng.choice(phrases)))
+        rng.shuffle(parts)
+        values.append("".join(parts))
+    cc = opencc.OpenCC("t2s")
+    assert nz.simplify(pd.Series(values)).tolist() == [cc.convert(v) for v in values]
