@@ -367,7 +367,7 @@ def speed(master_size: int, incoming_size: int, seed: int) -> bool:
     rng = np.random.default_rng(seed)
     incoming = reg.sample(n=incoming_size, random_state=seed).reset_index(drop=True)
     # Make sure at least 10% carry no usable code: damage the check character of some more.
-    damage = rng.random(len(incoming)) < 0.09
+    damage = rng.random(len(incoming)) < 0.10
     ids = incoming["resident_id"].astype(object)
     damaged = ids[damage].map(
         lambda v: v if not isinstance(v, str) or len(v) < 18 else v[:17] + ("0" if v[17] != "0" else "1")
