@@ -412,7 +412,9 @@ class SqlConnector:
         try:
             cur = conn.cursor()
             if hasattr(cur, "fast_executemany"):
-                cur.fast_executemany = bool(push.get("fast_executemany", self.dialect_name != "mysql"))
+                # parameter arrays are what SQL Server's drivers are built for; psqlodbc 13 hangs on
+                # them here (Debian bookworm), so for the other drivers it is opt-in (push.fast_executemany)
+                cur.fast_executemany = bool(push.get("fast_executemany", self.dialect_name == "mssql"))
             chunk = int(push.get("chunk_size", 5_000))
             try:
                 for i in range(0, len(params), chunk):
