@@ -36,7 +36,7 @@ from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
 from recognition.consumers import Principal, authenticate
 from recognition.directory import LicenseDirectory
-from recognition.holders import ResolvedHolder, resolve_holder, warm_up
+from recognition.holders import ResolvedHolder, is_resident_id, resolve_holder, warm_up
 from recognition.problems import (
     ProblemError,
     missing_scope,
@@ -151,28 +151,6 @@ CallerDep = Annotated[Caller, Depends(caller)]
 def require(c: Caller, scope: str) -> None:
     if not c.principal.scopes.has(scope):
         raise missing_scope(scope)
-
-
-def is_resident_id(code: str) -> bool:
-    """Shaped like a resident id (公民身份号码) with a real birth date; a wrong check digit still counts.
-
-    Masking errs on the safe side: a code that might be personal data is treated as such.
-
-    >>> is_resident_id("330322198001011234"), is_resident_id("330322800101123"), is_resident_id("91330322MA2C8XYZ1K")
-    (True, True, False)
-    """
-    code = code.strip().upper()
-    if len(code) == 18 and code[:17].isdigit() and (code[17].isdigit() or code[17] == "X"):
-        birth = code[6:14]
-    elif len(code) == 15 and code.isdigit():
-        birth = "19" + code[6:12]
-    else:
-        return False
-    try:
-        dt.date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
-    except ValueError:
-        return False
-    return 1900 <= int(birth[:4]) <= 2100
 
 
 def _mask_code(code: str, person: bool) -> str:

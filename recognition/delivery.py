@@ -27,11 +27,12 @@ from sqlalchemy.orm import Session, aliased
 
 from connectors.webhook import PushResult, WebhookSender
 from hub.db import session_scope
-from hub.masking import mask_name, mask_resident_id
+from hub.masking import mask_name, mask_record, mask_resident_id
 from hub.models import OutboxEvent, utcnow
 from recognition import audit
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
+from recognition.holders import is_resident_id
 from recognition.scopes import ScopeSet
 from recognition.soap_push import SoapNoticePusher, notice_for
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
@@ -130,11 +131,8 @@ def _aware(value: dt.datetime) -> dt.datetime:
 def event_message(event: OutboxEvent, *, mask_personal: bool) -> dict[str, Any]:
     """The pushed message (Standard Webhooks payload shape: ``type``, ``timestamp``, ``data``)."""
     data = dict(event.payload or {})
-    if mask_personal and data.get("holder_kind") != "enterprise":
-        if "holder_code" in data:
-            data["holder_code"] = mask_resident_id(data["holder_code"])
-        if "holder_name" in data:
-            data["holder_name"] = mask_name(data["holder_name"])
+    if mask_personal:
+        data = mask_payload(data)
     return {
         "type": event.event_type,
         "timestamp": _aware(event.created_at).astimezone(dt.UTC).isoformat(),
@@ -144,6 +142,30 @@ def event_message(event: OutboxEvent, *, mask_personal: bool) -> dict[str, Any]:
         "region_code": event.region_code,
         "data": data,
     }
+
+
+_CODE_KEYS = ("holder_code", "canonical_code", "merged_code", "split_code", "resident_id")
+
+
+def mask_payload(data: dict[str, Any]) -> dict[str, Any]:
+    """An event payload with personal data masked (for subscribers without ``personal:read``).
+
+    >>> mask_payload({"holder_kind": "person", "holder_code": "330322198001011231", "holder_name": "李小龙"})
+    {'holder_kind': 'person', 'holder_code': '330322********1231', 'holder_name': '李**'}
+    >>> mask_payload({"entity_kind": "enterprise", "canonical_code": "91330322MA2C8XYZ1K"})["canonical_code"]
+    '91330322MA2C8XYZ1K'
+    >>> mask_payload({"canonical_code": "330322198001011231"})["canonical_code"]
+    '330322********1231'
+    """
+    kind = data.get("holder_kind") or data.get("entity_kind")
+    out = mask_record(data)
+    for key in _CODE_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and (kind == "person" or (kind != "enterprise" and is_resident_id(value))):
+            out[key] = mask_resident_id(value)
+    if kind == "person" and isinstance(out.get("holder_name"), str):
+        out["holder_name"] = mask_name(out["holder_name"])
+    return out
 
 
 def holder_key(event: OutboxEvent) -> str:

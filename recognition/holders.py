@@ -8,6 +8,7 @@ does not know the code, the cleaned-up code itself is used.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import importlib
 import logging
@@ -96,6 +97,28 @@ def _master_lookup(session: Session, code: str) -> str | None:
         canonical = _attr(result, "canonical") or _attr(result, "canonical_code")
         return str(canonical) if canonical else None
     return None
+
+
+def is_resident_id(code: str) -> bool:
+    """Shaped like a resident id (公民身份号码) with a real birth date; a wrong check digit still counts.
+
+    Masking errs on the safe side: a code that might be personal data is treated as such.
+
+    >>> is_resident_id("330322198001011234"), is_resident_id("330322800101123"), is_resident_id("91330322MA2C8XYZ1K")
+    (True, True, False)
+    """
+    code = code.strip().upper()
+    if len(code) == 18 and code[:17].isdigit() and (code[17].isdigit() or code[17] == "X"):
+        birth = code[6:14]
+    elif len(code) == 15 and code.isdigit():
+        birth = "19" + code[6:12]
+    else:
+        return False
+    try:
+        dt.date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
+    except ValueError:
+        return False
+    return 1900 <= int(birth[:4]) <= 2100
 
 
 _CANONICAL_SHAPE = re.compile(r"^(?:[0-9]{17}[0-9X]|[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10})$")
