@@ -123,8 +123,8 @@ def airflow_environment(
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = sql_alchemy_conn
     if api_port is not None:
         env["AIRFLOW__API__PORT"] = str(api_port)
-        env["AIRFLOW__API__BASE_URL"] = f"http://localhost:{api_port}"
-        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{api_port}/execution/"
+        env["AIRFLOW__API__BASE_URL"] = f"http://127.0.0.1:{api_port}"
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{api_port}/execution/"
     for conn_id, conn in (connections or {}).items():
         key, value = connection_uri_env(conn_id, conn)
         env[key] = value
