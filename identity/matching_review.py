@@ -8,6 +8,7 @@ Personal data in ``details`` is masked: a reviewer sees enough to compare, not t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
@@ -114,8 +115,75 @@ def open_reviews(session: Session, department: str | None = None) -> list[Identi
     return list(session.scalars(stmt.order_by(IdentityReviewQueue.id)))
 
 
+def link_source_record(
+    session: Session,
+    *,
+    department: str,
+    dataset: str,
+    source_key: str,
+    entity_kind: str,
+    canonical_code: str,
+    score: float,
+    method: str,
+) -> bool:
+    """Link a source record to its identity in the master index (``identity_source_record``).
+
+    Returns False when the master-index tables are not part of this installation.
+    """
+    try:
+        from identity.tables import IdentitySourceRecord
+    except ImportError:
+        return False
+    session.add(
+        IdentitySourceRecord(
+            department=department,
+            dataset=dataset,
+            source_key=source_key,
+            entity_kind=entity_kind,
+            canonical_code=canonical_code,
+            method=method,
+            score=score,
+            attributes={},
+            linked_at=_now(),
+        )
+    )
+    session.flush()
+    try:
+        from identity import golden
+
+        golden.refresh(session, entity_kind, [canonical_code], cause=method)
+    except ImportError:
+        pass
+    return True
+
+
+def link_matches(
+    session: Session, decisions: pd.DataFrame, *, department: str, dataset: str, entity_kind: str = "person"
+) -> int:
+    """Link every ``match`` decision of :func:`identity.matching.match_batch` (method
+    ``probabilistic``, the probability as score); returns how many links were made."""
+    from identity.matching import MATCH
+
+    made = 0
+    for row in decisions[decisions["decision"] == MATCH].to_dict("records"):
+        made += link_source_record(
+            session,
+            department=department,
+            dataset=dataset,
+            source_key=str(row["incoming_key"]),
+            entity_kind=entity_kind,
+            canonical_code=str(row["canonical_code"]),
+            score=float(row["match_probability"]),
+            method="probabilistic",
+        )
+    return made
+
+
 def decide(session: Session, review_id: int, *, link: bool, actor: str, note: str | None = None) -> IdentityReviewQueue:
-    """A reviewer links (same person) or rejects (different people) an open item."""
+    """A reviewer links (same person) or rejects (different people) an open item.
+
+    Linking also links the source record in the master index (method ``probabilistic_review``).
+    """
     item = session.get(IdentityReviewQueue, review_id)
     if item is None:
         raise KeyError(review_id)
@@ -127,16 +195,32 @@ def decide(session: Session, review_id: int, *, link: bool, actor: str, note: st
     item.decided_by = actor
     session.add(IdentityReviewEvent(review_id=item.id, action=item.status, actor=actor, note=note, at=now))
     session.flush()
+    if link:
+        link_source_record(
+            session,
+            department=item.department,
+            dataset=item.dataset,
+            source_key=item.incoming_key,
+            entity_kind=item.entity_kind,
+            canonical_code=item.candidate_code,
+            score=item.match_probability,
+            method="probabilistic_review",
+        )
     return item
 
 
 def reopen(session: Session, review_id: int, *, actor: str, note: str | None = None) -> IdentityReviewQueue:
-    """Undo a decision: the item is open again; the history keeps what was decided."""
+    """Undo a decision: the item is open again; the history keeps what was decided.
+
+    Undoing a link also unlinks the source record in the master index (``identity.merge.unlink``).
+    """
     item = session.get(IdentityReviewQueue, review_id)
     if item is None:
         raise KeyError(review_id)
     if item.status == OPEN:
         raise ReviewStateError(f"review {review_id} is already open")
+    if item.status == LINKED:
+        _unlink(session, item, actor=actor, note=note)
     now = _now()
     item.status = OPEN
     item.decided_at = None
@@ -144,6 +228,16 @@ def reopen(session: Session, review_id: int, *, actor: str, note: str | None = N
     session.add(IdentityReviewEvent(review_id=item.id, action="reopened", actor=actor, note=note, at=now))
     session.flush()
     return item
+
+
+def _unlink(session: Session, item: IdentityReviewQueue, *, actor: str, note: str | None) -> None:
+    try:
+        from identity.merge import MergeError, unlink
+    except ImportError:
+        return
+    # MergeError: the link was already undone elsewhere (a split): nothing left to undo here.
+    with contextlib.suppress(MergeError):
+        unlink(session, item.department, item.dataset, item.incoming_key, actor=actor, reason=note or "review reopened")
 
 
 def history(session: Session, review_id: int) -> list[tuple[str, str]]:

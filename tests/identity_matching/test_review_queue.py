@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from hub.db import make_engine, session_scope
 from identity.matching import MATCH, NO_MATCH, REVIEW
 from identity.matching_review import ReviewStateError, decide, enqueue_reviews, history, open_reviews, reopen
 from identity.matching_tables import LINKED, OPEN, REJECTED, IdentityReviewEvent, IdentityReviewQueue
+from identity.tables import IdentitySourceRecord
 
 DECISIONS = pd.DataFrame(
     {
@@ -59,7 +60,15 @@ def _exercise(url: str) -> None:
         with pytest.raises(ReviewStateError):
             decide(s, review_id, link=False, actor="reviewer-b")
     with session_scope(engine) as s:
+        # The link is in the master index...
+        (link,) = s.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.source_key == "k1")).all()
+        assert link.canonical_code == "330322198001011234" and link.method == "probabilistic_review"
+        assert link.unlinked_at is None
+    with session_scope(engine) as s:
         assert reopen(s, review_id, actor="reviewer-b", note="wrong person").status == OPEN
+        # ...and undoing the decision undoes the link, keeping it on record.
+        (link,) = s.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.source_key == "k1")).all()
+        assert link.unlinked_at is not None
         assert decide(s, review_id, link=False, actor="reviewer-b").status == REJECTED
         assert history(s, review_id) == [
             ("enqueued", "matcher"),
@@ -73,6 +82,19 @@ def _exercise(url: str) -> None:
 
 def test_review_queue_on_sqlite(hub_db_url: str) -> None:
     _exercise(hub_db_url)
+
+
+def test_match_decisions_become_links(hub_db_url: str) -> None:
+    from identity.matching_review import link_matches
+
+    engine = make_engine(hub_db_url)
+    with session_scope(engine) as s:
+        assert link_matches(s, DECISIONS, department="land", dataset="property_rights") == 1
+        links = s.scalars(select(IdentitySourceRecord)).all()
+        assert [(x.source_key, x.canonical_code, x.method) for x in links] == [
+            ("k2", "33032219750505002X", "probabilistic")
+        ]
+    engine.dispose()
 
 
 @pytest.mark.postgres
