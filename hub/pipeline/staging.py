@@ -3,8 +3,8 @@
 XCom carries only references (``file:///…`` or ``minio://host:port/bucket/key``); the data
 stays here. ``HUB_STAGING_URL`` picks the backend: ``file:///path`` (embedded default,
 ``$HUB_HOME/staging``) or ``minio://host:port/bucket`` (compose; credentials
-``HUB_STORE_ACCESS_KEY`` / ``HUB_STORE_SECRET``). Both implement the connector SDK's
-``Stager`` protocol, so ``connectors.sync.run_sync`` stages straight into the object store.
+``HUB_STORE_ACCESS_KEY`` / ``HUB_STORE_SECRET_KEY``, as the licence store). Both implement the
+connector SDK's ``Stager`` protocol, so ``connectors.sync.run_sync`` stages straight into the object store.
 
 Staged objects hold personal data; access is restricted (files 0600 in a 0700 folder, a
 private bucket) and the housekeeping DAG purges them after ``HUB_RETENTION_DAYS``.
@@ -165,7 +165,7 @@ def open_stager(url: str | None = None) -> ObjectStager:
             endpoint=u.netloc,
             bucket=bucket,
             access_key=os.environ.get("HUB_STORE_ACCESS_KEY", ""),
-            secret_key=os.environ.get("HUB_STORE_SECRET", ""),
+            secret_key=os.environ.get("HUB_STORE_SECRET_KEY", ""),
             secure=u.scheme == "minios",
             prefix=f"{prefix.strip('/')}/" if prefix.strip("/") else "",
         )

@@ -63,7 +63,7 @@ def moto_s3() -> Iterator[str]:
 
 def test_minio_stager_speaks_s3(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUB_STORE_ACCESS_KEY", "test")
-    monkeypatch.setenv("HUB_STORE_SECRET", "test-secret")
+    monkeypatch.setenv("HUB_STORE_SECRET_KEY", "test-secret")
     stager = staging.open_stager(f"minio://{moto_s3}/hub-staging/pipeline")
     assert isinstance(stager, staging.MinioStager)
     ref = stager.stage("tax/taxpayers/batch-1.parquet", _table(5))
