@@ -44,7 +44,7 @@ def per_record_peer(n: int, seed: int = 1) -> float:
 
 def main(argv: list[str]) -> int:
     smoke = "--smoke" in argv
-    persons = 20_000 if smoke else 1_000_000
+    persons = 5_000 if smoke else 1_000_000
     sizes = Sizes(persons, persons // 4, persons * 2 // 5)
     started = time.perf_counter()
     pop = generate(2016, sizes)
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     _persons(np.random.default_rng(1), persons)
     persons_only = time.perf_counter() - started
-    peer_n = 2_000 if smoke else 50_000
+    peer_n = 1_000 if smoke else 50_000
     peer_rate = per_record_peer(peer_n)
     print(f"{'':44}{'persons':>10}{'seconds':>9}{'persons/s':>12}")
     print(

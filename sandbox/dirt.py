@@ -110,9 +110,30 @@ def _s2t() -> Any:
     return OpenCC("s2t")
 
 
+@lru_cache(maxsize=1)
+def _name_s2t() -> dict[int, str]:
+    """Simplified -> traditional for every character the name pools use (converted once)."""
+    from sandbox.vocab import SURNAMES
+
+    table: dict[int, str] = {}
+    for ch in set(SURNAMES + GIVEN_CHARS):
+        converted = str(_s2t().convert(ch))
+        if converted != ch:
+            table[ord(ch)] = converted
+    return table
+
+
 def traditional(value: str) -> str:
-    """The name written in traditional characters (繁体), as on some older records."""
-    return str(_s2t().convert(value))
+    """The name written in traditional characters (繁体), as on some older records.
+
+    Names are converted character by character through a table built once with OpenCC;
+    characters outside the generator's pools go through OpenCC itself.
+    """
+    table = _name_s2t()
+    out = value.translate(table)
+    if any(ord(c) not in table and c not in GIVEN_CHARS for c in value[1:]):
+        return str(_s2t().convert(value))
+    return out
 
 
 def typo(value: str, rng: np.random.Generator) -> str:

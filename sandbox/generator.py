@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -119,22 +120,45 @@ def _pick(rng: np.random.Generator, n: int, pool: tuple[Any, ...] | list[Any], w
     return np.asarray(pool, dtype=object if not isinstance(pool[0], str) else None)[rng.choice(len(pool), n, p=p)]
 
 
-def _regions(rng: np.random.Generator, n: int, *, born_by: int = 9999) -> list[Region]:
-    """Regions for ``n`` records, mostly local; ``born_by`` keeps codes assigned by that year."""
-    local = tuple(r for r in home_regions() if r.start <= born_by)
+@dataclass(frozen=True)
+class RegionColumns:
+    """Chosen regions as columns (one row per record), gathered from a lookup table."""
+
+    codes: npt.NDArray[np.int64]
+    prefixes: StrArray
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+    cities: StrArray
+    counties: StrArray
+
+
+@lru_cache(maxsize=8)
+def _region_table(born_by: int) -> tuple[tuple[Region, ...], npt.NDArray[np.int64]]:
     every = tuple(r for r in all_regions() if r.start <= born_by)
+    local = np.array([i for i, r in enumerate(every) if r in home_regions()], dtype=np.int64)
+    return every, local
+
+
+def _regions(rng: np.random.Generator, n: int, *, born_by: int = 9999) -> RegionColumns:
+    """Regions for ``n`` records, mostly local; ``born_by`` keeps codes assigned by that year."""
+    every, local = _region_table(born_by)
     home = rng.random(n) < HOME_SHARE
     idx_local = rng.integers(len(local), size=n)
     idx_all = rng.integers(len(every), size=n)
-    return [
-        local[a] if h else every[b] for h, a, b in zip(home.tolist(), idx_local.tolist(), idx_all.tolist(), strict=True)
-    ]
+    idx = np.where(home, local[idx_local], idx_all)
 
+    def col(values: list[Any], dtype: Any = None) -> npt.NDArray[Any]:
+        return np.asarray(values, dtype=dtype)[idx]
 
-def _region_arrays(regions: list[Region]) -> tuple[npt.NDArray[np.int64], StrArray, list[Region]]:
-    codes = np.array([int(r.code) for r in regions], dtype=np.int64)
-    prefixes = np.array([r.prefix for r in regions])
-    return codes, prefixes, regions
+    city_names = [r.county if r.city.endswith(("市辖区", "直辖县级行政单位")) else r.city for r in every]
+    return RegionColumns(
+        codes=col([int(r.code) for r in every], np.int64),
+        prefixes=col([r.prefix for r in every]),
+        starts=col([r.start for r in every], np.int64),
+        ends=col([r.end for r in every], np.int64),
+        cities=col(city_names),
+        counties=col([r.county for r in every]),
+    )
 
 
 def _names(rng: np.random.Generator, n: int) -> StrArray:
@@ -182,11 +206,11 @@ def _unique_resident_ids(
 
 def _persons(rng: np.random.Generator, n: int) -> pd.DataFrame:
     regions = _regions(rng, n, born_by=1995)
-    codes, prefixes, _ = _region_arrays(regions)
+    codes, prefixes = regions.codes, regions.prefixes
     # A resident id carries the region code in force when it was assigned (at birth), so the
     # birth date lies within the code's years, as python-stdnum checks.
-    first = np.array([max(1935, r.start) for r in regions], dtype=np.int64)
-    last = np.array([min(2007, r.end) for r in regions], dtype=np.int64)
+    first = np.maximum(1935, regions.starts)
+    last = np.minimum(2007, regions.ends)
     lo = (np.array(first - 1970, dtype="datetime64[Y]").astype("datetime64[D]")).astype(np.int64)
     hi = (np.array(last - 1970 + 1, dtype="datetime64[Y]").astype("datetime64[D]")).astype(np.int64)
     birth = (lo + (rng.random(n) * (hi - lo)).astype(np.int64)).astype("datetime64[D]")
@@ -194,10 +218,9 @@ def _persons(rng: np.random.Generator, n: int) -> pd.DataFrame:
     body, seq = _unique_resident_ids(rng, codes, birth, male)
     resident_id = np.char.add(body.astype(str), resident_id_check(body))
     years = birth.astype("datetime64[Y]").astype(np.int64) + 1970
-    legacy = np.char.add(
-        np.char.add(codes.astype(str), np.char.replace(birth.astype(str), "-", "")), int_strings(seq, 3)
-    )
-    legacy = np.array([s[:6] + s[8:] for s in legacy.tolist()]) if n else legacy
+    # The old 15-digit form: region, 2-digit year, month, day, sequence (no check character).
+    yymmdd = (body // 1000) % 1_000_000
+    legacy = ((body // 10**11) * 10**9 + yymmdd * 1000 + seq).astype(str)
     phone = np.char.add(np.char.add("1", _pick(rng, n, list("35789"))), int_strings(rng.integers(0, 10**9, size=n), 9))
     status = _pick(rng, n, ("alive", "deceased", "moved"), (0.93, 0.04, 0.03))
     return pd.DataFrame(
@@ -227,7 +250,7 @@ def _base31(values: npt.NDArray[np.int64], width: int) -> StrArray:
 
 def _enterprises(rng: np.random.Generator, m: int, persons: pd.DataFrame) -> pd.DataFrame:
     regions = _regions(rng, m)
-    codes, prefixes, _ = _region_arrays(regions)
+    codes, prefixes = regions.codes, regions.prefixes
     lo, hi = np.datetime64("1992-01-01").astype(np.int64), np.datetime64("2025-03-31").astype(np.int64)
     established = rng.integers(lo, hi, size=m).astype("datetime64[D]")
     old = established < USCC_REFORM
@@ -243,7 +266,7 @@ def _enterprises(rng: np.random.Generator, m: int, persons: pd.DataFrame) -> pd.
     reg_no = np.char.add(reg_body.astype(str), reg_no_check(reg_body))
     industry = rng.integers(len(vocab.INDUSTRIES), size=m)
     trade = _pick(rng, m, vocab.TRADE_WORDS)
-    city = np.array([r.city if not r.city.endswith(("市辖区", "直辖县级行政单位")) else r.county for r in regions])
+    city = regions.cities
     names = [
         f"{c}{t}{vocab.INDUSTRIES[i][0]}{vocab.ENT_FORMS[f][0]}"
         if k < 0.5
@@ -286,7 +309,7 @@ def _enterprises(rng: np.random.Generator, m: int, persons: pd.DataFrame) -> pd.
             "business_scope": [vocab.INDUSTRIES[i][1] for i in industry.tolist()],
             "address": _addresses(rng, prefixes),
             "region_code": codes.astype(str),
-            "region_name": [r.county for r in regions],
+            "region_name": regions.counties,
             "city_name": city,
             "status": status,
             "license_issue_date": established + issue_lag,

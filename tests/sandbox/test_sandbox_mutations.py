@@ -124,7 +124,7 @@ def test_late_commit_is_invisible_until_committed(sandbox_embedded: Sandboxes) -
 
 @pytest.mark.postgres
 @pytest.mark.mariadb
-def test_dropped_connections_on_servers(sandbox_servers: Sandboxes) -> None:
+def test_dropped_connections_and_late_commit_on_servers(sandbox_servers: Sandboxes) -> None:
     ensure_odbc_env()
     import pyodbc
 
@@ -148,13 +148,8 @@ def test_dropped_connections_on_servers(sandbox_servers: Sandboxes) -> None:
     conn.close()
     with engine.connect() as again:
         assert again.execute(sa.text("SELECT COUNT(*) FROM population.person_registry")).scalar() > 0
-    engine.dispose()
 
-
-@pytest.mark.postgres
-@pytest.mark.mariadb
-def test_late_commit_on_postgres(sandbox_servers: Sandboxes) -> None:
-    engine = sa.create_engine(sandbox_servers.public_security.sqlalchemy_url, poolclass=sa.pool.NullPool)
+    # a late commit on PostgreSQL: invisible while the transaction is open, early timestamp after
     t = person_table("population")
     with sandbox_servers.mutations.late_commit(age=dt.timedelta(minutes=30)) as row, engine.connect() as conn:
         assert conn.execute(sa.select(t.c.person_no).where(t.c.person_no == row["person_no"])).first() is None

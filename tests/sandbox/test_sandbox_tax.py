@@ -11,10 +11,19 @@ from zeep.wsse.username import UsernameToken
 
 from sandbox.runtime import Sandboxes
 
+_WSDL: dict[str, zeep.wsdl.Document] = {}
+
 
 def client(sb: Sandboxes, password: str | None = None, digest: bool = False) -> zeep.Client:
+    """A zeep client; the WSDL is fetched and parsed once per sandbox (parsing dominates test time)."""
     token = UsernameToken(sb.tax.username, password or sb.tax.password, use_digest=digest)
-    return zeep.Client(sb.tax.wsdl_url, wsse=token)
+    c = (
+        zeep.Client(_WSDL[sb.tax.wsdl_url], wsse=token)
+        if sb.tax.wsdl_url in _WSDL
+        else zeep.Client(sb.tax.wsdl_url, wsse=token)
+    )
+    _WSDL.setdefault(sb.tax.wsdl_url, c.wsdl)
+    return c
 
 
 def test_wsdl_declares_every_operation(sandbox_embedded: Sandboxes) -> None:
