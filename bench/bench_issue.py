@@ -166,8 +166,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-n", type=int, default=None, help="licences per measurement")
     parser.add_argument("--threads", type=int, default=4, help="client concurrency (same for both sides)")
     args = parser.parse_args(argv)
-    n = args.n or (40 if args.smoke else 3000)
-    n_s3 = max(20, n // 3) if not args.smoke else 30
+    n = args.n or (20 if args.smoke else 3000)
+    n_s3 = max(20, n // 3) if not args.smoke else 15
     print(f"issuing {n} business licences (local) / {n_s3} (S3), {args.threads} threads; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-issue-") as d:
@@ -180,7 +180,7 @@ def main(argv: list[str]) -> int:
         ratio = s3_issue / s3_bare if s3_bare else 0.0
         print(f"S3/moto issue_batch {s3_issue:>7,.0f}/s | bare minio-SDK PUTs of the same objects {s3_bare:,.0f}/s"
               f" | ratio {ratio:.2f}   target ≥ {TARGET_S3_RATIO}")
-        pdf = bench_pdf(tmp, 5 if args.smoke else 100)
+        pdf = bench_pdf(tmp, 3 if args.smoke else 100)
         print(f"PDF     render {pdf:>8,.1f}/s (one thread; off the issuing path) | issue {issue:,.0f}/s")
     if args.smoke:
         print("smoke run: targets not evaluated")

@@ -68,7 +68,7 @@ def test_unknown_licence_exits_non_zero(service: LicenseService) -> None:
 def test_hub_command_verifies_and_rotates_end_to_end(
     service: LicenseService, local_store: LocalStore, tmp_path: Path, key_dir: Path, hub_db_url: str
 ) -> None:
-    """Through the real ``hub`` entry point: exit 0 for a genuine licence, 2 for one changed byte;
+    """As a separate process: exit 0 for a genuine licence, 2 for one changed byte;
     then rotation (in process) and the old licence still verifying."""
     import os
     import subprocess
@@ -83,7 +83,8 @@ def test_hub_command_verifies_and_rotates_end_to_end(
     bad.write_bytes(data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :])
     env = {**os.environ, "HUB_DB_URL": hub_db_url, "HUB_STORE_URL": f"file://{local_store.root}",
            "HUB_SIGNING_KEY_DIR": str(key_dir)}
-    hub = [sys.executable, "-c", "from hub.cli import main; main()", "licenses"]
+    # the licences group as its own process (``hub`` itself would import every other part too)
+    hub = [sys.executable, "-c", "from e_license_store.cli import app; app()"]
     ok = subprocess.run([*hub, "verify", str(good)], env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout.splitlines()[0])["ok"] is True
