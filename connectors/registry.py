@@ -23,13 +23,17 @@ PROTOCOLS: dict[str, str] = {
 
 
 def connector_class(protocol: str) -> type[Any]:
-    try:
-        target = PROTOCOLS[protocol]
-    except KeyError:
+    """The class for ``protocol``: a built-in one, or ``connectors.<protocol>.CONNECTOR`` (scaffolded)."""
+    target = PROTOCOLS.get(protocol)
+    if target is None:
+        try:
+            return importlib.import_module(f"connectors.{protocol}").CONNECTOR  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            pass
         raise ConnectorConfigError(
             f"unknown protocol {protocol!r}",
             action=f"use one of {', '.join(sorted(PROTOCOLS))} or scaffold one: hub connector new NAME --protocol ...",
-        ) from None
+        )
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 

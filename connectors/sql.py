@@ -127,7 +127,7 @@ class SqlConnector:
         self.block = dict(block)
         self.conn_id: str = self.block["conn_id"]
         self.driver: str = self.block.get("driver", "odbc")
-        self.dialect_name: str = self.block.get("dialect", "postgresql")
+        self.dialect_name: str = self.block.get("dialect") or self._dialect_from_connection()
         self.dialect = get_dialect(self.dialect_name, driver=self.driver)
         self.tz = ZoneInfo(self.block.get("timezone", "Asia/Shanghai"))
         self.batch_size = int(self.block.get("batch_size", 10_000))
@@ -135,6 +135,13 @@ class SqlConnector:
         self.retry = retry_policy(self.block)
         self._ledger_root = ledger_root
         self._columns: dict[str, tuple[str, ...]] = {}
+
+    def _dialect_from_connection(self) -> str:
+        """Which SQL a server speaks is a deployment fact: a Connection may say it in ``extra.dialect``."""
+        try:
+            return str(get_connection(self.conn_id).extra.get("dialect") or "postgresql")
+        except ConnectorConfigError:
+            return "postgresql"  # the Connection is missing: check() reports that properly
 
     # --- spec / connection -------------------------------------------------------------
     def spec(self) -> dict[str, Any]:

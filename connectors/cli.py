@@ -1,0 +1,116 @@
+"""``hub connectors``: list department sources, check them, preview what they hold (连接器命令).
+
+NAME is a mapping file's name (``mappings/<NAME>.yaml``); its ``source:`` block and the
+Airflow Connection it names make the connector. Previews mask personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from connectors.errors import ConnectorError
+from hub.masking import mask_record
+from hub.settings import REPO_ROOT
+
+app = typer.Typer(no_args_is_help=True, help="Department connectors: list, check, read.")
+console = Console(soft_wrap=True)
+MAPPINGS_DIR = REPO_ROOT / "mappings"
+
+
+def mapping_sources(directory: Path = MAPPINGS_DIR) -> dict[str, dict[str, Any]]:
+    """Mapping name → its ``source:`` block, for every mapping file that has one."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if isinstance(data, dict) and isinstance(data.get("source"), dict):
+            out[path.stem] = dict(data["source"])
+    return out
+
+
+def connector_for(name: str, directory: Path = MAPPINGS_DIR) -> Any:
+    from connectors.registry import make_connector
+
+    sources = mapping_sources(directory)
+    if name not in sources:
+        console.print(f"[red]no mapping named {name!r}[/red]; known: {', '.join(sources) or 'none'}")
+        raise typer.Exit(2)
+    return make_connector(sources[name], name=name)
+
+
+@app.command("list")
+def list_sources(
+    mappings: Path = typer.Option(MAPPINGS_DIR, help="Directory of mapping files"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line"),
+) -> None:
+    """Every department source: mapping name, protocol, Airflow Connection, datasets."""
+    sources = mapping_sources(mappings)
+    if as_json:
+        for name, block in sources.items():
+            typer.echo(json.dumps({"name": name, "protocol": block.get("protocol"), "conn_id": block.get("conn_id"),
+                                   "datasets": sorted(block.get("datasets") or {})}, ensure_ascii=False))
+        return
+    table = Table("name", "protocol", "conn_id", "datasets")
+    for name, block in sources.items():
+        table.add_row(name, str(block.get("protocol")), str(block.get("conn_id") or "-"),
+                      ", ".join(sorted(block.get("datasets") or {})))
+    console.print(table)
+
+
+@app.command()
+def check(
+    name: str,
+    mappings: Path = typer.Option(MAPPINGS_DIR, help="Directory of mapping files"),
+) -> None:
+    """Connect, authenticate and probe every dataset of NAME; exit 1 when it fails."""
+    try:
+        result = connector_for(name, mappings).check()
+    except ConnectorError as exc:
+        console.print(f"[red]FAIL[/red] {name}: {exc}")
+        raise typer.Exit(1) from exc
+    colour = "green" if result.ok else "red"
+    console.print(f"[{colour}]{'OK' if result.ok else 'FAIL'}[/{colour}] {name}: {result.message}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def read(
+    name: str,
+    dataset: str,
+    limit: int = typer.Option(10, "--limit", "-n", min=1, help="Rows to preview"),
+    mappings: Path = typer.Option(MAPPINGS_DIR, help="Directory of mapping files"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line"),
+) -> None:
+    """Preview the first rows of DATASET (personal data masked). Saves no state, acknowledges nothing."""
+    connector = connector_for(name, mappings)
+    rows: list[dict[str, Any]] = []
+    bad = 0
+    try:
+        for batch in connector.read(dataset, None, limit=limit):
+            rows.extend(mask_record(r) for r in batch.table.slice(0, limit - len(rows)).to_pylist())
+            bad += len(batch.bad_records)
+            if len(rows) >= limit:
+                break
+    except ConnectorError as exc:
+        console.print(f"[red]FAIL[/red] {name}/{dataset}: {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r, ensure_ascii=False, default=str))
+        return
+    if not rows:
+        console.print(f"{name}/{dataset}: no rows")
+        return
+    table = Table(*rows[0].keys())
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
+    console.print(table)
+    if bad:
+        console.print(f"[yellow]{bad} bad record(s) would be quarantined[/yellow]")
