@@ -21,7 +21,10 @@ from hub.pipeline.factory import PUSH_DAG_ID, exchange_dag_id
 from hub.pipeline.summary import summarize
 from tests.pipeline.conftest import conn_env, hub_env
 
-pytestmark = [pytest.mark.airflow, pytest.mark.mariadb, pytest.mark.postgres, pytest.mark.odbc, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.airflow, pytest.mark.mariadb, pytest.mark.postgres, pytest.mark.odbc, pytest.mark.slow,
+    pytest.mark.timeout(1200),
+]  # fmt: skip
 
 COMMERCE = exchange_dag_id("commerce_enterprises")
 
