@@ -25,12 +25,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import yaml
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from hub.models import utcnow
 from identity.tables import (
@@ -50,6 +51,11 @@ TYPED_COLUMNS = {
     PERSON: ("name", "sex", "birth_date", "address", "region_code", "status"),
     ENTERPRISE: ("name", "status", "legal_rep_id", "address", "region_code"),
 }
+
+
+def _table(model: Any) -> Table:
+    """The Core table of a model: bulk inserts as plain executemany (no ORM bookkeeping)."""
+    return cast(Table, model.__table__)
 
 
 @dataclass(frozen=True)
@@ -129,71 +135,72 @@ def _model(entity_kind: str) -> type[IdentityPerson] | type[IdentityEnterprise]:
     return IdentityPerson if entity_kind == PERSON else IdentityEnterprise
 
 
-def _text(value: Any) -> str | None:
+def text(value: Any) -> str | None:
+    """A golden value as the text of a typed column."""
     return None if value is None else str(value)
 
 
 def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str, rules: Rules | None = None) -> int:
     """Recompute the golden records of ``codes`` from their active links; write changes and
-    their history. Returns the number of attribute values that changed."""
+    their history (bulk statements per chunk). Returns the number of attribute values changed."""
     rules = rules or load_rules()
     model = _model(entity_kind)
-    key_col = model.resident_id if model is IdentityPerson else model.uscc  # type: ignore[union-attr]
+    key_name = "resident_id" if model is IdentityPerson else "uscc"
+    key_col = getattr(model, key_name)
+    link = IdentitySourceRecord
     now = utcnow()
     changed = 0
     unique = sorted(set(codes))
+    session.flush()
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
-        links = session.scalars(
-            select(IdentitySourceRecord).where(
-                IdentitySourceRecord.entity_kind == entity_kind,
-                IdentitySourceRecord.canonical_code.in_(chunk),
-                IdentitySourceRecord.unlinked_at.is_(None),
-            )
-        ).all()
         by_code: dict[str, list[SourceValues]] = {}
-        for link in links:
-            by_code.setdefault(link.canonical_code, []).append(
-                SourceValues(link.department, link.dataset, link.source_key, link.source_version,
-                             link.attributes or {}, link.linked_at.isoformat() if link.linked_at else "")
+        for code, dept, dataset, key, version, attributes, linked_at in session.execute(
+            select(link.canonical_code, link.department, link.dataset, link.source_key, link.source_version,
+                   link.attributes, link.linked_at).where(
+                link.entity_kind == entity_kind, link.canonical_code.in_(chunk), link.unlinked_at.is_(None)
             )
-        rows: dict[str, IdentityPerson | IdentityEnterprise] = {
-            getattr(r, key_col.key): r  # type: ignore[misc]
-            for r in session.scalars(select(model).where(key_col.in_(chunk))).all()
-        }
+        ):
+            by_code.setdefault(code, []).append(
+                SourceValues(dept, dataset, key, version, attributes or {}, linked_at.isoformat() if linked_at else "")
+            )
         history: list[dict[str, Any]] = []
-        for code in chunk:
-            row = rows.get(code)
-            if row is None:
-                continue
+        updates: list[dict[str, Any]] = []
+        for code, old_attributes, old_sources in session.execute(
+            select(key_col, model.attributes, model.sources).where(key_col.in_(chunk))
+        ):
             values, sources = survive(by_code.get(code, []), entity_kind, rules)
-            old = dict(row.attributes or {})
-            if values == old and sources == (row.sources or {}):
+            old = dict(old_attributes or {})
+            if values == old and sources == (old_sources or {}):
                 continue
-            for attribute in sorted(set(old) | set(values)):
+            # a new identity's first values are its origin, recorded in ``sources``, not a change
+            for attribute in sorted(set(old) | set(values)) if cause != "create" else ():
                 if old.get(attribute) != values.get(attribute):
                     src = sources.get(attribute, {})
                     history.append({
                         "entity_kind": entity_kind,
                         "canonical_code": code,
                         "attribute": attribute,
-                        "old_value": _text(old.get(attribute)),
-                        "new_value": _text(values.get(attribute)),
+                        "old_value": text(old.get(attribute)),
+                        "new_value": text(values.get(attribute)),
                         "department": src.get("department"),
                         "dataset": src.get("dataset"),
                         "source_key": src.get("source_key"),
                         "cause": cause,
                         "changed_at": now,
                     })
-            row.attributes = values
-            row.sources = sources
-            for column in TYPED_COLUMNS[entity_kind]:
-                setattr(row, column, _text(values.get(column)))
-            row.updated_at = now
+            row = {key_name: code, "attributes": values, "sources": sources, "updated_at": now}
+            row.update({column: text(values.get(column)) for column in TYPED_COLUMNS[entity_kind]})
+            updates.append(row)
+        if updates:
+            session.execute(update(model), updates)  # bulk UPDATE by primary key
+            for row in updates:  # objects already loaded in this session must not show stale values
+                obj = session.identity_map.get(identity_key(model, row[key_name]))
+                if obj is not None:
+                    session.expire(obj)
         if history:
-            session.execute(insert(IdentityGoldenHistory), history)
+            session.execute(insert(_table(IdentityGoldenHistory)), history)
             changed += len(history)
-    session.flush()
     return changed
 
 
@@ -205,6 +212,19 @@ def history(session: Session, entity_kind: str, code: str) -> list[IdentityGolde
         .order_by(IdentityGoldenHistory.id)
     )
     return list(session.scalars(stmt))
+
+
+def json_column(values: pd.Series) -> list[Any]:
+    """:func:`json_value` over a whole column, vectorised for dates and numbers."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        dates = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+        midnight = bool((dates.dropna() == dates.dropna().dt.normalize()).all())
+        text = dates.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
+        return [None if pd.isna(v) else v for v in text.astype(object).tolist()]
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return [None if v != v else v for v in values.astype(object).tolist()]  # NaN → None
+    out = values.astype(object).tolist()
+    return [v if type(v) is str else json_value(v) for v in out]
 
 
 def json_value(value: Any) -> Any:

@@ -22,15 +22,15 @@ import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.masking import mask_resident_id
-from hub.models import utcnow
+from hub.models import OutboxEvent, utcnow
 from hub.outbox import emit
 from identity import golden
 from identity.tables import (
@@ -167,13 +167,15 @@ def resolve_codes(
     *,
     kinds: Sequence[str | None] | None = None,
     learnt: Mapping[str, str] | None = None,
+    pending: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Resolve codes to canonical codes without writing anything.
 
     Returns one row per code: ``code_kind``, ``normalized`` (the code's own clean form),
     ``canonical_code``, ``method`` and ``status`` (``resolved`` — in the index, ``new`` — a
     valid canonical code not yet in the index, ``unresolved``). ``kinds`` forces a kind per
-    code (``None``/``auto`` detects); ``learnt`` adds cross-walk entries not yet stored.
+    code (``None``/``auto`` detects); ``learnt`` adds cross-walk entries not yet stored;
+    ``pending`` maps organisation codes to USCCs of identities about to be created (``new``).
     """
     _kind_of_entity(entity_kind)
     values = list(codes)
@@ -182,6 +184,8 @@ def resolve_codes(
     normalized = frame["canonical"].tolist()
     orgs = [k[4:] for k in lookup if k]
     by_org = _by_org_code(session, orgs) if orgs else {}
+    for org, code in (pending or {}).items():
+        by_org.setdefault(org, code)
     need_walk = [n for n, d, k in zip(normalized, direct, lookup, strict=True) if n and d is None]
     walk = _crosswalk(session, need_walk, entity_kind) if need_walk else {}
     walk.update(learnt or {})
@@ -205,6 +209,8 @@ def resolve_codes(
         elif c in present:
             canonical[i] = present[c]
             status.append(RESOLVED)
+        elif pending and c in pending.values():
+            status.append(NEW)
         else:
             status.append(NEW if method[i] in (EXACT, CONVERTED) else UNRESOLVED)
             if status[-1] == UNRESOLVED:
@@ -234,6 +240,11 @@ def _normalize(values: list[Any], kinds: Sequence[str | None] | None) -> pd.Data
 
 
 # --- linking ------------------------------------------------------------------------------
+
+
+def _table(model: Any) -> Table:
+    """The Core table of a model: bulk inserts as plain executemany (no ORM bookkeeping)."""
+    return cast(Table, model.__table__)
 
 
 @dataclass
@@ -385,31 +396,21 @@ def link_batch(
     ]
     combined = _combine(results, n)
 
-    # new identities (one bulk insert)
     new_codes = sorted({c for c, st in zip(combined["canonical_code"], combined["status"], strict=True) if st == NEW})
-    if new_codes:
-        if entity_kind == PERSON:
-            rows = [{"resident_id": c, "attributes": {}, "sources": {}, "created_at": now, "updated_at": now}
-                    for c in new_codes]
-            session.execute(insert(IdentityPerson), rows)
-        else:
-            rows = [{"uscc": c, "org_code": c[8:17], "attributes": {}, "sources": {}, "created_at": now,
-                     "updated_at": now} for c in new_codes]
-            session.execute(insert(IdentityEnterprise), rows)
-        # learnt pairs may point at identities created just now
-        # a second round for rows whose organisation code belongs to an identity created just now
-        retry = np.flatnonzero(combined["status"] == UNRESOLVED)
-        if len(retry):
-            sub = df.iloc[retry]
-            again = [
-                resolve_codes(session, sub[col].tolist(), entity_kind, kinds=[kind] * len(sub) if kind else None,
-                              learnt=learnt)
-                for col, kind in columns
-            ]
-            second = _combine(again, len(sub))
-            for name in ("canonical_code", "method", "status"):
-                combined[name][retry] = second[name]
-            results.extend(again)
+    retry = np.flatnonzero(combined["status"] == UNRESOLVED)
+    if entity_kind == ENTERPRISE and new_codes and len(retry):
+        # a second round for rows whose organisation code belongs to an identity created now
+        sub = df.iloc[retry]
+        pending = {c[8:17]: c for c in new_codes}
+        again = [
+            resolve_codes(session, sub[col].tolist(), entity_kind, kinds=[kind] * len(sub) if kind else None,
+                          learnt=learnt, pending=pending)
+            for col, kind in columns
+        ]
+        second = _combine(again, len(sub))
+        for name in ("canonical_code", "method", "status"):
+            combined[name][retry] = second[name]
+        results.extend(again)
     status = combined["status"]
 
     # cross-walk: legacy codes learnt from this batch and legacy codes resolved by rule
@@ -426,30 +427,17 @@ def link_batch(
     key_col = _first(SOURCE_KEY_COLUMNS, df)
     version_col = _first(SOURCE_VERSION_COLUMNS, df)
     linked = 0
-    touched: set[str] = set(new_codes)
+    touched: set[str] = set()
+    inserted: list[dict[str, Any]] = []
     if key_col is not None:
-        linked, changed = _link_sources(session, df, combined, entity_kind, department, dataset, key_col,
-                                        version_col, now)
-        touched |= changed
-    if touched:
-        golden.refresh(session, entity_kind, sorted(touched), cause="link")
+        linked, touched, inserted = _link_sources(session, df, combined, entity_kind, department, dataset, key_col,
+                                                  version_col, now)
+    # new identities, their golden records computed from this batch's links (one bulk insert)
+    _create_identities(session, entity_kind, new_codes, inserted, now)
+    if touched - set(new_codes):
+        golden.refresh(session, entity_kind, sorted(touched - set(new_codes)), cause="link")
 
-    events = 0
-    for canonical, legacy in sorted(merged_by_code.items()):
-        shown = [
-            {"legacy_code": mask_resident_id(code) if entity_kind == PERSON else code, "code_kind": kind,
-             "method": method}
-            for code, kind, method in sorted(legacy)
-        ]
-        digest = hashlib.sha256(repr(sorted(legacy)).encode()).hexdigest()[:16]
-        emit(
-            session, "identity.merged", canonical,
-            {"entity_kind": entity_kind, "canonical_code": canonical, "merged": shown, "source": source,
-             "run_id": run_id},
-            f"identity.merged:{canonical}:{digest}",
-            holder_code=canonical,
-        )
-        events += 1
+    events = _emit_merged(session, merged_by_code, entity_kind, source, run_id)
 
     records = df.copy()
 
@@ -470,6 +458,65 @@ def link_batch(
     counts = pd.Series(status).value_counts().to_dict()
     return ResolveResult(records, created=len(new_codes), linked=linked, learnt=learnt_count,
                          merged_events=events, by_status={str(k): int(v) for k, v in counts.items()})
+
+
+def _create_identities(
+    session: Session, entity_kind: str, codes: Sequence[str], links: list[dict[str, Any]], now: Any
+) -> None:
+    """Insert new identities with golden records from the links just made (no update pass)."""
+    if not codes:
+        return
+    rules = golden.load_rules()
+    by_code: dict[str, list[golden.SourceValues]] = {}
+    for link in links:
+        by_code.setdefault(link["canonical_code"], []).append(golden.SourceValues(
+            link["department"], link["dataset"], link["source_key"], link["source_version"], link["attributes"],
+            now.isoformat()))
+    rows = []
+    for code in codes:
+        values, sources = golden.survive(by_code.get(code, []), entity_kind, rules)
+        row: dict[str, Any] = {"attributes": values, "sources": sources, "created_at": now, "updated_at": now}
+        row.update({c: golden.text(values.get(c)) for c in golden.TYPED_COLUMNS[entity_kind]})
+        if entity_kind == PERSON:
+            row["resident_id"] = code
+        else:
+            row["uscc"], row["org_code"] = code, code[8:17]
+        rows.append(row)
+    session.execute(insert(_table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)), rows)
+
+
+def _emit_merged(
+    session: Session, merged_by_code: dict[str, set[tuple[str, str, str]]], entity_kind: str, source: str,
+    run_id: str | None,
+) -> int:
+    """``identity.merged`` per identity that gained legacy codes, written to the outbox in bulk
+    (idempotent by key, like :func:`hub.outbox.emit`)."""
+    events: list[dict[str, Any]] = []
+    for canonical, legacy in sorted(merged_by_code.items()):
+        shown = [
+            {"legacy_code": mask_resident_id(code) if entity_kind == PERSON else code, "code_kind": kind,
+             "method": method}
+            for code, kind, method in sorted(legacy)
+        ]
+        digest = hashlib.sha256(repr(sorted(legacy)).encode()).hexdigest()[:16]
+        events.append({
+            "event_type": "identity.merged", "subject": canonical, "holder_code": canonical,
+            "payload": {"entity_kind": entity_kind, "canonical_code": canonical, "merged": shown, "source": source,
+                        "run_id": run_id},
+            "idempotency_key": f"identity.merged:{canonical}:{digest}", "created_at": utcnow(),
+        })
+    if len(events) <= 20:  # few: the shared helper, one by one
+        for e in events:
+            emit(session, e["event_type"], e["subject"], e["payload"], e["idempotency_key"],
+                 holder_code=e["holder_code"])
+        return len(events)
+    seen: set[str] = set()
+    for chunk in _chunks([e["idempotency_key"] for e in events]):
+        seen.update(session.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.idempotency_key.in_(chunk))))
+    fresh = [e for e in events if e["idempotency_key"] not in seen]
+    if fresh:
+        session.execute(insert(_table(OutboxEvent)), fresh)
+    return len(fresh)
 
 
 def _store_crosswalk(
@@ -502,7 +549,7 @@ def _store_crosswalk(
         if (code, kind) not in existing
     ]
     if fresh:
-        session.execute(insert(IdentityCrosswalk), fresh)
+        session.execute(insert(_table(IdentityCrosswalk)), fresh)
     merged: dict[str, set[tuple[str, str, str]]] = {}
     for row in fresh:
         merged.setdefault(row["canonical_code"], set()).add((row["legacy_code"], row["code_kind"], row["method"]))
@@ -519,9 +566,10 @@ def _link_sources(
     key_col: str,
     version_col: str | None,
     now: Any,
-) -> tuple[int, set[str]]:
+) -> tuple[int, set[str], list[dict[str, Any]]]:
     """Upsert source-record links; a record that now resolves elsewhere is unlinked and
-    relinked (history kept). Returns (links written, identities whose sources changed)."""
+    relinked (history kept). Returns (links written, identities whose sources changed,
+    the inserted link rows)."""
     rules = golden.load_rules()
     attr_cols: list[tuple[str, str]] = []
     for column in df.columns:
@@ -529,22 +577,24 @@ def _link_sources(
         if name is not None:
             attr_cols.append((str(column), name))
     keys = df[key_col].astype(str).tolist()
-    versions = df[version_col].tolist() if version_col else [None] * len(df)
+    versions = golden.json_column(df[version_col]) if version_col else [None] * len(df)
     canonical = list(combined["canonical_code"])
     methods = list(combined["method"])
-    attr_values = {c: df[c].tolist() for c, _ in attr_cols}
-    current: dict[str, IdentitySourceRecord] = {}
+    attr_values = {c: golden.json_column(df[c]) for c, _ in attr_cols}
+    isr = IdentitySourceRecord
+    current: dict[str, tuple[int, str, str | None, dict[str, Any]]] = {}
     for chunk in _chunks(keys):
-        for found in session.scalars(
-            select(IdentitySourceRecord).where(
-                IdentitySourceRecord.department == department,
-                IdentitySourceRecord.dataset == dataset,
-                IdentitySourceRecord.source_key.in_(chunk),
-                IdentitySourceRecord.unlinked_at.is_(None),
+        for link_id, key, code, version, attributes in session.execute(
+            select(isr.id, isr.source_key, isr.canonical_code, isr.source_version, isr.attributes).where(
+                isr.department == department,
+                isr.dataset == dataset,
+                isr.source_key.in_(chunk),
+                isr.unlinked_at.is_(None),
             )
-        ).all():
-            current[found.source_key] = found
+        ):
+            current[key] = (link_id, code, version, attributes or {})
     inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     touched: set[str] = set()
     seen: set[str] = set()
     for i, key in enumerate(keys):
@@ -552,30 +602,37 @@ def _link_sources(
         if code is None or key in seen:
             continue
         seen.add(key)
-        version = golden.json_value(versions[i])
-        attributes = {g: golden.json_value(attr_values[c][i]) for c, g in attr_cols}
-        attributes = {k: v for k, v in attributes.items() if v is not None}
+        version = None if versions[i] is None else str(versions[i])
+        attributes = {g: attr_values[c][i] for c, g in attr_cols if attr_values[c][i] is not None}
         link = current.get(key)
-        if link is not None and link.canonical_code == code:
-            if link.source_version != (None if version is None else str(version)) or link.attributes != attributes:
-                link.source_version = None if version is None else str(version)
-                link.attributes = attributes
+        if link is not None and link[1] == code:
+            if link[2] != version or link[3] != attributes:
+                updates.append({"id": link[0], "source_version": version, "attributes": attributes})
                 touched.add(code)
             continue
         if link is not None:  # the record now belongs to another identity: unlink, keep history
-            link.unlinked_at = now
-            touched.add(link.canonical_code)
+            updates.append({"id": link[0], "unlinked_at": now})
+            touched.add(link[1])
         inserts.append({
             "department": department, "dataset": dataset, "source_key": key,
-            "source_version": None if version is None else str(version), "entity_kind": entity_kind,
+            "source_version": version, "entity_kind": entity_kind,
             "canonical_code": code, "method": methods[i] or EXACT, "score": None, "attributes": attributes,
             "linked_at": now,
         })
         touched.add(code)
+    for group in _same_keys(updates):
+        session.execute(update(IdentitySourceRecord), group)  # bulk UPDATE by primary key
     if inserts:
-        session.execute(insert(IdentitySourceRecord), inserts)
-    session.flush()
-    return len(inserts), touched
+        session.execute(insert(_table(IdentitySourceRecord)), inserts)
+    return len(inserts), touched, inserts
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by their key sets (one executemany per shape)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
 
 
 def _resolve_nested(session: Session, records: pd.DataFrame, mapping: Any) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.models import OutboxEvent
 from identity.resolve import link_batch
 from sandbox.generator import Sizes, generate
 
@@ -44,6 +46,12 @@ def test_resolution_matches_ground_truth(session: Session, population: object) -
     truth = subjects[subjects["dataset"] == "person_registry"]
     precision, recall, linked = _score(out, truth, "wrong_check_digit|missing_field:resident_id")
     assert precision == 1.0 and recall == 1.0 and linked > 0.9 * len(ps)
+    # every 15-digit card became a cross-walk entry announced once in the outbox, also on re-runs
+    legacy = int((out["identity_method"] == "converted_15_to_18").sum())
+    events = session.scalar(select(func.count()).select_from(OutboxEvent))
+    assert legacy > 20 and 0 < int(events or 0) <= legacy
+    link_batch(session, ps, "person", "public_security", "person_registry")
+    assert session.scalar(select(func.count()).select_from(OutboxEvent)) == events
 
     ent = pop.enterprise_registry.rename(columns={  # type: ignore[attr-defined]
         "ent_id": "_source_key", "updated_at": "_source_version", "ent_name": "name",
