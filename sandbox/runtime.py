@@ -154,12 +154,12 @@ def prepare(
         if pg is None or mariadb is None:
             raise ValueError("backend 'servers' needs a PostgreSQL and a MariaDB database")
         person_registry = PersonRegistry(pg.sqlalchemy_url, pg.odbc_connection_string)
-        commerce = CommerceRegistry(mariadb.odbc_connection_string, mariadb.sqlalchemy_url, "mariadb")
+        commerce = CommerceRegistry(mariadb.odbc_connection_string, "mariadb", mariadb.sqlalchemy_url)
     else:
         ps_file = data_dir / "public_security.db"
         com_file = data_dir / "commerce.db"
         person_registry = PersonRegistry(f"sqlite:///{ps_file}", sqlite_connection_string(str(ps_file)))
-        commerce = CommerceRegistry(sqlite_connection_string(str(com_file)), f"sqlite:///{com_file}", "sqlite")
+        commerce = CommerceRegistry(sqlite_connection_string(str(com_file)), "sqlite", f"sqlite:///{com_file}")
     person_registry.load(population.person_registry)
     commerce.load(population.enterprise_registry)
 

@@ -77,6 +77,38 @@ def mariadb_unicode(conn: Any) -> None:
     conn.setencoding(encoding="utf-8")
 
 
+def _odbc_fields(connection_string: str) -> dict[str, str]:
+    fields = {}
+    for part in connection_string.split(";"):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            fields[key.strip().upper()] = value.strip()
+    return fields
+
+
+def sqlalchemy_url_for(connection_string: str, dialect: str) -> str:
+    """The SQLAlchemy URL of the database an ODBC connection string points at (MariaDB or SQLite).
+
+    >>> sqlalchemy_url_for("DRIVER={SQLite3};Database=/tmp/c.db;", "sqlite")
+    'sqlite:////tmp/c.db'
+    >>> sqlalchemy_url_for("DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=3306;DATABASE=d;UID=root;PWD=;", "mariadb")
+    'mysql+pymysql://root@127.0.0.1:3306/d?charset=utf8mb4'
+    """
+    f = _odbc_fields(connection_string)
+    if dialect == "sqlite":
+        return f"sqlite:///{f['DATABASE']}"
+    url = sa.engine.URL.create(
+        "mysql+pymysql",
+        username=f.get("UID") or None,
+        password=f.get("PWD") or None,
+        host=f.get("SERVER", "127.0.0.1"),
+        port=int(f.get("PORT", "3306")),
+        database=f.get("DATABASE"),
+        query={"charset": "utf8mb4"},
+    )
+    return url.render_as_string(hide_password=False)
+
+
 def sqlite_connection_string(path: str) -> str:
     return f"DRIVER={{SQLite3}};Database={path};"
 
@@ -120,10 +152,10 @@ class CommerceRegistry:
     fail with "Memory allocation error"; ``fast_executemany`` pads values with NULs).
     """
 
-    def __init__(self, connection_string: str, sqlalchemy_url: str, dialect: str) -> None:
+    def __init__(self, connection_string: str, dialect: str, sqlalchemy_url: str | None = None) -> None:
         self.connection_string = connection_string
-        self.sqlalchemy_url = sqlalchemy_url
         self.dialect = dialect
+        self.sqlalchemy_url = sqlalchemy_url or sqlalchemy_url_for(connection_string, dialect)
 
     @contextmanager
     def _engine(self) -> Iterator[sa.Engine]:

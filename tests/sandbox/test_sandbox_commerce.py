@@ -48,3 +48,27 @@ def test_embedded_commerce_over_sqlite_odbc(sandbox_embedded: Sandboxes) -> None
 def test_servers_commerce_over_mariadb_odbc(sandbox_servers: Sandboxes) -> None:
     assert "MariaDB Unicode" in sandbox_servers.commerce.odbc_connection_string
     check_registry(sandbox_servers)
+
+
+@pytest.mark.mariadb
+@pytest.mark.odbc
+def test_registry_from_odbc_string_alone(mariadb_database, odbc_mariadb) -> None:
+    from sandbox.commerce.registry import CommerceRegistry
+    from sandbox.generator import Sizes, generate
+
+    frame = generate(4, Sizes(100, 30, 10)).enterprise_registry
+    registry = CommerceRegistry(mariadb_database.odbc_connection_string, "mariadb")
+    assert registry.load(frame) == len(frame)
+    assert registry.count() == len(frame)
+    assert registry.fetch("ent_id = ?", int(frame["ent_id"].iloc[0]))[0]["ent_name"] == frame["ent_name"].iloc[0]
+
+
+def test_identifier_doctests() -> None:
+    import doctest
+
+    import sandbox.codes
+    import sandbox.commerce.registry
+
+    for module in (sandbox.codes, sandbox.commerce.registry):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
