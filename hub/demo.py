@@ -200,7 +200,7 @@ def demo(
     keep: bool = typer.Option(False, help="Leave the sandboxes running afterwards."),
     pipeline: bool = typer.Option(True, help="Run the main job through Airflow after the check."),
 ) -> None:
-    """Bring up the four department sandboxes (embedded) and show each answering through its protocol."""
+    """Bring up the four department sandboxes, check each through its protocol, run the main job via Airflow."""
     rc = _sandbox_cli(
         "up", "--backend", "embedded", "--seed", str(seed), "--persons", str(persons),
         "--enterprises", str(enterprises), "--properties", str(properties),
