@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hub.masking import PERSONAL_FIELDS, mask_address, mask_name, mask_resident_id
 
@@ -69,8 +70,11 @@ PII_MASKS: dict[str, Callable[[Any], Any]] = {
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-serialisable copy of a cell (numpy scalars, dates, NaN/NaT → None)."""
-    if value is None:
+    """A JSON-serialisable copy of a cell (numpy scalars, dates, NaN/NaT/NA → None)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:
+        return value
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None

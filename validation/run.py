@@ -194,12 +194,13 @@ def validate_batch(
     _check_against_gx(exps, masks, rows, gxrun.unexpected_rows_by_expectation(suite_result))
 
     bad = np.flatnonzero(failing)
-    keys = _source_column(frame, "source_key")
-    versions = _source_column(frame, "source_version")
-    bad_records = frame.iloc[bad].to_dict(orient="records") if len(bad) else []
+    bad_frame = frame.iloc[bad]
+    keys = _source_column(bad_frame, "source_key")
+    versions = _source_column(bad_frame, "source_version")
+    bad_records = bad_frame.to_dict(orient="records") if len(bad) else []
     qrows: list[QuarantinedRow] = []
     reasons: Counter[str] = Counter()
-    for pos, record in zip(bad.tolist(), bad_records, strict=True):
+    for i, (pos, record) in enumerate(zip(bad.tolist(), bad_records, strict=True)):
         failures = [
             Failure(reason_code=exp.reason_code, expectation=exp.type, column=exp.column)
             for exp in exps
@@ -207,7 +208,7 @@ def validate_batch(
         ]
         reasons.update({f.reason_code for f in failures})
         record.pop("source", None)
-        qrows.append(QuarantinedRow(keys[pos], versions[pos], record, failures))
+        qrows.append(QuarantinedRow(keys[i], versions[i], record, failures))
 
     quarantine.clear_batch(session, batch, run_id)
     quarantine.write(session, batch, run_id, qrows)
