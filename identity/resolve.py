@@ -61,6 +61,8 @@ DEFAULT_CODE_COLUMNS = {
 }
 #: Legacy-code columns of enterprise records learnt into the cross-walk next to a valid USCC.
 LEGACY_COLUMNS = {"reg_no": "reg_no", "org_code": "org_code", "taxpayer_id": "taxpayer_id"}
+#: Identifier roles that name the record's own subject (a legal representative's id does not).
+SUBJECT_ROLES = ("holder", "applicant", "owner", "subject")
 SOURCE_KEY_COLUMNS = ("_source_key", "source_key")
 SOURCE_VERSION_COLUMNS = ("_source_version", "source_version")
 
@@ -286,7 +288,7 @@ def _identifier_columns(df: pd.DataFrame, entity_kind: str, mapping: Any) -> lis
         cols = [
             (spec.field, None if spec.kind in ("auto", None) else spec.kind)
             for spec in _identifier_specs(mapping)
-            if getattr(spec, "role", "holder") == "holder"
+            if getattr(spec, "role", "holder") in SUBJECT_ROLES
             and spec.field in df.columns
             and getattr(spec, "resolve", True)
         ]

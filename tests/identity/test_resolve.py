@@ -212,3 +212,19 @@ def test_mapping_calling_convention(session: Session) -> None:
     result = resolve_batch(df, mapping, session=session, run_id="run-1")
     assert result.created == 1 and result.linked == 1
     assert result.records["resolved_id"].tolist() == [E1]
+
+
+def test_approval_applicants_resolve_through_their_mapping(session: Session) -> None:
+    from pathlib import Path
+
+    from mappings.engine import load_mapping
+
+    resolve_batch(session, pd.DataFrame([{"_source_key": "c1", "uscc": E1}]), "enterprise", "commerce", "ents")
+    mapping = load_mapping(Path("mappings/land_approval_results.yaml"))
+    df = pd.DataFrame([
+        {"_source_key": "a1", "approval_no": "A1", "applicant_code": E1[8:16] + "-" + E1[16]},
+        {"_source_key": "a2", "approval_no": "A2", "applicant_code": "bogus"},
+    ])
+    result = resolve_batch(df, mapping, session=session, run_id="run-2")
+    assert result.records["resolved_id"].tolist() == [E1, None]
+    assert result.records["identity_method"].tolist() == ["org_code_in_uscc", None]
