@@ -200,11 +200,32 @@ def _endpoints_table(state: dict[str, Any]) -> Table:
 
 
 @app.command()
-def down() -> None:
+def down(
+    drop_databases: bool = typer.Option(False, help="Also drop the servers backend's sandbox databases."),
+) -> None:
     """Stop the tax SOAP service and forget the state (generated data stays on disk)."""
     stopped = _stop_tax_server()
     _state_file().unlink(missing_ok=True)
     console.print("tax service stopped" if stopped else "nothing was running")
+    if drop_databases:
+        _drop_server_databases()
+        console.print(f"dropped databases {PG_DB} (PostgreSQL) and {MARIADB_DB} (MariaDB)")
+
+
+def _drop_server_databases() -> None:
+    import psycopg
+    import pymysql
+
+    from hub.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER
+
+    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+    conn = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user=MARIADB_USER, password="", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{MARIADB_DB}`")
+    finally:
+        conn.close()
 
 
 @app.command()
