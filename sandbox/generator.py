@@ -779,3 +779,29 @@ def write(population: Population, out_dir: Path) -> Path:
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sandbox.generator --out DIR``: generate, write, print the realised dirt rates."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description="Generate the sandbox city and its ground truth")
+    parser.add_argument("--seed", type=int, default=2016)
+    parser.add_argument("--persons", type=int, default=Sizes.persons)
+    parser.add_argument("--enterprises", type=int, default=Sizes.enterprises)
+    parser.add_argument("--properties", type=int, default=Sizes.properties)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    population = generate(args.seed, Sizes(args.persons, args.enterprises, args.properties))
+    write(population, args.out)
+    print(json.dumps({"seconds": round(time.perf_counter() - started, 2), "counts": population.counts()}))
+    print(f"{'dirt kind':22}{'profile':>9}{'realised':>10}")
+    for kind, rate in sorted(population.dirt_report["realised"].items()):
+        print(f"{kind:22}{population.dirt_report['profile'][kind]:>9.2%}{rate:>10.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
