@@ -639,7 +639,8 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def _resolve_nested(session: Session, records: pd.DataFrame, mapping: Any) -> None:
     """Holder codes inside list fields (``owners[].holder_code``): add ``resolved_id`` to each
-    element, resolving persons and enterprises by the element's kind field. Read-only."""
+    element, resolving persons and enterprises by the element's kind field; identities for
+    valid canonical codes the index has not seen are created (without source links)."""
     if mapping is None:
         return
     for spec in _identifier_specs(mapping):
@@ -658,5 +659,10 @@ def _resolve_nested(session: Session, records: pd.DataFrame, mapping: Any) -> No
             if not group:
                 continue
             res = resolve_codes(session, [el.get(code_key) for el in group], entity_kind)
+            created: set[str] = set()
             for el, code, status in zip(group, res["canonical_code"], res["status"], strict=True):
                 el["resolved_id"] = code if status in (RESOLVED, NEW) else None
+                if status == NEW:
+                    created.add(code)
+            # owners with a valid canonical code the index has not seen become identities
+            _create_identities(session, entity_kind, sorted(created), [], utcnow())

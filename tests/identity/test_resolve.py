@@ -228,3 +228,22 @@ def test_approval_applicants_resolve_through_their_mapping(session: Session) -> 
     result = resolve_batch(df, mapping, session=session, run_id="run-2")
     assert result.records["resolved_id"].tolist() == [E1, None]
     assert result.records["identity_method"].tolist() == ["org_code_in_uscc", None]
+
+
+def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None:
+    from pathlib import Path
+
+    from mappings.engine import load_mapping
+
+    resolve_batch(session, pd.DataFrame([{"_source_key": "c1", "uscc": E1}]), "enterprise", "commerce", "ents")
+    mapping = load_mapping(Path("mappings/land_property_rights.yaml"))
+    owners = [
+        {"holder_code": LEGACY_P2, "holder_kind": "person"},
+        {"holder_code": E1[8:17], "holder_kind": "enterprise"},
+        {"holder_code": "nonsense", "holder_kind": "person"},
+    ]
+    df = pd.DataFrame([{"_source_key": "u1", "unit_no": "U1", "owners": owners}])
+    result = resolve_batch(df, mapping, session=session, run_id="run-3")
+    resolved = [o["resolved_id"] for o in result.records["owners"].iloc[0]]
+    assert resolved == [P2, E1, None]
+    assert session.get(IdentityPerson, P2) is not None
