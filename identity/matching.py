@@ -56,7 +56,7 @@ def prepare_persons(df: pd.DataFrame, id_column: str, *, code_is_resident_id: bo
     simplified, dates become ``YYYY-MM-DD`` text, sex codes GB/T 2261.1, ids cleaned. With
     ``code_is_resident_id`` (the master index) the record's canonical code is its resident id.
     """
-    out = pd.DataFrame({"unique_id": nz._as_str(df[id_column]).to_numpy()})
+    out = pd.DataFrame({"unique_id": nz._as_str(df[id_column]).reset_index(drop=True).array})
 
     def col(name: str) -> pd.Series:
         if name == "resident_id" and code_is_resident_id:
@@ -65,18 +65,22 @@ def prepare_persons(df: pd.DataFrame, id_column: str, *, code_is_resident_id: bo
             return df[name].reset_index(drop=True)
         return pd.Series(pd.NA, index=range(len(df)), dtype="str")
 
-    out["name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("name")))).to_numpy()
-    birth = nz.date(col("birth_date"))
-    out["birth_date"] = birth.dt.strftime("%Y-%m-%d").where(birth.notna()).astype("str").to_numpy()
-    out["sex"] = nz.sex(col("sex")).to_numpy()
-    out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).to_numpy()
-    out["region_code"] = nz.digits(col("region_code")).to_numpy()
-    out["resident_id"] = nz.code(col("resident_id")).to_numpy()
-    # Splink reads these through DuckDB: plain object columns with None for missing.
-    for c in out.columns:
-        values = out[c].astype(object)
-        out[c] = values.where(values.notna(), None)
+    out["name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("name")))).array
+    out["birth_date"] = _iso_dates(nz.date(col("birth_date"))).array
+    out["sex"] = nz.sex(col("sex")).array
+    out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).array
+    out["region_code"] = nz.digits(col("region_code")).array
+    out["resident_id"] = nz.code(col("resident_id")).array
     return out
+
+
+def _iso_dates(values: pd.Series) -> pd.Series:
+    """``datetime64`` → ``YYYY-MM-DD`` text with Arrow (missing stays missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.to_numpy(dtype="datetime64[ns]"), pa.timestamp("ns"), from_pandas=True)
+    return nz._back(pc.strftime(arr.cast(pa.timestamp("s")), format="%Y-%m-%d"), values.index)
 
 
 def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
@@ -192,12 +196,14 @@ def _profile(entity: str) -> tuple[Any, Any, tuple[tuple[str, ...], ...]]:
     raise ValueError(f"unknown entity kind {entity!r}: person or enterprise")
 
 
-def _linker(master: pd.DataFrame, incoming: pd.DataFrame, settings: Any) -> Any:
+def _linker(master: pd.DataFrame | Any, incoming: pd.DataFrame, settings: Any, db_api: Any = None) -> Any:
+    """A link-only Splink linker; ``master`` may be a table already registered in ``db_api``."""
     from splink import DuckDBAPI, Linker
 
-    db_api = DuckDBAPI()
-    left = db_api.register(master, dataset_display_name="master")
-    right = db_api.register(incoming, dataset_display_name="incoming")
+    if db_api is None:
+        db_api = DuckDBAPI()
+    left = master if not isinstance(master, pd.DataFrame) else db_api.register(master, dataset_display_name="master")
+    right = db_api.register(incoming, dataset_display_name="incoming", table_name=f"incoming_{id(incoming):x}")
     return Linker([left, right], settings, log_level=logging.WARNING)
 
 
@@ -227,14 +233,42 @@ def train_model(
     Without labels, m comes from two EM passes over the incoming records. Returns Splink's
     settings dictionary, to reuse with :func:`match_batch` (``model=``) on later batches.
     """
+    prepare, _, _ = _profile(entity)
+    m = prepare(master, master_code, master=True)
+    i = prepare(incoming, incoming_key)
+    return _train(
+        m,
+        i,
+        None,
+        labelled,
+        entity=entity,
+        labelled_code=labelled_code,
+        seed=seed,
+        max_u_pairs=max_u_pairs,
+        max_labelled=max_labelled,
+    )
+
+
+def _train(
+    m: pd.DataFrame,
+    i: pd.DataFrame,
+    registered: tuple[Any, Any] | None,
+    labelled: pd.DataFrame | None,
+    *,
+    entity: str,
+    labelled_code: str = "canonical_code",
+    seed: int = 7,
+    max_u_pairs: float = 2e5,
+    max_labelled: int = 20_000,
+) -> dict[str, Any]:
+    """Train on prepared records; ``registered`` = (db_api, master table) to reuse a registration."""
     from splink import block_on
 
     prepare, settings, em_rules = _profile(entity)
-    m = prepare(master, master_code, master=True)
-    i = prepare(incoming, incoming_key)
     labels: pd.DataFrame | None = None
     if labelled is not None and len(labelled):
-        sample = labelled[labelled[labelled_code].isin(master[master_code])]
+        codes = set(m["unique_id"].dropna())
+        sample = labelled[nz._as_str(labelled[labelled_code]).isin(codes)]
         sample = sample.sample(n=min(max_labelled, len(sample)), random_state=seed)
         lab = prepare(
             sample.assign(_lab_key="label:" + pd.Series(range(len(sample)), index=sample.index).astype(str)), "_lab_key"
@@ -252,7 +286,8 @@ def train_model(
     # In a link between a master index and new records, each new record has at most one
     # true partner among len(master): the prior that a random pair matches.
     prior = 1.0 / max(len(m), 1)
-    linker = _linker(m, i, settings(prior))
+    db_api, master_table = registered if registered is not None else (None, m)
+    linker = _linker(master_table, i, settings(prior), db_api)
     linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed, num_chunks=1)
     if labels is not None and len(labels):
         linker.training.estimate_m_from_pairwise_labels(linker._db_api.register(labels))
@@ -308,14 +343,17 @@ def match_batch(
     keys = nz._as_str(incoming_df[incoming_key]).reset_index(drop=True)
     if len(incoming_df) == 0 or len(master_df) == 0:
         return _empty_result(keys)
-    if model is None:
-        model = train_model(
-            master_df, incoming_df, labelled=labelled, master_code=master_code, incoming_key=incoming_key, entity=entity
-        )
+    from splink import DuckDBAPI
+
     prepare, _, _ = _profile(entity)
     m = prepare(master_df, master_code, master=True)
     i = prepare(incoming_df, incoming_key)
-    linker = _linker(m, i, model)
+    # The master index is prepared and registered once, for training and prediction alike.
+    db_api = DuckDBAPI()
+    master_table = db_api.register(m, dataset_display_name="master")
+    if model is None:
+        model = _train(m, i, (db_api, master_table), labelled, entity=entity)
+    linker = _linker(master_table, i, model, db_api)
     floor = max(min(thresholds.review, 0.5) * 0.5, 1e-6)
     pairs = linker.inference.predict(threshold_match_probability=floor, warning_mode="never").as_pandas_dataframe()
     return decide(keys, pairs, thresholds, with_pairs=with_pairs)

@@ -24,7 +24,7 @@ def prepare_enterprises(df: pd.DataFrame, id_column: str, *, code_is_uscc: bool 
     ``region_code`` and ``code`` (the code as written; the master's own USCC with
     ``code_is_uscc``).
     """
-    out = pd.DataFrame({"unique_id": nz._as_str(df[id_column]).to_numpy()})
+    out = pd.DataFrame({"unique_id": nz._as_str(df[id_column]).reset_index(drop=True).array})
 
     def col(name: str) -> pd.Series:
         if name == "code" and code_is_uscc:
@@ -33,14 +33,11 @@ def prepare_enterprises(df: pd.DataFrame, id_column: str, *, code_is_uscc: bool 
             return df[name].reset_index(drop=True)
         return pd.Series(pd.NA, index=range(len(df)), dtype="str")
 
-    out["name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("name")))).to_numpy()
-    out["legal_rep_name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("legal_rep_name")))).to_numpy()
-    out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).to_numpy()
-    out["region_code"] = nz.digits(col("region_code")).to_numpy()
-    out["code"] = nz.code(col("code")).to_numpy()
-    for c in out.columns:
-        values = out[c].astype(object)
-        out[c] = values.where(values.notna(), None)
+    out["name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("name")))).array
+    out["legal_rep_name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("legal_rep_name")))).array
+    out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).array
+    out["region_code"] = nz.digits(col("region_code")).array
+    out["code"] = nz.code(col("code")).array
     return out
 
 
