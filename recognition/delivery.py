@@ -123,6 +123,18 @@ class Pushers:
     def close(self) -> None:
         self.webhook.close()
 
+    @classmethod
+    def from_settings(cls, s: RecognitionSettings | None = None) -> Pushers:
+        s = s or RecognitionSettings()
+        return cls(
+            webhook=WebhookSender(
+                connect_timeout=s.webhook_connect_timeout_seconds,
+                read_timeout=s.webhook_read_timeout_seconds,
+                max_connections=max(8, s.delivery_concurrency * 2),
+            ),
+            soap=SoapNoticePusher(timeout=s.webhook_read_timeout_seconds),
+        )
+
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
@@ -342,7 +354,7 @@ def run_once(
     """One round: fan out new events, push every ready queue, record outcomes and audit entries."""
     policy = policy or DeliveryPolicy.from_settings()
     own_pushers = pushers is None
-    pushers = pushers or Pushers()
+    pushers = pushers or Pushers.from_settings()
     report = RunReport()
     try:
         with session_scope(engine) as session:
@@ -447,7 +459,7 @@ def run_loop(
     policy = policy or DeliveryPolicy.from_settings()
     stop = stop or threading.Event()
     total = RunReport()
-    pushers = Pushers()
+    pushers = Pushers.from_settings()
     pool = ThreadPoolExecutor(max_workers=max(1, policy.concurrency), thread_name_prefix="deliver")
     rounds = 0
     try:
@@ -564,7 +576,7 @@ def deliver_task(max_rounds: int = 50) -> dict[str, int]:
         subs_mod.sync_yaml(session, config.subscriptions_file)
     policy = DeliveryPolicy.from_settings(config)
     total = RunReport()
-    pushers = Pushers()
+    pushers = Pushers.from_settings(config)
     try:
         for _ in range(max_rounds):
             rep = run_once(engine, policy=policy, pushers=pushers)
