@@ -226,6 +226,29 @@ def _uscc(m: U32) -> npt.NDArray[np.int8]:
     return r.codes
 
 
+def _mod31_ok(m: U32) -> BoolA:
+    """Only the GB 32100 MOD 31 check character (a cheap first filter)."""
+    v = _USCC_VALUE[_ascii(m)]
+    vz = np.where(v >= 0, v, 0).astype(np.int64)
+    expected = _USCC_CHARS[(31 - (vz[:, :17] @ _USCC_WEIGHTS) % 31) % 31]
+    return np.asarray((v >= 0).all(axis=1) & (_ascii(m)[:, 17] == expected))
+
+
+def _uscc_given(m: U32, resident_ok: BoolA) -> npt.NDArray[np.int8]:
+    """:func:`_uscc` reasons where the row is no valid resident id; for valid resident ids
+    only whether the USCC rules hold matters (any failure code will do), so most of those
+    rows stop at the cheap MOD 31 filter."""
+    out = np.full(len(m), _R[Reason.CHECKSUM], dtype=np.int8)
+    full = ~resident_ok
+    rid_rows = np.flatnonzero(resident_ok)
+    if len(rid_rows):
+        full[rid_rows[_mod31_ok(m[rid_rows])]] = True
+    idx = np.flatnonzero(full)
+    if len(idx):
+        out[idx] = _uscc(m[idx])
+    return out
+
+
 def _reg_no(m: U32) -> npt.NDArray[np.int8]:
     c = _ascii(m)
     r = _Reasons(c.shape[0])
@@ -422,7 +445,8 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
     else:
         idx, m = rows(18)
         if len(idx):
-            rid, usc = _resident_id(m), _uscc(m)
+            rid = _resident_id(m)
+            usc = _uscc_given(m, rid == 0)
             both = (rid == 0) & (usc == 0)
             k = np.where(rid == 0, _K["resident_id"], np.where(usc == 0, _K["uscc"], _K["unknown"])).astype(np.int8)
             neither = (rid != 0) & (usc != 0)
