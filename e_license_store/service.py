@@ -419,8 +419,10 @@ class LicenseService:
         ltype = license_type(lic.license_type_code)
         retention = None
         if self.retention_mode is not None:
-            until = _add_years(self._clock().date(), ltype.retention_years)
-            retention = Retention(self.retention_mode, dt.datetime.combine(until, dt.time(), dt.UTC))
+            # a retention year is 365 days, as in S3 object-lock rules, so a bucket's default rule of
+            # the same length covers it without a request of its own
+            until = self._clock() + dt.timedelta(days=365 * ltype.retention_years)
+            retention = Retention(self.retention_mode, until)
         try:
             self.store.put(key, envelope.to_bytes(), content_type="application/json", retention=retention)
         except ObjectExists:

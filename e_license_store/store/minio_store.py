@@ -111,6 +111,8 @@ class MinioStore(ObjectStore):
         return ObjectInfo(key, len(data), digest.hexdigest(), result.version_id, content_type)
 
     def _covered_by_default(self, retention: Retention) -> bool:
+        """True when the bucket's default rule (``years`` × 365 days from the upload, which
+        happens after this call) already retains the object at least until ``retention.until``."""
         if self.default_retention is None:
             return False
         mode, years = self.default_retention

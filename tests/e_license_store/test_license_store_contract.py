@@ -226,3 +226,28 @@ def test_real_minio_presigned_expiry_and_credential_refusal() -> None:
                   secure=store.client._base_url.is_https)
     with pytest.raises(S3Error):
         wrong.get_object(bucket, "k")
+
+
+def test_licence_retention_from_bucket_default_or_per_object(
+    moto_endpoint: str, sessions: sessionmaker[Session], keyring: KeyRing
+) -> None:
+    """Business licences keep 30 years: covered by a 30-year bucket rule with no extra request,
+    set per object when the bucket's rule is shorter."""
+    horizon = dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 30 - 1)
+    for bucket_years, expect_calls in ((30, 0), (1, 1)):
+        store = open_store(f"minio://test:test@{moto_endpoint}/lic-{uuid.uuid4().hex[:12]}"
+                           f"?retention_mode=GOVERNANCE&retention_years={bucket_years}")
+        assert isinstance(store, MinioStore)
+        calls: list[str] = []
+        original = store.client.set_object_retention
+
+        def spy(*args: object, _orig: Callable[..., None] = original, _calls: list[str] = calls,
+                **kwargs: object) -> None:
+            _calls.append(str(args[1]))
+            _orig(*args, **kwargs)
+
+        store.client.set_object_retention = spy  # type: ignore[method-assign]
+        issued = LicenseService(store, sessions, keyring).issue(business_draft(), source(f"r{bucket_years}"))
+        assert len(calls) == expect_calls
+        got = store.get_retention(issued.object_key)
+        assert got is not None and got.mode == RetentionMode.governance and got.until >= horizon
