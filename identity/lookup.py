@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hub.masking import mask_address, mask_name, mask_phone, mask_resident_id
@@ -130,36 +131,42 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
 
     from hub.db import get_engine, session_factory
 
-    console = Console()
-    with session_factory(get_engine())() as session:
-        view = lookup(session, code)
+    console = Console(stderr=True)
+    out = Console()
+    try:
+        with session_factory(get_engine())() as session:
+            view = lookup(session, code)
+    except OperationalError as exc:  # most often: the database was never migrated
+        console.print(f"[red]cannot read the master index[/red] ({type(exc.orig).__name__}); "
+                      "run `hub migrate` first if the hub database is new")
+        return 2
     if view is None:
         if as_json:
             print(json.dumps({"query": mask_resident_id(code), "found": False}))
         else:
-            console.print("[yellow]not in the master index[/yellow]")
+            out.print("[yellow]not in the master index[/yellow]")
         return 1
     shown = view if unmasked else masked(view)
     if as_json:
         print(json.dumps(shown, ensure_ascii=False, indent=2))
         return 0
-    console.print(f"[bold]{shown['entity_kind']}[/bold] {shown['canonical_code']}  "
+    out.print(f"[bold]{shown['entity_kind']}[/bold] {shown['canonical_code']}  "
                   f"(query {shown['query']} as {shown['query_kind']}, resolved by {shown['resolved_by']})")
     golden_table = Table("attribute", "value", "source", title="golden record")
     for attribute, value in sorted(shown["golden"].items()):
         src = shown["sources"].get(attribute, {})
         golden_table.add_row(attribute, str(value), f"{src.get('department')}/{src.get('dataset')}:"
                              f"{src.get('source_key')}")
-    console.print(golden_table)
+    out.print(golden_table)
     legacy = Table("legacy code", "kind", "source", "method", "linked", "undone", title="legacy codes")
     for w in shown["legacy_codes"]:
         legacy.add_row(w["legacy_code"], w["code_kind"], w["source"], w["method"], w["linked_at"],
                        w["undone_at"] or "")
-    console.print(legacy)
+    out.print(legacy)
     records = Table("department", "dataset", "source key", "version", "method", "linked", "unlinked",
                     title="source records")
     for s in shown["source_records"]:
         records.add_row(s["department"], s["dataset"], s["source_key"], str(s["source_version"]), s["method"],
                         s["linked_at"], s["unlinked_at"] or "")
-    console.print(records)
+    out.print(records)
     return 0
