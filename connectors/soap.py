@@ -59,6 +59,14 @@ def classify_soap_error(exc: Exception, *, where: str) -> ConnectorError:
             return ConnectorUnavailable(f"HTTP {exc.status_code} from the SOAP endpoint (busy)", where=where)
         return ConnectorError(f"HTTP {exc.status_code} from the SOAP endpoint", where=where,
                               action="check the WSDL path and the endpoint address in the Connection")
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:  # fetching the WSDL itself
+        status = exc.response.status_code
+        if status in (401, 403):
+            return ConnectorAuthError(f"HTTP {status} fetching the WSDL", where=where)
+        if status in (429, 502, 503, 504):
+            return ConnectorUnavailable(f"HTTP {status} fetching the WSDL (busy)", where=where)
+        return ConnectorError(f"HTTP {status} fetching the WSDL", where=where,
+                              action="check wsdl_path and the endpoint address in the Connection")
     if isinstance(exc, requests.Timeout):
         return ConnectorTimeout(f"no answer within the timeout: {exc}", where=where)
     if isinstance(exc, requests.ConnectionError):

@@ -309,6 +309,7 @@ class SqlConnector:
             )
             cur = self._execute(conn, stmt, dataset)
             names = [d[0] for d in cur.description]
+            py_types = [d[1] for d in cur.description]
             while True:
                 try:
                     rows = cur.fetchmany(self.batch_size)
@@ -318,7 +319,7 @@ class SqlConnector:
                     raise
                 if not rows:
                     break
-                table = _rows_to_table(rows, names)
+                table = _rows_to_table(rows, names, py_types)
                 ts = self._timestamps(table[ref.watermark])
                 keys = pc.cast(table[ref.key], pa.string())
                 if isinstance(keys, pa.ChunkedArray):
@@ -437,12 +438,26 @@ class SqlConnector:
         return WriteResult(len(records))
 
 
-def _rows_to_table(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> pa.Table:
+_ARROW_TYPES: dict[Any, pa.DataType] = {
+    str: pa.string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+    dt.datetime: pa.timestamp("us"),
+    dt.date: pa.date32(),
+}
+
+
+def _rows_to_table(
+    rows: Sequence[Sequence[Any]], names: Sequence[str], py_types: Sequence[Any] | None = None
+) -> pa.Table:
+    """Row tuples → Arrow columns; the cursor's declared types spare Arrow its type inference."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     arrays = []
-    for col in columns:
+    for i, col in enumerate(columns):
+        declared = _ARROW_TYPES.get(py_types[i]) if py_types else None
         try:
-            arrays.append(pa.array(col))
+            arrays.append(pa.array(col, declared) if declared is not None else pa.array(col))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arrays.append(pa.array([None if v is None else str(v) for v in col], pa.string()))
     return pa.Table.from_arrays(arrays, names=list(names))
