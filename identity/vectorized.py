@@ -346,7 +346,11 @@ def _clean_matrix(texts: tuple[list[str], I64]) -> tuple[U32, I64, BoolA]:
         raw = [s if not too_long else "" for s, too_long in zip(raw, long_rows.tolist(), strict=True)]
         raw_len = np.where(long_rows, 0, raw_len)
     width = max(int(raw_len.max(initial=0)), 1)
-    m = np.array(raw, dtype=f"<U{width}").view(np.uint32).reshape(n, width)
+    try:
+        m = np.array(raw, dtype=f"<U{width}").view(np.uint32).reshape(n, width)
+    except (TypeError, ValueError):  # an odd object slipped past the sampled type check
+        raw = [_as_text(v) for v in raw]
+        m = np.array(raw, dtype=f"<U{width}").view(np.uint32).reshape(n, width)
     present = m != 0
     scalar_rows = long_rows | (present.sum(axis=1) != raw_len)  # NULs the fixed-width array lost
     lut = _clean_lut()
