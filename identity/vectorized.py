@@ -32,6 +32,7 @@ from identity._common import CLEAN_TABLE, Reason, province_codes, region_end_yea
 from identity.normalize import FIFTEEN, KINDS, normalize
 
 __all__ = [
+    "canonical_resident_ids",
     "clean_many",
     "is_valid_org_code",
     "is_valid_resident_id",
@@ -540,6 +541,19 @@ def _valid(column: pd.Series, kind: str, width: int) -> BoolA:
         one = normalize(inputs[i], kind)
         result[i] = bool(one["valid"]) and len(one["canonical"] or "") == width
     return result
+
+
+def canonical_resident_ids(column: pd.Series) -> pd.Series:
+    """Each value's own canonical form as a resident id: cleaned, and a valid 15-digit
+    (legacy) number converted to its 18 digits; anything else cleaned only (never looked up).
+
+    For mappings and validation that want the 18-digit form before checking it.
+
+    >>> canonical_resident_ids(pd.Series(["110105491231002", "11010519491231002x", None, "bad"])).tolist()
+    ['11010519491231002X', '11010519491231002X', None, 'BAD']
+    """
+    frame = normalize_many(column.tolist(), "resident_id")
+    return pd.Series(frame["canonical"].to_numpy(dtype=object), index=column.index, dtype=object)
 
 
 def is_valid_resident_id(column: pd.Series) -> BoolA:

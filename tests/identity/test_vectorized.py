@@ -52,3 +52,12 @@ def test_mixed_batch_matches_scalar_on_known_codes() -> None:
     ]
     for as_kind in (None, *KINDS):
         assert records(normalize_many(codes, as_kind)) == [normalize(c, as_kind) for c in codes]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(identifiers, max_size=30))
+def test_canonical_resident_ids_equal_scalar(codes: list[str | None]) -> None:
+    from identity.vectorized import canonical_resident_ids
+
+    got = canonical_resident_ids(pd.Series(codes, dtype=object)).tolist()
+    assert got == [normalize(c, "resident_id")["canonical"] for c in codes]
