@@ -188,6 +188,23 @@ def migrate_airflow(env: Mapping[str, str], timeout: float = 600) -> None:
             raise AirflowRunError(f"{' '.join(args[-3:])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
 
+def fail_leftover_runs(sql_alchemy_conn: str) -> int:
+    """Mark runs an earlier, interrupted session left queued or running as failed (before any component starts).
+
+    Otherwise the scheduler resumes them with *this* session's environment and Connections, and they
+    consume the new session's changes under the old run ids.
+    """
+    unfinished = "('queued', 'running', 'scheduled', 'up_for_retry', 'up_for_reschedule', 'deferred', 'restarting')"
+    engine = create_engine(sql_alchemy_conn)
+    try:
+        with engine.begin() as conn:
+            runs = conn.execute(text("UPDATE dag_run SET state = 'failed' WHERE state IN ('queued', 'running')"))
+            conn.execute(text(f"UPDATE task_instance SET state = 'failed' WHERE state IN {unfinished}"))
+            return int(runs.rowcount or 0)
+    finally:
+        engine.dispose()
+
+
 def start_airflow(
     state_dir: Path,
     *,
@@ -196,8 +213,12 @@ def start_airflow(
     extra_env: Mapping[str, str] | None = None,
     components: Iterable[str] = COMPONENTS,
     migrate: bool = True,
+    fresh_session: bool = True,
 ) -> AirflowProcesses:
-    """Start Airflow's components against ``state_dir`` (SQLite there unless ``sql_alchemy_conn``)."""
+    """Start Airflow's components against ``state_dir`` (SQLite there unless ``sql_alchemy_conn``).
+
+    ``fresh_session`` fails runs an interrupted earlier session left unfinished (see :func:`fail_leftover_runs`).
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "logs").mkdir(exist_ok=True)
     api_port = free_port()
@@ -211,6 +232,8 @@ def start_airflow(
     url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if migrate:
         migrate_airflow(env)
+    if fresh_session:
+        fail_leftover_runs(url)
     runner = AirflowProcesses(state_dir=state_dir, env=env, api_port=api_port, sql_alchemy_conn=url)
     try:
         for component in components:

@@ -231,3 +231,20 @@ def test_push_dag_wakes_on_any_published_asset(dags: dict[str, Any]) -> None:
     watched = {a.uri for a in push.timetable.asset_condition.objects}  # AssetAny: any one of them wakes it
     assert uris and uris == watched
     assert dags["hub_housekeeping"].task_ids == ["expire_licenses", "redeliver", "reconcile", "purge_personal_data"]
+
+
+def test_an_interrupted_session_leaves_no_runs_to_resume(tmp_path: Path) -> None:
+    import sqlite3
+
+    from hub.pipeline.airflow_runner import fail_leftover_runs
+
+    db = tmp_path / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE dag_run (run_id TEXT, state TEXT)")
+        conn.execute("CREATE TABLE task_instance (task_id TEXT, state TEXT)")
+        conn.executemany("INSERT INTO dag_run VALUES (?, ?)", [("a", "running"), ("b", "queued"), ("c", "success")])
+        conn.executemany("INSERT INTO task_instance VALUES (?, ?)", [("x", "up_for_retry"), ("y", "success")])
+    assert fail_leftover_runs(f"sqlite:///{db}") == 2
+    with sqlite3.connect(db) as conn:
+        assert dict(conn.execute("SELECT run_id, state FROM dag_run")) == {"a": "failed", "b": "failed", "c": "success"}
+        assert dict(conn.execute("SELECT task_id, state FROM task_instance")) == {"x": "failed", "y": "success"}
