@@ -464,6 +464,21 @@ def empty_to_null(s: pd.Series) -> pd.Series:
     return text.where(~junk)
 
 
+def resident_id(s: pd.Series) -> pd.Series:
+    """A resident id's own canonical form (GB 11643): cleaned, and a valid 15-digit legacy
+    number converted to its 18 digits. Invalid values are only cleaned, so validation still
+    sees (and quarantines) them; nothing is looked up.
+    """
+    from identity.vectorized import canonical_resident_ids
+
+    text = _as_str(s)
+    present = text.notna()
+    out = text.copy()
+    if present.any():
+        out[present] = canonical_resident_ids(text[present]).to_numpy()
+    return out
+
+
 #: name → (function, allowed parameter names)
 NORMALIZERS: dict[str, tuple[Normalizer, frozenset[str]]] = {
     "fullwidth_to_halfwidth": (fullwidth_to_halfwidth, frozenset()),
@@ -480,6 +495,7 @@ NORMALIZERS: dict[str, tuple[Normalizer, frozenset[str]]] = {
     "status": (status, frozenset({"table"})),
     "map": (value_map, frozenset({"values", "default", "keep_unknown"})),
     "empty_to_null": (empty_to_null, frozenset()),
+    "resident_id": (resident_id, frozenset()),
 }
 
 #: Parameters a normaliser cannot work without.

@@ -160,3 +160,18 @@ def test_simplify_fast_path_gives_opencc_answers() -> None:
         values.append("".join(parts))
     cc = opencc.OpenCC("t2s")
     assert nz.simplify(pd.Series(values)).tolist() == [cc.convert(v) for v in values]
+
+
+def test_resident_id_normaliser_gives_the_18_digit_own_form() -> None:
+    """A valid 15-digit legacy id becomes its 18-digit form; invalid ones are kept for validation."""
+    import pandas as pd
+
+    from mappings.normalizers import apply_normalizer
+
+    out = apply_normalizer(
+        pd.Series(["110105491231002", "11010519491231002x", None, "110105491231"], dtype=object), "resident_id"
+    )
+    assert out.iloc[0] == "11010519491231002X"
+    assert out.iloc[1] == "11010519491231002X"
+    assert pd.isna(out.iloc[2])
+    assert out.iloc[3] == "110105491231"
