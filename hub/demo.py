@@ -227,7 +227,7 @@ def demo(
             from hub.pipeline.demo_job import run_demo
 
             password = os.environ.get("HUB_SANDBOX_TAX_PASSWORD", _DEFAULT_TAX_PASSWORD)
-            pipeline_ok = run_demo(state_connections(state, password), console)
+            pipeline_ok = run_demo(state_connections(state, password), console, tax_wsdl=state["tax"]["wsdl_url"])
     finally:
         if not keep:
             _sandbox_cli("down")

@@ -46,12 +46,35 @@ def summary_table(rows: Sequence[DepartmentSummary], title: str = "main job, per
     return table
 
 
+def subscribe_tax(tax_wsdl: str, home: Path) -> None:
+    """The demo's one subscriber: the tax bureau gets business-licence events by SOAP (订阅)."""
+    import yaml
+
+    from hub.db import get_engine, session_scope
+    from recognition.subscriptions import sync_yaml
+
+    path = home / "demo_subscriptions.yaml"
+    sub = {
+        "id": "demo-tax-business-licences",
+        "name": "税务局 营业执照变更通知 (demo)",
+        "event_types": ["license.issued", "license.amended", "license.revoked"],
+        "license_types": ["1101"],
+        "channel": "soap",
+        "url": tax_wsdl,
+        "secret_env": "HUB_SANDBOX_TAX_PASSWORD",
+    }
+    path.write_text(yaml.safe_dump({"subscriptions": [sub]}, allow_unicode=True), encoding="utf-8")
+    with session_scope(get_engine()) as session:
+        sync_yaml(session, path)
+
+
 def run_demo(
     connections: Mapping[str, Mapping[str, Any]],
     console: Console,
     *,
     state_dir: Path | None = None,
     timeout: float = 1200,
+    tax_wsdl: str | None = None,
 ) -> bool:
     """Run the main job through Airflow against running sandboxes (their Connections); print the summary.
 
@@ -72,6 +95,9 @@ def run_demo(
     names = sorted(load_all())
     console.print(f"[bold]starting Airflow[/bold] (scheduler, dag-processor, api-server; state in {state})…")
     env = {"HUB_HOME": str(settings.home), "HUB_DB_URL": settings.resolved_db_url(), "HUB_DAG_SCHEDULES": "off"}
+    if tax_wsdl:
+        subscribe_tax(tax_wsdl, settings.home)
+        env["HUB_SANDBOX_TAX_PASSWORD"] = str(connections["tax_soap"].get("password", ""))
     started = dt.datetime.now(dt.UTC)
     with start_airflow(state, connections=connections, extra_env=env, migrate=True) as af:
         console.print(f"triggering {len(names)} exchange DAGs: {', '.join(names)}")

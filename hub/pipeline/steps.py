@@ -235,6 +235,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     pulled = accepted = quarantined = 0
     out_refs: list[str] = []
     results: list[str] = []
+    verdict = None
     with _timed() as t:
         for b in mapped.get("batches", []):
             batch = StagedMappedBatch(
@@ -257,7 +258,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     run_id=run_id,
                     session=session,
                 )
-            outcome.raise_for_threshold()
+            if not outcome.passed:
+                verdict = outcome  # recorded in the ledger first, then the task fails
             good = outcome.accepted_df.drop(columns=["source_key", "source_version"], errors="ignore")
             pulled += outcome.pulled
             accepted += len(good)
@@ -269,6 +271,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
             raise StepError(f"{mapping_name}: pulled {pulled} != accepted {accepted} + quarantined {quarantined}")
     counts = Counts(pulled=pulled, accepted=accepted, quarantined=quarantined)
     record_step(run_id, mapping_name, mapping.department, "validate", counts, t[0])
+    if verdict is not None:
+        verdict.raise_for_threshold()
     return {"mapping": mapping_name, "staged": out_refs, "gx_results": results, **vars(counts)}
 
 
