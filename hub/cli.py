@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import sys
 
 import typer
 from rich.console import Console
@@ -72,32 +73,31 @@ def _masked_url(url: str) -> str:
         return url
 
 
-def _register() -> None:
+def _has_module(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _register(invoked: str | None = None) -> None:
+    """Add the parts' commands. When a command is named, only its part is imported, so
+    ``hub identity normalize`` does not pay for importing Airflow, GX and FastAPI."""
+    known = {name for name, _, _ in GROUPS} | {name for _, _, name in COMMANDS} | {"migrate"}
+    only = invoked if invoked in known else None
     for name, module, help_text in GROUPS:
-        if importlib.util.find_spec(module.split(".")[0]) is None:
-            continue
-        try:
-            spec = importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is None:
-            continue
-        sub = importlib.import_module(module).app
-        app.add_typer(sub, name=name, help=help_text)
+        if (only is None or only == name) and _has_module(module):
+            app.add_typer(importlib.import_module(module).app, name=name, help=help_text)
     for module, func, name in COMMANDS:
-        try:
-            spec = importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is None:
-            continue
-        app.command(name=name)(getattr(importlib.import_module(module), func))
+        if (only is None or only == name) and _has_module(module):
+            app.command(name=name)(getattr(importlib.import_module(module), func))
 
 
 def main() -> None:
     logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))
     ensure_odbc_env()
-    _register()
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    _register(args[0] if args else None)
     app()
 
 
