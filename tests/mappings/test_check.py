@@ -26,7 +26,7 @@ def test_shipped_mappings_are_clean() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "needle", "message"),
     [
-        ("quarantine_threshold: 0.05", "quarantine_threshold: 1.5", "quarantine_threshold", "greater than the maximum"),
+        ("quarantine_threshold: 0.10", "quarantine_threshold: 1.5", "quarantine_threshold", "greater than the maximum"),
         ("  protocol: sql", "  protocol: ftp", "protocol: ftp", "is not one of"),
         ("  conn_id: commerce_registry\n", "", "source:", "'conn_id' is a required property"),
         (
