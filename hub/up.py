@@ -52,18 +52,24 @@ def up(
     """Airflow standalone + the API + the sandboxes, until Ctrl-C (make up)."""
     from hub.airflow_env import VENV_BIN, airflow_environment, airflow_state_dir
     from hub.db import migrate
+    from hub.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
     from hub.pipeline.airflow_runner import migrate_airflow
-    from hub.pipeline.connections import sandbox_connections
+    from hub.pipeline.connections import state_connections
     from hub.settings import get_settings
-    from sandbox.runtime import start_sandboxes
 
     home = get_settings().home
     state = airflow_state_dir()
     migrate()
-    with start_sandboxes(home, seed=seed) as sb:
+    # The sandboxes run as their own processes (``hub sandbox up``): the hub never imports them.
+    if _sandbox_cli("up", "--backend", "embedded", "--seed", str(seed)) != 0:
+        console.print("[red]sandboxes failed to start[/red]")
+        raise typer.Exit(1)
+    sandbox_state = load_state()
+    tax_password = os.environ.get("HUB_SANDBOX_TAX_PASSWORD", _DEFAULT_TAX_PASSWORD)
+    try:
         env = airflow_environment(
             api_port=airflow_port,
-            connections=sandbox_connections(sb),
+            connections=state_connections(sandbox_state, tax_password),
             extra={"HUB_DAG_SCHEDULES": "on" if schedules else "off"},
         )
         console.print("[bold]preparing Airflow[/bold] (db migrate, per-department pools)…")
@@ -84,7 +90,10 @@ def up(
             console.print(f"[green]Airflow UI[/green]   http://localhost:{airflow_port}  (user admin)")
             console.print(f"             password in {passwords}")
             console.print(f"[green]hub API[/green]      http://127.0.0.1:{api_port}/docs  (keys: hub consumers add …)")
-            console.print(f"[green]sandboxes[/green]    tax WSDL {sb.tax.wsdl_url}; data in {sb.prepared.data_dir}")
+            console.print(
+                f"[green]sandboxes[/green]    tax WSDL {sandbox_state['tax']['wsdl_url']}; "
+                f"data in {sandbox_state.get('data_dir')}"
+            )
             console.print(f"logs: {state / 'logs'}  —  Ctrl-C stops everything")
             while all(p.poll() is None for p in procs):
                 time.sleep(1)
@@ -96,3 +105,5 @@ def up(
             _stop(procs)
             for fh in logs:
                 fh.close()
+    finally:
+        _sandbox_cli("down")
