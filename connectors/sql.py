@@ -22,7 +22,17 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Batch, CheckResult, State, WriteResult, arrow_type_to_json, tombstone_table, with_meta
+from connectors.base import (
+    SOURCE_KEY,
+    SOURCE_VERSION,
+    Batch,
+    CheckResult,
+    State,
+    WriteResult,
+    arrow_type_to_json,
+    tombstone_table,
+    with_meta,
+)
 from connectors.config import ConnectionInfo, dataset_block, get_connection, retry_policy
 from connectors.errors import (
     BadRecord,
@@ -298,7 +308,6 @@ class SqlConnector:
         conn = self.connect()
         try:
             ref = self._ref(dataset, conn)
-            key_idx = ref.columns.index(ref.key)
             stmt = incremental_select(
                 ref,
                 lower=self._naive(cursor.lower_bound()),
@@ -310,6 +319,11 @@ class SqlConnector:
             cur = self._execute(conn, stmt, dataset)
             names = [d[0] for d in cur.description]
             py_types = [d[1] for d in cur.description]
+            # Batches are cut from the rows *kept* (not yet seen), so a resumed read — which
+            # re-scans the look-back window and drops what it saw — yields the very same batches
+            # (same rows, same checkpoints, same staged object names) as the read it resumes.
+            pending: list[pa.Table] = []
+            pending_rows = 0
             while True:
                 try:
                     rows = cur.fetchmany(self.batch_size)
@@ -326,17 +340,35 @@ class SqlConnector:
                     keys = keys.combine_chunks()
                 versions = pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S%z")
                 mask = cursor.keep_mask(keys, versions, ts)
-                cursor.advance(keys, versions, ts, last_key=rows[-1][key_idx])
-                out = with_meta(table.filter(mask), keys.filter(mask), versions.filter(mask))
-                if ledger is not None:
-                    ledger.add(keys.filter(mask))
-                yield Batch(out, [], {**state, "cursor": cursor.to_state()})
+                kept = with_meta(table, keys, versions).append_column(_TS, ts).filter(mask)
+                if kept.num_rows:
+                    pending.append(kept)
+                    pending_rows += kept.num_rows
+                while pending_rows >= self.batch_size:
+                    combined = pa.concat_tables(pending)
+                    rest = combined.slice(self.batch_size)
+                    pending, pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+                    yield self._emit(combined.slice(0, self.batch_size), ref, cursor, ledger, state)
+            if pending_rows:
+                yield self._emit(pa.concat_tables(pending), ref, cursor, ledger, state)
             cur.close()
             if ledger is not None and self._reconcile_due(state, float(reconcile_every or 0)):
                 yield from self._reconcile(conn, ref, dataset, ledger, {**state, "cursor": cursor.to_state()})
         finally:
             with contextlib.suppress(Exception):  # the connection may already be dead
                 conn.close()
+
+    def _emit(
+        self, table: pa.Table, ref: TableRef, cursor: WatermarkCursor, ledger: KeyLedger | None, state: State
+    ) -> Batch:
+        """Advance the cursor past ``table`` (kept rows, in order) and wrap it as a batch."""
+        keys = table[SOURCE_KEY].combine_chunks()
+        versions = table[SOURCE_VERSION].combine_chunks()
+        ts = table[_TS].combine_chunks()
+        cursor.advance(keys, versions, ts, last_key=table[ref.key][table.num_rows - 1].as_py())
+        if ledger is not None:
+            ledger.add(keys)
+        return Batch(table.drop_columns([_TS]), [], {**state, "cursor": cursor.to_state()})
 
     def _reconcile_due(self, state: Mapping[str, Any], every: float) -> bool:
         last = state.get("last_reconcile")
@@ -437,6 +469,9 @@ class SqlConnector:
             conn.close()
         return WriteResult(len(records))
 
+
+#: the tz-aware watermark travels with kept rows until their batch is cut, then is dropped
+_TS = "__watermark_ts"
 
 _ARROW_TYPES: dict[Any, pa.DataType] = {
     str: pa.string(),
