@@ -186,6 +186,13 @@ class SqlConnector:
             kwargs = dict(hook.connect_kwargs)
             kwargs.setdefault("timeout", self.timeout)
             conn = pyodbc.connect(conn_str, **kwargs)
+            if self.dialect_name in ("mysql", "mariadb"):
+                # MariaDB Connector/ODBC reports UTF-8 text lengths in characters, and pyodbc's
+                # default UTF-16 decoding then drops trailing CJK characters (赵进嘉 → 赵进).
+                # Reading and writing UTF-8 keeps every character.
+                conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
+                conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8")
+                conn.setencoding(encoding="utf-8")
             self._set_statement_timeout(conn)
             return conn
         except ConnectorError:

@@ -181,3 +181,20 @@ def test_live_mssql_read(monkeypatch: pytest.MonkeyPatch) -> None:
     conn = make_connector(_live_block("HUB_TEST_MSSQL", "mssql", "odbc"), name="live_mssql")
     assert conn.check().ok
     assert sum(b.table.num_rows for b in conn.read("probe", None)) >= 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.mariadb
+@pytest.mark.odbc
+def test_mariadb_odbc_keeps_every_cjk_character(mariadb_harness: SqlHarness) -> None:
+    """MariaDB's ODBC driver with pyodbc's default decoding drops trailing CJK characters."""
+    names = ["赵进嘉", "欧阳明月科技有限公司"]
+    for name in names:
+        mariadb_harness._sql(
+            f"UPDATE {mariadb_harness.qualified} SET ent_name = %s WHERE ent_id = "
+            f"(SELECT ent_id FROM (SELECT MIN(ent_id) AS ent_id FROM {mariadb_harness.qualified} "
+            f"WHERE ent_name NOT IN ('赵进嘉', '欧阳明月科技有限公司')) AS x)",
+            (name,),
+        )
+    rows = [r for b in mariadb_harness.connector().read(mariadb_harness.dataset, None) for r in b.table.to_pylist()]
+    got = {r["ent_name"] for r in rows}
+    assert set(names) <= got
