@@ -23,12 +23,15 @@ help:
 	@echo "make lint   - ruff and mypy"
 
 # Debian packages the hub needs: unixODBC with the open ODBC drivers, a CJK TrueType font, wrk.
+# apt runs without our ODBCSYSINI: the drivers' postinst scripts register themselves with
+# odbcinst, which would otherwise rewrite the repository's etc/odbc/odbcinst.ini.
 system-packages:
 	@missing=""; for p in $(SYS_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO env -u ODBCSYSINI -u ODBCINI apt-get update -qq && \
+	  $$SUDO env -u ODBCSYSINI -u ODBCINI DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 $(BIN)/python:
