@@ -4,11 +4,10 @@ After the sandbox check, the hub's main job runs through Airflow's real schedule
 (:func:`hub.pipeline.demo_job.run_demo`): every exchange DAG, then the push DAG woken by the
 Assets, and a summary per department. ``--no-pipeline`` stops after the check.
 
-Interim version (issue 2): the sandboxes start through ``hub sandbox up`` (a separate
-process: the hub never imports ``sandbox/``), then :func:`check_sandboxes` reaches every
-department the way a connector does — SOAP (zeep) to tax, SQL to public security, ODBC
-(pyodbc) to commerce, XSD validation of land packages — and the demo prints what it found.
-A later step extends this into the full pipeline run and reuses :func:`check_sandboxes`.
+The sandboxes start through ``hub sandbox up`` (a separate process: the hub never imports
+``sandbox/``), then :func:`check_sandboxes` reaches every department the way a connector
+does — SOAP (zeep) to tax, SQL to public security, ODBC (pyodbc) to commerce, XSD validation
+of land packages — and the demo prints what it found before the main job runs.
 """
 
 from __future__ import annotations
@@ -29,7 +28,8 @@ from rich.table import Table
 
 from hub.settings import get_settings
 
-console = Console()
+# Piped output (CI logs, `make demo | tee`) gets a width the summary table fits in.
+console = Console(width=None if sys.stdout.isatty() else 132)
 
 #: The sandbox's documented default (sandbox/CONTRACT.md); override with HUB_SANDBOX_TAX_PASSWORD.
 _DEFAULT_TAX_PASSWORD = "sandbox-secret"  # noqa: S105
