@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
         conn_small = _run("connector", cfg, small)
     ratio = conn["rate"] / bare["rate"] if bare["rate"] else 0.0
     print(f"{'path':<34}{'rows':>11}{'rows/s':>12}{'peak MB':>10}")
-    for label, r in [("connector (OdbcHook, Arrow batches)", conn), ("bare pyodbc fetchmany", bare),
+    for label, r in [("connector (Connection → ODBC bulk fetch)", conn), ("bare pyodbc fetchmany", bare),
                      ("psycopg COPY TO (physical limit)", copy), (f"connector at {small:,} rows", conn_small)]:
         print(f"{label:<34}{int(r['rows']):>11,}{r['rate']:>12,.0f}{r['peak_mb']:>10.1f}")
     growth = conn["peak_mb"] - conn_small["peak_mb"]
