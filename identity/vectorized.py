@@ -1,10 +1,12 @@
 """Vectorised identifier normalisation (批量代码规范化) on numpy and pandas.
 
-Gives exactly :func:`identity.normalize.normalize`'s answers for whole columns: the clean-up
-is one ``str.translate`` per value (the same table), codes are grouped by length, and every
-rule runs over a ``(rows, width)`` matrix of code points with the checks in the scalar
-modules' order, so the first failing rule — the reason — is the same. A property test
-(tests/identity/test_vectorized.py) holds the two paths to each other.
+Gives exactly :func:`identity.normalize.normalize`'s answers for whole columns. The values
+are joined into one string and encoded once; the clean-up table (the scalar path's
+``CLEAN_TABLE``, as one byte per code point) maps every character in one pass; codes are
+grouped by cleaned length, and every rule runs over a column-major ``(width, rows)`` byte
+matrix with the checks in the scalar modules' order, so the first failing rule — the
+reason — is the same. A property test (tests/identity/test_vectorized.py) holds the two
+paths to each other.
 
 >>> df = normalize_many(["11010519491231002x", "D2143569-X", "91110000600037341M", None])
 >>> for r in records(df):
@@ -29,7 +31,7 @@ import pandas as pd
 
 from identity import org_code, resident_id, uscc
 from identity._common import CLEAN_TABLE, Reason, province_codes, region_end_years, today
-from identity.normalize import FIFTEEN, KINDS, normalize
+from identity.normalize import FIFTEEN, KINDS
 
 __all__ = [
     "canonical_resident_ids",
@@ -41,7 +43,8 @@ __all__ = [
     "records",
 ]
 
-U32 = npt.NDArray[np.uint32]
+U8 = npt.NDArray[np.uint8]
+I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.integer[Any]]  # integer matrices (uint8 code points, int16 values, int64 sums)
 BoolA = npt.NDArray[np.bool_]
 ObjA = npt.NDArray[np.object_]
@@ -67,26 +70,47 @@ _K = {k: i for i, k in enumerate(KIND_NAMES)}
 
 
 # --- lookup tables -------------------------------------------------------------------------
+#
+# The rules work on column-major character matrices: ``(width, rows)`` arrays of bytes (see
+# :class:`_Cleaned`), so every per-position step is one contiguous vector operation and every
+# "all positions" test is a reduction over a short axis of long rows.
+
+#: A value table's mark for "not in the alphabet".
+_NOT = 255
 
 
-def _lut(chars: str, values: Iterable[int] | None = None, default: int = -1) -> I64:
-    table = np.full(128, default, dtype=np.int16)
-    for char, value in zip(chars, values if values is not None else range(len(chars)), strict=True):
+def _lut(chars: str) -> U8:
+    """Byte → the character's value in ``chars`` (its index), ``_NOT`` elsewhere."""
+    table = np.full(256, _NOT, dtype=np.uint8)
+    for value, char in enumerate(chars):
         table[ord(char)] = value
     return table
 
 
-_DIGIT = _lut("0123456789")
+def _chars(text: str) -> U8:
+    return np.array([ord(c) for c in text], dtype=np.uint8)
+
+
 _ORG_VALUE = _lut(org_code.ALPHABET)
 _USCC_VALUE = _lut(uscc.ALPHABET)
-_RID_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int64)
-_RID_CHECK = np.array([ord(c) for c in "10X98765432"], dtype=np.int64)
-_ORG_WEIGHTS = np.array(org_code.WEIGHTS, dtype=np.int64)
-_USCC_WEIGHTS = np.array(uscc.WEIGHTS, dtype=np.int64)
-_USCC_CHARS = np.array([ord(c) for c in uscc.ALPHABET], dtype=np.int64)
-_AUTHORITY = np.zeros(128, dtype=bool)
+_RID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+#: Resident id check character by the weighted sum modulo 11.
+_RID_CHECK = _chars("10X98765432")
+_ORG_WEIGHTS = tuple(org_code.WEIGHTS)
+#: Organisation code check character by the weighted sum modulo 11 (value 11 - r; 10 is X, 11 is 0).
+_ORG_CHECK = _chars("0X" + "".join(str(11 - r) for r in range(2, 11)))
+_USCC_WEIGHTS = tuple(uscc.WEIGHTS)
+#: USCC check character by the weighted sum modulo 31.
+_USCC_CHECK = _chars("".join(uscc.ALPHABET[(31 - r) % 31] for r in range(31)))
+_AUTHORITY = np.zeros(256, dtype=bool)
 _AUTHORITY[[ord(a) for a in uscc.AUTHORITIES]] = True
-_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+#: ISO 7064 MOD 11,10 step: ``[remainder * 10 + digit]`` → next remainder (remainders 1..10).
+_MOD11_10 = np.array(
+    [(2 * ((p + d) % 10 or 10)) % 11 for p in range(11) for d in range(10)], dtype=np.int8
+)
+_ZERO = np.uint8(ord("0"))
+_X = np.uint8(ord("X"))
 
 
 @cache
@@ -102,18 +126,19 @@ def _region_end() -> npt.NDArray[np.int16]:
 
 
 @cache
-def _registration_province() -> BoolA:
+def _provinces(national: bool) -> BoolA:
+    """2-digit prefix → a province (``national``: or 10, the national registries)."""
     table = np.zeros(100, dtype=bool)
     for code in province_codes():
         table[int(code)] = True
-    table[10] = True
+    table[10] |= national
     return table
 
 
 @cache
 def _entity_types() -> BoolA:
-    """``[authority code point, type code point]`` → allowed (GB 32100 Annex A)."""
-    table = np.zeros((128, 128), dtype=bool)
+    """``[authority byte, type byte]`` → allowed (GB 32100 Annex A)."""
+    table = np.zeros((256, 256), dtype=bool)
     for authority, types in uscc.ENTITY_TYPES.items():
         for entity_type in types:
             table[ord(authority), ord(entity_type)] = True
@@ -123,17 +148,46 @@ def _entity_types() -> BoolA:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _ascii(m: U32) -> I64:
-    """Code points, with anything beyond ASCII folded to 0 (never a valid character)."""
-    return np.where(m < 128, m, 0).astype(np.uint8)
+def _all(ok: BoolA) -> BoolA:
+    """Per row: every position holds."""
+    return np.logical_and.reduce(ok, axis=0)
 
 
-def _number(values: I64) -> I64:
-    """Decimal value of a digit matrix (assumes digits)."""
-    out = np.zeros(values.shape[0], dtype=np.int64)
-    for col in range(values.shape[1]):
-        out = out * 10 + values[:, col]
+def _digits(c: U8) -> tuple[U8, BoolA]:
+    """Digit values (0 where the character is no digit) and which characters are digits."""
+    d = c - _ZERO  # bytes wrap: every non-digit lands at 10 or above
+    ok = d < 10
+    return d * ok, ok
+
+
+def _values(c: U8, table: U8) -> tuple[U8, BoolA]:
+    """Alphabet values (0 outside the alphabet) and which characters are in it."""
+    v = table[c]
+    ok = v != _NOT
+    return v * ok, ok
+
+
+def _number(d: U8) -> I32:
+    """Decimal value of digit rows (assumes digits)."""
+    out = d[0].astype(np.int32)
+    for row in d[1:]:
+        out = out * 10 + row
     return out
+
+
+def _weighted(values: U8, weights: tuple[int, ...]) -> I32:
+    """Σ weight × value per row (small numbers: 16 bits hold every sum the codes have)."""
+    out = np.zeros(values.shape[1], dtype=np.uint16)
+    step = np.empty_like(out)
+    for row, weight in zip(values, weights, strict=True):
+        np.multiply(row, np.uint16(weight), out=step)
+        out += step
+    return out.astype(np.int32)
+
+
+def _is_check(c: U8) -> BoolA:
+    """A digit or X (the check character's alphabet in GB 11643 and GB 11714)."""
+    return np.asarray(((c - _ZERO) < 10) | (c == _X))
 
 
 class _Reasons:
@@ -153,25 +207,21 @@ class _Reasons:
 # --- per-kind rules (same order as the scalar modules) -------------------------------------
 
 
-def _resident_id(m: U32) -> npt.NDArray[np.int8]:
-    """GB 11643 rules over an (n, 18) or (n, 15) matrix; see :func:`identity.resident_id.validate`."""
-    c = _ascii(m)
-    n, width = c.shape
+def _resident_id(c: U8) -> npt.NDArray[np.int8]:
+    """GB 11643 rules over a (18, n) or (15, n) matrix; see :func:`identity.resident_id.validate`."""
+    width, n = c.shape
     r = _Reasons(n)
-    d = _DIGIT[c]
-    body = d[:, :17] if width == 18 else d
-    fmt = (body >= 0).all(axis=1)
+    d, is_digit = _digits(c)
     if width == 18:
-        fmt &= (d[:, 17] >= 0) | (c[:, 17] == ord("X"))
-    r.fail(~fmt, Reason.FORMAT)
-    dz = np.where(d >= 0, d, 0)
-    region = _number(dz[:, :6])
-    end = _region_end()[region].astype(np.int64)
+        r.fail(~(_all(is_digit[:17]) & _is_check(c[17])), Reason.FORMAT)
+    else:
+        r.fail(~_all(is_digit), Reason.FORMAT)
+    end = _region_end()[_number(d[:6])]
     r.fail(end == 0, Reason.REGION)
     if width == 18:
-        year, month, day = _number(dz[:, 6:10]), _number(dz[:, 10:12]), _number(dz[:, 12:14])
+        year, month, day = _number(d[6:10]), _number(d[10:12]), _number(d[12:14])
     else:
-        year, month, day = 1900 + _number(dz[:, 6:8]), _number(dz[:, 8:10]), _number(dz[:, 10:12])
+        year, month, day = 1900 + _number(d[6:8]), _number(d[8:10]), _number(d[10:12])
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_ok = (month >= 1) & (month <= 12)
     days = _DAYS[np.where(month_ok, month, 0)] + ((month == 2) & leap)
@@ -181,112 +231,92 @@ def _resident_id(m: U32) -> npt.NDArray[np.int8]:
     r.fail(year * 10000 + month * 100 + day > now.year * 10000 + now.month * 100 + now.day, Reason.FUTURE_BIRTH_DATE)
     r.fail(year > end, Reason.REGION_RETIRED)
     if width == 18:
-        expected = _RID_CHECK[(dz[:, :17] @ _RID_WEIGHTS) % 11]
-        r.fail(c[:, 17] != expected, Reason.CHECKSUM)
+        r.fail(c[17] != _RID_CHECK[_weighted(d[:17], _RID_WEIGHTS) % 11], Reason.CHECKSUM)
     return r.codes
 
 
-def _org_check_ok(values: I64, check: I64) -> BoolA:
-    """GB 11714 check of 8 character values against the check character's code point."""
-    value = 11 - (values @ _ORG_WEIGHTS) % 11
-    expected = np.where(value == 10, ord("X"), np.where(value == 11, ord("0"), value + ord("0")))
-    return np.asarray(check == expected)
+def _org_check_ok(values: U8, check: U8) -> BoolA:
+    """GB 11714 check of 8 character values against the check character."""
+    return np.asarray(check == _ORG_CHECK[_weighted(values, _ORG_WEIGHTS) % 11])
 
 
-def _org_code(m: U32) -> npt.NDArray[np.int8]:
-    c = _ascii(m)
-    r = _Reasons(c.shape[0])
-    v = _ORG_VALUE[c[:, :8]]
-    last = c[:, 8]
-    fmt = (v >= 0).all(axis=1) & ((_DIGIT[last] >= 0) | (last == ord("X")))
-    r.fail(~fmt, Reason.FORMAT)
-    r.fail(~_org_check_ok(np.where(v >= 0, v, 0), last), Reason.CHECKSUM)
+def _org_code(c: U8) -> npt.NDArray[np.int8]:
+    r = _Reasons(c.shape[1])
+    v, in_alphabet = _values(c[:8], _ORG_VALUE)
+    r.fail(~(_all(in_alphabet) & _is_check(c[8])), Reason.FORMAT)
+    r.fail(~_org_check_ok(v, c[8]), Reason.CHECKSUM)
     return r.codes
 
 
-def _registration_region_ok(d: I64) -> BoolA:
-    """Six digit values → province prefix exists or is 10 (assumes digits checked before)."""
-    prefix = np.clip(d[:, 0] * 10 + d[:, 1], 0, 99)
-    return np.asarray(_registration_province()[prefix])
+def _registration_region_ok(d: U8) -> BoolA:
+    """Digit rows of a region → its province prefix exists or is 10 (digits checked before)."""
+    return np.asarray(_provinces(True)[d[0].astype(np.intp) * 10 + d[1]])
 
 
-def _uscc(m: U32) -> npt.NDArray[np.int8]:
-    c = _ascii(m)
-    r = _Reasons(c.shape[0])
-    v = _USCC_VALUE[c]
-    r.fail(~(v >= 0).all(axis=1), Reason.FORMAT)
-    d = _DIGIT[c[:, 2:8]]
-    r.fail(~(d >= 0).all(axis=1), Reason.FORMAT)
-    r.fail(~_AUTHORITY[c[:, 0]], Reason.AUTHORITY)
-    r.fail(~_entity_types()[c[:, 0], c[:, 1]], Reason.ENTITY_TYPE)
-    r.fail(~_registration_region_ok(np.where(d >= 0, d, 0)), Reason.REGION)
-    vz = np.where(v >= 0, v, 0)
-    expected = _USCC_CHARS[(31 - (vz[:, :17] @ _USCC_WEIGHTS) % 31) % 31]
-    r.fail(c[:, 17] != expected, Reason.CHECKSUM)
-    r.fail(_org_code(m[:, 8:17]) != 0, Reason.ORG_CODE)
+def _uscc_checksum_ok(v: U8, c: U8) -> BoolA:
+    return np.asarray(c[17] == _USCC_CHECK[_weighted(v[:17], _USCC_WEIGHTS) % 31])
+
+
+def _uscc(c: U8) -> npt.NDArray[np.int8]:
+    r = _Reasons(c.shape[1])
+    v, in_alphabet = _values(c, _USCC_VALUE)
+    r.fail(~_all(in_alphabet), Reason.FORMAT)
+    d, is_digit = _digits(c[2:8])
+    r.fail(~_all(is_digit), Reason.FORMAT)
+    r.fail(~_AUTHORITY[c[0]], Reason.AUTHORITY)
+    r.fail(~_entity_types()[c[0], c[1]], Reason.ENTITY_TYPE)
+    r.fail(~_registration_region_ok(d), Reason.REGION)
+    r.fail(~_uscc_checksum_ok(v, c), Reason.CHECKSUM)
+    r.fail(_org_code(c[8:17]) != 0, Reason.ORG_CODE)
     return r.codes
 
 
-def _mod31_ok(m: U32) -> BoolA:
+def _mod31_ok(c: U8) -> BoolA:
     """Only the GB 32100 MOD 31 check character (a cheap first filter)."""
-    v = _USCC_VALUE[_ascii(m)]
-    vz = np.where(v >= 0, v, 0).astype(np.int64)
-    expected = _USCC_CHARS[(31 - (vz[:, :17] @ _USCC_WEIGHTS) % 31) % 31]
-    return np.asarray((v >= 0).all(axis=1) & (_ascii(m)[:, 17] == expected))
+    v, in_alphabet = _values(c, _USCC_VALUE)
+    return _all(in_alphabet) & _uscc_checksum_ok(v, c)
 
 
-def _uscc_given(m: U32, resident_ok: BoolA) -> npt.NDArray[np.int8]:
+def _uscc_given(c: U8, resident_ok: BoolA) -> npt.NDArray[np.int8]:
     """:func:`_uscc` reasons where the row is no valid resident id; for valid resident ids
     only whether the USCC rules hold matters (any failure code will do), so most of those
     rows stop at the cheap MOD 31 filter."""
-    out = np.full(len(m), _R[Reason.CHECKSUM], dtype=np.int8)
-    full = ~resident_ok
-    rid_rows = np.flatnonzero(resident_ok)
-    if len(rid_rows):
-        full[rid_rows[_mod31_ok(m[rid_rows])]] = True
-    idx = np.flatnonzero(full)
+    out = np.full(c.shape[1], _R[Reason.CHECKSUM], dtype=np.int8)
+    idx = np.flatnonzero(~resident_ok | _mod31_ok(c))
     if len(idx):
-        out[idx] = _uscc(m[idx])
+        out[idx] = _uscc(c[:, idx])
     return out
 
 
-def _reg_no(m: U32) -> npt.NDArray[np.int8]:
-    c = _ascii(m)
-    r = _Reasons(c.shape[0])
-    d = _DIGIT[c]
-    r.fail(~(d >= 0).all(axis=1), Reason.FORMAT)
-    dz = np.where(d >= 0, d, 0)
-    r.fail(~_registration_region_ok(dz[:, :6]), Reason.REGION)
+def _reg_no(c: U8) -> npt.NDArray[np.int8]:
+    r = _Reasons(c.shape[1])
+    d, is_digit = _digits(c)
+    r.fail(~_all(is_digit), Reason.FORMAT)
+    r.fail(~_registration_region_ok(d[:6]), Reason.REGION)
     # ISO 7064 MOD 11,10 over all 15 digits: valid when the running remainder ends at 1.
-    p = np.full(c.shape[0], 10, dtype=np.int64)
-    for col in range(14):
-        s = (p + dz[:, col]) % 10
-        s[s == 0] = 10
-        p = (2 * s) % 11
-    r.fail(dz[:, 14] != (11 - p) % 10, Reason.CHECKSUM)
+    p = np.full(c.shape[1], 10, dtype=np.int8)
+    for row in d[:14]:
+        p = _MOD11_10[p.astype(np.intp) * 10 + row]
+    r.fail(d[14] != (11 - p) % 10, Reason.CHECKSUM)
     return r.codes
 
 
-def _taxpayer_15(m: U32) -> npt.NDArray[np.int8]:
-    c = _ascii(m)
-    r = _Reasons(c.shape[0])
-    d = _DIGIT[c[:, :6]]
-    r.fail(~(d >= 0).all(axis=1), Reason.FORMAT)
-    v = _ORG_VALUE[c[:, 6:14]]
-    last = c[:, 14]
-    r.fail(~((v >= 0).all(axis=1) & ((_DIGIT[last] >= 0) | (last == ord("X")))), Reason.FORMAT)
-    r.fail(~_registration_region_ok(np.where(d >= 0, d, 0)), Reason.REGION)
-    r.fail(~_org_check_ok(np.where(v >= 0, v, 0), last), Reason.CHECKSUM)
+def _taxpayer_15(c: U8) -> npt.NDArray[np.int8]:
+    r = _Reasons(c.shape[1])
+    d, is_digit = _digits(c[:6])
+    r.fail(~_all(is_digit), Reason.FORMAT)
+    v, in_alphabet = _values(c[6:14], _ORG_VALUE)
+    r.fail(~(_all(in_alphabet) & _is_check(c[14])), Reason.FORMAT)
+    r.fail(~_registration_region_ok(d), Reason.REGION)
+    r.fail(~_org_check_ok(v, c[14]), Reason.CHECKSUM)
     return r.codes
 
 
-def _taxpayer_20(m: U32) -> npt.NDArray[np.int8]:
-    c = _ascii(m)
-    r = _Reasons(c.shape[0])
-    r.fail(~(_DIGIT[c[:, 18:]] >= 0).all(axis=1), Reason.FORMAT)
-    inner = _resident_id(m[:, :18])
-    r.codes = np.where(r.codes == 0, inner, r.codes).astype(np.int8)
-    return r.codes
+def _taxpayer_20(c: U8) -> npt.NDArray[np.int8]:
+    r = _Reasons(c.shape[1])
+    r.fail(~_all(_digits(c[18:])[1]), Reason.FORMAT)
+    inner = _resident_id(c[:18])
+    return np.where(r.codes == 0, inner, r.codes).astype(np.int8)
 
 
 def _rules(kind: str, width: int) -> Any:
@@ -305,6 +335,18 @@ def _rules(kind: str, width: int) -> Any:
     return table.get((kind, width))
 
 
+def _guess_many(c: U8) -> npt.NDArray[np.int8]:
+    """:func:`identity.normalize._guess_18` over an (18, n) matrix."""
+    d, is_digit = _digits(c)
+    shaped = _all(is_digit[:17]) & _is_check(c[17])
+    in_province = shaped & _provinces(False)[d[0].astype(np.intp) * 10 + d[1]]
+    uscc_chars = _all(_values(c, _USCC_VALUE)[1])
+    out = np.full(c.shape[1], _K["unknown"], dtype=np.int8)
+    out[shaped] = _K["resident_id"]
+    out[~in_province & uscc_chars] = _K["uscc"]
+    return out
+
+
 # --- the public surface ---------------------------------------------------------------------
 
 
@@ -314,88 +356,134 @@ def clean_many(values: Iterable[Any]) -> list[str | None]:
     return [None if v is None or v != v else str(v).translate(table) for v in values]
 
 
-def _to_18(m: U32) -> list[str]:
-    """18-digit forms of valid 15-digit resident ids."""
-    c = _ascii(m)
-    d = _DIGIT[c]
-    body = np.concatenate([d[:, :6], np.tile([1, 9], (len(d), 1)), d[:, 6:]], axis=1)
-    check = _RID_CHECK[(body @ _RID_WEIGHTS) % 11]
-    chars = np.concatenate([body + ord("0"), check[:, None]], axis=1).astype(np.uint32)
-    return np.ascontiguousarray(chars).view("<U18").ravel().tolist()
+def _to_18(c: U8) -> ObjA:
+    """18-digit forms of valid 15-digit resident ids (a (15, n) matrix)."""
+    d, _ = _digits(c)
+    century = np.broadcast_to(np.array([[1], [9]], dtype=np.uint8), (2, c.shape[1]))
+    body = np.concatenate([d[:6], century, d[6:]], axis=0)
+    check = _RID_CHECK[_weighted(body, _RID_WEIGHTS) % 11]
+    chars = np.concatenate([body + _ZERO, check[None, :]], axis=0).T.astype(np.uint32)
+    return np.ascontiguousarray(chars).view("<U18").ravel().astype(object)
+
+
+#: Byte a cleaned character becomes in the matrices: ASCII as itself; FOREIGN for any other
+#: character the clean-up keeps (never valid in any code, so one value stands for them all).
+FOREIGN = 128
+#: Joins the values into one string, so one encode and one pass find every boundary. A
+#: control character no code has; if a value does contain it, boundaries come from ``len``.
+_SEPARATOR = 0x1F
+#: Cleaned byte of the separator (and the "changed" mark never makes it: see _clean_codes).
+_CUT = 255
+#: Zero bytes after the last row, so every row has a full window of this many characters.
+_PAD = 40
 
 
 @cache
-def _clean_lut() -> U32:
-    """:data:`CLEAN_TABLE` as an array over the Basic Multilingual Plane (0 = delete)."""
-    lut = np.arange(0x10000, dtype=np.uint32)
+def _clean_codes(separator: int) -> U8:
+    """:data:`CLEAN_TABLE` as one byte per code point: 0 when the clean-up deletes the
+    character, the ASCII character it keeps, ``FOREIGN`` for any other kept character, and
+    ``FOREIGN +`` the ASCII character a different input character becomes (full width, lower
+    case), so the same pass tells which values the clean-up changed; ``_CUT`` for the
+    separator. (Results are at most 0x7E, so a changed mark never reaches ``_CUT``.)"""
+    lut = np.full(0x110000, FOREIGN, dtype=np.uint8)
+    lut[1:128] = np.arange(1, 128, dtype=np.uint8)
     for code, repl in CLEAN_TABLE.items():
-        lut[code] = 0 if repl is None else repl
+        if repl is None:
+            lut[code] = 0
+        elif repl != code:
+            lut[code] = repl + FOREIGN if repl < 128 else FOREIGN
+    if separator >= 0:
+        lut[separator] = _CUT
     return lut
 
 
-#: Raw values longer than this go through the scalar path (keeps the matrix narrow).
-_MAX_RAW = 40
+def _code_points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
+    """A string's code points: one byte each when it is ASCII (most batches), else four."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
-def _clean_matrix(texts: tuple[list[str], I64]) -> tuple[U32, I64, BoolA]:
-    """Cleaned code points ``(n, width)``, cleaned lengths, and rows the matrix cannot hold
-    exactly (NUL characters, very long values) — those go through the scalar path."""
-    raw, raw_len = texts
-    n = len(raw)
-    long_rows = raw_len > _MAX_RAW
-    if long_rows.any():
-        raw = [s if not too_long else "" for s, too_long in zip(raw, long_rows.tolist(), strict=True)]
-        raw_len = np.where(long_rows, 0, raw_len)
-    width = max(int(raw_len.max(initial=0)), 1)
-    try:
-        m = np.array(raw, dtype=f"<U{width}").view(np.uint32).reshape(n, width)
-    except (TypeError, ValueError):  # an odd object slipped past the sampled type check
-        raw = [_as_text(v) for v in raw]
-        m = np.array(raw, dtype=f"<U{width}").view(np.uint32).reshape(n, width)
-    present = m != 0
-    scalar_rows = long_rows | (present.sum(axis=1) != raw_len)  # NULs the fixed-width array lost
-    lut = _clean_lut()
-    mapped = lut[np.minimum(m, 0xFFFF)]
-    astral = m > 0xFFFF
-    if astral.any():  # characters beyond the BMP are kept as they are (never valid)
-        mapped[astral] = m[astral]
-    keep = mapped != 0
-    lengths = keep.sum(axis=1)
-    shifted = np.flatnonzero(lengths != raw_len)
-    if len(shifted):  # move deleted characters (separators) to the end, keeping order
-        sub = mapped[shifted]
-        order = np.argsort(~keep[shifted], axis=1, kind="stable")
-        mapped[shifted] = np.take_along_axis(sub, order, axis=1)
-    return mapped, lengths, scalar_rows
+def _rows_of(starts: I64, positions: I64) -> I64:
+    """Row of each character position, given the rows' (non-decreasing) first positions."""
+    return np.searchsorted(starts, positions, side="right") - 1
 
 
-def _guess_many(c: I64) -> npt.NDArray[np.int8]:
-    """:func:`identity.normalize._guess_18` over an (n, 18) matrix of code points."""
-    d = _DIGIT[c]
-    shaped = (d[:, :17] >= 0).all(axis=1) & ((d[:, 17] >= 0) | (c[:, 17] == ord("X")))
-    province = np.zeros(100, dtype=bool)
-    for code in province_codes():
-        province[int(code)] = True
-    dz = np.where(d >= 0, d, 0)
-    in_province = shaped & province[dz[:, 0] * 10 + dz[:, 1]]
-    uscc_chars = (_USCC_VALUE[c] >= 0).all(axis=1)
-    out = np.full(len(c), _K["unknown"], dtype=np.int8)
-    out[shaped] = _K["resident_id"]
-    out[~in_province & uscc_chars] = _K["uscc"]
-    return out
+class _Cleaned:
+    """Every value's cleaned characters, concatenated into one byte array (see
+    :func:`_clean_codes`), with each row's start and cleaned length; which rows the clean-up
+    changed (else the text is its own canonical form) and which keep a non-ASCII character.
+
+    One join, one encode and a few passes over the bytes replace a per-value
+    ``str.translate`` and a padded code-point matrix of every row."""
+
+    def __init__(self, values: list[Any]) -> None:
+        texts = values
+        try:
+            joined = chr(_SEPARATOR).join(values)
+        except TypeError:  # not all ``str``: None, NaN, numbers, odd objects
+            texts = [_as_text(v) for v in values]
+            joined = chr(_SEPARATOR).join(texts)
+        n = len(texts)
+        mapped = _clean_codes(_SEPARATOR)[_code_points(joined)]
+        cuts = np.flatnonzero(mapped == _CUT)
+        if n == 0:
+            raw_start = raw_len = np.zeros(0, dtype=np.int64)
+        elif len(cuts) == n - 1:
+            raw_start = np.concatenate([[0], cuts + 1]).astype(np.int64)
+            raw_len = np.concatenate([cuts, [len(mapped)]]).astype(np.int64) - raw_start
+        else:  # a value holds the separator itself: lengths one by one, no separators
+            mapped = _clean_codes(-1)[_code_points("".join(texts))]
+            raw_len = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+            raw_start = np.zeros(n, dtype=np.int64)
+            np.cumsum(raw_len[:-1], out=raw_start[1:])
+        deleted = _rows_of(raw_start, np.flatnonzero(mapped == 0))
+        changed = np.flatnonzero((mapped - np.uint8(FOREIGN + 1)) < _CUT - FOREIGN - 1)  # marks only
+        self.length = raw_len - np.bincount(deleted, minlength=n)[:n]
+        self.start = np.zeros(n, dtype=np.int64)
+        np.cumsum(self.length[:-1], out=self.start[1:])
+        self.changed = np.zeros(n, dtype=bool)
+        self.changed[deleted] = True
+        self.changed[_rows_of(raw_start, changed)] = True
+        self.foreign = np.zeros(n, dtype=bool)
+        self.foreign[_rows_of(raw_start, np.flatnonzero(mapped == FOREIGN))] = True
+        mapped[changed] -= np.uint8(FOREIGN)  # the characters the rules see
+        kept = mapped[(mapped - np.uint8(1)) < _CUT - 1]  # drops deletions (0) and separators
+        self.chars = np.concatenate([kept, np.zeros(_PAD, dtype=np.uint8)])
+        self.texts = texts
+
+    def matrix(self, idx: I64, width: int) -> U8:
+        """The cleaned characters of rows ``idx`` (at least ``width`` long) as a matrix."""
+        windows = np.lib.stride_tricks.sliding_window_view(self.chars, width)
+        return np.ascontiguousarray(windows[self.start[idx]])
+
+    def rows(self, width: int) -> tuple[I64, U8]:
+        """The rows of cleaned length ``width`` and their characters, column-major
+        ``(width, rows)``: the layout every rule works on."""
+        idx = np.flatnonzero(self.length == width)
+        return idx, np.ascontiguousarray(self.matrix(idx, width).T)
+
+    def canonical(self, texts: ObjA | None = None) -> ObjA:
+        """Each row's cleaned text: the text itself where nothing changed, else rebuilt from
+        the cleaned ASCII bytes, else (non-ASCII left, or very long) ``str.translate``.
+        ``texts``: the texts as an object array already made (copied, not changed)."""
+        out: ObjA = texts.copy() if texts is not None else _objects(self.texts)
+        redo = np.flatnonzero(self.changed)
+        simple = ~self.foreign[redo] & (self.length[redo] <= _PAD)
+        fast, slow = redo[simple], redo[~simple]
+        if len(fast):
+            width = max(int(self.length[fast].max()), 1)
+            m = self.matrix(fast, width)
+            m[np.arange(width) >= self.length[fast][:, None]] = 0  # the next rows' characters
+            out[fast] = m.astype(np.uint32).view(f"<U{width}").ravel()
+        for i in slow.tolist():
+            out[i] = self.texts[i].translate(CLEAN_TABLE)
+        return out
 
 
-def _texts(values: list[Any]) -> tuple[list[str], I64]:
-    """The values as text, and their lengths. Fast path: a list of ``str`` is used as it is
-    (checked through ``len``, which ``None`` and NaN do not have); else one by one."""
-    try:
-        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-        if not values or all(type(v) is str for v in values[:: max(1, len(values) // 64)]):
-            return values, lengths
-    except TypeError:
-        pass
-    texts = [_as_text(v) for v in values]
-    return texts, np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+def _objects(values: list[Any]) -> ObjA:
+    """A list as a 1-d object array (elements kept as they are, sequences included)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _as_text(value: Any) -> str:
@@ -421,22 +509,20 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
         raise ValueError(f"unknown kind {as_kind!r}; expected one of {', '.join(KINDS)}")
     inputs = values.tolist() if isinstance(values, pd.Series | np.ndarray) else list(values)
     n = len(inputs)
-    matrix, lengths, scalar_rows = _clean_matrix(_texts(inputs))
-    width_all = matrix.shape[1]
-    canonical: ObjA = np.empty(n, dtype=object)
-    canonical[:] = matrix.view(f"<U{width_all}").ravel().tolist() if n else []
+    cleaned = _Cleaned(inputs)
+    lengths = cleaned.length
+    input_col = _objects(inputs)
+    canonical = cleaned.canonical(input_col if cleaned.texts is inputs else None)
     kind = np.full(n, _K["unknown" if as_kind is None else as_kind], dtype=np.int8)
     reason = np.full(n, _R[Reason.LENGTH], dtype=np.int8)
     candidates: ObjA = np.full(n, None, dtype=object)
     eighteen_col: ObjA = np.full(n, None, dtype=object)
     ambiguous_valid = np.zeros(n, dtype=bool)
 
-    def rows(width: int) -> tuple[I64, U32]:
-        idx = np.flatnonzero((lengths == width) & ~scalar_rows)
-        return idx, matrix[idx, :width]
+    rows = cleaned.rows
 
     if as_kind is not None:
-        for width in np.unique(lengths[(lengths > 0) & ~scalar_rows]).tolist():
+        for width in np.unique(lengths[lengths > 0]).tolist():
             fn = _rules(as_kind, width)
             if fn is None:
                 continue
@@ -446,7 +532,7 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
                 kind[idx] = _K["resident_id_15"]
                 ok = reason[idx] == 0
                 if ok.any():
-                    canonical[idx[ok]] = _to_18(m[ok])
+                    canonical[idx[ok]] = _to_18(m[:, ok])
     else:
         idx, m = rows(18)
         if len(idx):
@@ -456,7 +542,7 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
             k = np.where(rid == 0, _K["resident_id"], np.where(usc == 0, _K["uscc"], _K["unknown"])).astype(np.int8)
             neither = (rid != 0) & (usc != 0)
             if neither.any():
-                k[neither] = _guess_many(_ascii(m[neither]))
+                k[neither] = _guess_many(m[:, neither])
             k[both] = _K["ambiguous"]
             kind[idx] = k
             reason[idx] = np.where(k == _K["uscc"], usc, np.where(k == _K["resident_id"], rid, _R[Reason.FORMAT]))
@@ -470,7 +556,7 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
                         "taxpayer_id": _taxpayer_15(m) == 0}
             ok15 = verdicts["resident_id_15"]
             if ok15.any():
-                eighteen_col[idx[ok15]] = _to_18(m[ok15])
+                eighteen_col[idx[ok15]] = _to_18(m[:, ok15])
             bits = ok15.astype(np.int64) | verdicts["reg_no"] << 1 | verdicts["taxpayer_id"] << 2
             tuples: ObjA = np.empty(8, dtype=object)
             tuples[:] = [_kind_tuples()[b] for b in range(8)]
@@ -484,7 +570,7 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
         if len(idx):
             kind[idx] = _K["taxpayer_id"]
             reason[idx] = _taxpayer_20(m)
-    empty = (lengths == 0) & ~scalar_rows
+    empty = lengths == 0
     valid = reason == 0
     reason_col: ObjA = np.array(REASONS, dtype=object)[reason]
     amb = kind == _K["ambiguous"]
@@ -493,25 +579,19 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
     reason_col[empty] = Reason.EMPTY
     valid[empty] = False
     canonical[empty] = None
-    for i in np.flatnonzero(scalar_rows).tolist():
-        one = normalize(inputs[i], as_kind)
-        kind[i], canonical[i], valid[i], reason_col[i] = _K[one["kind"]], one["canonical"], one["valid"], one["reason"]
-        found = one.get("candidates")
-        if found is not None:
-            candidates[i] = tuple(c["kind"] for c in found)
-            eighteen_col[i] = next((c["canonical"] for c in found if c["kind"] == "resident_id_15"), None)
     # object dtype explicitly: pandas would otherwise infer a string dtype and turn None into NaN
-    return pd.DataFrame(
-        {
-            "input": pd.Series(inputs, dtype=object),
-            "kind": pd.Series(np.array(KIND_NAMES, dtype=object)[kind], dtype=object),
-            "canonical": pd.Series(canonical, dtype=object),
-            "valid": valid.astype(bool),
-            "reason": pd.Series(reason_col, dtype=object),
-            "candidates": pd.Series(candidates, dtype=object),
-            "resident_id_18": pd.Series(eighteen_col, dtype=object),
-        }
-    )
+    # Object dtype explicitly (pandas would otherwise infer a string dtype and turn None into
+    # NaN); no copies: every array is this call's own, and pandas need not consolidate them.
+    columns = {
+        "input": input_col,
+        "kind": np.array(KIND_NAMES, dtype=object)[kind],
+        "canonical": canonical,
+        "valid": valid.astype(bool),
+        "reason": reason_col,
+        "candidates": candidates,
+        "resident_id_18": eighteen_col,
+    }
+    return pd.DataFrame({k: pd.Series(v, dtype=v.dtype, copy=False) for k, v in columns.items()}, copy=False)
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -532,14 +612,10 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _valid(column: pd.Series, kind: str, width: int) -> BoolA:
     inputs = column.tolist()
-    matrix, lengths, scalar_rows = _clean_matrix(_texts(inputs))
     result = np.zeros(len(inputs), dtype=bool)
-    idx = np.flatnonzero((lengths == width) & ~scalar_rows)
+    idx, m = _Cleaned(inputs).rows(width)
     if len(idx):
-        result[idx] = _rules(kind, width)(matrix[idx, :width]) == 0
-    for i in np.flatnonzero(scalar_rows).tolist():
-        one = normalize(inputs[i], kind)
-        result[i] = bool(one["valid"]) and len(one["canonical"] or "") == width
+        result[idx] = _rules(kind, width)(m) == 0
     return result
 
 

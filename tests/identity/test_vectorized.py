@@ -61,3 +61,38 @@ def test_canonical_resident_ids_equal_scalar(codes: list[str | None]) -> None:
 
     got = canonical_resident_ids(pd.Series(codes, dtype=object)).tolist()
     assert got == [normalize(c, "resident_id")["canonical"] for c in codes]
+
+
+#: Characters the column-wide clean-up must treat exactly as ``str.translate`` does: NUL,
+#: the separator that joins values, a noncharacter, characters beyond the Basic Multilingual Plane,
+#: characters just past ASCII, and the clean-up's own deletions and foldings.
+_AWKWARD = "0123456789Xx \u0000\u001f\uffff\U0001f600\u0080\u00ff\u3000－ａＺ１é-./"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            identifiers,
+            st.text(alphabet=_AWKWARD, max_size=60),
+            st.text(max_size=25),
+            st.integers(),
+            st.just(float("nan")),
+        ),
+        max_size=30,
+    ),
+    AS_KIND,
+)
+def test_vectorised_equals_scalar_on_awkward_text(codes: list[object], as_kind: str | None) -> None:
+    assert records(normalize_many(codes, as_kind)) == [normalize(c, as_kind) for c in codes]
+
+
+def test_awkward_values_match_scalar() -> None:
+    codes: list[object] = [
+        "11010519491231002\u0000", "\u001f11010519491231002X", "\uffff11010519491231002X", "11010519491231002X\uffff",
+        "1101051949123100\U0001f600X", "x" * 200, "１" * 100 + "-" * 50, "\u3000", "-", 110105491231002,
+        None, float("nan"), "D2143569-\u00e9", "d2143569x",
+    ]
+    for as_kind in (None, *KINDS):
+        assert records(normalize_many(codes, as_kind)) == [normalize(c, as_kind) for c in codes]
+    assert len(normalize_many([])) == 0
