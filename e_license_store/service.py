@@ -279,6 +279,54 @@ class LicenseService:
             results[i] = self.issue(*items[i])
         return [r for r in results if r is not None]
 
+    def issue_many(
+        self, items: Sequence[tuple[LicenseDraft, SourceRef]], *, concurrency: int = 4
+    ) -> list[IssuedLicense | InvalidDraft | InvalidTransition]:
+        """Like :meth:`issue_batch`, but a bad item never stops the others: its error takes its place.
+
+        New and unchanged licences go through the batch path (sealed in the workers, indexed in
+        one transaction); changed ones — amendments, which may meet a revoked licence — and
+        repeats within the batch are issued one by one.
+        """
+        out: list[IssuedLicense | InvalidDraft | InvalidTransition | None] = [None] * len(items)
+        ids: list[str | None] = []
+        for i, (draft, source) in enumerate(items):
+            try:
+                self._check_draft(draft, license_type(draft.license_type_code))
+                ids.append(make_license_id(draft.license_type_code, draft.issuer_code, source.department,
+                                           source.dataset, source.source_key))  # fmt: skip
+            except InvalidDraft as exc:
+                out[i] = exc
+                ids.append(None)
+        with self.session_factory() as session:
+            wanted = {x for x in ids if x is not None}
+            known = {
+                e.license_id: e.content_fingerprint
+                for e in session.scalars(select(LicenseIndexEntry).where(LicenseIndexEntry.license_id.in_(wanted)))
+            } if wanted else {}  # fmt: skip
+        batch: list[int] = []
+        one_by_one: list[int] = []
+        seen: set[str] = set()
+        for i, license_id in enumerate(ids):
+            if license_id is None:
+                continue
+            if license_id in seen or (license_id in known and known[license_id] != self._fingerprint(
+                    self.license_for(*items[i]))):  # fmt: skip
+                one_by_one.append(i)
+            else:
+                batch.append(i)
+            seen.add(license_id)
+        if batch:
+            for i, result in zip(batch, self.issue_batch([items[i] for i in batch], concurrency=concurrency),
+                                 strict=True):  # fmt: skip
+                out[i] = result
+        for i in one_by_one:
+            try:
+                out[i] = self.issue(*items[i])
+            except (InvalidDraft, InvalidTransition) as exc:
+                out[i] = exc
+        return [r for r in out if r is not None]
+
     def _fingerprint(self, lic: License) -> str:
         return index.content_fingerprint(self._document(lic, Transition.issued, None))
 

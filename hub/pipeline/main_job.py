@@ -1,8 +1,10 @@
 """The hub's main job through Airflow (主作业): every exchange DAG, then the push DAG on its own.
 
-Used by ``hub demo``, the end-to-end test and the benchmark. Persons go first (every other
-department refers to residents), then the other feeds together; the push DAG is never
-triggered here — the Assets the publish tasks update wake it, and this waits for it.
+Used by ``hub demo``, the end-to-end test and the benchmark. The registries of record go
+first — persons (every other department refers to residents), then enterprises (commerce
+issues the USCC that tax and land records reach only through old codes) — then the other
+feeds together; the push DAG is never triggered here — the Assets the publish tasks update
+wake it, and this waits for it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 from hub.pipeline.airflow_runner import AirflowProcesses, AirflowRunError
 from hub.pipeline.factory import PUSH_DAG_ID, exchange_dag_id
 
-#: mapping-name prefixes run before the others (identities first)
-FIRST = ("public_security_",)
+#: waves of mapping-name prefixes run before the others, in order (registries of record first):
+#: a tax record naming an enterprise by its old taxpayer id resolves only once commerce's record
+#: of that enterprise (with its organisation code) is in the master index
+FIRST: tuple[tuple[str, ...], ...] = (("public_security_",), ("commerce_",))
 
 
 @dataclass
@@ -36,15 +40,20 @@ class MainJobResult:
 
 
 def ordered(mapping_names: Iterable[str]) -> list[list[str]]:
-    """Waves of mappings to run: the identity-bearing feeds first, then the rest together.
+    """Waves of mappings to run: the registries of record first, one wave each, then the rest together.
 
-    >>> ordered(["tax_taxpayers", "public_security_persons", "commerce_enterprises"])
-    [['public_security_persons'], ['commerce_enterprises', 'tax_taxpayers']]
+    >>> ordered(["tax_taxpayers", "public_security_persons", "commerce_enterprises", "land_property_rights"])
+    [['public_security_persons'], ['commerce_enterprises'], ['land_property_rights', 'tax_taxpayers']]
+    >>> ordered(["tax_taxpayers"])
+    [['tax_taxpayers']]
     """
     names = sorted(mapping_names)
-    first = [n for n in names if n.startswith(FIRST)]
-    rest = [n for n in names if n not in first]
-    return [w for w in (first, rest) if w]
+    waves: list[list[str]] = []
+    for prefixes in FIRST:
+        waves.append([n for n in names if n.startswith(prefixes)])
+    taken = {n for w in waves for n in w}
+    waves.append([n for n in names if n not in taken])
+    return [w for w in waves if w]
 
 
 def _aware(value: Any) -> dt.datetime | None:

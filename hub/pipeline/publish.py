@@ -133,11 +133,18 @@ def _apply_status(service: Any, issued: Any, status: str | None) -> Any:
 
 def publish_frame(df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, staged_ref: str
                   ) -> tuple[int, int, int]:
-    """Issue/amend the licences of every row; returns (issued, changed, rows yielding nothing)."""
+    """Issue/amend the licences of every row; returns (issued, changed, rows yielding nothing).
+
+    The whole frame goes to the licence service at once (:meth:`LicenseService.issue_many`:
+    sealed in parallel, indexed with its outbox events in one transaction); a row whose licence
+    cannot change (say, its licence was revoked) is logged and the others go on.
+    """
     from e_license_store.service import InvalidDraft, InvalidTransition
     from mappings.canonical.models import SourceRef
 
     issued_n = changed_n = idle = 0
+    items: list[tuple[Any, Any]] = []
+    statuses: list[str | None] = []
     for row in df.to_dict(orient="records"):
         any_draft = False
         for draft, suffix, status in drafts(row, mapping):
@@ -150,19 +157,26 @@ def publish_frame(df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, 
                 run_id=run_id,
                 staged_ref=staged_ref,
             )
-            try:
-                result = service.issue(draft, source)
-                if result.created:
-                    if result.version == 1:
-                        issued_n += 1
-                    else:
-                        changed_n += 1
-                moved = _apply_status(service, result, status)
-                if moved is not None and moved.created:
-                    changed_n += 1
-            except (InvalidTransition, InvalidDraft) as exc:
-                # e.g. a revoked licence's record changes again: nothing more to issue
-                log.warning("%s: licence for holder %s not changed: %s", mapping.name,
-                            mask_resident_id(draft.holder_code), exc)
+            items.append((draft, source))
+            statuses.append(status)
         idle += not any_draft
+    for (draft, _source), status, result in zip(items, statuses, service.issue_many(items), strict=True):
+        if isinstance(result, InvalidDraft | InvalidTransition):
+            # e.g. a revoked licence's record changes again: nothing more to issue
+            log.warning("%s: licence for holder %s not changed: %s", mapping.name,
+                        mask_resident_id(draft.holder_code), result)
+            continue
+        if result.created:
+            if result.version == 1:
+                issued_n += 1
+            else:
+                changed_n += 1
+        try:
+            moved = _apply_status(service, result, status)
+        except (InvalidTransition, InvalidDraft) as exc:
+            log.warning("%s: licence for holder %s not moved to %s: %s", mapping.name,
+                        mask_resident_id(draft.holder_code), status, exc)
+            continue
+        if moved is not None and moved.created:
+            changed_n += 1
     return issued_n, changed_n, idle

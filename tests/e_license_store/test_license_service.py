@@ -249,3 +249,25 @@ def test_default_service_makes_a_key_on_first_use_under_hub_home(
     issued = service.issue(business_draft(), source())
     assert issued.key_id.startswith("sm2-")
     assert default_service().signer.active.key_id == issued.key_id  # type: ignore[union-attr]
+
+
+def test_issue_many_keeps_going_past_bad_items(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
+) -> None:
+    """What the publish step needs: one invalid draft or one revoked licence never stops the batch."""
+    revoked = service.issue(business_draft(), source("r1"))
+    service.revoke(revoked.license_id, "吊销")
+    standing = service.issue(business_draft(), source("s0"))
+    items = [(business_draft(license_number=f"33032200000{i:04d}"), source(f"n{i}")) for i in range(3)]
+    items.append((business_draft(surface={"address": "x"}), source("bad")))  # invalid: no enterprise name
+    items.append((business_draft(license_number="330322000099999"), source("r1")))  # change to a revoked one
+    items.append((business_draft(), source("s0")))  # unchanged
+    items.append((business_draft(license_number="330322000088888"), source("s0")))  # then changed, same batch
+    out = service.issue_many(items, concurrency=2)
+    assert len(out) == len(items)
+    assert all(not isinstance(r, Exception) and r.created and r.version == 1 for r in out[:3])
+    assert isinstance(out[3], InvalidDraft) and isinstance(out[4], InvalidTransition)
+    assert not isinstance(out[5], Exception) and not out[5].created and out[5].version == standing.version
+    assert not isinstance(out[6], Exception) and out[6].created and out[6].version == 2
+    events = sorted(e[0] for e in _events(sessions))
+    assert events == ["license.amended"] + ["license.issued"] * 5 + ["license.revoked"]

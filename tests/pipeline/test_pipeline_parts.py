@@ -118,11 +118,13 @@ def test_state_connections_cover_every_mapping(tmp_path: Path) -> None:
     assert parse_odbc("DRIVER={SQLite3};Database=/x;") == {"DRIVER": "SQLite3", "DATABASE": "/x"}
 
 
-def test_identity_bearing_feeds_run_first() -> None:
-    assert ordered(["land_x", "public_security_persons", "commerce_y"]) == [
+def test_registries_of_record_run_first() -> None:
+    assert ordered(["land_x", "tax_z", "public_security_persons", "commerce_y"]) == [
         ["public_security_persons"],
-        ["commerce_y", "land_x"],
+        ["commerce_y"],
+        ["land_x", "tax_z"],
     ]
+    assert ordered(["land_x", "commerce_y"]) == [["commerce_y"], ["land_x"]]
 
 
 # -- licence drafts from mapped rows ----------------------------------------------------------
