@@ -213,6 +213,32 @@ def persist_result(
     return StoredResult(ref=ref, docs_index=docs_index)
 
 
+def build_docs_for(refs: Sequence[str]) -> str | None:
+    """Render the Data Docs pages of the stored results ``refs`` (from :func:`persist_result`) and the index.
+
+    A pipeline task validates many batches; rendering once per task instead of once per batch
+    keeps the index rebuild (which lists every kept result) out of the per-batch cost.
+    """
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+    keys = []
+    for ref in refs:
+        if not ref:
+            continue
+        try:
+            keys.append(ValidationResultIdentifier.from_tuple(tuple(ref.split("/"))))
+        except Exception as exc:  # a ref from another layout: its result is stored all the same
+            log.warning("no Data Docs page for result %s: %s", ref, exc)
+    if not keys:
+        return None
+    try:
+        urls = _file_context().build_data_docs(resource_identifiers=keys)
+    except Exception as exc:  # Data Docs are a convenience; the stored results are the record.
+        log.warning("building Data Docs failed: %s", exc)
+        return None
+    return next(iter(urls.values()), None)
+
+
 def rebuild_data_docs() -> str | None:
     """Rebuild the whole Data Docs site from the (masked) results kept under ``$HUB_HOME/gx``."""
     if not gx_root().exists():

@@ -228,6 +228,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     Counts must reconcile (pulled = accepted + quarantined, deletions aside) and a batch fails
     past the mapping's quarantine threshold.
     """
+    from validation.gxrun import build_docs_for
     from validation.run import validate_mapped
 
     mapping = load_mapping(mapping_name)
@@ -257,6 +258,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     },
                     run_id=run_id,
                     session=session,
+                    build_docs=False,  # rendered once for the whole task below
                 )
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
@@ -269,11 +271,12 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                 out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "accepted", b["source"]), good))
         if pulled != accepted + quarantined:
             raise StepError(f"{mapping_name}: pulled {pulled} != accepted {accepted} + quarantined {quarantined}")
+        docs = build_docs_for(results)
     counts = Counts(pulled=pulled, accepted=accepted, quarantined=quarantined)
     record_step(run_id, mapping_name, mapping.department, "validate", counts, t[0])
     if verdict is not None:
         verdict.raise_for_threshold()
-    return {"mapping": mapping_name, "staged": out_refs, "gx_results": results, **vars(counts)}
+    return {"mapping": mapping_name, "staged": out_refs, "gx_results": results, "data_docs": docs, **vars(counts)}
 
 
 # -- resolve --------------------------------------------------------------------------------
