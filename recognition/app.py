@@ -6,17 +6,23 @@ audit log and committed before the answer is sent (group commit, see :mod:`recog
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import re
 import threading
 import time
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import ValidationError
 from sqlalchemy import text
@@ -36,7 +42,7 @@ from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
 from recognition.consumers import Principal, authenticate
 from recognition.directory import LicenseDirectory
-from recognition.holders import ResolvedHolder, is_resident_id, resolve_holder, warm_up
+from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonical, resolve_holder, warm_up
 from recognition.problems import (
     ProblemError,
     missing_scope,
@@ -54,7 +60,6 @@ from recognition.schemas import (
     LicenseDetail,
     LicensePage,
     LicenseStatusParam,
-    LicenseSummary,
     Recognition,
     RecognitionCheck,
     RecognitionPage,
@@ -87,6 +92,16 @@ class Metrics:
             registry=self.registry,
         )
         self.audit_entries = Counter("hub_audit_entries_total", "Audit entries written", registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def children(self, template: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The labelled series of one route, method and status (looked up once, then kept)."""
+        key = (template, method, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (self.requests.labels(template, method, str(status)), self.latency.labels(template))
+            self._children[key] = found
+        return found
 
 
 @dataclass
@@ -100,6 +115,43 @@ class AppContext:
     metrics: Metrics
     _keys: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
+    _local: threading.local = field(default_factory=threading.local)
+    _readers: list[Any] = field(default_factory=list)
+
+    @contextmanager
+    def reader(self) -> Iterator[Any]:
+        """A DBAPI connection of this thread for one short read, kept open between requests.
+
+        The hot lookup runs without an ``await`` between checkout and return, so one
+        connection per thread (the event loop's) serves it; that saves the pool's checkout,
+        reset and, on PostgreSQL, its pre-ping per request. The read transaction ends on
+        return, so no snapshot outlives the request; a connection that failed is dropped.
+        """
+        conn = getattr(self._local, "reader", None)
+        if conn is None:
+            conn = self.engine.raw_connection()
+            conn.detach()  # its own life from here: closed by close_readers(), not returned to the pool
+            self._local.reader = conn
+            with self._keys_lock:
+                self._readers.append(conn)
+        try:
+            yield conn
+            conn.rollback()
+        except BaseException:
+            self._local.reader = None
+            with self._keys_lock:
+                if conn in self._readers:
+                    self._readers.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+
+    def close_readers(self) -> None:
+        with self._keys_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def principal(self, token: str) -> Principal | None:
         """The key's principal; cached briefly so the hot path does not hash and query every time."""
@@ -261,8 +313,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(template, scope.get("method", ""), str(status[0])).inc()
-            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+            counter, histogram = self.metrics.children(template, scope.get("method", ""), status[0])
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
 
 
 def create_app(
@@ -271,7 +324,9 @@ def create_app(
     directory: LicenseDirectory | None = None,
     engine: Engine | None = None,
     config: RecognitionSettings | None = None,
+    fast_paths: bool = True,
 ) -> FastAPI:
+    """The app; ``fast_paths=False`` leaves every request to FastAPI's parsing (see :class:`_HolderLicensesRoute`)."""
     settings = settings or get_settings()
     config = config or RecognitionSettings()
     engine = engine or make_engine(settings.resolved_db_url())
@@ -298,8 +353,9 @@ def create_app(
     warm_up()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
-    _routes(app)
+    _routes(app, fast_paths=fast_paths)
     app.router.add_event_handler("shutdown", ctx.audit.close)
+    app.router.add_event_handler("shutdown", ctx.close_readers)
     return app
 
 
@@ -334,6 +390,93 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem_response(500, "internal_error", "Internal error", instance=request.url.path)
 
 
+_STATUS_VALUES = {s.value: s for s in LicenseStatusParam}
+_PLAIN_INT = re.compile(r"(?:0|[1-9][0-9]{0,6})")
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _plain_holder_query(request: Request) -> dict[str, Any] | None:
+    """The licences-by-holder parameters when every one is in its plain form, else ``None``.
+
+    Plain means what FastAPI would accept without a doubt and read the same way: digits
+    within the declared bounds, an ISO date, a listed status, at most 20 types, a code of
+    1..64 characters, no repeated single-valued parameter. Anything else, valid or not,
+    goes to FastAPI, which answers it (or rejects it) as it always did.
+    """
+    code = request.path_params.get("code")
+    if not isinstance(code, str) or not 1 <= len(code) <= 64:
+        return None
+    args: dict[str, Any] = {"code": code, "type": None, "status": None, "valid_on": None, "limit": 50, "offset": 0}
+    raw = request.scope.get("query_string", b"")
+    if not raw:
+        return args
+    seen: set[str] = set()
+    types: list[str] = []
+    # the same reading of the query string as Starlette's QueryParams
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if name == "type":
+            types.append(value)
+            continue
+        if name not in args:
+            continue  # FastAPI ignores parameters the route does not declare
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == "status":
+            if value not in _STATUS_VALUES:
+                return None
+            args["status"] = _STATUS_VALUES[value]
+        elif name == "valid_on":
+            if not _PLAIN_DATE.fullmatch(value):
+                return None
+            try:
+                args["valid_on"] = dt.date.fromisoformat(value)
+            except ValueError:
+                return None
+        elif name in ("limit", "offset"):
+            if not _PLAIN_INT.fullmatch(value):
+                return None
+            number = int(value)
+            low, high = (1, 200) if name == "limit" else (0, 1_000_000)
+            if not low <= number <= high:
+                return None
+            args[name] = number
+        else:
+            return None
+    if types:
+        if len(types) > 20:
+            return None
+        args["type"] = types
+    return args
+
+
+class _HolderLicensesRoute(APIRoute):
+    """The licences-by-holder route, with FastAPI's parameter solving skipped for plain requests.
+
+    It is the API's hot path, and FastAPI's generic dependency and parameter solving costs
+    more than the lookup itself. For a request whose parameters are all plain
+    (:func:`_plain_holder_query`) the handler authenticates with the same dependency and
+    calls the same endpoint function; every other request, and every request while
+    dependency overrides are set, takes FastAPI's full path. The OpenAPI document is
+    FastAPI's, generated from the same declaration. A test checks both paths answer alike.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        full = super().get_route_handler()
+        endpoint = self.endpoint
+        overrides = self.dependency_overrides_provider
+
+        async def handler(request: Request) -> Response:
+            args = None if getattr(overrides, "dependency_overrides", None) else _plain_holder_query(request)
+            if args is None:
+                return await full(request)
+            c = await caller(request)
+            response: Response = await endpoint(request, c, **args)
+            return response
+
+        return handler
+
+
 HolderCode = Annotated[str, Path(min_length=1, max_length=64, description="Resident id or USCC, or a legacy code")]
 LicenseId = Annotated[str, Path(min_length=1, max_length=64, description="Licence identifier")]
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -344,7 +487,7 @@ def _next(offset: int, limit: int, got: int) -> int | None:
     return offset + limit if got == limit else None
 
 
-def _routes(app: FastAPI) -> None:
+def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz(request: Request) -> Health:
         try:
@@ -360,13 +503,6 @@ def _routes(app: FastAPI) -> None:
     def metrics(request: Request) -> Response:
         return Response(generate_latest(_ctx(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get(
-        "/v1/holders/{code}/licenses",
-        response_model=LicensePage,
-        responses=responses(401, 403, 503),
-        tags=["licences"],
-        summary="Licences of a holder (持证查询)",
-    )
     async def holder_licenses(
         request: Request,
         c: CallerDep,
@@ -391,21 +527,27 @@ def _routes(app: FastAPI) -> None:
         else:
             raise missing_scope("licenses:read:*")
         ctx = _ctx(request)
-        with ctx.engine.connect() as conn:
-            resolved = resolve_holder(Session(bind=conn), code)
-            rows = ctx.directory.by_holder(
-                conn, resolved.codes, type_codes=types, status=status.value if status else None,
-                valid_on=valid_on, limit=limit, offset=offset,
+        resolved = resolve_canonical(code)
+        if resolved is None:  # a legacy code: the identity part resolves it (ORM, master index)
+            with ctx.sessions() as session:
+                resolved = resolve_holder(session, code)
+        # a DBAPI connection and a precompiled statement: the lookup without SQLAlchemy's
+        # per-execution bookkeeping, which costs several times the query itself
+        with ctx.reader() as dbapi_conn:
+            rows = ctx.directory.by_holder_dbapi(
+                dbapi_conn, ctx.engine.dialect, resolved.codes, type_codes=types,
+                status=status.value if status else None, valid_on=valid_on, limit=limit, offset=offset,
             )  # fmt: skip
-        # rows come typed from the index, so the hot path builds the answer without re-validating it
-        # (the OpenAPI conformance test checks every answer against the schema)
-        page = LicensePage.model_construct(
-            holder=holder_ref(resolved, scopes.personal),
-            masked=not scopes.personal,
-            items=[LicenseSummary.model_construct(**summary(r, scopes.personal)) for r in rows],
-            limit=limit,
-            offset=offset,
-            next_offset=_next(offset, limit, len(rows)),
+        # validated by pydantic-core in one call: cheaper than model_construct's Python loop per item
+        page = LicensePage.model_validate(
+            {
+                "holder": holder_ref(resolved, scopes.personal),
+                "masked": not scopes.personal,
+                "items": [summary(r, scopes.personal) for r in rows],
+                "limit": limit,
+                "offset": offset,
+                "next_offset": _next(offset, limit, len(rows)),
+            }
         )
         await record(
             request, c, "read", subject=_audit_subject(resolved.canonical),
@@ -414,6 +556,19 @@ def _routes(app: FastAPI) -> None:
         )  # fmt: skip
         # already validated: sent as is instead of FastAPI validating the model a second time
         return Response(page.model_dump_json(), media_type="application/json")
+
+    app.router.add_api_route(
+        "/v1/holders/{code}/licenses",
+        holder_licenses,
+        methods=["GET"],
+        response_model=LicensePage,
+        responses=responses(401, 403, 503),
+        tags=["licences"],
+        summary="Licences of a holder (持证查询)",
+        route_class_override=_HolderLicensesRoute if fast_paths else None,
+    )
+    # Starlette tries routes in order; the hot route goes first (its pattern overlaps no other)
+    app.router.routes.insert(0, app.router.routes.pop())
 
     def _readable_row(request: Request, c: Caller, license_id: str) -> LicenseIndexRow:
         scopes = c.principal.scopes

@@ -11,6 +11,7 @@ commit) and releases each caller only once its entry is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -22,14 +23,15 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import Table, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 
 from hub.db import session_scope
 from hub.models import utcnow
+from recognition.dbapi import Prepared
 from recognition.tables import AuditEntry, AuditHead
 
 log = logging.getLogger(__name__)
@@ -111,21 +113,8 @@ def _row_hash(prev_hash: str, row: AuditEntry) -> str:
     )
 
 
-def append(session: Session | Connection, records: Iterable[AuditRecord]) -> list[int]:
-    """Chain ``records`` onto the log inside ``session`` (the caller commits); returns their numbers.
-
-    The head row is updated first, which takes its write lock (a row lock on PostgreSQL, the
-    database write lock on SQLite), so appenders in several processes never fork the chain.
-    """
-    records = list(records)
-    if not records:
-        return []
-    now = utcnow()
-    locked = session.execute(_HEAD.update().where(_HEAD.c.id == HEAD_ID).values(updated_at=now))
-    if getattr(locked, "rowcount", 1) == 0:
-        session.execute(_HEAD.insert().values(id=HEAD_ID, seq=0, hash=GENESIS, updated_at=now))
-    head = session.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == HEAD_ID)).one()
-    seq, prev = int(head.seq), str(head.hash)
+def _chain(seq: int, prev: str, records: Iterable[AuditRecord]) -> list[dict[str, Any]]:
+    """The rows that chain ``records`` onto an entry ``seq`` with hash ``prev`` (one rule for every writer)."""
     rows = []
     for rec in records:
         seq += 1
@@ -151,9 +140,73 @@ def append(session: Session | Connection, records: Iterable[AuditRecord]) -> lis
             }
         )
         prev = digest
+    return rows
+
+
+def append(session: Session | Connection, records: Iterable[AuditRecord]) -> list[int]:
+    """Chain ``records`` onto the log inside ``session`` (the caller commits); returns their numbers.
+
+    The head row is updated first, which takes its write lock (a row lock on PostgreSQL, the
+    database write lock on SQLite), so appenders in several processes never fork the chain.
+    """
+    records = list(records)
+    if not records:
+        return []
+    now = utcnow()
+    locked = session.execute(_HEAD.update().where(_HEAD.c.id == HEAD_ID).values(updated_at=now))
+    if getattr(locked, "rowcount", 1) == 0:
+        session.execute(_HEAD.insert().values(id=HEAD_ID, seq=0, hash=GENESIS, updated_at=now))
+    head = session.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == HEAD_ID)).one()
+    rows = _chain(int(head.seq), str(head.hash), records)
     session.execute(_ENTRY.insert(), rows)
-    session.execute(_HEAD.update().where(_HEAD.c.id == HEAD_ID).values(seq=seq, hash=prev, updated_at=now))
-    return [int(str(r["seq"])) for r in rows]
+    session.execute(
+        _HEAD.update().where(_HEAD.c.id == HEAD_ID).values(seq=rows[-1]["seq"], hash=rows[-1]["hash"], updated_at=now)
+    )
+    return [int(r["seq"]) for r in rows]
+
+
+class _ChainStatements:
+    """:func:`append`'s statements, compiled once for the dialect and run on a DBAPI connection."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        head_id = _HEAD.c.id == bindparam("head_id")
+        self.touch = Prepared(_HEAD.update().where(head_id).values(updated_at=bindparam("now")), dialect)
+        self.create = Prepared(
+            _HEAD.insert().values(id=bindparam("head_id"), seq=bindparam("new_seq"), hash=bindparam("new_hash"),
+                                  updated_at=bindparam("now")),
+            dialect,
+        )  # fmt: skip
+        self.read = Prepared(select(_HEAD.c.seq, _HEAD.c.hash).where(head_id), dialect)
+        self.insert = Prepared(_ENTRY.insert().values({c.name: bindparam(c.name) for c in _ENTRY.c}), dialect)
+        self.advance = Prepared(
+            _HEAD.update().where(head_id).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"),
+                                                 updated_at=bindparam("now")),
+            dialect,
+        )  # fmt: skip
+
+    def append(self, dbapi_conn: Any, records: list[AuditRecord]) -> list[int]:
+        """:func:`append` in one DBAPI transaction, committed; same locking order, same rows."""
+        now = utcnow()
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(self.touch.sql, self.touch.params({"head_id": HEAD_ID, "now": now}))
+            if cur.rowcount == 0:
+                values = {"head_id": HEAD_ID, "new_seq": 0, "new_hash": GENESIS, "now": now}
+                cur.execute(self.create.sql, self.create.params(values))
+            cur.execute(self.read.sql, self.read.params({"head_id": HEAD_ID}))
+            seq, prev = self.read.row(cur.fetchone())
+            rows = _chain(int(seq), str(prev), records)
+            cur.executemany(self.insert.sql, self.insert.many(rows))
+            last = rows[-1]
+            values = {"head_id": HEAD_ID, "new_seq": last["seq"], "new_hash": last["hash"], "now": now}
+            cur.execute(self.advance.sql, self.advance.params(values))
+            dbapi_conn.commit()
+        except BaseException:
+            dbapi_conn.rollback()
+            raise
+        finally:
+            cur.close()
+        return [int(r["seq"]) for r in rows]
 
 
 @contextmanager
@@ -229,17 +282,49 @@ def verify(engine: Engine, *, max_problems: int = 50) -> VerifyReport:
 _STOP = object()
 
 
+class _Pending:
+    """One entry waiting for its commit, and how to tell its caller (a thread or an event loop)."""
+
+    __slots__ = ("future", "loop", "record")
+
+    def __init__(
+        self,
+        record: AuditRecord,
+        future: Future[int] | asyncio.Future[int],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        self.record = record
+        self.future = future
+        self.loop = loop
+
+
+def _settle(done: list[tuple[asyncio.Future[int], int | BaseException]]) -> None:
+    """On the event loop: release every caller of one group at once."""
+    for fut, outcome in done:
+        if fut.done():  # the request went away meanwhile; its entry is committed all the same
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
 class AuditWriter:
     """Group commit: one background thread writes whatever accumulated while it last committed.
 
     ``write`` (async) and ``write_sync`` return only once the entry is committed; a failed
     commit raises in every caller of that group, so no answer leaves without its entry.
+
+    The thread keeps one DBAPI connection and runs :func:`append`'s statements on it
+    directly (:class:`recognition.dbapi.Prepared`): it shares the interpreter lock with the
+    event loop, so the less Python it runs per group, the less the loop waits for it.
+    Callers on an event loop are released with one wake-up per group, not one per entry.
     """
 
     def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.commits = 0
@@ -261,43 +346,104 @@ class AuditWriter:
         if self._thread is None:
             self.start()
         fut: Future[int] = Future()
-        self._queue.put((record, fut))
+        self._queue.put(_Pending(record, fut, None))
         return fut
 
     def write_sync(self, record: AuditRecord, timeout: float = 30.0) -> int:
         return self.submit(record).result(timeout)
 
     async def write(self, record: AuditRecord) -> int:
-        return await asyncio.wrap_future(self.submit(record))
+        if self._thread is None:
+            self.start()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        self._queue.put(_Pending(record, fut, loop))
+        return await fut
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._commit(batch)
-            if stop:
-                return
-
-    def _commit(self, batch: list[tuple[AuditRecord, Future[int]]]) -> None:
+        sink = _ChainSink(self.engine)
         try:
-            seqs = write_now(self.engine, [rec for rec, _ in batch])
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                batch = [item]
+                stop = False
+                while len(batch) < self.max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._commit(sink, batch)
+                if stop:
+                    return
+        finally:
+            sink.close()
+
+    def _commit(self, sink: _ChainSink, batch: list[_Pending]) -> None:
+        outcomes: list[int | BaseException]
+        try:
+            outcomes = list(sink.write([p.record for p in batch]))
+            self.commits += 1
         except Exception as exc:
             log.exception("audit commit of %d entries failed", len(batch))
-            for _, fut in batch:
-                fut.set_exception(exc)
-            return
-        self.commits += 1
-        for (_, fut), seq in zip(batch, seqs, strict=True):
-            fut.set_result(seq)
+            outcomes = [exc] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | BaseException]]] = {}
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.loop is None:
+                fut = pending.future
+                assert isinstance(fut, Future)
+                if isinstance(outcome, BaseException):
+                    fut.set_exception(outcome)
+                else:
+                    fut.set_result(outcome)
+            else:
+                by_loop.setdefault(pending.loop, []).append((pending.future, outcome))  # type: ignore[arg-type]
+        for loop, done in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there any more
+                loop.call_soon_threadsafe(_settle, done)
+
+
+class _ChainSink:
+    """The writer thread's end: one DBAPI connection, the compiled statements, the cross-process lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.statements = _ChainStatements(engine.dialect)
+        self._conn: Any = None
+        self._lock_file: BinaryIO | None = None
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._lock_file = open(f"{database}.audit-lock", "a+b")  # noqa: SIM115 - held for the thread's life
+
+    def write(self, records: list[AuditRecord]) -> list[int]:
+        if self._conn is None:
+            self._conn = self.engine.raw_connection()
+        try:
+            if self._lock_file is None:
+                return self.statements.append(self._conn, records)
+            # see _sqlite_writer_lock: a blocking flock wakes at once where SQLite's busy handler sleeps
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                return self.statements.append(self._conn, records)
+            finally:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+        except Exception:
+            conn, self._conn = self._conn, None
+            try:
+                conn.invalidate()  # a connection that failed mid-commit is not trusted again
+            except Exception:
+                log.debug("invalidating the audit connection failed", exc_info=True)
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Date, Integer, Select, bindparam, or_, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from e_license_store import index
@@ -25,6 +25,7 @@ from e_license_store.signing import KeyRing, load_keyring
 from e_license_store.store import ObjectStore, open_store
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry
 from e_license_store.verify import VerificationResult, verify_file, verify_license
+from recognition.dbapi import Prepared
 
 
 @dataclass(frozen=True)
@@ -64,18 +65,37 @@ class LicenseDirectory:
         limit: int,
         offset: int,
     ) -> list[LicenseIndexRow]:
+        conn = session.connection() if isinstance(session, Session) else session
+        return self.by_holder_dbapi(
+            conn.connection.dbapi_connection, conn.dialect, holder_codes, type_codes=type_codes, status=status,
+            valid_on=valid_on, limit=limit, offset=offset,
+        )  # fmt: skip
+
+    def by_holder_dbapi(
+        self,
+        dbapi_conn: Any,
+        dialect: Dialect,
+        holder_codes: Sequence[str],
+        *,
+        type_codes: Sequence[str] | None,
+        status: str | None,
+        valid_on: dt.date | None,
+        limit: int,
+        offset: int,
+    ) -> list[LicenseIndexRow]:
+        """The licences filed under any of ``holder_codes`` (canonical and legacy), newest first."""
         if len(holder_codes) == 1:
-            return fast_licenses_by_holder(
-                session, holder_codes[0], type_codes=type_codes, status=status, valid_on=valid_on,
+            return licenses_by_holder_dbapi(
+                dbapi_conn, dialect, holder_codes[0], type_codes=type_codes, status=status, valid_on=valid_on,
                 limit=limit, offset=offset,
             )  # fmt: skip
         rows: list[LicenseIndexRow] = []
         for code in holder_codes:
-            rows.extend(
-                fast_licenses_by_holder(
-                    session, code, type_codes=type_codes, status=status, valid_on=valid_on, limit=limit + offset
-                )
-            )
+            found = licenses_by_holder_dbapi(
+                dbapi_conn, dialect, code, type_codes=type_codes, status=status, valid_on=valid_on,
+                limit=limit + offset,
+            )  # fmt: skip
+            rows.extend(found)
         rows.sort(key=lambda r: (-r.issue_date.toordinal(), r.license_id))
         return rows[offset : offset + limit]
 
@@ -104,14 +124,15 @@ class LicenseDirectory:
 
 _T = LicenseIndexEntry.__table__
 _COLS = [_T.c[name] for name in LicenseIndexRow.__dataclass_fields__]
+_UPDATED_AT = len(_COLS) - 1
+assert _COLS[_UPDATED_AT].name == "updated_at"
 
 
-@functools.lru_cache(maxsize=16)
-def _by_holder_statement(by_type: bool, by_status: bool, by_date: bool) -> Select[Any]:
-    """One statement per filter shape, built once; values come as bound parameters."""
+def _by_holder_statement(n_types: int, by_status: bool, by_date: bool) -> Select[Any]:
+    """The lookup for one filter shape; values come as bound parameters (``type_0`` .. for the types)."""
     stmt = select(*_COLS).where(_T.c.holder_code == bindparam("holder_code"))
-    if by_type:
-        stmt = stmt.where(_T.c.license_type_code.in_(bindparam("types", expanding=True)))
+    if n_types:
+        stmt = stmt.where(_T.c.license_type_code.in_([bindparam(f"type_{i}") for i in range(n_types)]))
     if by_status:
         stmt = stmt.where(_T.c.status == bindparam("status"))
     if by_date:
@@ -119,6 +140,53 @@ def _by_holder_statement(by_type: bool, by_status: bool, by_date: bool) -> Selec
         stmt = stmt.where(_T.c.valid_from <= day).where(or_(_T.c.valid_until.is_(None), _T.c.valid_until >= day))
     order = stmt.order_by(_T.c.issue_date.desc(), _T.c.license_id)
     return order.limit(bindparam("limit", type_=Integer())).offset(bindparam("offset", type_=Integer()))
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared(dialect: Dialect, n_types: int, by_status: bool, by_date: bool) -> Prepared:
+    """Compiled once per dialect and filter shape (a handful in practice: type lists are short)."""
+    return Prepared(_by_holder_statement(n_types, by_status, by_date), dialect)
+
+
+def licenses_by_holder_dbapi(
+    dbapi_conn: Any,
+    dialect: Dialect,
+    holder_code: str,
+    *,
+    type_codes: Sequence[str] | None = None,
+    status: str | None = None,
+    valid_on: dt.date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[LicenseIndexRow]:
+    """:func:`e_license_store.index.licenses_by_holder` on a DBAPI connection: same filters, same order.
+
+    The API's hot path: the statement is SQLAlchemy's, compiled once, and the values are bound
+    and read back through the column types' own processors (:class:`recognition.dbapi.Prepared`);
+    only SQLAlchemy's per-execution bookkeeping is left out. A test checks it agrees with the index.
+    """
+    types = list(type_codes or [])
+    params: dict[str, object] = {"holder_code": holder_code, "limit": limit, "offset": offset}
+    params.update((f"type_{i}", t) for i, t in enumerate(types))
+    if status:
+        params["status"] = status
+    if valid_on is not None:
+        params["valid_on"] = valid_on
+    prepared = _prepared(dialect, len(types), bool(status), valid_on is not None)
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(prepared.sql, prepared.params(params))
+        fetched = cur.fetchall()
+    finally:
+        cur.close()
+    out = []
+    for raw in fetched:
+        values = prepared.row(raw)
+        ts = values[_UPDATED_AT]
+        if isinstance(ts, dt.datetime) and ts.tzinfo is None:  # SQLite drops the offset; stored times are UTC
+            values[_UPDATED_AT] = ts.replace(tzinfo=dt.UTC)
+        out.append(LicenseIndexRow(*values))
+    return out
 
 
 def fast_licenses_by_holder(
@@ -131,25 +199,13 @@ def fast_licenses_by_holder(
     limit: int = 50,
     offset: int = 0,
 ) -> list[LicenseIndexRow]:
-    """:func:`e_license_store.index.licenses_by_holder` on SQLAlchemy Core: same filters, same order.
-
-    The API's hot path: about five times cheaper than the ORM query (a test checks both agree).
-    """
-    types = list(type_codes or [])
-    params: dict[str, object] = {"holder_code": holder_code, "limit": limit, "offset": offset, "types": types}
-    if status:
-        params["status"] = status
-    if valid_on is not None:
-        params["valid_on"] = valid_on
-    stmt = _by_holder_statement(bool(types), bool(status), valid_on is not None)
-    out = []
-    for row in conn.execute(stmt, params):
-        values = row._asdict()
-        ts = values["updated_at"]
-        if isinstance(ts, dt.datetime) and ts.tzinfo is None:  # SQLite drops the offset; stored times are UTC
-            values["updated_at"] = ts.replace(tzinfo=dt.UTC)
-        out.append(LicenseIndexRow(**values))
-    return out
+    """:func:`licenses_by_holder_dbapi` on the connection behind a session or SQLAlchemy connection."""
+    if isinstance(conn, Session):
+        conn = conn.connection()
+    return licenses_by_holder_dbapi(
+        conn.connection.dbapi_connection, conn.dialect, holder_code, type_codes=type_codes, status=status,
+        valid_on=valid_on, limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 def verification_dict(result: VerificationResult) -> dict[str, Any]:

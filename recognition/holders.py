@@ -124,6 +124,19 @@ def is_resident_id(code: str) -> bool:
 _CANONICAL_SHAPE = re.compile(r"^(?:[0-9]{17}[0-9X]|[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10})$")
 
 
+def resolve_canonical(code: str) -> ResolvedHolder | None:
+    """The holder for a code already in canonical shape (no database needed), else ``None``.
+
+    >>> resolve_canonical(" 91330322MA2C8XYL1K").resolved_via, resolve_canonical("330322000012346")
+    ('normalized', None)
+    """
+    # plain ASCII letters and digits are their own NFKC form: upper-casing is all clean() would do
+    cleaned = code.upper() if code.isascii() and code.isalnum() else clean(code)
+    if _CANONICAL_SHAPE.match(cleaned):
+        return ResolvedHolder(code, cleaned, "normalized" if cleaned != code else "as_given", (cleaned,))
+    return None
+
+
 def resolve_holder(session: Session, code: str) -> ResolvedHolder:
     """Resolve a presented holder code.
 
@@ -133,9 +146,10 @@ def resolve_holder(session: Session, code: str) -> ResolvedHolder:
     ids, organisation codes, registration numbers, old taxpayer ids — go through the identity
     normaliser and master index.
     """
+    shaped = resolve_canonical(code)
+    if shaped is not None:
+        return shaped
     cleaned = clean(code)
-    if _CANONICAL_SHAPE.match(cleaned):
-        return ResolvedHolder(code, cleaned, "normalized" if cleaned != code else "as_given", (cleaned,))
     normalized = _normalize(cleaned) or cleaned
     via = "normalized" if normalized != code else "as_given"
     canonical = _master_lookup(session, normalized)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 FIXED = {
     "licenses:file",
@@ -59,7 +60,11 @@ def validate_scope(scope: str) -> str:
 
 @dataclass(frozen=True)
 class ScopeSet:
-    """A consumer's granted scopes, with the questions the API asks of them."""
+    """A consumer's granted scopes, with the questions the API asks of them.
+
+    The derived answers are worked out once per set (the set is immutable and the API asks
+    them on every request).
+    """
 
     scopes: tuple[str, ...]
 
@@ -73,11 +78,11 @@ class ScopeSet:
     def can_read_type(self, license_type_code: str) -> bool:
         return "licenses:read:*" in self.scopes or f"licenses:read:{license_type_code}" in self.scopes
 
-    @property
+    @cached_property
     def can_read_any(self) -> bool:
         return any(s.startswith("licenses:read:") for s in self.scopes)
 
-    @property
+    @cached_property
     def readable_types(self) -> frozenset[str] | None:
         """The licence types it may read; ``None`` means every type."""
         if "licenses:read:*" in self.scopes:
@@ -87,14 +92,14 @@ class ScopeSet:
     def field_allowed(self, field: str) -> bool:
         return "fields:*" in self.scopes or f"fields:{field}" in self.scopes
 
-    @property
+    @cached_property
     def personal(self) -> bool:
         return "personal:read" in self.scopes
 
-    @property
+    @cached_property
     def purposes(self) -> tuple[str, ...]:
         return tuple(s.split(":", 1)[1] for s in self.scopes if s.startswith("purpose:"))
 
-    @property
+    @cached_property
     def default_purpose(self) -> str | None:
         return self.purposes[0] if self.purposes else None
