@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 NESTED = "owners[]."
 #: column the identity step adds: the holder's canonical code in the master index
 RESOLVED = "canonical_code"
+#: what the identity step adds to each entry of a list of owners
+OWNER_RESOLVED = "resolved_id"
 LITERAL_KINDS = {"person", "enterprise"}
 #: canonical source statuses → the licence status they call for (others: valid)
 REVOKING = {"revoked", "cancelled", "deregistered"}
@@ -97,6 +99,9 @@ def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str
             if owner is None and _value(row.get(RESOLVED)):
                 # the identity step's canonical code (USCC for an old taxpayer id or organisation code)
                 holder_code = _value(row.get(RESOLVED))
+            elif owner is not None and _value(owner.get(OWNER_RESOLVED)):
+                # an owner named by an old code (organisation code, 15-digit id) holds under its canonical one
+                holder_code = _value(owner.get(OWNER_RESOLVED))
             number = _get(row, owner, lic.number)
             issue_date = _date(_get(row, owner, lic.issue_date))
             if not holder_code or not number or issue_date is None:

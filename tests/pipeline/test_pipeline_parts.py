@@ -168,6 +168,15 @@ def test_drafts_skip_rows_the_when_clause_excludes_and_fan_out_owners() -> None:
     out = list(drafts(row, owners))
     assert [d.holder_code for d, _, _ in out] == ["11010519491231002X", "91330322MA2XXXXX1X"]
     assert [s for _, s, _ in out] == ["#0", "#1"]
+    # owners named by old codes hold under the canonical codes the identity step resolved
+    row["owners"] = [
+        {"holder_code": "110105491231002", "name": "张三", "holder_kind": "person",
+         "resolved_id": "11010519491231002X"},
+        {"holder_code": "MA2XXXXX1", "name": "某公司", "holder_kind": "enterprise",
+         "resolved_id": "91330322MA2XXXXX1X"},
+        {"holder_code": "330322ABCDEFGHI", "name": "未知", "holder_kind": "enterprise", "resolved_id": None}]
+    out = list(drafts(row, owners))
+    assert [d.holder_code for d, _, _ in out] == ["11010519491231002X", "91330322MA2XXXXX1X", "330322ABCDEFGHI"]
 
 
 # -- ledger, summary, reconciliation ---------------------------------------------------------
