@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session
 
 from hub.models import OutboxEvent
 
+#: Idempotency keys checked per query by :func:`emit_many`.
+KEY_CHUNK = 1000
+
 
 def emit(
     session: Session,
@@ -54,13 +57,16 @@ def emit_many(session: Session, events: list[dict[str, Any]]) -> int:
     Each dict holds :func:`emit`'s arguments by name (``event_type``, ``subject``,
     ``payload``, ``idempotency_key`` and optionally ``holder_code``, ``region_code``,
     ``license_type_code``). Keys already in the outbox, or repeated in the batch, are
-    skipped. One query checks the keys and one multi-row INSERT writes the rest; returns
+    skipped. A query per thousand keys checks them and one INSERT writes the rest; returns
     how many events were added.
     """
     if not events:
         return 0
-    keys = [e["idempotency_key"] for e in events]
-    existing = set(session.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.idempotency_key.in_(keys))))
+    keys = sorted({e["idempotency_key"] for e in events})
+    existing: set[str] = set()
+    for start in range(0, len(keys), KEY_CHUNK):  # bounded IN lists (SQLite limits bound parameters)
+        chunk = keys[start : start + KEY_CHUNK]
+        existing.update(session.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.idempotency_key.in_(chunk))))
     rows: list[dict[str, Any]] = []
     for e in events:
         if e["idempotency_key"] in existing:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from hub.models import utcnow
+from identity import _bulk
 from identity.tables import (
     ENTERPRISE,
     PERSON,
@@ -44,7 +45,7 @@ from identity.tables import (
 )
 
 RULES_PATH = Path(__file__).with_name("survivorship.yaml")
-CHUNK = 5000
+CHUNK = 50_000
 
 #: Golden attributes that also live in typed columns of the identity tables.
 TYPED_COLUMNS = {
@@ -95,7 +96,8 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
     )
 
 
-def _empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """No value for survivorship: ``None`` or text of whitespace only."""
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -112,7 +114,7 @@ def survive(
         best: tuple[Any, ...] | None = None
         for rec in recs:
             value = rec.attributes.get(attribute)
-            if _empty(value):
+            if is_empty(value):
                 continue
             # lower rank first; then newer version, newer link, larger key (deterministic)
             key = (-rank.get(rec.department, len(departments)), rec.source_version or "", rec.linked_at,
@@ -158,7 +160,8 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
         for code, dept, dataset, key, version, attributes, linked_at in session.execute(
             select(link.canonical_code, link.department, link.dataset, link.source_key, link.source_version,
                    link.attributes, link.linked_at).where(
-                link.entity_kind == entity_kind, link.canonical_code.in_(chunk), link.unlinked_at.is_(None)
+                link.entity_kind == entity_kind, _bulk.in_values(session, link.canonical_code, chunk),
+                link.unlinked_at.is_(None)
             )
         ):
             by_code.setdefault(code, []).append(
@@ -167,7 +170,7 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
         history: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for code, old_attributes, old_sources in session.execute(
-            select(key_col, model.attributes, model.sources).where(key_col.in_(chunk))
+            select(key_col, model.attributes, model.sources).where(_bulk.in_values(session, key_col, chunk))
         ):
             values, sources = survive(by_code.get(code, []), entity_kind, rules)
             old = dict(old_attributes or {})

@@ -19,20 +19,24 @@ records and emits ``identity.merged`` events to the outbox in the same session.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, cast, overload
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, Text, insert, select, update
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 
 from hub.masking import mask_resident_id
-from hub.models import OutboxEvent, utcnow
-from hub.outbox import emit
-from identity import golden
+from hub.models import utcnow
+from hub.outbox import emit_many
+from identity import _bulk, _jsontext, golden
+from identity.golden_sources import pack
 from identity.tables import (
     ENTERPRISE,
     PERSON,
@@ -45,7 +49,6 @@ from identity.vectorized import normalize_many
 
 log = logging.getLogger(__name__)
 
-CHUNK = 5000
 RESOLVED, NEW, UNRESOLVED = "resolved", "new", "unresolved"
 EXACT = "exact"
 CONVERTED = "converted_15_to_18"
@@ -67,10 +70,17 @@ SOURCE_KEY_COLUMNS = ("_source_key", "source_key")
 SOURCE_VERSION_COLUMNS = ("_source_version", "source_version")
 
 
-def _chunks(values: Sequence[str]) -> Iterable[list[str]]:
-    unique = sorted(set(values))
-    for start in range(0, len(unique), CHUNK):
-        yield unique[start : start + CHUNK]
+def _unique(values: Iterable[Any]) -> list[Any]:
+    """Distinct non-empty values (order of first appearance; no sort over a million codes)."""
+    arr = np.asarray(values if isinstance(values, np.ndarray | list) else list(values), dtype=object)
+    if not len(arr):
+        return []
+    return [v for v in pd.unique(arr).tolist() if v is not None and v == v and v != ""]
+
+
+def _isin(values: np.ndarray, choices: Iterable[Any]) -> np.ndarray:
+    """Membership per element of an object array that may hold ``None`` (hash-based)."""
+    return pd.Series(values, dtype=object).isin(list(choices)).to_numpy(dtype=bool)
 
 
 def _kind_of_entity(entity_kind: str) -> str:
@@ -79,16 +89,16 @@ def _kind_of_entity(entity_kind: str) -> str:
     return entity_kind
 
 
-# --- reading the index (batched) ---------------------------------------------------------
+# --- reading the index (batched: one statement per 100,000 codes) ---------------------------
 
 
 def _crosswalk(session: Session, codes: Sequence[str], entity_kind: str) -> dict[str, str]:
     """Active cross-walk entries: legacy code → canonical code (latest link wins)."""
     out: dict[str, tuple[Any, str]] = {}
-    for chunk in _chunks(codes):
+    for chunk in _bulk.chunks(_unique(codes)):
         rows = session.execute(
             select(IdentityCrosswalk.legacy_code, IdentityCrosswalk.canonical_code, IdentityCrosswalk.linked_at).where(
-                IdentityCrosswalk.legacy_code.in_(chunk),
+                _bulk.in_values(session, IdentityCrosswalk.legacy_code, chunk),
                 IdentityCrosswalk.entity_kind == entity_kind,
                 IdentityCrosswalk.undone_at.is_(None),
             )
@@ -102,10 +112,10 @@ def _crosswalk(session: Session, codes: Sequence[str], entity_kind: str) -> dict
 def _by_org_code(session: Session, org_codes: Sequence[str]) -> dict[str, str | None]:
     """Organisation code → the USCC carrying it (``None`` if several identities carry it)."""
     out: dict[str, str | None] = {}
-    for chunk in _chunks(org_codes):
+    for chunk in _bulk.chunks(_unique(org_codes)):
         rows = session.execute(
             select(IdentityEnterprise.org_code, IdentityEnterprise.uscc).where(
-                IdentityEnterprise.org_code.in_(chunk), IdentityEnterprise.merged_into.is_(None)
+                _bulk.in_values(session, IdentityEnterprise.org_code, chunk), IdentityEnterprise.merged_into.is_(None)
             )
         ).all()
         for org, code in rows:
@@ -118,8 +128,9 @@ def _existing(session: Session, codes: Sequence[str], entity_kind: str) -> dict[
     model = IdentityPerson if entity_kind == PERSON else IdentityEnterprise
     key = model.resident_id if entity_kind == PERSON else model.uscc  # type: ignore[union-attr]
     out: dict[str, str] = {}
-    for chunk in _chunks(codes):
-        for code, merged in session.execute(select(key, model.merged_into).where(key.in_(chunk))).all():
+    for chunk in _bulk.chunks(_unique(codes)):
+        stmt = select(key, model.merged_into).where(_bulk.in_values(session, key, chunk))
+        for code, merged in session.execute(stmt).all():
             out[code] = merged or code
     return out
 
@@ -127,39 +138,54 @@ def _existing(session: Session, codes: Sequence[str], entity_kind: str) -> dict[
 # --- resolution ---------------------------------------------------------------------------
 
 
-def _interpret(frame: pd.DataFrame, entity_kind: str) -> tuple[list[str | None], list[str | None], list[str | None]]:
-    """Per row: canonical code derivable from the code itself, its method, and a lookup key
-    (``org:<code>`` for organisation-code lookups) for codes that need the index."""
-    direct: list[str | None] = []
-    method: list[str | None] = []
-    lookup: list[str | None] = []
-    cols = [frame[c].tolist() for c in ("kind", "canonical", "valid", "candidates", "resident_id_18")]
-    for kind, canonical, valid, candidates, eighteen in zip(*cols, strict=True):
-        d = m = look = None
-        cands = set(candidates or ())
-        if entity_kind == PERSON:
-            if valid and kind == "resident_id":
-                d, m = canonical, EXACT
-            elif valid and kind == "resident_id_15":
-                d, m = canonical, CONVERTED
-            elif kind == "ambiguous" and "resident_id_15" in cands:
-                d, m = eighteen, CONVERTED
-            elif kind == "ambiguous" and "resident_id" in cands:
-                d, m = canonical, EXACT
-        else:
-            own = valid and kind in ("uscc", "taxpayer_id") and canonical and len(canonical) == 18
-            if own or (kind == "ambiguous" and "uscc" in cands):
-                d, m = canonical, EXACT
-            elif valid and kind == "org_code":
-                look, m = f"org:{canonical}", ORG_IN_USCC
-            elif (valid and kind == "taxpayer_id" and canonical and len(canonical) == 15) or (
-                kind == "ambiguous" and "taxpayer_id" in cands
-            ):
-                look, m = f"org:{canonical[6:]}", TAXPAYER_ORG
-        direct.append(d)
-        method.append(m)
-        lookup.append(look)
-    return direct, method, lookup
+def _candidate_mask(amb: np.ndarray, candidates: np.ndarray, kind: str) -> np.ndarray:
+    """Rows that are ambiguous with ``kind`` among their candidate kinds."""
+    out = np.zeros(len(amb), dtype=bool)
+    idx = np.flatnonzero(amb)
+    if len(idx):
+        out[idx] = [kind in (c or ()) for c in candidates[idx].tolist()]
+    return out
+
+
+def _interpret(frame: pd.DataFrame, entity_kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row (column-wise): canonical code derivable from the code itself, its method, and
+    the organisation code to look up for codes that need the index."""
+    n = len(frame)
+    kind = frame["kind"].to_numpy(dtype=object)
+    canonical = frame["canonical"].to_numpy(dtype=object)
+    valid = frame["valid"].to_numpy(dtype=bool)
+    candidates = frame["candidates"].to_numpy(dtype=object)
+    amb = kind == "ambiguous"
+    direct = np.full(n, None, dtype=object)
+    method = np.full(n, None, dtype=object)
+    org = np.full(n, None, dtype=object)
+    if entity_kind == PERSON:
+        exact = valid & (kind == "resident_id")
+        converted = ~exact & valid & (kind == "resident_id_15")
+        from_15 = ~exact & ~converted & amb & _candidate_mask(amb, candidates, "resident_id_15")
+        as_18 = ~exact & ~converted & ~from_15 & amb & _candidate_mask(amb, candidates, "resident_id")
+        own = exact | converted | as_18
+        direct[own] = canonical[own]
+        direct[from_15] = frame["resident_id_18"].to_numpy(dtype=object)[from_15]
+        method[exact | as_18] = EXACT
+        method[converted | from_15] = CONVERTED
+        return direct, method, org
+    length = np.fromiter((len(c) if c else 0 for c in canonical.tolist()), dtype=np.int64, count=n)
+    own_kind = (kind == "uscc") | (kind == "taxpayer_id")
+    exact = (valid & own_kind & (length == 18)) | (amb & _candidate_mask(amb, candidates, "uscc"))
+    by_org = ~exact & valid & (kind == "org_code")
+    taxpayer = ~exact & ~by_org & (
+        (valid & (kind == "taxpayer_id") & (length == 15)) | (amb & _candidate_mask(amb, candidates, "taxpayer_id"))
+    )
+    direct[exact] = canonical[exact]
+    method[exact] = EXACT
+    org[by_org] = canonical[by_org]
+    method[by_org] = ORG_IN_USCC
+    idx = np.flatnonzero(taxpayer)
+    if len(idx):
+        org[idx] = [c[6:] for c in canonical[idx].tolist()]
+        method[idx] = TAXPAYER_ORG
+    return direct, method, org
 
 
 def resolve_codes(
@@ -180,43 +206,44 @@ def resolve_codes(
     ``pending`` maps organisation codes to USCCs of identities about to be created (``new``).
     """
     _kind_of_entity(entity_kind)
-    values = list(codes)
+    values = codes.tolist() if isinstance(codes, pd.Series | np.ndarray) else list(codes)
     frame = _normalize(values, kinds)
-    direct, method, lookup = _interpret(frame, entity_kind)
-    normalized = frame["canonical"].tolist()
-    orgs = [k[4:] for k in lookup if k]
-    by_org = _by_org_code(session, orgs) if orgs else {}
-    for org, code in (pending or {}).items():
-        by_org.setdefault(org, code)
-    need_walk = [n for n, d, k in zip(normalized, direct, lookup, strict=True) if n and d is None]
-    walk = _crosswalk(session, need_walk, entity_kind) if need_walk else {}
-    walk.update(learnt or {})
-    canonical: list[str | None] = []
-    for i, (norm, d, look) in enumerate(zip(normalized, direct, lookup, strict=True)):
-        c = d
-        if c is None and look:
-            c = by_org.get(look[4:])
-        if c is None and norm:
-            c = walk.get(norm)
-            if c is not None:
-                method[i] = CROSSWALK
-        if c is None:
-            method[i] = None
-        canonical.append(c)
-    present = _existing(session, [c for c in canonical if c], entity_kind)
-    status: list[str] = []
-    for i, c in enumerate(canonical):
-        if c is None:
-            status.append(UNRESOLVED)
-        elif c in present:
-            canonical[i] = present[c]
-            status.append(RESOLVED)
-        elif pending and c in pending.values():
-            status.append(NEW)
-        else:
-            status.append(NEW if method[i] in (EXACT, CONVERTED) else UNRESOLVED)
-            if status[-1] == UNRESOLVED:
-                canonical[i], method[i] = None, None
+    direct, method, org = _interpret(frame, entity_kind)
+    normalized = frame["canonical"].to_numpy(dtype=object)
+    canonical = direct.copy()
+    looks = np.flatnonzero(pd.notna(org))
+    if len(looks):
+        by_org: dict[str, str | None] = _by_org_code(session, org[looks].tolist())
+        for code, into in (pending or {}).items():
+            by_org.setdefault(code, into)
+        canonical[looks] = [by_org.get(o) for o in org[looks].tolist()]
+    # codes no rule turned into a canonical code: the cross-walk (stored, and learnt now)
+    walk_rows = np.flatnonzero(pd.isna(canonical) & np.array([bool(v) for v in normalized.tolist()], dtype=bool))
+    if len(walk_rows):
+        need = normalized[walk_rows]
+        walk = _crosswalk(session, need.tolist(), entity_kind)
+        walk.update(learnt or {})
+        found = np.array([walk.get(v) for v in need.tolist()], dtype=object)
+        hit = pd.notna(found)
+        canonical[walk_rows[hit]] = found[hit]
+        method[walk_rows[hit]] = CROSSWALK
+    method[pd.isna(canonical)] = None
+    has = pd.notna(canonical)
+    present = _existing(session, canonical[has].tolist(), entity_kind) if has.any() else {}
+    status = np.full(len(values), UNRESOLVED, dtype=object)
+    in_index = np.zeros(len(values), dtype=bool)
+    if present:
+        live = pd.Series(canonical, dtype=object).map(present).to_numpy(dtype=object)
+        in_index = has & pd.notna(live)
+        canonical[in_index] = live[in_index]
+        status[in_index] = RESOLVED
+    rest = has & ~in_index
+    pend = rest & _isin(canonical, pending.values()) if pending else np.zeros(len(values), dtype=bool)
+    new = pend | (rest & _isin(method, (EXACT, CONVERTED)))
+    status[new] = NEW
+    gone = rest & ~new
+    canonical[gone] = None
+    method[gone] = None
     return pd.DataFrame(
         {
             "code_kind": frame["kind"].to_numpy(dtype=object),
@@ -231,6 +258,10 @@ def resolve_codes(
 def _normalize(values: list[Any], kinds: Sequence[str | None] | None) -> pd.DataFrame:
     if kinds is None:
         return normalize_many(values)
+    distinct = set(kinds)
+    if len(distinct) == 1:  # one kind for the whole column (the usual case): one call
+        (kind,) = distinct
+        return normalize_many(values, None if kind in (None, "auto") else kind)
     parts = []
     kind_arr = np.array([None if k in (None, "auto") else k for k in kinds], dtype=object)
     for kind in pd.unique(kind_arr):
@@ -393,19 +424,19 @@ def link_batch(
     learnt = {code: canonical for code, _kind, canonical in learnt_pairs}
     columns = list(code_columns) if code_columns is not None else _identifier_columns(df, entity_kind, mapping)
     results = [
-        resolve_codes(session, df[col].tolist(), entity_kind, kinds=[kind] * n if kind else None, learnt=learnt)
+        resolve_codes(session, df[col], entity_kind, kinds=[kind] * n if kind else None, learnt=learnt)
         for col, kind in columns
     ]
     combined = _combine(results, n)
 
-    new_codes = sorted({c for c, st in zip(combined["canonical_code"], combined["status"], strict=True) if st == NEW})
+    new_codes = sorted(_unique(combined["canonical_code"][combined["status"] == NEW]))
     retry = np.flatnonzero(combined["status"] == UNRESOLVED)
     if entity_kind == ENTERPRISE and new_codes and len(retry):
         # a second round for rows whose organisation code belongs to an identity created now
         sub = df.iloc[retry]
         pending = {c[8:17]: c for c in new_codes}
         again = [
-            resolve_codes(session, sub[col].tolist(), entity_kind, kinds=[kind] * len(sub) if kind else None,
+            resolve_codes(session, sub[col], entity_kind, kinds=[kind] * len(sub) if kind else None,
                           learnt=learnt, pending=pending)
             for col, kind in columns
         ]
@@ -418,26 +449,21 @@ def link_batch(
     # cross-walk: legacy codes learnt from this batch and legacy codes resolved by rule
     walk_rows: list[tuple[str, str, str, str]] = [(c, k, u, COMMERCE) for c, k, u in learnt_pairs]
     for res in results:
-        for norm, kind, canonical, method in zip(res["normalized"], res["code_kind"], res["canonical_code"],
-                                                 res["method"], strict=True):
-            if canonical and norm and norm != canonical and method in (CONVERTED, ORG_IN_USCC, TAXPAYER_ORG):
-                code_kind = {CONVERTED: "resident_id_15", TAXPAYER_ORG: "taxpayer_id"}.get(method, str(kind))
-                walk_rows.append((norm, code_kind, canonical, method))
+        walk_rows.extend(_rule_links(res))
     learnt_count, merged_by_code = _store_crosswalk(session, walk_rows, entity_kind, source, now)
 
-    # source-record links
+    # source-record links, then the new identities with golden records computed from them
     key_col = _first(SOURCE_KEY_COLUMNS, df)
     version_col = _first(SOURCE_VERSION_COLUMNS, df)
-    linked = 0
-    touched: set[str] = set()
-    inserted: list[dict[str, Any]] = []
-    if key_col is not None:
-        linked, touched, inserted = _link_sources(session, df, combined, entity_kind, department, dataset, key_col,
-                                                  version_col, now)
-    # new identities, their golden records computed from this batch's links (one bulk insert)
-    _create_identities(session, entity_kind, new_codes, inserted, now)
-    if touched - set(new_codes):
-        golden.refresh(session, entity_kind, sorted(touched - set(new_codes)), cause="link")
+    plan = _plan_links(session, df, combined, entity_kind, department, dataset, key_col, version_col)
+    id_table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
+    link_table = _table(IdentitySourceRecord)
+    with _bulk.bulk_load(session, {link_table: plan.inserted, id_table: len(new_codes)}):
+        _write_links(session, plan, entity_kind, department, dataset, now)
+        _create_identities(session, entity_kind, new_codes, plan, department, dataset, now)
+    touched = plan.touched - set(new_codes)
+    if touched:
+        golden.refresh(session, entity_kind, sorted(touched), cause="link")
 
     events = _emit_merged(session, merged_by_code, entity_kind, source, run_id)
 
@@ -458,33 +484,283 @@ def link_batch(
     _resolve_nested(session, records, mapping)
     session.flush()
     counts = pd.Series(status).value_counts().to_dict()
-    return ResolveResult(records, created=len(new_codes), linked=linked, learnt=learnt_count,
+    return ResolveResult(records, created=len(new_codes), linked=plan.inserted, learnt=learnt_count,
                          merged_events=events, by_status={str(k): int(v) for k, v in counts.items()})
 
 
+def _rule_links(res: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """Cross-walk rows for legacy codes a rule resolved: (code, code kind, canonical, method)."""
+    canonical = res["canonical_code"].to_numpy(dtype=object)
+    norm = res["normalized"].to_numpy(dtype=object)
+    method = res["method"].to_numpy(dtype=object)
+    rows = np.flatnonzero(pd.notna(canonical) & pd.notna(norm) & _isin(method, (CONVERTED, ORG_IN_USCC, TAXPAYER_ORG)))
+    kinds = res["code_kind"].to_numpy(dtype=object)
+    out = []
+    for i in rows.tolist():
+        if norm[i] and norm[i] != canonical[i]:
+            code_kind = {CONVERTED: "resident_id_15", TAXPAYER_ORG: "taxpayer_id"}.get(method[i], str(kinds[i]))
+            out.append((norm[i], code_kind, canonical[i], method[i]))
+    return out
+
+
+# --- source-record links (column-wise) -----------------------------------------------------
+
+
+@dataclass
+class _Attribute:
+    """One golden attribute of a batch, factorised: per row a code into the distinct values."""
+
+    name: str
+    codes: np.ndarray  # int per row; -1 (the last slot) for a missing value
+    values: np.ndarray  # JSON-safe value per distinct value, then None
+    encoded: np.ndarray  # its JSON text, then None
+    blank: np.ndarray  # empty for survivorship (None or whitespace only), then True
+
+    @classmethod
+    def of(cls, name: str, column: pd.Series) -> _Attribute:
+        if column.dtype != object or pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+            codes, uniques = pd.factorize(column, use_na_sentinel=True)
+            values = golden.json_column(pd.Series(uniques))
+        else:  # mixed Python objects (True == 1 would share a slot; lists do not hash): row by row
+            values = golden.json_column(column)
+            codes = np.arange(len(values))
+        table = np.empty(len(values) + 1, dtype=object)
+        table[: len(values)] = values
+        table[-1] = None
+        codes = np.where(codes < 0, len(values), codes)
+        encoded = np.empty(len(table), dtype=object)
+        encoded[:] = _jsontext.encode_column(table)
+        blank = np.array([golden.is_empty(v) for v in table.tolist()], dtype=bool)
+        return cls(name, codes, table, encoded, blank)
+
+    def take(self, rows: np.ndarray) -> _Attribute:
+        return _Attribute(self.name, self.codes[rows], self.values, self.encoded, self.blank)
+
+
+@dataclass
+class _LinkPlan:
+    """What linking a batch writes: rows to insert (by batch row), updates, identities touched."""
+
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # batch rows to link anew
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    versions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    methods: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    attributes: list[_Attribute] = field(default_factory=list)
+    attributes_json: list[str] = field(default_factory=list)  # per inserted row
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+
+    @property
+    def inserted(self) -> int:
+        return len(self.rows)
+
+
+def _plan_links(
+    session: Session,
+    df: pd.DataFrame,
+    combined: dict[str, Any],
+    entity_kind: str,
+    department: str,
+    dataset: str,
+    key_col: str | None,
+    version_col: str | None,
+) -> _LinkPlan:
+    """Decide the link writes: new records are linked, a record whose version or values
+    changed is updated, a record that now resolves elsewhere is unlinked and relinked
+    (history kept). The first resolved row of a source key in the batch speaks for it."""
+    if key_col is None or not len(df):
+        return _LinkPlan()
+    rules = golden.load_rules()
+    canonical = np.asarray(combined["canonical_code"], dtype=object)
+    methods = np.asarray(combined["method"], dtype=object)
+    rows = np.flatnonzero(pd.notna(canonical))
+    keys_all = df[key_col].astype(str).to_numpy(dtype=object)
+    rows = rows[~pd.Series(keys_all[rows], dtype=object).duplicated(keep="first").to_numpy()]
+    if not len(rows):
+        return _LinkPlan()
+    keys = keys_all[rows]
+    codes = canonical[rows]
+    if version_col is not None:
+        # the whole column, as its dates are formatted by what the whole column holds
+        version_attr = _Attribute.of("version", df[version_col])
+        text = np.array([v if v is None or type(v) is str else str(v) for v in version_attr.values.tolist()],
+                        dtype=object)
+        versions = text[version_attr.codes[rows]]
+    else:
+        versions = np.full(len(rows), None, dtype=object)
+    attributes = [
+        _Attribute.of(name, df[column]).take(rows)
+        for column in df.columns
+        if (name := rules.golden_name(entity_kind, str(column))) is not None
+    ]
+    attributes_json = _jsontext.objects(
+        [a.name for a in attributes], [a.encoded[a.codes].tolist() for a in attributes]
+    ) if attributes else ["{}"] * len(rows)
+
+    isr = IdentitySourceRecord
+    current: dict[str, tuple[int, str, str | None, str | None]] = {}
+    for chunk in _bulk.chunks(keys.tolist()):
+        for link_id, key, code, version, text in session.execute(
+            select(isr.id, isr.source_key, isr.canonical_code, isr.source_version, cast_text(isr.attributes)).where(
+                isr.department == department,
+                isr.dataset == dataset,
+                _bulk.in_values(session, isr.source_key, chunk),
+                isr.unlinked_at.is_(None),
+            )
+        ):
+            current[key] = (link_id, code, version, text)
+    insert = np.ones(len(rows), dtype=bool)
+    updates: list[dict[str, Any]] = []
+    touched: set[str] = set()
+    now = utcnow()
+    if current:
+        for j, key in enumerate(keys.tolist()):
+            link = current.get(key)
+            if link is None:
+                continue
+            if link[1] == codes[j]:
+                insert[j] = False
+                if link[2] != versions[j] or not _same_json(link[3], attributes_json[j]):
+                    updates.append({"id": link[0], "source_version": versions[j],
+                                    "attributes": json.loads(attributes_json[j])})
+                    touched.add(codes[j])
+                continue
+            updates.append({"id": link[0], "unlinked_at": now})  # moved to another identity
+            touched.add(link[1])
+    keep = np.flatnonzero(insert)
+    touched.update(_unique(codes[keep]))
+    return _LinkPlan(
+        rows=rows[keep], keys=keys[keep], versions=versions[keep], codes=codes[keep],
+        methods=np.array([m or EXACT for m in methods[rows[keep]].tolist()], dtype=object),
+        attributes=[a.take(keep) for a in attributes],
+        attributes_json=[attributes_json[j] for j in keep.tolist()] if len(keep) < len(rows) else attributes_json,
+        updates=updates, touched=touched,
+    )
+
+
+def cast_text(column: Any) -> Any:
+    """A JSON column read as its stored text (compared as text before parsing)."""
+    return sa_cast(column, Text)
+
+
+def _same_json(stored: str | None, new: str) -> bool:
+    if stored == new:
+        return True
+    try:
+        return bool(json.loads(stored or "{}") == json.loads(new))
+    except ValueError:
+        return False
+
+
+def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department: str, dataset: str,
+                 now: Any) -> None:
+    for group in _same_keys(plan.updates):
+        session.execute(update(IdentitySourceRecord), group)  # bulk UPDATE by primary key
+    if not plan.inserted:
+        return
+    at = _bulk.timestamp(session, now)
+    columns = ("department", "dataset", "source_key", "source_version", "entity_kind", "canonical_code", "method",
+               "attributes", "linked_at")
+    table = _table(IdentitySourceRecord)
+    for start in range(0, plan.inserted, _bulk.WRITE_CHUNK):
+        stop = start + _bulk.WRITE_CHUNK
+        rows = list(zip(repeat(department), repeat(dataset), plan.keys[start:stop].tolist(),
+                        plan.versions[start:stop].tolist(), repeat(entity_kind), plan.codes[start:stop].tolist(),
+                        plan.methods[start:stop].tolist(), plan.attributes_json[start:stop], repeat(at)))
+        _bulk.insert_rows(session, table, columns, rows)
+
+
 def _create_identities(
-    session: Session, entity_kind: str, codes: Sequence[str], links: list[dict[str, Any]], now: Any
+    session: Session, entity_kind: str, codes: Sequence[str], plan: _LinkPlan | None, department: str | None,
+    dataset: str | None, now: Any,
 ) -> None:
-    """Insert new identities with golden records from the links just made (no update pass)."""
+    """Insert new identities with golden records from the links just made (no update pass).
+
+    An identity with one link in the batch takes that record's non-empty values, each with
+    the record as its source (column-wise); one with several goes through :func:`golden.survive`."""
     if not codes:
         return
-    rules = golden.load_rules()
-    by_code: dict[str, list[golden.SourceValues]] = {}
-    for link in links:
-        by_code.setdefault(link["canonical_code"], []).append(golden.SourceValues(
-            link["department"], link["dataset"], link["source_key"], link["source_version"], link["attributes"],
-            now.isoformat()))
-    rows = []
-    for code in codes:
-        values, sources = golden.survive(by_code.get(code, []), entity_kind, rules)
-        row: dict[str, Any] = {"attributes": values, "sources": sources, "created_at": now, "updated_at": now}
-        row.update({c: golden.text(values.get(c)) for c in golden.TYPED_COLUMNS[entity_kind]})
-        if entity_kind == PERSON:
-            row["resident_id"] = code
-        else:
-            row["uscc"], row["org_code"] = code, code[8:17]
-        rows.append(row)
-    session.execute(insert(_table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)), rows)
+    typed = golden.TYPED_COLUMNS[entity_kind]
+    order = np.asarray(codes, dtype=object)
+    n = len(order)
+    values_col = np.full(n, "{}", dtype=object)
+    sources_col = np.full(n, "[]", dtype=object)
+    typed_cols = {c: np.full(n, None, dtype=object) for c in typed}
+    if plan is not None and plan.inserted:
+        per_code = pd.Series(np.arange(plan.inserted), index=pd.Index(plan.codes, dtype=object))
+        counts = per_code.index.value_counts()
+        how_many = pd.Series(order, dtype=object).map(counts).fillna(0).to_numpy(dtype=np.int64)
+        singles = np.flatnonzero(how_many == 1)
+        if len(singles):
+            first = per_code[~per_code.index.duplicated(keep="first")]
+            links = pd.Series(order[singles], dtype=object).map(first).to_numpy(dtype=np.int64)
+            _single_link_golden(plan, links, singles, department, dataset, values_col, sources_col, typed_cols)
+        several = np.flatnonzero(how_many > 1)
+        if len(several):
+            rules = golden.load_rules()
+            linked_at = now.isoformat()
+            groups = per_code[per_code.index.isin(set(order[several].tolist()))].groupby(level=0).apply(list)
+            for i in several.tolist():
+                records = [
+                    golden.SourceValues(department or "", dataset or "", plan.keys[k], plan.versions[k],
+                                        json.loads(plan.attributes_json[k]), linked_at)
+                    for k in groups[order[i]]
+                ]
+                values, sources = golden.survive(records, entity_kind, rules)
+                values_col[i] = _jsontext.dumps(values)
+                sources_col[i] = _jsontext.dumps(pack(sources))
+                for c in typed:
+                    typed_cols[c][i] = golden.text(values.get(c))
+    key_cols: tuple[str, ...] = ("resident_id",) if entity_kind == PERSON else ("uscc", "org_code")
+    heads: list[list[Any]] = [order.tolist()]
+    if entity_kind == ENTERPRISE:
+        heads.append([c[8:17] for c in heads[0]])
+    columns = (*key_cols, *typed, "attributes", "sources", "created_at", "updated_at")
+    at = _bulk.timestamp(session, now)
+    table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
+    for start in range(0, n, _bulk.WRITE_CHUNK):
+        part = slice(start, start + _bulk.WRITE_CHUNK)
+        rows = list(zip(*(h[part] for h in heads), *(typed_cols[c][part].tolist() for c in typed),
+                        values_col[part].tolist(), sources_col[part].tolist(), repeat(at), repeat(at)))
+        _bulk.insert_rows(session, table, columns, rows)
+
+
+def _single_link_golden(
+    plan: _LinkPlan, links: np.ndarray, rows: np.ndarray, department: str | None, dataset: str | None,
+    values_col: np.ndarray, sources_col: np.ndarray, typed_cols: dict[str, np.ndarray],
+) -> None:
+    """Golden records of identities with one link (``links[i]`` for identity row ``rows[i]``):
+    the link's non-empty values, every one sourced from it — survivorship over one record."""
+    attrs = plan.attributes
+    names = [a.name for a in attrs]
+    if not attrs:
+        return
+    slots = [a.codes[links] for a in attrs]
+    keep = np.column_stack([~a.blank[c] for a, c in zip(attrs, slots, strict=True)])
+    if keep.all():  # no empty values: the golden values are the link's own JSON text
+        values_col[rows] = [plan.attributes_json[k] for k in links.tolist()]
+    else:
+        values_col[rows] = _jsontext.objects(names, [a.encoded[c].tolist() for a, c in zip(attrs, slots, strict=True)],
+                                             keep=keep)
+    refs = _source_refs(department, dataset, plan.keys[links], plan.versions[links])
+    sources_col[rows] = _jsontext.single_source(names, refs, keep)
+    for c, column in typed_cols.items():
+        if c in names:
+            a = attrs[names.index(c)]
+            text = np.array([None if b else golden.text(v) for v, b in zip(a.values, a.blank, strict=True)],
+                            dtype=object)
+            column[rows] = text[slots[names.index(c)]]
+
+
+def _source_refs(department: str | None, dataset: str | None, keys: np.ndarray, versions: np.ndarray) -> list[str]:
+    """Per link the JSON text of its source reference, without the closing brace (the
+    attributes it supplies follow)."""
+    head = (f'{{"department":{_jsontext.encode_column([department])[0] or "null"},'
+            f'"dataset":{_jsontext.encode_column([dataset])[0] or "null"},"source_key":')
+    key_json = _jsontext.encode_column(keys)
+    version_json = _jsontext.encode_column(versions)
+    return [f'{head}{k},"source_version":{v or "null"}' for k, v in zip(key_json, version_json, strict=True)]
 
 
 def _emit_merged(
@@ -505,20 +781,9 @@ def _emit_merged(
             "event_type": "identity.merged", "subject": canonical, "holder_code": canonical,
             "payload": {"entity_kind": entity_kind, "canonical_code": canonical, "merged": shown, "source": source,
                         "run_id": run_id},
-            "idempotency_key": f"identity.merged:{canonical}:{digest}", "created_at": utcnow(),
+            "idempotency_key": f"identity.merged:{canonical}:{digest}",
         })
-    if len(events) <= 20:  # few: the shared helper, one by one
-        for e in events:
-            emit(session, e["event_type"], e["subject"], e["payload"], e["idempotency_key"],
-                 holder_code=e["holder_code"])
-        return len(events)
-    seen: set[str] = set()
-    for chunk in _chunks([e["idempotency_key"] for e in events]):
-        seen.update(session.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.idempotency_key.in_(chunk))))
-    fresh = [e for e in events if e["idempotency_key"] not in seen]
-    if fresh:
-        session.execute(insert(_table(OutboxEvent)), fresh)
-    return len(fresh)
+    return emit_many(session, events)
 
 
 def _store_crosswalk(
@@ -531,10 +796,10 @@ def _store_crosswalk(
     unique = {(code, kind): (canonical, method) for code, kind, canonical, method in rows}
     existing: set[tuple[str, str]] = set()
     conflicts = 0
-    for chunk in _chunks([code for code, _ in unique]):
+    for chunk in _bulk.chunks(_unique(code for code, _ in unique)):
         for code, kind, canonical in session.execute(
             select(IdentityCrosswalk.legacy_code, IdentityCrosswalk.code_kind, IdentityCrosswalk.canonical_code).where(
-                IdentityCrosswalk.legacy_code.in_(chunk),
+                _bulk.in_values(session, IdentityCrosswalk.legacy_code, chunk),
                 IdentityCrosswalk.entity_kind == entity_kind,
                 IdentityCrosswalk.undone_at.is_(None),
             )
@@ -556,77 +821,6 @@ def _store_crosswalk(
     for row in fresh:
         merged.setdefault(row["canonical_code"], set()).add((row["legacy_code"], row["code_kind"], row["method"]))
     return len(fresh), merged
-
-
-def _link_sources(
-    session: Session,
-    df: pd.DataFrame,
-    combined: dict[str, Any],
-    entity_kind: str,
-    department: str,
-    dataset: str,
-    key_col: str,
-    version_col: str | None,
-    now: Any,
-) -> tuple[int, set[str], list[dict[str, Any]]]:
-    """Upsert source-record links; a record that now resolves elsewhere is unlinked and
-    relinked (history kept). Returns (links written, identities whose sources changed,
-    the inserted link rows)."""
-    rules = golden.load_rules()
-    attr_cols: list[tuple[str, str]] = []
-    for column in df.columns:
-        name = rules.golden_name(entity_kind, str(column))
-        if name is not None:
-            attr_cols.append((str(column), name))
-    keys = df[key_col].astype(str).tolist()
-    versions = golden.json_column(df[version_col]) if version_col else [None] * len(df)
-    canonical = list(combined["canonical_code"])
-    methods = list(combined["method"])
-    attr_values = {c: golden.json_column(df[c]) for c, _ in attr_cols}
-    isr = IdentitySourceRecord
-    current: dict[str, tuple[int, str, str | None, dict[str, Any]]] = {}
-    for chunk in _chunks(keys):
-        for link_id, key, code, version, attributes in session.execute(
-            select(isr.id, isr.source_key, isr.canonical_code, isr.source_version, isr.attributes).where(
-                isr.department == department,
-                isr.dataset == dataset,
-                isr.source_key.in_(chunk),
-                isr.unlinked_at.is_(None),
-            )
-        ):
-            current[key] = (link_id, code, version, attributes or {})
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    touched: set[str] = set()
-    seen: set[str] = set()
-    for i, key in enumerate(keys):
-        code = canonical[i]
-        if code is None or key in seen:
-            continue
-        seen.add(key)
-        version = None if versions[i] is None else str(versions[i])
-        attributes = {g: attr_values[c][i] for c, g in attr_cols if attr_values[c][i] is not None}
-        link = current.get(key)
-        if link is not None and link[1] == code:
-            if link[2] != version or link[3] != attributes:
-                updates.append({"id": link[0], "source_version": version, "attributes": attributes})
-                touched.add(code)
-            continue
-        if link is not None:  # the record now belongs to another identity: unlink, keep history
-            updates.append({"id": link[0], "unlinked_at": now})
-            touched.add(link[1])
-        inserts.append({
-            "department": department, "dataset": dataset, "source_key": key,
-            "source_version": version, "entity_kind": entity_kind,
-            "canonical_code": code, "method": methods[i] or EXACT, "score": None, "attributes": attributes,
-            "linked_at": now,
-        })
-        touched.add(code)
-    for group in _same_keys(updates):
-        session.execute(update(IdentitySourceRecord), group)  # bulk UPDATE by primary key
-    if inserts:
-        session.execute(insert(_table(IdentitySourceRecord)), inserts)
-    return len(inserts), touched, inserts
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -665,4 +859,4 @@ def _resolve_nested(session: Session, records: pd.DataFrame, mapping: Any) -> No
                 if status == NEW:
                     created.add(code)
             # owners with a valid canonical code the index has not seen become identities
-            _create_identities(session, entity_kind, sorted(created), [], utcnow())
+            _create_identities(session, entity_kind, sorted(created), None, None, None, utcnow())

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base
 from hub.models import BigId, utcnow
+from identity.golden_sources import GoldenSources
 
 PERSON = "person"
 ENTERPRISE = "enterprise"
@@ -36,8 +37,8 @@ class IdentityPerson(Base):
     status: Mapped[str | None] = mapped_column(sa.String(20))
     #: Every golden attribute (JSON-safe values).
     attributes: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
-    #: attribute → {department, dataset, source_key, source_version}
-    sources: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
+    #: attribute → {department, dataset, source_key, source_version} (stored grouped by source)
+    sources: Mapped[dict[str, Any]] = mapped_column(GoldenSources(), default=dict)
     #: Set when this identity was merged into another (the canonical one).
     merged_into: Mapped[str | None] = mapped_column(sa.String(18), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
@@ -58,7 +59,7 @@ class IdentityEnterprise(Base):
     address: Mapped[str | None] = mapped_column(sa.Text())
     region_code: Mapped[str | None] = mapped_column(sa.String(6))
     attributes: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
-    sources: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
+    sources: Mapped[dict[str, Any]] = mapped_column(GoldenSources(), default=dict)
     merged_into: Mapped[str | None] = mapped_column(sa.String(18), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)

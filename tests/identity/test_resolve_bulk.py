@@ -1,0 +1,175 @@
+"""The column-wise linking path: stored forms, empty values, re-runs, big lookups and the
+SQLite bulk load (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from hub.models import OutboxEvent
+from identity import _bulk, _jsontext, golden, resident_id
+from identity.golden_sources import pack, unpack
+from identity.resolve import link_batch
+from identity.tables import IdentityGoldenHistory, IdentityPerson, IdentitySourceRecord
+
+
+def rid(i: int) -> str:
+    body = f"3303221980{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 1000:03d}"
+    return body + resident_id.calc_check_digit(body)
+
+
+def batch(n: int, *, version: str = "2024-01-01", name: str = "张三") -> pd.DataFrame:
+    return pd.DataFrame({
+        "_source_key": [f"k{i}" for i in range(n)],
+        "_source_version": version,
+        "resident_id": [rid(i) for i in range(n)],
+        "name": name,
+        "sex": ["1" if i % 2 else "2" for i in range(n)],
+        "address": "浙江省温州市洞头区北岙街道中心路12号",
+    })
+
+
+def count(session: Session, model: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _scenario_golden_from_one_record(session: Session) -> None:
+    df = pd.DataFrame([
+        {"_source_key": "1", "_source_version": "v1", "resident_id": rid(1), "name": "李\"四\\", "sex": "  ",
+         "address": None},
+    ])
+    link_batch(session, df, "person", "public_security", "persons")
+    session.commit()
+    person = session.get(IdentityPerson, rid(1))
+    assert person is not None
+    # a blank value is no golden value, nor has it a source; the link keeps what came
+    assert person.attributes == {"name": "李\"四\\"} and person.sex is None and person.name == "李\"四\\"
+    assert person.sources == {"name": {"department": "public_security", "dataset": "persons", "source_key": "1",
+                                       "source_version": "v1"}}
+    link = session.scalars(select(IdentitySourceRecord)).one()
+    assert link.attributes == {"name": "李\"四\\", "sex": "  "}
+    # stored once per source record, not once per attribute
+    stored = session.execute(text("SELECT sources FROM identity_person")).scalar_one()
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert stored == [{"department": "public_security", "dataset": "persons", "source_key": "1",
+                       "source_version": "v1", "attributes": ["name"]}]
+
+
+def test_golden_from_one_record_on_sqlite(session: Session) -> None:
+    _scenario_golden_from_one_record(session)
+
+
+@pytest.mark.postgres
+def test_golden_from_one_record_on_postgres(pg_session: Session) -> None:
+    _scenario_golden_from_one_record(pg_session)
+
+
+def _scenario_rerun_and_change(session: Session) -> None:
+    first = link_batch(session, batch(300), "person", "public_security", "persons")
+    session.commit()
+    assert (first.created, first.linked) == (300, 300)
+    again = link_batch(session, batch(300), "person", "public_security", "persons")
+    session.commit()
+    assert (again.created, again.linked) == (0, 0)
+    assert count(session, IdentityPerson) == 300 and count(session, IdentitySourceRecord) == 300
+    assert count(session, IdentityGoldenHistory) == 0 and count(session, OutboxEvent) == 0
+    # a new version with a new name: links updated in place, golden records changed with history
+    changed = link_batch(session, batch(300, version="2024-02-01", name="张三丰"), "person", "public_security",
+                         "persons")
+    session.commit()
+    assert changed.linked == 0 and count(session, IdentitySourceRecord) == 300
+    person = session.get(IdentityPerson, rid(7))
+    assert person is not None
+    session.refresh(person)
+    assert person.name == "张三丰" and person.sources["name"]["source_version"] == "2024-02-01"
+    history = golden.history(session, "person", rid(7))
+    assert [(h.attribute, h.old_value, h.new_value) for h in history] == [("name", "张三", "张三丰")]
+
+
+def test_rerun_and_change_on_sqlite(session: Session) -> None:
+    _scenario_rerun_and_change(session)
+
+
+@pytest.mark.postgres
+def test_rerun_and_change_on_postgres(pg_session: Session) -> None:
+    _scenario_rerun_and_change(pg_session)
+
+
+def _scenario_lookup_beyond_parameter_limits(session: Session) -> None:
+    # more values than SQLite allows bound parameters in one statement (32,766)
+    codes = [rid(i) for i in range(40_000)]
+    stmt = select(func.count()).select_from(IdentityPerson).where(
+        _bulk.in_values(session, IdentityPerson.resident_id, codes))
+    assert session.scalar(stmt) == 0
+    link_batch(session, batch(5), "person", "public_security", "persons")
+    assert session.scalar(stmt) == 5
+
+
+def test_lookup_beyond_parameter_limits_on_sqlite(session: Session) -> None:
+    _scenario_lookup_beyond_parameter_limits(session)
+
+
+@pytest.mark.postgres
+def test_lookup_beyond_parameter_limits_on_postgres(pg_session: Session) -> None:
+    _scenario_lookup_beyond_parameter_limits(pg_session)
+
+
+def _indexes(session: Session, table: str) -> set[str]:
+    rows = session.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
+                                "AND sql IS NOT NULL"), {"t": table})
+    return {r[0] for r in rows}
+
+
+def test_bulk_load_rebuilds_the_indexes_it_drops(session: Session) -> None:
+    table = IdentitySourceRecord.__table__
+    before = _indexes(session, "identity_source_record")
+    assert before
+    with _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}):  # type: ignore[dict-item]
+        assert _indexes(session, "identity_source_record") == set()
+        link_batch(session, batch(20), "person", "public_security", "persons")
+    assert _indexes(session, "identity_source_record") == before
+    with pytest.raises(RuntimeError), _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}):  # type: ignore[dict-item]
+        raise RuntimeError("failed load")
+    assert _indexes(session, "identity_source_record") == before
+    session.commit()
+    assert _indexes(session, "identity_source_record") == before
+    assert count(session, IdentitySourceRecord) == 20
+
+
+def test_bulk_load_keeps_the_indexes_of_a_larger_table(session: Session) -> None:
+    table = IdentitySourceRecord.__table__
+    link_batch(session, batch(30), "person", "public_security", "persons")
+    session.commit()
+    before = _indexes(session, "identity_source_record")
+    with _bulk.bulk_load(session, {table: 20}):  # type: ignore[dict-item]
+        assert _indexes(session, "identity_source_record") == before
+
+
+@pytest.mark.parametrize("value", ['a"b', "back\\slash", "tab\tnew\nline\x01", "{brace}", "张三", "😀", "", " "])
+def test_json_text_reads_back_as_the_values(value: str) -> None:
+    cols = _jsontext.encode_columns([[value, None, value], [1, 2.5, True]])
+    out = _jsontext.objects(["s", "n{"], cols)
+    assert [json.loads(o) for o in out] == [{"s": value, "n{": 1}, {"n{": 2.5}, {"s": value, "n{": True}]
+    assert out[0] == _jsontext.dumps({"s": value, "n{": 1})
+
+
+def test_objects_leave_out_values_marked_not_kept() -> None:
+    cols = _jsontext.encode_columns([["x", "y"], ["1", "2"]])
+    keep = np.array([[True, False], [False, False]])
+    assert [json.loads(o) for o in _jsontext.objects(["a", "b"], cols, keep=keep)] == [{"a": "x"}, {}]
+
+
+def test_sources_pack_round_trips() -> None:
+    a = {"department": "tax", "dataset": "t", "source_key": "1", "source_version": None}
+    b = {"department": "commerce", "dataset": "c", "source_key": "9", "source_version": "v"}
+    sources = {"name": a, "status": b, "tax_status": a}
+    packed = pack(sources)
+    assert packed is not None and len(packed) == 2
+    assert unpack(packed) == sources
+    assert unpack(json.loads(json.dumps(sources))) == sources  # rows in the older per-attribute form
