@@ -380,9 +380,14 @@ def land_source_block(outbox: Any, archive: Any, *, batch_size: int = 25) -> dic
 
 
 class XmlHarness:
-    """Land packages dropped into an outbox directory, as the land department does."""
+    """Land packages dropped into an outbox directory, as the land department does.
 
-    capabilities = frozenset({"bad_records", "updates"})
+    The first ``rows`` records arrive in packages of at most ``PACKAGE_RECORDS``; faults: the
+    exchange share drops after the first waiting package (:mod:`sandbox.land.share`).
+    """
+
+    capabilities = frozenset({"bad_records", "faults", "updates"})
+    PACKAGE_RECORDS = 50
     dataset = "property_rights"
     name = "test_land_xml"
 
@@ -396,7 +401,8 @@ class XmlHarness:
         self._n = 0
         self._pkg = 0
         self.versions: dict[str, int] = {}
-        self.add_records(rows)
+        for start in range(0, rows, self.PACKAGE_RECORDS):
+            self.add_records(min(self.PACKAGE_RECORDS, rows - start))
 
     def drop(self, content: bytes, *, checksum: str | None = None) -> str:
         import hashlib
@@ -436,8 +442,14 @@ class XmlHarness:
     def late_commit(self) -> contextlib.AbstractContextManager[str]:
         raise NotImplementedError
 
-    def fault(self) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
+    @contextlib.contextmanager
+    def fault(self) -> Iterator[None]:
+        """The exchange share drops after the first waiting package: later ones no longer open."""
+        from sandbox.land.share import share_drops_after
+
+        with share_drops_after(self.outbox, readable=1) as dropped:
+            assert dropped, "the fault needs a second waiting package"
+            yield
 
     def connector(self) -> Connector:
         return make_connector(land_source_block(self.outbox, self.archive), name=self.name,

@@ -14,9 +14,11 @@ from lxml import etree
 
 from connectors.base import Connector
 from connectors.registry import make_connector
+from sandbox.land.share import share_drops_after
 from sandbox.runtime import Sandboxes
 
 LAND_NS = "{urn:hub:sandbox:land:1}"
+LOCAL_TZ = dt.timezone(dt.timedelta(hours=8))
 
 
 def _conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
@@ -89,9 +91,14 @@ class SandboxTaxHarness:
 
 
 class SandboxLandHarness:
-    """The land sandbox's outbox (some packages GB18030), faults: truncated and bad-checksum packages."""
+    """The land sandbox's outbox (some packages GB18030).
 
-    capabilities = frozenset({"bad_records"})
+    Bad records: a truncated package. Updates: the bureau re-sends a property right with a
+    higher version in a new package. Faults: the exchange share drops after the first package
+    (:func:`sandbox.land.share.share_drops_after`).
+    """
+
+    capabilities = frozenset({"bad_records", "faults", "updates"})
     dataset = "property_rights"
     name = "sandbox_land"
 
@@ -134,7 +141,15 @@ class SandboxLandHarness:
         return sorted(units)
 
     def update_record(self, key: str) -> None:
-        raise NotImplementedError
+        """The bureau registers a mortgage on ``key`` and re-sends the right, version + 1, in a new package."""
+        rights = self.sb.population.property_rights
+        row = rights["unit_no"].astype(str) == key
+        assert row.sum() == 1, f"no single property right {key}"
+        rights.loc[row, "version"] = rights.loc[row, "version"].astype(int) + 1
+        rights.loc[row, "status"] = "mortgaged"
+        approvals = self.sb.population.approval_results.iloc[0:0]
+        (package,) = self.sb.prepared.land.publish(rights[row], approvals, dt.datetime.now(LOCAL_TZ))
+        assert self._units(package) == {key}
 
     def delete_record(self, key: str) -> None:
         raise NotImplementedError
@@ -148,5 +163,9 @@ class SandboxLandHarness:
     def late_commit(self) -> contextlib.AbstractContextManager[str]:
         raise NotImplementedError
 
-    def fault(self) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
+    @contextlib.contextmanager
+    def fault(self) -> Iterator[None]:
+        """The exchange share drops after the first waiting package: later ones no longer open."""
+        with share_drops_after(self.sb.land.outbox_dir, readable=1) as dropped:
+            assert dropped, "the fault needs a second waiting package"
+            yield
