@@ -17,9 +17,10 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -165,48 +166,125 @@ def append(session: Session | Connection, records: Iterable[AuditRecord]) -> lis
     return [int(r["seq"]) for r in rows]
 
 
+_ENTRY_COLUMNS = tuple(c.name for c in _ENTRY.c)
+_CHAINED = ("seq", "prev_hash", "hash")  # the values only known under the head's lock
+_INSERT_CHUNKS = (64, 16, 4, 1)  # multi-row INSERT sizes: a group is written in a few statements
+
+
 class _ChainStatements:
-    """:func:`append`'s statements, compiled once for the dialect and run on a DBAPI connection."""
+    """:func:`append` compiled once for the dialect and run on a DBAPI connection, lock held briefly.
+
+    Everything that does not depend on the head — bound values, JSON, most of each entry's
+    canonical form — is worked out before the head is locked; under the lock remain the head
+    read (one ``UPDATE … RETURNING`` where the database has it), the hashes, a few multi-row
+    INSERTs and the head update. The writer thread shares the interpreter lock with the event
+    loop and must take it back after every database call, so fewer calls under the lock means
+    a shorter wait for the other processes' writers.
+    """
 
     def __init__(self, dialect: Dialect) -> None:
         head_id = _HEAD.c.id == bindparam("head_id")
-        self.touch = Prepared(_HEAD.update().where(head_id).values(updated_at=bindparam("now")), dialect)
+        touch = _HEAD.update().where(head_id).values(updated_at=bindparam("now"))
+        self.returning = bool(getattr(dialect, "update_returning", False))
+        if self.returning:
+            touch = touch.returning(_HEAD.c.seq, _HEAD.c.hash)
+        self.touch = Prepared(touch, dialect)
         self.create = Prepared(
             _HEAD.insert().values(id=bindparam("head_id"), seq=bindparam("new_seq"), hash=bindparam("new_hash"),
                                   updated_at=bindparam("now")),
             dialect,
         )  # fmt: skip
         self.read = Prepared(select(_HEAD.c.seq, _HEAD.c.hash).where(head_id), dialect)
-        self.insert = Prepared(_ENTRY.insert().values({c.name: bindparam(c.name) for c in _ENTRY.c}), dialect)
         self.advance = Prepared(
             _HEAD.update().where(head_id).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"),
                                                  updated_at=bindparam("now")),
             dialect,
         )  # fmt: skip
+        self._bind = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in _ENTRY.c}
+        self.positional = self.touch.positional
+        self._inserts = {n: self._insert_sql(n, dialect) for n in _INSERT_CHUNKS}
 
-    def append(self, dbapi_conn: Any, records: list[AuditRecord]) -> list[int]:
-        """:func:`append` in one DBAPI transaction, committed; same locking order, same rows."""
+    @staticmethod
+    def _insert_sql(n: int, dialect: Dialect) -> str:
+        rows = [{c.name: bindparam(f"{c.name}_{i}", type_=c.type) for c in _ENTRY.c} for i in range(n)]
+        prepared = Prepared(_ENTRY.insert().values(rows), dialect)
+        expected = tuple(f"{name}_{i}" for i in range(n) for name in _ENTRY_COLUMNS)
+        # the flat parameter lists below are laid out row by row, column by column
+        assert not prepared.positional or prepared.names == expected, prepared.names
+        return prepared.sql
+
+    def bound(self, rec: AuditRecord) -> tuple[dict[str, Any], str, str]:
+        """An entry's bound column values (chained ones left out) and its canonical form around ``seq``."""
+        body = {
+            "action": rec.action, "at": _utc_iso(rec.at), "consumer": rec.consumer, "detail": rec.detail,
+            "fields": list(rec.fields), "key_id": rec.key_id, "outcome": rec.outcome, "purpose": rec.purpose,
+            "resource": rec.resource,
+        }  # fmt: skip
+        # entry_hash's canonical JSON has keys sorted, "seq" between "resource" and "subject": the two
+        # halves are serialised here and joined around the number once it is known
+        before = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        after = json.dumps({"subject": rec.subject}, ensure_ascii=False, separators=(",", ":"))
+        values = {
+            "at": rec.at, "consumer": rec.consumer, "key_id": rec.key_id, "action": rec.action,
+            "resource": rec.resource, "subject": rec.subject, "fields": list(rec.fields), "purpose": rec.purpose,
+            "outcome": rec.outcome, "detail": rec.detail,
+        }  # fmt: skip
+        for name, value in values.items():
+            proc = self._bind[name]
+            if proc is not None:
+                values[name] = proc(value)
+        return values, before[:-1] + ',"seq":', "," + after[1:]
+
+    def append(self, dbapi_conn: Any, records: list[AuditRecord], lock: Callable[[], Any] | None = None) -> list[int]:
+        """:func:`append` in one DBAPI transaction, committed; same locking order, same rows and hashes.
+
+        ``lock`` (a context manager factory) is held from before the head is locked to after the commit.
+        """
+        prepared = [self.bound(rec) for rec in records]
         now = utcnow()
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(self.touch.sql, self.touch.params({"head_id": HEAD_ID, "now": now}))
-            if cur.rowcount == 0:
-                values = {"head_id": HEAD_ID, "new_seq": 0, "new_hash": GENESIS, "now": now}
-                cur.execute(self.create.sql, self.create.params(values))
-            cur.execute(self.read.sql, self.read.params({"head_id": HEAD_ID}))
-            seq, prev = self.read.row(cur.fetchone())
-            rows = _chain(int(seq), str(prev), records)
-            cur.executemany(self.insert.sql, self.insert.many(rows))
-            last = rows[-1]
-            values = {"head_id": HEAD_ID, "new_seq": last["seq"], "new_hash": last["hash"], "now": now}
-            cur.execute(self.advance.sql, self.advance.params(values))
-            dbapi_conn.commit()
-        except BaseException:
-            dbapi_conn.rollback()
-            raise
-        finally:
-            cur.close()
-        return [int(r["seq"]) for r in rows]
+        with lock() if lock is not None else contextlib.nullcontext():
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute(self.touch.sql, self.touch.params({"head_id": HEAD_ID, "now": now}))
+                head = cur.fetchall() if self.returning else None
+                if cur.rowcount == 0 or (self.returning and not head):
+                    values = {"head_id": HEAD_ID, "new_seq": 0, "new_hash": GENESIS, "now": now}
+                    cur.execute(self.create.sql, self.create.params(values))
+                    head = [(0, GENESIS)]
+                elif not self.returning:
+                    cur.execute(self.read.sql, self.read.params({"head_id": HEAD_ID}))
+                    head = cur.fetchall()
+                assert head
+                seq, prev = int(head[0][0]), str(head[0][1])
+                first = seq + 1
+                rows = []
+                for values, before, after in prepared:
+                    seq += 1
+                    digest = hashlib.sha256(f"{prev}\n{before}{seq}{after}".encode()).hexdigest()
+                    rows.append({**values, "seq": seq, "prev_hash": prev, "hash": digest})
+                    prev = digest
+                self._insert(cur, rows)
+                values = {"head_id": HEAD_ID, "new_seq": seq, "new_hash": prev, "now": now}
+                cur.execute(self.advance.sql, self.advance.params(values))
+                dbapi_conn.commit()
+            except BaseException:
+                dbapi_conn.rollback()
+                raise
+            finally:
+                cur.close()
+        return list(range(first, seq + 1))
+
+    def _insert(self, cur: Any, rows: list[dict[str, Any]]) -> None:
+        at = 0
+        while at < len(rows):
+            n = next(size for size in _INSERT_CHUNKS if size <= len(rows) - at)
+            chunk = rows[at : at + n]
+            if self.positional:
+                params: Any = [row[name] for row in chunk for name in _ENTRY_COLUMNS]
+            else:
+                params = {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in _ENTRY_COLUMNS}
+            cur.execute(self._inserts[n], params)
+            at += n
 
 
 @contextmanager
@@ -229,7 +307,7 @@ def _sqlite_writer_lock(engine: Engine) -> Iterator[None]:
 
 
 def write_now(engine: Engine, records: Iterable[AuditRecord]) -> list[int]:
-    """Append and commit at once (API group commits, CLI, tests); SQLAlchemy Core, no ORM overhead."""
+    """Append and commit at once (CLI, tests; the API goes through :class:`AuditWriter`)."""
     with _sqlite_writer_lock(engine), engine.begin() as conn:
         return append(conn, records)
 
@@ -409,41 +487,90 @@ class AuditWriter:
 
 
 class _ChainSink:
-    """The writer thread's end: one DBAPI connection, the compiled statements, the cross-process lock."""
+    """The writer thread's end: one DBAPI connection, the compiled statements, the cross-process lock.
+
+    On a SQLite file in WAL mode the commit is made durable by syncing the WAL after the
+    cross-process lock is released, not inside the commit: the lock then guards the chain
+    (head read to commit, well under a millisecond) rather than a disk flush, and the other
+    processes' writers proceed while this one waits for the disk. ``synchronous=NORMAL`` on
+    this connection leaves out only the per-commit WAL sync, which the sink does itself before
+    anyone is told the entry is written; checkpoints and WAL restarts stay synced by SQLite.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.statements = _ChainStatements(engine.dialect)
+        self.statements: _ChainStatements | None = None
         self._conn: Any = None
         self._lock_file: BinaryIO | None = None
+        self._wal_path: str | None = None
+        self._wal_fd: int | None = None
         database = engine.url.database
-        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        self._sqlite_file = engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
+        if self._sqlite_file:
             self._lock_file = open(f"{database}.audit-lock", "a+b")  # noqa: SIM115 - held for the thread's life
+
+    def _connect(self) -> Any:
+        conn = self.engine.raw_connection()
+        conn.detach()  # this thread's own for its life (and its pragmas with it), not the pool's
+        self._wal_path = None
+        if self._sqlite_file:
+            cur = conn.cursor()
+            try:
+                cur.execute("PRAGMA journal_mode")
+                mode = str(cur.fetchall()[0][0]).lower()
+                cur.execute("PRAGMA synchronous")
+                level = int(cur.fetchall()[0][0])
+                if mode == "wal" and level >= 2:  # FULL or EXTRA: the sink syncs the WAL itself
+                    cur.execute("PRAGMA synchronous=NORMAL")
+                    self._wal_path = f"{self.engine.url.database}-wal"
+            finally:
+                cur.close()
+        if self.statements is None:
+            self.statements = _ChainStatements(self.engine.dialect)  # after connecting: dialect initialised
+        return conn
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        assert self._lock_file is not None
+        # a blocking flock wakes at once where SQLite's busy handler would sleep (see _sqlite_writer_lock)
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    def _sync_wal(self) -> None:
+        """Flush the WAL to disk: every frame written so far, this group's commit included."""
+        assert self._wal_path is not None
+        if self._wal_fd is not None and os.fstat(self._wal_fd).st_nlink == 0:
+            os.close(self._wal_fd)  # the WAL was removed (checkpointed away) and made anew
+            self._wal_fd = None
+        if self._wal_fd is None:
+            self._wal_fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+        os.fdatasync(self._wal_fd)
 
     def write(self, records: list[AuditRecord]) -> list[int]:
         if self._conn is None:
-            self._conn = self.engine.raw_connection()
+            self._conn = self._connect()
+        assert self.statements is not None
         try:
-            if self._lock_file is None:
-                return self.statements.append(self._conn, records)
-            # see _sqlite_writer_lock: a blocking flock wakes at once where SQLite's busy handler sleeps
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                return self.statements.append(self._conn, records)
-            finally:
-                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            seqs = self.statements.append(self._conn, records, self._locked if self._lock_file else None)
+            if self._wal_path is not None:
+                self._sync_wal()
+            return seqs
         except Exception:
             conn, self._conn = self._conn, None
-            try:
-                conn.invalidate()  # a connection that failed mid-commit is not trusted again
-            except Exception:
-                log.debug("invalidating the audit connection failed", exc_info=True)
+            with contextlib.suppress(Exception):
+                conn.close()  # a connection that failed mid-commit is not trusted again
             raise
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

@@ -34,7 +34,9 @@ def app_factory() -> object:
 
     from recognition.app import create_app
 
-    # The audit writer thread and the event loop share the GIL; a shorter switch interval keeps a
-    # request whose database call just returned from waiting up to 5 ms behind the writer.
-    sys.setswitchinterval(0.0005)
+    # The audit writer thread and the event loop share the GIL, and each takes it back after every
+    # database call; the default 5 ms switch interval would make each of those waits up to 5 ms
+    # (the writer's under the cross-process audit lock). Switches are forced only while the other
+    # thread waits, so a short interval costs little: 0.1 ms measured clearly better than 0.5 ms.
+    sys.setswitchinterval(0.0001)
     return create_app()
