@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from connectors.base import SOURCE_KEY
@@ -129,3 +131,81 @@ def test_unmounted_outbox_is_unavailable(land: XmlHarness) -> None:
 
     with pytest.raises(ConnectorUnavailable, match="not mounted"):
         list(land.connector_unreachable().read("property_rights", None))
+
+
+# --- the compiled record plan gives what FieldPath.extract gives, field by field -------------
+_PLAN_FIELDS = {"id": "@id", "missing_attr": "@nope", "a": "A", "a_all": "A[]", "a_k": "A/@k", "a_k_all": "A/@k[]",
+                "b_all": "B[]", "c_x": "C/X", "c_x_all": "C/X[]", "c_y": "C/Y", "b_x_all": "B/X[]", "d": "D",
+                "id_list": "@id[]"}
+
+_text = st.one_of(st.none(), st.text(alphabet="ab;甲", min_size=1, max_size=3))
+_grand = st.tuples(st.sampled_from("XYZ"), _text)
+_child = st.tuples(st.sampled_from("ABCE"), _text, st.one_of(st.none(), st.text("kv", min_size=1, max_size=2)),
+                   st.lists(_grand, max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(record_id=st.one_of(st.none(), st.text("0123", min_size=1, max_size=3)),
+       children=st.lists(_child, max_size=6), namespaced=st.booleans())
+def test_record_plan_matches_fieldpath_extract(record_id: str | None, children: list, namespaced: bool) -> None:
+    from lxml import etree
+
+    from connectors.xml_packages import FieldPath, _RecordPlan
+
+    ns = "urn:test" if namespaced else ""
+    q = (lambda n: f"{{{ns}}}{n}") if ns else (lambda n: n)
+    record = etree.Element(q("R"), id=record_id) if record_id is not None else etree.Element(q("R"))
+    for tag, text, k, grands in children:
+        child = etree.SubElement(record, q(tag), k=k) if k is not None else etree.SubElement(record, q(tag))
+        child.text = text
+        for gtag, gtext in grands:
+            etree.SubElement(child, q(gtag)).text = gtext
+    fields = [FieldPath.parse(col, path, ns) for col, path in _PLAN_FIELDS.items()]
+    expected = [f.extract(record) for f in fields]
+    got = [list(v) if isinstance(v, tuple) else v for v in _RecordPlan(fields).extract(record)]
+    assert got == expected
+
+
+# --- repeated choices compiled as repeated sequences accept exactly the same packages ---------
+_KINDS = {
+    "right": land_package([("330322001001GB00001F00000001", 1)]).split(b"\n")[2],
+    "approval": land_package([], approvals=1).split(b"\n")[2],
+    "bogus": b"<Bogus/>",
+    "bad_right": land_package([("U1", 1)]).split(b"\n")[2].replace(b"<Area>89.50</Area>", b""),
+}
+
+
+@pytest.mark.parametrize("xsd", ["tests/connectors/data/land_exchange_test.xsd", "sandbox/land/land_exchange.xsd"])
+@settings(max_examples=60, deadline=None)
+@given(children=st.lists(st.sampled_from(sorted(_KINDS)), max_size=5))
+def test_rewritten_schema_accepts_what_the_original_accepts(xsd: str, children: list[str]) -> None:
+    from lxml import etree
+
+    from connectors.xml_packages import _repeat_choices_as_sequences
+    from hub.settings import REPO_ROOT
+
+    original = etree.parse(str(REPO_ROOT / xsd))
+    rewritten = etree.parse(str(REPO_ROOT / xsd))
+    _repeat_choices_as_sequences(rewritten)
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    repeated = [c for c in original.iter(f"{xs}choice") if c.get("maxOccurs", "1") != "1"]
+    assert repeated and all(c.get("maxOccurs", "1") == "1" for c in rewritten.iter(f"{xs}choice"))
+    body = b"\n".join(_KINDS[k] for k in children)
+    doc = etree.fromstring(
+        b'<ExchangePackage xmlns="urn:hub:sandbox:land:1" packageId="P1" createdAt="2026-11-01T09:00:00+08:00" '
+        b'sender="330322">' + body + b"</ExchangePackage>"
+    )
+    assert etree.XMLSchema(rewritten).validate(doc) == etree.XMLSchema(original).validate(doc)
+
+
+def test_other_records_between_records_are_read_by_their_own_dataset(land: XmlHarness, tmp_path: Path) -> None:
+    # approvals around and between the property rights: each dataset gets exactly its own records
+    content = land_package([], approvals=3).replace(
+        b"</ExchangePackage>", land_package([("U1", 1), ("U2", 1)]).split(b"sender=\"330322\">\n")[1]
+    )
+    content = content.replace(b"</ExchangePackage>\n", land_package([], approvals=2).split(b'sender="330322">\n')[1])
+    land.drop(content)
+    rights = _sync(land, tmp_path, "property_rights")
+    approvals = _sync(land, tmp_path, "approval_results")
+    assert (rights.rows_staged, approvals.rows_staged) == (2, 5)
+    assert rights.quarantined == approvals.quarantined == 0
