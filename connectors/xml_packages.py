@@ -580,9 +580,11 @@ class XmlPackageConnector:
                     else:
                         rows.append(values)
                         if version_i is None:
-                            versions.append(_content_version(values))
+                            versions.append("None" if version_col else _content_version(values))
                         if len(rows) >= self.batch_size:
                             flush()
+                elif parent is None or parent.getparent() is not None:
+                    continue  # that name nested inside a record: the record's own content, not a sibling
                 elem.clear(keep_tail=True)
                 # drop processed siblings so the parent does not grow (constant memory)
                 while elem.getprevious() is not None:

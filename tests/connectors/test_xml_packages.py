@@ -209,3 +209,28 @@ def test_other_records_between_records_are_read_by_their_own_dataset(land: XmlHa
     approvals = _sync(land, tmp_path, "approval_results")
     assert (rights.rows_staged, approvals.rows_staged) == (2, 5)
     assert rights.quarantined == approvals.quarantined == 0
+
+
+def test_element_named_like_a_package_child_inside_a_record_is_kept(tmp_path: Path, hub_db_url: str) -> None:
+    # the root's children are cleared as they end; the same name nested in a record is record content
+    xsd = tmp_path / "notes.xsd"
+    xsd.write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="Pkg"><xs:complexType>'
+        '<xs:choice maxOccurs="unbounded"><xs:element name="Note" type="xs:string"/>'
+        '<xs:element name="Rec"><xs:complexType><xs:sequence><xs:element name="Note" type="xs:string"/>'
+        '</xs:sequence><xs:attribute name="id" type="xs:string"/></xs:complexType></xs:element>'
+        "</xs:choice></xs:complexType></xs:element></xs:schema>"
+    )
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    content = (b'<Pkg><Note>top</Note><Rec id="1"><Note>inner 1</Note></Rec><Note>mid</Note>'
+               b'<Rec id="2"><Note>inner 2</Note></Rec></Pkg>')
+    (outbox / "p.xml").write_bytes(content)
+    (outbox / "p.xml.sha256").write_text(hashlib.sha256(content).hexdigest())
+    from connectors.registry import make_connector
+
+    block = {"protocol": "xml", "outbox": str(outbox), "xsd": str(xsd),
+             "datasets": {"recs": {"element": "Rec", "key": "id", "fields": {"id": "@id", "note": "Note"}}}}
+    connector = make_connector(block, name="notes", work_root=tmp_path / "work")
+    rows = [r for b in connector.read("recs", None) for r in b.table.to_pylist()]
+    assert [(r["id"], r["note"]) for r in rows] == [("1", "inner 1"), ("2", "inner 2")]
