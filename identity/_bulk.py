@@ -70,27 +70,50 @@ def _dbapi(session: Session) -> Any:
     return session.connection().connection.driver_connection
 
 
-def insert_rows(session: Session, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def _literal(value: Any) -> str | None:
+    """``value`` as an SQLite literal, or ``None`` when it is better bound."""
+    if value is None:
+        return "NULL"
+    if type(value) is str and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    return None
+
+
+def insert_rows(
+    session: Session,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
+) -> None:
     """Insert rows (tuples in ``columns`` order, values in database form) in the session's
-    transaction. JSON columns take their JSON text; timestamps as :func:`timestamp` gives."""
+    transaction, each with the same ``constants`` (column → value). JSON columns take their
+    JSON text; timestamps as :func:`timestamp` gives."""
     name = dialect_name(session)
-    cols = ", ".join(columns)
-    if name == "postgresql":
-        with _dbapi(session).cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
+    fixed = dict(constants or {})
     if name == "sqlite":
-        conn = session.connection()
-        marks = ", ".join("?" * len(columns))
-        batch = list(rows) if not isinstance(rows, list) else rows
+        # constants written into the statement: nothing to bind a million times
+        literals = {c: lit for c, v in fixed.items() if (lit := _literal(v)) is not None}
+        bound = [c for c in fixed if c not in literals]
+        tail = tuple(fixed[c] for c in bound)
+        batch = [(*row, *tail) for row in rows] if tail else (rows if isinstance(rows, list) else list(rows))
         if batch:
-            conn.exec_driver_sql(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", batch)
+            names = ", ".join((*columns, *bound, *literals))
+            values = ", ".join(("?",) * (len(columns) + len(bound)) + tuple(literals.values()))
+            session.connection().exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({values})", batch)
+        return
+    tail = tuple(fixed.values())
+    targets = (*columns, *fixed)
+    if name == "postgresql":
+        with _dbapi(session).cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(targets)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((*row, *tail))
         return
     # any other database: the portable Core path (JSON text parsed back for the JSON type)
-    json_cols = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
+    json_cols = {c for c in targets if isinstance(table.c[c].type, sa.JSON)}
     dicts = [
-        {c: (json.loads(v) if c in json_cols and v is not None else v) for c, v in zip(columns, row, strict=True)}
+        {c: (json.loads(v) if c in json_cols and v is not None else v)
+         for c, v in zip(targets, (*row, *tail), strict=True)}
         for row in rows
     ]
     if dicts:

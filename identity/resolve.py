@@ -21,9 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any, cast, overload
 
 import numpy as np
@@ -128,9 +127,11 @@ def _existing(session: Session, codes: Sequence[str], entity_kind: str) -> dict[
     model = IdentityPerson if entity_kind == PERSON else IdentityEnterprise
     key = model.resident_id if entity_kind == PERSON else model.uscc  # type: ignore[union-attr]
     out: dict[str, str] = {}
+    table = _table(model)
+    key_col, merged_col = table.c[key.key], table.c.merged_into
     for chunk in _bulk.chunks(_unique(codes)):
-        stmt = select(key, model.merged_into).where(_bulk.in_values(session, key, chunk))
-        for code, merged in session.execute(stmt).all():
+        stmt = select(key_col, merged_col).where(_bulk.in_values(session, key_col, chunk))
+        for code, merged in session.connection().execute(stmt).all():  # Core rows: no ORM loading
             out[code] = merged or code
     return out
 
@@ -429,7 +430,7 @@ def link_batch(
     ]
     combined = _combine(results, n)
 
-    new_codes = sorted(_unique(combined["canonical_code"][combined["status"] == NEW]))
+    new_codes = _unique(combined["canonical_code"][combined["status"] == NEW])
     retry = np.flatnonzero(combined["status"] == UNRESOLVED)
     if entity_kind == ENTERPRISE and new_codes and len(retry):
         # a second round for rows whose organisation code belongs to an identity created now
@@ -461,7 +462,7 @@ def link_batch(
     with _bulk.bulk_load(session, {link_table: plan.inserted, id_table: len(new_codes)}):
         _write_links(session, plan, entity_kind, department, dataset, now)
         _create_identities(session, entity_kind, new_codes, plan, department, dataset, now)
-    touched = plan.touched - set(new_codes)
+    touched = plan.touched.difference(new_codes)
     if touched:
         golden.refresh(session, entity_kind, sorted(touched), cause="link")
 
@@ -598,36 +599,40 @@ def _plan_links(
         [a.name for a in attributes], [a.encoded[a.codes].tolist() for a in attributes]
     ) if attributes else ["{}"] * len(rows)
 
-    isr = IdentitySourceRecord
-    current: dict[str, tuple[int, str, str | None, str | None]] = {}
+    isr = _table(IdentitySourceRecord).c
+    found: list[Any] = []
     for chunk in _bulk.chunks(keys.tolist()):
-        for link_id, key, code, version, text in session.execute(
-            select(isr.id, isr.source_key, isr.canonical_code, isr.source_version, cast_text(isr.attributes)).where(
+        found.extend(session.connection().execute(  # Core rows: no ORM loading per row
+            select(isr.source_key, isr.id, isr.canonical_code, isr.source_version, cast_text(isr.attributes)).where(
                 isr.department == department,
                 isr.dataset == dataset,
                 _bulk.in_values(session, isr.source_key, chunk),
                 isr.unlinked_at.is_(None),
             )
-        ):
-            current[key] = (link_id, code, version, text)
+        ).all())
     insert = np.ones(len(rows), dtype=bool)
     updates: list[dict[str, Any]] = []
     touched: set[str] = set()
     now = utcnow()
-    if current:
-        for j, key in enumerate(keys.tolist()):
-            link = current.get(key)
-            if link is None:
-                continue
-            if link[1] == codes[j]:
-                insert[j] = False
-                if link[2] != versions[j] or not _same_json(link[3], attributes_json[j]):
-                    updates.append({"id": link[0], "source_version": versions[j],
-                                    "attributes": json.loads(attributes_json[j])})
-                    touched.add(codes[j])
-                continue
-            updates.append({"id": link[0], "unlinked_at": now})  # moved to another identity
-            touched.add(link[1])
+    if found:
+        cur_key, cur_id, cur_code, cur_version, cur_text = (np.array(c, dtype=object) for c in zip(*found, strict=True))
+        at = pd.Index(cur_key, dtype=object).get_indexer(keys)  # an active link per key at most
+        seen = np.flatnonzero(at >= 0)
+        link = at[seen]
+        same = cur_code[link] == codes[seen]
+        kept = seen[same]
+        insert[kept] = False
+        # unchanged unless the version or the values differ (text first, parsed JSON if the text does)
+        new_text = np.asarray(attributes_json, dtype=object)[kept]
+        differs = (cur_version[link[same]] != versions[kept]) | (cur_text[link[same]] != new_text)
+        for j, k in zip(kept[differs].tolist(), link[same][differs].tolist(), strict=True):
+            if cur_version[k] != versions[j] or not _same_json(cur_text[k], attributes_json[j]):
+                updates.append({"id": int(cur_id[k]), "source_version": versions[j],
+                                "attributes": json.loads(attributes_json[j])})
+                touched.add(codes[j])
+        for k in link[~same].tolist():  # the record moved to another identity: unlink, keep history
+            updates.append({"id": int(cur_id[k]), "unlinked_at": now})
+            touched.add(cur_code[k])
     keep = np.flatnonzero(insert)
     touched.update(_unique(codes[keep]))
     return _LinkPlan(
@@ -660,97 +665,135 @@ def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department
     if not plan.inserted:
         return
     at = _bulk.timestamp(session, now)
-    columns = ("department", "dataset", "source_key", "source_version", "entity_kind", "canonical_code", "method",
-               "attributes", "linked_at")
+    columns = ("source_key", "source_version", "canonical_code", "method", "attributes")
+    constants = {"department": department, "dataset": dataset, "entity_kind": entity_kind, "linked_at": at}
     table = _table(IdentitySourceRecord)
     for start in range(0, plan.inserted, _bulk.WRITE_CHUNK):
         stop = start + _bulk.WRITE_CHUNK
-        rows = list(zip(repeat(department), repeat(dataset), plan.keys[start:stop].tolist(),
-                        plan.versions[start:stop].tolist(), repeat(entity_kind), plan.codes[start:stop].tolist(),
-                        plan.methods[start:stop].tolist(), plan.attributes_json[start:stop], repeat(at)))
-        _bulk.insert_rows(session, table, columns, rows)
+        rows = list(zip(plan.keys[start:stop].tolist(), plan.versions[start:stop].tolist(),
+                        plan.codes[start:stop].tolist(), plan.methods[start:stop].tolist(),
+                        plan.attributes_json[start:stop], strict=True))
+        _bulk.insert_rows(session, table, columns, rows, constants)
 
 
 def _create_identities(
     session: Session, entity_kind: str, codes: Sequence[str], plan: _LinkPlan | None, department: str | None,
     dataset: str | None, now: Any,
 ) -> None:
-    """Insert new identities with golden records from the links just made (no update pass).
+    """Insert new identities (``codes``, distinct) with golden records from the links just
+    made — no update pass — in code order, so the primary key index grows at its end.
 
     An identity with one link in the batch takes that record's non-empty values, each with
-    the record as its source (column-wise); one with several goes through :func:`golden.survive`."""
-    if not codes:
+    the record as its source (column-wise); one with several goes through :func:`golden.survive`;
+    one without links (an owner named inside a list) starts empty."""
+    if not len(codes):
         return
     typed = golden.TYPED_COLUMNS[entity_kind]
-    order = np.asarray(codes, dtype=object)
-    n = len(order)
-    values_col = np.full(n, "{}", dtype=object)
-    sources_col = np.full(n, "[]", dtype=object)
-    typed_cols = {c: np.full(n, None, dtype=object) for c in typed}
+    new = np.asarray(codes, dtype=object)
+    parts: list[_IdentityColumns] = []
+    unlinked = np.ones(len(new), dtype=bool)
     if plan is not None and plan.inserted:
-        per_code = pd.Series(np.arange(plan.inserted), index=pd.Index(plan.codes, dtype=object))
-        counts = per_code.index.value_counts()
-        how_many = pd.Series(order, dtype=object).map(counts).fillna(0).to_numpy(dtype=np.int64)
-        singles = np.flatnonzero(how_many == 1)
-        if len(singles):
-            first = per_code[~per_code.index.duplicated(keep="first")]
-            links = pd.Series(order[singles], dtype=object).map(first).to_numpy(dtype=np.int64)
-            _single_link_golden(plan, links, singles, department, dataset, values_col, sources_col, typed_cols)
-        several = np.flatnonzero(how_many > 1)
-        if len(several):
-            rules = golden.load_rules()
-            linked_at = now.isoformat()
-            groups = per_code[per_code.index.isin(set(order[several].tolist()))].groupby(level=0).apply(list)
-            for i in several.tolist():
-                records = [
-                    golden.SourceValues(department or "", dataset or "", plan.keys[k], plan.versions[k],
-                                        json.loads(plan.attributes_json[k]), linked_at)
-                    for k in groups[order[i]]
-                ]
-                values, sources = golden.survive(records, entity_kind, rules)
-                values_col[i] = _jsontext.dumps(values)
-                sources_col[i] = _jsontext.dumps(pack(sources))
-                for c in typed:
-                    typed_cols[c][i] = golden.text(values.get(c))
-    key_cols: tuple[str, ...] = ("resident_id",) if entity_kind == PERSON else ("uscc", "org_code")
-    heads: list[list[Any]] = [order.tolist()]
+        links = np.flatnonzero(_isin(plan.codes, new))  # the links of new identities
+        shared = pd.Series(plan.codes[links], dtype=object).duplicated(keep=False).to_numpy(dtype=bool)
+        if (~shared).any():
+            parts.append(_single_link_golden(plan, links[~shared], typed, department, dataset))
+        if shared.any():
+            parts.append(_several_links_golden(plan, links[shared], entity_kind, typed, department, dataset, now))
+        unlinked = ~_isin(new, plan.codes[links])
+    if unlinked.any():
+        alone = new[unlinked]
+        parts.append(_IdentityColumns(alone, {c: np.full(len(alone), None, dtype=object) for c in typed},
+                                      np.full(len(alone), "{}", dtype=object), np.full(len(alone), "[]", dtype=object)))
+    order_codes = np.concatenate([p.codes for p in parts])
+    order = np.argsort(order_codes.astype(str), kind="stable")
+
+    def column(get: Callable[[_IdentityColumns], np.ndarray]) -> np.ndarray:
+        return np.concatenate([get(p) for p in parts])[order]
+
+    code_col = order_codes[order]
+    cols: list[np.ndarray] = [code_col]
+    key_cols: tuple[str, ...] = ("resident_id",)
     if entity_kind == ENTERPRISE:
-        heads.append([c[8:17] for c in heads[0]])
-    columns = (*key_cols, *typed, "attributes", "sources", "created_at", "updated_at")
+        key_cols = ("uscc", "org_code")
+        cols.append(np.array([c[8:17] for c in code_col.tolist()], dtype=object))
+    cols.extend(column(lambda p, c=c: p.typed[c]) for c in typed)  # type: ignore[misc]
+    cols.append(column(lambda p: p.attributes))
+    cols.append(column(lambda p: p.sources))
+    columns = (*key_cols, *typed, "attributes", "sources")
     at = _bulk.timestamp(session, now)
     table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
-    for start in range(0, n, _bulk.WRITE_CHUNK):
+    for start in range(0, len(code_col), _bulk.WRITE_CHUNK):
         part = slice(start, start + _bulk.WRITE_CHUNK)
-        rows = list(zip(*(h[part] for h in heads), *(typed_cols[c][part].tolist() for c in typed),
-                        values_col[part].tolist(), sources_col[part].tolist(), repeat(at), repeat(at)))
-        _bulk.insert_rows(session, table, columns, rows)
+        rows = list(zip(*(c[part].tolist() for c in cols), strict=True))
+        _bulk.insert_rows(session, table, columns, rows, {"created_at": at, "updated_at": at})
+
+
+@dataclass
+class _IdentityColumns:
+    """New identities' columns (code, typed golden columns, attributes and sources JSON)."""
+
+    codes: np.ndarray
+    typed: dict[str, np.ndarray]
+    attributes: np.ndarray
+    sources: np.ndarray
 
 
 def _single_link_golden(
-    plan: _LinkPlan, links: np.ndarray, rows: np.ndarray, department: str | None, dataset: str | None,
-    values_col: np.ndarray, sources_col: np.ndarray, typed_cols: dict[str, np.ndarray],
-) -> None:
-    """Golden records of identities with one link (``links[i]`` for identity row ``rows[i]``):
+    plan: _LinkPlan, links: np.ndarray, typed: Sequence[str], department: str | None, dataset: str | None,
+) -> _IdentityColumns:
+    """Golden records of identities with one link each (``links``: positions in ``plan``):
     the link's non-empty values, every one sourced from it — survivorship over one record."""
+    n = len(links)
     attrs = plan.attributes
     names = [a.name for a in attrs]
-    if not attrs:
-        return
-    slots = [a.codes[links] for a in attrs]
-    keep = np.column_stack([~a.blank[c] for a, c in zip(attrs, slots, strict=True)])
-    if keep.all():  # no empty values: the golden values are the link's own JSON text
-        values_col[rows] = [plan.attributes_json[k] for k in links.tolist()]
-    else:
-        values_col[rows] = _jsontext.objects(names, [a.encoded[c].tolist() for a, c in zip(attrs, slots, strict=True)],
-                                             keep=keep)
-    refs = _source_refs(department, dataset, plan.keys[links], plan.versions[links])
-    sources_col[rows] = _jsontext.single_source(names, refs, keep)
-    for c, column in typed_cols.items():
-        if c in names:
-            a = attrs[names.index(c)]
-            text = np.array([None if b else golden.text(v) for v, b in zip(a.values, a.blank, strict=True)],
-                            dtype=object)
-            column[rows] = text[slots[names.index(c)]]
+    values = np.full(n, "{}", dtype=object)
+    sources = np.full(n, "[]", dtype=object)
+    typed_cols = {c: np.full(n, None, dtype=object) for c in typed}
+    if attrs:
+        slots = [a.codes[links] for a in attrs]
+        keep = np.column_stack([~a.blank[c] for a, c in zip(attrs, slots, strict=True)])
+        if keep.all():  # no empty values: the golden values are the link's own JSON text
+            values[:] = [plan.attributes_json[k] for k in links.tolist()]
+        else:
+            values[:] = _jsontext.objects(names, [a.encoded[c].tolist() for a, c in zip(attrs, slots, strict=True)],
+                                          keep=keep)
+        refs = _source_refs(department, dataset, plan.keys[links], plan.versions[links])
+        sources[:] = _jsontext.single_source(names, refs, keep)
+        for c in typed:
+            if c in names:
+                a = attrs[names.index(c)]
+                text = np.array([None if b else golden.text(v) for v, b in zip(a.values, a.blank, strict=True)],
+                                dtype=object)
+                typed_cols[c] = text[slots[names.index(c)]]
+    return _IdentityColumns(plan.codes[links], typed_cols, values, sources)
+
+
+def _several_links_golden(
+    plan: _LinkPlan, links: np.ndarray, entity_kind: str, typed: Sequence[str], department: str | None,
+    dataset: str | None, now: Any,
+) -> _IdentityColumns:
+    """Golden records of identities with several links in the batch, by :func:`golden.survive`."""
+    by_code: dict[str, list[int]] = {}
+    for k, code in zip(links.tolist(), plan.codes[links].tolist(), strict=True):
+        by_code.setdefault(code, []).append(k)
+    rules = golden.load_rules()
+    linked_at = now.isoformat()
+    n = len(by_code)
+    values_col = np.full(n, "{}", dtype=object)
+    sources_col = np.full(n, "[]", dtype=object)
+    typed_cols = {c: np.full(n, None, dtype=object) for c in typed}
+    for i, ks in enumerate(by_code.values()):
+        records = [
+            golden.SourceValues(department or "", dataset or "", plan.keys[k], plan.versions[k],
+                                json.loads(plan.attributes_json[k]), linked_at)
+            for k in ks
+        ]
+        values, sources = golden.survive(records, entity_kind, rules)
+        values_col[i] = _jsontext.dumps(values)
+        sources_col[i] = _jsontext.dumps(pack(sources))
+        for c in typed:
+            typed_cols[c][i] = golden.text(values.get(c))
+    return _IdentityColumns(np.array(list(by_code), dtype=object), typed_cols, values_col, sources_col)
 
 
 def _source_refs(department: str | None, dataset: str | None, keys: np.ndarray, versions: np.ndarray) -> list[str]:
