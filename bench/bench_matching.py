@@ -364,7 +364,7 @@ def _speed_child(folder: str, queue: mp.Queue) -> None:  # type: ignore[type-arg
     # The peer in the same run: exact-code-only resolution (normalise + join), no matching.
     started = time.perf_counter()
     codes = usable_codes(incoming["resident_id"])
-    exact_hits = int(codes.isin(master["canonical_code"]).sum())
+    exact_hits = int(pc.sum(pc.is_in(_strings(codes), value_set=_strings(master["canonical_code"]))).as_py() or 0)
     exact_seconds = time.perf_counter() - started
     # Training happens once per model, not per batch: timed on its own.
     started = time.perf_counter()
