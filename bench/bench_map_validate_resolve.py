@@ -106,6 +106,8 @@ def main(argv: list[str]) -> int:
 
 
 def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
+    import os
+
     from hub.db import make_engine, migrate, session_factory
     from hub.settings import reset_settings
     from mappings.engine import load_mapping
@@ -172,7 +174,9 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
     t_gx = time.perf_counter() - g0
     gx_failed = set().union(*gxrun.unexpected_rows_by_expectation(gx_result).values())
 
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"records                         {n:>12,}  (failing by construction {int(bad.sum()):,})")
+    print(f"load average (1, 5, 15 min)     {load}  (other work on this machine slows every figure)")
     print(f"map                             {t_map:>10.2f} s  {n / t_map:>12,.0f} rec/s")
     print(f"validate (fast path + GX check) {t_validate:>10.2f} s  {n / t_validate:>12,.0f} rec/s")
     if resolve is None:

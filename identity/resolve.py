@@ -10,10 +10,12 @@ person, the USCC of an enterprise — by rules, in this order:
 * a registration number (and any code linked before) goes through the cross-walk
   (``crosswalk``), which learns old codes when commerce records carry both (``commerce_registry``).
 
-The batch is resolved with a handful of queries (chunked ``IN`` lists), never one per row.
-:func:`resolve_codes` only reads; :func:`resolve_batch` also links: it creates new
-identities, records source-record links and learnt cross-walk entries, refreshes golden
-records and emits ``identity.merged`` events to the outbox in the same session.
+The batch is resolved column-wise with a handful of queries (one bound parameter per
+100,000 codes, see :mod:`identity._bulk`), never one per row. :func:`resolve_codes` only
+reads; :func:`resolve_batch` also links: it creates new identities, records source-record
+links and learnt cross-walk entries, refreshes golden records and emits ``identity.merged``
+events to the outbox in the same session. Links and new identities are written through the
+driver in bulk (docs/decisions/identity-bulk-linking.md).
 """
 
 from __future__ import annotations
@@ -590,11 +592,17 @@ def _plan_links(
         versions = text[version_attr.codes[rows]]
     else:
         versions = np.full(len(rows), None, dtype=object)
-    attributes = [
-        _Attribute.of(name, df[column]).take(rows)
-        for column in df.columns
-        if (name := rules.golden_name(entity_kind, str(column))) is not None
-    ]
+    feeds: dict[str, pd.Series] = {}
+    for column in df.columns:
+        name = rules.golden_name(entity_kind, str(column))
+        if name is None:
+            continue
+        earlier = feeds.get(name)
+        # two columns feeding one attribute (an alias and the name itself): the later one's
+        # value where it has one, as a dict built column by column would hold
+        feeds[name] = df[column] if earlier is None else df[column].astype(object).where(
+            df[column].notna(), earlier.astype(object))
+    attributes = [_Attribute.of(name, column).take(rows) for name, column in feeds.items()]
     attributes_json = _jsontext.objects(
         [a.name for a in attributes], [a.encoded[a.codes].tolist() for a in attributes]
     ) if attributes else ["{}"] * len(rows)

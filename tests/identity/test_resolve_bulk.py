@@ -173,3 +173,22 @@ def test_sources_pack_round_trips() -> None:
     assert packed is not None and len(packed) == 2
     assert unpack(packed) == sources
     assert unpack(json.loads(json.dumps(sources))) == sources  # rows in the older per-attribute form
+
+
+def test_an_alias_and_its_attribute_feed_one_value(session: Session) -> None:
+    from identity import org_code, uscc
+
+    org = "12345678" + org_code.calc_check_digit("12345678")
+    code = f"91330322{org}" + uscc.calc_check_digit(f"91330322{org}")
+    df = pd.DataFrame([
+        {"_source_key": "t1", "uscc": code, "taxpayer_name": "甲公司", "name": "乙公司"},
+        {"_source_key": "t2", "uscc": None, "taxpayer_name": "丙公司", "name": None},
+    ])
+    link_batch(session, df, "enterprise", "tax", "taxpayers")
+    session.commit()
+    link = session.scalars(select(IdentitySourceRecord)).one()
+    assert link.attributes == {"name": "乙公司"}
+    from identity.tables import IdentityEnterprise
+
+    enterprise = session.get(IdentityEnterprise, code)
+    assert enterprise is not None and enterprise.name == "乙公司" and list(enterprise.sources) == ["name"]
