@@ -4,7 +4,8 @@ A new enterprise registers in commerce; its legal representative is a resident i
 population registry; the tax sandbox knows it only by its old taxpayer id; the land package
 names it by organisation code and carries a land-use pre-review opinion for its project.
 After one run the hub has one enterprise identity with its business licence, tax
-registration and the approval result, all under its USCC; the push DAG runs by itself.
+registration, its property certificate and the approval result, all under its USCC, and the
+development-and-reform commission sees the pre-review opinion among its recognitions; the push DAG runs by itself.
 Then commerce revokes it: the next run changes the licence and the tax sandbox receives the
 notice through its SOAP operation. A third run with no changes does nothing.
 PostgreSQL holds both the hub's state and Airflow's metadata; commerce is MariaDB over ODBC.
@@ -28,6 +29,7 @@ from hub.pipeline.connections import sandbox_connections
 from hub.pipeline.factory import PUSH_DAG_ID
 from hub.pipeline.main_job import run_main_job
 from hub.pipeline.summary import summarize
+from hub.settings import reset_settings
 from hub.testing import TempDatabase
 from tests.pipeline.conftest import hub_env
 
@@ -65,9 +67,39 @@ def _story(sb: Any) -> dict[str, Any]:
         approval_no="洞自然资预〔2026〕9001号", version=1, approval_type="land_use_pre_review",
         project_name=f"{ent['ent_name']}厂房新建项目", applicant_name=ent["ent_name"], applicant_id_type="org_code",
         applicant_id_code=org_code, conclusion="approved",
+        # issued days ago, valid for three years: a current result the commission can accept today
+        issue_date=pd.Timestamp.today().normalize() - pd.Timedelta(days=10),
+        valid_until=pd.Timestamp.today().normalize() + pd.Timedelta(days=3 * 365),
     )  # fmt: skip
-    sb.prepared.land.publish(sb.population.property_rights.iloc[0:0], pd.DataFrame([approval]))
-    return {**ent, "org_code": org_code, "old_taxpayer_id": old_taxpayer_id, "approval_no": approval["approval_no"]}
+    # ... and registers its factory building, owned by the enterprise under the same organisation code
+    prop = dict(sb.population.property_rights.iloc[0])
+    prop.update(
+        unit_no="330322001001GB99001F00010001", version=1, certificate_no="浙(2026)洞头区不动产权第9000001号",
+        status="registered", owner_name=ent["ent_name"], owner_id_type="org_code", owner_id_code=org_code,
+        owner_share="100%",
+    )  # fmt: skip
+    sb.prepared.land.publish(pd.DataFrame([prop]), pd.DataFrame([approval]))
+    return {**ent, "org_code": org_code, "old_taxpayer_id": old_taxpayer_id, "approval_no": approval["approval_no"],
+            "unit_no": prop["unit_no"]}  # fmt: skip
+
+
+def _recognitions_as_development_and_reform(uscc: str) -> list[dict[str, Any]]:
+    """What the development-and-reform commission's key sees among the enterprise's recognitions (API)."""
+    from fastapi.testclient import TestClient
+
+    from hub.settings import get_settings
+    from recognition.app import create_app
+    from recognition.config import RecognitionSettings
+    from recognition.consumers import add_consumer
+
+    with session_scope(get_engine()) as session:
+        _, key = add_consumer(session, "development_and_reform", [
+            "recognitions:read", "licenses:read:3101", "licenses:read:1101", "purpose:project_approval"])
+    app = create_app(get_settings(), engine=get_engine(), config=RecognitionSettings(api_key_cache_seconds=0.0))
+    with TestClient(app) as client:
+        answer = client.get(f"/v1/holders/{uscc}/recognitions", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["items"])
 
 
 def _subscribe_tax(sb: Any, tmp_path: Path) -> None:
@@ -108,6 +140,8 @@ def test_the_whole_story(
                          land_batch=200) as sb:  # fmt: skip
         story = _story(sb)
         monkeypatch.setenv("HUB_SANDBOX_TAX_PASSWORD", sb.tax.password)
+        monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))  # the tasks' store and keys, read by the API here
+        reset_settings()
         _subscribe_tax(sb, tmp_path)
         env = {**hub_env(tmp_path / "home", pg_hub_db_url), "HUB_SANDBOX_TAX_PASSWORD": sb.tax.password}
         with start_airflow(tmp_path / "airflow", sql_alchemy_conn=airflow_db_url,
@@ -134,8 +168,17 @@ def test_the_whole_story(
                 types = {e.license_type_code: e for e in s.scalars(
                     select(LicenseIndexEntry).where(LicenseIndexEntry.holder_code == uscc))}  # fmt: skip
             assert {"commerce", "tax", "land"} <= linked  # one identity behind USCC, old taxpayer id, org code
-            assert {"1101", "1102", "3101"} <= set(types)  # business licence, tax registration, pre-review opinion
+            # business licence, tax registration, property certificate, pre-review opinion
+            assert {"1101", "1102", "2101", "3101"} <= set(types)
+            assert types["2101"].license_number == "浙(2026)洞头区不动产权第9000001号"
             business_licence = types["1101"]
+            # the development-and-reform commission accepts the pre-review opinion without paper
+            seen = _recognitions_as_development_and_reform(uscc)
+            opinions = [r for r in seen if r["type_code"] == "3101"]
+            assert opinions and opinions[0]["kind"] == "approval" and opinions[0]["source_department"] == "land"
+            assert opinions[0]["number"] == story["approval_no"] and opinions[0]["verification"]["ok"], opinions
+            # its key reads pre-review opinions and business licences, and nothing else of the holder's
+            assert {r["type_code"] for r in seen} == {"1101", "3101"}, seen
 
             # run 2: commerce revokes the enterprise → its licence changes and tax is told by SOAP
             sb.mutations.change_enterprise_status(story["ent_key"], "吊销")
