@@ -274,6 +274,9 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
         docs = build_docs_for(results)
     counts = Counts(pulled=pulled, accepted=accepted, quarantined=quarantined)
     record_step(run_id, mapping_name, mapping.department, "validate", counts, t[0])
+    # the task log is where an operator looks first: counts, and the data-quality report one click on
+    log.info("%s: validated %d, accepted %d, quarantined %d; Data Docs: %s", mapping_name, pulled, accepted,
+             quarantined, docs or "not rendered")
     if verdict is not None:
         verdict.raise_for_threshold()
     return {"mapping": mapping_name, "staged": out_refs, "gx_results": results, "data_docs": docs, **vars(counts)}
