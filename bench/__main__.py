@@ -1,5 +1,8 @@
 """Run every benchmark at full size (``make bench``), or the ones named: ``python -m bench xml sql_pull``.
 
+Names come first; the arguments after them go to each named benchmark (``python -m bench
+matching --only speed``).
+
 Each benchmark is a module ``bench/bench_<name>.py`` with ``main(argv: list[str]) -> int``;
 ``--smoke`` makes a small run (used by the test suite to prove the benchmark still works).
 """
@@ -19,8 +22,13 @@ def available() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    names = [a for a in argv if not a.startswith("-")] or available()
-    flags = [a for a in argv if a.startswith("-")]
+    # benchmark names first; everything else (``--only speed``, ``--rows=N``) goes to each benchmark
+    known = set(available())
+    lead = 0
+    while lead < len(argv) and argv[lead] in known:
+        lead += 1
+    names = argv[:lead] or available()
+    flags = argv[lead:]
     failures = 0
     for name in names:
         print(f"\n=== bench {name} ===", flush=True)
