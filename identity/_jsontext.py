@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import repeat
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -91,7 +92,13 @@ def objects(keys: Sequence[str], columns: Sequence[Encoded], *, keep: np.ndarray
     fmt = ("{{" + ",".join(f"{_brace(name)}:{{}}" for name in names) + "}}").format
     full: np.ndarray = np.asarray(present.all(axis=1), dtype=bool)
     if full.all():
-        return [fmt(*row) for row in zip(*columns, strict=True)]
+        # every key in every row: the texts interleaved with the fixed parts, one join per row
+        parts: list[Any] = []
+        for i, (name, col) in enumerate(zip(names, columns, strict=True)):
+            parts += [repeat(("{" if i == 0 else ",") + name + ":"), col]
+        parts.append(repeat("}"))
+        join = "".join
+        return [join(row) for row in zip(*parts, strict=False)]  # the repeats are endless
     out: list[str] = []
     wholes: list[bool] = full.tolist()
     masks: list[list[bool]] = present.tolist()
@@ -112,7 +119,8 @@ def single_source(keys: Sequence[str], source: Sequence[str], present: np.ndarra
     fmt = ("[{}," + f'"attributes":[{every}]' + "}}]").format
     full: np.ndarray = np.asarray(present.all(axis=1), dtype=bool) if len(keys) else np.zeros(len(source), dtype=bool)
     if full.all():
-        return [fmt(s) for s in source]
+        tail = f',"attributes":[{",".join(names)}]}}]'
+        return ["[" + s + tail for s in source]
     out: list[str] = []
     wholes: list[bool] = full.tolist()
     masks: list[list[bool]] = present.tolist()
