@@ -419,6 +419,22 @@ def link_batch(
 ) -> ResolveResult:
     """Resolve ``df``'s holder codes, create new identities, link source records, learn the
     cross-walk, refresh golden records and emit ``identity.merged`` — all in ``session``."""
+    with _bulk.collector_paused(len(df)):
+        return _link_batch(session, df, entity_kind, department, dataset, mapping=mapping, run_id=run_id,
+                           code_columns=code_columns)
+
+
+def _link_batch(
+    session: Session,
+    df: pd.DataFrame,
+    entity_kind: str,
+    department: str,
+    dataset: str,
+    *,
+    mapping: Any,
+    run_id: str | None,
+    code_columns: Sequence[tuple[str, str | None]] | None,
+) -> ResolveResult:
     _kind_of_entity(entity_kind)
     n = len(df)
     now = utcnow()

@@ -192,3 +192,15 @@ def test_an_alias_and_its_attribute_feed_one_value(session: Session) -> None:
 
     enterprise = session.get(IdentityEnterprise, code)
     assert enterprise is not None and enterprise.name == "乙公司" and list(enterprise.sources) == ["name"]
+
+
+def test_collector_paused_for_large_batches_only_and_restored() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with _bulk.collector_paused(_bulk.PAUSE_GC_ROWS - 1):
+        assert gc.isenabled()
+    with pytest.raises(RuntimeError), _bulk.collector_paused(_bulk.PAUSE_GC_ROWS):
+        assert not gc.isenabled()
+        raise RuntimeError("failed batch")
+    assert gc.isenabled()
