@@ -168,8 +168,10 @@ def _worker(mode: str, package: str, work: str) -> dict[str, float]:
 
 
 def _run(mode: str, package: Path, work: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--worker", mode, str(package), str(work)], check=True,
+    out = subprocess.run([sys.executable, __file__, "--worker", mode, str(package), str(work)],
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if out.returncode:
+        raise RuntimeError(f"{mode} worker failed on {package}:\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -223,6 +225,8 @@ def main(argv: list[str]) -> int:
                      (f"connector at {small_mb} MB", small)]:
         print(f"{label:<42}{int(r['rows']):>10,}{r['rate']:>10,.0f}{r['cpu']:>8.1f}{r['startup']:>9.1f}"
               f"{r['peak_max']:>9.1f}")
+    for mode in ("connector", "bare", "walk", "small"):
+        print(f"  {mode} rounds: " + ", ".join(f"{r['seconds']:.1f} s wall / {r['cpu']:.1f} s cpu" for r in runs[mode]))
     ratio = conn["rate"] / bare["rate"]
     growth = conn["peak_max"] - small["peak_min"]
     print(f"connector / bare = {ratio:.2f}x (target >= 0.80); connector / one-walk reference = "

@@ -58,8 +58,8 @@ _XS = "{http://www.w3.org/2001/XMLSchema}"
 class _HashingReader:
     """The package file for the parser, hashing exactly the bytes the parser reads (one pass).
 
-    Hashing in the parser's thread costs ~0.3 s per 500 MB (SHA-NI), under 1 % of the parse;
-    a hashing thread beside the parser saved no more than that and paid GIL hand-offs for it.
+    Hashing in the parser's thread costs ~0.3 s per 500 MB (SHA-NI), under 1 % of the read; a
+    hashing thread beside the parser could save no more than that (docs/decisions/0007).
     An I/O error on the share becomes :class:`ConnectorUnavailable`; reading past
     ``max_bytes`` (a package still growing) :class:`PackageRejected`.
     """
