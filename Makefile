@@ -40,8 +40,10 @@ $(BIN)/python:
 $(BIN)/uv: $(BIN)/python
 	$(BIN)/pip install -q "uv==$(UV_VERSION)"
 
+# Byte-code is compiled at install: with PYTHONDONTWRITEBYTECODE set (as in many CI images) every
+# Airflow task process would otherwise recompile pandas, pyarrow and Great Expectations on import.
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip sync --python $(BIN)/python -q requirements.lock
+	$(BIN)/uv pip sync --python $(BIN)/python -q --compile-bytecode requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python -q "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
 	touch $@
