@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -39,6 +39,7 @@ from hub.settings import Settings, get_settings
 from recognition import audit
 from recognition import delivery as delivery_mod
 from recognition import subscriptions as subs_mod
+from recognition.audit_process import ProcessAuditWriter
 from recognition.config import RecognitionSettings
 from recognition.consumers import Principal, authenticate
 from recognition.directory import LicenseDirectory
@@ -104,6 +105,12 @@ class Metrics:
         return found
 
 
+class AuditSink(Protocol):
+    """Where answers' audit entries go: ``write`` returns once the entry is committed."""
+
+    async def write(self, record: audit.AuditRecord) -> int: ...
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -111,7 +118,7 @@ class AppContext:
     engine: Engine
     sessions: sessionmaker[Session]
     directory: LicenseDirectory
-    audit: audit.AuditWriter
+    audit: AuditSink
     metrics: Metrics
     _keys: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -325,19 +332,36 @@ def create_app(
     engine: Engine | None = None,
     config: RecognitionSettings | None = None,
     fast_paths: bool = True,
+    audit_process: bool | None = None,
 ) -> FastAPI:
-    """The app; ``fast_paths=False`` leaves every request to FastAPI's parsing (see :class:`_HolderLicensesRoute`)."""
+    """The app.
+
+    ``fast_paths=False`` leaves every request to FastAPI's parsing (see :class:`_HolderLicensesRoute`).
+    ``audit_process`` commits the audit log from a child process (the default, see
+    :mod:`recognition.audit_process`) or, when false, from a thread; an in-memory database,
+    which no other process can open, always takes the thread.
+    """
     settings = settings or get_settings()
     config = config or RecognitionSettings()
     engine = engine or make_engine(settings.resolved_db_url())
     metrics = Metrics()
+    in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+    writer: AuditSink
+    on_start: Callable[[], Any]
+    on_stop: Callable[[], Any]
+    if in_memory or audit_process is False:
+        thread_writer = audit.AuditWriter(engine)
+        writer, on_start, on_stop = thread_writer, thread_writer.start, thread_writer.close
+    else:
+        process_writer = ProcessAuditWriter(engine)
+        writer, on_start, on_stop = process_writer, process_writer.start, process_writer.aclose
     ctx = AppContext(
         settings=settings,
         config=config,
         engine=engine,
         sessions=session_factory(engine),
         directory=directory or LicenseDirectory(),
-        audit=audit.AuditWriter(engine),
+        audit=writer,
         metrics=metrics,
     )
     app = FastAPI(
@@ -354,7 +378,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
     _routes(app, fast_paths=fast_paths)
-    app.router.add_event_handler("shutdown", ctx.audit.close)
+    app.router.add_event_handler("startup", on_start)
+    app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)
     return app
 

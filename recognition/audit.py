@@ -410,6 +410,7 @@ class AuditWriter:
         self.commits = 0
 
     def start(self) -> None:
+        """Start the writer thread (else the first entry starts it)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)

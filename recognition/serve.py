@@ -30,13 +30,17 @@ def serve(
 
 
 def app_factory() -> object:
-    import sys
+    import gc
 
     from recognition.app import create_app
 
-    # The audit writer thread and the event loop share the GIL, and each takes it back after every
-    # database call; the default 5 ms switch interval would make each of those waits up to 5 ms
-    # (the writer's under the cross-process audit lock). Switches are forced only while the other
-    # thread waits, so a short interval costs little: 0.1 ms measured clearly better than 0.5 ms.
-    sys.setswitchinterval(0.0001)
-    return create_app()
+    # The audit log is committed by a child process of each worker (recognition.audit_process), so
+    # no thread competes with the event loop for the interpreter lock: the switch interval stays
+    # at its default.
+    app = create_app()
+    # Everything imported and built so far lives as long as the worker. A full collection walks all
+    # of it (~160,000 objects, ~100 ms here) and halts the event loop meanwhile, every few seconds
+    # under load; frozen, it is left out and full collections only walk what requests leave behind.
+    gc.collect()
+    gc.freeze()
+    return app
