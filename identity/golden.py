@@ -29,7 +29,7 @@ from typing import Any, cast
 
 import pandas as pd
 import yaml
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -65,6 +65,16 @@ class Rules:
 
     attributes: Mapping[str, Mapping[str, tuple[str, ...]]]
     aliases: Mapping[str, Mapping[str, str]]
+
+    def ranks(self, entity_kind: str) -> tuple[tuple[str, dict[str, int]], ...]:
+        """Per attribute its departments' ranks, computed once per rules (not per identity)."""
+        memo: dict[str, tuple[tuple[str, dict[str, int]], ...]] = self.__dict__.setdefault("_ranks", {})
+        if entity_kind not in memo:
+            memo[entity_kind] = tuple(
+                (attribute, {d: i for i, d in enumerate(departments)})
+                for attribute, departments in self.attributes[entity_kind].items()
+            )
+        return memo[entity_kind]
 
     def golden_name(self, entity_kind: str, column: str) -> str | None:
         """The golden attribute a canonical column feeds, or ``None``."""
@@ -109,16 +119,17 @@ def survive(
     recs = list(records)
     values: dict[str, Any] = {}
     sources: dict[str, dict[str, Any]] = {}
-    for attribute, departments in rules.attributes[entity_kind].items():
-        rank = {d: i for i, d in enumerate(departments)}
+    # per record once: its tie-breakers (newer version, newer link, larger key) and source
+    ties = [(rec.source_version or "", rec.linked_at, rec.source_key) for rec in recs]
+    for attribute, rank in rules.ranks(entity_kind):
+        unranked = len(rank)
         best: tuple[Any, ...] | None = None
-        for rec in recs:
+        for rec, tie in zip(recs, ties, strict=True):
             value = rec.attributes.get(attribute)
-            if is_empty(value):
+            if value is None or (isinstance(value, str) and not value.strip()):
                 continue
-            # lower rank first; then newer version, newer link, larger key (deterministic)
-            key = (-rank.get(rec.department, len(departments)), rec.source_version or "", rec.linked_at,
-                   rec.source_key)
+            # lower rank first; then the tie-breakers (deterministic)
+            key = (-rank.get(rec.department, unranked), *tie)
             if best is None or key > best[0]:
                 best = (key, value, rec)
         if best is not None:
@@ -148,8 +159,15 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
     rules = rules or load_rules()
     model = _model(entity_kind)
     key_name = "resident_id" if model is IdentityPerson else "uscc"
-    key_col = getattr(model, key_name)
-    link = IdentitySourceRecord
+    table = _table(model)
+    key_col = table.c[key_name]
+    link = _table(IdentitySourceRecord).c  # Core reads and writes: no ORM loading per row
+    conn = session.connection()
+    typed = TYPED_COLUMNS[entity_kind]
+    set_cols = ("attributes", "sources", "updated_at", *typed)
+    by_key = update(table).where(key_col == bindparam("k_key")).values(
+        {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in set_cols}
+    )
     now = utcnow()
     changed = 0
     unique = sorted(set(codes))
@@ -157,7 +175,7 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
         by_code: dict[str, list[SourceValues]] = {}
-        for code, dept, dataset, key, version, attributes, linked_at in session.execute(
+        for code, dept, dataset, key, version, attributes, linked_at in conn.execute(
             select(link.canonical_code, link.department, link.dataset, link.source_key, link.source_version,
                    link.attributes, link.linked_at).where(
                 link.entity_kind == entity_kind, _bulk.in_values(session, link.canonical_code, chunk),
@@ -169,8 +187,8 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
             )
         history: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        for code, old_attributes, old_sources in session.execute(
-            select(key_col, model.attributes, model.sources).where(_bulk.in_values(session, key_col, chunk))
+        for code, old_attributes, old_sources in conn.execute(
+            select(key_col, table.c.attributes, table.c.sources).where(_bulk.in_values(session, key_col, chunk))
         ):
             values, sources = survive(by_code.get(code, []), entity_kind, rules)
             old = dict(old_attributes or {})
@@ -192,13 +210,13 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
                         "cause": cause,
                         "changed_at": now,
                     })
-            row = {key_name: code, "attributes": values, "sources": sources, "updated_at": now}
-            row.update({column: text(values.get(column)) for column in TYPED_COLUMNS[entity_kind]})
+            row = {"k_key": code, "v_attributes": values, "v_sources": sources, "v_updated_at": now}
+            row.update({f"v_{column}": text(values.get(column)) for column in typed})
             updates.append(row)
         if updates:
-            session.execute(update(model), updates)  # bulk UPDATE by primary key
+            conn.execute(by_key, updates)  # one executemany UPDATE by primary key
             for row in updates:  # objects already loaded in this session must not show stale values
-                obj = session.identity_map.get(identity_key(model, row[key_name]))
+                obj = session.identity_map.get(identity_key(model, row["k_key"]))
                 if obj is not None:
                     session.expire(obj)
         if history:
