@@ -185,7 +185,7 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
 
 
 def build_housekeeping_dag() -> DAG:
-    """Housekeeping (日常维护): expiry, re-delivery, reconciliation, purge past retention."""
+    """Housekeeping (日常维护): re-linking, expiry, re-delivery, reconciliation, purge past retention."""
     from hub.pipeline import housekeeping
 
     with DAG(
@@ -198,6 +198,10 @@ def build_housekeeping_dag() -> DAG:
         default_args=default_args("hub-platform"),
         doc_md=build_housekeeping_dag.__doc__,
     ) as dag:
+
+        @task(task_id="relink_legacy_holders", doc_md=housekeeping.relink.__doc__)
+        def relink() -> dict[str, Any]:
+            return housekeeping.relink(_run_id())
 
         @task(task_id="expire_licenses", doc_md=housekeeping.expire_licenses.__doc__)
         def expire() -> dict[str, Any]:
@@ -215,7 +219,7 @@ def build_housekeeping_dag() -> DAG:
         def purge() -> dict[str, Any]:
             return housekeeping.purge(_run_id())
 
-        expire() >> redeliver()
+        relink() >> expire() >> redeliver()  # amendments and expiries are delivered in the same run
         reconcile() >> purge()
     return dag
 

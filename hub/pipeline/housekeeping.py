@@ -1,4 +1,4 @@
-"""Housekeeping task bodies (日常维护): licence expiry, re-delivery, reconciliation, retention purge."""
+"""Housekeeping task bodies (日常维护): re-linking, licence expiry, re-delivery, reconciliation, retention purge."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 
 class ReconciliationFailed(AssertionError):
     """A run's ledger and the quarantine table disagree (对账不平)."""
+
+
+def relink(run_id: str) -> dict[str, Any]:
+    """Link records filed under an old code whose enterprise arrived later; move their licences (补链)."""
+    from hub.pipeline.relink import relink_legacy_holders
+
+    return relink_legacy_holders().as_dict()
 
 
 def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
