@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -43,11 +44,24 @@ class StepError(RuntimeError):
 # -- plumbing -----------------------------------------------------------------------------
 
 
-def load_mapping(name: str) -> Any:
-    """The mapping ``<department>_<dataset>`` from ``mappings/*.yaml``."""
-    from mappings.engine import load_all
+_MAPPINGS: dict[tuple[tuple[str, int], ...], dict[str, Any]] = {}
 
-    mappings = load_all()
+
+def load_mapping(name: str) -> Any:
+    """The mapping ``<department>_<dataset>`` from ``mappings/*.yaml``.
+
+    Checking every file against its JSON Schema costs a few hundred milliseconds; the checked
+    set is kept per process for as long as no mapping file changes.
+    """
+    from mappings import engine
+
+    files = engine.mapping_files(Path(engine.__file__).parent)  # where load_all() reads them
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    mappings = _MAPPINGS.get(stamp)
+    if mappings is None:
+        mappings = engine.load_all()
+        _MAPPINGS.clear()
+        _MAPPINGS[stamp] = mappings
     try:
         return mappings[name]
     except KeyError:
