@@ -1,7 +1,7 @@
 """Licences by holder through the API, audit write included, vs the same lookup straight in the database.
 
 Fills the licence index with N licences (default 1,000,000; a cached SQLite file under
-``$HUB_HOME/bench`` is reused), starts ``hub serve``'s app under uvicorn in its own process,
+``$HUB_HOME/bench`` is reused), starts the API as ``hub serve`` does in its own processes,
 and drives it with ``wrk`` (Debian) from another process over random holders. Prints the
 API's requests/s and p99 beside the direct ``licenses_by_holder`` lookup's, and checks that
 every answered request left an audit entry and that the audit chain verifies.
@@ -196,10 +196,10 @@ def main(argv: list[str]) -> int:
 
     port = _free_port()
     env = {**os.environ, "HUB_DB_URL": url, "HUB_HOME": str(work), "HUB_API_KEY_CACHE_SECONDS": "5"}
+    # started as `hub serve` starts it (recognition.serve), workers and audit processes included
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "recognition.serve:app_factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
-         "--loop", "uvloop", "--http", "httptools"],
+        [sys.executable, "-m", "recognition.serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(args.workers), "--log-level", "warning"],
         env=env,
     )  # fmt: skip
     try:

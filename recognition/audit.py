@@ -41,8 +41,6 @@ GENESIS = "0" * 64
 _ENTRY: Table = AuditEntry.__table__  # type: ignore[assignment]
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
 HEAD_ID = 1
-#: WAL pages after which the audit writer's commit checkpoints (SQLite's default is 1000)
-WAL_CHECKPOINT_PAGES = 10_000
 
 
 @dataclass
@@ -526,11 +524,6 @@ class _ChainSink:
                 if mode == "wal" and level >= 2:  # FULL or EXTRA: the sink syncs the WAL itself
                     cur.execute("PRAGMA synchronous=NORMAL")
                     self._wal_path = f"{self.engine.url.database}-wal"
-                if mode == "wal":
-                    # A checkpoint runs inside the commit that crosses the threshold, under the audit
-                    # lock, and costs mostly its two syncs: ten times fewer (a 40 MB WAL instead of
-                    # 4 MB) stall the writers ten times less often for about as long each.
-                    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             finally:
                 cur.close()
         if self.statements is None:
