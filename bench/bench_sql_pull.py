@@ -125,6 +125,9 @@ def main(argv: list[str]) -> int:
         copy = _run("copy", cfg, big)
         conn_small = _run("connector", cfg, small)
     ratio = conn["rate"] / bare["rate"] if bare["rate"] else 0.0
+    load = os.getloadavg()
+    print(f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores "
+          "(wall-clock rates suffer when the machine is shared)")
     print(f"{'path':<34}{'rows':>11}{'rows/s':>12}{'peak MB':>10}")
     for label, r in [("connector (Connection → ODBC bulk fetch)", conn), ("bare pyodbc fetchmany", bare),
                      ("psycopg COPY TO (physical limit)", copy), (f"connector at {small:,} rows", conn_small)]:

@@ -363,21 +363,29 @@ class SqlConnector:
         conn = self.connect()
         try:
             ref = self._ref(dataset, conn)
+            bulk = self.fetch == "bulk"
             stmt = incremental_select(
                 ref,
                 lower=self._naive(cursor.lower_bound()),
                 hwm=self._naive(cursor.hwm),
                 hwm_key=cursor.hwm_key,
                 lookback=lookback > dt.timedelta(0),
-                limit=limit,
+                # the bulk path binds every value as text, which MariaDB refuses in LIMIT ?: it stops
+                # reading instead (the server cursor hands out only the blocks asked for)
+                limit=None if bulk else limit,
             )
             # Batches are cut from the rows *kept* (not yet seen), so a resumed read — which
             # re-scans the look-back window and drops what it saw — yields the very same batches
             # (same rows, same checkpoints, same staged object names) as the read it resumes.
             pending: list[pa.Table] = []
             pending_rows = 0
-            bulk = self.fetch == "bulk" and limit is None  # previews (LIMIT ?) stay row-wise
+            remaining = limit if bulk else None
             for table in self._fetch_tables(conn, stmt, dataset, bulk=bulk):
+                if remaining is not None:
+                    if remaining <= 0:
+                        break
+                    table = table.slice(0, remaining)
+                    remaining -= table.num_rows
                 naive, ts = self._timestamps(table[ref.watermark])
                 keys = pc.cast(table[ref.key], pa.string())
                 if isinstance(keys, pa.ChunkedArray):

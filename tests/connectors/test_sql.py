@@ -120,11 +120,16 @@ def test_naive_local_times_become_shanghai_versions(pg_harness: SqlHarness) -> N
     assert hwm.astimezone(dt.UTC).hour == 1  # 09:00 in Shanghai is 01:00 UTC
 
 
-@pytest.mark.postgres
 @pytest.mark.odbc
-def test_preview_limit(pg_harness: SqlHarness) -> None:
-    batches = list(pg_harness.connector().read(pg_harness.dataset, None, limit=7))  # type: ignore[call-arg]
-    assert sum(b.table.num_rows for b in batches) == 7
+@pytest.mark.parametrize("harness_name", ["pg_harness", "mariadb_harness"])
+@pytest.mark.parametrize("fetch", ["bulk", "rows"])
+def test_preview_limit(harness_name: str, fetch: str, request: pytest.FixtureRequest) -> None:
+    h: SqlHarness = request.getfixturevalue(harness_name)
+    block = {**h.block(f"{h.name}_ok"), "fetch": fetch}
+    batches = list(make_connector(block, name=h.name).read(h.dataset, None, limit=37))  # type: ignore[attr-defined]
+    assert sum(b.table.num_rows for b in batches) == 37  # more than one 25-row batch, cut inside the second
+    keys = [k for b in batches for k in b.table[h.key].to_pylist()]
+    assert keys == sorted(keys) and len(set(keys)) == 37
 
 
 def _push_roundtrip(h: SqlHarness) -> list[tuple[object, ...]]:
