@@ -66,8 +66,9 @@ def test_serve_with_two_workers_restarts_a_dead_one_and_stops_cleanly(hub_db_url
     port = _free_port()
     env = {**os.environ, "HUB_DB_URL": hub_db_url, "HUB_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "recognition.serve", "--port", str(port), "--workers", "2"], env=env, cwd=ROOT
-    )
+        [sys.executable, "-m", "recognition.serve", "--port", str(port), "--workers", "2"], env=env, cwd=ROOT,
+        start_new_session=True,  # its own process group: a failed test takes the workers down with it
+    )  # fmt: skip
     try:
         # two workers, each with its audit child, listening on the one port
         _until(lambda: _healthy(port) and len(_workers(server.pid)) == 2)
@@ -83,7 +84,7 @@ def test_serve_with_two_workers_restarts_a_dead_one_and_stops_cleanly(hub_db_url
         assert server.wait(timeout=60) == 0
     finally:
         if server.poll() is None:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     report = audit.verify(engine)
     assert report.ok and report.checked == 21, report.problems
