@@ -7,6 +7,9 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
 * :func:`in_values` matches a column against many values with *one* parameter — a JSON
   array read by ``json_each`` on SQLite, a ``text[]`` compared with ``= ANY`` on
   PostgreSQL — so a lookup of 100,000 codes is one short statement;
+* :func:`rows_for_keys` reads the rows of many keys; on SQLite it scans a table that is not
+  much larger than the batch (a row read in order beats a random index probe) and otherwise
+  probes the index in key order, one JSON array of keys joined per statement;
 * :func:`insert_rows` writes rows already in database form (JSON as text, timestamps as the
   dialect stores them) through the driver: ``executemany`` on SQLite, ``COPY`` on
   PostgreSQL; both inside the session's transaction, so they commit with everything else;
@@ -23,6 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -82,6 +87,50 @@ def in_values(session: Session, column: Any, values: Sequence[str]) -> sa.Column
     return column.in_(list(values))  # type: ignore[no-any-return]
 
 
+#: SQLite: scan a table rather than probe it when it holds at most this many rows per key
+#: looked up (a row read in order costs about a third of a random index probe).
+SCAN_RATIO = 2
+
+
+def table_size(session: Session, table: sa.Table) -> int:
+    """An upper bound of the rows of a SQLite rowid table, read from the end of its B-tree."""
+    return int(session.connection().exec_driver_sql(f"SELECT max(rowid) FROM {table.name}").scalar() or 0)
+
+
+def rows_for_keys(
+    session: Session,
+    table: sa.Table,
+    key: sa.ColumnElement[Any],
+    values: Sequence[str],
+    columns: Sequence[sa.ColumnElement[Any]] = (),
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> Iterator[Any]:
+    """Rows ``(key, *columns)`` of ``table`` whose ``key`` is one of ``values`` (which may
+    repeat) and that satisfy ``where``; Core rows, in no particular order."""
+    if not len(values):
+        return
+    conn = session.connection()
+    if dialect_name(session) != "sqlite":
+        for chunk in chunks(list(dict.fromkeys(values))):
+            yield from conn.execute(sa.select(key, *columns).where(in_values(session, key, chunk), *where))
+        return
+    size = table_size(session, table)
+    if size == 0:
+        return
+    if size <= SCAN_RATIO * len(values):
+        wanted = set(values)
+        for row in conn.execute(sa.select(key, *columns).where(*where)):
+            if row[0] in wanted:
+                yield row
+        return
+    # probes in key order: neighbouring keys share index pages (about twice as fast as random)
+    ordered = sorted(set(values))
+    for chunk in chunks(ordered):
+        each = sa.func.json_each(sa.literal(json.dumps(chunk), type_=sa.Text())).table_valued("value")
+        stmt = sa.select(key, *columns).select_from(each.join(table, key == each.c.value)).where(*where)
+        yield from conn.execute(stmt)
+
+
 def timestamp(session: Session, value: dt.datetime) -> Any:
     """``value`` as the driver takes it for a ``DateTime(timezone=True)`` column."""
     dialect = session.get_bind().dialect
@@ -119,11 +168,11 @@ def insert_rows(
         literals = {c: lit for c, v in fixed.items() if (lit := _literal(v)) is not None}
         bound = [c for c in fixed if c not in literals]
         tail = tuple(fixed[c] for c in bound)
-        batch = [(*row, *tail) for row in rows] if tail else (rows if isinstance(rows, list) else list(rows))
-        if batch:
-            names = ", ".join((*columns, *bound, *literals))
-            values = ", ".join(("?",) * (len(columns) + len(bound)) + tuple(literals.values()))
-            session.connection().exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({values})", batch)
+        names = ", ".join((*columns, *bound, *literals))
+        values = ", ".join(("?",) * (len(columns) + len(bound)) + tuple(literals.values()))
+        # the driver's own executemany takes the rows as they come (no list of a million tuples)
+        _dbapi(session).executemany(f"INSERT INTO {table.name} ({names}) VALUES ({values})",
+                                    ((*row, *tail) for row in rows) if tail else rows)
         return
     tail = tuple(fixed.values())
     targets = (*columns, *fixed)
@@ -151,17 +200,72 @@ def _sqlite_begin(session: Session) -> Any:
     return raw
 
 
+class BulkLoad:
+    """A bulk load in progress: the indexes it dropped, to build again, and a build running
+    in the background (:meth:`rebuild_in_background`)."""
+
+    def __init__(self, raw: Any = None) -> None:
+        self._raw = raw
+        self._dropped: dict[str, list[str]] = {}
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def rebuild_in_background(self, table: sa.Table) -> None:
+        """Build ``table``'s dropped indexes again on a worker thread. ``CREATE INDEX`` runs
+        inside SQLite without the GIL, so the caller's Python work goes on meanwhile — work
+        that must not use the database until :meth:`wait` returns."""
+        statements = self._dropped.pop(table.name, [])
+        if not statements:
+            return
+        self.wait()
+        raw = self._raw
+
+        def build() -> None:
+            try:
+                for sql in statements:
+                    raw.execute(sql)
+            except BaseException as exc:  # re-raised in the caller's thread by wait()
+                self._error = exc
+
+        self._worker = threading.Thread(target=build, name="identity-index-build", daemon=True)
+        self._worker.start()
+
+    def wait(self) -> None:
+        """Wait for a background build; its error, if any, is raised here."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _finish(self) -> None:
+        try:
+            self.wait()
+        finally:
+            # also after a failure: the caller may roll back (restoring them anyway) or not
+            if self._raw is not None and self._raw.in_transaction:
+                for statements in self._dropped.values():
+                    for sql in statements:
+                        self._raw.execute(sql)
+            self._dropped.clear()
+
+
 @contextmanager
-def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[None]:
+def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[BulkLoad]:
     """Prepare tables for inserting the given numbers of rows (SQLite only; a no-op elsewhere:
-    PostgreSQL's ``COPY`` keeps indexes cheaply and dropping one would lock out readers)."""
+    PostgreSQL's ``COPY`` keeps indexes cheaply and dropping one would lock out readers).
+
+    Partial indexes stay: they hold only the rows their condition admits (merged identities),
+    so inserting rows they leave out costs nothing, while building them again would scan the
+    whole table."""
     if dialect_name(session) != "sqlite" or sum(new_rows.values()) <= 0:
-        yield
+        yield BulkLoad()
         return
     raw = _sqlite_begin(session)
     (old_cache,) = raw.execute("PRAGMA cache_size").fetchone()
     raw.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
-    rebuild: list[str] = []
+    load = BulkLoad(raw)
     try:
         for table, count in new_rows.items():
             if count >= REBUILD_MIN_ROWS:
@@ -172,14 +276,18 @@ def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[No
                     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
                     (table.name,),
                 ).fetchall():
+                    if _partial(sql):
+                        continue
                     raw.execute(f'DROP INDEX "{name}"')
-                    rebuild.append(sql)
+                    load._dropped.setdefault(table.name, []).append(sql)
         try:
-            yield
+            yield load
         finally:
-            # also after a failure: the caller may roll back (restoring them anyway) or not
-            if raw.in_transaction:
-                for sql in rebuild:
-                    raw.execute(sql)
+            load._finish()
     finally:
         raw.execute(f"PRAGMA cache_size={int(old_cache)}")
+
+
+def _partial(sql: str) -> bool:
+    """An index definition with a ``WHERE`` clause (outside quoted names)."""
+    return " WHERE " in re.sub(r'"[^"]*"|\'[^\']*\'', "", sql).upper()

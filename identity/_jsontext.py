@@ -79,13 +79,17 @@ def _present(columns: Sequence[Encoded]) -> np.ndarray:
     return np.column_stack([~pd.isna(np.asarray(col, dtype=object)) for col in columns])
 
 
-def objects(keys: Sequence[str], columns: Sequence[Encoded], *, keep: np.ndarray | None = None) -> list[str]:
+def objects(
+    keys: Sequence[str], columns: Sequence[Encoded], *, keep: np.ndarray | None = None,
+    present: np.ndarray | None = None,
+) -> list[str]:
     """Per row the JSON object of the non-``None`` encoded values under ``keys``; ``keep`` (a
-    ``(rows, keys)`` boolean matrix) also leaves out values it marks ``False``."""
+    ``(rows, keys)`` boolean matrix) also leaves out values it marks ``False``. ``present``,
+    the same matrix of the values that are not ``None``, saves looking when the caller knows."""
     n = len(columns[0]) if columns else 0
     if not keys or not n:
         return ["{}"] * n
-    present = _present(columns)
+    present = _present(columns) if present is None else present.copy()
     if keep is not None:
         present &= keep
     names = [encode_basestring(k) for k in keys]
@@ -107,29 +111,4 @@ def objects(keys: Sequence[str], columns: Sequence[Encoded], *, keep: np.ndarray
             out.append(fmt(*row))
         else:
             out.append("{" + ",".join(f"{name}:{v}" for name, v, m in zip(names, row, mask, strict=True) if m) + "}")
-    return out
-
-
-def single_source(keys: Sequence[str], source: Sequence[str], present: np.ndarray) -> list[str]:
-    """Per row the stored golden ``sources`` (see :mod:`identity.golden_sources`) of a record
-    whose present attributes (``present``: ``(rows, keys)``) all come from one source, given
-    per row as the JSON text of its reference object without the closing brace."""
-    names = [encode_basestring(k) for k in keys]
-    every = _brace(",".join(names))
-    fmt = ("[{}," + f'"attributes":[{every}]' + "}}]").format
-    full: np.ndarray = np.asarray(present.all(axis=1), dtype=bool) if len(keys) else np.zeros(len(source), dtype=bool)
-    if full.all():
-        tail = f',"attributes":[{",".join(names)}]}}]'
-        return ["[" + s + tail for s in source]
-    out: list[str] = []
-    wholes: list[bool] = full.tolist()
-    masks: list[list[bool]] = present.tolist()
-    for s, whole, mask in zip(source, wholes, masks, strict=True):
-        if whole:
-            out.append(fmt(s))
-        elif not any(mask):
-            out.append("[]")
-        else:
-            some = ",".join(name for name, m in zip(names, mask, strict=True) if m)
-            out.append(f'[{s},"attributes":[{some}]}}]')
     return out

@@ -35,9 +35,10 @@ from sqlalchemy.orm.util import identity_key
 
 from hub.models import utcnow
 from identity import _bulk
+from identity.golden_sources import ONE_LINK, compact_attributes, full_attributes, one_link_sources
 from identity.tables import (
-    ENTERPRISE,
     PERSON,
+    TYPED_COLUMNS,
     IdentityEnterprise,
     IdentityGoldenHistory,
     IdentityPerson,
@@ -47,11 +48,6 @@ from identity.tables import (
 RULES_PATH = Path(__file__).with_name("survivorship.yaml")
 CHUNK = 50_000
 
-#: Golden attributes that also live in typed columns of the identity tables.
-TYPED_COLUMNS = {
-    PERSON: ("name", "sex", "birth_date", "address", "region_code", "status"),
-    ENTERPRISE: ("name", "status", "legal_rep_id", "address", "region_code"),
-}
 
 
 def _table(model: Any) -> Table:
@@ -153,6 +149,12 @@ def text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def stored_form(sources: dict[str, dict[str, Any]], active_links: int) -> Any:
+    """``sources`` as the column stores them: :data:`~identity.golden_sources.ONE_LINK` for a
+    golden record drawn from the identity's one active link (all of them are, then)."""
+    return ONE_LINK if active_links == 1 else sources
+
+
 def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str, rules: Rules | None = None) -> int:
     """Recompute the golden records of ``codes`` from their active links; write changes and
     their history (bulk statements per chunk). Returns the number of attribute values changed."""
@@ -187,12 +189,19 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
             )
         history: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        for code, old_attributes, old_sources in conn.execute(
-            select(key_col, table.c.attributes, table.c.sources).where(_bulk.in_values(session, key_col, chunk))
+        for code, stored_attributes, stored_sources, *typed_values in conn.execute(
+            select(key_col, table.c.attributes, table.c.sources, *(table.c[c] for c in typed)).where(
+                _bulk.in_values(session, key_col, chunk))
         ):
-            values, sources = survive(by_code.get(code, []), entity_kind, rules)
-            old = dict(old_attributes or {})
-            if values == old and sources == (old_sources or {}):
+            records = by_code.get(code, [])
+            values, sources = survive(records, entity_kind, rules)
+            old = full_attributes(stored_attributes, dict(zip(typed, typed_values, strict=True)))
+            if stored_sources == ONE_LINK:  # what the marker stands for while the links are as they were
+                old_sources = one_link_sources(old, [
+                    (r.department, r.dataset, r.source_key, r.source_version) for r in records])
+            else:
+                old_sources = stored_sources or {}
+            if values == old and sources == old_sources:
                 continue
             # a new identity's first values are its origin, recorded in ``sources``, not a change
             for attribute in sorted(set(old) | set(values)) if cause != "create" else ():
@@ -210,7 +219,8 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
                         "cause": cause,
                         "changed_at": now,
                     })
-            row = {"k_key": code, "v_attributes": values, "v_sources": sources, "v_updated_at": now}
+            row = {"k_key": code, "v_attributes": compact_attributes(values, typed),
+                   "v_sources": stored_form(sources, len(records)), "v_updated_at": now}
             row.update({f"v_{column}": text(values.get(column)) for column in typed})
             updates.append(row)
         if updates:

@@ -1,32 +1,98 @@
 """The master index (主索引) in the hub database: persons, enterprises, the cross-walk of
 legacy codes, links from department source records, golden-record history and merges.
 
-Golden attributes live twice on purpose: as a few typed columns (``name``, ``status``…) for
-queries, and complete in ``attributes`` with the source of every value in ``sources``.
-Nothing is deleted: a link that is undone gets ``undone_at``/``unlinked_at``, a merge that
-is split gets ``undone_at``, and every change of a golden value is a history row.
+A golden record is read as ``attributes`` (every golden value) and ``sources`` (the source of
+every value). It is stored once: a few golden values in typed columns (``name``, ``status``…)
+for queries, the others in the ``attributes`` column, and ``sources`` grouped by source record
+or, for a record drawn from the identity's one link, implied by that link
+(:mod:`identity.golden_sources`). Nothing is deleted: a link that is undone gets
+``undone_at``/``unlinked_at``, a merge that is split gets ``undone_at``, and every change of a
+golden value is a history row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, object_session
 
 from hub.db import Base
 from hub.models import BigId, utcnow
-from identity.golden_sources import GoldenSources
+from identity.golden_sources import ONE_LINK, GoldenSources, compact_attributes, full_attributes, one_link_sources
 
 PERSON = "person"
 ENTERPRISE = "enterprise"
 
+#: Golden attributes that also live in typed columns of the identity tables.
+TYPED_COLUMNS = {
+    PERSON: ("name", "sex", "birth_date", "address", "region_code", "status"),
+    ENTERPRISE: ("name", "status", "legal_rep_id", "address", "region_code"),
+}
 
-class IdentityPerson(Base):
+
+def _merged_index(table: str) -> sa.Index:
+    """Identities merged away, by the identity they live on as: a partial index — only merged
+    identities, few, are in it (an index of every identity's ``NULL`` cost a sort of the whole
+    table after each large load)."""
+    merged = sa.text("merged_into IS NOT NULL")
+    return sa.Index(f"ix_{table}_merged_into", "merged_into", sqlite_where=merged, postgresql_where=merged)
+
+
+class _GoldenRecord:
+    """``attributes`` and ``sources`` of an identity's golden record, whole, over the stored
+    form (``stored_attributes``/``stored_sources`` map the ``attributes``/``sources`` columns)."""
+
+    entity_kind: ClassVar[str]
+    key_name: ClassVar[str]
+    stored_attributes: Any
+    stored_sources: Any
+
+    def _typed_values(self) -> dict[str, str | None]:
+        return {c: getattr(self, c) for c in TYPED_COLUMNS[self.entity_kind]}
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Every golden value (JSON-safe)."""
+        return full_attributes(self.stored_attributes, self._typed_values())
+
+    @attributes.setter
+    def attributes(self, values: Mapping[str, Any]) -> None:
+        # the typed columns are where text values live: set them with the rest
+        for column in TYPED_COLUMNS[self.entity_kind]:
+            value = values.get(column)
+            setattr(self, column, None if value is None else str(value))
+        self.stored_attributes = compact_attributes(values, TYPED_COLUMNS[self.entity_kind])
+
+    @property
+    def sources(self) -> dict[str, dict[str, Any]]:
+        """attribute → ``{department, dataset, source_key, source_version}`` of its value."""
+        stored = self.stored_sources
+        if stored != ONE_LINK:
+            return dict(stored or {})
+        session = object_session(self)
+        if session is None:
+            raise RuntimeError("the sources of this golden record are its link's: read them within a session")
+        link = IdentitySourceRecord
+        rows = session.execute(sa.select(link.department, link.dataset, link.source_key, link.source_version).where(
+            link.entity_kind == self.entity_kind, link.canonical_code == getattr(self, self.key_name),
+            link.unlinked_at.is_(None))).all()
+        return one_link_sources(self.attributes, [tuple(r) for r in rows]) or {}
+
+    @sources.setter
+    def sources(self, sources: Mapping[str, Mapping[str, Any]]) -> None:
+        self.stored_sources = {k: dict(v) for k, v in sources.items()}
+
+
+class IdentityPerson(_GoldenRecord, Base):
     """A person (自然人) by the 18-digit resident id, with golden attributes."""
 
     __tablename__ = "identity_person"
+    __table_args__ = (_merged_index("identity_person"),)
+    entity_kind = PERSON
+    key_name = "resident_id"
 
     resident_id: Mapped[str] = mapped_column(sa.String(18), primary_key=True)
     name: Mapped[str | None] = mapped_column(sa.String(200))
@@ -35,20 +101,23 @@ class IdentityPerson(Base):
     address: Mapped[str | None] = mapped_column(sa.Text())
     region_code: Mapped[str | None] = mapped_column(sa.String(6))
     status: Mapped[str | None] = mapped_column(sa.String(20))
-    #: Every golden attribute (JSON-safe values).
-    attributes: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
-    #: attribute → {department, dataset, source_key, source_version} (stored grouped by source)
-    sources: Mapped[dict[str, Any]] = mapped_column(GoldenSources(), default=dict)
+    #: The golden values the typed columns do not hold (read them whole as ``attributes``).
+    stored_attributes: Mapped[dict[str, Any]] = mapped_column("attributes", sa.JSON(), default=dict)
+    #: Sources grouped by source record, or ``ONE_LINK`` (read them per attribute as ``sources``).
+    stored_sources: Mapped[Any] = mapped_column("sources", GoldenSources(), default=dict)
     #: Set when this identity was merged into another (the canonical one).
-    merged_into: Mapped[str | None] = mapped_column(sa.String(18), index=True)
+    merged_into: Mapped[str | None] = mapped_column(sa.String(18))
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
-class IdentityEnterprise(Base):
+class IdentityEnterprise(_GoldenRecord, Base):
     """An enterprise or other organisation (法人和其他组织) by its USCC, with golden attributes."""
 
     __tablename__ = "identity_enterprise"
+    __table_args__ = (_merged_index("identity_enterprise"),)
+    entity_kind = ENTERPRISE
+    key_name = "uscc"
 
     uscc: Mapped[str] = mapped_column(sa.String(18), primary_key=True)
     #: Positions 9-17 of the USCC: old organisation codes resolve through it.
@@ -58,9 +127,9 @@ class IdentityEnterprise(Base):
     legal_rep_id: Mapped[str | None] = mapped_column(sa.String(18))
     address: Mapped[str | None] = mapped_column(sa.Text())
     region_code: Mapped[str | None] = mapped_column(sa.String(6))
-    attributes: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
-    sources: Mapped[dict[str, Any]] = mapped_column(GoldenSources(), default=dict)
-    merged_into: Mapped[str | None] = mapped_column(sa.String(18), index=True)
+    stored_attributes: Mapped[dict[str, Any]] = mapped_column("attributes", sa.JSON(), default=dict)
+    stored_sources: Mapped[Any] = mapped_column("sources", GoldenSources(), default=dict)
+    merged_into: Mapped[str | None] = mapped_column(sa.String(18))
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
@@ -101,6 +170,9 @@ class IdentitySourceRecord(Base):
     score: Mapped[float | None] = mapped_column(sa.Float())
     #: The attribute values this record carried (the input of survivorship).
     attributes: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
+    #: A 64-bit hash of ``attributes`` (``identity.resolve``): a re-run finds unchanged records
+    #: by it. ``None`` for links written without it; they are compared by their JSON.
+    fingerprint: Mapped[int | None] = mapped_column(sa.BigInteger())
     linked_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
     unlinked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
