@@ -510,11 +510,12 @@ def _link_batch(
     for name, values in (("method", combined["method"]), ("status", status)):
         if name not in df.columns:
             records[name] = column(values)
-    _resolve_nested(session, records, mapping)
+    nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
     session.flush()
     counts = pd.Series(status).value_counts().to_dict()
-    return ResolveResult(records, created=len(new_codes), linked=plan.inserted, learnt=learnt_count,
-                         merged_events=events, by_status={str(k): int(v) for k, v in counts.items()})
+    return ResolveResult(records, created=len(new_codes) + nested.created, linked=plan.inserted + nested.linked,
+                         learnt=learnt_count + nested.learnt, merged_events=events + nested.merged_events,
+                         by_status={str(k): int(v) for k, v in counts.items()})
 
 
 def _rule_links(res: pd.DataFrame) -> list[tuple[str, str, str, str]]:
@@ -758,14 +759,6 @@ def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department
         _bulk.insert_rows(session, table, columns, rows, constants)
 
 
-def _create_identities(
-    session: Session, entity_kind: str, codes: Sequence[str], plan: _LinkPlan | None, department: str | None,
-    dataset: str | None, now: Any,
-) -> None:
-    """Insert new identities (``codes``, distinct) with golden records from the links just made."""
-    _insert_identities(session, entity_kind, _identity_rows(entity_kind, codes, plan, department, dataset, now), now)
-
-
 def _identity_rows(
     entity_kind: str, codes: Sequence[str], plan: _LinkPlan | None, department: str | None, dataset: str | None,
     now: Any,
@@ -970,12 +963,41 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def _resolve_nested(session: Session, records: pd.DataFrame, mapping: Any) -> None:
+@dataclass
+class _NestedCounts:
+    created: int = 0
+    linked: int = 0
+    learnt: int = 0
+    merged_events: int = 0
+
+
+#: The column of a nested holder's code in the frame its elements are linked from.
+_NESTED_CODE = "_nested_holder_code"
+
+
+def _resolve_nested(
+    session: Session,
+    records: pd.DataFrame,
+    mapping: Any,
+    department: str,
+    dataset: str,
+    key_col: str | None,
+    version_col: str | None,
+    run_id: str | None,
+) -> _NestedCounts:
     """Holder codes inside list fields (``owners[].holder_code``): add ``resolved_id`` to each
-    element, resolving persons and enterprises by the element's kind field; identities for
-    valid canonical codes the index has not seen are created (without source links)."""
+    element, resolving persons and enterprises by the element's kind field.
+
+    Each element is a source record of its own, linked like any other: its key is the
+    record's key and the element's place (``<unit>#0``, as its licence's source), its version the record's, its
+    values (the owner's name…) the element's fields. So "who is this?" shows the property
+    right an owner holds, an owner the index has not seen becomes an identity with the
+    department's values, and a re-run links nothing twice."""
+    counts = _NestedCounts()
     if mapping is None:
-        return
+        return counts
+    keys = records[key_col].astype(str).tolist() if key_col is not None else None
+    versions = records[version_col].tolist() if version_col is not None else None
     for spec in _identifier_specs(mapping):
         if "[]." not in spec.field:
             continue
@@ -983,19 +1005,33 @@ def _resolve_nested(session: Session, records: pd.DataFrame, mapping: Any) -> No
         kind_key = spec.kind_field.partition("[].")[2] if getattr(spec, "kind_field", None) else None
         if list_col not in records.columns:
             continue
-        elements = [(i, el) for i, items in enumerate(records[list_col].tolist())
-                    if isinstance(items, list | tuple | np.ndarray) for el in items if isinstance(el, dict)]
+        # numbered as the licences they yield are (``hub.pipeline.publish``: ``<key>#<n>``
+        # over the non-empty elements), so a licence's source record is its holder's link
+        elements = [(i, j, el) for i, items in enumerate(records[list_col].tolist())
+                    if isinstance(items, list | tuple | np.ndarray)
+                    for j, el in enumerate([o for o in items if o]) if isinstance(el, dict)]
         for entity_kind in (PERSON, ENTERPRISE):
-            group = [el for _, el in elements
+            group = [(i, j, el) for i, j, el in elements
                      if (el.get(kind_key) if kind_key else None) in (entity_kind, None)
                      and "resolved_id" not in el]
             if not group:
                 continue
-            res = resolve_codes(session, [el.get(code_key) for el in group], entity_kind)
-            created: set[str] = set()
-            for el, code, status in zip(group, res["canonical_code"], res["status"], strict=True):
+            fields = sorted({k for _, _, el in group for k in el} - {code_key, kind_key, "resolved_id"})
+            frame = pd.DataFrame({
+                _NESTED_CODE: pd.Series([el.get(code_key) for _, _, el in group], dtype=object),
+                **{f: pd.Series([el.get(f) for _, _, el in group], dtype=object) for f in fields},
+            })
+            if keys is not None:
+                frame["_source_key"] = [f"{keys[i]}#{j}" for i, j, _ in group]
+            if versions is not None:
+                frame["_source_version"] = pd.Series([versions[i] for i, _, _ in group], dtype=object)
+            res = _link_batch(session, frame, entity_kind, department, dataset, mapping=None, run_id=run_id,
+                              code_columns=[(_NESTED_CODE, None)])
+            for (_, _, el), code, status in zip(group, res.records["canonical_code"].tolist(),
+                                                res.records["identity_status"].tolist(), strict=True):
                 el["resolved_id"] = code if status in (RESOLVED, NEW) else None
-                if status == NEW:
-                    created.add(code)
-            # owners with a valid canonical code the index has not seen become identities
-            _create_identities(session, entity_kind, sorted(created), None, None, None, utcnow())
+            counts.created += res.created
+            counts.linked += res.linked
+            counts.learnt += res.learnt
+            counts.merged_events += res.merged_events
+    return counts

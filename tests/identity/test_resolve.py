@@ -237,13 +237,34 @@ def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None
 
     resolve_batch(session, pd.DataFrame([{"_source_key": "c1", "uscc": E1}]), "enterprise", "commerce", "ents")
     mapping = load_mapping(Path("mappings/land_property_rights.yaml"))
-    owners = [
-        {"holder_code": LEGACY_P2, "holder_kind": "person"},
-        {"holder_code": E1[8:17], "holder_kind": "enterprise"},
-        {"holder_code": "nonsense", "holder_kind": "person"},
-    ]
-    df = pd.DataFrame([{"_source_key": "u1", "unit_no": "U1", "owners": owners}])
-    result = resolve_batch(df, mapping, session=session, run_id="run-3")
+
+    def owners() -> list[dict[str, Any]]:
+        return [
+            {"holder_code": LEGACY_P2, "holder_kind": "person", "name": "李四", "share": "1/2"},
+            {"holder_code": E1[8:17], "holder_kind": "enterprise", "name": "温州某公司", "share": "1/2"},
+            {"holder_code": "nonsense", "holder_kind": "person", "name": "王五"},
+        ]
+
+    def batch() -> pd.DataFrame:
+        return pd.DataFrame([{"_source_key": "u1", "_source_version": "3", "unit_no": "U1", "owners": owners()}])
+
+    result = resolve_batch(batch(), mapping, session=session, run_id="run-3")
     resolved = [o["resolved_id"] for o in result.records["owners"].iloc[0]]
     assert resolved == [P2, E1, None]
-    assert session.get(IdentityPerson, P2) is not None
+    # each resolved owner is a source record of the land department: "who is this?" shows it
+    person = session.get(IdentityPerson, P2)
+    assert person is not None and person.name == "李四"
+    assert person.sources["name"] == {"department": "land", "dataset": "property_rights",
+                                      "source_key": "u1#0", "source_version": "3"}
+    links = session.execute(select(IdentitySourceRecord.source_key, IdentitySourceRecord.canonical_code,
+                                   IdentitySourceRecord.source_version)
+                            .where(IdentitySourceRecord.department == "land")
+                            .order_by(IdentitySourceRecord.source_key)).all()
+    assert [tuple(r) for r in links] == [("u1#0", P2, "3"), ("u1#1", E1, "3")]
+    assert (result.created, result.linked) == (1, 2)  # P2 is new; E1 was known to commerce
+    # a re-run links nothing twice and creates nothing
+    again = resolve_batch(batch(), mapping, session=session, run_id="run-4")
+    assert (again.created, again.linked) == (0, 0)
+    assert [o["resolved_id"] for o in again.records["owners"].iloc[0]] == [P2, E1, None]
+    assert session.scalar(select(func.count()).select_from(IdentitySourceRecord)
+                          .where(IdentitySourceRecord.department == "land")) == 2
