@@ -203,3 +203,36 @@ def test_collector_paused_for_large_batches_only_and_restored() -> None:
         assert not gc.isenabled()
         raise RuntimeError("failed batch")
     assert gc.isenabled()
+
+
+def test_a_later_batch_probes_its_keys_through_the_whole_index(session: Session) -> None:
+    """A re-run or a later batch against a table larger than itself looks its keys up through
+    the (department, dataset, source_key) index — one probe per key — and never reads every
+    row of the department's dataset per key (a join with json_each let SQLite's planner do
+    that: quadratic, minutes per batch of 10,000 at 200,000 links)."""
+    from sqlalchemy import event
+
+    link_batch(session, batch(60), "person", "public_security", "persons")
+    session.commit()
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if "identity_source_record" in statement and "json_each" in statement:
+            statements.append((statement, parameters))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        result = link_batch(session, batch(3, version="2024-02-01"), "person", "public_security", "persons")
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert result.linked == 0 and len(statements) >= 1  # the 3 keys were found (updated, not linked anew)
+    raw = session.connection().connection.driver_connection
+    probes = 0
+    for statement, parameters in statements:
+        plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()]
+        assert not any(step.startswith("SCAN") and "identity_source_record" in step for step in plan), plan
+        if "source_key" in statement.split("WHERE", 1)[-1] or "source_key =" in statement:
+            probes += 1
+            assert any("ix_identity_source_record_key" in step and "source_key=?" in step for step in plan), plan
+    assert probes >= 1, statements
