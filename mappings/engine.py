@@ -397,6 +397,10 @@ def load_mapping(path: str | Path) -> Mapping:
     return Mapping(spec=parse_spec(doc.data), path=p)
 
 
+#: Where the shipped mapping files live (``load_all``'s default).
+MAPPINGS_DIR = Path(__file__).parent
+
+
 def mapping_files(directory: str | Path) -> list[Path]:
     """The mapping files of a directory (``*.yaml``, sorted; sub-folders are not mappings)."""
     return sorted(Path(directory).glob("*.yaml"))
@@ -404,7 +408,7 @@ def mapping_files(directory: str | Path) -> list[Path]:
 
 def load_all(directory: str | Path | None = None) -> dict[str, Mapping]:
     """Every mapping in ``directory`` (default: the shipped ``mappings/``), by ``department_dataset``."""
-    directory = Path(directory) if directory is not None else Path(__file__).parent
+    directory = Path(directory) if directory is not None else MAPPINGS_DIR
     out: dict[str, Mapping] = {}
     problems: list[Problem] = []
     for path in mapping_files(directory):

@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -55,7 +54,7 @@ def load_mapping(name: str) -> Any:
     """
     from mappings import engine
 
-    files = engine.mapping_files(Path(engine.__file__).parent)  # where load_all() reads them
+    files = engine.mapping_files(engine.MAPPINGS_DIR)  # where load_all() reads them
     stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
     mappings = _MAPPINGS.get(stamp)
     if mappings is None:
