@@ -77,15 +77,23 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         session.close()
 
 
+def alembic_config(url: str | None = None) -> Any:
+    """Alembic's configuration for the hub's migrations on the database at ``url``."""
+    from alembic.config import Config
+
+    url = url or get_settings().resolved_db_url()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["engine_url"] = url
+    return cfg
+
+
 def migrate(url: str | None = None, revision: str = "heads") -> None:
     """Apply every Alembic branch to the database at ``url`` (default: ``HUB_DB_URL``)."""
     from alembic import command
-    from alembic.config import Config
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url or get_settings().resolved_db_url())
-    cfg.attributes["engine_url"] = url or get_settings().resolved_db_url()
+    cfg = alembic_config(url)
     if (url or get_settings().resolved_db_url()).startswith("sqlite"):
         make_engine(url).dispose()  # creates the parent folder
     command.upgrade(cfg, revision)

@@ -92,9 +92,24 @@ def in_values(session: Session, column: Any, values: Sequence[str]) -> sa.Column
 SCAN_RATIO = 2
 
 
+def _clustered(raw: Any, name: str) -> bool:
+    """Is SQLite table ``name`` a ``WITHOUT ROWID`` table (rows kept in primary-key order)?"""
+    row = raw.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return bool(row and row[0] and re.search(r"\bWITHOUT\s+ROWID\s*$", row[0], re.IGNORECASE))
+
+
+def _row_bound(raw: Any, name: str) -> int:
+    """An upper bound of the rows of SQLite table ``name``: the end of a rowid table's
+    B-tree; a ``WITHOUT ROWID`` table has no such end, and counts as unbounded unless empty."""
+    if _clustered(raw, name):
+        return 0 if raw.execute(f"SELECT 1 FROM {name} LIMIT 1").fetchone() is None else 2**62
+    (last,) = raw.execute(f"SELECT max(rowid) FROM {name}").fetchone()
+    return int(last or 0)
+
+
 def table_size(session: Session, table: sa.Table) -> int:
-    """An upper bound of the rows of a SQLite rowid table, read from the end of its B-tree."""
-    return int(session.connection().exec_driver_sql(f"SELECT max(rowid) FROM {table.name}").scalar() or 0)
+    """An upper bound of the rows of a SQLite table (see :func:`_row_bound`)."""
+    return _row_bound(_dbapi(session), table.name)
 
 
 def rows_for_keys(
@@ -270,18 +285,18 @@ def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[Bu
     load = BulkLoad(raw)
     try:
         for table, count in new_rows.items():
-            if count >= REBUILD_MIN_ROWS:
-                (last,) = raw.execute(f"SELECT max(rowid) FROM {table.name}").fetchone()
-                if count < (last or 0):
-                    continue  # a large table: inserting into its indexes beats rebuilding them
-                for name, sql in raw.execute(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
-                    (table.name,),
-                ).fetchall():
-                    if _partial(sql):
-                        continue
-                    raw.execute(f'DROP INDEX "{name}"')
-                    load._dropped.setdefault(table.name, []).append(sql)
+            if count < REBUILD_MIN_ROWS:
+                continue
+            # a primary key's own index (no SQL) stays; so do partial ones
+            droppable = [(name, sql) for name, sql in raw.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                (table.name,),
+            ).fetchall() if not _partial(sql)]
+            if not droppable or count < _row_bound(raw, table.name):
+                continue  # a large table: inserting into its indexes beats rebuilding them
+            for name, sql in droppable:
+                raw.execute(f'DROP INDEX "{name}"')
+                load._dropped.setdefault(table.name, []).append(sql)
         try:
             yield load
         finally:

@@ -236,3 +236,57 @@ def test_a_later_batch_probes_its_keys_through_the_whole_index(session: Session)
             probes += 1
             assert any("ix_identity_source_record_key" in step and "source_key=?" in step for step in plan), plan
     assert probes >= 1, statements
+
+
+def test_identities_are_stored_in_their_code_order_alone(session: Session) -> None:
+    """SQLite keeps identities in the primary key's B-tree alone (no second index per code),
+    and the bulk paths that size a table by its rowid still size these."""
+    for table in ("identity_person", "identity_enterprise"):
+        (sql,) = session.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                                 {"t": table}).one()
+        assert sql.rstrip().upper().endswith("WITHOUT ROWID"), table
+        assert not session.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
+                                        "AND sql IS NULL"), {"t": table}).first(), table
+    people = IdentityPerson.__table__
+    assert _bulk.table_size(session, people) == 0  # type: ignore[arg-type]
+    link_batch(session, batch(30), "person", "public_security", "persons")
+    assert _bulk.table_size(session, people) >= 30  # type: ignore[arg-type]
+    found = {r[0] for r in _bulk.rows_for_keys(session, people, people.c.resident_id,  # type: ignore[arg-type]
+                                               [rid(3), rid(4), "330322198001010000"])}
+    assert found == {rid(3), rid(4)}
+
+
+def test_clustering_migration_keeps_every_identity(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """identity_0003 rebuilds the tables with their rows and indexes, and back."""
+    from hub.db import make_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as s:
+            link_batch(s, batch(25), "person", "public_security", "persons")
+            s.commit()
+            before = s.execute(text("SELECT * FROM identity_person ORDER BY resident_id")).all()
+        import alembic.command
+
+        from hub.db import alembic_config
+
+        cfg = alembic_config(url)
+        alembic.command.downgrade(cfg, "identity_0002")
+        with engine.connect() as c:
+            (sql,) = c.execute(text("SELECT sql FROM sqlite_master WHERE name = 'identity_person'")).one()
+            assert "WITHOUT ROWID" not in sql.upper()
+            assert c.execute(text("SELECT * FROM identity_person ORDER BY resident_id")).all() == before
+        alembic.command.upgrade(cfg, "heads")
+        with engine.connect() as c:
+            (sql,) = c.execute(text("SELECT sql FROM sqlite_master WHERE name = 'identity_person'")).one()
+            assert sql.rstrip().upper().endswith("WITHOUT ROWID")
+            assert c.execute(text("SELECT * FROM identity_person ORDER BY resident_id")).all() == before
+            names = {r[0] for r in c.execute(text(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'identity_%'"))}
+            assert {"ix_identity_person_merged_into", "ix_identity_enterprise_org_code",
+                    "ix_identity_enterprise_merged_into"} <= names
+    finally:
+        engine.dispose()
