@@ -18,7 +18,8 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
 * :func:`bulk_load` widens SQLite's page cache for the load and, when a batch is at least as
   large as the table, drops the table's secondary indexes and builds them again afterwards
   (one sort instead of a random B-tree insert per row) — inside the same transaction, so a
-  failure rolls the drop back too.
+  failure rolls the drop back too; a large load's commit leaves the WAL checkpoint to a
+  worker thread (:mod:`hub.sqlite_wal`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+
+from hub import sqlite_wal
 
 #: Values per lookup statement (bounded so one statement never carries a huge parameter).
 LOOKUP_CHUNK = 100_000
@@ -280,6 +283,9 @@ def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[Bu
         yield BulkLoad()
         return
     raw = _sqlite_begin(session)
+    if sum(new_rows.values()) >= REBUILD_MIN_ROWS:
+        # the commit of a large load returns once the log is written; a worker copies it
+        sqlite_wal.defer_checkpoint(session)
     (old_cache,) = raw.execute("PRAGMA cache_size").fetchone()
     raw.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
     load = BulkLoad(raw)

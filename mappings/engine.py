@@ -14,8 +14,11 @@ flattened with Arrow, normalised as one column each and re-assembled by list off
 from __future__ import annotations
 
 import datetime as dt
+import os
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,8 +156,15 @@ class Mapping:
         table = _to_arrow(batch)
         n = table.num_rows
         index = pd.RangeIndex(n)
-        keys = self._meta(table, SOURCE_KEY, self.spec.source_key, index)
-        versions = self._meta(table, SOURCE_VERSION, self.spec.source_version, index)
+        with _column_pool(n) as pool:
+            # the columns are independent: Arrow's kernels release the GIL, so a large batch's
+            # columns are normalised on both cores (results kept in the spec's field order)
+            key_job = pool.submit(self._meta, table, SOURCE_KEY, self.spec.source_key, index)
+            version_job = pool.submit(self._meta, table, SOURCE_VERSION, self.spec.source_version, index)
+            field_jobs = [(f.name, pool.submit(self._field, table, f, index)) for f in self.spec.fields]
+            keys = key_job.result()
+            versions = version_job.result()
+            fields = [(name, job.result()) for name, job in field_jobs]
         deleted = (
             pd.Series(table[DELETED].to_numpy(zero_copy_only=False), index=index).fillna(False).astype(bool)
             if DELETED in table.column_names
@@ -163,8 +173,7 @@ class Mapping:
         tombstones = pd.DataFrame({SOURCE_KEY: keys[deleted], SOURCE_VERSION: versions[deleted]})
 
         out: dict[str, pd.Series] = {SOURCE_KEY: keys, SOURCE_VERSION: versions}
-        for f in self.spec.fields:
-            out[f.name] = self._coerce(f.name, _evaluate(table, f, index))
+        out.update(fields)
         for nested in self.spec.nested:
             out[nested.name] = _nested(table, nested, index, list_item_model(self._field_types[nested.name]))
         records = pd.DataFrame(out, index=index)
@@ -227,6 +236,35 @@ class Mapping:
 
     def _coerce(self, name: str, values: pd.Series) -> pd.Series:
         return _coerce_to(self._field_types.get(name), values)
+
+    def _field(self, table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
+        return self._coerce(f.name, _evaluate(table, f, index))
+
+
+#: Batches from this many rows on have their columns normalised on several threads.
+PARALLEL_ROWS = 50_000
+
+
+class _Inline:
+    """The executor interface, running each job at once in the caller's thread."""
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        job: Future[Any] = Future()
+        try:
+            job.set_result(fn(*args))
+        except BaseException as exc:  # raised again by result(), as a pool's would be
+            job.set_exception(exc)
+        return job
+
+
+@contextmanager
+def _column_pool(rows: int) -> Iterator[Any]:
+    workers = min(4, os.cpu_count() or 1)
+    if rows < PARALLEL_ROWS or workers < 2:
+        yield _Inline()
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="map-column") as pool:
+        yield pool
 
 
 def _coerce_to(annotation: Any, values: pd.Series) -> pd.Series:

@@ -23,6 +23,7 @@ parameters: ``- trim`` or ``- {status: commerce_enterprise}``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -195,6 +196,7 @@ def _traditional_pattern() -> str:
 
 
 _T2S_CACHE: dict[str, str] = {}
+_T2S_LOCK = threading.Lock()
 _T2S_CACHE_MAX = 500_000
 
 
@@ -220,13 +222,14 @@ def simplify(s: pd.Series) -> pd.Series:
     hard = trad[in_context]
     if len(hard):
         distinct = pd.unique(hard)
-        cc = _opencc()
-        missing = [v for v in distinct if v not in _T2S_CACHE]
-        if len(_T2S_CACHE) + len(missing) > _T2S_CACHE_MAX:
-            _T2S_CACHE.clear()
-        for v in missing:
-            _T2S_CACHE[v] = cc.convert(v)
-        out[hard.index] = _map_values(hard, _T2S_CACHE)
+        with _T2S_LOCK:  # columns are mapped on several threads: one fills (or clears) the cache at a time
+            cc = _opencc()
+            missing = [v for v in distinct if v not in _T2S_CACHE]
+            if len(_T2S_CACHE) + len(missing) > _T2S_CACHE_MAX:
+                _T2S_CACHE.clear()
+            for v in missing:
+                _T2S_CACHE[v] = cc.convert(v)
+            out[hard.index] = _map_values(hard, _T2S_CACHE)
     return out
 
 
@@ -371,7 +374,9 @@ def _iso_local(parsed: pd.Series) -> pd.Series:
         return pd.Series(np.nan, index=parsed.index, dtype=STR)
     utc = parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]")
     local = parsed.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).to_numpy().astype("datetime64[s]")
-    body = pc.strftime(pa.array(local, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S")
+    # Arrow's cast writes ``YYYY-MM-DD HH:MM:SS`` (about fifteen times faster than strftime)
+    body = pc.utf8_replace_slice(pc.cast(pa.array(local, pa.timestamp("s")), pa.string()), start=10, stop=11,
+                                 replacement="T")
     minutes = np.where(ok, (local - utc).astype("int64") // 60, 480)
     values, inverse = np.unique(minutes, return_inverse=True)
     labels = np.array([f"{'-' if v < 0 else '+'}{abs(v) // 60:02d}:{abs(v) % 60:02d}" for v in values], dtype=object)

@@ -184,3 +184,45 @@ def test_load_mapping_raises_with_every_problem(tmp_path: Path) -> None:
     expected_line = text.splitlines().index("entity: tax_registration") + 1
     assert exc.value.problems[0].line == expected_line
     assert "unknown entity 'taxpayer'" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", sorted(BATCHES))
+def test_columns_normalised_on_threads_map_as_in_one(mappings: dict, name: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large batch's columns are normalised concurrently: the records, rejects and their
+    order are those of the one-thread path."""
+    from mappings import engine
+
+    mapping = mappings[name]
+    batch = BATCHES[name]()
+    monkeypatch.setattr(engine, "PARALLEL_ROWS", 10**9)
+    alone = mapping.apply(batch)
+    monkeypatch.setattr(engine, "PARALLEL_ROWS", 1)
+    threads: set[str] = set()
+    real = engine._evaluate
+
+    def spy(*args: object) -> pd.Series:
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_evaluate", spy)
+    together = mapping.apply(batch)
+    assert any(t.startswith("map-column") for t in threads)
+    pd.testing.assert_frame_equal(together.records, alone.records)
+    pd.testing.assert_frame_equal(together.rejects, alone.rejects)
+    assert list(together.records.columns) == list(alone.records.columns)
+
+
+def test_a_failing_column_fails_the_batch_on_threads(mappings: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mappings import engine
+
+    monkeypatch.setattr(engine, "PARALLEL_ROWS", 1)
+
+    def broken(*_args: object) -> pd.Series:
+        raise ValueError("normaliser failed")
+
+    monkeypatch.setattr(engine, "_evaluate", broken)
+    with pytest.raises(ValueError, match="normaliser failed"):
+        mappings["public_security_persons"].apply(samples.person_batch())

@@ -1,0 +1,128 @@
+"""SQLite's write-ahead log after a large commit: copied into the database off the caller's path.
+
+In WAL mode a commit appends the transaction's pages to the ``-wal`` file and syncs it: the
+data is durable then. Copying those pages into the database file (a *checkpoint*) is
+maintenance; SQLite runs it inside the commit that grows the log past
+``wal_autocheckpoint`` pages, so a commit of a bulk load of 600 MB writes and syncs it twice
+before returning. :func:`defer_checkpoint` makes a session's next commit return after the
+first write, and a worker thread checkpoints on a connection of its own (``PASSIVE``: it never
+blocks readers or writers, and copies only what no reader still needs). ``sqlite3`` releases
+the GIL while SQLite works, so the caller's next batch runs meanwhile on the other core.
+
+The worker threads are not daemons: a process that ends (an Airflow task) waits for its
+checkpoint. :func:`wait` waits for every checkpoint started so far (benchmarks time it apart).
+A checkpoint that fails (the database is busy for longer than the busy timeout) is logged;
+the log is then checkpointed by the next commit that grows it, as SQLite does by default.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+#: Key in a pooled connection's ``info``: the ``wal_autocheckpoint`` value to put back.
+_DEFERRED = "hub_wal_autocheckpoint"
+
+_lock = threading.Lock()
+_workers: dict[str, threading.Thread] = {}
+_again: set[str] = set()
+#: (database path, pages copied, seconds) of the checkpoints run, for tests and benchmarks.
+history: list[tuple[str, int, float]] = []
+
+
+def _database_path(raw: Any) -> str:
+    for _seq, name, path in raw.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(path or "")
+    return ""
+
+
+def defer_checkpoint(session: Session) -> bool:
+    """Make ``session``'s next commit leave the checkpoint to a worker thread (SQLite file
+    databases in WAL mode; elsewhere nothing changes). Returns whether it was deferred."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    fairy = session.connection().connection
+    raw: Any = fairy.driver_connection
+    path = _database_path(raw)
+    (mode,) = raw.execute("PRAGMA journal_mode").fetchone()
+    if not path or str(mode).lower() != "wal":
+        return False
+    if _DEFERRED not in fairy.info:
+        (pages,) = raw.execute("PRAGMA wal_autocheckpoint").fetchone()
+        raw.execute("PRAGMA wal_autocheckpoint=0")
+        fairy.info[_DEFERRED] = int(pages)
+
+        def committed(_session: Session) -> None:
+            restore(raw, fairy.info)
+            start(path)
+
+        event.listen(session, "after_commit", committed, once=True)
+    return True
+
+
+def restore(raw: Any, info: dict[str, Any]) -> None:
+    """Put a connection's ``wal_autocheckpoint`` back after a deferred commit (or when it
+    returns to the pool without one: a rollback, a closed session)."""
+    pages = info.pop(_DEFERRED, None)
+    if pages is not None and raw is not None:
+        raw.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+
+def on_checkin(dbapi_connection: Any, record: Any) -> None:
+    """Pool ``checkin`` listener of the hub's SQLite engines (:func:`hub.db.make_engine`)."""
+    restore(dbapi_connection, record.info)
+
+
+def start(path: str) -> None:
+    """Checkpoint the database at ``path`` on a worker thread (one per database at a time; a
+    request while one runs makes it run once more)."""
+    with _lock:
+        worker = _workers.get(path)
+        if worker is not None and worker.is_alive():
+            _again.add(path)
+            return
+        worker = threading.Thread(target=_run, args=(path,), name="sqlite-wal-checkpoint", daemon=False)
+        _workers[path] = worker
+        worker.start()
+
+
+def _run(path: str) -> None:
+    while True:
+        t0 = time.perf_counter()
+        try:
+            con = sqlite3.connect(path, timeout=30)
+            try:
+                busy, _log_pages, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            finally:
+                con.close()
+            history.append((path, int(copied), time.perf_counter() - t0))
+            if busy:
+                log.info("WAL checkpoint of %s could not finish (busy); the next commit continues it", path)
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint of %s failed: %s; the next commit that grows the log runs it", path, exc)
+        with _lock:
+            if path not in _again:
+                _workers.pop(path, None)
+                return
+            _again.discard(path)
+
+
+def wait() -> float:
+    """Wait for every checkpoint started so far; the seconds waited."""
+    t0 = time.perf_counter()
+    while True:
+        with _lock:
+            running = [w for w in _workers.values() if w.is_alive()]
+        if not running:
+            return time.perf_counter() - t0
+        for worker in running:
+            worker.join()

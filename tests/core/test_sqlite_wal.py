@@ -1,0 +1,70 @@
+"""A large commit's WAL checkpoint runs on a worker thread; the connection's own automatic
+checkpoint comes back afterwards, whether the session commits or not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import text
+
+from hub import sqlite_wal
+from hub.db import make_engine, session_factory
+
+
+def _autocheckpoint(session: object) -> int:
+    raw = session.connection().connection.driver_connection  # type: ignore[attr-defined]
+    return int(raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+def _fill(session: object, rows: int) -> None:
+    session.execute(text("CREATE TABLE IF NOT EXISTS bulk (id INTEGER PRIMARY KEY, v TEXT)"))  # type: ignore[attr-defined]
+    session.execute(text("INSERT INTO bulk (v) VALUES (:v)"), [{"v": "x" * 400}] * rows)  # type: ignore[attr-defined]
+
+
+def test_commit_leaves_the_checkpoint_to_a_worker(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    engine = make_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0)
+    try:
+        before = len(sqlite_wal.history)
+        with session_factory(engine)() as s:
+            assert sqlite_wal.defer_checkpoint(s)
+            assert _autocheckpoint(s) == 0
+            _fill(s, 20_000)  # ~8 MB: past the 1,000 pages that trigger a checkpoint in the commit
+            s.commit()
+            sqlite_wal.wait()
+            # the same pooled connection again: its automatic checkpoint is back
+            assert _autocheckpoint(s) == 1000
+        done = sqlite_wal.history[before:]
+        assert [p for p, _pages, _s in done] == [str(path)]
+        assert done[0][1] > 1000  # the worker copied the commit's pages into the database file
+        assert os.path.getsize(path) > 8_000_000
+        with session_factory(engine)() as s:
+            assert s.execute(text("SELECT count(*) FROM bulk")).scalar() == 20_000
+    finally:
+        engine.dispose()
+
+
+def test_a_rollback_puts_the_automatic_checkpoint_back(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}", pool_size=1, max_overflow=0)
+    try:
+        before = len(sqlite_wal.history)
+        with session_factory(engine)() as s:
+            assert sqlite_wal.defer_checkpoint(s)
+            _fill(s, 100)
+            s.rollback()
+        with session_factory(engine)() as s:
+            assert _autocheckpoint(s) == 1000
+        sqlite_wal.wait()
+        assert len(sqlite_wal.history) == before  # nothing committed, nothing to copy
+    finally:
+        engine.dispose()
+
+
+def test_only_sqlite_files_in_wal_mode_defer(tmp_path: Path) -> None:
+    engine = make_engine("sqlite:///:memory:")
+    try:
+        with session_factory(engine)() as s:
+            assert not sqlite_wal.defer_checkpoint(s)
+    finally:
+        engine.dispose()
