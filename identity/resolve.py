@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast, overload
 
@@ -762,10 +762,14 @@ def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department
 def _identity_rows(
     entity_kind: str, codes: Sequence[str], plan: _LinkPlan | None, department: str | None, dataset: str | None,
     now: Any,
-) -> tuple[tuple[str, ...], list[np.ndarray]]:
+) -> tuple[tuple[str, ...], list[list[np.ndarray]]]:
     """The columns and rows of new identities (``codes``, distinct) with golden records from
-    the links just made — no update pass — in code order, so the primary key index grows at
-    its end. Pure: it reads nothing from the database.
+    the links just made — no update pass. Pure: it reads nothing from the database.
+
+    Rows come in parts, each in code order, the largest first — identities with one link in
+    the batch — so the primary key's B-tree grows at its end for nearly every row; the links
+    are sorted once, and the part of several-link identities and the part of identities
+    without links (few) follow, each sorted too.
 
     An identity with one link in the batch takes that record's non-empty values, with that
     link as the source of every one (column-wise; stored as :data:`ONE_LINK`); one with several
@@ -775,12 +779,18 @@ def _identity_rows(
     key_cols: tuple[str, ...] = ("resident_id",) if entity_kind == PERSON else ("uscc", "org_code")
     columns = (*key_cols, *typed, "attributes", "sources")
     if not len(codes):
-        return columns, [np.zeros(0, dtype=object) for _ in columns]
+        return columns, []
     new = np.asarray(codes, dtype=object)
     parts: list[_IdentityColumns] = []
     if plan is not None and plan.inserted:
         links = np.flatnonzero(plan.new)  # the links of new identities
-        shared = pd.Series(plan.codes[links], dtype=object).duplicated(keep=False).to_numpy(dtype=bool)
+        order, sorted_codes = _code_order(plan.codes[links])
+        links = links[order]
+        # in code order, a code with several links is equal to a neighbour
+        same = sorted_codes[1:] == sorted_codes[:-1]
+        shared = np.zeros(len(links), dtype=bool)
+        shared[1:] |= same
+        shared[:-1] |= same
         if (~shared).any():
             parts.append(_single_link_golden(plan, links[~shared], typed))
         if shared.any():
@@ -788,44 +798,46 @@ def _identity_rows(
     if sum(len(p.codes) for p in parts) < len(new):
         linked = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, dtype=object)
         alone = new[~_isin(new, linked)]
+        alone = alone[_code_order(alone)[0]]
         parts.append(_IdentityColumns(alone, {c: np.full(len(alone), None, dtype=object) for c in typed},
                                       np.full(len(alone), "{}", dtype=object), np.full(len(alone), "[]", dtype=object)))
-    order_codes = np.concatenate([p.codes for p in parts])
-    order = _code_order(order_codes)
-
-    def column(get: Callable[[_IdentityColumns], np.ndarray]) -> np.ndarray:
-        return np.concatenate([get(p) for p in parts])[order]
-
-    code_col = order_codes[order]
-    cols: list[np.ndarray] = [code_col]
-    if entity_kind == ENTERPRISE:
-        cols.append(np.array([c[8:17] for c in code_col.tolist()], dtype=object))
-    cols.extend(column(lambda p, c=c: p.typed[c]) for c in typed)  # type: ignore[misc]
-    cols.append(column(lambda p: p.attributes))
-    cols.append(column(lambda p: p.sources))
-    return columns, cols
+    rows: list[list[np.ndarray]] = []
+    for part in sorted(parts, key=lambda p: -len(p.codes)):
+        cols: list[np.ndarray] = [part.codes]
+        if entity_kind == ENTERPRISE:
+            cols.append(np.array([c[8:17] for c in part.codes.tolist()], dtype=object))
+        cols.extend(part.typed[c] for c in typed)
+        cols.append(part.attributes)
+        cols.append(part.sources)
+        rows.append(cols)
+    return columns, rows
 
 
-def _insert_identities(session: Session, entity_kind: str, rows: tuple[tuple[str, ...], list[np.ndarray]],
+def _insert_identities(session: Session, entity_kind: str, rows: tuple[tuple[str, ...], list[list[np.ndarray]]],
                        now: Any) -> None:
-    columns, cols = rows
+    columns, parts = rows
     at = _bulk.timestamp(session, now)
     table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
-    for start in range(0, len(cols[0]), _bulk.WRITE_CHUNK):
-        part = slice(start, start + _bulk.WRITE_CHUNK)
-        _bulk.insert_rows(session, table, columns, zip(*(c[part].tolist() for c in cols), strict=True),
-                          {"created_at": at, "updated_at": at})
+    for cols in parts:
+        for start in range(0, len(cols[0]), _bulk.WRITE_CHUNK):
+            part = slice(start, start + _bulk.WRITE_CHUNK)
+            _bulk.insert_rows(session, table, columns, zip(*(c[part].tolist() for c in cols), strict=True),
+                              {"created_at": at, "updated_at": at})
 
 
-def _code_order(codes: np.ndarray) -> np.ndarray:
-    """The order that sorts canonical codes as the database does (by code point). Codes are
-    ASCII: sorted as fixed-width bytes (about four times faster than as Python strings);
-    other text is sorted as text."""
+def _code_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts canonical codes as the database does (by code point), and the
+    codes in that order (as compared: equal codes are equal elements). Codes are ASCII:
+    sorted as fixed-width bytes (about four times faster than as Python strings); other
+    text is sorted as text."""
     try:
         raw = np.array(codes.tolist(), dtype="S")  # as wide as the longest code
     except (UnicodeEncodeError, TypeError):
-        return np.argsort(codes.astype(str), kind="stable")
-    return np.argsort(raw, kind="stable")
+        text = codes.astype(str)
+        order = np.argsort(text, kind="stable")
+        return order, text[order]
+    order = np.argsort(raw, kind="stable")
+    return order, raw[order]
 
 
 @dataclass

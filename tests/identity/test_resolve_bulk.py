@@ -290,3 +290,33 @@ def test_clustering_migration_keeps_every_identity(tmp_path: Any, monkeypatch: p
                     "ix_identity_enterprise_merged_into"} <= names
     finally:
         engine.dispose()
+
+
+def test_new_identities_of_one_or_several_links_in_any_order_get_their_golden_records(session: Session) -> None:
+    """A batch mixing codes seen once and codes seen twice, in no order: each identity is
+    written once, and its golden record is what recomputing it from its links gives."""
+    rng = np.random.default_rng(5)
+    codes = [rid(i) for i in range(40)] + [rid(100 + i // 2) for i in range(20)]
+    order = rng.permutation(len(codes))
+    df = pd.DataFrame({
+        "_source_key": [f"k{i}" for i in order],
+        "_source_version": "2024-01-01",
+        "resident_id": [codes[i] for i in order],
+        "name": [f"姓名{i}" for i in order],
+        "sex": ["1" if i % 2 else "2" for i in order],
+        "address": [None if i % 3 == 0 else f"地址{i}" for i in order],
+    })
+    result = link_batch(session, df, "person", "public_security", "persons")
+    assert result.created == 50 and result.linked == 60
+    stored = {p.resident_id: (p.attributes, p.stored_sources) for p in session.scalars(select(IdentityPerson))}
+    assert sorted(stored) == sorted(set(codes))
+    one_link = {c for c in codes if codes.count(c) == 1}
+    assert {c for c, (_a, src) in stored.items() if src == "one_link"} == one_link
+    for c in one_link:
+        i = codes.index(c)
+        want = {"name": f"姓名{i}", "sex": "1" if i % 2 else "2"}
+        if i % 3:
+            want["address"] = f"地址{i}"
+        assert {k: v for k, v in stored[c][0].items() if k in want} == want
+    # recomputing every golden record from its links changes nothing
+    assert golden.refresh(session, "person", sorted(set(codes)), cause="link") == 0
