@@ -488,15 +488,18 @@ def _link_batch(
         # the links' indexes are built inside SQLite while the new identities' rows are built here
         load.rebuild_in_background(link_table)
         identities = _identity_rows(entity_kind, new_codes, plan, department, dataset, now)
+        # the rows as the driver takes them, and the records returned: pure work, also done
+        # while the indexes build
+        identity_batches = _identity_batches(identities)
+        records = df.copy()
         load.wait()
-        _insert_identities(session, entity_kind, identities, now)
+        _insert_identities(session, entity_kind, identities[0], identity_batches, now)
     touched = plan.touched.difference(new_codes)
     if touched:
         golden.refresh(session, entity_kind, sorted(touched), cause="link")
 
     events = _emit_merged(session, merged_by_code, entity_kind, source, run_id)
 
-    records = df.copy()
 
     def column(values: Any) -> pd.Series:
         # object dtype explicitly: an inferred string dtype would turn None into NaN
@@ -813,16 +816,23 @@ def _identity_rows(
     return columns, rows
 
 
-def _insert_identities(session: Session, entity_kind: str, rows: tuple[tuple[str, ...], list[list[np.ndarray]]],
-                       now: Any) -> None:
-    columns, parts = rows
-    at = _bulk.timestamp(session, now)
-    table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
-    for cols in parts:
+def _identity_batches(rows: tuple[tuple[str, ...], list[list[np.ndarray]]]) -> list[list[tuple[Any, ...]]]:
+    """The rows of :func:`_identity_rows` as tuples, in statements of at most
+    :data:`_bulk.WRITE_CHUNK` rows (parts in order)."""
+    batches: list[list[tuple[Any, ...]]] = []
+    for cols in rows[1]:
         for start in range(0, len(cols[0]), _bulk.WRITE_CHUNK):
             part = slice(start, start + _bulk.WRITE_CHUNK)
-            _bulk.insert_rows(session, table, columns, zip(*(c[part].tolist() for c in cols), strict=True),
-                              {"created_at": at, "updated_at": at})
+            batches.append(list(zip(*(c[part].tolist() for c in cols), strict=True)))
+    return batches
+
+
+def _insert_identities(session: Session, entity_kind: str, columns: tuple[str, ...],
+                       batches: list[list[tuple[Any, ...]]], now: Any) -> None:
+    at = _bulk.timestamp(session, now)
+    table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
+    for batch in batches:
+        _bulk.insert_rows(session, table, columns, batch, {"created_at": at, "updated_at": at})
 
 
 def _code_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1006,13 +1016,12 @@ def _resolve_nested(
     right an owner holds, an owner the index has not seen becomes an identity with the
     department's values, and a re-run links nothing twice."""
     counts = _NestedCounts()
-    if mapping is None:
+    nested = [spec for spec in _identifier_specs(mapping) if "[]." in spec.field] if mapping is not None else []
+    if not nested:
         return counts
     keys = records[key_col].astype(str).tolist() if key_col is not None else None
     versions = records[version_col].tolist() if version_col is not None else None
-    for spec in _identifier_specs(mapping):
-        if "[]." not in spec.field:
-            continue
+    for spec in nested:
         list_col, _, code_key = spec.field.partition("[].")
         kind_key = spec.kind_field.partition("[].")[2] if getattr(spec, "kind_field", None) else None
         if list_col not in records.columns:
