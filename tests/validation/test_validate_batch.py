@@ -166,3 +166,29 @@ def test_empty_batch(session: Session) -> None:
     outcome = _validate(session, person_frame().iloc[0:0], threshold=0.0)
     assert outcome.passed and outcome.pulled == 0 and outcome.quarantined_count == 0
     assert outcome.accepted_df.empty
+
+
+def test_two_writes_to_one_batch_keep_each_record_with_its_own_reasons(session: Session) -> None:
+    """Validation failures and then the mapping's rejects of one batch in one run: every
+    record's reasons are its own, whichever write it came from."""
+    from validation.quarantine import Failure, QuarantinedRow, write
+
+    def rows(prefix: str, n: int, code: str) -> list[QuarantinedRow]:
+        return [QuarantinedRow(f"{prefix}{i}", "v1", {"name": f"n{i}"},
+                               [Failure(code, "expect_x", f"col{i}"), Failure(f"{code}_2", "expect_y", "other")])
+                for i in range(n)]
+
+    assert write(session, BATCH, "run-2", rows("a", 30, "first")) == 30
+    assert write(session, BATCH, "run-2", rows("b", 20, "second")) == 20
+    session.flush()
+    got = session.execute(
+        select(QuarantineRecord.source_key, QuarantineReason.reason_code, QuarantineReason.column)
+        .join(QuarantineReason, QuarantineReason.quarantine_id == QuarantineRecord.id)
+        .where(QuarantineRecord.run_id == "run-2")
+    ).all()
+    assert len(got) == 100
+    for key, code, column in got:
+        prefix, i = key[0], key[1:]
+        assert code in ({"first", "first_2"} if prefix == "a" else {"second", "second_2"})
+        assert column in (f"col{i}", "other")
+        assert (column == "other") == code.endswith("_2")
