@@ -21,6 +21,7 @@ import logging
 import sqlite3
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 from sqlalchemy import event
@@ -99,7 +100,8 @@ def _run(path: str) -> None:
     while True:
         t0 = time.perf_counter()
         try:
-            con = sqlite3.connect(path, timeout=30)
+            # read-write, never create: a database removed meanwhile is not made again empty
+            con = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True, timeout=30)
             try:
                 busy, _log_pages, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             finally:

@@ -68,3 +68,27 @@ def test_only_sqlite_files_in_wal_mode_defer(tmp_path: Path) -> None:
             assert not sqlite_wal.defer_checkpoint(s)
     finally:
         engine.dispose()
+
+
+def test_a_checkpoint_of_a_removed_database_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "gone 数据.db"  # a space and non-ASCII: the path is quoted into a URI
+    before = len(sqlite_wal.history)
+    sqlite_wal.start(str(path))
+    sqlite_wal.wait()
+    assert not path.exists()
+    assert len(sqlite_wal.history) == before
+
+
+def test_a_checkpoint_finds_a_path_that_needs_quoting(tmp_path: Path) -> None:
+    path = tmp_path / "数据 #1.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        before = len(sqlite_wal.history)
+        with session_factory(engine)() as s:
+            assert sqlite_wal.defer_checkpoint(s)
+            _fill(s, 3_000)
+            s.commit()
+        sqlite_wal.wait()
+        assert [p for p, _n, _s in sqlite_wal.history[before:]] == [str(path)]
+    finally:
+        engine.dispose()
