@@ -108,6 +108,12 @@ def run_demo(
     console.print(f"  hub_push (woken by Assets): {[r['state'] for r in result.push_runs] or 'not run'}")
     rows = summarize(result.run_ids.values(), since=started)
     console.print(summary_table(rows, title=f"main job in {result.seconds:.0f}s, per department"))
+    if result.ok and not any(r.pulled for r in rows):
+        console.print(
+            "Nothing was pulled: the sandboxes have not changed since the last run (every feed is "
+            "incremental, from its watermark), so nothing was linked, issued or pushed again. "
+            "To start over from empty: [bold]make clean[/bold], then [bold]make demo[/bold]."
+        )
     bad = [r.department for r in rows if not r.reconciled]
     if bad:
         console.print(f"[red]counts do not reconcile for {bad}[/red]")
