@@ -60,22 +60,33 @@ def defer_checkpoint(session: Session) -> bool:
     if _DEFERRED not in fairy.info:
         (pages,) = raw.execute("PRAGMA wal_autocheckpoint").fetchone()
         raw.execute("PRAGMA wal_autocheckpoint=0")
-        fairy.info[_DEFERRED] = int(pages)
+        deferral = _Deferral(int(pages))
+        fairy.info[_DEFERRED] = deferral
 
         def committed(_session: Session) -> None:
-            restore(raw, fairy.info)
-            start(path)
+            # only the commit of this deferral: after a rollback the connection went back to
+            # the pool (restored there) and may serve another session by now
+            if fairy.info.get(_DEFERRED) is deferral:
+                restore(raw, fairy.info)
+                start(path)
 
         event.listen(session, "after_commit", committed, once=True)
     return True
 
 
+class _Deferral:
+    """One deferred checkpoint of a connection: the ``wal_autocheckpoint`` to put back."""
+
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+
+
 def restore(raw: Any, info: dict[str, Any]) -> None:
     """Put a connection's ``wal_autocheckpoint`` back after a deferred commit (or when it
     returns to the pool without one: a rollback, a closed session)."""
-    pages = info.pop(_DEFERRED, None)
-    if pages is not None and raw is not None:
-        raw.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+    deferral = info.pop(_DEFERRED, None)
+    if deferral is not None and raw is not None:
+        raw.execute(f"PRAGMA wal_autocheckpoint={int(deferral.pages)}")
 
 
 def on_checkin(dbapi_connection: Any, record: Any) -> None:

@@ -92,3 +92,22 @@ def test_a_checkpoint_finds_a_path_that_needs_quoting(tmp_path: Path) -> None:
         assert [p for p, _n, _s in sqlite_wal.history[before:]] == [str(path)]
     finally:
         engine.dispose()
+
+
+def test_a_later_commit_of_a_session_that_rolled_back_checkpoints_nothing(tmp_path: Path) -> None:
+    """The deferral belongs to one transaction: after its rollback, the same session's next
+    commit is an ordinary one (the connection checkpoints as SQLite does by default)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}", pool_size=1, max_overflow=0)
+    try:
+        before = len(sqlite_wal.history)
+        with session_factory(engine)() as s:
+            assert sqlite_wal.defer_checkpoint(s)
+            _fill(s, 10)
+            s.rollback()
+            _fill(s, 10)
+            assert _autocheckpoint(s) == 1000
+            s.commit()
+        sqlite_wal.wait()
+        assert len(sqlite_wal.history) == before
+    finally:
+        engine.dispose()
