@@ -484,7 +484,9 @@ def resident_id(s: pd.Series) -> pd.Series:
     return out
 
 
-#: name → (function, allowed parameter names)
+#: name → (function, allowed parameter names). Each is a function of one column alone: the
+#: engine normalises a large batch's columns on several threads at once (shared state, such
+#: as the OpenCC cache, is guarded by a lock).
 NORMALIZERS: dict[str, tuple[Normalizer, frozenset[str]]] = {
     "fullwidth_to_halfwidth": (fullwidth_to_halfwidth, frozenset()),
     "trim": (trim, frozenset()),
