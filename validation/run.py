@@ -197,7 +197,7 @@ def validate_batch(
     bad_frame = frame.iloc[bad]
     keys = _source_column(bad_frame, "source_key")
     versions = _source_column(bad_frame, "source_version")
-    bad_records = bad_frame.to_dict(orient="records") if len(bad) else []
+    bad_records = _records(bad_frame) if len(bad) else []
     qrows: list[QuarantinedRow] = []
     reasons: Counter[str] = Counter()
     for i, (pos, record) in enumerate(zip(bad.tolist(), bad_records, strict=True)):
@@ -255,6 +255,19 @@ def validate_batch(
         threshold=threshold,
         docs_index=result.docs_index,
     )
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict(orient="records")``, column by column: the same Python values, about ten
+    times faster for Arrow-backed text columns (which ``to_dict`` boxes one cell at a time)."""
+    names = list(frame.columns)
+    columns = []
+    for c in frame.columns:
+        values = frame[c].tolist()
+        if getattr(frame[c].dtype, "na_value", None) is pd.NA:  # to_dict gives None for NA
+            values = [None if v is pd.NA else v for v in values]
+        columns.append(values)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 class MappedBatchLike(Protocol):

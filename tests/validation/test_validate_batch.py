@@ -192,3 +192,26 @@ def test_two_writes_to_one_batch_keep_each_record_with_its_own_reasons(session: 
         assert code in ({"first", "first_2"} if prefix == "a" else {"second", "second_2"})
         assert column in (f"col{i}", "other")
         assert (column == "other") == code.endswith("_2")
+
+
+def test_refused_rows_are_read_as_to_dict_reads_them() -> None:
+    from validation.run import _records
+
+    frame = pd.DataFrame({
+        "text": pd.Series(["a", None, "丙"], dtype="str"),
+        "when": pd.to_datetime(["2026-01-01", None, "1990-05-06"]),
+        "count": pd.Series([1, None, 3], dtype="Int64"),
+        "ratio": [0.5, float("nan"), 2.0],
+        "flag": [True, False, True],
+        "maybe": pd.Series([True, None, False], dtype="boolean"),
+        "text_na": pd.Series(["x", None, "y"], dtype="string"),
+        "owners": [[{"holder_code": "x"}], [], None],
+    }).iloc[[2, 0, 1]]
+    want = frame.to_dict(orient="records")
+    got = _records(frame)
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want, strict=True):
+        assert list(g) == list(w)
+        for k in w:
+            assert type(g[k]) is type(w[k]), (k, g[k], w[k])
+            assert (pd.isna(g[k]) and pd.isna(w[k])) if not isinstance(w[k], list) and pd.isna(w[k]) else g[k] == w[k]
