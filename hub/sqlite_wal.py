@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
-#: Key in a pooled connection's ``info``: the ``wal_autocheckpoint`` value to put back.
+#: Key in a pooled connection's ``info``: its pending :class:`_Deferral`.
 _DEFERRED = "hub_wal_autocheckpoint"
 
 _lock = threading.Lock()

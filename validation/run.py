@@ -262,9 +262,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     times faster for Arrow-backed text columns (which ``to_dict`` boxes one cell at a time)."""
     names = list(frame.columns)
     columns = []
-    for c in frame.columns:
-        values = frame[c].tolist()
-        if getattr(frame[c].dtype, "na_value", None) is pd.NA:  # to_dict gives None for NA
+    for _name, column in frame.items():
+        values = column.tolist()
+        if getattr(column.dtype, "na_value", None) is pd.NA:  # to_dict gives None for NA
             values = [None if v is pd.NA else v for v in values]
         columns.append(values)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

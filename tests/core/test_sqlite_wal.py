@@ -4,9 +4,12 @@ checkpoint comes back afterwards, whether the session commits or not."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from hub import sqlite_wal
 from hub.db import make_engine, session_factory
@@ -22,46 +25,61 @@ def _fill(session: object, rows: int) -> None:
     session.execute(text("INSERT INTO bulk (v) VALUES (:v)"), [{"v": "x" * 400}] * rows)  # type: ignore[attr-defined]
 
 
-def test_commit_leaves_the_checkpoint_to_a_worker(tmp_path: Path) -> None:
-    path = tmp_path / "wal.db"
-    engine = make_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0)
-    try:
-        before = len(sqlite_wal.history)
-        with session_factory(engine)() as s:
-            assert sqlite_wal.defer_checkpoint(s)
-            assert _autocheckpoint(s) == 0
-            _fill(s, 20_000)  # ~8 MB: past the 1,000 pages that trigger a checkpoint in the commit
-            s.commit()
-            sqlite_wal.wait()
-            # the same pooled connection again: its automatic checkpoint is back
-            assert _autocheckpoint(s) == 1000
-        done = sqlite_wal.history[before:]
-        assert [p for p, _pages, _s in done] == [str(path)]
-        assert done[0][1] > 1000  # the worker copied the commit's pages into the database file
-        assert os.path.getsize(path) > 8_000_000
-        with session_factory(engine)() as s:
-            assert s.execute(text("SELECT count(*) FROM bulk")).scalar() == 20_000
-    finally:
-        engine.dispose()
-
-
-def test_a_rollback_puts_the_automatic_checkpoint_back(tmp_path: Path) -> None:
+@pytest.fixture()
+def one_connection(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on ``tmp_path/wal.db`` with one pooled connection: every session gets it back."""
     engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}", pool_size=1, max_overflow=0)
-    try:
-        before = len(sqlite_wal.history)
-        with session_factory(engine)() as s:
-            assert sqlite_wal.defer_checkpoint(s)
-            _fill(s, 100)
-            s.rollback()
-        with session_factory(engine)() as s:
-            assert _autocheckpoint(s) == 1000
+    yield engine
+    engine.dispose()
+
+
+def test_commit_leaves_the_checkpoint_to_a_worker(tmp_path: Path, one_connection: Engine) -> None:
+    path = tmp_path / "wal.db"
+    before = len(sqlite_wal.history)
+    with session_factory(one_connection)() as s:
+        assert sqlite_wal.defer_checkpoint(s)
+        assert _autocheckpoint(s) == 0
+        _fill(s, 20_000)  # ~8 MB: past the 1,000 pages that trigger a checkpoint in the commit
+        s.commit()
         sqlite_wal.wait()
-        assert len(sqlite_wal.history) == before  # nothing committed, nothing to copy
-    finally:
-        engine.dispose()
+        # the same pooled connection again: its automatic checkpoint is back
+        assert _autocheckpoint(s) == 1000
+    done = sqlite_wal.history[before:]
+    assert [p for p, _pages, _s in done] == [str(path)]
+    assert done[0][1] > 1000  # the worker copied the commit's pages into the database file
+    assert os.path.getsize(path) > 8_000_000
+    with session_factory(one_connection)() as s:
+        assert s.execute(text("SELECT count(*) FROM bulk")).scalar() == 20_000
 
 
-def test_only_sqlite_files_in_wal_mode_defer(tmp_path: Path) -> None:
+def test_a_rollback_puts_the_automatic_checkpoint_back(one_connection: Engine) -> None:
+    before = len(sqlite_wal.history)
+    with session_factory(one_connection)() as s:
+        assert sqlite_wal.defer_checkpoint(s)
+        _fill(s, 100)
+        s.rollback()
+    with session_factory(one_connection)() as s:
+        assert _autocheckpoint(s) == 1000
+    sqlite_wal.wait()
+    assert len(sqlite_wal.history) == before  # nothing committed, nothing to copy
+
+
+def test_a_later_commit_of_a_session_that_rolled_back_checkpoints_nothing(one_connection: Engine) -> None:
+    """The deferral belongs to one transaction: after its rollback, the same session's next
+    commit is an ordinary one (the connection checkpoints as SQLite does by default)."""
+    before = len(sqlite_wal.history)
+    with session_factory(one_connection)() as s:
+        assert sqlite_wal.defer_checkpoint(s)
+        _fill(s, 10)
+        s.rollback()
+        _fill(s, 10)
+        assert _autocheckpoint(s) == 1000
+        s.commit()
+    sqlite_wal.wait()
+    assert len(sqlite_wal.history) == before
+
+
+def test_only_sqlite_files_in_wal_mode_defer() -> None:
     engine = make_engine("sqlite:///:memory:")
     try:
         with session_factory(engine)() as s:
@@ -90,24 +108,5 @@ def test_a_checkpoint_finds_a_path_that_needs_quoting(tmp_path: Path) -> None:
             s.commit()
         sqlite_wal.wait()
         assert [p for p, _n, _s in sqlite_wal.history[before:]] == [str(path)]
-    finally:
-        engine.dispose()
-
-
-def test_a_later_commit_of_a_session_that_rolled_back_checkpoints_nothing(tmp_path: Path) -> None:
-    """The deferral belongs to one transaction: after its rollback, the same session's next
-    commit is an ordinary one (the connection checkpoints as SQLite does by default)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}", pool_size=1, max_overflow=0)
-    try:
-        before = len(sqlite_wal.history)
-        with session_factory(engine)() as s:
-            assert sqlite_wal.defer_checkpoint(s)
-            _fill(s, 10)
-            s.rollback()
-            _fill(s, 10)
-            assert _autocheckpoint(s) == 1000
-            s.commit()
-        sqlite_wal.wait()
-        assert len(sqlite_wal.history) == before
     finally:
         engine.dispose()
