@@ -29,13 +29,14 @@ from typing import Any, cast
 
 import pandas as pd
 import yaml
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import JSON, Table, Text, bindparam, insert, select, update
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from hub.models import utcnow
 from identity import _bulk
-from identity.golden_sources import ONE_LINK, compact_attributes, full_attributes, one_link_sources
+from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, full_attributes, one_link_sources
 from identity.tables import (
     PERSON,
     TYPED_COLUMNS,
@@ -176,6 +177,8 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
     session.flush()
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
+        # links whose values are the golden record's: written out before it may change
+        _materialise(session, entity_kind, chunk)
         by_code: dict[str, list[SourceValues]] = {}
         for code, dept, dataset, key, version, attributes, linked_at in conn.execute(
             select(link.canonical_code, link.department, link.dataset, link.source_key, link.source_version,
@@ -233,6 +236,42 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
             session.execute(insert(_table(IdentityGoldenHistory)), history)
             changed += len(history)
     return changed
+
+
+def materialise_links(session: Session, entity_kind: str, codes: Sequence[str]) -> int:
+    """Write out the values of the links of ``codes`` stored as
+    :data:`~identity.golden_sources.AS_GOLDEN` (their identity's golden values), active or not;
+    :func:`refresh` does so before it recomputes a golden record. Returns the links written."""
+    unique = sorted(set(codes))
+    session.flush()
+    return sum(_materialise(session, entity_kind, unique[s : s + CHUNK]) for s in range(0, len(unique), CHUNK))
+
+
+def _materialise(session: Session, entity_kind: str, codes: Sequence[str]) -> int:
+    conn = session.connection()
+    link = _table(IdentitySourceRecord).c
+    marked = conn.execute(select(link.id, link.canonical_code).where(
+        link.entity_kind == entity_kind, _bulk.in_values(session, link.canonical_code, codes),
+        sa_cast(link.attributes, Text) == AS_GOLDEN_JSON)).all()
+    if not marked:
+        return 0
+    table = _table(_model(entity_kind))
+    key_col = table.c["resident_id" if entity_kind == PERSON else "uscc"]
+    typed = TYPED_COLUMNS[entity_kind]
+    values = {
+        code: full_attributes(stored, dict(zip(typed, typed_values, strict=True)))
+        for code, stored, *typed_values in conn.execute(
+            select(key_col, table.c.attributes, *(table.c[c] for c in typed)).where(
+                _bulk.in_values(session, key_col, sorted({code for _, code in marked}))))
+    }
+    by_id = update(_table(IdentitySourceRecord)).where(link.id == bindparam("k_id")).values(
+        attributes=bindparam("v_attributes", type_=JSON()))
+    conn.execute(by_id, [{"k_id": i, "v_attributes": values.get(code, {})} for i, code in marked])
+    for i, _code in marked:  # loaded links must not keep reading the golden record
+        obj = session.identity_map.get(identity_key(IdentitySourceRecord, i))
+        if obj is not None:
+            session.expire(obj)
+    return len(marked)
 
 
 def history(session: Session, entity_kind: str, code: str) -> list[IdentityGoldenHistory]:

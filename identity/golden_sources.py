@@ -15,7 +15,13 @@ into the other on the way in and out:
   common case: one department knows the person), just :data:`ONE_LINK`: every value's source
   is that link, read from the link itself (:func:`one_link_sources`). Whatever changes the
   links of an identity recomputes its golden record (``identity.golden.refresh``), which
-  writes :data:`ONE_LINK` only while the identity has exactly one active link.
+  writes :data:`ONE_LINK` only while the identity has exactly one active link;
+* a source-record link holds the values its record carried — or, for the one link of an
+  identity created from it whose values are all non-blank, just :data:`AS_GOLDEN`: its values
+  are then exactly the identity's golden values (survivorship over one record keeps every
+  non-blank value). Before anything changes that golden record, ``identity.golden.refresh``
+  writes such links' values out (:func:`identity.golden.materialise_links`), so the marker
+  never outlives what it stands for.
 
 Rows stored in the older forms (every value in ``attributes``; sources per attribute as a
 JSON object) read back unchanged.
@@ -46,6 +52,10 @@ from sqlalchemy.types import TypeDecorator
 ATTRIBUTES = "attributes"
 #: Stored ``sources`` of a golden record drawn from the identity's one active link alone.
 ONE_LINK = "one_link"
+#: Stored ``attributes`` of a source-record link whose values are its identity's golden values.
+AS_GOLDEN = "as_golden"
+#: :data:`AS_GOLDEN` as the link's JSON column holds it.
+AS_GOLDEN_JSON = '"as_golden"'
 #: The fields of a source reference, as a link row carries them.
 REFERENCE = ("department", "dataset", "source_key", "source_version")
 

@@ -60,7 +60,7 @@ def _move_links(session: Session, entity_kind: str, from_code: str, into_code: s
         rows.append({
             "department": link.department, "dataset": link.dataset, "source_key": link.source_key,
             "source_version": link.source_version, "entity_kind": entity_kind, "canonical_code": into_code,
-            "method": method, "score": link.score, "attributes": link.attributes, "linked_at": now,
+            "method": method, "score": link.score, "stored_attributes": link.attributes, "linked_at": now,
         })
     if rows:
         session.execute(insert(IdentitySourceRecord), rows)

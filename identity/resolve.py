@@ -37,7 +37,7 @@ from hub.masking import mask_resident_id
 from hub.models import utcnow
 from hub.outbox import emit_many
 from identity import _bulk, _jsontext, golden
-from identity.golden_sources import ONE_LINK, compact_attributes, pack
+from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, pack
 from identity.tables import (
     ENTERPRISE,
     PERSON,
@@ -615,6 +615,10 @@ class _LinkPlan:
     fingerprints: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: per inserted row: does it link an identity created by this batch
     new: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: the inserted rows linking new identities, in code order, and per such row: does its
+    #: identity have other links in the batch
+    new_links: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    new_shared: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     attributes: list[_Attribute] = field(default_factory=list)
     attributes_json: list[str] = field(default_factory=list)  # per inserted row
     updates: list[dict[str, Any]] = field(default_factory=list)
@@ -702,9 +706,22 @@ def _plan_links(
         for k in at[seen[~same]].tolist():  # the record moved to another identity: unlink, keep history
             updates.append({"id": int(cur_id[k]), "unlinked_at": now})
             touched.add(cur_code[k])
+    keep = np.flatnonzero(insert)
+    new = np.asarray(combined["status"], dtype=object)[rows[keep]] == NEW
+    new_links, new_shared = _new_links(codes[keep], new)
+    # an identity's only link whose values are all non-blank holds them as its golden record
+    # does (AS_GOLDEN): survivorship over that one record keeps them all
+    implied = np.zeros(len(rows), dtype=bool)
+    alone = keep[new_links[~new_shared]]
+    if len(alone):
+        blank = np.zeros(len(alone), dtype=bool)
+        for a in attributes:
+            blank |= (a.blank & pd.notna(a.encoded))[a.codes[alone]]
+        implied[alone[~blank]] = True
     # JSON only for the rows written or compared
-    need = np.flatnonzero(insert | renew | compare)
+    need = np.flatnonzero((insert | renew | compare) & ~implied)
     texts = np.full(len(rows), None, dtype=object)
+    texts[implied] = AS_GOLDEN_JSON
     if len(need):
         texts[need] = _json_objects(attributes, need)
     if compare.any():
@@ -717,17 +734,28 @@ def _plan_links(
                 renew[j] = True
     for j in np.flatnonzero(renew).tolist():
         updates.append({"id": int(cur_id[link[j]]), "source_version": versions[j],
-                        "attributes": json.loads(texts[j]), "fingerprint": int(prints[j])})
+                        "stored_attributes": json.loads(texts[j]), "fingerprint": int(prints[j])})
         touched.add(codes[j])
-    keep = np.flatnonzero(insert)
-    new = np.asarray(combined["status"], dtype=object)[rows[keep]] == NEW
     touched.update(_unique(codes[keep][~new]))
     return _LinkPlan(
         rows=rows[keep], keys=keys[keep], versions=versions[keep], codes=codes[keep],
         methods=np.array([m or EXACT for m in methods[rows[keep]].tolist()], dtype=object),
-        fingerprints=prints[keep], new=new, attributes=[a.take(keep) for a in attributes],
+        fingerprints=prints[keep], new=new, new_links=new_links, new_shared=new_shared,
+        attributes=[a.take(keep) for a in attributes],
         attributes_json=texts[keep].tolist(), updates=updates, touched=touched,
     )
+
+
+def _new_links(codes: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the ``new`` links in code order (sorted once), and per position:
+    does another of them link the same identity (in code order, an equal neighbour)."""
+    links = np.flatnonzero(new)
+    order, sorted_codes = _code_order(codes[links])
+    same = sorted_codes[1:] == sorted_codes[:-1]
+    shared = np.zeros(len(links), dtype=bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    return links[order], shared
 
 
 def cast_text(column: Any) -> Any:
@@ -786,14 +814,7 @@ def _identity_rows(
     new = np.asarray(codes, dtype=object)
     parts: list[_IdentityColumns] = []
     if plan is not None and plan.inserted:
-        links = np.flatnonzero(plan.new)  # the links of new identities
-        order, sorted_codes = _code_order(plan.codes[links])
-        links = links[order]
-        # in code order, a code with several links is equal to a neighbour
-        same = sorted_codes[1:] == sorted_codes[:-1]
-        shared = np.zeros(len(links), dtype=bool)
-        shared[1:] |= same
-        shared[:-1] |= same
+        links, shared = plan.new_links, plan.new_shared  # the links of new identities, in code order
         if (~shared).any():
             parts.append(_single_link_golden(plan, links[~shared], typed))
         if shared.any():

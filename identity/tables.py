@@ -4,7 +4,8 @@ legacy codes, links from department source records, golden-record history and me
 A golden record is read as ``attributes`` (every golden value) and ``sources`` (the source of
 every value). It is stored once: a few golden values in typed columns (``name``, ``status``…)
 for queries, the others in the ``attributes`` column, and ``sources`` grouped by source record
-or, for a record drawn from the identity's one link, implied by that link
+or, for a record drawn from the identity's one link, implied by that link — whose own values
+are in turn implied by the golden record while it is drawn from that link alone
 (:mod:`identity.golden_sources`). Nothing is deleted: a link that is undone gets
 ``undone_at``/``unlinked_at``, a merge that is split gets ``undone_at``, and every change of a
 golden value is a history row.
@@ -21,7 +22,14 @@ from sqlalchemy.orm import Mapped, mapped_column, object_session
 
 from hub.db import Base
 from hub.models import BigId, utcnow
-from identity.golden_sources import ONE_LINK, GoldenSources, compact_attributes, full_attributes, one_link_sources
+from identity.golden_sources import (
+    AS_GOLDEN,
+    ONE_LINK,
+    GoldenSources,
+    compact_attributes,
+    full_attributes,
+    one_link_sources,
+)
 
 PERSON = "person"
 ENTERPRISE = "enterprise"
@@ -173,13 +181,32 @@ class IdentitySourceRecord(Base):
     canonical_code: Mapped[str] = mapped_column(sa.String(18), nullable=False, index=True)
     method: Mapped[str] = mapped_column(sa.String(40), nullable=False)
     score: Mapped[float | None] = mapped_column(sa.Float())
-    #: The attribute values this record carried (the input of survivorship).
-    attributes: Mapped[dict[str, Any]] = mapped_column(sa.JSON(), default=dict)
+    #: The attribute values this record carried (the input of survivorship), or
+    #: :data:`~identity.golden_sources.AS_GOLDEN`: its identity's golden values (read them
+    #: whole as ``attributes``).
+    stored_attributes: Mapped[Any] = mapped_column("attributes", sa.JSON(), default=dict)
     #: A 64-bit hash of ``attributes`` (``identity.resolve``): a re-run finds unchanged records
     #: by it. ``None`` for links written without it; they are compared by their JSON.
     fingerprint: Mapped[int | None] = mapped_column(sa.BigInteger())
     linked_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
     unlinked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The attribute values this record carried."""
+        stored = self.stored_attributes
+        if stored != AS_GOLDEN:
+            return stored if isinstance(stored, dict) else dict(stored or {})
+        session = object_session(self)
+        if session is None:
+            raise RuntimeError("this link's values are its identity's golden values: read them within a session")
+        model = IdentityPerson if self.entity_kind == PERSON else IdentityEnterprise
+        identity = session.get(model, self.canonical_code)
+        return identity.attributes if identity is not None else {}
+
+    @attributes.setter
+    def attributes(self, values: Mapping[str, Any]) -> None:
+        self.stored_attributes = dict(values)
 
 
 class IdentityGoldenHistory(Base):
