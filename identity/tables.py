@@ -200,8 +200,9 @@ class IdentitySourceRecord(Base):
         session = object_session(self)
         if session is None:
             raise RuntimeError("this link's values are its identity's golden values: read them within a session")
-        model = IdentityPerson if self.entity_kind == PERSON else IdentityEnterprise
-        identity = session.get(model, self.canonical_code)
+        identity: IdentityPerson | IdentityEnterprise | None = (
+            session.get(IdentityPerson, self.canonical_code) if self.entity_kind == PERSON
+            else session.get(IdentityEnterprise, self.canonical_code))
         return identity.attributes if identity is not None else {}
 
     @attributes.setter
