@@ -31,8 +31,8 @@ def stored(session: Session) -> dict[tuple[str, str], Any]:
 
 def unlinked(session: Session, key: str) -> Any:
     (raw,) = session.execute(text(
-        "SELECT CAST(attributes AS TEXT) FROM identity_source_record WHERE source_key = :k AND unlinked_at IS NOT NULL"),
-        {"k": key}).one()
+        "SELECT CAST(attributes AS TEXT) FROM identity_source_record"
+        " WHERE source_key = :k AND unlinked_at IS NOT NULL"), {"k": key}).one()
     return json.loads(raw)
 
 
@@ -40,7 +40,7 @@ def persons(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([{"_source_version": "2024-01-01", **r} for r in rows])
 
 
-FIRST = [
+FIRST: list[dict[str, Any]] = [
     {"_source_key": "k1", "resident_id": A, "name": "张三", "sex": "1", "address": "洞头区1号"},
     {"_source_key": "k2", "resident_id": B, "name": "李四", "sex": "  ", "address": "洞头区2号"},  # a blank value
     {"_source_key": "k3", "resident_id": C, "name": "王五", "sex": "2", "address": None},
@@ -84,7 +84,8 @@ def _scenario_a_later_link_writes_the_first_out(session: Session) -> None:
     session.commit()
     assert stored(session)[("public_security", "k1")] == AS_GOLDEN
     # tax knows the same person, with another spelling and a phone number
-    later = persons([{"_source_key": "t1", "resident_id": A, "name": "张叁", "address": "别处", "phone": "13812345678"}])
+    later = persons([{"_source_key": "t1", "resident_id": A, "name": "张叁", "address": "别处",
+                      "phone": "13812345678"}])
     link_batch(session, later, "person", "tax", "taxpayers")
     session.commit()
     raw = stored(session)
