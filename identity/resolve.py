@@ -491,7 +491,8 @@ def _link_batch(
         # the rows as the driver takes them, and the records returned: pure work, also done
         # while the indexes build
         identity_batches = _identity_batches(identities)
-        records = df.copy()
+        records = _returned_records(df, combined, status)
+        counts = pd.Series(status).value_counts().to_dict()
         load.wait()
         _insert_identities(session, entity_kind, identities[0], identity_batches, now)
     touched = plan.touched.difference(new_codes)
@@ -499,7 +500,17 @@ def _link_batch(
         golden.refresh(session, entity_kind, sorted(touched), cause="link")
 
     events = _emit_merged(session, merged_by_code, entity_kind, source, run_id)
+    nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
+    session.flush()
+    return ResolveResult(records, created=len(new_codes) + nested.created, linked=plan.inserted + nested.linked,
+                         learnt=learnt_count + nested.learnt, merged_events=events + nested.merged_events,
+                         by_status={str(k): int(v) for k, v in counts.items()})
 
+
+def _returned_records(df: pd.DataFrame, combined: dict[str, Any], status: Any) -> pd.DataFrame:
+    """The batch's records with their resolution: ``canonical_code``/``resolved_id``,
+    ``identity_method``, ``identity_status``, and ``method``/``status`` unless taken."""
+    records = df.copy()
 
     def column(values: Any) -> pd.Series:
         # object dtype explicitly: an inferred string dtype would turn None into NaN
@@ -509,16 +520,10 @@ def _link_batch(
     records["resolved_id"] = column(combined["canonical_code"])
     records["identity_method"] = column(combined["method"])
     records["identity_status"] = column(status)
-    # the plain names too (method/status), unless the record already has such columns
     for name, values in (("method", combined["method"]), ("status", status)):
         if name not in df.columns:
             records[name] = column(values)
-    nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
-    session.flush()
-    counts = pd.Series(status).value_counts().to_dict()
-    return ResolveResult(records, created=len(new_codes) + nested.created, linked=plan.inserted + nested.linked,
-                         learnt=learnt_count + nested.learnt, merged_events=events + nested.merged_events,
-                         by_status={str(k): int(v) for k, v in counts.items()})
+    return records
 
 
 def _rule_links(res: pd.DataFrame) -> list[tuple[str, str, str, str]]:
