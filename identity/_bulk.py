@@ -10,8 +10,9 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
 * :func:`rows_for_keys` reads the rows of many keys; on SQLite it scans a table that is not
   much larger than the batch (a row read in order beats a random index probe) and otherwise
   probes the index in key order, one JSON array of keys joined per statement;
-* :func:`insert_rows` writes rows already in database form (JSON as text, timestamps as the
-  dialect stores them) through the driver: ``executemany`` on SQLite, ``COPY`` on
+* :func:`insert_columns` (:func:`prepare`, then :func:`insert`) writes rows given column by
+  column, already in database form (JSON as text, timestamps as the dialect stores them),
+  through the driver: ``executemany`` of many-row statements on SQLite, ``COPY`` on
   PostgreSQL; both inside the session's transaction, so they commit with everything else;
 * :func:`collector_paused` keeps the garbage collector from rescanning the heap while a
   large batch builds its rows;
@@ -31,8 +32,10 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
@@ -171,45 +174,109 @@ def _literal(value: Any) -> str | None:
     return None
 
 
-def insert_rows(
+#: SQLite: rows per ``INSERT`` statement. Each statement costs a step through the VM whatever
+#: its rows; several rows per statement write a million rows in about two thirds of the time.
+ROWS_PER_STATEMENT = 50
+#: SQLite: values one statement may bind (the limit of builds before 3.32).
+MAX_BOUND = 999
+
+
+@dataclass
+class Prepared:
+    """Rows ready to insert, in the form the session's driver takes them (:func:`prepare`)."""
+
+    table: sa.Table
+    columns: tuple[str, ...]  # of the values, then of the constants
+    #: SQLite: ``(statement, parameter rows)`` pairs to run in order
+    statements: list[tuple[str, list[Any]]] = field(default_factory=list)
+    #: other databases: the rows, constants included, in ``columns`` order
+    rows: Iterable[Sequence[Any]] = ()
+
+
+def prepare(
     session: Session,
     table: sa.Table,
     columns: Sequence[str],
-    rows: Iterable[Sequence[Any]],
+    values: Sequence[Sequence[Any] | np.ndarray],
     constants: Mapping[str, Any] | None = None,
-) -> None:
-    """Insert rows (tuples in ``columns`` order, values in database form) in the session's
-    transaction, each with the same ``constants`` (column → value). JSON columns take their
-    JSON text; timestamps as :func:`timestamp` gives."""
-    name = dialect_name(session)
+) -> Prepared:
+    """Rows given column by column (``values``, one sequence per column of ``columns``, in
+    database form: JSON as its text, timestamps as :func:`timestamp` gives; Python or NumPy
+    scalars), each with the same ``constants`` (column → value), made ready for
+    :func:`insert` — pure work, which a caller can do while the database is busy.
+
+    On SQLite the constants are written into the statement where they can be, and the rows go
+    :data:`ROWS_PER_STATEMENT` to a statement, as flat parameter lists built by NumPy."""
     fixed = dict(constants or {})
+    n = len(values[0]) if len(values) else 0
+    if any(len(v) != n for v in values):
+        raise ValueError("columns of unequal length")
+    if dialect_name(session) != "sqlite":
+        tail = tuple(fixed.values())
+        cols = [v.tolist() if isinstance(v, np.ndarray) else v for v in values]
+        return Prepared(table, (*columns, *fixed), rows=((*row, *tail) for row in zip(*cols, strict=True)))
+    literals = {c: lit for c, v in fixed.items() if (lit := _literal(v)) is not None}
+    bound = [c for c in fixed if c not in literals]
+    width = len(columns) + len(bound)
+    names = ", ".join((*columns, *bound, *literals))
+    one = "(" + ", ".join(("?",) * width + tuple(literals.values())) + ")"
+    per = max(1, min(ROWS_PER_STATEMENT, MAX_BOUND // max(width, 1)))
+    prepared = Prepared(table, (*columns, *bound, *literals))
+    several = f"INSERT INTO {table.name} ({names}) VALUES " + ", ".join((one,) * per)
+    single = f"INSERT INTO {table.name} ({names}) VALUES {one}"
+    for start in range(0, n, WRITE_CHUNK):
+        stop = min(start + WRITE_CHUNK, n)
+        block = np.empty((stop - start, width), dtype=object)
+        for j, column in enumerate(values):
+            part = column[start:stop]
+            # Python scalars for the driver (an int64 array's items would not bind)
+            block[:, j] = part.tolist() if isinstance(part, np.ndarray) else part
+        for j, c in enumerate(bound, start=len(columns)):
+            block[:, j] = [fixed[c]] * len(block)
+        whole = len(block) - len(block) % per
+        if whole:
+            prepared.statements.append((several, block[:whole].reshape(-1, per * width).tolist()))
+        if whole < len(block):
+            prepared.statements.append((single, block[whole:].tolist()))
+    return prepared
+
+
+def insert(session: Session, prepared: Prepared) -> None:
+    """Insert :func:`prepare`'s rows in the session's transaction: the driver's
+    ``executemany`` on SQLite, ``COPY`` on PostgreSQL, Core's insert elsewhere."""
+    name = dialect_name(session)
+    table = prepared.table
     if name == "sqlite":
-        # constants written into the statement: nothing to bind a million times
-        literals = {c: lit for c, v in fixed.items() if (lit := _literal(v)) is not None}
-        bound = [c for c in fixed if c not in literals]
-        tail = tuple(fixed[c] for c in bound)
-        names = ", ".join((*columns, *bound, *literals))
-        values = ", ".join(("?",) * (len(columns) + len(bound)) + tuple(literals.values()))
-        # the driver's own executemany takes the rows as they come (no list of a million tuples)
-        _dbapi(session).executemany(f"INSERT INTO {table.name} ({names}) VALUES ({values})",
-                                    ((*row, *tail) for row in rows) if tail else rows)
+        raw = _dbapi(session)
+        for sql, params in prepared.statements:
+            raw.executemany(sql, params)
         return
-    tail = tuple(fixed.values())
-    targets = (*columns, *fixed)
     if name == "postgresql":
-        with _dbapi(session).cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(targets)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row((*row, *tail))
+        with _dbapi(session).cursor() as cur, cur.copy(
+                f"COPY {table.name} ({', '.join(prepared.columns)}) FROM STDIN") as copy:
+            for row in prepared.rows:
+                copy.write_row(row)
         return
     # any other database: the portable Core path (JSON text parsed back for the JSON type)
-    json_cols = {c for c in targets if isinstance(table.c[c].type, sa.JSON)}
+    json_cols = {c for c in prepared.columns if isinstance(table.c[c].type, sa.JSON)}
     dicts = [
         {c: (json.loads(v) if c in json_cols and v is not None else v)
-         for c, v in zip(targets, (*row, *tail), strict=True)}
-        for row in rows
+         for c, v in zip(prepared.columns, row, strict=True)}
+        for row in prepared.rows
     ]
     if dicts:
         session.execute(sa.insert(table), dicts)
+
+
+def insert_columns(
+    session: Session,
+    table: sa.Table,
+    columns: Sequence[str],
+    values: Sequence[Sequence[Any] | np.ndarray],
+    constants: Mapping[str, Any] | None = None,
+) -> None:
+    """:func:`prepare` and :func:`insert` at once."""
+    insert(session, prepare(session, table, columns, values, constants))
 
 
 def _sqlite_begin(session: Session) -> Any:

@@ -490,11 +490,12 @@ def _link_batch(
         identities = _identity_rows(entity_kind, new_codes, plan, department, dataset, now)
         # the rows as the driver takes them, and the records returned: pure work, also done
         # while the indexes build
-        identity_batches = _identity_batches(identities)
+        prepared = _prepare_identities(session, entity_kind, identities, now)
         records = _returned_records(df, combined, status)
         counts = pd.Series(status).value_counts().to_dict()
         load.wait()
-        _insert_identities(session, entity_kind, identities[0], identity_batches, now)
+        for part in prepared:
+            _bulk.insert(session, part)
     touched = plan.touched.difference(new_codes)
     if touched:
         golden.refresh(session, entity_kind, sorted(touched), cause="link")
@@ -786,13 +787,9 @@ def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department
     at = _bulk.timestamp(session, now)
     columns = ("source_key", "source_version", "canonical_code", "method", "attributes", "fingerprint")
     constants = {"department": department, "dataset": dataset, "entity_kind": entity_kind, "linked_at": at}
-    table = _table(IdentitySourceRecord)
-    for start in range(0, plan.inserted, _bulk.WRITE_CHUNK):
-        part = slice(start, start + _bulk.WRITE_CHUNK)
-        rows = zip(plan.keys[part].tolist(), plan.versions[part].tolist(), plan.codes[part].tolist(),
-                   plan.methods[part].tolist(), plan.attributes_json[part], plan.fingerprints[part].tolist(),
-                   strict=True)
-        _bulk.insert_rows(session, table, columns, rows, constants)
+    _bulk.insert_columns(session, _table(IdentitySourceRecord), columns,
+                         [plan.keys, plan.versions, plan.codes, plan.methods, plan.attributes_json, plan.fingerprints],
+                         constants)
 
 
 def _identity_rows(
@@ -842,23 +839,13 @@ def _identity_rows(
     return columns, rows
 
 
-def _identity_batches(rows: tuple[tuple[str, ...], list[list[np.ndarray]]]) -> list[list[tuple[Any, ...]]]:
-    """The rows of :func:`_identity_rows` as tuples, in statements of at most
-    :data:`_bulk.WRITE_CHUNK` rows (parts in order)."""
-    batches: list[list[tuple[Any, ...]]] = []
-    for cols in rows[1]:
-        for start in range(0, len(cols[0]), _bulk.WRITE_CHUNK):
-            part = slice(start, start + _bulk.WRITE_CHUNK)
-            batches.append(list(zip(*(c[part].tolist() for c in cols), strict=True)))
-    return batches
-
-
-def _insert_identities(session: Session, entity_kind: str, columns: tuple[str, ...],
-                       batches: list[list[tuple[Any, ...]]], now: Any) -> None:
+def _prepare_identities(session: Session, entity_kind: str, rows: tuple[tuple[str, ...], list[list[np.ndarray]]],
+                        now: Any) -> list[_bulk.Prepared]:
+    """The rows of :func:`_identity_rows` as the driver takes them (pure work: done while the
+    links' indexes build), parts in order."""
     at = _bulk.timestamp(session, now)
     table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
-    for batch in batches:
-        _bulk.insert_rows(session, table, columns, batch, {"created_at": at, "updated_at": at})
+    return [_bulk.prepare(session, table, rows[0], cols, {"created_at": at, "updated_at": at}) for cols in rows[1]]
 
 
 def _code_order(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
