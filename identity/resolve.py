@@ -626,7 +626,8 @@ class _LinkPlan:
     new_links: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     new_shared: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     attributes: list[_Attribute] = field(default_factory=list)
-    attributes_json: list[str] = field(default_factory=list)  # per inserted row
+    #: per inserted row its values' JSON text, or AS_GOLDEN's (the only link of a new identity)
+    attributes_json: list[str] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)  # existing identities whose links changed
 
