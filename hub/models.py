@@ -21,6 +21,17 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def local_today() -> dt.date:
+    """Today where the hub serves: the date in its departments' timezone
+    (``HUB_SOURCE_TIMEZONE``, Asia/Shanghai), the day licences are issued on, valid on and
+    expire on — not the host's date, which on a UTC host is still yesterday until 08:00 there."""
+    from zoneinfo import ZoneInfo
+
+    from hub.settings import get_settings
+
+    return dt.datetime.now(ZoneInfo(get_settings().source_timezone)).date()
+
+
 # SQLite has no BIGINT autoincrement; this keeps ids 64-bit on PostgreSQL.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -21,6 +21,8 @@ from typing import NoReturn
 import stdnum
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 
+from hub.models import local_today
+
 __all__ = [
     "CLEAN_TABLE",
     "Reason",
@@ -104,8 +106,8 @@ def reason_of(exc: ValidationError) -> str:
 
 
 def today() -> dt.date:
-    """Today's date (a function so tests and both paths agree on one clock)."""
-    return dt.date.today()
+    """Today's date where the hub serves (a function so tests and both paths agree on one clock)."""
+    return local_today()
 
 
 # --- administrative region codes (行政区划代码, GB/T 2260) ----------------------------------

@@ -35,6 +35,7 @@ from e_license_store.catalogue import UnknownLicenseType, license_type
 from e_license_store.index import LicenseIndexRow
 from hub.db import make_engine, session_factory
 from hub.masking import mask_name, mask_record, mask_resident_id
+from hub.models import local_today
 from hub.settings import Settings, get_settings
 from recognition import audit
 from recognition import delivery as delivery_mod
@@ -742,7 +743,7 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
         readable = scopes.readable_types
         if readable is not None and not readable:
             raise missing_scope("licenses:read:*")
-        day = as_of or dt.date.today()
+        day = as_of or local_today()
         ctx = _ctx(request)
         items = []
         with ctx.sessions() as session:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hub.db import get_engine, session_scope
-from hub.models import QuarantineRecord
+from hub.models import QuarantineRecord, local_today
 from hub.pipeline.tables import PipelineStep
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]
     """Mark expired every licence whose validity ended (证照到期)."""
     from hub.pipeline.publish import license_service
 
-    expired = license_service().expire_due(today or dt.date.today())
+    expired = license_service().expire_due(today or local_today())
     return {"expired": len(expired)}
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, USCC, World, auth
+from rec_helpers import RESIDENT_ID, USCC, World, auth, source_ref
 from sqlalchemy import text
+
+from e_license_store.model import LicenseDraft
+from hub.models import local_today
+from hub.settings import reset_settings
+from mappings.canonical.models import HolderKind
 
 
 def test_person_data_masked_unless_scope_grants_it(world: World, client: TestClient, tokens: dict[str, str]) -> None:
@@ -175,3 +181,29 @@ def test_legacy_holder_code_resolves_through_the_master_index(
     assert {i["type_code"] for i in page["items"]} == {"1101", "3101"}
     res = client.get(f"/v1/holders/{legacy_reg_no}/licenses", headers=auth(tokens["portal"]))
     assert {i["license_type_code"] for i in res.json()["items"]} == {"1101", "1102", "3101"}
+
+
+def test_recognitions_default_to_today_where_the_hub_serves(
+    world: World, client: TestClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result issued today in the departments' timezone counts today, whatever the host's
+    date: here a zone 14 hours ahead of UTC, whose date is the host's tomorrow most of the day."""
+    monkeypatch.setenv("HUB_SOURCE_TIMEZONE", "Etc/GMT-14")
+    reset_settings()
+    try:
+        today = local_today()
+        lid = world.service.issue(
+            LicenseDraft(
+                license_type_code="3101", license_number="洞自然资预〔2026〕1号",
+                holder_name="温州洞头海景餐饮有限公司",
+                holder_code=USCC, holder_kind=HolderKind.enterprise, issuer_code="113303220025671111",
+                issue_date=today, surface={"project_name": "海景餐厅二期", "conclusion": "approved"},
+            ),
+            source_ref("appr-today", "land"),
+        ).license_id
+        page = client.get(f"/v1/holders/{USCC}/recognitions", headers=auth(tokens["portal"])).json()
+        assert page["as_of"] == today.isoformat()
+        assert lid in {i["license_id"] for i in page["items"]}
+    finally:
+        monkeypatch.delenv("HUB_SOURCE_TIMEZONE")
+        reset_settings()
