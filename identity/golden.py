@@ -161,9 +161,8 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
     their history (bulk statements per chunk). Returns the number of attribute values changed."""
     rules = rules or load_rules()
     model = _model(entity_kind)
-    key_name = "resident_id" if model is IdentityPerson else "uscc"
     table = _table(model)
-    key_col = table.c[key_name]
+    key_col = table.c[model.key_name]
     link = _table(IdentitySourceRecord).c  # Core reads and writes: no ORM loading per row
     conn = session.connection()
     typed = TYPED_COLUMNS[entity_kind]
@@ -177,8 +176,9 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
     session.flush()
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
+        stored = _stored_golden(session, entity_kind, chunk)
         # links whose values are the golden record's: written out before it may change
-        _materialise(session, entity_kind, chunk)
+        _materialise(session, entity_kind, chunk, stored)
         by_code: dict[str, list[SourceValues]] = {}
         for code, dept, dataset, key, version, attributes, linked_at in conn.execute(
             select(link.canonical_code, link.department, link.dataset, link.source_key, link.source_version,
@@ -192,13 +192,9 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
             )
         history: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        for code, stored_attributes, stored_sources, *typed_values in conn.execute(
-            select(key_col, table.c.attributes, table.c.sources, *(table.c[c] for c in typed)).where(
-                _bulk.in_values(session, key_col, chunk))
-        ):
+        for code, (old, stored_sources) in stored.items():
             records = by_code.get(code, [])
             values, sources = survive(records, entity_kind, rules)
-            old = full_attributes(stored_attributes, dict(zip(typed, typed_values, strict=True)))
             if stored_sources == ONE_LINK:  # what the marker stands for while the links are as they were
                 old_sources = one_link_sources(old, [
                     (r.department, r.dataset, r.source_key, r.source_version) for r in records])
@@ -247,7 +243,23 @@ def materialise_links(session: Session, entity_kind: str, codes: Sequence[str]) 
     return sum(_materialise(session, entity_kind, unique[s : s + CHUNK]) for s in range(0, len(unique), CHUNK))
 
 
-def _materialise(session: Session, entity_kind: str, codes: Sequence[str]) -> int:
+def _stored_golden(session: Session, entity_kind: str, codes: Sequence[str]) -> dict[str, tuple[dict[str, Any], Any]]:
+    """The stored golden records of ``codes``: code → (every golden value, stored sources)."""
+    model = _model(entity_kind)
+    table = _table(model)
+    key_col = table.c[model.key_name]
+    typed = TYPED_COLUMNS[entity_kind]
+    return {
+        code: (full_attributes(attributes, dict(zip(typed, typed_values, strict=True))), sources)
+        for code, attributes, sources, *typed_values in session.connection().execute(
+            select(key_col, table.c.attributes, table.c.sources, *(table.c[c] for c in typed)).where(
+                _bulk.in_values(session, key_col, codes)))
+    }
+
+
+def _materialise(session: Session, entity_kind: str, codes: Sequence[str],
+                 stored: dict[str, tuple[dict[str, Any], Any]] | None = None) -> int:
+    """Write out the marked links of ``codes`` (``stored``: their golden records, when read)."""
     conn = session.connection()
     link = _table(IdentitySourceRecord).c
     marked = conn.execute(select(link.id, link.canonical_code).where(
@@ -255,18 +267,11 @@ def _materialise(session: Session, entity_kind: str, codes: Sequence[str]) -> in
         sa_cast(link.attributes, Text) == AS_GOLDEN_JSON)).all()
     if not marked:
         return 0
-    table = _table(_model(entity_kind))
-    key_col = table.c["resident_id" if entity_kind == PERSON else "uscc"]
-    typed = TYPED_COLUMNS[entity_kind]
-    values = {
-        code: full_attributes(stored, dict(zip(typed, typed_values, strict=True)))
-        for code, stored, *typed_values in conn.execute(
-            select(key_col, table.c.attributes, *(table.c[c] for c in typed)).where(
-                _bulk.in_values(session, key_col, sorted({code for _, code in marked}))))
-    }
+    if stored is None:
+        stored = _stored_golden(session, entity_kind, sorted({code for _, code in marked}))
     by_id = update(_table(IdentitySourceRecord)).where(link.id == bindparam("k_id")).values(
         attributes=bindparam("v_attributes", type_=JSON()))
-    conn.execute(by_id, [{"k_id": i, "v_attributes": values.get(code, {})} for i, code in marked])
+    conn.execute(by_id, [{"k_id": i, "v_attributes": stored[code][0] if code in stored else {}} for i, code in marked])
     for i, _code in marked:  # loaded links must not keep reading the golden record
         obj = session.identity_map.get(identity_key(IdentitySourceRecord, i))
         if obj is not None:

@@ -723,7 +723,7 @@ def _plan_links(
     if len(alone):
         blank = np.zeros(len(alone), dtype=bool)
         for a in attributes:
-            blank |= (a.blank & pd.notna(a.encoded))[a.codes[alone]]
+            blank |= a.blank[a.codes[alone]] & a.present(alone)  # blank text, not a missing value
         implied[alone[~blank]] = True
     # JSON only for the rows written or compared
     need = np.flatnonzero((insert | renew | compare) & ~implied)
