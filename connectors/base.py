@@ -68,6 +68,9 @@ class Connector(Protocol):
     """What every connector implements; a department is configuration, not a class."""
 
     name: str
+    #: source field → personal-data kind (:class:`hub.masking.Personal`): how raw rows it
+    #: reports are masked (set from the mapping by ``make_connector``; others are scrubbed)
+    personal_columns: dict[str, str]
 
     def spec(self) -> dict[str, Any]:
         """JSON Schema of the options this connector's ``source:`` block accepts."""

@@ -41,7 +41,17 @@ def connector_for(name: str, directory: Path = MAPPINGS_DIR) -> Any:
     if name not in sources:
         console.print(f"[red]no mapping named {name!r}[/red]; known: {', '.join(sources) or 'none'}")
         raise typer.Exit(2)
-    return make_connector(sources[name], name=name)
+    return make_connector(sources[name], name=name, personal_columns=_personal_columns(directory / f"{name}.yaml"))
+
+
+def _personal_columns(path: Path) -> dict[str, str]:
+    """The mapping's source fields with a personal-data kind, so previews mask by what values are."""
+    from mappings.engine import MappingError, load_mapping  # the CLI reads the mapping; the SDK does not
+
+    try:
+        return load_mapping(path).spec.personal_source_columns()
+    except (MappingError, OSError):  # `hub mappings check` says why; ids and phones are still scrubbed
+        return {}
 
 
 @app.command("list")
@@ -94,7 +104,10 @@ def read(
     bad = 0
     try:
         for batch in connector.read(dataset, None, limit=limit):
-            rows.extend(mask_record(r) for r in batch.table.slice(0, limit - len(rows)).to_pylist())
+            rows.extend(
+                mask_record(r, connector.personal_columns)
+                for r in batch.table.slice(0, limit - len(rows)).to_pylist()
+            )
             bad += len(batch.bad_records)
             if len(rows) >= limit:
                 break

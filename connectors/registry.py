@@ -38,8 +38,20 @@ def connector_class(protocol: str) -> type[Any]:
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 
 
-def make_connector(source_block: Mapping[str, Any], *, name: str, **kwargs: Any) -> Connector:
-    """A connector for a mapping file's ``source:`` block (validated against source.schema.json)."""
+def make_connector(
+    source_block: Mapping[str, Any],
+    *,
+    name: str,
+    personal_columns: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> Connector:
+    """A connector for a mapping file's ``source:`` block (validated against source.schema.json).
+
+    ``personal_columns`` (source field → personal-data kind, from the mapping) tells the
+    connector how to mask the raw rows it reports (refused rows, previews).
+    """
     validate_source_block(source_block, where=f"source={name}")
     cls = connector_class(str(source_block["protocol"]))
-    return cls(name, source_block, **kwargs)  # type: ignore[no-any-return]
+    connector = cls(name, source_block, **kwargs)
+    connector.personal_columns = dict(personal_columns or {})
+    return connector  # type: ignore[no-any-return]

@@ -118,6 +118,7 @@ class SoapConnector:
     protocol = "soap"
 
     def __init__(self, name: str, block: Mapping[str, Any]) -> None:
+        self.personal_columns: dict[str, str] = {}
         self.name = name
         self.block = dict(block)
         self.conn_id: str = self.block["conn_id"]
@@ -246,8 +247,9 @@ class SoapConnector:
             for rec in _unwrap_items(resp.get(items_f)):
                 problem = self._problem(rec, key_f, wm_f)
                 if problem:
+                    raw = _jsonable(mask_record(rec, self.personal_columns))
                     bad.append(BadRecord(problem[0], problem[1], source_key=_str(rec.get(key_f)),
-                                         source_version=_str(rec.get(wm_f)), raw=_jsonable(mask_record(rec)),
+                                         source_version=_str(rec.get(wm_f)), raw=raw,
                                          source_ref=f"{ds['operation']} since={since.isoformat()}"))
                 else:
                     good.append(rec)
@@ -304,7 +306,7 @@ class SoapConnector:
                 raise
             except ConnectorError as exc:
                 result.rejected.append(BadRecord("push_rejected", exc.what, source_key=_str(rec.get(idem)),
-                                                 raw=_jsonable(mask_record(rec))))
+                                                 raw=_jsonable(mask_record(rec, self.personal_columns))))
                 continue
             from zeep.helpers import serialize_object
 

@@ -136,6 +136,7 @@ class SqlConnector:
     def __init__(self, name: str, block: Mapping[str, Any], *, ledger_root: Any = None) -> None:
         self.name = name
         self.block = dict(block)
+        self.personal_columns: dict[str, str] = {}
         self.conn_id: str = self.block["conn_id"]
         self.driver: str = self.block.get("driver", "odbc")
         self.dialect_name: str = self.block.get("dialect") or self._dialect_from_connection()
@@ -485,7 +486,7 @@ class SqlConnector:
                     ),
                     source_key=str(record.get(ref.key)),
                     source_version=None,
-                    raw=_jsonable(mask_record(record)),
+                    raw=_jsonable(mask_record(record, self.personal_columns)),
                     source_ref=f"{ref.schema + '.' if ref.schema else ''}{ref.name}",
                 )
             )

@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from hub.masking import KINDS
+
 HERE = Path(__file__).parent
 CATALOGUE_PATH = HERE / "catalogue.yaml"
 SCHEMA_PATH = HERE / "catalogue.schema.json"
@@ -33,6 +35,8 @@ class SurfaceField:
     name: str
     label: str
     required: bool
+    #: the personal-data kind of its values (:class:`hub.masking.Personal`), ``None`` when public
+    personal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,11 @@ class LicenseType:
     def is_approval_result(self) -> bool:
         return self.kind == "approval_result"
 
+    @property
+    def personal_kinds(self) -> dict[str, str | None]:
+        """Each surface field's personal-data kind (the masking policy applies them)."""
+        return {f.name: f.personal for f in self.surface_fields}
+
 
 def validate_catalogue(data: Any) -> None:
     """Raise :class:`CatalogueError` unless ``data`` is a valid catalogue document."""
@@ -71,6 +80,12 @@ def validate_catalogue(data: Any) -> None:
         names = [f["name"] for f in t["surface_fields"]]
         if len(names) != len(set(names)):
             raise CatalogueError(f"duplicate surface field names in type {t['type_code']}")
+        for f in t["surface_fields"]:
+            if f.get("personal") is not None and f["personal"] not in KINDS:
+                raise CatalogueError(
+                    f"type {t['type_code']} field {f['name']}: unknown personal kind {f['personal']!r} "
+                    f"(one of {', '.join(sorted(KINDS))})"
+                )
 
 
 def parse_catalogue(data: Any) -> dict[str, LicenseType]:

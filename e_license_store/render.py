@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import qrcode
 from reportlab.lib.pagesizes import A4
@@ -37,6 +38,9 @@ from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry
 DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 FONT_NAME = "HubCJK"
 _STATUS_STAMP = {"suspended": "已暂停", "revoked": "已撤销", "expired": "已过期"}
+#: the PDF subject of a masked copy (the original's is ``hub-license:<id>:v<n>``)
+COPY_SUBJECT = "hub-license-copy"
+COPY_FORMAT = "hub.e-license.copy.v1"
 
 
 @lru_cache(maxsize=1)
@@ -71,28 +75,19 @@ def _draw_qr(canvas: Canvas, data: str, x: float, y: float, size: float) -> None
                 canvas.rect(x + c * cell, y + size - (r + 1) * cell, cell, cell, stroke=0, fill=1)
 
 
-def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
-    """The PDF of one licence version (deterministic for the same document)."""
-    font = _register_font()
+def _licence_lines(
+    document: LicenseDocument, *, holder_name: str, holder_code: str, surface: dict[str, Any]
+) -> list[tuple[str, str]]:
     lic = document.license
     ltype = license_type(lic.license_type_code)
-    buf = io.BytesIO()
-    canvas = Canvas(buf, pagesize=A4, invariant=1)
-    canvas.setTitle(f"{lic.license_type_name} {lic.license_number}")
-    canvas.setSubject(f"hub-license:{lic.license_id}:v{lic.version}")
-    canvas.setAuthor(lic.issuer_name)
-    width, height = A4
-    canvas.setFont(font, 26)
-    canvas.drawCentredString(width / 2, height - 40 * mm, lic.license_type_name)
-    canvas.setFont(font, 11)
     lines: list[tuple[str, str]] = [
         ("证照编号", lic.license_number),
         ("证照标识", lic.license_id),
-        ("持证主体", lic.holder_name),
-        ("统一社会信用代码" if str(lic.holder_kind) == "enterprise" else "公民身份号码", lic.holder_code),
+        ("持证主体", holder_name),
+        ("统一社会信用代码" if str(lic.holder_kind) == "enterprise" else "公民身份号码", holder_code),
     ]
     labels = {f.name: f.label for f in ltype.surface_fields}
-    for name, value in lic.surface.items():
+    for name, value in surface.items():
         if value not in (None, ""):
             lines.append((labels.get(name, name), str(value)))
     lines += [
@@ -101,6 +96,32 @@ def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
         ("有效期限", f"{lic.valid_from.isoformat()} 至 {lic.valid_until.isoformat() if lic.valid_until else '长期'}"),
         ("版本", f"第 {lic.version} 版"),
     ]
+    return lines
+
+
+def _draw(
+    *, title: str, heading: str, subject: str, author: str, lines: list[tuple[str, str]], stamp: str | None,
+    qr: str, footer: list[str], watermark: str | None = None,
+) -> bytes:
+    """One A4 page: heading, labelled lines (long values wrapped), a stamp, the QR code, a footer."""
+    font = _register_font()
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=A4, invariant=1)
+    canvas.setTitle(title)
+    canvas.setSubject(subject)
+    canvas.setAuthor(author)
+    width, height = A4
+    if watermark:
+        canvas.saveState()
+        canvas.setFillColorRGB(0.85, 0.85, 0.85)
+        canvas.setFont(font, 120)
+        canvas.translate(width / 2, height / 2)
+        canvas.rotate(35)
+        canvas.drawCentredString(0, 0, watermark)
+        canvas.restoreState()
+    canvas.setFont(font, 26)
+    canvas.drawCentredString(width / 2, height - 40 * mm, heading)
+    canvas.setFont(font, 11)
     y = height - 60 * mm
     for label, value in lines:
         canvas.drawString(25 * mm, y, f"{label}：")
@@ -113,19 +134,88 @@ def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
             text = text[n:]
             y -= 7 * mm
         y -= 2 * mm
-    stamp = _STATUS_STAMP.get(str(lic.status))
     if stamp:
         canvas.setFillColorRGB(0.8, 0, 0)
         canvas.setFont(font, 40)
         canvas.drawCentredString(width / 2, 60 * mm, stamp)
-    _draw_qr(canvas, qr_payload(lic.license_id, lic.version), width - 60 * mm, 20 * mm, 40 * mm)
+    _draw_qr(canvas, qr, width - 60 * mm, 20 * mm, 40 * mm)
     canvas.setFillColorRGB(0, 0, 0)
     canvas.setFont(font, 8)
-    canvas.drawString(25 * mm, 22 * mm, f"电子印章 SM2/SM3 · 密钥 {key_id}")
-    canvas.drawString(25 * mm, 17 * mm, "扫描二维码核验本证照")
+    for i, text in enumerate(footer):
+        canvas.drawString(25 * mm, (22 - 5 * i) * mm, text)
     canvas.showPage()
     canvas.save()
     return buf.getvalue()
+
+
+def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
+    """The PDF of one licence version (deterministic for the same document)."""
+    lic = document.license
+    return _draw(
+        title=f"{lic.license_type_name} {lic.license_number}",
+        heading=lic.license_type_name,
+        subject=f"hub-license:{lic.license_id}:v{lic.version}",
+        author=lic.issuer_name,
+        lines=_licence_lines(document, holder_name=lic.holder_name, holder_code=lic.holder_code, surface=lic.surface),
+        stamp=_STATUS_STAMP.get(str(lic.status)),
+        qr=qr_payload(lic.license_id, lic.version),
+        footer=[f"电子印章 SM2/SM3 · 密钥 {key_id}", "扫描二维码核验本证照"],
+    )
+
+
+#: what a masked copy says of itself (副本): it carries no seal and cannot stand for the original
+COPY_NOTICE = "副本：经脱敏处理，不含电子印章，不能替代原件使用；扫描二维码核验原件"
+
+
+def render_copy_pdf(
+    document: LicenseDocument, *, holder_name: str, holder_code: str, surface: dict[str, Any]
+) -> bytes:
+    """A masked copy (副本) of one licence version for a reader not entitled to every value.
+
+    It shows what the caller may see (``holder_*`` and ``surface`` already masked and
+    filtered by the caller's scopes), says it is a copy, names the original's id and version,
+    and its QR code leads to the original's verification. It is not sealed and no binding
+    is written for it; :func:`e_license_store.verify.verify_file` recognises it as a copy.
+    """
+    lic = document.license
+    return _draw(
+        title=f"{lic.license_type_name}（副本） {lic.license_number}",
+        heading=f"{lic.license_type_name}（副本）",
+        subject=f"{COPY_SUBJECT}:{lic.license_id}:v{lic.version}",
+        author=lic.issuer_name,
+        lines=_licence_lines(document, holder_name=holder_name, holder_code=holder_code, surface=surface),
+        stamp=_STATUS_STAMP.get(str(lic.status)),
+        qr=qr_payload(lic.license_id, lic.version),
+        footer=[
+            COPY_NOTICE,
+            f"原件：{lic.license_id} 第 {lic.version} 版 · {verification_url(lic.license_id, lic.version)}",
+        ],
+        watermark="副本",
+    )
+
+
+def copy_document(
+    document: LicenseDocument, *, content_sha256: str, holder_name: str, holder_code: str,
+    surface: dict[str, Any], withheld: list[str],
+) -> dict[str, Any]:
+    """The JSON form of a masked copy (副本), for a licence whose file is its sealed document."""
+    lic = document.license
+    return {
+        "format": COPY_FORMAT,
+        "notice": COPY_NOTICE,
+        "copy_of": {"license_id": lic.license_id, "version": lic.version, "content_sha256": content_sha256},
+        "verification_url": verification_url(lic.license_id, lic.version),
+        "license": {
+            "license_id": lic.license_id, "version": lic.version, "license_type_code": lic.license_type_code,
+            "license_type_name": lic.license_type_name, "license_number": lic.license_number,
+            "holder_kind": str(lic.holder_kind), "holder_name": holder_name, "holder_code": holder_code,
+            "issuer_code": lic.issuer_code, "issuer_name": lic.issuer_name, "issue_date": lic.issue_date.isoformat(),
+            "valid_from": lic.valid_from.isoformat(),
+            "valid_until": lic.valid_until.isoformat() if lic.valid_until else None,
+            "status": str(lic.status), "surface": surface,
+        },
+        "withheld_fields": withheld,
+    }
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from e_license_store.store.base import ObjectStore, StoreError
 from e_license_store.tables import LicenseVersionEntry
 
 PDF_SUBJECT_RE = re.compile(rb"hub-license:([0-9A-Z\-]{10,60}):v([0-9]{1,9})")
+COPY_SUBJECT_RE = re.compile(rb"hub-license-copy:([0-9A-Z\-]{10,60}):v([0-9]{1,9})")
 
 
 @dataclass
@@ -141,6 +142,13 @@ def verify_file(
     res = VerificationResult(file_sha256=hashlib.sha256(data).hexdigest())
     match = PDF_SUBJECT_RE.search(data)
     if match is None:
+        copy = COPY_SUBJECT_RE.search(data)
+        if copy is not None:
+            res.license_id, res.version = copy.group(1).decode(), int(copy.group(2))
+            res.problems.append(
+                f"a masked copy (副本) of {res.license_id} v{res.version}: a copy carries no seal; verify the original"
+            )
+            return res
         res.problems.append("PDF does not name a licence")
         return res
     license_id, version = match.group(1).decode(), int(match.group(2))
@@ -164,3 +172,78 @@ def verify_file(
     res.signature_ok = res.signature_ok and binding_ok
     res.hash_ok = res.hash_ok and file_ok
     return res
+
+
+class IntegrityFailure(Exception):
+    """What the repository holds for a licence version fails its seal or binding check."""
+
+    def __init__(self, license_id: str, version: int, problems: list[str]) -> None:
+        super().__init__(f"{license_id} v{version}: {'; '.join(problems)}")
+        self.license_id, self.version, self.problems = license_id, version, problems
+
+
+class ReadVerifier:
+    """Verifies every licence object the hub serves (验真后出证), before it is served.
+
+    A served envelope must carry a signature that verifies over its document, the document's
+    own hash, and the id, version and hash the index records; a served file must match the
+    signed binding of that version. A verdict is remembered by the SHA-256 of the exact
+    bytes checked (and what they were checked against), so a rewritten object — whatever its
+    name, whenever rewritten — is checked afresh rather than served on a stale verdict; only
+    the signature check is saved, never the hashing of what is served.
+    """
+
+    def __init__(self, keyring: KeyRing, *, max_entries: int = 100_000) -> None:
+        self.keyring = keyring
+        self.max_entries = max_entries
+        self._good: set[str] = set()
+
+    def _remember(self, key: str) -> None:
+        if len(self._good) >= self.max_entries:
+            self._good.clear()
+        self._good.add(key)
+
+    def envelope(self, data: bytes, *, license_id: str, version: int, content_sha256: str) -> Envelope:
+        """The envelope in ``data`` once verified as ``license_id`` v``version`` with the index's hash."""
+        key = f"e:{hashlib.sha256(data).hexdigest()}:{license_id}:{version}:{content_sha256}"
+        try:
+            envelope = parse_envelope(data)
+        except ValueError as exc:
+            raise IntegrityFailure(license_id, version, [f"malformed: {exc}"]) from None
+        if key in self._good:
+            return envelope
+        problems = []
+        lic = envelope.document.license
+        if (lic.license_id, lic.version) != (license_id, version):
+            problems.append(f"the object holds {lic.license_id} v{lic.version}")
+        if envelope.document_sha256 != content_sha256:
+            problems.append("sealed hash differs from the index's record")
+        data_doc = envelope.document.canonical()
+        if sha256_hex(data_doc) != envelope.document_sha256:
+            problems.append("document hash differs from the sealed hash")
+        if not self.keyring.verify(envelope.signature, data_doc):
+            problems.append("signature does not verify")
+        if problems:
+            raise IntegrityFailure(license_id, version, problems)
+        self._remember(key)
+        return envelope
+
+    def file(self, content: bytes, binding: bytes, *, license_id: str, version: int) -> None:
+        """Check a licence file against the signed binding of ``license_id`` v``version``."""
+        key = f"b:{hashlib.sha256(binding).hexdigest()}:{license_id}:{version}"
+        try:
+            bound = parse_binding(binding)
+        except ValueError as exc:
+            raise IntegrityFailure(license_id, version, [f"malformed file binding: {exc}"]) from None
+        problems = []
+        if key not in self._good:
+            if (bound.license_id, bound.version) != (license_id, version):
+                problems.append(f"the binding names {bound.license_id} v{bound.version}")
+            elif not bound.verify(self.keyring):
+                problems.append("file binding signature does not verify")
+            else:
+                self._remember(key)
+        if bound.file_sha256 != hashlib.sha256(content).hexdigest():
+            problems.append("file hash differs from the signed binding (file altered)")
+        if problems:
+            raise IntegrityFailure(license_id, version, problems)

@@ -144,6 +144,24 @@ class MappingSpec:
     def protocol(self) -> str:
         return str(self.source["protocol"])
 
+    def personal_source_columns(self) -> dict[str, str]:
+        """Source field → the personal-data kind of the canonical field it feeds, so a
+        department's raw rows (previews, refused rows) are masked by what their values are,
+        whatever the department calls its columns."""
+        from mappings.canonical.models import ENTITIES, personal_kinds
+
+        kinds = personal_kinds(self.entity) if self.entity in ENTITIES else {}
+        out: dict[str, str] = {}
+        for f in self.fields:
+            if f.name in kinds:
+                out.update(dict.fromkeys(f.source_paths, kinds[f.name]))
+        for nested in self.nested:
+            for f in nested.fields:
+                kind = kinds.get(f"{nested.name}[].{f.name}")
+                if kind:
+                    out.update(dict.fromkeys(f.source_paths, kind))
+        return out
+
     @property
     def conn_id(self) -> str:
         return str(self.source["conn_id"])

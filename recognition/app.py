@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -31,13 +32,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from e_license_store import identifier as license_ids
 from e_license_store.catalogue import UnknownLicenseType, license_type
 from e_license_store.index import LicenseIndexRow
+from e_license_store.render import copy_document, render_copy_pdf
+from e_license_store.verify import IntegrityFailure
 from hub.db import make_engine, session_factory
-from hub.masking import mask_name, mask_record, mask_resident_id
+from hub.masking import mask_code, scrub_text
 from hub.models import local_today
 from hub.settings import Settings, get_settings
-from recognition import audit
+from recognition import audit, trail, views
 from recognition import delivery as delivery_mod
 from recognition import subscriptions as subs_mod
 from recognition.audit_process import ProcessAuditWriter
@@ -45,6 +49,7 @@ from recognition.config import RecognitionSettings
 from recognition.consumers import Principal, authenticate
 from recognition.directory import LicenseDirectory
 from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonical, resolve_holder, warm_up
+from recognition.keys import parse_key
 from recognition.problems import (
     ProblemError,
     missing_scope,
@@ -73,9 +78,11 @@ from recognition.schemas import (
 )
 
 log = logging.getLogger(__name__)
+#: operator alerts (a failed seal check on read): route this logger to the operators' channel
+alerts = logging.getLogger("hub.alerts")
 
 API_TITLE = "Exchange hub: mutual-recognition API (跨部门结果互认)"
-MAX_UPLOAD = 10 * 1024 * 1024
+MAX_UPLOAD = 10 * 1024 * 1024  # an uploaded licence file (the body limit adds room for the form around it)
 
 
 @dataclass
@@ -94,6 +101,10 @@ class Metrics:
             registry=self.registry,
         )
         self.audit_entries = Counter("hub_audit_entries_total", "Audit entries written", registry=self.registry)
+        self.integrity_failures = Counter(
+            "hub_license_integrity_failures_total", "Licence objects that failed their seal check on read",
+            registry=self.registry,
+        )  # fmt: skip
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def children(self, template: str, method: str, status: int) -> tuple[Counter, Histogram]:
@@ -193,9 +204,13 @@ async def caller(request: Request) -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("send Authorization: Bearer <API key>")
+    presented = parse_key(token.strip())
+    if presented is not None:
+        setattr(request.state, trail.KEY_ID, presented[0])
     principal = _ctx(request).principal(token.strip())
     if principal is None:
         raise unauthorized("the API key is unknown or revoked")
+    setattr(request.state, trail.CALLER, principal)
     purpose = request.headers.get("x-purpose")
     if purpose:
         if f"purpose:{purpose}" not in principal.scopes.scopes:
@@ -213,57 +228,27 @@ def require(c: Caller, scope: str) -> None:
         raise missing_scope(scope)
 
 
-def _mask_code(code: str, person: bool) -> str:
-    return (mask_resident_id(code) or "") if person else code
-
-
 def holder_ref(resolved: ResolvedHolder, personal: bool) -> HolderRef:
     person = is_resident_id(resolved.canonical) or is_resident_id(resolved.presented)
     mask = person and not personal
     return HolderRef(
-        presented=_mask_code(resolved.presented, mask),
-        canonical=_mask_code(resolved.canonical, mask),
+        presented=(mask_code(resolved.presented, person=True) or "") if mask else resolved.presented,
+        canonical=(mask_code(resolved.canonical, person=True) or "") if mask else resolved.canonical,
         resolved_via=resolved.resolved_via,
     )
 
 
-def summary(row: LicenseIndexRow, personal: bool) -> dict[str, Any]:
-    person = row.holder_kind == "person"
-    mask = person and not personal
-    return {
-        "license_id": row.license_id,
-        "license_type_code": row.license_type_code,
-        "license_type_name": row.license_type_name,
-        "license_number": row.license_number,
-        "holder_code": _mask_code(row.holder_code, mask),
-        "holder_kind": row.holder_kind,
-        "holder_name": (mask_name(row.holder_name) or "") if mask else row.holder_name,
-        "issuer_code": row.issuer_code,
-        "issuer_name": row.issuer_name,
-        "issue_date": row.issue_date,
-        "valid_from": row.valid_from,
-        "valid_until": row.valid_until,
-        "status": row.status,
-        "version": row.version,
-        "content_sha256": row.content_sha256,
-    }
+summary = views.summary
 
 
 def _masked_path(request: Request) -> str:
-    """The request path with every resident-id-shaped path parameter masked."""
-    route = request.scope.get("route")
-    template = getattr(route, "path_format", None)
-    if not template:
-        return request.url.path
-    params = {k: _audit_subject(str(v)) for k, v in request.path_params.items()}
-    try:
-        return str(template.format(**params))
-    except (KeyError, IndexError, ValueError):
-        return str(template)
+    """The request path with its parameters masked (a holder code may be a resident id)."""
+    return trail.masked_path(request.scope)
 
 
 def _audit_subject(code: str) -> str:
-    return mask_resident_id(code) or "" if is_resident_id(code) else code
+    """A code as the audit log keeps it: a resident id (or anything shaped like one) masked."""
+    return (mask_code(code, person=True) or "") if is_resident_id(code) else scrub_text(code)
 
 
 async def record(
@@ -294,7 +279,32 @@ async def record(
     except Exception as exc:
         log.error("audit write failed: %s", type(exc).__name__)
         raise ProblemError(503, "audit_unavailable", "Audit log unavailable", "the read could not be recorded") from exc
+    setattr(request.state, trail.AUDITED, True)
     ctx.metrics.audit_entries.inc()
+
+
+def _trail_writer(ctx: AppContext) -> trail.TrailWriter:
+    """How :class:`recognition.trail.AuditTrail` records an answer no handler recorded."""
+
+    async def write(scope: Scope, status: int, state: dict[str, Any]) -> None:
+        principal: Principal | None = state.get(trail.CALLER)
+        code = state.get(trail.PROBLEM_CODE)
+        outcome = "ok" if status < 400 else ("refused" if status < 500 else "error")
+        detail: dict[str, Any] = {"status": status, "client": trail.client_address(scope)}
+        if code:
+            detail["code"] = code
+        entry = audit.AuditRecord(
+            consumer=principal.name if principal else "anonymous",
+            key_id=principal.key_id if principal else state.get(trail.KEY_ID),
+            action="refuse" if status >= 400 else "read",
+            resource=f"{scope.get('method', '')} {trail.masked_path(scope)}"[:300],
+            outcome=outcome,
+            detail=detail,
+        )
+        await ctx.audit.write(entry)
+        ctx.metrics.audit_entries.inc()
+
+    return write
 
 
 class MetricsMiddleware:
@@ -376,6 +386,10 @@ def create_app(
     )
     app.state.ctx = ctx
     warm_up()
+    # outermost last: metrics see every answer, the trail audits what handlers did not,
+    # the body limit stops a body before anything reads it
+    app.add_middleware(trail.BodyLimit, limit_for=config.body_limit)
+    app.add_middleware(trail.AuditTrail, write=_trail_writer(ctx))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
     _routes(app, fast_paths=fast_paths)
@@ -386,10 +400,13 @@ def create_app(
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    # Problem details repeat the path with its parameters masked (``instance``) and name their
+    # reason (``code``) to the audit trail, which records every refusal.
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        setattr(request.state, trail.PROBLEM_CODE, exc.code)
         return problem_response(
-            exc.status, exc.code, exc.title, exc.detail, instance=request.url.path,
+            exc.status, exc.code, exc.title, exc.detail, instance=_masked_path(request),
             missing_scope=exc.missing_scope, headers=exc.headers,
         )  # fmt: skip
 
@@ -397,23 +414,26 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # the offending input is left out: it may be a resident id
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        setattr(request.state, trail.PROBLEM_CODE, "validation_error")
         return problem_response(
             422, "validation_error", "Invalid request", "the request does not match the API",
-            instance=request.url.path, errors=jsonable_encoder(errors),
+            instance=_masked_path(request), errors=jsonable_encoder(errors),
         )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        code = codes.get(exc.status_code, f"http_{exc.status_code}")
+        setattr(request.state, trail.PROBLEM_CODE, code)
         return problem_response(
-            exc.status_code, codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail),
-            instance=request.url.path, headers=getattr(exc, "headers", None),
+            exc.status_code, code, str(exc.detail), instance=_masked_path(request),
+            headers=getattr(exc, "headers", None),
         )  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        return problem_response(500, "internal_error", "Internal error", instance=request.url.path)
+        log.error("unhandled error on %s: %s", _masked_path(request), type(exc).__name__, exc_info=exc)
+        return problem_response(500, "internal_error", "Internal error", instance=_masked_path(request))
 
 
 _STATUS_VALUES = {s.value: s for s in LicenseStatusParam}
@@ -513,6 +533,59 @@ def _next(offset: int, limit: int, got: int) -> int | None:
     return offset + limit if got == limit else None
 
 
+def _id_type(license_id: str) -> str | None:
+    """The licence type a well-formed licence id names (its first part), else ``None``."""
+    try:
+        return license_ids.parse(license_id)[0]
+    except license_ids.InvalidLicenseId:
+        return None
+
+
+def _readable_row(request: Request, c: Caller, license_id: str) -> LicenseIndexRow:
+    """The licence if it exists and the caller may read its type, else 404.
+
+    A licence of a type outside the caller's scopes gets the same answer as no licence, so
+    the answer never reveals whether it exists; a 403 comes only from what the id itself
+    says (its type code), before any lookup.
+    """
+    scopes = c.principal.scopes
+    if not scopes.can_read_any:
+        raise missing_scope("licenses:read:*")
+    named = _id_type(license_id)
+    if named is not None and not scopes.can_read_type(named):
+        raise missing_scope(f"licenses:read:{named}")
+    ctx = _ctx(request)
+    with ctx.sessions() as session:
+        row = ctx.directory.get(session, license_id)
+    if row is None or not scopes.can_read_type(row.license_type_code):
+        raise not_found(f"licence {license_id}")
+    return row
+
+
+_T = TypeVar("_T")
+
+
+async def _verified(request: Request, c: Caller, row: LicenseIndexRow, read: Callable[[], _T]) -> _T:
+    """``read()`` of a licence's stored objects, which verifies them; a failed check is an
+    operator alert and a 503 problem, never the tampered content and never a crash."""
+    try:
+        return read()
+    except IntegrityFailure as exc:
+        ctx = _ctx(request)
+        ctx.metrics.integrity_failures.inc()
+        alerts.error(
+            "ALERT licence integrity check failed: %s v%s: %s", exc.license_id, exc.version, "; ".join(exc.problems)
+        )
+        await record(
+            request, c, "read", subject=row.license_id, outcome="integrity_failure",
+            detail={"version": exc.version, "problems": exc.problems[:10]},
+        )  # fmt: skip
+        raise ProblemError(
+            503, "integrity_check_failed", "Licence failed its integrity check",
+            "the stored licence does not match its seal; operators have been alerted",
+        ) from None  # fmt: skip
+
+
 def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz(request: Request) -> Health:
@@ -525,9 +598,18 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
 
     metrics_doc = {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Metrics"}
 
-    @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: metrics_doc})
-    def metrics(request: Request) -> Response:
-        return Response(generate_latest(_ctx(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: metrics_doc, **responses(401, 403)},
+        summary="Prometheus metrics (scope metrics:read)",
+    )
+    async def metrics(request: Request, c: CallerDep) -> Response:
+        require(c, "metrics:read")
+        body = generate_latest(_ctx(request).metrics.registry)
+        await record(request, c, "read", subject="metrics")
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def holder_licenses(
         request: Request,
@@ -596,19 +678,6 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
     # Starlette tries routes in order; the hot route goes first (its pattern overlaps no other)
     app.router.routes.insert(0, app.router.routes.pop())
 
-    def _readable_row(request: Request, c: Caller, license_id: str) -> LicenseIndexRow:
-        scopes = c.principal.scopes
-        if not scopes.can_read_any:
-            raise missing_scope("licenses:read:*")
-        ctx = _ctx(request)
-        with ctx.sessions() as session:
-            row = ctx.directory.get(session, license_id)
-        if row is None:
-            raise not_found(f"licence {license_id}")
-        if not scopes.can_read_type(row.license_type_code):
-            raise missing_scope(f"licenses:read:{row.license_type_code}")
-        return row
-
     @app.get(
         "/v1/licenses/{license_id}",
         response_model=LicenseDetail,
@@ -619,21 +688,17 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
     async def get_license(request: Request, c: CallerDep, license_id: LicenseId) -> LicenseDetail:
         row = _readable_row(request, c, license_id)
         scopes = c.principal.scopes
-        surface = _ctx(request).directory.surface(row)
-        released = {k: v for k, v in surface.items() if scopes.field_allowed(k)}
-        withheld = sorted(k for k in surface if k not in released)
-        if not scopes.personal:
-            released = mask_record(released)
-        clean = {
-            k: (v if isinstance(v, str | int | float | bool) or v is None else str(v)) for k, v in released.items()
-        }
+        ctx = _ctx(request)
+        document = await _verified(request, c, row, lambda: ctx.directory.document(row))
+        released = views.release(row.license_type_code, dict(document.license.surface),
+                                 views.party_of(row.holder_kind, row.holder_code), scopes)  # fmt: skip
         detail = LicenseDetail(
-            **summary(row, scopes.personal), key_id=row.key_id, surface=clean, withheld_fields=withheld,
-            masked=not scopes.personal,
+            **summary(row, scopes.personal), key_id=row.key_id, surface=released.surface,
+            withheld_fields=released.withheld, masked=released.masked,
         )  # fmt: skip
         await record(
-            request, c, "read", subject=row.license_id, fields=sorted(released),
-            detail={"withheld": withheld, "masked": not scopes.personal},
+            request, c, "read", subject=row.license_id, fields=sorted(released.surface),
+            detail={"withheld": released.withheld, "masked": released.masked},
         )  # fmt: skip
         return detail
 
@@ -642,25 +707,53 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
         response_class=Response,
         responses={
             200: {
-                "description": "The licence file (PDF, or the sealed JSON document when no PDF is rendered yet)",
+                "description": (
+                    "The licence file (PDF, or the sealed JSON document when no PDF is rendered yet). A caller "
+                    "without `personal:read` or without every surface field gets a masked copy (副本) instead: "
+                    "the fields it may see, masked, marked as a copy and naming the original's id, version "
+                    "and verification link; a copy carries no seal."
+                ),
                 "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}},
                             "application/json": {"schema": {"type": "object"}}},
             },
             **responses(401, 403, 404, 503),
         },
         tags=["licences"],
-        summary="The licence file, streamed",
+        summary="The licence file, or its masked copy (副本)",
     )  # fmt: skip
     async def get_license_file(request: Request, c: CallerDep, license_id: LicenseId) -> Response:
         row = _readable_row(request, c, license_id)
         require(c, "licenses:file")
         ctx = _ctx(request)
+        scopes = c.principal.scopes
+        document = await _verified(request, c, row, lambda: ctx.directory.document(row))
+        released, holder_name, holder_code = views.release_document(document, scopes)
         with ctx.sessions() as session:
-            f = ctx.directory.file(session, row)
-        await record(request, c, "file", subject=row.license_id, fields=["file"], detail={"media_type": f.media_type})
+            if released.complete:
+                f = await _verified(request, c, row, lambda: ctx.directory.file(session, row))
+                content, media_type, filename = f.content, f.media_type, f.filename
+            elif ctx.directory.has_pdf(session, row):
+                content = render_copy_pdf(document, holder_name=holder_name, holder_code=holder_code,
+                                          surface=released.surface)  # fmt: skip
+                media_type, filename = "application/pdf", f"{row.license_id}-v{row.version}-copy.pdf"
+            else:
+                copy = copy_document(
+                    document, content_sha256=row.content_sha256, holder_name=holder_name, holder_code=holder_code,
+                    surface=released.surface, withheld=released.withheld,
+                )  # fmt: skip
+                content = json.dumps(copy, ensure_ascii=False, sort_keys=True).encode()
+                media_type, filename = "application/json", f"{row.license_id}-v{row.version}-copy.json"
+        kind = "original" if released.complete else "copy"
+        await record(
+            request, c, "file", subject=row.license_id,
+            fields=["file"] if released.complete else sorted(released.surface),
+            detail={"media_type": media_type, "rendering": kind, "withheld": released.withheld,
+                    "masked": released.masked},
+        )  # fmt: skip
         return Response(
-            f.content, media_type=f.media_type,
-            headers={"Content-Disposition": f'attachment; filename="{f.filename}"', "Cache-Control": "no-store"},
+            content, media_type=media_type,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
+                     "X-Hub-Rendering": kind},
         )  # fmt: skip
 
     verify_body = {
@@ -707,15 +800,17 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
                 body = VerifyById.model_validate_json(await request.body())
             except ValidationError as exc:
                 raise RequestValidationError(exc.errors(include_input=False)) from exc
+            row = _readable_row(request, c, body.license_id)
             with ctx.sessions() as session:
-                row = ctx.directory.get(session, body.license_id)
-                if row is None:
-                    raise not_found(f"licence {body.license_id}")
                 result = ctx.directory.verify_current(session, row)
             how = "id"
         else:
             raise ProblemError(415, "unsupported_media_type", "Unsupported media type",
                                "send application/json {license_id} or multipart/form-data with a file")  # fmt: skip
+        named = result.license_id and _id_type(result.license_id)
+        if named and not c.principal.scopes.can_read_type(named):
+            # the presented file names its type: verifying it needs that type's scope like reading it
+            raise missing_scope(f"licenses:read:{named}")
         out = Verification.model_validate(result.to_dict())
         await record(
             request, c, "verify", subject=out.license_id, fields=["verification"],

@@ -24,3 +24,11 @@ class RecognitionSettings(BaseSettings):
     webhook_read_timeout_seconds: float = 10.0
     #: Subscriptions declared in YAML (default: ``recognition/subscriptions.yaml``).
     subscriptions_file: Path = Path(__file__).with_name("subscriptions.yaml")
+    #: Largest request body: JSON and anything else, and a multipart upload (a 10 MiB licence
+    #: file and the form around it). Larger bodies get ``413`` before or while they are read.
+    api_max_body_bytes: int = 64 * 1024
+    api_max_upload_bytes: int = 10 * 1024 * 1024 + 64 * 1024
+
+    def body_limit(self, content_type: str) -> int:
+        """The body limit for a request of ``content_type`` (its media type, lower case)."""
+        return self.api_max_upload_bytes if content_type == "multipart/form-data" else self.api_max_body_bytes

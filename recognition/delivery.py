@@ -27,12 +27,11 @@ from sqlalchemy.orm import Session, aliased
 
 from connectors.webhook import PushResult, WebhookSender
 from hub.db import session_scope
-from hub.masking import mask_name, mask_record, mask_resident_id
+from hub.masking import Party, Personal, mask_fields
 from hub.models import OutboxEvent, utcnow
 from recognition import audit
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
-from recognition.holders import is_resident_id
 from recognition.scopes import ScopeSet
 from recognition.soap_push import SoapNoticePusher, notice_for
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
@@ -156,7 +155,18 @@ def event_message(event: OutboxEvent, *, mask_personal: bool) -> dict[str, Any]:
     }
 
 
-_CODE_KEYS = ("holder_code", "canonical_code", "merged_code", "split_code", "resident_id")
+#: the personal-data kind of every event payload field that has one (the events' schema);
+#: any other value is scrubbed (ids and phones by shape)
+PAYLOAD_KINDS: dict[str, Personal] = {
+    "holder_code": Personal.CODE,
+    "canonical_code": Personal.CODE,
+    "merged_code": Personal.CODE,
+    "split_code": Personal.CODE,
+    "merged": Personal.CODE,
+    "legacy_codes": Personal.CODE,
+    "resident_id": Personal.RESIDENT_ID,
+    "holder_name": Personal.PARTY_NAME,
+}
 
 
 def mask_payload(data: dict[str, Any]) -> dict[str, Any]:
@@ -168,16 +178,12 @@ def mask_payload(data: dict[str, Any]) -> dict[str, Any]:
     '91330322MA2C8XYZ1K'
     >>> mask_payload({"canonical_code": "330322198001011231"})["canonical_code"]
     '330322********1231'
+    >>> mask_payload({"holder_kind": "enterprise", "holder_code": "92330322MA2C8XYD8X", "holder_name": "张三小吃店"})
+    {'holder_kind': 'enterprise', 'holder_code': '92330322MA2C8XYD8X', 'holder_name': '张****'}
     """
     kind = data.get("holder_kind") or data.get("entity_kind")
-    out = mask_record(data)
-    for key in _CODE_KEYS:
-        value = out.get(key)
-        if isinstance(value, str) and (kind == "person" or (kind != "enterprise" and is_resident_id(value))):
-            out[key] = mask_resident_id(value)
-    if kind == "person" and isinstance(out.get("holder_name"), str):
-        out["holder_name"] = mask_name(out["holder_name"])
-    return out
+    code = data.get("holder_code") or data.get("canonical_code")
+    return mask_fields(data, PAYLOAD_KINDS, party=Party(kind, code if isinstance(code, str) else None))
 
 
 def holder_key(event: OutboxEvent) -> str:

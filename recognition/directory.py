@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +19,18 @@ from sqlalchemy.orm import Session
 
 from e_license_store import index
 from e_license_store.index import LicenseIndexRow
-from e_license_store.model import parse_envelope
+from e_license_store.model import Envelope, LicenseDocument, binding_key
 from e_license_store.signing import KeyRing, load_keyring
 from e_license_store.store import ObjectStore, open_store
+from e_license_store.store.base import StoreError
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry
-from e_license_store.verify import VerificationResult, verify_file, verify_license
+from e_license_store.verify import (
+    IntegrityFailure,
+    ReadVerifier,
+    VerificationResult,
+    verify_file,
+    verify_license,
+)
 from recognition.dbapi import Prepared
 
 
@@ -41,6 +47,7 @@ class LicenseDirectory:
     def __init__(self, store: ObjectStore | None = None, keyring: KeyRing | None = None) -> None:
         self._store = store
         self._keyring = keyring
+        self._verifier: ReadVerifier | None = None
 
     @property
     def store(self) -> ObjectStore:
@@ -53,6 +60,18 @@ class LicenseDirectory:
         if self._keyring is None:
             self._keyring = load_keyring()
         return self._keyring
+
+    @property
+    def verifier(self) -> ReadVerifier:
+        if self._verifier is None:
+            self._verifier = ReadVerifier(self.keyring)
+        return self._verifier
+
+    def _get(self, row: LicenseIndexRow, key: str) -> bytes:
+        try:
+            return self.store.get(key)
+        except StoreError as exc:
+            raise IntegrityFailure(row.license_id, row.version, [f"object {key} unreadable: {exc}"]) from None
 
     def by_holder(
         self,
@@ -102,21 +121,48 @@ class LicenseDirectory:
     def get(self, session: Session, license_id: str) -> LicenseIndexRow | None:
         return index.get_license(session, license_id)
 
+    def envelope(self, row: LicenseIndexRow) -> Envelope:
+        """The stored envelope of ``row``'s version, verified against its seal and the index
+        (:class:`IntegrityFailure` if it fails: a tampered object is never served)."""
+        data = self._get(row, row.object_key)
+        return self.verifier.envelope(
+            data, license_id=row.license_id, version=row.version, content_sha256=row.content_sha256
+        )
+
+    def document(self, row: LicenseIndexRow) -> LicenseDocument:
+        return self.envelope(row).document
+
     def surface(self, row: LicenseIndexRow) -> dict[str, Any]:
-        envelope = parse_envelope(self.store.get(row.object_key))
-        return dict(envelope.document.license.surface)
+        return dict(self.document(row).license.surface)
 
     def file(self, session: Session, row: LicenseIndexRow) -> LicenseFile:
-        """The rendered PDF of the current version if there is one, else the sealed document itself."""
+        """The rendered PDF of the current version if there is one, else the sealed document itself.
+
+        Either is verified before it is returned: the PDF against the signed binding of its
+        version, the sealed document against its signature and the index.
+        """
         entry = session.get(LicenseFileEntry, (row.license_id, row.version))
         if entry is not None:
-            return LicenseFile(
-                self.store.get(entry.file_key), "application/pdf", f"{row.license_id}-v{row.version}.pdf"
-            )
-        return LicenseFile(self.store.get(row.object_key), "application/json", f"{row.license_id}-v{row.version}.json")
+            content = self._get(row, entry.file_key)
+            binding = self._get(row, binding_key(row.license_id, row.version))
+            self.verifier.file(content, binding, license_id=row.license_id, version=row.version)
+            return LicenseFile(content, "application/pdf", f"{row.license_id}-v{row.version}.pdf")
+        data = self._get(row, row.object_key)
+        self.verifier.envelope(data, license_id=row.license_id, version=row.version, content_sha256=row.content_sha256)
+        return LicenseFile(data, "application/json", f"{row.license_id}-v{row.version}.json")
+
+    def has_pdf(self, session: Session, row: LicenseIndexRow) -> bool:
+        return session.get(LicenseFileEntry, (row.license_id, row.version)) is not None
 
     def verify_current(self, session: Session, row: LicenseIndexRow) -> VerificationResult:
-        return verify_license(self.store.get(row.object_key), self.keyring, session=session)
+        """The full verification of ``row``'s stored version; an unreadable object is a failed check."""
+        try:
+            data = self.store.get(row.object_key)
+        except StoreError as exc:
+            res = VerificationResult(license_id=row.license_id, version=row.version, status=row.status)
+            res.problems.append(f"stored object unreadable: {exc}")
+            return res
+        return verify_license(data, self.keyring, session=session)
 
     def verify_bytes(self, session: Session, data: bytes) -> VerificationResult:
         return verify_file(data, self.keyring, session=session, store=self.store)
@@ -207,8 +253,3 @@ def fast_licenses_by_holder(
         valid_on=valid_on, limit=limit, offset=offset,
     )  # fmt: skip
 
-
-def verification_dict(result: VerificationResult) -> dict[str, Any]:
-    out = result.to_dict()
-    json.dumps(out)  # the API returns it as is: it must be plain JSON
-    return out

@@ -9,7 +9,8 @@ Scope strings:
 - ``fields:<surface field>`` / ``fields:*`` — surface fields released (others omitted);
 - ``personal:read`` — personal data unmasked (resident ids, names, addresses, phones);
 - ``purpose:<name>`` — a purpose the consumer may state (the first is its default);
-- ``subscriptions:manage``, ``deliveries:read``, ``deliveries:admin``.
+- ``subscriptions:manage``, ``deliveries:read``, ``deliveries:admin``;
+- ``metrics:read`` — the Prometheus metrics at ``/metrics`` (for the monitoring system's key).
 
 >>> s = ScopeSet.parse(["licenses:read:1101", "fields:enterprise_name", "purpose:tax_registration"])
 >>> s.can_read_type("1101"), s.can_read_type("2101")
@@ -39,6 +40,7 @@ FIXED = {
     "subscriptions:manage",
     "deliveries:read",
     "deliveries:admin",
+    "metrics:read",
 }
 PATTERNS = (
     re.compile(r"^licenses:read:(\*|[0-9A-Za-z_.-]{1,40})$"),

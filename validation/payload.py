@@ -17,56 +17,54 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hub.masking import PERSONAL_FIELDS, mask_address, mask_name, mask_resident_id
+from hub.masking import Party, Personal, mask, scrub
+from mappings.canonical.models import ENTITIES, personal_kinds
 
-_RESIDENT_ID_LIKE = re.compile(r"^[0-9]{15}$|^[0-9]{17}[0-9Xx]$")
-
-
-def _mask_code(value: Any) -> Any:
-    """A holder code is personal data when it is a resident id (not when it is a USCC)."""
-    s = str(value)
-    return mask_resident_id(s) if _RESIDENT_ID_LIKE.match(s.strip()) else s
+# Where entities disagree on a column's kind, the stricter rule wins (a quarantined record's
+# entity is not needed to mask it safely): a person's ``name`` over an enterprise's.
+_STRICTNESS = [Personal.PARTY_NAME, Personal.CODE, Personal.NAME, Personal.RESIDENT_ID]
 
 
-def _mask_birth_date(value: Any) -> Any:
-    s = value.isoformat() if isinstance(value, dt.date) else str(value)
-    return s[:4] + "-**-**" if len(s) >= 4 else "*" * len(s)
+def _column_kinds() -> tuple[dict[str, Personal], dict[str, Personal], frozenset[str]]:
+    columns: dict[str, Personal] = {}
+    nested: dict[str, Personal] = {}
+    lists: set[str] = set()
+    for entity in ENTITIES:
+        for path, kind in personal_kinds(entity).items():
+            target = nested if "[]." in path else columns
+            key = path.split("[].", 1)[-1]
+            found = target.get(key)
+            new = Personal(kind)
+            if found is None or (
+                new in _STRICTNESS and found in _STRICTNESS and _STRICTNESS.index(new) > _STRICTNESS.index(found)
+            ):
+                target[key] = new
+            if "[]." in path:
+                lists.add(path.split("[].", 1)[0])
+    return columns, nested, frozenset(lists)
 
 
-def _mask_owner(owner: Any) -> Any:
-    if isinstance(owner, Mapping):
-        out = dict(owner)
-        if out.get("name") is not None:
-            out["name"] = mask_name(str(out["name"]))
-        if out.get("holder_code") is not None:
-            out["holder_code"] = _mask_code(out["holder_code"])
-        return out
-    return _mask_code(owner) if owner is not None else None
+#: canonical column -> kind (from the canonical models); nested list items' fields -> kind; the
+#: columns holding such lists (a property's owners)
+COLUMN_KINDS, NESTED_KINDS, NESTED_COLUMNS = _column_kinds()
 
 
-def _mask_owners(value: Any) -> Any:
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_mask_owner(jsonable(o)) for o in value]
-    return _mask_owner(value)
-
-
-#: canonical column -> mask; columns not listed are not personal data.
-PII_MASKS: dict[str, Callable[[Any], Any]] = {
-    **PERSONAL_FIELDS,
-    "holder_code": _mask_code,
-    "holder_name": mask_name,
-    "legal_rep_resident_id": mask_resident_id,
-    "owners": _mask_owners,
-    "location": mask_address,
-    "birth_date": _mask_birth_date,
-}
+def _mask_nested(value: Any) -> Any:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, Mapping):
+            party = Party(item.get("holder_kind"), item.get("holder_code"))
+            out.append({str(k): mask(v, NESTED_KINDS.get(str(k)), party=party) for k, v in item.items()})
+        else:
+            out.append(mask(item, Personal.CODE))
+    return out if isinstance(value, list) else out[0]
 
 
 def jsonable(value: Any) -> Any:
@@ -98,12 +96,17 @@ def jsonable(value: Any) -> Any:
 
 
 def mask_value(column: str, value: Any) -> Any:
-    """``value`` of ``column`` masked if the column carries personal data, made JSON-safe."""
+    """``value`` of canonical ``column`` masked by the column's personal-data kind, made JSON-safe;
+    a column of no kind is scrubbed (ids and phones found by shape)."""
     value = jsonable(value)
-    rule = PII_MASKS.get(column)
-    if rule is None or value is None:
-        return value
-    return rule(value)
+    if value is None:
+        return None
+    if column in NESTED_COLUMNS:
+        return _mask_nested(value)
+    kind = COLUMN_KINDS.get(column)
+    if kind is None:
+        return scrub(value)
+    return mask(value, kind)
 
 
 def mask_row(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -163,7 +163,9 @@ def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = Non
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
     with _timed() as t:
-        connector = make_connector(source_block(mapping), name=mapping.department)
+        connector = make_connector(
+            source_block(mapping), name=mapping.department, personal_columns=mapping.spec.personal_source_columns()
+        )
         result = run_sync(
             connector, connector_dataset(mapping), source=mapping.department, stager=stager, run_id=run_id
         )

@@ -8,10 +8,22 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.masking import Personal
+
 SCHEMA_VERSION = "1.0.0"
 
 RESIDENT_ID_PATTERN = r"^[0-9]{17}[0-9X]$"
 USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
+
+
+def personal(kind: str) -> dict[str, Any]:
+    """A field's ``json_schema_extra`` declaring its personal-data kind (:class:`hub.masking.Personal`).
+
+    The kind travels in the field's JSON Schema (``"personal": "name"``) and in
+    :func:`personal_kinds`; the masking policy masks the field's values by it wherever they
+    leave the hub, whatever the field is called.
+    """
+    return {"personal": Personal(kind).value}
 
 
 class _Canonical(BaseModel):
@@ -51,17 +63,19 @@ class Person(_Canonical):
     """A resident (自然人), identified by the 18-digit resident id (公民身份号码, GB 11643)."""
 
     entity: ClassVar[str] = "person"
-    resident_id: str | None = Field(default=None, pattern=RESIDENT_ID_PATTERN)
-    name: str | None = None
+    resident_id: str | None = Field(
+        default=None, pattern=RESIDENT_ID_PATTERN, json_schema_extra=personal("resident_id")
+    )
+    name: str | None = Field(default=None, json_schema_extra=personal("name"))
     sex: str | None = Field(
         default=None, description="GB/T 2261.1: 1 male, 2 female, 0 unknown, 9 unspecified"
     )
-    birth_date: dt.date | None = None
-    address: str | None = None
+    birth_date: dt.date | None = Field(default=None, json_schema_extra=personal("birth_date"))
+    address: str | None = Field(default=None, json_schema_extra=personal("address"))
     region_code: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
     ethnicity: str | None = None
     status: PersonStatus | None = None
-    phone: str | None = None
+    phone: str | None = Field(default=None, json_schema_extra=personal("phone"))
     source: SourceRef
 
 
@@ -75,14 +89,14 @@ class Enterprise(_Canonical):
         default=None, description="Organisation code (组织机构代码, GB 11714), 9 chars"
     )
     taxpayer_id: str | None = Field(default=None, description="Old 15-digit taxpayer id (税务登记号)")
-    name: str | None = None
-    legal_rep_resident_id: str | None = None
-    legal_rep_name: str | None = None
+    name: str | None = Field(default=None, json_schema_extra=personal("party_name"))
+    legal_rep_resident_id: str | None = Field(default=None, json_schema_extra=personal("resident_id"))
+    legal_rep_name: str | None = Field(default=None, json_schema_extra=personal("name"))
     enterprise_type: str | None = None
     registered_capital: float | None = Field(default=None, description="In units of 10,000 CNY (万元)")
     established_date: dt.date | None = None
     business_scope: str | None = None
-    address: str | None = None
+    address: str | None = Field(default=None, json_schema_extra=personal("address"))
     region_code: str | None = None
     status: str | None = Field(default=None, description="active, revoked, cancelled, suspended")
     registration_authority: str | None = None
@@ -98,26 +112,28 @@ class TaxRegistration(_Canonical):
     entity: ClassVar[str] = "tax_registration"
     taxpayer_code: str = Field(description="USCC, or the old taxpayer id on legacy records")
     uscc: str | None = Field(default=None, pattern=USCC_PATTERN)
-    taxpayer_name: str | None = None
+    taxpayer_name: str | None = Field(default=None, json_schema_extra=personal("party_name"))
     tax_authority_code: str | None = None
     tax_authority_name: str | None = None
     registration_date: dt.date | None = None
     taxpayer_status: str | None = Field(default=None, description="normal, abnormal, cancelled")
     credit_rating: str | None = Field(default=None, description="A, B, M, C, D")
-    legal_rep_resident_id: str | None = None
-    legal_rep_name: str | None = None
-    address: str | None = None
+    legal_rep_resident_id: str | None = Field(default=None, json_schema_extra=personal("resident_id"))
+    legal_rep_name: str | None = Field(default=None, json_schema_extra=personal("name"))
+    address: str | None = Field(default=None, json_schema_extra=personal("address"))
     source: SourceRef
 
 
 class PropertyOwner(_Canonical):
     entity: ClassVar[str] = "property_owner"
-    name: str | None = None
+    name: str | None = Field(default=None, json_schema_extra=personal("party_name"))
     holder_code: str | None = Field(
-        default=None, description="Resident id, USCC or organisation code as given"
+        default=None, description="Resident id, USCC or organisation code as given", json_schema_extra=personal("code")
     )
     holder_kind: HolderKind | None = None
-    share: str | None = Field(default=None, description="Share of ownership, e.g. 共同共有, 1/2")
+    share: str | None = Field(
+        default=None, description="Share of ownership, e.g. 共同共有, 1/2", json_schema_extra=personal("person_text")
+    )
 
 
 class PropertyRight(_Canonical):
@@ -127,7 +143,7 @@ class PropertyRight(_Canonical):
     unit_no: str = Field(description="Real-estate unit number (不动产单元号, 28 characters)")
     certificate_no: str | None = None
     right_type: str | None = None
-    location: str | None = None
+    location: str | None = Field(default=None, json_schema_extra=personal("address"))
     area_m2: float | None = None
     land_use: str | None = None
     registration_date: dt.date | None = None
@@ -151,8 +167,8 @@ class License(_Canonical):
     license_type_code: str
     license_type_name: str
     license_number: str
-    holder_name: str
-    holder_code: str
+    holder_name: str = Field(json_schema_extra=personal("party_name"))
+    holder_code: str = Field(json_schema_extra=personal("code"))
     holder_kind: HolderKind
     issuer_name: str
     issuer_code: str
@@ -174,7 +190,7 @@ class ApprovalResult(_Canonical):
     approval_type_code: str
     approval_no: str
     project_name: str
-    applicant_name: str | None = None
+    applicant_name: str | None = Field(default=None, json_schema_extra=personal("party_name"))
     applicant_code: str = Field(description="USCC (or legacy code as given) of the applying enterprise")
     issuer_name: str
     issuer_code: str
@@ -183,7 +199,7 @@ class ApprovalResult(_Canonical):
     issue_date: dt.date
     valid_until: dt.date | None = None
     land_area_m2: float | None = None
-    location: str | None = None
+    location: str | None = Field(default=None, json_schema_extra=personal("address"))
     source: SourceRef
 
 
@@ -215,3 +231,22 @@ def json_schema(entity: str) -> dict[str, Any]:
     schema["$id"] = f"urn:hub:canonical:{entity}:{model.schema_version}"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+def personal_kinds(entity: str | type[BaseModel]) -> dict[str, str]:
+    """The personal-data kind of each field of a canonical entity that has one; nested list
+    fields (a property's owners) as ``owners[].name``.
+
+    >>> personal_kinds("person")["address"], personal_kinds("property_right")["owners[].name"]
+    ('address', 'party_name')
+    """
+    model = ENTITIES[entity] if isinstance(entity, str) else entity
+    out: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("personal"), str):
+            out[name] = str(extra["personal"])
+        for arg in getattr(info.annotation, "__args__", ()):
+            if isinstance(arg, type) and issubclass(arg, _Canonical):
+                out.update({f"{name}[].{k}": v for k, v in personal_kinds(arg).items()})
+    return out

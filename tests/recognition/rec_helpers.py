@@ -71,7 +71,8 @@ CONSUMERS: dict[str, list[str]] = {
         "purpose:tax_registration",
     ],
     "land_bureau": ["licenses:read:2101", "fields:*", "personal:read", "licenses:file", "purpose:property_transfer"],
-    "verifier": ["licenses:verify"],
+    "verifier": ["licenses:verify", "licenses:read:1101"],
+    "monitor": ["metrics:read"],
     "operator": ["deliveries:read", "deliveries:admin", "subscriptions:manage", "licenses:read:*"],
     "nobody": [],
     "admin": [

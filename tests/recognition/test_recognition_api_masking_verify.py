@@ -61,8 +61,9 @@ def test_verify_by_id_and_by_file_and_revocation(world: World, client: TestClien
     body = res.json()
     assert res.status_code == 200 and body["ok"] is True and body["signature_ok"] and body["hash_ok"]
 
-    file = client.get(f"/v1/licenses/{lid}/file", headers=auth(tokens["portal"]))
+    file = client.get(f"/v1/licenses/{lid}/file", headers=auth(tokens["admin"]))
     assert file.status_code == 200 and file.headers["content-disposition"].startswith("attachment")
+    assert file.headers["x-hub-rendering"] == "original"
     res = client.post(
         "/v1/licenses/verify", files={"file": ("l.json", file.content, "application/json")},
         headers=auth(tokens["verifier"]),
@@ -134,7 +135,9 @@ def test_filters_pagination_and_problems(world: World, client: TestClient, token
 def test_health_metrics_openapi(client: TestClient, tokens: dict[str, str]) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     client.get(f"/v1/holders/{USCC}/licenses", headers=auth(tokens["portal"]))
-    metrics = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # metrics:read, like any other read
+    assert client.get("/metrics", headers=auth(tokens["portal"])).json()["missing_scope"] == "metrics:read"
+    metrics = client.get("/metrics", headers=auth(tokens["monitor"])).text
     assert 'hub_api_requests_total{method="GET",route="/v1/holders/{code}/licenses",status="200"} 1.0' in metrics
     assert USCC not in metrics
     doc = client.get("/openapi.json").json()

@@ -95,8 +95,10 @@ def test_plain_requests_answer_as_fastapi_does(
         assert (a.status_code, a.headers["content-type"]) == (b.status_code, b.headers["content-type"]), path
         assert a.json() == b.json(), (path, headers.keys())
         assert written_a == written_b, path
-        # an answered read leaves exactly one entry; a refused one none
-        assert len(written_a) == (1 if a.status_code == 200 else 0), path
+        # every request leaves exactly one entry: an answered read, or a refusal with its reason
+        assert len(written_a) == 1, path
+        if a.status_code != 200:
+            assert written_a[0]["outcome"] == "refused" and written_a[0]["detail"]["code"] == a.json()["code"], path
         statuses.add(a.status_code)
     assert statuses == {200, 401, 403, 422}  # the cases reach every outcome of the route
 
