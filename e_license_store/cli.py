@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from hub.masking import mask_name, mask_resident_id
+from e_license_store.catalogue import license_type
+from hub.masking import Party, Personal, mask, mask_fields
 
 app = typer.Typer(no_args_is_help=True, help="The e-licence repository: list, get, verify, reindex.")
 console = Console()
@@ -25,10 +26,13 @@ def _session() -> Session:
 
 
 def _shown(holder_kind: str, holder_code: str, holder_name: str) -> tuple[str, str]:
-    """Holder as shown to an operator: a person's id and name are masked (个人信息脱敏)."""
-    if holder_kind == "person":
-        return mask_resident_id(holder_code) or "", mask_name(holder_name) or ""
-    return holder_code, holder_name
+    """Holder as shown to an operator, masked by the masking policy (个人信息脱敏): a person's id
+    and name, a sole proprietor's name."""
+    party = Party(holder_kind, holder_code)
+    return (
+        str(mask(holder_code, Personal.CODE, party=party) or ""),
+        str(mask(holder_name, Personal.PARTY_NAME, party=party) or ""),
+    )
 
 
 @app.command("list")
@@ -46,17 +50,35 @@ def list_licenses(
     if as_json:
         for r in rows:
             code, name = _shown(r.holder_kind, r.holder_code, r.holder_name)
-            print(json.dumps({"license_id": r.license_id, "license_type_code": r.license_type_code,
-                              "license_type_name": r.license_type_name, "license_number": r.license_number,
-                              "holder_code": code, "holder_name": name, "status": r.status, "version": r.version,
-                              "valid_until": r.valid_until.isoformat() if r.valid_until else None},
-                             ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "license_id": r.license_id,
+                        "license_type_code": r.license_type_code,
+                        "license_type_name": r.license_type_name,
+                        "license_number": r.license_number,
+                        "holder_code": code,
+                        "holder_name": name,
+                        "status": r.status,
+                        "version": r.version,
+                        "valid_until": r.valid_until.isoformat() if r.valid_until else None,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     table = Table("licence id", "type", "number", "holder", "status", "v", "valid until")
     for r in rows:
         code, name = _shown(r.holder_kind, r.holder_code, r.holder_name)
-        table.add_row(r.license_id, r.license_type_name, r.license_number, f"{name} {code}", r.status,
-                      str(r.version), str(r.valid_until or "—"))
+        table.add_row(
+            r.license_id,
+            r.license_type_name,
+            r.license_number,
+            f"{name} {code}",
+            r.status,
+            str(r.version),
+            str(r.valid_until or "—"),
+        )
     console.print(table)
     if not rows:
         console.print("[yellow]no licences for this holder[/yellow]")
@@ -85,18 +107,26 @@ def get(
     lic = doc.license
     code, name = _shown(str(lic.holder_kind), lic.holder_code, lic.holder_name)
     shown = {
-        "license_id": lic.license_id, "version": lic.version, "current_version": row.version,
-        "status": row.status, "type": f"{lic.license_type_code} {lic.license_type_name}",
-        "license_number": lic.license_number, "holder": f"{name} ({code})",
-        "issuer": f"{lic.issuer_name} ({lic.issuer_code})", "issue_date": str(lic.issue_date),
-        "valid": f"{lic.valid_from} — {lic.valid_until or '长期'}", "key_id": row.key_id,
-        "history": [f"v{v.version} {v.transition} {v.status}" + (f" ({v.reason})" if v.reason else "")
-                    for v in versions],
+        "license_id": lic.license_id,
+        "version": lic.version,
+        "current_version": row.version,
+        "status": row.status,
+        "type": f"{lic.license_type_code} {lic.license_type_name}",
+        "license_number": lic.license_number,
+        "holder": f"{name} ({code})",
+        "issuer": f"{lic.issuer_name} ({lic.issuer_code})",
+        "issue_date": str(lic.issue_date),
+        "valid": f"{lic.valid_from} — {lic.valid_until or '长期'}",
+        "key_id": row.key_id,
+        "history": [
+            f"v{v.version} {v.transition} {v.status}" + (f" ({v.reason})" if v.reason else "") for v in versions
+        ],
     }
-    if str(lic.holder_kind) == "person":
-        shown["surface"] = {k: "***" for k in lic.surface}
-    else:
-        shown["surface"] = lic.surface
+    shown["surface"] = mask_fields(
+        lic.surface,
+        license_type(lic.license_type_code).personal_kinds,
+        party=Party(str(lic.holder_kind), lic.holder_code),
+    )
     console.print_json(json.dumps(shown, ensure_ascii=False, default=str))
     if out is not None:
         out.write_bytes(data)

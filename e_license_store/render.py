@@ -99,6 +99,18 @@ def _licence_lines(
     return lines
 
 
+def _wrapped(text: str, font: str, size: float, width: float) -> list[str]:
+    """``text`` cut into lines no wider than ``width`` points."""
+    out = []
+    while text:
+        n = len(text)
+        while n > 1 and pdfmetrics.stringWidth(text[:n], font, size) > width:
+            n -= 1
+        out.append(text[:n])
+        text = text[n:]
+    return out
+
+
 def _draw(
     *, title: str, heading: str, subject: str, author: str, lines: list[tuple[str, str]], stamp: str | None,
     qr: str, footer: list[str], watermark: str | None = None,
@@ -125,13 +137,8 @@ def _draw(
     y = height - 60 * mm
     for label, value in lines:
         canvas.drawString(25 * mm, y, f"{label}：")
-        text = value
-        while text:  # wrap long surface values (经营范围) by width
-            n = len(text)
-            while n > 1 and pdfmetrics.stringWidth(text[:n], font, 11) > width - 85 * mm:
-                n -= 1
-            canvas.drawString(60 * mm, y, text[:n])
-            text = text[n:]
+        for part in _wrapped(value, font, 11, width - 85 * mm):  # long surface values (经营范围)
+            canvas.drawString(60 * mm, y, part)
             y -= 7 * mm
         y -= 2 * mm
     if stamp:
@@ -141,8 +148,11 @@ def _draw(
     _draw_qr(canvas, qr, width - 60 * mm, 20 * mm, 40 * mm)
     canvas.setFillColorRGB(0, 0, 0)
     canvas.setFont(font, 8)
-    for i, text in enumerate(footer):
-        canvas.drawString(25 * mm, (22 - 5 * i) * mm, text)
+    y = 22 * mm
+    for text in footer:
+        for part in _wrapped(text, font, 8, width - 95 * mm):
+            canvas.drawString(25 * mm, y, part)
+            y -= 5 * mm
     canvas.showPage()
     canvas.save()
     return buf.getvalue()

@@ -8,14 +8,14 @@ and the department source records behind it. Personal data is masked unless aske
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from hub.masking import mask_address, mask_name, mask_phone, mask_resident_id
+from hub.masking import Party, Personal, mask, mask_fields, mask_presented_code
+from identity.golden import load_rules
 from identity.resolve import RESOLVED, resolve_codes
 from identity.tables import (
     ENTERPRISE,
@@ -26,6 +26,7 @@ from identity.tables import (
     IdentityPerson,
     IdentitySourceRecord,
 )
+from mappings.canonical.models import personal_kinds
 
 
 def _iso(value: Any) -> str | None:
@@ -87,40 +88,40 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
     }
 
 
-def _mask_birth_date(value: str | None) -> str | None:
-    return None if value is None else str(value)[:4] + "-**-**"
+#: the canonical entities whose fields feed an identity kind's golden record
+_FEEDS = {"person": ("person",), "enterprise": ("enterprise", "tax_registration")}
 
 
-_GOLDEN_MASKS: dict[str, Callable[[Any], Any]] = {
-    "name": mask_name,
-    "address": mask_address,
-    "phone": mask_phone,
-    "birth_date": _mask_birth_date,
-    "legal_rep_id": mask_resident_id,
-    "legal_rep_name": mask_name,
-}
+def _golden_kinds(entity_kind: str) -> dict[str, str]:
+    """The personal-data kind of each golden attribute: its canonical field's (through the
+    survivorship aliases, e.g. ``legal_rep_resident_id`` → ``legal_rep_id``)."""
+    rules = load_rules()
+    out: dict[str, str] = {}
+    for entity in _FEEDS.get(entity_kind, (entity_kind,)):
+        for column, kind in personal_kinds(entity).items():
+            name = rules.golden_name(entity_kind, column)
+            if name is not None:
+                out[name] = kind
+    return out
 
 
 def masked(view: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a lookup result with personal data masked (个人信息脱敏).
+    """A copy of a lookup result with personal data masked (个人信息脱敏), by the masking policy.
 
-    A person's resident ids (canonical, queried and legacy), name, birth date, address and
-    phone; an enterprise's legal representative's id and name. Enterprise names, addresses
-    and codes are public registration data and stay.
+    Codes are masked when they are a person's; golden attributes by their canonical field's
+    personal-data kind (a person's name, birth date, address and phone; an enterprise's
+    legal representative and address; a sole proprietor's name).
     """
     out = json.loads(json.dumps(view, ensure_ascii=False))
-    person = out["entity_kind"] == PERSON
-    if person:
-        out["canonical_code"] = mask_resident_id(out["canonical_code"])
-        out["query"] = mask_resident_id(out["query"])
-        for walk in out["legacy_codes"]:
-            walk["legacy_code"] = mask_resident_id(walk["legacy_code"])
-        for merge in out["merges"]:
-            merge["from_code"] = mask_resident_id(merge["from_code"])
-            merge["into_code"] = mask_resident_id(merge["into_code"])
-    for attribute, rule in _GOLDEN_MASKS.items():
-        if attribute in out["golden"] and (person or attribute.startswith("legal_rep")):
-            out["golden"][attribute] = rule(out["golden"][attribute])
+    party = Party(out["entity_kind"], out["canonical_code"])
+    for key in ("canonical_code", "query"):
+        out[key] = mask(out[key], Personal.CODE, party=party)
+    for walk in out["legacy_codes"]:
+        walk["legacy_code"] = mask(walk["legacy_code"], Personal.CODE, party=party)
+    for merge in out["merges"]:
+        merge["from_code"] = mask(merge["from_code"], Personal.CODE, party=party)
+        merge["into_code"] = mask(merge["into_code"], Personal.CODE, party=party)
+    out["golden"] = mask_fields(out["golden"], _golden_kinds(out["entity_kind"]), party=party)
     return out
 
 
@@ -142,7 +143,7 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
         return 2
     if view is None:
         if as_json:
-            print(json.dumps({"query": mask_resident_id(code), "found": False}))
+            print(json.dumps({"query": mask_presented_code(code), "found": False}))
         else:
             out.print("[yellow]not in the master index[/yellow]")
         return 1

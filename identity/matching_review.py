@@ -17,9 +17,10 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.masking import mask_address, mask_name, mask_resident_id
+from hub.masking import mask_fields
 from identity.matching import REVIEW
 from identity.matching_tables import LINKED, OPEN, REJECTED, IdentityReviewEvent, IdentityReviewQueue
+from mappings.canonical.models import personal_kinds
 
 
 class ReviewStateError(ValueError):
@@ -37,10 +38,9 @@ def masked_details(record: Mapping[str, Any]) -> dict[str, Any]:
         return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
     birth = text(record.get("birth_date"))
+    kinds = personal_kinds("person")
     return {
-        "name": mask_name(text(record.get("name"))),
-        "resident_id": mask_resident_id(text(record.get("resident_id"))),
-        "address": mask_address(text(record.get("address"))),
+        **mask_fields({k: text(record.get(k)) for k in ("name", "resident_id", "address")}, kinds),
         "birth_year": birth[:4] if birth else None,
         "sex": text(record.get("sex")),
         "region_code": text(record.get("region_code")),

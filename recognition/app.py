@@ -558,7 +558,7 @@ def _readable_row(request: Request, c: Caller, license_id: str) -> LicenseIndexR
     with ctx.sessions() as session:
         row = ctx.directory.get(session, license_id)
     if row is None or not scopes.can_read_type(row.license_type_code):
-        raise not_found(f"licence {license_id}")
+        raise not_found(f"licence {trail.mask_param('license_id', license_id)}")
     return row
 
 
@@ -945,7 +945,7 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
             done = subs_mod.delete(session, subscription_id, owner)
             session.commit()
         if not done:
-            raise not_found(f"subscription {subscription_id}")
+            raise not_found(f"subscription {trail.mask_param('subscription_id', subscription_id)}")
         await record(request, c, "unsubscribe", subject=subscription_id)
         return Response(status_code=204)
 

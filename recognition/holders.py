@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hub.masking import strip_invisible
+
 log = logging.getLogger(__name__)
 
 
@@ -35,12 +37,12 @@ class ResolvedHolder:
 
 
 def clean(code: str) -> str:
-    """Full-width to half-width, no spaces or dashes, upper case.
+    """Full-width to half-width, no spaces, dashes or invisible characters, upper case.
 
     >>> clean(" 9133０３２２-MA2８ｘ ")
     '91330322MA28X'
     """
-    text = unicodedata.normalize("NFKC", code)
+    text = unicodedata.normalize("NFKC", strip_invisible(code))
     return "".join(ch for ch in text if ch not in " -\t\u3000").upper()
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.models import QuarantineRecord
+from hub.masking import scrub, scrub_text
 from validation.payload import mask_row
 from validation.tables import QuarantineReason
 
@@ -145,13 +146,13 @@ def list_quarantine(session: Session, *, department: str | None = None, limit: i
             id=r.id,
             department=r.source,
             dataset=r.dataset,
-            source_key=r.source_key,
+            source_key=scrub_text(r.source_key) if r.source_key is not None else None,  # a key may be an id
             reason_codes=reasons[r.id] or [r.reason_code],
-            reason=r.reason,
+            reason=scrub_text(r.reason),
             source_ref=r.source_ref,
             run_id=r.run_id,
             created_at=r.created_at.isoformat() if r.created_at else "",
-            payload=r.payload,
+            payload=scrub(r.payload) if r.payload is not None else None,
         )
         for r in records
     ]
