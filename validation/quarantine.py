@@ -9,8 +9,8 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from hub.models import QuarantineRecord
 from hub.masking import scrub, scrub_text
+from hub.models import QuarantineRecord
 from validation.payload import mask_row
 from validation.tables import QuarantineReason
 
