@@ -264,8 +264,9 @@ class DestinationPolicy:
 
     def addresses(self, host: str, port: int, resolver: Resolver) -> list[str]:
         """Resolve ``host`` once and keep the addresses this policy permits (in the resolver's order)."""
+        literal = _literal(host.strip("[]"))
         try:
-            found = list(dict.fromkeys(resolver(host, port)))
+            found = [str(literal)] if literal is not None else list(dict.fromkeys(resolver(host, port)))
         except OSError as exc:
             raise DestinationRefused(f"{host} does not resolve: {exc}") from exc
         allowed = [a for a in found if self.permits_address(host, port, a)]

@@ -5,7 +5,8 @@ An event's region is the **holder's** region where the holder's code carries one
 
 - a resident id (居民身份证号码) begins with the 6-digit division code of the place that issued it;
 - a USCC (统一社会信用代码, GB 32100) carries the registering authority's division code
-  (登记管理机关行政区划码) in positions 3–8;
+  (登记管理机关行政区划码) in positions 3–8, a 15-digit registration number (注册号) in its first 6
+  (an organisation code or taxpayer id has none);
 - issuers: a 6-digit division code as such, a 9- or 12-digit division code (township, village)
   by its first 6 digits, an 11-digit tax authority code (税务机关代码: ``1`` + division + 4
   digits) by positions 2–7, an issuing organ's own USCC by positions 3–8.
@@ -19,7 +20,9 @@ stands for its whole city or province (``330300`` covers ``330322``).
 '330322'
 >>> event_region("person", "110105194912310021", "330322")
 '110105'
->>> event_region("enterprise", "330322000012345", "13303220000")   # a registration number: the issuer's
+>>> event_region("enterprise", "330300000012345", "13303220000")   # a registration number: its authority's
+'330300'
+>>> event_region("enterprise", "MA2C8XYZ1", "13303220000")   # an organisation code has none: the issuer's
 '330322'
 >>> issuer_region("11330322002567891X"), issuer_region("330303"), issuer_region("330322001000")
 ('330322', '330303', '330322')
@@ -44,10 +47,12 @@ def division(code: str) -> str | None:
 
 
 def holder_region(holder_kind: str | None, holder_code: str | None) -> str | None:
-    """The region in a holder's code (resident id: first 6 digits; USCC: positions 3–8)."""
+    """The region in a holder's code (resident id, registration number: first 6 digits; USCC: positions 3–8)."""
     code = (holder_code or "").strip().upper()
     if holder_kind == "person":
         return division(code[:6]) if len(code) in (15, 18) else None
+    if len(code) == 15 and code.isdigit():
+        return division(code[:6])
     return division(code[2:8]) if len(code) == 18 else None
 
 
