@@ -83,7 +83,7 @@ def _load_or_create(path: Path) -> bytes:
 
 def event_key() -> bytes:
     """The installation's event key (environment first, then the key file)."""
-    env = os.environ.get(ENV_VAR, "")
+    env = os.environ.get("HUB_EVENT_KEY", "")
     path = key_path()
     cache_key = (env, str(path))
     with _lock:

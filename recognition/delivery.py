@@ -110,6 +110,7 @@ MISSING = "subscription or event missing"
 CONSUMER_REVOKED = "consumer revoked"
 NOT_RELEASED = "not released"  # + ": the consumer lacks <scope>"
 CONNECTION_FAILED = "connection failed"
+SOAP_FAULT = "SOAP fault"
 HUB_REASONS = frozenset({NO_SECRET, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, "notice not accepted"})
 
 
@@ -194,9 +195,9 @@ def public_error(error: str | None) -> str | None:
         return "timeout"
     if error.startswith(DESTINATION_REFUSED):
         return "destination not allowed"
-    fault = re.match(r"SOAP fault ([\w:.-]{0,60})", error)
-    if fault:
-        return f"SOAP fault {fault.group(1)}".rstrip()
+    if error.startswith(SOAP_FAULT):
+        code = error[len(SOAP_FAULT) :].split(": ", 1)[0].strip()  # the receiver's fault code, not its text
+        return f"{SOAP_FAULT} {code}" if re.fullmatch(r"[\w:.-]{1,60}", code) else SOAP_FAULT
     if error in HUB_REASONS or error.startswith(NOT_RELEASED + ":"):
         return error
     return CONNECTION_FAILED
