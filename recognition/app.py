@@ -811,20 +811,23 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
             await record(request, c, "subscribe", subject=None, outcome="refused", detail={"missing_scope": missing})
             raise missing_scope(missing)
         ctx = _ctx(request)
+        error: subs_mod.SubscriptionError | None = None
         with ctx.sessions() as session:
             try:
                 sub = subs_mod.create(
                     session, name=body.name, event_types=event_types, url=str(body.url), channel=body.channel.value,
                     license_types=body.license_types, regions=body.regions, consumer_id=c.principal.consumer_id,
                 )  # fmt: skip
-            except subs_mod.DestinationNotAllowed as exc:
-                await record(request, c, "subscribe", subject=None, outcome="refused",
-                             detail={"reason": "destination_not_allowed"})  # fmt: skip
-                raise destination_not_allowed(str(exc)) from exc
+                out = _sub_out(sub, with_secret=True)
+                session.commit()
             except subs_mod.SubscriptionError as exc:
-                raise ProblemError(422, "invalid_subscription", "Invalid subscription", str(exc)) from exc
-            out = _sub_out(sub, with_secret=True)
-            session.commit()
+                error = exc
+        if isinstance(error, subs_mod.DestinationNotAllowed):
+            await record(request, c, "subscribe", subject=None, outcome="refused",
+                         detail={"reason": "destination_not_allowed"})  # fmt: skip
+            raise destination_not_allowed(str(error)) from error
+        if error is not None:
+            raise ProblemError(422, "invalid_subscription", "Invalid subscription", str(error)) from error
         await record(request, c, "subscribe", subject=out.id, detail={"event_types": out.event_types})
         return out
 
