@@ -123,7 +123,8 @@ def create(
 ) -> Subscription:
     """A new API subscription; a webhook one gets a fresh signing secret (returned once by the API).
 
-    A consumer's subscription must go to a destination allowed for it (:class:`DestinationNotAllowed`).
+    A consumer's subscription must go to a destination allowed for it (:class:`DestinationNotAllowed`);
+    one without a consumer is operators' own (code or YAML) and trusted as declared, like YAML ones.
     """
     unknown = sorted(set(event_types) - EVENT_TYPES)
     if unknown:
