@@ -123,14 +123,16 @@ def write_events(url: str, n: int, holders: int) -> None:
 
 def bare_posts(port: int, secret: str, n: int, concurrency: int) -> float:
     """The peer: the same signed POSTs with the same sender and threads, no database, no bookkeeping."""
+    from connectors.egress import DestinationPolicy
     from connectors.webhook import WebhookSender
 
     sender = WebhookSender(max_connections=concurrency)
     body = json.dumps({"type": "license.issued", "data": {"x": 1}}).encode()
     url = f"http://127.0.0.1:{port}/hook"
+    policy = DestinationPolicy.declared(url)  # the loopback receiver, as an operator declares it
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(lambda i: sender.send(url, secret, f"bare:{i}", body).ok, range(n)))
+        results = list(pool.map(lambda i: sender.send(url, secret, f"bare:{i}", body, policy=policy).ok, range(n)))
     elapsed = time.perf_counter() - started
     sender.close()
     assert all(results)

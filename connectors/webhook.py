@@ -5,6 +5,10 @@ event, so the receiver deduplicates), ``webhook-timestamp`` (Unix seconds) and
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``. The secret is
 ``whsec_`` + base64 of the key bytes. Timeouts are a transport concern, set once per sender.
 
+A sender posts only where the message's :class:`~connectors.egress.DestinationPolicy` allows
+(:class:`~connectors.egress_http.GuardedTransport`; public addresses only when none is given),
+over one pooled client per policy, and never follows a redirect.
+
 >>> secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 >>> sig = sign(secret, "msg_1", 1700000000, b'{"a":1}')
 >>> sig.startswith("v1,")
@@ -24,15 +28,21 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
+from connectors.egress import DestinationPolicy, DestinationRefused, Resolver, system_resolver
+from connectors.egress_http import GuardedTransport
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 #: Receivers reject messages whose timestamp is further than this from their clock (replay defence).
 DEFAULT_TOLERANCE_S = 300
+#: How a refused destination starts a push's error (operators see the rest; consumers only this).
+DESTINATION_REFUSED = "destination refused"
 
 
 class WebhookVerificationError(ValueError):
@@ -102,19 +112,46 @@ class PushResult:
 
 
 class WebhookSender:
-    """Posts signed messages over one pooled HTTP client with bounded timeouts."""
+    """Posts signed messages with bounded timeouts, over a pooled HTTP client per destination policy."""
 
-    def __init__(self, *, connect_timeout: float = 3.0, read_timeout: float = 10.0, max_connections: int = 64) -> None:
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,
-        )
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        max_connections: int = 64,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._resolver = resolver
+        self._clients: dict[DestinationPolicy, httpx.Client] = {}
+        self._lock = threading.Lock()
 
-    def send(self, url: str, secret: str, msg_id: str, body: bytes, *, timestamp: int | None = None) -> PushResult:
+    def _client(self, policy: DestinationPolicy) -> httpx.Client:
+        with self._lock:
+            client = self._clients.get(policy)
+            if client is None:
+                transport = GuardedTransport(policy, resolver=self._resolver, limits=self._limits)
+                client = httpx.Client(transport=transport, timeout=self._timeout, follow_redirects=False)
+                self._clients[policy] = client
+            return client
+
+    def send(
+        self,
+        url: str,
+        secret: str,
+        msg_id: str,
+        body: bytes,
+        *,
+        policy: DestinationPolicy = DestinationPolicy(),
+        timestamp: int | None = None,
+    ) -> PushResult:
         headers = headers_for(secret, msg_id, body, timestamp)
         try:
-            response = self._client.post(url, content=body, headers=headers)
+            response = self._client(policy).post(url, content=body, headers=headers)
+        except DestinationRefused as exc:
+            return PushResult(False, None, f"{DESTINATION_REFUSED}: {exc}"[:300], False)
         except httpx.TimeoutException as exc:
             return PushResult(False, None, f"timeout: {type(exc).__name__}", True)
         except httpx.HTTPError as exc:
@@ -127,7 +164,10 @@ class WebhookSender:
         return PushResult(False, response.status_code, f"HTTP {response.status_code}", transient)
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     def __enter__(self) -> WebhookSender:
         return self

@@ -35,6 +35,7 @@ from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectExists, ObjectStore, Retention, RetentionMode
 from e_license_store.tables import LicenseIndexEntry
 from hub.outbox import emit, emit_many
+from hub.regions import event_region
 from mappings.canonical.models import ApprovalResult, HolderKind, License, LicenseStatus, SourceRef
 
 
@@ -507,7 +508,7 @@ class LicenseService:
             },
             "idempotency_key": f"{event_type}:{lic.license_id}:v{lic.version}",
             "holder_code": lic.holder_code,
-            "region_code": lic.issuer_code[:6] if lic.issuer_code[:6].isdigit() else None,
+            "region_code": event_region(str(lic.holder_kind), lic.holder_code, lic.issuer_code),
             "license_type_code": lic.license_type_code,
         }
 

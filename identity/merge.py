@@ -6,6 +6,9 @@ legacy code of ``into_code`` in the cross-walk, both golden records are recomput
 ``identity.merged`` event goes to the outbox. A split undoes exactly one merge; an unlink
 undoes one source-record link. Nothing is deleted: links and cross-walk entries get their
 ``unlinked_at``/``undone_at`` and new rows record what holds now.
+
+The events' subjects are opaque references (:func:`hub.pseudonyms.opaque_ref`) and their
+idempotency keys name the merge or link record: no event identifier carries a resident id.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from sqlalchemy.orm import Session
 from hub.masking import mask_resident_id
 from hub.models import utcnow
 from hub.outbox import emit
+from hub.pseudonyms import opaque_ref
+from hub.regions import holder_region
 from identity import golden
 from identity.tables import (
     PERSON,
@@ -90,10 +95,11 @@ def merge(session: Session, entity_kind: str, from_code: str, into_code: str, *,
                                   method=method, linked_at=utcnow()))
     session.flush()
     golden.refresh(session, entity_kind, [from_code, into_code], cause="merge")
-    emit(session, "identity.merged", into_code,
+    emit(session, "identity.merged", opaque_ref(into_code),
          {"entity_kind": entity_kind, "canonical_code": into_code, "merged_code": _shown(entity_kind, from_code),
           "source_records_moved": moved, "actor": actor, "reason": reason},
-         f"identity.merged:merge:{record.id}", holder_code=into_code)
+         f"identity.merged:merge:{record.id}", holder_code=into_code,
+         region_code=holder_region(entity_kind, into_code))
     return record
 
 
@@ -122,10 +128,10 @@ def split(session: Session, merge_id: int, *, actor: str, reason: str | None = N
         walk.undone_at = now
     session.flush()
     golden.refresh(session, kind, [from_code, into_code], cause="split")
-    emit(session, "identity.split", into_code,
+    emit(session, "identity.split", opaque_ref(into_code),
          {"entity_kind": kind, "canonical_code": into_code, "split_code": _shown(kind, from_code),
           "source_records_moved": count, "actor": actor, "reason": reason},
-         f"identity.split:merge:{record.id}", holder_code=into_code)
+         f"identity.split:merge:{record.id}", holder_code=into_code, region_code=holder_region(kind, into_code))
     return record
 
 
@@ -143,9 +149,10 @@ def unlink(session: Session, department: str, dataset: str, source_key: str, *, 
     link.unlinked_at = utcnow()
     session.flush()
     golden.refresh(session, link.entity_kind, [link.canonical_code], cause="unlink")
-    emit(session, "identity.split", link.canonical_code,
+    emit(session, "identity.split", opaque_ref(link.canonical_code),
          {"entity_kind": link.entity_kind, "canonical_code": link.canonical_code,
           "source_record": {"department": department, "dataset": dataset, "source_key": source_key},
           "actor": actor, "reason": reason},
-         f"identity.split:link:{link.id}", holder_code=link.canonical_code)
+         f"identity.split:link:{link.id}", holder_code=link.canonical_code,
+         region_code=holder_region(link.entity_kind, link.canonical_code))
     return link

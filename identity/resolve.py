@@ -20,7 +20,6 @@ driver in bulk (docs/decisions/identity-bulk-linking.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +35,8 @@ from sqlalchemy.orm import Session
 from hub.masking import mask_resident_id
 from hub.models import utcnow
 from hub.outbox import emit_many
+from hub.pseudonyms import event_key, keyed_digest, opaque_ref
+from hub.regions import holder_region
 from identity import _bulk, _jsontext, golden
 from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, pack
 from identity.tables import (
@@ -936,20 +937,25 @@ def _emit_merged(
     run_id: str | None,
 ) -> int:
     """``identity.merged`` per identity that gained legacy codes, written to the outbox in bulk
-    (idempotent by key, like :func:`hub.outbox.emit`)."""
+    (idempotent by key, like :func:`hub.outbox.emit`). Subject and key are opaque references
+    (:mod:`hub.pseudonyms`); the codes are only in the payload, masked for whoever may not see them."""
     events: list[dict[str, Any]] = []
+    key = event_key() if merged_by_code else None
     for canonical, legacy in sorted(merged_by_code.items()):
         shown = [
             {"legacy_code": mask_resident_id(code) if entity_kind == PERSON else code, "code_kind": kind,
              "method": method}
             for code, kind, method in sorted(legacy)
         ]
-        digest = hashlib.sha256(repr(sorted(legacy)).encode()).hexdigest()[:16]
+        ref = opaque_ref(canonical, key=key)
+        # keyed, not a plain hash: the legacy codes are resident ids a plain hash would give away
+        digest = keyed_digest(ref, *(f"{code}|{kind}|{method}" for code, kind, method in sorted(legacy)), key=key)
         events.append({
-            "event_type": "identity.merged", "subject": canonical, "holder_code": canonical,
+            "event_type": "identity.merged", "subject": ref, "holder_code": canonical,
+            "region_code": holder_region(entity_kind, canonical),
             "payload": {"entity_kind": entity_kind, "canonical_code": canonical, "merged": shown, "source": source,
                         "run_id": run_id},
-            "idempotency_key": f"identity.merged:{canonical}:{digest}",
+            "idempotency_key": f"identity.merged:{ref}:{digest[:16]}",
         })
     return emit_many(session, events)
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors.egress import redact_credentials
 from e_license_store import identifier as license_ids
 from e_license_store.catalogue import UnknownLicenseType, license_type
 from e_license_store.index import LicenseIndexRow
@@ -52,6 +53,7 @@ from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonica
 from recognition.keys import parse_key
 from recognition.problems import (
     ProblemError,
+    destination_not_allowed,
     missing_scope,
     not_found,
     problem_response,
@@ -882,7 +884,8 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
         created = sub.created_at if sub.created_at.tzinfo else sub.created_at.replace(tzinfo=dt.UTC)
         return SubscriptionOut(
             id=sub.id, name=sub.name, origin=sub.origin, event_types=list(sub.event_types),
-            license_types=sub.license_types, regions=sub.regions, channel=sub.channel, url=sub.target_url,
+            license_types=sub.license_types, regions=sub.regions, channel=sub.channel,
+            url=redact_credentials(sub.target_url),  # rows stored before credentials were refused
             created_at=created, secret=sub.secret if with_secret else None,
         )  # fmt: skip
 
@@ -896,22 +899,30 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
     )
     async def create_subscription(request: Request, c: CallerDep, body: SubscriptionIn) -> SubscriptionOut:
         require(c, "subscriptions:manage")
-        scopes = c.principal.scopes
-        if body.license_types:
-            for t in body.license_types:
-                if not scopes.can_read_type(t):
-                    raise missing_scope(f"licenses:read:{t}")
-        elif scopes.readable_types is not None:
-            raise missing_scope("licenses:read:*")
+        event_types = [e.value for e in body.event_types]
+        # every event type needs the scope its events are released under (licence type, identities:read)
+        missing = c.principal.scopes.missing_for_subscription(event_types, body.license_types)
+        if missing is not None:
+            await record(request, c, "subscribe", subject=None, outcome="refused", detail={"missing_scope": missing})
+            raise missing_scope(missing)
         ctx = _ctx(request)
+        error: subs_mod.SubscriptionError | None = None
         with ctx.sessions() as session:
-            sub = subs_mod.create(
-                session, name=body.name, event_types=[e.value for e in body.event_types], url=str(body.url),
-                channel=body.channel.value, license_types=body.license_types, regions=body.regions,
-                consumer_id=c.principal.consumer_id,
-            )  # fmt: skip
-            out = _sub_out(sub, with_secret=True)
-            session.commit()
+            try:
+                sub = subs_mod.create(
+                    session, name=body.name, event_types=event_types, url=str(body.url), channel=body.channel.value,
+                    license_types=body.license_types, regions=body.regions, consumer_id=c.principal.consumer_id,
+                )  # fmt: skip
+                out = _sub_out(sub, with_secret=True)
+                session.commit()
+            except subs_mod.SubscriptionError as exc:
+                error = exc
+        if isinstance(error, subs_mod.DestinationNotAllowed):
+            await record(request, c, "subscribe", subject=None, outcome="refused",
+                         detail={"reason": "destination_not_allowed"})  # fmt: skip
+            raise destination_not_allowed(str(error)) from error
+        if error is not None:
+            raise ProblemError(422, "invalid_subscription", "Invalid subscription", str(error)) from error
         await record(request, c, "subscribe", subject=out.id, detail={"event_types": out.event_types})
         return out
 
@@ -978,7 +989,7 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
             views = delivery_mod.list_deliveries(
                 session, subscription_ids=sub_ids, status=status.value if status else None, limit=limit, offset=offset
             )
-            items = [_delivery_out(v) for v in views]
+            items = [_delivery_out(v, full_error=admin) for v in views]
         await record(request, c, "read", subject="deliveries", detail={"count": len(items)})
         return DeliveryPage(items=items, limit=limit, offset=offset, next_offset=_next(offset, limit, len(items)))
 
@@ -989,7 +1000,9 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _delivery_out(v: delivery_mod.DeliveryView) -> DeliveryOut:
+def _delivery_out(v: delivery_mod.DeliveryView, *, full_error: bool) -> DeliveryOut:
+    """A delivery as shown; its error in full only to operators (``deliveries:admin``), to a consumer
+    only the receiver's answer or the class of failure (:func:`recognition.delivery.public_error`)."""
     d = v.delivery
     held = v.held_by is not None and d.status == delivery_mod.PENDING
     return DeliveryOut(
@@ -997,7 +1010,8 @@ def _delivery_out(v: delivery_mod.DeliveryView) -> DeliveryOut:
         idempotency_key=d.idempotency_key, status="held" if held else d.status, held_back=held,
         held_by=v.held_by if held else None, attempts=d.attempts,
         next_attempt_at=_utc(d.next_attempt_at) if d.status == delivery_mod.PENDING else None,
-        last_error=d.last_error, created_at=_utc(d.created_at) or d.created_at, delivered_at=_utc(d.delivered_at),
+        last_error=d.last_error if full_error else delivery_mod.public_error(d.last_error),
+        created_at=_utc(d.created_at) or d.created_at, delivered_at=_utc(d.delivered_at),
     )  # fmt: skip
 
 

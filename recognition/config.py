@@ -22,6 +22,9 @@ class RecognitionSettings(BaseSettings):
     delivery_concurrency: int = 16
     webhook_connect_timeout_seconds: float = 3.0
     webhook_read_timeout_seconds: float = 10.0
+    #: Days a delivered outbox event stays in the database before housekeeping archives it with its
+    #: deliveries under ``$HUB_HOME/archive/outbox`` (never deleted unarchived, see recognition.archive).
+    outbox_archive_days: int = 180
     #: Subscriptions declared in YAML (default: ``recognition/subscriptions.yaml``).
     subscriptions_file: Path = Path(__file__).with_name("subscriptions.yaml")
     #: Largest request body: JSON and anything else, and a multipart upload (a 10 MiB licence

@@ -1,4 +1,5 @@
-"""``hub consumers``: API consumers (接入方) and their keys — add, list, rotate, revoke."""
+"""``hub consumers``: API consumers (接入方) and their keys — add, list, rotate, revoke — and the
+destinations their subscriptions may push to (allow-destination, destinations, remove-destination)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from typing import Annotated
 
 import typer
 
+from connectors.egress import DestinationRefused
 from hub.db import get_engine, session_scope
-from recognition import consumers
+from recognition import consumers, destinations
 from recognition.scopes import InvalidScope
 
-app = typer.Typer(no_args_is_help=True, help="API consumers and their keys: add, list, rotate, revoke.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="API consumers and their keys: add, list, rotate, revoke; where their subscriptions may push.",
+)
 
 
 def _fail(message: str) -> None:
@@ -98,3 +103,53 @@ def scopes(
         _fail(str(exc))
         return
     typer.echo(json.dumps({"consumer": name, "scopes": granted}))
+
+
+@app.command("allow-destination")
+def allow_destination(
+    name: str,
+    destination: Annotated[
+        str, typer.Argument(help="https://host[:port][/path], http://… (plain HTTP) or host[:port] (https)")
+    ],
+    private: Annotated[
+        bool, typer.Option("--private", help="The host may resolve to private-use addresses (10/8, 192.168/16, …)")
+    ] = False,
+) -> None:
+    """Allow a consumer's subscriptions to push to a destination (URL prefix or host[:port])."""
+    try:
+        with session_scope(get_engine()) as session:
+            entry = destinations.allow(session, name, destination, private=private)
+    except (consumers.ConsumerError, DestinationRefused) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps({"consumer": name, "allowed": str(entry), "reach": entry.reach.value}))
+
+
+@app.command("destinations")
+def list_destinations(
+    name: Annotated[str | None, typer.Argument(help="One consumer (default: every consumer)")] = None,
+) -> None:
+    """One JSON line per allowed destination."""
+    try:
+        with session_scope(get_engine()) as session:
+            rows = destinations.listing(session, name)
+    except consumers.ConsumerError as exc:
+        _fail(str(exc))
+        return
+    for consumer, entry in rows:
+        typer.echo(json.dumps({"consumer": consumer, "destination": str(entry), "reach": entry.reach.value}))
+
+
+@app.command("remove-destination")
+def remove_destination(name: str, destination: str) -> None:
+    """Withdraw an allowed destination; subscriptions to it are no longer pushed to."""
+    try:
+        with session_scope(get_engine()) as session:
+            removed = destinations.remove(session, name, destination)
+    except (consumers.ConsumerError, DestinationRefused) as exc:
+        _fail(str(exc))
+        return
+    if not removed:
+        _fail(f"consumer {name!r} has no allowed destination {destination!r}")
+        return
+    typer.echo(json.dumps({"consumer": name, "removed": destination}))

@@ -6,6 +6,13 @@ is ever in flight. A delivery that fails is retried with exponential backoff; af
 ``max_attempts`` it is dead-lettered, and the rest of its queue is *held back* until an
 operator replays or skips it. ``run_once`` is one round (standalone, ``hub deliver``, or
 an Airflow task); ``run_loop`` repeats rounds until stopped.
+
+Every delivery asks again whether its consumer may receive the event (its scopes, see
+:func:`recognition.scopes.event_scope`; a revoked consumer receives nothing): one it may no
+longer see is *skipped* with the reason recorded and audited, not sent. A push goes only to
+the destinations allowed for the consumer (:mod:`recognition.destinations`), checked on the
+URL and on the address connected to. Consumers see a delivery's error only as the receiver's
+answer or a class of failure (:func:`public_error`); operators see all of it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -25,14 +33,15 @@ from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
-from connectors.webhook import PushResult, WebhookSender
+from connectors.egress import DestinationPolicy, DestinationRefused, Resolver, system_resolver
+from connectors.webhook import DESTINATION_REFUSED, PushResult, WebhookSender
 from hub.db import session_scope
 from hub.masking import Party, Personal, mask_fields
 from hub.models import OutboxEvent, utcnow
-from recognition import audit
+from recognition import audit, destinations
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
-from recognition.scopes import ScopeSet
+from recognition.scopes import ScopeSet, event_scope
 from recognition.soap_push import SoapNoticePusher, notice_for
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
 
@@ -85,54 +94,112 @@ class RunReport:
     delivered: int = 0
     failed: int = 0
     dead: int = 0
+    skipped: int = 0
 
     def __add__(self, other: RunReport) -> RunReport:
         return RunReport(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
-        return (self.fanned_out, self.created, self.attempted, self.delivered, self.failed, self.dead)
+        return (self.fanned_out, self.created, self.attempted, self.delivered, self.failed, self.dead, self.skipped)
+
+
+# Reasons the hub itself records (shown to consumers as they are, see public_error).
+NO_SECRET = "subscription has no signing secret"  # noqa: S105 - a reason, not a secret
+MISSING = "subscription or event missing"
+CONSUMER_REVOKED = "consumer revoked"
+NOT_RELEASED = "not released"  # + ": the consumer lacks <scope>"
+CONNECTION_FAILED = "connection failed"
+SOAP_FAULT = "SOAP fault"
+HUB_REASONS = frozenset({NO_SECRET, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, "notice not accepted"})
 
 
 @dataclass
 class Target:
-    """Where and how one subscription is pushed (secrets resolved)."""
+    """Where and how one subscription is pushed (secrets resolved), and what its consumer may receive."""
 
     subscription_id: str
     channel: str
     url: str
     secret: str | None
     mask_personal: bool
+    #: The destinations the push may use: the consumer's allowed ones, or the URL as operators declared it.
+    policy: DestinationPolicy = field(default_factory=DestinationPolicy)
+    #: The consumer's scopes; ``None`` for a subscription operators declared (subscriptions.yaml).
+    scopes: ScopeSet | None = None
+    #: Set when nothing may go to this subscription any more (its consumer was revoked).
+    refusal: str | None = None
+
+    def withheld(self, event: OutboxEvent) -> str | None:
+        """Why ``event`` must not go to this subscription, or ``None`` when it may."""
+        if self.refusal is not None:
+            return self.refusal
+        if self.scopes is None or self.scopes.may_receive(event.event_type, event.license_type_code):
+            return None
+        needed = event_scope(event.event_type, event.license_type_code)
+        return f"{NOT_RELEASED}: the consumer lacks {needed}" if needed else f"{NOT_RELEASED}: no scope releases it"
 
 
 @dataclass
 class Pushers:
-    """The transports; built once per worker (pooled HTTP client, cached SOAP clients)."""
+    """The transports; built once per worker (pooled HTTP clients, cached SOAP clients)."""
 
     webhook: WebhookSender = field(default_factory=WebhookSender)
     soap: SoapNoticePusher = field(default_factory=SoapNoticePusher)
 
     def push(self, target: Target, idempotency_key: str, event: dict[str, Any]) -> PushResult:
         if target.channel == "soap":
-            return self.soap.push(target.url, target.secret, notice_for(event, idempotency_key, target.secret))
+            notice = notice_for(event, idempotency_key, target.secret)
+            return self.soap.push(target.url, target.secret, notice, policy=target.policy)
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if not target.secret:
-            return PushResult(False, None, "subscription has no signing secret", False)
-        return self.webhook.send(target.url, target.secret, idempotency_key, body)
+            return PushResult(False, None, NO_SECRET, False)
+        return self.webhook.send(target.url, target.secret, idempotency_key, body, policy=target.policy)
 
     def close(self) -> None:
         self.webhook.close()
 
     @classmethod
-    def from_settings(cls, s: RecognitionSettings | None = None) -> Pushers:
+    def from_settings(cls, s: RecognitionSettings | None = None, *, resolver: Resolver = system_resolver) -> Pushers:
+        """The transports as configured; ``resolver`` answers the destinations' names (the system's by default)."""
         s = s or RecognitionSettings()
         return cls(
             webhook=WebhookSender(
                 connect_timeout=s.webhook_connect_timeout_seconds,
                 read_timeout=s.webhook_read_timeout_seconds,
                 max_connections=max(8, s.delivery_concurrency * 2),
+                resolver=resolver,
             ),
-            soap=SoapNoticePusher(timeout=s.webhook_read_timeout_seconds),
+            soap=SoapNoticePusher(timeout=s.webhook_read_timeout_seconds, resolver=resolver),
         )
+
+
+def public_error(error: str | None) -> str | None:
+    """A delivery's error as its consumer sees it: the receiver's answer (HTTP status, SOAP fault
+    code), the hub's own reason, or only the class of a network failure — never a host, port or errno.
+
+    >>> [public_error(e) for e in ("HTTP 503", "ConnectError: [Errno 111] Connection refused", "timeout: ReadTimeout")]
+    ['HTTP 503', 'connection failed', 'timeout']
+    >>> public_error("destination refused: hooks.example:443 resolves to 10.0.0.7 (private): not an allowed address")
+    'destination not allowed'
+    >>> public_error("SOAP fault wsse:FailedAuthentication: The security token could not be authenticated")
+    'SOAP fault wsse:FailedAuthentication'
+    >>> public_error("not released: the consumer lacks identities:read")
+    'not released: the consumer lacks identities:read'
+    """
+    if error is None:
+        return None
+    if re.fullmatch(r"HTTP [0-9]{3}", error):
+        return error
+    if error.startswith("timeout"):
+        return "timeout"
+    if error.startswith(DESTINATION_REFUSED):
+        return "destination not allowed"
+    if error.startswith(SOAP_FAULT):
+        code = error[len(SOAP_FAULT) :].split(": ", 1)[0].strip()  # the receiver's fault code, not its text
+        return f"{SOAP_FAULT} {code}" if re.fullmatch(r"[\w:.-]{1,60}", code) else SOAP_FAULT
+    if error in HUB_REASONS or error.startswith(NOT_RELEASED + ":"):
+        return error
+    return CONNECTION_FAILED
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -304,19 +371,33 @@ def _ready_chains(session: Session, now: dt.datetime, batch_size: int) -> list[l
     return chains
 
 
+def _declared_policy(url: str) -> DestinationPolicy:
+    try:
+        return DestinationPolicy.declared(url)
+    except DestinationRefused:
+        return DestinationPolicy(())  # a malformed declared URL goes nowhere (the push reports why)
+
+
 def _targets(session: Session, sub_ids: Iterable[str]) -> dict[str, Target]:
+    subs = list(session.scalars(select(Subscription).where(Subscription.id.in_(list(sub_ids)))))
+    consumer_ids = {s.consumer_id for s in subs if s.consumer_id is not None}
+    consumers = {c.id: c for c in session.scalars(select(Consumer).where(Consumer.id.in_(consumer_ids)))}
+    policies = destinations.policies(session, consumer_ids)
     out: dict[str, Target] = {}
-    for sub in session.scalars(select(Subscription).where(Subscription.id.in_(list(sub_ids)))):
+    for sub in subs:
         secret = sub.secret
         if sub.secret_env:
             secret = os.environ.get(sub.secret_env) or secret
-        mask = True
         if sub.consumer_id is None:
-            mask = False  # declared by operators in YAML for a department entitled to the data
-        else:
-            consumer = session.get(Consumer, sub.consumer_id)
-            mask = consumer is None or not ScopeSet.parse(consumer.scopes).personal
-        out[sub.id] = Target(sub.id, sub.channel, sub.target_url, secret, mask)
+            # declared by operators (subscriptions.yaml) for a department entitled to the data
+            out[sub.id] = Target(sub.id, sub.channel, sub.target_url, secret, False, _declared_policy(sub.target_url))
+            continue
+        consumer = consumers.get(sub.consumer_id)
+        scopes = ScopeSet.parse(consumer.scopes) if consumer is not None else ScopeSet(())
+        refusal = CONSUMER_REVOKED if consumer is None or consumer.revoked_at is not None else None
+        out[sub.id] = Target(
+            sub.id, sub.channel, sub.target_url, secret, not scopes.personal, policies[sub.consumer_id], scopes, refusal
+        )
     return out
 
 
@@ -325,6 +406,8 @@ class _Outcome:
     delivery_id: int
     result: PushResult
     at: dt.datetime
+    #: Why the delivery was skipped instead of sent (the consumer may not receive the event).
+    withheld: str | None = None
 
 
 def _send_chain(
@@ -333,8 +416,12 @@ def _send_chain(
     """Send one queue's deliveries in order; stop at the first failure (later ones must wait)."""
     out = []
     for delivery, target, event in chain:
+        withheld = target.withheld(event) if target is not None and event is not None else None
+        if withheld is not None:
+            out.append(_Outcome(delivery.id, PushResult(False, None, withheld, False), utcnow(), withheld))
+            continue  # not sent, and nothing to wait for: the holder's next event may go
         if target is None or event is None:
-            result = PushResult(False, None, "subscription or event missing", False)
+            result = PushResult(False, None, MISSING, False)
         else:
             try:
                 result = pushers.push(
@@ -403,6 +490,13 @@ def _record(
         delivered_ids = []
         for o in outcomes:
             d = by_id[o.delivery_id]
+            if o.withheld is not None:
+                report.skipped += 1
+                session.execute(
+                    update(Delivery).where(Delivery.id == d.id).values(status=SKIPPED, last_error=o.withheld)
+                )
+                records.append(_audit_record(d, SKIPPED, o, d.attempts))
+                continue
             report.attempted += 1
             attempts = d.attempts + 1
             if o.result.ok:
@@ -424,23 +518,7 @@ def _record(
                         last_error=o.result.error,
                     )
                 )
-            records.append(
-                audit.AuditRecord(
-                    consumer=f"subscription:{d.subscription_id}",
-                    action="deliver",
-                    resource=f"delivery/{d.id}",
-                    subject=f"event/{d.event_id}",
-                    outcome=outcome,
-                    detail={
-                        "event_type": d.event_type,
-                        "idempotency_key": d.idempotency_key,
-                        "attempt": attempts,
-                        "status_code": o.result.status_code,
-                        "error": o.result.error,
-                    },
-                    at=o.at,
-                )
-            )
+            records.append(_audit_record(d, outcome, o, attempts))
         if delivered_ids:
             now = utcnow()
             # one statement per round; attempts counts this successful try too
@@ -450,6 +528,24 @@ def _record(
                 .values(status=DELIVERED, attempts=Delivery.attempts + 1, delivered_at=now, last_error=None)
             )
         audit.append(session, records)
+
+
+def _audit_record(d: Delivery, outcome: str, o: _Outcome, attempt: int) -> audit.AuditRecord:
+    return audit.AuditRecord(
+        consumer=f"subscription:{d.subscription_id}",
+        action="deliver",
+        resource=f"delivery/{d.id}",
+        subject=f"event/{d.event_id}",
+        outcome=outcome,
+        detail={
+            "event_type": d.event_type,
+            "idempotency_key": d.idempotency_key,
+            "attempt": attempt,
+            "status_code": o.result.status_code,
+            "error": o.result.error,
+        },
+        at=o.at,
+    )
 
 
 def run_loop(

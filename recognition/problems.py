@@ -75,6 +75,14 @@ def missing_scope(scope: str) -> ProblemError:
     )
 
 
+def destination_not_allowed(detail: str) -> ProblemError:
+    """A subscription URL no destination allowed for the consumer covers (operators allow them)."""
+    return ProblemError(
+        403, "destination_not_allowed", "Destination not allowed",
+        f"{detail}; an operator allows destinations with `hub consumers allow-destination`",
+    )  # fmt: skip
+
+
 def not_found(what: str) -> ProblemError:
     return ProblemError(404, "not_found", "Not found", f"{what} not found")
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 SurfaceValue = str | int | float | bool | None
+#: A subscription's region: a 2-, 4- or 6-digit administrative division code prefix.
+REGION_PATTERN = r"^[0-9]{2}(?:[0-9]{2}){0,2}$"
 
 
 class _Out(BaseModel):
@@ -148,9 +151,23 @@ class SubscriptionIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     event_types: list[EventType] = Field(min_length=1, max_length=20)
     license_types: list[str] | None = Field(default=None, max_length=50)
-    regions: list[str] | None = Field(default=None, max_length=50, description="6-digit region code prefixes")
+    regions: list[Annotated[str, Field(pattern=REGION_PATTERN)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="Division code prefixes (2, 4 or 6 digits; 330300 covers the city) matched against the "
+        "holder's region, else the issuer's",
+    )
     channel: Channel = Channel.webhook
-    url: HttpUrl
+    url: HttpUrl = Field(
+        description="https (or http where allowed) URL of a destination allowed for the consumer; no credentials in it"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: HttpUrl) -> HttpUrl:
+        if url.username is not None or url.password is not None:
+            raise ValueError("credentials in a subscription URL are not accepted; name secrets by reference")
+        return url
 
 
 class SubscriptionOut(_Out):

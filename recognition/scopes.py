@@ -9,8 +9,17 @@ Scope strings:
 - ``fields:<surface field>`` / ``fields:*`` — surface fields released (others omitted);
 - ``personal:read`` — personal data unmasked (resident ids, names, addresses, phones);
 - ``purpose:<name>`` — a purpose the consumer may state (the first is its default);
+- ``identities:read`` — receive identity events (``identity.merged``, ``identity.split``): which
+  codes became one person or enterprise; a person's codes in them stay masked without
+  ``personal:read``;
 - ``subscriptions:manage``, ``deliveries:read``, ``deliveries:admin``;
 - ``metrics:read`` — the Prometheus metrics at ``/metrics`` (for the monitoring system's key).
+
+Pushed events are released like reads (:func:`event_scope`): a licence or approval event needs
+``licenses:read`` for that event's licence type, an identity event ``identities:read``; an event
+of any other kind goes to no consumer. Subscribing asks for the scopes of every event type named
+(:meth:`ScopeSet.missing_for_subscription`), and every delivery asks again, so a scope withdrawn
+later stops the events it covered.
 
 >>> s = ScopeSet.parse(["licenses:read:1101", "fields:enterprise_name", "purpose:tax_registration"])
 >>> s.can_read_type("1101"), s.can_read_type("2101")
@@ -19,6 +28,10 @@ Scope strings:
 (True, False)
 >>> s.default_purpose
 'tax_registration'
+>>> s.may_receive("license.issued", "1101"), s.may_receive("identity.merged", None)
+(True, False)
+>>> s.missing_for_subscription(["license.issued", "identity.merged"], ["1101"])
+'identities:read'
 >>> ScopeSet.parse(["bogus"])
 Traceback (most recent call last):
 ...
@@ -37,6 +50,7 @@ FIXED = {
     "licenses:verify",
     "recognitions:read",
     "personal:read",
+    "identities:read",
     "subscriptions:manage",
     "deliveries:read",
     "deliveries:admin",
@@ -49,8 +63,31 @@ PATTERNS = (
 )
 
 
+#: Event kinds (the event type before its dot) released like licence reads, and like identity data.
+LICENCE_EVENT_KINDS = frozenset({"license", "approval"})
+IDENTITY_EVENT_KINDS = frozenset({"identity"})
+IDENTITIES_READ = "identities:read"
+
+
 class InvalidScope(ValueError):
     pass
+
+
+def event_scope(event_type: str, license_type_code: str | None) -> str | None:
+    """The scope a consumer needs to receive one event; ``None``: no consumer receives it.
+
+    >>> event_scope("license.revoked", "1101"), event_scope("approval.issued", "3101")
+    ('licenses:read:1101', 'licenses:read:3101')
+    >>> event_scope("license.issued", None), event_scope("identity.split", None), event_scope("case.opened", None)
+    ('licenses:read:*', 'identities:read', None)
+    """
+    kind = event_type.partition(".")[0]
+    if kind in LICENCE_EVENT_KINDS:
+        # a licence event without a type is released only to whoever may read every type
+        return f"licenses:read:{license_type_code or '*'}"
+    if kind in IDENTITY_EVENT_KINDS:
+        return IDENTITIES_READ
+    return None
 
 
 def validate_scope(scope: str) -> str:
@@ -90,6 +127,35 @@ class ScopeSet:
         if "licenses:read:*" in self.scopes:
             return None
         return frozenset(s.split(":", 2)[2] for s in self.scopes if s.startswith("licenses:read:"))
+
+    def may_receive(self, event_type: str, license_type_code: str | None) -> bool:
+        """May a subscription of this consumer be pushed this event? (see :func:`event_scope`)"""
+        needed = event_scope(event_type, license_type_code)
+        if needed is None:
+            return False
+        if needed.startswith("licenses:read:"):
+            return self.can_read_type(needed.split(":", 2)[2])
+        return self.has(needed)
+
+    def missing_for_subscription(self, event_types: Iterable[str], license_types: Iterable[str] | None) -> str | None:
+        """The first scope missing to subscribe to ``event_types`` (filtered by ``license_types``), if any.
+
+        Licence events need the scope of every licence type filtered on, or ``licenses:read:*``
+        without a filter; identity events need ``identities:read``.
+        """
+        types = list(license_types or [])
+        for event_type in event_types:
+            kind = event_type.partition(".")[0]
+            if kind in LICENCE_EVENT_KINDS:
+                for t in types or ["*"]:
+                    if not self.can_read_type(t):
+                        return f"licenses:read:{t}"
+            elif kind in IDENTITY_EVENT_KINDS:
+                if not self.has(IDENTITIES_READ):
+                    return IDENTITIES_READ
+            else:  # event types are validated before; no scope releases an unknown kind
+                raise ValueError(f"no scope releases {event_type!r} events")
+        return None
 
     def field_allowed(self, field: str) -> bool:
         return "fields:*" in self.scopes or f"fields:{field}" in self.scopes

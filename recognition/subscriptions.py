@@ -2,31 +2,64 @@
 
 A YAML subscription (``recognition/subscriptions.yaml``) names its webhook secret or SOAP
 password by environment variable, never in the file; :func:`sync_yaml` makes the table
-match the file (added, changed, removed) and is idempotent.
+match the file (added, changed, removed) and is idempotent. No subscription URL carries
+credentials (``user:password@``). An API subscription's URL must be covered by a destination
+an operator allowed its consumer (:mod:`recognition.destinations`); YAML ones are operators' own.
+
+Filters (:func:`matches`): event types (``license.*`` for a kind), licence types (a licence or
+approval event must carry one of them) and regions — 2-, 4- or 6-digit prefixes of the event's
+region (:mod:`hub.regions`: the holder's, else the issuer's division; ``330300`` covers the
+whole city). Which events a consumer may receive at all is its scopes' business
+(:func:`recognition.scopes.event_scope`), checked when subscribing and on every delivery.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from connectors.egress import DestinationRefused, has_credentials
 from connectors.webhook import generate_secret
 from hub.models import OutboxEvent, utcnow
-from recognition.schemas import Channel, EventType
+from hub.regions import region_prefix
+from recognition import destinations
+from recognition.schemas import REGION_PATTERN, Channel, EventType
+from recognition.scopes import LICENCE_EVENT_KINDS
 from recognition.tables import Delivery, Subscription
 
 EVENT_TYPES = frozenset(e.value for e in EventType)
+SUBSCRIPTION_DELETED = "subscription deleted"
+CREDENTIALS_IN_URL = "credentials in a subscription URL are not accepted; name secrets by reference"
+_REGION = re.compile(REGION_PATTERN)
 
 
 class SubscriptionError(ValueError):
     pass
+
+
+class DestinationNotAllowed(SubscriptionError):
+    """The URL is not covered by a destination an operator allowed the consumer."""
+
+
+def check_url(url: str) -> str:
+    if has_credentials(url):
+        raise SubscriptionError(CREDENTIALS_IN_URL)
+    return url
+
+
+def check_regions(regions: Sequence[str] | None) -> list[str] | None:
+    bad = [r for r in regions or [] if not _REGION.match(r)]
+    if bad:
+        raise SubscriptionError(f"regions are 2-, 4- or 6-digit division code prefixes: {bad}")
+    return list(regions) if regions else None
 
 
 class YamlSubscription(BaseModel):
@@ -40,6 +73,16 @@ class YamlSubscription(BaseModel):
     url: str
     secret_env: str | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        return check_url(url)
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, regions: list[str] | None) -> list[str] | None:
+        return check_regions(regions)
+
 
 def matches(sub: Subscription, event: OutboxEvent) -> bool:
     """Does ``event`` go to ``sub``? Type, licence type and region filters; no history before it."""
@@ -49,11 +92,15 @@ def matches(sub: Subscription, event: OutboxEvent) -> bool:
         t.endswith(".*") and event.event_type.startswith(t[:-1]) for t in sub.event_types
     ):
         return False
-    if sub.license_types and event.license_type_code and event.license_type_code not in sub.license_types:
-        return False
+    if (
+        sub.license_types
+        and event.event_type.partition(".")[0] in LICENCE_EVENT_KINDS
+        and event.license_type_code not in sub.license_types
+    ):
+        return False  # a licence event without a type is no event of the filtered types
     if sub.regions:
         region = event.region_code or ""
-        if not any(region.startswith(prefix) for prefix in sub.regions):
+        if not region or not any(region.startswith(region_prefix(r)) for r in sub.regions):
             return False
     return True
 
@@ -74,10 +121,21 @@ def create(
     consumer_id: str | None = None,
     from_event_id: int | None = None,
 ) -> Subscription:
-    """A new API subscription; a webhook one gets a fresh signing secret (returned once by the API)."""
+    """A new API subscription; a webhook one gets a fresh signing secret (returned once by the API).
+
+    A consumer's subscription must go to a destination allowed for it (:class:`DestinationNotAllowed`);
+    one without a consumer is operators' own (code or YAML) and trusted as declared, like YAML ones.
+    """
     unknown = sorted(set(event_types) - EVENT_TYPES)
     if unknown:
         raise SubscriptionError(f"unknown event types: {unknown}")
+    check_url(url)
+    regions = check_regions(regions)
+    if consumer_id is not None:
+        try:
+            destinations.policy_for(session, consumer_id).check_url(url)
+        except DestinationRefused as exc:
+            raise DestinationNotAllowed(str(exc)) from exc
     sub = Subscription(
         id="s" + uuid.uuid4().hex[:12],
         name=name,
@@ -127,7 +185,7 @@ def _cancel_open_deliveries(session: Session, subscription_id: str) -> None:
     session.execute(
         update(Delivery)
         .where(Delivery.subscription_id == subscription_id, Delivery.status.in_(["pending", "dead"]))
-        .values(status="skipped", last_error="subscription deleted")
+        .values(status="skipped", last_error=SUBSCRIPTION_DELETED)
     )
 
 

@@ -40,6 +40,33 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ConsumerDestination(Base):
+    """A destination an operator allowed a consumer's subscriptions to push to (允许的推送目的地).
+
+    See :class:`connectors.egress.AllowedDestination`; ``reach`` is ``public`` or ``private``.
+    """
+
+    __tablename__ = "recognition_consumer_destination"
+    __table_args__ = (
+        UniqueConstraint(
+            "consumer_id", "scheme", "host", "port", "path_prefix", name="uq_recognition_consumer_destination"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    consumer_id: Mapped[str] = mapped_column(
+        ForeignKey("recognition_consumer.id", name="fk_recognition_consumer_destination_consumer"), index=True
+    )
+    scheme: Mapped[str] = mapped_column(String(5))
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    path_prefix: Mapped[str] = mapped_column(String(300), default="/")
+    reach: Mapped[str] = mapped_column(String(10), default="public")
+    #: Who allowed it (the operator's account or ``cli``) and when.
+    allowed_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEntry(Base):
     """One entry of the append-only, hash-chained audit log (审计日志); personal data masked."""
 

@@ -185,7 +185,8 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
 
 
 def build_housekeeping_dag() -> DAG:
-    """Housekeeping (日常维护): re-linking, expiry, re-delivery, reconciliation, purge past retention."""
+    """Housekeeping (日常维护): re-linking, expiry, re-delivery, outbox archiving, reconciliation, purge past
+    retention."""
     from hub.pipeline import housekeeping
 
     with DAG(
@@ -211,6 +212,10 @@ def build_housekeeping_dag() -> DAG:
         def redeliver() -> dict[str, Any]:
             return housekeeping.redeliver(_run_id())
 
+        @task(task_id="archive_outbox", doc_md=housekeeping.archive_outbox.__doc__)
+        def archive_outbox() -> dict[str, Any]:
+            return housekeeping.archive_outbox(_run_id())
+
         @task(task_id="reconcile", doc_md=housekeeping.reconcile.__doc__)
         def reconcile() -> dict[str, Any]:
             return housekeeping.reconcile(_run_id())
@@ -219,7 +224,8 @@ def build_housekeeping_dag() -> DAG:
         def purge() -> dict[str, Any]:
             return housekeeping.purge(_run_id())
 
-        relink() >> expire() >> redeliver()  # amendments and expiries are delivered in the same run
+        # amendments and expiries are delivered in the same run, then what is finished is archived
+        relink() >> expire() >> redeliver() >> archive_outbox()
         reconcile() >> purge()
     return dag
 

@@ -1,4 +1,5 @@
-"""Housekeeping task bodies (日常维护): re-linking, licence expiry, re-delivery, reconciliation, retention purge."""
+"""Housekeeping task bodies (日常维护): re-linking, licence expiry, re-delivery, outbox archiving,
+reconciliation, retention purge."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hub.db import get_engine, session_scope
-from hub.models import QuarantineRecord, local_today
+from hub.models import QuarantineRecord, local_today, utcnow
 from hub.pipeline.tables import PipelineStep
+from hub.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,18 @@ def redeliver(run_id: str) -> dict[str, Any]:
     from hub.pipeline.steps import push
 
     return push(run_id)
+
+
+def archive_outbox(run_id: str, older_than: dt.datetime | None = None) -> dict[str, Any]:
+    """Archive delivered outbox events past ``HUB_OUTBOX_ARCHIVE_DAYS`` with their deliveries
+    (发件箱归档): compressed JSON Lines under ``$HUB_HOME/archive/outbox`` and a hash-chained
+    manifest; nothing leaves the outbox unarchived."""
+    from recognition.archive import archive_outbox as archive
+    from recognition.config import RecognitionSettings
+
+    limit = older_than or utcnow() - dt.timedelta(days=RecognitionSettings().outbox_archive_days)
+    directory = get_settings().home / "archive" / "outbox"
+    return archive(get_engine(), older_than=limit, directory=directory).as_dict()
 
 
 def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[str, Any]:

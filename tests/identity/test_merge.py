@@ -69,3 +69,31 @@ def test_unlink_one_source_record(session: Session) -> None:
     assert [h.cause for h in golden.history(session, "person", P1)][-1] == "unlink"
     with pytest.raises(MergeError):
         unlink(session, "public_security", "persons", "a", actor="operator")
+
+
+def test_identity_merged_event_carries_no_resident_id(session: Session) -> None:
+    """Finding 2: an identity event's subject and idempotency key (hence the delivery's key and the
+    ``webhook-id``) carry an opaque reference, never the resident id nor a plain hash of it."""
+    import hashlib
+
+    from hub.pseudonyms import is_opaque_ref, opaque_ref
+    from tests.identity.test_resolve import LEGACY_P2, _person_batch
+
+    _seed(session)
+    resolve_batch(session, _person_batch(), "person", "public_security", "persons")  # P2's 15-digit card merges
+    merge(session, "person", P2, P1, actor="reviewer-1", reason="same person")
+    session.commit()
+    events = list(session.scalars(select(OutboxEvent).where(OutboxEvent.event_type.like("identity.%"))))
+    assert {e.event_type for e in events} == {"identity.merged"} and len(events) == 2
+    codes = {P1, P2, LEGACY_P2}
+    plain_hashes = {hashlib.sha256(c.encode()).hexdigest()[:16] for c in codes}
+    for e in events:
+        identifiers = f"{e.subject} {e.idempotency_key}"
+        assert not any(code in identifiers for code in codes), identifiers
+        assert not any(h in identifiers for h in plain_hashes)
+        assert is_opaque_ref(e.subject) and e.subject in (opaque_ref(P1), opaque_ref(P2))
+        assert e.region_code == P1[:6]  # the holder's region, for region-filtered subscriptions
+    # deterministic: the same batch again announces nothing new (the keys are stable)
+    resolve_batch(session, _person_batch(), "person", "public_security", "persons")
+    session.commit()
+    assert len(list(session.scalars(select(OutboxEvent).where(OutboxEvent.event_type.like("identity.%"))))) == 2

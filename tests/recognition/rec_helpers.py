@@ -89,6 +89,15 @@ CONSUMERS: dict[str, list[str]] = {
 }
 
 
+def allow_destination(engine: Engine, consumer: str, destination: str, *, private: bool = False) -> None:
+    """An operator's ``hub consumers allow-destination CONSUMER DESTINATION``."""
+    from hub.db import session_scope
+    from recognition import destinations
+
+    with session_scope(engine) as session:
+        destinations.allow(session, consumer, destination, private=private)
+
+
 def auth(token: str, purpose: str | None = None) -> dict[str, str]:
     headers = {"Authorization": f"Bearer {token}"}
     if purpose:
@@ -112,10 +121,16 @@ class Receiver:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.fail_ids: set[str] = set()  # answer 500 for these webhook-ids
+        self.hosts: list[str] = []  # the Host header of every POST
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
+
+    @property
+    def origin(self) -> str:
+        """What an operator allows for this receiver (``hub consumers allow-destination``)."""
+        return f"http://127.0.0.1:{self.port}/"
 
     def unique_in_order(self) -> list[tuple[str, dict[str, object]]]:
         seen: set[str] = set()
@@ -134,6 +149,8 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 msg_id = self.headers.get("webhook-id", "")
+                with receiver.lock:
+                    receiver.hosts.append(self.headers.get("host", ""))
                 if receiver.secret is not None:
                     try:
                         verify(receiver.secret, dict(self.headers.items()), body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import CONSUMERS, USCC, World, auth
+from rec_helpers import CONSUMERS, USCC, World, allow_destination, auth
 from sqlalchemy import func, select
 
 from recognition.scopes import ScopeSet
@@ -85,6 +85,7 @@ def _cases(world: World, name: str) -> list[tuple[str, str, dict[str, object] | 
 @pytest.mark.parametrize("name", sorted(CONSUMERS))
 def test_access_matrix(world: World, client: TestClient, tokens: dict[str, str], name: str) -> None:
     scopes = ScopeSet.parse(CONSUMERS[name])
+    allow_destination(world.engine, name, "http://127.0.0.1:9/")  # where the matrix's subscriptions point
     for method, path, body, status, missing in _cases(world, name):
         before = _audit_count(world)
         res = client.request(method, path, json=body, headers=auth(tokens[name]))

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from rec_helpers import USCC, Receiver, World, auth, issue_business
+from rec_helpers import USCC, Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import select
 
 from hub.db import session_scope
@@ -27,6 +27,7 @@ def _later(minutes: float) -> dt.datetime:
 
 
 def _subscribe(client: TestClient, token: str, url: str, **extra: object) -> dict[str, object]:
+    """Subscribe (the caller allowed the destination for the consumer first)."""
     body = {"name": "tax push", "event_types": ["license.issued", "license.amended", "license.revoked"],
             "license_types": ["1101"], "url": url, **extra}  # fmt: skip
     res = client.post("/v1/subscriptions", json=body, headers=auth(token))
@@ -59,6 +60,7 @@ def test_subscriber_down_then_back_gets_every_event_in_order(
 ) -> None:
     with world.sessions() as s:
         start = int(s.scalar(select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1)) or 0)
+    allow_destination(world.engine, "tax_bureau", receiver.origin)
     sub = _subscribe(client, tokens["tax_bureau"], receiver.url)
     receiver.secret = str(sub["secret"])
     policy = dlv.DeliveryPolicy(max_attempts=20, backoff_base=1.0, backoff_max=30.0, concurrency=4)
@@ -114,6 +116,7 @@ def test_subscriber_down_then_back_gets_every_event_in_order(
 def test_dead_letter_holds_back_the_holder_until_replayed_or_skipped(
     world: World, client: TestClient, tokens: dict[str, str], receiver: Receiver
 ) -> None:
+    allow_destination(world.engine, "tax_bureau", receiver.origin)
     sub = _subscribe(client, tokens["tax_bureau"], receiver.url)
     receiver.secret = str(sub["secret"])
     policy = dlv.DeliveryPolicy(max_attempts=2, backoff_base=1.0, backoff_max=5.0, concurrency=4)
@@ -189,7 +192,8 @@ def test_subscription_filters_and_yaml(
     res = client.get("/v1/subscriptions", headers=auth(tokens["operator"]))
     assert [x["id"] for x in res.json()["items"]] == ["land-approvals"]
     assert client.get("/v1/subscriptions", headers=auth(tokens["tax_bureau"])).json()["items"] == []
-    sub = _subscribe(client, tokens["tax_bureau"], "http://127.0.0.1:9/y", regions=["110"])
+    allow_destination(world.engine, "tax_bureau", "http://127.0.0.1:9/")
+    sub = _subscribe(client, tokens["tax_bureau"], "http://127.0.0.1:9/y", regions=["11"])
     with session_scope(world.engine) as s:
         e_match = OutboxEvent(id=10_001, event_type="license.issued", subject="L", payload={}, idempotency_key="k1",
                               license_type_code="1101", region_code="110105", holder_code=USCC)  # fmt: skip
@@ -265,6 +269,7 @@ def test_deliver_task_and_cli_for_airflow_and_operators(
     empty = tmp_path / "subs.yaml"
     empty.write_text("subscriptions: []\n", encoding="utf-8")
     monkeypatch.setenv("HUB_SUBSCRIPTIONS_FILE", str(empty))
+    allow_destination(world.engine, "tax_bureau", receiver.origin)
     sub = _subscribe(client, tokens["tax_bureau"], receiver.url)
     receiver.secret = str(sub["secret"])
     issue_business(world.service, "ent-task", holder=HOLDERS[2])

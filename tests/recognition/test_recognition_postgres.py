@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import USCC, Receiver, auth, issue_business
+from rec_helpers import USCC, Receiver, allow_destination, auth, issue_business
 
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
@@ -32,6 +32,7 @@ def test_api_audit_and_push_on_postgres(pg_hub_db_url: str, tmp_path: Path, rece
     with session_scope(engine) as s:
         token = add_consumer(s, "dept", ["licenses:read:1101", "licenses:verify", "subscriptions:manage",
                                          "deliveries:read"])[1]  # fmt: skip
+    allow_destination(engine, "dept", receiver.origin)
     app = create_app(get_settings(), engine=engine, directory=LicenseDirectory(store, keyring),
                      config=RecognitionSettings(api_key_cache_seconds=0))  # fmt: skip
     with TestClient(app) as client:
