@@ -172,7 +172,7 @@ def list_consumers(session: Session) -> list[tuple[Consumer, list[ApiKey]]]:
     return out
 
 
-def _active_keys(session: Session, consumer_id: str) -> list[ApiKey]:
+def active_keys(session: Session, consumer_id: str) -> list[ApiKey]:
     return list(
         session.scalars(
             select(ApiKey)
@@ -198,7 +198,7 @@ def rotate_key(
     consumer = get_consumer(session, name)
     if consumer.revoked_at is not None:
         raise ConsumerError(f"consumer {name!r} is revoked")
-    active = _active_keys(session, consumer.id)
+    active = active_keys(session, consumer.id)
     bound = _sources(sources) if sources is not None else list((active[-1].sources or []) if active else [])
     expires_at = _future(expires_at)
     if not keep_old:
@@ -226,7 +226,7 @@ def set_key_limits(
             raise ConsumerError(f"consumer {name!r} has no key {key_id!r}")
         targets = [key]
     else:
-        targets = _active_keys(session, consumer.id)
+        targets = active_keys(session, consumer.id)
     if expires_at is not _UNSET:
         expiry = _future(expires_at)  # type: ignore[arg-type]
         for key in targets:
