@@ -185,7 +185,7 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
 
 
 def build_housekeeping_dag() -> DAG:
-    """Housekeeping (日常维护): re-linking, expiry, re-delivery, reconciliation, purge past retention."""
+    """Housekeeping (日常维护): re-linking, expiry, re-delivery, reconciliation, purge past retention, audit archive."""
     from hub.pipeline import housekeeping
 
     with DAG(
@@ -219,8 +219,13 @@ def build_housekeeping_dag() -> DAG:
         def purge() -> dict[str, Any]:
             return housekeeping.purge(_run_id())
 
+        @task(task_id="archive_audit_log", doc_md=housekeeping.archive_audit.__doc__)
+        def archive_audit() -> dict[str, Any]:
+            return housekeeping.archive_audit(_run_id())
+
         relink() >> expire() >> redeliver()  # amendments and expiries are delivered in the same run
         reconcile() >> purge()
+        archive_audit()
     return dag
 
 
