@@ -7,13 +7,13 @@ one interval (``1 / rate``) from ``max(TAT, now)`` and is allowed while that sta
 limit is smooth (no window edges letting two bursts through back to back) and costs one read
 and one write of one number.
 
-Backends, chosen by ``HUB_RATE_LIMIT_URL``:
+Backends, chosen by ``HUB_RATE_LIMIT_URL`` (``bench/bench_throttle.py`` measures each):
 
-- empty (default): a SQLite file of its own (``$HUB_HOME/throttle.db``, WAL, ``synchronous=OFF``:
-  counters are not worth a disk flush, a crash forgets a few seconds of them), shared by the
-  processes of one host; a blocking ``flock`` serialises them, as SQLite's busy handler would
-  sleep instead;
-- ``redis://…``: one Lua script per request (atomic on the server), shared by every host;
+- empty (default): a memory-mapped table in a file of its own (``$HUB_HOME/throttle.shm``, 1 MiB,
+  never the hub database), shared by the processes of one host: a few microseconds a count;
+- ``redis://…``: one Lua script per count (atomic on the server), shared by every host;
+- ``sqlite:///path``: a SQLite file (WAL, ``synchronous=OFF``), shared by one host's processes,
+  without the table's fixed size, at ten times its cost;
 - ``memory://``: this process only (tests, a single-process run).
 
 When the shared counters fail (Redis down, file unwritable), :class:`Throttle` keeps limiting
@@ -36,9 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import math
+import mmap
+import os
 import sqlite3
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +211,7 @@ if tat < now then tat = now end
 local new = tat + interval
 local excess = new - now - tolerance
 if excess > 1e-9 then return string.format('%.6f', excess) end
-redis.call('SET', KEYS[1], string.format('%.6f', new), 'PX', math.ceil((new - now) * 1000))
+redis.call('SET', KEYS[1], string.format('%.6f', new), 'PX', math.max(1, math.ceil((new - now) * 1000)))
 return '0'
 """
 
@@ -237,10 +241,96 @@ class RedisBackend:
             self.client.close()
 
 
+class SharedTableBackend:
+    """Counters in a memory-mapped hash table, one file shared by the processes of one host.
+
+    The table has 1,024 stripes of 64 slots; a slot holds a 64-bit fingerprint of the counter's
+    name and its TAT. A counter lives in the stripe its fingerprint picks: found by fingerprint,
+    else it takes the stripe's slot with the earliest TAT — an empty slot, an empty counter, or
+    (the stripe full of live counters) the one nearest to empty, which is forgotten. So up to
+    65,536 counters are live at once; past that (a flood from that many addresses within a
+    burst's time) the counters nearest to empty are lost first. One ``flock`` over the file
+    serialises the processes for the microseconds a count takes; the kernel drops it with a
+    process that dies, and a count torn by a crash leaves at worst one wrong counter.
+    """
+
+    MAGIC = b"HUBGCRA1"
+    STRIPES = 1024
+    WAYS = 64
+    _HEADER = 64
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stripe = self.WAYS * 16  # fingerprints, then TATs
+        self.size = self._HEADER + self.STRIPES * self._stripe
+        self._lock = threading.Lock()  # flock does not exclude threads sharing one open file
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._pid = 0
+        self._fps = struct.Struct(f"<{self.WAYS}Q")
+        self._tats = struct.Struct(f"<{self.WAYS}d")
+        self._slot = struct.Struct("<Q")
+        self._tat = struct.Struct("<d")
+
+    def _open(self) -> mmap.mmap:
+        self.close()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_size != self.size or os.pread(fd, len(self.MAGIC), 0) != self.MAGIC:
+                    os.ftruncate(fd, 0)  # a table of another layout, or none yet: start empty
+                    os.ftruncate(fd, self.size)
+                    os.pwrite(fd, self.MAGIC, 0)
+                table = mmap.mmap(fd, self.size)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise BackendUnavailable(f"throttle table {self.path}: {exc}") from exc
+        self._fd, self._map, self._pid = fd, table, os.getpid()
+        return table
+
+    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+        fp = int.from_bytes(hashlib.blake2b(bucket.encode(), digest_size=8).digest(), "little") or 1
+        base = self._HEADER + (fp >> 40) % self.STRIPES * self._stripe
+        with self._lock:
+            table = self._map
+            if table is None or self._pid != os.getpid():  # a forked child opens its own
+                table = self._open()
+            fd = self._fd
+            assert fd is not None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fps = self._fps.unpack_from(table, base)
+                tats_at = base + self.WAYS * 8
+                try:
+                    slot = fps.index(fp)
+                    tat: float | None = self._tat.unpack_from(table, tats_at + slot * 8)[0]
+                except ValueError:
+                    tats = self._tats.unpack_from(table, tats_at)
+                    slot, tat = tats.index(min(tats)), None
+                new, wait = gcra(tat, now, limit)
+                if new is not None:
+                    self._slot.pack_into(table, base + slot * 8, fp)
+                    self._tat.pack_into(table, tats_at + slot * 8, new)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        return wait
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def open_backend(url: str, home: Path, *, prefix: str = "hub:rl:") -> Backend:
-    """The backend ``HUB_RATE_LIMIT_URL`` names (empty: the SQLite file under ``home``)."""
+    """The backend ``HUB_RATE_LIMIT_URL`` names (empty: the shared table under ``home``)."""
     if not url:
-        return SqliteBackend(home / "throttle.db")
+        return SharedTableBackend(home / "throttle.shm")
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisBackend(url, prefix=prefix)
     if url == "memory://":

@@ -16,6 +16,7 @@ from recognition.throttle import (
     Limit,
     MemoryBackend,
     RedisBackend,
+    SharedTableBackend,
     SqliteBackend,
     Throttle,
     open_backend,
@@ -25,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0  # a fixed "now": the tests move time themselves
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "shared", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     made: Backend
     if request.param == "memory":
         made = MemoryBackend()
+    elif request.param == "shared":
+        made = SharedTableBackend(tmp_path / "throttle.shm")
     elif request.param == "sqlite":
         made = SqliteBackend(tmp_path / "throttle.db")
     else:
@@ -64,19 +67,20 @@ def test_redis_counter_keys_expire_once_empty(redis_prefix: tuple[str, str]) -> 
 _WORKER = """
 import sys
 from pathlib import Path
-from recognition.throttle import Limit, RedisBackend, SqliteBackend
+from recognition.throttle import Limit, RedisBackend, SharedTableBackend, SqliteBackend
 kind, where, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
-backend = SqliteBackend(Path(where)) if kind == "sqlite" else RedisBackend(where, prefix=prefix)
+backend = {"shared": SharedTableBackend, "sqlite": SqliteBackend}[kind](Path(where)) if kind != "redis" \
+    else RedisBackend(where, prefix=prefix)
 limit = Limit(rate=0.001, burst=100)  # no refill within the test: only the burst is there to share
 print(sum(backend.acquire("c:shared", limit, 1_800_000_000.0) == 0.0 for _ in range(80)))
 """
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize("kind", ["shared", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def test_counters_shared_between_two_processes(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Two processes take 80 each from one burst of 100: together exactly 100 pass, not 160."""
-    if kind == "sqlite":
-        where, prefix = str(tmp_path / "throttle.db"), ""
+    if kind != "redis":
+        where, prefix = str(tmp_path / f"throttle.{kind}"), ""
     else:
         where, prefix = request.getfixturevalue("redis_prefix")
     procs = [
@@ -133,8 +137,28 @@ def test_redis_that_does_not_answer_is_reported_unavailable() -> None:
     backend.close()
 
 
+class _TinyTable(SharedTableBackend):
+    STRIPES = 1
+    WAYS = 2
+
+
+def test_full_shared_table_forgets_the_counter_nearest_to_empty(tmp_path: Path) -> None:
+    table = _TinyTable(tmp_path / "tiny.shm")
+    limit = Limit(rate=1.0, burst=5)
+    for _ in range(5):
+        table.acquire("c:busy", limit, T0)  # TAT T0 + 5: far from empty
+    assert table.acquire("c:quiet", limit, T0) == 0.0  # TAT T0 + 1
+    assert table.acquire("c:busy", limit, T0) > 0
+    assert table.acquire("c:new", limit, T0) == 0.0  # the table is full: "quiet" (nearest to empty) goes
+    assert table.acquire("c:busy", limit, T0) > 0  # the busy counter is kept
+    table.close()
+    # a table file of another layout (an older hub, a different size) is started afresh
+    assert SharedTableBackend(tmp_path / "tiny.shm").acquire("c:busy", limit, T0) == 0.0
+
+
 def test_backend_is_chosen_by_url(tmp_path: Path) -> None:
-    assert isinstance(open_backend("", tmp_path), SqliteBackend)
+    assert isinstance(open_backend("", tmp_path), SharedTableBackend)
+    assert isinstance(open_backend(f"sqlite:///{tmp_path}/t.db", tmp_path), SqliteBackend)
     assert isinstance(open_backend("memory://", tmp_path), MemoryBackend)
     assert isinstance(open_backend("redis://127.0.0.1:6379/0", tmp_path), RedisBackend)
     with pytest.raises(ValueError, match="HUB_RATE_LIMIT_URL"):
