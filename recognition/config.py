@@ -33,8 +33,9 @@ class RecognitionSettings(BaseSettings):
     subscriptions_file: Path = Path(__file__).with_name("subscriptions.yaml")
 
     # Throttling (限流), see recognition.throttle; a rate of 0 means unthrottled.
-    #: Where the counters shared by every API process live: ``redis://host:port/db``, or empty for a
-    #: small SQLite file of their own on this host (``$HUB_HOME/throttle.db``, never the hub database).
+    #: Where the counters shared by every API process live: empty for a memory-mapped table of their own
+    #: on this host (``$HUB_HOME/throttle.shm``, never the hub database), ``redis://host:port/db`` for
+    #: every host, ``sqlite:///path`` or ``memory://`` (this process only).
     rate_limit_url: str = ""
     #: Requests per second a consumer's keys may make together, and how many at once (burst).
     #: A consumer's own limit (``hub consumers limits NAME --rate-limit N``) replaces these.
