@@ -261,7 +261,7 @@ def main(argv: list[str]) -> int:
     engine.dispose()
 
     load = os.getloadavg()
-    limiter = f"throttled ({args.rate_limit_url or 'SQLite file'})" if args.throttled else "unthrottled"
+    limiter = f"throttled ({args.rate_limit_url or 'shared table'})" if args.throttled else "unthrottled"
     print(f"licences indexed: {n:,}  holders: {holders:,}  API workers: {args.workers}  rate limits: {limiter}")
     print(f"run: {args.seconds}s per level; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"on {os.cpu_count()} cores")  # fmt: skip

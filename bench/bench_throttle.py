@@ -16,6 +16,7 @@ thousand calls, no target.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
 import os
 import random
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TARGET_P99_PER_REQUEST_MS = 1.0
 NOW = 1_800_000_000.0
@@ -41,11 +43,10 @@ def _backend(kind: str, where: str, prefix: str) -> object:
     return MemoryBackend()
 
 
-def run(kind: str, where: str, prefix: str, calls: int, seed: int) -> list[float]:
-    """``calls`` acquires on random counters; each call's seconds."""
+async def _run(kind: str, where: str, prefix: str, calls: int, seed: int) -> list[float]:
     from recognition.throttle import Limit
 
-    backend = _backend(kind, where, prefix)
+    backend: Any = _backend(kind, where, prefix)
     limit = Limit(rate=1e6, burst=1_000_000_000)  # never reached
     rng = random.Random(seed)
     buckets = [f"a:10.0.{i // 250}.{i % 250}" for i in range(1000)] + [f"c:c{i:012x}" for i in range(1000)]
@@ -54,11 +55,16 @@ def run(kind: str, where: str, prefix: str, calls: int, seed: int) -> list[float
     for i in range(calls):
         bucket = rng.choice(buckets)
         t0 = clock()
-        wait = backend.acquire(bucket, limit, NOW + i * 1e-4)  # type: ignore[attr-defined]
+        wait = await backend.acquire(bucket, limit, NOW + i * 1e-4)
         times.append(clock() - t0)
         assert wait == 0.0
-    backend.close()  # type: ignore[attr-defined]
+    await backend.aclose()
     return times
+
+
+def run(kind: str, where: str, prefix: str, calls: int, seed: int) -> list[float]:
+    """``calls`` acquires on random counters, one after another as one API worker makes them; each one's seconds."""
+    return asyncio.run(_run(kind, where, prefix, calls, seed))
 
 
 def _worker(args: tuple[str, str, str, int, int]) -> list[float]:

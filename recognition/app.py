@@ -201,7 +201,7 @@ async def caller(request: Request) -> Caller:
     principal = _ctx(request).principal(token.strip())
     if principal is None:
         raise unauthorized("the API key is unknown or revoked")
-    _ctx(request).gate.admit(request.scope, principal)  # expiry, source binding, rate (recognition.gate)
+    await _ctx(request).gate.admit(request.scope, principal)  # expiry, source binding, rate (recognition.gate)
     purpose = request.headers.get("x-purpose")
     if purpose:
         if f"purpose:{purpose}" not in principal.scopes.scopes:
@@ -390,7 +390,7 @@ def create_app(
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)
-    app.router.add_event_handler("shutdown", ctx.gate.close)
+    app.router.add_event_handler("shutdown", ctx.gate.aclose)
     return app
 
 

@@ -28,17 +28,15 @@ class ConsumerError(ValueError):
 
 
 class KeyRefused(Exception):
-    """A known, unrevoked key that may not be used now or from here; ``code`` is the problem's code."""
-
-    code = "key_refused"
+    """A known, unrevoked key that may not be used now or from here."""
 
 
 class KeyExpired(KeyRefused):
-    code = "key_expired"
+    pass
 
 
 class SourceNotAllowed(KeyRefused):
-    code = "source_not_allowed"
+    pass
 
 
 @dataclass(frozen=True)
@@ -105,9 +103,13 @@ def _sources(values: Iterable[str]) -> list[str]:
 
 
 def _future(expires_at: dt.datetime | None) -> dt.datetime | None:
-    if expires_at is not None and _utc(expires_at) <= utcnow():  # type: ignore[operator]
-        raise ConsumerError(f"expiry {expires_at.isoformat()} is already past (to stop a key now, revoke it)")
-    return expires_at
+    """An expiry to set: in UTC, and not already past."""
+    if expires_at is None:
+        return None
+    at = (expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    if at <= utcnow():
+        raise ConsumerError(f"expiry {at.isoformat()} is already past (to stop a key now, revoke it)")
+    return at
 
 
 def _rate(rate_limit: float | None, rate_burst: int | None) -> None:

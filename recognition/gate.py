@@ -68,25 +68,25 @@ class AccessGate:
     def address(self, scope: Scope) -> clientaddr.IPAddress | None:
         return clientaddr.from_scope(scope, self.proxies)
 
-    def _count(self, bucket: str, limit: Limit) -> float:
+    async def _count(self, bucket: str, limit: Limit) -> float:
         try:
-            return self.throttle.acquire(bucket, limit, self.clock())
+            return await self.throttle.acquire(bucket, limit, self.clock())
         except BackendUnavailable as exc:
             raise rate_limit_unavailable() from exc
 
-    def check_address(self, scope: Scope) -> None:
+    async def check_address(self, scope: Scope) -> None:
         """Count the request against its client address; raise 429 (or 503, see ``on_error``) if over."""
         if self.address_limit.unlimited:
             return
         addr = self.address(scope)
         if self.trusted and clientaddr.contains(self.trusted, addr):
             return
-        wait = self._count("a:" + clientaddr.bucket(addr), self.address_limit)
+        wait = await self._count("a:" + clientaddr.bucket(addr), self.address_limit)
         if wait > 0:
             self._refused_address.inc()
             raise rate_limited(wait, "too many requests from this address")
 
-    def admit(self, scope: Scope, principal: Principal) -> None:
+    async def admit(self, scope: Scope, principal: Principal) -> None:
         """The key's expiry and binding, then its consumer's rate; raises the problem that refuses it."""
         try:
             principal.check(dt.datetime.fromtimestamp(self.clock(), dt.UTC), self.address(scope))
@@ -98,13 +98,13 @@ class AccessGate:
         limit = self.key_limit if own is None else Limit.of(own, principal.rate_burst)
         if limit.unlimited:
             return
-        wait = self._count("c:" + principal.consumer_id, limit)
+        wait = await self._count("c:" + principal.consumer_id, limit)
         if wait > 0:
             self._refused_consumer.inc()
             raise rate_limited(wait, "this consumer's rate limit is reached")
 
-    def close(self) -> None:
-        self.throttle.close()
+    async def aclose(self) -> None:
+        await self.throttle.aclose()
 
 
 class GateMiddleware:
@@ -117,7 +117,7 @@ class GateMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             try:
-                self.gate.check_address(scope)
+                await self.gate.check_address(scope)
             except ProblemError as exc:
                 # no instance: the path may hold a holder's code (personal data)
                 response: Any = problem_response(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers)

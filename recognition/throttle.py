@@ -11,7 +11,8 @@ Backends, chosen by ``HUB_RATE_LIMIT_URL`` (``bench/bench_throttle.py`` measures
 
 - empty (default): a memory-mapped table in a file of its own (``$HUB_HOME/throttle.shm``, 1 MiB,
   never the hub database), shared by the processes of one host: a few microseconds a count;
-- ``redis://…``: one Lua script per count (atomic on the server), shared by every host;
+- ``redis://…``: one Lua script per count (atomic on the server), shared by every host; awaited,
+  so the event loop serves other requests during the round trip;
 - ``sqlite:///path``: a SQLite file (WAL, ``synchronous=OFF``), shared by one host's processes,
   without the table's fixed size, at ten times its cost;
 - ``memory://``: this process only (tests, a single-process run).
@@ -34,6 +35,7 @@ per outage, the shared ones tried again after a second) or refuses (``closed``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -92,11 +94,14 @@ class BackendUnavailable(RuntimeError):
 
 
 class Backend(Protocol):
-    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+    """Counters. ``acquire`` is a coroutine so that Redis's round trip does not hold the event loop;
+    the local backends answer without awaiting anything."""
+
+    async def acquire(self, bucket: str, limit: Limit, now: float) -> float:
         """Count one request; 0.0 if allowed, else the seconds until it would be."""
         ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class MemoryBackend:
@@ -107,7 +112,10 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self._pruned = 0.0
 
-    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+    async def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+        return self.count(bucket, limit, now)
+
+    def count(self, bucket: str, limit: Limit, now: float) -> float:
         with self._lock:
             new, wait = gcra(self._tats.get(bucket), now, limit)
             if new is not None:
@@ -117,7 +125,7 @@ class MemoryBackend:
                 self._pruned = now
         return wait
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self._tats.clear()
 
 
@@ -172,7 +180,7 @@ class SqliteBackend:
             finally:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
 
-    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+    async def acquire(self, bucket: str, limit: Limit, now: float) -> float:
         conn = self._connect()
         interval, tolerance = limit.interval, limit.tolerance
         stored: list[Any] = []
@@ -191,7 +199,7 @@ class SqliteBackend:
             return 0.0
         return max(float(stored[0][0]) if stored else now, now) + interval - now - tolerance
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         for conn in self._conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
@@ -222,23 +230,38 @@ class RedisBackend:
     def __init__(self, url: str, *, prefix: str = "hub:rl:", timeout: float = 0.05) -> None:
         import redis
 
-        self.prefix = prefix
+        self.url, self.prefix, self.timeout = url, prefix, timeout
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        # a short timeout: the call blocks the event loop, and a slow Redis must not hold every request
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        self._script = self.client.register_script(_GCRA_LUA)
+        self.client: Any = None
+        self._script: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+    def _bound_script(self) -> Any:
+        """The script on a client of the running event loop (an asyncio client is bound to its loop)."""
+        loop = asyncio.get_running_loop()
+        if self.client is None or self._loop is not loop:
+            import redis.asyncio
+
+            # a short timeout: a slow Redis must not hold requests; the throttle falls back meanwhile
+            self.client = redis.asyncio.Redis.from_url(
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            )
+            self._script, self._loop = self.client.register_script(_GCRA_LUA), loop
+        return self._script
+
+    async def acquire(self, bucket: str, limit: Limit, now: float) -> float:
         try:
-            answer = self._script(keys=[self.prefix + bucket], args=[repr(now), repr(limit.interval),
-                                                                      repr(limit.tolerance)])  # fmt: skip
+            args = [repr(now), repr(limit.interval), repr(limit.tolerance)]
+            answer = await self._bound_script()(keys=[self.prefix + bucket], args=args)
         except self._errors as exc:
             raise BackendUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
         return float(answer)
 
-    def close(self) -> None:
-        with contextlib.suppress(*self._errors):
-            self.client.close()
+    async def aclose(self) -> None:
+        if self.client is not None and self._loop is asyncio.get_running_loop():
+            with contextlib.suppress(*self._errors):
+                await self.client.aclose()
+        self.client = None
 
 
 class SharedTableBackend:
@@ -291,7 +314,7 @@ class SharedTableBackend:
         self._fd, self._map, self._pid = fd, table, os.getpid()
         return table
 
-    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+    async def acquire(self, bucket: str, limit: Limit, now: float) -> float:
         fp = int.from_bytes(hashlib.blake2b(bucket.encode(), digest_size=8).digest(), "little") or 1
         base = self._HEADER + (fp >> 40) % self.STRIPES * self._stripe
         with self._lock:
@@ -317,6 +340,9 @@ class SharedTableBackend:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         return wait
+
+    async def aclose(self) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._map is not None:
@@ -353,13 +379,13 @@ class Throttle:
         self.failures = 0
         self._down_until: float | None = None
 
-    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+    async def acquire(self, bucket: str, limit: Limit, now: float) -> float:
         """0.0 if allowed, else seconds to wait; raises :class:`BackendUnavailable` when closed and down."""
         if limit.unlimited:
             return 0.0
         if self._down_until is None or now >= self._down_until:
             try:
-                wait = self.backend.acquire(bucket, limit, now)
+                wait = await self.backend.acquire(bucket, limit, now)
             except BackendUnavailable as exc:
                 self.failures += 1
                 if self._down_until is None:
@@ -373,8 +399,8 @@ class Throttle:
                 return wait
         if self.on_error == "closed":
             raise BackendUnavailable("rate-limit counters unavailable")
-        return self.fallback.acquire(bucket, limit, now)
+        return self.fallback.count(bucket, limit, now)
 
-    def close(self) -> None:
-        self.backend.close()
-        self.fallback.close()
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+        await self.fallback.aclose()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from rec_helpers import USCC, World, auth
@@ -169,3 +170,17 @@ def test_serve_with_two_workers_shares_one_consumer_counter(hub_db_url: str, tmp
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
     assert codes.count(200) == 10 and codes.count(429) == 20, codes
+
+
+@pytest.mark.redis
+def test_429_when_key_exceeds_rate_on_redis_counters(
+    world: World, tokens: dict[str, str], redis_prefix: tuple[str, str]
+) -> None:
+    import redis
+
+    url, prefix = redis_prefix
+    config = _settings(rate_limit_url=url, rate_limit_prefix=prefix, rate_limit_key_rate=1.0, rate_limit_key_burst=2)
+    with _app(world, config, Clock()) as app, _client(app) as c:
+        assert [c.get(PATH, headers=auth(tokens["portal"])).status_code for _ in range(3)] == [200, 200, 429]
+    counters = redis.Redis.from_url(url).keys(prefix + "*")
+    assert counters == [(prefix + "c:" + app.state.ctx.principal(tokens["portal"]).consumer_id).encode()]

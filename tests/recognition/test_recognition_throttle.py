@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -39,40 +40,58 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         url, prefix = request.getfixturevalue("redis_prefix")
         made = RedisBackend(url, prefix=prefix)
     yield made
-    made.close()
+    asyncio.run(made.aclose())
 
 
 def test_each_backend_allows_the_burst_then_the_rate(backend: Backend) -> None:
     limit = Limit(rate=2.0, burst=3)
-    assert [backend.acquire("c:one", limit, T0) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert backend.acquire("c:one", limit, T0) == pytest.approx(0.5)
-    assert backend.acquire("c:other", limit, T0) == 0.0  # counters are separate
-    assert backend.acquire("c:one", limit, T0 + 0.25) == pytest.approx(0.25)  # a refused request is not counted
-    assert backend.acquire("c:one", limit, T0 + 0.5) == 0.0
-    assert backend.acquire("c:one", limit, T0 + 0.5) == pytest.approx(0.5)
-    # idle long enough, the whole burst is back
-    assert [backend.acquire("c:one", limit, T0 + 10) for _ in range(4)][-2:] == [0.0, pytest.approx(0.5)]
+
+    async def acquire(bucket: str, now: float) -> float:
+        return await backend.acquire(bucket, limit, now)
+
+    async def story() -> None:
+        assert [await acquire("c:one", T0) for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert await acquire("c:one", T0) == pytest.approx(0.5)
+        assert await acquire("c:other", T0) == 0.0  # counters are separate
+        assert await acquire("c:one", T0 + 0.25) == pytest.approx(0.25)  # a refused request is not counted
+        assert await acquire("c:one", T0 + 0.5) == 0.0
+        assert await acquire("c:one", T0 + 0.5) == pytest.approx(0.5)
+        # idle long enough, the whole burst is back
+        assert [await acquire("c:one", T0 + 10) for _ in range(4)][-2:] == [0.0, pytest.approx(0.5)]
+
+    asyncio.run(story())
 
 
 @pytest.mark.redis
 def test_redis_counter_keys_expire_once_empty(redis_prefix: tuple[str, str]) -> None:
     url, prefix = redis_prefix
-    backend = RedisBackend(url, prefix=prefix)
-    backend.acquire("c:one", Limit(rate=10.0, burst=5), T0)
-    ttl_ms = backend.client.pttl(prefix + "c:one")
-    assert 0 < ttl_ms <= 100  # one interval of 0.1 s: Redis forgets the counter when it is empty again
-    backend.close()
+
+    async def ttl_ms() -> int:
+        backend = RedisBackend(url, prefix=prefix)
+        await backend.acquire("c:one", Limit(rate=10.0, burst=5), T0)
+        found = int(await backend.client.pttl(prefix + "c:one"))
+        await backend.aclose()
+        return found
+
+    assert 0 < asyncio.run(ttl_ms()) <= 100  # one interval of 0.1 s: Redis forgets the counter once it is empty
 
 
 _WORKER = """
+import asyncio
 import sys
 from pathlib import Path
 from recognition.throttle import Limit, RedisBackend, SharedTableBackend, SqliteBackend
 kind, where, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
-backend = {"shared": SharedTableBackend, "sqlite": SqliteBackend}[kind](Path(where)) if kind != "redis" \
-    else RedisBackend(where, prefix=prefix)
+if kind == "redis":
+    backend = RedisBackend(where, prefix=prefix)
+else:
+    backend = {"shared": SharedTableBackend, "sqlite": SqliteBackend}[kind](Path(where))
 limit = Limit(rate=0.001, burst=100)  # no refill within the test: only the burst is there to share
-print(sum(backend.acquire("c:shared", limit, 1_800_000_000.0) == 0.0 for _ in range(80)))
+
+async def main() -> int:
+    return sum([await backend.acquire("c:shared", limit, 1_800_000_000.0) == 0.0 for _ in range(80)])
+
+print(asyncio.run(main()))
 """
 
 
@@ -100,13 +119,13 @@ class _Down:
         self.up = False
         self.calls = 0
 
-    def acquire(self, bucket: str, limit: Limit, now: float) -> float:
+    async def acquire(self, bucket: str, limit: Limit, now: float) -> float:
         self.calls += 1
         if not self.up:
             raise BackendUnavailable("connection refused")
         return 0.0
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         pass
 
 
@@ -115,26 +134,26 @@ def test_unreachable_counters_fall_back_to_this_process_and_come_back(caplog: py
     throttle = Throttle(down, on_error="local", retry_seconds=1.0)
     limit = Limit(rate=1.0, burst=2)
     with caplog.at_level(logging.ERROR, logger="recognition.throttle"):
-        waits = [throttle.acquire("c:one", limit, T0) for _ in range(3)]
+        waits = [asyncio.run(throttle.acquire("c:one", limit, T0)) for _ in range(3)]
     assert waits[:2] == [0.0, 0.0] and waits[2] > 0  # still limited, by this process's counters
     assert down.calls == 1  # not asked again within retry_seconds: no timeout per request
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
     down.up = True
-    assert throttle.acquire("c:one", limit, T0 + 1.5) == 0.0 and down.calls == 2  # back on the shared counters
+    assert asyncio.run(throttle.acquire("c:one", limit, T0 + 1.5)) == 0.0  # back on the shared counters
+    assert down.calls == 2
 
 
 def test_unreachable_counters_closed_refuse() -> None:
     throttle = Throttle(_Down(), on_error="closed")
     with pytest.raises(BackendUnavailable):
-        throttle.acquire("a:192.0.2.1", Limit(rate=1.0, burst=2), T0)
-    assert throttle.acquire("a:192.0.2.1", Limit(rate=0.0, burst=1), T0) == 0.0  # no limit, nothing to count
+        asyncio.run(throttle.acquire("a:192.0.2.1", Limit(rate=1.0, burst=2), T0))
+    assert asyncio.run(throttle.acquire("a:192.0.2.1", Limit(rate=0.0, burst=1), T0)) == 0.0  # nothing to count
 
 
 def test_redis_that_does_not_answer_is_reported_unavailable() -> None:
     backend = RedisBackend("redis://127.0.0.1:9/0", timeout=0.2)  # the discard port: nothing listens
     with pytest.raises(BackendUnavailable, match="Redis"):
-        backend.acquire("c:one", Limit(rate=1.0, burst=1), T0)
-    backend.close()
+        asyncio.run(backend.acquire("c:one", Limit(rate=1.0, burst=1), T0))
 
 
 class _TinyTable(SharedTableBackend):
@@ -145,15 +164,19 @@ class _TinyTable(SharedTableBackend):
 def test_full_shared_table_forgets_the_counter_nearest_to_empty(tmp_path: Path) -> None:
     table = _TinyTable(tmp_path / "tiny.shm")
     limit = Limit(rate=1.0, burst=5)
+
+    def acquire(backend: SharedTableBackend, bucket: str) -> float:
+        return asyncio.run(backend.acquire(bucket, limit, T0))
+
     for _ in range(5):
-        table.acquire("c:busy", limit, T0)  # TAT T0 + 5: far from empty
-    assert table.acquire("c:quiet", limit, T0) == 0.0  # TAT T0 + 1
-    assert table.acquire("c:busy", limit, T0) > 0
-    assert table.acquire("c:new", limit, T0) == 0.0  # the table is full: "quiet" (nearest to empty) goes
-    assert table.acquire("c:busy", limit, T0) > 0  # the busy counter is kept
+        acquire(table, "c:busy")  # TAT T0 + 5: far from empty
+    assert acquire(table, "c:quiet") == 0.0  # TAT T0 + 1
+    assert acquire(table, "c:busy") > 0
+    assert acquire(table, "c:new") == 0.0  # the table is full: "quiet" (nearest to empty) goes
+    assert acquire(table, "c:busy") > 0  # the busy counter is kept
     table.close()
     # a table file of another layout (an older hub, a different size) is started afresh
-    assert SharedTableBackend(tmp_path / "tiny.shm").acquire("c:busy", limit, T0) == 0.0
+    assert acquire(SharedTableBackend(tmp_path / "tiny.shm"), "c:busy") == 0.0
 
 
 def test_backend_is_chosen_by_url(tmp_path: Path) -> None:
