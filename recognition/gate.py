@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recognition import clientaddr
@@ -57,6 +57,10 @@ class AccessGate:
         )
         self._refused_address = self.refused.labels("address")
         self._refused_consumer = self.refused.labels("consumer")
+        failures = Gauge(
+            "hub_rate_limit_backend_failures", "Counts the shared counters failed since start", registry=registry
+        )
+        failures.set_function(lambda: throttle.failures)
 
     @classmethod
     def from_settings(
