@@ -10,6 +10,12 @@ wrk drives a closed loop: each connection sends its next request when the answer
 the number of connections sets the queue every answer waits in. The run is repeated at several
 connection counts (``--connections 8,16,32``) and each level's throughput and p99 are printed.
 
+The load generator runs unthrottled, as an operator would set one up: its consumer has
+``--rate-limit 0`` and its loopback address is in ``HUB_RATE_LIMIT_TRUSTED``. ``--throttled``
+counts every request on the shared counters instead (limits far above the load, so nothing is
+refused): the API's figure with the rate limiter's cost in it; ``--rate-limit-url`` picks the
+backend (default: the SQLite file; ``redis://127.0.0.1:6379/0``).
+
 Target: ≥ 1,000 requests/s with p99 ≤ 25 ms at one load level. ``--smoke``: 2,000 licences, a
 2-second run, no target.
 """
@@ -83,13 +89,17 @@ def fill_index(url: str, n_licenses: int) -> int:
     return n_licenses
 
 
-def make_key(url: str) -> str:
+def make_key(url: str, *, throttled: bool = False) -> str:
+    """The load generator's consumer: unthrottled (``--rate-limit 0``), or counted with a limit it never reaches."""
     from hub.db import make_engine, session_scope
     from recognition.consumers import add_consumer
 
     engine = make_engine(url)
     with session_scope(engine) as s:
-        token = add_consumer(s, f"bench-{os.getpid()}-{time.time_ns()}", ["licenses:read:*", "purpose:bench"])[1]
+        token = add_consumer(
+            s, f"bench-{os.getpid()}-{time.time_ns()}", ["licenses:read:*", "purpose:bench"],
+            rate_limit=1e6 if throttled else 0,
+        )[1]  # fmt: skip
     engine.dispose()
     return token
 
@@ -168,11 +178,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--licenses", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--connections", default="8,16,32",
-                        help="wrk connection counts to run, comma-separated (closed loop: more connections, more "
-                             "requests in flight, more queueing in every answer)")
+    parser.add_argument(
+        "--connections",
+        default="8,16,32",
+        help="wrk connection counts to run, comma-separated (closed loop: more connections, more "
+        "requests in flight, more queueing in every answer)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--db-url", default=None, help="Default: a cached SQLite file under $HUB_HOME/bench")
+    parser.add_argument(
+        "--throttled",
+        action="store_true",
+        help="Count every request per address and per consumer (limits never reached)",
+    )
+    parser.add_argument(
+        "--rate-limit-url",
+        default="",
+        help="The counters' backend with --throttled (default: the SQLite file under HUB_HOME)",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.licenses, args.seconds, args.connections = 2_000, 2, "8"
@@ -191,7 +214,7 @@ def main(argv: list[str]) -> int:
     codes = [holder_code(rng.randrange(holders)) for _ in range(20_000)]
     codes_file = work / "codes.txt"
     codes_file.write_text("\n".join(codes) + "\n")
-    token = make_key(url)
+    token = make_key(url, throttled=args.throttled)
 
     from e_license_store.tables import LicenseIndexEntry  # noqa: F401 - tables registered for the count below
     from hub.db import make_engine
@@ -204,6 +227,13 @@ def main(argv: list[str]) -> int:
 
     port = _free_port()
     env = {**os.environ, "HUB_DB_URL": url, "HUB_HOME": str(work), "HUB_API_KEY_CACHE_SECONDS": "5"}
+    if args.throttled:
+        env.update(
+            HUB_RATE_LIMIT_TRUSTED="", HUB_RATE_LIMIT_ADDRESS_RATE="1000000", HUB_RATE_LIMIT_ADDRESS_BURST="1000000",
+            HUB_RATE_LIMIT_URL=args.rate_limit_url, HUB_RATE_LIMIT_PREFIX=f"hub:bench:{os.getpid()}:",
+        )  # fmt: skip
+    else:
+        env["HUB_RATE_LIMIT_TRUSTED"] = "127.0.0.1/32"  # the load generator's address is not counted
     # started as `hub serve` starts it (recognition.serve), workers and audit processes included
     server = subprocess.Popen(
         [sys.executable, "-m", "recognition.serve", "--host", "127.0.0.1", "--port", str(port),
@@ -231,8 +261,10 @@ def main(argv: list[str]) -> int:
     engine.dispose()
 
     load = os.getloadavg()
-    print(f"licences indexed: {n:,}  holders: {holders:,}  API workers: {args.workers}  run: {args.seconds}s per "
-          f"level; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    limiter = f"throttled ({args.rate_limit_url or 'shared table'})" if args.throttled else "unthrottled"
+    print(f"licences indexed: {n:,}  holders: {holders:,}  API workers: {args.workers}  rate limits: {limiter}")
+    print(f"run: {args.seconds}s per level; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+          f"on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'':40}{'requests/s':>12}{'p99 ms':>10}{'requests':>10}{'audited':>10}")
     for connections, rps, p99, requests, _non2xx, audited in runs:
         label = f"API, wrk {connections} connections"
@@ -248,8 +280,10 @@ def main(argv: list[str]) -> int:
     meeting = [r for r in runs if r[1] >= TARGET_RPS and r[2] <= TARGET_P99_MS]
     met = bool(meeting)
     where = f" (at {', '.join(str(r[0]) for r in meeting)} connections)" if meeting else ""
-    print(f"target ≥ {TARGET_RPS:,.0f} req/s with p99 ≤ {TARGET_P99_MS} ms at one load level: "
-          f"{'met' + where if met else 'MISSED'}")
+    print(
+        f"target ≥ {TARGET_RPS:,.0f} req/s with p99 ≤ {TARGET_P99_MS} ms at one load level: "
+        f"{'met' + where if met else 'MISSED'}"
+    )
     return 0 if ok and met else 1
 
 

@@ -36,8 +36,8 @@ GROUPS: list[tuple[str, str, str]] = [
     ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup."),
     ("validation", "validation.cli", "Data-quality suites and quarantine."),
     ("licenses", "e_license_store.cli", "The e-licence repository: list, get, verify, reindex."),
-    ("consumers", "recognition.consumers_cli", "API consumers, their keys and allowed push destinations."),
-    ("audit", "recognition.audit_cli", "The audit log: verify."),
+    ("consumers", "recognition.consumers_cli", "API consumers, their keys, limits and allowed push destinations."),
+    ("audit", "recognition.audit_cli", "The audit log: verify, head, archive."),
 ]
 
 #: single commands contributed by parts: (module, function name, command name)

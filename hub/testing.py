@@ -19,6 +19,7 @@ PG_USER = os.environ.get("HUB_TEST_PG_USER", "postgres")
 MARIADB_HOST = os.environ.get("HUB_TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("HUB_TEST_MARIADB_PORT", "3306"))
 MARIADB_USER = os.environ.get("HUB_TEST_MARIADB_USER", "root")
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def in_ci() -> bool:
@@ -76,9 +77,7 @@ def temp_postgres_database(prefix: str = "hubtest") -> Iterator[TempDatabase]:
     try:
         yield TempDatabase("postgresql", name, PG_HOST, PG_PORT, PG_USER)
     finally:
-        with psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
-        ) as admin:
+        with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -119,3 +118,23 @@ def odbc_available(driver: str) -> bool:
     except ImportError:
         return False
     return driver in pyodbc.drivers()
+
+
+@contextmanager
+def temp_redis_prefix(prefix: str = "hubtest") -> Iterator[tuple[str, str]]:
+    """The shared Redis's URL and a key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        raise ServiceMissing(f"Redis not reachable at {REDIS_URL}: {exc}") from exc
+    key_prefix = unique_name(prefix) + ":"
+    try:
+        yield REDIS_URL, key_prefix
+    finally:
+        for key in client.scan_iter(match=key_prefix + "*"):
+            client.delete(key)
+        client.close()

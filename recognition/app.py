@@ -47,8 +47,9 @@ from recognition import delivery as delivery_mod
 from recognition import subscriptions as subs_mod
 from recognition.audit_process import ProcessAuditWriter
 from recognition.config import RecognitionSettings
-from recognition.consumers import Principal, authenticate
+from recognition.consumers import Principal, identify
 from recognition.directory import LicenseDirectory
+from recognition.gate import AccessGate, GateMiddleware
 from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonical, resolve_holder, warm_up
 from recognition.keys import parse_key
 from recognition.problems import (
@@ -134,6 +135,7 @@ class AppContext:
     directory: LicenseDirectory
     audit: AuditSink
     metrics: Metrics
+    gate: AccessGate
     _keys: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
     _keys_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
@@ -175,13 +177,16 @@ class AppContext:
                 conn.close()
 
     def principal(self, token: str) -> Principal | None:
-        """The key's principal; cached briefly so the hot path does not hash and query every time."""
+        """The key's principal; cached briefly so the hot path does not hash and query every time.
+
+        Its expiry and binding are checked on every request (:meth:`AccessGate.admit`), cached or not.
+        """
         now = time.monotonic()
         hit = self._keys.get(token)
         if hit is not None and hit[1] > now:
             return hit[0]
         with self.sessions() as session:
-            found = authenticate(session, token)
+            found = identify(session, token)
         with self._keys_lock:
             if len(self._keys) > 10_000:
                 self._keys.clear()
@@ -212,6 +217,7 @@ async def caller(request: Request) -> Caller:
     principal = _ctx(request).principal(token.strip())
     if principal is None:
         raise unauthorized("the API key is unknown or revoked")
+    await _ctx(request).gate.admit(request.scope, principal)  # expiry, source binding, rate (recognition.gate)
     setattr(request.state, trail.CALLER, principal)
     purpose = request.headers.get("x-purpose")
     if purpose:
@@ -376,6 +382,7 @@ def create_app(
         directory=directory or LicenseDirectory(),
         audit=writer,
         metrics=metrics,
+        gate=AccessGate.from_settings(config, settings.home, registry=metrics.registry),
     )
     app = FastAPI(
         title=API_TITLE,
@@ -388,9 +395,8 @@ def create_app(
     )
     app.state.ctx = ctx
     warm_up()
-    # outermost last: metrics see every answer, the trail audits what handlers did not,
-    # the body limit stops a body before anything reads it
     app.add_middleware(trail.BodyLimit, limit_for=config.body_limit)
+    app.add_middleware(GateMiddleware, gate=ctx.gate)  # per-address limits before routing and authentication
     app.add_middleware(trail.AuditTrail, write=_trail_writer(ctx))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
@@ -398,6 +404,7 @@ def create_app(
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)
+    app.router.add_event_handler("shutdown", ctx.gate.aclose)
     return app
 
 

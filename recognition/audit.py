@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import Table, bindparam, select
@@ -32,8 +33,10 @@ from sqlalchemy.orm import Session
 
 from hub.db import session_scope
 from hub.models import utcnow
+from hub.settings import get_settings
+from recognition.config import RecognitionSettings
 from recognition.dbapi import Prepared
-from recognition.tables import AuditEntry, AuditHead
+from recognition.tables import AuditArchive, AuditEntry, AuditHead
 
 log = logging.getLogger(__name__)
 
@@ -319,10 +322,12 @@ class VerifyReport:
     head_seq: int
     head_hash: str
     problems: list[str]
+    #: Entries moved to archive files (see :mod:`recognition.audit_archive`), before ``checked`` ones.
+    archived: int = 0
 
 
-def _iter_entries(session: Session, batch: int = 5000) -> Iterator[AuditEntry]:
-    last = 0
+def _iter_entries(session: Session, batch: int = 5000, after: int = 0) -> Iterator[AuditEntry]:
+    last = after
     while True:
         rows = list(
             session.scalars(select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch))
@@ -334,12 +339,23 @@ def _iter_entries(session: Session, batch: int = 5000) -> Iterator[AuditEntry]:
         session.expunge_all()
 
 
-def verify(engine: Engine, *, max_problems: int = 50) -> VerifyReport:
-    """Walk the chain: numbering without gaps, each link, each hash, and the head."""
-    problems: list[str] = []
-    expected_seq, prev, checked = 1, GENESIS, 0
+def verify(
+    engine: Engine, *, max_problems: int = 50, archive_dir: Path | None = None, deep: bool = False
+) -> VerifyReport:
+    """Walk the chain: numbering without gaps, each link, each hash, and the head.
+
+    Archived entries are checked through their archive records and files
+    (:func:`recognition.audit_archive.check`; ``deep`` re-walks every archived entry); the walk
+    through the table starts from the last archived entry's hash.
+    """
+    from recognition import audit_archive  # it builds on this module
+
     with session_scope(engine) as session:
-        for row in _iter_entries(session):
+        if archive_dir is None and session.scalar(select(AuditArchive.first_seq).limit(1)) is not None:
+            archive_dir = audit_archive.archive_dir(RecognitionSettings(), get_settings().home)
+        archived, start, prev, problems = audit_archive.check(session, archive_dir or Path("."), deep=deep)
+        expected_seq, checked = start + 1, 0
+        for row in _iter_entries(session, after=start):
             checked += 1
             if row.seq != expected_seq:
                 problems.append(f"entry {expected_seq}..{row.seq - 1} missing (gap before {row.seq})")
@@ -354,7 +370,7 @@ def verify(engine: Engine, *, max_problems: int = 50) -> VerifyReport:
         head_seq, head_hash = (int(head.seq), head.hash) if head is not None else (0, GENESIS)
     if len(problems) < max_problems and (head_seq != expected_seq - 1 or head_hash != prev):
         problems.append(f"head says entry {head_seq} is last but the log ends at {expected_seq - 1} (tail removed?)")
-    return VerifyReport(not problems, checked, head_seq, head_hash, problems)
+    return VerifyReport(not problems, checked, head_seq, head_hash, problems, archived)
 
 
 _STOP = object()

@@ -1,22 +1,39 @@
-"""``hub consumers``: API consumers (接入方) and their keys — add, list, rotate, revoke — and the
-destinations their subscriptions may push to (allow-destination, destinations, remove-destination)."""
+"""``hub consumers``: API consumers (接入方) and their keys — add, list, rotate, revoke, limits — and
+the destinations their subscriptions may push to (allow-destination, destinations, remove-destination)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from connectors.egress import DestinationRefused
 from hub.db import get_engine, session_scope
+from hub.settings import get_settings
 from recognition import consumers, destinations
 from recognition.scopes import InvalidScope
+from recognition.tables import ApiKey, Consumer
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="API consumers and their keys: add, list, rotate, revoke; where their subscriptions may push.",
+    help="API consumers and their keys: add, list, rotate, revoke, limits; where their subscriptions may push.",
 )
+
+ExpiresOpt = Annotated[
+    str | None,
+    typer.Option("--expires", help="The key stops working after this day (YYYY-MM-DD, the hub's timezone) or time"),
+]
+SourceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Address or CIDR the key may be used from, repeatable (default: anywhere)"),
+]
+RateOpt = Annotated[
+    float | None,
+    typer.Option("--rate-limit", help="Requests per second for this consumer's keys together; 0: unthrottled"),
+]
+BurstOpt = Annotated[int | None, typer.Option("--burst", help="Requests at once (default: two seconds' worth)")]
 
 
 def _fail(message: str) -> None:
@@ -24,15 +41,48 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _expiry(text: str | None) -> dt.datetime | None:
+    return consumers.parse_expiry(text, get_settings().source_timezone) if text else None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def _key_json(key: ApiKey) -> dict[str, Any]:
+    expires = _iso(key.expires_at)
+    return {
+        "key_id": key.id,
+        "revoked": key.revoked_at is not None,
+        "expires_at": expires,
+        "expired": expires is not None and dt.datetime.fromisoformat(expires) <= dt.datetime.now(dt.UTC),
+        "sources": list(key.sources or []),
+    }
+
+
+def _rate_json(consumer: Consumer) -> dict[str, Any]:
+    """The consumer's own limit, or ``null`` for the defaults (HUB_RATE_LIMIT_KEY_RATE / _BURST)."""
+    return {"rate_limit": consumer.rate_limit, "burst": consumer.rate_burst}
+
+
 @app.command("add")
 def add(
     name: str,
     scope: Annotated[list[str], typer.Option("--scope", "-s", help="Scope, repeatable (see recognition.scopes)")],
+    expires: ExpiresOpt = None,
+    source: SourceOpt = None,
+    rate_limit: RateOpt = None,
+    burst: BurstOpt = None,
 ) -> None:
     """Create a consumer; prints its API key once (store it, the hub keeps only a hash)."""
     try:
         with session_scope(get_engine()) as session:
-            consumer, token = consumers.add_consumer(session, name, scope)
+            consumer, token = consumers.add_consumer(
+                session, name, scope, expires_at=_expiry(expires), sources=source or (), rate_limit=rate_limit,
+                rate_burst=burst,
+            )  # fmt: skip
             cid = consumer.id
     except (consumers.ConsumerError, InvalidScope) as exc:
         _fail(str(exc))
@@ -42,7 +92,7 @@ def add(
 
 @app.command("list")
 def list_() -> None:
-    """One JSON line per consumer: scopes and key ids (never secrets)."""
+    """One JSON line per consumer: scopes, rate limit, keys with their expiry and sources (never secrets)."""
     with session_scope(get_engine()) as session:
         for consumer, keys in consumers.list_consumers(session):
             typer.echo(
@@ -52,7 +102,8 @@ def list_() -> None:
                         "id": consumer.id,
                         "scopes": consumer.scopes,
                         "revoked": consumer.revoked_at is not None,
-                        "keys": [{"key_id": k.id, "revoked": k.revoked_at is not None} for k in keys],
+                        **_rate_json(consumer),
+                        "keys": [_key_json(k) for k in keys],
                     },
                     ensure_ascii=False,
                 )
@@ -63,11 +114,17 @@ def list_() -> None:
 def rotate(
     name: str,
     keep_old: Annotated[bool, typer.Option("--keep-old", help="Leave the old keys valid (switch-over period)")] = False,
+    expires: ExpiresOpt = None,
+    source: SourceOpt = None,
 ) -> None:
-    """Issue a new key (printed once); the old ones are revoked unless --keep-old."""
+    """Issue a new key (printed once); the old ones are revoked unless --keep-old.
+
+    The new key keeps the newest key's --source binding unless new ones are given; it gets an
+    expiry only from --expires.
+    """
     try:
         with session_scope(get_engine()) as session:
-            token = consumers.rotate_key(session, name, keep_old=keep_old)
+            token = consumers.rotate_key(session, name, keep_old=keep_old, expires_at=_expiry(expires), sources=source)
     except consumers.ConsumerError as exc:
         _fail(str(exc))
         return
@@ -153,3 +210,50 @@ def remove_destination(name: str, destination: str) -> None:
         _fail(f"consumer {name!r} has no allowed destination {destination!r}")
         return
     typer.echo(json.dumps({"consumer": name, "removed": destination}))
+
+
+@app.command("limits")
+def limits(
+    name: str,
+    rate_limit: RateOpt = None,
+    burst: BurstOpt = None,
+    default_rate: Annotated[
+        bool, typer.Option("--default-rate", help="Back to the default rate limit (HUB_RATE_LIMIT_KEY_RATE)")
+    ] = False,
+    key: Annotated[str | None, typer.Option("--key", help="Change only this key (default: every active key)")] = None,
+    expires: ExpiresOpt = None,
+    no_expiry: Annotated[bool, typer.Option("--no-expiry", help="The keys no longer expire")] = False,
+    source: SourceOpt = None,
+    any_source: Annotated[bool, typer.Option("--any-source", help="The keys may be used from anywhere")] = False,
+) -> None:
+    """Show or change a consumer's rate limit and its keys' expiry and source binding.
+
+    Without options, prints them. Changes reach running API processes within
+    HUB_API_KEY_CACHE_SECONDS.
+    """
+    if (expires and no_expiry) or (source and any_source) or (default_rate and (rate_limit is not None or burst)):
+        _fail("contradictory options")
+        return
+    changes: dict[str, Any] = {}
+    if expires or no_expiry:
+        changes["expires_at"] = _expiry(expires) if expires else None
+    if source or any_source:
+        changes["sources"] = source or []
+    try:
+        with session_scope(get_engine()) as session:
+            consumer = consumers.get_consumer(session, name)
+            if default_rate:
+                consumers.set_rate_limit(session, name, None, None)
+            elif rate_limit is not None or burst is not None:
+                rate = rate_limit if rate_limit is not None else consumer.rate_limit
+                if rate is None:
+                    raise consumers.ConsumerError("--burst needs a --rate-limit of the consumer's own")
+                consumers.set_rate_limit(session, name, rate, burst)
+            if changes or key:
+                consumers.set_key_limits(session, name, key_id=key, **changes)
+            keys = consumers.active_keys(session, consumer.id)
+            out = {"consumer": name, **_rate_json(consumer), "keys": [_key_json(k) for k in keys]}
+    except consumers.ConsumerError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(out, ensure_ascii=False))

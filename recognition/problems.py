@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -87,18 +88,49 @@ def not_found(what: str) -> ProblemError:
     return ProblemError(404, "not_found", "Not found", f"{what} not found")
 
 
+def rate_limited(retry_after: float, detail: str) -> ProblemError:
+    """429 with ``Retry-After`` in whole seconds (at least 1)."""
+    seconds = max(1, math.ceil(retry_after))
+    return ProblemError(
+        429, "rate_limited", "Too many requests", f"{detail}; retry after {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )  # fmt: skip
+
+
+def rate_limit_unavailable() -> ProblemError:
+    return ProblemError(
+        503, "rate_limit_unavailable", "Rate limiting unavailable", "the request could not be counted; retry shortly",
+        headers={"Retry-After": "1"},
+    )  # fmt: skip
+
+
+def key_expired() -> ProblemError:
+    return ProblemError(
+        401, "key_expired", "API key expired", "the API key has expired; ask the hub's operators for a new one",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )  # fmt: skip
+
+
+def source_not_allowed() -> ProblemError:
+    return ProblemError(
+        403, "source_not_allowed", "Source address not allowed", "the API key may not be used from this address"
+    )
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the problems an operation can return (422 always: FastAPI's own
-    validation-error schema would otherwise be documented instead of the problem details actually sent)."""
-    statuses = tuple(sorted({*statuses, 422}))
+    validation-error schema would otherwise be documented instead of the problem details actually sent; 429
+    always: every request is counted, see recognition.throttle)."""
+    statuses = tuple(sorted({*statuses, 422, 429}))
     titles = {
         400: "Bad request",
         401: "No or invalid API key",
-        403: "The key lacks a scope",
+        403: "The key lacks a scope, or may not be used from this address",
         404: "Not found",
         409: "Conflict",
         415: "Unsupported media type",
         422: "Invalid request (problem details with field errors)",
+        429: "Too many requests (see Retry-After)",
         503: "Audit log unavailable",
     }
     return {

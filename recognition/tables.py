@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base
@@ -26,10 +26,14 @@ class Consumer(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Requests per second its keys may make together (0: unthrottled), and at once; NULL: the defaults.
+    rate_limit: Mapped[float | None] = mapped_column(Float)
+    rate_burst: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(Base):
-    """An API key of a consumer: only its id and a SHA-256 of its secret are kept."""
+    """An API key of a consumer: only its id and a SHA-256 of its secret are kept; it may expire and be
+    bound to the addresses it may be presented from."""
 
     __tablename__ = "recognition_api_key"
 
@@ -38,6 +42,10 @@ class ApiKey(Base):
     secret_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Refused from this moment on (``key_expired``); NULL: no expiry.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: CIDRs the key may be presented from (``source_not_allowed`` elsewhere); NULL or empty: anywhere.
+    sources: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class ConsumerDestination(Base):
@@ -98,6 +106,30 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditArchive(Base):
+    """A run of audit entries moved to an archive file (审计归档): its range, chain ends and file hash.
+
+    Rows are only added; the database lets an audit entry be deleted only once a row covers it.
+    """
+
+    __tablename__ = "recognition_audit_archive"
+
+    first_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), unique=True)
+    entries: Mapped[int] = mapped_column(Integer)
+    #: The hash the first archived entry chains onto, and the last archived entry's hash (the chain head
+    #: the entries left in the table go on from).
+    first_prev_hash: Mapped[str] = mapped_column(String(64))
+    last_hash: Mapped[str] = mapped_column(String(64))
+    first_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: The file's name in the archive directory, its SHA-256 and size.
+    file_name: Mapped[str] = mapped_column(String(200))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    file_bytes: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    archived_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Subscription(Base):

@@ -78,6 +78,23 @@ def mariadb_database() -> Iterator[TempDatabase]:
 
 
 @pytest.fixture()
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    """(Redis URL, a key prefix of the test's own) on the Redis at 127.0.0.1:6379."""
+    from hub.testing import temp_redis_prefix
+
+    try:
+        cm = temp_redis_prefix()
+        found = cm.__enter__()
+    except ServiceMissing as exc:
+        require(False, str(exc))
+        raise
+    try:
+        yield found
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture()
 def pg_hub_db_url(pg_database: TempDatabase, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated hub database on PostgreSQL (what CI and compose use)."""
     from hub.db import get_engine, migrate
@@ -95,9 +112,7 @@ def pg_hub_db_url(pg_database: TempDatabase, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture()
 def odbc_postgres() -> None:
-    require(
-        odbc_available("PostgreSQL Unicode"), "ODBC driver 'PostgreSQL Unicode' (odbc-postgresql) missing"
-    )
+    require(odbc_available("PostgreSQL Unicode"), "ODBC driver 'PostgreSQL Unicode' (odbc-postgresql) missing")
 
 
 @pytest.fixture()

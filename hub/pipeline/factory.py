@@ -186,7 +186,7 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
 
 def build_housekeeping_dag() -> DAG:
     """Housekeeping (日常维护): re-linking, expiry, re-delivery, outbox archiving, reconciliation, purge past
-    retention."""
+    retention, audit archive."""
     from hub.pipeline import housekeeping
 
     with DAG(
@@ -224,9 +224,14 @@ def build_housekeeping_dag() -> DAG:
         def purge() -> dict[str, Any]:
             return housekeeping.purge(_run_id())
 
+        @task(task_id="archive_audit_log", doc_md=housekeeping.archive_audit.__doc__)
+        def archive_audit() -> dict[str, Any]:
+            return housekeeping.archive_audit(_run_id())
+
         # amendments and expiries are delivered in the same run, then what is finished is archived
         relink() >> expire() >> redeliver() >> archive_outbox()
         reconcile() >> purge()
+        archive_audit()
     return dag
 
 

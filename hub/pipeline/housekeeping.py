@@ -1,5 +1,5 @@
 """Housekeeping task bodies (日常维护): re-linking, licence expiry, re-delivery, outbox archiving,
-reconciliation, retention purge."""
+reconciliation, retention purge, audit log archive."""
 
 from __future__ import annotations
 
@@ -73,11 +73,14 @@ def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[s
                     f"accepted {s.accepted} + quarantined {s.quarantined}"
                 )
             extract = session.get(PipelineStep, (s.run_id, s.mapping, "extract"))
-            stored = session.scalar(
-                select(func.count(QuarantineRecord.id)).where(
-                    QuarantineRecord.run_id == s.run_id, QuarantineRecord.source == s.department
+            stored = (
+                session.scalar(
+                    select(func.count(QuarantineRecord.id)).where(
+                        QuarantineRecord.run_id == s.run_id, QuarantineRecord.source == s.department
+                    )
                 )
-            ) or 0
+                or 0
+            )
             expected = s.quarantined + (extract.quarantined if extract else 0)
             if stored < expected:
                 raise ReconciliationFailed(
@@ -100,3 +103,15 @@ def purge(run_id: str, older_than: dt.datetime | None = None) -> dict[str, Any]:
     if not isinstance(stager, FileStager):  # the file backend lives under $HUB_HOME/staging, purged above
         report["staged_objects"] = purge_older_than(stager, limit)
     return report
+
+
+def archive_audit(run_id: str, before: dt.datetime | None = None) -> dict[str, Any]:
+    """Archive audit entries older than ``HUB_AUDIT_RETENTION_DAYS`` (at least 183) to gzip JSON-lines files
+    with a manifest, then remove them from the table; the chain stays verifiable (审计日志归档)."""
+    from recognition import audit_archive
+    from recognition.config import RecognitionSettings
+
+    config = RecognitionSettings()
+    cutoff = before or audit_archive.retention_cutoff(config.audit_retention_days)
+    directory = audit_archive.archive_dir(config, get_settings().home)
+    return audit_archive.archive(get_engine(), directory, before=cutoff).as_dict()

@@ -242,7 +242,8 @@ def test_push_dag_wakes_on_any_published_asset(dags: dict[str, Any]) -> None:
     watched = {a.uri for a in push.timetable.asset_condition.objects}  # AssetAny: any one of them wakes it
     assert uris and uris == watched
     assert dags["hub_housekeeping"].task_ids == [
-        "relink_legacy_holders", "expire_licenses", "redeliver", "archive_outbox", "reconcile", "purge_personal_data"]
+        "relink_legacy_holders", "expire_licenses", "redeliver", "archive_outbox", "reconcile", "purge_personal_data",
+        "archive_audit_log"]
 
 
 def test_an_interrupted_session_leaves_no_runs_to_resume(tmp_path: Path) -> None:

@@ -23,6 +23,14 @@ from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
 
 
+@pytest.fixture(autouse=True)
+def _unthrottled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's tests run without rate limits (hundreds of requests a second from one test client);
+    the throttling tests (test_recognition_limits.py) pass their limits explicitly."""
+    monkeypatch.setenv("HUB_RATE_LIMIT_KEY_RATE", "0")
+    monkeypatch.setenv("HUB_RATE_LIMIT_ADDRESS_RATE", "0")
+
+
 @pytest.fixture()
 def world(hub_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     key_dir = tmp_path / "keys"
