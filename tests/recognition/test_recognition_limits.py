@@ -69,7 +69,7 @@ def test_429_with_retry_after_when_key_exceeds_rate(world: World, tokens: dict[s
         clock.now += 1.0
         assert c.get(PATH, headers=auth(tokens["portal"])).status_code == 200
         assert c.get(PATH, headers=auth(tokens["portal"])).status_code == 429
-        metrics = c.get("/metrics").text
+        metrics = c.get("/metrics", headers=auth(tokens["monitor"])).text
     assert 'hub_api_throttled_total{limit="consumer"} 2.0' in metrics
 
 
@@ -131,7 +131,7 @@ def test_unreachable_redis_local_keeps_limiting_per_process(world: World, tokens
     config = _settings(rate_limit_url="redis://127.0.0.1:9/0", rate_limit_key_rate=1.0, rate_limit_key_burst=2)
     with _app(world, config, Clock()) as app, _client(app) as c:
         assert [c.get(PATH, headers=auth(tokens["portal"])).status_code for _ in range(3)] == [200, 200, 429]
-        assert "hub_rate_limit_backend_failures 1.0" in c.get("/metrics").text  # tried again only after a second
+        assert "hub_rate_limit_backend_failures 1.0" in c.get("/metrics", headers=auth(tokens["monitor"])).text  # tried again only after a second
 
 
 def _free_port() -> int:
