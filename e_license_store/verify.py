@@ -193,10 +193,13 @@ class ReadVerifier:
     the signature check is saved, never the hashing of what is served.
     """
 
-    def __init__(self, keyring: KeyRing, *, max_entries: int = 100_000) -> None:
+    def __init__(self, keyring: KeyRing, *, max_entries: int = 100_000, max_parsed: int = 4096) -> None:
         self.keyring = keyring
         self.max_entries = max_entries
+        self.max_parsed = max_parsed
         self._good: set[str] = set()
+        #: verified envelopes by the same key, parsed once (the most recently verified ones)
+        self._parsed: dict[str, Envelope] = {}
 
     def _remember(self, key: str) -> None:
         if len(self._good) >= self.max_entries:
@@ -206,11 +209,15 @@ class ReadVerifier:
     def envelope(self, data: bytes, *, license_id: str, version: int, content_sha256: str) -> Envelope:
         """The envelope in ``data`` once verified as ``license_id`` v``version`` with the index's hash."""
         key = f"e:{hashlib.sha256(data).hexdigest()}:{license_id}:{version}:{content_sha256}"
+        parsed = self._parsed.get(key)
+        if parsed is not None:  # these very bytes, verified and parsed before
+            return parsed
         try:
             envelope = parse_envelope(data)
         except ValueError as exc:
             raise IntegrityFailure(license_id, version, [f"malformed: {exc}"]) from None
         if key in self._good:
+            self._keep(key, envelope)
             return envelope
         problems = []
         lic = envelope.document.license
@@ -226,7 +233,13 @@ class ReadVerifier:
         if problems:
             raise IntegrityFailure(license_id, version, problems)
         self._remember(key)
+        self._keep(key, envelope)
         return envelope
+
+    def _keep(self, key: str, envelope: Envelope) -> None:
+        if len(self._parsed) >= self.max_parsed:
+            self._parsed.pop(next(iter(self._parsed)))  # the oldest
+        self._parsed[key] = envelope
 
     def file(self, content: bytes, binding: bytes, *, license_id: str, version: int) -> None:
         """Check a licence file against the signed binding of ``license_id`` v``version``."""

@@ -48,7 +48,7 @@ from recognition import subscriptions as subs_mod
 from recognition.audit_process import ProcessAuditWriter
 from recognition.config import RecognitionSettings
 from recognition.consumers import Principal, identify
-from recognition.directory import LicenseDirectory
+from recognition.directory import LicenseDirectory, license_by_id_dbapi
 from recognition.gate import AccessGate, GateMiddleware
 from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonical, resolve_holder, warm_up
 from recognition.keys import parse_key
@@ -564,8 +564,8 @@ def _readable_row(request: Request, c: Caller, license_id: str) -> LicenseIndexR
     if named is not None and not scopes.can_read_type(named):
         raise missing_scope(f"licenses:read:{named}")
     ctx = _ctx(request)
-    with ctx.sessions() as session:
-        row = ctx.directory.get(session, license_id)
+    with ctx.reader() as dbapi_conn:  # the by-id read without the ORM (see AppContext.reader)
+        row = license_by_id_dbapi(dbapi_conn, ctx.engine.dialect, license_id)
     if row is None or not scopes.can_read_type(row.license_type_code):
         raise not_found(f"licence {trail.mask_param('license_id', license_id)}")
     return row

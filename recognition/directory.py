@@ -235,6 +235,29 @@ def licenses_by_holder_dbapi(
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _prepared_get(dialect: Dialect) -> Prepared:
+    return Prepared(select(*_COLS).where(_T.c.license_id == bindparam("license_id")), dialect)
+
+
+def license_by_id_dbapi(dbapi_conn: Any, dialect: Dialect, license_id: str) -> LicenseIndexRow | None:
+    """:func:`e_license_store.index.get_license` on a DBAPI connection (the API's by-id read)."""
+    prepared = _prepared_get(dialect)
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(prepared.sql, prepared.params({"license_id": license_id}))
+        raw = cur.fetchone()
+    finally:
+        cur.close()
+    if raw is None:
+        return None
+    values = prepared.row(raw)
+    ts = values[_UPDATED_AT]
+    if isinstance(ts, dt.datetime) and ts.tzinfo is None:
+        values[_UPDATED_AT] = ts.replace(tzinfo=dt.UTC)
+    return LicenseIndexRow(*values)
+
+
 def fast_licenses_by_holder(
     conn: Session | Connection,
     holder_code: str,

@@ -131,7 +131,9 @@ def test_unreachable_redis_local_keeps_limiting_per_process(world: World, tokens
     config = _settings(rate_limit_url="redis://127.0.0.1:9/0", rate_limit_key_rate=1.0, rate_limit_key_burst=2)
     with _app(world, config, Clock()) as app, _client(app) as c:
         assert [c.get(PATH, headers=auth(tokens["portal"])).status_code for _ in range(3)] == [200, 200, 429]
-        assert "hub_rate_limit_backend_failures 1.0" in c.get("/metrics", headers=auth(tokens["monitor"])).text  # tried again only after a second
+        assert (
+            "hub_rate_limit_backend_failures 1.0" in c.get("/metrics", headers=auth(tokens["monitor"])).text
+        )  # tried again only after a second
 
 
 def _free_port() -> int:
