@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from connectors.errors import BadRecord, ConnectorError
+from hub import safe_yaml
 from hub.masking import mask_record
 from hub.settings import REPO_ROOT
 
@@ -30,10 +30,18 @@ MAPPINGS_DIR = REPO_ROOT / "mappings"
 
 
 def mapping_sources(directory: Path = MAPPINGS_DIR) -> dict[str, dict[str, Any]]:
-    """Mapping name → its ``source:`` block, for every mapping file that has one."""
+    """Mapping name → its ``source:`` block, for every mapping file that has one.
+
+    A mapping file that is not valid YAML or is refused (:mod:`hub.safe_yaml`) stops the
+    command with its file and line (exit 1).
+    """
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = safe_yaml.load_file(path) or {}
+        except safe_yaml.YamlError as exc:
+            console.print(f"[red]FAIL[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
         if isinstance(data, dict) and isinstance(data.get("source"), dict):
             out[path.stem] = dict(data["source"])
     return out
