@@ -562,9 +562,8 @@ class XmlPackageConnector:
                 remove_pis=True, **HARDENED,
             )
             for event, elem in context:
-                etag = elem.tag
                 if event == "start":
-                    if etag == root_tag and elem.getparent() is None:
+                    if elem.getparent() is None:
                         if root is not None:
                             # a second root: lxml forgave an error it could not see and restarted
                             # on the next chunk (connectors.xml_refusals); nothing after it counts
@@ -572,9 +571,10 @@ class XmlPackageConnector:
                             break
                         root = elem
                     continue
-                if etag == root_tag and elem.getparent() is None:
+                if elem is root:
                     closed = True
                     continue
+                etag = elem.tag
                 parent = elem.getparent()
                 if etag == tag:
                     if parent is not last_parent:  # records share their parent: walk up once per parent

@@ -101,9 +101,11 @@ def test_utf32_package_with_bom_is_refused_with_libxml2_reason(land: XmlHarness,
     assert "libxml2: Start tag expected" in q.reason and "line 1" in q.reason
 
 
-_LAUGHS = "<!DOCTYPE ExchangePackage [<!ENTITY lol0 \"lol\">" + "".join(
-    f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
-) + "]>\n"
+_LAUGHS = (
+    '<!DOCTYPE ExchangePackage [<!ENTITY lol0 "lol">'
+    + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+    + "]>\n"
+)
 
 
 @pytest.mark.parametrize("where", ["text", "attribute"])
@@ -177,6 +179,15 @@ def test_package_restarting_after_a_hidden_error_is_refused(land: XmlHarness, tm
     q = _refused(land, tmp_path, first + second)
     assert q.reason_code == "xml_not_well_formed"
     assert "libxml2: " in q.reason and "(line 3, column" in q.reason
+
+
+def test_second_package_after_the_end_is_refused(land: XmlHarness, tmp_path: Path) -> None:
+    # content after the root is a fatal error lxml forgives: a package at the next chunk would be read too
+    first = land_package([("330322001001GB00009F00000009", 1)]) + b"<Trailer/>"
+    padded = first + b" " * (32_768 - len(first))
+    q = _refused(land, tmp_path, padded + land_package([("330322001001GB00010F00000010", 1)]))
+    assert q.reason_code == "xml_not_well_formed"
+    assert "libxml2: Extra content at the end of the document" in q.reason
 
 
 def test_error_in_the_prolog_is_refused(land: XmlHarness, tmp_path: Path) -> None:
