@@ -558,8 +558,13 @@ class XmlPackageConnector:
         source = _HashingReader(package, max_bytes=self.max_bytes, where=where, prolog=PrologGuard())
         try:
             context = etree.iterparse(
-                source, events=("start", "end"), tag=sorted(tags), schema=schema, remove_comments=True,
-                remove_pis=True, **HARDENED,
+                source,
+                events=("start", "end"),
+                tag=sorted(tags),
+                schema=schema,
+                remove_comments=True,
+                remove_pis=True,
+                **HARDENED,
             )
             for event, elem in context:
                 if event == "start":
@@ -628,8 +633,11 @@ class XmlPackageConnector:
             return found
         if failure is not None:
             return schema_refusal(failure)
-        return PackageRejected("xml_not_well_formed", f"the validating parser stopped before </{self._root}> "
-                               "without an error; the department must check and resend the package")
+        return PackageRejected(
+            "xml_not_well_formed",
+            f"the validating parser stopped before </{self._root}> without an error; "
+            "the department must check and resend the package",
+        )
 
 
 def _content_version(values: Sequence[Any]) -> str:
