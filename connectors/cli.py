@@ -1,7 +1,9 @@
 """``hub connectors``: list department sources, check them, preview what they hold (连接器命令).
 
 NAME is a mapping file's name (``mappings/<NAME>.yaml``); its ``source:`` block and the
-Airflow Connection it names make the connector. Previews mask personal data.
+Airflow Connection it names make the connector. Previews mask personal data, change nothing
+at the source (no acknowledgement, no move, no state) and say why records or packages would
+be refused (on stderr, so ``--json`` stays one row per line).
 """
 
 from __future__ import annotations
@@ -11,24 +13,35 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from connectors.errors import ConnectorError
+from connectors.errors import BadRecord, ConnectorError
+from hub import safe_yaml
 from hub.masking import mask_record
 from hub.settings import REPO_ROOT
 
 app = typer.Typer(no_args_is_help=True, help="Department connectors: list, check, read.")
 console = Console(soft_wrap=True)
+errors = Console(soft_wrap=True, stderr=True)
+#: refusals a preview lists one by one; the rest are counted
+SHOWN_REFUSALS = 20
 MAPPINGS_DIR = REPO_ROOT / "mappings"
 
 
 def mapping_sources(directory: Path = MAPPINGS_DIR) -> dict[str, dict[str, Any]]:
-    """Mapping name → its ``source:`` block, for every mapping file that has one."""
+    """Mapping name → its ``source:`` block, for every mapping file that has one.
+
+    A mapping file that is not valid YAML or is refused (:mod:`hub.safe_yaml`) stops the
+    command with its file and line (exit 1).
+    """
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = safe_yaml.load_file(path) or {}
+        except safe_yaml.YamlError as exc:
+            console.print(f"[red]FAIL[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
         if isinstance(data, dict) and isinstance(data.get("source"), dict):
             out[path.stem] = dict(data["source"])
     return out
@@ -98,17 +111,21 @@ def read(
     mappings: Path = typer.Option(MAPPINGS_DIR, help="Directory of mapping files"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line"),
 ) -> None:
-    """Preview the first rows of DATASET (personal data masked). Saves no state, acknowledges nothing."""
+    """Preview the first rows of DATASET (personal data masked).
+
+    Changes nothing: saves no state, acknowledges, moves or archives nothing. Records or
+    packages a read would refuse are listed on stderr with their reason code and reason.
+    """
     connector = connector_for(name, mappings)
     rows: list[dict[str, Any]] = []
-    bad = 0
+    bad: list[BadRecord] = []
     try:
         for batch in connector.read(dataset, None, limit=limit):
             rows.extend(
                 mask_record(r, connector.personal_columns)
                 for r in batch.table.slice(0, limit - len(rows)).to_pylist()
             )
-            bad += len(batch.bad_records)
+            bad.extend(batch.bad_records)
             if len(rows) >= limit:
                 break
     except ConnectorError as exc:
@@ -117,13 +134,25 @@ def read(
     if as_json:
         for r in rows:
             typer.echo(json.dumps(r, ensure_ascii=False, default=str))
-        return
-    if not rows:
+    elif not rows:
         console.print(f"{name}/{dataset}: no rows")
-        return
-    table = Table(*rows[0].keys())
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r.values()))
-    console.print(table)
+    else:
+        table = Table(*rows[0].keys())
+        for r in rows:
+            table.add_row(*("" if v is None else str(v) for v in r.values()))
+        console.print(table)
+    _print_refusals(bad)
+
+
+def _print_refusals(bad: list[BadRecord]) -> None:
+    """One line per refused record or package: where, reason code, reason (no record content)."""
+    for record in bad[:SHOWN_REFUSALS]:
+        _warn(f"refused {record.source_key or record.source_ref or '?'}: {record.reason_code}: {record.reason}")
+    if len(bad) > SHOWN_REFUSALS:
+        _warn(f"… and {len(bad) - SHOWN_REFUSALS} more")
     if bad:
-        console.print(f"[yellow]{bad} bad record(s) would be quarantined[/yellow]")
+        _warn(f"{len(bad)} bad record(s) or package(s) would be quarantined")
+
+
+def _warn(text: str) -> None:
+    errors.print(text, style="yellow", markup=False, highlight=False)

@@ -4,17 +4,21 @@ Departments such as land registration (不动产登记) drop packages into an ou
 each with a ``<name>.xml.sha256`` sidecar. For every package not yet read:
 
 1. the sidecar must match the SHA-256 computed while parsing (mismatch → quarantine);
-2. the parser is hardened: no DTD (a DOCTYPE is refused), no entity expansion, no network,
-   ``huge_tree`` off (libxml2's depth and text-size limits stay on), a size limit per package
-   and a depth limit per record;
+2. the parser is hardened (:mod:`connectors.xml_refusals`): a DOCTYPE is refused by libxml2
+   parsing the prolog, in any encoding, whatever precedes it; no entity expansion (an entity
+   reference refuses the package), no network, ``huge_tree`` off (libxml2's depth and
+   text-size limits stay on), a size limit per package and a depth limit per record;
 3. records are extracted in one streaming ``iterparse`` pass validated against the XSD
    (``schema=``), each record's fields in one walk over its children, and processed elements
    cleared, keeping memory constant; rows are spilled to a local Arrow IPC file, and only once
    the whole package has validated are they emitted — a truncated or invalid package is
-   quarantined *whole*, with its reason;
+   quarantined *whole*, with its reason (libxml2's own message, line and column);
 4. when every consuming dataset (``consumers``, default: the block's datasets) has read a
    package, it is acknowledged
    (``<name>.xml.ack`` holding the SHA-256 read) and moved to the archive.
+
+A preview (``read(..., limit=N)``, ``hub connectors read``) changes nothing: no marker, no
+acknowledgement, no move — a refused package is only reported as a bad record.
 
 Idempotent by content hash: a package whose hash was already read is skipped. A resumed read
 re-parses the package it stopped in and emits from its checkpoint offset. The exchange share
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import string
 import uuid
@@ -47,6 +50,7 @@ from connectors.errors import (
     ConnectorError,
     ConnectorUnavailable,
 )
+from connectors.xml_refusals import HARDENED, PackageRejected, PrologGuard, diagnose, schema_refusal
 from hub.settings import REPO_ROOT
 
 #: how many package hashes the state remembers (the marker files are the long-term index)
@@ -61,13 +65,15 @@ class _HashingReader:
     Hashing in the parser's thread costs ~0.3 s per 500 MB (SHA-NI), under 1 % of the read; a
     hashing thread beside the parser could save no more than that (docs/decisions/0007).
     An I/O error on the share becomes :class:`ConnectorUnavailable`; reading past
-    ``max_bytes`` (a package still growing) :class:`PackageRejected`.
+    ``max_bytes`` (a package still growing) :class:`PackageRejected`. With a ``prolog``
+    guard, every chunk goes to it before the parser gets it (a DOCTYPE is refused there).
     """
 
-    def __init__(self, path: Path, *, max_bytes: int, where: str) -> None:
+    def __init__(self, path: Path, *, max_bytes: int, where: str, prolog: PrologGuard | None = None) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.where = where
+        self.prolog = prolog
         self.sha = hashlib.sha256()
         self.bytes = 0
         # a 1 MB buffer: lxml asks for 32 KB at a time, the share sees few large reads
@@ -82,6 +88,8 @@ class _HashingReader:
         if self.bytes > self.max_bytes:
             raise PackageRejected("package_too_large", f"more than max_package_bytes {self.max_bytes} bytes read")
         self.sha.update(data)
+        if self.prolog is not None and not self.prolog.done:
+            self.prolog.feed(data)
         return data
 
     def finish(self) -> str:
@@ -92,15 +100,6 @@ class _HashingReader:
 
     def close(self) -> None:
         self._fh.close()
-
-
-class PackageRejected(Exception):
-    """A whole package refused, with a stable reason code."""
-
-    def __init__(self, reason_code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.reason_code = reason_code
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -308,7 +307,7 @@ class XmlPackageConnector:
             path = Path(xsd) if Path(xsd).is_absolute() else REPO_ROOT / xsd
             if not path.exists():
                 raise ConnectorConfigError(f"XSD {path} not found", where=self._where())
-            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+            parser = etree.XMLParser(**HARDENED)
             doc = etree.parse(str(path), parser)
             _repeat_choices_as_sequences(doc)
             self._schema = etree.XMLSchema(doc)
@@ -401,6 +400,7 @@ class XmlPackageConnector:
         current: Mapping[str, Any], limit: int | None,
     ) -> Iterator[Batch]:
         where = self._where(dataset)
+        preview = limit is not None  # a preview changes nothing: no marker, acknowledgement or move
         sidecar = package.with_name(package.name + ".sha256")
         try:
             expected = (sidecar.read_text(encoding="ascii", errors="replace").split() or [""])[0].lower()
@@ -420,21 +420,24 @@ class XmlPackageConnector:
             except PackageRejected as rej:
                 sha = _file_sha(package, where)
                 if sha in done or self._marker(sha, dataset).exists():
-                    self._finish(package, sha, dataset, rejected=True)
+                    if not preview:
+                        self._finish(package, sha, dataset, rejected=True)
                     return
                 size = _on_share(package, where, "reading", lambda: package.stat().st_size)
                 bad_pkg = BadRecord(rej.reason_code, rej.reason, source_key=package.name, source_version=sha,
                                     raw={"package": package.name, "bytes": size}, source_ref=str(package))
                 yield Batch(with_meta(pa.table({}), pa.array([], pa.string()), pa.array([], pa.string())),
                             [bad_pkg], {**state, "done": _remember(done, sha), "current": None})
-                self._finish(package, sha, dataset, rejected=True)
+                if not preview:
+                    self._finish(package, sha, dataset, rejected=True)
                 return
             if sha in done or self._marker(sha, dataset).exists():
-                self._finish(package, sha, dataset, rejected=False)  # same content read before: idempotent
+                if not preview:
+                    self._finish(package, sha, dataset, rejected=False)  # same content read before: idempotent
                 return
             skip = int(current.get("offset", 0)) if current.get("sha") == sha else 0
             yield from self._emit(spill, rows, bad, skip, sha, state, done, limit)
-            if limit is None:  # a preview never acknowledges
+            if not preview:
                 self._finish(package, sha, dataset, rejected=False)
         finally:
             spill.unlink(missing_ok=True)
@@ -505,7 +508,6 @@ class XmlPackageConnector:
         size = _on_share(package, where, "reading", lambda: package.stat().st_size)
         if size > self.max_bytes:
             raise PackageRejected("package_too_large", f"{size} bytes exceeds max_package_bytes {self.max_bytes}")
-        _refuse_doctype(package, where)
         fields = self._fields(ds)
         plan = _RecordPlan(fields)
         schema = self.schema()
@@ -549,20 +551,35 @@ class XmlPackageConnector:
             rows.clear()
             versions = []
 
+        root: Any = None  # the root seen to start: the one document a package may hold
         closed = False
+        failure: Exception | None = None
         last_parent: Any = None
-        source = _HashingReader(package, max_bytes=self.max_bytes, where=where)
+        source = _HashingReader(package, max_bytes=self.max_bytes, where=where, prolog=PrologGuard())
         try:
             context = etree.iterparse(
-                source, events=("end",), tag=sorted(tags), schema=schema, resolve_entities=False,
-                no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False, remove_comments=True,
+                source,
+                events=("start", "end"),
+                tag=sorted(tags),
+                schema=schema,
+                remove_comments=True,
                 remove_pis=True,
+                **HARDENED,
             )
-            for _, elem in context:
-                etag = elem.tag
-                if etag == root_tag:
+            for event, elem in context:
+                if event == "start":
+                    if elem.getparent() is None:
+                        if root is not None:
+                            # a second root: lxml forgave an error it could not see and restarted
+                            # on the next chunk (connectors.xml_refusals); nothing after it counts
+                            closed = False
+                            break
+                        root = elem
+                    continue
+                if elem is root:
                     closed = True
                     continue
+                etag = elem.tag
                 parent = elem.getparent()
                 if etag == tag:
                     if parent is not last_parent:  # records share their parent: walk up once per parent
@@ -590,20 +607,37 @@ class XmlPackageConnector:
                 while elem.getprevious() is not None:
                     del parent[0]
             flush()
-            if not closed:
-                # lxml's iterparse with resolve_entities=False and a schema does not raise on a
-                # truncated document (lxml 6.1 / libxml2 2.14): the root's end event proves the end
-                raise PackageRejected("xml_truncated", f"the package ends before </{self._root}> "
-                                      "(truncated in transit?); the department must resend it")
-            sha = source.finish()
+            # the root's end event proves the end: with an XSD plugged in, lxml (6.1) raises
+            # nothing for a truncated package or a fatal error it forgave
+            if closed:
+                return source.finish(), spilled, bad
         except etree.XMLSyntaxError as exc:
-            raise PackageRejected(*_syntax_reason(exc)) from exc
+            failure = exc
         finally:
             source.close()
             if writer is not None:
                 writer.close()
                 sink.close()
-        return sha, spilled, bad
+        raise self._refusal(package, where, tags, root_tag, failure)
+
+    def _refusal(
+        self, package: Path, where: str, tags: set[str], root_tag: str, failure: Exception | None
+    ) -> PackageRejected:
+        """Why the validating pass failed, in libxml2's words: a second pass without the XSD."""
+        source = _HashingReader(package, max_bytes=self.max_bytes, where=where)
+        try:
+            found = diagnose(source, tags, root_tag)
+        finally:
+            source.close()
+        if found is not None:
+            return found
+        if failure is not None:
+            return schema_refusal(failure)
+        return PackageRejected(
+            "xml_not_well_formed",
+            f"the validating parser stopped before </{self._root}> without an error; "
+            "the department must check and resend the package",
+        )
 
 
 def _content_version(values: Sequence[Any]) -> str:
@@ -679,28 +713,6 @@ def _repeat_choices_as_sequences(doc: Any) -> None:
                 sequence.set(occurs, choice.attrib.pop(occurs))
         choice.addprevious(sequence)
         sequence.append(choice)  # moves the choice into the sequence
-
-
-_DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
-
-
-def _refuse_doctype(package: Path, where: str) -> None:
-    """DTDs are forbidden (entity bombs, external entities): refuse before parsing."""
-    with _open_on_share(package, where) as fh:
-        head = _on_share(package, where, "reading", lambda: fh.read(64 * 1024))
-    root_start = re.search(rb"<[A-Za-z_]", head)
-    prolog = head[: root_start.start()] if root_start else head
-    if _DOCTYPE.search(prolog):
-        raise PackageRejected("xml_dtd_forbidden", "the package declares a DTD; DTDs and entities are refused")
-
-
-def _syntax_reason(exc: Exception) -> tuple[str, str]:
-    text = str(exc)
-    if "validity error" in text or "Schemas validity" in text or "Element '" in text:
-        return "xml_schema_invalid", f"does not match the XSD: {text[:300]}"
-    if any(s in text for s in ("Premature end", "EndTag", "Extra content", "expected '>'", "not properly terminated")):
-        return "xml_truncated", f"the package ends early (truncated in transit?): {text[:300]}"
-    return "xml_not_well_formed", f"not well-formed XML: {text[:300]}"
 
 
 def _share_error(exc: OSError, path: Path, where: str, doing: str) -> ConnectorError:

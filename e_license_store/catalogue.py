@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
+
+from hub import safe_yaml
 
 from hub.masking import KINDS
 
@@ -101,12 +102,12 @@ def load_catalogue(path: Path | None = None) -> dict[str, LicenseType]:
     """The licence types by type code, from ``path`` (default: the packaged catalogue)."""
     if path is None:
         return dict(_default())
-    return parse_catalogue(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return parse_catalogue(safe_yaml.load_file(path))
 
 
 @lru_cache(maxsize=1)
 def _default() -> dict[str, LicenseType]:
-    return parse_catalogue(yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8")))
+    return parse_catalogue(safe_yaml.load_file(CATALOGUE_PATH))
 
 
 def license_type(type_code: str) -> LicenseType:

@@ -134,13 +134,23 @@ def get(
 
 
 @app.command()
-def verify(file: Path) -> None:
-    """Verify a licence file (signed JSON or PDF): signature, hash, status, revocation. Non-zero exit unless valid."""
+def verify(
+    file: Annotated[Path, typer.Argument(help="The licence file: its signed JSON envelope or its PDF.")],
+) -> None:
+    """Verify a licence file (signed JSON or PDF): signature, hash, status, revocation.
+
+    Exit 0 when valid; 2 when the file is not a valid licence (altered, revoked, superseded,
+    malformed); 1 when it cannot be read (missing, a directory, no permission).
+    """
     from e_license_store.signing import load_keyring
     from e_license_store.store import open_store
     from e_license_store.verify import verify_file
 
-    data = file.read_bytes()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        typer.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
     with _session() as session:
         result = verify_file(data, load_keyring(), session=session, store=open_store())
     print(json.dumps(result.to_dict(), ensure_ascii=False))

@@ -2,12 +2,15 @@
 
 Clean-up (代码清洗) is one ``str.translate`` table so the scalar and the vectorised paths
 clean identically: full-width → half-width, spaces/dashes/dots/underscores/slashes removed,
-lower case → upper case.
+characters that print as nothing removed (zero-width, bidi controls, byte-order mark, NUL and
+other controls: :mod:`hub.invisible`), lower case → upper case.
 
 >>> clean(" ３３０３２２-１９９００１０１ ０００１x ")
 '330322199001010001X'
 >>> clean("D2143569-X")
 'D2143569X'
+>>> clean("\\ufeff3303\\u200b22199001010001\\u202ex\\x00")
+'330322199001010001X'
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import NoReturn
 import stdnum
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 
+from hub.invisible import INVISIBLE_TABLE
 from hub.models import local_today
 
 __all__ = [
@@ -38,7 +42,7 @@ __all__ = [
 
 
 def _clean_table() -> dict[int, int | None]:
-    table: dict[int, int | None] = {}
+    table: dict[int, int | None] = dict(INVISIBLE_TABLE)
     for code in range(0xFF01, 0xFF5F):  # full-width ASCII block
         table[code] = code - 0xFEE0
     for ch in " \t\r\n\u3000\u00a0-_./\\\u2014\u2013\u2010\u2011\u2012\uff0d\u30fb\u00b7":
@@ -57,7 +61,7 @@ CLEAN_TABLE: dict[int, int | None] = _clean_table()
 
 
 def clean(number: str) -> str:
-    """Half-width, upper-case, without spaces, dashes, dots, slashes or underscores."""
+    """Half-width, upper-case, without spaces, dashes, dots, slashes, underscores or invisible characters."""
     return str(number).translate(CLEAN_TABLE)
 
 

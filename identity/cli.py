@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -20,18 +21,52 @@ def normalize_cmd(
                      "reg_no, taxpayer_id."),
     ] = None,
 ) -> None:
-    """Print one JSON object per code: input, kind, canonical, valid, reason (+ candidates)."""
+    """Print one JSON object per code: input, kind, canonical, valid, reason (+ candidates).
+
+    Characters that print as nothing (zero-width, bidi controls, byte-order mark, NUL…) are
+    removed like spaces and dashes. Exit 2 when a code (argument or stdin line) is not UTF-8.
+    """
     from identity.normalize import KINDS
     from identity.vectorized import normalize_many, records
 
     if as_kind is not None and as_kind not in KINDS:
         raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="--as")
-    values = codes if codes else [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+    values = _utf8_arguments(codes) if codes else _utf8_lines(sys.stdin.buffer)
     out = sys.stdout
     # Vectorised in chunks: the same answers as the scalar path, fast on large stdin streams.
     for start in range(0, len(values), 100_000):
         for row in records(normalize_many(values[start : start + 100_000], as_kind)):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _utf8_arguments(codes: list[str]) -> list[str]:
+    """The arguments, or exit 2 naming the first that is not UTF-8 (Python decodes it with surrogates)."""
+    for i, code in enumerate(codes, 1):
+        try:
+            code.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            byte = ord(code[exc.start]) & 0xFF  # the surrogate escapes the undecodable byte
+            _usage_error(f"argument {i} is not valid UTF-8 (byte 0x{byte:02x} at position {exc.start + 1})")
+    return codes
+
+
+def _utf8_lines(stream: Iterable[bytes]) -> list[str]:
+    """Non-blank lines of ``stream`` decoded as UTF-8, or exit 2 naming the first line that is not."""
+    values: list[str] = []
+    for number, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            byte = raw[exc.start]
+            _usage_error(f"stdin line {number} is not valid UTF-8 (byte 0x{byte:02x} at position {exc.start + 1})")
+        if line.strip():
+            values.append(line)
+    return values
+
+
+def _usage_error(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command("lookup")

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
-import yaml
 from sqlalchemy import JSON, Table, Text, bindparam, insert, select, update
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from hub import safe_yaml
 from hub.models import utcnow
 from identity import _bulk
 from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, full_attributes, one_link_sources
@@ -94,7 +94,7 @@ class SourceValues:
 @cache
 def load_rules(path: Path = RULES_PATH) -> Rules:
     """Read ``survivorship.yaml``."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = safe_yaml.load_file(path)
     return Rules(
         attributes={
             kind: {attr: tuple(depts or ()) for attr, depts in spec["attributes"].items()} for kind, spec in raw.items()

@@ -19,10 +19,11 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel
 
+from hub import safe_yaml
 from mappings.canonical.models import ENTITIES
 from mappings.normalizers import normalizer_problems
 from mappings.spec import normalizer_ref
-from mappings.yamlmarks import MarkedDocument, Path_, YamlSyntaxError, load_marked
+from mappings.yamlmarks import MarkedDocument, Path_, load_marked
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "mapping.schema.json"
 #: Fields every canonical record gets from the engine, never from a mapping.
@@ -81,9 +82,7 @@ def _catalogue_codes() -> set[str] | None:
         from e_license_store.catalogue import CATALOGUE_PATH
     except ImportError:
         return None
-    import yaml
-
-    data = yaml.safe_load(Path(CATALOGUE_PATH).read_text(encoding="utf-8"))
+    data = safe_yaml.load_file(CATALOGUE_PATH)
     return {str(t["type_code"]) for t in data.get("types", [])}
 
 
@@ -225,9 +224,9 @@ def _field_problems(doc: MarkedDocument, file: str, path: Path_, raw: Any) -> li
 
 def check_text(text: str, file: str = "<text>") -> list[Problem]:
     try:
-        doc = load_marked(text)
-    except YamlSyntaxError as exc:
-        return [Problem(file, exc.line, str(exc))]
+        doc = load_marked(text, file)
+    except safe_yaml.YamlError as exc:
+        return [Problem(file, exc.line, exc.message)]
     return check_document(doc, file)
 
 
@@ -235,7 +234,9 @@ def check_file(path: str | Path) -> list[Problem]:
     """Every problem of the mapping file at ``path`` (empty list: the file is good)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [Problem(str(p), 1, f"cannot read: {exc}")]
+        text = safe_yaml.read_text(p)
+    except OSError as exc:
+        return [Problem(str(p), 1, f"cannot read: {exc.strerror or exc}")]
+    except safe_yaml.YamlError as exc:
+        return [Problem(str(p), exc.line, exc.message)]
     return check_text(text, str(p))

@@ -3,7 +3,9 @@
 PyYAML's ``compose()`` keeps a start mark on every node; walking the node tree gives both
 the plain data and a table ``path → (line, column)`` (1-based), so a schema error on
 ``fields.name.normalizers[1]`` can be reported at the line a human has to fix. Duplicate
-keys, which ``safe_load`` silently lets the last one win, are reported too.
+keys, which ``safe_load`` silently lets the last one win, are reported too. Documents are
+composed by :mod:`hub.safe_yaml` (alias bombs, recursive aliases, deep nesting and huge files
+refused with their line), so this walk over the expanded tree stays small.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hub.safe_yaml import compose, read_text
 
 Path_ = tuple[str | int, ...]
 
@@ -33,14 +37,6 @@ class MarkedDocument:
                 return self.marks[p][0]
             p = p[:-1]
         return self.marks.get((), (1, 1))[0]
-
-
-class YamlSyntaxError(ValueError):
-    """The file is not YAML at all; carries the line of the problem."""
-
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 def _walk(node: yaml.Node, path: Path_, doc: MarkedDocument) -> Any:
@@ -68,14 +64,9 @@ def _scalar(node: yaml.Node) -> Any:
         loader.dispose()
 
 
-def load_marked(text: str) -> MarkedDocument:
-    """Parse one YAML document, keeping marks; raises :class:`YamlSyntaxError` with a line."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise YamlSyntaxError(f"not valid YAML: {exc.problem or exc}", line) from exc
+def load_marked(text: str, name: str = "<text>") -> MarkedDocument:
+    """Parse one YAML document, keeping marks; raises :class:`~hub.safe_yaml.YamlError` with a line."""
+    node = compose(text, name=name)
     doc = MarkedDocument(data=None)
     if node is None:
         doc.marks[()] = (1, 1)
@@ -85,4 +76,4 @@ def load_marked(text: str) -> MarkedDocument:
 
 
 def load_marked_file(path: str | Path) -> MarkedDocument:
-    return load_marked(Path(path).read_text(encoding="utf-8"))
+    return load_marked(read_text(path), str(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -21,24 +21,35 @@ def deliver(
     ] = True,
     replay: Annotated[int | None, typer.Option(help="Replay this delivery id")] = None,
     skip: Annotated[int | None, typer.Option(help="Skip this (dead-lettered) delivery id")] = None,
-    replay_since: Annotated[str | None, typer.Option(help="Replay dead letters created from (ISO time)")] = None,
-    replay_until: Annotated[str | None, typer.Option(help="... until (ISO time, default now)")] = None,
+    replay_since: Annotated[
+        str | None, typer.Option(help="Replay dead letters created from (ISO 8601 time; without an offset: UTC)")
+    ] = None,
+    replay_until: Annotated[str | None, typer.Option(help="... until (ISO 8601 time, default now)")] = None,
     include_delivered: Annotated[bool, typer.Option(help="Range replay also re-sends delivered ones")] = False,
 ) -> None:
-    """Push events from the outbox to subscribers: one round, or --loop; or replay / skip."""
+    """Push events from the outbox to subscribers: one round, or --loop; or replay / skip.
+
+    Exit 0 when done; 1 when --replay or --skip names a delivery that does not exist (nothing
+    is changed then); 2 when a time is not ISO 8601.
+    """
+    since = _parse("--replay-since", replay_since) if replay_since is not None else None
+    until = _parse("--replay-until", replay_until) if replay_until else dt.datetime.now(dt.UTC)
     engine = get_engine()
     config = RecognitionSettings()
-    if replay is not None or skip is not None or replay_since is not None:
+    if replay is not None or skip is not None or since is not None:
         with session_scope(engine) as session:
+            try:
+                if replay is not None:
+                    delivery.replay(session, replay)
+                if skip is not None:
+                    delivery.skip(session, skip)
+            except delivery.DeliveryNotFound as exc:
+                _fail(1, f"no delivery {exc.args[0]}; nothing was changed")
             if replay is not None:
-                delivery.replay(session, replay)
                 typer.echo(json.dumps({"replayed": [replay]}))
             if skip is not None:
-                delivery.skip(session, skip)
                 typer.echo(json.dumps({"skipped": [skip]}))
-            if replay_since is not None:
-                since = _parse(replay_since)
-                until = _parse(replay_until) if replay_until else dt.datetime.now(dt.UTC)
+            if since is not None:
                 n = delivery.replay_range(session, since, until, include_delivered=include_delivered)
                 typer.echo(json.dumps({"replayed_range": n}))
         return
@@ -57,6 +68,14 @@ def deliver(
     typer.echo(json.dumps(total.__dict__))
 
 
-def _parse(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value)
+def _parse(option: str, value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        _fail(2, f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-11-01T09:00:00+08:00)")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)

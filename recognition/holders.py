@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub.masking import strip_invisible
+from hub.invisible import strip_invisible
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connectors.egress import DestinationRefused, has_credentials
 from connectors.webhook import generate_secret
+from hub import safe_yaml
 from hub.models import OutboxEvent, utcnow
 from hub.regions import region_prefix
 from recognition import destinations
@@ -192,7 +192,7 @@ def _cancel_open_deliveries(session: Session, subscription_id: str) -> None:
 def load_yaml(path: Path) -> list[YamlSubscription]:
     if not path.exists():
         return []
-    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw: Any = safe_yaml.load_file(path) or {}
     items = raw.get("subscriptions") or []
     subs = [YamlSubscription.model_validate(item) for item in items]
     for sub in subs:

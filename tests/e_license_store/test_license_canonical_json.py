@@ -9,7 +9,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from e_license_store.canonical_json import _plain, canonical_bytes, parse_canonical
+from e_license_store.canonical_json import JsonTooDeep, _plain, canonical_bytes, nesting_depth, parse_canonical
 
 scalars = (
     st.none()
@@ -74,3 +74,22 @@ def test_parse_canonical_refuses_other_spellings() -> None:
     for other in (b'{"b":"x","a":1}', b'{"a": 1,"b":"x"}', json.dumps({"a": 1, "b": "x"}).encode()):
         with pytest.raises(ValueError, match="canonical"):
             parse_canonical(other)
+
+
+@pytest.mark.parametrize(
+    ("data", "depth"),
+    [
+        (b"[" * 100_000, 100_000),
+        (b'{"a":' * 40 + b"1" + b"}" * 40, 40),
+        (b'["' + b"[" * 100 + b'"]', 1),  # brackets inside a string do not nest
+        (b'["\\"' + b"[" * 100 + b'"]', 1),  # nor after an escaped quote
+    ],
+)
+def test_nesting_depth_is_measured_without_recursion(data: bytes, depth: int) -> None:
+    assert nesting_depth(data) == depth
+
+
+def test_json_nested_deeper_than_the_bound_is_refused_before_parsing() -> None:
+    with pytest.raises(JsonTooDeep, match="JSON nested 33 levels deep"):
+        parse_canonical(b"[" * 33 + b"]" * 33)
+    assert parse_canonical(b"[" * 32 + b"]" * 32) == json.loads("[" * 32 + "]" * 32)

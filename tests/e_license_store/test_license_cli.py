@@ -95,3 +95,22 @@ def test_hub_command_verifies_and_rotates_end_to_end(
     assert (key_dir / "active").read_text().strip() != issued.key_id
     again = runner.invoke(app, ["verify", str(good)])
     assert again.exit_code == 0  # the old licence still verifies after rotation
+
+
+def test_verify_a_missing_file_or_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["verify", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 1
+    assert missing.output == f"error: cannot read {tmp_path / 'nope.json'}: No such file or directory\n"
+    directory = runner.invoke(app, ["verify", str(tmp_path)])
+    assert directory.exit_code == 1
+    assert directory.output == f"error: cannot read {tmp_path}: Is a directory\n"
+
+
+def test_verify_deeply_nested_json_is_not_valid_without_a_traceback(service: LicenseService, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    res = runner.invoke(app, ["verify", str(deep)])
+    assert res.exit_code == 2, res.output
+    verdict = json.loads(res.stdout.splitlines()[0])
+    assert verdict["ok"] is False and verdict["well_formed"] is False
+    assert verdict["problems"] == ["malformed: not a licence: JSON nested 100000 levels deep (at most 32)"]

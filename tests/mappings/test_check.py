@@ -92,3 +92,59 @@ def test_cli_check_exit_codes(tmp_path: Path) -> None:
     res = runner.invoke(app, ["check", str(bad), str(MAPPINGS / "tax_taxpayers.yaml")])
     assert res.exit_code == 1
     assert f"{bad}:{line_of(GOOD, 'pool: commerce')}: schema:" in res.output
+
+
+def _alias_bomb(levels: int) -> str:
+    """A mapping file of ``levels`` anchors, each a list of ten aliases to the one before."""
+    lines = ["department: x", "l0: &l0 [a, a, a, a, a, a, a, a, a, a]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_is_refused() -> None:
+    # 10**6 nodes expanded: the line-marking walk took seconds and hundreds of MB; 10**9 took > 3 GB
+    problems = check_text(_alias_bomb(6), "bomb.yaml")
+    assert [(p.line, p.message) for p in problems] == [
+        (6, "aliases expand this document beyond 100,000 nodes (an alias bomb?)")
+    ]
+    assert str(problems[0]) == "bomb.yaml:6: aliases expand this document beyond 100,000 nodes (an alias bomb?)"
+
+
+def test_yaml_self_alias_is_refused() -> None:
+    problems = check_text("department: x\nfields: &f {name: *f}\n", "self.yaml")
+    assert [(p.line, p.message) for p in problems] == [
+        (2, "recursive alias: the node anchored &f contains an alias to itself")
+    ]
+
+
+def test_yaml_deep_nesting_is_refused() -> None:
+    problems = check_text("department: x\nfields: " + "[" * 100_000 + "\n", "deep.yaml")
+    assert [(p.line, p.message) for p in problems] == [(2, "nested deeper than 64 levels")]
+
+
+def test_yaml_anchors_within_bounds_keep_their_line_marks() -> None:
+    text = GOOD.replace(
+        "  uscc: {from: uscc, normalizers: [empty_to_null, code]}",
+        "  uscc: {from: uscc, normalizers: &codes [empty_to_null, code]}",
+    ).replace(
+        "  reg_no: {from: reg_no, normalizers: [empty_to_null, code]}", "  reg_no: {from: reg_no, normalizers: *codes}"
+    )
+    assert "*codes" in text and check_text(text, "anchors.yaml") == []
+    broken = text.replace("  reg_no: {from: reg_no", "  reg_number: {from: reg_no")
+    [problem] = [p for p in check_text(broken, "anchors.yaml") if "reg_number" in p.message]
+    assert problem.line == line_of(broken, "reg_number")
+
+
+def test_huge_mapping_file_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("department: x\n" + "# padding\n" * 120_000, encoding="utf-8")
+    [problem] = check_file(big)
+    assert (problem.line, problem.message) == (1, "larger than 1,048,576 bytes; refused")
+
+
+def test_cli_check_reports_an_alias_bomb_with_file_and_line(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb(9), encoding="utf-8")
+    res = CliRunner().invoke(app, ["check", str(bomb)])
+    assert res.exit_code == 1
+    assert f"{bomb}:6: aliases expand this document beyond 100,000 nodes" in res.output

@@ -186,6 +186,19 @@ def test_load_mapping_raises_with_every_problem(tmp_path: Path) -> None:
     assert "unknown entity 'taxpayer'" in str(exc.value)
 
 
+def test_mapping_engine_loader_refuses_a_yaml_alias_bomb(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    text = (MAPPINGS / "tax_taxpayers.yaml").read_text(encoding="utf-8")
+    levels = ["l0: &l0 [a, a, a, a, a, a, a, a, a, a]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb.write_text(text + "\n".join(levels) + "\n", encoding="utf-8")
+    with pytest.raises(MappingError) as exc:
+        load_mapping(bomb)
+    [problem] = exc.value.problems
+    assert problem.line == len(text.splitlines()) + 5
+    assert "aliases expand this document beyond 100,000 nodes" in problem.message
+
+
 @pytest.mark.parametrize("name", sorted(BATCHES))
 def test_columns_normalised_on_threads_map_as_in_one(mappings: dict, name: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:

@@ -210,3 +210,16 @@ def test_recognitions_default_to_today_where_the_hub_serves(
     finally:
         monkeypatch.delenv("HUB_SOURCE_TIMEZONE")
         reset_settings()
+
+
+def test_verify_upload_of_deeply_nested_json_is_not_a_server_error(
+    world: World, client: TestClient, tokens: dict[str, str]
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    res = client.post(
+        "/v1/licenses/verify", files={"file": ("l.json", deep, "application/json")}, headers=auth(tokens["verifier"])
+    )
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["ok"] is False and body["well_formed"] is False
+    assert body["problems"] == ["malformed: not a licence: JSON nested 100000 levels deep (at most 32)"]

@@ -8,9 +8,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+import typer
 from fastapi.testclient import TestClient
 from rec_helpers import USCC, Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from hub.db import session_scope
 from hub.models import OutboxEvent
@@ -290,3 +293,46 @@ def test_deliver_task_and_cli_for_airflow_and_operators(
     assert json.loads(res.stdout.splitlines()[-1])["delivered"] == 1
     ids = [m for m, _ in receiver.received]
     assert len(ids) == 2 and ids[0] == ids[1]  # the replay carried the same idempotency key
+
+
+def _deliver_cli() -> typer.Typer:
+    from recognition.delivery_cli import deliver
+
+    cli = typer.Typer()
+    cli.command()(deliver)
+    return cli
+
+
+@pytest.mark.parametrize("option", ["--replay", "--skip"])
+def test_deliver_replay_or_skip_of_an_unknown_delivery_is_a_clear_error(world: World, option: str) -> None:
+    res = CliRunner().invoke(_deliver_cli(), [option, "99999"])
+    assert res.exit_code == 1
+    assert res.output == "error: no delivery 99999; nothing was changed\n"
+
+
+def test_deliver_replay_since_an_unparseable_time_is_a_usage_error(world: World) -> None:
+    res = CliRunner().invoke(_deliver_cli(), ["--replay-since", "yesterday"])
+    assert res.exit_code == 2
+    assert res.output == (
+        "error: --replay-since: 'yesterday' is not an ISO 8601 time (e.g. 2026-11-01T09:00:00+08:00)\n"
+    )
+    res = CliRunner().invoke(_deliver_cli(), ["--replay-since", "2026-11-01", "--replay-until", "now"])
+    assert res.exit_code == 2 and "error: --replay-until: 'now' is not an ISO 8601 time" in res.output
+
+
+def test_deliver_with_one_unknown_id_changes_nothing(
+    world: World, client: TestClient, tokens: dict[str, str], receiver: Receiver, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    empty = tmp_path / "subs.yaml"
+    empty.write_text("subscriptions: []\n", encoding="utf-8")
+    monkeypatch.setenv("HUB_SUBSCRIPTIONS_FILE", str(empty))
+    receiver.secret = str(_subscribe(client, tokens["tax_bureau"], receiver.url)["secret"])
+    issue_business(world.service, "ent-unknown-id", holder=HOLDERS[2])
+    assert dlv.deliver_task()["delivered"] == 1
+    with world.sessions() as s:
+        [d] = list(s.scalars(select(Delivery)))
+    res = CliRunner().invoke(_deliver_cli(), ["--replay", str(d.id), "--skip", "99999"])
+    assert res.exit_code == 1 and res.output == "error: no delivery 99999; nothing was changed\n"
+    with world.sessions() as s:
+        assert s.get(Delivery, d.id).status == "delivered"  # the replay was rolled back with the failed skip
