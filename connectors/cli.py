@@ -1,7 +1,9 @@
 """``hub connectors``: list department sources, check them, preview what they hold (连接器命令).
 
 NAME is a mapping file's name (``mappings/<NAME>.yaml``); its ``source:`` block and the
-Airflow Connection it names make the connector. Previews mask personal data.
+Airflow Connection it names make the connector. Previews mask personal data. ``state`` and
+``reset`` (read positions, audited) join this group from ``hub/pipeline/positions_cli.py``:
+they need the pipeline's staged-batch ledger and the audit log, rooms above this one.
 """
 
 from __future__ import annotations
