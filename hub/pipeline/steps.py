@@ -98,15 +98,22 @@ class Counts:
     notices_pushed: int = 0
 
 
-def record_step(run_id: str, mapping: str, department: str, step: str, counts: Counts, seconds: float) -> None:
-    """Write (or overwrite, on retry) the ledger row of one step."""
+#: publish counts what it changed for good; an attempt never repeats an earlier attempt's changes
+#: (issuing unchanged licences changes nothing), so attempts add up instead of replacing each other
+LASTING = ("licenses_issued", "licenses_changed")
+
+
+def record_step(run_id: str, mapping: str, department: str, step: str, counts: Counts, seconds: float,
+                *, add: tuple[str, ...] = ()) -> None:
+    """Write (or overwrite, on retry) the ledger row of one step; the counts named in ``add`` add
+    to what earlier attempts of the step recorded."""
     with session_scope(get_engine()) as session:
         row = session.get(PipelineStep, (run_id, mapping, step))
         if row is None:
             row = PipelineStep(run_id=run_id, mapping=mapping, step=step, department=department)
             session.add(row)
         for key, value in vars(counts).items():
-            setattr(row, key, value)
+            setattr(row, key, value + (getattr(row, key) or 0) if key in add else value)
         row.seconds = seconds
         row.finished_at = dt.datetime.now(dt.UTC)
 
@@ -368,7 +375,7 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     the outbox event in one transaction; issuing unchanged records again changes nothing.
     Then the staged batches the run carried are marked published (a crash between repeats
     work that changes nothing). A publish that fails part-way records what it issued before
-    failing; the run that carries its batches through again counts only what it adds.
+    failing; a retry, or the run that carries its batches through again, adds what it issues.
     """
     from hub.pipeline.carry import mark_published
     from hub.pipeline.publish import license_service, publish_frame
@@ -388,10 +395,10 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
                 counts.licenses_issued += issued
                 counts.licenses_changed += changed
         except Exception:
-            record_step(run_id, mapping_name, mapping.department, "publish", counts, 0.0)
+            record_step(run_id, mapping_name, mapping.department, "publish", counts, 0.0, add=LASTING)
             raise
         marked = mark_published(get_engine(), mapping_name, _sources(resolved), run_id)
-    record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0])
+    record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0], add=LASTING)
     return {"mapping": mapping_name, "batches_published": marked, **vars(counts)}
 
 
