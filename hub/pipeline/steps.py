@@ -207,13 +207,18 @@ def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = Non
     # a batch staged again now (a read position moved back) is counted as read, not as carried over
     carried = [c for c in carried if c.staged_ref not in new_refs]
     refs = [c.staged_ref for c in carried] + list(result.staged_refs)
-    counts = Counts(pulled=result.rows_read, carried_over=sum(c.rows for c in carried), accepted=result.rows_staged,
-                    quarantined=result.quarantined)  # fmt: skip
+    # batches an earlier attempt of this same task staged were read by this run: pulled, not carried over
+    resumed = sum(c.rows for c in carried if c.staged_by == run_id)
+    carried = [c for c in carried if c.staged_by != run_id]
+    counts = Counts(pulled=result.rows_read + resumed, carried_over=sum(c.rows for c in carried),
+                    accepted=result.rows_staged + resumed, quarantined=result.quarantined)  # fmt: skip
     record_step(run_id, mapping_name, mapping.department, "extract", counts, t[0])
     if carried:
         # an operator reading the task log should see at once that this run finishes an earlier one's work
         log.warning("%s: carried over %d staged batch(es), %d row(s), not yet published, staged by run(s) %s",
                     mapping_name, len(carried), counts.carried_over, by_run(carried))  # fmt: skip
+    if resumed:
+        log.info("%s: %d row(s) staged by an earlier attempt of this run taken up again", mapping_name, resumed)
     log.info("%s: pulled %d, staged %d in %d batch(es)", mapping_name, result.rows_read, result.rows_staged,
              len(result.staged_refs))
     return {"mapping": mapping_name, "staged": refs, "sources": refs, "carried_over_from": by_run(carried),

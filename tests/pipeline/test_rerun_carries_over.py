@@ -254,6 +254,37 @@ def test_a_publish_failing_part_way_converges_on_the_rerun(
     assert _outcome("commerce", "enterprises", "1101") == rerun
 
 
+# -- (2b) extract fails mid-read and Airflow retries it in the same run ------------------------------------------------
+def test_a_retried_extract_takes_up_what_its_first_attempt_staged(
+    sandboxes: Any, mapping_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.sync as sync
+
+    _edit(mapping_dir / f"{COMMERCE}.yaml", "batch_size: 10000", "batch_size: 15")
+    source_rows = sandboxes.prepared.commerce.count()
+    real = sync.commit_batch
+    commits: list[int] = []
+
+    def connection_drops_after_the_first_batch(*args: Any, **kwargs: Any) -> None:
+        commits.append(1)
+        if len(commits) == 2:
+            raise ConnectionResetError("department database went away")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(sync, "commit_batch", connection_drops_after_the_first_batch)
+    with pytest.raises(ConnectionResetError):
+        steps.extract(COMMERCE, "run-1")  # attempt 1: one batch staged and committed
+    monkeypatch.setattr(sync, "commit_batch", real)
+    out = steps.extract(COMMERCE, "run-1")  # attempt 2 (Airflow's retry): the same run id
+    assert (out["pulled"], out["carried_over"], len(out["staged"])) == (source_rows, 0, 3)
+    for step in DOWNSTREAM:
+        out = step(COMMERCE, out, "run-1")
+    assert _batches(COMMERCE) == {"published": 3}
+    (one,) = summarize(["run-1"])
+    assert one.accepted + one.quarantined == one.pulled == source_rows and one.carried_over == 0
+    _assert_once(_outcome("commerce", "enterprises", "1101"))
+
+
 # -- (3) XML: the package is acknowledged at read time; a run dying after extract still loses nothing --------------
 def test_xml_rows_of_a_run_that_died_after_extract_arrive_with_the_next_run(
     sandboxes: Any, mapping_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
