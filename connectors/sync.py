@@ -1,11 +1,17 @@
 """Running a connector safely (同步): stage, then quarantine, then advance the watermark.
 
 For every batch :func:`run_sync` (1) stages the rows durably (Parquet, idempotent name),
-(2) records the batch's bad records in ``quarantine`` and (3) advances ``sync_state`` —
-(2) and (3) in one transaction, after (1). A crash at any point therefore repeats work
+(2) records the batch's bad records in ``quarantine``, (3) records the staged object in
+``staged_batch`` when the caller names the feed (``mapping=``) and (4) advances ``sync_state``
+— (2) to (4) in one transaction, after (1). A crash at any point therefore repeats work
 (the same object name, the same quarantine rows, skipped as duplicates) and never loses
 a record; downstream dedupes rows on ``(_source_key, _source_version)``. Counts
 reconcile: rows read = rows staged + records quarantined.
+
+The read position moves past a batch once it is staged, not once it is published: some
+sources cannot be read twice (XML packages are acknowledged and archived when read). The
+``staged_batch`` row is what keeps the batch until the pipeline has carried it through
+(``hub.pipeline.carry``; docs/decisions/staged-batches-carried-through.md).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from connectors.base import Batch, Connector, State
 from connectors.errors import BadRecord
 from connectors.staging import LocalStager, Stager, batch_object_name
 from hub.db import get_engine, session_scope
-from hub.models import QuarantineRecord, SyncState
+from hub.models import QuarantineRecord, StagedBatch, SyncState, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +105,41 @@ def quarantine_bad_records(
     return added
 
 
-def commit_batch(
-    engine: Engine, source: str, dataset: str, batch: Batch, *, run_id: str | None = None
+def record_staged(
+    session: Session, source: str, dataset: str, mapping: str, staged_ref: str, rows: int, *, run_id: str | None
 ) -> None:
-    """Quarantine the batch's bad records and advance the state, atomically."""
+    """Enter a staged object in the ``staged_batch`` ledger, ``staged`` and claimed by ``run_id``.
+
+    Staging the same object again (a crash before the state moved, or a read position moved
+    back by an operator) makes it ``staged`` again: its rows are to be carried through anew.
+    """
+    row = session.scalar(
+        select(StagedBatch).where(StagedBatch.mapping == mapping, StagedBatch.staged_ref == staged_ref)
+    )
+    now = utcnow()
+    if row is None:
+        row = StagedBatch(source=source, dataset=dataset, mapping=mapping, staged_ref=staged_ref, created_at=now)
+        session.add(row)
+    row.run_id, row.rows, row.status, row.finished_at = run_id, rows, "staged", None
+    row.claimed_by, row.claimed_at = run_id, now
+    session.flush()
+
+
+def commit_batch(
+    engine: Engine,
+    source: str,
+    dataset: str,
+    batch: Batch,
+    *,
+    run_id: str | None = None,
+    mapping: str | None = None,
+    staged_ref: str | None = None,
+) -> None:
+    """Quarantine the batch's bad records, record its staged object and advance the state, atomically."""
     with session_scope(engine) as session:
         quarantine_bad_records(session, source, dataset, batch.bad_records, run_id=run_id)
+        if mapping is not None and staged_ref is not None:
+            record_staged(session, source, dataset, mapping, staged_ref, batch.table.num_rows, run_id=run_id)
         save_state(session, source, dataset, batch.checkpoint)
 
 
@@ -117,8 +152,14 @@ def run_sync(
     engine: Engine | None = None,
     run_id: str | None = None,
     read_kwargs: dict[str, Any] | None = None,
+    mapping: str | None = None,
 ) -> SyncResult:
-    """Read ``dataset`` from its saved state to the end, staging and checkpointing each batch."""
+    """Read ``dataset`` from its saved state to the end, staging and checkpointing each batch.
+
+    ``mapping`` names the pipeline feed that will carry the staged batches through: each is
+    then entered in ``staged_batch`` with the state it moves past (the pipeline passes it;
+    previews and the acceptance kit do not).
+    """
     source = source or connector.name
     stager = stager or LocalStager()
     engine = engine or get_engine()
@@ -126,10 +167,12 @@ def run_sync(
         state = load_state(session, source, dataset)
     result = SyncResult(source, dataset, state=state)
     for batch in connector.read(dataset, state, **(read_kwargs or {})):
+        ref = None
         if batch.table.num_rows:
             name = batch_object_name(source, dataset, state, batch.checkpoint)
-            result.staged_refs.append(stager.stage(name, batch.table))
-        commit_batch(engine, source, dataset, batch, run_id=run_id)
+            ref = stager.stage(name, batch.table)
+            result.staged_refs.append(ref)
+        commit_batch(engine, source, dataset, batch, run_id=run_id, mapping=mapping, staged_ref=ref)
         state = batch.checkpoint
         result.batches += 1
         result.rows_read += batch.rows_read

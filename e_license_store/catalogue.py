@@ -15,7 +15,6 @@ from typing import Any
 import jsonschema
 
 from hub import safe_yaml
-
 from hub.masking import KINDS
 
 HERE = Path(__file__).parent

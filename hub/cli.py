@@ -30,7 +30,8 @@ app = typer.Typer(
 #: (group name, module holding ``app``, help)
 GROUPS: list[tuple[str, str, str]] = [
     ("sandbox", "sandbox.cli", "Department sandboxes: up, down, status."),
-    ("connectors", "connectors.cli", "Department connectors: list, check, read."),
+    # state and reset join the group from the pipeline (they need its ledger and the audit log)
+    ("connectors", "hub.pipeline.positions_cli", "Department connectors: list, check, read, state, reset."),
     ("connector", "connectors.scaffold", "Scaffold a new connector protocol: new."),
     ("mappings", "mappings.cli", "Department mappings: check."),
     ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup."),

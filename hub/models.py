@@ -1,4 +1,4 @@
-"""Tables every part shares: sync state, quarantine and the event outbox.
+"""Tables every part shares: sync state, staged batches, quarantine and the event outbox.
 
 The outbox follows the transactional-outbox pattern: :func:`hub.outbox.emit` adds an
 event row to the *same session* as the change it announces, so the event exists if and
@@ -46,6 +46,46 @@ class SyncState(Base):
     dataset: Mapped[str] = mapped_column(String(100), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class StagedBatch(Base):
+    """A batch a connector staged (暂存批次) and whether the pipeline has carried it through.
+
+    Written by ``connectors.sync.run_sync`` in the same transaction as the read position it
+    moves past, so a position never advances over rows that are not in this ledger. The staged
+    Parquet is the durable buffer between the source and publishing: a batch stays ``staged``
+    until the publish step of the run that carried it marks it ``published``; the next run of
+    its mapping carries every batch still ``staged`` before its own (``hub.pipeline.carry``);
+    retention never deletes it meanwhile. ``abandoned`` is an operator's decision
+    (``hub connectors reset --abandon-pending``). ``claimed_by`` is the run carrying it now:
+    a claim, not a status, so a run that dies leaves the batch ``staged`` for the next one.
+    (Migration ``pipeline_0002``.)
+    """
+
+    __tablename__ = "staged_batch"
+    __table_args__ = (
+        UniqueConstraint("mapping", "staged_ref", name="uq_staged_batch_mapping_ref"),
+        Index("ix_staged_batch_pending", "mapping", "status", "id"),
+        Index("ix_staged_batch_source_dataset", "source", "dataset", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    dataset: Mapped[str] = mapped_column(String(100))
+    #: the mapping (pipeline feed) that carries it: ``<department>_<dataset>``
+    mapping: Mapped[str] = mapped_column(String(100))
+    staged_ref: Mapped[str] = mapped_column(String(1000))
+    #: the run whose extract staged it
+    run_id: Mapped[str | None] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``staged`` (not yet carried through), ``published`` or ``abandoned``
+    status: Mapped[str] = mapped_column(String(20), default="staged")
+    #: the run carrying it now; of a published batch, the run that carried it through
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: when it was published or abandoned
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class QuarantineRecord(Base):

@@ -21,6 +21,7 @@ from hub.pipeline.summary import COLUMNS, DepartmentSummary
 
 TITLES = {
     "pulled": "pulled",
+    "carried_over": "carried\nover",
     "accepted": "accepted",
     "quarantined": "quarantined",
     "identities_created": "identities\ncreated",
@@ -108,7 +109,7 @@ def run_demo(
     console.print(f"  hub_push (woken by Assets): {[r['state'] for r in result.push_runs] or 'not run'}")
     rows = summarize(result.run_ids.values(), since=started)
     console.print(summary_table(rows, title=f"main job in {result.seconds:.0f}s, per department"))
-    if result.ok and not any(r.pulled for r in rows):
+    if result.ok and not any(r.pulled or r.carried_over for r in rows):
         console.print(
             "Nothing was pulled: the sandboxes have not changed since the last run (every feed is "
             "incremental, from its watermark), so nothing was linked, issued or pushed again. "

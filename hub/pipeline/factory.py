@@ -5,8 +5,10 @@ file and an Airflow Connection. Each exchange DAG runs
 
     extract → map → validate → resolve → publish ──(Asset event)──▶ hub_push
 
-with the department's pool (rate limit), retries with exponential backoff, timeouts,
-owners, tags and task docs. Tasks pass references to staged Parquet through XCom.
+with the department's pool (rate limit), retries with exponential backoff (but none for
+configuration errors and data-quality verdicts: :func:`non_retryable`), timeouts, owners, tags
+and task docs. Tasks pass references to staged Parquet through XCom; one run at a time per
+DAG, and a run carries first what an earlier one staged and never published.
 ``HUB_DAG_SCHEDULES=off`` leaves the exchange and housekeeping DAGs unscheduled (the demo,
 tests and benchmarks trigger them); the push DAG is always scheduled on the Assets.
 """
@@ -60,17 +62,49 @@ def _run_id() -> str:
     return str(get_current_context()["run_id"])
 
 
-def _no_retry(call: Any, *args: Any) -> Any:
-    """Run a step; data-quality verdicts fail the task at once (retrying cannot change them)."""
+def non_retryable() -> tuple[type[BaseException], ...]:
+    """Errors no retry can fix: data-quality verdicts and configuration errors.
+
+    A verdict (threshold exceeded, counts not reconciling) holds for the same data; a wrong
+    mapping, expectation suite, ``source:`` block or Connection stays wrong until someone edits
+    it. Retrying them only delays the failure (three retries with backoff: minutes). Everything
+    else — a department's system unreachable, a timeout, a store briefly down — is retried.
+    """
+    from connectors.errors import ConnectorConfigError
+    from hub.pipeline.steps import StepError
+    from mappings.engine import MappingError
+    from validation.run import ReconciliationError, RuleMismatchError, ThresholdExceeded
+    from validation.suites import SuiteError
+
+    return (ThresholdExceeded, ReconciliationError, RuleMismatchError, StepError, SuiteError, MappingError,
+            ConnectorConfigError)  # fmt: skip
+
+
+def run_step(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a step; errors no retry can fix fail the task at once (``AirflowFailException``).
+
+    The run's staged batches are not lost either way: the next run carries them through.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from hub.pipeline.steps import StepError
-    from validation.run import ReconciliationError, RuleMismatchError, ThresholdExceeded
-
     try:
-        return call(*args)
-    except (ThresholdExceeded, ReconciliationError, RuleMismatchError, StepError) as exc:
+        return call(*args, **kwargs)
+    except non_retryable() as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _still_running(dag_id: str) -> Any:
+    """Whether another run of ``dag_id`` is still going (it keeps the batches it claimed), from Airflow."""
+    ti = get_current_context()["ti"]
+
+    def check(run_id: str) -> bool:
+        try:
+            state = ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+        except Exception:  # not a run of this DAG (a direct run of the task bodies): not Airflow's to keep
+            return False
+        return str(getattr(state, "value", state)) in {"queued", "running"}
+
+    return check
 
 
 EXCHANGE_DOC = """\
@@ -84,13 +118,14 @@ Department **{department}**, dataset **{dataset}** → canonical **{entity}**; s
 
 | task | does |
 |---|---|
-| extract | pulls what changed since the watermark, stages Parquet, quarantines refused records |
+| extract | carries over what earlier runs staged and never published; pulls changes since the watermark |
 | map | applies `mappings/{department}_{dataset}.yaml` to every staged batch |
 | validate | Great Expectations suite; failing rows to quarantine; pulled = accepted + quarantined |
 | resolve | identifiers → master index (create / link identities) |
 | publish | issues or changes licences and approval results, outbox events in the same transaction; emits `{asset}` |
 
-Counts of every step land in the run ledger (`pipeline_step`); quarantine: `hub validation quarantine`.
+Counts of every step land in the run ledger (`pipeline_step`); quarantine: `hub validation quarantine`;
+read positions and batches not yet published: `hub connectors state {name}`.
 """
 
 
@@ -115,6 +150,7 @@ def build_exchange_dag(mapping: Any) -> DAG:
         threshold=spec.quarantine_threshold,
         pool=spec.pool,
         asset=asset.uri,
+        name=name,
     )
     with DAG(
         dag_id=exchange_dag_id(name),
@@ -130,23 +166,23 @@ def build_exchange_dag(mapping: Any) -> DAG:
 
         @task(task_id="extract", doc_md=steps.extract.__doc__)
         def extract_task() -> dict[str, Any]:
-            return steps.extract(name, _run_id())
+            return run_step(steps.extract, name, _run_id(), still_running=_still_running(exchange_dag_id(name)))
 
         @task(task_id="map", doc_md=steps.map_batches.__doc__)
         def map_task(extracted: Any) -> dict[str, Any]:
-            return _no_retry(steps.map_batches, name, extracted, _run_id())
+            return run_step(steps.map_batches, name, extracted, _run_id())
 
         @task(task_id="validate", doc_md=steps.validate.__doc__)
         def validate_task(mapped: Any) -> dict[str, Any]:
-            return _no_retry(steps.validate, name, mapped, _run_id())
+            return run_step(steps.validate, name, mapped, _run_id())
 
         @task(task_id="resolve", doc_md=steps.resolve.__doc__)
         def resolve_task(validated: Any) -> dict[str, Any]:
-            return steps.resolve(name, validated, _run_id())
+            return run_step(steps.resolve, name, validated, _run_id())
 
         @task(task_id="publish", doc_md=steps.publish.__doc__, outlets=[asset])
         def publish_task(resolved: Any) -> dict[str, Any]:
-            return steps.publish(name, resolved, _run_id())
+            return run_step(steps.publish, name, resolved, _run_id())
 
         publish_task(resolve_task(validate_task(map_task(extract_task()))))
     return dag

@@ -64,7 +64,8 @@ def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[s
     checked = 0
     with session_scope(get_engine()) as session:
         steps = session.scalars(
-            select(PipelineStep).where(PipelineStep.step == "validate", PipelineStep.finished_at >= cutoff)
+            select(PipelineStep).where(PipelineStep.step == "validate", PipelineStep.finished_at >= cutoff,
+                                       PipelineStep.superseded_by.is_(None))  # a later run re-counted those rows
         ).all()
         for s in steps:
             if s.pulled != s.accepted + s.quarantined:
@@ -93,15 +94,20 @@ def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[s
 def purge(run_id: str, older_than: dt.datetime | None = None) -> dict[str, Any]:
     """Purge staged Parquet, quarantine rows and GX results past ``HUB_RETENTION_DAYS`` (个人信息清理)."""
     from hub.pipeline.staging import FileStager, open_stager, purge_older_than
-    from validation.retention import cutoff
+    from validation.retention import cutoff, pending_staged_refs, warn_kept
     from validation.retention import purge as purge_validation
 
     limit = older_than or cutoff()
     with session_scope(get_engine()) as session:
         report = purge_validation(session, limit).as_dict()
+        pending = pending_staged_refs(session)  # batches no run has carried through yet: kept
     stager = open_stager()
     if not isinstance(stager, FileStager):  # the file backend lives under $HUB_HOME/staging, purged above
-        report["staged_objects"] = purge_older_than(stager, limit)
+        kept: list[str] = []
+        report["staged_objects"] = purge_older_than(stager, limit, keep=pending, kept=kept)
+        for ref in kept:
+            warn_kept(ref)
+        report["staged_kept"] += len(kept)
     return report
 
 

@@ -16,7 +16,7 @@ import datetime as dt
 import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -194,9 +194,21 @@ def _jsonable_objects(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def purge_older_than(stager: ObjectStager, cutoff: dt.datetime, prefix: str = "") -> int:
-    """Delete staged objects last written before ``cutoff``; returns how many went."""
-    doomed = [ref for ref, modified in stager.objects(prefix) if modified < cutoff]
+def purge_older_than(stager: ObjectStager, cutoff: dt.datetime, prefix: str = "", *, keep: Collection[str] = (),
+                     kept: list[str] | None = None) -> int:
+    """Delete staged objects last written before ``cutoff``; returns how many went.
+
+    Objects in ``keep`` (staged batches not yet carried through) stay, named in ``kept``.
+    """
+    doomed: list[str] = []
+    for ref, modified in stager.objects(prefix):
+        if modified >= cutoff:
+            continue
+        if ref in keep:
+            if kept is not None:
+                kept.append(ref)
+            continue
+        doomed.append(ref)
     for ref in doomed:
         stager.delete(ref)
     return len(doomed)

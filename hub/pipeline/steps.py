@@ -7,7 +7,10 @@ run pulled (tasks work on batches, never on single records). Every step:
   (XCom carries a small dict of references and counts, never records);
 * records its counts in the run ledger (:class:`hub.pipeline.tables.PipelineStep`),
   replacing the row of an earlier attempt, so a retried task never double-counts;
-* names its staged objects after the run and the input, so a retry rewrites the same objects.
+* names its staged objects after the run and the input, so a retry rewrites the same objects;
+* passes on ``sources``: the extract's staged batches the run carries, which publish marks
+  published at the end (:mod:`hub.pipeline.carry`). A run that fails anywhere before leaves
+  them ``staged``, and the next run of the mapping carries them through first.
 
 The logic of each step lives with its owner (connectors, mappings, validation, identity,
 e_license_store, recognition); here it is only called in order.
@@ -27,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from hub.db import get_engine, session_scope
+from hub.pipeline.carry import StillRunning
 from hub.pipeline.staging import ObjectStager, open_stager, read_frame, stage_frame
 from hub.pipeline.tables import PipelineStep
 
@@ -83,6 +87,8 @@ def object_name(mapping: str, run_id: str, step: str, inputs: Any) -> str:
 @dataclass
 class Counts:
     pulled: int = 0
+    #: extract only: rows of earlier runs' staged batches carried through by this run
+    carried_over: int = 0
     accepted: int = 0
     quarantined: int = 0
     identities_created: int = 0
@@ -92,15 +98,22 @@ class Counts:
     notices_pushed: int = 0
 
 
-def record_step(run_id: str, mapping: str, department: str, step: str, counts: Counts, seconds: float) -> None:
-    """Write (or overwrite, on retry) the ledger row of one step."""
+#: publish counts what it changed for good; an attempt never repeats an earlier attempt's changes
+#: (issuing unchanged licences changes nothing), so attempts add up instead of replacing each other
+LASTING = ("licenses_issued", "licenses_changed")
+
+
+def record_step(run_id: str, mapping: str, department: str, step: str, counts: Counts, seconds: float,
+                *, add: tuple[str, ...] = ()) -> None:
+    """Write (or overwrite, on retry) the ledger row of one step; the counts named in ``add`` add
+    to what earlier attempts of the step recorded."""
     with session_scope(get_engine()) as session:
         row = session.get(PipelineStep, (run_id, mapping, step))
         if row is None:
             row = PipelineStep(run_id=run_id, mapping=mapping, step=step, department=department)
             session.add(row)
         for key, value in vars(counts).items():
-            setattr(row, key, value)
+            setattr(row, key, value + (getattr(row, key) or 0) if key in add else value)
         row.seconds = seconds
         row.finished_at = dt.datetime.now(dt.UTC)
 
@@ -117,6 +130,13 @@ def _timed() -> Iterator[list[float]]:
 
 def _source_refs(refs: list[str]) -> list[str]:
     return [r for r in refs if r]
+
+
+def _sources(previous: StepOutput) -> list[str]:
+    """The extract's staged batches this run carries (passed on by every step to publish)."""
+    if "sources" in previous:
+        return _source_refs(list(previous["sources"]))
+    return _source_refs([b.get("source", "") for b in previous.get("batches", [])])
 
 
 # -- extract (+ stage) ---------------------------------------------------------------------
@@ -151,34 +171,58 @@ def source_block(mapping: Any) -> dict[str, Any]:
     return block
 
 
-def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
-    """Pull what changed since the saved watermark and stage it as Parquet (抽取、暂存).
+def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = None,
+            still_running: StillRunning | None = None) -> StepOutput:
+    """Carry over what earlier runs staged and never published, then pull what changed since the
+    saved watermark and stage it as Parquet (续传、抽取、暂存).
 
-    The connector SDK's ``run_sync`` stages each batch before it quarantines refused records
-    and advances the watermark, so a crash repeats work and never loses a record.
+    Batches staged by earlier runs of this mapping that failed after extract come first, oldest
+    first (``still_running`` tells which other runs still hold theirs: the DAG asks Airflow).
+    The connector SDK's ``run_sync`` stages each batch before it quarantines refused records,
+    enters the batch in ``staged_batch`` and advances the watermark, so a crash repeats work and
+    never loses a record. ``pulled`` counts rows read from the source now, ``carried_over`` the
+    rows carried over.
     """
     from connectors.registry import make_connector
     from connectors.sync import run_sync
+    from hub.pipeline.carry import by_run, claim_pending
 
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
     with _timed() as t:
+        carried = claim_pending(get_engine(), mapping, run_id, still_running=still_running)
         connector = make_connector(
             source_block(mapping), name=mapping.department, personal_columns=mapping.spec.personal_source_columns()
         )
         result = run_sync(
-            connector, connector_dataset(mapping), source=mapping.department, stager=stager, run_id=run_id
-        )
+            connector, connector_dataset(mapping), source=mapping.department, stager=stager, run_id=run_id,
+            mapping=mapping_name,
+        )  # fmt: skip
         if not result.reconciled:
             raise StepError(
                 f"{mapping_name}: read {result.rows_read} != staged {result.rows_staged} + "
                 f"quarantined {result.quarantined}"
             )
-    counts = Counts(pulled=result.rows_read, accepted=result.rows_staged, quarantined=result.quarantined)
+    new_refs = set(result.staged_refs)
+    # a batch staged again now (a read position moved back) is counted as read, not as carried over
+    carried = [c for c in carried if c.staged_ref not in new_refs]
+    refs = [c.staged_ref for c in carried] + list(result.staged_refs)
+    # batches an earlier attempt of this same task staged were read by this run: pulled, not carried over
+    resumed = sum(c.rows for c in carried if c.staged_by == run_id)
+    carried = [c for c in carried if c.staged_by != run_id]
+    counts = Counts(pulled=result.rows_read + resumed, carried_over=sum(c.rows for c in carried),
+                    accepted=result.rows_staged + resumed, quarantined=result.quarantined)  # fmt: skip
     record_step(run_id, mapping_name, mapping.department, "extract", counts, t[0])
+    if carried:
+        # an operator reading the task log should see at once that this run finishes an earlier one's work
+        log.warning("%s: carried over %d staged batch(es), %d row(s), not yet published, staged by run(s) %s",
+                    mapping_name, len(carried), counts.carried_over, by_run(carried))  # fmt: skip
+    if resumed:
+        log.info("%s: %d row(s) staged by an earlier attempt of this run taken up again", mapping_name, resumed)
     log.info("%s: pulled %d, staged %d in %d batch(es)", mapping_name, result.rows_read, result.rows_staged,
              len(result.staged_refs))
-    return {"mapping": mapping_name, "staged": list(result.staged_refs), **vars(counts)}
+    return {"mapping": mapping_name, "staged": refs, "sources": refs, "carried_over_from": by_run(carried),
+            **vars(counts)}  # fmt: skip
 
 
 # -- map ------------------------------------------------------------------------------------
@@ -214,7 +258,7 @@ def map_batches(mapping_name: str, extracted: StepOutput, run_id: str, *, stager
             counts.accepted += len(mapped.records)
             counts.quarantined += mapped.rejected
     record_step(run_id, mapping_name, mapping.department, "map", counts, t[0])
-    return {"mapping": mapping_name, "batches": batches, **vars(counts)}
+    return {"mapping": mapping_name, "batches": batches, "sources": refs, **vars(counts)}
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -294,7 +338,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
              quarantined, docs or "not rendered")
     if verdict is not None:
         verdict.raise_for_threshold()
-    return {"mapping": mapping_name, "staged": out_refs, "gx_results": results, "data_docs": docs, **vars(counts)}
+    return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(mapped), "gx_results": results,
+            "data_docs": docs, **vars(counts)}  # fmt: skip
 
 
 # -- resolve --------------------------------------------------------------------------------
@@ -321,7 +366,7 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
             counts.identities_linked += linked
             out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
     record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0])
-    return {"mapping": mapping_name, "staged": out_refs, **vars(counts)}
+    return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated), **vars(counts)}
 
 
 # -- publish --------------------------------------------------------------------------------
@@ -333,7 +378,11 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
 
     The licence service writes each version to the store, then updates the index and emits
     the outbox event in one transaction; issuing unchanged records again changes nothing.
+    Then the staged batches the run carried are marked published (a crash between repeats
+    work that changes nothing). A publish that fails part-way records what it issued before
+    failing; a retry, or the run that carries its batches through again, adds what it issues.
     """
+    from hub.pipeline.carry import mark_published
     from hub.pipeline.publish import license_service, publish_frame
 
     mapping = load_mapping(mapping_name)
@@ -341,16 +390,21 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     refs = _source_refs(resolved.get("staged", []))
     counts = Counts()
     with _timed() as t:
-        service = license_service()
-        for ref in refs:
-            df = read_frame(stager, ref)
-            issued, changed, skipped = publish_frame(df, mapping, service, run_id=run_id, staged_ref=ref)
-            counts.pulled += len(df)
-            counts.accepted += len(df) - skipped
-            counts.licenses_issued += issued
-            counts.licenses_changed += changed
-    record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0])
-    return {"mapping": mapping_name, **vars(counts)}
+        try:
+            service = license_service()
+            for ref in refs:
+                df = read_frame(stager, ref)
+                issued, changed, skipped = publish_frame(df, mapping, service, run_id=run_id, staged_ref=ref)
+                counts.pulled += len(df)
+                counts.accepted += len(df) - skipped
+                counts.licenses_issued += issued
+                counts.licenses_changed += changed
+        except Exception:
+            record_step(run_id, mapping_name, mapping.department, "publish", counts, 0.0, add=LASTING)
+            raise
+        marked = mark_published(get_engine(), mapping_name, _sources(resolved), run_id)
+    record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0], add=LASTING)
+    return {"mapping": mapping_name, "batches_published": marked, **vars(counts)}
 
 
 # -- push and housekeeping (not per mapping) ------------------------------------------------

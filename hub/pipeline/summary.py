@@ -1,4 +1,10 @@
-"""The main job's summary per department (作业汇总): what the demo and operators are shown."""
+"""The main job's summary per department (作业汇总): what the demo and operators are shown.
+
+``pulled`` is what was read from the source, ``carried_over`` what a run carried through for an
+earlier run that failed after extract (rows read once, processed by the later run). Ledger rows a
+carrying run superseded (``map``/``validate`` of the failed run) are left out, so rows are
+accepted or quarantined once however many runs it took.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from hub.pipeline.tables import PipelineStep
 class DepartmentSummary:
     department: str
     pulled: int = 0
+    carried_over: int = 0
     accepted: int = 0
     quarantined: int = 0
     identities_created: int = 0
@@ -28,8 +35,12 @@ class DepartmentSummary:
 
     @property
     def reconciled(self) -> bool:
-        """pulled = accepted + quarantined (deleted records aside, which are neither)."""
-        return self.pulled >= self.accepted + self.quarantined
+        """pulled (+ carried over) = accepted + quarantined (deleted records aside, which are neither).
+
+        Rows carried over were pulled by an earlier run: over runs that include it they are in
+        ``pulled`` already; over the carrying run alone, only in ``carried_over``.
+        """
+        return self.pulled + self.carried_over >= self.accepted + self.quarantined
 
     def as_row(self) -> list[str]:
         return [self.department, *(str(getattr(self, f.name)) for f in fields(self)[1:])]
@@ -55,7 +66,7 @@ def summarize(run_ids: Iterable[str] | None = None, *, since: dt.datetime | None
     engine = engine or get_engine()
     by_dept: dict[str, DepartmentSummary] = {}
     with session_scope(engine) as session:
-        stmt = select(PipelineStep).where(PipelineStep.department != "_push")
+        stmt = select(PipelineStep).where(PipelineStep.department != "_push", PipelineStep.superseded_by.is_(None))
         ids = list(run_ids) if run_ids is not None else None
         if ids is not None:
             stmt = stmt.where(PipelineStep.run_id.in_(ids))
@@ -65,6 +76,7 @@ def summarize(run_ids: Iterable[str] | None = None, *, since: dt.datetime | None
             d = by_dept.setdefault(s.department, DepartmentSummary(s.department))
             if s.step == "extract":
                 d.pulled += s.pulled
+                d.carried_over += s.carried_over
                 d.quarantined += s.quarantined
             elif s.step == "validate":
                 d.accepted += s.accepted

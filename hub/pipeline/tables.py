@@ -15,7 +15,10 @@ class PipelineStep(Base):
     """What one step of one exchange-DAG run did (pulled, accepted, quarantined, licences, ...).
 
     One row per (run, mapping, step); re-running a step replaces its row, so a retried task
-    never double-counts.
+    never double-counts. ``carried_over`` (extract): rows of earlier runs' staged batches this run
+    carried through (``pulled`` counts only rows read from the source now). ``superseded_by``: a
+    later run carried this run's batches through again and re-counted them (set on ``map`` and
+    ``validate``, whose counts that run replaces); summaries and reconciliation skip such rows.
     """
 
     __tablename__ = "pipeline_step"
@@ -25,6 +28,7 @@ class PipelineStep(Base):
     step: Mapped[str] = mapped_column(String(40), primary_key=True)
     department: Mapped[str] = mapped_column(String(60), index=True)
     pulled: Mapped[int] = mapped_column(Integer, default=0)
+    carried_over: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     accepted: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
     identities_created: Mapped[int] = mapped_column(Integer, default=0)
@@ -34,3 +38,4 @@ class PipelineStep(Base):
     notices_pushed: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    superseded_by: Mapped[str | None] = mapped_column(String(200))
