@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from connectors.base import Connector
 from connectors.cli import app
 from connectors.scaffold import app as scaffold_app
+from hub.settings import REPO_ROOT
 from tests.connectors.conftest import SqlHarness
 
 runner = CliRunner()
@@ -24,7 +25,10 @@ def mapping_dir(tmp_path: Path, pg_harness: SqlHarness) -> Path:
     d.mkdir()
     ok = pg_harness.block(f"{pg_harness.name}_ok")
     down = pg_harness.block(f"{pg_harness.name}_down")
-    (d / "population_persons.yaml").write_text(yaml.safe_dump({"source": ok}, allow_unicode=True))
+    # the population mapping with this test's source: its fields say which columns are personal
+    mapping = yaml.safe_load((REPO_ROOT / "mappings" / "public_security_persons.yaml").read_text(encoding="utf-8"))
+    mapping.update(source=ok, dataset=next(iter(ok["datasets"])))
+    (d / "population_persons.yaml").write_text(yaml.safe_dump(mapping, allow_unicode=True))
     (d / "population_offline.yaml").write_text(yaml.safe_dump({"source": down}, allow_unicode=True))
     return d
 
