@@ -32,6 +32,7 @@ from hub.pipeline.summary import summarize
 from hub.settings import reset_settings
 from hub.testing import TempDatabase
 from tests.pipeline.conftest import hub_env
+from tests.pipeline.privacy_scan import leaks, personal_values
 
 pytestmark = [
     pytest.mark.airflow, pytest.mark.mariadb, pytest.mark.postgres, pytest.mark.odbc, pytest.mark.slow,
@@ -116,6 +117,13 @@ def _subscribe_tax(sb: Any, tmp_path: Path) -> None:
         sync_yaml(session, path)
 
 
+def _assert_no_personal_data_on_disk(sb: Any, tmp_path: Path) -> None:
+    """Airflow's task logs and the hub's files (outside its stores of record) hold no resident's id,
+    phone, address or name whole (see tests/pipeline/privacy_scan.py)."""
+    found = leaks([tmp_path / "airflow", tmp_path / "home"], personal_values(sb.population.persons))
+    assert not found, found[:10]
+
+
 def _outbox() -> int:
     with session_scope(get_engine()) as s:
         return int(s.scalar(select(func.count(OutboxEvent.id))) or 0)
@@ -148,6 +156,7 @@ def test_the_whole_story(
                            connections=sandbox_connections(sb), extra_env=env) as af:  # fmt: skip
             # run 1: everything is new
             first = run_main_job(af, ALL, timeout=600)
+            _assert_no_personal_data_on_disk(sb, tmp_path)
             states = {n: af.task_states(f"hub_exchange_{n}", r) for n, r in first.run_ids.items()}
             verdicts = [n for n, tasks in states.items() if tasks.get("validate") == "failed"]
             if verdicts:
@@ -201,3 +210,4 @@ def test_the_whole_story(
                 assert (dept.pulled, dept.licenses_issued, dept.licenses_changed) == (0, 0, 0), dept
             assert _outbox() == events
             assert len(af.dag_runs(PUSH_DAG_ID)) >= 3
+            _assert_no_personal_data_on_disk(sb, tmp_path)

@@ -8,6 +8,8 @@ endpoint that answers about a licence is called with each scope set; the answers
 the copy of a file — PDFs read back with ``pdftotext`` and their QR codes decoded with
 ``zbarimg`` from a ``pdftoppm`` raster, not raw compressed bytes), the problem details, the
 audit log and the captured log lines must not contain any generated personal value whole.
+Every consumer also subscribes to licence events, at a receiver its operator allowed: what the
+delivery worker pushes (bodies and ``webhook-id``) is held to the same rule.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rec_helpers import Receiver
 from sqlalchemy import text
 
 from e_license_store.catalogue import load_catalogue
@@ -38,10 +41,12 @@ from hub.db import make_engine, migrate, session_factory, session_scope
 from identity.resident_id import calc_check_digit
 from identity.uscc import calc_check_digit as uscc_check
 from mappings.canonical.models import HolderKind, SourceRef
+from recognition import delivery, destinations, subscriptions
 from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
+from recognition.schemas import EventType
 from tests.conftest import require
 
 
@@ -58,6 +63,7 @@ GIVEN = "伟芳娜秀敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂�
 STREETS = ("中心路", "人民路", "海霞路", "环岛西路", "学院路")
 CATALOGUE = load_catalogue()
 TYPES = sorted(CATALOGUE)
+LICENCE_EVENTS = [e.value for e in EventType if not e.value.startswith("identity.")]
 SCOPE_ATOMS = sorted(
     {"licenses:read:*", "licenses:file", "licenses:verify", "recognitions:read", "fields:*", "metrics:read",
      "subscriptions:manage", "deliveries:read"}
@@ -151,6 +157,7 @@ class Hub:
     directory: LicenseDirectory
     client: TestClient
     sessions: Any
+    receiver: Receiver
     made: int = 0
 
 
@@ -165,8 +172,11 @@ def hub_world() -> Iterator[Hub]:
     store, keyring = LocalStore(root / "store"), load_keyring(root / "keys")
     directory = LicenseDirectory(store, keyring)
     app = create_app(engine=engine, directory=directory, config=RecognitionSettings(api_key_cache_seconds=0.0))
+    receiver = Receiver()
+    receiver.start()
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield Hub(root, engine, LicenseService(store, sessions, keyring), directory, client, sessions)
+        yield Hub(root, engine, LicenseService(store, sessions, keyring), directory, client, sessions, receiver)
+    receiver.stop()
     engine.dispose()
     shutil.rmtree(root, ignore_errors=True)
 
@@ -217,10 +227,23 @@ def test_no_endpoint_releases_personal_data_without_personal_read(
     wide = {"licenses:read:*", "fields:*", "licenses:file", "licenses:verify", "recognitions:read"}
     work = Path(tempfile.mkdtemp(prefix="answers_", dir=hub.root))
     texts: list[str] = []
+    pushed_before = len(hub.receiver.received)
     for i, scopes in enumerate([wide, *scope_sets]):
+        name = f"c{hub.made}-{i}"
         with session_scope(hub.engine) as session:
-            token = add_consumer(session, f"c{hub.made}-{i}", sorted(scopes))[1]
+            consumer, token = add_consumer(session, name, sorted(scopes))
+            destinations.allow(session, name, hub.receiver.origin)
+            # subscribed as an operator would for it: delivery still releases only what its scopes allow
+            subscriptions.create(session, name="all licence events", event_types=LICENCE_EVENTS,
+                                 url=hub.receiver.url, consumer_id=consumer.id, from_event_id=0)  # fmt: skip
         texts += _answers(hub, case, license_id, token, work)
+    for _ in range(5):
+        report = delivery.run_once(hub.engine, policy=delivery.DeliveryPolicy(max_attempts=2, concurrency=2))
+        if report.attempted == 0 and report.fanned_out == 0 and report.skipped == 0:
+            break
+    pushed = hub.receiver.received[pushed_before:]
+    assert pushed, "the widest consumer receives the licence's event"
+    texts += [msg_id + json.dumps(body, ensure_ascii=False) for msg_id, body in pushed]
     with hub.engine.connect() as conn:
         audit_rows = [json.dumps([str(v) for v in r], ensure_ascii=False)
                       for r in conn.execute(text("SELECT * FROM recognition_audit"))]  # fmt: skip
