@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from connectors.cli import MAPPINGS_DIR, app, console
+from hub import safe_yaml
 from hub.pipeline.positions import (
     Feed,
     Position,
@@ -33,7 +33,11 @@ __all__ = ["app"]
 
 def _feed(name: str, directory: Path) -> Feed:
     path = directory / f"{name}.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    try:
+        data = safe_yaml.load_file(path) if path.exists() else None
+    except safe_yaml.YamlError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     if not isinstance(data, dict) or not isinstance(data.get("source"), dict) or not data.get("department"):
         known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
         console.print(f"[red]no mapping named {name!r}[/red]; known: {known}")
