@@ -327,6 +327,7 @@ def test_deliver_with_one_unknown_id_changes_nothing(
     empty = tmp_path / "subs.yaml"
     empty.write_text("subscriptions: []\n", encoding="utf-8")
     monkeypatch.setenv("HUB_SUBSCRIPTIONS_FILE", str(empty))
+    allow_destination(world.engine, "tax_bureau", receiver.origin)
     receiver.secret = str(_subscribe(client, tokens["tax_bureau"], receiver.url)["secret"])
     issue_business(world.service, "ent-unknown-id", holder=HOLDERS[2])
     assert dlv.deliver_task()["delivered"] == 1
