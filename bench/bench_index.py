@@ -43,7 +43,7 @@ def _rows(n: int) -> Iterator[tuple[object, ...]]:
         lid = f"{code}-113303220025678912-{i:012d}X"
         yield (lid, code, name, f"NO{i:013d}", _holder(h), "enterprise", f"企业{h}", "113303220025678912",
                "市场监督管理局", issue.isoformat(), issue.isoformat(), until, statuses[i % 20], 1,
-               f"licenses/{lid}/v000001.json", "0" * 64, "0" * 64, "sm2-0000000000000000", now)
+               f"licenses/{lid}/v000001.json", "0" * 64, "0" * 64, "sm2-0000000000000000", now, None)
 
 
 def bulk_load(url: str, path: Path, n: int) -> float:
@@ -57,7 +57,7 @@ def bulk_load(url: str, path: Path, n: int) -> float:
     con.execute("PRAGMA synchronous=OFF")
     con.execute("DROP INDEX ix_license_index_holder")
     con.execute("DROP INDEX ix_license_index_status_valid_until")
-    cols = 19
+    cols = 20
     sql = f"INSERT INTO license_index VALUES ({', '.join('?' * cols)})"
     con.executemany(sql, _rows(n))
     con.execute("CREATE INDEX ix_license_index_holder ON license_index (holder_code, license_type_code, status)")

@@ -164,10 +164,11 @@ def verify(
 def reindex() -> None:
     """Rebuild the licence index from the object store (the source of truth)."""
     from e_license_store.index import reindex as run_reindex
+    from e_license_store.signing import load_keyring
     from e_license_store.store import open_store
 
     with _session() as session:
-        n = run_reindex(session, open_store())
+        n = run_reindex(session, open_store(), keyring=load_keyring())
         session.commit()
     console.print(f"[green]reindexed[/green] {n} licence versions")
 

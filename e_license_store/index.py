@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from e_license_store.canonical_json import sha256_hex
 from e_license_store.model import Envelope, LicenseDocument, object_key, parse_envelope
+from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
 
@@ -43,6 +45,8 @@ class LicenseIndexRow:
     object_key: str
     content_sha256: str
     key_id: str
+    #: SHA-256 of the stored object as written (see LicenseIndexEntry.object_sha256)
+    object_sha256: str | None
     updated_at: dt.datetime
 
 
@@ -161,7 +165,9 @@ def _version_values(envelope: Envelope, key: str) -> dict[str, Any]:
     }
 
 
-def _index_values(envelope: Envelope, key: str, fingerprint: str | None) -> dict[str, Any]:
+def _index_values(
+    envelope: Envelope, key: str, fingerprint: str | None, object_sha256: str | None = None
+) -> dict[str, Any]:
     doc = envelope.document
     lic = doc.license
     return {
@@ -183,18 +189,22 @@ def _index_values(envelope: Envelope, key: str, fingerprint: str | None) -> dict
         "content_sha256": envelope.document_sha256,
         "content_fingerprint": fingerprint or content_fingerprint(doc),
         "key_id": envelope.signature.key_id,
+        "object_sha256": object_sha256,
         "updated_at": doc.recorded_at,
     }
 
 
-def apply_envelope(session: Session, envelope: Envelope, key: str, *, fingerprint: str | None = None) -> None:
-    """Record a stored version in the index (in the caller's transaction)."""
+def apply_envelope(
+    session: Session, envelope: Envelope, key: str, *, fingerprint: str | None = None, object_sha256: str | None = None
+) -> None:
+    """Record a stored version in the index (in the caller's transaction); ``object_sha256`` is the
+    hash of the bytes the hub itself sealed and wrote (never of bytes read back unverified)."""
     lic = envelope.document.license
     session.merge(LicenseVersionEntry(**_version_values(envelope, key)))
     current = session.get(LicenseIndexEntry, lic.license_id)
     if current is not None and current.version > lic.version:
         return
-    values = _index_values(envelope, key, fingerprint)
+    values = _index_values(envelope, key, fingerprint, object_sha256)
     if current is None:
         session.add(LicenseIndexEntry(**values))
     else:
@@ -203,15 +213,20 @@ def apply_envelope(session: Session, envelope: Envelope, key: str, *, fingerprin
     session.flush()
 
 
-def add_fresh(session: Session, stored: Sequence[tuple[Envelope, str, str | None]]) -> None:
+def add_fresh(session: Session, stored: Sequence[tuple[Envelope, str, str | None, str | None]]) -> None:
     """Index licences new to the index (a batch of first versions): two multi-row INSERTs.
 
     A licence already indexed makes the transaction fail (primary key), never a silent mix.
     """
     if not stored:
         return
-    session.execute(insert(LicenseVersionEntry), [_version_values(e, k) for e, k, _ in stored])
-    session.execute(insert(LicenseIndexEntry), [_index_values(e, k, f) for e, k, f in stored])
+    session.execute(insert(LicenseVersionEntry), [_version_values(e, k) for e, k, _, _ in stored])
+    session.execute(insert(LicenseIndexEntry), [_index_values(e, k, f, h) for e, k, f, h in stored])
+
+
+def _seal_holds(envelope: Envelope, keyring: KeyRing) -> bool:
+    document = envelope.document.canonical()
+    return sha256_hex(document) == envelope.document_sha256 and keyring.verify(envelope.signature, document)
 
 
 def current_fingerprint(session: Session, license_id: str) -> tuple[int, str] | None:
@@ -219,10 +234,15 @@ def current_fingerprint(session: Session, license_id: str) -> tuple[int, str] | 
     return (entry.version, entry.content_fingerprint) if entry is not None else None
 
 
-def reindex(session: Session, store: ObjectStore, *, license_ids: Iterable[str] | None = None) -> int:
+def reindex(
+    session: Session, store: ObjectStore, *, license_ids: Iterable[str] | None = None, keyring: KeyRing | None = None
+) -> int:
     """Rebuild the index from the store (all licences, or only ``license_ids``); returns versions read.
 
-    Files are re-linked from their stored bindings. Runs in the caller's transaction.
+    Files are re-linked from their stored bindings. With ``keyring``, the SHA-256 of each object
+    whose seal verifies is recorded as the index's ``object_sha256`` (reads then only hash what
+    they serve); an object whose seal does not verify is indexed without it, so every read checks
+    it, and refuses it. Runs in the caller's transaction.
     """
     from e_license_store.files import parse_binding
 
@@ -244,10 +264,12 @@ def reindex(session: Session, store: ObjectStore, *, license_ids: Iterable[str] 
         for key in store.list_keys(prefix):
             if not key.endswith(".json"):
                 continue
-            envelope = parse_envelope(store.get(key))
+            data = store.get(key)
+            envelope = parse_envelope(data)
             if object_key(envelope.document.license.license_id, envelope.document.license.version) != key:
                 raise ValueError(f"object {key} holds another licence version")
-            apply_envelope(session, envelope, key)
+            sealed = keyring is not None and _seal_holds(envelope, keyring)
+            apply_envelope(session, envelope, key, object_sha256=hashlib.sha256(data).hexdigest() if sealed else None)
             count += 1
     for prefix in file_prefixes:
         for key in store.list_keys(prefix):

@@ -10,6 +10,7 @@ store, and since the store key is write-once two writers can never both create a
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class _Stored:
     is_approval: bool
     issued: IssuedLicense
     fingerprint: str | None = None
+    #: SHA-256 of the bytes written to the store
+    object_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +269,7 @@ class LicenseService:
         try:
             with self.session_factory() as session:
                 # the whole batch: index rows and events in one transaction, multi-row INSERTs
-                index.add_fresh(session, [(d.envelope, d.key, d.fingerprint) for _, d in done_items])
+                index.add_fresh(session, [(d.envelope, d.key, d.fingerprint, d.object_sha256) for _, d in done_items])
                 emit_many(session, [self._event(d) for _, d in done_items])
                 session.commit()
             for i, done in done_items:
@@ -396,7 +399,7 @@ class LicenseService:
 
     def _recover(self, license_id: str) -> None:
         with self.session_factory() as session:
-            index.reindex(session, self.store, license_ids=[license_id])
+            index.reindex(session, self.store, license_ids=[license_id], keyring=self.signer)
             session.commit()
 
     @staticmethod
@@ -472,13 +475,14 @@ class LicenseService:
             # the same length covers it without a request of its own
             until = self._clock() + dt.timedelta(days=365 * ltype.retention_years)
             retention = Retention(self.retention_mode, until)
+        data = envelope.to_bytes()
         try:
-            self.store.put(key, envelope.to_bytes(), content_type="application/json", retention=retention)
+            self.store.put(key, data, content_type="application/json", retention=retention)
         except ObjectExists:
             raise _VersionTaken(key) from None
         issued = IssuedLicense(lic.license_id, lic.version, str(lic.status), key, envelope.document_sha256,
                                envelope.signature.key_id, created=True)
-        return _Stored(envelope, key, ltype.is_approval_result, issued, fingerprint)
+        return _Stored(envelope, key, ltype.is_approval_result, issued, fingerprint, hashlib.sha256(data).hexdigest())
 
     @staticmethod
     def _event(stored: _Stored) -> dict[str, Any]:
@@ -514,7 +518,9 @@ class LicenseService:
 
     def _record(self, session: Session, stored: _Stored) -> None:
         """Index the stored version and emit its event, in the caller's transaction."""
-        index.apply_envelope(session, stored.envelope, stored.key, fingerprint=stored.fingerprint)
+        index.apply_envelope(
+            session, stored.envelope, stored.key, fingerprint=stored.fingerprint, object_sha256=stored.object_sha256
+        )
         emit(session, **self._event(stored))
 
 

@@ -39,6 +39,9 @@ class LicenseIndexEntry(Base):
     version: Mapped[int] = mapped_column(Integer)
     object_key: Mapped[str] = mapped_column(String(300))
     content_sha256: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of the current version's stored object as the hub sealed and wrote it (``None``
+    #: when indexed otherwise, e.g. rebuilt from the store: then reads verify the seal itself)
+    object_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: SHA-256 of what the issuer said (not version, status or run): re-issuing the same is a no-op.
     content_fingerprint: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(64))

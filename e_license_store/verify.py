@@ -185,12 +185,15 @@ class IntegrityFailure(Exception):
 class ReadVerifier:
     """Verifies every licence object the hub serves (验真后出证), before it is served.
 
-    A served envelope must carry a signature that verifies over its document, the document's
-    own hash, and the id, version and hash the index records; a served file must match the
-    signed binding of that version. A verdict is remembered by the SHA-256 of the exact
-    bytes checked (and what they were checked against), so a rewritten object — whatever its
-    name, whenever rewritten — is checked afresh rather than served on a stale verdict; only
-    the signature check is saved, never the hashing of what is served.
+    A served envelope must be either the very bytes the hub sealed and wrote — their SHA-256
+    equal to the one the index recorded in the same transaction as the version
+    (``object_sha256``) — or, where the index recorded none (rows rebuilt from the store,
+    older rows), an envelope whose signature verifies over its document, whose document hash
+    holds, and whose id, version and hash are the ones the index records. A recorded hash that
+    differs means the object was rewritten: refused, whatever its signature says. A served
+    file must match the signed binding of its version. Signature verdicts are remembered by the
+    SHA-256 of the exact bytes checked, so a rewritten object is checked afresh, never served
+    on a stale verdict; what is served is hashed on every read.
     """
 
     def __init__(self, keyring: KeyRing, *, max_entries: int = 100_000, max_parsed: int = 4096) -> None:
@@ -206,19 +209,30 @@ class ReadVerifier:
             self._good.clear()
         self._good.add(key)
 
-    def envelope(self, data: bytes, *, license_id: str, version: int, content_sha256: str) -> Envelope:
-        """The envelope in ``data`` once verified as ``license_id`` v``version`` with the index's hash."""
-        key = f"e:{hashlib.sha256(data).hexdigest()}:{license_id}:{version}:{content_sha256}"
-        parsed = self._parsed.get(key)
-        if parsed is not None:  # these very bytes, verified and parsed before
-            return parsed
+    def check(
+        self, data: bytes, *, license_id: str, version: int, content_sha256: str, object_sha256: str | None = None
+    ) -> str:
+        """Verify ``data`` as the stored object of ``license_id`` v``version``; returns the cache
+        key of the verdict (:class:`IntegrityFailure` if it fails)."""
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"e:{digest}:{license_id}:{version}:{content_sha256}"
+        if object_sha256 is not None:
+            if digest != object_sha256:
+                raise IntegrityFailure(license_id, version, ["the stored object differs from the one the hub wrote"])
+            return key
+        if key not in self._good:
+            self._verify(self._parse(data, license_id, version), license_id, version, content_sha256)
+            self._remember(key)
+        return key
+
+    @staticmethod
+    def _parse(data: bytes, license_id: str, version: int) -> Envelope:
         try:
-            envelope = parse_envelope(data)
+            return parse_envelope(data)
         except ValueError as exc:
             raise IntegrityFailure(license_id, version, [f"malformed: {exc}"]) from None
-        if key in self._good:
-            self._keep(key, envelope)
-            return envelope
+
+    def _verify(self, envelope: Envelope, license_id: str, version: int, content_sha256: str) -> None:
         problems = []
         lic = envelope.document.license
         if (lic.license_id, lic.version) != (license_id, version):
@@ -232,14 +246,21 @@ class ReadVerifier:
             problems.append("signature does not verify")
         if problems:
             raise IntegrityFailure(license_id, version, problems)
-        self._remember(key)
-        self._keep(key, envelope)
-        return envelope
 
-    def _keep(self, key: str, envelope: Envelope) -> None:
-        if len(self._parsed) >= self.max_parsed:
-            self._parsed.pop(next(iter(self._parsed)))  # the oldest
-        self._parsed[key] = envelope
+    def envelope(
+        self, data: bytes, *, license_id: str, version: int, content_sha256: str, object_sha256: str | None = None
+    ) -> Envelope:
+        """The envelope in ``data`` once verified (:meth:`check`), parsed once per verified bytes."""
+        key = self.check(
+            data, license_id=license_id, version=version, content_sha256=content_sha256, object_sha256=object_sha256
+        )
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            parsed = self._parse(data, license_id, version)
+            if len(self._parsed) >= self.max_parsed:
+                self._parsed.pop(next(iter(self._parsed)))  # the oldest
+            self._parsed[key] = parsed
+        return parsed
 
     def file(self, content: bytes, binding: bytes, *, license_id: str, version: int) -> None:
         """Check a licence file against the signed binding of ``license_id`` v``version``."""

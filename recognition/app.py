@@ -698,9 +698,9 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
         row = _readable_row(request, c, license_id)
         scopes = c.principal.scopes
         ctx = _ctx(request)
-        document = await _verified(request, c, row, lambda: ctx.directory.document(row))
-        released = views.release(row.license_type_code, dict(document.license.surface),
-                                 views.party_of(row.holder_kind, row.holder_code), scopes)  # fmt: skip
+        surface = await _verified(request, c, row, lambda: ctx.directory.surface(row))
+        released = views.release(row.license_type_code, surface, views.party_of(row.holder_kind, row.holder_code),
+                                 scopes)  # fmt: skip
         detail = LicenseDetail(
             **summary(row, scopes.personal), key_id=row.key_id, surface=released.surface,
             withheld_fields=released.withheld, masked=released.masked,

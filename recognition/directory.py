@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -122,18 +123,24 @@ class LicenseDirectory:
         return index.get_license(session, license_id)
 
     def envelope(self, row: LicenseIndexRow) -> Envelope:
-        """The stored envelope of ``row``'s version, verified against its seal and the index
-        (:class:`IntegrityFailure` if it fails: a tampered object is never served)."""
-        data = self._get(row, row.object_key)
-        return self.verifier.envelope(
-            data, license_id=row.license_id, version=row.version, content_sha256=row.content_sha256
-        )
+        """The stored envelope of ``row``'s version, verified (:class:`ReadVerifier`): a tampered
+        object is never served (:class:`IntegrityFailure`)."""
+        return self.verifier.envelope(self._get(row, row.object_key), **self._expected(row))
 
     def document(self, row: LicenseIndexRow) -> LicenseDocument:
         return self.envelope(row).document
 
     def surface(self, row: LicenseIndexRow) -> dict[str, Any]:
-        return dict(self.document(row).license.surface)
+        """The surface fields of ``row``'s verified stored version (read without building the model)."""
+        data = self._get(row, row.object_key)
+        self.verifier.check(data, **self._expected(row))
+        surface = json.loads(data)["document"]["license"]["surface"]
+        return dict(surface) if isinstance(surface, dict) else {}
+
+    @staticmethod
+    def _expected(row: LicenseIndexRow) -> dict[str, Any]:
+        return {"license_id": row.license_id, "version": row.version, "content_sha256": row.content_sha256,
+                "object_sha256": row.object_sha256}  # fmt: skip
 
     def file(self, session: Session, row: LicenseIndexRow) -> LicenseFile:
         """The rendered PDF of the current version if there is one, else the sealed document itself.
@@ -148,7 +155,7 @@ class LicenseDirectory:
             self.verifier.file(content, binding, license_id=row.license_id, version=row.version)
             return LicenseFile(content, "application/pdf", f"{row.license_id}-v{row.version}.pdf")
         data = self._get(row, row.object_key)
-        self.verifier.envelope(data, license_id=row.license_id, version=row.version, content_sha256=row.content_sha256)
+        self.verifier.check(data, **self._expected(row))
         return LicenseFile(data, "application/json", f"{row.license_id}-v{row.version}.json")
 
     def has_pdf(self, session: Session, row: LicenseIndexRow) -> bool:

@@ -59,7 +59,7 @@ def test_models_match_migration_and_service_runs_on_postgres(
         service.revoke(lid, "closed")
         with sessions() as s:
             assert [r.status for r in licenses_by_holder(s, USCC)] == ["revoked"]
-            assert reindex(s, store) == 2
+            assert reindex(s, store, keyring=service.signer) == 2
             s.commit()
             assert [r.version for r in licenses_by_holder(s, USCC)] == [2]
     finally:

@@ -181,7 +181,7 @@ def test_service_on_every_backend(
         res = verify_file(store.get(first.object_key), keyring, session=s)
         assert res.signature_ok and res.revoked and not res.ok
         before = get_license(s, first.license_id)
-        assert reindex(s, store) == 2
+        assert reindex(s, store, keyring=service.signer) == 2
         s.commit()
         assert get_license(s, first.license_id) == before
         assert [r.status for r in licenses_by_holder(s, USCC)] == ["revoked"]

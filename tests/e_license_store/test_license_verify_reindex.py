@@ -149,7 +149,7 @@ def test_reindex_rebuilds_the_index_exactly(
         s.commit()
     assert _snapshot(sessions)["license_index"] == []
     with sessions() as s:
-        assert reindex(s, local_store) == 4
+        assert reindex(s, local_store, keyring=service.signer) == 4
         s.commit()
     assert _snapshot(sessions) == before
 

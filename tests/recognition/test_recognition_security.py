@@ -275,3 +275,31 @@ def test_metrics_need_the_metrics_scope(client: TestClient, tokens: dict[str, st
     assert client.get("/metrics", headers=auth(tokens["admin"])).status_code == 403
     res = client.get("/metrics", headers=auth(tokens["monitor"]))
     assert res.status_code == 200 and "hub_api_requests_total" in res.text
+
+
+def test_object_the_hub_did_not_write_is_refused_even_with_a_valid_seal(
+    world: World, client: TestClient, tokens: dict[str, str]
+) -> None:
+    """The business licence's object replaced by the property certificate's (sealed, but not what was written)."""
+    lid, other = world.licenses["business"], world.licenses["property"]
+    _rewrite(world, object_key(lid, 1), world.store.get(object_key(other, 1)))
+    res = client.get(f"/v1/licenses/{lid}", headers=auth(tokens["admin"]))
+    assert res.status_code == 503 and res.json()["code"] == "integrity_check_failed"
+
+
+def test_rows_without_a_recorded_object_hash_verify_the_seal(
+    world: World, client: TestClient, tokens: dict[str, str]
+) -> None:
+    """Rows rebuilt from the store (``hub licenses reindex``) carry no hash: reads check the seal itself."""
+    from e_license_store.tables import LicenseIndexEntry
+
+    lid = world.licenses["business"]
+    with session_scope(world.engine) as s:
+        entry = s.get(LicenseIndexEntry, lid)
+        assert entry is not None and entry.object_sha256 is not None  # recorded when issued
+        entry.object_sha256 = None
+    assert client.get(f"/v1/licenses/{lid}", headers=auth(tokens["admin"])).status_code == 200
+    key = object_key(lid, 1)
+    _rewrite(world, key, world.store.get(key).replace("张三丰".encode(), "张四丰".encode()))
+    res = client.get(f"/v1/licenses/{lid}", headers=auth(tokens["admin"]))
+    assert res.status_code == 503 and "张四丰" not in res.text
