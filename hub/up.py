@@ -92,7 +92,8 @@ def up(
             console.print(f"[green]Airflow UI[/green]   http://localhost:{airflow_port}  (user admin)")
             console.print(f"             password in {passwords}")
             console.print(f"[green]hub API[/green]      http://127.0.0.1:{api_port}/docs  (keys: hub consumers add …)")
-            console.print(f"[green]verification[/green] {env['HUB_VERIFY_BASE_URL']}/verify  (what licence QR codes open)")
+            verify_page = f"{env['HUB_VERIFY_BASE_URL']}/verify"
+            console.print(f"[green]verification[/green] {verify_page}  (what licence QR codes open)")
             console.print(
                 f"[green]sandboxes[/green]    tax WSDL {sandbox_state['tax']['wsdl_url']}; "
                 f"data in {sandbox_state.get('data_dir')}"
