@@ -14,19 +14,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from smoke import available, launch_options
 
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
 from hub.db import make_engine, session_factory
 from hub.settings import REPO_ROOT
+from tests.browser.browser_helpers import Served, Shots
+from tests.browser.smoke import available, launch_options
 from tests.conftest import require
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
@@ -48,26 +48,6 @@ def browser() -> Iterator[Any]:
         chromium = pw.chromium.launch(**launch_options())
         yield chromium
         chromium.close()
-
-
-@dataclass
-class Shots:
-    """Screenshots of the pages a test saw, in order; kept in ``test-artifacts/`` if it fails."""
-
-    folder: Path
-    pages: list[Any] = field(default_factory=list)
-    n: int = 0
-
-    def watch(self, page: Any) -> Any:
-        """``page``, to be photographed where it stands if the test fails."""
-        if page not in self.pages:
-            self.pages.append(page)
-        return page
-
-    def take(self, page: Any, name: str) -> None:
-        self.watch(page)
-        self.n += 1
-        page.screenshot(path=str(self.folder / f"{self.n:02d}-{name}.png"), full_page=True)
 
 
 @pytest.fixture()
@@ -94,12 +74,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@dataclass
-class Served:
-    base_url: str
-    process: subprocess.Popen[bytes]
 
 
 @pytest.fixture()

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, Shots
 
 from e_license_store.model import LicenseDraft
 from e_license_store.render import ensure_file
 from e_license_store.service import LicenseService
 from mappings.canonical.models import HolderKind, SourceRef
+from tests.browser.browser_helpers import Served, Shots
 from tests.conftest import require
 
 pytestmark = pytest.mark.slow
