@@ -6,14 +6,15 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-SYS_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc tdsodbc fonts-wqy-zenhei wrk poppler-utils zbar-tools
+SYS_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc tdsodbc fonts-wqy-zenhei wrk poppler-utils zbar-tools \
+	chromium
 export ODBCSYSINI := $(CURDIR)/etc/odbc
 export ODBCINI := $(CURDIR)/etc/odbc/odbc.ini
 export AIRFLOW_HOME ?= $(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap system-packages venv lock migrate test demo up bench lint clean
+.PHONY: help bootstrap system-packages venv browser-check lock migrate test demo up bench lint clean
 
 help:
 	@echo "make demo   - set everything up and run the hub's main job end to end"
@@ -22,7 +23,8 @@ help:
 	@echo "make bench  - full-size benchmarks"
 	@echo "make lint   - ruff and mypy"
 
-# Debian packages the hub needs: unixODBC with the open ODBC drivers, a CJK TrueType font, wrk.
+# Debian packages the hub needs: unixODBC with the open ODBC drivers, a CJK TrueType font, wrk, and for the
+# tests poppler and zbar (a licence PDF's QR code read back) and Chromium (the pages in a real browser).
 # apt runs without our ODBCSYSINI: the drivers' postinst scripts register themselves with
 # odbcinst, which would otherwise rewrite the repository's etc/odbc/odbcinst.ini.
 system-packages:
@@ -54,7 +56,12 @@ venv: $(VENV)/.installed
 lock: $(BIN)/uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
 
-bootstrap: system-packages venv migrate
+bootstrap: system-packages venv migrate browser-check
+
+# Playwright (pinned in pyproject.toml to the release built for Debian's Chromium version) must drive
+# Debian's Chromium: its own browser download cannot run here and is never called.
+browser-check: system-packages venv
+	$(BIN)/python tests/browser/smoke.py
 
 migrate: venv
 	$(BIN)/hub migrate

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from e_license_store import verify_link
 from e_license_store.catalogue import license_type
 from hub.masking import Party, Personal, mask, mask_fields
 
@@ -90,7 +91,8 @@ def get(
     version: Annotated[int | None, typer.Option(help="A specific version (default: current)")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the signed licence (envelope JSON) to this file")] = None,
 ) -> None:
-    """Show a licence (personal data masked); ``--out`` saves the signed copy for ``verify``."""
+    """Show a licence (personal data masked) with its public verification URL (the one its QR code carries);
+    ``--out`` saves the signed copy for ``verify``."""
     from e_license_store.index import get_license, license_versions
     from e_license_store.model import object_key, parse_envelope
     from e_license_store.store import open_store
@@ -118,6 +120,8 @@ def get(
         "issue_date": str(lic.issue_date),
         "valid": f"{lic.valid_from} — {lic.valid_until or '长期'}",
         "key_id": row.key_id,
+        # the public verification page of this version, with its token: what the version's QR code carries
+        "verification_url": verify_link.url(lic.license_id, lic.version),
         "history": [
             f"v{v.version} {v.transition} {v.status}" + (f" ({v.reason})" if v.reason else "") for v in versions
         ],

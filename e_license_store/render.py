@@ -28,6 +28,7 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from e_license_store import verify_link
 from e_license_store.catalogue import license_type
 from e_license_store.files import bind_file
 from e_license_store.model import LicenseDocument, binding_key, file_key, parse_envelope
@@ -53,12 +54,13 @@ def _register_font() -> str:
 
 
 def verification_url(license_id: str, version: int) -> str:
-    """Where a reader of the QR code verifies the licence (``HUB_VERIFY_BASE_URL``)."""
-    base = os.environ.get("HUB_VERIFY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-    return f"{base}/v1/licenses/{license_id}?version={version}"
+    """Where a reader of the QR code verifies the licence: the public verification page
+    (``HUB_VERIFY_BASE_URL``/verify/…, with the version's token, see :mod:`e_license_store.verify_link`)."""
+    return verify_link.url(license_id, version)
 
 
 def qr_payload(license_id: str, version: int) -> str:
+    """What the QR code of a licence version (its original and its masked copies) carries."""
     return verification_url(license_id, version)
 
 

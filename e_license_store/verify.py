@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from e_license_store.canonical_json import sha256_hex
-from e_license_store.files import parse_binding
+from e_license_store.files import FileBinding, parse_binding
 from e_license_store.index import get_license
 from e_license_store.model import Envelope, binding_key, object_key, parse_envelope
 from e_license_store.signing import KeyRing
@@ -262,22 +262,23 @@ class ReadVerifier:
             self._parsed[key] = parsed
         return parsed
 
-    def file(self, content: bytes, binding: bytes, *, license_id: str, version: int) -> None:
-        """Check a licence file against the signed binding of ``license_id`` v``version``."""
+    def binding(self, binding: bytes, *, license_id: str, version: int) -> FileBinding:
+        """The signed binding of ``license_id`` v``version`` in ``binding``, once its signature verifies."""
         key = f"b:{hashlib.sha256(binding).hexdigest()}:{license_id}:{version}"
         try:
             bound = parse_binding(binding)
         except ValueError as exc:
             raise IntegrityFailure(license_id, version, [f"malformed file binding: {exc}"]) from None
-        problems = []
         if key not in self._good:
             if (bound.license_id, bound.version) != (license_id, version):
-                problems.append(f"the binding names {bound.license_id} v{bound.version}")
-            elif not bound.verify(self.keyring):
-                problems.append("file binding signature does not verify")
-            else:
-                self._remember(key)
+                raise IntegrityFailure(license_id, version, [f"the binding names {bound.license_id} v{bound.version}"])
+            if not bound.verify(self.keyring):
+                raise IntegrityFailure(license_id, version, ["file binding signature does not verify"])
+            self._remember(key)
+        return bound
+
+    def file(self, content: bytes, binding: bytes, *, license_id: str, version: int) -> None:
+        """Check a licence file against the signed binding of ``license_id`` v``version``."""
+        bound = self.binding(binding, license_id=license_id, version=version)
         if bound.file_sha256 != hashlib.sha256(content).hexdigest():
-            problems.append("file hash differs from the signed binding (file altered)")
-        if problems:
-            raise IntegrityFailure(license_id, version, problems)
+            raise IntegrityFailure(license_id, version, ["file hash differs from the signed binding (file altered)"])

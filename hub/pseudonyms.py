@@ -24,74 +24,30 @@ False
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import os
-import secrets
-import threading
 from pathlib import Path
 
-from hub.settings import get_settings
+from hub.secret_keys import InstallationKey, SecretKeyError
 
 ENV_VAR = "HUB_EVENT_KEY"
-KEY_BYTES = 32
 REF_PREFIX = "ref_"
-_lock = threading.Lock()
-_cache: dict[tuple[str, str], bytes] = {}
 
 
-class EventKeyError(RuntimeError):
+class EventKeyError(SecretKeyError):
     """``HUB_EVENT_KEY`` is set but unusable."""
 
 
-def _decode(text: str) -> bytes:
-    text = text.strip()
-    for decode in (bytes.fromhex, base64.b64decode):
-        try:
-            raw = decode(text)
-        except (ValueError, binascii.Error):
-            continue
-        if len(raw) >= KEY_BYTES:
-            return raw
-    raise EventKeyError(f"{ENV_VAR} must be at least {KEY_BYTES} bytes, hex or base64")
+_EVENT_KEY = InstallationKey(ENV_VAR, "event.key", error=EventKeyError)
 
 
 def key_path() -> Path:
-    return get_settings().home / "secrets" / "event.key"
-
-
-def _load_or_create(path: Path) -> bytes:
-    if path.exists():
-        return _decode(path.read_text(encoding="ascii"))
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(secrets.token_bytes(KEY_BYTES).hex())
-        fh.flush()
-        os.fsync(fh.fileno())
-    try:
-        os.link(tmp, path)  # atomic and refuses to overwrite: of two first users, one key wins
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    return _decode(path.read_text(encoding="ascii"))
+    return _EVENT_KEY.path()
 
 
 def event_key() -> bytes:
-    """The installation's event key (environment first, then the key file)."""
-    env = os.environ.get("HUB_EVENT_KEY", "")
-    path = key_path()
-    cache_key = (env, str(path))
-    with _lock:
-        key = _cache.get(cache_key)
-        if key is None:
-            key = _decode(env) if env else _load_or_create(path)
-            _cache[cache_key] = key
-        return key
+    """The installation's event key (environment first, then the key file, see :mod:`hub.secret_keys`)."""
+    return _EVENT_KEY.get()
 
 
 def keyed_digest(*parts: str, key: bytes | None = None, length: int = 32) -> str:

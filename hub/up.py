@@ -44,8 +44,8 @@ def _stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
 
 
 def up(
-    airflow_port: Annotated[int, typer.Option(help="Airflow UI / API port")] = 8080,
-    api_port: Annotated[int, typer.Option(help="Mutual-recognition API port")] = 8000,
+    airflow_port: Annotated[int, typer.Option(help="Airflow UI / API port")] = 8081,
+    api_port: Annotated[int, typer.Option(help="Mutual-recognition API and public pages port (hub serve's)")] = 8080,
     seed: Annotated[int, typer.Option(help="Sandbox data seed")] = 2016,
     schedules: Annotated[bool, typer.Option(help="Let the exchange DAGs run on their schedules")] = True,
 ) -> None:
@@ -72,6 +72,8 @@ def up(
             connections=state_connections(sandbox_state, tax_password),
             extra={"HUB_DAG_SCHEDULES": "on" if schedules else "off"},
         )
+        # the QR codes of the licences rendered meanwhile (by Airflow's tasks) open this API's /verify pages
+        env.setdefault("HUB_VERIFY_BASE_URL", f"http://127.0.0.1:{api_port}")
         console.print("[bold]preparing Airflow[/bold] (db migrate, per-department pools)…")
         migrate_airflow(env)
         # SIGTERM (systemd, timeout, docker stop) ends the children like Ctrl-C does
@@ -90,6 +92,8 @@ def up(
             console.print(f"[green]Airflow UI[/green]   http://localhost:{airflow_port}  (user admin)")
             console.print(f"             password in {passwords}")
             console.print(f"[green]hub API[/green]      http://127.0.0.1:{api_port}/docs  (keys: hub consumers add …)")
+            verify_page = f"{env['HUB_VERIFY_BASE_URL']}/verify"
+            console.print(f"[green]verification[/green] {verify_page}  (what licence QR codes open)")
             console.print(
                 f"[green]sandboxes[/green]    tax WSDL {sandbox_state['tax']['wsdl_url']}; "
                 f"data in {sandbox_state.get('data_dir')}"

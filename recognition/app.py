@@ -61,6 +61,7 @@ from recognition.problems import (
     responses,
     unauthorized,
 )
+from recognition.routers import api_docs, pages
 from recognition.schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -392,6 +393,8 @@ def create_app(
             "subscriptions and deliveries. `Authorization: Bearer <key>`; no key, no data. "
             "Errors are RFC 9457 problem details with a stable `code`."
         ),
+        docs_url=None,  # /docs and /redoc with vendored bundles: recognition.routers.api_docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
     warm_up()
@@ -401,6 +404,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
     _routes(app, fast_paths=fast_paths)
+    app.include_router(api_docs.router)
+    pages.install(app)  # the public verification pages, /verify
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)

@@ -19,11 +19,12 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from e_license_store import index
+from e_license_store.files import FileBinding
 from e_license_store.index import LicenseIndexRow
 from e_license_store.model import Envelope, LicenseDocument, binding_key
 from e_license_store.signing import KeyRing, load_keyring
 from e_license_store.store import ObjectStore, open_store
-from e_license_store.store.base import StoreError
+from e_license_store.store.base import ObjectNotFound, StoreError
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry
 from e_license_store.verify import (
     IntegrityFailure,
@@ -157,6 +158,17 @@ class LicenseDirectory:
         data = self._get(row, row.object_key)
         self.verifier.check(data, **self._expected(row))
         return LicenseFile(data, "application/json", f"{row.license_id}-v{row.version}.json")
+
+    def file_binding(self, row: LicenseIndexRow) -> FileBinding | None:
+        """The signed binding of ``row``'s version's rendered file (its SHA-256), verified; ``None``
+        while no file is rendered. A binding that fails its check raises :class:`IntegrityFailure`."""
+        try:
+            data = self.store.get(binding_key(row.license_id, row.version))
+        except ObjectNotFound:
+            return None
+        except StoreError as exc:
+            raise IntegrityFailure(row.license_id, row.version, [f"file binding unreadable: {exc}"]) from None
+        return self.verifier.binding(data, license_id=row.license_id, version=row.version)
 
     def has_pdf(self, session: Session, row: LicenseIndexRow) -> bool:
         return session.get(LicenseFileEntry, (row.license_id, row.version)) is not None

@@ -119,8 +119,9 @@ def run_demo(
     if bad:
         console.print(f"[red]counts do not reconcile for {bad}[/red]")
     console.print(
-        "Open the Airflow UI: [bold]make up[/bold] → http://localhost:8080 (user admin, password in "
+        "Open the Airflow UI: [bold]make up[/bold] → http://localhost:8081 (user admin, password in "
         f"{state / 'simple_auth_manager_passwords.json.generated'}); "
-        "the API: http://127.0.0.1:8000/docs (hub serve --port 8000, keys: hub consumers add …)."
+        "the API: http://127.0.0.1:8080/docs (hub serve, keys: hub consumers add …); a licence's QR code "
+        "opens http://127.0.0.1:8080/verify/… (HUB_VERIFY_BASE_URL)."
     )
     return result.ok and not bad

@@ -61,7 +61,7 @@ def test_qr_code_carries_licence_id_and_verification_url(
     issued = service.issue(business_draft(), source())
     _, pdf = ensure_file(issued.license_id, store=local_store, sessions=sessions, keyring=service.signer)
     payload = qr_payload(issued.license_id, 1)
-    assert issued.license_id in payload and payload.startswith("http") and "/v1/licenses/" in payload
+    assert issued.license_id in payload and payload.startswith("http") and "/verify/" in payload and "&t=" in payload
     # the page draws exactly the dark modules of that payload's QR matrix
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
     qr.add_data(payload)

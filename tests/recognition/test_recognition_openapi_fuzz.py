@@ -46,5 +46,8 @@ def test_openapi_conformance(world: World, tokens: dict[str, str], app_config: R
         run()
         tried.append(operation.label)
     assert len(statuses) >= 3 * len(operations)
-    assert {200, 422} <= set(statuses), sorted(set(statuses))  # both accepted and rejected inputs were exercised
+    # both accepted and rejected inputs were exercised. Which inputs are rejected, and how, moves with the
+    # examples: Hypothesis also draws strings from the literals of the loaded modules, so new code elsewhere
+    # changes them (a 400 from a form without its file, a 422 from a body that does not match)
+    assert 200 in statuses and {400, 422} & set(statuses), sorted(set(statuses))
     assert "POST /v1/licenses/verify" in tried and "GET /v1/holders/{code}/recognitions" in tried
