@@ -202,9 +202,11 @@ def _version_row(ctx: AppContext, current: LicenseIndexRow, version: int) -> Lic
         entry = session.get(LicenseVersionEntry, (current.license_id, version))
         if entry is None:
             return None
+        # an earlier version's object has no recorded hash (the index keeps the current one's): its
+        # seal is verified instead
         return dataclasses.replace(
             current, version=version, object_key=entry.object_key, content_sha256=entry.content_sha256,
-            key_id=entry.key_id,
+            key_id=entry.key_id, object_sha256=None,
         )  # fmt: skip
 
 
