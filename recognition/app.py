@@ -401,6 +401,9 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
     _routes(app, fast_paths=fast_paths)
+    from recognition.routers import cases as cases_router  # the routers import this module: import them here
+
+    app.include_router(cases_router.router)
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)
