@@ -1,6 +1,6 @@
 """recognition: a consumer may be bound to a department (its keys act for that department only)
 
-Revision ID: recognition_0005_consumer_department
+Revision ID: recognition_0005_department
 Revises: recognition_0004_key_limits
 Create Date: 2026-12-03
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "recognition_0005_consumer_department"
+revision = "recognition_0005_department"
 down_revision = "recognition_0004_key_limits"
 branch_labels = None
 depends_on = None
