@@ -5,8 +5,10 @@ The personal-data kinds of a case's values are declared here, where its shape is
 masked by the one policy (:func:`hub.masking.mask`) unless the reader may see personal data:
 an applicant's or a party's code and name are masked when they are a person's (or a sole
 proprietor's name), kept when an enterprise's; an agent is a person; phones and addresses
-always. Every other text — the subject, notes, reasons, the names of missing materials — is
-scrubbed (resident ids and phones found by their shape).
+always. The subject is the applicant's matter in the window's words (an enterprise to register, a
+property's location, the buyer's name): it is masked as text naming persons. Every other text —
+departments' notes, reasons, the names of missing materials — is scrubbed (resident ids and phones
+found by their shape), as free text is everywhere in the hub.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ AGENT_KINDS: dict[str, Personal | None] = {
     "code": Personal.RESIDENT_ID, "name": Personal.NAME, "phone": Personal.PHONE, "authorisation": None,
 }  # fmt: skip
 DELIVERY_KINDS: dict[str, Personal | None] = {"address": Personal.ADDRESS}
+#: the case's subject (事由) as the window wrote it
+SUBJECT_KIND = Personal.PERSON_TEXT
 #: Fields of a party view that are the hub's own words, never personal
 _PLAIN = ("role", "kind", "identity")
 
@@ -129,7 +133,8 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
                      promised_days=case.promised_days),
         status=case.status, intake_outcome=case.intake_outcome, received_at=svc.utc(case.received_at),
         received_by=case.received_by, applicant=applicant_out(case, personal), agent=agent, parties=others,
-        delivery=DeliveryOut.model_validate(delivery), subject=_text(case.subject, personal), materials=materials,
+        delivery=DeliveryOut.model_validate(delivery), materials=materials,
+        subject=case.subject if personal or case.subject is None else str(mask(case.subject, SUBJECT_KIND)),
         missing=_missing(detail.get("missing"), personal),
         reasons=[_text(r, personal) or "" for r in detail.get("reasons") or ()], stages=stages,
         held_by=reading.held_by, timeline=timeline, masked=not personal, replayed=replayed,

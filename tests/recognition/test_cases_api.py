@@ -366,3 +366,45 @@ def test_every_bad_input_is_a_problem_with_its_code_writes_nothing_and_is_counte
     with city.sessions() as s:  # every refusal audited with its code
         refused = [d.get("code") for d in s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "refuse"))]
     assert sorted(refused) == sorted(p for *_, p in BAD)
+
+
+def test_openapi_conformance_of_the_case_operations(hub_db_url: str, tmp_path: Path) -> None:
+    """Schemathesis over the four case operations with a key that may use them all: no 5xx, every
+    status, content type and body as documented."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    from hub.db import session_scope
+    from hub.settings import get_settings
+    from recognition.app import create_app
+    from recognition.config import RecognitionSettings
+    from recognition.consumers import add_consumer
+    from recognition.directory import LicenseDirectory
+
+    city = w.build(hub_db_url, tmp_path)
+    with session_scope(city.engine) as s:
+        token = add_consumer(s, "all_cases", ["cases:write", "cases:read", "cases:steps:tax", "personal:read"])[1]
+    app = create_app(get_settings(), engine=city.engine, directory=LicenseDirectory(city.service.store,
+                     city.service.signer), config=RecognitionSettings(api_key_cache_seconds=0), audit_process=False)  # fmt: skip
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [r.ok() for r in schema.get_all_operations() if "/cases" in r.ok().label]
+    assert len(operations) == 4
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    statuses: list[int] = []
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                  database=None)  # fmt: skip
+        def run(case: Any) -> None:
+            statuses.append(case.call_and_validate(headers=auth(token), checks=checks).status_code)
+
+        run()
+    assert 422 in statuses and len(statuses) >= 40
+    city.engine.dispose()
