@@ -128,7 +128,9 @@ def steps(
     code: str,
     record: Annotated[
         str | None,
-        typer.Option("--record", help="Append the steps in this file (JSON lines, the body of POST …/steps), - for stdin"),
+        typer.Option(
+            "--record", help="Append the steps in this file (JSON lines, the body of POST …/steps), - for stdin"
+        ),
     ] = None,
     department: Annotated[
         str | None, typer.Option("--department", help="The department the recorded steps are for (or window)")
@@ -157,4 +159,3 @@ def steps(
         _fail(f"{exc.code}: {exc.detail}")
     for line in lines:
         _echo(line.model_dump(mode="json"))
-

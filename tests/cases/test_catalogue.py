@@ -70,7 +70,12 @@ items:
     statutory_days: 10
     promised_days: 12  # <- promise over the statute
     stages:
-      - {department: commerce, name: 设立, statutory_days: 5, promised_days: 1, after: [tax], yields: ["1102"]}  # <- yields
+      - department: commerce
+        name: 设立
+        statutory_days: 5
+        promised_days: 1
+        after: [tax]
+        yields: ["1102"]  # <- yields
       - {department: tax, name: 税务, statutory_days: 5, promised_days: 1, after: [commerce]}
       - {department: police, name: 印章, statutory_days: 5, promised_days: 1, after: [nobody]}  # <- department
     materials:

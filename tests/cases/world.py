@@ -25,9 +25,9 @@ from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
 from hub.db import make_engine, session_factory, session_scope
 from hub.models import OutboxEvent
+from hub.settings import get_settings
 from identity.resolve import resolve_batch
 from mappings.canonical.models import HolderKind, SourceRef
-from hub.settings import get_settings
 from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
@@ -66,7 +66,14 @@ AGENT = resident_id("33032219750505005")
 E1 = uscc("330322", "12345678")
 REG_E1 = reg_no("33032200001234")
 E2 = uscc("330322", "87654321")
-NAMES = {P1: "陈海生", P2: "林晓梅", P3: "赵志远", AGENT: "王建国", E1: "温州洞头海景餐饮有限公司", E2: "洞头蓝湾渔业有限公司"}
+NAMES = {
+    P1: "陈海生",
+    P2: "林晓梅",
+    P3: "赵志远",
+    AGENT: "王建国",
+    E1: "温州洞头海景餐饮有限公司",
+    E2: "洞头蓝湾渔业有限公司",
+}
 PHONE = "13857712345"
 ADDRESS = "浙江省温州市洞头区北岙街道海滨路8号"
 
@@ -157,7 +164,13 @@ def build(url: str, tmp: Path) -> World:
         _seed_identities(s)
     svc = world.service
     world.licences["p1_property"] = _issue(
-        svc, "u1", "2101", P1, HolderKind.person, "land", {"unit_no": "330322001001GB00001F00010001", "location": ADDRESS}
+        svc,
+        "u1",
+        "2101",
+        P1,
+        HolderKind.person,
+        "land",
+        {"unit_no": "330322001001GB00001F00010001", "location": ADDRESS},
     )
     world.licences["p2_property_legacy"] = _issue(
         svc, "u2", "2101", LEGACY_P2, HolderKind.person, "land",

@@ -108,4 +108,3 @@ def test_look_alike_letters_read_as_digits_and_never_as_a_person_s_code() -> Non
 
     assert not looks_like_resident_id(code) and not looks_like_resident_id(sc.format(code))
     assert not sc.is_valid(None) and not sc.is_valid(12345)  # type: ignore[arg-type]
-

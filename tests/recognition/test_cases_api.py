@@ -226,9 +226,12 @@ def test_window_outcomes_and_a_correction_listing_everything_at_once(city: World
     assert late.status_code == 409 and late.json()["code"] == "case_not_awaiting_correction"
 
     # 容缺受理 and 告知承诺制 at the first visit; 不予受理 with its reasons
-    pending = joint_registration(materials=[
-        {"code": "M01", "provided": "upload"}, {"code": "M02", "provided": "upload"}, {"code": "M03", "provided": "paper"},
-        {"code": "M05", "provided": "promised", "promised_by": "2030-01-10"}, {"code": "M06", "provided": "upload"}])  # fmt: skip
+    brought = [{"code": c, "provided": "upload"} for c in ("M01", "M02", "M06")] + [
+        {"code": "M03", "provided": "paper"}
+    ]
+    pending = joint_registration(
+        materials=[*brought, {"code": "M05", "provided": "promised", "promised_by": "2030-01-10"}]
+    )
     assert api.post("/v1/cases", headers=window, json=pending).json()["intake_outcome"] == "accepted_pending"
     committed = api.post("/v1/cases", headers=window, json={
         "item_code": "XK00102000", "applicant": {"code": E1, "name": w.NAMES[E1]},
@@ -274,8 +277,10 @@ BAD: list[tuple[str, str, str, Any, int, str]] = [
      "material_not_deferrable"),
     ("window", "POST", "/v1/cases", joint_registration(materials=[{"code": "M03", "provided": "commitment"}]), 422,
      "commitment_not_allowed"),
-    ("window", "POST", "/v1/cases", joint_registration(outcome="not_accepted", reasons=["  "]), 422, "reasons_required"),
-    ("window", "POST", "/v1/cases", joint_registration(received_at="2099-01-01T00:00:00+08:00"), 422, "time_in_future"),
+    ("window", "POST", "/v1/cases", joint_registration(outcome="not_accepted", reasons=["  "]), 422,
+     "reasons_required"),
+    ("window", "POST", "/v1/cases", joint_registration(received_at="2099-01-01T00:00:00+08:00"), 422,
+     "time_in_future"),
     ("window", "POST", "/v1/cases", joint_registration(item_code="XK00101001", subject="another"), 409,
      "idempotency_key_reused"),
     ("commerce_counter", "POST", "/v1/cases", {"item_code": "GG00201000", "applicant": {"code": P1, "name": "x"}},
@@ -339,9 +344,7 @@ def _refusals(api: TestClient, city: World) -> dict[str, float]:
     return out
 
 
-def test_every_bad_input_is_a_problem_with_its_code_writes_nothing_and_is_counted(
-    city: World, api: TestClient
-) -> None:
+def test_every_bad_input_is_a_problem_with_its_code_writes_nothing_and_is_counted(city: World, api: TestClient) -> None:
     window = auth(city.tokens["window"], **{"Idempotency-Key": "double-click"})
     created = api.post("/v1/cases", json=joint_registration(), headers=window)
     code = created.json()["code"]
@@ -390,8 +393,14 @@ def test_openapi_conformance_of_the_case_operations(hub_db_url: str, tmp_path: P
     city = w.build(hub_db_url, tmp_path)
     with session_scope(city.engine) as s:
         token = add_consumer(s, "all_cases", ["cases:write", "cases:read", "cases:steps:tax", "personal:read"])[1]
-    app = create_app(get_settings(), engine=city.engine, directory=LicenseDirectory(city.service.store,
-                     city.service.signer), config=RecognitionSettings(api_key_cache_seconds=0), audit_process=False)  # fmt: skip
+    directory = LicenseDirectory(city.service.store, city.service.signer)
+    app = create_app(
+        get_settings(),
+        engine=city.engine,
+        directory=directory,
+        config=RecognitionSettings(api_key_cache_seconds=0),
+        audit_process=False,
+    )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [r.ok() for r in schema.get_all_operations() if "/cases" in r.ok().label]
     assert len(operations) == 4

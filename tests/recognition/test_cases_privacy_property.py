@@ -92,8 +92,10 @@ def applications(draw: st.DrawFn) -> Application:
         "parties": [{"role": "transferor", "code": seller, "name": seller_name}],
         "delivery": {"method": "post", "address": address},
         "subject": f"{name}购买{address}房产，联系电话{phone}",
-        "materials": [{"code": c, "provided": "paper"} for c in draw(st.sets(st.sampled_from(
-            ["M01", "M03", "M04", "M05", "M06"])))],  # fmt: skip
+        "materials": [
+            {"code": c, "provided": "paper"}
+            for c in draw(st.sets(st.sampled_from(["M01", "M03", "M04", "M05", "M06"])))
+        ],
     }
     if draw(st.booleans()):
         body["outcome"] = "not_accepted"
@@ -117,9 +119,9 @@ def hub() -> Iterator[Hub]:
     url = f"sqlite:///{root / 'hub.db'}"
     migrate(url)
     engine = make_engine(url)
+    config = RecognitionSettings(api_key_cache_seconds=0)
     app = create_app(
-        get_settings(), engine=engine, directory=LicenseDirectory(), config=RecognitionSettings(api_key_cache_seconds=0),
-        audit_process=False,
+        get_settings(), engine=engine, directory=LicenseDirectory(), config=config, audit_process=False,
     )  # fmt: skip
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Hub(root, engine, client)
@@ -170,13 +172,13 @@ def test_no_case_endpoint_releases_personal_data_without_personal_read(
         texts.append(c.get(f"/v1/cases/{code}", headers=h).text)
         texts.append(c.get(f"/v1/holders/{app_.applicant}/cases", headers=h).text)
         texts.append(c.get(f"/v1/holders/{app_.applicant[:-1]}/cases", headers=h).text)  # a damaged code
-        texts.append(c.post(f"/v1/cases/{code}/steps", headers=h, json={
-            "department": "land", "seq": 9, "step": "in_review", "occurred_at": at, "note": app_.note}).text)  # fmt: skip
+        review = {"department": "land", "seq": 9, "step": "in_review", "occurred_at": at, "note": app_.note}
+        texts.append(c.post(f"/v1/cases/{code}/steps", headers=h, json=review).text)
     with hub.engine.connect() as conn:
         stored = [
             json.dumps([str(v) for v in r], ensure_ascii=False)
             for table in ("recognition_audit", "outbox_event")
-            for r in conn.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - two fixed table names
+            for r in conn.execute(text(f"SELECT * FROM {table}"))
         ]
     everything = "\n".join(texts + stored + [caplog.text])
     for secret in app_.secrets:
