@@ -169,10 +169,7 @@ def append(
     )
     if existing is not None:
         if existing.fingerprint != digest:
-            raise CaseRefused(
-                "step_conflict", f"{department} step {seq} of this case was recorded with other content; "
-                "a correction is a new step with the next number", Refusal.CONFLICT,
-            )  # fmt: skip
+            raise _conflict(department, seq)
         return existing, True
     latest = session.scalar(
         select(func.max(CaseStep.occurred_at)).where(CaseStep.case_id == case.id, CaseStep.department == department)
@@ -185,6 +182,14 @@ def append(
     session.add(row)
     session.flush()
     return row, False
+
+
+def _conflict(department: str, seq: int) -> CaseRefused:
+    return CaseRefused(
+        "step_conflict",
+        f"{department} step {seq} of this case was recorded with other content; a correction is a new step",
+        Refusal.CONFLICT,
+    )
 
 
 def next_seq(session: Session, case: CaseRecord, department: str) -> int:
@@ -272,11 +277,10 @@ def record_step(
     existing = session.scalar(
         select(CaseStep).where(CaseStep.case_id == case.id, CaseStep.department == department, CaseStep.seq == body.seq)
     )
-    if existing is not None:  # a resend: the same step changes nothing, another one is refused (in append)
-        if existing.fingerprint == digest:
-            return Recorded(case, existing, True, read(session, case))
-        append(session, case, department, body.seq, body.step, body.occurred_at, actor=actor, note=body.note,
-               detail=detail, now=now)  # fmt: skip
+    if existing is not None:  # a resend: the same step changes nothing, another one is refused
+        if existing.fingerprint != digest:
+            raise _conflict(department, body.seq)
+        return Recorded(case, existing, True, read(session, case))
     decisions: list[mat.Decision] = []
     if department == WINDOW and body.step is st.Step.RESUMED:
         decisions = _supplied(session, case, catalogue.item(case.item_code), supplied, body.occurred_at)
