@@ -81,7 +81,7 @@ bench: bootstrap
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check . || true
-	$(BIN)/mypy hub connectors mappings identity validation e_license_store recognition sandbox dags
+	$(BIN)/mypy hub connectors mappings identity identifiers validation e_license_store cases recognition sandbox dags
 
 clean:
 	rm -rf var/ logs/ airflow.db

@@ -38,6 +38,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("validation", "validation.cli", "Data-quality suites and quarantine."),
     ("licenses", "e_license_store.cli", "The e-licence repository: list, get, verify, reindex."),
     ("consumers", "recognition.consumers_cli", "API consumers, their keys, limits and allowed push destinations."),
+    ("cases", "cases.cli", "The case repository (办件库): intake, show, list, steps; catalogue check."),
     ("audit", "recognition.audit_cli", "The audit log: verify, head, archive."),
 ]
 

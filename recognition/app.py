@@ -406,6 +406,9 @@ def create_app(
     _routes(app, fast_paths=fast_paths)
     app.include_router(api_docs.router)
     pages.install(app)  # the public verification pages, /verify
+    from recognition.routers import cases as cases_router  # the routers import this module: import them here
+
+    app.include_router(cases_router.router)
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases.catalogue import load_catalogue
 from hub.models import utcnow
 from recognition import keys
 from recognition.clientaddr import IPAddress, Networks, contains, parse_networks
@@ -52,6 +53,8 @@ class Principal:
     #: The consumer's own rate limit (requests per second, 0: unthrottled) and burst; None: the defaults.
     rate_limit: float | None = None
     rate_burst: int | None = None
+    #: The department its keys act for (and for no other); ``None``: a consumer of no department.
+    department: str | None = None
 
     def expired(self, now: dt.datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -112,6 +115,15 @@ def _future(expires_at: dt.datetime | None) -> dt.datetime | None:
     return at
 
 
+def _department(department: str | None) -> None:
+    """A department a consumer may be bound to: one the service-item catalogue declares."""
+    if department is None:
+        return
+    known = load_catalogue().departments
+    if department not in known:
+        raise ConsumerError(f"unknown department {department!r} (one of {', '.join(sorted(known))})")
+
+
 def _rate(rate_limit: float | None, rate_burst: int | None) -> None:
     if rate_limit is not None and rate_limit < 0:
         raise ConsumerError("rate limit: requests per second, 0 for unthrottled")
@@ -128,15 +140,21 @@ def add_consumer(
     sources: Iterable[str] = (),
     rate_limit: float | None = None,
     rate_burst: int | None = None,
+    department: str | None = None,
 ) -> tuple[Consumer, str]:
-    """Create a consumer with one key; returns the consumer and the key token (shown once)."""
+    """Create a consumer with one key; returns the consumer and the key token (shown once).
+
+    ``department`` binds it to a department of the service-item catalogue: its keys act for
+    that department only (they report that department's steps and read its cases).
+    """
     parsed = ScopeSet.parse(scopes)
     _rate(rate_limit, rate_burst)
+    _department(department)
     if session.scalar(select(Consumer).where(Consumer.name == name)) is not None:
         raise ConsumerError(f"consumer {name!r} exists")
     consumer = Consumer(
         id="c" + uuid.uuid4().hex[:12], name=name, scopes=list(parsed.scopes), created_at=utcnow(),
-        rate_limit=rate_limit, rate_burst=rate_burst,
+        rate_limit=rate_limit, rate_burst=rate_burst, department=department,
     )  # fmt: skip
     session.add(consumer)
     session.flush()
@@ -301,6 +319,7 @@ def identify(session: Session, token: str) -> Principal | None:
     return Principal(
         consumer.id, consumer.name, key.id, ScopeSet.parse(consumer.scopes), expires_at=_utc(key.expires_at),
         sources=parse_networks(key.sources or ()), rate_limit=consumer.rate_limit, rate_burst=consumer.rate_burst,
+        department=consumer.department,
     )  # fmt: skip
 
 

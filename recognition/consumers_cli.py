@@ -75,19 +75,24 @@ def add(
     source: SourceOpt = None,
     rate_limit: RateOpt = None,
     burst: BurstOpt = None,
+    department: Annotated[
+        str | None,
+        typer.Option("--department", help="The department its keys act for, and for no other (cases/catalogue.yaml)"),
+    ] = None,
 ) -> None:
     """Create a consumer; prints its API key once (store it, the hub keeps only a hash)."""
     try:
         with session_scope(get_engine()) as session:
             consumer, token = consumers.add_consumer(
                 session, name, scope, expires_at=_expiry(expires), sources=source or (), rate_limit=rate_limit,
-                rate_burst=burst,
+                rate_burst=burst, department=department,
             )  # fmt: skip
             cid = consumer.id
     except (consumers.ConsumerError, InvalidScope) as exc:
         _fail(str(exc))
         return
-    typer.echo(json.dumps({"consumer": name, "id": cid, "api_key": token}, ensure_ascii=False))
+    out = {"consumer": name, "id": cid, "api_key": token} | ({"department": department} if department else {})
+    typer.echo(json.dumps(out, ensure_ascii=False))
 
 
 @app.command("list")
@@ -101,6 +106,7 @@ def list_() -> None:
                         "consumer": consumer.name,
                         "id": consumer.id,
                         "scopes": consumer.scopes,
+                        "department": consumer.department,
                         "revoked": consumer.revoked_at is not None,
                         **_rate_json(consumer),
                         "keys": [_key_json(k) for k in keys],

@@ -13,7 +13,17 @@ Scope strings:
   codes became one person or enterprise; a person's codes in them stay masked without
   ``personal:read``;
 - ``subscriptions:manage``, ``deliveries:read``, ``deliveries:admin``;
-- ``metrics:read`` — the Prometheus metrics at ``/metrics`` (for the monitoring system's key).
+- ``metrics:read`` — the Prometheus metrics at ``/metrics`` (for the monitoring system's key);
+- ``cases:write`` — take in applications (``POST /v1/cases``, the front desk 一窗受理) and record
+  the window's steps (resumed after a correction, withdrawn, delivered);
+- ``cases:read`` — read cases: a case's timeline by its supervision code and an applicant's cases
+  (applicant, agent and party data masked without ``personal:read``);
+- ``cases:steps:<department>`` — report that department's steps of the cases it takes part in
+  (``POST /v1/cases/{code}/steps``).
+
+A consumer may also be *bound to a department* (:attr:`recognition.consumers.Principal.department`):
+its keys then act for that department only — they report only its steps, whatever their scopes
+say, read only the cases it takes part in, and take in only the items it leads (its own counter).
 
 Pushed events are released like reads (:func:`event_scope`): a licence or approval event needs
 ``licenses:read`` for that event's licence type, an identity event ``identities:read``; an event
@@ -32,6 +42,9 @@ later stops the events it covered.
 (True, False)
 >>> s.missing_for_subscription(["license.issued", "identity.merged"], ["1101"])
 'identities:read'
+>>> d = ScopeSet.parse(["cases:read", "cases:steps:tax"])
+>>> d.may_report_steps("tax"), d.may_report_steps("commerce"), d.has("cases:write")
+(True, False, False)
 >>> ScopeSet.parse(["bogus"])
 Traceback (most recent call last):
 ...
@@ -55,12 +68,17 @@ FIXED = {
     "deliveries:read",
     "deliveries:admin",
     "metrics:read",
+    "cases:write",
+    "cases:read",
 }
 PATTERNS = (
     re.compile(r"^licenses:read:(\*|[0-9A-Za-z_.-]{1,40})$"),
     re.compile(r"^fields:(\*|[a-z0-9_]{1,60})$"),
     re.compile(r"^purpose:[a-z0-9_.-]{1,60}$"),
+    re.compile(r"^cases:steps:[a-z][a-z0-9_]{1,39}$"),
 )
+CASES_WRITE = "cases:write"
+CASES_READ = "cases:read"
 
 
 #: Event kinds (the event type before its dot) released like licence reads, and like identity data.
@@ -156,6 +174,11 @@ class ScopeSet:
             else:  # event types are validated before; no scope releases an unknown kind
                 raise ValueError(f"no scope releases {event_type!r} events")
         return None
+
+    def may_report_steps(self, department: str) -> bool:
+        """May it report ``department``'s steps of a case? (``cases:steps:<department>``; the window's
+        steps are ``cases:write``'s.) A department binding narrows this further (see the module)."""
+        return f"cases:steps:{department}" in self.scopes
 
     def field_allowed(self, field: str) -> bool:
         return "fields:*" in self.scopes or f"fields:{field}" in self.scopes

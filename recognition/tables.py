@@ -29,6 +29,8 @@ class Consumer(Base):
     #: Requests per second its keys may make together (0: unthrottled), and at once; NULL: the defaults.
     rate_limit: Mapped[float | None] = mapped_column(Float)
     rate_burst: Mapped[int | None] = mapped_column(Integer)
+    #: The department (of the service-item catalogue) its keys act for, and for no other; NULL: none.
+    department: Mapped[str | None] = mapped_column(String(40))
 
 
 class ApiKey(Base):

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from e_license_store import identifier as license_ids
 from hub.masking import mask_presented_code, scrub_text
+from identifiers import supervision_code
 from recognition.problems import ProblemError, problem_response
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,14 @@ _OPAQUE_PARAMS = {"subscription_id", "delivery_id"}
 
 
 def mask_param(name: str, value: str) -> str:
-    """A path parameter as logs, audit entries and problem details repeat it."""
+    """A path parameter as logs, audit entries and problem details repeat it.
+
+    A licence id and a supervision code (20 characters with a check: never a person's code) stay.
+    """
     if name == "license_id" and license_ids.is_valid(value):
         return value
+    if name == "code" and supervision_code.is_valid(value):
+        return supervision_code.compact(value)
     if name in _OPAQUE_PARAMS and value.isascii() and value.isalnum():
         return value
     return mask_presented_code(value) or ""

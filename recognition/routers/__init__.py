@@ -1,1 +1,2 @@
-"""The API's routers outside ``/v1``: the public pages and the API's own documentation."""
+"""The API's routers, one ``APIRouter`` per module (the public pages, the API's own documentation,
+the case resources); :func:`recognition.app.create_app` includes them."""

@@ -20,10 +20,14 @@ from e_license_store.identifier import (
 )
 
 
-def test_catalogue_has_the_four_types_with_issuers_and_retention() -> None:
+def test_catalogue_has_its_types_with_issuers_and_retention() -> None:
     cat = load_catalogue()
-    assert {t.name for t in cat.values()} == {"营业执照", "税务登记证", "不动产权证书", "建设项目用地预审意见"}
+    assert {t.name for t in cat.values()} == {
+        "营业执照", "税务登记证", "印章备案证明", "不动产权证书", "建设项目用地预审意见", "企业投资项目核准批复",
+    }  # fmt: skip
     assert cat["1101"].issuer_department == "commerce"
+    assert cat["1103"].issuer_department == "public_security"  # the seal filing of 多证联办
+    assert cat["3201"].issuer_department == "development_reform" and cat["3201"].is_approval_result
     assert cat["3101"].is_approval_result and cat["3101"].validity_years == 3
     assert all(t.retention_years >= 1 and t.surface_fields for t in cat.values())
 

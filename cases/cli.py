@@ -1,0 +1,161 @@
+"""``hub cases``: the case repository from the shell — intake, show, list, steps, and the catalogue check.
+
+Output is JSON (one object per line for lists), personal data masked unless ``--unmasked``.
+What an operator writes here is the case repository's like any other write: recorded with the
+actor ``operator:<os user>`` on the case and its steps, announced through the outbox. Exit
+status: 0 done, 1 refused or not found (one line ``error: <code>: …`` on stderr), 2 a usage error
+(a file that cannot be read, JSON that is not an intake or a step).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from cases import intake as intake_mod
+from cases import parties
+from cases import service as svc
+from cases.catalogue import CATALOGUE_PATH, check_file
+from cases.errors import CaseRefused
+from cases.schemas import IntakeIn, StepIn
+from cases.views import case_out, case_summary, step_out
+from hub.db import get_engine, session_scope
+
+app = typer.Typer(no_args_is_help=True, help="The case repository (办件库): intake, show, list, steps; the catalogue.")
+catalogue_app = typer.Typer(no_args_is_help=True, help="The service-item catalogue (事项库): check.")
+app.add_typer(catalogue_app, name="catalogue")
+
+UnmaskedOpt = Annotated[bool, typer.Option("--unmasked", help="Show personal data unmasked (operators only)")]
+
+
+def _operator() -> str:
+    return f"operator:{getpass.getuser()}"
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _echo(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _read(path: str) -> str:
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc}", 2)
+
+
+@catalogue_app.command("check")
+def check(
+    files: Annotated[list[Path] | None, typer.Argument(help="Catalogue files (default: the packaged one)")] = None,
+) -> None:
+    """Check catalogue files against the schema and the e-licence catalogue; print file:line: problem."""
+    paths = list(files) if files else [CATALOGUE_PATH]
+    problems = [p for path in paths for p in check_file(path)]
+    for p in problems:
+        typer.echo(str(p))
+    typer.echo(f"{len(paths)} file(s) checked, {len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("intake")
+def intake(
+    file: Annotated[str, typer.Argument(help="The application as JSON (the body of POST /v1/cases), - for stdin")],
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="The same key again answers the first case")
+    ] = None,
+    unmasked: UnmaskedOpt = False,
+) -> None:
+    """Take in an application at the window; prints the case with its supervision code."""
+    try:
+        body = IntakeIn.model_validate_json(_read(file))
+    except ValidationError as exc:
+        _fail(f"not an intake: {exc.error_count()} problem(s): {_errors(exc)}", 2)
+    try:
+        with session_scope(get_engine()) as session:
+            taken = intake_mod.take_in(session, body, actor=_operator(), idempotency_key=idempotency_key)
+            out = case_out(session, taken.case, personal=unmasked, replayed=taken.replayed)
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    _echo(out.model_dump(mode="json"))
+
+
+def _errors(exc: ValidationError) -> str:
+    # locations and messages only: the input itself may be personal data
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+
+
+@app.command("show")
+def show(code: str, unmasked: UnmaskedOpt = False) -> None:
+    """A case and its timeline by its supervision code."""
+    try:
+        with session_scope(get_engine()) as session:
+            out = case_out(session, svc.find_case(session, code), personal=unmasked)
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    _echo(out.model_dump(mode="json"))
+
+
+@app.command("list")
+def list_(
+    holder: Annotated[str, typer.Argument(help="The applicant's resident id, USCC or a legacy code")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    unmasked: UnmaskedOpt = False,
+) -> None:
+    """An applicant's cases, newest first: one JSON line each."""
+    try:
+        with session_scope(get_engine()) as session:
+            rows = svc.cases_of(session, parties.lookup_codes(session, holder), limit=limit)
+            lines = [case_summary(session, r, personal=unmasked).model_dump(mode="json") for r in rows]
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    for line in lines:
+        _echo(line)
+
+
+@app.command("steps")
+def steps(
+    code: str,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            "--record", help="Append the steps in this file (JSON lines, the body of POST …/steps), - for stdin"
+        ),
+    ] = None,
+    department: Annotated[
+        str | None, typer.Option("--department", help="The department the recorded steps are for (or window)")
+    ] = None,
+    unmasked: UnmaskedOpt = False,
+) -> None:
+    """The case's step log as recorded (one JSON line per step, in time order, with flags);
+    with --record, append steps first (a department handing over its steps as a file)."""
+    try:
+        if record is not None:
+            bodies = [StepIn.model_validate_json(line) for line in _read(record).splitlines() if line.strip()]
+            for body in bodies:
+                dept = body.department or department
+                if dept is None:
+                    _fail("name the department: --department or a department in each step", 2)
+                with session_scope(get_engine()) as session:
+                    svc.record_step(session, code, dept, body, actor=_operator())
+        with session_scope(get_engine()) as session:
+            case = svc.find_case(session, code)
+            rows = {(r.department, r.seq): r for r in svc.log(session, case)}
+            placed = svc.read(session, case, list(rows.values())).timeline
+            lines = [step_out(rows[(p.department, p.seq)], p.impossible, unmasked) for p in placed]
+    except ValidationError as exc:
+        _fail(f"not a step: {_errors(exc)}", 2)
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    for line in lines:
+        _echo(line.model_dump(mode="json"))

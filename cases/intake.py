@@ -1,0 +1,204 @@
+"""Intake at the window (一窗受理): an application becomes a case under a new supervision code.
+
+The outcome is the window's, as it knows them:
+
+- ``not_accepted`` (不予受理) — the window refuses it, with its reasons (``reasons_required`` without);
+- ``correction_required`` (补正, 一次性告知) — required materials are missing: the case is recorded
+  (the applicant comes back with its code) and *everything* missing is listed at once;
+- ``accepted_pending`` (容缺受理) — accepted with minor materials promised for a day;
+- ``accepted_on_commitment`` (告知承诺制) — accepted on the applicant's written commitment
+  instead of a proof;
+- ``accepted`` (受理).
+
+An accepted case gets one dispatch per department with a stage in the item. The window's first
+two steps — ``received`` and the outcome (``accepted``, ``not_accepted`` or
+``correction_requested``) — are written with it, as the window's steps 1 and 2.
+
+Every check runs before the first write: a refused intake (:class:`cases.errors.CaseRefused`)
+leaves nothing behind. An intake repeated with the same idempotency key (a double click) returns
+the first case unchanged; the same key with a different application is refused
+(``idempotency_key_reused``). Keys are kept only as a keyed digest with the consumer's id
+(:func:`hub.pseudonyms.keyed_digest`): a key may be anything a client chose, a resident id included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cases import materials as mat
+from cases import parties
+from cases import service as svc
+from cases.catalogue import APPLICANT, WINDOW, Catalogue, Item, UnknownItem, load_catalogue
+from cases.errors import CaseRefused, Refusal
+from cases.schemas import IntakeIn, IntakeOutcomeIn
+from cases.steps import Step
+from cases.tables import CaseMaterial, CaseRecord
+from hub.models import utcnow
+from hub.pseudonyms import keyed_digest
+from identifiers import supervision_code
+
+#: Draws of a new serial before giving up (31⁵ codes per window and day: a second draw is rare).
+CODE_DRAWS = 8
+
+
+@dataclass(frozen=True)
+class Taken:
+    case: CaseRecord
+    #: the same intake was taken before (same idempotency key, same application)
+    replayed: bool
+
+
+def intake_key(consumer: str, key: str) -> str:
+    """How an idempotency key is kept: a keyed digest of the consumer and the key."""
+    return keyed_digest("case-intake", consumer, key, length=64)
+
+
+def replay(session: Session, body: IntakeIn, *, consumer: str, idempotency_key: str) -> Taken | None:
+    """The case an earlier intake with this key made, if any (``idempotency_key_reused`` if it differs)."""
+    found = session.scalar(select(CaseRecord).where(CaseRecord.intake_key == intake_key(consumer, idempotency_key)))
+    if found is None:
+        return None
+    if found.intake_fingerprint != svc.fingerprint(body.model_dump(mode="json")):
+        raise CaseRefused(
+            "idempotency_key_reused", "this idempotency key was used for a different application", Refusal.CONFLICT
+        )
+    return Taken(found, True)
+
+
+def take_in(
+    session: Session,
+    body: IntakeIn,
+    *,
+    actor: str,
+    consumer: str | None = None,
+    idempotency_key: str | None = None,
+    department: str | None = None,
+    catalogue: Catalogue | None = None,
+    now: dt.datetime | None = None,
+    rng: random.Random | None = None,
+) -> Taken:
+    """Take ``body`` in; the caller commits. ``department``: the counter of that department took it
+    (a department-bound key), which may take in only the items it leads."""
+    now = now or utcnow()
+    catalogue = catalogue or load_catalogue()
+    owner = consumer or actor
+    if idempotency_key is not None:
+        earlier = replay(session, body, consumer=owner, idempotency_key=idempotency_key)
+        if earlier is not None:
+            return earlier
+    try:
+        item = catalogue.item(body.item_code)
+    except UnknownItem:
+        raise CaseRefused("unknown_item", "the item code is not in the service-item catalogue") from None
+    if department is not None and item.lead != department:
+        raise CaseRefused("item_not_led", f"{department}'s counter takes in only the items it leads", Refusal.FORBIDDEN)
+    received_at = body.received_at or now
+    if received_at > now + svc.CLOCK_SKEW:
+        raise CaseRefused("time_in_future", "received_at lies in the future")
+    applicant = parties.identify(
+        session, body.applicant.code, item.applicant_kinds, provisional=item.unknown_applicant == "provisional",
+        field="applicant.code",
+    )  # fmt: skip
+    agent = (
+        parties.identify(session, body.agent.code, ("person",), provisional=True, field="agent.code")
+        if body.agent is not None else None
+    )  # fmt: skip
+    others = _parties(session, item, body)
+    day = svc.local_day(received_at)
+    given = mat.by_code(item, body.materials)
+    decisions = mat.decide(session, item, given, parties.codes_by_holder(session, applicant, others), day)
+    outcome, detail = _outcome(body, decisions)
+    code = _new_code(session, catalogue.region_code, day, rng)
+    case = CaseRecord(
+        code=code, item_code=item.code, item_name=item.name, implementation_code=item.implementation_code,
+        lead_department=item.lead, region_code=catalogue.region_code, statutory_days=item.statutory_days,
+        promised_days=item.promised_days, received_by=department or WINDOW, received_at=received_at,
+        received_on=day, intake_outcome=outcome, outcome_detail=detail, status="received",
+        applicant_kind=applicant.kind, applicant_code=applicant.code, applicant_identity=applicant.identity,
+        applicant_name=body.applicant.name, applicant_phone=body.applicant.phone,
+        applicant_address=body.applicant.address,
+        agent=None if body.agent is None or agent is None else {
+            "code": agent.code, "name": body.agent.name, "phone": body.agent.phone,
+            "authorisation": body.agent.authorisation, "identity": agent.identity,
+        },
+        parties={role: {"kind": p.kind, "code": p.code, "identity": p.identity, "name": _party_name(body, role)}
+                 for role, p in others.items()} or None,
+        delivery_method=body.delivery.method.value, delivery_address=body.delivery.address, subject=body.subject,
+        intake_key=intake_key(owner, idempotency_key) if idempotency_key is not None else None,
+        intake_fingerprint=svc.fingerprint(body.model_dump(mode="json")), created_by=actor, updated_at=now,
+    )  # fmt: skip
+    session.add(case)
+    session.flush()
+    for d in decisions:
+        session.add(
+            CaseMaterial(
+                case_id=case.id, material_code=d.material.code, name=d.material.name, required=d.material.required,
+                holder_role=d.material.holder, license_type_code=d.material.license_type, provision=d.provision,
+                license_id=d.license_id, license_version=d.license_version, found_by=d.found_by,
+                promised_by=d.promised_by, updated_at=now,
+            )
+        )  # fmt: skip
+    rows = [svc.append(session, case, WINDOW, 1, Step.RECEIVED, received_at, actor=actor, now=now)[0]]
+    second = {
+        "not_accepted": (Step.NOT_ACCEPTED, {"reasons": detail.get("reasons", [])}),
+        "correction_required": (Step.CORRECTION_REQUESTED, {"missing": detail.get("missing", [])}),
+    }.get(outcome, (Step.ACCEPTED, {"outcome": outcome}))
+    rows.append(svc.append(session, case, WINDOW, 2, second[0], received_at, actor=actor, detail=second[1],
+                           now=now)[0])  # fmt: skip
+    if outcome.startswith("accepted"):
+        svc.open_stages(session, case, item, received_at)
+    reading = svc.refresh(session, case, now)
+    svc.announce_received(session, case)
+    for row in rows:
+        svc.announce_step(session, case, row, reading.status)
+    return Taken(case, False)
+
+
+def _party_name(body: IntakeIn, role: str) -> str:
+    return next(p.name for p in body.parties if p.role == role)
+
+
+def _parties(session: Session, item: Item, body: IntakeIn) -> dict[str, parties.Identified]:
+    named = {}
+    for p in body.parties:
+        party = item.party(p.role)
+        if party is None or p.role == APPLICANT:
+            raise CaseRefused("unknown_party", f"the item {item.code} has no party {p.role!r}")
+        if p.role in named:
+            raise CaseRefused("unknown_party", f"party {p.role!r} is named twice")
+        named[p.role] = parties.identify(session, p.code, party.kinds, provisional=True, field=f"parties.{p.role}.code")
+    for party in item.parties:
+        if party.required and party.role not in named:
+            raise CaseRefused("party_missing", f"the item {item.code} needs the {party.role} ({party.name})")
+    return named
+
+
+def _outcome(body: IntakeIn, decisions: Sequence[mat.Decision]) -> tuple[str, dict[str, object]]:
+    if body.outcome is IntakeOutcomeIn.not_accepted:
+        reasons = [r.strip() for r in body.reasons if r.strip()]
+        if not reasons:
+            raise CaseRefused("reasons_required", "not accepted (不予受理) needs the reasons")
+        return "not_accepted", {"reasons": reasons}
+    missing = [{"code": d.material.code, "name": d.material.name} for d in decisions if d.missing]
+    if missing:
+        return "correction_required", {"missing": missing}
+    provisions = {d.provision for d in decisions}
+    if mat.PROMISED in provisions:
+        return "accepted_pending", {}
+    if mat.COMMITMENT in provisions:
+        return "accepted_on_commitment", {}
+    return "accepted", {}
+
+
+def _new_code(session: Session, region: str, day: dt.date, rng: random.Random | None) -> str:
+    for _ in range(CODE_DRAWS):
+        code = supervision_code.generate(region, day, rng=rng)
+        if session.scalar(select(CaseRecord.id).where(CaseRecord.code == code)) is None:
+            return code
+    raise RuntimeError(f"no free supervision code after {CODE_DRAWS} draws")  # 31⁵ per window and day

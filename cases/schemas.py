@@ -1,0 +1,280 @@
+"""What goes into and comes out of the case repository: the API's request and response models
+(so the OpenAPI document is exact) and what ``hub cases intake`` reads from a file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from cases.steps import Step
+
+Code = Annotated[str, Field(min_length=1, max_length=64, description="Resident id, USCC or a legacy code")]
+Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+MaterialCode = Annotated[str, Field(pattern=r"^M[0-9]{2}$", description="The material's code in the item")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApplicantIn(_In):
+    """The applicant (申请人): a person or an enterprise, by any code the identity index knows."""
+
+    code: Code
+    name: Text200
+    phone: str | None = Field(default=None, max_length=40)
+    address: str | None = Field(default=None, max_length=300)
+
+
+class AgentIn(_In):
+    """Someone applying for the applicant (代办员), with the applicant's written authorisation recorded."""
+
+    code: Code
+    name: Text200
+    phone: str | None = Field(default=None, max_length=40)
+    authorisation: Text200 = Field(description="The reference of the applicant's written authorisation (授权委托书)")
+
+
+class PartyIn(_In):
+    """Another party the item names (e.g. ``transferor``, the seller of a property)."""
+
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    code: Code
+    name: Text200
+
+
+class DeliveryMethod(StrEnum):
+    pickup = "pickup"  # 窗口领取
+    post = "post"  # 快递送达
+
+
+class DeliveryIn(_In):
+    method: DeliveryMethod = DeliveryMethod.pickup
+    address: str | None = Field(default=None, max_length=300, description="Where to post the result")
+
+    @model_validator(mode="after")
+    def _address_to_post(self) -> DeliveryIn:
+        if self.method is DeliveryMethod.post and not (self.address or "").strip():
+            raise ValueError("posting the result needs an address")
+        return self
+
+
+class Provided(StrEnum):
+    licence = "licence"  # a licence the hub holds stands for it (免提交)
+    paper = "paper"
+    upload = "upload"
+    promised = "promised"  # 容缺: brought later, by promised_by
+    commitment = "commitment"  # 告知承诺: the applicant's written commitment stands for it
+
+
+class MaterialIn(_In):
+    """How the applicant provides one material. Materials not listed are looked for among the
+    holder's valid licences when the item allows (免提交), else they are missing."""
+
+    code: MaterialCode
+    provided: Provided | None = None
+    license_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="The licence that stands for the material (the holder's)"
+    )
+    promised_by: dt.date | None = Field(default=None, description="容缺: the day it will be brought")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MaterialIn:
+        if self.license_id is not None and self.provided not in (None, Provided.licence):
+            raise ValueError("a license_id goes with provided: licence")
+        if self.provided is Provided.promised and self.promised_by is None:
+            raise ValueError("a promised material needs promised_by")
+        return self
+
+
+class IntakeOutcomeIn(StrEnum):
+    accept = "accept"
+    not_accepted = "not_accepted"
+
+
+class IntakeIn(_In):
+    """An application at the window (一窗受理)."""
+
+    item_code: str = Field(min_length=1, max_length=12, description="The service item (事项编码)")
+    applicant: ApplicantIn
+    agent: AgentIn | None = None
+    parties: list[PartyIn] = Field(default_factory=list, max_length=10)
+    delivery: DeliveryIn = Field(default_factory=DeliveryIn)
+    subject: str | None = Field(
+        default=None, max_length=500, description="What it is about (e.g. the name to register)"
+    )
+    materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
+    outcome: IntakeOutcomeIn = Field(
+        default=IntakeOutcomeIn.accept,
+        description="not_accepted: the window refuses it (不予受理) for the reasons given; else the hub works out "
+        "the outcome from the materials",
+    )
+    reasons: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(default_factory=list, max_length=20)
+    received_at: AwareDatetime | None = Field(default=None, description="When the window received it (default: now)")
+
+
+class SuppliedIn(_In):
+    """Materials the applicant brought after a correction request (补正)."""
+
+    materials: list[MaterialIn] = Field(min_length=1, max_length=50)
+
+
+class MissingIn(_In):
+    """One missing or defective material of a correction request."""
+
+    code: MaterialCode | None = None
+    name: Text200
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class StepIn(_In):
+    """A step a department (or the window) reports; idempotent per (case, department, seq)."""
+
+    department: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{1,39}$",
+                                   description="Default: the department the key is bound to")  # fmt: skip
+    seq: int = Field(ge=1, le=1_000_000, description="The department's own number of this step in the case")
+    step: Step
+    occurred_at: AwareDatetime = Field(description="When it happened (with its offset)")
+    note: str | None = Field(default=None, max_length=2000, description="An opinion, a reason")
+    missing: list[MissingIn] | None = Field(
+        default=None, max_length=50, description="correction_requested: everything missing, at once (一次性告知)"
+    )
+    supplied: list[MaterialIn] | None = Field(
+        default=None, max_length=50, description="the window's resumed: the materials the applicant brought"
+    )
+
+
+class ItemOut(_Out):
+    code: str = Field(description="Basic code (基本编码)")
+    name: str
+    implementation_code: str = Field(description="实施编码: basic code, level, division, lead organ")
+    lead_department: str
+    statutory_days: int = Field(description="法定时限 (working days)")
+    promised_days: int = Field(description="承诺时限 (working days)")
+
+
+class PartyOut(_Out):
+    role: str
+    kind: str | None = None
+    code: str
+    name: str
+    phone: str | None = None
+    address: str | None = None
+    identity: str | None = Field(default=None, description="master_index or provisional")
+    authorisation: str | None = None
+
+
+class DeliveryOut(_Out):
+    method: str
+    address: str | None
+
+
+class MaterialOut(_Out):
+    code: str
+    name: str
+    required: bool
+    holder: str
+    license_type: str | None
+    provision: str = Field(description="licence, paper, upload, promised, commitment, missing or not_provided")
+    license_id: str | None = Field(description="The licence standing for it (免提交)")
+    license_version: int | None
+    found_by: str | None = Field(description="hub (found among the holder's valid licences) or applicant")
+    promised_by: dt.date | None
+
+
+class MissingOut(_Out):
+    code: str | None
+    name: str
+    reason: str | None = None
+
+
+class StageOut(_Out):
+    department: str
+    name: str
+    after: list[str]
+    statutory_days: int
+    promised_days: int
+    state: str = Field(description="waiting, open, awaiting_correction, approved, rejected or concluded")
+
+
+class StepOut(_Out):
+    department: str
+    seq: int
+    step: str
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    actor: str
+    note: str | None
+    missing: list[MissingOut] | None = None
+    supplied: list[str] | None = None
+    reasons: list[str] | None = None
+    outcome: str | None = None
+    arrived_out_of_order: bool
+    impossible: str | None = Field(description="Why it cannot have happened where its time puts it")
+
+
+class CaseOut(_Out):
+    """A case (办件) and its timeline: every step of every department, placed by its time."""
+
+    code: str = Field(description="The supervision code (统一服务监管码), compact")
+    printed_code: str = Field(description="As printed on the receipt")
+    item: ItemOut
+    status: str
+    intake_outcome: str = Field(
+        description="accepted 受理, accepted_pending 容缺受理, accepted_on_commitment 告知承诺, "
+        "correction_required 一次性告知 (补正), not_accepted 不予受理"
+    )
+    received_at: dt.datetime
+    received_by: str
+    applicant: PartyOut
+    agent: PartyOut | None
+    parties: list[PartyOut]
+    delivery: DeliveryOut
+    subject: str | None
+    materials: list[MaterialOut]
+    missing: list[MissingOut] = Field(description="Everything missing, at once (一次性告知)")
+    reasons: list[str] = Field(description="Why it was not accepted (不予受理)")
+    stages: list[StageOut]
+    held_by: list[str] = Field(description="Who holds it now: departments, applicant or window")
+    timeline: list[StepOut]
+    masked: bool = Field(description="Whether personal data in this answer is masked")
+    replayed: bool = Field(default=False, description="An intake repeated with the same idempotency key")
+
+
+class CaseSummary(_Out):
+    code: str
+    printed_code: str
+    item_code: str
+    item_name: str
+    status: str
+    intake_outcome: str
+    received_at: dt.datetime
+    applicant: PartyOut
+    held_by: list[str]
+
+
+class CasePage(_Out):
+    holder: str = Field(description="The holder code as the hub files it (masked for persons)")
+    masked: bool
+    items: list[CaseSummary]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class StepRecorded(_Out):
+    code: str
+    step: StepOut
+    replayed: bool = Field(description="The same step was recorded before: nothing changed")
+    status: str
+    held_by: list[str]
+
+
+Intake = Literal["accepted", "accepted_pending", "accepted_on_commitment", "correction_required", "not_accepted"]

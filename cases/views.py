@@ -1,0 +1,155 @@
+"""A case as it leaves the hub (API answers, CLI output), with personal data masked by kind.
+
+The personal-data kinds of a case's values are declared here, where its shape is
+(:data:`APPLICANT_KINDS`, :data:`AGENT_KINDS`, :data:`PARTY_KINDS`, :data:`DELIVERY_KINDS`), and
+masked by the one policy (:func:`hub.masking.mask`) unless the reader may see personal data:
+an applicant's or a party's code and name are masked when they are a person's (or a sole
+proprietor's name), kept when an enterprise's; an agent is a person; phones and addresses
+always. The subject is the applicant's matter in the window's words (an enterprise to register, a
+property's location, the buyer's name): it is masked as text naming persons. Every other text —
+departments' notes, reasons, the names of missing materials — is scrubbed (resident ids and phones
+found by their shape), as free text is everywhere in the hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cases import service as svc
+from cases.schemas import (
+    CaseOut,
+    CaseSummary,
+    DeliveryOut,
+    ItemOut,
+    MaterialOut,
+    MissingOut,
+    PartyOut,
+    StageOut,
+    StepOut,
+)
+from cases.tables import CaseMaterial, CaseRecord, CaseStep
+from hub.masking import Party, Personal, mask, mask_fields, scrub_text
+from identifiers import supervision_code
+
+APPLICANT_KINDS: dict[str, Personal | None] = {
+    "code": Personal.CODE, "name": Personal.PARTY_NAME, "phone": Personal.PHONE, "address": Personal.ADDRESS,
+}  # fmt: skip
+PARTY_KINDS: dict[str, Personal | None] = {"code": Personal.CODE, "name": Personal.PARTY_NAME}
+#: 代办员: always a natural person
+AGENT_KINDS: dict[str, Personal | None] = {
+    "code": Personal.RESIDENT_ID, "name": Personal.NAME, "phone": Personal.PHONE, "authorisation": None,
+}  # fmt: skip
+DELIVERY_KINDS: dict[str, Personal | None] = {"address": Personal.ADDRESS}
+#: the case's subject (事由) as the window wrote it
+SUBJECT_KIND = Personal.PERSON_TEXT
+#: Fields of a party view that are the hub's own words, never personal
+_PLAIN = ("role", "kind", "identity")
+
+
+def _masked(values: Mapping[str, Any], kinds: Mapping[str, Personal | None], party: Party | None) -> dict[str, Any]:
+    plain = {k: values[k] for k in _PLAIN if k in values}
+    return {**mask_fields({k: v for k, v in values.items() if k not in _PLAIN}, kinds, party=party), **plain}
+
+
+def _text(value: str | None, personal: bool) -> str | None:
+    return value if personal or value is None else scrub_text(value)
+
+
+def party_out(role: str, values: Mapping[str, Any], kinds: Mapping[str, Personal | None], personal: bool) -> PartyOut:
+    data = {"role": role, **{k: v for k, v in values.items() if k in PartyOut.model_fields}}
+    if not personal:
+        data = _masked(data, kinds, Party(values.get("kind"), values.get("code")))
+    return PartyOut.model_validate(data)
+
+
+def applicant_out(case: CaseRecord, personal: bool) -> PartyOut:
+    values = {
+        "kind": case.applicant_kind, "code": case.applicant_code, "name": case.applicant_name,
+        "phone": case.applicant_phone, "address": case.applicant_address, "identity": case.applicant_identity,
+    }  # fmt: skip
+    return party_out("applicant", values, APPLICANT_KINDS, personal)
+
+
+def _missing(entries: Any, personal: bool) -> list[MissingOut]:
+    out = []
+    for e in entries or ():
+        out.append(MissingOut(code=e.get("code"), name=_text(e["name"], personal) or "",
+                              reason=_text(e.get("reason"), personal)))  # fmt: skip
+    return out
+
+
+def step_out(row: CaseStep, impossible: str | None, personal: bool) -> StepOut:
+    detail = dict(row.detail or {})
+    reasons = detail.get("reasons")
+    supplied = detail.get("supplied")
+    return StepOut(
+        department=row.department, seq=row.seq, step=row.step, occurred_at=svc.utc(row.occurred_at),
+        recorded_at=svc.utc(row.recorded_at), actor=row.actor, note=_text(row.note, personal),
+        missing=_missing(detail["missing"], personal) if "missing" in detail else None,
+        supplied=[s["code"] for s in supplied] if supplied else None,
+        reasons=[_text(r, personal) or "" for r in reasons] if reasons is not None else None,
+        outcome=detail.get("outcome"), arrived_out_of_order=row.arrived_out_of_order, impossible=impossible,
+    )  # fmt: skip
+
+
+def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bool = False) -> CaseOut:
+    """The whole case: item, parties, materials, stages and the timeline (masked unless ``personal``)."""
+    rows = svc.log(session, case)
+    reading = svc.read(session, case, rows)
+    by_key = {(r.department, r.seq): r for r in rows}
+    timeline = [step_out(by_key[(s.department, s.seq)], s.impossible, personal) for s in reading.timeline]
+    stage_state = {v.department: v.state for v in reading.stages}
+    stages = [
+        StageOut(department=d.department, name=d.stage_name, after=list(d.after or ()), statutory_days=d.statutory_days,
+                 promised_days=d.promised_days, state=stage_state.get(d.department, "open"))
+        for d in svc.dispatches(session, case)
+    ]  # fmt: skip
+    materials = [
+        MaterialOut(
+            code=m.material_code, name=m.name, required=m.required, holder=m.holder_role,
+            license_type=m.license_type_code, provision=m.provision, license_id=m.license_id,
+            license_version=m.license_version, found_by=m.found_by, promised_by=m.promised_by,
+        )
+        for m in session.scalars(
+            select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
+        )
+    ]  # fmt: skip
+    agent = None
+    if case.agent:
+        agent = party_out("agent", {**case.agent, "kind": "person"}, AGENT_KINDS, personal)
+    others = [party_out(role, p, PARTY_KINDS, personal) for role, p in (case.parties or {}).items()]
+    delivery = {"method": case.delivery_method, "address": case.delivery_address}
+    if not personal:
+        delivery = mask_fields(delivery, DELIVERY_KINDS)
+    detail = case.outcome_detail or {}
+    return CaseOut(
+        code=case.code, printed_code=supervision_code.format(case.code),
+        item=ItemOut(code=case.item_code, name=case.item_name, implementation_code=case.implementation_code,
+                     lead_department=case.lead_department, statutory_days=case.statutory_days,
+                     promised_days=case.promised_days),
+        status=case.status, intake_outcome=case.intake_outcome, received_at=svc.utc(case.received_at),
+        received_by=case.received_by, applicant=applicant_out(case, personal), agent=agent, parties=others,
+        delivery=DeliveryOut.model_validate(delivery), materials=materials,
+        subject=case.subject if personal or case.subject is None else str(mask(case.subject, SUBJECT_KIND)),
+        missing=_missing(detail.get("missing"), personal),
+        reasons=[_text(r, personal) or "" for r in detail.get("reasons") or ()], stages=stages,
+        held_by=reading.held_by, timeline=timeline, masked=not personal, replayed=replayed,
+    )  # fmt: skip
+
+
+def case_summary(session: Session, case: CaseRecord, *, personal: bool) -> CaseSummary:
+    reading = svc.read(session, case)
+    return CaseSummary(
+        code=case.code, printed_code=supervision_code.format(case.code), item_code=case.item_code,
+        item_name=case.item_name, status=case.status, intake_outcome=case.intake_outcome,
+        received_at=svc.utc(case.received_at), applicant=applicant_out(case, personal), held_by=reading.held_by,
+    )  # fmt: skip
+
+
+def holder_shown(code: str, kind: str | None, personal: bool) -> str:
+    """A holder code as a list of cases names it (a person's masked without ``personal``)."""
+    return code if personal else str(mask(code, Personal.CODE, party=Party(kind, code)))

@@ -1,0 +1,1 @@
+"""Identifiers (代码标识), one small module each, shaped like python-stdnum; nothing of the hub is imported here."""

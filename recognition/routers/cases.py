@@ -1,0 +1,257 @@
+"""``/v1/cases``: the case repository (办件库) — intake, a case's timeline, an applicant's cases, department steps.
+
+Authentication and the database session are dependencies (:data:`recognition.app.CallerDep`,
+:data:`SessionDep`). Who may do what:
+
+- ``POST /v1/cases`` — ``cases:write`` (the front desk); a department-bound key takes in only
+  the items its department leads (``item_not_led``). ``Idempotency-Key`` makes a double click
+  harmless: the same key and application answer the first case (``200``,
+  ``Idempotent-Replayed: true``), the same key with another application ``409 idempotency_key_reused``.
+- ``GET /v1/cases/{code}``, ``GET /v1/holders/{code}/cases`` — ``cases:read``; a department-bound
+  key sees only cases its department has a stage in (any other answers as if it did not exist).
+- ``POST /v1/cases/{code}/steps`` — ``cases:steps:<department>`` for a department's steps,
+  ``cases:write`` for the window's; a department-bound key reports only its own department's
+  (``403 wrong_department``).
+
+Personal data (applicant, agent, parties, delivery address; ids and phones in free text) is
+masked by kind unless the key has ``personal:read`` (:mod:`cases.views`). Every answer is audited
+(:func:`recognition.app.record`) after its write is committed; refusals are audited by the trail
+with their ``code``. Every refusal of the case repository is an ``application/problem+json`` with
+a stable code (:data:`cases.errors.CODES`), written nothing, and counted in
+``hub_cases_refusals_total{code}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cases import intake as intake_mod
+from cases import parties
+from cases import service as svc
+from cases.catalogue import WINDOW, load_catalogue
+from cases.errors import CaseRefused, Refusal
+from cases.schemas import CaseOut, CasePage, IntakeIn, StepIn, StepRecorded
+from cases.views import case_out, case_summary, holder_shown, step_out
+from hub.masking import mask_presented_code
+from recognition.app import AppContext, Caller, CallerDep, record, require
+from recognition.problems import ProblemError, missing_scope, responses
+from recognition.scopes import CASES_READ, CASES_WRITE
+
+router = APIRouter(prefix="/v1", tags=["cases"])
+
+_STATUS = {Refusal.INVALID: 422, Refusal.CONFLICT: 409, Refusal.FORBIDDEN: 403, Refusal.NOT_FOUND: 404}
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+async def session(request: Request) -> AsyncIterator[Session]:
+    """A session of the hub database for one request (closed, rolled back if uncommitted, after it)."""
+    with _ctx(request).sessions() as s:
+        yield s
+
+
+SessionDep = Annotated[Session, Depends(session)]
+SupervisionCode = Annotated[str, Path(min_length=1, max_length=64, description="The supervision code (统一服务监管码)")]
+HolderCode = Annotated[str, Path(min_length=1, max_length=64, description="Resident id or USCC, or a legacy code")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+        description="Makes a repeated intake (a double click) answer the first case instead of making a second",
+    ),
+]  # fmt: skip
+
+
+class _Counters:
+    def __init__(self, ctx: AppContext) -> None:
+        registry = ctx.metrics.registry
+        self.refusals = Counter("hub_cases_refusals_total", "Case inputs refused, by code", ["code"], registry=registry)
+        self.replays = Counter(
+            "hub_cases_replays_total", "Intakes and steps repeated (nothing changed)", ["what"], registry=registry
+        )
+
+
+def _counters(request: Request) -> _Counters:
+    found: _Counters | None = getattr(request.app.state, "cases_counters", None)
+    if found is None:  # one event loop: nothing runs between this check and the assignment
+        found = _Counters(_ctx(request))
+        request.app.state.cases_counters = found
+    return found
+
+
+def _refused(request: Request, exc: CaseRefused) -> ProblemError:
+    _counters(request).refusals.labels(exc.code).inc()
+    return ProblemError(_STATUS[exc.kind], exc.code, exc.title, exc.detail)
+
+
+def _answer(model: Any, *, created: bool, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=201 if created else 200, headers=headers)
+
+
+@router.post(
+    "/cases",
+    response_model=CaseOut,
+    status_code=201,
+    responses={200: {"model": CaseOut, "description": "The same intake repeated: the first case"},
+               **responses(401, 403, 409, 503)},
+    summary="Take in an application (一窗受理): a new case under its supervision code",
+)  # fmt: skip
+async def take_in(
+    request: Request, c: CallerDep, s: SessionDep, body: IntakeIn, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    require(c, CASES_WRITE)
+    personal = c.principal.scopes.personal
+    owner = c.principal.consumer_id
+    try:
+        try:
+            taken = intake_mod.take_in(s, body, actor=c.principal.name, consumer=owner,
+                                       idempotency_key=idempotency_key, department=c.principal.department)  # fmt: skip
+            out = case_out(s, taken.case, personal=personal, replayed=taken.replayed)
+            s.commit()
+        except IntegrityError:
+            # another request took the same key in meanwhile (or drew the same code): read what it wrote
+            s.rollback()
+            found = (
+                intake_mod.replay(s, body, consumer=owner, idempotency_key=idempotency_key)
+                if idempotency_key is not None else None
+            )  # fmt: skip
+            if found is None:
+                taken = intake_mod.take_in(s, body, actor=c.principal.name, consumer=owner,
+                                           department=c.principal.department)  # fmt: skip
+            else:
+                taken = found
+            out = case_out(s, taken.case, personal=personal, replayed=taken.replayed)
+            s.commit()
+    except CaseRefused as exc:
+        s.rollback()
+        raise _refused(request, exc) from None
+    if taken.replayed:
+        _counters(request).replays.labels("intake").inc()
+    await record(
+        request, c, "case_intake", subject=out.code, fields=["case"] + ([] if personal else ["masked"]),
+        outcome="replayed" if taken.replayed else "ok",
+        detail={"item": out.item.code, "intake_outcome": out.intake_outcome, "status": out.status,
+                "materials_recognised": [m.code for m in out.materials if m.found_by == "hub"]},
+    )  # fmt: skip
+    headers = {"Idempotent-Replayed": "true"} if taken.replayed else None
+    return _answer(out, created=not taken.replayed, headers=headers)
+
+
+@router.get(
+    "/cases/{code}",
+    response_model=CaseOut,
+    responses=responses(401, 403, 404, 503),
+    summary="A case's timeline by its supervision code: every department's steps, who holds it now",
+)
+async def get_case(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode) -> CaseOut:
+    require(c, CASES_READ)
+    personal = c.principal.scopes.personal
+    try:
+        case = svc.find_case(s, code, department=c.principal.department)
+    except CaseRefused as exc:
+        raise _refused(request, exc) from None
+    out = case_out(s, case, personal=personal)
+    await record(
+        request, c, "case_read", subject=out.code, fields=["case", "timeline"] + ([] if personal else ["masked"]),
+        detail={"status": out.status, "steps": len(out.timeline)},
+    )  # fmt: skip
+    return out
+
+
+@router.get(
+    "/holders/{code}/cases",
+    response_model=CasePage,
+    responses=responses(401, 403, 503),
+    summary="An applicant's cases, newest first (by any of their codes)",
+)
+async def holder_cases(
+    request: Request,
+    c: CallerDep,
+    s: SessionDep,
+    code: HolderCode,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> CasePage:
+    require(c, CASES_READ)
+    personal = c.principal.scopes.personal
+    try:
+        codes = parties.lookup_codes(s, code)
+    except CaseRefused as exc:
+        raise _refused(request, exc) from None
+    rows = svc.cases_of(s, codes, department=c.principal.department, limit=limit, offset=offset)
+    kind = rows[0].applicant_kind if rows else None
+    holder = holder_shown(codes[0], kind, personal) if codes else (mask_presented_code(code) or "")
+    page = CasePage(
+        holder=holder, masked=not personal, items=[case_summary(s, r, personal=personal) for r in rows],
+        limit=limit, offset=offset, next_offset=offset + limit if len(rows) == limit else None,
+    )  # fmt: skip
+    await record(
+        request, c, "case_list", subject=holder_shown(codes[0], kind, False) if codes else holder,
+        fields=["case"] + ([] if personal else ["masked"]), detail={"cases": [i.code for i in page.items]},
+    )  # fmt: skip
+    return page
+
+
+def _acting_department(c: Caller, body: StepIn) -> str:
+    """The department the step is reported for, once the key may act for it."""
+    bound = c.principal.department
+    department = body.department or bound
+    if department is None:
+        raise CaseRefused("unknown_department", "name the department (or use a key bound to one)")
+    if department != WINDOW and department not in load_catalogue().departments:
+        raise CaseRefused("unknown_department", f"department {department!r} is not in the catalogue")
+    if bound is not None and department != bound:
+        raise CaseRefused("wrong_department", f"this key acts for {bound} only", Refusal.FORBIDDEN)
+    needed = CASES_WRITE if department == WINDOW else f"cases:steps:{department}"
+    if not c.principal.scopes.has(needed):
+        raise missing_scope(needed)
+    return department
+
+
+@router.post(
+    "/cases/{code}/steps",
+    response_model=StepRecorded,
+    status_code=201,
+    responses={200: {"model": StepRecorded, "description": "The same step again: nothing changed"},
+               **responses(401, 403, 404, 409, 503)},
+    summary="Report a department's step of a case (idempotent per department and seq)",
+)  # fmt: skip
+async def post_step(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode, body: StepIn) -> JSONResponse:
+    personal = c.principal.scopes.personal
+    try:
+        department = _acting_department(c, body)
+        try:
+            done = svc.record_step(s, code, department, body, actor=c.principal.name)
+            s.commit()
+        except IntegrityError:  # the same step written by a concurrent request: the retry finds it
+            s.rollback()
+            done = svc.record_step(s, code, department, body, actor=c.principal.name)
+            s.commit()
+    except CaseRefused as exc:
+        s.rollback()
+        raise _refused(request, exc) from None
+    impossible = next(
+        (p.impossible for p in done.reading.timeline if (p.department, p.seq) == (department, body.seq)), None
+    )
+    out = StepRecorded(
+        code=done.case.code, step=step_out(done.row, impossible, personal), replayed=done.replayed,
+        status=done.reading.status, held_by=done.reading.held_by,
+    )  # fmt: skip
+    if done.replayed:
+        _counters(request).replays.labels("step").inc()
+    await record(
+        request, c, "case_step", subject=done.case.code, fields=["step"], outcome="replayed" if done.replayed else "ok",
+        detail={"department": department, "seq": body.seq, "step": body.step.value, "impossible": impossible,
+                "arrived_out_of_order": done.row.arrived_out_of_order},
+    )  # fmt: skip
+    return _answer(out, created=not done.replayed)
