@@ -64,7 +64,8 @@ def fill_index(url: str, n_licenses: int) -> int:
     migrate(url)
     engine = make_engine(url)
     with engine.connect() as conn:
-        have = int(conn.scalar(select(func.count()).select_from(LicenseIndexEntry)) or 0)
+        # the generated rows only (key "bench"): the licences sealed for real beside them are counted apart
+        have = int(conn.scalar(select(func.count()).where(LicenseIndexEntry.key_id == "bench")) or 0)
     if have >= n_licenses:
         engine.dispose()
         return have

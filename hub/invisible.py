@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 #: Inclusive ranges of invisible code points (see the module docstring).
@@ -59,3 +60,26 @@ def strip_invisible(text: str) -> str:
 def has_invisible(text: str) -> bool:
     """Whether ``text`` holds a character that prints as nothing."""
     return any(ord(ch) in INVISIBLE_TABLE for ch in text)
+
+
+def invisible_class(keep: str = "") -> str:
+    """A regular-expression character class of the invisible characters, by ranges (a class of
+    single characters this large makes every search slow), without those in ``keep``.
+
+    >>> import re
+    >>> bool(re.search(invisible_class(keep="\\n"), "a\\u200bb")), bool(re.search(invisible_class(keep="\\n"), "a\\nb"))
+    (True, False)
+    """
+    kept = {ord(ch) for ch in keep}
+    parts: list[str] = []
+    for low, high in _RANGES:
+        start = None
+        for cp in range(low, high + 2):
+            inside = cp <= high and cp not in kept
+            if inside and start is None:
+                start = cp
+            elif not inside and start is not None:
+                end = cp - 1
+                parts.append(re.escape(chr(start)) + ("" if end == start else "-" + re.escape(chr(end))))
+                start = None
+    return "[" + "".join(parts) + "]"

@@ -43,10 +43,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from enum import StrEnum
 from typing import Any
 
-from hub.invisible import INVISIBLE_TABLE, strip_invisible
+from hub.invisible import INVISIBLE_TABLE, invisible_class, strip_invisible
 
 
 class Personal(StrEnum):
@@ -76,7 +77,7 @@ KINDS = frozenset(k.value for k in Personal)
 # Invisible characters (hub.invisible) found in free text, line breaks and tabs kept: a log
 # line or an opinion keeps its layout, an id with a zero-width space inside is still found.
 _TEXT_INVISIBLE_TABLE = {cp: None for cp in INVISIBLE_TABLE if cp not in (0x09, 0x0A, 0x0D)}
-_INVISIBLE = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_TEXT_INVISIBLE_TABLE)) + "]")
+_INVISIBLE = re.compile(invisible_class(keep="\t\n\r"))
 
 
 def _strip_text_invisible(text: str) -> str:
@@ -178,7 +179,10 @@ def _mask_runs(text: str) -> str:
 
 def is_sole_proprietor_code(code: str | None) -> bool:
     """A USCC registered by market regulation (``9``) for an individual business (``2``): 个体工商户."""
-    return bool(code) and strip_invisible(str(code)).strip().upper().startswith("92")
+    if not code:
+        return False
+    s = str(code)
+    return (s if s.isascii() and s.isalnum() else strip_invisible(s).strip()).upper().startswith("92")
 
 
 def mask_code(code: str | None, *, person: bool | None = None) -> str | None:
@@ -238,7 +242,10 @@ def looks_like_resident_id(value: Any) -> bool:
     """
     if value is None:
         return False
-    s = unicodedata.normalize("NFKC", strip_invisible(str(value))).strip()
+    s = str(value)
+    if s.isascii() and s.isalnum():  # the common case (a clean code): nothing to remove or fold
+        return len(s) in (15, 18) and _RESIDENT_ID_FULL.fullmatch(s) is not None
+    s = unicodedata.normalize("NFKC", strip_invisible(s)).strip()
     return _RESIDENT_ID_FULL.fullmatch(s) is not None
 
 
@@ -275,11 +282,11 @@ class Party:
     kind: str | None = None
     code: str | None = None
 
-    @property
+    @cached_property
     def is_person(self) -> bool:
         return str(self.kind) == "person" or looks_like_resident_id(self.code)
 
-    @property
+    @cached_property
     def name_is_personal(self) -> bool:
         """A person's name is; so is a sole proprietor's (个体工商户), which is its operator's."""
         return self.is_person or is_sole_proprietor_code(self.code)
@@ -317,7 +324,8 @@ def mask(value: Any, kind: Personal | str | None, *, party: Party | None = None)
         return [mask(v, kind, party=party) for v in value]
     if kind is None or isinstance(value, Mapping):
         return scrub(value)
-    kind = Personal(kind)
+    if not isinstance(kind, Personal):
+        kind = Personal(kind)
     if kind is Personal.CODE:
         return mask_code(str(value), person=party.is_person if party is not None else None)
     if kind is Personal.PARTY_NAME and party is not None:
