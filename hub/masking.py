@@ -43,8 +43,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from hub.invisible import INVISIBLE_TABLE, invisible_class, strip_invisible
