@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 PG_HOST = os.environ.get("HUB_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HUB_TEST_PG_PORT", "5432"))
@@ -138,3 +139,38 @@ def temp_redis_prefix(prefix: str = "hubtest") -> Iterator[tuple[str, str]]:
         for key in client.scan_iter(match=key_prefix + "*"):
             client.delete(key)
         client.close()
+
+
+def schema_drift(url: str, tables: set[str] | frozenset[str]) -> list[object]:
+    """What the models declare for ``tables`` that the migrated database at ``url`` lacks, or the reverse.
+
+    Each alembic diff entry is attributed to the table it is about, by name: a column in another
+    table that happens to be called like one of ``tables`` (``case_material.license_version``)
+    does not make that table ours.
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hub.db import Base, make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    finally:
+        engine.dispose()
+    flat: list[tuple[Any, ...]] = []
+    for entry in diffs:
+        flat.extend(entry if isinstance(entry, list) else [entry])
+    return [d for d in flat if _table_of(d) in tables]
+
+
+def _table_of(diff: tuple[Any, ...]) -> str | None:
+    subject = diff[1] if len(diff) > 1 else None
+    if hasattr(subject, "columns") and not hasattr(subject, "table"):
+        return str(subject.name)  # add_table / remove_table: a Table
+    if getattr(subject, "table", None) is not None:
+        return str(subject.table.name)  # add_index / add_constraint ...: an Index or Constraint
+    if len(diff) > 2 and isinstance(diff[2], str):
+        return diff[2]  # add_column / modify_type ...: (op, schema, table name, ...)
+    return None

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
@@ -21,8 +19,9 @@ from cases.errors import CaseRefused
 from cases.schemas import IntakeIn, StepIn
 from cases.steps import LoggedStep, Step, place
 from cases.tables import CaseStep, StepLogAppendOnly
-from hub.db import Base, make_engine
+from hub.db import make_engine
 from hub.models import OutboxEvent
+from hub.testing import schema_drift
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
 
@@ -107,16 +106,8 @@ def test_a_resent_step_changes_nothing_and_late_arrivals_are_placed_by_their_tim
 
 
 def _diff(url: str) -> list[Any]:
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
-    engine.dispose()
-    flat: list[Any] = []
-    for entry in diff:
-        flat.extend(entry if isinstance(entry, list) else [entry])
-    ours = ("case_record", "case_material", "case_dispatch", "case_step")
     # recognition_consumer.department is compared by tests/recognition/test_recognition_migration.py
-    return [d for d in flat if any(name in repr(d) for name in ours)]
+    return schema_drift(url, {"case_record", "case_material", "case_dispatch", "case_step"})
 
 
 def test_tables_match_their_migrations_sqlite(hub_db_url: str) -> None:

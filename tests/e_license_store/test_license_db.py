@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from conftest import USCC, business_draft, source
 
 from e_license_store.index import licenses_by_holder, reindex
@@ -14,27 +12,14 @@ from e_license_store.service import LicenseService
 from e_license_store.signing import KeyRing
 from e_license_store.store.local import LocalStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
-from hub.db import Base, make_engine, migrate, session_factory
-from hub.testing import TempDatabase
+from hub.db import make_engine, migrate, session_factory
+from hub.testing import TempDatabase, schema_drift
 
 OURS = {t.__tablename__ for t in (LicenseIndexEntry, LicenseVersionEntry, LicenseFileEntry)}
 
 
 def _diff(url: str) -> list[object]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diffs = compare_metadata(ctx, Base.metadata)
-    finally:
-        engine.dispose()
-    out = []
-    for d in diffs:
-        flat = d if isinstance(d, tuple) else d[0]
-        text = repr(flat)
-        if any(name in text for name in OURS):
-            out.append(flat)
-    return out
+    return schema_drift(url, OURS)
 
 
 def test_models_match_migration_on_sqlite(hub_db_url: str) -> None:

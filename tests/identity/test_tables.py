@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 import identity.tables as t
-from hub.db import Base, make_engine, migrate
-from hub.testing import TempDatabase
+from hub.db import migrate
+from hub.testing import TempDatabase, schema_drift
 
 OURS = {
     m.__tablename__
@@ -24,19 +22,7 @@ OURS = {
 
 
 def _diff(url: str) -> list[object]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diffs = compare_metadata(ctx, Base.metadata)
-    finally:
-        engine.dispose()
-    out = []
-    for d in diffs:
-        flat = d if isinstance(d, tuple) else d[0]
-        if any(name in repr(flat) for name in OURS):
-            out.append(flat)
-    return out
+    return schema_drift(url, OURS)
 
 
 def test_models_match_migration_on_sqlite(hub_db_url: str) -> None:
