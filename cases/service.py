@@ -105,7 +105,8 @@ class Reading:
 def read(session: Session, case: CaseRecord, rows: Sequence[CaseStep] | None = None) -> Reading:
     rows = log(session, case) if rows is None else rows
     logged = [
-        st.LoggedStep(r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order)
+        st.LoggedStep(r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order,
+                     detail=r.detail)
         for r in rows
     ]
     timeline = st.place(logged, received_at=utc(case.received_at))
@@ -268,6 +269,7 @@ def record_step(
                 "missing_list_required", "a correction request lists everything missing, at once (一次性告知)"
             )
         detail["missing"] = [m.model_dump(mode="json", exclude_none=True) for m in body.missing]
+    detail.update(_clock_detail(body))
     supplied = body.supplied or []
     if supplied:
         if not (department == WINDOW and body.step is st.Step.RESUMED):
@@ -293,6 +295,29 @@ def record_step(
     for r in rows:
         announce_step(session, case, r, reading.status)
     return Recorded(case, row, replayed, reading)
+
+
+def _clock_detail(body: StepIn) -> dict[str, Any]:
+    """What a step that moves the clock must say: the excluded period, or the extension's days,
+    approver and reason; nothing of the kind on any other step."""
+    if body.step is st.Step.SUSPENDED:
+        if body.period is None:
+            raise CaseRefused("period_required", "a suspension names the period the law excludes (art. 45)")
+    elif body.period is not None:
+        raise CaseRefused("step_not_allowed", "only a suspended step names an excluded period")
+    if body.step is st.Step.EXTENDED:
+        if body.days is None or not body.approved_by or not (body.note or "").strip():
+            raise CaseRefused(
+                "extension_incomplete", "an extension gives its working days, who approved it, and the reason (note)"
+            )
+    elif body.days is not None or body.approved_by is not None:
+        raise CaseRefused("step_not_allowed", "only an extended step grants days")
+    detail: dict[str, Any] = {}
+    if body.period is not None:
+        detail["period"] = body.period.value
+    if body.days is not None:
+        detail["days"], detail["approved_by"] = body.days, body.approved_by
+    return detail
 
 
 def _supplied(
