@@ -114,6 +114,10 @@ class ClockReading:
     stops: tuple[Stop, ...] = field(default=())
     #: why a date is missing: the working-day calendar does not reach it yet
     unknown_reason: str | None = None
+    #: while running: the day the current running period began, and the days used before it
+    #: (what :func:`lights_many` needs to bring the clock up to date without the step log)
+    running_since: dt.date | None = None
+    used_before: int = 0
 
     @property
     def on_time(self) -> bool | None:
@@ -180,8 +184,8 @@ def read_clock(
     promised_due = statutory_due = None
     reason = None
     promised_unknown = False
+    before = used
     if running_since is not None:
-        before = used
         state = RUNNING
         try:
             used += calendar.between(running_since, max(today, running_since))
@@ -199,7 +203,7 @@ def read_clock(
         light = UNKNOWN
     return ClockReading(
         state, started, used, extension, promised, statutory, light, max(used - promised, 0),
-        max(used - statutory, 0), promised_due, statutory_due, tuple(stops), reason,
+        max(used - statutory, 0), promised_due, statutory_due, tuple(stops), reason, running_since, before,
     )  # fmt: skip
 
 
@@ -244,3 +248,52 @@ def lights_many(
     _, due_known = calendar.add_many(since, np.maximum(limit - before, 0))
     light[(light == GREEN) & ~(due_known & known)] = UNKNOWN
     return used, light
+
+
+#: the department name of a case's own clock (its stages' clocks carry their department's)
+CASE = "*"
+
+
+def case_steps(
+    timeline: Sequence[LoggedStep], *, ended_at: dt.datetime | None, extension: int = 0
+) -> list[LoggedStep]:
+    """The steps of the case's own clock, from its whole timeline: it starts when the window
+    accepts the application, stops while any stage is stopped (a correction, an excluded
+    period), runs again when none is, carries the largest extension a stage was granted, and
+    ends at ``ended_at`` (when the case was concluded, rejected or withdrawn)."""
+    out: list[LoggedStep] = []
+    open_stops: dict[str, int] = {}
+    seq = 0
+
+    def add(step: Step, at: dt.datetime, detail: dict[str, object] | None = None) -> None:
+        nonlocal seq
+        seq += 1
+        out.append(LoggedStep(CASE, seq, step, at, order=seq, detail=detail))
+
+    for s in timeline:
+        if s.impossible is not None:
+            continue
+        if s.department == "window":
+            if s.step is Step.ACCEPTED and not out:
+                add(Step.ACCEPTED, s.occurred_at)
+            continue
+        if not out:
+            continue
+        was = sum(open_stops.values())
+        if s.step in _STOPS:
+            open_stops[s.department] = open_stops.get(s.department, 0) + 1
+        elif s.step in _RESUMES and open_stops.get(s.department, 0) > 0:
+            open_stops[s.department] -= 1
+        now_open = sum(open_stops.values())
+        if was == 0 and now_open > 0:
+            add(Step.CORRECTION_REQUESTED, s.occurred_at)
+        elif was > 0 and now_open == 0:
+            add(Step.RESUMED, s.occurred_at)
+    if out and extension:
+        add(Step.EXTENDED, out[0].occurred_at, {"days": extension})
+    if out and ended_at is not None:
+        if sum(open_stops.values()):
+            add(Step.RESUMED, ended_at)
+        add(Step.APPROVED, ended_at)
+    out.sort(key=lambda x: (x.occurred_at, x.order))
+    return out

@@ -31,9 +31,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import materials as mat
-from cases import parties
+from cases import parties, supervision
 from cases import steps as st
 from cases.catalogue import WINDOW, Catalogue, Item, load_catalogue
+from cases.clock import china_day
 from cases.errors import CaseRefused, Refusal
 from cases.schemas import MaterialIn, StepIn
 from cases.tables import CaseDispatch, CaseMaterial, CaseRecord, CaseStep
@@ -49,7 +50,8 @@ HUB = "hub"
 
 
 def utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+    """``value`` in UTC: every time is stored in UTC (SQLite keeps no offset and hands back naive UTC)."""
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def fingerprint(value: Any) -> str:
@@ -177,7 +179,7 @@ def append(
     )
     row = CaseStep(
         case_id=case.id, department=department, seq=seq, step=step.value, occurred_at=utc(occurred_at),
-        recorded_at=now or utcnow(), actor=actor, note=note, detail=detail, fingerprint=digest,
+        recorded_at=utc(now) if now else utcnow(), actor=actor, note=note, detail=detail, fingerprint=digest,
         arrived_out_of_order=latest is not None and utc(occurred_at) < utc(latest),
     )  # fmt: skip
     session.add(row)
@@ -215,10 +217,12 @@ def open_stages(session: Session, case: CaseRecord, item: Item, at: dt.datetime)
 
 
 def refresh(session: Session, case: CaseRecord, now: dt.datetime | None = None) -> Reading:
+    """Re-read the case after a change: its status, and its clocks and lights (:mod:`cases.supervision`)."""
     reading = read(session, case)
     case.status = reading.status
-    case.updated_at = now or utcnow()
+    case.updated_at = utc(now) if now else utcnow()
     session.flush()
+    supervision.store_clocks(session, case, reading.timeline, reading.status, today=china_day(case.updated_at))
     return reading
 
 
