@@ -410,6 +410,7 @@ def create_app(
     from recognition.routers import supervision as supervision_router
 
     app.include_router(supervision_router.router)  # before /v1/cases/{code}: /v1/cases/stats is not a code
+    supervision_router.install(ctx)
     app.include_router(cases_router.router)
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
