@@ -8,7 +8,6 @@ import gzip
 import json
 
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import func, select, update
 
 from hub.db import session_scope
@@ -18,6 +17,7 @@ from hub.settings import get_settings
 from recognition import delivery as dlv
 from recognition.archive import read_archive, verify_archive
 from recognition.tables import Delivery
+from tests.recognition.rec_helpers import RESIDENT_ID, Receiver, World, allow_destination, auth, issue_business
 
 HOLDERS = ["91330322MA2C8XYZ3M", "91330322MA2C8XYZ4N"]
 

@@ -28,7 +28,6 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rec_helpers import Receiver
 from sqlalchemy import text
 
 from e_license_store.catalogue import load_catalogue
@@ -48,6 +47,7 @@ from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
 from recognition.schemas import EventType
 from tests.conftest import require
+from tests.recognition.rec_helpers import Receiver
 
 
 @pytest.fixture(scope="module", autouse=True)
