@@ -10,24 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hub.clock import local_today, utcnow
 from hub.db import Base
-from hub.settings import get_settings
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def local_today() -> dt.date:
-    """Today where the hub serves: the date in its departments' timezone
-    (``HUB_SOURCE_TIMEZONE``, Asia/Shanghai), the day licences are issued on, valid on and
-    expire on — not the host's date, which on a UTC host is still yesterday until 08:00 there."""
-    return dt.datetime.now(ZoneInfo(get_settings().source_timezone)).date()
+__all__ = ["BigId", "OutboxEvent", "QuarantineRecord", "StagedBatch", "SyncState", "local_today", "utcnow"]
 
 
 # SQLite has no BIGINT autoincrement; this keeps ids 64-bit on PostgreSQL.

@@ -9,8 +9,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from identifiers.normalize import normalize
 from identity.cli import app
-from identity.normalize import normalize
 
 runner = CliRunner()
 

@@ -37,8 +37,8 @@ from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
 from hub.db import make_engine, migrate, session_factory, session_scope
-from identity.resident_id import calc_check_digit
-from identity.uscc import calc_check_digit as uscc_check
+from identifiers.resident_id import calc_check_digit
+from identifiers.uscc import calc_check_digit as uscc_check
 from mappings.canonical.models import HolderKind, SourceRef
 from recognition import delivery, destinations, subscriptions
 from recognition.app import create_app

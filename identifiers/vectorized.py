@@ -1,11 +1,11 @@
 """Vectorised identifier normalisation (批量代码规范化) on numpy and pandas.
 
-Gives exactly :func:`identity.normalize.normalize`'s answers for whole columns. The values
+Gives exactly :func:`identifiers.normalize.normalize`'s answers for whole columns. The values
 are joined into one string and encoded once; the clean-up table (the scalar path's
 ``CLEAN_TABLE``, as one byte per code point) maps every character in one pass; codes are
 grouped by cleaned length, and every rule runs over a column-major ``(width, rows)`` byte
 matrix with the checks in the scalar modules' order, so the first failing rule — the
-reason — is the same. A property test (tests/identity/test_vectorized.py) holds the two
+reason — is the same. A property test (tests/identifiers/test_vectorized.py) holds the two
 paths to each other.
 
 >>> df = normalize_many(["11010519491231002x", "D2143569-X", "91110000600037341M", None])
@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from identity import org_code, resident_id, uscc
-from identity._common import CLEAN_TABLE, Reason, province_codes, region_end_years, today
-from identity.normalize import FIFTEEN, KINDS
+from identifiers import org_code, resident_id, uscc
+from identifiers._common import CLEAN_TABLE, Reason, province_codes, region_end_years, today
+from identifiers.normalize import FIFTEEN, KINDS
 
 __all__ = [
     "canonical_resident_ids",
@@ -208,7 +208,7 @@ class _Reasons:
 
 
 def _resident_id(c: U8) -> npt.NDArray[np.int8]:
-    """GB 11643 rules over a (18, n) or (15, n) matrix; see :func:`identity.resident_id.validate`."""
+    """GB 11643 rules over a (18, n) or (15, n) matrix; see :func:`identifiers.resident_id.validate`."""
     width, n = c.shape
     r = _Reasons(n)
     d, is_digit = _digits(c)
@@ -336,7 +336,7 @@ def _rules(kind: str, width: int) -> Any:
 
 
 def _guess_many(c: U8) -> npt.NDArray[np.int8]:
-    """:func:`identity.normalize._guess_18` over an (18, n) matrix."""
+    """:func:`identifiers.normalize._guess_18` over an (18, n) matrix."""
     d, is_digit = _digits(c)
     shaped = _all(is_digit[:17]) & _is_check(c[17])
     in_province = shaped & _provinces(False)[d[0].astype(np.intp) * 10 + d[1]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from identity import org_code, reg_no, resident_id, uscc
-from identity._common import region_codes
+from identifiers import org_code, reg_no, resident_id, uscc
+from identifiers._common import region_codes
 
 REGIONS = sorted(region_codes())
 _FULL = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}

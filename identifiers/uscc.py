@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from stdnum.exceptions import ValidationError
 
-from identity import org_code as _org_code
-from identity._common import Reason, clean, fail, is_registration_region
+from identifiers import org_code as _org_code
+from identifiers._common import Reason, clean, fail, is_registration_region
 
 __all__ = [
     "ALPHABET",

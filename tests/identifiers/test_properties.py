@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from stdnum.cn import ric
 from stdnum.cn import uscc as stdnum_uscc
 
-from identity import org_code, reg_no, resident_id, uscc
-from identity.normalize import normalize
-from tests.identity.strategies import damaged, org_codes, reg_nos, resident_ids, usccs
+from identifiers import org_code, reg_no, resident_id, uscc
+from identifiers.normalize import normalize
+from tests.identifiers.strategies import damaged, org_codes, reg_nos, resident_ids, usccs
 
 SETTINGS = settings(max_examples=200, deadline=None)
 

@@ -9,9 +9,9 @@ from stdnum.cn import ric
 from stdnum.cn import uscc as stdnum_uscc
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 
-from identity import org_code, reg_no, resident_id, taxpayer_id, uscc
-from identity._common import reason_of
-from tests.identity import vectors
+from identifiers import org_code, reg_no, resident_id, taxpayer_id, uscc
+from identifiers._common import reason_of
+from tests.identifiers import vectors
 
 
 def _ours(module: ModuleType, code: str) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from stdnum.exceptions import ValidationError
 
-from identity._common import Reason, clean, fail
+from identifiers._common import Reason, clean, fail
 
 __all__ = ["ALPHABET", "WEIGHTS", "calc_check_digit", "compact", "format", "is_valid", "validate"]
 

@@ -6,16 +6,16 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from identity import org_code, resident_id, uscc
-from identity.normalize import KINDS, normalize
-from identity.vectorized import (
+from identifiers import org_code, resident_id, uscc
+from identifiers.normalize import KINDS, normalize
+from identifiers.vectorized import (
     is_valid_org_code,
     is_valid_resident_id,
     is_valid_uscc,
     normalize_many,
     records,
 )
-from tests.identity.strategies import identifiers, org_codes, resident_ids, usccs
+from tests.identifiers.strategies import identifiers, org_codes, resident_ids, usccs
 
 AS_KIND = st.sampled_from([None, *KINDS])
 
@@ -57,7 +57,7 @@ def test_mixed_batch_matches_scalar_on_known_codes() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.lists(identifiers, max_size=30))
 def test_canonical_resident_ids_equal_scalar(codes: list[str | None]) -> None:
-    from identity.vectorized import canonical_resident_ids
+    from identifiers.vectorized import canonical_resident_ids
 
     got = canonical_resident_ids(pd.Series(codes, dtype=object)).tolist()
     assert got == [normalize(c, "resident_id")["canonical"] for c in codes]

@@ -3,7 +3,7 @@
 Six digits of the registration authority (工商行政管理机关代码, its GB/T 2260 region or
 ``100000`` for the national administration), eight digits of sequence, and an ISO 7064
 MOD 11,10 check digit (GS 15-2006). Only the province level of the authority is checked
-(see :func:`identity._common.is_registration_region`).
+(see :func:`identifiers._common.is_registration_region`).
 
 >>> validate('330300000012345'[:14] + calc_check_digit('33030000001234'))
 '330300000012343'
@@ -24,7 +24,7 @@ from __future__ import annotations
 from stdnum.exceptions import ValidationError
 from stdnum.iso7064 import mod_11_10
 
-from identity._common import Reason, clean, fail, is_registration_region
+from identifiers._common import Reason, clean, fail, is_registration_region
 
 __all__ = ["calc_check_digit", "compact", "format", "is_valid", "validate"]
 

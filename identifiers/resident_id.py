@@ -51,7 +51,7 @@ import datetime as dt
 from stdnum.exceptions import ValidationError
 from stdnum.iso7064 import mod_11_2
 
-from identity._common import Reason, clean, fail, is_known_region, region_end_year, today
+from identifiers._common import Reason, clean, fail, is_known_region, region_end_year, today
 
 __all__ = ["calc_check_digit", "compact", "format", "get_birth_date", "get_sex", "is_valid", "to_18", "validate"]
 

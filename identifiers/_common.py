@@ -24,8 +24,8 @@ from typing import NoReturn
 import stdnum
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 
+from hub.clock import local_today
 from hub.invisible import INVISIBLE_TABLE
-from hub.models import local_today
 
 __all__ = [
     "CLEAN_TABLE",
@@ -56,7 +56,7 @@ def _clean_table() -> dict[int, int | None]:
     return table
 
 
-#: One translate table for the whole clean-up; shared with :mod:`identity.vectorized`.
+#: One translate table for the whole clean-up; shared with :mod:`identifiers.vectorized`.
 CLEAN_TABLE: dict[int, int | None] = _clean_table()
 
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from stdnum.exceptions import ValidationError
 
-from identity import org_code, resident_id, uscc
-from identity._common import Reason, clean, fail, is_registration_region
+from identifiers import org_code, resident_id, uscc
+from identifiers._common import Reason, clean, fail, is_registration_region
 
 __all__ = ["calc_check_digit", "compact", "format", "get_org_code", "is_valid", "validate"]
 
