@@ -45,7 +45,7 @@ class StagedBatch(Base):
     moves past, so a position never advances over rows that are not in this ledger. The staged
     Parquet is the durable buffer between the source and publishing: a batch stays ``staged``
     until the publish step of the run that carried it marks it ``published``; the next run of
-    its mapping carries every batch still ``staged`` before its own (``hub.pipeline.carry``);
+    its mapping carries every batch still ``staged`` before its own (``pipeline.carry``);
     retention never deletes it meanwhile. ``abandoned`` is an operator's decision
     (``hub connectors reset --abandon-pending``). ``claimed_by`` is the run carrying it now:
     a claim, not a status, so a run that dies leaves the batch ``staged`` for the next one.

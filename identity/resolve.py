@@ -1046,7 +1046,7 @@ def _resolve_nested(
         kind_key = spec.kind_field.partition("[].")[2] if getattr(spec, "kind_field", None) else None
         if list_col not in records.columns:
             continue
-        # numbered as the licences they yield are (``hub.pipeline.publish``: ``<key>#<n>``
+        # numbered as the licences they yield are (``pipeline.publish``: ``<key>#<n>``
         # over the non-empty elements), so a licence's source record is its holder's link
         elements = [(i, j, el) for i, items in enumerate(records[list_col].tolist())
                     if isinstance(items, list | tuple | np.ndarray)

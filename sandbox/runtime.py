@@ -30,7 +30,7 @@ from sandbox.tax.store import TaxStore
 
 
 class DatabaseTarget(Protocol):
-    """A database on a shared server (``hub.testing.TempDatabase`` fits)."""
+    """A database on a shared server (``rigs.testing.TempDatabase`` fits)."""
 
     @property
     def sqlalchemy_url(self) -> str: ...

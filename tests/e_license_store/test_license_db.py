@@ -12,7 +12,7 @@ from e_license_store.signing import KeyRing
 from e_license_store.store.local import LocalStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
 from hub.db import make_engine, migrate, session_factory
-from hub.testing import TempDatabase, schema_drift
+from rigs.testing import TempDatabase, schema_drift
 from tests.e_license_store.conftest import USCC, business_draft, source
 
 OURS = {t.__tablename__ for t in (LicenseIndexEntry, LicenseVersionEntry, LicenseFileEntry)}

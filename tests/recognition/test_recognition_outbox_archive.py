@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 
 from hub.db import session_scope
 from hub.models import OutboxEvent
-from hub.pipeline.housekeeping import archive_outbox
 from hub.settings import get_settings
+from pipeline.housekeeping import archive_outbox
 from recognition import delivery as dlv
 from recognition.archive import read_archive, verify_archive
 from recognition.tables import Delivery

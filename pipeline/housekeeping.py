@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from hub.db import get_engine, session_scope
 from hub.models import QuarantineRecord, local_today, utcnow
-from hub.pipeline.tables import PipelineStep
 from hub.settings import get_settings
+from pipeline.tables import PipelineStep
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,14 @@ class ReconciliationFailed(AssertionError):
 
 def relink(run_id: str) -> dict[str, Any]:
     """Link records filed under an old code whose enterprise arrived later; move their licences (补链)."""
-    from hub.pipeline.relink import relink_legacy_holders
+    from pipeline.relink import relink_legacy_holders
 
     return relink_legacy_holders().as_dict()
 
 
 def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
     """Mark expired every licence whose validity ended (证照到期)."""
-    from hub.pipeline.publish import license_service
+    from pipeline.publish import license_service
 
     expired = license_service().expire_due(today or local_today())
     return {"expired": len(expired)}
@@ -38,7 +38,7 @@ def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]
 
 def redeliver(run_id: str) -> dict[str, Any]:
     """Retry deliveries that failed and are due again (重新投递); dead letters stay for operators."""
-    from hub.pipeline.steps import push
+    from pipeline.steps import push
 
     return push(run_id)
 
@@ -93,7 +93,7 @@ def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[s
 
 def purge(run_id: str, older_than: dt.datetime | None = None) -> dict[str, Any]:
     """Purge staged Parquet, quarantine rows and GX results past ``HUB_RETENTION_DAYS`` (个人信息清理)."""
-    from hub.pipeline.staging import FileStager, open_stager, purge_older_than
+    from pipeline.staging import FileStager, open_stager, purge_older_than
     from validation.retention import cutoff, pending_staged_refs, warn_kept
     from validation.retention import purge as purge_validation
 

@@ -4,7 +4,7 @@ A mapping's ``licenses:`` entries say which licence type a record yields and fro
 canonical fields (``owners[].x`` fans out one licence per owner). The licence service
 does the real work — versioning, sealing, storing, and the index update plus outbox event
 in one transaction; this module only turns rows into drafts and source status changes
-into lifecycle transitions.
+into lifecycle transitions (the rules: :mod:`e_license_store.source_status`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from e_license_store.source_status import apply_source_status
 from hub.masking import mask_resident_id
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,6 @@ RESOLVED = "canonical_code"
 #: what the identity step adds to each entry of a list of owners
 OWNER_RESOLVED = "resolved_id"
 LITERAL_KINDS = {"person", "enterprise"}
-#: canonical source statuses → the licence status they call for (others: valid)
-REVOKING = {"revoked", "cancelled", "deregistered"}
-SUSPENDING = {"suspended", "abnormal", "sealed"}
 
 
 def license_service() -> Any:
@@ -124,18 +122,6 @@ def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str
             yield draft, (f"#{i}" if owner is not None else ""), (str(status) if status else None)
 
 
-def _apply_status(service: Any, issued: Any, status: str | None) -> Any:
-    """Move the licence to what the source status calls for (revoke / suspend / reinstate)."""
-    current = issued.status
-    if status in REVOKING and current in {"valid", "suspended"}:
-        return service.revoke(issued.license_id, f"source status {status}")
-    if status in SUSPENDING and current == "valid":
-        return service.suspend(issued.license_id, f"source status {status}")
-    if status is not None and status not in REVOKING | SUSPENDING and current == "suspended":
-        return service.reinstate(issued.license_id, f"source status {status}")
-    return None
-
-
 def publish_frame(df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, staged_ref: str
                   ) -> tuple[int, int, int]:
     """Issue/amend the licences of every row; returns (issued, changed, rows yielding nothing).
@@ -177,7 +163,7 @@ def publish_frame(df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, 
             else:
                 changed_n += 1
         try:
-            moved = _apply_status(service, result, status)
+            moved = apply_source_status(service, result, status)
         except (InvalidTransition, InvalidDraft) as exc:
             log.warning("%s: licence for holder %s not moved to %s: %s", mapping.name,
                         mask_resident_id(draft.holder_code), status, exc)

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.pipeline.airflow_runner import AirflowProcesses, AirflowRunError
-from hub.pipeline.factory import PUSH_DAG_ID, exchange_dag_id
+from pipeline.factory import PUSH_DAG_ID, exchange_dag_id
+from rigs.airflow_runner import AirflowProcesses, AirflowRunError
 
 #: waves of mapping-name prefixes run before the others, in order (registries of record first):
 #: a tax record naming an enterprise by its old taxpayer id resolves only once commerce's record

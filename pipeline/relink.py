@@ -48,8 +48,8 @@ def relink_legacy_holders(service: Any = None, *, limit: int = 50_000) -> Relink
     """Resolve again every enterprise licence held under a non-USCC code; link and amend what resolves."""
     from e_license_store.model import parse_envelope
     from e_license_store.tables import LicenseIndexEntry as Entry
-    from hub.pipeline.publish import license_service
     from identity.resolve import ENTERPRISE, RESOLVED, link_batch, resolve_codes
+    from pipeline.publish import license_service
 
     report = RelinkReport()
     with session_scope(get_engine()) as session:

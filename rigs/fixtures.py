@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.testing import TempDatabase
+from rigs.testing import TempDatabase
 from sandbox.generator import Sizes
 from sandbox.runtime import Sandboxes, start_sandboxes
 

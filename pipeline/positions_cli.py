@@ -16,7 +16,7 @@ from rich.table import Table
 
 from connectors.cli import MAPPINGS_DIR, app, console
 from hub import safe_yaml
-from hub.pipeline.positions import (
+from pipeline.positions import (
     Feed,
     Position,
     ResetRefused,

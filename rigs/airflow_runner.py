@@ -182,7 +182,7 @@ class AirflowProcesses:
 
 def migrate_airflow(env: Mapping[str, str], timeout: float = 600) -> None:
     """``airflow db migrate`` then the per-department pools."""
-    for args in ([AIRFLOW, "db", "migrate"], [str(VENV_BIN / "python"), "-m", "hub.pipeline.pools"]):
+    for args in ([AIRFLOW, "db", "migrate"], [str(VENV_BIN / "python"), "-m", "pipeline.pools"]):
         proc = subprocess.run(args, env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
         if proc.returncode != 0:
             raise AirflowRunError(f"{' '.join(args[-3:])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")

@@ -29,9 +29,9 @@ app = typer.Typer(
 
 #: (group name, module holding ``app``, help)
 GROUPS: list[tuple[str, str, str]] = [
-    ("sandbox", "sandbox.cli", "Department sandboxes: up, down, status."),
+    ("sandbox", "rigs.sandbox_cli", "Department sandboxes: up, down, status."),
     # state and reset join the group from the pipeline (they need its ledger and the audit log)
-    ("connectors", "hub.pipeline.positions_cli", "Department connectors: list, check, read, state, reset."),
+    ("connectors", "pipeline.positions_cli", "Department connectors: list, check, read, state, reset."),
     ("connector", "connectors.scaffold", "Scaffold a new connector protocol: new."),
     ("mappings", "mappings.cli", "Department mappings: check."),
     ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup."),
@@ -46,8 +46,8 @@ GROUPS: list[tuple[str, str, str]] = [
 COMMANDS: list[tuple[str, str, str]] = [
     ("recognition.serve", "serve", "serve"),
     ("recognition.delivery_cli", "deliver", "deliver"),
-    ("hub.demo", "demo", "demo"),
-    ("hub.up", "up", "up"),
+    ("rigs.demo", "demo", "demo"),
+    ("rigs.up", "up", "up"),
 ]
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 from hub.db import session_scope
 from hub.models import StagedBatch, utcnow
-from hub.pipeline.tables import PipelineStep
+from pipeline.tables import PipelineStep
 
 log = logging.getLogger(__name__)
 

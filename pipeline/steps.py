@@ -5,11 +5,11 @@ run pulled (tasks work on batches, never on single records). Every step:
 
 * reads its input from staged Parquet by reference and stages its output the same way
   (XCom carries a small dict of references and counts, never records);
-* records its counts in the run ledger (:class:`hub.pipeline.tables.PipelineStep`),
+* records its counts in the run ledger (:class:`pipeline.tables.PipelineStep`),
   replacing the row of an earlier attempt, so a retried task never double-counts;
 * names its staged objects after the run and the input, so a retry rewrites the same objects;
 * passes on ``sources``: the extract's staged batches the run carries, which publish marks
-  published at the end (:mod:`hub.pipeline.carry`). A run that fails anywhere before leaves
+  published at the end (:mod:`pipeline.carry`). A run that fails anywhere before leaves
   them ``staged``, and the next run of the mapping carries them through first.
 
 The logic of each step lives with its owner (connectors, mappings, validation, identity,
@@ -30,9 +30,9 @@ from typing import Any
 import pandas as pd
 
 from hub.db import get_engine, session_scope
-from hub.pipeline.carry import StillRunning
-from hub.pipeline.staging import ObjectStager, open_stager, read_frame, stage_frame
-from hub.pipeline.tables import PipelineStep
+from pipeline.carry import StillRunning
+from pipeline.staging import ObjectStager, open_stager, read_frame, stage_frame
+from pipeline.tables import PipelineStep
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = Non
     """
     from connectors.registry import make_connector
     from connectors.sync import run_sync
-    from hub.pipeline.carry import by_run, claim_pending
+    from pipeline.carry import by_run, claim_pending
 
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
@@ -348,7 +348,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
 def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: ObjectStager | None = None
             ) -> StepOutput:
     """Resolve every identifier against the master index (身份归一): create or link identities."""
-    from hub.pipeline.identity_step import resolve_frame
+    from pipeline.identity_step import resolve_frame
 
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
@@ -382,8 +382,8 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     work that changes nothing). A publish that fails part-way records what it issued before
     failing; a retry, or the run that carries its batches through again, adds what it issues.
     """
-    from hub.pipeline.carry import mark_published
-    from hub.pipeline.publish import license_service, publish_frame
+    from pipeline.carry import mark_published
+    from pipeline.publish import license_service, publish_frame
 
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()

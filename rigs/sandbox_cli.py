@@ -82,7 +82,7 @@ def _server_databases() -> tuple[Any, Any]:
     import psycopg
     import pymysql
 
-    from hub.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER, TempDatabase
+    from rigs.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER, TempDatabase
 
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone():
@@ -216,7 +216,7 @@ def _drop_server_databases() -> None:
     import psycopg
     import pymysql
 
-    from hub.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER
+    from rigs.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER
 
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
@@ -231,7 +231,7 @@ def _drop_server_databases() -> None:
 @app.command()
 def status() -> None:
     """Check every sandbox through its real protocol (SOAP, SQL, ODBC, XML + XSD)."""
-    from hub.demo import check_sandboxes, checks_table
+    from rigs.demo import check_sandboxes, checks_table
 
     if not _state_file().exists():
         console.print("[yellow]sandboxes are not up (run `hub sandbox up`)[/yellow]")

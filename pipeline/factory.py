@@ -71,8 +71,8 @@ def non_retryable() -> tuple[type[BaseException], ...]:
     else — a department's system unreachable, a timeout, a store briefly down — is retried.
     """
     from connectors.errors import ConnectorConfigError
-    from hub.pipeline.steps import StepError
     from mappings.engine import MappingError
+    from pipeline.steps import StepError
     from validation.run import ReconciliationError, RuleMismatchError, ThresholdExceeded
     from validation.suites import SuiteError
 
@@ -131,7 +131,7 @@ read positions and batches not yet published: `hub connectors state {name}`.
 
 def build_exchange_dag(mapping: Any) -> DAG:
     """The exchange DAG of one mapping (部门交换 DAG)."""
-    from hub.pipeline import steps
+    from pipeline import steps
 
     spec = mapping.spec
     name = mapping.name
@@ -194,8 +194,8 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
     Asset events merge; the outbox is the record of what to deliver, so one run delivers
     everything committed so far.
     """
-    from hub.pipeline import steps
-    from hub.pipeline.pools import PUSH_POOL
+    from pipeline import steps
+    from pipeline.pools import PUSH_POOL
 
     assets = list(assets)
     schedule: Any = None
@@ -223,7 +223,7 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
 def build_housekeeping_dag() -> DAG:
     """Housekeeping (日常维护): re-linking, expiry, re-delivery, outbox archiving, reconciliation, purge past
     retention, audit archive."""
-    from hub.pipeline import housekeeping
+    from pipeline import housekeeping
 
     with DAG(
         dag_id=HOUSEKEEPING_DAG_ID,

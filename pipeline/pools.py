@@ -1,7 +1,7 @@
 """Per-department Airflow pools (部门并发池): how many tasks may hit one department at once.
 
 Each mapping file names its pool; departments' systems are small, so a pool holds few slots
-(``HUB_POOL_SLOTS``, default 2). ``python -m hub.pipeline.pools`` creates or updates them
+(``HUB_POOL_SLOTS``, default 2). ``python -m pipeline.pools`` creates or updates them
 (compose's airflow-init and ``hub up`` run it after ``airflow db migrate``).
 """
 

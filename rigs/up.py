@@ -52,10 +52,10 @@ def up(
     """Airflow standalone + the API + the sandboxes, until Ctrl-C (make up)."""
     from hub.airflow_env import VENV_BIN, airflow_environment, airflow_state_dir
     from hub.db import migrate
-    from hub.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
-    from hub.pipeline.airflow_runner import migrate_airflow
-    from hub.pipeline.connections import state_connections
     from hub.settings import get_settings
+    from rigs.airflow_runner import migrate_airflow
+    from rigs.connections import state_connections
+    from rigs.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
 
     home = get_settings().home
     state = airflow_state_dir()

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from hub.db import get_engine, session_scope
 from hub.models import OutboxEvent
-from hub.pipeline.tables import PipelineStep
+from pipeline.tables import PipelineStep
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``hub demo``: bring up the department sandboxes, check each through its protocol, run the main job.
 
 After the sandbox check, the hub's main job runs through Airflow's real scheduler
-(:func:`hub.pipeline.demo_job.run_demo`): every exchange DAG, then the push DAG woken by the
+(:func:`rigs.demo_job.run_demo`): every exchange DAG, then the push DAG woken by the
 Assets, and a summary per department. ``--no-pipeline`` stops after the check.
 
 The sandboxes start through ``hub sandbox up`` (a separate process: the hub never imports
@@ -189,7 +189,7 @@ def dirt_table(report: Mapping[str, Any]) -> Table:
 
 def _sandbox_cli(*args: str) -> int:
     """Run ``hub sandbox ...`` in its own process (the sandbox CLI module directly: faster start)."""
-    return subprocess.call([sys.executable, "-m", "sandbox.cli", *args])
+    return subprocess.call([sys.executable, "-m", "rigs.sandbox_cli", *args])
 
 
 def demo(
@@ -223,8 +223,8 @@ def demo(
                                                      "property_rights", "approval_results") if k in counts)
         )  # fmt: skip
         if pipeline and all(c.ok for c in checks):
-            from hub.pipeline.connections import state_connections
-            from hub.pipeline.demo_job import run_demo
+            from rigs.connections import state_connections
+            from rigs.demo_job import run_demo
 
             password = os.environ.get("HUB_SANDBOX_TAX_PASSWORD", _DEFAULT_TAX_PASSWORD)
             pipeline_ok = run_demo(state_connections(state, password), console, tax_wsdl=state["tax"]["wsdl_url"])

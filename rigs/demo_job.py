@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hub.pipeline.summary import COLUMNS, DepartmentSummary
+from pipeline.summary import COLUMNS, DepartmentSummary
 
 TITLES = {
     "pulled": "pulled",
@@ -83,11 +83,11 @@ def run_demo(
     """
     from hub.airflow_env import airflow_state_dir
     from hub.db import migrate
-    from hub.pipeline.airflow_runner import start_airflow
-    from hub.pipeline.main_job import run_main_job
-    from hub.pipeline.summary import summarize
     from hub.settings import get_settings
     from mappings.engine import load_all
+    from pipeline.summary import summarize
+    from rigs.airflow_runner import start_airflow
+    from rigs.main_job import run_main_job
 
     settings = get_settings()
     migrate()  # the hub's state database at HUB_DB_URL, idempotent
