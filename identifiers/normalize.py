@@ -30,7 +30,7 @@ from typing import Any
 from stdnum.exceptions import ValidationError
 
 from identifiers import org_code, reg_no, resident_id, taxpayer_id, uscc
-from identifiers._common import Reason, clean, province_codes, reason_of
+from identifiers._common import Reason, clean, fail, province_codes, reason_of
 
 __all__ = ["KINDS", "Reason", "normalize", "validator"]
 
@@ -43,8 +43,6 @@ _USCC_CHARS = frozenset(uscc.ALPHABET)
 
 def _validate_15(code: str) -> str:
     if len(code) != 15:
-        from identifiers._common import fail
-
         fail(Reason.LENGTH)
     return resident_id.validate(code)
 
