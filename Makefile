@@ -81,7 +81,7 @@ bench: bootstrap
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy hub identifiers connectors mappings identity validation e_license_store cases recognition pipeline rigs sandbox dags
 
