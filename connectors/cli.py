@@ -4,7 +4,7 @@ NAME is a mapping file's name (``mappings/<NAME>.yaml``); its ``source:`` block 
 Airflow Connection it names make the connector. Previews mask personal data, change nothing
 at the source (no acknowledgement, no move, no state) and say why records or packages would
 be refused (on stderr, so ``--json`` stays one row per line). ``state`` and ``reset`` (read
-positions, audited) join this group from ``hub/pipeline/positions_cli.py``: they need the
+positions, audited) join this group from ``pipeline/positions_cli.py``: they need the
 pipeline's staged-batch ledger and the audit log, rooms above this one.
 """
 
@@ -78,13 +78,26 @@ def list_sources(
     sources = mapping_sources(mappings)
     if as_json:
         for name, block in sources.items():
-            typer.echo(json.dumps({"name": name, "protocol": block.get("protocol"), "conn_id": block.get("conn_id"),
-                                   "datasets": sorted(block.get("datasets") or {})}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "name": name,
+                        "protocol": block.get("protocol"),
+                        "conn_id": block.get("conn_id"),
+                        "datasets": sorted(block.get("datasets") or {}),
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     table = Table("name", "protocol", "conn_id", "datasets")
     for name, block in sources.items():
-        table.add_row(name, str(block.get("protocol")), str(block.get("conn_id") or "-"),
-                      ", ".join(sorted(block.get("datasets") or {})))
+        table.add_row(
+            name,
+            str(block.get("protocol")),
+            str(block.get("conn_id") or "-"),
+            ", ".join(sorted(block.get("datasets") or {})),
+        )
     console.print(table)
 
 
@@ -124,8 +137,7 @@ def read(
     try:
         for batch in connector.read(dataset, None, limit=limit):
             rows.extend(
-                mask_record(r, connector.personal_columns)
-                for r in batch.table.slice(0, limit - len(rows)).to_pylist()
+                mask_record(r, connector.personal_columns) for r in batch.table.slice(0, limit - len(rows)).to_pylist()
             )
             bad.extend(batch.bad_records)
             if len(rows) >= limit:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import QuarantineRecord, StagedBatch
 from hub.settings import get_settings
+from validation.gxrun import rebuild_data_docs
 from validation.tables import QuarantineReason
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,13 @@ def cutoff(retention_days: int | None = None, now: dt.datetime | None = None) ->
     return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
 
 
-def _purge_files(root: Path, older_than: dt.datetime, suffixes: tuple[str, ...],
-                 keep: Collection[Path] = (), kept: list[Path] | None = None) -> int:
+def _purge_files(
+    root: Path,
+    older_than: dt.datetime,
+    suffixes: tuple[str, ...],
+    keep: Collection[Path] = (),
+    kept: list[Path] | None = None,
+) -> int:
     if not root.exists():
         return 0
     limit = older_than.timestamp()
@@ -120,7 +126,5 @@ def purge(session: Session, older_than: dt.datetime | None = None) -> PurgeRepor
     gx_results_docs = home / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations"
     _purge_files(gx_results_docs, limit, (".html",))
     if gx_results:
-        from validation.gxrun import rebuild_data_docs
-
         rebuild_data_docs()  # the index must not link to purged results
     return PurgeReport(quarantine_rows=rows, staged_files=staged, gx_results=gx_results, staged_kept=len(kept))

@@ -8,7 +8,6 @@ import re
 import zlib
 
 import qrcode
-from conftest import business_draft, source
 from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store.files import parse_binding
@@ -17,6 +16,7 @@ from e_license_store.render import ensure_file, qr_payload, render_pending_files
 from e_license_store.service import LicenseService
 from e_license_store.store.local import LocalStore
 from e_license_store.verify import verify_file
+from tests.e_license_store.conftest import business_draft, source
 
 
 def _content(pdf: bytes) -> bytes:
@@ -40,8 +40,9 @@ def test_pending_files_are_rendered_once_bound_and_verifiable(
     service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
 ) -> None:
     a = service.issue(business_draft(), source("a"))
-    service.issue(business_draft(license_type_code="1102", surface={"taxpayer_name": "温州洞头海景餐饮有限公司"}),
-                  source("b"))
+    service.issue(
+        business_draft(license_type_code="1102", surface={"taxpayer_name": "温州洞头海景餐饮有限公司"}), source("b")
+    )
     assert list(local_store.list_keys("files/")) == []  # issuing does not render
     assert _render(service, sessions) == 2
     assert _render(service, sessions) == 0

@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 
 from hub.db import get_engine, session_scope
 from hub.models import OutboxEvent
-from hub.pipeline.airflow_runner import start_airflow
-from hub.pipeline.connections import sandbox_connections
-from hub.pipeline.factory import PUSH_DAG_ID
-from hub.pipeline.main_job import run_main_job
-from hub.pipeline.summary import summarize
 from hub.settings import reset_settings
-from hub.testing import TempDatabase
+from pipeline.factory import PUSH_DAG_ID
+from pipeline.summary import summarize
+from rigs.airflow_runner import start_airflow
+from rigs.connections import sandbox_connections
+from rigs.main_job import run_main_job
+from rigs.testing import TempDatabase
 from tests.pipeline.conftest import hub_env
 from tests.pipeline.privacy_scan import leaks, personal_values
 
@@ -94,8 +94,11 @@ def _recognitions_as_development_and_reform(uscc: str) -> list[dict[str, Any]]:
     from recognition.consumers import add_consumer
 
     with session_scope(get_engine()) as session:
-        _, key = add_consumer(session, "development_and_reform", [
-            "recognitions:read", "licenses:read:3101", "licenses:read:1101", "purpose:project_approval"])
+        _, key = add_consumer(
+            session,
+            "development_and_reform",
+            ["recognitions:read", "licenses:read:3101", "licenses:read:1101", "purpose:project_approval"],
+        )
     app = create_app(get_settings(), engine=get_engine(), config=RecognitionSettings(api_key_cache_seconds=0.0))
     with TestClient(app) as client:
         answer = client.get(f"/v1/holders/{uscc}/recognitions", headers={"Authorization": f"Bearer {key}"})
