@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cases import authorisation, parties
 from cases import materials as mat
-from cases import parties
 from cases import steps as st
 from cases.catalogue import WINDOW, Catalogue, Item, load_catalogue
 from cases.errors import CaseRefused, Refusal
@@ -305,7 +305,8 @@ def _supplied(
         )
     given = mat.by_code(item, supplied)
     codes = parties.codes_by_holder(session, applicant_of(case), parties_of(case))
-    return mat.decide(session, item, given, codes, local_day(at), only=list(given))
+    consents = authorisation.in_force_by_holder(authorisation.of_case(session, case), at)
+    return mat.decide(session, item, given, codes, local_day(at), authorised=consents, only=list(given))
 
 
 def applicant_of(case: CaseRecord) -> parties.Identified:
@@ -327,6 +328,11 @@ def _after_correction(
             select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
         )
     )
+    authorisation.note_found(
+        authorisation.of_case(session, case),
+        [(d.material.holder, d.material.code, d.license_id, d.license_version) for d in decisions
+         if d.license_id is not None and d.license_version is not None],
+    )  # fmt: skip
     for material in rows:
         d = by_code.get(material.material_code)
         if d is not None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_11_2, mod_11_10
 
-from cases.tables import CaseDispatch, CaseMaterial, CaseRecord, CaseStep
+from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
 from e_license_store.model import LicenseDraft
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
@@ -110,7 +110,7 @@ class World:
         with self.sessions() as s:
             return {
                 t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                for t in (CaseRecord, CaseMaterial, CaseDispatch, CaseStep, OutboxEvent)
+                for t in (CaseRecord, CaseMaterial, CaseDispatch, CaseStep, CaseAuthorisation, OutboxEvent)
             }
 
 
@@ -209,8 +209,16 @@ def auth(token: str, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **headers}
 
 
+def consent(*materials: str, holder: str = "applicant", days: int = 90, **extra: Any) -> dict[str, Any]:
+    """A holder's authorisation to use their licences for ``materials`` of the case (授权)."""
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    return {"holder": holder, "materials": list(materials), "purpose": "办理本事项", "valid_until": until.isoformat(),
+            **extra}  # fmt: skip
+
+
 def joint_registration(applicant: str = P1, **extra: Any) -> dict[str, Any]:
-    """多证联办 at the window: everything brought except the premises proof, which the hub finds."""
+    """多证联办 at the window: everything brought except the premises proof, which the hub finds
+    under the applicant's authorisation."""
     body: dict[str, Any] = {
         "item_code": "XK00101001",
         "applicant": {"code": applicant, "name": NAMES.get(applicant, "某某"), "phone": PHONE, "address": ADDRESS},
@@ -222,6 +230,7 @@ def joint_registration(applicant: str = P1, **extra: Any) -> dict[str, Any]:
             {"code": "M05", "provided": "paper"},
             {"code": "M06", "provided": "upload"},
         ],
+        "authorisations": [consent("M04")],
     }
     body.update(extra)
     return body
