@@ -23,6 +23,7 @@ from cases import intake as intake_mod
 from cases import service as svc
 from cases.catalogue import CATALOGUE_PATH, check_file
 from cases.errors import CaseRefused
+from cases.receipt import render_receipt
 from cases.schemas import IntakeIn, RevokeIn, StepIn
 from cases.views import case_out, case_summary, step_out
 from hub.db import get_engine, session_scope
@@ -109,6 +110,29 @@ def show(code: str, unmasked: UnmaskedOpt = False) -> None:
     except CaseRefused as exc:
         _fail(f"{exc.code}: {exc.detail}")
     _echo(out.model_dump(mode="json"))
+
+
+@app.command("receipt")
+def receipt(
+    code: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the PDF here (default: stdout)")] = None,
+    unmasked: UnmaskedOpt = False,
+) -> None:
+    """The receipt (受理回执) PDF of a case: its supervision code and a QR code to its status page."""
+    try:
+        with session_scope(get_engine()) as session:
+            pdf = render_receipt(case_out(session, svc.find_case(session, code), personal=unmasked))
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    if out is None:
+        sys.stdout.buffer.write(pdf)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            out.write_bytes(pdf)
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc}", 2)
+        typer.echo(str(out))
 
 
 @app.command("list")

@@ -9,6 +9,7 @@ Authentication and the database session are dependencies (:data:`recognition.app
   ``Idempotent-Replayed: true``), the same key with another application ``409 idempotency_key_reused``.
 - ``GET /v1/cases/{code}``, ``GET /v1/holders/{code}/cases`` — ``cases:read``; a department-bound
   key sees only cases its department has a stage in (any other answers as if it did not exist).
+- ``GET /v1/cases/{code}/receipt`` — ``cases:read``: the receipt (受理回执) PDF, masked like the case.
 - ``POST /v1/cases/{code}/authorisations/{ref}/revoke`` — ``cases:write``: the holder withdraws
   the authorisation to use their licences for the case (``case.authorisation_revoked``).
 - ``GET /v1/cases/{code}/materials/{material}/licence`` — ``cases:read`` with a key bound to a
@@ -33,7 +34,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -45,6 +46,7 @@ from cases import intake as intake_mod
 from cases import service as svc
 from cases.catalogue import WINDOW, load_catalogue
 from cases.errors import CaseRefused, Refusal
+from cases.receipt import render_receipt
 from cases.schemas import AuthorisationOut, CaseOut, CasePage, IntakeIn, RevokeIn, StepIn, StepRecorded
 from cases.tables import CaseMaterial
 from cases.views import case_out, case_summary, holder_shown, step_out
@@ -181,6 +183,32 @@ async def get_case(request: Request, c: CallerDep, s: SessionDep, code: Supervis
         detail={"status": out.status, "steps": len(out.timeline)},
     )  # fmt: skip
     return out
+
+
+@router.get(
+    "/cases/{code}/receipt",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The receipt (受理回执) as a PDF"},
+               **responses(401, 403, 404, 503)},
+    summary="The receipt of a case: a PDF with its supervision code and a QR code to its status page",
+)  # fmt: skip
+async def get_receipt(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode) -> Response:
+    require(c, CASES_READ)
+    personal = c.principal.scopes.personal
+    try:
+        case = svc.find_case(s, code, department=c.principal.department)
+    except CaseRefused as exc:
+        raise _refused(request, exc) from None
+    out = case_out(s, case, personal=personal)
+    pdf = render_receipt(out)
+    await record(
+        request, c, "case_receipt", subject=out.code, fields=["case", "receipt"] + ([] if personal else ["masked"]),
+        detail={"status": out.status, "intake_outcome": out.intake_outcome},
+    )  # fmt: skip
+    return Response(
+        pdf, media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="receipt-{out.code}.pdf"'},
+    )  # fmt: skip
 
 
 @router.get(
