@@ -43,7 +43,7 @@ def _rows(n: int) -> Iterator[tuple[object, ...]]:
         lid = f"{code}-113303220025678912-{i:012d}X"
         yield (lid, code, name, f"NO{i:013d}", _holder(h), "enterprise", f"企业{h}", "113303220025678912",
                "市场监督管理局", issue.isoformat(), issue.isoformat(), until, statuses[i % 20], 1,
-               f"licenses/{lid}/v000001.json", "0" * 64, "0" * 64, "sm2-0000000000000000", now, None)
+               f"licenses/{lid}/v000001.json", "0" * 64, "0" * 64, "sm2-0000000000000000", now, None, None)
 
 
 def bulk_load(url: str, path: Path, n: int) -> float:
@@ -57,11 +57,13 @@ def bulk_load(url: str, path: Path, n: int) -> float:
     con.execute("PRAGMA synchronous=OFF")
     con.execute("DROP INDEX ix_license_index_holder")
     con.execute("DROP INDEX ix_license_index_status_valid_until")
-    cols = 20
+    con.execute("DROP INDEX ix_license_index_case_code")
+    cols = 21  # in the migrations' column order (object_sha256, case_code last)
     sql = f"INSERT INTO license_index VALUES ({', '.join('?' * cols)})"
     con.executemany(sql, _rows(n))
     con.execute("CREATE INDEX ix_license_index_holder ON license_index (holder_code, license_type_code, status)")
     con.execute("CREATE INDEX ix_license_index_status_valid_until ON license_index (status, valid_until)")
+    con.execute("CREATE INDEX ix_license_index_case_code ON license_index (case_code)")
     con.execute("ANALYZE")
     con.commit()
     con.execute("PRAGMA journal_mode=WAL")

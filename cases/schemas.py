@@ -271,6 +271,19 @@ class StepOut(_Out):
     impossible: str | None = Field(description="Why it cannot have happened where its time puts it")
 
 
+class ResultOut(_Out):
+    """A licence issued for the case (its signed document carries the supervision code)."""
+
+    license_id: str
+    license_type_code: str
+    license_type_name: str
+    issuer_code: str
+    issuer_name: str
+    issue_date: dt.date
+    version: int
+    status: str
+
+
 class CaseOut(_Out):
     """A case (办件) and its timeline: every step of every department, placed by its time."""
 
@@ -291,6 +304,7 @@ class CaseOut(_Out):
     subject: str | None
     materials: list[MaterialOut]
     authorisations: list[AuthorisationOut] = Field(default_factory=list)
+    results: list[ResultOut] = Field(default_factory=list, description="The licences issued for this case")
     flags: list[str] = Field(
         default_factory=list,
         description="What needs a look, e.g. a licence it relied on revoked since (M04:licence_revoked)",

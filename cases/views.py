@@ -29,11 +29,12 @@ from cases.schemas import (
     MaterialOut,
     MissingOut,
     PartyOut,
+    ResultOut,
     StageOut,
     StepOut,
 )
 from cases.tables import CaseMaterial, CaseRecord, CaseStep
-from e_license_store.index import get_license
+from e_license_store.index import get_license, licenses_of_case
 from hub.masking import Party, Personal, mask, mask_fields, scrub_text
 from hub.models import utcnow
 from identifiers import supervision_code
@@ -135,6 +136,12 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
         status=case.status, intake_outcome=case.intake_outcome, received_at=svc.utc(case.received_at),
         received_by=case.received_by, applicant=applicant_out(case, personal), agent=agent, parties=others,
         delivery=DeliveryOut.model_validate(delivery), materials=materials, authorisations=authorisations,
+        results=[
+            ResultOut(license_id=r.license_id, license_type_code=r.license_type_code,
+                      license_type_name=r.license_type_name, issuer_code=r.issuer_code, issuer_name=r.issuer_name,
+                      issue_date=r.issue_date, version=r.version, status=r.status)
+            for r in licenses_of_case(session, case.code)
+        ],
         flags=[f"{m.code}:{m.flag}" for m in materials if m.flag],
         subject=case.subject if personal or case.subject is None else str(mask(case.subject, SUBJECT_KIND)),
         missing=_missing(detail.get("missing"), personal),

@@ -150,7 +150,7 @@ def test_every_migration_branch_has_exactly_one_head() -> None:
         root = next(r for r in script.iterate_revisions(head, "base") if r.down_revision is None)
         by_branch.setdefault(next(iter(root.branch_labels)), []).append(head)
     assert all(len(h) == 1 for h in by_branch.values()), by_branch
-    assert by_branch["cases"] == ["cases_0002"]
+    assert by_branch["cases"] == ["cases_0002"] and by_branch["licenses"] == ["licenses_0003"]
 
 
 def test_placing_is_by_time_and_flags_what_cannot_be() -> None:
