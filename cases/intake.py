@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import authorisation, parties
+from cases import authorisation, dispatch, parties
 from cases import materials as mat
 from cases import service as svc
 from cases.catalogue import APPLICANT, WINDOW, Catalogue, Item, UnknownItem, load_catalogue
@@ -166,6 +166,7 @@ def take_in(
     svc.announce_received(session, case)
     for row in rows:
         svc.announce_step(session, case, row, reading.status)
+    dispatch.release(session, case, reading.stages, received_at)
     return Taken(case, False)
 
 

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases import authorisation, parties
+from cases import authorisation, dispatch, parties
 from cases import materials as mat
 from cases import steps as st
 from cases.catalogue import WINDOW, Catalogue, Item, load_catalogue
@@ -200,8 +200,8 @@ def next_seq(session: Session, case: CaseRecord, department: str) -> int:
 
 
 def open_stages(session: Session, case: CaseRecord, item: Item, at: dt.datetime) -> None:
-    """One dispatch per department with a stage in the item (their delivery to the departments'
-    systems, in the stages' order, is the dispatch slice's work: they wait as ``pending``)."""
+    """One dispatch per department with a stage in the item, ``pending`` until
+    :func:`cases.dispatch.release` announces it to the department in the stages' order."""
     for stage in item.stages:
         session.add(
             CaseDispatch(
@@ -292,6 +292,10 @@ def record_step(
     reading = refresh(session, case, now)
     for r in rows:
         announce_step(session, case, r, reading.status)
+    if department == WINDOW and body.step is st.Step.WITHDRAWN:
+        dispatch.recall(session, case, body.occurred_at)
+    else:
+        dispatch.release(session, case, reading.stages, body.occurred_at)
     return Recorded(case, row, replayed, reading)
 
 

@@ -126,9 +126,11 @@ class CaseDispatch(Base):
     after: Mapped[list[str]] = mapped_column(JSON, default=list)
     statutory_days: Mapped[int] = mapped_column(Integer)
     promised_days: Mapped[int] = mapped_column(Integer)
-    #: ``pending``: recorded, not yet delivered to the department's system
+    #: ``pending``: waiting for the stages it comes after; ``dispatched``: announced to the
+    #: department (``case.dispatched``, :mod:`cases.dispatch`)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CaseAuthorisation(Base):

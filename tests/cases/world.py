@@ -82,9 +82,9 @@ CONSUMERS: dict[str, tuple[list[str], str | None]] = {
     "window": (["cases:write", "cases:read", "personal:read"], None),
     "portal": (["cases:read", "licenses:read:*", "recognitions:read"], None),
     "portal_writer": (["cases:write", "cases:read"], None),
-    "commerce": (["cases:read", "cases:steps:commerce"], "commerce"),
-    "tax": (["cases:read", "cases:steps:tax"], "tax"),
-    "public_security": (["cases:read", "cases:steps:public_security"], "public_security"),
+    "commerce": (["cases:read", "cases:steps:commerce", "subscriptions:manage"], "commerce"),
+    "tax": (["cases:read", "cases:steps:tax", "subscriptions:manage"], "tax"),
+    "public_security": (["cases:read", "cases:steps:public_security", "subscriptions:manage"], "public_security"),
     "land": (["cases:read", "cases:steps:land"], "land"),
     # a key with the tax step scope but bound to commerce: the binding wins
     "commerce_with_tax_scope": (["cases:read", "cases:steps:commerce", "cases:steps:tax"], "commerce"),

@@ -1,11 +1,12 @@
-"""cases: the holders' authorisations to use their licences for a case (授权)
+"""cases: the holders' authorisations to use their licences for a case (授权); when a stage was dispatched
 
 Revision ID: cases_0002
 Revises: cases_0001
 Create Date: 2026-12-03
 
 One row per case and holder (the applicant or a party): the licence materials it covers, the
-licences found for them, the purpose, until when, and its revocation.
+licences found for them, the purpose, until when, and its revocation. ``case_dispatch.dispatched_at``:
+when a department's stage was announced to it (``case.dispatched``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("ref", name="uq_case_authorisation_ref"),
         sa.UniqueConstraint("case_id", "holder_role", name="uq_case_authorisation_case_holder"),
     )
+    with op.batch_alter_table("case_dispatch") as batch:
+        batch.add_column(sa.Column("dispatched_at", TZ, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("case_dispatch") as batch:
+        batch.drop_column("dispatched_at")
     op.drop_table("case_authorisation")
