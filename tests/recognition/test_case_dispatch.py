@@ -6,6 +6,7 @@ back that case's later events and no other case's; replay delivers them in order
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from cases.tables import CaseDispatch
 from hub.db import session_scope
 from hub.models import OutboxEvent
 from recognition import delivery as dlv
-from recognition.tables import Delivery
+from recognition import subscriptions as subs_mod
+from recognition.tables import Consumer, Delivery
 from tests.cases import world as w
 from tests.cases.world import P1, World, auth, joint_registration
 
@@ -156,3 +158,36 @@ def test_case_events_reach_only_department_keys_with_the_steps_scope(city: World
     bad = api.post("/v1/subscriptions", headers=auth(city.tokens["commerce"]), json={
         "name": "x", "event_types": ["case.step"], "url": "https://commerce.example/hook"})  # fmt: skip
     assert bad.status_code == 422
+
+
+def test_tax_receives_its_dispatch_through_the_soap_notice_operation(
+    city: World, api: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.faults import FaultFile
+    from sandbox.tax.server import TaxServer
+    from sandbox.tax.store import TaxStore
+    from sandbox.tax.wsgi import Credentials
+
+    monkeypatch.setenv("HUB_TEST_TAX_PASSWORD", "pw-123")
+    store = TaxStore(tmp_path / "tax.db")
+    store.create()
+    server = TaxServer(store, FaultFile(tmp_path / "faults.json"), Credentials("hub", "pw-123")).start()
+    try:
+        allow_destination(city.engine, "tax", f"http://127.0.0.1:{server.port}/")
+        with session_scope(city.engine) as s:
+            tax_id = s.scalars(select(Consumer.id).where(Consumer.name == "tax")).one()
+            sub = subs_mod.create(s, name="tax approvals", event_types=["case.dispatched"], url=server.wsdl_url,
+                                  channel="soap", consumer_id=tax_id)  # fmt: skip
+            sub.secret_env = "HUB_TEST_TAX_PASSWORD"
+        code = _take(api, city)
+        for seq, kind in enumerate(("accepted", "approved", "result_issued"), start=1):
+            _step(api, city, code, "commerce", seq, kind)
+        report = _drain(city)
+        assert report.delivered == 1 and report.failed == 0
+        (notice,) = store.notices()
+        assert notice["event_type"] == "case.dispatched" and notice["license_id"] == code  # the subject
+        carried = json.loads(notice["payload_json"])
+        assert carried["data"]["department"] == "tax" and carried["data"]["code"] == code
+        assert P1 not in notice["payload_json"]
+    finally:
+        server.stop()
