@@ -174,3 +174,11 @@ def test_tables_match_their_migration(city: World) -> None:
     assert schema_drift(city.url, {
         CaseClock.__tablename__, CaseLightChange.__tablename__, CaseEscalation.__tablename__,
     }) == []  # fmt: skip
+
+
+def test_the_supervision_task_body_lights_the_running_clocks(city: World) -> None:
+    from hub.pipeline.housekeeping import supervise  # the hub database is the city's (HUB_DB_URL)
+
+    _joint_case(city)
+    assert supervise("manual__test", today=dt.date(2026, 11, 18)) == {"running": 2, "updated": 2, "changes": 1}
+    assert supervise("manual__test", today=dt.date(2026, 11, 18)) == {"running": 2, "updated": 0, "changes": 0}
