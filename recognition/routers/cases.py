@@ -164,6 +164,18 @@ async def take_in(
     return _answer(out, created=not taken.replayed, headers=headers)
 
 
+def _readable_case(request: Request, c: Caller, s: Session, code: str) -> tuple[CaseOut, bool]:
+    """The case under ``code`` as this caller may read it (``cases:read``; a department's only its
+    cases), masked unless it has ``personal:read``; and whether it has."""
+    require(c, CASES_READ)
+    personal = c.principal.scopes.personal
+    try:
+        case = svc.find_case(s, code, department=c.principal.department)
+    except CaseRefused as exc:
+        raise _refused(request, exc) from None
+    return case_out(s, case, personal=personal), personal
+
+
 @router.get(
     "/cases/{code}",
     response_model=CaseOut,
@@ -171,13 +183,7 @@ async def take_in(
     summary="A case's timeline by its supervision code: every department's steps, who holds it now",
 )
 async def get_case(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode) -> CaseOut:
-    require(c, CASES_READ)
-    personal = c.principal.scopes.personal
-    try:
-        case = svc.find_case(s, code, department=c.principal.department)
-    except CaseRefused as exc:
-        raise _refused(request, exc) from None
-    out = case_out(s, case, personal=personal)
+    out, personal = _readable_case(request, c, s, code)
     await record(
         request, c, "case_read", subject=out.code, fields=["case", "timeline"] + ([] if personal else ["masked"]),
         detail={"status": out.status, "steps": len(out.timeline)},
@@ -193,13 +199,7 @@ async def get_case(request: Request, c: CallerDep, s: SessionDep, code: Supervis
     summary="The receipt of a case: a PDF with its supervision code and a QR code to its status page",
 )  # fmt: skip
 async def get_receipt(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode) -> Response:
-    require(c, CASES_READ)
-    personal = c.principal.scopes.personal
-    try:
-        case = svc.find_case(s, code, department=c.principal.department)
-    except CaseRefused as exc:
-        raise _refused(request, exc) from None
-    out = case_out(s, case, personal=personal)
+    out, personal = _readable_case(request, c, s, code)
     pdf = render_receipt(out)
     await record(
         request, c, "case_receipt", subject=out.code, fields=["case", "receipt"] + ([] if personal else ["masked"]),

@@ -195,6 +195,16 @@ def build(url: str, tmp: Path) -> World:
     return world
 
 
+def on_database(request: Any, tmp_path: Path, monkeypatch: Any) -> Iterator[World]:
+    """The world on SQLite or PostgreSQL as ``request.param`` says (the body of a ``city`` fixture
+    parametrised over both), disposed after the test."""
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
+    url = request.getfixturevalue("hub_db_url" if request.param == "sqlite" else "pg_hub_db_url")
+    built = build(url, tmp_path)
+    yield built
+    built.engine.dispose()
+
+
 def client(world: World) -> Iterator[TestClient]:
     """A client of the API app over the world (audit written from a thread: one process)."""
     app = create_app(

@@ -24,12 +24,8 @@ BASE = "https://zw.example.gov.cn/hub"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HUB_VERIFY_BASE_URL", BASE + "/")
-    url = request.getfixturevalue("hub_db_url" if request.param == "sqlite" else "pg_hub_db_url")
-    built = w.build(url, tmp_path)
-    yield built
-    built.engine.dispose()
+    yield from w.on_database(request, tmp_path, monkeypatch)
 
 
 @pytest.fixture()
