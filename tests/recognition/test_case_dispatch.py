@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import Receiver, allow_destination
 from sqlalchemy import select
 
 from cases.tables import CaseDispatch
@@ -24,6 +23,7 @@ from recognition import subscriptions as subs_mod
 from recognition.tables import Consumer, Delivery
 from tests.cases import world as w
 from tests.cases.world import P1, World, auth, joint_registration
+from tests.recognition.rec_helpers import Receiver, allow_destination
 
 DEPARTMENTS = ("commerce", "tax", "public_security")
 POLICY = dlv.DeliveryPolicy(max_attempts=2, backoff_base=1.0, backoff_max=5.0, concurrency=4)
