@@ -62,6 +62,7 @@ def _rows(n: int) -> Iterator[tuple[object, ...]]:
             "sm2-0000000000000000",
             now,
             None,
+            None,
         )
 
 
@@ -76,11 +77,13 @@ def bulk_load(url: str, path: Path, n: int) -> float:
     con.execute("PRAGMA synchronous=OFF")
     con.execute("DROP INDEX ix_license_index_holder")
     con.execute("DROP INDEX ix_license_index_status_valid_until")
-    cols = 20
+    con.execute("DROP INDEX ix_license_index_case_code")
+    cols = 21  # in the migrations' column order (object_sha256, case_code last)
     sql = f"INSERT INTO license_index VALUES ({', '.join('?' * cols)})"
     con.executemany(sql, _rows(n))
     con.execute("CREATE INDEX ix_license_index_holder ON license_index (holder_code, license_type_code, status)")
     con.execute("CREATE INDEX ix_license_index_status_valid_until ON license_index (status, valid_until)")
+    con.execute("CREATE INDEX ix_license_index_case_code ON license_index (case_code)")
     con.execute("ANALYZE")
     con.commit()
     con.execute("PRAGMA journal_mode=WAL")

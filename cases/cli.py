@@ -21,19 +21,24 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cases import authorisation, parties
 from cases import intake as intake_mod
-from cases import parties
 from cases import service as svc
 from cases.catalogue import CATALOGUE_PATH, check_file
 from cases.clock import china_day
 from cases.errors import CaseRefused
-from cases.schemas import IntakeIn, StepIn
+from cases.receipt import render_receipt
+from cases.schemas import IntakeIn, RevokeIn, StepIn
 from cases.stats import figures
 from cases.views import case_out, case_summary, step_out
 from hub.db import get_engine, session_scope
+from hub.masking import scrub_text
 from hub.models import utcnow
 
-app = typer.Typer(no_args_is_help=True, help="The case repository (办件库): intake, show, list, steps; the catalogue.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="The case repository (办件库): intake, show, list, steps, authorisations; the catalogue.",
+)
 catalogue_app = typer.Typer(no_args_is_help=True, help="The service-item catalogue (事项库): check.")
 app.add_typer(catalogue_app, name="catalogue")
 
@@ -112,6 +117,29 @@ def show(code: str, unmasked: UnmaskedOpt = False) -> None:
     _echo(out.model_dump(mode="json"))
 
 
+@app.command("receipt")
+def receipt(
+    code: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the PDF here (default: stdout)")] = None,
+    unmasked: UnmaskedOpt = False,
+) -> None:
+    """The receipt (受理回执) PDF of a case: its supervision code and a QR code to its status page."""
+    try:
+        with session_scope(get_engine()) as session:
+            pdf = render_receipt(case_out(session, svc.find_case(session, code), personal=unmasked))
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    if out is None:
+        sys.stdout.buffer.write(pdf)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            out.write_bytes(pdf)
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc}", 2)
+        typer.echo(str(out))
+
+
 @app.command("list")
 def list_(
     holder: Annotated[str, typer.Argument(help="The applicant's resident id, USCC or a legacy code")],
@@ -165,6 +193,40 @@ def steps(
         _fail(f"{exc.code}: {exc.detail}")
     for line in lines:
         _echo(line.model_dump(mode="json"))
+
+
+@app.command("authorisations")
+def authorisations(code: str, unmasked: UnmaskedOpt = False) -> None:
+    """The holders' authorisations of a case to use their licences (授权): one JSON line each."""
+    try:
+        with session_scope(get_engine()) as session:
+            lines = [a.model_dump(mode="json") for a in case_out(session, svc.find_case(session, code),
+                                                                 personal=unmasked).authorisations]  # fmt: skip
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    for line in lines:
+        _echo(line)
+
+
+@app.command("revoke-authorisation")
+def revoke_authorisation(
+    code: str,
+    ref: Annotated[str, typer.Argument(help="The authorisation's reference (AU…)")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the holder withdraws it")],
+) -> None:
+    """Revoke a holder's authorisation: departments no longer read the licences under it."""
+    try:
+        body = RevokeIn(reason=reason)
+    except ValidationError as exc:
+        _fail(f"not a revocation: {_errors(exc)}", 2)
+    now = utcnow()
+    try:
+        with session_scope(get_engine()) as session:
+            row = authorisation.revoke(session, svc.find_case(session, code), ref, body, actor=_operator(), now=now)
+            out = authorisation.out(row, now, text=scrub_text(reason))
+    except CaseRefused as exc:
+        _fail(f"{exc.code}: {exc.detail}")
+    _echo(out.model_dump(mode="json"))
 
 
 @app.command("stats")

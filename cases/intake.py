@@ -10,7 +10,9 @@ The outcome is the window's, as it knows them:
   instead of a proof;
 - ``accepted`` (受理).
 
-An accepted case gets one dispatch per department with a stage in the item. The window's first
+An accepted case gets one dispatch per department with a stage in the item. Licences stand for materials
+only under their holder's authorisation (:mod:`cases.authorisation`), recorded with the case.
+The window's first
 two steps — ``received`` and the outcome (``accepted``, ``not_accepted`` or
 ``correction_requested``) — are written with it, as the window's steps 1 and 2.
 
@@ -31,8 +33,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases import authorisation, dispatch, parties
 from cases import materials as mat
-from cases import parties
 from cases import service as svc
 from cases.catalogue import APPLICANT, WINDOW, Catalogue, Item, UnknownItem, load_catalogue
 from cases.errors import CaseRefused, Refusal
@@ -112,7 +114,11 @@ def take_in(
     others = _parties(session, item, body)
     day = svc.local_day(received_at)
     given = mat.by_code(item, body.materials)
-    decisions = mat.decide(session, item, given, parties.codes_by_holder(session, applicant, others), day)
+    consents = authorisation.check(item, body.authorisations, [APPLICANT, *others], received_at)
+    decisions = mat.decide(
+        session, item, given, parties.codes_by_holder(session, applicant, others), day,
+        authorised=authorisation.covered(consents),
+    )  # fmt: skip
     outcome, detail = _outcome(body, decisions)
     code = _new_code(session, catalogue.region_code, day, rng)
     case = CaseRecord(
@@ -144,6 +150,9 @@ def take_in(
                 promised_by=d.promised_by, updated_at=svc.utc(now),
             )
         )  # fmt: skip
+    used = [(d.material.holder, d.material.code, d.license_id, d.license_version) for d in decisions
+            if d.license_id is not None and d.license_version is not None]  # fmt: skip
+    authorisation.record(session, case, consents, used, actor=actor, at=received_at)
     rows = [svc.append(session, case, WINDOW, 1, Step.RECEIVED, received_at, actor=actor, now=now)[0]]
     second = {
         "not_accepted": (Step.NOT_ACCEPTED, {"reasons": detail.get("reasons", [])}),
@@ -157,6 +166,7 @@ def take_in(
     svc.announce_received(session, case)
     for row in rows:
         svc.announce_step(session, case, row, reading.status)
+    dispatch.release(session, case, reading.stages, received_at)
     return Taken(case, False)
 
 
@@ -185,7 +195,10 @@ def _outcome(body: IntakeIn, decisions: Sequence[mat.Decision]) -> tuple[str, di
         if not reasons:
             raise CaseRefused("reasons_required", "not accepted (不予受理) needs the reasons")
         return "not_accepted", {"reasons": reasons}
-    missing = [{"code": d.material.code, "name": d.material.name} for d in decisions if d.missing]
+    missing = [
+        {"code": d.material.code, "name": d.material.name, **({"reason": d.reason} if d.reason else {})}
+        for d in decisions if d.missing
+    ]  # fmt: skip
     if missing:
         return "correction_required", {"missing": missing}
     provisions = {d.provision for d in decisions}

@@ -12,12 +12,13 @@ For each material an item requires, in this order:
    material (``material_not_deferrable``), a written commitment (告知承诺) only where the item
    allows one (``commitment_not_allowed``);
 3. a licence material not provided is looked up among the holder's valid licences of that
-   type (the e-licence index, by every code of the holder): found, it stands for the material
-   — its id and version are recorded, and the receiving department reads that reference
-   instead of paper; not found, the material is missing.
+   type (the e-licence index, by every code of the holder) — only when the holder has
+   authorised the use of their licences for this material (:mod:`cases.authorisation`): found,
+   it stands for the material — its id and version are recorded, and the receiving department
+   reads that reference instead of paper; not found, or not authorised, the material is
+   missing (requested as paper).
 
-Whether the holder has authorised the use of a found licence for this case is not asked yet:
-that is the next slice of the case repository (the applicant's authorisation at intake).
+A licence the applicant names needs the holder's authorisation too (``authorisation_required``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from e_license_store.index import LicenseIndexRow, get_license, licenses_by_hold
 LICENCE, PAPER, UPLOAD, PROMISED, COMMITMENT, MISSING, NOT_PROVIDED = (
     "licence", "paper", "upload", "promised", "commitment", "missing", "not_provided",
 )  # fmt: skip
+#: Why a licence material the hub may hold is still asked for
+NO_AUTHORISATION = "no authorisation to use the holder's licence for this case: bring it on paper"
 #: Provisions that let an intake go ahead without the material in hand.
 SATISFIED = frozenset({LICENCE, PAPER, UPLOAD, PROMISED, COMMITMENT})
 
@@ -50,6 +53,8 @@ class Decision:
     license_version: int | None = None
     found_by: str | None = None
     promised_by: dt.date | None = None
+    #: why it is missing when the reason is not plain absence (no authorisation to use a licence)
+    reason: str | None = None
 
     @property
     def missing(self) -> bool:
@@ -75,22 +80,33 @@ def decide(
     holder_codes: Mapping[str, Sequence[str]],
     on: dt.date,
     *,
+    authorised: Mapping[str, frozenset[str]],
     only: Sequence[str] | None = None,
 ) -> list[Decision]:
     """How each material of ``item`` (or of ``only`` these codes) is provided; raises :class:`CaseRefused`.
 
-    ``holder_codes`` maps a holder (``applicant`` or a party's role) to every code of theirs.
+    ``holder_codes`` maps a holder (``applicant`` or a party's role) to every code of theirs;
+    ``authorised`` maps a holder to the materials their authorisation covers.
     """
     out = []
     for material in item.materials:
         if only is not None and material.code not in only:
             continue
-        out.append(_decide_one(session, material, given.get(material.code), holder_codes.get(material.holder, ()), on))
+        allowed = material.code in authorised.get(material.holder, frozenset())
+        codes = holder_codes.get(material.holder, ())
+        out.append(_decide_one(session, material, given.get(material.code), codes, on, allowed))
     return out
 
 
-def _decide_one(session: Session, m: Material, entry: MaterialIn | None, codes: Sequence[str], on: dt.date) -> Decision:
+def _decide_one(
+    session: Session, m: Material, entry: MaterialIn | None, codes: Sequence[str], on: dt.date, authorised: bool
+) -> Decision:
     if entry is not None and entry.license_id is not None:
+        if not authorised:
+            raise CaseRefused(
+                "authorisation_required",
+                f"material {m.code}: using the {m.holder}'s licence needs their authorisation for this case",
+            )
         row = _named_licence(session, m, entry.license_id, codes, on)
         return Decision(m, LICENCE, row.license_id, row.version, "applicant")
     provided = entry.provided if entry is not None else None
@@ -106,6 +122,9 @@ def _decide_one(session: Session, m: Material, entry: MaterialIn | None, codes: 
         return Decision(m, COMMITMENT)
     if provided in (Provided.paper, Provided.upload):
         return Decision(m, provided.value)
+    if m.license_type is not None and not authorised:
+        # no authorisation: the hub does not look, the holder brings it (on paper)
+        return Decision(m, MISSING if m.required else NOT_PROVIDED, reason=NO_AUTHORISATION)
     if m.license_type is not None and codes:
         found = find_valid_licence(session, codes, m.license_type, on)
         if found is not None:

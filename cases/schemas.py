@@ -106,6 +106,30 @@ class MaterialIn(_In):
         return self
 
 
+class AuthorisationIn(_In):
+    """A holder's authorisation to use their licences for this case (授权): without one, a licence
+    material of theirs is not looked up and is requested as paper."""
+
+    holder: str = Field(
+        default="applicant", pattern=r"^[a-z][a-z0-9_]{1,39}$", description="applicant or a party's role"
+    )
+    materials: list[MaterialCode] = Field(
+        min_length=1, max_length=50, description="The licence materials of this holder it covers"
+    )
+    purpose: Text200 = Field(description="What the licences are used for (e.g. 企业设立登记)")
+    valid_until: AwareDatetime = Field(description="Until when it is in force")
+    reference: str | None = Field(
+        default=None, min_length=1, max_length=200, description="The written authorisation's reference, if any"
+    )
+
+
+class RevokeIn(_In):
+    """Revoking an authorisation (the holder withdraws consent)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    revoked_at: AwareDatetime | None = Field(default=None, description="Default: now")
+
+
 class IntakeOutcomeIn(StrEnum):
     accept = "accept"
     not_accepted = "not_accepted"
@@ -123,6 +147,10 @@ class IntakeIn(_In):
         default=None, max_length=500, description="What it is about (e.g. the name to register)"
     )
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
+    authorisations: list[AuthorisationIn] = Field(
+        default_factory=list, max_length=10,
+        description="The holders' authorisations to use their licences for this case (免提交 needs one)",
+    )  # fmt: skip
     outcome: IntakeOutcomeIn = Field(
         default=IntakeOutcomeIn.accept,
         description="not_accepted: the window refuses it (不予受理) for the reasons given; else the hub works out "
@@ -208,6 +236,29 @@ class MaterialOut(_Out):
     license_version: int | None
     found_by: str | None = Field(description="hub (found among the holder's valid licences) or applicant")
     promised_by: dt.date | None
+    authorisation: str | None = Field(default=None, description="The authorisation the licence is used under")
+    licence_status: str | None = Field(
+        default=None, description="The licence's status now (valid, suspended, revoked, expired)"
+    )
+    flag: str | None = Field(
+        default=None, description="licence_revoked (or _suspended, _expired) while the case is open: it needs a look"
+    )
+
+
+class AuthorisationOut(_Out):
+    """A holder's authorisation of this case, as shown to the applicant."""
+
+    ref: str
+    holder: str = Field(description="applicant or a party's role")
+    materials: list[str]
+    licences: list[dict[str, str | int]] = Field(description="The licences (id, version, material) found under it")
+    purpose: str
+    reference: str | None
+    granted_at: dt.datetime
+    valid_until: dt.datetime
+    state: str = Field(description="in_force, expired or revoked")
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
 
 
 class MissingOut(_Out):
@@ -241,6 +292,19 @@ class StepOut(_Out):
     impossible: str | None = Field(description="Why it cannot have happened where its time puts it")
 
 
+class ResultOut(_Out):
+    """A licence issued for the case (its signed document carries the supervision code)."""
+
+    license_id: str
+    license_type_code: str
+    license_type_name: str
+    issuer_code: str
+    issuer_name: str
+    issue_date: dt.date
+    version: int
+    status: str
+
+
 class CaseOut(_Out):
     """A case (办件) and its timeline: every step of every department, placed by its time."""
 
@@ -260,6 +324,12 @@ class CaseOut(_Out):
     delivery: DeliveryOut
     subject: str | None
     materials: list[MaterialOut]
+    authorisations: list[AuthorisationOut] = Field(default_factory=list)
+    results: list[ResultOut] = Field(default_factory=list, description="The licences issued for this case")
+    flags: list[str] = Field(
+        default_factory=list,
+        description="What needs a look, e.g. a licence it relied on revoked since (M04:licence_revoked)",
+    )
     missing: list[MissingOut] = Field(description="Everything missing, at once (一次性告知)")
     reasons: list[str] = Field(description="Why it was not accepted (不予受理)")
     stages: list[StageOut]

@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cases import authorisation, dispatch, parties, supervision
 from cases import materials as mat
-from cases import parties, supervision
 from cases import steps as st
 from cases.catalogue import WINDOW, Catalogue, Item, load_catalogue
 from cases.clock import china_day
@@ -204,8 +204,8 @@ def next_seq(session: Session, case: CaseRecord, department: str) -> int:
 
 
 def open_stages(session: Session, case: CaseRecord, item: Item, at: dt.datetime) -> None:
-    """One dispatch per department with a stage in the item (their delivery to the departments'
-    systems, in the stages' order, is the dispatch slice's work: they wait as ``pending``)."""
+    """One dispatch per department with a stage in the item, ``pending`` until
+    :func:`cases.dispatch.release` announces it to the department in the stages' order."""
     for stage in item.stages:
         session.add(
             CaseDispatch(
@@ -299,6 +299,10 @@ def record_step(
     reading = refresh(session, case, now)
     for r in rows:
         announce_step(session, case, r, reading.status)
+    if department == WINDOW and body.step is st.Step.WITHDRAWN:
+        dispatch.recall(session, case, body.occurred_at)
+    else:
+        dispatch.release(session, case, reading.stages, body.occurred_at)
     return Recorded(case, row, replayed, reading)
 
 
@@ -335,7 +339,8 @@ def _supplied(
         )
     given = mat.by_code(item, supplied)
     codes = parties.codes_by_holder(session, applicant_of(case), parties_of(case))
-    return mat.decide(session, item, given, codes, local_day(at), only=list(given))
+    consents = authorisation.in_force_by_holder(authorisation.of_case(session, case), at)
+    return mat.decide(session, item, given, codes, local_day(at), authorised=consents, only=list(given))
 
 
 def applicant_of(case: CaseRecord) -> parties.Identified:
@@ -357,6 +362,11 @@ def _after_correction(
             select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
         )
     )
+    authorisation.note_found(
+        authorisation.of_case(session, case),
+        [(d.material.holder, d.material.code, d.license_id, d.license_version) for d in decisions
+         if d.license_id is not None and d.license_version is not None],
+    )  # fmt: skip
     for material in rows:
         d = by_code.get(material.material_code)
         if d is not None:

@@ -7,6 +7,8 @@
   hub holds (which one, which version), paper, an upload, promised for later (容缺), a written
   commitment (告知承诺) or missing;
 - ``case_dispatch`` — one row per department with a stage in the case, with the stages it waits for;
+- ``case_authorisation`` — the applicant's (or a party's) authorisation to use their licences for
+  this case (授权): which materials and licences, for which purpose, until when; revocable;
 - ``case_step`` — the step log (办理环节记录): **append-only**. A step is never updated or deleted;
   a correction is a new step. Database triggers refuse UPDATE and DELETE (migration
   ``cases_0001``) and the ORM refuses to flush a change to a loaded step
@@ -124,9 +126,46 @@ class CaseDispatch(Base):
     after: Mapped[list[str]] = mapped_column(JSON, default=list)
     statutory_days: Mapped[int] = mapped_column(Integer)
     promised_days: Mapped[int] = mapped_column(Integer)
-    #: ``pending``: recorded, not yet delivered to the department's system
+    #: ``pending``: waiting for the stages it comes after; ``dispatched``: announced to the
+    #: department (``case.dispatched``, :mod:`cases.dispatch`)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CaseAuthorisation(Base):
+    """A holder's authorisation to use their licences for one case and purpose, until a time (授权).
+
+    Without one, a licence material of that holder is not looked up and is requested as paper;
+    a department reads a recognised licence of the case only while it is in force (not revoked,
+    not past ``valid_until``), and the audit entry of that read names its ``ref``.
+    """
+
+    __tablename__ = "case_authorisation"
+    __table_args__ = (
+        UniqueConstraint("ref", name="uq_case_authorisation_ref"),
+        UniqueConstraint("case_id", "holder_role", name="uq_case_authorisation_case_holder"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: its public reference (no personal data): ``AU`` and 12 hexadecimal digits
+    ref: Mapped[str] = mapped_column(String(20))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id", name="fk_case_authorisation_case"))
+    #: who granted it: ``applicant`` or a party's role
+    holder_role: Mapped[str] = mapped_column(String(40))
+    #: the material codes it covers (licence materials of that holder)
+    materials: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the licences found for them at intake: [{"material", "license_id", "version"}]
+    licences: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    purpose: Mapped[str] = mapped_column(String(200))
+    #: the reference of the written (or signed electronic) authorisation, if the window has one
+    reference: Mapped[str | None] = mapped_column(String(200))
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    granted_by: Mapped[str] = mapped_column(String(100))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    revocation_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class CaseStep(Base):

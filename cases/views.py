@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases import authorisation
 from cases import service as svc
 from cases.schemas import (
     CaseOut,
@@ -28,11 +29,14 @@ from cases.schemas import (
     MaterialOut,
     MissingOut,
     PartyOut,
+    ResultOut,
     StageOut,
     StepOut,
 )
 from cases.tables import CaseMaterial, CaseRecord, CaseStep
+from e_license_store.index import get_license, licenses_of_case
 from hub.masking import Party, Personal, mask, mask_fields, scrub_text
+from hub.models import utcnow
 from identifiers import supervision_code
 
 APPLICANT_KINDS: dict[str, Personal | None] = {
@@ -108,16 +112,14 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
                  promised_days=d.promised_days, state=stage_state.get(d.department, "open"))
         for d in svc.dispatches(session, case)
     ]  # fmt: skip
-    materials = [
-        MaterialOut(
-            code=m.material_code, name=m.name, required=m.required, holder=m.holder_role,
-            license_type=m.license_type_code, provision=m.provision, license_id=m.license_id,
-            license_version=m.license_version, found_by=m.found_by, promised_by=m.promised_by,
+    materials = materials_out(session, case, reading.status)
+    now = utcnow()
+    authorisations = [
+        authorisation.out(a, now, text=_text(a.revocation_reason, personal)).model_copy(
+            update={"purpose": _text(a.purpose, personal) or "", "reference": _text(a.reference, personal)}
         )
-        for m in session.scalars(
-            select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
-        )
-    ]  # fmt: skip
+        for a in authorisation.of_case(session, case)
+    ]
     agent = None
     if case.agent:
         agent = party_out("agent", {**case.agent, "kind": "person"}, AGENT_KINDS, personal)
@@ -133,12 +135,45 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
                      promised_days=case.promised_days),
         status=case.status, intake_outcome=case.intake_outcome, received_at=svc.utc(case.received_at),
         received_by=case.received_by, applicant=applicant_out(case, personal), agent=agent, parties=others,
-        delivery=DeliveryOut.model_validate(delivery), materials=materials,
+        delivery=DeliveryOut.model_validate(delivery), materials=materials, authorisations=authorisations,
+        results=[
+            ResultOut(license_id=r.license_id, license_type_code=r.license_type_code,
+                      license_type_name=r.license_type_name, issuer_code=r.issuer_code, issuer_name=r.issuer_name,
+                      issue_date=r.issue_date, version=r.version, status=r.status)
+            for r in licenses_of_case(session, case.code)
+        ],
+        flags=[f"{m.code}:{m.flag}" for m in materials if m.flag],
         subject=case.subject if personal or case.subject is None else str(mask(case.subject, SUBJECT_KIND)),
         missing=_missing(detail.get("missing"), personal),
         reasons=[_text(r, personal) or "" for r in detail.get("reasons") or ()], stages=stages,
         held_by=reading.held_by, timeline=timeline, masked=not personal, replayed=replayed,
     )  # fmt: skip
+
+
+#: Case statuses in which nothing more happens: a licence revoked then no longer needs a look
+CLOSED = frozenset({"concluded", "withdrawn", "not_accepted", "rejected"})
+
+
+def materials_out(session: Session, case: CaseRecord, status: str) -> list[MaterialOut]:
+    """The case's materials, each licence with its status now; a licence no longer valid while the
+    case is open is flagged (``licence_revoked``, ``licence_suspended``, ``licence_expired``)."""
+    consents = authorisation.of_case(session, case)
+    out = []
+    for m in session.scalars(
+        select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
+    ):
+        row = get_license(session, m.license_id) if m.license_id else None
+        flag = f"licence_{row.status}" if row is not None and row.status != "valid" and status not in CLOSED else None
+        under = authorisation.covering(consents, m.holder_role, m.material_code) if m.license_id else None
+        out.append(
+            MaterialOut(
+                code=m.material_code, name=m.name, required=m.required, holder=m.holder_role,
+                license_type=m.license_type_code, provision=m.provision, license_id=m.license_id,
+                license_version=m.license_version, found_by=m.found_by, promised_by=m.promised_by,
+                authorisation=under.ref if under else None, licence_status=row.status if row else None, flag=flag,
+            )
+        )  # fmt: skip
+    return out
 
 
 def case_summary(session: Session, case: CaseRecord, *, personal: bool) -> CaseSummary:

@@ -48,6 +48,8 @@ class LicenseType:
     kind: str  # "license" or "approval_result"
     holder_kind: str  # "person", "enterprise" or "any"
     issuer_department: str
+    #: the issuing authority's unified social credit code (the issuer when a source names none)
+    issuer_code: str
     issuer_name: str
     validity_years: int | None
     retention_years: int

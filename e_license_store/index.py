@@ -105,6 +105,16 @@ def licenses_by_holder(
     return [_from_tuple(tuple(r)) for r in session.execute(stmt, params)]
 
 
+def licenses_of_case(session: Session, case_code: str) -> list[LicenseIndexRow]:
+    """The licences issued for a case (their documents carry its supervision code), oldest first."""
+    stmt = (
+        select(*_ROW_COLUMNS)
+        .where(LicenseIndexEntry.case_code == case_code)
+        .order_by(LicenseIndexEntry.issue_date, LicenseIndexEntry.license_id)
+    )
+    return [_from_tuple(tuple(r)) for r in session.execute(stmt)]
+
+
 def get_license(session: Session, license_id: str) -> LicenseIndexRow | None:
     entry = session.get(LicenseIndexEntry, license_id)
     return _row(entry) if entry is not None else None
@@ -147,6 +157,8 @@ def content_fingerprint(document: LicenseDocument) -> str:
     of magnitude faster than the pure-Python RFC 8785 encoder) is enough.
     """
     lic = document.license.model_dump(mode="json", exclude={"version", "previous_version", "status"})
+    if lic.get("case_code") is None:  # a licence without a case keeps the fingerprint it always had
+        lic.pop("case_code", None)
     source = lic.get("source") or {}
     lic["source"] = {k: source.get(k) for k in ("department", "dataset", "source_key")} if source else None
     return sha256_hex(json.dumps(lic, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
@@ -193,6 +205,7 @@ def _index_values(
         "content_fingerprint": fingerprint or content_fingerprint(doc),
         "key_id": envelope.signature.key_id,
         "object_sha256": object_sha256,
+        "case_code": lic.case_code,
         "updated_at": doc.recorded_at,
     }
 

@@ -13,13 +13,30 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from e_license_store.canonical_json import canonical_bytes, parse_canonical, sha256_hex
 from e_license_store.signing import KeyRing, Signature
 from mappings.canonical.models import HolderKind, License, SourceRef
 
 DOCUMENT_FORMAT = "hub.e-license.v1"
+#: v2 adds ``license.case_code`` (the case a licence was issued for); a v1 document has no such
+#: member, and its canonical bytes — what its seal covers — are what they always were
+DOCUMENT_FORMAT_V2 = "hub.e-license.v2"
+FORMATS = (DOCUMENT_FORMAT, DOCUMENT_FORMAT_V2)
+
+
+def document_format(lic: License) -> str:
+    """The format a document of ``lic`` is written in: v2 when it carries a case, else v1."""
+    return DOCUMENT_FORMAT_V2 if lic.case_code is not None else DOCUMENT_FORMAT
+
+
+def license_json(lic: License) -> dict[str, Any]:
+    """``lic`` as JSON for its document: without ``case_code`` when it has none (format v1)."""
+    out = lic.model_dump(mode="json")
+    if out.get("case_code") is None:
+        out.pop("case_code", None)
+    return out
 
 
 class Transition(StrEnum):
@@ -47,6 +64,9 @@ class LicenseDraft(BaseModel):
     valid_from: dt.date | None = Field(default=None, description="Default: the issue date")
     valid_until: dt.date | None = Field(default=None, description="Default: issue date + catalogue validity")
     surface: dict[str, Any] = Field(default_factory=dict)
+    case_code: str | None = Field(
+        default=None, description="The supervision code of the case the licence is issued for (format v2)"
+    )
 
 
 class LicenseDocument(BaseModel):
@@ -61,8 +81,19 @@ class LicenseDocument(BaseModel):
     #: When the hub recorded this version (UTC); reindexing takes times from here.
     recorded_at: dt.datetime
 
+    @model_validator(mode="after")
+    def _format_matches(self) -> LicenseDocument:
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown document format {self.format!r}")
+        if self.format != document_format(self.license):
+            verb = "cannot carry" if self.format == DOCUMENT_FORMAT else "needs"
+            raise ValueError(f"{self.format} {verb} a case_code")
+        return self
+
     def canonical(self) -> bytes:
-        return canonical_bytes(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        data["license"] = license_json(self.license)
+        return canonical_bytes(data)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ COPY_FORMAT = "hub.e-license.copy.v1"
 
 
 @lru_cache(maxsize=1)
-def _register_font() -> str:
+def register_font() -> str:
     path = os.environ.get("HUB_CJK_FONT", DEFAULT_FONT)
     if not os.path.exists(path):
         raise FileNotFoundError(f"CJK TrueType font missing: {path} (Debian fonts-wqy-zenhei; make installs it)")
@@ -113,7 +113,7 @@ def _wrapped(text: str, font: str, size: float, width: float) -> list[str]:
     return out
 
 
-def _draw(
+def draw_page(
     *,
     title: str,
     heading: str,
@@ -125,8 +125,11 @@ def _draw(
     footer: list[str],
     watermark: str | None = None,
 ) -> bytes:
-    """One A4 page: heading, labelled lines (long values wrapped), a stamp, the QR code, a footer."""
-    font = _register_font()
+    """One A4 page: heading, labelled lines (long values wrapped), a stamp, the QR code, a footer.
+
+    Licence files and masked copies are drawn with it, and so is a case's receipt
+    (:mod:`cases.receipt`): one look for every paper the hub prints."""
+    font = register_font()
     buf = io.BytesIO()
     canvas = Canvas(buf, pagesize=A4, invariant=1)
     canvas.setTitle(title)
@@ -171,7 +174,7 @@ def _draw(
 def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
     """The PDF of one licence version (deterministic for the same document)."""
     lic = document.license
-    return _draw(
+    return draw_page(
         title=f"{lic.license_type_name} {lic.license_number}",
         heading=lic.license_type_name,
         subject=f"hub-license:{lic.license_id}:v{lic.version}",
@@ -196,7 +199,7 @@ def render_copy_pdf(document: LicenseDocument, *, holder_name: str, holder_code:
     is written for it; :func:`e_license_store.verify.verify_file` recognises it as a copy.
     """
     lic = document.license
-    return _draw(
+    return draw_page(
         title=f"{lic.license_type_name}（副本） {lic.license_number}",
         heading=f"{lic.license_type_name}（副本）",
         subject=f"{COPY_SUBJECT}:{lic.license_id}:v{lic.version}",

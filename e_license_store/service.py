@@ -28,6 +28,7 @@ from e_license_store.model import (
     LicenseDocument,
     LicenseDraft,
     Transition,
+    document_format,
     object_key,
     parse_envelope,
     seal,
@@ -37,6 +38,7 @@ from e_license_store.store.base import ObjectExists, ObjectStore, Retention, Ret
 from e_license_store.tables import LicenseIndexEntry
 from hub.outbox import emit, emit_many
 from hub.regions import event_region
+from identifiers import supervision_code
 from mappings.canonical.models import ApprovalResult, HolderKind, License, LicenseStatus, SourceRef
 
 
@@ -180,10 +182,13 @@ class LicenseService:
             version=version,
             previous_version=version - 1 if version > 1 else None,
             source=source,
+            case_code=supervision_code.compact(draft.case_code) if draft.case_code else None,
         )
 
     @staticmethod
     def _check_draft(draft: LicenseDraft, ltype: LicenseType) -> None:
+        if draft.case_code is not None and not supervision_code.is_valid(draft.case_code):
+            raise InvalidDraft("case_code is not a supervision code (统一服务监管码)")
         if ltype.holder_kind != "any" and draft.holder_kind != ltype.holder_kind:
             raise InvalidDraft(f"{ltype.name} is held by a {ltype.holder_kind}, not a {draft.holder_kind}")
         known = {f.name for f in ltype.surface_fields}
@@ -417,7 +422,9 @@ class LicenseService:
         )
 
     def _document(self, lic: License, transition: Transition, reason: str | None) -> LicenseDocument:
-        return LicenseDocument(license=lic, transition=transition, reason=reason, recorded_at=self._clock())
+        return LicenseDocument(
+            format=document_format(lic), license=lic, transition=transition, reason=reason, recorded_at=self._clock()
+        )
 
     def _transition(
         self,
@@ -440,10 +447,20 @@ class LicenseService:
         previous = parse_envelope(self.store.get(current.object_key)).document.license
         if new_license is not None:
             base = new_license.model_dump()
+            if base.get("case_code") is None:  # re-issued without naming its case: it keeps it
+                base["case_code"] = previous.case_code
         else:
             base = previous.model_dump()
             for name, value in (changes or {}).items():
-                if name in {"license_id", "version", "previous_version", "status", "license_type_code", "source"}:
+                if name in {
+                    "license_id",
+                    "version",
+                    "previous_version",
+                    "status",
+                    "license_type_code",
+                    "source",
+                    "case_code",
+                }:
                     raise InvalidTransition(f"{name} cannot be amended")
                 if name == "surface":
                     base["surface"] = {**base["surface"], **dict(value)}

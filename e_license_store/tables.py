@@ -45,6 +45,8 @@ class LicenseIndexEntry(Base):
     #: SHA-256 of what the issuer said (not version, status or run): re-issuing the same is a no-op.
     content_fingerprint: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(64))
+    #: the supervision code of the case it was issued for (document format v2; migration ``licenses_0003``)
+    case_code: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -86,6 +86,7 @@ def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
 
 def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str | None]]:
     """(draft, source key suffix, canonical status) for every licence ``row`` yields."""
+    from e_license_store.catalogue import license_type
     from e_license_store.model import LicenseDraft
     from mappings.canonical.models import HolderKind
 
@@ -106,7 +107,8 @@ def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str
                 continue  # nothing to issue from: validation reported the row's gaps already
             surface = {k: _get(row, owner, ref) for k, ref in lic.surface.items()}
             surface = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in surface.items() if v is not None}
-            issuer = _get(row, owner, lic.issuer_code) or _value(row.get("region_code")) or "000000"
+            # the source's own issuer, else the authority the catalogue names for the type (never a placeholder)
+            issuer = _get(row, owner, lic.issuer_code) or license_type(lic.type_code).issuer_code
             draft = LicenseDraft(
                 license_type_code=lic.type_code,
                 license_number=str(number),

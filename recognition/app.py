@@ -584,7 +584,7 @@ def _readable_row(request: Request, c: Caller, license_id: str) -> LicenseIndexR
 _T = TypeVar("_T")
 
 
-async def _verified(request: Request, c: Caller, row: LicenseIndexRow, read: Callable[[], _T]) -> _T:
+async def verified(request: Request, c: Caller, row: LicenseIndexRow, read: Callable[[], _T]) -> _T:
     """``read()`` of a licence's stored objects, which verifies them; a failed check is an
     operator alert and a 503 problem, never the tampered content and never a crash."""
     try:
@@ -708,7 +708,7 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
         row = _readable_row(request, c, license_id)
         scopes = c.principal.scopes
         ctx = _ctx(request)
-        surface = await _verified(request, c, row, lambda: ctx.directory.surface(row))
+        surface = await verified(request, c, row, lambda: ctx.directory.surface(row))
         released = views.release(row.license_type_code, surface, views.party_of(row.holder_kind, row.holder_code),
                                  scopes)  # fmt: skip
         detail = LicenseDetail(
@@ -745,11 +745,11 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
         require(c, "licenses:file")
         ctx = _ctx(request)
         scopes = c.principal.scopes
-        document = await _verified(request, c, row, lambda: ctx.directory.document(row))
+        document = await verified(request, c, row, lambda: ctx.directory.document(row))
         released, holder_name, holder_code = views.release_document(document, scopes)
         with ctx.sessions() as session:
             if released.complete:
-                f = await _verified(request, c, row, lambda: ctx.directory.file(session, row))
+                f = await verified(request, c, row, lambda: ctx.directory.file(session, row))
                 content, media_type, filename = f.content, f.media_type, f.filename
             elif ctx.directory.has_pdf(session, row):
                 content = render_copy_pdf(document, holder_name=holder_name, holder_code=holder_code,

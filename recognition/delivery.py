@@ -41,7 +41,7 @@ from hub.models import OutboxEvent, utcnow
 from recognition import audit, destinations
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
-from recognition.scopes import ScopeSet, event_scope
+from recognition.scopes import DEPARTMENT_CASE_EVENTS, ScopeSet, event_scope
 from recognition.soap_push import SoapNoticePusher, notice_for
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
 
@@ -128,14 +128,22 @@ class Target:
     scopes: ScopeSet | None = None
     #: Set when nothing may go to this subscription any more (its consumer was revoked).
     refusal: str | None = None
+    #: The department the consumer is bound to (it receives that department's case events only).
+    department: str | None = None
 
     def withheld(self, event: OutboxEvent) -> str | None:
         """Why ``event`` must not go to this subscription, or ``None`` when it may."""
         if self.refusal is not None:
             return self.refusal
-        if self.scopes is None or self.scopes.may_receive(event.event_type, event.license_type_code):
+        addressee = addressed_to(event)
+        if event.event_type in DEPARTMENT_CASE_EVENTS:
+            if self.scopes is None:
+                return f"{NOT_RELEASED}: case events go to department consumers' subscriptions only"
+            if self.department is not None and self.department != addressee:
+                return f"{NOT_RELEASED}: addressed to another department"
+        if self.scopes is None or self.scopes.may_receive(event.event_type, event.license_type_code, addressee):
             return None
-        needed = event_scope(event.event_type, event.license_type_code)
+        needed = event_scope(event.event_type, event.license_type_code, addressee)
         return f"{NOT_RELEASED}: the consumer lacks {needed}" if needed else f"{NOT_RELEASED}: no scope releases it"
 
 
@@ -254,7 +262,19 @@ def mask_payload(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def holder_key(event: OutboxEvent) -> str:
+    """The queue an event waits in (per subscription): its holder's, or its case's for case
+    events — a case's dead letter holds back that case only, never its holder's licences."""
+    if event.event_type.startswith("case."):
+        return f"case:{event.subject}"
     return event.holder_code or f"event:{event.id}"
+
+
+def addressed_to(event: OutboxEvent) -> str | None:
+    """The department a case event is addressed to (``case.dispatched``), else ``None``."""
+    if event.event_type not in DEPARTMENT_CASE_EVENTS:
+        return None
+    department = (event.payload or {}).get("department")
+    return department if isinstance(department, str) else None
 
 
 # -- fan-out ----------------------------------------------------------------------------------------
@@ -284,10 +304,22 @@ def fan_out(session: Session, *, limit: int = 2000, grace: dt.timedelta = dt.tim
         _advance_cursor(session, low, grace)
         return 0, 0
     subs = subs_mod.active(session)
+    consumer_ids = {s.consumer_id for s in subs if s.consumer_id}
+    bound: dict[str, str] = {
+        cid: str(dep)
+        for cid, dep in session.execute(
+            select(Consumer.id, Consumer.department).where(
+                Consumer.id.in_(consumer_ids), Consumer.department.is_not(None)
+            )
+        )
+    }
     rows = []
     now = utcnow()
     for event in events:
+        addressee = addressed_to(event)
         for sub in subs:
+            if addressee is not None and bound.get(sub.consumer_id or "", addressee) != addressee:
+                continue  # another department's case: not even queued for this one
             if subs_mod.matches(sub, event):
                 rows.append(
                     {
@@ -396,8 +428,9 @@ def _targets(session: Session, sub_ids: Iterable[str]) -> dict[str, Target]:
         scopes = ScopeSet.parse(consumer.scopes) if consumer is not None else ScopeSet(())
         refusal = CONSUMER_REVOKED if consumer is None or consumer.revoked_at is not None else None
         out[sub.id] = Target(
-            sub.id, sub.channel, sub.target_url, secret, not scopes.personal, policies[sub.consumer_id], scopes, refusal
-        )
+            sub.id, sub.channel, sub.target_url, secret, not scopes.personal, policies[sub.consumer_id], scopes,
+            refusal, consumer.department if consumer is not None else None,
+        )  # fmt: skip
     return out
 
 

@@ -137,6 +137,8 @@ class EventType(StrEnum):
     approval_revoked = "approval.revoked"
     identity_merged = "identity.merged"
     identity_split = "identity.split"
+    case_dispatched = "case.dispatched"
+    case_recalled = "case.recalled"
 
 
 class Channel(StrEnum):

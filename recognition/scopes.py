@@ -91,14 +91,17 @@ IDENTITY_EVENT_KINDS = frozenset({"identity"})
 IDENTITIES_READ = "identities:read"
 SUPERVISION_EVENT_KINDS = frozenset({"supervision"})
 SUPERVISION_READ = "supervision:read"
+#: case events pushed to the departments (dispatch, 分办): each to the department it names only
+DEPARTMENT_CASE_EVENTS = frozenset({"case.dispatched", "case.recalled"})
 
 
 class InvalidScope(ValueError):
     pass
 
 
-def event_scope(event_type: str, license_type_code: str | None) -> str | None:
+def event_scope(event_type: str, license_type_code: str | None, department: str | None = None) -> str | None:
     """The scope a consumer needs to receive one event; ``None``: no consumer receives it.
+    ``department``: the department a case event is addressed to.
 
     >>> event_scope("license.revoked", "1101"), event_scope("approval.issued", "3101")
     ('licenses:read:1101', 'licenses:read:3101')
@@ -106,7 +109,13 @@ def event_scope(event_type: str, license_type_code: str | None) -> str | None:
     ('licenses:read:*', 'identities:read', None)
     >>> event_scope("supervision.light_changed", None)
     'supervision:read'
+    >>> event_scope("case.dispatched", None, "tax"), event_scope("case.dispatched", None)
+    ('cases:steps:tax', None)
+    >>> event_scope("case.step", None, "tax") is None
+    True
     """
+    if event_type in DEPARTMENT_CASE_EVENTS:
+        return f"cases:steps:{department}" if department else None
     kind = event_type.partition(".")[0]
     if kind in LICENCE_EVENT_KINDS:
         # a licence event without a type is released only to whoever may read every type
@@ -156,9 +165,9 @@ class ScopeSet:
             return None
         return frozenset(s.split(":", 2)[2] for s in self.scopes if s.startswith("licenses:read:"))
 
-    def may_receive(self, event_type: str, license_type_code: str | None) -> bool:
+    def may_receive(self, event_type: str, license_type_code: str | None, department: str | None = None) -> bool:
         """May a subscription of this consumer be pushed this event? (see :func:`event_scope`)"""
-        needed = event_scope(event_type, license_type_code)
+        needed = event_scope(event_type, license_type_code, department)
         if needed is None:
             return False
         if needed.startswith("licenses:read:"):
@@ -181,6 +190,9 @@ class ScopeSet:
             elif kind in IDENTITY_EVENT_KINDS:
                 if not self.has(IDENTITIES_READ):
                     return IDENTITIES_READ
+            elif event_type in DEPARTMENT_CASE_EVENTS:
+                if not any(s.startswith("cases:steps:") for s in self.scopes):
+                    return "cases:steps:<department>"
             else:  # event types are validated before; no scope releases an unknown kind
                 raise ValueError(f"no scope releases {event_type!r} events")
         return None

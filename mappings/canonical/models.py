@@ -170,6 +170,11 @@ class License(_Canonical):
     version: int = 1
     previous_version: int | None = None
     source: SourceRef | None = None
+    case_code: str | None = Field(
+        default=None,
+        description="The supervision code (统一服务监管码, compact) of the case it was issued for; documents "
+        "carrying it are format hub.e-license.v2, older ones leave it out",
+    )
 
 
 class ApprovalResult(_Canonical):

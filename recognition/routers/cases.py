@@ -9,6 +9,13 @@ Authentication and the database session are dependencies (:data:`recognition.app
   ``Idempotent-Replayed: true``), the same key with another application ``409 idempotency_key_reused``.
 - ``GET /v1/cases/{code}``, ``GET /v1/holders/{code}/cases`` — ``cases:read``; a department-bound
   key sees only cases its department has a stage in (any other answers as if it did not exist).
+- ``GET /v1/cases/{code}/receipt`` — ``cases:read``: the receipt (受理回执) PDF, masked like the case.
+- ``POST /v1/cases/{code}/authorisations/{ref}/revoke`` — ``cases:write``: the holder withdraws
+  the authorisation to use their licences for the case (``case.authorisation_revoked``).
+- ``GET /v1/cases/{code}/materials/{material}/licence`` — ``cases:read`` with a key bound to a
+  department the case is dispatched to: the licence that stands for the material, read under the
+  holder's authorisation in force (``authorisation_revoked``, ``authorisation_expired`` otherwise);
+  the audit entry names the authorisation.
 - ``POST /v1/cases/{code}/steps`` — ``cases:steps:<department>`` for a department's steps,
   ``cases:write`` for the window's; a department-bound key reports only its own department's
   (``403 wrong_department``).
@@ -27,22 +34,30 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cases import authorisation, parties
 from cases import intake as intake_mod
-from cases import parties
 from cases import service as svc
 from cases.catalogue import WINDOW, load_catalogue
 from cases.errors import CaseRefused, Refusal
-from cases.schemas import CaseOut, CasePage, IntakeIn, StepIn, StepRecorded
+from cases.receipt import render_receipt
+from cases.schemas import AuthorisationOut, CaseOut, CasePage, IntakeIn, RevokeIn, StepIn, StepRecorded
+from cases.tables import CaseMaterial
 from cases.views import case_out, case_summary, holder_shown, step_out
-from hub.masking import mask_presented_code
-from recognition.app import AppContext, Caller, CallerDep, record, require
+from e_license_store.index import get_license
+from hub.masking import mask_presented_code, scrub_text
+from hub.models import utcnow
+from recognition import views as license_views
+from recognition.app import AppContext, Caller, CallerDep, record, require, verified
 from recognition.problems import ProblemError, missing_scope, responses
-from recognition.scopes import CASES_READ, CASES_WRITE
+from recognition.schemas import LicenseDetail
+from recognition.scopes import CASES_READ, CASES_WRITE, ScopeSet
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 
@@ -62,6 +77,8 @@ async def session(request: Request) -> AsyncIterator[Session]:
 
 SessionDep = Annotated[Session, Depends(session)]
 SupervisionCode = Annotated[str, Path(min_length=1, max_length=64, description="The supervision code (统一服务监管码)")]
+AuthorisationRef = Annotated[str, Path(pattern=r"^AU[0-9A-F]{12}$", description="The authorisation's reference")]
+MaterialCodePath = Annotated[str, Path(pattern=r"^M[0-9]{2}$", description="The material's code in the item")]
 HolderCode = Annotated[str, Path(min_length=1, max_length=64, description="Resident id or USCC, or a legacy code")]
 IdempotencyKey = Annotated[
     str | None,
@@ -147,6 +164,18 @@ async def take_in(
     return _answer(out, created=not taken.replayed, headers=headers)
 
 
+def _readable_case(request: Request, c: Caller, s: Session, code: str) -> tuple[CaseOut, bool]:
+    """The case under ``code`` as this caller may read it (``cases:read``; a department's only its
+    cases), masked unless it has ``personal:read``; and whether it has."""
+    require(c, CASES_READ)
+    personal = c.principal.scopes.personal
+    try:
+        case = svc.find_case(s, code, department=c.principal.department)
+    except CaseRefused as exc:
+        raise _refused(request, exc) from None
+    return case_out(s, case, personal=personal), personal
+
+
 @router.get(
     "/cases/{code}",
     response_model=CaseOut,
@@ -154,18 +183,32 @@ async def take_in(
     summary="A case's timeline by its supervision code: every department's steps, who holds it now",
 )
 async def get_case(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode) -> CaseOut:
-    require(c, CASES_READ)
-    personal = c.principal.scopes.personal
-    try:
-        case = svc.find_case(s, code, department=c.principal.department)
-    except CaseRefused as exc:
-        raise _refused(request, exc) from None
-    out = case_out(s, case, personal=personal)
+    out, personal = _readable_case(request, c, s, code)
     await record(
         request, c, "case_read", subject=out.code, fields=["case", "timeline"] + ([] if personal else ["masked"]),
         detail={"status": out.status, "steps": len(out.timeline)},
     )  # fmt: skip
     return out
+
+
+@router.get(
+    "/cases/{code}/receipt",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The receipt (受理回执) as a PDF"},
+               **responses(401, 403, 404, 503)},
+    summary="The receipt of a case: a PDF with its supervision code and a QR code to its status page",
+)  # fmt: skip
+async def get_receipt(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode) -> Response:
+    out, personal = _readable_case(request, c, s, code)
+    pdf = render_receipt(out)
+    await record(
+        request, c, "case_receipt", subject=out.code, fields=["case", "receipt"] + ([] if personal else ["masked"]),
+        detail={"status": out.status, "intake_outcome": out.intake_outcome},
+    )  # fmt: skip
+    return Response(
+        pdf, media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="receipt-{out.code}.pdf"'},
+    )  # fmt: skip
 
 
 @router.get(
@@ -255,3 +298,114 @@ async def post_step(request: Request, c: CallerDep, s: SessionDep, code: Supervi
                 "arrived_out_of_order": done.row.arrived_out_of_order},
     )  # fmt: skip
     return _answer(out, created=not done.replayed)
+
+
+class AuthorisationRevoked(BaseModel):
+    """An authorisation revoked: later reads of the licences under it are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    authorisation: AuthorisationOut
+
+
+@router.post(
+    "/cases/{code}/authorisations/{ref}/revoke",
+    response_model=AuthorisationRevoked,
+    responses=responses(401, 403, 404, 409, 503),
+    summary="Revoke a holder's authorisation to use their licences for this case",
+)
+async def revoke_authorisation(
+    request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode, ref: AuthorisationRef, body: RevokeIn
+) -> AuthorisationRevoked:
+    require(c, CASES_WRITE)
+    now = utcnow()
+    try:
+        case = svc.find_case(s, code, department=c.principal.department)
+        row = authorisation.revoke(s, case, ref, body, actor=c.principal.name, now=now)
+        out = AuthorisationRevoked(
+            code=case.code, authorisation=authorisation.out(row, now, text=scrub_text(body.reason))
+        )
+        s.commit()
+    except CaseRefused as exc:
+        s.rollback()
+        raise _refused(request, exc) from None
+    await record(
+        request, c, "case_authorisation_revoke", subject=out.code, fields=["authorisation"],
+        detail={"authorisation": ref, "holder": out.authorisation.holder, "materials": out.authorisation.materials},
+    )  # fmt: skip
+    return out
+
+
+class MaterialLicence(BaseModel):
+    """A recognised licence of a case (免提交) as the department reads it, under the holder's authorisation."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    material: str
+    authorisation: AuthorisationOut
+    license_version: int = Field(description="The version recorded for the case")
+    licence: LicenseDetail = Field(description="The licence now (its status may have changed since intake)")
+
+
+@router.get(
+    "/cases/{code}/materials/{material}/licence",
+    response_model=MaterialLicence,
+    responses=responses(401, 403, 404, 409, 503),
+    summary="A department reads the licence that stands for a material of its case, under the authorisation",
+)
+async def material_licence(
+    request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode, material: MaterialCodePath
+) -> MaterialLicence:
+    require(c, CASES_READ)
+    personal = c.principal.scopes.personal
+    now = utcnow()
+    try:
+        department = c.principal.department
+        if department is None:
+            raise CaseRefused(
+                "department_key_required", "a case's licences are read by the departments it is dispatched to",
+                Refusal.FORBIDDEN,
+            )  # fmt: skip
+        case = svc.find_case(s, code, department=department)
+        held = s.scalar(
+            select(CaseMaterial).where(CaseMaterial.case_id == case.id, CaseMaterial.material_code == material)
+        )
+        if held is None:
+            raise CaseRefused(
+                "unknown_material", f"material {material}: the case has no such material", Refusal.NOT_FOUND
+            )
+        if held.license_id is None or held.license_version is None:
+            raise CaseRefused(
+                "material_not_a_licence", f"material {material} is provided as {held.provision}", Refusal.CONFLICT
+            )
+        under = authorisation.in_force_for(s, case, held.holder_role, material, now)
+        row = get_license(s, held.license_id)
+    except CaseRefused as exc:
+        s.rollback()
+        raise _refused(request, exc) from None
+    if row is None:  # the index lost it: nothing to read, and that is the hub's fault
+        raise ProblemError(503, "licence_unavailable", "Licence unavailable", "the licence index has no such licence")
+    ctx = _ctx(request)
+    # the authorisation releases every field the licence type's catalogue knows (masked by kind
+    # unless the key has personal:read); the key needs no licence-type scope of its own
+    scopes = ScopeSet.parse(["fields:*", *(["personal:read"] if personal else [])])
+    surface = await verified(request, c, row, lambda: ctx.directory.surface(row))
+    released = license_views.release(row.license_type_code, surface,
+                                     license_views.party_of(row.holder_kind, row.holder_code), scopes)  # fmt: skip
+    detail = LicenseDetail(
+        **license_views.summary(row, personal), key_id=row.key_id, surface=released.surface,
+        withheld_fields=released.withheld, masked=released.masked,
+    )  # fmt: skip
+    out = MaterialLicence(
+        code=case.code, material=material, license_version=held.license_version, licence=detail,
+        authorisation=authorisation.out(under, now, text=None).model_copy(
+            update={"purpose": under.purpose if personal else scrub_text(under.purpose),
+                    "reference": None if under.reference is None or personal else scrub_text(under.reference)}
+        ),
+    )  # fmt: skip
+    await record(
+        request, c, "case_licence_read", subject=row.license_id, fields=sorted(released.surface),
+        detail={"case": case.code, "material": material, "authorisation": under.ref, "department": department,
+                "version": held.license_version, "masked": released.masked},
+    )  # fmt: skip
+    return out

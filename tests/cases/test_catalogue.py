@@ -163,3 +163,9 @@ def test_cli_check_reports_file_and_line_and_fails(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["catalogue", "check", str(path)])
     assert bad.exit_code == 1
     assert f"{path}:{_line(BROKEN, 'department')}: unknown department 'police'" in bad.output
+
+
+def test_every_licence_type_is_issued_by_its_departments_real_authority() -> None:
+    departments = load_catalogue().departments
+    for ltype in licence_types().values():
+        assert ltype.issuer_code == departments[ltype.issuer_department].authority_code, ltype.type_code

@@ -96,3 +96,24 @@ def test_consumers_are_bound_to_a_department_of_the_catalogue(city: World) -> No
     with city.sessions() as s:
         assert s.scalar(select(Consumer.department).where(Consumer.name == "tax_approvals")) == "tax"
         assert s.scalar(select(Consumer.department).where(Consumer.name == "portal")) is None
+
+
+def test_authorisations_are_listed_and_revoked_from_the_shell(city: World, tmp_path: Path) -> None:
+    runner = CliRunner()
+    application = tmp_path / "intake.json"
+    application.write_text(json.dumps(joint_registration()), encoding="utf-8")
+    code = str(_json(runner.invoke(app, ["intake", str(application)]).output)[0]["code"])
+    listed = runner.invoke(app, ["authorisations", code])
+    assert listed.exit_code == 0, listed.output
+    (granted,) = _json(listed.output)
+    assert granted["state"] == "in_force" and granted["licences"][0]["license_id"] == city.licences["p1_property"]  # type: ignore[index]
+    ref = str(granted["ref"])
+    revoked = runner.invoke(app, ["revoke-authorisation", code, ref, "--reason", "申请人撤回"])
+    assert revoked.exit_code == 0, revoked.output
+    assert _json(revoked.output)[0]["state"] == "revoked"
+    again = runner.invoke(app, ["revoke-authorisation", code, ref, "--reason", "again"])
+    assert again.exit_code == 1 and "authorisation_revoked" in again.output
+    unknown = runner.invoke(app, ["revoke-authorisation", code, "AU000000000000", "--reason", "x"])
+    assert unknown.exit_code == 1 and "authorisation_not_found" in unknown.output
+    assert runner.invoke(app, ["revoke-authorisation", code, ref, "--reason", ""]).exit_code == 2
+    assert _json(runner.invoke(app, ["authorisations", code]).output)[0]["state"] == "revoked"

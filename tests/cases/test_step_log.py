@@ -107,7 +107,7 @@ def test_a_resent_step_changes_nothing_and_late_arrivals_are_placed_by_their_tim
 
 def _diff(url: str) -> list[Any]:
     # recognition_consumer.department is compared by tests/recognition/test_recognition_migration.py
-    return schema_drift(url, {"case_record", "case_material", "case_dispatch", "case_step"})
+    return schema_drift(url, {"case_record", "case_material", "case_dispatch", "case_step", "case_authorisation"})
 
 
 def test_tables_match_their_migrations_sqlite(hub_db_url: str) -> None:
@@ -136,6 +136,21 @@ def test_the_cases_branch_downgrades_and_upgrades(hub_db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM case_step")).scalar() == 0
     engine.dispose()
+
+
+def test_every_migration_branch_has_exactly_one_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from hub.db import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    heads = script.get_heads()
+    by_branch: dict[str, list[str]] = {}
+    for head in heads:
+        root = next(r for r in script.iterate_revisions(head, "base") if r.down_revision is None)
+        by_branch.setdefault(next(iter(root.branch_labels)), []).append(head)
+    assert all(len(h) == 1 for h in by_branch.values()), by_branch
+    assert by_branch["cases"] == ["cases_0002"] and by_branch["licenses"] == ["licenses_0003"]
 
 
 def test_placing_is_by_time_and_flags_what_cannot_be() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_11_2, mod_11_10
 
-from cases.tables import CaseDispatch, CaseMaterial, CaseRecord, CaseStep
+from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
 from e_license_store.model import LicenseDraft
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
@@ -82,9 +82,9 @@ CONSUMERS: dict[str, tuple[list[str], str | None]] = {
     "window": (["cases:write", "cases:read", "personal:read"], None),
     "portal": (["cases:read", "licenses:read:*", "recognitions:read"], None),
     "portal_writer": (["cases:write", "cases:read"], None),
-    "commerce": (["cases:read", "cases:steps:commerce"], "commerce"),
-    "tax": (["cases:read", "cases:steps:tax"], "tax"),
-    "public_security": (["cases:read", "cases:steps:public_security"], "public_security"),
+    "commerce": (["cases:read", "cases:steps:commerce", "subscriptions:manage"], "commerce"),
+    "tax": (["cases:read", "cases:steps:tax", "subscriptions:manage"], "tax"),
+    "public_security": (["cases:read", "cases:steps:public_security", "subscriptions:manage"], "public_security"),
     "land": (["cases:read", "cases:steps:land"], "land"),
     # a key with the tax step scope but bound to commerce: the binding wins
     "commerce_with_tax_scope": (["cases:read", "cases:steps:commerce", "cases:steps:tax"], "commerce"),
@@ -111,7 +111,7 @@ class World:
         with self.sessions() as s:
             return {
                 t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                for t in (CaseRecord, CaseMaterial, CaseDispatch, CaseStep, OutboxEvent)
+                for t in (CaseRecord, CaseMaterial, CaseDispatch, CaseStep, CaseAuthorisation, OutboxEvent)
             }
 
 
@@ -196,6 +196,16 @@ def build(url: str, tmp: Path) -> World:
     return world
 
 
+def on_database(request: Any, tmp_path: Path, monkeypatch: Any) -> Iterator[World]:
+    """The world on SQLite or PostgreSQL as ``request.param`` says (the body of a ``city`` fixture
+    parametrised over both), disposed after the test."""
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
+    url = request.getfixturevalue("hub_db_url" if request.param == "sqlite" else "pg_hub_db_url")
+    built = build(url, tmp_path)
+    yield built
+    built.engine.dispose()
+
+
 def client(world: World) -> Iterator[TestClient]:
     """A client of the API app over the world (audit written from a thread: one process)."""
     app = create_app(
@@ -210,8 +220,16 @@ def auth(token: str, **headers: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **headers}
 
 
+def consent(*materials: str, holder: str = "applicant", days: int = 90, **extra: Any) -> dict[str, Any]:
+    """A holder's authorisation to use their licences for ``materials`` of the case (授权)."""
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    return {"holder": holder, "materials": list(materials), "purpose": "办理本事项", "valid_until": until.isoformat(),
+            **extra}  # fmt: skip
+
+
 def joint_registration(applicant: str = P1, **extra: Any) -> dict[str, Any]:
-    """多证联办 at the window: everything brought except the premises proof, which the hub finds."""
+    """多证联办 at the window: everything brought except the premises proof, which the hub finds
+    under the applicant's authorisation."""
     body: dict[str, Any] = {
         "item_code": "XK00101001",
         "applicant": {"code": applicant, "name": NAMES.get(applicant, "某某"), "phone": PHONE, "address": ADDRESS},
@@ -223,6 +241,7 @@ def joint_registration(applicant: str = P1, **extra: Any) -> dict[str, Any]:
             {"code": "M05", "provided": "paper"},
             {"code": "M06", "provided": "upload"},
         ],
+        "authorisations": [consent("M04")],
     }
     body.update(extra)
     return body

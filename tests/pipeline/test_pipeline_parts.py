@@ -147,7 +147,8 @@ def test_drafts_follow_the_mapping_and_prefer_the_resolved_holder() -> None:
     assert draft.holder_code == "91330322MA2XXXXX1X"  # the identity step's USCC, not the old id
     assert draft.license_number == "330322123456789"
     assert draft.issue_date == dt.date(2020, 1, 2)
-    assert draft.issuer_code == "330322" and suffix == "" and status == "active"
+    # no issuer in the source: the authority the licence catalogue names for the type, not the region
+    assert draft.issuer_code == "113303220025678958" and suffix == "" and status == "active"
     assert draft.surface == {"enterprise_name": "温州某公司"}
 
 
@@ -177,6 +178,7 @@ def test_drafts_skip_rows_the_when_clause_excludes_and_fan_out_owners() -> None:
     out = list(drafts(row, owners))
     assert [d.holder_code for d, _, _ in out] == ["11010519491231002X", "91330322MA2XXXXX1X"]
     assert [s for _, s, _ in out] == ["#0", "#1"]
+    assert {d.issuer_code for d, _, _ in out} == {"113303220025679671"}  # the land registration centre, not 000000
     # owners named by old codes hold under the canonical codes the identity step resolved
     row["owners"] = [
         {

@@ -23,7 +23,7 @@ from identifiers import supervision_code
 from recognition import audit
 from recognition.tables import AuditEntry
 from tests.cases import world as w
-from tests.cases.world import E1, E2, LEGACY_P2, P1, P2, P3, REG_E1, World, auth, joint_registration
+from tests.cases.world import E1, E2, LEGACY_P2, P1, P2, P3, REG_E1, World, auth, consent, joint_registration
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -148,6 +148,7 @@ def test_holder_lists_by_any_code_and_department_keys_see_their_cases(city: Worl
     project = api.post("/v1/cases", headers=window, json={
         "item_code": "XK00501000", "applicant": {"code": REG_E1, "name": w.NAMES[E1]},
         "materials": [{"code": "M01", "provided": "upload"}, {"code": "M04", "provided": "paper"}],
+        "authorisations": [consent("M02", "M03")],
     })  # fmt: skip
     assert project.status_code == 201, project.text
     recognised = {m["code"]: m for m in project.json()["materials"]}
@@ -160,6 +161,7 @@ def test_holder_lists_by_any_code_and_department_keys_see_their_cases(city: Worl
         "parties": [{"role": "transferor", "code": P2, "name": w.NAMES[P2]}],
         "delivery": {"method": "post", "address": w.ADDRESS},
         "materials": [{"code": c, "provided": "paper"} for c in ("M01", "M03", "M04", "M05", "M06")],
+        "authorisations": [consent("M02", holder="transferor")],
     })  # fmt: skip
     assert transfer.status_code == 201, transfer.text
     t = transfer.json()
@@ -195,6 +197,7 @@ def test_window_outcomes_and_a_correction_listing_everything_at_once(city: World
     # nothing brought: everything missing, listed at once (一次性告知); the premises proof is found
     bare = api.post("/v1/cases", headers=window, json={
         "item_code": "XK00101001", "applicant": {"code": P1, "name": w.NAMES[P1]},
+        "authorisations": [consent("M04")],
     })  # fmt: skip
     assert bare.status_code == 201
     case = bare.json()
@@ -235,7 +238,8 @@ def test_window_outcomes_and_a_correction_listing_everything_at_once(city: World
     assert api.post("/v1/cases", headers=window, json=pending).json()["intake_outcome"] == "accepted_pending"
     committed = api.post("/v1/cases", headers=window, json={
         "item_code": "XK00102000", "applicant": {"code": E1, "name": w.NAMES[E1]},
-        "materials": [{"code": "M01", "provided": "upload"}, {"code": "M03", "provided": "commitment"}]})  # fmt: skip
+        "materials": [{"code": "M01", "provided": "upload"}, {"code": "M03", "provided": "commitment"}],
+            "authorisations": [consent("M02")]})  # fmt: skip
     assert committed.json()["intake_outcome"] == "accepted_on_commitment", committed.text
     refused = api.post("/v1/cases", headers=window, json=joint_registration(
         outcome="not_accepted", reasons=["不属于本机关职权范围（经营场所不在本区）"]))  # fmt: skip
@@ -255,16 +259,20 @@ BAD: list[tuple[str, str, str, Any, int, str]] = [
     ("window", "POST", "/v1/cases", {"item_code": "XK00501000", "applicant": {"code": P1, "name": "陈海生"}}, 422,
      "applicant_kind_not_allowed"),
     ("window", "POST", "/v1/cases", {"item_code": "XK00501000", "applicant": {"code": E1, "name": "x"},
-                                     "materials": [{"code": "M02", "license_id": "@e2_preview"}]}, 422,
+                                     "materials": [{"code": "M02", "license_id": "@e2_preview"}],
+                                     "authorisations": [consent("M02")]}, 422,
      "material_not_owned"),
     ("window", "POST", "/v1/cases", {"item_code": "XK00501000", "applicant": {"code": E1, "name": "x"},
-                                     "materials": [{"code": "M02", "license_id": "3101-NOSUCHLICENCE"}]}, 422,
+                                     "materials": [{"code": "M02", "license_id": "3101-NOSUCHLICENCE"}],
+                                     "authorisations": [consent("M02")]}, 422,
      "material_not_owned"),
     ("window", "POST", "/v1/cases", {"item_code": "XK00501000", "applicant": {"code": E1, "name": "x"},
-                                     "materials": [{"code": "M02", "license_id": "@e1_business"}]}, 422,
+                                     "materials": [{"code": "M02", "license_id": "@e1_business"}],
+                                     "authorisations": [consent("M02")]}, 422,
      "material_type_mismatch"),
     ("window", "POST", "/v1/cases", {"item_code": "XK00501000", "applicant": {"code": E1, "name": "x"},
-                                     "materials": [{"code": "M02", "license_id": "@e1_preview_expired"}]}, 422,
+                                     "materials": [{"code": "M02", "license_id": "@e1_preview_expired"}],
+                                     "authorisations": [consent("M02")]}, 422,
      "material_licence_not_valid"),
     ("window", "POST", "/v1/cases", {"item_code": "QR00401000", "applicant": {"code": P3, "name": "x"}}, 422,
      "party_missing"),
@@ -314,6 +322,30 @@ BAD: list[tuple[str, str, str, Any, int, str]] = [
      "validation_error"),
     ("commerce", "POST", "/v1/cases/@unknown/steps", {"seq": 1, "step": "accepted", "occurred_at": "@now"}, 404,
      "not_found"),
+    ("window", "POST", "/v1/cases", {"item_code": "XK00501000", "applicant": {"code": E1, "name": "x"},
+                                     "materials": [{"code": "M02", "license_id": "@e1_preview"}]}, 422,
+     "authorisation_required"),
+    ("window", "POST", "/v1/cases", joint_registration(authorisations=[consent("M04", holder="transferor")]), 422,
+     "authorisation_holder_unknown"),
+    ("window", "POST", "/v1/cases", joint_registration(authorisations=[consent("M04"), consent("M04")]), 422,
+     "authorisation_repeated"),
+    ("window", "POST", "/v1/cases", joint_registration(authorisations=[consent("M01")]), 422,
+     "authorisation_material_invalid"),
+    ("window", "POST", "/v1/cases", joint_registration(authorisations=[consent("M04", days=-1)]), 422,
+     "authorisation_expired"),
+    ("portal", "GET", "/v1/cases/{code}/materials/M04/licence", None, 403, "department_key_required"),
+    ("commerce", "GET", "/v1/cases/{code}/materials/M99/licence", None, 404, "unknown_material"),
+    ("commerce", "GET", "/v1/cases/{code}/materials/M01/licence", None, 409, "material_not_a_licence"),
+    ("land", "GET", "/v1/cases/{code}/materials/M04/licence", None, 404, "not_found"),
+    ("commerce", "GET", "/v1/cases/{code}/materials/4/licence", None, 422, "validation_error"),
+    ("window", "POST", "/v1/cases/{code}/authorisations/AU000000000000/revoke", {"reason": "x"}, 404,
+     "authorisation_not_found"),
+    ("window", "POST", "/v1/cases/{code}/authorisations/{ref}/revoke",
+     {"reason": "x", "revoked_at": "2099-01-01T00:00:00+08:00"}, 422, "time_in_future"),
+    ("window", "POST", "/v1/cases/{code}/authorisations/{ref}/revoke",
+     {"reason": "x", "revoked_at": "2020-01-01T00:00:00+08:00"}, 422, "authorisation_revoked_before_granted"),
+    ("window", "POST", "/v1/cases/{code}/authorisations/{ref}/revoke", {}, 422, "validation_error"),
+    ("portal", "POST", "/v1/cases/{code}/authorisations/{ref}/revoke", {"reason": "x"}, 403, "missing_scope"),
     ("window", "POST", "/v1/cases/{code}/steps", {"department": "window", "seq": 3, "step": "resumed",
                                                   "occurred_at": "@now", "supplied": [{"code": "M01",
                                                                                        "provided": "paper"}]},
@@ -321,17 +353,17 @@ BAD: list[tuple[str, str, str, Any, int, str]] = [
 ]  # fmt: skip
 
 
-def _resolve(value: Any, city: World, code: str, unknown: str) -> Any:
+def _resolve(value: Any, city: World, code: str, unknown: str, ref: str = "") -> Any:
     if isinstance(value, str):
         if value == "@now":
             return _now().isoformat()
         if value.startswith("@") and value[1:] in city.licences:
             return city.licences[value[1:]]
-        return value.replace("{code}", code).replace("@unknown", unknown)
+        return value.replace("{code}", code).replace("@unknown", unknown).replace("{ref}", ref)
     if isinstance(value, dict):
-        return {k: _resolve(v, city, code, unknown) for k, v in value.items()}
+        return {k: _resolve(v, city, code, unknown, ref) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve(v, city, code, unknown) for v in value]
+        return [_resolve(v, city, code, unknown, ref) for v in value]
     return value
 
 
@@ -347,7 +379,7 @@ def _refusals(api: TestClient, city: World) -> dict[str, float]:
 def test_every_bad_input_is_a_problem_with_its_code_writes_nothing_and_is_counted(city: World, api: TestClient) -> None:
     window = auth(city.tokens["window"], **{"Idempotency-Key": "double-click"})
     created = api.post("/v1/cases", json=joint_registration(), headers=window)
-    code = created.json()["code"]
+    code, ref = created.json()["code"], created.json()["authorisations"][0]["ref"]
     assert api.post(f"/v1/cases/{code}/steps", headers=auth(city.tokens["commerce"]),
                     json=step(1, "accepted", _now())).status_code == 201  # fmt: skip
     unknown = supervision_code.generate("330322", dt.date(2026, 12, 4))
@@ -356,8 +388,8 @@ def test_every_bad_input_is_a_problem_with_its_code_writes_nothing_and_is_counte
         if problem == "idempotency_key_reused":
             headers = window
         before = city.counts()
-        res = api.request(method, _resolve(path, city, code, unknown), json=_resolve(body, city, code, unknown),
-                          headers=headers)  # fmt: skip
+        res = api.request(method, _resolve(path, city, code, unknown, ref),
+                          json=_resolve(body, city, code, unknown, ref), headers=headers)  # fmt: skip
         assert (res.status_code, res.json().get("code")) == (status, problem), (consumer, path, body, res.text)
         assert res.headers["content-type"].startswith("application/problem+json")
         assert city.counts() == before, f"{problem} wrote something"
@@ -372,7 +404,7 @@ def test_every_bad_input_is_a_problem_with_its_code_writes_nothing_and_is_counte
 
 
 def test_openapi_conformance_of_the_case_operations(hub_db_url: str, tmp_path: Path) -> None:
-    """Schemathesis over the four case operations with a key that may use them all: no 5xx, every
+    """Schemathesis over the case operations with a key that may use them all: no 5xx, every
     status, content type and body as documented."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
@@ -403,7 +435,7 @@ def test_openapi_conformance_of_the_case_operations(hub_db_url: str, tmp_path: P
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [r.ok() for r in schema.get_all_operations() if "/cases" in r.ok().label]
-    assert len(operations) == 4
+    assert len(operations) == 10
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     statuses: list[int] = []
     for operation in operations:
