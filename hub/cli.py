@@ -40,6 +40,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("consumers", "recognition.consumers_cli", "API consumers, their keys, limits and allowed push destinations."),
     ("cases", "cases.cli", "The case repository (办件库): intake, show, list, steps; catalogue check."),
     ("audit", "recognition.audit_cli", "The audit log: verify, head, archive."),
+    ("console", "recognition.console_cli", "The operator console: its named accounts (users add, list, ...)."),
 ]
 
 #: single commands contributed by parts: (module, function name, command name)

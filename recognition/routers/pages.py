@@ -59,6 +59,7 @@ MAX_UPLOAD = 10 * 1024 * 1024
 MAX_VERSION = 999_999_999
 PAGE_PREFIX = verify_link.PATH_PREFIX
 STATUS_PREFIX = "/status"
+CONSOLE_PREFIX = "/console"
 STYLESHEET = "/static/pages/hub.css"
 
 SECURITY_HEADERS = {
@@ -100,12 +101,13 @@ class AuditUnavailable(Exception):
 
 async def audit_page(
     request: Request, action: str, *, subject: str | None, outcome: str = "ok", fields: list[str] | None = None,
-    detail: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None, consumer: str = "anonymous",
 ) -> None:  # fmt: skip
-    """The audit entry of a page answer, committed before the page leaves (an anonymous reader)."""
+    """The audit entry of a page answer, committed before the page leaves (an anonymous reader, or
+    ``consumer``: the person signed in to the console)."""
     ctx = _ctx(request)
     entry = audit.AuditRecord(
-        consumer="anonymous",
+        consumer=consumer,
         action=action,
         resource=f"{request.method} {trail.masked_path(request.scope)}"[:300],
         subject=subject,
@@ -157,6 +159,9 @@ SECTIONS: dict[str, tuple[str, dict[int, tuple[str, str]]]] = {
     PAGE_PREFIX: ("verify_problem.html", {}),
     STATUS_PREFIX: ("status_problem.html", {404: ("st_not_found_title", "st_not_found_body"),
                                             400: ("st_malformed_title", "st_malformed_body")}),
+    CONSOLE_PREFIX: ("console_problem.html", {401: ("co_signin_title", "co_signin_needed"),
+                                              403: ("co_forbidden_title", "co_forbidden_body"),
+                                              404: ("co_not_found_title", "co_not_found_body")}),
 }  # fmt: skip
 
 
@@ -190,14 +195,14 @@ def problem_page(
 async def refuse(
     request: Request, status: int, reason: str, *, action: str, subject: str | None = None,
     heading: str | None = None, message: str | None = None, detail: dict[str, Any] | None = None,
-    section: str = PAGE_PREFIX,
+    section: str = PAGE_PREFIX, consumer: str = "anonymous",
 ) -> HTMLResponse:  # fmt: skip
     """A refusal page, audited with its reason (which the page itself never tells)."""
     lang = page_language(request)
     try:
         await audit_page(
             request, action, subject=subject, outcome="refused" if status < 500 else "error",
-            detail={"status": status, "code": reason, **(detail or {})},
+            detail={"status": status, "code": reason, **(detail or {})}, consumer=consumer,
         )  # fmt: skip
     except AuditUnavailable:
         return problem_page(503, lang, section=section)
