@@ -22,6 +22,8 @@ shown as pages too (:class:`HtmlProblemPages`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -46,7 +48,7 @@ from recognition import audit, trail
 from recognition.directory import license_by_id_dbapi
 from recognition.page_text import HTML_LANG, TEXT, language
 from recognition.problems import ProblemError
-from recognition.verify_page import RELEASED_FIELDS, LicenceFacts, facts
+from recognition.verify_page import RELEASED_FIELDS, LicenceFacts, VerifiedVersions
 
 if TYPE_CHECKING:
     from recognition.app import AppContext
@@ -241,9 +243,9 @@ async def _licence_page(
     """The page of ``shown`` (a version of the licence whose current entry is ``current``), audited."""
     ctx = _ctx(request)
     lang = page_language(request)
+    today = local_today()
     try:
-        envelope = ctx.directory.envelope(shown)
-        binding = ctx.directory.file_binding(shown)
+        shown_facts: LicenceFacts = verified_versions(request).facts(ctx.directory, current, shown, today)
     except IntegrityFailure as exc:
         ctx.metrics.integrity_failures.inc()
         alerts.error(
@@ -254,8 +256,6 @@ async def _licence_page(
             heading="integrity_title", message="integrity_body",
             detail={"version": exc.version, "problems": exc.problems[:10], "by": by},
         )  # fmt: skip
-    today = local_today()
-    shown_facts: LicenceFacts = facts(current, envelope, binding, today)
     try:
         await audit_page(
             request, action, subject=shown.license_id, fields=RELEASED_FIELDS,
@@ -263,9 +263,25 @@ async def _licence_page(
         )  # fmt: skip
     except AuditUnavailable:
         return problem_page(503, lang)
-    return render(
-        "verify_licence.html", status=200, lang=lang, path=request.url.path, query=request.query_params,
-        f=shown_facts, today=today, uploaded=uploaded,
+    html = _licence_html(lang, shown_facts, today, uploaded, _switch_href(request.url.path, request.query_params, lang))
+    return HTMLResponse(html, status_code=200, headers=SECURITY_HEADERS)
+
+
+def verified_versions(request: Request) -> VerifiedVersions:
+    """This process's :class:`VerifiedVersions` (one per app)."""
+    found: VerifiedVersions | None = getattr(request.app.state, "verified_versions", None)
+    if found is None:  # one event loop: nothing runs between this check and the assignment
+        found = request.app.state.verified_versions = VerifiedVersions()
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _licence_html(lang: str, f: LicenceFacts, today: dt.date, uploaded: bool, switch_href: str) -> str:
+    """A licence's page: a pure function of what it shows (the facts, today, the language), so a repeat
+    view of the same facts is not rendered again."""
+    return _templates.get_template("verify_licence.html").render(
+        t=TEXT[lang], lang=lang, html_lang=HTML_LANG[lang], switch_href=switch_href, f=f, today=today,
+        uploaded=uploaded,
     )  # fmt: skip
 
 
@@ -276,9 +292,9 @@ async def verify_home(request: Request) -> HTMLResponse:
                   query=request.query_params)  # fmt: skip
 
 
-@router.get(PAGE_PREFIX + "/{license_id}", response_class=HTMLResponse)
-async def verify_licence(request: Request, license_id: str) -> HTMLResponse:
+async def verify_licence(request: Request) -> HTMLResponse:
     """What a licence's QR code opens (see the module docstring)."""
+    license_id = str(request.path_params["license_id"])
     ctx = _ctx(request)
     version = _parse_version(request.query_params.get("v"))
     presented = request.query_params.get("t", "")
@@ -301,6 +317,11 @@ async def verify_licence(request: Request, license_id: str) -> HTMLResponse:
         subject = license_id if license_ids.is_valid(license_id) else None
         return await refuse(request, 404, reason or "not_found", action="verify_page", subject=subject)
     return await _licence_page(request, current, shown, action="verify_page", by="link")
+
+
+# A plain Starlette route: the handler reads and checks the id and the query itself, so FastAPI's
+# parameter solving (which cost more than the page's own lookups) has nothing to do.
+router.add_route(PAGE_PREFIX + "/{license_id}", verify_licence, methods=["GET"], include_in_schema=False)
 
 
 @router.post(PAGE_PREFIX, response_class=HTMLResponse)
