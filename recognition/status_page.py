@@ -7,13 +7,14 @@ who holds it now, and the applicant's name as the hub's masking policy shows it
 (:func:`hub.masking.mask`: a person's or a sole proprietor's name masked, an enterprise's kept).
 Never a code of a person, a phone, an address, the subject, a department's notes, the
 materials or the reasons: those may name people, and the window and the API (with a key) show
-them. Supervision lights (黄灯/红灯) are shown once the case repository records them; until
-then :attr:`CaseFacts.lights` is empty and the page says nothing about them.
+them. A light is shown only where e-supervision keeps a clock that runs (or stands still for a
+correction): a stage not started or ended shows none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +24,21 @@ from cases.schemas import CaseOut
 from hub.settings import get_settings
 
 #: what the status page releases (the audit entry of a read names them)
-RELEASED_FIELDS = ["item", "status", "stages", "steps", "held_by", "applicant_name_masked"]
+RELEASED_FIELDS = ["item", "status", "stages", "steps", "held_by", "lights", "applicant_name_masked"]
+#: the clock states whose light is shown (:mod:`cases.clock`)
+SHOWN_CLOCKS = ("running", "stopped")
+CASE_CLOCK = "*"
+
+
+@dataclass(frozen=True)
+class LightFacts:
+    """A running clock's light (电子监察亮灯): green, yellow, red or unknown (the calendar ends)."""
+
+    light: str
+    state: str
+    used: int
+    promised_limit: int
+    promised_due: str | None
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,7 @@ class StageFacts:
     stage_name: str
     state: str
     steps: list[StepFacts] = field(default_factory=list)
+    light: LightFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -57,10 +73,14 @@ class CaseFacts:
     stages: list[StageFacts]
     #: department names (or ``applicant`` / ``window``) holding the case now
     held_by: list[str]
-    lights: list[str] = field(default_factory=list)
+    #: the case's own clock (its promised limit as a whole)
+    light: LightFacts | None = None
 
     def audit_detail(self) -> dict[str, Any]:
-        return {"status": self.status, "stages": len(self.stages), "held_by": self.held_by}
+        lights = {s.department: s.light.light for s in self.stages if s.light is not None}
+        if self.light is not None:
+            lights[CASE_CLOCK] = self.light.light
+        return {"status": self.status, "stages": len(self.stages), "held_by": self.held_by, "lights": lights}
 
 
 def _local(value: dt.datetime) -> str:
@@ -73,8 +93,17 @@ def _department_name(code: str) -> str:
     return found.name if found is not None else code
 
 
-def facts(case: CaseOut) -> CaseFacts:
-    """The page's facts of ``case`` as :func:`cases.views.case_out` gives it *masked* (``personal=False``)."""
+def _light(clock: Any) -> LightFacts | None:
+    if clock is None or clock.state not in SHOWN_CLOCKS:
+        return None
+    due = clock.promised_due.isoformat() if clock.promised_due is not None else None
+    return LightFacts(clock.light, clock.state, int(clock.used), int(clock.promised_limit), due)
+
+
+def facts(case: CaseOut, clocks: Mapping[str, Any] | None = None) -> CaseFacts:
+    """The page's facts of ``case`` as :func:`cases.views.case_out` gives it *masked* (``personal=False``),
+    with the lights of its clocks (``case_clock`` rows by department, ``*`` the case's own)."""
+    clocks = clocks or {}
     if not case.masked:
         raise ValueError("the status page is built from the masked view of a case only")
     steps: dict[str, list[StepFacts]] = {}
@@ -82,7 +111,7 @@ def facts(case: CaseOut) -> CaseFacts:
         steps.setdefault(s.department, []).append(StepFacts(step=s.step, at=_local(s.occurred_at)))
     stages = [
         StageFacts(department=st.department, department_name=_department_name(st.department), stage_name=st.name,
-                   state=st.state, steps=steps.get(st.department, []))
+                   state=st.state, steps=steps.get(st.department, []), light=_light(clocks.get(st.department)))
         for st in case.stages
     ]  # fmt: skip
     window = StageFacts(department=WINDOW, department_name="", stage_name="", state="", steps=steps.get(WINDOW, []))
@@ -91,4 +120,5 @@ def facts(case: CaseOut) -> CaseFacts:
         status=case.status, received_at=_local(case.received_at), applicant_name=case.applicant.name or "",
         window=window, stages=stages,
         held_by=[h if h in (WINDOW, "applicant") else _department_name(h) for h in case.held_by],
+        light=_light(clocks.get(CASE_CLOCK)),
     )  # fmt: skip

@@ -2,7 +2,7 @@
 
 - ``GET /status/{supervision code}`` — what the receipt's code opens: the case as
   :mod:`recognition.status_page` releases it (item, status, every department's stage and steps
-  with their times, who holds it now, the applicant's name masked). The code may be typed as
+  with their times, who holds it now, the supervision lights, the applicant's name masked). The code may be typed as
   printed (``330322-20250612-7K3PQ0``), with spaces, full-width or in lower case.
 - A code whose check character does not match says "check the code" (``400``, 请核对): a
   mistyped or swapped character is the likely cause, not a missing case; any other malformed
@@ -22,10 +22,12 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 from stdnum.exceptions import InvalidChecksum, ValidationError
 
 from cases import service as case_service
 from cases.errors import CaseRefused
+from cases.supervision_tables import CaseClock
 from cases.views import case_out
 from identifiers import supervision_code
 from recognition.routers.pages import (
@@ -91,7 +93,8 @@ async def status_case(request: Request, code: str) -> HTMLResponse:
         except CaseRefused:
             shown = None
         else:
-            shown = facts(case_out(session, case, personal=False))
+            clocks = {c.department: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id == case.id))}
+            shown = facts(case_out(session, case, personal=False), clocks)
     if shown is None:
         return await refuse(request, 404, "unknown_case", action=ACTION, subject=compact, section=STATUS_PREFIX)
     lang = page_language(request)

@@ -13,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from cases.supervision_tables import CaseClock
+from cases.tables import CaseRecord
 from identifiers import supervision_code
 from recognition.routers.pages import SECURITY_HEADERS
 from recognition.status_page import RELEASED_FIELDS
@@ -84,11 +86,21 @@ def test_the_page_shows_the_case_with_the_applicant_masked(city: World, api: Tes
     assert "陈**" in html
     for value in (P1, "陈海生", PHONE, ADDRESS, "海滨路8号", "海霞科技"):
         assert value not in html, value
-    assert "灯" not in html and "light" not in html.lower()
+    # the lights as e-supervision keeps them: the case's own running clock; commerce's ended (none shown)
+    with city.sessions() as s:
+        case_id = s.scalars(select(CaseRecord.id).where(CaseRecord.code == code)).one()
+        clocks = {c.department: c for c in s.scalars(select(CaseClock).where(CaseClock.case_id == case_id))}
+    overall = clocks["*"]
+    assert overall.state == "running"
+    light = html.split("data-case-light>")[1].split("</dd>")[0]
+    assert f'data-light="{overall.light}"' in light
+    assert f"承诺时限 {overall.promised_limit} 个工作日，已用 {overall.used} 个工作日" in light
+    assert html.count("data-light=") == 1  # commerce's clock ended, tax's and public security's not started
 
     entry = _last_audit(city)
     assert (entry.action, entry.consumer, entry.subject, entry.outcome) == ("status_page", "anonymous", code, "ok")
     assert entry.fields == RELEASED_FIELDS and entry.detail["status"] == "in_progress" and entry.detail["client"]
+    assert entry.detail["lights"] == {"*": overall.light}
 
     # English by Accept-Language or the switch; the code may be typed loosely
     en = api.get(f"/status/{code.lower()}", headers={"Accept-Language": "en-GB,en;q=0.9"}).text
