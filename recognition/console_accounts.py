@@ -1,9 +1,9 @@
 """Named operator accounts of the console and their sessions (运维控制台账号与会话).
 
 - An account is a person with one role (:data:`ROLES`): ``operator`` runs the exchange (feeds,
-  quarantine, dead letters — and replays them), ``steward`` looks after data quality (feeds and
-  quarantine), ``supervisor`` oversees (feeds, quarantine, dead letters and the outbox, read
-  only). Accounts are created with ``hub console users add``; nobody signs up.
+  quarantine, dead letters — and replays them —, the outbox and cases lit yellow or red),
+  ``steward`` looks after data quality (feeds and quarantine), ``supervisor`` oversees (all of
+  these, read only). Accounts are created with ``hub console users add``; nobody signs up.
 - Passwords are kept as scrypt hashes (``hashlib.scrypt``, RFC 7914: memory-hard, in the
   standard library, n=2¹⁴ r=8 p=1, 16-byte salt), compared in constant time. A password has at
   least :data:`MIN_PASSWORD` characters.
@@ -38,9 +38,9 @@ from recognition.tables import ConsoleSession, ConsoleUser
 ROLES = ("operator", "steward", "supervisor")
 #: what each role may see and do in the console
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "operator": frozenset({"feeds", "quarantine", "deliveries", "deliveries:replay", "outbox"}),
+    "operator": frozenset({"feeds", "quarantine", "deliveries", "deliveries:replay", "outbox", "cases"}),
     "steward": frozenset({"feeds", "quarantine"}),
-    "supervisor": frozenset({"feeds", "quarantine", "deliveries", "outbox"}),
+    "supervisor": frozenset({"feeds", "quarantine", "deliveries", "outbox", "cases"}),
 }
 MIN_PASSWORD = 12
 #: the default session length (``HUB_CONSOLE_SESSION_MINUTES``)

@@ -1,4 +1,5 @@
-"""What the operator console reads (运维控制台数据): feeds, quarantine, dead letters, the outbox backlog.
+"""What the operator console reads (运维控制台数据): feeds, quarantine, dead letters, the outbox backlog,
+cases lit yellow or red.
 
 Read-only queries over the hub database; every value that may be personal leaves here masked
 (quarantined records through :func:`validation.quarantine.list_quarantine`, which scrubs them;
@@ -21,6 +22,8 @@ from urllib.parse import quote
 from sqlalchemy import DateTime, Integer, String, column, func, select, table
 from sqlalchemy.orm import Session, aliased
 
+from cases.supervision_tables import CaseClock
+from cases.tables import CaseRecord
 from hub.masking import scrub_text
 from hub.models import OutboxEvent, QuarantineRecord
 from recognition import delivery as delivery_mod
@@ -180,3 +183,30 @@ def backlog(session: Session) -> Backlog:
         deliveries_pending=int(by_status.get(delivery_mod.PENDING, 0)), deliveries_held=len(held),
         deliveries_dead=int(by_status.get(delivery_mod.DEAD, 0)),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LitClock:
+    """An open clock of a case lit yellow or red (黄灯/红灯): the case's own (``*``) or a department's stage."""
+
+    code: str
+    item_name: str
+    department: str
+    light: str
+    used: int
+    promised_limit: int
+    overdue: int
+    promised_due: dt.date | None
+
+
+def lit_clocks(session: Session, *, limit: int = 200) -> list[LitClock]:
+    """Red, then yellow, open clocks as e-supervision last computed them, most overdue first."""
+    stmt = (
+        select(CaseRecord.code, CaseRecord.item_name, CaseClock.department, CaseClock.light, CaseClock.used,
+               CaseClock.promised_limit, CaseClock.overdue, CaseClock.promised_due)
+        .join(CaseRecord, CaseRecord.id == CaseClock.case_id)
+        .where(CaseClock.light.in_(("red", "yellow")), CaseClock.state != "ended")
+        .order_by(CaseClock.light, CaseClock.overdue.desc(), CaseRecord.code, CaseClock.department)
+        .limit(limit)
+    )  # fmt: skip
+    return [LitClock(*row) for row in session.execute(stmt).all()]

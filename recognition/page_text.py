@@ -239,6 +239,10 @@ TEXT: dict[str, dict[str, str]] = {
         "co_held": "因死信暂停",
         "co_dead": "死信",
         "co_none": "无",
+        "co_lit_heading": "黄灯、红灯办件",
+        "co_days": "已用/承诺工作日（超时）",
+        "co_whole_case": "整体",
+        "co_no_lit": "没有亮黄灯或红灯的办件。",
         "co_footer": "运维控制台的每次访问和操作均以账号名记入审计日志。",
     },
     "en": {
@@ -448,6 +452,10 @@ TEXT: dict[str, dict[str, str]] = {
         "co_held": "Held behind a dead letter",
         "co_dead": "Dead letters",
         "co_none": "none",
+        "co_lit_heading": "Cases lit yellow or red",
+        "co_days": "Working days used/promised (overdue)",
+        "co_whole_case": "whole case",
+        "co_no_lit": "No case is lit yellow or red.",
         "co_footer": "Every visit and action in the console is recorded in the audit log under the account's name.",
     },
 }

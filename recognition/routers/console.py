@@ -7,7 +7,7 @@
   SameSite=Strict, Path=/console, Secure over HTTPS) for ``HUB_CONSOLE_SESSION_MINUTES``.
 - ``GET /console`` — what the account's role may see: the feeds with their last run and its
   counts from the run ledger (linking to the run in Airflow's UI), quarantined records by feed
-  and reason, dead letters (with replay for operators), the outbox backlog
+  and reason, dead letters (with replay for operators), the outbox backlog, cases lit yellow or red
   (:mod:`recognition.console_data`). ``GET /console/quarantine?department=`` the quarantined
   records themselves, masked; ``GET /console/deliveries/{id}`` one delivery.
 - ``POST /console/deliveries/{id}/replay`` — replay a delivery through
@@ -257,7 +257,7 @@ async def home(request: Request) -> Response:
     me = await _signed_in(request, action)
     if isinstance(me, Response):
         return me
-    values: dict[str, Any] = {"feeds": [], "quarantine": [], "dead": [], "backlog": None}
+    values: dict[str, Any] = {"feeds": [], "quarantine": [], "dead": [], "backlog": None, "lit": []}
     with _ctx(request).sessions() as session:
         if me.may("feeds"):
             values["feeds"] = data.feeds(session)
@@ -267,8 +267,10 @@ async def home(request: Request) -> Response:
             values["dead"] = data.dead_letters(session)
         if me.may("outbox"):
             values["backlog"] = data.backlog(session)
-    shown = [k for k in ("feeds", "quarantine", "dead", "backlog") if me.may({"dead": "deliveries",
-             "backlog": "outbox"}.get(k, k))]  # fmt: skip
+        if me.may("cases"):
+            values["lit"] = data.lit_clocks(session)
+    shown = [k for k in ("feeds", "quarantine", "dead", "backlog", "lit") if me.may({"dead": "deliveries",
+             "backlog": "outbox", "lit": "cases"}.get(k, k))]  # fmt: skip
     page = _page(request, "console_home.html", me, replayed=None, **values)
     return await _audited(request, page, action, me, subject="overview", fields=shown,
                           detail={"dead_letters": [d.id for d in values["dead"]]})  # fmt: skip

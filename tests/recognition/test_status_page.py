@@ -148,3 +148,31 @@ def test_the_form_leads_to_the_page_without_javascript(city: World, api: TestCli
     assert sent.status_code == 303
     assert sent.headers["location"] == f"/status/{supervision_code.format(code)}?lang=en"
     assert api.get(sent.headers["location"]).status_code == 200
+
+
+def test_the_console_lists_cases_lit_yellow_or_red(city: World, api: TestClient) -> None:
+    """Operators and supervisors see the open clocks e-supervision lit yellow or red; stewards do not."""
+    from sqlalchemy import update
+
+    from hub.db import session_scope
+    from recognition import console_accounts as accounts
+
+    code = open_case(city, api)
+    with session_scope(city.engine) as s:
+        case_id = s.scalars(select(CaseRecord.id).where(CaseRecord.code == code)).one()
+        s.execute(update(CaseClock).where(CaseClock.case_id == case_id, CaseClock.department == "*")
+                  .values(light="red", overdue=2))  # fmt: skip
+        accounts.add_user(s, "zhou.jian", "supervisor", "correct horse battery staple")
+        accounts.add_user(s, "li.na", "steward", "correct horse battery staple")
+    for name, sees in (("zhou.jian", True), ("li.na", False)):
+        api.cookies.clear()
+        form = api.get("/console/login").text
+        csrf = form.split('name="csrf" value="')[1].split('"')[0]
+        signed = api.post("/console/login", data={"name": name, "password": "correct horse battery staple",
+                                                  "csrf": csrf}, follow_redirects=False)  # fmt: skip
+        assert signed.status_code == 303
+        html = api.get("/console").text
+        assert (f'data-lit="{code}/*"' in html) is sees
+        if sees:
+            row = html.split(f'data-lit="{code}/*"')[1].split("</tr>")[0]
+            assert 'data-light="red"' in row and "(+2)" in row and "企业设立登记（多证联办）" in row
