@@ -39,8 +39,14 @@ def lookup(session: Session, code: str) -> dict[str, Any] | None:
     for kind in (PERSON, ENTERPRISE):
         res = resolve_codes(session, [code], kind)
         if res["status"].iloc[0] == RESOLVED:
-            return _view(session, kind, str(res["canonical_code"].iloc[0]), code, str(res["method"].iloc[0]),
-                         str(res["code_kind"].iloc[0]))
+            return _view(
+                session,
+                kind,
+                str(res["canonical_code"].iloc[0]),
+                code,
+                str(res["method"].iloc[0]),
+                str(res["code_kind"].iloc[0]),
+            )
     return None
 
 
@@ -50,15 +56,18 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
     )
     assert row is not None  # resolve_codes only answers "resolved" for codes in the index
     walks = session.scalars(
-        select(IdentityCrosswalk).where(IdentityCrosswalk.canonical_code == canonical,
-                                        IdentityCrosswalk.entity_kind == kind).order_by(IdentityCrosswalk.id)
+        select(IdentityCrosswalk)
+        .where(IdentityCrosswalk.canonical_code == canonical, IdentityCrosswalk.entity_kind == kind)
+        .order_by(IdentityCrosswalk.id)
     ).all()
     links = session.scalars(
-        select(IdentitySourceRecord).where(IdentitySourceRecord.canonical_code == canonical,
-                                           IdentitySourceRecord.entity_kind == kind).order_by(IdentitySourceRecord.id)
+        select(IdentitySourceRecord)
+        .where(IdentitySourceRecord.canonical_code == canonical, IdentitySourceRecord.entity_kind == kind)
+        .order_by(IdentitySourceRecord.id)
     ).all()
     merges = session.scalars(
-        select(IdentityMerge).where((IdentityMerge.into_code == canonical) | (IdentityMerge.from_code == canonical))
+        select(IdentityMerge)
+        .where((IdentityMerge.into_code == canonical) | (IdentityMerge.from_code == canonical))
         .order_by(IdentityMerge.id)
     ).all()
     return {
@@ -70,19 +79,38 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
         "golden": dict(row.attributes or {}),
         "sources": dict(row.sources or {}),
         "legacy_codes": [
-            {"legacy_code": w.legacy_code, "code_kind": w.code_kind, "source": w.source, "method": w.method,
-             "linked_at": _iso(w.linked_at), "undone_at": _iso(w.undone_at)}
+            {
+                "legacy_code": w.legacy_code,
+                "code_kind": w.code_kind,
+                "source": w.source,
+                "method": w.method,
+                "linked_at": _iso(w.linked_at),
+                "undone_at": _iso(w.undone_at),
+            }
             for w in walks
         ],
         "source_records": [
-            {"department": s.department, "dataset": s.dataset, "source_key": s.source_key,
-             "source_version": s.source_version, "method": s.method, "score": s.score,
-             "linked_at": _iso(s.linked_at), "unlinked_at": _iso(s.unlinked_at)}
+            {
+                "department": s.department,
+                "dataset": s.dataset,
+                "source_key": s.source_key,
+                "source_version": s.source_version,
+                "method": s.method,
+                "score": s.score,
+                "linked_at": _iso(s.linked_at),
+                "unlinked_at": _iso(s.unlinked_at),
+            }
             for s in links
         ],
         "merges": [
-            {"id": m.id, "from_code": m.from_code, "into_code": m.into_code, "actor": m.actor,
-             "merged_at": _iso(m.merged_at), "undone_at": _iso(m.undone_at)}
+            {
+                "id": m.id,
+                "from_code": m.from_code,
+                "into_code": m.into_code,
+                "actor": m.actor,
+                "merged_at": _iso(m.merged_at),
+                "undone_at": _iso(m.undone_at),
+            }
             for m in merges
         ],
     }
@@ -138,8 +166,10 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
         with session_factory(get_engine())() as session:
             view = lookup(session, code)
     except OperationalError as exc:  # most often: the database was never migrated
-        console.print(f"[red]cannot read the master index[/red] ({type(exc.orig).__name__}); "
-                      "run `hub migrate` first if the hub database is new")
+        console.print(
+            f"[red]cannot read the master index[/red] ({type(exc.orig).__name__}); "
+            "run `hub migrate` first if the hub database is new"
+        )
         return 2
     if view is None:
         if as_json:
@@ -151,23 +181,33 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
     if as_json:
         print(json.dumps(shown, ensure_ascii=False, indent=2))
         return 0
-    out.print(f"[bold]{shown['entity_kind']}[/bold] {shown['canonical_code']}  "
-                  f"(query {shown['query']} as {shown['query_kind']}, resolved by {shown['resolved_by']})")
+    out.print(
+        f"[bold]{shown['entity_kind']}[/bold] {shown['canonical_code']}  "
+        f"(query {shown['query']} as {shown['query_kind']}, resolved by {shown['resolved_by']})"
+    )
     golden_table = Table("attribute", "value", "source", title="golden record")
     for attribute, value in sorted(shown["golden"].items()):
         src = shown["sources"].get(attribute, {})
-        golden_table.add_row(attribute, str(value), f"{src.get('department')}/{src.get('dataset')}:"
-                             f"{src.get('source_key')}")
+        golden_table.add_row(
+            attribute, str(value), f"{src.get('department')}/{src.get('dataset')}:{src.get('source_key')}"
+        )
     out.print(golden_table)
     legacy = Table("legacy code", "kind", "source", "method", "linked", "undone", title="legacy codes")
     for w in shown["legacy_codes"]:
-        legacy.add_row(w["legacy_code"], w["code_kind"], w["source"], w["method"], w["linked_at"],
-                       w["undone_at"] or "")
+        legacy.add_row(w["legacy_code"], w["code_kind"], w["source"], w["method"], w["linked_at"], w["undone_at"] or "")
     out.print(legacy)
-    records = Table("department", "dataset", "source key", "version", "method", "linked", "unlinked",
-                    title="source records")
+    records = Table(
+        "department", "dataset", "source key", "version", "method", "linked", "unlinked", title="source records"
+    )
     for s in shown["source_records"]:
-        records.add_row(s["department"], s["dataset"], s["source_key"], str(s["source_version"]), s["method"],
-                        s["linked_at"], s["unlinked_at"] or "")
+        records.add_row(
+            s["department"],
+            s["dataset"],
+            s["source_key"],
+            str(s["source_version"]),
+            s["method"],
+            s["linked_at"],
+            s["unlinked_at"] or "",
+        )
     out.print(records)
     return 0

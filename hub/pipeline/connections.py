@@ -57,9 +57,7 @@ def sandbox_connections(sb: Any) -> dict[str, dict[str, Any]]:
     """The four departments' Connections for running sandboxes (``sandbox.runtime.Sandboxes``)."""
     return {
         "commerce_registry": odbc_connection(sb.commerce.odbc_connection_string, sb.commerce.dialect),
-        "population_registry": odbc_connection(
-            sb.public_security.odbc_connection_string, sb.public_security.dialect
-        ),
+        "population_registry": odbc_connection(sb.public_security.odbc_connection_string, sb.public_security.dialect),
         "tax_soap": {
             "conn_type": "http",
             "host": "127.0.0.1",

@@ -200,8 +200,9 @@ def test_mapping_engine_loader_refuses_a_yaml_alias_bomb(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name", sorted(BATCHES))
-def test_columns_normalised_on_threads_map_as_in_one(mappings: dict, name: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_columns_normalised_on_threads_map_as_in_one(
+    mappings: dict, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A large batch's columns are normalised concurrently: the records, rejects and their
     order are those of the one-thread path."""
     from mappings import engine
