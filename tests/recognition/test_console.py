@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import inspect, select, update
 from typer.testing import CliRunner
 
 from hub.db import session_scope
 from hub.models import OutboxEvent
-from hub.pipeline.factory import exchange_dag_id
-from hub.pipeline.tables import PipelineStep
+from pipeline.factory import exchange_dag_id
+from pipeline.tables import PipelineStep
 from recognition import console_accounts as accounts
 from recognition import console_data
 from recognition import delivery as dlv
@@ -26,6 +25,7 @@ from recognition.config import RecognitionSettings
 from recognition.console_cli import app
 from recognition.directory import LicenseDirectory
 from recognition.tables import AuditEntry, ConsoleSession, Delivery
+from tests.recognition.rec_helpers import Receiver, World, allow_destination, auth, issue_business
 from validation import quarantine as q
 
 PASSWORD = "correct horse battery staple"

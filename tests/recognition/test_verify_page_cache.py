@@ -11,7 +11,6 @@ import os
 import stat
 
 import pytest
-from rec_helpers import World
 
 from e_license_store.files import FileBinding
 from e_license_store.index import LicenseIndexRow
@@ -20,6 +19,7 @@ from e_license_store.render import ensure_file
 from e_license_store.verify import IntegrityFailure
 from recognition.directory import LicenseDirectory, license_by_id_dbapi
 from recognition.verify_page import VerifiedVersions
+from tests.recognition.rec_helpers import World
 
 TODAY = dt.date(2026, 12, 3)
 
