@@ -406,11 +406,15 @@ def create_app(
     app.include_router(api_docs.router)
     pages.install(app)  # the public verification pages, /verify
     from recognition.routers import cases as cases_router  # the routers import this module: import them here
+    from recognition.routers import console as console_router
+    from recognition.routers import status as status_router
     from recognition.routers import supervision as supervision_router
 
     app.include_router(supervision_router.router)  # before /v1/cases/{code}: /v1/cases/stats is not a code
     supervision_router.install(ctx)
     app.include_router(cases_router.router)
+    app.include_router(status_router.router)  # the public case status pages, /status
+    app.include_router(console_router.router)  # the operator console, /console
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)

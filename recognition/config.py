@@ -71,6 +71,12 @@ class RecognitionSettings(BaseSettings):
     #: Where archive files go (default ``$HUB_HOME/archive/audit``); keep it on durable storage.
     audit_archive_dir: Path | None = None
 
+    # The operator console (/console), see recognition.routers.console.
+    #: Minutes a console session lasts after sign-in (then the operator signs in again).
+    console_session_minutes: int = Field(default=30, ge=1, le=720)
+    #: Airflow's UI, where a feed's last run links to (``make up`` serves it on 8081).
+    airflow_ui_url: str = "http://localhost:8081"
+
     @field_validator("rate_limit_trusted", "trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: object) -> Networks:

@@ -203,3 +203,37 @@ class Cursor(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), default=0)
+
+
+class ConsoleUser(Base):
+    """A named operator account of the console (运维控制台账号): a person, with one role.
+
+    Only a scrypt hash of the password is kept (:mod:`recognition.console_accounts`).
+    """
+
+    __tablename__ = "recognition_console_user"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    #: ``operator``, ``steward`` or ``supervisor``
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleSession(Base):
+    """A signed-in console session, shared by every API process: only a SHA-256 of its cookie is kept."""
+
+    __tablename__ = "recognition_console_session"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("recognition_console_user.id", name="fk_recognition_console_session_user"), index=True
+    )
+    #: the session's CSRF token, which every form of the session carries
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: signed out (or the account disabled) at
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

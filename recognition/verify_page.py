@@ -13,8 +13,9 @@ so the page and its audit entry cannot disagree about what was released.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from e_license_store.files import FileBinding
 from e_license_store.index import LicenseIndexRow
@@ -100,3 +101,71 @@ def facts(current: LicenseIndexRow, envelope: Envelope, binding: FileBinding | N
         document_sha256=envelope.document_sha256,
         file_sha256=binding.file_sha256 if binding is not None else None,
     )
+
+
+class ObjectReader(Protocol):
+    """How the page reads a version's verified objects (:class:`recognition.directory.LicenseDirectory`)."""
+
+    def envelope(self, row: LicenseIndexRow) -> Envelope: ...
+
+    def file_binding(self, row: LicenseIndexRow) -> FileBinding | None: ...
+
+
+class VerifiedVersions:
+    """The verified sealed objects of the licence versions this process showed lately (已核验版本).
+
+    A licence version is immutable: the store is write-once and the index records the SHA-256 of
+    the current version's object as the hub wrote it. Once a version's envelope has been read and
+    checked against that hash (and its file binding's signature verified), what the page builds
+    from them cannot change, so it is remembered — keyed by licence id, version, object hash and
+    sealed-document hash — for ``ttl`` seconds: a repeat view of the same version reads the index
+    row (status, current version: fresh on every request) but not the store again. After ``ttl``
+    the objects are read and checked again, so an object rewritten in the store is still found by
+    the page (and alerted) within that time, and on every other read path at once. Versions
+    without a recorded object hash (earlier versions, rows rebuilt from the store) and versions
+    without a rendered file yet are never remembered: they are read and checked every time.
+    """
+
+    def __init__(self, *, ttl: float = 60.0, max_entries: int = 20_000, clock: Any = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[tuple[str, int, str, str], _Remembered] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def facts(
+        self, reader: ObjectReader, current: LicenseIndexRow, row: LicenseIndexRow, today: dt.date
+    ) -> LicenceFacts:
+        """The page's facts of ``row`` (a version of the licence whose current entry is ``current``) as of
+        ``today``, from its verified objects (:class:`IntegrityFailure` if a check fails)."""
+        if row.object_sha256 is None:
+            return facts(current, reader.envelope(row), reader.file_binding(row), today)
+        key = (row.license_id, row.version, row.object_sha256, row.content_sha256)
+        now = self.clock()
+        found = self._entries.get(key)
+        if found is None or found.until <= now:
+            self.misses += 1
+            envelope, binding = reader.envelope(row), reader.file_binding(row)
+            if binding is None:  # no file yet: one may be rendered any moment, so nothing is remembered
+                return facts(current, envelope, binding, today)
+            if len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))  # the oldest
+            self._entries.pop(key, None)
+            found = self._entries[key] = _Remembered(now + self.ttl, envelope, binding)
+        else:
+            self.hits += 1
+        # what varies from view to view (the index's status and current version, the day) keys the facts
+        view = (current.version, current.status, current.valid_until, today)
+        shown = found.facts.get(view)
+        if shown is None:
+            shown = found.facts[view] = facts(current, found.envelope, found.binding, today)
+        return shown
+
+
+@dataclass
+class _Remembered:
+    until: float
+    envelope: Envelope
+    binding: FileBinding
+    facts: dict[tuple[int, str, dt.date | None, dt.date], LicenceFacts] = field(default_factory=dict)

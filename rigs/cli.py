@@ -41,6 +41,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("cases", "cases.cli", "The case repository (办件库): intake, show, list, steps; catalogue check."),
     ("calendar", "cases.calendar_cli", "Statutory working days (法定工作日): workday, add, years."),
     ("audit", "recognition.audit_cli", "The audit log: verify, head, archive."),
+    ("console", "recognition.console_cli", "The operator console: its named accounts (users add, list, ...)."),
 ]
 
 #: single commands contributed by parts: (module, function name, command name)

@@ -22,6 +22,8 @@ shown as pages too (:class:`HtmlProblemPages`).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -46,7 +48,7 @@ from recognition import audit, trail
 from recognition.directory import license_by_id_dbapi
 from recognition.page_text import HTML_LANG, TEXT, language
 from recognition.problems import ProblemError
-from recognition.verify_page import RELEASED_FIELDS, LicenceFacts, facts
+from recognition.verify_page import RELEASED_FIELDS, LicenceFacts, VerifiedVersions
 
 if TYPE_CHECKING:
     from recognition.app import AppContext
@@ -58,6 +60,8 @@ alerts = logging.getLogger("hub.alerts")
 MAX_UPLOAD = MAX_FILE_BYTES
 MAX_VERSION = 999_999_999
 PAGE_PREFIX = verify_link.PATH_PREFIX
+STATUS_PREFIX = "/status"
+CONSOLE_PREFIX = "/console"
 STYLESHEET = "/static/pages/hub.css"
 
 SECURITY_HEADERS = {
@@ -97,14 +101,15 @@ class AuditUnavailable(Exception):
     """The page's audit entry could not be committed: no answer without it."""
 
 
-async def _audit(
+async def audit_page(
     request: Request, action: str, *, subject: str | None, outcome: str = "ok", fields: list[str] | None = None,
-    detail: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None, consumer: str = "anonymous",
 ) -> None:  # fmt: skip
-    """The audit entry of a page answer, committed before the page leaves (an anonymous reader)."""
+    """The audit entry of a page answer, committed before the page leaves (an anonymous reader, or
+    ``consumer``: the person signed in to the console)."""
     ctx = _ctx(request)
     entry = audit.AuditRecord(
-        consumer="anonymous",
+        consumer=consumer,
         action=action,
         resource=f"{request.method} {trail.masked_path(request.scope)}"[:300],
         subject=subject,
@@ -121,7 +126,7 @@ async def _audit(
     ctx.metrics.audit_entries.inc()
 
 
-def _lang(request: Request) -> str:
+def page_language(request: Request) -> str:
     return language(request.query_params.get("lang"), request.headers.get("accept-language"))
 
 
@@ -151,16 +156,36 @@ _PROBLEM_TEXT = {
 }
 
 
+#: the public sections: path prefix -> the problem page's template and its own problem texts by status
+SECTIONS: dict[str, tuple[str, dict[int, tuple[str, str]]]] = {
+    PAGE_PREFIX: ("verify_problem.html", {}),
+    STATUS_PREFIX: ("status_problem.html", {404: ("st_not_found_title", "st_not_found_body"),
+                                            400: ("st_malformed_title", "st_malformed_body")}),
+    CONSOLE_PREFIX: ("console_problem.html", {401: ("co_signin_title", "co_signin_needed"),
+                                              403: ("co_forbidden_title", "co_forbidden_body"),
+                                              404: ("co_not_found_title", "co_not_found_body")}),
+}  # fmt: skip
+
+
+def section_of(path: str) -> str | None:
+    """The public section (``/verify``, ``/status``) a path is in, if any."""
+    for prefix in SECTIONS:
+        if path == prefix or path.startswith(prefix + "/"):
+            return prefix
+    return None
+
+
 def problem_page(
     status: int, lang: str, *, heading: str | None = None,
-    message: str | None = None, headers: Mapping[str, str] | None = None,
+    message: str | None = None, headers: Mapping[str, str] | None = None, section: str = PAGE_PREFIX,
 ) -> HTMLResponse:  # fmt: skip
     """A page saying what went wrong (``heading``/``message`` are text keys; default: by status)."""
     t = TEXT[lang]
-    default_heading, default_message = _PROBLEM_TEXT.get(status, ("error_title", "error_body"))
+    template, texts = SECTIONS[section]
+    default_heading, default_message = texts.get(status) or _PROBLEM_TEXT.get(status, ("error_title", "error_body"))
     # the language switch leads to the home page: a refused path is never repeated (it may be anything typed)
     page = render(
-        "verify_problem.html", status=status, lang=lang, path=PAGE_PREFIX, query={},
+        template, status=status, lang=lang, path=section, query={},
         heading=t[heading or default_heading], message=t[message or default_message],
         with_form=status in (400, 404, 413, 415, 422),
     )  # fmt: skip
@@ -169,20 +194,21 @@ def problem_page(
     return page
 
 
-async def _refuse(
+async def refuse(
     request: Request, status: int, reason: str, *, action: str, subject: str | None = None,
     heading: str | None = None, message: str | None = None, detail: dict[str, Any] | None = None,
+    section: str = PAGE_PREFIX, consumer: str = "anonymous",
 ) -> HTMLResponse:  # fmt: skip
     """A refusal page, audited with its reason (which the page itself never tells)."""
-    lang = _lang(request)
+    lang = page_language(request)
     try:
-        await _audit(
+        await audit_page(
             request, action, subject=subject, outcome="refused" if status < 500 else "error",
-            detail={"status": status, "code": reason, **(detail or {})},
+            detail={"status": status, "code": reason, **(detail or {})}, consumer=consumer,
         )  # fmt: skip
     except AuditUnavailable:
-        return problem_page(503, lang)
-    return problem_page(status, lang, heading=heading, message=message)
+        return problem_page(503, lang, section=section)
+    return problem_page(status, lang, heading=heading, message=message, section=section)
 
 
 def _parse_version(raw: str | None) -> int | None:
@@ -216,45 +242,59 @@ async def _licence_page(
 ) -> HTMLResponse:  # fmt: skip
     """The page of ``shown`` (a version of the licence whose current entry is ``current``), audited."""
     ctx = _ctx(request)
-    lang = _lang(request)
+    lang = page_language(request)
+    today = local_today()
     try:
-        envelope = ctx.directory.envelope(shown)
-        binding = ctx.directory.file_binding(shown)
+        shown_facts: LicenceFacts = verified_versions(request).facts(ctx.directory, current, shown, today)
     except IntegrityFailure as exc:
         ctx.metrics.integrity_failures.inc()
         alerts.error(
             "ALERT licence integrity check failed: %s v%s: %s", exc.license_id, exc.version, "; ".join(exc.problems)
         )
-        return await _refuse(
+        return await refuse(
             request, 503, "integrity_check_failed", action=action, subject=shown.license_id,
             heading="integrity_title", message="integrity_body",
             detail={"version": exc.version, "problems": exc.problems[:10], "by": by},
         )  # fmt: skip
-    today = local_today()
-    shown_facts: LicenceFacts = facts(current, envelope, binding, today)
     try:
-        await _audit(
+        await audit_page(
             request, action, subject=shown.license_id, fields=RELEASED_FIELDS,
             detail={"by": by, **shown_facts.audit_detail()},
         )  # fmt: skip
     except AuditUnavailable:
         return problem_page(503, lang)
-    return render(
-        "verify_licence.html", status=200, lang=lang, path=request.url.path, query=request.query_params,
-        f=shown_facts, today=today, uploaded=uploaded,
+    html = _licence_html(lang, shown_facts, today, uploaded, _switch_href(request.url.path, request.query_params, lang))
+    return HTMLResponse(html, status_code=200, headers=SECURITY_HEADERS)
+
+
+def verified_versions(request: Request) -> VerifiedVersions:
+    """This process's :class:`VerifiedVersions` (one per app)."""
+    found: VerifiedVersions | None = getattr(request.app.state, "verified_versions", None)
+    if found is None:  # one event loop: nothing runs between this check and the assignment
+        found = request.app.state.verified_versions = VerifiedVersions()
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _licence_html(lang: str, f: LicenceFacts, today: dt.date, uploaded: bool, switch_href: str) -> str:
+    """A licence's page: a pure function of what it shows (the facts, today, the language), so a repeat
+    view of the same facts is not rendered again."""
+    return _templates.get_template("verify_licence.html").render(
+        t=TEXT[lang], lang=lang, html_lang=HTML_LANG[lang], switch_href=switch_href, f=f, today=today,
+        uploaded=uploaded,
     )  # fmt: skip
 
 
 @router.get(PAGE_PREFIX, response_class=HTMLResponse)
 async def verify_home(request: Request) -> HTMLResponse:
     """The verification home page: what the page is for, and the upload form (audited by the trail)."""
-    return render("verify_home.html", status=200, lang=_lang(request), path=request.url.path,
+    return render("verify_home.html", status=200, lang=page_language(request), path=request.url.path,
                   query=request.query_params)  # fmt: skip
 
 
-@router.get(PAGE_PREFIX + "/{license_id}", response_class=HTMLResponse)
-async def verify_licence(request: Request, license_id: str) -> HTMLResponse:
+async def verify_licence(request: Request) -> HTMLResponse:
     """What a licence's QR code opens (see the module docstring)."""
+    license_id = str(request.path_params["license_id"])
     ctx = _ctx(request)
     version = _parse_version(request.query_params.get("v"))
     presented = request.query_params.get("t", "")
@@ -275,8 +315,13 @@ async def verify_licence(request: Request, license_id: str) -> HTMLResponse:
             reason = "unknown_licence" if current is None else "unknown_version"
     if reason is not None or current is None or shown is None:
         subject = license_id if license_ids.is_valid(license_id) else None
-        return await _refuse(request, 404, reason or "not_found", action="verify_page", subject=subject)
+        return await refuse(request, 404, reason or "not_found", action="verify_page", subject=subject)
     return await _licence_page(request, current, shown, action="verify_page", by="link")
+
+
+# A plain Starlette route: the handler reads and checks the id and the query itself, so FastAPI's
+# parameter solving (which cost more than the page's own lookups) has nothing to do.
+router.add_route(PAGE_PREFIX + "/{license_id}", verify_licence, methods=["GET"], include_in_schema=False)
 
 
 @router.post(PAGE_PREFIX, response_class=HTMLResponse)
@@ -285,24 +330,24 @@ async def verify_upload(request: Request) -> HTMLResponse:
     action = "verify_page_file"
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "multipart/form-data":
-        return await _refuse(request, 415, "unsupported_media_type", action=action)
+        return await refuse(request, 415, "unsupported_media_type", action=action)
     try:
         form = await request.form(max_files=1, max_fields=5)
     except ProblemError as exc:  # the body limit, reached while the form was read
-        return await _refuse(request, exc.status, exc.code, action=action)
+        return await refuse(request, exc.status, exc.code, action=action)
     except StarletteHTTPException:  # a malformed form (Starlette's MultiPartException)
-        return await _refuse(request, 400, "malformed_form", action=action)
+        return await refuse(request, 400, "malformed_form", action=action)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
-            return await _refuse(request, 400, "file_missing", action=action, message="upload_fail_missing")
+            return await refuse(request, 400, "file_missing", action=action, message="upload_fail_missing")
         data = await upload.read(MAX_UPLOAD + 1)
     finally:
         await form.close()
     if len(data) > MAX_UPLOAD:
-        return await _refuse(request, 413, "file_too_large", action=action)
+        return await refuse(request, 413, "file_too_large", action=action)
     if not data.startswith(b"%PDF-"):
-        return await _refuse(request, 415, "not_a_pdf", action=action, detail={"bytes": len(data)})
+        return await refuse(request, 415, "not_a_pdf", action=action, detail={"bytes": len(data)})
     ctx = _ctx(request)
     with ctx.sessions() as session:
         result = ctx.directory.verify_bytes(session, data)
@@ -315,7 +360,7 @@ async def verify_upload(request: Request) -> HTMLResponse:
     if current is None or shown is None:
         # nothing of the licence the file names is told: an altered file and an invented one look alike
         copy = any("masked copy" in p for p in result.problems)
-        return await _refuse(
+        return await refuse(
             request, 422, "masked_copy" if copy else "not_genuine", action=action, heading="upload_fail_title",
             message="upload_fail_copy" if copy else "upload_fail_altered",
             detail={"file_sha256": result.file_sha256, "problems": result.problems[:10]},
@@ -328,12 +373,8 @@ async def stylesheet() -> Response:
     return Response(_STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=86400"})
 
 
-def _under_pages(path: str) -> bool:
-    return path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/")
-
-
 class HtmlProblemPages:
-    """Shows a problem answer (``application/problem+json``) under ``/verify`` as a page.
+    """Shows a problem answer (``application/problem+json``) under ``/verify`` or ``/status`` as a page.
 
     The per-address rate limit, the body limit and the router answer before any page handler
     runs (429, 413, 404, 405); a person who scanned a QR code gets a page in their language with
@@ -344,7 +385,7 @@ class HtmlProblemPages:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _under_pages(scope.get("path", "")):
+        if scope["type"] != "http" or section_of(scope.get("path", "")) is None:
             await self.app(scope, receive, send)
             return
         start: Message | None = None
@@ -375,7 +416,9 @@ class HtmlProblemPages:
             status = int(start["status"])
         keep = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])
                 if k.lower() in (b"retry-after", b"www-authenticate")}  # fmt: skip
-        page = problem_page(status, _lang(request), headers=keep)
+        page = problem_page(
+            status, page_language(request), headers=keep, section=section_of(request.url.path) or PAGE_PREFIX
+        )
         await page(scope, _no_receive, send)
 
 

@@ -32,3 +32,20 @@ class Shots:
 class Served:
     base_url: str
     process: subprocess.Popen[bytes]
+
+
+#: a phone's screen (the QR code and the receipt are read with one)
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core finds no serious or critical violation on the page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    grave = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
+    assert not grave, results.generate_report()
+
+
+def assert_fits_a_phone(page: Any) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "scrolls sideways"

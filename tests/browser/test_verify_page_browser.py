@@ -17,7 +17,7 @@ from e_license_store.model import LicenseDraft
 from e_license_store.render import ensure_file
 from e_license_store.service import LicenseService
 from mappings.canonical.models import HolderKind, SourceRef
-from tests.browser.browser_helpers import Served, Shots
+from tests.browser.browser_helpers import PHONE, Served, Shots, assert_accessible, assert_fits_a_phone
 from tests.conftest import require
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,6 @@ RESIDENT_ID = "330322198001011231"
 HOLDER = "李小龙"
 LOCATION = "浙江省温州市洞头区北岙街道海滨路8号"
 NUMBER = "浙(2016)洞头区不动产权第0001234号"
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
 def _issue_property(service: LicenseService) -> str:
@@ -46,18 +45,6 @@ def _qr_of(pdf: bytes, work: Path) -> str:
                    check=True)  # fmt: skip
     out = subprocess.run(["zbarimg", "-q", "--raw", str(work / "page.png")], capture_output=True, check=True)
     return out.stdout.decode().strip()
-
-
-def _assert_accessible(page: Any) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    grave = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
-    assert not grave, results.generate_report()
-
-
-def _assert_fits_a_phone(page: Any) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "scrolls sideways"
 
 
 def _assert_nothing_personal(page: Any) -> None:
@@ -86,8 +73,8 @@ def test_scan_the_qr_code_open_the_page_revoke_upload_and_guess(
     body = page.locator("main").inner_text()
     assert "不动产权证书" in body and "李**" in body and "第 1 版（当前版本）" in body and "验证通过" in body
     _assert_nothing_personal(page)
-    _assert_fits_a_phone(page)
-    _assert_accessible(page)
+    assert_fits_a_phone(page)
+    assert_accessible(page)
 
     # revoked by its department: the same QR code now says so
     service.revoke(lid, "依法注销")
@@ -96,7 +83,7 @@ def test_scan_the_qr_code_open_the_page_revoke_upload_and_guess(
     shots.take(page, "revoked")
     assert page.locator("[data-status]").inner_text() == "已撤销"
     assert "已由第 2 版取代" in page.locator("main").inner_text()
-    _assert_accessible(page)
+    assert_accessible(page)
 
     # a tampered PDF uploaded through the page's form fails, and says nothing of the licence it names
     tampered = tmp_path / "tampered.pdf"
@@ -109,7 +96,7 @@ def test_scan_the_qr_code_open_the_page_revoke_upload_and_guess(
     shots.take(page, "tampered-upload")
     assert "文件未通过核验" in page.locator("main").inner_text()
     assert "不动产权证书" not in page.content()
-    _assert_accessible(page)
+    assert_accessible(page)
 
     # the original uploaded: it is the very file issued (and the licence is revoked)
     original = tmp_path / "original.pdf"
@@ -128,7 +115,7 @@ def test_scan_the_qr_code_open_the_page_revoke_upload_and_guess(
     shots.take(page, "guessed")
     assert "未找到核验信息" in page.locator("main").inner_text()
     assert "不动产权证书" not in page.content() and "已撤销" not in page.content()
-    _assert_accessible(page)
+    assert_accessible(page)
 
     # the English switch, and the home page with the form
     page.goto(url)
@@ -137,11 +124,11 @@ def test_scan_the_qr_code_open_the_page_revoke_upload_and_guess(
     shots.take(page, "english")
     assert page.locator("[data-status]").inner_text() == "Revoked"
     assert page.evaluate("document.documentElement.lang") == "en"
-    _assert_accessible(page)
+    assert_accessible(page)
     page.goto(f"{served_hub.base_url}/verify")
     shots.take(page, "home")
-    _assert_fits_a_phone(page)
-    _assert_accessible(page)
+    assert_fits_a_phone(page)
+    assert_accessible(page)
     context.close()
 
 
