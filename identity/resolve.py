@@ -360,9 +360,23 @@ def _combine(results: list[pd.DataFrame], n: int) -> dict[str, Any]:
     return {"canonical_code": canonical, "method": method, "status": status}
 
 
-def _entity_of_mapping(mapping: Any) -> str:
-    entity = str(getattr(mapping, "entity", ""))
-    return PERSON if entity == PERSON else ENTERPRISE
+#: a mapping's ``identity_kind`` for records that are no identity of their own (a property right:
+#: only the owners named inside it are)
+NO_IDENTITY = "none"
+
+
+def link_mapping_batch(session: Session, df: pd.DataFrame, mapping: Any, *, run_id: str | None = None
+                       ) -> ResolveResult:
+    """Resolve and link a mapping's batch as the identity kind the mapping declares
+    (``identity_kind``: never guessed from its entity; an unknown kind is a ``ValueError``)."""
+    spec = getattr(mapping, "spec", mapping)
+    kind = str(getattr(spec, "identity_kind", ""))
+    if kind == NO_IDENTITY:
+        # no top-level code: only the identities named inside the records, under their own kinds
+        return link_batch(session, df, ENTERPRISE, mapping.department, mapping.dataset, mapping=mapping,
+                          run_id=run_id, code_columns=[])
+    return link_batch(session, df, _kind_of_entity(kind), mapping.department, mapping.dataset, mapping=mapping,
+                      run_id=run_id)
 
 
 @overload
@@ -403,11 +417,7 @@ def resolve_batch(
     if isinstance(first, pd.DataFrame):
         if session is None:
             raise TypeError("resolve_batch(df, mapping, *, session, run_id)")
-        mapping = second
-        return link_batch(
-            session, first, _entity_of_mapping(mapping), mapping.department, mapping.dataset,
-            mapping=mapping, run_id=run_id,
-        )
+        return link_mapping_batch(session, first, second, run_id=run_id)
     if entity_kind is None or department is None or dataset is None:
         raise TypeError("resolve_batch(session, df, entity_kind, department, dataset)")
     return link_batch(first, second, entity_kind, department, dataset, run_id=run_id).records

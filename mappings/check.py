@@ -76,6 +76,10 @@ def list_item_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+#: where licence types are catalogued (named in problems, so an engineer knows what to edit)
+CATALOGUE_FILE = "e_license_store/catalogue.yaml"
+
+
 def _catalogue_codes() -> set[str] | None:
     """Licence type codes of the e-licence catalogue, or None if that package is absent."""
     try:
@@ -128,6 +132,7 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
     if entity not in ENTITIES:
         add(("entity",), f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})")
         return problems
+    problems.extend(_identity_problems(doc, file))
     known = canonical_fields(entity)
     mapped: set[str] = set()
     for name, raw in data["fields"].items():
@@ -167,7 +172,11 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
     codes = _catalogue_codes()
     for i, lic in enumerate(data.get("licenses") or ()):
         if codes is not None and str(lic["type_code"]) not in codes:
-            add(("licenses", i, "type_code"), f"licence type {lic['type_code']!r} is not in the e-licence catalogue")
+            add(
+                ("licenses", i, "type_code"),
+                f"licence type {lic['type_code']!r} is not in the e-licence catalogue ({CATALOGUE_FILE}; "
+                f"types: {', '.join(sorted(codes))})",
+            )
         for key in ("number", "holder_code", "holder_name", "issue_date", "valid_until", "status", "issuer_code"):
             ref = lic.get(key)
             if ref is not None and not ref_ok(ref):
@@ -182,6 +191,70 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             if not ref_ok(ref):
                 add(("licenses", i, "surface", sname), f"surface field refers to unmapped field {ref!r}")
     return problems
+
+
+#: identifier kinds that name a person, and those that name an enterprise (``auto`` fits both)
+IDENTIFIER_KINDS = {
+    "person": {"resident_id", "auto"},
+    "enterprise": {"uscc", "org_code", "reg_no", "taxpayer_id", "auto"},
+}
+#: identifier roles that name the record's own subject (the identity it resolves to)
+SUBJECT_ROLES = ("holder", "applicant", "owner", "subject")
+
+
+def _identity_problems(doc: MarkedDocument, file: str) -> list[Problem]:
+    """The declared ``identity_kind`` against the entity and the identifiers that resolve it."""
+    data = doc.data
+    out: list[Problem] = []
+
+    def add(path: Path_, message: str) -> None:
+        out.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+
+    entity, kind = data["entity"], data.get("identity_kind")
+    allowed = ENTITIES[entity].identity_kinds
+    if not allowed:
+        add(
+            ("entity",),
+            f"canonical entity {entity!r} declares no identity_kinds (set them on its model in "
+            "mappings/canonical/models.py: person, enterprise or none)",
+        )
+        return out
+    if kind not in IDENTIFIER_KINDS and kind != "none":
+        return out  # the schema says it is not a known kind
+    if kind not in allowed:
+        add(
+            ("identity_kind",),
+            f"identity_kind {kind!r} does not fit entity {entity!r} (its identity_kinds: {', '.join(allowed)})",
+        )
+    subject = [
+        (i, ident)
+        for i, ident in enumerate(data.get("identifiers") or ())
+        if isinstance(ident, Mapping)
+        and ident.get("role", "holder") in SUBJECT_ROLES
+        and "[]." not in str(ident.get("field", ""))
+    ]
+    if kind == "none":
+        for i, _ident in subject:
+            add(
+                ("identifiers", i, "role"),
+                "identity_kind is none: a top-level identifier cannot name the record's "
+                "own identity (use a nested field, or a relation)",
+            )
+        return out
+    if not subject:
+        add(
+            ("identifiers",),
+            f"identity_kind is {kind!r} but no identifier names the record's own identity "
+            f"(role holder, applicant, owner or subject; kind {' or '.join(sorted(IDENTIFIER_KINDS[kind]))})",
+        )
+    for i, ident in subject:
+        if ident.get("kind") not in IDENTIFIER_KINDS[kind]:
+            add(
+                ("identifiers", i, "kind"),
+                f"identifier kind {ident.get('kind')!r} cannot name a {kind} "
+                f"(identity_kind); use {' or '.join(sorted(IDENTIFIER_KINDS[kind]))}",
+            )
+    return out
 
 
 def _source_problems(doc: MarkedDocument, file: str) -> list[Problem]:

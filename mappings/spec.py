@@ -139,6 +139,8 @@ class MappingSpec:
     source_key: str | None = None
     source_version: str | None = None
     description: str = ""
+    #: ``person``, ``enterprise`` or ``none``: what the master index resolves a record to
+    identity_kind: str = "none"
 
     @property
     def protocol(self) -> str:
@@ -211,4 +213,5 @@ def parse_spec(data: MappingABC[str, Any]) -> MappingSpec:
         source_key=data.get("source_key"),
         source_version=data.get("source_version"),
         description=data.get("description", ""),
+        identity_kind=str(data["identity_kind"]),
     )

@@ -164,8 +164,10 @@ def validate_batch(
     session: Session,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     build_docs: bool = True,
+    suite: str | None = None,
 ) -> ValidationOutcome:
-    """Validate a canonical batch of ``entity`` against its suite; quarantine, reconcile, record.
+    """Validate a canonical batch of ``entity`` against its suite (``suite``: the one a mapping
+    names, by default the entity's own); quarantine, reconcile, record.
 
     ``threshold`` is the largest fraction of rows that may be quarantined before the batch fails
     (the mapping's ``quarantine_threshold``). Quarantine rows are added to ``session`` (flushed,
@@ -176,7 +178,7 @@ def validate_batch(
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a fraction in [0, 1], got {threshold}")
     batch = _batch_ref(source_ref)
-    spec = load_suite(entity)
+    spec = load_suite(suite or entity)
     exps = spec.applicable(list(df.columns))
     frame = df.reset_index(drop=True)
     n = len(frame)
@@ -291,6 +293,7 @@ def validate_mapped(
     entity: str | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     build_docs: bool = True,
+    suite: str | None = None,
 ) -> ValidationOutcome:
     """Validate a mapping's output and quarantine its rejects too, reconciling against the rows pulled.
 
@@ -307,6 +310,7 @@ def validate_mapped(
         session=session,
         sample_size=sample_size,
         build_docs=build_docs,
+        suite=suite,
     )
     batch = _batch_ref(source_ref)
     rejects = mapped.rejects

@@ -1,8 +1,9 @@
 """The identity step (身份归一) as the pipeline calls it: a thin adapter over ``identity.resolve``.
 
-Calls ``identity.resolve.link_batch(session, df, entity_kind, department, dataset, mapping=, run_id=)``,
-returning an object with ``records`` (the frame with resolved identity columns added),
-``created`` and ``linked`` (counts). Until it lands, records pass through unresolved and the
+Calls ``identity.resolve.link_mapping_batch(session, df, mapping, run_id=)``, which resolves the
+records as the identity kind the mapping declares (``identity_kind``: person, enterprise, or
+none for records that only name identities inside them), returning the frame with resolved
+identity columns added and the counts. Until it lands, records pass through unresolved and the
 step says so in its log (never silently in CI: the end-to-end test checks identities exist).
 """
 
@@ -30,8 +31,11 @@ def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: s
     if not identity_available():
         log.warning("%s: identity.resolve not installed; %d records pass unresolved", mapping.name, len(df))
         return df, 0, 0
-    from identity.resolve import ENTERPRISE, PERSON, link_batch
+    from hub.pipeline.steps import StepError
+    from identity.resolve import ENTERPRISE, NO_IDENTITY, PERSON, link_mapping_batch
 
-    kind = PERSON if mapping.entity == PERSON else ENTERPRISE
-    result = link_batch(session, df, kind, mapping.department, mapping.dataset, mapping=mapping, run_id=run_id)
+    kind = mapping.spec.identity_kind
+    if kind not in (PERSON, ENTERPRISE, NO_IDENTITY):  # a configuration error: no retry fixes it
+        raise StepError(f"{mapping.name}: identity_kind {kind!r} is not person, enterprise or none")
+    result = link_mapping_batch(session, df, mapping, run_id=run_id)
     return result.records, int(result.created), int(result.linked)

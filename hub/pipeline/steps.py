@@ -318,6 +318,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     run_id=run_id,
                     session=session,
                     build_docs=False,  # rendered once for the whole task below
+                    suite=mapping.spec.expectation_suite,
                 )
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
