@@ -48,6 +48,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("recognition.delivery_cli", "deliver", "deliver"),
     ("hub.demo", "demo", "demo"),
     ("hub.up", "up", "up"),
+    ("hub.pipeline.run_feed", "run", "run"),
 ]
 
 

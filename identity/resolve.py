@@ -296,7 +296,10 @@ class ResolveResult:
 
     records: pd.DataFrame
     created: int = 0
+    #: source records linked anew (to new identities and to identities already in the index)
     linked: int = 0
+    #: of ``linked``, those linking an identity this batch created
+    linked_to_new: int = 0
     learnt: int = 0
     merged_events: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
@@ -515,6 +518,7 @@ def _link_batch(
     nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
     session.flush()
     return ResolveResult(records, created=len(new_codes) + nested.created, linked=plan.inserted + nested.linked,
+                         linked_to_new=int(plan.new.sum()) + nested.linked_to_new,
                          learnt=learnt_count + nested.learnt, merged_events=events + nested.merged_events,
                          by_status={str(k): int(v) for k, v in counts.items()})
 
@@ -1019,6 +1023,7 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 class _NestedCounts:
     created: int = 0
     linked: int = 0
+    linked_to_new: int = 0
     learnt: int = 0
     merged_events: int = 0
 
@@ -1083,6 +1088,7 @@ def _resolve_nested(
                 el["resolved_id"] = code if status in (RESOLVED, NEW) else None
             counts.created += res.created
             counts.linked += res.linked
+            counts.linked_to_new += res.linked_to_new
             counts.learnt += res.learnt
             counts.merged_events += res.merged_events
     return counts

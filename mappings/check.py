@@ -155,6 +155,8 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             if sub not in item_fields:
                 add(("nested", name, "fields", sub), f"unknown field {sub!r} of {item.entity!r}")  # type: ignore[attr-defined]
             problems.extend(_field_problems(doc, file, ("nested", name, "fields", sub), sub_raw))
+    problems.extend(_attribute_problems(doc, file, set(known) | ENGINE_FIELDS))
+    mapped.update(data.get("attributes") or {})
     for missing in sorted(required_fields(entity) - mapped):
         add(("fields",), f"required canonical field {missing!r} of entity {entity!r} is not mapped")
 
@@ -169,6 +171,18 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             ref = ident.get(key)
             if ref is not None and not ref_ok(ref):
                 add(("identifiers", i, key), f"identifier refers to unmapped field {ref!r}")
+    roles: set[str] = set()
+    for i, rel in enumerate(data.get("relations") or ()):
+        if not ref_ok(rel["field"]):
+            add(("relations", i, "field"), f"relation {rel['role']!r} refers to unmapped field {rel['field']!r} "
+                                           "(map it under fields or attributes)")
+        if rel["role"] in roles:
+            add(("relations", i, "role"), f"relation role {rel['role']!r} is declared twice")
+        roles.add(rel["role"])
+        if rel.get("kind", "auto") not in IDENTIFIER_KINDS[rel["identity_kind"]]:
+            add(("relations", i, "kind"), f"code kind {rel.get('kind')!r} cannot name a {rel['identity_kind']}")
+    if (data.get("relations") or ()) and data.get("identity_kind") == "none":
+        add(("relations",), "identity_kind is none: a relation needs the record's own identity to start from")
     codes = _catalogue_codes()
     for i, lic in enumerate(data.get("licenses") or ()):
         if codes is not None and str(lic["type_code"]) not in codes:
@@ -254,6 +268,44 @@ def _identity_problems(doc: MarkedDocument, file: str) -> list[Problem]:
                 f"identifier kind {ident.get('kind')!r} cannot name a {kind} "
                 f"(identity_kind); use {' or '.join(sorted(IDENTIFIER_KINDS[kind]))}",
             )
+    return out
+
+
+#: columns the identity step adds to a record: an own attribute cannot take their names
+RESOLUTION_COLUMNS = frozenset({"canonical_code", "resolved_id", "identity_method", "identity_status", "method",
+                                "status"})
+
+
+def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list[Problem]:
+    """A department's own attributes: new names, working normalisers, allowed values they can meet."""
+    from mappings.normalizers import possible_values
+
+    data = doc.data
+    out: list[Problem] = []
+    for name, raw in (data.get("attributes") or {}).items():
+        path: Path_ = ("attributes", name)
+        if name in taken or name in RESOLUTION_COLUMNS:
+            what = "a canonical field of entity " + repr(data["entity"]) if name in taken else "a column the hub adds"
+            out.append(Problem(file, doc.line_of(path), f"own attribute {name!r} is {what}: an own attribute needs a "
+                               "name of its own (the canonical field keeps its meaning; e.g. insurance_status "
+                               "beside status)", _path_text(path)))
+        out.extend(_field_problems(doc, file, path, raw))
+        if not isinstance(raw, Mapping):
+            continue
+        if raw.get("golden", True) and data.get("identity_kind") == "none":
+            out.append(Problem(file, doc.line_of(path), f"own attribute {name!r} is golden but identity_kind is none "
+                               "(no identity to carry it): set golden: false", _path_text(path)))
+        allowed = raw.get("allowed")
+        if allowed:
+            chain = [normalizer_ref(x) for x in raw.get("normalizers") or ()]
+            values = possible_values((n, dict(p)) for n, p in chain)
+            if "const" in raw and raw["const"] is not None:
+                values = frozenset({str(raw["const"])})
+            extra = sorted(values - {str(a) for a in allowed}) if values is not None else []
+            if extra:
+                out.append(Problem(file, doc.line_of((*path, "allowed")), f"own attribute {name!r} allows only "
+                                   f"{[str(a) for a in allowed]}; its normalisers can yield {extra} (those rows "
+                                   "would be quarantined)", _path_text((*path, "allowed"))))
     return out
 
 

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from mappings.canonical.models import ENTITIES
 from mappings.check import Problem, canonical_fields, check_file, list_item_model, required_fields
 from mappings.normalizers import apply_normalizer, date, number
-from mappings.spec import FieldSpec, LicenseSpec, MappingSpec, NestedSpec, parse_spec
+from mappings.spec import AttributeSpec, FieldSpec, LicenseSpec, MappingSpec, NestedSpec, parse_spec
 from mappings.yamlmarks import load_marked_file
 
 SOURCE_KEY = "_source_key"
@@ -138,7 +138,7 @@ class Mapping:
     def source_columns(self) -> set[str]:
         """Top-level source columns this mapping reads (for connectors that project)."""
         cols: set[str] = set()
-        for f in self.spec.fields:
+        for f in (*self.spec.fields, *(a.field for a in self.spec.attributes)):
             cols.update(p.split(".", 1)[0] for p in f.source_paths)
         for n in self.spec.nested:
             if n.source is not None:
@@ -162,6 +162,7 @@ class Mapping:
             key_job = pool.submit(self._meta, table, SOURCE_KEY, self.spec.source_key, index)
             version_job = pool.submit(self._meta, table, SOURCE_VERSION, self.spec.source_version, index)
             field_jobs = [(f.name, pool.submit(self._field, table, f, index)) for f in self.spec.fields]
+            field_jobs += [(a.name, pool.submit(self._attribute, table, a, index)) for a in self.spec.attributes]
             keys = key_job.result()
             versions = version_job.result()
             fields = [(name, job.result()) for name, job in field_jobs]
@@ -189,7 +190,9 @@ class Mapping:
             reason[new] = text
 
         reject(keys.isna() | (keys == ""), "missing_source_key", "the record has no source key")
-        required = set(required_fields(self.spec.entity)) | {f.name for f in self.spec.fields if f.required}
+        required = set(required_fields(self.spec.entity)) | {
+            f.name for f in (*self.spec.fields, *(a.field for a in self.spec.attributes)) if f.required
+        }
         for name in sorted(required & set(out)):
             values = records[name]
             missing = values.isna()
@@ -239,6 +242,14 @@ class Mapping:
 
     def _field(self, table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
         return self._coerce(f.name, _evaluate(table, f, index))
+
+    def _attribute(self, table: pa.Table, a: AttributeSpec, index: pd.Index) -> pd.Series:
+        """A department's own attribute, coerced to its declared type."""
+        return _coerce_to(ATTRIBUTE_TYPES[a.type], _evaluate(table, a.field, index))
+
+
+#: an own attribute's declared type → the Python type its column is coerced to
+ATTRIBUTE_TYPES: dict[str, type] = {"text": str, "date": dt.date, "number": float, "integer": int}
 
 
 #: Batches from this many rows on have their columns normalised on several threads.

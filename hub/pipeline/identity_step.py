@@ -27,7 +27,9 @@ def identity_available() -> bool:
 
 
 def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: str) -> tuple[pd.DataFrame, int, int]:
-    """(records with identities, identities created, identities linked)."""
+    """(records with identities, identities created, records linked to identities already in the index).
+
+    A record that creates an identity is linked to it too; it is counted once, as created."""
     if not identity_available():
         log.warning("%s: identity.resolve not installed; %d records pass unresolved", mapping.name, len(df))
         return df, 0, 0
@@ -38,4 +40,4 @@ def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: s
     if kind not in (PERSON, ENTERPRISE, NO_IDENTITY):  # a configuration error: no retry fixes it
         raise StepError(f"{mapping.name}: identity_kind {kind!r} is not person, enterprise or none")
     result = link_mapping_batch(session, df, mapping, run_id=run_id)
-    return result.records, int(result.created), int(result.linked)
+    return result.records, int(result.created), int(result.linked - result.linked_to_new)
