@@ -462,6 +462,10 @@ def _link_batch(
     learnt_pairs = _learn_from_batch(df) if entity_kind == ENTERPRISE else []
     learnt = {code: canonical for code, _kind, canonical in learnt_pairs}
     columns = list(code_columns) if code_columns is not None else _identifier_columns(df, entity_kind, mapping)
+    # a code as the department gave it, before the mapping converted it (a 15-digit resident id):
+    # resolved after the others, so the rule that converts it lands it in the cross-walk
+    # (detected, not forced: a 15-digit code read as a resident id normalises to its 18 digits)
+    columns += [(f"_given_{col}", None) for col, _ in columns if f"_given_{col}" in df.columns]
     results = [
         resolve_codes(session, df[col], entity_kind, kinds=[kind] * n if kind else None, learnt=learnt)
         for col, kind in columns
@@ -515,6 +519,11 @@ def _link_batch(
         golden.refresh(session, entity_kind, sorted(touched), cause="link")
 
     events = _emit_merged(session, merged_by_code, entity_kind, source, run_id)
+    relations = getattr(getattr(mapping, "spec", mapping), "relations", ()) if mapping is not None else ()
+    if relations:
+        from identity.relations import link_relations
+
+        link_relations(session, records, relations, entity_kind, department, dataset, key_col, version_col, now)
     nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
     session.flush()
     return ResolveResult(records, created=len(new_codes) + nested.created, linked=plan.inserted + nested.linked,

@@ -38,6 +38,10 @@ SOURCE_KEY = "_source_key"
 SOURCE_VERSION = "_source_version"
 DELETED = "_deleted"
 DEPARTMENT = "_department"
+#: prefix of the column keeping a code as the department gave it, where a normaliser turned it
+#: into another code (a 15-digit resident id into its 18 digits): the identity step lists it
+#: among the identity's legacy codes
+GIVEN = "_given_"
 DATASET = "_dataset"
 REJECT_COLUMNS = [SOURCE_KEY, SOURCE_VERSION, "reason_code", "reason"]
 
@@ -175,6 +179,10 @@ class Mapping:
 
         out: dict[str, pd.Series] = {SOURCE_KEY: keys, SOURCE_VERSION: versions}
         out.update(fields)
+        for f in self.spec.fields:
+            given = _as_given(table, f, index, out[f.name])
+            if given is not None:
+                out[GIVEN + f.name] = given
         for nested in self.spec.nested:
             out[nested.name] = _nested(table, nested, index, list_item_model(self._field_types[nested.name]))
         records = pd.DataFrame(out, index=index)
@@ -363,6 +371,24 @@ def _evaluate(table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
     return values
 
 
+#: normalisers that turn one code into another (not only clean it)
+CONVERTING = ("resident_id",)
+
+
+def _as_given(table: pa.Table, f: FieldSpec, index: pd.Index, final: pd.Series) -> pd.Series | None:
+    """The code before a converting normaliser, where it differs from the result; else ``None``."""
+    names = [n for n, _ in f.normalizers]
+    cut = next((i for i, n in enumerate(names) if n in CONVERTING), None)
+    if cut is None:
+        return None
+    before = _evaluate(table, FieldSpec(**{**vars(f), "normalizers": f.normalizers[:cut]}), index)
+    from mappings.normalizers import _as_str
+
+    before = _as_str(before)
+    changed = before.notna() & (before != _as_str(final)).fillna(True)
+    return before.where(changed) if changed.any() else None
+
+
 def _nested(table: pa.Table, spec: NestedSpec, index: pd.Index, item_model: Any) -> pd.Series:
     """Map a repeated element to a column of lists of canonical dicts (one dict per element)."""
     if spec.split is not None:
@@ -472,6 +498,34 @@ def load_all(directory: str | Path | None = None) -> dict[str, Mapping]:
     if problems:
         raise MappingError(problems)
     return out
+
+
+@dataclass(frozen=True)
+class DeclaredAttribute:
+    """A department's own attribute as a mapping declares it, with whose identity carries it."""
+
+    identity_kind: str
+    department: str
+    spec: AttributeSpec
+
+
+def declared_attributes(directory: str | Path | None = None) -> tuple[DeclaredAttribute, ...]:
+    """The own attributes every mapping file declares (golden records and masking need them
+    beyond a single feed). A file that does not load is skipped: ``hub mappings check`` reports it."""
+    from hub import safe_yaml
+    from mappings.spec import field_spec
+
+    out: list[DeclaredAttribute] = []
+    for path in mapping_files(Path(directory) if directory is not None else MAPPINGS_DIR):
+        try:
+            data = safe_yaml.load_file(path)
+            for name, raw in (data.get("attributes") or {}).items():
+                spec = AttributeSpec(field=field_spec(name, raw), type=str(raw["type"]), personal=raw.get("personal"),
+                                     allowed=tuple(raw.get("allowed") or ()), golden=bool(raw.get("golden", True)))
+                out.append(DeclaredAttribute(str(data["identity_kind"]), str(data["department"]), spec))
+        except (safe_yaml.YamlError, OSError, KeyError, TypeError, AttributeError):
+            continue
+    return tuple(out)
 
 
 def entity_model(entity: str) -> Any:

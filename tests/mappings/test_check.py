@@ -86,7 +86,7 @@ def test_cli_check_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["check"])
     assert ok.exit_code == 0, ok.output
-    assert "5 file(s) checked, 0 with problems" in ok.output
+    assert "6 file(s) checked, 0 with problems" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("pool: commerce", "pool: [commerce]"), encoding="utf-8")
     res = runner.invoke(app, ["check", str(bad), str(MAPPINGS / "tax_taxpayers.yaml")])

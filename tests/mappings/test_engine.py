@@ -45,7 +45,9 @@ def test_every_mapping_applies_cleanly_and_counts_reconcile(mappings: dict, name
     assert result.mapped > 0
     assert {"_source_key", "_source_version"} <= set(result.records.columns)
     fields = set(ENTITIES[mapping.entity].model_fields) - {"source"}
-    assert set(result.records.columns) - {"_source_key", "_source_version", "_department", "_dataset"} <= fields
+    given = {c for c in result.records.columns if c.startswith("_given_")}  # codes as given, before conversion
+    assert {c.removeprefix("_given_") for c in given} <= fields
+    assert set(result.records.columns) - {"_source_key", "_source_version", "_department", "_dataset"} - given <= fields
     # Every mapped record validates against the canonical model (after the engine's coercions).
     # Identifier fields are only shape-cleaned here; the identity step canonicalises them
     # (15 → 18 digits, legacy codes → USCC), so the model's code patterns are not checked yet.
