@@ -37,7 +37,7 @@ def insured_pg(
     sandboxes: Any,
     pg_database: Any,
     odbc_postgres: None,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> pd.DataFrame:
     """The bureau's table in PostgreSQL (schema social_insurance), its Connection as an
     ``AIRFLOW_CONN_`` variable in JSON form; the ground truth of its rows."""
