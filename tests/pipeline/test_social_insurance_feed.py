@@ -34,7 +34,7 @@ FEED = "social_insurance_insured_persons"
 
 @pytest.fixture()
 def insured_pg(
-    sandboxes: Any,
+    sandboxes: Any,  # noqa: F811
     pg_database: Any,
     odbc_postgres: None,
     monkeypatch: pytest.MonkeyPatch,
