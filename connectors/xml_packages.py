@@ -51,6 +51,7 @@ from connectors.errors import (
     ConnectorUnavailable,
 )
 from connectors.xml_refusals import HARDENED, PackageRejected, PrologGuard, diagnose, schema_refusal
+from hub.masking import mask_record
 from hub.settings import REPO_ROOT
 
 #: how many package hashes the state remembers (the marker files are the long-term index)
@@ -245,6 +246,7 @@ class XmlPackageConnector:
 
     def __init__(self, name: str, block: Mapping[str, Any], *, work_root: Path | None = None) -> None:
         self.name = name
+        self.personal_columns: dict[str, str] = {}
         self.block = dict(block)
         self.ns: str = self.block.get("namespace", "")
         self.batch_size = int(self.block.get("batch_size", 10_000))
@@ -592,8 +594,8 @@ class XmlPackageConnector:
                     if not key:
                         bad.append(BadRecord("missing_source_key", f"{ds['element']} has no {key_col}",
                                              source_ref=f"{package.name}:{elem.sourceline}",
-                                             raw={c: v for c, v in zip(columns, values, strict=True)
-                                                  if isinstance(v, str)}))
+                                             raw=mask_record({c: v for c, v in zip(columns, values, strict=True)
+                                                              if isinstance(v, str)}, self.personal_columns)))
                     else:
                         rows.append(values)
                         if version_i is None:

@@ -148,13 +148,17 @@ def verify(
     """
     from e_license_store.signing import load_keyring
     from e_license_store.store import open_store
-    from e_license_store.verify import verify_file
+    from e_license_store.verify import MAX_FILE_BYTES, verify_file
 
     try:
-        data = file.read_bytes()
+        with file.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         typer.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
+    if len(data) > MAX_FILE_BYTES:
+        typer.echo(f"error: {file} is larger than {MAX_FILE_BYTES:,} bytes: not a licence file", err=True)
+        raise typer.Exit(2)
     with _session() as session:
         result = verify_file(data, load_keyring(), session=session, store=open_store())
     print(json.dumps(result.to_dict(), ensure_ascii=False))

@@ -22,6 +22,9 @@ from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectStore, StoreError
 from e_license_store.tables import LicenseVersionEntry
 
+#: the largest licence file verified (signed JSON or PDF): the API's upload forms and the CLI alike
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
 PDF_SUBJECT_RE = re.compile(rb"hub-license:([0-9A-Z\-]{10,60}):v([0-9]{1,9})")
 COPY_SUBJECT_RE = re.compile(rb"hub-license-copy:([0-9A-Z\-]{10,60}):v([0-9]{1,9})")
 

@@ -37,7 +37,7 @@ from e_license_store import identifier as license_ids
 from e_license_store.catalogue import UnknownLicenseType, license_type
 from e_license_store.index import LicenseIndexRow
 from e_license_store.render import copy_document, render_copy_pdf
-from e_license_store.verify import IntegrityFailure
+from e_license_store.verify import MAX_FILE_BYTES, IntegrityFailure
 from hub.db import make_engine, session_factory
 from hub.masking import mask_code, scrub_text
 from hub.models import local_today
@@ -86,7 +86,7 @@ log = logging.getLogger(__name__)
 alerts = logging.getLogger("hub.alerts")
 
 API_TITLE = "Exchange hub: mutual-recognition API (跨部门结果互认)"
-MAX_UPLOAD = 10 * 1024 * 1024  # an uploaded licence file (the body limit adds room for the form around it)
+MAX_UPLOAD = MAX_FILE_BYTES  # an uploaded licence file (the body limit adds room for the form around it)
 
 
 @dataclass

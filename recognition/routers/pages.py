@@ -40,7 +40,7 @@ from e_license_store import identifier as license_ids
 from e_license_store import verify_link
 from e_license_store.index import LicenseIndexRow
 from e_license_store.tables import LicenseVersionEntry
-from e_license_store.verify import IntegrityFailure
+from e_license_store.verify import MAX_FILE_BYTES, IntegrityFailure
 from hub.models import local_today
 from recognition import audit, trail
 from recognition.directory import license_by_id_dbapi
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 alerts = logging.getLogger("hub.alerts")
 
 #: the largest licence file the form accepts (the API's body limit adds room for the form around it)
-MAX_UPLOAD = 10 * 1024 * 1024
+MAX_UPLOAD = MAX_FILE_BYTES
 MAX_VERSION = 999_999_999
 PAGE_PREFIX = verify_link.PATH_PREFIX
 STYLESHEET = "/static/pages/hub.css"

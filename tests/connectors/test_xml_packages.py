@@ -234,3 +234,36 @@ def test_element_named_like_a_package_child_inside_a_record_is_kept(tmp_path: Pa
     connector = make_connector(block, name="notes", work_root=tmp_path / "work")
     rows = [r for b in connector.read("recs", None) for r in b.table.to_pylist()]
     assert [(r["id"], r["note"]) for r in rows] == [("1", "inner 1"), ("2", "inner 2")]
+
+
+def test_record_without_key_is_quarantined_with_its_personal_values_masked(tmp_path: Path, hub_db_url: str) -> None:
+    # the refused record's raw values are kept for the operator, masked by what they are
+    xsd = tmp_path / "owners.xsd"
+    xsd.write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="Pkg"><xs:complexType>'
+        '<xs:sequence><xs:element name="Rec" maxOccurs="unbounded"><xs:complexType><xs:sequence>'
+        '<xs:element name="Name" type="xs:string"/><xs:element name="Note" type="xs:string"/>'
+        '</xs:sequence><xs:attribute name="id" type="xs:string"/></xs:complexType></xs:element>'
+        "</xs:sequence></xs:complexType></xs:element></xs:schema>"
+    )
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    content = (
+        '<Pkg><Rec id="1"><Name>王小明</Name><Note>ok</Note></Rec>'
+        "<Rec><Name>欧阳娜娜</Name><Note>证件 330322198001010011</Note></Rec></Pkg>"
+    ).encode()
+    (outbox / "p.xml").write_bytes(content)
+    (outbox / "p.xml.sha256").write_text(hashlib.sha256(content).hexdigest())
+    from connectors.registry import make_connector
+
+    fields = {"id": "@id", "name": "Name", "note": "Note"}
+    block = {"protocol": "xml", "outbox": str(outbox), "xsd": str(xsd),
+             "datasets": {"recs": {"element": "Rec", "key": "id", "fields": fields}}}
+    connector = make_connector(block, name="owners", work_root=tmp_path / "work", personal_columns={"name": "name"})
+    result = run_sync(connector, "recs", source="owners", stager=LocalStager(tmp_path / "staging"))
+    assert (result.rows_staged, result.quarantined, result.reconciled) == (1, 1, True)
+    [row] = _quarantine("owners")
+    assert row.reason_code == "missing_source_key"
+    text = repr(row.payload)
+    assert "欧阳娜娜" not in text and "330322198001010011" not in text
+    assert row.payload["name"].startswith("欧") and row.payload["note"].startswith("证件 ")

@@ -114,3 +114,14 @@ def test_verify_deeply_nested_json_is_not_valid_without_a_traceback(service: Lic
     verdict = json.loads(res.stdout.splitlines()[0])
     assert verdict["ok"] is False and verdict["well_formed"] is False
     assert verdict["problems"] == ["malformed: not a licence: JSON nested 100000 levels deep (at most 32)"]
+
+
+def test_verify_refuses_a_file_larger_than_any_licence_without_reading_it_whole(tmp_path: Path) -> None:
+    from e_license_store.verify import MAX_FILE_BYTES
+
+    big = tmp_path / "big.pdf"
+    with big.open("wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)  # sparse: one byte too many
+    res = runner.invoke(app, ["verify", str(big)])
+    assert res.exit_code == 2
+    assert res.output == f"error: {big} is larger than {MAX_FILE_BYTES:,} bytes: not a licence file\n"
