@@ -7,6 +7,7 @@ three what they need of a mapping (:mod:`hub.pipeline.mapping_check`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -36,3 +37,97 @@ def check(
     typer.echo(f"{len(paths)} file(s) checked, {len(bad)} with problems, {len(problems)} problem(s)")
     if problems:
         raise typer.Exit(code=1)
+
+
+def render(rows: list[dict[str, Any]], width: int, layout: str = "auto") -> str:
+    """Rows as text: a table when every column fits ``width`` (or ``layout="table"``), else one
+    record after another, a field a line (``psql``'s expanded display).
+
+    >>> print(render([{"name": "张*", "sex": "1"}], 80))
+    name  sex
+    ----  ---
+    张*   1
+    >>> print(render([{"name": "张*", "sex": "1"}], 8))
+    -[ record 1 ]-
+    name | 张*
+    sex  | 1
+    """
+    from rich.cells import cell_len
+
+    if not rows:
+        return "(no rows)"
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(cell_len(c), *(cell_len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    fits = sum(widths) + 2 * (len(widths) - 1) <= width
+    if layout == "table" or (layout == "auto" and fits):
+
+        def line(values: list[str]) -> str:
+            return "  ".join(v + " " * (w - cell_len(v)) for v, w in zip(values, widths, strict=True)).rstrip()
+
+        return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(row) for row in cells)])
+    label = max(cell_len(c) for c in columns)
+    out: list[str] = []
+    for n, row in enumerate(cells, 1):
+        out.append(f"-[ record {n} ]-")
+        out.extend(f"{c}{' ' * (label - cell_len(c))} | {v}" for c, v in zip(columns, row, strict=True))
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("\n", " ")
+
+
+@app.command()
+def preview(
+    mapping: str = typer.Argument(..., help="A mapping's name: mappings/<MAPPING>.yaml."),
+    limit: int = typer.Option(5, "--limit", "-n", min=1, help="Rows to read from the source."),
+    layout: str = typer.Option(
+        "auto",
+        help="auto (a table when the columns fit the terminal, else one record after another), table or vertical.",
+    ),
+    source: bool = typer.Option(False, "--source", help="Show the rows as the department sends them, not mapped."),
+) -> None:
+    """Read a few rows through the mapping's Connection and show them mapped (canonical fields and
+    the department's own attributes), personal values masked by what they are. Changes nothing:
+    saves no read position, acknowledges nothing. Rows the mapping rejects are listed with why."""
+    import shutil
+
+    from connectors.registry import make_connector
+    from hub.pipeline.steps import connector_dataset, load_mapping, source_block
+    from validation.payload import mask_row
+
+    if layout not in ("auto", "table", "vertical"):
+        raise typer.BadParameter("auto, table or vertical", param_hint="--layout")
+    m = load_mapping(mapping)
+    personal = m.spec.personal_source_columns()
+    connector = make_connector(source_block(m), name=m.department, personal_columns=personal)
+    tables = []
+    for batch in connector.read(connector_dataset(m), None, limit=limit):
+        tables.append(batch.table)
+        if sum(t.num_rows for t in tables) >= limit:
+            break
+    import pyarrow as pa
+
+    raw = pa.concat_tables(tables).slice(0, limit) if tables else None
+    width = shutil.get_terminal_size((100, 24)).columns
+    if raw is None:
+        typer.echo(f"{mapping}: no rows")
+        return
+    if source:
+        from hub.masking import mask, scrub
+
+        rows = [
+            {k: (mask(v, personal[k]) if k in personal else scrub(v)) for k, v in r.items()} for r in raw.to_pylist()
+        ]
+        typer.echo(render(rows, width, layout))
+        return
+    mapped = m.apply(raw)
+    kinds = m.spec.attribute_kinds()
+    rows = [mask_row(r, kinds) for r in mapped.records.drop(columns=["_department", "_dataset"]).to_dict("records")]
+    typer.echo(render(rows, width, layout))
+    for r in mapped.rejects.to_dict("records"):
+        typer.echo(f"rejected {r['_source_key']}: {r['reason_code']}: {r['reason']}", err=True)

@@ -114,3 +114,27 @@ def test_insured_persons_reach_the_index_with_own_fields_and_employer(
     assert again.exit_code == 0, again.output
     with session_scope(get_engine()) as s:
         assert len(s.scalars(select(IdentityRelation)).all()) == len(relations)
+
+
+def test_preview_shows_mapped_rows_readably_and_masked(
+    insured_pg: pd.DataFrame,
+    mapping_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    from hub.pipeline.mappings_cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")  # the bureau's columns do not fit: one record after another
+    res = CliRunner().invoke(app, ["preview", FEED, "--limit", "8"])
+    assert res.exit_code == 0, res.output
+    assert "-[ record 1 ]-" in res.output
+    record = res.output.split("-[ record 2 ]-")[0]
+    for field in ("resident_id", "name", "insured_since", "insurance_status", "employer_uscc"):
+        assert any(line.startswith(field) for line in record.splitlines()), (field, record)
+    # resident ids and names masked by what they are (the bureau calls them id_number, full_name)
+    for rid in insured_pg["resident_id"]:
+        assert rid not in res.output and rid.lower() not in res.output
+    resident = next(line for line in record.splitlines() if line.startswith("resident_id"))
+    assert "*" in resident
+    raw = CliRunner().invoke(app, ["preview", FEED, "--limit", "3", "--source", "--layout", "table"])
+    assert raw.exit_code == 0, raw.output
+    assert "id_number" in raw.output.splitlines()[0] and not any(r in raw.output for r in insured_pg["resident_id"])
