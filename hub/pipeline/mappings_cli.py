@@ -104,7 +104,8 @@ def preview(
         raise typer.BadParameter("auto, table or vertical", param_hint="--layout")
     m = load_mapping(mapping)
     personal = m.spec.personal_source_columns()
-    connector = make_connector(source_block(m), name=m.department, personal_columns=personal)
+    # every shipped connector reads a preview with ``limit`` (not part of the base protocol)
+    connector: Any = make_connector(source_block(m), name=m.department, personal_columns=personal)
     tables = []
     for batch in connector.read(connector_dataset(m), None, limit=limit):
         tables.append(batch.table)
