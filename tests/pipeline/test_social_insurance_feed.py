@@ -118,8 +118,8 @@ def test_insured_persons_reach_the_index_with_own_fields_and_employer(
 
 def test_preview_shows_mapped_rows_readably_and_masked(
     insured_pg: pd.DataFrame,
-    mapping_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    mapping_dir: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from hub.pipeline.mappings_cli import app
 
