@@ -111,6 +111,7 @@ def preview(
         tables.append(batch.table)
         if sum(t.num_rows for t in tables) >= limit:
             break
+    import pandas as pd
     import pyarrow as pa
 
     raw = pa.concat_tables(tables).slice(0, limit) if tables else None
@@ -128,7 +129,11 @@ def preview(
         return
     mapped = m.apply(raw)
     kinds = m.spec.attribute_kinds()
-    rows = [mask_row(r, kinds) for r in mapped.records.drop(columns=["_department", "_dataset"]).to_dict("records")]
+    records = mapped.records.drop(columns=["_department", "_dataset"])
+    for column in records.columns:  # dates shown as dates (the engine keeps them as timestamps)
+        if pd.api.types.is_datetime64_any_dtype(records[column].dtype):
+            records[column] = records[column].dt.date
+    rows = [mask_row(r, kinds) for r in records.to_dict("records")]
     typer.echo(render(rows, width, layout))
     for r in mapped.rejects.to_dict("records"):
         typer.echo(f"rejected {r['_source_key']}: {r['reason_code']}: {r['reason']}", err=True)
