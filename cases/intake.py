@@ -118,7 +118,7 @@ def take_in(
     case = CaseRecord(
         code=code, item_code=item.code, item_name=item.name, implementation_code=item.implementation_code,
         lead_department=item.lead, region_code=catalogue.region_code, statutory_days=item.statutory_days,
-        promised_days=item.promised_days, received_by=department or WINDOW, received_at=received_at,
+        promised_days=item.promised_days, received_by=department or WINDOW, received_at=svc.utc(received_at),
         received_on=day, intake_outcome=outcome, outcome_detail=detail, status="received",
         applicant_kind=applicant.kind, applicant_code=applicant.code, applicant_identity=applicant.identity,
         applicant_name=body.applicant.name, applicant_phone=body.applicant.phone,
@@ -131,7 +131,7 @@ def take_in(
                  for role, p in others.items()} or None,
         delivery_method=body.delivery.method.value, delivery_address=body.delivery.address, subject=body.subject,
         intake_key=intake_key(owner, idempotency_key) if idempotency_key is not None else None,
-        intake_fingerprint=svc.fingerprint(body.model_dump(mode="json")), created_by=actor, updated_at=now,
+        intake_fingerprint=svc.fingerprint(body.model_dump(mode="json")), created_by=actor, updated_at=svc.utc(now),
     )  # fmt: skip
     session.add(case)
     session.flush()
@@ -141,7 +141,7 @@ def take_in(
                 case_id=case.id, material_code=d.material.code, name=d.material.name, required=d.material.required,
                 holder_role=d.material.holder, license_type_code=d.material.license_type, provision=d.provision,
                 license_id=d.license_id, license_version=d.license_version, found_by=d.found_by,
-                promised_by=d.promised_by, updated_at=now,
+                promised_by=d.promised_by, updated_at=svc.utc(now),
             )
         )  # fmt: skip
     rows = [svc.append(session, case, WINDOW, 1, Step.RECEIVED, received_at, actor=actor, now=now)[0]]

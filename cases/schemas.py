@@ -16,6 +16,18 @@ Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 MaterialCode = Annotated[str, Field(pattern=r"^M[0-9]{2}$", description="The material's code in the item")]
 
 
+class ExcludedPeriod(StrEnum):
+    """Periods the Administrative Licensing Law (art. 45) keeps out of a time limit."""
+
+    HEARING = "hearing"  # 听证
+    TENDER = "tender"  # 招标
+    AUCTION = "auction"  # 拍卖
+    TESTING = "testing"  # 检验、检测
+    QUARANTINE = "quarantine"  # 检疫
+    APPRAISAL = "appraisal"  # 鉴定
+    EXPERT_REVIEW = "expert_review"  # 专家评审
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -148,6 +160,15 @@ class StepIn(_In):
     )
     supplied: list[MaterialIn] | None = Field(
         default=None, max_length=50, description="the window's resumed: the materials the applicant brought"
+    )
+    period: ExcludedPeriod | None = Field(
+        default=None, description="suspended: the period the law excludes from the limit (art. 45)"
+    )
+    days: int | None = Field(
+        default=None, ge=1, le=60, description="extended: the working days granted (延期, art. 42)"
+    )
+    approved_by: str | None = Field(
+        default=None, min_length=1, max_length=100, description="extended: who approved it (本机关负责人)"
     )
 
 

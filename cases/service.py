@@ -31,9 +31,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import materials as mat
-from cases import parties
+from cases import parties, supervision
 from cases import steps as st
 from cases.catalogue import WINDOW, Catalogue, Item, load_catalogue
+from cases.clock import china_day
 from cases.errors import CaseRefused, Refusal
 from cases.schemas import MaterialIn, StepIn
 from cases.tables import CaseDispatch, CaseMaterial, CaseRecord, CaseStep
@@ -49,7 +50,8 @@ HUB = "hub"
 
 
 def utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+    """``value`` in UTC: every time is stored in UTC (SQLite keeps no offset and hands back naive UTC)."""
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def fingerprint(value: Any) -> str:
@@ -105,7 +107,8 @@ class Reading:
 def read(session: Session, case: CaseRecord, rows: Sequence[CaseStep] | None = None) -> Reading:
     rows = log(session, case) if rows is None else rows
     logged = [
-        st.LoggedStep(r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order)
+        st.LoggedStep(r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order,
+                     detail=r.detail)
         for r in rows
     ]
     timeline = st.place(logged, received_at=utc(case.received_at))
@@ -176,7 +179,7 @@ def append(
     )
     row = CaseStep(
         case_id=case.id, department=department, seq=seq, step=step.value, occurred_at=utc(occurred_at),
-        recorded_at=now or utcnow(), actor=actor, note=note, detail=detail, fingerprint=digest,
+        recorded_at=utc(now) if now else utcnow(), actor=actor, note=note, detail=detail, fingerprint=digest,
         arrived_out_of_order=latest is not None and utc(occurred_at) < utc(latest),
     )  # fmt: skip
     session.add(row)
@@ -214,10 +217,12 @@ def open_stages(session: Session, case: CaseRecord, item: Item, at: dt.datetime)
 
 
 def refresh(session: Session, case: CaseRecord, now: dt.datetime | None = None) -> Reading:
+    """Re-read the case after a change: its status, and its clocks and lights (:mod:`cases.supervision`)."""
     reading = read(session, case)
     case.status = reading.status
-    case.updated_at = now or utcnow()
+    case.updated_at = utc(now) if now else utcnow()
     session.flush()
+    supervision.store_clocks(session, case, reading.timeline, reading.status, today=china_day(case.updated_at))
     return reading
 
 
@@ -268,6 +273,7 @@ def record_step(
                 "missing_list_required", "a correction request lists everything missing, at once (一次性告知)"
             )
         detail["missing"] = [m.model_dump(mode="json", exclude_none=True) for m in body.missing]
+    detail.update(_clock_detail(body))
     supplied = body.supplied or []
     if supplied:
         if not (department == WINDOW and body.step is st.Step.RESUMED):
@@ -293,6 +299,29 @@ def record_step(
     for r in rows:
         announce_step(session, case, r, reading.status)
     return Recorded(case, row, replayed, reading)
+
+
+def _clock_detail(body: StepIn) -> dict[str, Any]:
+    """What a step that moves the clock must say: the excluded period, or the extension's days,
+    approver and reason; nothing of the kind on any other step."""
+    if body.step is st.Step.SUSPENDED:
+        if body.period is None:
+            raise CaseRefused("period_required", "a suspension names the period the law excludes (art. 45)")
+    elif body.period is not None:
+        raise CaseRefused("step_not_allowed", "only a suspended step names an excluded period")
+    if body.step is st.Step.EXTENDED:
+        if body.days is None or not body.approved_by or not (body.note or "").strip():
+            raise CaseRefused(
+                "extension_incomplete", "an extension gives its working days, who approved it, and the reason (note)"
+            )
+    elif body.days is not None or body.approved_by is not None:
+        raise CaseRefused("step_not_allowed", "only an extended step grants days")
+    detail: dict[str, Any] = {}
+    if body.period is not None:
+        detail["period"] = body.period.value
+    if body.days is not None:
+        detail["days"], detail["approved_by"] = body.days, body.approved_by
+    return detail
 
 
 def _supplied(

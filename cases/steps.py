@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cases.catalogue import WINDOW
@@ -63,18 +63,26 @@ class Step(StrEnum):
     DELIVERED = "delivered"
     #: 撤回: the applicant withdrew
     WITHDRAWN = "withdrawn"
+    #: 特别程序: a period the law excludes from the time limit begins (hearing, testing, inspection,
+    #: expert review …: Administrative Licensing Law art. 45); the clock stops
+    SUSPENDED = "suspended"
+    #: the excluded period ends; the clock runs again
+    SUSPENSION_ENDED = "suspension_ended"
+    #: 延期: the limit extended once, with the organ head's approval and a reason (art. 42)
+    EXTENDED = "extended"
 
 
 #: What a department may report of its stage.
 DEPARTMENT_STEPS = frozenset({
     Step.ACCEPTED, Step.IN_REVIEW, Step.CORRECTION_REQUESTED, Step.RESUMED, Step.OPINION_GIVEN, Step.APPROVED,
-    Step.REJECTED, Step.RESULT_ISSUED,
+    Step.REJECTED, Step.RESULT_ISSUED, Step.SUSPENDED, Step.SUSPENSION_ENDED, Step.EXTENDED,
 })  # fmt: skip
 #: What the window may report after intake (intake itself writes received and its outcome).
 WINDOW_STEPS = frozenset({Step.RESUMED, Step.DELIVERED, Step.WITHDRAWN})
 #: Steps that need the department's acceptance before them.
 _AFTER_ACCEPTANCE = frozenset({
-    Step.IN_REVIEW, Step.CORRECTION_REQUESTED, Step.OPINION_GIVEN, Step.APPROVED, Step.REJECTED,
+    Step.IN_REVIEW, Step.CORRECTION_REQUESTED, Step.OPINION_GIVEN, Step.APPROVED, Step.REJECTED, Step.SUSPENDED,
+    Step.EXTENDED,
 })  # fmt: skip
 _DECISIONS = frozenset({Step.APPROVED, Step.REJECTED})
 _HALTED_BY_CORRECTION = frozenset({Step.IN_REVIEW, Step.OPINION_GIVEN, Step.APPROVED, Step.REJECTED})
@@ -92,6 +100,8 @@ class LoggedStep:
     order: int = 0
     arrived_out_of_order: bool = False
     impossible: str | None = None
+    #: what the step carried: an excluded period, an extension's days, the missing materials …
+    detail: Mapping[str, object] | None = field(default=None, compare=False)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -136,6 +146,13 @@ def _impossible(s: LoggedStep, before: Sequence[Step], history: Mapping[str, Seq
         return "resumed_without_correction"
     if s.step in _HALTED_BY_CORRECTION and open_corrections > 0:
         return "while_correction_outstanding"
+    open_suspensions = before.count(Step.SUSPENDED) - before.count(Step.SUSPENSION_ENDED)
+    if s.step is Step.SUSPENSION_ENDED and open_suspensions <= 0:
+        return "continued_without_suspension"
+    if s.step in _DECISIONS and open_suspensions > 0:
+        return "while_suspended"
+    if s.step is Step.EXTENDED and Step.EXTENDED in before:
+        return "extended_twice"
     return None
 
 

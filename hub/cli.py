@@ -39,6 +39,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("licenses", "e_license_store.cli", "The e-licence repository: list, get, verify, reindex."),
     ("consumers", "recognition.consumers_cli", "API consumers, their keys, limits and allowed push destinations."),
     ("cases", "cases.cli", "The case repository (办件库): intake, show, list, steps; catalogue check."),
+    ("calendar", "cases.calendar_cli", "Statutory working days (法定工作日): workday, add, years."),
     ("audit", "recognition.audit_cli", "The audit log: verify, head, archive."),
 ]
 

@@ -19,7 +19,10 @@ Scope strings:
 - ``cases:read`` — read cases: a case's timeline by its supervision code and an applicant's cases
   (applicant, agent and party data masked without ``personal:read``);
 - ``cases:steps:<department>`` — report that department's steps of the cases it takes part in
-  (``POST /v1/cases/{code}/steps``).
+  (``POST /v1/cases/{code}/steps``);
+- ``supervision:read`` — the supervision office (电子监察): receive the changes of light and the
+  escalations of every case (``supervision.light_changed``, ``supervision.escalated``) and read
+  the figures.
 
 A consumer may also be *bound to a department* (:attr:`recognition.consumers.Principal.department`):
 its keys then act for that department only — they report only its steps, whatever their scopes
@@ -70,6 +73,7 @@ FIXED = {
     "metrics:read",
     "cases:write",
     "cases:read",
+    "supervision:read",
 }
 PATTERNS = (
     re.compile(r"^licenses:read:(\*|[0-9A-Za-z_.-]{1,40})$"),
@@ -85,6 +89,8 @@ CASES_READ = "cases:read"
 LICENCE_EVENT_KINDS = frozenset({"license", "approval"})
 IDENTITY_EVENT_KINDS = frozenset({"identity"})
 IDENTITIES_READ = "identities:read"
+SUPERVISION_EVENT_KINDS = frozenset({"supervision"})
+SUPERVISION_READ = "supervision:read"
 
 
 class InvalidScope(ValueError):
@@ -98,6 +104,8 @@ def event_scope(event_type: str, license_type_code: str | None) -> str | None:
     ('licenses:read:1101', 'licenses:read:3101')
     >>> event_scope("license.issued", None), event_scope("identity.split", None), event_scope("case.opened", None)
     ('licenses:read:*', 'identities:read', None)
+    >>> event_scope("supervision.light_changed", None)
+    'supervision:read'
     """
     kind = event_type.partition(".")[0]
     if kind in LICENCE_EVENT_KINDS:
@@ -105,6 +113,8 @@ def event_scope(event_type: str, license_type_code: str | None) -> str | None:
         return f"licenses:read:{license_type_code or '*'}"
     if kind in IDENTITY_EVENT_KINDS:
         return IDENTITIES_READ
+    if kind in SUPERVISION_EVENT_KINDS:
+        return SUPERVISION_READ
     return None
 
 

@@ -1,0 +1,176 @@
+"""E-supervision: clocks stored as steps arrive, the supervision task's lights for all running clocks
+at once equal a full re-read, changes of light logged and announced once, red stages escalated —
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DatabaseError
+
+from cases import intake, service, supervision
+from cases.clock import CASE
+from cases.schemas import IntakeIn, StepIn
+from cases.steps import Step
+from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
+from hub.models import OutboxEvent
+from hub.testing import schema_drift
+from recognition.scopes import ScopeSet
+from tests.cases import world as w
+from tests.cases.world import World, joint_registration
+
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def at(day: int, hour: int = 10) -> dt.datetime:
+    return dt.datetime(2026, 11, day, hour, tzinfo=CST)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
+    url = request.getfixturevalue("hub_db_url" if request.param == "sqlite" else "pg_hub_db_url")
+    built = w.build(url, tmp_path)
+    yield built
+    built.engine.dispose()
+
+
+def _joint_case(city: World) -> str:
+    """多证联办 received and accepted Monday 16 November 2026; commerce (promised 1 day) accepts that day."""
+    with city.sessions() as s:
+        body = IntakeIn.model_validate(joint_registration(received_at=at(16, 9).isoformat()))
+        code = intake.take_in(s, body, actor="window", now=at(16, 9)).case.code
+        accepted = StepIn(seq=1, step=Step.ACCEPTED, occurred_at=at(16))
+        service.record_step(s, code, "commerce", accepted, actor="commerce", now=at(16, 11))
+        s.commit()
+    return code
+
+
+def _clocks(city: World) -> dict[str, tuple[str, int, str]]:
+    with city.sessions() as s:
+        return {c.department: (c.state, c.used, c.light) for c in s.scalars(select(CaseClock))}
+
+
+def _changes(city: World) -> list[tuple[str, str | None, str]]:
+    with city.sessions() as s:
+        rows = s.scalars(select(CaseLightChange).order_by(CaseLightChange.id))
+        return [(r.department, r.from_light, r.to_light) for r in rows]
+
+
+def _recompute(city: World, day: int) -> supervision.Recomputed:
+    with city.sessions() as s:
+        done = supervision.recompute_lights(s, today=dt.date(2026, 11, day))
+        s.commit()
+    return done
+
+
+def test_times_with_an_offset_are_kept_as_the_same_instant(city: World) -> None:
+    code = _joint_case(city)  # reported in China Standard Time: 09:00 and 10:00 +08:00
+    with city.sessions() as s:
+        case = service.find_case(s, code)
+        assert service.utc(case.received_at) == at(16, 9)
+        commerce = [x for x in service.read(s, case).timeline if x.department == "commerce"]
+        assert [x.occurred_at for x in commerce] == [at(16)]
+
+
+def test_lights_turn_yellow_then_red_once_each_and_red_stages_are_escalated(city: World) -> None:
+    code = _joint_case(city)
+    assert _clocks(city) == {
+        "commerce": ("running", 0, "green"),
+        "tax": ("not_started", 0, "green"),
+        "public_security": ("not_started", 0, "green"),
+        CASE: ("running", 0, "green"),
+    }
+    assert _recompute(city, 17).changes == 1  # commerce: 1 of its 1 promised day used
+    assert _clocks(city)["commerce"] == ("running", 1, "yellow")
+    assert _recompute(city, 18).changes == 1  # commerce 2 of 1: red; the case 2 of 3: still green
+    again = _recompute(city, 18)
+    assert (again.running, again.updated, again.changes) == (2, 0, 0)  # the same day twice changes nothing
+    _recompute(city, 19)
+    _recompute(city, 20)
+    assert _clocks(city)["commerce"] == ("running", 4, "red") and _clocks(city)[CASE] == ("running", 4, "red")
+    assert _changes(city) == [
+        ("commerce", "green", "yellow"),
+        ("commerce", "yellow", "red"),
+        (CASE, "green", "yellow"),
+        (CASE, "yellow", "red"),
+    ]
+    with city.sessions() as s:
+        events = s.scalars(
+            select(OutboxEvent).where(OutboxEvent.event_type.like("supervision.%")).order_by(OutboxEvent.id)
+        ).all()
+        assert [e.idempotency_key for e in events] == [
+            f"supervision.light:{code}:commerce:1",
+            f"supervision.light:{code}:commerce:2",
+            f"supervision.escalated:{code}:commerce:1",
+            f"supervision.light:{code}:*:1",
+            f"supervision.light:{code}:*:2",
+        ]
+        assert events[1].payload["to"] == "red" and events[1].payload["overdue"] == 1
+        [escalation] = supervision.escalations(s)
+        assert (escalation.department, escalation.overdue) == ("commerce", 1)
+        assert escalation.raised_on == dt.date(2026, 11, 18)
+
+
+def test_the_task_agrees_with_a_full_reading_of_the_step_log(city: World) -> None:
+    code = _joint_case(city)
+    for day in (17, 18, 19, 23):
+        _recompute(city, day)
+        by_task = _clocks(city)
+        with city.sessions() as s:
+            case = service.find_case(s, code)
+            reading = service.read(s, case)
+            changes = supervision.store_clocks(s, case, reading.timeline, reading.status, today=dt.date(2026, 11, day))
+            s.commit()
+        assert changes == [] and _clocks(city) == by_task
+
+
+def test_a_decision_ends_the_stage_clock_and_the_case_clock_runs_on(city: World) -> None:
+    code = _joint_case(city)
+    with city.sessions() as s:
+        approved = StepIn(seq=2, step=Step.APPROVED, occurred_at=at(17))
+        service.record_step(s, code, "commerce", approved, actor="commerce", now=at(17, 11))
+        s.commit()
+    clocks = _clocks(city)
+    assert clocks["commerce"] == ("ended", 1, "yellow")
+    assert clocks[CASE][0] == "running"
+    assert _recompute(city, 30).running == 1  # only the case's clock still runs (tax and seal filing wait)
+
+
+def test_acknowledging_an_escalation_closes_it_and_a_department_acknowledges_its_own_only(city: World) -> None:
+    _joint_case(city)
+    _recompute(city, 18)
+    with city.sessions() as s:
+        [escalation] = supervision.escalations(s)
+        with pytest.raises(LookupError):
+            supervision.acknowledge(s, escalation.id, "tax", by="tax", note=None)
+        done = supervision.acknowledge(s, escalation.id, "commerce", by="commerce:张科长", note="已加快办理")
+        assert done.acknowledged_by == "commerce:张科长"
+        s.commit()
+        assert supervision.escalations(s) == []
+        assert len(supervision.escalations(s, open_only=False)) == 1
+
+
+def test_the_log_of_lights_is_append_only(city: World) -> None:
+    _joint_case(city)
+    _recompute(city, 18)
+    for statement in ("UPDATE case_light_change SET to_light = 'green'", "DELETE FROM case_light_change"):
+        with city.engine.connect() as conn, pytest.raises(DatabaseError, match="append-only"):
+            conn.execute(text(statement))
+
+
+def test_supervision_events_go_to_the_supervision_office_only() -> None:
+    office = ScopeSet.parse(["supervision:read"])
+    portal = ScopeSet.parse(["cases:read", "licenses:read:*"])
+    assert office.may_receive("supervision.light_changed", None) and office.may_receive("supervision.escalated", None)
+    assert not portal.may_receive("supervision.light_changed", None)
+
+
+def test_tables_match_their_migration(city: World) -> None:
+    assert schema_drift(city.url, {
+        CaseClock.__tablename__, CaseLightChange.__tablename__, CaseEscalation.__tablename__,
+    }) == []  # fmt: skip
