@@ -180,7 +180,7 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             add(("relations", i, "role"), f"relation role {rel['role']!r} is declared twice")
         roles.add(rel["role"])
         if rel.get("kind", "auto") not in IDENTIFIER_KINDS[rel["identity_kind"]]:
-            add(("relations", i, "kind"), f"code kind {rel.get('kind')!r} cannot name a {rel['identity_kind']}")
+            add(("relations", i, "kind"), f"code kind {rel.get('kind')!r} cannot name {_a(rel['identity_kind'])}")
     if (data.get("relations") or ()) and data.get("identity_kind") == "none":
         add(("relations",), "identity_kind is none: a relation needs the record's own identity to start from")
     codes = _catalogue_codes()
@@ -214,6 +214,11 @@ IDENTIFIER_KINDS = {
 }
 #: identifier roles that name the record's own subject (the identity it resolves to)
 SUBJECT_ROLES = ("holder", "applicant", "owner", "subject")
+
+
+def _a(kind: str) -> str:
+    """``an enterprise``, ``a person``."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def _identity_problems(doc: MarkedDocument, file: str) -> list[Problem]:
@@ -265,7 +270,7 @@ def _identity_problems(doc: MarkedDocument, file: str) -> list[Problem]:
         if ident.get("kind") not in IDENTIFIER_KINDS[kind]:
             add(
                 ("identifiers", i, "kind"),
-                f"identifier kind {ident.get('kind')!r} cannot name a {kind} "
+                f"identifier kind {ident.get('kind')!r} cannot name {_a(kind)} "
                 f"(identity_kind); use {' or '.join(sorted(IDENTIFIER_KINDS[kind]))}",
             )
     return out

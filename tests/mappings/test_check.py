@@ -203,7 +203,7 @@ def test_identity_kind_is_declared_and_must_fit() -> None:
     wrong = check_text(PERSONS.replace("identity_kind: person", "identity_kind: enterprise"), "p.yaml")
     messages = [p.message for p in wrong]
     assert any("identity_kind 'enterprise' does not fit entity 'person'" in m for m in messages), messages
-    assert any("identifier kind 'resident_id' cannot name a enterprise" in m for m in messages), messages
+    assert any("identifier kind 'resident_id' cannot name an enterprise" in m for m in messages), messages
     no_subject = check_text(PERSONS.replace("role: holder", "role: legal_rep"), "p.yaml")
     assert any("no identifier names the record's own identity" in p.message for p in no_subject)
 
