@@ -9,6 +9,7 @@ status: 0 done, 1 refused or not found (one line ``error: <code>: …`` on stder
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 import sys
@@ -17,15 +18,20 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
 
 from cases import intake as intake_mod
 from cases import parties
 from cases import service as svc
 from cases.catalogue import CATALOGUE_PATH, check_file
+from cases.clock import china_day
 from cases.errors import CaseRefused
 from cases.schemas import IntakeIn, StepIn
+from cases.stats import figures
 from cases.views import case_out, case_summary, step_out
 from hub.db import get_engine, session_scope
+from hub.models import utcnow
 
 app = typer.Typer(no_args_is_help=True, help="The case repository (办件库): intake, show, list, steps; the catalogue.")
 catalogue_app = typer.Typer(no_args_is_help=True, help="The service-item catalogue (事项库): check.")
@@ -159,3 +165,46 @@ def steps(
         _fail(f"{exc.code}: {exc.detail}")
     for line in lines:
         _echo(line.model_dump(mode="json"))
+
+
+@app.command("stats")
+def stats(
+    since: Annotated[str | None, typer.Option(help="First day of receipt, YYYY-MM-DD (default: 30 days ago)")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day of receipt, YYYY-MM-DD (default: today)")] = None,
+    by: Annotated[str, typer.Option(help="item or department")] = "item",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table")] = False,
+) -> None:
+    """The figures supervisors report: received, concluded, on the spot, early, overdue, working days, corrections."""
+    if by not in ("item", "department"):
+        _fail("--by is item or department", 2)
+    today = china_day(utcnow())
+    try:
+        first = dt.date.fromisoformat(since) if since else today - dt.timedelta(days=30)
+        last = dt.date.fromisoformat(until) if until else today
+    except ValueError as exc:
+        _fail(f"{exc} (dates are YYYY-MM-DD)", 2)
+    if last < first:
+        _fail("--until is before --since", 2)
+    with session_scope(get_engine()) as session:
+        rows = figures(session, since=first, until=last, by=by)  # type: ignore[arg-type]
+    if as_json:
+        for r in rows:
+            _echo(r.as_dict())
+        return
+    table = Table(title=f"cases received {first.isoformat()} – {last.isoformat()}, by {by}")
+    for col in ("", "received", "concluded", "on the spot", "early", "overdue", "median", "p90", "corr./case"):
+        table.add_column(col, justify="left" if not col else "right")
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{x:.0%}"
+
+    def num(x: float | None) -> str:
+        return "–" if x is None else f"{x:g}"
+
+    for r in rows:
+        table.add_row(
+            f"{r.key} {r.name}" if r.key != r.name else r.key, str(r.received), str(r.concluded),
+            pct(r.on_the_spot_rate), pct(r.early_rate), str(r.overdue), num(r.median_days), num(r.p90_days),
+            f"{r.corrections_per_case:.2f}",
+        )  # fmt: skip
+    Console(width=140).print(table)

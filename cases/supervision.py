@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cases import clock as ck
@@ -33,10 +33,12 @@ from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
 from cases.tables import CaseDispatch, CaseRecord
 from cases.workdays import WorkCalendar
 from hub.models import utcnow
-from hub.outbox import emit
+from hub.outbox import emit_many
 
 #: case statuses after which nothing more happens to its clock
 FINAL = frozenset({"concluded", "rejected", "withdrawn", "not_accepted"})
+#: cases per query when looking up the cases of many changes (bounded IN lists)
+CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,10 @@ def store_clocks(
             session.add(row)
         _write(row, reading, today)
         if (before or ck.GREEN) != reading.light:
-            changes.append(_changed(session, case, department, before, reading, today))
+            changes.append(_Change(case.id, department, before, reading.light, reading.used, reading.promised_limit,
+                                   reading.overdue, reading.promised_due))  # fmt: skip
     session.flush()
-    return changes
+    return _record_changes(session, changes, today)
 
 
 def _ended_at(timeline: Sequence[LoggedStep]) -> dt.datetime | None:
@@ -104,54 +107,79 @@ def _write(row: CaseClock, r: ck.ClockReading, today: dt.date) -> None:
     row.as_of, row.updated_at = today, utcnow()
 
 
-def _changed(
-    session: Session, case: CaseRecord, department: str, before: str | None, r: ck.ClockReading, today: dt.date
-) -> LightChange:
-    number = 1 + (
-        session.scalar(
-            select(func.count())
-            .select_from(CaseLightChange)
-            .where(CaseLightChange.case_id == case.id, CaseLightChange.department == department)
-        )
-        or 0
-    )
-    session.add(
-        CaseLightChange(
-            case_id=case.id, department=department, from_light=before, to_light=r.light, used=r.used,
-            promised_limit=r.promised_limit, overdue=r.overdue, as_of=today,
-        )
-    )  # fmt: skip
-    emit(
-        session, "supervision.light_changed", case.code,
-        {"code": case.code, "item_code": case.item_code, "department": None if department == ck.CASE else department,
-         "from": before, "to": r.light, "used": r.used, "promised_limit": r.promised_limit, "overdue": r.overdue,
-         "promised_due": r.promised_due.isoformat() if r.promised_due else None, "as_of": today.isoformat()},
-        f"supervision.light:{case.code}:{department}:{number}", region_code=case.region_code,
-    )  # fmt: skip
-    if r.light == ck.RED and department != ck.CASE:
-        _escalate(session, case, department, r.overdue, today)
-    return LightChange(case.code, department, before, r.light)
+@dataclass(frozen=True)
+class _Change:
+    case_id: int
+    department: str
+    before: str | None
+    after: str
+    used: int
+    promised_limit: int
+    overdue: int
+    promised_due: dt.date | None = None
 
 
-def _escalate(session: Session, case: CaseRecord, department: str, overdue: int, today: dt.date) -> None:
-    open_one = session.scalar(
-        select(CaseEscalation.id).where(
-            CaseEscalation.case_id == case.id,
-            CaseEscalation.department == department,
-            CaseEscalation.acknowledged_at.is_(None),
-        )
-    )
-    if open_one is not None:
-        return
-    row = CaseEscalation(case_id=case.id, department=department, overdue=overdue, raised_on=today)
-    session.add(row)
-    session.flush()
-    emit(
-        session, "supervision.escalated", case.code,
-        {"code": case.code, "item_code": case.item_code, "department": department, "overdue": overdue,
-         "raised_on": today.isoformat(), "escalation": row.id},
-        f"supervision.escalated:{case.code}:{department}:{row.id}", region_code=case.region_code,
-    )  # fmt: skip
+def _record_changes(session: Session, changes: Sequence[_Change], today: dt.date) -> list[LightChange]:
+    """Log, announce and (for a stage turned red) escalate changes of light, in bulk: one query per
+    thousand cases for their codes and their earlier changes, one INSERT per table."""
+    if not changes:
+        return []
+    case_ids = sorted({c.case_id for c in changes})
+    cases: dict[int, tuple[str, str, str]] = {}
+    numbers: dict[tuple[int, str], int] = {}
+    escalated: dict[tuple[int, str], tuple[int, bool]] = {}  # (count so far, one still open)
+    for lo in range(0, len(case_ids), CHUNK):
+        ids = case_ids[lo : lo + CHUNK]
+        q = select(CaseRecord.id, CaseRecord.code, CaseRecord.item_code, CaseRecord.region_code)
+        for cid, code, item, region in session.execute(q.where(CaseRecord.id.in_(ids))):
+            cases[cid] = (code, item, region)
+        q2 = select(CaseLightChange.case_id, CaseLightChange.department, func.count())
+        for cid, dept, n in session.execute(q2.where(CaseLightChange.case_id.in_(ids)).group_by(
+                CaseLightChange.case_id, CaseLightChange.department)):  # fmt: skip
+            numbers[(cid, dept)] = int(n)
+        q3 = select(CaseEscalation.case_id, CaseEscalation.department, func.count(),
+                    func.count(CaseEscalation.id).filter(CaseEscalation.acknowledged_at.is_(None)))  # fmt: skip
+        for cid, dept, n, still_open in session.execute(q3.where(CaseEscalation.case_id.in_(ids)).group_by(
+                CaseEscalation.case_id, CaseEscalation.department)):  # fmt: skip
+            escalated[(cid, dept)] = (int(n), bool(still_open))
+    now = utcnow()
+    rows, events, escalations, out = [], [], [], []
+    for c in changes:
+        code, item, region = cases[c.case_id]
+        key = (c.case_id, c.department)
+        numbers[key] = numbers.get(key, 0) + 1
+        rows.append({"case_id": c.case_id, "department": c.department, "from_light": c.before, "to_light": c.after,
+                     "used": c.used, "promised_limit": c.promised_limit, "overdue": c.overdue, "as_of": today,
+                     "changed_at": now})  # fmt: skip
+        events.append({
+            "event_type": "supervision.light_changed", "subject": code, "region_code": region,
+            "payload": {"code": code, "item_code": item, "department": _named(c.department),
+                        "from": c.before, "to": c.after, "used": c.used, "promised_limit": c.promised_limit,
+                        "overdue": c.overdue, "promised_due": c.promised_due.isoformat() if c.promised_due else None,
+                        "as_of": today.isoformat()},
+            "idempotency_key": f"supervision.light:{code}:{c.department}:{numbers[key]}",
+        })  # fmt: skip
+        if c.after == ck.RED and c.department != ck.CASE and not escalated.get(key, (0, False))[1]:
+            n = escalated.get(key, (0, False))[0] + 1
+            escalated[key] = (n, True)
+            escalations.append({"case_id": c.case_id, "department": c.department, "overdue": c.overdue,
+                                "raised_on": today, "raised_at": now})  # fmt: skip
+            events.append({
+                "event_type": "supervision.escalated", "subject": code, "region_code": region,
+                "payload": {"code": code, "item_code": item, "department": c.department, "overdue": c.overdue,
+                            "raised_on": today.isoformat(), "escalation": n},
+                "idempotency_key": f"supervision.escalated:{code}:{c.department}:{n}",
+            })  # fmt: skip
+        out.append(LightChange(code, c.department, c.before, c.after))
+    session.execute(insert(CaseLightChange), rows)
+    if escalations:
+        session.execute(insert(CaseEscalation), escalations)
+    emit_many(session, events)
+    return out
+
+
+def _named(department: str) -> str | None:
+    return None if department == ck.CASE else department
 
 
 def acknowledge(session: Session, escalation_id: int, department: str, *, by: str, note: str | None) -> CaseEscalation:
@@ -209,17 +237,12 @@ def recompute_lights(
                 for i in moved.tolist()
             ],
         )  # fmt: skip
-    changed = [i for i in moved.tolist() if lights[i] != old_light[i]]
-    if changed:
-        cases = {
-            c.id: c
-            for c in session.scalars(select(CaseRecord).where(CaseRecord.id.in_({rows[i].case_id for i in changed})))
-        }
-        for i in changed:
-            reading = ck.ClockReading(
-                ck.RUNNING, None, int(used[i]), 0, int(limit[i]), 0, str(lights[i]), max(int(used[i] - limit[i]), 0), 0
-            )
-            _changed(session, cases[rows[i].case_id], rows[i].department, str(old_light[i]), reading, today)
+    changed = [
+        _Change(rows[i].case_id, rows[i].department, str(old_light[i]), str(lights[i]), int(used[i]), int(limit[i]),
+                max(int(used[i] - limit[i]), 0))
+        for i in moved.tolist() if lights[i] != old_light[i]
+    ]  # fmt: skip
+    _record_changes(session, changed, today)
     session.flush()
     return Recomputed(len(rows), len(moved), len(changed))
 

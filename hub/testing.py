@@ -166,7 +166,7 @@ def schema_drift(url: str, tables: set[str] | frozenset[str]) -> list[object]:
 
 
 def _table_of(diff: tuple[Any, ...]) -> str | None:
-    subject = diff[1] if len(diff) > 1 else None
+    subject: Any = diff[1] if len(diff) > 1 else None
     if hasattr(subject, "columns") and not hasattr(subject, "table"):
         return str(subject.name)  # add_table / remove_table: a Table
     if getattr(subject, "table", None) is not None:

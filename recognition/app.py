@@ -407,7 +407,9 @@ def create_app(
     app.include_router(api_docs.router)
     pages.install(app)  # the public verification pages, /verify
     from recognition.routers import cases as cases_router  # the routers import this module: import them here
+    from recognition.routers import supervision as supervision_router
 
+    app.include_router(supervision_router.router)  # before /v1/cases/{code}: /v1/cases/stats is not a code
     app.include_router(cases_router.router)
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)

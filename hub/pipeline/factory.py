@@ -30,6 +30,9 @@ from airflow.sdk import DAG, Asset, get_current_context, task
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PUSH_DAG_ID = "hub_push"
 HOUSEKEEPING_DAG_ID = "hub_housekeeping"
+SUPERVISION_DAG_ID = "hub_supervision"
+#: updated when the supervision task changed a light (wakes the push DAG for the supervision office)
+SUPERVISION_ASSET = Asset(name="hub_supervision_lights", uri="hub://supervision/lights", group="hub")
 
 
 def schedules_enabled() -> bool:
@@ -299,8 +302,35 @@ def build_all(mapping_dir: Any = None) -> dict[str, DAG]:
     for mapping in mappings.values():
         dag = build_exchange_dag(mapping)
         dags[dag.dag_id] = dag
-    push = build_push_dag(published_asset(m) for m in mappings.values())
+    push = build_push_dag([*(published_asset(m) for m in mappings.values()), SUPERVISION_ASSET])
     dags[push.dag_id] = push
     hk = build_housekeeping_dag()
     dags[hk.dag_id] = hk
+    supervision = build_supervision_dag()
+    dags[supervision.dag_id] = supervision
     return dags
+
+
+def build_supervision_dag() -> DAG:
+    """E-supervision (电子监察): every hour, each running case clock brought up to date and lit; its
+    changes of light reach the supervision office through the push DAG. Steps light their own case
+    as they arrive; this run catches the days that pass without a step."""
+    from hub.pipeline import housekeeping
+
+    with DAG(
+        dag_id=SUPERVISION_DAG_ID,
+        schedule="@hourly" if schedules_enabled() else None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["hub", "supervision"],
+        default_args=default_args("hub-supervision"),
+        doc_md=build_supervision_dag.__doc__,
+    ) as dag:
+
+        @task(task_id="light_cases", doc_md=housekeeping.supervise.__doc__, outlets=[SUPERVISION_ASSET])
+        def light_cases() -> dict[str, Any]:
+            return housekeeping.supervise(_run_id())
+
+        light_cases()
+    return dag

@@ -174,3 +174,19 @@ def test_tables_match_their_migration(city: World) -> None:
     assert schema_drift(city.url, {
         CaseClock.__tablename__, CaseLightChange.__tablename__, CaseEscalation.__tablename__,
     }) == []  # fmt: skip
+
+
+def test_the_supervision_task_body_lights_the_running_clocks(city: World) -> None:
+    from hub.pipeline.housekeeping import supervise  # the hub database is the city's (HUB_DB_URL)
+
+    _joint_case(city)
+    assert supervise("manual__test", today=dt.date(2026, 11, 18)) == {"running": 2, "updated": 2, "changes": 1}
+    assert supervise("manual__test", today=dt.date(2026, 11, 18)) == {"running": 2, "updated": 0, "changes": 0}
+
+
+def test_the_supervision_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.bench_supervision import main
+
+    assert main(["--smoke"]) == 0  # every change of light announced
+    out = capsys.readouterr().out
+    assert "lights, first run: 5,000 running clocks" in out and "figures for a year: 5,000 cases" in out

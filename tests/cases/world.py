@@ -92,6 +92,7 @@ CONSUMERS: dict[str, tuple[list[str], str | None]] = {
     "tax_bridge": (["cases:steps:tax"], None),
     "commerce_counter": (["cases:write", "cases:read", "personal:read"], "commerce"),
     "monitor": (["metrics:read"], None),
+    "supervision_office": (["supervision:read"], None),
     "nobody": ([], None),
 }
 

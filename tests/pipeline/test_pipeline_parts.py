@@ -224,7 +224,7 @@ def test_one_exchange_dag_per_mapping_file_with_pools_retries_and_docs(dags: dic
     from mappings.engine import load_all
 
     mappings = load_all()
-    assert {f"hub_exchange_{n}" for n in mappings} | {"hub_push", "hub_housekeeping"} == set(dags)
+    assert {f"hub_exchange_{n}" for n in mappings} | {"hub_push", "hub_housekeeping", "hub_supervision"} == set(dags)
     for name, mapping in mappings.items():
         dag = dags[f"hub_exchange_{name}"]
         assert [t.task_id for t in dag.topological_sort()] == ["extract", "map", "validate", "resolve", "publish"]
@@ -246,6 +246,9 @@ def test_push_dag_wakes_on_any_published_asset(dags: dict[str, Any]) -> None:
     assert dags["hub_housekeeping"].task_ids == [
         "relink_legacy_holders", "expire_licenses", "redeliver", "archive_outbox", "reconcile", "purge_personal_data",
         "archive_audit_log"]
+    supervision = dags["hub_supervision"]
+    assert supervision.task_ids == ["light_cases"] and supervision.schedule is None  # HUB_DAG_SCHEDULES=off
+    assert [a.uri for a in supervision.get_task("light_cases").outlets] == ["hub://supervision/lights"]
 
 
 def test_an_interrupted_session_leaves_no_runs_to_resume(tmp_path: Path) -> None:

@@ -1,0 +1,181 @@
+"""``/v1/cases/stats`` and ``/v1/cases/escalations``: what the supervision office (电子监察) reads,
+and how a department acknowledges an escalation (督办).
+
+- ``GET /v1/cases/stats`` — ``supervision:read``: the figures per item or department for a period
+  of receipt (:mod:`cases.stats`);
+- ``GET /v1/cases/escalations`` — ``supervision:read`` (every department's) or a department-bound
+  key with ``cases:steps:<its department>`` (its own);
+- ``POST /v1/cases/escalations/{id}/acknowledgement`` — the department pressed, with a key bound
+  to it and ``cases:steps:<department>``; another department's escalation is not found.
+
+The figures hold no personal data; escalations name the supervision code and the department.
+Every answer is audited (:func:`recognition.app.record`); refusals by the trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cases import supervision
+from cases.clock import china_day
+from cases.service import utc
+from cases.stats import figures
+from cases.tables import CaseRecord
+from hub.models import utcnow
+from recognition.app import AppContext, CallerDep, record, require
+from recognition.problems import ProblemError, missing_scope, responses
+from recognition.scopes import SUPERVISION_READ
+
+router = APIRouter(prefix="/v1", tags=["supervision"])
+
+
+async def session(request: Request) -> AsyncIterator[Session]:
+    ctx: AppContext = request.app.state.ctx
+    with ctx.sessions() as s:
+        yield s
+
+
+SessionDep = Annotated[Session, Depends(session)]
+
+
+class FiguresOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description="Item code, department, or * for all")
+    name: str
+    received: int
+    concluded: int
+    on_the_spot: int = Field(description="即办件: concluded without a working day used")
+    early: int = Field(description="提前办结: concluded before the promised limit")
+    overdue: int
+    median_days: float | None
+    p90_days: float | None
+    corrections_per_case: float
+    on_the_spot_rate: float | None
+    early_rate: float | None
+
+
+class StatsOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: dt.date
+    until: dt.date
+    by: str
+    rows: list[FiguresOut]
+
+
+class EscalationOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    code: str = Field(description="The case's supervision code")
+    department: str
+    overdue: int = Field(description="Working days over the promised limit when raised")
+    raised_on: dt.date
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+
+
+class AcknowledgementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=2000, description="What the department does about it")
+
+
+@router.get(
+    "/cases/stats",
+    response_model=StatsOut,
+    responses=responses(401, 403, 422, 503),
+    summary="The figures supervisors report, per item or department (scope supervision:read)",
+)
+async def stats(
+    request: Request,
+    c: CallerDep,
+    s: SessionDep,
+    since: Annotated[dt.date | None, Query(description="First day of receipt (default: 30 days ago)")] = None,
+    until: Annotated[dt.date | None, Query(description="Last day of receipt (default: today)")] = None,
+    by: Annotated[Literal["item", "department"], Query()] = "item",
+) -> StatsOut:
+    require(c, SUPERVISION_READ)
+    today = china_day(utcnow())
+    first, last = since or today - dt.timedelta(days=30), until or today
+    if last < first or (last - first).days > 366 * 3:
+        raise ProblemError(422, "invalid_period", "Invalid period", "until must follow since, within three years")
+    rows = figures(s, since=first, until=last, by=by)
+    out = StatsOut(since=first, until=last, by=by, rows=[FiguresOut(**r.as_dict()) for r in rows])
+    await record(request, c, "case_stats", subject=f"{first}..{last}", fields=["figures"], detail={"by": by})
+    return out
+
+
+def _escalation_out(row: Any, code: str) -> EscalationOut:
+    return EscalationOut(
+        id=row.id, code=code, department=row.department, overdue=row.overdue, raised_on=row.raised_on,
+        acknowledged_at=utc(row.acknowledged_at) if row.acknowledged_at else None, acknowledged_by=row.acknowledged_by,
+    )  # fmt: skip
+
+
+def _department_of(c: Any) -> str | None:
+    """``None``: every department's (supervision office); else the department the key acts for."""
+    if c.principal.scopes.has(SUPERVISION_READ) and c.principal.department is None:
+        return None
+    bound = c.principal.department
+    if bound is None:
+        raise missing_scope(SUPERVISION_READ)
+    if not c.principal.scopes.has(f"cases:steps:{bound}"):
+        raise missing_scope(f"cases:steps:{bound}")
+    return str(bound)
+
+
+@router.get(
+    "/cases/escalations",
+    response_model=list[EscalationOut],
+    responses=responses(401, 403, 503),
+    summary="Open escalations (督办): every department's, or the calling department's",
+)
+async def open_escalations(request: Request, c: CallerDep, s: SessionDep) -> list[EscalationOut]:
+    department = _department_of(c)
+    rows = [r for r in supervision.escalations(s) if department is None or r.department == department]
+    ids = {r.case_id for r in rows}
+    codes = dict(s.execute(select(CaseRecord.id, CaseRecord.code).where(CaseRecord.id.in_(ids))).all())
+    out = [_escalation_out(r, codes[r.case_id]) for r in rows]
+    await record(request, c, "escalation_list", subject=department or "*", fields=["escalations"],
+                 detail={"escalations": [e.id for e in out]})  # fmt: skip
+    return out
+
+
+@router.post(
+    "/cases/escalations/{escalation_id}/acknowledgement",
+    response_model=EscalationOut,
+    responses=responses(401, 403, 404, 503),
+    summary="The department acknowledges an escalation of its own (idempotent)",
+)
+async def acknowledge(
+    request: Request,
+    c: CallerDep,
+    s: SessionDep,
+    escalation_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: AcknowledgementIn,
+) -> EscalationOut:
+    department = c.principal.department
+    if department is None:
+        raise ProblemError(403, "department_key_required", "Department key required",
+                           "an escalation is acknowledged by the department's own key")  # fmt: skip
+    if not c.principal.scopes.has(f"cases:steps:{department}"):
+        raise missing_scope(f"cases:steps:{department}")
+    try:
+        row = supervision.acknowledge(s, escalation_id, department, by=c.principal.name, note=body.note)
+    except LookupError:
+        raise ProblemError(404, "not_found", "Not found", "no such escalation of this department") from None
+    code = s.scalar(select(CaseRecord.code).where(CaseRecord.id == row.case_id)) or ""
+    s.commit()
+    out = _escalation_out(row, code)
+    await record(request, c, "escalation_acknowledged", subject=code, fields=["escalation"],
+                 detail={"escalation": row.id, "department": department})  # fmt: skip
+    return out
