@@ -41,9 +41,28 @@ def _rows(n: int) -> Iterator[tuple[object, ...]]:
         issue = dt.date(2010, 1, 1) + dt.timedelta(days=(i * 37) % 5000)
         until = None if code != "3101" else (issue + dt.timedelta(days=3 * 365)).isoformat()
         lid = f"{code}-113303220025678912-{i:012d}X"
-        yield (lid, code, name, f"NO{i:013d}", _holder(h), "enterprise", f"企业{h}", "113303220025678912",
-               "市场监督管理局", issue.isoformat(), issue.isoformat(), until, statuses[i % 20], 1,
-               f"licenses/{lid}/v000001.json", "0" * 64, "0" * 64, "sm2-0000000000000000", now, None)
+        yield (
+            lid,
+            code,
+            name,
+            f"NO{i:013d}",
+            _holder(h),
+            "enterprise",
+            f"企业{h}",
+            "113303220025678912",
+            "市场监督管理局",
+            issue.isoformat(),
+            issue.isoformat(),
+            until,
+            statuses[i % 20],
+            1,
+            f"licenses/{lid}/v000001.json",
+            "0" * 64,
+            "0" * 64,
+            "sm2-0000000000000000",
+            now,
+            None,
+        )
 
 
 def bulk_load(url: str, path: Path, n: int) -> float:
@@ -85,8 +104,10 @@ def main(argv: list[str]) -> int:
     from e_license_store.index import licenses_by_holder
     from hub.db import make_engine, session_factory
 
-    print(f"{n:,} licences indexed, {lookups:,} lookups by random holder; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"{n:,} licences indexed, {lookups:,} lookups by random holder; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-index-") as d:
         path = Path(d) / "hub.db"
         url = f"sqlite:///{path}"
@@ -108,8 +129,7 @@ def main(argv: list[str]) -> int:
                 found += len(rows)
         engine.dispose()
         con = sqlite3.connect(path)
-        sql = ("SELECT * FROM license_index WHERE holder_code = ? "
-               "ORDER BY issue_date DESC, license_id LIMIT 50 OFFSET 0")
+        sql = "SELECT * FROM license_index WHERE holder_code = ? ORDER BY issue_date DESC, license_id LIMIT 50 OFFSET 0"
         raw_ms: list[float] = []
         for h in holders:
             t = time.perf_counter()
@@ -120,8 +140,10 @@ def main(argv: list[str]) -> int:
     p50, p99, worst = _percentiles(orm_ms)
     r50, r99, rworst = _percentiles(raw_ms)
     print(f"query plan: {plan}")
-    print(f"licenses_by_holder (SQLAlchemy)  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {worst:6.2f} ms  "
-          f"({found / lookups:.1f} licences per holder)   target p99 ≤ {TARGET_P99_MS} ms")
+    print(
+        f"licenses_by_holder (SQLAlchemy)  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {worst:6.2f} ms  "
+        f"({found / lookups:.1f} licences per holder)   target p99 ≤ {TARGET_P99_MS} ms"
+    )
     print(f"raw sqlite3, same SQL (peer)     p50 {r50:6.2f} ms  p99 {r99:6.2f} ms  max {rworst:6.2f} ms")
     if args.smoke:
         print("smoke run: target not evaluated")

@@ -31,19 +31,27 @@ def _draft(i: int):  # type: ignore[no-untyped-def]
     from e_license_store.model import LicenseDraft
 
     return LicenseDraft(
-        license_type_code="1101", license_number=f"3303220{i:08d}", holder_name=f"温州洞头第{i}号餐饮有限公司",
-        holder_code=f"91330322MA{i:07d}X", holder_kind="enterprise", issuer_code="113303220025678912",
+        license_type_code="1101",
+        license_number=f"3303220{i:08d}",
+        holder_name=f"温州洞头第{i}号餐饮有限公司",
+        holder_code=f"91330322MA{i:07d}X",
+        holder_kind="enterprise",
+        issuer_code="113303220025678912",
         issue_date=dt.date(2016, 5, 4),
-        surface={"enterprise_name": f"温州洞头第{i}号餐饮有限公司", "address": "浙江省温州市洞头区北岙街道中心路12号",
-                 "business_scope": "餐饮服务；食品销售。"},
+        surface={
+            "enterprise_name": f"温州洞头第{i}号餐饮有限公司",
+            "address": "浙江省温州市洞头区北岙街道中心路12号",
+            "business_scope": "餐饮服务；食品销售。",
+        },
     )
 
 
 def _source(i: int, run: str):  # type: ignore[no-untyped-def]
     from mappings.canonical.models import SourceRef
 
-    return SourceRef(department="commerce", dataset="enterprise_registry", source_key=f"{run}-{i}",
-                     source_version="1", run_id=run)
+    return SourceRef(
+        department="commerce", dataset="enterprise_registry", source_key=f"{run}-{i}", source_version="1", run_id=run
+    )
 
 
 BATCH = 500
@@ -110,8 +118,11 @@ def _free_port() -> int:
 
 def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -168,18 +179,24 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n = args.n or (20 if args.smoke else 3000)
     n_s3 = max(20, n // 3) if not args.smoke else 15
-    print(f"issuing {n} business licences (local) / {n_s3} (S3), {args.threads} threads; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"issuing {n} business licences (local) / {n_s3} (S3), {args.threads} threads; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-issue-") as d:
         tmp = Path(d)
         issue, single, sign_store, bare = bench_local(tmp, n, args.threads)
         print(f"local   issue_batch (sign+store+index+outbox) {issue:>7,.0f}/s   target ≥ {TARGET_LOCAL:,.0f}/s")
-        print(f"        peers: issue() one at a time {single:,.0f}/s | sign+store only {sign_store:,.0f}/s | "
-              f"bare local put {bare:,.0f}/s")
+        print(
+            f"        peers: issue() one at a time {single:,.0f}/s | sign+store only {sign_store:,.0f}/s | "
+            f"bare local put {bare:,.0f}/s"
+        )
         s3_issue, s3_bare = bench_s3(tmp, n_s3, args.threads)
         ratio = s3_issue / s3_bare if s3_bare else 0.0
-        print(f"S3/moto issue_batch {s3_issue:>7,.0f}/s | bare minio-SDK PUTs of the same objects {s3_bare:,.0f}/s"
-              f" | ratio {ratio:.2f}   target ≥ {TARGET_S3_RATIO}")
+        print(
+            f"S3/moto issue_batch {s3_issue:>7,.0f}/s | bare minio-SDK PUTs of the same objects {s3_bare:,.0f}/s"
+            f" | ratio {ratio:.2f}   target ≥ {TARGET_S3_RATIO}"
+        )
         pdf = bench_pdf(tmp, 3 if args.smoke else 100)
         print(f"PDF     render {pdf:>8,.1f}/s (one thread; off the issuing path) | issue {issue:,.0f}/s")
     if args.smoke:

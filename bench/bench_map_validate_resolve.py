@@ -192,8 +192,10 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
             f"   ({resolved_n:,} records resolved to an identity)"
         )
     print(f"END TO END                      {total:>10.2f} s  {rps:>12,.0f} rec/s   (target >= {TARGET_RPS:,})")
-    print(f"  then: WAL checkpoint on a worker thread, {t_checkpoint:.2f} s more until it ended (the data was"
-          " durable at the commit; the next batch runs meanwhile)")
+    print(
+        f"  then: WAL checkpoint on a worker thread, {t_checkpoint:.2f} s more until it ended (the data was"
+        " durable at the commit; the next batch runs meanwhile)"
+    )
     print(f"peer: GX alone, same frame      {t_gx:>10.2f} s  {n / t_gx:>12,.0f} rec/s   (validation only)")
     print(
         f"quarantined {outcome.quarantined_count:,} (GX alone flagged {len(gx_failed):,}), "

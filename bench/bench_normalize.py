@@ -33,8 +33,10 @@ def _base_codes(rng: random.Random, n: int) -> list[str]:
             body = f"{region}{born}{rng.randint(0, 999):03d}"
             out.append(body + resident_id.calc_check_digit(body))
         elif pick < 0.65:
-            out.append(f"{region}{rng.randint(30, 98):02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
-                       f"{rng.randint(0, 999):03d}")
+            out.append(
+                f"{region}{rng.randint(30, 98):02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+                f"{rng.randint(0, 999):03d}"
+            )
         elif pick < 0.85:
             org = "".join(rng.choice(uscc.ALPHABET) for _ in range(8))
             body = f"9{rng.choice('123')}{region}{org}{org_code.calc_check_digit(org)}"
@@ -113,16 +115,22 @@ def main(argv: list[str] | None = None) -> int:
 
     kinds = frame["kind"].value_counts().to_dict()
     print(f"normalize: {n:,} mixed identifiers ({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))})")
-    print(f"  (load average {load:.1f} on {os.cpu_count()} cores: wall-clock rates suffer when the machine is "
-          "shared; CPU-time rates are the code's own cost)")
+    print(
+        f"  (load average {load:.1f} on {os.cpu_count()} cores: wall-clock rates suffer when the machine is "
+        "shared; CPU-time rates are the code's own cost)"
+    )
     print(f"  {'':32} {'wall ids/s':>12} {'CPU ids/s':>12}")
-    print(f"  hub vectorised normalize_many  {vec_rate:12,.0f} {vec_cpu_rate:12,.0f}   ({vec_s:.2f} s wall, valid "
-          f"{int(frame['valid'].sum()):,})")
+    print(
+        f"  hub vectorised normalize_many  {vec_rate:12,.0f} {vec_cpu_rate:12,.0f}   ({vec_s:.2f} s wall, valid "
+        f"{int(frame['valid'].sum()):,})"
+    )
     print(f"  python-stdnum is_valid loop    {peer_rate:12,.0f} {peer_cpu_rate:12,.0f}   (sample {sample:,})")
     print(f"  hub scalar normalize loop      {scalar_rate:12,.0f} {scalar_cpu_rate:12,.0f}   (sample {sample:,})")
     met = vec_cpu_rate >= 500_000
-    print(f"  speed-up vs stdnum (CPU)       {vec_cpu_rate / peer_cpu_rate:12.1f}x   target ≥ 500,000/s: "
-          f"{'met' if met else 'NOT met'} (wall {'met' if vec_rate >= 500_000 else 'not met'})")
+    print(
+        f"  speed-up vs stdnum (CPU)       {vec_cpu_rate / peer_cpu_rate:12.1f}x   target ≥ 500,000/s: "
+        f"{'met' if met else 'NOT met'} (wall {'met' if vec_rate >= 500_000 else 'not met'})"
+    )
     return 0 if met or args.smoke else 1
 
 

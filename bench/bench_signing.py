@@ -31,14 +31,23 @@ def _message() -> bytes:
     from mappings.canonical.models import License, SourceRef
 
     lic = License(
-        license_id="1101-113303220025678912-25F0XZPCBG3C6", license_type_code="1101", license_type_name="营业执照",
-        license_number="330322000012345", holder_name="温州洞头海景餐饮有限公司", holder_code="91330322MA2C8XYZ1K",
-        holder_kind="enterprise", issuer_name="市场监督管理局", issuer_code="113303220025678912",
-        issue_date=dt.date(2016, 5, 4), valid_from=dt.date(2016, 5, 4),
-        surface={"enterprise_name": "温州洞头海景餐饮有限公司", "address": "浙江省温州市洞头区北岙街道中心路12号",
-                 "business_scope": "餐饮服务；食品销售；" * 8},
-        source=SourceRef(department="commerce", dataset="enterprise_registry", source_key="ent-1",
-                         source_version="1"),
+        license_id="1101-113303220025678912-25F0XZPCBG3C6",
+        license_type_code="1101",
+        license_type_name="营业执照",
+        license_number="330322000012345",
+        holder_name="温州洞头海景餐饮有限公司",
+        holder_code="91330322MA2C8XYZ1K",
+        holder_kind="enterprise",
+        issuer_name="市场监督管理局",
+        issuer_code="113303220025678912",
+        issue_date=dt.date(2016, 5, 4),
+        valid_from=dt.date(2016, 5, 4),
+        surface={
+            "enterprise_name": "温州洞头海景餐饮有限公司",
+            "address": "浙江省温州市洞头区北岙街道中心路12号",
+            "business_scope": "餐饮服务；食品销售；" * 8,
+        },
+        source=SourceRef(department="commerce", dataset="enterprise_registry", source_key="ent-1", source_version="1"),
     )
     doc = LicenseDocument(license=lic, transition="issued", recorded_at=dt.datetime(2026, 11, 22, tzinfo=dt.UTC))
     return doc.canonical()
@@ -109,8 +118,12 @@ def openssl_speed(procs: int, seconds: float) -> tuple[float, float] | None:
     exe = shutil.which("openssl")
     if exe is None:
         return None
-    out = subprocess.run([exe, "speed", "-elapsed", "-multi", str(procs), "-seconds", str(max(1, int(seconds))),
-                          "sm2"], capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        [exe, "speed", "-elapsed", "-multi", str(procs), "-seconds", str(max(1, int(seconds))), "sm2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     m = re.search(r"SM2 \(CurveSM2\)\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)", out)
     return (float(m.group(1)), float(m.group(2))) if m else None
 
@@ -123,11 +136,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     seconds = args.seconds or (0.2 if args.smoke else 3.0)
     peer_seconds = seconds if args.smoke else max(1.0, seconds / 2)
-    libraries = [SEAL_LIBRARY, "gmssl", "ed25519"] if args.smoke else [
-        SEAL_LIBRARY, "gmssl", "gmalg", "snowland-smx", "ed25519"]
+    libraries = (
+        [SEAL_LIBRARY, "gmssl", "ed25519"]
+        if args.smoke
+        else [SEAL_LIBRARY, "gmssl", "gmalg", "snowland-smx", "ed25519"]
+    )
     load = os.getloadavg()[0]
-    print(f"SM2 with SM3 over a {len(_message())}-byte canonical licence document, {args.procs} processes, "
-          f"{seconds:.1f}s window (peers {peer_seconds:.1f}s); load average {load:.1f} on {os.cpu_count()} cores")
+    print(
+        f"SM2 with SM3 over a {len(_message())}-byte canonical licence document, {args.procs} processes, "
+        f"{seconds:.1f}s window (peers {peer_seconds:.1f}s); load average {load:.1f} on {os.cpu_count()} cores"
+    )
     print(f"{'library':<16}{'sign/s':>10}{'verify/s':>10}{'sign/cpu-s':>12}{'verify/cpu-s':>14}  note")
     print("  (…/cpu-s: per CPU-second of the workers × processes = the rate on otherwise idle cores)")
     results: dict[str, tuple[float, float]] = {}
@@ -138,18 +156,25 @@ def main(argv: list[str]) -> int:
         s, s_cpu = measure(pool, lib, "sign", args.procs, window)
         v, v_cpu = measure(pool, lib, "verify", args.procs, window)
         results[lib] = (s, v)
-        note = "the seal (C, libcrypto 3)" if lib == SEAL_LIBRARY else (
-            "second algorithm, not SM2" if lib == "ed25519" else "pure Python peer")
+        note = (
+            "the seal (C, libcrypto 3)"
+            if lib == SEAL_LIBRARY
+            else ("second algorithm, not SM2" if lib == "ed25519" else "pure Python peer")
+        )
         print(f"{lib:<16}{s:>10,.0f}{v:>10,.0f}{s_cpu:>12,.0f}{v_cpu:>14,.0f}  {note}", flush=True)
     pool.close()
     pool.join()
     ceiling = openssl_speed(args.procs, seconds)
     if ceiling:
-        print(f"{'openssl speed':<16}{ceiling[0]:>10,.0f}{ceiling[1]:>10,.0f}{'':>12}{'':>14}  "
-              "C only, no Python: the ceiling for any binding (same window, wall clock)")
+        print(
+            f"{'openssl speed':<16}{ceiling[0]:>10,.0f}{ceiling[1]:>10,.0f}{'':>12}{'':>14}  "
+            "C only, no Python: the ceiling for any binding (same window, wall clock)"
+        )
     sign_rate, verify_rate = results[SEAL_LIBRARY]
-    print(f"target: sign ≥ {TARGET_SIGN:,.0f}/s and verify ≥ {TARGET_VERIFY:,.0f}/s with {args.procs} processes "
-          f"— {SEAL_LIBRARY}: sign {sign_rate:,.0f}/s, verify {verify_rate:,.0f}/s")
+    print(
+        f"target: sign ≥ {TARGET_SIGN:,.0f}/s and verify ≥ {TARGET_VERIFY:,.0f}/s with {args.procs} processes "
+        f"— {SEAL_LIBRARY}: sign {sign_rate:,.0f}/s, verify {verify_rate:,.0f}/s"
+    )
     if args.smoke:
         print("smoke run: targets not evaluated")
         return 0

@@ -49,10 +49,21 @@ def _worker(mode: str, cfg: dict[str, str], limit: int) -> dict[str, float]:
         from connectors.registry import make_connector
 
         block = {
-            "protocol": "sql", "conn_id": "bench_pg", "dialect": "postgresql", "odbc_driver": "PostgreSQL Unicode",
-            "batch_size": BATCH, "timeout_seconds": 600,
-            "datasets": {"persons": {"table": "person_registry", "schema": "population", "key": "person_no",
-                                     "watermark": "updated_at", "columns": COLUMNS.split(", ")}},
+            "protocol": "sql",
+            "conn_id": "bench_pg",
+            "dialect": "postgresql",
+            "odbc_driver": "PostgreSQL Unicode",
+            "batch_size": BATCH,
+            "timeout_seconds": 600,
+            "datasets": {
+                "persons": {
+                    "table": "person_registry",
+                    "schema": "population",
+                    "key": "person_no",
+                    "watermark": "updated_at",
+                    "columns": COLUMNS.split(", "),
+                }
+            },
         }
         connector = make_connector(block, name="bench")
         # warm-up outside the clock: importing Airflow's hook machinery is start-up, not throughput
@@ -70,18 +81,24 @@ def _worker(mode: str, cfg: dict[str, str], limit: int) -> dict[str, float]:
 
         conn = pyodbc.connect(cfg["odbc"] + f"UseDeclareFetch=1;Fetch={BATCH};")
         cur = conn.cursor()
-        cur.execute(f"SELECT {COLUMNS} FROM population.person_registry WHERE updated_at IS NOT NULL"
-                    f" ORDER BY updated_at, person_no LIMIT {limit}")
+        cur.execute(
+            f"SELECT {COLUMNS} FROM population.person_registry WHERE updated_at IS NOT NULL"
+            f" ORDER BY updated_at, person_no LIMIT {limit}"
+        )
         while chunk := cur.fetchmany(BATCH):
             rows += len(chunk)
         conn.close()
     elif mode == "copy":
         import psycopg
 
-        with psycopg.connect(cfg["url"]) as c, c.cursor() as cur, cur.copy(
-            f"COPY (SELECT {COLUMNS} FROM population.person_registry ORDER BY updated_at, person_no LIMIT {limit})"
-            " TO STDOUT"
-        ) as copy:
+        with (
+            psycopg.connect(cfg["url"]) as c,
+            c.cursor() as cur,
+            cur.copy(
+                f"COPY (SELECT {COLUMNS} FROM population.person_registry ORDER BY updated_at, person_no LIMIT {limit})"
+                " TO STDOUT"
+            ) as copy,
+        ):
             for data in copy:
                 rows += bytes(data).count(b"\n")
     seconds = time.perf_counter() - started
@@ -93,7 +110,10 @@ def _run(mode: str, cfg: dict[str, str], limit: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "AIRFLOW_CONN_BENCH_PG": cfg["airflow_conn"]}
     out = subprocess.run(
         [sys.executable, __file__, "--worker", mode, json.dumps(cfg), str(limit)],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -117,8 +137,9 @@ def main(argv: list[str]) -> int:
         cfg = {
             "odbc": db.odbc_connection_string,
             "url": db.sqlalchemy_url.replace("postgresql+psycopg", "postgresql"),
-            "airflow_conn": json.dumps({"conn_type": "odbc", "host": db.host, "port": db.port, "login": db.user,
-                                        "schema": db.name}),
+            "airflow_conn": json.dumps(
+                {"conn_type": "odbc", "host": db.host, "port": db.port, "login": db.user, "schema": db.name}
+            ),
         }
         bare = _run("pyodbc", cfg, big)
         conn = _run("connector", cfg, big)
@@ -126,15 +147,23 @@ def main(argv: list[str]) -> int:
         conn_small = _run("connector", cfg, small)
     ratio = conn["rate"] / bare["rate"] if bare["rate"] else 0.0
     load = os.getloadavg()
-    print(f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores "
-          "(wall-clock rates suffer when the machine is shared)")
+    print(
+        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores "
+        "(wall-clock rates suffer when the machine is shared)"
+    )
     print(f"{'path':<34}{'rows':>11}{'rows/s':>12}{'peak MB':>10}")
-    for label, r in [("connector (Connection → ODBC bulk fetch)", conn), ("bare pyodbc fetchmany", bare),
-                     ("psycopg COPY TO (physical limit)", copy), (f"connector at {small:,} rows", conn_small)]:
+    for label, r in [
+        ("connector (Connection → ODBC bulk fetch)", conn),
+        ("bare pyodbc fetchmany", bare),
+        ("psycopg COPY TO (physical limit)", copy),
+        (f"connector at {small:,} rows", conn_small),
+    ]:
         print(f"{label:<34}{int(r['rows']):>11,}{r['rate']:>12,.0f}{r['peak_mb']:>10.1f}")
     growth = conn["peak_mb"] - conn_small["peak_mb"]
-    print(f"connector / bare pyodbc = {ratio:.2f}x (target >= 0.90); connector {conn['rate']:,.0f} rows/s "
-          f"(target >= 200,000); peak RSS growth {small:,} -> {big:,} rows = {growth:.1f} MB (target <= 50)")
+    print(
+        f"connector / bare pyodbc = {ratio:.2f}x (target >= 0.90); connector {conn['rate']:,.0f} rows/s "
+        f"(target >= 200,000); peak RSS growth {small:,} -> {big:,} rows = {growth:.1f} MB (target <= 50)"
+    )
     if smoke:
         print("smoke run: targets not asserted")
         return 0

@@ -30,9 +30,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 XSD = REPO / "tests" / "connectors" / "data" / "land_exchange_test.xsd"
 NS = "urn:hub:sandbox:land:1"
-FIELDS = {"unit_no": "@unitNo", "version": "@version", "certificate_no": "CertificateNo", "right_type": "RightType",
-          "location": "Location", "area": "Area", "land_use": "LandUse", "register_date": "RegisterDate",
-          "status": "Status", "owner_names": "Owner/Name[]", "owner_id_codes": "Owner/IdCode[]"}
+FIELDS = {
+    "unit_no": "@unitNo",
+    "version": "@version",
+    "certificate_no": "CertificateNo",
+    "right_type": "RightType",
+    "location": "Location",
+    "area": "Area",
+    "land_use": "LandUse",
+    "register_date": "RegisterDate",
+    "status": "Status",
+    "owner_names": "Owner/Name[]",
+    "owner_id_codes": "Owner/IdCode[]",
+}
 RECORD = (
     '<PropertyRight unitNo="330322001001GB{i:05d}F{i:08d}" version="1"><CertificateNo>浙(2016)洞头区不动产权第{i:07d}号'
     "</CertificateNo><RightType>国有建设用地使用权/房屋所有权</RightType><Location>浙江省温州市洞头区北岙街道中心路{i}号</Location>"
@@ -48,8 +58,10 @@ def make_package(path: Path, megabytes: int) -> int:
     sha = hashlib.sha256()
     n = 0
     with open(path, "wb") as fh:
-        head = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ExchangePackage xmlns="{NS}" packageId="B1" '
-                'createdAt="2026-11-01T09:00:00+08:00" sender="330322">\n').encode()
+        head = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<ExchangePackage xmlns="{NS}" packageId="B1" '
+            'createdAt="2026-11-01T09:00:00+08:00" sender="330322">\n'
+        ).encode()
         fh.write(head)
         sha.update(head)
         size = len(head)
@@ -76,12 +88,21 @@ def _bare(package: Path) -> int:
     out: list[tuple[object, ...]] = []
     for _, elem in etree.iterparse(str(package), events=("end",), tag=q + "PropertyRight", schema=schema):
         owners = elem.findall(q + "Owner")
-        out.append((
-            elem.get("unitNo"), elem.get("version"), elem.findtext(q + "CertificateNo"),
-            elem.findtext(q + "RightType"), elem.findtext(q + "Location"), elem.findtext(q + "Area"),
-            elem.findtext(q + "LandUse"), elem.findtext(q + "RegisterDate"), elem.findtext(q + "Status"),
-            [o.findtext(q + "Name") for o in owners], [o.findtext(q + "IdCode") for o in owners],
-        ))
+        out.append(
+            (
+                elem.get("unitNo"),
+                elem.get("version"),
+                elem.findtext(q + "CertificateNo"),
+                elem.findtext(q + "RightType"),
+                elem.findtext(q + "Location"),
+                elem.findtext(q + "Area"),
+                elem.findtext(q + "LandUse"),
+                elem.findtext(q + "RegisterDate"),
+                elem.findtext(q + "Status"),
+                [o.findtext(q + "Name") for o in owners],
+                [o.findtext(q + "IdCode") for o in owners],
+            )
+        )
         rows += 1
         if len(out) >= 10_000:
             out.clear()
@@ -101,8 +122,12 @@ def _bare_walk(package: Path) -> int:
     _repeat_choices_as_sequences(xsd)
     schema = etree.XMLSchema(xsd)
     q = f"{{{NS}}}"
-    scalar = {q + t: i for i, t in enumerate(
-        ("CertificateNo", "RightType", "Location", "Area", "LandUse", "RegisterDate", "Status"), start=2)}
+    scalar = {
+        q + t: i
+        for i, t in enumerate(
+            ("CertificateNo", "RightType", "Location", "Area", "LandUse", "RegisterDate", "Status"), start=2
+        )
+    }
     owner, name, id_code = q + "Owner", q + "Name", q + "IdCode"
     rows = 0
     out: list[tuple[object, ...]] = []
@@ -134,16 +159,26 @@ def _bare_walk(package: Path) -> int:
 def _connector(package: Path, work: Path) -> int:
     from connectors.registry import make_connector
 
-    block = {"protocol": "xml", "outbox": str(package.parent), "archive": str(work / "archive"), "xsd": str(XSD),
-             "namespace": NS, "batch_size": 10_000,
-             "datasets": {"property_rights": {"element": "PropertyRight", "key": "unit_no", "version": "version",
-                                              "fields": FIELDS}}}
+    block = {
+        "protocol": "xml",
+        "outbox": str(package.parent),
+        "archive": str(work / "archive"),
+        "xsd": str(XSD),
+        "namespace": NS,
+        "batch_size": 10_000,
+        "datasets": {
+            "property_rights": {"element": "PropertyRight", "key": "unit_no", "version": "version", "fields": FIELDS}
+        },
+    }
     connector = make_connector(block, name="bench_xml", work_root=work / "work")
     return sum(b.table.num_rows for b in connector.read("property_rights", None))
 
 
-PATHS = {"connector": "connector (validate, hash, spill, ack)", "bare": "bare lxml iterparse + XSD + extract",
-         "walk": "bare, one walk/record (reference)"}
+PATHS = {
+    "connector": "connector (validate, hash, spill, ack)",
+    "bare": "bare lxml iterparse + XSD + extract",
+    "walk": "bare, one walk/record (reference)",
+}
 
 
 def _worker(mode: str, package: str, work: str) -> dict[str, float]:
@@ -154,6 +189,7 @@ def _worker(mode: str, package: str, work: str) -> dict[str, float]:
         import connectors.xml_packages
     else:
         from lxml import etree  # noqa: F401
+
         if mode == "walk":
             import connectors.xml_packages  # noqa: F401
     startup = time.perf_counter() - started
@@ -163,13 +199,23 @@ def _worker(mode: str, package: str, work: str) -> dict[str, float]:
     else:
         rows = (_bare if mode == "bare" else _bare_walk)(Path(package))
     seconds = time.perf_counter() - started
-    return {"rows": rows, "seconds": seconds, "rate": rows / seconds, "cpu": time.process_time() - cpu,
-            "startup": startup, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "rate": rows / seconds,
+        "cpu": time.process_time() - cpu,
+        "startup": startup,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def _run(mode: str, package: Path, work: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--worker", mode, str(package), str(work)],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", mode, str(package), str(work)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     if out.returncode:
         raise RuntimeError(f"{mode} worker failed on {package}:\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -209,7 +255,7 @@ def main(argv: list[str]) -> int:
             print(f"{label}: {mb} MB package with {n:,} records")
         order = ["bare", "connector", "walk"]
         for round_ in range(repeats):
-            for mode in order[round_ % 3:] + order[: round_ % 3]:
+            for mode in order[round_ % 3 :] + order[: round_ % 3]:
                 work = root / "big" / f"work-{mode}-{round_}"
                 runs[mode].append(_run(mode, packages["big"], work))
                 if mode == "connector":
@@ -219,20 +265,32 @@ def main(argv: list[str]) -> int:
             _restore(packages["small"], work)
     best = {mode: _best(r) for mode, r in runs.items()}
     conn, bare, walk, small = best["connector"], best["bare"], best["walk"], best["small"]
-    print(f"{'path (fastest of ' + str(repeats) + ')':<42}{'records':>10}{'rec/s':>10}{'cpu s':>8}{'start s':>9}"
-          f"{'peak MB':>9}")
-    for label, r in [(PATHS["connector"], conn), (PATHS["bare"], bare), (PATHS["walk"], walk),
-                     (f"connector at {small_mb} MB", small)]:
-        print(f"{label:<42}{int(r['rows']):>10,}{r['rate']:>10,.0f}{r['cpu']:>8.1f}{r['startup']:>9.1f}"
-              f"{r['peak_max']:>9.1f}")
+    print(
+        f"{'path (fastest of ' + str(repeats) + ')':<42}{'records':>10}{'rec/s':>10}{'cpu s':>8}{'start s':>9}"
+        f"{'peak MB':>9}"
+    )
+    for label, r in [
+        (PATHS["connector"], conn),
+        (PATHS["bare"], bare),
+        (PATHS["walk"], walk),
+        (f"connector at {small_mb} MB", small),
+    ]:
+        print(
+            f"{label:<42}{int(r['rows']):>10,}{r['rate']:>10,.0f}{r['cpu']:>8.1f}{r['startup']:>9.1f}"
+            f"{r['peak_max']:>9.1f}"
+        )
     for mode in ("connector", "bare", "walk", "small"):
         print(f"  {mode} rounds: " + ", ".join(f"{r['seconds']:.1f} s wall / {r['cpu']:.1f} s cpu" for r in runs[mode]))
     ratio = conn["rate"] / bare["rate"]
     growth = conn["peak_max"] - small["peak_min"]
-    print(f"connector / bare = {ratio:.2f}x (target >= 0.80); connector / one-walk reference = "
-          f"{conn['rate'] / walk['rate']:.2f}x (no target)")
-    print(f"peak RSS growth {small_mb} -> {big_mb} MB = {growth:.1f} MB (target <= 50); "
-          f"bare loop {bare['peak_min']:.1f} MB at {big_mb} MB")
+    print(
+        f"connector / bare = {ratio:.2f}x (target >= 0.80); connector / one-walk reference = "
+        f"{conn['rate'] / walk['rate']:.2f}x (no target)"
+    )
+    print(
+        f"peak RSS growth {small_mb} -> {big_mb} MB = {growth:.1f} MB (target <= 50); "
+        f"bare loop {bare['peak_min']:.1f} MB at {big_mb} MB"
+    )
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if smoke:
         print("smoke run: targets not asserted")

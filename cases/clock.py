@@ -254,9 +254,7 @@ def lights_many(
 CASE = "*"
 
 
-def case_steps(
-    timeline: Sequence[LoggedStep], *, ended_at: dt.datetime | None, extension: int = 0
-) -> list[LoggedStep]:
+def case_steps(timeline: Sequence[LoggedStep], *, ended_at: dt.datetime | None, extension: int = 0) -> list[LoggedStep]:
     """The steps of the case's own clock, from its whole timeline: it starts when the window
     accepts the application, stops while any stage is stopped (a correction, an excluded
     period), runs again when none is, carries the largest extension a stage was granted, and

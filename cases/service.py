@@ -107,8 +107,9 @@ class Reading:
 def read(session: Session, case: CaseRecord, rows: Sequence[CaseStep] | None = None) -> Reading:
     rows = log(session, case) if rows is None else rows
     logged = [
-        st.LoggedStep(r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order,
-                     detail=r.detail)
+        st.LoggedStep(
+            r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order, detail=r.detail
+        )
         for r in rows
     ]
     timeline = st.place(logged, received_at=utc(case.received_at))

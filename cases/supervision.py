@@ -75,9 +75,7 @@ def store_clocks(
     readings[ck.CASE] = ck.read_clock(
         case_steps, ck.Limits(case.statutory_days, case.promised_days), calendar, today=today, rule=rule
     )
-    stored = {
-        c.department: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id == case.id))
-    }
+    stored = {c.department: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id == case.id))}
     changes = []
     for department, reading in readings.items():
         row = stored.get(department)
@@ -262,4 +260,3 @@ def escalations(session: Session, *, open_only: bool = True) -> list[CaseEscalat
     if open_only:
         q = q.where(CaseEscalation.acknowledged_at.is_(None))
     return list(session.scalars(q))
-

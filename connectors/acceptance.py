@@ -45,18 +45,22 @@ class SourceHarness(Protocol):
     def add_records(self, n: int) -> list[str]:
         """Commit ``n`` new records; return their source keys."""
         ...
+
     def update_record(self, key: str) -> None: ...
     def delete_record(self, key: str) -> None: ...
     def add_bad_record(self) -> str:
         """Make one record the connector must refuse; return its source key."""
         ...
+
     def late_commit(self) -> contextlib.AbstractContextManager[str]:
         """Inside: a record with an *earlier* timestamp is written but uncommitted, and a later
         one is committed. On exit the early one commits. Yields the late record's key."""
         ...
+
     def fault(self) -> contextlib.AbstractContextManager[None]:
         """Inside: the source fails part-way through the next read (dropped connection, 503, truncation)."""
         ...
+
     def current_keys(self) -> set[str]:
         """The source's current good records' keys."""
         ...
@@ -86,9 +90,7 @@ def staged_rows(stager_root: Path, source: str, dataset: str) -> list[tuple[str,
     out: list[tuple[str, str, bool]] = []
     for path in sorted((stager_root / source / dataset).glob("batch-*.parquet")):
         t = pq.read_table(path, columns=[SOURCE_KEY, SOURCE_VERSION, DELETED])
-        out.extend(
-            zip(t[SOURCE_KEY].to_pylist(), t[SOURCE_VERSION].to_pylist(), t[DELETED].to_pylist(), strict=True)
-        )
+        out.extend(zip(t[SOURCE_KEY].to_pylist(), t[SOURCE_VERSION].to_pylist(), t[DELETED].to_pylist(), strict=True))
     return out
 
 
@@ -254,4 +256,3 @@ class AcceptanceSuite:
 def harness_keys(harness: SourceHarness) -> set[str]:
     """The source's current keys (good records only)."""
     return set(harness.current_keys())
-

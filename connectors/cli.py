@@ -78,13 +78,26 @@ def list_sources(
     sources = mapping_sources(mappings)
     if as_json:
         for name, block in sources.items():
-            typer.echo(json.dumps({"name": name, "protocol": block.get("protocol"), "conn_id": block.get("conn_id"),
-                                   "datasets": sorted(block.get("datasets") or {})}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "name": name,
+                        "protocol": block.get("protocol"),
+                        "conn_id": block.get("conn_id"),
+                        "datasets": sorted(block.get("datasets") or {}),
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     table = Table("name", "protocol", "conn_id", "datasets")
     for name, block in sources.items():
-        table.add_row(name, str(block.get("protocol")), str(block.get("conn_id") or "-"),
-                      ", ".join(sorted(block.get("datasets") or {})))
+        table.add_row(
+            name,
+            str(block.get("protocol")),
+            str(block.get("conn_id") or "-"),
+            ", ".join(sorted(block.get("datasets") or {})),
+        )
     console.print(table)
 
 
@@ -124,8 +137,7 @@ def read(
     try:
         for batch in connector.read(dataset, None, limit=limit):
             rows.extend(
-                mask_record(r, connector.personal_columns)
-                for r in batch.table.slice(0, limit - len(rows)).to_pylist()
+                mask_record(r, connector.personal_columns) for r in batch.table.slice(0, limit - len(rows)).to_pylist()
             )
             bad.extend(batch.bad_records)
             if len(rows) >= limit:

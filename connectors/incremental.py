@@ -108,9 +108,7 @@ class WatermarkCursor:
         idx = pc.indices_nonzero(inside)
         if len(idx):
             us = pc.take(ts, idx).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
-            for k, v, t in zip(
-                pc.take(keys, idx).to_pylist(), pc.take(versions, idx).to_pylist(), us, strict=True
-            ):
+            for k, v, t in zip(pc.take(keys, idx).to_pylist(), pc.take(versions, idx).to_pylist(), us, strict=True):
                 self.recent[k] = (v, t)
         cutoff_us = _to_us(cutoff.astimezone(dt.UTC))
         self.recent = {k: v for k, v in self.recent.items() if v[1] >= cutoff_us}

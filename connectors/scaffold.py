@@ -24,6 +24,7 @@ app = typer.Typer(no_args_is_help=True, help="Scaffold a new connector protocol:
 def _group() -> None:
     """Scaffold a new connector protocol (keeps ``new`` a sub-command: ``hub connector new``)."""
 
+
 BASES = {
     "sql": ("connectors.sql", "SqlConnector"),
     "soap": ("connectors.soap", "SoapConnector"),
@@ -99,8 +100,14 @@ def scaffold(name: str, protocol: str, *, package_dir: Path, tests_dir: Path, fo
     base_module, base_class = BASES[protocol]
     cls = _class_name(name)
     files = {
-        package_dir / f"{name}.py": MODULE.format(name=name, protocol=protocol, base_module=base_module,
-                                                  base_class=base_class, cls=cls, title=name.replace("_", " ")),
+        package_dir / f"{name}.py": MODULE.format(
+            name=name,
+            protocol=protocol,
+            base_module=base_module,
+            base_class=base_class,
+            cls=cls,
+            title=name.replace("_", " "),
+        ),
         tests_dir / f"test_acceptance_{name}.py": TEST.format(name=name, cls=cls),
     }
     for path in files:

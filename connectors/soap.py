@@ -57,16 +57,22 @@ def classify_soap_error(exc: Exception, *, where: str) -> ConnectorError:
             return ConnectorAuthError(f"HTTP {exc.status_code} from the SOAP endpoint", where=where)
         if exc.status_code in (429, 502, 503, 504):
             return ConnectorUnavailable(f"HTTP {exc.status_code} from the SOAP endpoint (busy)", where=where)
-        return ConnectorError(f"HTTP {exc.status_code} from the SOAP endpoint", where=where,
-                              action="check the WSDL path and the endpoint address in the Connection")
+        return ConnectorError(
+            f"HTTP {exc.status_code} from the SOAP endpoint",
+            where=where,
+            action="check the WSDL path and the endpoint address in the Connection",
+        )
     if isinstance(exc, requests.HTTPError) and exc.response is not None:  # fetching the WSDL itself
         status = exc.response.status_code
         if status in (401, 403):
             return ConnectorAuthError(f"HTTP {status} fetching the WSDL", where=where)
         if status in (429, 502, 503, 504):
             return ConnectorUnavailable(f"HTTP {status} fetching the WSDL (busy)", where=where)
-        return ConnectorError(f"HTTP {status} fetching the WSDL", where=where,
-                              action="check wsdl_path and the endpoint address in the Connection")
+        return ConnectorError(
+            f"HTTP {status} fetching the WSDL",
+            where=where,
+            action="check wsdl_path and the endpoint address in the Connection",
+        )
     if isinstance(exc, requests.Timeout):
         return ConnectorTimeout(f"no answer within the timeout: {exc}", where=where)
     if isinstance(exc, requests.ConnectionError):
@@ -221,8 +227,12 @@ class SoapConnector:
                 raise ConnectorConfigError(f"operation has no field {ds['items']!r}", where=self._where(dataset))
             for name, el in record_type.elements:
                 props[name] = _xsd_to_json(el.type)
-            out[dataset] = {"type": "object", "properties": props, "x-source-key": ds["key"],
-                            "x-watermark": ds["watermark"]}
+            out[dataset] = {
+                "type": "object",
+                "properties": props,
+                "x-source-key": ds["key"],
+                "x-watermark": ds["watermark"],
+            }
         return out
 
     def read(self, dataset: str, state: State | None, *, limit: int | None = None) -> Iterator[Batch]:
@@ -248,9 +258,16 @@ class SoapConnector:
                 problem = self._problem(rec, key_f, wm_f)
                 if problem:
                     raw = _jsonable(mask_record(rec, self.personal_columns))
-                    bad.append(BadRecord(problem[0], problem[1], source_key=_str(rec.get(key_f)),
-                                         source_version=_str(rec.get(wm_f)), raw=raw,
-                                         source_ref=f"{ds['operation']} since={since.isoformat()}"))
+                    bad.append(
+                        BadRecord(
+                            problem[0],
+                            problem[1],
+                            source_key=_str(rec.get(key_f)),
+                            source_version=_str(rec.get(wm_f)),
+                            raw=raw,
+                            source_ref=f"{ds['operation']} since={since.isoformat()}",
+                        )
+                    )
                 else:
                     good.append(rec)
             token = resp.get(next_f) or None
@@ -305,8 +322,14 @@ class SoapConnector:
             except (ConnectorAuthError, ConnectorUnavailable):
                 raise
             except ConnectorError as exc:
-                result.rejected.append(BadRecord("push_rejected", exc.what, source_key=_str(rec.get(idem)),
-                                                 raw=_jsonable(mask_record(rec, self.personal_columns))))
+                result.rejected.append(
+                    BadRecord(
+                        "push_rejected",
+                        exc.what,
+                        source_key=_str(rec.get(idem)),
+                        raw=_jsonable(mask_record(rec, self.personal_columns)),
+                    )
+                )
                 continue
             from zeep.helpers import serialize_object
 
@@ -336,5 +359,3 @@ def _str(value: Any) -> str | None:
 
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v if v is None or isinstance(v, str | int | float | bool) else str(v) for k, v in record.items()}
-
-

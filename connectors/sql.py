@@ -457,9 +457,7 @@ class SqlConnector:
             return True
         return (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(last)).total_seconds() >= every
 
-    def _reconcile(
-        self, conn: Any, ref: TableRef, dataset: str, ledger: KeyLedger, state: State
-    ) -> Iterator[Batch]:
+    def _reconcile(self, conn: Any, ref: TableRef, dataset: str, ledger: KeyLedger, state: State) -> Iterator[Batch]:
         """List every key; keys the hub knows but the source lost are tombstones.
 
         Rows whose watermark is NULL are reported as bad records: no incremental read reaches them.
@@ -505,9 +503,7 @@ class SqlConnector:
         if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
             arr = pc.cast(arr, pa.timestamp("us"))
         if not pa.types.is_timestamp(arr.type):
-            raise ConnectorConfigError(
-                f"watermark column has type {arr.type}, not a timestamp", where=self._where()
-            )
+            raise ConnectorConfigError(f"watermark column has type {arr.type}, not a timestamp", where=self._where())
         if arr.type.tz is None:
             return arr, pc.assume_timezone(arr, str(self.tz), ambiguous="earliest", nonexistent="earliest")
         return None, arr
@@ -586,6 +582,7 @@ def source_versions(aware: pa.Array, naive: pa.Array | None = None) -> pa.Array:
         suffix = pa.array([None if v is None else text[v] for v in offsets.to_pylist()], pa.string())
     return pc.binary_join_element_wise(local, suffix, "")
 
+
 _ARROW_TYPES: dict[Any, pa.DataType] = {
     str: pa.string(),
     int: pa.int64(),
@@ -634,4 +631,3 @@ def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in record.items():
         out[k] = v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
     return out
-

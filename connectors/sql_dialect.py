@@ -173,10 +173,14 @@ def _merge_sql(ref: TableRef, columns: Sequence[str], dialect_name: str, dialect
     on = f"t.{q.quote(ref.key)} = s.{q.quote(ref.key)}"
     if dialect_name == "oracle":
         using = f"(SELECT {src_cols} FROM dual) s"
-        sql = f"MERGE INTO {target} t USING {using} ON ({on}) WHEN MATCHED THEN UPDATE SET {sets} " \
+        sql = (
+            f"MERGE INTO {target} t USING {using} ON ({on}) WHEN MATCHED THEN UPDATE SET {sets} "
             f"WHEN NOT MATCHED THEN INSERT ({ins_cols}) VALUES ({ins_vals})"
+        )
     else:
         using = f"(SELECT {src_cols}) AS s"
-        sql = f"MERGE INTO {target} AS t USING {using} ON {on} WHEN MATCHED THEN UPDATE SET {sets} " \
+        sql = (
+            f"MERGE INTO {target} AS t USING {using} ON {on} WHEN MATCHED THEN UPDATE SET {sets} "
             f"WHEN NOT MATCHED THEN INSERT ({ins_cols}) VALUES ({ins_vals});"
+        )
     return CompiledSql(sql, [], tuple(columns))

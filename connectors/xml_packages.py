@@ -173,8 +173,11 @@ class _RecordPlan:
             else:
                 texts.append(i)
         # a child whose only use is its own text in one scalar column: the common case, one lookup
-        self.fast = {tag: texts[0] for tag, (texts, attrs, leaves) in general.items()
-                     if len(texts) == 1 and not attrs and not leaves and not fields[texts[0]].many}
+        self.fast = {
+            tag: texts[0]
+            for tag, (texts, attrs, leaves) in general.items()
+            if len(texts) == 1 and not attrs and not leaves and not fields[texts[0]].many
+        }
         self.general = {tag: spec for tag, spec in general.items() if tag not in self.fast}
         self.fast_columns = list(self.fast.values())
         self.list_columns = [i for i, f in enumerate(fields) if f.child is not None and f.child not in self.fast]
@@ -316,8 +319,11 @@ class XmlPackageConnector:
             globals_ = [e.get("name") for e in doc.getroot().iterchildren(f"{_XS}element")]
             self._root = self.block.get("root") or (globals_[0] if len(globals_) == 1 else None)
             if not self._root:
-                raise ConnectorConfigError("the XSD declares several global elements; name the package root",
-                                           where=self._where(), action="set source.root")
+                raise ConnectorConfigError(
+                    "the XSD declares several global elements; name the package root",
+                    where=self._where(),
+                    action="set source.root",
+                )
             self._root_children = _root_children(doc, self._root)
         return self._schema
 
@@ -329,9 +335,11 @@ class XmlPackageConnector:
         try:
             outbox = self.outbox
             if not outbox.is_dir():
-                raise ConnectorUnavailable(f"outbox directory {outbox} does not exist or is not mounted",
-                                           where=self._where(),
-                                           action="mount the department's exchange share or fix the outbox path")
+                raise ConnectorUnavailable(
+                    f"outbox directory {outbox} does not exist or is not mounted",
+                    where=self._where(),
+                    action="mount the department's exchange share or fix the outbox path",
+                )
             if not os.access(outbox, os.R_OK | os.X_OK):
                 raise ConnectorAuthError(f"no permission to read {outbox}", where=self._where())
             self.schema()
@@ -348,21 +356,30 @@ class XmlPackageConnector:
                 else {"type": ["string", "null"]}
                 for col, path in ds["fields"].items()
             }
-            out[dataset] = {"type": "object", "properties": props, "x-source-key": ds["key"],
-                            "x-element": ds["element"]}
+            out[dataset] = {
+                "type": "object",
+                "properties": props,
+                "x-source-key": ds["key"],
+                "x-element": ds["element"],
+            }
         return out
 
     def write(self, dataset: str, records: Sequence[Mapping[str, Any]]) -> WriteResult:
-        raise ConnectorConfigError("XML packages are pull-only here", where=self._where(dataset),
-                                   action="push to this department through its webhook or SOAP connector")
+        raise ConnectorConfigError(
+            "XML packages are pull-only here",
+            where=self._where(dataset),
+            action="push to this department through its webhook or SOAP connector",
+        )
 
     def _pending(self) -> list[Path]:
         outbox = self.outbox
         try:
             if not outbox.is_dir():
-                raise ConnectorUnavailable(f"outbox directory {outbox} does not exist or is not mounted",
-                                           where=self._where(),
-                                           action="mount the department's exchange share or fix the outbox path")
+                raise ConnectorUnavailable(
+                    f"outbox directory {outbox} does not exist or is not mounted",
+                    where=self._where(),
+                    action="mount the department's exchange share or fix the outbox path",
+                )
             # a package is complete once its sidecar exists (the department writes it last)
             return sorted(p for p in outbox.glob(self.pattern) if p.with_name(p.name + ".sha256").exists())
         except OSError as exc:
@@ -398,8 +415,14 @@ class XmlPackageConnector:
         return self.work / sha[:2] / sha / f"{dataset}.done"
 
     def _read_package(
-        self, package: Path, dataset: str, ds: Mapping[str, Any], state: State, done: list[str],
-        current: Mapping[str, Any], limit: int | None,
+        self,
+        package: Path,
+        dataset: str,
+        ds: Mapping[str, Any],
+        state: State,
+        done: list[str],
+        current: Mapping[str, Any],
+        limit: int | None,
     ) -> Iterator[Batch]:
         where = self._where(dataset)
         preview = limit is not None  # a preview changes nothing: no marker, acknowledgement or move
@@ -426,10 +449,19 @@ class XmlPackageConnector:
                         self._finish(package, sha, dataset, rejected=True)
                     return
                 size = _on_share(package, where, "reading", lambda: package.stat().st_size)
-                bad_pkg = BadRecord(rej.reason_code, rej.reason, source_key=package.name, source_version=sha,
-                                    raw={"package": package.name, "bytes": size}, source_ref=str(package))
-                yield Batch(with_meta(pa.table({}), pa.array([], pa.string()), pa.array([], pa.string())),
-                            [bad_pkg], {**state, "done": _remember(done, sha), "current": None})
+                bad_pkg = BadRecord(
+                    rej.reason_code,
+                    rej.reason,
+                    source_key=package.name,
+                    source_version=sha,
+                    raw={"package": package.name, "bytes": size},
+                    source_ref=str(package),
+                )
+                yield Batch(
+                    with_meta(pa.table({}), pa.array([], pa.string()), pa.array([], pa.string())),
+                    [bad_pkg],
+                    {**state, "done": _remember(done, sha), "current": None},
+                )
                 if not preview:
                     self._finish(package, sha, dataset, rejected=True)
                 return
@@ -445,12 +477,22 @@ class XmlPackageConnector:
             spill.unlink(missing_ok=True)
 
     def _emit(
-        self, spill: Path, rows: int, bad: list[BadRecord], skip: int, sha: str, state: State, done: list[str],
+        self,
+        spill: Path,
+        rows: int,
+        bad: list[BadRecord],
+        skip: int,
+        sha: str,
+        state: State,
+        done: list[str],
         limit: int | None,
     ) -> Iterator[Batch]:
         if not rows:
-            yield Batch(with_meta(pa.table({}), pa.array([], pa.string()), pa.array([], pa.string())), bad,
-                        {**state, "done": _remember(done, sha), "current": None})
+            yield Batch(
+                with_meta(pa.table({}), pa.array([], pa.string()), pa.array([], pa.string())),
+                bad,
+                {**state, "done": _remember(done, sha), "current": None},
+            )
             return
         offset = 0
         # read batch by batch, not memory-mapped: mapped pages would count against the flat RSS
@@ -501,9 +543,7 @@ class XmlPackageConnector:
         # the marker is written: a failed acknowledgement is repeated by the next run, nothing re-emitted
         _on_share(package, self._where(dataset), "acknowledging", acknowledge)
 
-    def _parse(
-        self, package: Path, ds: Mapping[str, Any], spill: Path, where: str
-    ) -> tuple[str, int, list[BadRecord]]:
+    def _parse(self, package: Path, ds: Mapping[str, Any], spill: Path, where: str) -> tuple[str, int, list[BadRecord]]:
         """One streaming, validating pass: (sha256, rows spilled, record-level bad records)."""
         from lxml import etree
 
@@ -524,7 +564,8 @@ class XmlPackageConnector:
         version_i = columns.index(version_col) if version_col in columns else None
         arrow_schema = with_meta(
             pa.table({f.column: pa.array([], _arrow_type(f)) for f in fields}),
-            pa.array([], pa.string()), pa.array([], pa.string()),
+            pa.array([], pa.string()),
+            pa.array([], pa.string()),
         ).schema
         writer: Any = None
         sink: Any = None
@@ -540,8 +581,11 @@ class XmlPackageConnector:
             cols = list(zip(*rows, strict=True))
             arrays = [pa.array(col, _arrow_type(f)) for col, f in zip(cols, fields, strict=True)]
             assert key_i is not None  # rows only exist when keys do
-            keys = (arrays[key_i] if arrow_schema.field(key_i).type == pa.string()
-                    else pa.array([str(k) for k in cols[key_i]], pa.string()))
+            keys = (
+                arrays[key_i]
+                if arrow_schema.field(key_i).type == pa.string()
+                else pa.array([str(k) for k in cols[key_i]], pa.string())
+            )
             if version_i is not None:
                 versions = [str(v) for v in cols[version_i]]
             table = with_meta(pa.Table.from_arrays(arrays, names=columns), keys, pa.array(versions, pa.string()))
@@ -592,10 +636,17 @@ class XmlPackageConnector:
                     values = plan.extract(elem)
                     key = values[key_i] if key_i is not None else None
                     if not key:
-                        bad.append(BadRecord("missing_source_key", f"{ds['element']} has no {key_col}",
-                                             source_ref=f"{package.name}:{elem.sourceline}",
-                                             raw=mask_record({c: v for c, v in zip(columns, values, strict=True)
-                                                              if isinstance(v, str)}, self.personal_columns)))
+                        bad.append(
+                            BadRecord(
+                                "missing_source_key",
+                                f"{ds['element']} has no {key_col}",
+                                source_ref=f"{package.name}:{elem.sourceline}",
+                                raw=mask_record(
+                                    {c: v for c, v in zip(columns, values, strict=True) if isinstance(v, str)},
+                                    self.personal_columns,
+                                ),
+                            )
+                        )
                     else:
                         rows.append(values)
                         if version_i is None:
@@ -666,7 +717,6 @@ def _depth(elem: Any) -> int:
     return depth
 
 
-
 def _root_children(doc: Any, root: str) -> list[str]:
     """Local names of the elements the XSD allows directly under the package root.
 
@@ -720,10 +770,14 @@ def _repeat_choices_as_sequences(doc: Any) -> None:
 def _share_error(exc: OSError, path: Path, where: str, doing: str) -> ConnectorError:
     """An OS error on the department's share as a typed connector error."""
     if isinstance(exc, PermissionError):
-        return ConnectorAuthError(f"no permission {doing} {path.name}: {exc.strerror}", where=where,
-                                  action="grant the hub's service account read/write on the exchange share")
+        return ConnectorAuthError(
+            f"no permission {doing} {path.name}: {exc.strerror}",
+            where=where,
+            action="grant the hub's service account read/write on the exchange share",
+        )
     return ConnectorUnavailable(
-        f"the exchange share failed while {doing} {path.name}: {exc.strerror or exc}", where=where,
+        f"the exchange share failed while {doing} {path.name}: {exc.strerror or exc}",
+        where=where,
         action="check the department's exchange share (mount, network); the run retries and resumes at this package",
     )
 

@@ -67,8 +67,9 @@ def canonical_bytes(value: Any) -> bytes:
     """The RFC 8785 form of a JSON-compatible value (dates must already be strings)."""
     if _plain(value):
         try:
-            return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                              allow_nan=False).encode("utf-8")
+            return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode(
+                "utf-8"
+            )
         except UnicodeEncodeError:  # lone surrogates: let the reference decide
             pass
     return bytes(rfc8785.dumps(value))

@@ -39,8 +39,9 @@ class FileBinding:
         return keyring.verify(self.signature, canonical_bytes(self.statement()))
 
 
-def bind_file(keyring: KeyRing, license_id: str, version: int, file_key: str, file_sha256: str,
-              rendered_at: dt.datetime) -> FileBinding:
+def bind_file(
+    keyring: KeyRing, license_id: str, version: int, file_key: str, file_sha256: str, rendered_at: dt.datetime
+) -> FileBinding:
     statement = {
         "license_id": license_id,
         "version": version,
@@ -48,8 +49,9 @@ def bind_file(keyring: KeyRing, license_id: str, version: int, file_key: str, fi
         "file_sha256": file_sha256,
         "rendered_at": rendered_at.isoformat(),
     }
-    return FileBinding(license_id, version, file_key, file_sha256, rendered_at,
-                       keyring.sign(canonical_bytes(statement)))
+    return FileBinding(
+        license_id, version, file_key, file_sha256, rendered_at, keyring.sign(canonical_bytes(statement))
+    )
 
 
 def parse_binding(data: bytes) -> FileBinding:
@@ -58,6 +60,10 @@ def parse_binding(data: bytes) -> FileBinding:
         raise ValueError("not a file binding")
     b = raw["binding"]
     return FileBinding(
-        str(b["license_id"]), int(b["version"]), str(b["file_key"]), str(b["file_sha256"]),
-        dt.datetime.fromisoformat(b["rendered_at"]), Signature.from_json(raw["signature"]),
+        str(b["license_id"]),
+        int(b["version"]),
+        str(b["file_key"]),
+        str(b["file_sha256"]),
+        dt.datetime.fromisoformat(b["rendered_at"]),
+        Signature.from_json(raw["signature"]),
     )

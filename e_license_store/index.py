@@ -124,14 +124,19 @@ class LicenseVersionRow:
 
 
 def license_versions(session: Session, license_id: str) -> list[LicenseVersionRow]:
-    stmt = select(LicenseVersionEntry).where(LicenseVersionEntry.license_id == license_id).order_by(
-        LicenseVersionEntry.version
+    stmt = (
+        select(LicenseVersionEntry)
+        .where(LicenseVersionEntry.license_id == license_id)
+        .order_by(LicenseVersionEntry.version)
     )
     out = []
     for e in session.scalars(stmt):
         ts = e.recorded_at if e.recorded_at.tzinfo else e.recorded_at.replace(tzinfo=dt.UTC)
-        out.append(LicenseVersionRow(e.license_id, e.version, e.transition, e.status, e.reason, e.object_key,
-                                     e.content_sha256, e.key_id, ts))
+        out.append(
+            LicenseVersionRow(
+                e.license_id, e.version, e.transition, e.status, e.reason, e.object_key, e.content_sha256, e.key_id, ts
+            )
+        )
     return out
 
 
@@ -141,9 +146,7 @@ def content_fingerprint(document: LicenseDocument) -> str:
     Not a signature input, so sorted ``json.dumps`` (deterministic in Python, and an order
     of magnitude faster than the pure-Python RFC 8785 encoder) is enough.
     """
-    lic = document.license.model_dump(
-        mode="json", exclude={"version", "previous_version", "status"}
-    )
+    lic = document.license.model_dump(mode="json", exclude={"version", "previous_version", "status"})
     source = lic.get("source") or {}
     lic["source"] = {k: source.get(k) for k in ("department", "dataset", "source_key")} if source else None
     return sha256_hex(json.dumps(lic, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())

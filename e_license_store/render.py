@@ -114,8 +114,16 @@ def _wrapped(text: str, font: str, size: float, width: float) -> list[str]:
 
 
 def _draw(
-    *, title: str, heading: str, subject: str, author: str, lines: list[tuple[str, str]], stamp: str | None,
-    qr: str, footer: list[str], watermark: str | None = None,
+    *,
+    title: str,
+    heading: str,
+    subject: str,
+    author: str,
+    lines: list[tuple[str, str]],
+    stamp: str | None,
+    qr: str,
+    footer: list[str],
+    watermark: str | None = None,
 ) -> bytes:
     """One A4 page: heading, labelled lines (long values wrapped), a stamp, the QR code, a footer."""
     font = _register_font()
@@ -179,9 +187,7 @@ def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
 COPY_NOTICE = "副本：经脱敏处理，不含电子印章，不能替代原件使用；扫描二维码核验原件"
 
 
-def render_copy_pdf(
-    document: LicenseDocument, *, holder_name: str, holder_code: str, surface: dict[str, Any]
-) -> bytes:
+def render_copy_pdf(document: LicenseDocument, *, holder_name: str, holder_code: str, surface: dict[str, Any]) -> bytes:
     """A masked copy (副本) of one licence version for a reader not entitled to every value.
 
     It shows what the caller may see (``holder_*`` and ``surface`` already masked and
@@ -207,8 +213,13 @@ def render_copy_pdf(
 
 
 def copy_document(
-    document: LicenseDocument, *, content_sha256: str, holder_name: str, holder_code: str,
-    surface: dict[str, Any], withheld: list[str],
+    document: LicenseDocument,
+    *,
+    content_sha256: str,
+    holder_name: str,
+    holder_code: str,
+    surface: dict[str, Any],
+    withheld: list[str],
 ) -> dict[str, Any]:
     """The JSON form of a masked copy (副本), for a licence whose file is its sealed document."""
     lic = document.license
@@ -218,13 +229,21 @@ def copy_document(
         "copy_of": {"license_id": lic.license_id, "version": lic.version, "content_sha256": content_sha256},
         "verification_url": verification_url(lic.license_id, lic.version),
         "license": {
-            "license_id": lic.license_id, "version": lic.version, "license_type_code": lic.license_type_code,
-            "license_type_name": lic.license_type_name, "license_number": lic.license_number,
-            "holder_kind": str(lic.holder_kind), "holder_name": holder_name, "holder_code": holder_code,
-            "issuer_code": lic.issuer_code, "issuer_name": lic.issuer_name, "issue_date": lic.issue_date.isoformat(),
+            "license_id": lic.license_id,
+            "version": lic.version,
+            "license_type_code": lic.license_type_code,
+            "license_type_name": lic.license_type_name,
+            "license_number": lic.license_number,
+            "holder_kind": str(lic.holder_kind),
+            "holder_name": holder_name,
+            "holder_code": holder_code,
+            "issuer_code": lic.issuer_code,
+            "issuer_name": lic.issuer_name,
+            "issue_date": lic.issue_date.isoformat(),
             "valid_from": lic.valid_from.isoformat(),
             "valid_until": lic.valid_until.isoformat() if lic.valid_until else None,
-            "status": str(lic.status), "surface": surface,
+            "status": str(lic.status),
+            "surface": surface,
         },
         "withheld_fields": withheld,
     }
@@ -238,8 +257,9 @@ class RenderedFile:
     file_sha256: str
 
 
-def _render_one(session: Session, store: ObjectStore, keyring: KeyRing, entry: LicenseIndexEntry,
-                clock: Callable[[], dt.datetime]) -> RenderedFile:
+def _render_one(
+    session: Session, store: ObjectStore, keyring: KeyRing, entry: LicenseIndexEntry, clock: Callable[[], dt.datetime]
+) -> RenderedFile:
     env = parse_envelope(store.get(entry.object_key))
     fkey = file_key(entry.license_id, entry.version)
     pdf = render_pdf(env.document, env.signature.key_id)
@@ -251,14 +271,25 @@ def _render_one(session: Session, store: ObjectStore, keyring: KeyRing, entry: L
     bkey = binding_key(entry.license_id, entry.version)
     rendered_at = clock()
     try:
-        store.put(bkey, bind_file(keyring, entry.license_id, entry.version, fkey, sha, rendered_at).to_bytes(),
-                  content_type="application/json")
+        store.put(
+            bkey,
+            bind_file(keyring, entry.license_id, entry.version, fkey, sha, rendered_at).to_bytes(),
+            content_type="application/json",
+        )
     except ObjectExists:
         from e_license_store.files import parse_binding
 
         rendered_at = parse_binding(store.get(bkey)).rendered_at
-    session.merge(LicenseFileEntry(license_id=entry.license_id, version=entry.version, file_key=fkey,
-                                   file_sha256=sha, binding_key=bkey, rendered_at=rendered_at))
+    session.merge(
+        LicenseFileEntry(
+            license_id=entry.license_id,
+            version=entry.version,
+            file_key=fkey,
+            file_sha256=sha,
+            binding_key=bkey,
+            rendered_at=rendered_at,
+        )
+    )
     session.commit()
     return RenderedFile(entry.license_id, entry.version, fkey, sha)
 

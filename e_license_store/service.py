@@ -159,8 +159,9 @@ class LicenseService:
         valid_until = draft.valid_until
         if valid_until is None and ltype.validity_years:
             valid_until = _add_years(valid_from, ltype.validity_years)
-        license_id = make_license_id(ltype.type_code, draft.issuer_code, source.department, source.dataset,
-                                     source.source_key)
+        license_id = make_license_id(
+            ltype.type_code, draft.issuer_code, source.department, source.dataset, source.source_key
+        )
         return License(
             license_id=license_id,
             license_type_code=ltype.type_code,
@@ -227,8 +228,9 @@ class LicenseService:
         for draft, _source in items:
             self._check_draft(draft, license_type(draft.license_type_code))
         ids = [
-            make_license_id(draft.license_type_code, draft.issuer_code, source.department, source.dataset,
-                            source.source_key)
+            make_license_id(
+                draft.license_type_code, draft.issuer_code, source.department, source.dataset, source.source_key
+            )
             for draft, source in items
         ]
         results: list[IssuedLicense | None] = [None] * len(items)
@@ -342,8 +344,8 @@ class LicenseService:
     def amend(self, license_id: str, changes: Mapping[str, Any], *, reason: str | None = None) -> IssuedLicense:
         """A new version with some fields (or surface fields, under ``surface``) changed (变更)."""
         return self._with_recovery(
-            license_id, lambda session: self._transition(session, license_id, Transition.amended, reason,
-                                                         changes=changes)
+            license_id,
+            lambda session: self._transition(session, license_id, Transition.amended, reason, changes=changes),
         )
 
     def suspend(self, license_id: str, reason: str) -> IssuedLicense:
@@ -404,8 +406,15 @@ class LicenseService:
 
     @staticmethod
     def _standing(entry: LicenseIndexEntry) -> IssuedLicense:
-        return IssuedLicense(entry.license_id, entry.version, entry.status, entry.object_key, entry.content_sha256,
-                             entry.key_id, created=False)
+        return IssuedLicense(
+            entry.license_id,
+            entry.version,
+            entry.status,
+            entry.object_key,
+            entry.content_sha256,
+            entry.key_id,
+            created=False,
+        )
 
     def _document(self, lic: License, transition: Transition, reason: str | None) -> LicenseDocument:
         return LicenseDocument(license=lic, transition=transition, reason=reason, recorded_at=self._clock())
@@ -449,10 +458,16 @@ class LicenseService:
         lic = License.model_validate(base)
         if transition == Transition.amended:
             self._check_draft(
-                LicenseDraft(license_type_code=lic.license_type_code, license_number=lic.license_number,
-                             holder_name=lic.holder_name, holder_code=lic.holder_code,
-                             holder_kind=HolderKind(lic.holder_kind), issuer_code=lic.issuer_code,
-                             issue_date=lic.issue_date, surface=lic.surface),
+                LicenseDraft(
+                    license_type_code=lic.license_type_code,
+                    license_number=lic.license_number,
+                    holder_name=lic.holder_name,
+                    holder_code=lic.holder_code,
+                    holder_kind=HolderKind(lic.holder_kind),
+                    issuer_code=lic.issuer_code,
+                    issue_date=lic.issue_date,
+                    surface=lic.surface,
+                ),
                 license_type(lic.license_type_code),
             )
         return self._write(session, lic, transition, reason)
@@ -463,8 +478,9 @@ class LicenseService:
         session.commit()
         return stored.issued
 
-    def _store_version(self, lic: License, transition: Transition, reason: str | None,
-                       fingerprint: str | None = None) -> _Stored:
+    def _store_version(
+        self, lic: License, transition: Transition, reason: str | None, fingerprint: str | None = None
+    ) -> _Stored:
         """Seal the version and write it under its write-once key (no database work)."""
         envelope = seal(self._document(lic, transition, reason), self.signer)
         key = object_key(lic.license_id, lic.version)
@@ -480,8 +496,15 @@ class LicenseService:
             self.store.put(key, data, content_type="application/json", retention=retention)
         except ObjectExists:
             raise _VersionTaken(key) from None
-        issued = IssuedLicense(lic.license_id, lic.version, str(lic.status), key, envelope.document_sha256,
-                               envelope.signature.key_id, created=True)
+        issued = IssuedLicense(
+            lic.license_id,
+            lic.version,
+            str(lic.status),
+            key,
+            envelope.document_sha256,
+            envelope.signature.key_id,
+            created=True,
+        )
         return _Stored(envelope, key, ltype.is_approval_result, issued, fingerprint, hashlib.sha256(data).hexdigest())
 
     @staticmethod

@@ -155,9 +155,7 @@ def generate_key(algorithm: Algorithm = Algorithm.sm2_sm3) -> SM2SigningKey | Ed
 def _is_sm2_pem(pem: bytes) -> bool:
     # An SM2 key is an EC key on the SM2 curve; cryptography cannot load it, libcrypto can.
     try:
-        serialization.load_pem_public_key(pem) if b"PUBLIC" in pem else serialization.load_pem_private_key(
-            pem, None
-        )
+        serialization.load_pem_public_key(pem) if b"PUBLIC" in pem else serialization.load_pem_private_key(pem, None)
     except Exception:
         return True
     return False

@@ -169,8 +169,9 @@ def _pysmx_verifier(point: bytes) -> Callable[[bytes, bytes], bool]:
         rs = _rs(sig)
         if not rs:
             return False
-        return bool(Verify(rs[0].to_bytes(32, "big") + rs[1].to_bytes(32, "big"), msg, point[1:].hex(), 64,
-                           uid=DEFAULT_ID))
+        return bool(
+            Verify(rs[0].to_bytes(32, "big") + rs[1].to_bytes(32, "big"), msg, point[1:].hex(), 64, uid=DEFAULT_ID)
+        )
 
     return verify
 

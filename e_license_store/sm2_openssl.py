@@ -305,9 +305,10 @@ class SM2PublicKey:
             template = self._templates[ident] = _Template(self._pkey, False, ident)
         ctx = template.copy()
         try:
-            ok = lib.EVP_DigestVerifyUpdate(ctx, message, len(message)) == 1 and lib.EVP_DigestVerifyFinal(
-                ctx, signature, len(signature)
-            ) == 1
+            ok = (
+                lib.EVP_DigestVerifyUpdate(ctx, message, len(message)) == 1
+                and lib.EVP_DigestVerifyFinal(ctx, signature, len(signature)) == 1
+            )
         finally:
             lib.EVP_MD_CTX_free(ctx)
         if not ok:
@@ -372,8 +373,10 @@ class SM2PrivateKey:
         try:
             buf = ctypes.create_string_buffer(80)
             n = ctypes.c_size_t(80)
-            if (lib.EVP_DigestSignUpdate(ctx, message, len(message)) != 1
-                    or lib.EVP_DigestSignFinal(ctx, buf, ctypes.byref(n)) != 1):
+            if (
+                lib.EVP_DigestSignUpdate(ctx, message, len(message)) != 1
+                or lib.EVP_DigestSignFinal(ctx, buf, ctypes.byref(n)) != 1
+            ):
                 lib.ERR_clear_error()
                 raise OpenSSLError("SM2 signing failed")
             return buf.raw[: n.value]

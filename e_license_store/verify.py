@@ -54,8 +54,13 @@ class VerificationResult:
     @property
     def ok(self) -> bool:
         return (
-            self.well_formed and self.signature_ok and self.hash_ok and self.status == "valid"
-            and not self.revoked and self.is_current and not self.problems
+            self.well_formed
+            and self.signature_ok
+            and self.hash_ok
+            and self.status == "valid"
+            and not self.revoked
+            and self.is_current
+            and not self.problems
         )
 
     def to_dict(self) -> dict[str, object]:

@@ -66,7 +66,9 @@ def emit_many(session: Session, events: list[dict[str, Any]]) -> int:
     existing: set[str] = set()
     for start in range(0, len(keys), KEY_CHUNK):  # bounded IN lists (SQLite limits bound parameters)
         chunk = keys[start : start + KEY_CHUNK]
-        existing.update(session.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.idempotency_key.in_(chunk))))
+        existing.update(
+            session.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.idempotency_key.in_(chunk)))
+        )
     rows: list[dict[str, Any]] = []
     for e in events:
         if e["idempotency_key"] in existing:

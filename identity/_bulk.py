@@ -252,16 +252,20 @@ def insert(session: Session, prepared: Prepared) -> None:
             raw.executemany(sql, params)
         return
     if name == "postgresql":
-        with _dbapi(session).cursor() as cur, cur.copy(
-                f"COPY {table.name} ({', '.join(prepared.columns)}) FROM STDIN") as copy:
+        with (
+            _dbapi(session).cursor() as cur,
+            cur.copy(f"COPY {table.name} ({', '.join(prepared.columns)}) FROM STDIN") as copy,
+        ):
             for row in prepared.rows:
                 copy.write_row(row)
         return
     # any other database: the portable Core path (JSON text parsed back for the JSON type)
     json_cols = {c for c in prepared.columns if isinstance(table.c[c].type, sa.JSON)}
     dicts = [
-        {c: (json.loads(v) if c in json_cols and v is not None else v)
-         for c, v in zip(prepared.columns, row, strict=True)}
+        {
+            c: (json.loads(v) if c in json_cols and v is not None else v)
+            for c, v in zip(prepared.columns, row, strict=True)
+        }
         for row in prepared.rows
     ]
     if dicts:
@@ -361,10 +365,14 @@ def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[Bu
             if count < REBUILD_MIN_ROWS:
                 continue
             # a primary key's own index (no SQL) stays; so do partial ones
-            droppable = [(name, sql) for name, sql in raw.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
-                (table.name,),
-            ).fetchall() if not _partial(sql)]
+            droppable = [
+                (name, sql)
+                for name, sql in raw.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                    (table.name,),
+                ).fetchall()
+                if not _partial(sql)
+            ]
             if not droppable or count < _row_bound(raw, table.name):
                 continue  # a large table: inserting into its indexes beats rebuilding them
             for name, sql in droppable:

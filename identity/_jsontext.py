@@ -80,7 +80,10 @@ def _present(columns: Sequence[Encoded]) -> np.ndarray:
 
 
 def objects(
-    keys: Sequence[str], columns: Sequence[Encoded], *, keep: np.ndarray | None = None,
+    keys: Sequence[str],
+    columns: Sequence[Encoded],
+    *,
+    keep: np.ndarray | None = None,
     present: np.ndarray | None = None,
 ) -> list[str]:
     """Per row the JSON object of the non-``None`` encoded values under ``keys``; ``keep`` (a

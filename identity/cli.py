@@ -17,8 +17,10 @@ def normalize_cmd(
     codes: Annotated[list[str] | None, typer.Argument(help="Codes to normalise; read from stdin when none.")] = None,
     as_kind: Annotated[
         str | None,
-        typer.Option("--as", help="Treat every code as this kind: resident_id, resident_id_15, uscc, org_code, "
-                     "reg_no, taxpayer_id."),
+        typer.Option(
+            "--as",
+            help="Treat every code as this kind: resident_id, resident_id_15, uscc, org_code, reg_no, taxpayer_id.",
+        ),
     ] = None,
 ) -> None:
     """Print one JSON object per code: input, kind, canonical, valid, reason (+ candidates).

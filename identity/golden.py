@@ -50,7 +50,6 @@ RULES_PATH = Path(__file__).with_name("survivorship.yaml")
 CHUNK = 50_000
 
 
-
 def _table(model: Any) -> Table:
     """The Core table of a model: bulk inserts as plain executemany (no ORM bookkeeping)."""
     return cast(Table, model.__table__)
@@ -185,8 +184,10 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
     conn = session.connection()
     typed = TYPED_COLUMNS[entity_kind]
     set_cols = ("attributes", "sources", "updated_at", *typed)
-    by_key = update(table).where(key_col == bindparam("k_key")).values(
-        {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in set_cols}
+    by_key = (
+        update(table)
+        .where(key_col == bindparam("k_key"))
+        .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in set_cols})
     )
     now = utcnow()
     changed = 0
@@ -199,10 +200,18 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
         _materialise(session, entity_kind, chunk, stored)
         by_code: dict[str, list[SourceValues]] = {}
         for code, dept, dataset, key, version, attributes, linked_at in conn.execute(
-            select(link.canonical_code, link.department, link.dataset, link.source_key, link.source_version,
-                   link.attributes, link.linked_at).where(
-                link.entity_kind == entity_kind, _bulk.in_values(session, link.canonical_code, chunk),
-                link.unlinked_at.is_(None)
+            select(
+                link.canonical_code,
+                link.department,
+                link.dataset,
+                link.source_key,
+                link.source_version,
+                link.attributes,
+                link.linked_at,
+            ).where(
+                link.entity_kind == entity_kind,
+                _bulk.in_values(session, link.canonical_code, chunk),
+                link.unlinked_at.is_(None),
             )
         ):
             by_code.setdefault(code, []).append(
@@ -214,8 +223,9 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
             records = by_code.get(code, [])
             values, sources = survive(records, entity_kind, rules)
             if stored_sources == ONE_LINK:  # what the marker stands for while the links are as they were
-                old_sources = one_link_sources(old, [
-                    (r.department, r.dataset, r.source_key, r.source_version) for r in records])
+                old_sources = one_link_sources(
+                    old, [(r.department, r.dataset, r.source_key, r.source_version) for r in records]
+                )
             else:
                 old_sources = stored_sources or {}
             if values == old and sources == old_sources:
@@ -224,20 +234,26 @@ def refresh(session: Session, entity_kind: str, codes: Sequence[str], cause: str
             for attribute in sorted(set(old) | set(values)) if cause != "create" else ():
                 if old.get(attribute) != values.get(attribute):
                     src = sources.get(attribute, {})
-                    history.append({
-                        "entity_kind": entity_kind,
-                        "canonical_code": code,
-                        "attribute": attribute,
-                        "old_value": text(old.get(attribute)),
-                        "new_value": text(values.get(attribute)),
-                        "department": src.get("department"),
-                        "dataset": src.get("dataset"),
-                        "source_key": src.get("source_key"),
-                        "cause": cause,
-                        "changed_at": now,
-                    })
-            row = {"k_key": code, "v_attributes": compact_attributes(values, typed),
-                   "v_sources": stored_form(sources, len(records)), "v_updated_at": now}
+                    history.append(
+                        {
+                            "entity_kind": entity_kind,
+                            "canonical_code": code,
+                            "attribute": attribute,
+                            "old_value": text(old.get(attribute)),
+                            "new_value": text(values.get(attribute)),
+                            "department": src.get("department"),
+                            "dataset": src.get("dataset"),
+                            "source_key": src.get("source_key"),
+                            "cause": cause,
+                            "changed_at": now,
+                        }
+                    )
+            row = {
+                "k_key": code,
+                "v_attributes": compact_attributes(values, typed),
+                "v_sources": stored_form(sources, len(records)),
+                "v_updated_at": now,
+            }
             row.update({f"v_{column}": text(values.get(column)) for column in typed})
             updates.append(row)
         if updates:
@@ -271,24 +287,37 @@ def _stored_golden(session: Session, entity_kind: str, codes: Sequence[str]) -> 
         code: (full_attributes(attributes, dict(zip(typed, typed_values, strict=True))), sources)
         for code, attributes, sources, *typed_values in session.connection().execute(
             select(key_col, table.c.attributes, table.c.sources, *(table.c[c] for c in typed)).where(
-                _bulk.in_values(session, key_col, codes)))
+                _bulk.in_values(session, key_col, codes)
+            )
+        )
     }
 
 
-def _materialise(session: Session, entity_kind: str, codes: Sequence[str],
-                 stored: dict[str, tuple[dict[str, Any], Any]] | None = None) -> int:
+def _materialise(
+    session: Session,
+    entity_kind: str,
+    codes: Sequence[str],
+    stored: dict[str, tuple[dict[str, Any], Any]] | None = None,
+) -> int:
     """Write out the marked links of ``codes`` (``stored``: their golden records, when read)."""
     conn = session.connection()
     link = _table(IdentitySourceRecord).c
-    marked = conn.execute(select(link.id, link.canonical_code).where(
-        link.entity_kind == entity_kind, _bulk.in_values(session, link.canonical_code, codes),
-        sa_cast(link.attributes, Text) == AS_GOLDEN_JSON)).all()
+    marked = conn.execute(
+        select(link.id, link.canonical_code).where(
+            link.entity_kind == entity_kind,
+            _bulk.in_values(session, link.canonical_code, codes),
+            sa_cast(link.attributes, Text) == AS_GOLDEN_JSON,
+        )
+    ).all()
     if not marked:
         return 0
     if stored is None:
         stored = _stored_golden(session, entity_kind, sorted({code for _, code in marked}))
-    by_id = update(_table(IdentitySourceRecord)).where(link.id == bindparam("k_id")).values(
-        attributes=bindparam("v_attributes", type_=JSON()))
+    by_id = (
+        update(_table(IdentitySourceRecord))
+        .where(link.id == bindparam("k_id"))
+        .values(attributes=bindparam("v_attributes", type_=JSON()))
+    )
     conn.execute(by_id, [{"k_id": i, "v_attributes": stored[code][0] if code in stored else {}} for i, code in marked])
     for i, _code in marked:  # loaded links must not keep reading the golden record
         obj = session.identity_map.get(identity_key(IdentitySourceRecord, i))

@@ -39,8 +39,14 @@ def lookup(session: Session, code: str) -> dict[str, Any] | None:
     for kind in (PERSON, ENTERPRISE):
         res = resolve_codes(session, [code], kind)
         if res["status"].iloc[0] == RESOLVED:
-            return _view(session, kind, str(res["canonical_code"].iloc[0]), code, str(res["method"].iloc[0]),
-                         str(res["code_kind"].iloc[0]))
+            return _view(
+                session,
+                kind,
+                str(res["canonical_code"].iloc[0]),
+                code,
+                str(res["method"].iloc[0]),
+                str(res["code_kind"].iloc[0]),
+            )
     return None
 
 
@@ -50,15 +56,18 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
     )
     assert row is not None  # resolve_codes only answers "resolved" for codes in the index
     walks = session.scalars(
-        select(IdentityCrosswalk).where(IdentityCrosswalk.canonical_code == canonical,
-                                        IdentityCrosswalk.entity_kind == kind).order_by(IdentityCrosswalk.id)
+        select(IdentityCrosswalk)
+        .where(IdentityCrosswalk.canonical_code == canonical, IdentityCrosswalk.entity_kind == kind)
+        .order_by(IdentityCrosswalk.id)
     ).all()
     links = session.scalars(
-        select(IdentitySourceRecord).where(IdentitySourceRecord.canonical_code == canonical,
-                                           IdentitySourceRecord.entity_kind == kind).order_by(IdentitySourceRecord.id)
+        select(IdentitySourceRecord)
+        .where(IdentitySourceRecord.canonical_code == canonical, IdentitySourceRecord.entity_kind == kind)
+        .order_by(IdentitySourceRecord.id)
     ).all()
     merges = session.scalars(
-        select(IdentityMerge).where((IdentityMerge.into_code == canonical) | (IdentityMerge.from_code == canonical))
+        select(IdentityMerge)
+        .where((IdentityMerge.into_code == canonical) | (IdentityMerge.from_code == canonical))
         .order_by(IdentityMerge.id)
     ).all()
     from identity.relations import relations_of
@@ -73,34 +82,68 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
         "golden": dict(row.attributes or {}),
         "sources": dict(row.sources or {}),
         "legacy_codes": [
-            {"legacy_code": w.legacy_code, "code_kind": w.code_kind, "source": w.source, "method": w.method,
-             "linked_at": _iso(w.linked_at), "undone_at": _iso(w.undone_at)}
+            {
+                "legacy_code": w.legacy_code,
+                "code_kind": w.code_kind,
+                "source": w.source,
+                "method": w.method,
+                "linked_at": _iso(w.linked_at),
+                "undone_at": _iso(w.undone_at),
+            }
             for w in walks
         ],
         "source_records": [
-            {"department": s.department, "dataset": s.dataset, "source_key": s.source_key,
-             "source_version": s.source_version, "method": s.method, "score": s.score,
-             "linked_at": _iso(s.linked_at), "unlinked_at": _iso(s.unlinked_at)}
+            {
+                "department": s.department,
+                "dataset": s.dataset,
+                "source_key": s.source_key,
+                "source_version": s.source_version,
+                "method": s.method,
+                "score": s.score,
+                "linked_at": _iso(s.linked_at),
+                "unlinked_at": _iso(s.unlinked_at),
+            }
             for s in links
         ],
         "merges": [
-            {"id": m.id, "from_code": m.from_code, "into_code": m.into_code, "actor": m.actor,
-             "merged_at": _iso(m.merged_at), "undone_at": _iso(m.undone_at)}
+            {
+                "id": m.id,
+                "from_code": m.from_code,
+                "into_code": m.into_code,
+                "actor": m.actor,
+                "merged_at": _iso(m.merged_at),
+                "undone_at": _iso(m.undone_at),
+            }
             for m in merges
         ],
         # the identities this one's records name by role (an insured person's employer) ...
         "relations": [
-            {"role": r.role, "related_kind": r.related_kind, "related_code": r.related_code,
-             "presented_code": r.presented_code, "method": r.method, "department": r.department,
-             "dataset": r.dataset, "source_key": r.source_key, "linked_at": _iso(r.linked_at),
-             "unlinked_at": _iso(r.unlinked_at)}
+            {
+                "role": r.role,
+                "related_kind": r.related_kind,
+                "related_code": r.related_code,
+                "presented_code": r.presented_code,
+                "method": r.method,
+                "department": r.department,
+                "dataset": r.dataset,
+                "source_key": r.source_key,
+                "linked_at": _iso(r.linked_at),
+                "unlinked_at": _iso(r.unlinked_at),
+            }
             for r in names
         ],
         # ... and the records naming this identity (the persons an enterprise employs)
         "related_from": [
-            {"role": r.role, "entity_kind": r.entity_kind, "canonical_code": r.canonical_code,
-             "department": r.department, "dataset": r.dataset, "source_key": r.source_key,
-             "linked_at": _iso(r.linked_at), "unlinked_at": _iso(r.unlinked_at)}
+            {
+                "role": r.role,
+                "entity_kind": r.entity_kind,
+                "canonical_code": r.canonical_code,
+                "department": r.department,
+                "dataset": r.dataset,
+                "source_key": r.source_key,
+                "linked_at": _iso(r.linked_at),
+                "unlinked_at": _iso(r.unlinked_at),
+            }
             for r in named_by
         ],
     }
@@ -123,8 +166,13 @@ def _golden_kinds(entity_kind: str) -> dict[str, str]:
             if name is not None:
                 out[name] = kind
     # a department's own attributes, by the kind its mapping declares
-    out.update({a.spec.name: a.spec.personal for a in own_golden_attributes()
-                if a.identity_kind == entity_kind and a.spec.personal})
+    out.update(
+        {
+            a.spec.name: a.spec.personal
+            for a in own_golden_attributes()
+            if a.identity_kind == entity_kind and a.spec.personal
+        }
+    )
     return out
 
 
@@ -150,8 +198,9 @@ def masked(view: dict[str, Any]) -> dict[str, Any]:
         rel["related_code"] = mask(rel["related_code"], Personal.CODE, party=other)
         rel["presented_code"] = mask(rel["presented_code"], Personal.CODE, party=other)
     for rel in out.get("related_from", []):
-        rel["canonical_code"] = mask(rel["canonical_code"], Personal.CODE,
-                                     party=Party(rel["entity_kind"], rel["canonical_code"]))
+        rel["canonical_code"] = mask(
+            rel["canonical_code"], Personal.CODE, party=Party(rel["entity_kind"], rel["canonical_code"])
+        )
     return out
 
 
@@ -168,8 +217,10 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
         with session_factory(get_engine())() as session:
             view = lookup(session, code)
     except OperationalError as exc:  # most often: the database was never migrated
-        console.print(f"[red]cannot read the master index[/red] ({type(exc.orig).__name__}); "
-                      "run `hub migrate` first if the hub database is new")
+        console.print(
+            f"[red]cannot read the master index[/red] ({type(exc.orig).__name__}); "
+            "run `hub migrate` first if the hub database is new"
+        )
         return 2
     if view is None:
         if as_json:
@@ -181,33 +232,56 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
     if as_json:
         print(json.dumps(shown, ensure_ascii=False, indent=2))
         return 0
-    out.print(f"[bold]{shown['entity_kind']}[/bold] {shown['canonical_code']}  "
-                  f"(query {shown['query']} as {shown['query_kind']}, resolved by {shown['resolved_by']})")
+    out.print(
+        f"[bold]{shown['entity_kind']}[/bold] {shown['canonical_code']}  "
+        f"(query {shown['query']} as {shown['query_kind']}, resolved by {shown['resolved_by']})"
+    )
     golden_table = Table("attribute", "value", "source", title="golden record")
     for attribute, value in sorted(shown["golden"].items()):
         src = shown["sources"].get(attribute, {})
-        golden_table.add_row(attribute, str(value), f"{src.get('department')}/{src.get('dataset')}:"
-                             f"{src.get('source_key')}")
+        golden_table.add_row(
+            attribute, str(value), f"{src.get('department')}/{src.get('dataset')}:{src.get('source_key')}"
+        )
     out.print(golden_table)
     legacy = Table("legacy code", "kind", "source", "method", "linked", "undone", title="legacy codes")
     for w in shown["legacy_codes"]:
-        legacy.add_row(w["legacy_code"], w["code_kind"], w["source"], w["method"], w["linked_at"],
-                       w["undone_at"] or "")
+        legacy.add_row(w["legacy_code"], w["code_kind"], w["source"], w["method"], w["linked_at"], w["undone_at"] or "")
     out.print(legacy)
-    records = Table("department", "dataset", "source key", "version", "method", "linked", "unlinked",
-                    title="source records")
+    records = Table(
+        "department", "dataset", "source key", "version", "method", "linked", "unlinked", title="source records"
+    )
     for s in shown["source_records"]:
-        records.add_row(s["department"], s["dataset"], s["source_key"], str(s["source_version"]), s["method"],
-                        s["linked_at"], s["unlinked_at"] or "")
+        records.add_row(
+            s["department"],
+            s["dataset"],
+            s["source_key"],
+            str(s["source_version"]),
+            s["method"],
+            s["linked_at"],
+            s["unlinked_at"] or "",
+        )
     out.print(records)
     if shown["relations"] or shown["related_from"]:
         related = Table("role", "direction", "kind", "code", "as given", "source", "unlinked", title="relations")
         for r in shown["relations"]:
-            related.add_row(r["role"], "names", r["related_kind"], r["related_code"] or "(not in the index yet)",
-                            r["presented_code"], f"{r['department']}/{r['dataset']}:{r['source_key']}",
-                            r["unlinked_at"] or "")
+            related.add_row(
+                r["role"],
+                "names",
+                r["related_kind"],
+                r["related_code"] or "(not in the index yet)",
+                r["presented_code"],
+                f"{r['department']}/{r['dataset']}:{r['source_key']}",
+                r["unlinked_at"] or "",
+            )
         for r in shown["related_from"]:
-            related.add_row(r["role"], "named by", r["entity_kind"], r["canonical_code"], "",
-                            f"{r['department']}/{r['dataset']}:{r['source_key']}", r["unlinked_at"] or "")
+            related.add_row(
+                r["role"],
+                "named by",
+                r["entity_kind"],
+                r["canonical_code"],
+                "",
+                f"{r['department']}/{r['dataset']}:{r['source_key']}",
+                r["unlinked_at"] or "",
+            )
         out.print(related)
     return 0

@@ -51,30 +51,54 @@ def _shown(entity_kind: str, code: str) -> str:
     return (mask_resident_id(code) or "") if entity_kind == PERSON else code
 
 
-def _move_links(session: Session, entity_kind: str, from_code: str, into_code: str, method: str,
-                only: list[IdentitySourceRecord] | None = None) -> int:
+def _move_links(
+    session: Session,
+    entity_kind: str,
+    from_code: str,
+    into_code: str,
+    method: str,
+    only: list[IdentitySourceRecord] | None = None,
+) -> int:
     now = utcnow()
-    links = only if only is not None else list(session.scalars(select(IdentitySourceRecord).where(
-        IdentitySourceRecord.entity_kind == entity_kind,
-        IdentitySourceRecord.canonical_code == from_code,
-        IdentitySourceRecord.unlinked_at.is_(None),
-    )))
+    links = (
+        only
+        if only is not None
+        else list(
+            session.scalars(
+                select(IdentitySourceRecord).where(
+                    IdentitySourceRecord.entity_kind == entity_kind,
+                    IdentitySourceRecord.canonical_code == from_code,
+                    IdentitySourceRecord.unlinked_at.is_(None),
+                )
+            )
+        )
+    )
     rows: list[dict[str, Any]] = []
     for link in links:
         link.unlinked_at = now
-        rows.append({
-            "department": link.department, "dataset": link.dataset, "source_key": link.source_key,
-            "source_version": link.source_version, "entity_kind": entity_kind, "canonical_code": into_code,
-            "method": method, "score": link.score, "stored_attributes": link.attributes, "linked_at": now,
-        })
+        rows.append(
+            {
+                "department": link.department,
+                "dataset": link.dataset,
+                "source_key": link.source_key,
+                "source_version": link.source_version,
+                "entity_kind": entity_kind,
+                "canonical_code": into_code,
+                "method": method,
+                "score": link.score,
+                "stored_attributes": link.attributes,
+                "linked_at": now,
+            }
+        )
     if rows:
         session.execute(insert(IdentitySourceRecord), rows)
     session.flush()
     return len(rows)
 
 
-def merge(session: Session, entity_kind: str, from_code: str, into_code: str, *, actor: str,
-          reason: str | None = None) -> IdentityMerge:
+def merge(
+    session: Session, entity_kind: str, from_code: str, into_code: str, *, actor: str, reason: str | None = None
+) -> IdentityMerge:
     """Merge identity ``from_code`` into ``into_code``; returns the merge record."""
     if from_code == into_code:
         raise MergeError("an identity cannot be merged into itself")
@@ -83,23 +107,48 @@ def merge(session: Session, entity_kind: str, from_code: str, into_code: str, *,
         raise MergeError(f"{_shown(entity_kind, from_code)} is already merged")
     if target.merged_into is not None:
         raise MergeError(f"{_shown(entity_kind, into_code)} was merged away; merge into the surviving identity")
-    record = IdentityMerge(entity_kind=entity_kind, from_code=from_code, into_code=into_code, actor=actor,
-                           reason=reason, merged_at=utcnow())
+    record = IdentityMerge(
+        entity_kind=entity_kind,
+        from_code=from_code,
+        into_code=into_code,
+        actor=actor,
+        reason=reason,
+        merged_at=utcnow(),
+    )
     session.add(record)
     session.flush()
     method = f"merge:{record.id}"
     moved = _move_links(session, entity_kind, from_code, into_code, method)
     source.merged_into = into_code
-    session.add(IdentityCrosswalk(legacy_code=from_code, code_kind="resident_id" if entity_kind == PERSON else "uscc",
-                                  canonical_code=into_code, entity_kind=entity_kind, source=f"manual:{actor}",
-                                  method=method, linked_at=utcnow()))
+    session.add(
+        IdentityCrosswalk(
+            legacy_code=from_code,
+            code_kind="resident_id" if entity_kind == PERSON else "uscc",
+            canonical_code=into_code,
+            entity_kind=entity_kind,
+            source=f"manual:{actor}",
+            method=method,
+            linked_at=utcnow(),
+        )
+    )
     session.flush()
     golden.refresh(session, entity_kind, [from_code, into_code], cause="merge")
-    emit(session, "identity.merged", opaque_ref(into_code),
-         {"entity_kind": entity_kind, "canonical_code": into_code, "merged_code": _shown(entity_kind, from_code),
-          "source_records_moved": moved, "actor": actor, "reason": reason},
-         f"identity.merged:merge:{record.id}", holder_code=into_code,
-         region_code=holder_region(entity_kind, into_code))
+    emit(
+        session,
+        "identity.merged",
+        opaque_ref(into_code),
+        {
+            "entity_kind": entity_kind,
+            "canonical_code": into_code,
+            "merged_code": _shown(entity_kind, from_code),
+            "source_records_moved": moved,
+            "actor": actor,
+            "reason": reason,
+        },
+        f"identity.merged:merge:{record.id}",
+        holder_code=into_code,
+        region_code=holder_region(entity_kind, into_code),
+    )
     return record
 
 
@@ -112,47 +161,75 @@ def split(session: Session, merge_id: int, *, actor: str, reason: str | None = N
         raise MergeError(f"merge {merge_id} was already split")
     kind, from_code, into_code = record.entity_kind, record.from_code, record.into_code
     method = f"merge:{record.id}"
-    moved = list(session.scalars(select(IdentitySourceRecord).where(
-        IdentitySourceRecord.entity_kind == kind,
-        IdentitySourceRecord.canonical_code == into_code,
-        IdentitySourceRecord.method == method,
-        IdentitySourceRecord.unlinked_at.is_(None),
-    )))
+    moved = list(
+        session.scalars(
+            select(IdentitySourceRecord).where(
+                IdentitySourceRecord.entity_kind == kind,
+                IdentitySourceRecord.canonical_code == into_code,
+                IdentitySourceRecord.method == method,
+                IdentitySourceRecord.unlinked_at.is_(None),
+            )
+        )
+    )
     count = _move_links(session, kind, into_code, from_code, f"split:{record.id}", only=moved)
     now = utcnow()
     record.undone_at = now
     _identity(session, kind, from_code).merged_into = None
-    for walk in session.scalars(select(IdentityCrosswalk).where(
-        IdentityCrosswalk.method == method, IdentityCrosswalk.undone_at.is_(None)
-    )):
+    for walk in session.scalars(
+        select(IdentityCrosswalk).where(IdentityCrosswalk.method == method, IdentityCrosswalk.undone_at.is_(None))
+    ):
         walk.undone_at = now
     session.flush()
     golden.refresh(session, kind, [from_code, into_code], cause="split")
-    emit(session, "identity.split", opaque_ref(into_code),
-         {"entity_kind": kind, "canonical_code": into_code, "split_code": _shown(kind, from_code),
-          "source_records_moved": count, "actor": actor, "reason": reason},
-         f"identity.split:merge:{record.id}", holder_code=into_code, region_code=holder_region(kind, into_code))
+    emit(
+        session,
+        "identity.split",
+        opaque_ref(into_code),
+        {
+            "entity_kind": kind,
+            "canonical_code": into_code,
+            "split_code": _shown(kind, from_code),
+            "source_records_moved": count,
+            "actor": actor,
+            "reason": reason,
+        },
+        f"identity.split:merge:{record.id}",
+        holder_code=into_code,
+        region_code=holder_region(kind, into_code),
+    )
     return record
 
 
-def unlink(session: Session, department: str, dataset: str, source_key: str, *, actor: str,
-           reason: str | None = None) -> IdentitySourceRecord:
+def unlink(
+    session: Session, department: str, dataset: str, source_key: str, *, actor: str, reason: str | None = None
+) -> IdentitySourceRecord:
     """Undo one source record's link (the record no longer counts for its identity)."""
-    link = session.scalar(select(IdentitySourceRecord).where(
-        IdentitySourceRecord.department == department,
-        IdentitySourceRecord.dataset == dataset,
-        IdentitySourceRecord.source_key == source_key,
-        IdentitySourceRecord.unlinked_at.is_(None),
-    ))
+    link = session.scalar(
+        select(IdentitySourceRecord).where(
+            IdentitySourceRecord.department == department,
+            IdentitySourceRecord.dataset == dataset,
+            IdentitySourceRecord.source_key == source_key,
+            IdentitySourceRecord.unlinked_at.is_(None),
+        )
+    )
     if link is None:
         raise MergeError(f"no active link for {department}/{dataset}/{source_key}")
     link.unlinked_at = utcnow()
     session.flush()
     golden.refresh(session, link.entity_kind, [link.canonical_code], cause="unlink")
-    emit(session, "identity.split", opaque_ref(link.canonical_code),
-         {"entity_kind": link.entity_kind, "canonical_code": link.canonical_code,
-          "source_record": {"department": department, "dataset": dataset, "source_key": source_key},
-          "actor": actor, "reason": reason},
-         f"identity.split:link:{link.id}", holder_code=link.canonical_code,
-         region_code=holder_region(link.entity_kind, link.canonical_code))
+    emit(
+        session,
+        "identity.split",
+        opaque_ref(link.canonical_code),
+        {
+            "entity_kind": link.entity_kind,
+            "canonical_code": link.canonical_code,
+            "source_record": {"department": department, "dataset": dataset, "source_key": source_key},
+            "actor": actor,
+            "reason": reason,
+        },
+        f"identity.split:link:{link.id}",
+        holder_code=link.canonical_code,
+        region_code=holder_region(link.entity_kind, link.canonical_code),
+    )
     return link

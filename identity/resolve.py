@@ -182,8 +182,10 @@ def _interpret(frame: pd.DataFrame, entity_kind: str) -> tuple[np.ndarray, np.nd
     own_kind = (kind == "uscc") | (kind == "taxpayer_id")
     exact = (valid & own_kind & (length == 18)) | (amb & _candidate_mask(amb, candidates, "uscc"))
     by_org = ~exact & valid & (kind == "org_code")
-    taxpayer = ~exact & ~by_org & (
-        (valid & (kind == "taxpayer_id") & (length == 15)) | (amb & _candidate_mask(amb, candidates, "taxpayer_id"))
+    taxpayer = (
+        ~exact
+        & ~by_org
+        & ((valid & (kind == "taxpayer_id") & (length == 15)) | (amb & _candidate_mask(amb, candidates, "taxpayer_id")))
     )
     direct[exact] = canonical[exact]
     method[exact] = EXACT
@@ -368,18 +370,26 @@ def _combine(results: list[pd.DataFrame], n: int) -> dict[str, Any]:
 NO_IDENTITY = "none"
 
 
-def link_mapping_batch(session: Session, df: pd.DataFrame, mapping: Any, *, run_id: str | None = None
-                       ) -> ResolveResult:
+def link_mapping_batch(session: Session, df: pd.DataFrame, mapping: Any, *, run_id: str | None = None) -> ResolveResult:
     """Resolve and link a mapping's batch as the identity kind the mapping declares
     (``identity_kind``: never guessed from its entity; an unknown kind is a ``ValueError``)."""
     spec = getattr(mapping, "spec", mapping)
     kind = str(getattr(spec, "identity_kind", ""))
     if kind == NO_IDENTITY:
         # no top-level code: only the identities named inside the records, under their own kinds
-        return link_batch(session, df, ENTERPRISE, mapping.department, mapping.dataset, mapping=mapping,
-                          run_id=run_id, code_columns=[])
-    return link_batch(session, df, _kind_of_entity(kind), mapping.department, mapping.dataset, mapping=mapping,
-                      run_id=run_id)
+        return link_batch(
+            session,
+            df,
+            ENTERPRISE,
+            mapping.department,
+            mapping.dataset,
+            mapping=mapping,
+            run_id=run_id,
+            code_columns=[],
+        )
+    return link_batch(
+        session, df, _kind_of_entity(kind), mapping.department, mapping.dataset, mapping=mapping, run_id=run_id
+    )
 
 
 @overload
@@ -440,8 +450,9 @@ def link_batch(
     """Resolve ``df``'s holder codes, create new identities, link source records, learn the
     cross-walk, refresh golden records and emit ``identity.merged`` — all in ``session``."""
     with _bulk.collector_paused(len(df)):
-        return _link_batch(session, df, entity_kind, department, dataset, mapping=mapping, run_id=run_id,
-                           code_columns=code_columns)
+        return _link_batch(
+            session, df, entity_kind, department, dataset, mapping=mapping, run_id=run_id, code_columns=code_columns
+        )
 
 
 def _link_batch(
@@ -479,8 +490,14 @@ def _link_batch(
         sub = df.iloc[retry]
         pending = {c[8:17]: c for c in new_codes}
         again = [
-            resolve_codes(session, sub[col], entity_kind, kinds=[kind] * len(sub) if kind else None,
-                          learnt=learnt, pending=pending)
+            resolve_codes(
+                session,
+                sub[col],
+                entity_kind,
+                kinds=[kind] * len(sub) if kind else None,
+                learnt=learnt,
+                pending=pending,
+            )
             for col, kind in columns
         ]
         second = _combine(again, len(sub))
@@ -526,10 +543,15 @@ def _link_batch(
         link_relations(session, records, relations, entity_kind, department, dataset, key_col, version_col, now)
     nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
     session.flush()
-    return ResolveResult(records, created=len(new_codes) + nested.created, linked=plan.inserted + nested.linked,
-                         linked_to_new=int(plan.new.sum()) + nested.linked_to_new,
-                         learnt=learnt_count + nested.learnt, merged_events=events + nested.merged_events,
-                         by_status={str(k): int(v) for k, v in counts.items()})
+    return ResolveResult(
+        records,
+        created=len(new_codes) + nested.created,
+        linked=plan.inserted + nested.linked,
+        linked_to_new=int(plan.new.sum()) + nested.linked_to_new,
+        learnt=learnt_count + nested.learnt,
+        merged_events=events + nested.merged_events,
+        by_status={str(k): int(v) for k, v in counts.items()},
+    )
 
 
 def _returned_records(df: pd.DataFrame, combined: dict[str, Any], status: Any) -> pd.DataFrame:
@@ -609,8 +631,12 @@ def _json_objects(attributes: Sequence[_Attribute], rows: np.ndarray, keep: np.n
     """The JSON objects of ``attributes`` at ``rows`` (see :func:`_jsontext.objects`)."""
     if not attributes:
         return ["{}"] * len(rows)
-    return _jsontext.objects([a.name for a in attributes], [a.encoded[a.codes[rows]].tolist() for a in attributes],
-                             keep=keep, present=np.column_stack([a.present(rows) for a in attributes]))
+    return _jsontext.objects(
+        [a.name for a in attributes],
+        [a.encoded[a.codes[rows]].tolist() for a in attributes],
+        keep=keep,
+        present=np.column_stack([a.present(rows) for a in attributes]),
+    )
 
 
 def _value_hashes(name: str, encoded: np.ndarray) -> np.ndarray:
@@ -692,8 +718,9 @@ def _plan_links(
     if version_col is not None:
         # the whole column, as its dates are formatted by what the whole column holds
         version_attr = _Attribute.of("version", df[version_col])
-        text = np.array([v if v is None or type(v) is str else str(v) for v in version_attr.values.tolist()],
-                        dtype=object)
+        text = np.array(
+            [v if v is None or type(v) is str else str(v) for v in version_attr.values.tolist()], dtype=object
+        )
         versions = text[version_attr.codes[rows]]
     else:
         versions = np.full(len(rows), None, dtype=object)
@@ -705,17 +732,27 @@ def _plan_links(
         earlier = feeds.get(name)
         # two columns feeding one attribute (an alias and the name itself): the later one's
         # value where it has one, as a dict built column by column would hold
-        feeds[name] = df[column] if earlier is None else df[column].astype(object).where(
-            df[column].notna(), earlier.astype(object))
+        feeds[name] = (
+            df[column]
+            if earlier is None
+            else df[column].astype(object).where(df[column].notna(), earlier.astype(object))
+        )
     attributes = [_Attribute.of(name, column).take(rows) for name, column in feeds.items()]
     prints = _fingerprints(attributes, len(rows))
 
     table = _table(IdentitySourceRecord)
     isr = table.c
     active = (isr.department == department, isr.dataset == dataset, isr.unlinked_at.is_(None))
-    found = list(_bulk.rows_for_keys(  # Core rows: no ORM loading per row
-        session, table, isr.source_key, keys.tolist(), (isr.id, isr.canonical_code, isr.source_version,
-                                                        isr.fingerprint), active))
+    found = list(
+        _bulk.rows_for_keys(  # Core rows: no ORM loading per row
+            session,
+            table,
+            isr.source_key,
+            keys.tolist(),
+            (isr.id, isr.canonical_code, isr.source_version, isr.fingerprint),
+            active,
+        )
+    )
     insert = np.ones(len(rows), dtype=bool)
     compare = np.zeros(len(rows), dtype=bool)  # same version, another or no fingerprint: compare JSON
     renew = np.zeros(len(rows), dtype=bool)  # another version: update
@@ -725,7 +762,8 @@ def _plan_links(
     now = utcnow()
     if found:
         cur_key, cur_id, cur_code, cur_version, cur_print = (
-            np.array(c, dtype=object) for c in zip(*found, strict=True))
+            np.array(c, dtype=object) for c in zip(*found, strict=True)
+        )
         at = pd.Index(cur_key, dtype=object).get_indexer(keys)  # an active link per key at most
         seen = np.flatnonzero(at >= 0)
         same = cur_code[at[seen]] == codes[seen]
@@ -756,24 +794,41 @@ def _plan_links(
     if len(need):
         texts[need] = _json_objects(attributes, need)
     if compare.any():
-        stored = dict(_bulk.rows_for_keys(session, table, isr.source_key, keys[compare].tolist(),
-                                          (cast_text(isr.attributes),), active))
+        stored = dict(
+            _bulk.rows_for_keys(
+                session, table, isr.source_key, keys[compare].tolist(), (cast_text(isr.attributes),), active
+            )
+        )
         for j in np.flatnonzero(compare).tolist():
             if _same_json(stored.get(keys[j]), texts[j]):
                 updates.append({"id": int(cur_id[link[j]]), "fingerprint": int(prints[j])})
             else:
                 renew[j] = True
     for j in np.flatnonzero(renew).tolist():
-        updates.append({"id": int(cur_id[link[j]]), "source_version": versions[j],
-                        "stored_attributes": json.loads(texts[j]), "fingerprint": int(prints[j])})
+        updates.append(
+            {
+                "id": int(cur_id[link[j]]),
+                "source_version": versions[j],
+                "stored_attributes": json.loads(texts[j]),
+                "fingerprint": int(prints[j]),
+            }
+        )
         touched.add(codes[j])
     touched.update(_unique(codes[keep][~new]))
     return _LinkPlan(
-        rows=rows[keep], keys=keys[keep], versions=versions[keep], codes=codes[keep],
+        rows=rows[keep],
+        keys=keys[keep],
+        versions=versions[keep],
+        codes=codes[keep],
         methods=np.array([m or EXACT for m in methods[rows[keep]].tolist()], dtype=object),
-        fingerprints=prints[keep], new=new, new_links=new_links, new_shared=new_shared,
+        fingerprints=prints[keep],
+        new=new,
+        new_links=new_links,
+        new_shared=new_shared,
         attributes=[a.take(keep) for a in attributes],
-        attributes_json=texts[keep].tolist(), updates=updates, touched=touched,
+        attributes_json=texts[keep].tolist(),
+        updates=updates,
+        touched=touched,
     )
 
 
@@ -803,8 +858,7 @@ def _same_json(stored: str | None, new: str) -> bool:
         return False
 
 
-def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department: str, dataset: str,
-                 now: Any) -> None:
+def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department: str, dataset: str, now: Any) -> None:
     for group in _same_keys(plan.updates):
         session.execute(update(IdentitySourceRecord), group)  # bulk UPDATE by primary key
     if not plan.inserted:
@@ -812,13 +866,21 @@ def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department
     at = _bulk.timestamp(session, now)
     columns = ("source_key", "source_version", "canonical_code", "method", "attributes", "fingerprint")
     constants = {"department": department, "dataset": dataset, "entity_kind": entity_kind, "linked_at": at}
-    _bulk.insert_columns(session, _table(IdentitySourceRecord), columns,
-                         [plan.keys, plan.versions, plan.codes, plan.methods, plan.attributes_json, plan.fingerprints],
-                         constants)
+    _bulk.insert_columns(
+        session,
+        _table(IdentitySourceRecord),
+        columns,
+        [plan.keys, plan.versions, plan.codes, plan.methods, plan.attributes_json, plan.fingerprints],
+        constants,
+    )
 
 
 def _identity_rows(
-    entity_kind: str, codes: Sequence[str], plan: _LinkPlan | None, department: str | None, dataset: str | None,
+    entity_kind: str,
+    codes: Sequence[str],
+    plan: _LinkPlan | None,
+    department: str | None,
+    dataset: str | None,
     now: Any,
 ) -> tuple[tuple[str, ...], list[list[np.ndarray]]]:
     """The columns and rows of new identities (``codes``, distinct) with golden records from
@@ -850,8 +912,14 @@ def _identity_rows(
         linked = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, dtype=object)
         alone = new[~_isin(new, linked)]
         alone = alone[_code_order(alone)[0]]
-        parts.append(_IdentityColumns(alone, {c: np.full(len(alone), None, dtype=object) for c in typed},
-                                      np.full(len(alone), "{}", dtype=object), np.full(len(alone), "[]", dtype=object)))
+        parts.append(
+            _IdentityColumns(
+                alone,
+                {c: np.full(len(alone), None, dtype=object) for c in typed},
+                np.full(len(alone), "{}", dtype=object),
+                np.full(len(alone), "[]", dtype=object),
+            )
+        )
     rows: list[list[np.ndarray]] = []
     for part in sorted(parts, key=lambda p: -len(p.codes)):
         cols: list[np.ndarray] = [part.codes]
@@ -864,8 +932,9 @@ def _identity_rows(
     return columns, rows
 
 
-def _prepare_identities(session: Session, entity_kind: str, rows: tuple[tuple[str, ...], list[list[np.ndarray]]],
-                        now: Any) -> list[_bulk.Prepared]:
+def _prepare_identities(
+    session: Session, entity_kind: str, rows: tuple[tuple[str, ...], list[list[np.ndarray]]], now: Any
+) -> list[_bulk.Prepared]:
     """The rows of :func:`_identity_rows` as the driver takes them (pure work: done while the
     links' indexes build), parts in order."""
     at = _bulk.timestamp(session, now)
@@ -915,8 +984,9 @@ def _single_link_golden(plan: _LinkPlan, links: np.ndarray, typed: Sequence[str]
         slots = a.codes[links]
         is_text = np.array([type(v) is str for v in a.values.tolist()], dtype=bool)
         if a.name in typed:
-            text = np.array([None if b else golden.text(v) for v, b in zip(a.values, a.blank, strict=True)],
-                            dtype=object)
+            text = np.array(
+                [None if b else golden.text(v) for v, b in zip(a.values, a.blank, strict=True)], dtype=object
+            )
             typed_cols[a.name] = text[slots]
         held = ~a.blank & ~(is_text if a.name in typed else np.zeros(len(a.values), dtype=bool))
         if held[slots].any():  # values the ``attributes`` column stores (not blank, not in a typed column)
@@ -928,8 +998,13 @@ def _single_link_golden(plan: _LinkPlan, links: np.ndarray, typed: Sequence[str]
 
 
 def _several_links_golden(
-    plan: _LinkPlan, links: np.ndarray, entity_kind: str, typed: Sequence[str], department: str | None,
-    dataset: str | None, now: Any,
+    plan: _LinkPlan,
+    links: np.ndarray,
+    entity_kind: str,
+    typed: Sequence[str],
+    department: str | None,
+    dataset: str | None,
+    now: Any,
 ) -> _IdentityColumns:
     """Golden records of identities with several links in the batch, by :func:`golden.survive`."""
     by_code: dict[str, list[int]] = {}
@@ -943,8 +1018,14 @@ def _several_links_golden(
     typed_cols = {c: np.full(n, None, dtype=object) for c in typed}
     for i, ks in enumerate(by_code.values()):
         records = [
-            golden.SourceValues(department or "", dataset or "", plan.keys[k], plan.versions[k],
-                                json.loads(plan.attributes_json[k]), linked_at)
+            golden.SourceValues(
+                department or "",
+                dataset or "",
+                plan.keys[k],
+                plan.versions[k],
+                json.loads(plan.attributes_json[k]),
+                linked_at,
+            )
             for k in ks
         ]
         values, sources = golden.survive(records, entity_kind, rules)
@@ -956,7 +1037,10 @@ def _several_links_golden(
 
 
 def _emit_merged(
-    session: Session, merged_by_code: dict[str, set[tuple[str, str, str]]], entity_kind: str, source: str,
+    session: Session,
+    merged_by_code: dict[str, set[tuple[str, str, str]]],
+    entity_kind: str,
+    source: str,
     run_id: str | None,
 ) -> int:
     """``identity.merged`` per identity that gained legacy codes, written to the outbox in bulk
@@ -966,20 +1050,32 @@ def _emit_merged(
     key = event_key() if merged_by_code else None
     for canonical, legacy in sorted(merged_by_code.items()):
         shown = [
-            {"legacy_code": mask_resident_id(code) if entity_kind == PERSON else code, "code_kind": kind,
-             "method": method}
+            {
+                "legacy_code": mask_resident_id(code) if entity_kind == PERSON else code,
+                "code_kind": kind,
+                "method": method,
+            }
             for code, kind, method in sorted(legacy)
         ]
         ref = opaque_ref(canonical, key=key)
         # keyed, not a plain hash: the legacy codes are resident ids a plain hash would give away
         digest = keyed_digest(ref, *(f"{code}|{kind}|{method}" for code, kind, method in sorted(legacy)), key=key)
-        events.append({
-            "event_type": "identity.merged", "subject": ref, "holder_code": canonical,
-            "region_code": holder_region(entity_kind, canonical),
-            "payload": {"entity_kind": entity_kind, "canonical_code": canonical, "merged": shown, "source": source,
-                        "run_id": run_id},
-            "idempotency_key": f"identity.merged:{ref}:{digest[:16]}",
-        })
+        events.append(
+            {
+                "event_type": "identity.merged",
+                "subject": ref,
+                "holder_code": canonical,
+                "region_code": holder_region(entity_kind, canonical),
+                "payload": {
+                    "entity_kind": entity_kind,
+                    "canonical_code": canonical,
+                    "merged": shown,
+                    "source": source,
+                    "run_id": run_id,
+                },
+                "idempotency_key": f"identity.merged:{ref}:{digest[:16]}",
+            }
+        )
     return emit_many(session, events)
 
 
@@ -1007,8 +1103,15 @@ def _store_crosswalk(
     if conflicts:
         log.warning("%d legacy codes already link to another identity; kept the existing links", conflicts)
     fresh = [
-        {"legacy_code": code, "code_kind": kind, "canonical_code": canonical, "entity_kind": entity_kind,
-         "source": source, "method": method, "linked_at": now}
+        {
+            "legacy_code": code,
+            "code_kind": kind,
+            "canonical_code": canonical,
+            "entity_kind": entity_kind,
+            "source": source,
+            "method": method,
+            "linked_at": now,
+        }
         for (code, kind), (canonical, method) in sorted(unique.items())
         if (code, kind) not in existing
     ]
@@ -1072,28 +1175,45 @@ def _resolve_nested(
             continue
         # numbered as the licences they yield are (``hub.pipeline.publish``: ``<key>#<n>``
         # over the non-empty elements), so a licence's source record is its holder's link
-        elements = [(i, j, el) for i, items in enumerate(records[list_col].tolist())
-                    if isinstance(items, list | tuple | np.ndarray)
-                    for j, el in enumerate([o for o in items if o]) if isinstance(el, dict)]
+        elements = [
+            (i, j, el)
+            for i, items in enumerate(records[list_col].tolist())
+            if isinstance(items, list | tuple | np.ndarray)
+            for j, el in enumerate([o for o in items if o])
+            if isinstance(el, dict)
+        ]
         for entity_kind in (PERSON, ENTERPRISE):
-            group = [(i, j, el) for i, j, el in elements
-                     if (el.get(kind_key) if kind_key else None) in (entity_kind, None)
-                     and "resolved_id" not in el]
+            group = [
+                (i, j, el)
+                for i, j, el in elements
+                if (el.get(kind_key) if kind_key else None) in (entity_kind, None) and "resolved_id" not in el
+            ]
             if not group:
                 continue
             fields = sorted({k for _, _, el in group for k in el} - {code_key, kind_key, "resolved_id"})
-            frame = pd.DataFrame({
-                _NESTED_CODE: pd.Series([el.get(code_key) for _, _, el in group], dtype=object),
-                **{f: pd.Series([el.get(f) for _, _, el in group], dtype=object) for f in fields},
-            })
+            frame = pd.DataFrame(
+                {
+                    _NESTED_CODE: pd.Series([el.get(code_key) for _, _, el in group], dtype=object),
+                    **{f: pd.Series([el.get(f) for _, _, el in group], dtype=object) for f in fields},
+                }
+            )
             if keys is not None:
                 frame["_source_key"] = [f"{keys[i]}#{j}" for i, j, _ in group]
             if versions is not None:
                 frame["_source_version"] = pd.Series([versions[i] for i, _, _ in group], dtype=object)
-            res = _link_batch(session, frame, entity_kind, department, dataset, mapping=None, run_id=run_id,
-                              code_columns=[(_NESTED_CODE, None)])
-            for (_, _, el), code, status in zip(group, res.records["canonical_code"].tolist(),
-                                                res.records["identity_status"].tolist(), strict=True):
+            res = _link_batch(
+                session,
+                frame,
+                entity_kind,
+                department,
+                dataset,
+                mapping=None,
+                run_id=run_id,
+                code_columns=[(_NESTED_CODE, None)],
+            )
+            for (_, _, el), code, status in zip(
+                group, res.records["canonical_code"].tolist(), res.records["identity_status"].tolist(), strict=True
+            ):
                 el["resolved_id"] = code if status in (RESOLVED, NEW) else None
             counts.created += res.created
             counts.linked += res.linked

@@ -89,9 +89,13 @@ class _GoldenRecord:
         if session is None:
             raise RuntimeError("the sources of this golden record are its link's: read them within a session")
         link = IdentitySourceRecord
-        rows = session.execute(sa.select(link.department, link.dataset, link.source_key, link.source_version).where(
-            link.entity_kind == self.entity_kind, link.canonical_code == getattr(self, self.key_name),
-            link.unlinked_at.is_(None))).all()
+        rows = session.execute(
+            sa.select(link.department, link.dataset, link.source_key, link.source_version).where(
+                link.entity_kind == self.entity_kind,
+                link.canonical_code == getattr(self, self.key_name),
+                link.unlinked_at.is_(None),
+            )
+        ).all()
         return one_link_sources(self.attributes, [tuple(r) for r in rows]) or {}
 
     @sources.setter
@@ -201,8 +205,10 @@ class IdentitySourceRecord(Base):
         if session is None:
             raise RuntimeError("this link's values are its identity's golden values: read them within a session")
         identity: IdentityPerson | IdentityEnterprise | None = (
-            session.get(IdentityPerson, self.canonical_code) if self.entity_kind == PERSON
-            else session.get(IdentityEnterprise, self.canonical_code))
+            session.get(IdentityPerson, self.canonical_code)
+            if self.entity_kind == PERSON
+            else session.get(IdentityEnterprise, self.canonical_code)
+        )
         return identity.attributes if identity is not None else {}
 
     @attributes.setter

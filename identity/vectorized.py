@@ -106,9 +106,7 @@ _AUTHORITY = np.zeros(256, dtype=bool)
 _AUTHORITY[[ord(a) for a in uscc.AUTHORITIES]] = True
 _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
 #: ISO 7064 MOD 11,10 step: ``[remainder * 10 + digit]`` → next remainder (remainders 1..10).
-_MOD11_10 = np.array(
-    [(2 * ((p + d) % 10 or 10)) % 11 for p in range(11) for d in range(10)], dtype=np.int8
-)
+_MOD11_10 = np.array([(2 * ((p + d) % 10 or 10)) % 11 for p in range(11) for d in range(10)], dtype=np.int8)
 _ZERO = np.uint8(ord("0"))
 _X = np.uint8(ord("X"))
 
@@ -552,8 +550,11 @@ def normalize_many(values: Iterable[Any], as_kind: str | None = None) -> pd.Data
         idx, m = rows(15)
         if len(idx):
             kind[idx] = _K["ambiguous"]
-            verdicts = {"resident_id_15": _resident_id(m) == 0, "reg_no": _reg_no(m) == 0,
-                        "taxpayer_id": _taxpayer_15(m) == 0}
+            verdicts = {
+                "resident_id_15": _resident_id(m) == 0,
+                "reg_no": _reg_no(m) == 0,
+                "taxpayer_id": _taxpayer_15(m) == 0,
+            }
             ok15 = verdicts["resident_id_15"]
             if ok15.any():
                 eighteen_col[idx[ok15]] = _to_18(m[:, ok15])
@@ -600,8 +601,13 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     names = ("input", "kind", "canonical", "valid", "reason", "candidates", "resident_id_18")
     columns = [frame[c].tolist() for c in names]
     for inp, kind, canonical, valid, reason, candidates, eighteen in zip(*columns, strict=True):
-        row: dict[str, Any] = {"input": inp, "kind": kind, "canonical": canonical, "valid": bool(valid),
-                               "reason": reason}
+        row: dict[str, Any] = {
+            "input": inp,
+            "kind": kind,
+            "canonical": canonical,
+            "valid": bool(valid),
+            "reason": reason,
+        }
         if candidates is not None:
             row["candidates"] = [
                 {"kind": k, "canonical": eighteen if k == "resident_id_15" else canonical} for k in candidates
@@ -645,4 +651,3 @@ def is_valid_uscc(column: pd.Series) -> BoolA:
 def is_valid_org_code(column: pd.Series) -> BoolA:
     """Whether each value is a valid organisation code (组织机构代码)."""
     return _valid(column, "org_code", 9)
-

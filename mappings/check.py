@@ -174,8 +174,11 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
     roles: set[str] = set()
     for i, rel in enumerate(data.get("relations") or ()):
         if not ref_ok(rel["field"]):
-            add(("relations", i, "field"), f"relation {rel['role']!r} refers to unmapped field {rel['field']!r} "
-                                           "(map it under fields or attributes)")
+            add(
+                ("relations", i, "field"),
+                f"relation {rel['role']!r} refers to unmapped field {rel['field']!r} "
+                "(map it under fields or attributes)",
+            )
         if rel["role"] in roles:
             add(("relations", i, "role"), f"relation role {rel['role']!r} is declared twice")
         roles.add(rel["role"])
@@ -277,8 +280,9 @@ def _identity_problems(doc: MarkedDocument, file: str) -> list[Problem]:
 
 
 #: columns the identity step adds to a record: an own attribute cannot take their names
-RESOLUTION_COLUMNS = frozenset({"canonical_code", "resolved_id", "identity_method", "identity_status", "method",
-                                "status"})
+RESOLUTION_COLUMNS = frozenset(
+    {"canonical_code", "resolved_id", "identity_method", "identity_status", "method", "status"}
+)
 
 
 def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list[Problem]:
@@ -291,15 +295,29 @@ def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list
         path: Path_ = ("attributes", name)
         if name in taken or name in RESOLUTION_COLUMNS:
             what = "a canonical field of entity " + repr(data["entity"]) if name in taken else "a column the hub adds"
-            out.append(Problem(file, doc.line_of(path), f"own attribute {name!r} is {what}: an own attribute needs a "
-                               "name of its own (the canonical field keeps its meaning; e.g. insurance_status "
-                               "beside status)", _path_text(path)))
+            out.append(
+                Problem(
+                    file,
+                    doc.line_of(path),
+                    f"own attribute {name!r} is {what}: an own attribute needs a "
+                    "name of its own (the canonical field keeps its meaning; e.g. insurance_status "
+                    "beside status)",
+                    _path_text(path),
+                )
+            )
         out.extend(_field_problems(doc, file, path, raw))
         if not isinstance(raw, Mapping):
             continue
         if raw.get("golden", True) and data.get("identity_kind") == "none":
-            out.append(Problem(file, doc.line_of(path), f"own attribute {name!r} is golden but identity_kind is none "
-                               "(no identity to carry it): set golden: false", _path_text(path)))
+            out.append(
+                Problem(
+                    file,
+                    doc.line_of(path),
+                    f"own attribute {name!r} is golden but identity_kind is none "
+                    "(no identity to carry it): set golden: false",
+                    _path_text(path),
+                )
+            )
         allowed = raw.get("allowed")
         if allowed:
             chain = [normalizer_ref(x) for x in raw.get("normalizers") or ()]
@@ -308,9 +326,16 @@ def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list
                 values = frozenset({str(raw["const"])})
             extra = sorted(values - {str(a) for a in allowed}) if values is not None else []
             if extra:
-                out.append(Problem(file, doc.line_of((*path, "allowed")), f"own attribute {name!r} allows only "
-                                   f"{[str(a) for a in allowed]}; its normalisers can yield {extra} (those rows "
-                                   "would be quarantined)", _path_text((*path, "allowed"))))
+                out.append(
+                    Problem(
+                        file,
+                        doc.line_of((*path, "allowed")),
+                        f"own attribute {name!r} allows only "
+                        f"{[str(a) for a in allowed]}; its normalisers can yield {extra} (those rows "
+                        "would be quarantined)",
+                        _path_text((*path, "allowed")),
+                    )
+                )
     return out
 
 

@@ -520,8 +520,13 @@ def declared_attributes(directory: str | Path | None = None) -> tuple[DeclaredAt
         try:
             data = safe_yaml.load_file(path)
             for name, raw in (data.get("attributes") or {}).items():
-                spec = AttributeSpec(field=field_spec(name, raw), type=str(raw["type"]), personal=raw.get("personal"),
-                                     allowed=tuple(raw.get("allowed") or ()), golden=bool(raw.get("golden", True)))
+                spec = AttributeSpec(
+                    field=field_spec(name, raw),
+                    type=str(raw["type"]),
+                    personal=raw.get("personal"),
+                    allowed=tuple(raw.get("allowed") or ()),
+                    golden=bool(raw.get("golden", True)),
+                )
                 out.append(DeclaredAttribute(str(data["identity_kind"]), str(data["department"]), spec))
         except (safe_yaml.YamlError, OSError, KeyError, TypeError, AttributeError):
             continue

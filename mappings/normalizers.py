@@ -375,8 +375,9 @@ def _iso_local(parsed: pd.Series) -> pd.Series:
     utc = parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]")
     local = parsed.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).to_numpy().astype("datetime64[s]")
     # Arrow's cast writes ``YYYY-MM-DD HH:MM:SS`` (about fifteen times faster than strftime)
-    body = pc.utf8_replace_slice(pc.cast(pa.array(local, pa.timestamp("s")), pa.string()), start=10, stop=11,
-                                 replacement="T")
+    body = pc.utf8_replace_slice(
+        pc.cast(pa.array(local, pa.timestamp("s")), pa.string()), start=10, stop=11, replacement="T"
+    )
     minutes = np.where(ok, (local - utc).astype("int64") // 60, 480)
     values, inverse = np.unique(minutes, return_inverse=True)
     labels = np.array([f"{'-' if v < 0 else '+'}{abs(v) // 60:02d}:{abs(v) % 60:02d}" for v in values], dtype=object)
@@ -396,9 +397,20 @@ def number(s: pd.Series) -> pd.Series:
 # --- code tables (代码表) -------------------------------------------------------------------
 
 _SEX = {
-    "1": "1", "男": "1", "M": "1", "MALE": "1", "男性": "1",
-    "2": "2", "女": "2", "F": "2", "FEMALE": "2", "女性": "2",
-    "0": "0", "未知": "0", "9": "9", "未说明": "9",
+    "1": "1",
+    "男": "1",
+    "M": "1",
+    "MALE": "1",
+    "男性": "1",
+    "2": "2",
+    "女": "2",
+    "F": "2",
+    "FEMALE": "2",
+    "女性": "2",
+    "0": "0",
+    "未知": "0",
+    "9": "9",
+    "未说明": "9",
 }
 
 
@@ -411,31 +423,64 @@ def sex(s: pd.Series) -> pd.Series:
 STATUS_TABLES: dict[str, dict[str, str]] = {
     # 存续/在业 are the same legal state written two ways by different registration offices.
     "commerce_enterprise": {
-        "存续": "active", "在业": "active", "开业": "active", "在营": "active", "正常": "active",
-        "吊销": "revoked", "吊销未注销": "revoked", "注销": "cancelled", "迁出": "moved_out",
-        "停业": "suspended", "歇业": "suspended",
+        "存续": "active",
+        "在业": "active",
+        "开业": "active",
+        "在营": "active",
+        "正常": "active",
+        "吊销": "revoked",
+        "吊销未注销": "revoked",
+        "注销": "cancelled",
+        "迁出": "moved_out",
+        "停业": "suspended",
+        "歇业": "suspended",
     },
     "tax_taxpayer": {
-        "01": "normal", "1": "normal", "正常": "normal",
-        "02": "abnormal", "2": "abnormal", "非正常": "abnormal", "非正常户": "abnormal",
-        "03": "cancelled", "3": "cancelled", "注销": "cancelled",
+        "01": "normal",
+        "1": "normal",
+        "正常": "normal",
+        "02": "abnormal",
+        "2": "abnormal",
+        "非正常": "abnormal",
+        "非正常户": "abnormal",
+        "03": "cancelled",
+        "3": "cancelled",
+        "注销": "cancelled",
     },
     "person": {
-        "ALIVE": "alive", "正常": "alive", "DECEASED": "deceased", "死亡": "deceased",
-        "MOVED": "moved", "迁出": "moved",
+        "ALIVE": "alive",
+        "正常": "alive",
+        "DECEASED": "deceased",
+        "死亡": "deceased",
+        "MOVED": "moved",
+        "迁出": "moved",
     },
     "property_right": {
-        "REGISTERED": "registered", "已登记": "registered", "CANCELLED": "cancelled", "注销": "cancelled",
-        "MORTGAGED": "mortgaged", "抵押": "mortgaged", "SEALED": "sealed", "查封": "sealed",
+        "REGISTERED": "registered",
+        "已登记": "registered",
+        "CANCELLED": "cancelled",
+        "注销": "cancelled",
+        "MORTGAGED": "mortgaged",
+        "抵押": "mortgaged",
+        "SEALED": "sealed",
+        "查封": "sealed",
     },
     "approval_conclusion": {
-        "APPROVED": "approved", "同意": "approved", "通过": "approved",
-        "APPROVED_WITH_CONDITIONS": "approved_with_conditions", "有条件通过": "approved_with_conditions",
-        "REJECTED": "rejected", "不同意": "rejected", "不予通过": "rejected",
+        "APPROVED": "approved",
+        "同意": "approved",
+        "通过": "approved",
+        "APPROVED_WITH_CONDITIONS": "approved_with_conditions",
+        "有条件通过": "approved_with_conditions",
+        "REJECTED": "rejected",
+        "不同意": "rejected",
+        "不予通过": "rejected",
     },
     "holder_kind": {
-        "RESIDENT_ID": "person", "USCC": "enterprise", "ORG_CODE": "enterprise",
-        "REG_NO": "enterprise", "TAXPAYER_ID": "enterprise",
+        "RESIDENT_ID": "person",
+        "USCC": "enterprise",
+        "ORG_CODE": "enterprise",
+        "REG_NO": "enterprise",
+        "TAXPAYER_ID": "enterprise",
     },
 }
 
@@ -545,9 +590,7 @@ def normalizer_problems(name: str, params: Mapping[str, Any]) -> list[str]:
         return [f"unknown normaliser {name!r} (known: {', '.join(sorted(NORMALIZERS))})"]
     _, allowed = NORMALIZERS[name]
     problems = [f"normaliser {name!r} takes no parameter {p!r}" for p in params if p not in allowed]
-    problems += [
-        f"normaliser {name!r} needs parameter {p!r}" for p in REQUIRED_PARAMS.get(name, ()) if p not in params
-    ]
+    problems += [f"normaliser {name!r} needs parameter {p!r}" for p in REQUIRED_PARAMS.get(name, ()) if p not in params]
     if name == "status" and "table" in params and params["table"] not in STATUS_TABLES:
         problems.append(f"unknown status table {params['table']!r} (known: {', '.join(sorted(STATUS_TABLES))})")
     return problems

@@ -294,4 +294,3 @@ def fast_licenses_by_holder(
         conn.connection.dbapi_connection, conn.dialect, holder_code, type_codes=type_codes, status=status,
         valid_on=valid_on, limit=limit, offset=offset,
     )  # fmt: skip
-

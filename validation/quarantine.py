@@ -63,8 +63,13 @@ def clear_batch(session: Session, batch: BatchRef, run_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def write(session: Session, batch: BatchRef, run_id: str, rows: Sequence[QuarantinedRow],
-          kinds: Mapping[str, str] | None = None) -> int:
+def write(
+    session: Session,
+    batch: BatchRef,
+    run_id: str,
+    rows: Sequence[QuarantinedRow],
+    kinds: Mapping[str, str] | None = None,
+) -> int:
     """Insert quarantined records (payload masked; ``kinds``: personal-data kinds of a mapping's
     own attributes) and their reasons; the number of records written."""
     if not rows:

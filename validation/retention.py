@@ -69,8 +69,13 @@ def cutoff(retention_days: int | None = None, now: dt.datetime | None = None) ->
     return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
 
 
-def _purge_files(root: Path, older_than: dt.datetime, suffixes: tuple[str, ...],
-                 keep: Collection[Path] = (), kept: list[Path] | None = None) -> int:
+def _purge_files(
+    root: Path,
+    older_than: dt.datetime,
+    suffixes: tuple[str, ...],
+    keep: Collection[Path] = (),
+    kept: list[Path] | None = None,
+) -> int:
     if not root.exists():
         return 0
     limit = older_than.timestamp()

@@ -70,8 +70,14 @@ class ObjectStore(ABC):
     kind: str = "abstract"
 
     @abstractmethod
-    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-            retention: Retention | None = None) -> ObjectInfo:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        retention: Retention | None = None,
+    ) -> ObjectInfo:
         """Store ``data`` under ``key`` once; :class:`ObjectExists` if the key is taken."""
 
     @abstractmethod

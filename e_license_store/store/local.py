@@ -96,8 +96,14 @@ class LocalStore(ObjectStore):
         tmp.replace(path)
 
     # -- contract ----------------------------------------------------------------------------
-    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-            retention: Retention | None = None) -> ObjectInfo:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        retention: Retention | None = None,
+    ) -> ObjectInfo:
         target = self._obj(key)
         digest = hashlib.sha256(data).hexdigest()
         tmp_name = str(self._tmp / uuid.uuid4().hex)
@@ -146,8 +152,9 @@ class LocalStore(ObjectStore):
         if meta is None:
             data = self._obj(key).read_bytes()
             return ObjectInfo(key, len(data), hashlib.sha256(data).hexdigest())
-        return ObjectInfo(key, int(str(meta["size"])), str(meta["sha256"]), str(meta["version_id"]),
-                          str(meta["content_type"]))
+        return ObjectInfo(
+            key, int(str(meta["size"])), str(meta["sha256"]), str(meta["version_id"]), str(meta["content_type"])
+        )
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         base = self._objects
@@ -174,8 +181,11 @@ class LocalStore(ObjectStore):
     def set_retention(self, key: str, retention: Retention) -> None:
         meta = self._require_meta(key)
         current = self.get_retention(key)
-        if current is not None and current.active() and current.mode == RetentionMode.compliance and (
-            retention.until < current.until or retention.mode != RetentionMode.compliance
+        if (
+            current is not None
+            and current.active()
+            and current.mode == RetentionMode.compliance
+            and (retention.until < current.until or retention.mode != RetentionMode.compliance)
         ):
             raise ObjectLocked(f"{key}: COMPLIANCE retention can only be extended")
         meta["retention"] = {"mode": retention.mode.value, "until": retention.until.isoformat()}

@@ -76,8 +76,9 @@ class MinioStore(ObjectStore):
         mode = query.get("retention_mode", "GOVERNANCE").upper()
         years = int(query.get("retention_years", "30"))
         default = None if mode in {"", "NONE", "OFF"} else (RetentionMode(mode), years)
-        client = Minio(endpoint, access_key=access, secret_key=secret, secure=secure,
-                       region=query.get("region", "us-east-1"))
+        client = Minio(
+            endpoint, access_key=access, secret_key=secret, secure=secure, region=query.get("region", "us-east-1")
+        )
         return cls(client, bucket, default_retention=default)
 
     def ensure_bucket(self) -> None:
@@ -89,8 +90,14 @@ class MinioStore(ObjectStore):
                 self.client.set_object_lock_config(self.bucket, ObjectLockConfig(_MODE[mode], years, YEARS))
 
     # -- contract ----------------------------------------------------------------------------
-    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-            retention: Retention | None = None) -> ObjectInfo:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        retention: Retention | None = None,
+    ) -> ObjectInfo:
         digest = hashlib.sha256(data)
         headers: dict[str, str | list[str] | tuple[str]] = {
             "If-None-Match": "*",
@@ -106,8 +113,9 @@ class MinioStore(ObjectStore):
                 raise ObjectExists(key) from None
             raise StoreError(f"put {key}: {exc.code}: {exc.message}") from exc
         if retention is not None and not self._covered_by_default(retention):
-            self.client.set_object_retention(self.bucket, key, MinioRetention(_MODE[retention.mode], retention.until),
-                                             version_id=result.version_id)
+            self.client.set_object_retention(
+                self.bucket, key, MinioRetention(_MODE[retention.mode], retention.until), version_id=result.version_id
+            )
         return ObjectInfo(key, len(data), digest.hexdigest(), result.version_id, content_type)
 
     def _covered_by_default(self, retention: Retention) -> bool:
@@ -149,8 +157,9 @@ class MinioStore(ObjectStore):
         if st is None:
             return None
         sha = st.metadata.get("x-amz-meta-sha256") or ""
-        return ObjectInfo(key, int(st.size or 0), str(sha), st.version_id,
-                          str(st.content_type or "application/octet-stream"))
+        return ObjectInfo(
+            key, int(st.size or 0), str(sha), st.version_id, str(st.content_type or "application/octet-stream")
+        )
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         names = [str(o.object_name) for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)]
@@ -169,8 +178,12 @@ class MinioStore(ObjectStore):
 
     def set_retention(self, key: str, retention: Retention) -> None:
         current = self.get_retention(key)
-        if (current is not None and current.active() and current.mode == RetentionMode.compliance
-                and (retention.until < current.until or retention.mode != RetentionMode.compliance)):
+        if (
+            current is not None
+            and current.active()
+            and current.mode == RetentionMode.compliance
+            and (retention.until < current.until or retention.mode != RetentionMode.compliance)
+        ):
             raise ObjectLocked(f"{key}: COMPLIANCE retention can only be extended")
         try:
             self.client.set_object_retention(self.bucket, key, MinioRetention(_MODE[retention.mode], retention.until))
@@ -216,5 +229,11 @@ class MinioStore(ObjectStore):
 def bare_put(client: Minio, bucket: str, key: str, data: bytes) -> None:
     """A plain SDK upload with the same checksum headers (the benchmark's peer)."""
     sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
-    client.put_object(bucket, key, io.BytesIO(data), len(data), content_type="application/json",
-                      metadata={"x-amz-sdk-checksum-algorithm": "SHA256", "x-amz-checksum-sha256": sha})
+    client.put_object(
+        bucket,
+        key,
+        io.BytesIO(data),
+        len(data),
+        content_type="application/json",
+        metadata={"x-amz-sdk-checksum-algorithm": "SHA256", "x-amz-checksum-sha256": sha},
+    )

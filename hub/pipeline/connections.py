@@ -57,9 +57,7 @@ def sandbox_connections(sb: Any) -> dict[str, dict[str, Any]]:
     """The departments' Connections for running sandboxes (``sandbox.runtime.Sandboxes``)."""
     return {
         "commerce_registry": odbc_connection(sb.commerce.odbc_connection_string, sb.commerce.dialect),
-        "population_registry": odbc_connection(
-            sb.public_security.odbc_connection_string, sb.public_security.dialect
-        ),
+        "population_registry": odbc_connection(sb.public_security.odbc_connection_string, sb.public_security.dialect),
         "tax_soap": {
             "conn_type": "http",
             "host": "127.0.0.1",
@@ -69,9 +67,15 @@ def sandbox_connections(sb: Any) -> dict[str, dict[str, Any]]:
             "extra": {"wsdl_path": "/tax?wsdl"},
         },
         "land_exchange": {"conn_type": "fs", "extra": {"path": str(sb.land.outbox_dir)}},
-        **({"social_insurance_db": odbc_connection(sb.social_insurance.odbc_connection_string,
-                                                   sb.social_insurance.dialect)}
-           if getattr(sb, "social_insurance", None) is not None else {}),
+        **(
+            {
+                "social_insurance_db": odbc_connection(
+                    sb.social_insurance.odbc_connection_string, sb.social_insurance.dialect
+                )
+            }
+            if getattr(sb, "social_insurance", None) is not None
+            else {}
+        ),
     }
 
 
@@ -110,6 +114,9 @@ def state_connections(state: Mapping[str, Any], tax_password: str) -> dict[str, 
             "extra": {"wsdl_path": "/tax?wsdl"},
         },
         "land_exchange": {"conn_type": "fs", "extra": {"path": str(state["land"]["outbox_dir"])}},
-        **({"social_insurance_db": odbc_connection(*_odbc_of_url(state["social_insurance"]["sqlalchemy_url"]))}
-           if state.get("social_insurance") else {}),
+        **(
+            {"social_insurance_db": odbc_connection(*_odbc_of_url(state["social_insurance"]["sqlalchemy_url"]))}
+            if state.get("social_insurance")
+            else {}
+        ),
     }

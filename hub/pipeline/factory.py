@@ -187,8 +187,9 @@ def build_exchange_dag(mapping: Any) -> DAG:
 
         @task(task_id="extract", doc_md=steps.extract.__doc__)
         def extract_task() -> dict[str, Any]:
-            return run_step(steps.extract, name, _run_id(), still_running=_still_running(exchange_dag_id(name)),
-                            limit=_limit())
+            return run_step(
+                steps.extract, name, _run_id(), still_running=_still_running(exchange_dag_id(name)), limit=_limit()
+            )
 
         @task(task_id="map", doc_md=steps.map_batches.__doc__)
         def map_task(extracted: Any) -> dict[str, Any]:

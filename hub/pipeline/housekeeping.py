@@ -70,8 +70,11 @@ def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[s
     checked = 0
     with session_scope(get_engine()) as session:
         steps = session.scalars(
-            select(PipelineStep).where(PipelineStep.step == "validate", PipelineStep.finished_at >= cutoff,
-                                       PipelineStep.superseded_by.is_(None))  # a later run re-counted those rows
+            select(PipelineStep).where(
+                PipelineStep.step == "validate",
+                PipelineStep.finished_at >= cutoff,
+                PipelineStep.superseded_by.is_(None),
+            )  # a later run re-counted those rows
         ).all()
         for s in steps:
             if s.pulled != s.accepted + s.quarantined:

@@ -136,8 +136,9 @@ def _apply_status(service: Any, issued: Any, status: str | None) -> Any:
     return None
 
 
-def publish_frame(df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, staged_ref: str
-                  ) -> tuple[int, int, int]:
+def publish_frame(
+    df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, staged_ref: str
+) -> tuple[int, int, int]:
     """Issue/amend the licences of every row; returns (issued, changed, rows yielding nothing).
 
     The whole frame goes to the licence service at once (:meth:`LicenseService.issue_many`:
@@ -168,8 +169,9 @@ def publish_frame(df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, 
     for (draft, _source), status, result in zip(items, statuses, service.issue_many(items), strict=True):
         if isinstance(result, InvalidDraft | InvalidTransition):
             # e.g. a revoked licence's record changes again: nothing more to issue
-            log.warning("%s: licence for holder %s not changed: %s", mapping.name,
-                        mask_resident_id(draft.holder_code), result)
+            log.warning(
+                "%s: licence for holder %s not changed: %s", mapping.name, mask_resident_id(draft.holder_code), result
+            )
             continue
         if result.created:
             if result.version == 1:
@@ -179,8 +181,13 @@ def publish_frame(df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, 
         try:
             moved = _apply_status(service, result, status)
         except (InvalidTransition, InvalidDraft) as exc:
-            log.warning("%s: licence for holder %s not moved to %s: %s", mapping.name,
-                        mask_resident_id(draft.holder_code), status, exc)
+            log.warning(
+                "%s: licence for holder %s not moved to %s: %s",
+                mapping.name,
+                mask_resident_id(draft.holder_code),
+                status,
+                exc,
+            )
             continue
         if moved is not None and moved.created:
             changed_n += 1

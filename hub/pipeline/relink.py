@@ -97,6 +97,10 @@ def relink_legacy_holders(service: Any = None, *, limit: int = 50_000) -> Relink
             report.amended += 1
         except InvalidTransition as exc:  # revoked meanwhile: it stays as it is
             log.warning("licence %s not moved to its canonical holder: %s", row.license_id, exc)
-    log.info("relinked %d of %d licences held under old codes; %d still unresolved", report.amended,
-             report.candidates, report.still_unresolved)
+    log.info(
+        "relinked %d of %d licences held under old codes; %d still unresolved",
+        report.amended,
+        report.candidates,
+        report.still_unresolved,
+    )
     return report

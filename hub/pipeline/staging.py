@@ -194,8 +194,14 @@ def _jsonable_objects(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def purge_older_than(stager: ObjectStager, cutoff: dt.datetime, prefix: str = "", *, keep: Collection[str] = (),
-                     kept: list[str] | None = None) -> int:
+def purge_older_than(
+    stager: ObjectStager,
+    cutoff: dt.datetime,
+    prefix: str = "",
+    *,
+    keep: Collection[str] = (),
+    kept: list[str] | None = None,
+) -> int:
     """Delete staged objects last written before ``cutoff``; returns how many went.
 
     Objects in ``keep`` (staged batches not yet carried through) stay, named in ``kept``.

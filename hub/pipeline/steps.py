@@ -103,8 +103,9 @@ class Counts:
 LASTING = ("licenses_issued", "licenses_changed")
 
 
-def record_step(run_id: str, mapping: str, department: str, step: str, counts: Counts, seconds: float,
-                *, add: tuple[str, ...] = ()) -> None:
+def record_step(
+    run_id: str, mapping: str, department: str, step: str, counts: Counts, seconds: float, *, add: tuple[str, ...] = ()
+) -> None:
     """Write (or overwrite, on retry) the ledger row of one step; the counts named in ``add`` add
     to what earlier attempts of the step recorded."""
     with session_scope(get_engine()) as session:
@@ -171,8 +172,14 @@ def source_block(mapping: Any) -> dict[str, Any]:
     return block
 
 
-def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = None,
-            still_running: StillRunning | None = None, limit: int | None = None) -> StepOutput:
+def extract(
+    mapping_name: str,
+    run_id: str,
+    *,
+    stager: ObjectStager | None = None,
+    still_running: StillRunning | None = None,
+    limit: int | None = None,
+) -> StepOutput:
     """Carry over what earlier runs staged and never published, then pull what changed since the
     saved watermark and stage it as Parquet (续传、抽取、暂存).
 
@@ -220,8 +227,13 @@ def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = Non
                     mapping_name, len(carried), counts.carried_over, by_run(carried))  # fmt: skip
     if resumed:
         log.info("%s: %d row(s) staged by an earlier attempt of this run taken up again", mapping_name, resumed)
-    log.info("%s: pulled %d, staged %d in %d batch(es)", mapping_name, result.rows_read, result.rows_staged,
-             len(result.staged_refs))
+    log.info(
+        "%s: pulled %d, staged %d in %d batch(es)",
+        mapping_name,
+        result.rows_read,
+        result.rows_staged,
+        len(result.staged_refs),
+    )
     return {"mapping": mapping_name, "staged": refs, "sources": refs, "carried_over_from": by_run(carried),
             **vars(counts)}  # fmt: skip
 
@@ -229,8 +241,9 @@ def extract(mapping_name: str, run_id: str, *, stager: ObjectStager | None = Non
 # -- map ------------------------------------------------------------------------------------
 
 
-def map_batches(mapping_name: str, extracted: StepOutput, run_id: str, *, stager: ObjectStager | None = None
-                ) -> StepOutput:
+def map_batches(
+    mapping_name: str, extracted: StepOutput, run_id: str, *, stager: ObjectStager | None = None
+) -> StepOutput:
     """Map every staged batch to canonical records (映射), batch by batch.
 
     Each batch yields a staged ``records`` object and a staged ``rejects`` object (rows that
@@ -292,8 +305,7 @@ def own_expectations(mapping: Any) -> list[Any]:
     ]  # fmt: skip
 
 
-def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None
-             ) -> StepOutput:
+def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Run the entity's Great Expectations suite (数据校验); failing rows and mapping rejects go to quarantine.
 
     Counts must reconcile (pulled = accepted + quarantined, deletions aside) and a batch fails
@@ -349,8 +361,14 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     counts = Counts(pulled=pulled, accepted=accepted, quarantined=quarantined)
     record_step(run_id, mapping_name, mapping.department, "validate", counts, t[0])
     # the task log is where an operator looks first: counts, and the data-quality report one click on
-    log.info("%s: validated %d, accepted %d, quarantined %d; Data Docs: %s", mapping_name, pulled, accepted,
-             quarantined, docs or "not rendered")
+    log.info(
+        "%s: validated %d, accepted %d, quarantined %d; Data Docs: %s",
+        mapping_name,
+        pulled,
+        accepted,
+        quarantined,
+        docs or "not rendered",
+    )
     if verdict is not None:
         verdict.raise_for_threshold()
     return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(mapped), "gx_results": results,
@@ -360,8 +378,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
 # -- resolve --------------------------------------------------------------------------------
 
 
-def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: ObjectStager | None = None
-            ) -> StepOutput:
+def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Resolve every identifier against the master index (身份归一): create or link identities."""
     from hub.pipeline.identity_step import resolve_frame
 
@@ -387,8 +404,7 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
 # -- publish --------------------------------------------------------------------------------
 
 
-def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: ObjectStager | None = None
-            ) -> StepOutput:
+def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Issue or change the licences and approval results the records yield (签发/变更).
 
     The licence service writes each version to the store, then updates the index and emits
@@ -420,12 +436,24 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
         marked = mark_published(get_engine(), mapping_name, _sources(resolved), run_id)
     record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0], add=LASTING)
     yields = ", ".join(lic.type_code for lic in mapping.licenses) or "no licence types"
-    log.info("%s: %d record(s) published, %d yielding a licence (%s): issued %d, changed %d", mapping_name,
-             counts.pulled, counts.accepted, yields, counts.licenses_issued, counts.licenses_changed)
+    log.info(
+        "%s: %d record(s) published, %d yielding a licence (%s): issued %d, changed %d",
+        mapping_name,
+        counts.pulled,
+        counts.accepted,
+        yields,
+        counts.licenses_issued,
+        counts.licenses_changed,
+    )
     # ``records``/``yielding_licences``, not pulled/accepted: every record is published, only some yield licences
-    return {"mapping": mapping_name, "batches_published": marked, "records": counts.pulled,
-            "yielding_licences": counts.accepted, "licenses_issued": counts.licenses_issued,
-            "licenses_changed": counts.licenses_changed}
+    return {
+        "mapping": mapping_name,
+        "batches_published": marked,
+        "records": counts.pulled,
+        "yielding_licences": counts.accepted,
+        "licenses_issued": counts.licenses_issued,
+        "licenses_changed": counts.licenses_changed,
+    }
 
 
 # -- push and housekeeping (not per mapping) ------------------------------------------------

@@ -58,8 +58,9 @@ def _license_departments() -> dict[str, str]:
         return {}
 
 
-def summarize(run_ids: Iterable[str] | None = None, *, since: dt.datetime | None = None,
-              engine: Engine | None = None) -> list[DepartmentSummary]:
+def summarize(
+    run_ids: Iterable[str] | None = None, *, since: dt.datetime | None = None, engine: Engine | None = None
+) -> list[DepartmentSummary]:
     """Sum the run ledger per department for the given runs (or everything since ``since``)."""
     from recognition.tables import Delivery
 
@@ -88,8 +89,10 @@ def summarize(run_ids: Iterable[str] | None = None, *, since: dt.datetime | None
                 d.licenses_issued += s.licenses_issued
                 d.licenses_changed += s.licenses_changed
         owners = _license_departments()
-        pushed = select(OutboxEvent.license_type_code).join(Delivery, Delivery.event_id == OutboxEvent.id).where(
-            Delivery.status == "delivered"
+        pushed = (
+            select(OutboxEvent.license_type_code)
+            .join(Delivery, Delivery.event_id == OutboxEvent.id)
+            .where(Delivery.status == "delivered")
         )
         if since is not None:
             pushed = pushed.where(OutboxEvent.created_at >= since)

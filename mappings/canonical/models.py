@@ -44,13 +44,9 @@ class SourceRef(_Canonical):
     department: str = Field(description="Department code: tax, public_security, commerce, land, ...")
     dataset: str
     source_key: str = Field(description="The record's key in the source system")
-    source_version: str = Field(
-        description="Version of the record in the source (timestamp, hash, rowversion)"
-    )
+    source_version: str = Field(description="Version of the record in the source (timestamp, hash, rowversion)")
     run_id: str | None = None
-    staged_ref: str | None = Field(
-        default=None, description="Staged object (Parquet) the record was read from"
-    )
+    staged_ref: str | None = Field(default=None, description="Staged object (Parquet) the record was read from")
 
 
 class HolderKind(StrEnum):
@@ -73,9 +69,7 @@ class Person(_Canonical):
         default=None, pattern=RESIDENT_ID_PATTERN, json_schema_extra=personal("resident_id")
     )
     name: str | None = Field(default=None, json_schema_extra=personal("name"))
-    sex: str | None = Field(
-        default=None, description="GB/T 2261.1: 1 male, 2 female, 0 unknown, 9 unspecified"
-    )
+    sex: str | None = Field(default=None, description="GB/T 2261.1: 1 male, 2 female, 0 unknown, 9 unspecified")
     birth_date: dt.date | None = Field(default=None, json_schema_extra=personal("birth_date"))
     address: str | None = Field(default=None, json_schema_extra=personal("address"))
     region_code: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
@@ -92,9 +86,7 @@ class Enterprise(_Canonical):
     identity_kinds: ClassVar[tuple[str, ...]] = ("enterprise",)
     uscc: str | None = Field(default=None, pattern=USCC_PATTERN)
     reg_no: str | None = Field(default=None, description="Old 15-digit registration number (注册号)")
-    org_code: str | None = Field(
-        default=None, description="Organisation code (组织机构代码, GB 11714), 9 chars"
-    )
+    org_code: str | None = Field(default=None, description="Organisation code (组织机构代码, GB 11714), 9 chars")
     taxpayer_id: str | None = Field(default=None, description="Old 15-digit taxpayer id (税务登记号)")
     name: str | None = Field(default=None, json_schema_extra=personal("party_name"))
     legal_rep_resident_id: str | None = Field(default=None, json_schema_extra=personal("resident_id"))
@@ -229,8 +221,7 @@ class QuarantineEntry(_Canonical):
 
 
 ENTITIES: dict[str, type[_Canonical]] = {
-    m.entity: m
-    for m in (Person, Enterprise, TaxRegistration, PropertyRight, License, ApprovalResult, QuarantineEntry)
+    m.entity: m for m in (Person, Enterprise, TaxRegistration, PropertyRight, License, ApprovalResult, QuarantineEntry)
 }
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 def waiting_packages(outbox: Path) -> list[Path]:
     """Packages complete in the outbox (sidecar written) and not yet acknowledged, in name order."""
     return sorted(
-        p for p in outbox.glob("*.xml")
+        p
+        for p in outbox.glob("*.xml")
         if p.with_name(p.name + ".sha256").exists() and not p.with_name(p.name + ".ack").exists()
     )
 

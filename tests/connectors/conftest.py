@@ -62,8 +62,14 @@ class SqlHarness:
                 return cur.fetchall() if cur.description else []
         import pymysql
 
-        c = pymysql.connect(host=self.db.host, port=self.db.port, user=self.db.user, database=self.db.name,
-                            autocommit=True, charset="utf8mb4")
+        c = pymysql.connect(
+            host=self.db.host,
+            port=self.db.port,
+            user=self.db.user,
+            database=self.db.name,
+            autocommit=True,
+            charset="utf8mb4",
+        )
         try:
             with c.cursor() as cur:
                 if many:
@@ -96,10 +102,29 @@ class SqlHarness:
     def _row(self, i: int, ts: dt.datetime | None) -> tuple[Any, ...]:
         if self.kind == "postgresql":
             address = f"浙江省温州市洞头区路{i}号" + "x" * 80
-            return (i, f"33032219800101{i % 10000:04d}", f"张{i}", "1", dt.date(1980, 1, 1), address,
-                    "alive", "13812345678", ts)
-        return (i, f"91330322MA2{i:07d}", f"洞头企业{i}有限公司", f"33032219800101{i % 10000:04d}", f"李{i}",
-                "100.5000", dt.date(2015, 1, 1), f"浙江省温州市洞头区路{i}号" + "y" * 80, "存续", ts)
+            return (
+                i,
+                f"33032219800101{i % 10000:04d}",
+                f"张{i}",
+                "1",
+                dt.date(1980, 1, 1),
+                address,
+                "alive",
+                "13812345678",
+                ts,
+            )
+        return (
+            i,
+            f"91330322MA2{i:07d}",
+            f"洞头企业{i}有限公司",
+            f"33032219800101{i % 10000:04d}",
+            f"李{i}",
+            "100.5000",
+            dt.date(2015, 1, 1),
+            f"浙江省温州市洞头区路{i}号" + "y" * 80,
+            "存续",
+            ts,
+        )
 
     def _insert_sql(self) -> str:
         n = 9 if self.kind == "postgresql" else 10
@@ -119,8 +144,10 @@ class SqlHarness:
         return [str(r[0]) for r in rows]
 
     def update_record(self, key: str) -> None:
-        self._sql(f"UPDATE {self.qualified} SET status = %s, updated_at = %s WHERE {self.key} = %s",
-                  ("moved" if self.kind == "postgresql" else "注销", self._ts(), int(key)))
+        self._sql(
+            f"UPDATE {self.qualified} SET status = %s, updated_at = %s WHERE {self.key} = %s",
+            ("moved" if self.kind == "postgresql" else "注销", self._ts(), int(key)),
+        )
 
     def delete_record(self, key: str) -> None:
         self._sql(f"DELETE FROM {self.qualified} WHERE {self.key} = %s", (int(key),))
@@ -148,8 +175,9 @@ class SqlHarness:
         else:
             import pymysql
 
-            conn = pymysql.connect(host=self.db.host, port=self.db.port, user=self.db.user,
-                                   database=self.db.name, charset="utf8mb4")
+            conn = pymysql.connect(
+                host=self.db.host, port=self.db.port, user=self.db.user, database=self.db.name, charset="utf8mb4"
+            )
             conn.begin()
             with conn.cursor() as cur:
                 cur.execute(self._insert_sql(), row)
@@ -205,16 +233,18 @@ class SqlHarness:
 
 
 @pytest.fixture()
-def pg_harness(pg_database: TempDatabase, odbc_postgres: None, monkeypatch: pytest.MonkeyPatch,
-               hub_db_url: str) -> Iterator[SqlHarness]:
+def pg_harness(
+    pg_database: TempDatabase, odbc_postgres: None, monkeypatch: pytest.MonkeyPatch, hub_db_url: str
+) -> Iterator[SqlHarness]:
     h = SqlHarness(pg_database, monkeypatch)
     yield h
     h.close()
 
 
 @pytest.fixture()
-def mariadb_harness(mariadb_database: TempDatabase, odbc_mariadb: None, monkeypatch: pytest.MonkeyPatch,
-                    hub_db_url: str) -> Iterator[SqlHarness]:
+def mariadb_harness(
+    mariadb_database: TempDatabase, odbc_mariadb: None, monkeypatch: pytest.MonkeyPatch, hub_db_url: str
+) -> Iterator[SqlHarness]:
     h = SqlHarness(mariadb_database, monkeypatch)
     yield h
     h.close()
@@ -247,11 +277,18 @@ class SoapHarness:
 
     def _record(self, code: str, ts: dt.datetime | None) -> dict[str, Any]:
         return {
-            "taxpayer_code": code, "taxpayer_name": f"洞头企业{code[-4:]}", "legal_rep_id": "330322198001010011",
-            "legal_rep_name": "王五", "reg_address": "浙江省温州市洞头区北岙街道1号",
+            "taxpayer_code": code,
+            "taxpayer_name": f"洞头企业{code[-4:]}",
+            "legal_rep_id": "330322198001010011",
+            "legal_rep_name": "王五",
+            "reg_address": "浙江省温州市洞头区北岙街道1号",
             "tax_authority_code": "13303220000",
-            "tax_authority_name": "国家税务总局温州市洞头区税务局", "registration_date": dt.date(2015, 3, 1),
-            "taxpayer_status": "01", "credit_rating": "A", "updated_at": ts, "_ts": ts or self._ts(),
+            "tax_authority_name": "国家税务总局温州市洞头区税务局",
+            "registration_date": dt.date(2015, 3, 1),
+            "taxpayer_status": "01",
+            "credit_rating": "A",
+            "updated_at": ts,
+            "_ts": ts or self._ts(),
         }
 
     def add_records(self, n: int) -> list[str]:
@@ -293,13 +330,21 @@ class SoapHarness:
 
     def block(self, conn_id: str) -> dict[str, Any]:
         return {
-            "protocol": "soap", "conn_id": conn_id, "timeout_seconds": 5, "page_size": 20, "batch_size": 20,
+            "protocol": "soap",
+            "conn_id": conn_id,
+            "timeout_seconds": 5,
+            "page_size": 20,
+            "batch_size": 20,
             "retry": {"attempts": 2, "base_delay_seconds": 0.01, "max_delay_seconds": 0.05},
-            "datasets": {"taxpayers": {
-                "operation": "ListChangedTaxpayers", "items": "taxpayers", "key": "taxpayer_code",
-                "watermark": "updated_at",
-                "push": {"operation": "ReceiveLicenseNotice", "argument": "notice"},
-            }},
+            "datasets": {
+                "taxpayers": {
+                    "operation": "ListChangedTaxpayers",
+                    "items": "taxpayers",
+                    "key": "taxpayer_code",
+                    "watermark": "updated_at",
+                    "push": {"operation": "ReceiveLicenseNotice", "argument": "notice"},
+                }
+            },
         }
 
     def connector(self) -> Connector:
@@ -331,9 +376,10 @@ TEST_XSD = "tests/connectors/data/land_exchange_test.xsd"
 
 def land_package(records: list[tuple[str, int]], *, encoding: str = "UTF-8", approvals: int = 0) -> bytes:
     """An exchange package with PropertyRight records (unitNo, version) and some ApprovalResults."""
-    parts = [f'<?xml version="1.0" encoding="{encoding}"?>\n',
-             f'<ExchangePackage xmlns="{LAND_NS}" packageId="P1" createdAt="2026-11-01T09:00:00+08:00" '
-             'sender="330322">\n']
+    parts = [
+        f'<?xml version="1.0" encoding="{encoding}"?>\n',
+        f'<ExchangePackage xmlns="{LAND_NS}" packageId="P1" createdAt="2026-11-01T09:00:00+08:00" sender="330322">\n',
+    ]
     for unit, version in records:
         parts.append(
             f'<PropertyRight unitNo="{unit}" version="{version}"><CertificateNo>浙(2016)洞头区不动产权第{unit[-7:]}号'
@@ -347,7 +393,7 @@ def land_package(records: list[tuple[str, int]], *, encoding: str = "UTF-8", app
         parts.append(
             f'<ApprovalResult approvalNo="YS{i:06d}" version="1"><ApprovalType>land_use_pre_review</ApprovalType>'
             "<ProjectName>洞头港区项目</ProjectName><Applicant><Name>洞头企业</Name><IdType>uscc</IdType>"
-            "<IdCode>91330322MA2AAAAA1X</IdCode></Applicant><Issuer code=\"330322\">温州市洞头区自然资源局</Issuer>"
+            '<IdCode>91330322MA2AAAAA1X</IdCode></Applicant><Issuer code="330322">温州市洞头区自然资源局</Issuer>'
             "<Opinion>同意</Opinion><Conclusion>approved</Conclusion><IssueDate>2016-03-01</IssueDate>"
             "<ValidUntil>2019-03-01</ValidUntil><LandArea>12000.5</LandArea><Location>洞头</Location>"
             "</ApprovalResult>\n"
@@ -358,22 +404,44 @@ def land_package(records: list[tuple[str, int]], *, encoding: str = "UTF-8", app
 
 def land_source_block(outbox: Any, archive: Any, *, batch_size: int = 25) -> dict[str, Any]:
     return {
-        "protocol": "xml", "outbox": str(outbox), "archive": str(archive), "xsd": TEST_XSD,
-        "namespace": LAND_NS, "batch_size": batch_size,
+        "protocol": "xml",
+        "outbox": str(outbox),
+        "archive": str(archive),
+        "xsd": TEST_XSD,
+        "namespace": LAND_NS,
+        "batch_size": batch_size,
         "datasets": {
             "property_rights": {
-                "element": "PropertyRight", "key": "unit_no", "version": "version",
-                "fields": {"unit_no": "@unitNo", "version": "@version", "certificate_no": "CertificateNo",
-                           "area": "Area", "register_date": "RegisterDate", "status": "Status",
-                           "owner_names": "Owner/Name[]", "owner_id_types": "Owner/IdType[]",
-                           "owner_id_codes": "Owner/IdCode[]", "owner_id_types_joined": "Owner/IdType",
-                           "owner_shares": "Owner/Share"},
+                "element": "PropertyRight",
+                "key": "unit_no",
+                "version": "version",
+                "fields": {
+                    "unit_no": "@unitNo",
+                    "version": "@version",
+                    "certificate_no": "CertificateNo",
+                    "area": "Area",
+                    "register_date": "RegisterDate",
+                    "status": "Status",
+                    "owner_names": "Owner/Name[]",
+                    "owner_id_types": "Owner/IdType[]",
+                    "owner_id_codes": "Owner/IdCode[]",
+                    "owner_id_types_joined": "Owner/IdType",
+                    "owner_shares": "Owner/Share",
+                },
             },
             "approval_results": {
-                "element": "ApprovalResult", "key": "approval_no", "version": "version",
-                "fields": {"approval_no": "@approvalNo", "version": "@version", "approval_type": "ApprovalType",
-                           "applicant_id_code": "Applicant/IdCode", "issuer_code": "Issuer/@code",
-                           "conclusion": "Conclusion", "valid_until": "ValidUntil"},
+                "element": "ApprovalResult",
+                "key": "approval_no",
+                "version": "version",
+                "fields": {
+                    "approval_no": "@approvalNo",
+                    "version": "@version",
+                    "approval_type": "ApprovalType",
+                    "applicant_id_code": "Applicant/IdCode",
+                    "issuer_code": "Issuer/@code",
+                    "conclusion": "Conclusion",
+                    "valid_until": "ValidUntil",
+                },
             },
         },
     }
@@ -452,15 +520,17 @@ class XmlHarness:
             yield
 
     def connector(self) -> Connector:
-        return make_connector(land_source_block(self.outbox, self.archive), name=self.name,
-                              work_root=self.root / "work")
+        return make_connector(
+            land_source_block(self.outbox, self.archive), name=self.name, work_root=self.root / "work"
+        )
 
     def connector_bad_credentials(self) -> Connector:
         raise NotImplementedError
 
     def connector_unreachable(self) -> Connector:
-        return make_connector(land_source_block(self.root / "not-mounted", self.archive), name=self.name,
-                              work_root=self.root / "work")
+        return make_connector(
+            land_source_block(self.root / "not-mounted", self.archive), name=self.name, work_root=self.root / "work"
+        )
 
 
 @pytest.fixture()

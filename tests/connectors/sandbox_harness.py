@@ -34,19 +34,28 @@ class SandboxTaxHarness:
 
     def __init__(self, sb: Sandboxes, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sb = sb
-        base = {"conn_type": "http", "host": "127.0.0.1", "login": sb.tax.username,
-                "extra": {"wsdl_path": "/tax?wsdl"}}
+        base = {"conn_type": "http", "host": "127.0.0.1", "login": sb.tax.username, "extra": {"wsdl_path": "/tax?wsdl"}}
         _conn(monkeypatch, "sbtax_ok", **base, port=sb.tax.port, password=sb.tax.password)
         _conn(monkeypatch, "sbtax_badauth", **base, port=sb.tax.port, password="not-the-password")
         _conn(monkeypatch, "sbtax_down", **base, port=1, password=sb.tax.password)
 
     def block(self, conn_id: str) -> dict[str, Any]:
         return {
-            "protocol": "soap", "conn_id": conn_id, "timeout_seconds": 10, "page_size": 25, "batch_size": 25,
+            "protocol": "soap",
+            "conn_id": conn_id,
+            "timeout_seconds": 10,
+            "page_size": 25,
+            "batch_size": 25,
             "retry": {"attempts": 2, "base_delay_seconds": 0.01, "max_delay_seconds": 0.05},
-            "datasets": {"taxpayers": {"operation": "ListChangedTaxpayers", "items": "taxpayers",
-                                       "key": "taxpayer_code", "watermark": "updated_at",
-                                       "push": {"operation": "ReceiveLicenseNotice", "argument": "notice"}}},
+            "datasets": {
+                "taxpayers": {
+                    "operation": "ListChangedTaxpayers",
+                    "items": "taxpayers",
+                    "key": "taxpayer_code",
+                    "watermark": "updated_at",
+                    "push": {"operation": "ReceiveLicenseNotice", "argument": "notice"},
+                }
+            },
         }
 
     def connector(self) -> Connector:
@@ -121,8 +130,13 @@ class SandboxLandHarness:
 
         source = yaml.safe_load((REPO_ROOT / "mappings" / "land_property_rights.yaml").read_text())["source"]
         source = {k: v for k, v in source.items() if k not in {"conn_id", "consumers"}}
-        return {**source, "outbox": str(outbox), "archive": str(self.work / "archive"),
-                "xsd": str(self.sb.land.xsd_path), "batch_size": 40}
+        return {
+            **source,
+            "outbox": str(outbox),
+            "archive": str(self.work / "archive"),
+            "xsd": str(self.sb.land.xsd_path),
+            "batch_size": 40,
+        }
 
     def connector(self) -> Connector:
         return make_connector(self.block(self.sb.land.outbox_dir), name=self.name, work_root=self.work / "w")

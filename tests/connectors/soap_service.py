@@ -129,8 +129,9 @@ def _check_token(ctx: Any) -> None:
 
 
 def make_wsgi() -> Any:
-    app = Application([TaxService], tns=NS, name="TaxService", in_protocol=Soap11(validator="lxml"),
-                      out_protocol=Soap11())
+    app = Application(
+        [TaxService], tns=NS, name="TaxService", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
+    )
     app.event_manager.add_listener("method_call", _check_token)
     inner = WsgiApplication(app)
 

@@ -63,26 +63,33 @@ def test_unknown_mapping_name(tmp_path: Path) -> None:
 
 def test_scaffold_writes_a_working_module_and_its_acceptance_test(tmp_path: Path) -> None:
     pkg, tests = tmp_path / "pkg", tmp_path / "tests"
-    result = runner.invoke(scaffold_app, ["new", "tax_v2", "--protocol", "soap", "--package-dir", str(pkg),
-                                          "--tests-dir", str(tests)])
+    result = runner.invoke(
+        scaffold_app, ["new", "tax_v2", "--protocol", "soap", "--package-dir", str(pkg), "--tests-dir", str(tests)]
+    )
     assert result.exit_code == 0, result.output
     module_path, test_path = pkg / "tax_v2.py", tests / "test_acceptance_tax_v2.py"
     spec = importlib.util.spec_from_file_location("scaffolded_tax_v2", module_path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    block = {"protocol": "tax_v2", "conn_id": "x", "datasets": {"d": {"operation": "Op", "items": "i", "key": "k",
-                                                                      "watermark": "w"}}}
+    block = {
+        "protocol": "tax_v2",
+        "conn_id": "x",
+        "datasets": {"d": {"operation": "Op", "items": "i", "key": "k", "watermark": "w"}},
+    }
     instance = module.CONNECTOR("tax_v2", block)
     assert isinstance(instance, Connector) and instance.protocol == "tax_v2"
     assert instance.spec()["properties"]["protocol"] == {"const": "soap"}
     compile(test_path.read_text(), str(test_path), "exec")
-    again = runner.invoke(scaffold_app, ["new", "tax_v2", "--protocol", "soap", "--package-dir", str(pkg),
-                                         "--tests-dir", str(tests)])
+    again = runner.invoke(
+        scaffold_app, ["new", "tax_v2", "--protocol", "soap", "--package-dir", str(pkg), "--tests-dir", str(tests)]
+    )
     assert again.exit_code == 2 and "exists" in again.output
 
 
 def test_scaffold_refuses_bad_names(tmp_path: Path) -> None:
-    result = runner.invoke(scaffold_app, ["new", "Bad-Name", "--protocol", "sql", "--package-dir", str(tmp_path),
-                                          "--tests-dir", str(tmp_path)])
+    result = runner.invoke(
+        scaffold_app,
+        ["new", "Bad-Name", "--protocol", "sql", "--package-dir", str(tmp_path), "--tests-dir", str(tmp_path)],
+    )
     assert result.exit_code == 2

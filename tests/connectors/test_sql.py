@@ -27,7 +27,10 @@ from tests.connectors.conftest import SqlHarness
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 PERSONS = TableRef(
-    name="person_registry", schema="population", key="person_no", watermark="updated_at",
+    name="person_registry",
+    schema="population",
+    key="person_no",
+    watermark="updated_at",
     columns=("person_no", "resident_id", "name", "updated_at"),
 )
 HWM = dt.datetime(2026, 11, 1, 9, 0, 0, 123456)
@@ -157,11 +160,19 @@ def test_push_upserts_through_odbc_mariadb(mariadb_harness: SqlHarness) -> None:
 
 def _live_block(dsn_env: str, dialect: str, driver: str) -> dict[str, object]:
     return {
-        "protocol": "sql", "conn_id": "live_test", "dialect": dialect, "driver": driver, "batch_size": 100,
+        "protocol": "sql",
+        "conn_id": "live_test",
+        "dialect": dialect,
+        "driver": driver,
+        "batch_size": 100,
         "odbc_driver": "FreeTDS" if dialect == "mssql" else None,
-        "datasets": {"probe": {"table": os.environ.get(f"{dsn_env}_TABLE", "person_registry"),
-                               "key": os.environ.get(f"{dsn_env}_KEY", "person_no"),
-                               "watermark": os.environ.get(f"{dsn_env}_WATERMARK", "updated_at")}},
+        "datasets": {
+            "probe": {
+                "table": os.environ.get(f"{dsn_env}_TABLE", "person_registry"),
+                "key": os.environ.get(f"{dsn_env}_KEY", "person_no"),
+                "watermark": os.environ.get(f"{dsn_env}_WATERMARK", "updated_at"),
+            }
+        },
     }
 
 

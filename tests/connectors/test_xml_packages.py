@@ -119,7 +119,9 @@ def test_keys_and_versions_travel_with_rows(land: XmlHarness, tmp_path: Path) ->
     import pyarrow.parquet as pq
 
     pairs = sorted(
-        (k, v) for ref in result.staged_refs for k, v in zip(
+        (k, v)
+        for ref in result.staged_refs
+        for k, v in zip(
             pq.read_table(ref)[SOURCE_KEY].to_pylist(), pq.read_table(ref)["_source_version"].to_pylist(), strict=True
         )
     )
@@ -134,19 +136,38 @@ def test_unmounted_outbox_is_unavailable(land: XmlHarness) -> None:
 
 
 # --- the compiled record plan gives what FieldPath.extract gives, field by field -------------
-_PLAN_FIELDS = {"id": "@id", "missing_attr": "@nope", "a": "A", "a_all": "A[]", "a_k": "A/@k", "a_k_all": "A/@k[]",
-                "b_all": "B[]", "c_x": "C/X", "c_x_all": "C/X[]", "c_y": "C/Y", "b_x_all": "B/X[]", "d": "D",
-                "id_list": "@id[]"}
+_PLAN_FIELDS = {
+    "id": "@id",
+    "missing_attr": "@nope",
+    "a": "A",
+    "a_all": "A[]",
+    "a_k": "A/@k",
+    "a_k_all": "A/@k[]",
+    "b_all": "B[]",
+    "c_x": "C/X",
+    "c_x_all": "C/X[]",
+    "c_y": "C/Y",
+    "b_x_all": "B/X[]",
+    "d": "D",
+    "id_list": "@id[]",
+}
 
 _text = st.one_of(st.none(), st.text(alphabet="ab;甲", min_size=1, max_size=3))
 _grand = st.tuples(st.sampled_from("XYZ"), _text)
-_child = st.tuples(st.sampled_from("ABCE"), _text, st.one_of(st.none(), st.text("kv", min_size=1, max_size=2)),
-                   st.lists(_grand, max_size=3))
+_child = st.tuples(
+    st.sampled_from("ABCE"),
+    _text,
+    st.one_of(st.none(), st.text("kv", min_size=1, max_size=2)),
+    st.lists(_grand, max_size=3),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(record_id=st.one_of(st.none(), st.text("0123", min_size=1, max_size=3)),
-       children=st.lists(_child, max_size=6), namespaced=st.booleans())
+@given(
+    record_id=st.one_of(st.none(), st.text("0123", min_size=1, max_size=3)),
+    children=st.lists(_child, max_size=6),
+    namespaced=st.booleans(),
+)
 def test_record_plan_matches_fieldpath_extract(record_id: str | None, children: list, namespaced: bool) -> None:
     from lxml import etree
 
@@ -201,7 +222,7 @@ def test_rewritten_schema_accepts_what_the_original_accepts(xsd: str, children: 
 def test_other_records_between_records_are_read_by_their_own_dataset(land: XmlHarness, tmp_path: Path) -> None:
     # approvals around and between the property rights: each dataset gets exactly its own records
     content = land_package([], approvals=3).replace(
-        b"</ExchangePackage>", land_package([("U1", 1), ("U2", 1)]).split(b"sender=\"330322\">\n")[1]
+        b"</ExchangePackage>", land_package([("U1", 1), ("U2", 1)]).split(b'sender="330322">\n')[1]
     )
     content = content.replace(b"</ExchangePackage>\n", land_package([], approvals=2).split(b'sender="330322">\n')[1])
     land.drop(content)
@@ -223,14 +244,20 @@ def test_element_named_like_a_package_child_inside_a_record_is_kept(tmp_path: Pa
     )
     outbox = tmp_path / "outbox"
     outbox.mkdir()
-    content = (b'<Pkg><Note>top</Note><Rec id="1"><Note>inner 1</Note></Rec><Note>mid</Note>'
-               b'<Rec id="2"><Note>inner 2</Note></Rec></Pkg>')
+    content = (
+        b'<Pkg><Note>top</Note><Rec id="1"><Note>inner 1</Note></Rec><Note>mid</Note>'
+        b'<Rec id="2"><Note>inner 2</Note></Rec></Pkg>'
+    )
     (outbox / "p.xml").write_bytes(content)
     (outbox / "p.xml.sha256").write_text(hashlib.sha256(content).hexdigest())
     from connectors.registry import make_connector
 
-    block = {"protocol": "xml", "outbox": str(outbox), "xsd": str(xsd),
-             "datasets": {"recs": {"element": "Rec", "key": "id", "fields": {"id": "@id", "note": "Note"}}}}
+    block = {
+        "protocol": "xml",
+        "outbox": str(outbox),
+        "xsd": str(xsd),
+        "datasets": {"recs": {"element": "Rec", "key": "id", "fields": {"id": "@id", "note": "Note"}}},
+    }
     connector = make_connector(block, name="notes", work_root=tmp_path / "work")
     rows = [r for b in connector.read("recs", None) for r in b.table.to_pylist()]
     assert [(r["id"], r["note"]) for r in rows] == [("1", "inner 1"), ("2", "inner 2")]
@@ -257,8 +284,12 @@ def test_record_without_key_is_quarantined_with_its_personal_values_masked(tmp_p
     from connectors.registry import make_connector
 
     fields = {"id": "@id", "name": "Name", "note": "Note"}
-    block = {"protocol": "xml", "outbox": str(outbox), "xsd": str(xsd),
-             "datasets": {"recs": {"element": "Rec", "key": "id", "fields": fields}}}
+    block = {
+        "protocol": "xml",
+        "outbox": str(outbox),
+        "xsd": str(xsd),
+        "datasets": {"recs": {"element": "Rec", "key": "id", "fields": fields}},
+    }
     connector = make_connector(block, name="owners", work_root=tmp_path / "work", personal_columns={"name": "name"})
     result = run_sync(connector, "recs", source="owners", stager=LocalStager(tmp_path / "staging"))
     assert (result.rows_staged, result.quarantined, result.reconciled) == (1, 1, True)

@@ -65,13 +65,17 @@ def business_draft(**overrides: object) -> LicenseDraft:
         "holder_kind": HolderKind.enterprise,
         "issuer_code": "113303220025678912",
         "issue_date": dt.date(2016, 5, 4),
-        "surface": {"enterprise_name": "温州洞头海景餐饮有限公司", "legal_rep_name": "张三丰",
-                    "address": "浙江省温州市洞头区北岙街道中心路12号"},
+        "surface": {
+            "enterprise_name": "温州洞头海景餐饮有限公司",
+            "legal_rep_name": "张三丰",
+            "address": "浙江省温州市洞头区北岙街道中心路12号",
+        },
     }
     values.update(overrides)
     return LicenseDraft.model_validate(values)
 
 
 def source(key: str = "ent-1001", version: str = "2016-05-04T10:00:00+08:00") -> SourceRef:
-    return SourceRef(department="commerce", dataset="enterprise_registry", source_key=key, source_version=version,
-                     run_id="run-1")
+    return SourceRef(
+        department="commerce", dataset="enterprise_registry", source_key=key, source_version=version, run_id="run-1"
+    )

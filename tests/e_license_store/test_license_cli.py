@@ -49,8 +49,13 @@ def test_list_get_verify_reindex(service: LicenseService, local_store: LocalStor
 
 
 def test_a_persons_id_and_name_are_masked(service: LicenseService) -> None:
-    draft = business_draft(license_type_code="2101", holder_kind=HolderKind.person, holder_code="11010519491231002X",
-                           holder_name="张三丰", surface={"unit_no": "330322001001GB00001F00010001"})
+    draft = business_draft(
+        license_type_code="2101",
+        holder_kind=HolderKind.person,
+        holder_code="11010519491231002X",
+        holder_name="张三丰",
+        surface={"unit_no": "330322001001GB00001F00010001"},
+    )
     issued = service.issue(draft, source())
     res = runner.invoke(app, ["list", "--holder", "11010519491231002X", "--json"])
     assert res.exit_code == 0 and "张三丰" not in res.stdout
@@ -81,8 +86,12 @@ def test_hub_command_verifies_and_rotates_end_to_end(
     data = good.read_bytes()
     pos = data.index("海景".encode())
     bad.write_bytes(data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :])
-    env = {**os.environ, "HUB_DB_URL": hub_db_url, "HUB_STORE_URL": f"file://{local_store.root}",
-           "HUB_SIGNING_KEY_DIR": str(key_dir)}
+    env = {
+        **os.environ,
+        "HUB_DB_URL": hub_db_url,
+        "HUB_STORE_URL": f"file://{local_store.root}",
+        "HUB_SIGNING_KEY_DIR": str(key_dir),
+    }
     # the licences group as its own process (``hub`` itself would import every other part too)
     hub = [sys.executable, "-c", "from e_license_store.cli import app; app()"]
     ok = subprocess.run([*hub, "verify", str(good)], env=env, capture_output=True, text=True, timeout=120)

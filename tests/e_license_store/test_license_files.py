@@ -40,8 +40,9 @@ def test_pending_files_are_rendered_once_bound_and_verifiable(
     service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
 ) -> None:
     a = service.issue(business_draft(), source("a"))
-    service.issue(business_draft(license_type_code="1102", surface={"taxpayer_name": "温州洞头海景餐饮有限公司"}),
-                  source("b"))
+    service.issue(
+        business_draft(license_type_code="1102", surface={"taxpayer_name": "温州洞头海景餐饮有限公司"}), source("b")
+    )
     assert list(local_store.list_keys("files/")) == []  # issuing does not render
     assert _render(service, sessions) == 2
     assert _render(service, sessions) == 0

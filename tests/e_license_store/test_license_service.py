@@ -44,8 +44,9 @@ def test_reissuing_the_same_source_twice_yields_one_version(
 ) -> None:
     first = service.issue(business_draft(), source())
     # a later run of the same import: new run id and source version, same content
-    again = service.issue(business_draft(), source(version="2016-06-01T00:00:00+08:00").model_copy(
-        update={"run_id": "run-2"}))
+    again = service.issue(
+        business_draft(), source(version="2016-06-01T00:00:00+08:00").model_copy(update={"run_id": "run-2"})
+    )
     assert not again.created
     assert (again.license_id, again.version, again.content_sha256) == (first.license_id, 1, first.content_sha256)
     assert list(local_store.list_keys(f"licenses/{first.license_id}/")) == [object_key(first.license_id, 1)]
@@ -83,12 +84,22 @@ def test_lifecycle_suspend_reinstate_revoke_never_overwrites(
         history = [(v.version, v.transition, v.status) for v in license_versions(s, lid)]
         assert get_license(s, lid).status == "revoked"  # type: ignore[union-attr]
         assert licenses_by_holder(s, USCC, status="valid") == []
-    assert history == [(1, "issued", "valid"), (2, "amended", "valid"), (3, "suspended", "suspended"),
-                       (4, "reinstated", "valid"), (5, "revoked", "revoked")]
+    assert history == [
+        (1, "issued", "valid"),
+        (2, "amended", "valid"),
+        (3, "suspended", "suspended"),
+        (4, "reinstated", "valid"),
+        (5, "revoked", "revoked"),
+    ]
     assert len(list(local_store.list_keys(f"licenses/{lid}/"))) == 5
     assert parse_envelope(local_store.get(object_key(lid, 5))).document.reason == "licence revoked by court order"
-    assert [e[0] for e in _events(sessions)] == ["license.issued", "license.amended", "license.suspended",
-                                                  "license.reinstated", "license.revoked"]
+    assert [e[0] for e in _events(sessions)] == [
+        "license.issued",
+        "license.amended",
+        "license.suspended",
+        "license.reinstated",
+        "license.revoked",
+    ]
 
 
 def test_expire_due_marks_only_licences_past_validity(service: LicenseService, sessions: sessionmaker[Session]) -> None:
@@ -100,18 +111,30 @@ def test_expire_due_marks_only_licences_past_validity(service: LicenseService, s
     assert service.expire_due(dt.date(2026, 11, 22)) == []  # idempotent
     with sessions() as s:
         assert {lid: get_license(s, lid).status for lid in (old, current, forever)} == {  # type: ignore[union-attr]
-            old: "expired", current: "valid", forever: "valid"}
+            old: "expired",
+            current: "valid",
+            forever: "valid",
+        }
         assert [r.license_id for r in licenses_by_holder(s, USCC, valid_on=dt.date(2026, 11, 22))] == sorted(
-            [current, forever])
+            [current, forever]
+        )
 
 
 def test_approval_result_is_issued_with_default_validity_and_approval_event(
     service: LicenseService, sessions: sessionmaker[Session]
 ) -> None:
     approval = ApprovalResult(
-        approval_type_code="land_use_pre_review", approval_no="浙自然资预审〔2016〕12号", project_name="洞头港区码头",
-        applicant_name="温州港务有限公司", applicant_code=USCC, issuer_name="温州市自然资源局", issuer_code="330300",
-        opinion="原则同意", conclusion="approved", issue_date=dt.date(2016, 3, 1), land_area_m2=12000.5,
+        approval_type_code="land_use_pre_review",
+        approval_no="浙自然资预审〔2016〕12号",
+        project_name="洞头港区码头",
+        applicant_name="温州港务有限公司",
+        applicant_code=USCC,
+        issuer_name="温州市自然资源局",
+        issuer_code="330300",
+        opinion="原则同意",
+        conclusion="approved",
+        issue_date=dt.date(2016, 3, 1),
+        land_area_m2=12000.5,
         source=SourceRef(department="land", dataset="exchange_packages", source_key="AR-1", source_version="1"),
     )
     issued = service.issue_approval(approval)
@@ -124,8 +147,12 @@ def test_approval_result_is_issued_with_default_validity_and_approval_event(
 
 
 def test_default_validity_comes_from_the_catalogue(service: LicenseService) -> None:
-    approval_draft = business_draft(license_type_code="3101", surface={"project_name": "p", "conclusion": "approved"},
-                                    valid_until=None, issue_date=dt.date(2016, 2, 29))
+    approval_draft = business_draft(
+        license_type_code="3101",
+        surface={"project_name": "p", "conclusion": "approved"},
+        valid_until=None,
+        issue_date=dt.date(2016, 2, 29),
+    )
     lic = service.license_for(approval_draft, source())
     assert lic.valid_until == dt.date(2019, 2, 28)
 
@@ -196,12 +223,20 @@ def test_emit_many_skips_keys_already_in_the_outbox_or_repeated(sessions: sessio
 
     with sessions() as s:
         emit(s, "license.issued", "L1", {"n": 1}, "k1")
-        added = emit_many(s, [
-            {"event_type": "license.issued", "subject": "L1", "payload": {"n": 1}, "idempotency_key": "k1"},
-            {"event_type": "license.issued", "subject": "L2", "payload": {"n": 2}, "idempotency_key": "k2",
-             "holder_code": USCC},
-            {"event_type": "license.issued", "subject": "L2", "payload": {"n": 2}, "idempotency_key": "k2"},
-        ])
+        added = emit_many(
+            s,
+            [
+                {"event_type": "license.issued", "subject": "L1", "payload": {"n": 1}, "idempotency_key": "k1"},
+                {
+                    "event_type": "license.issued",
+                    "subject": "L2",
+                    "payload": {"n": 2},
+                    "idempotency_key": "k2",
+                    "holder_code": USCC,
+                },
+                {"event_type": "license.issued", "subject": "L2", "payload": {"n": 2}, "idempotency_key": "k2"},
+            ],
+        )
         s.commit()
     assert added == 1
     with sessions() as s:
@@ -213,8 +248,9 @@ def test_emit_many_skips_keys_already_in_the_outbox_or_repeated(sessions: sessio
 def test_licenses_by_holder_filters_and_pages(service: LicenseService, sessions: sessionmaker[Session]) -> None:
     import datetime as _dt
 
-    ids = [service.issue(business_draft(issue_date=_dt.date(2016, 1, 1 + i)), source(f"p{i}")).license_id
-           for i in range(5)]
+    ids = [
+        service.issue(business_draft(issue_date=_dt.date(2016, 1, 1 + i)), source(f"p{i}")).license_id for i in range(5)
+    ]
     tax_draft = business_draft(license_type_code="1102", surface={"taxpayer_name": "x"})
     tax = service.issue(tax_draft, source("t")).license_id
     with sessions() as s:

@@ -85,22 +85,64 @@ def test_openssl_cli_verifies_our_signature_and_we_verify_its(tmp_path: Path) ->
     (tmp_path / "msg").write_bytes(msg)
     (tmp_path / "sig").write_bytes(key.sign(msg))
     common = ["-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678", "-in", str(tmp_path / "msg")]
-    ok = subprocess.run([exe, "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
-                         "-sigfile", str(tmp_path / "sig"), *common], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            exe,
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(tmp_path / "pub.pem"),
+            "-sigfile",
+            str(tmp_path / "sig"),
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "Verified Successfully" in ok.stdout
-    dgst = subprocess.run([exe, "dgst", "-sm3", "-verify", str(tmp_path / "pub.pem"), "-sigopt",
-                           "distid:1234567812345678", "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")],
-                          capture_output=True, text=True)
+    dgst = subprocess.run(
+        [
+            exe,
+            "dgst",
+            "-sm3",
+            "-verify",
+            str(tmp_path / "pub.pem"),
+            "-sigopt",
+            "distid:1234567812345678",
+            "-signature",
+            str(tmp_path / "sig"),
+            str(tmp_path / "msg"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert dgst.returncode == 0 and "Verified OK" in dgst.stdout
     # one changed byte in the message: openssl refuses
     (tmp_path / "msg").write_bytes(msg[:-1] + b"2")
-    bad = subprocess.run([exe, "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
-                          "-sigfile", str(tmp_path / "sig"), *common], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            exe,
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(tmp_path / "pub.pem"),
+            "-sigfile",
+            str(tmp_path / "sig"),
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0
     # and the other way round: openssl signs, we verify
     (tmp_path / "msg").write_bytes(msg)
-    subprocess.run([exe, "pkeyutl", "-sign", "-inkey", str(tmp_path / "key.pem"), "-out", str(tmp_path / "sig2"),
-                    *common], check=True, capture_output=True)
+    subprocess.run(
+        [exe, "pkeyutl", "-sign", "-inkey", str(tmp_path / "key.pem"), "-out", str(tmp_path / "sig2"), *common],
+        check=True,
+        capture_output=True,
+    )
     theirs = (tmp_path / "sig2").read_bytes()
     assert SM2PublicKey.from_pem(key.public_key().pem()).verify(theirs, msg)
     assert CANDIDATES["gmalg"].verifier(key.public_key().point())(theirs, msg)

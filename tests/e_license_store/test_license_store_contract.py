@@ -110,9 +110,7 @@ def test_write_once_refuses_overwrite(backend: tuple[str, Callable[[str], Object
     assert store.get("k/v1") == b"first"
 
 
-def test_retention_blocks_delete_and_compliance_only_extends(
-    backend: tuple[str, Callable[[str], ObjectStore]]
-) -> None:
+def test_retention_blocks_delete_and_compliance_only_extends(backend: tuple[str, Callable[[str], ObjectStore]]) -> None:
     store = backend[1]("NONE")
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(microsecond=0)
     store.put("r/gov", b"x", retention=Retention(RetentionMode.governance, until))
@@ -132,7 +130,7 @@ def test_retention_blocks_delete_and_compliance_only_extends(
 
 
 def test_bucket_default_retention_applies_without_a_request_per_object(
-    backend: tuple[str, Callable[[str], ObjectStore]]
+    backend: tuple[str, Callable[[str], ObjectStore]],
 ) -> None:
     name, factory = backend
     store = factory("GOVERNANCE")
@@ -222,8 +220,12 @@ def test_real_minio_presigned_expiry_and_credential_refusal() -> None:
     from minio import Minio
     from minio.error import S3Error
 
-    wrong = Minio(store.client._base_url.host, access_key="nobody", secret_key="wrong-secret",
-                  secure=store.client._base_url.is_https)
+    wrong = Minio(
+        store.client._base_url.host,
+        access_key="nobody",
+        secret_key="wrong-secret",
+        secure=store.client._base_url.is_https,
+    )
     with pytest.raises(S3Error):
         wrong.get_object(bucket, "k")
 
@@ -235,14 +237,17 @@ def test_licence_retention_from_bucket_default_or_per_object(
     set per object when the bucket's rule is shorter."""
     horizon = dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 30 - 1)
     for bucket_years, expect_calls in ((30, 0), (1, 1)):
-        store = open_store(f"minio://test:test@{moto_endpoint}/lic-{uuid.uuid4().hex[:12]}"
-                           f"?retention_mode=GOVERNANCE&retention_years={bucket_years}")
+        store = open_store(
+            f"minio://test:test@{moto_endpoint}/lic-{uuid.uuid4().hex[:12]}"
+            f"?retention_mode=GOVERNANCE&retention_years={bucket_years}"
+        )
         assert isinstance(store, MinioStore)
         calls: list[str] = []
         original = store.client.set_object_retention
 
-        def spy(*args: object, _orig: Callable[..., None] = original, _calls: list[str] = calls,
-                **kwargs: object) -> None:
+        def spy(
+            *args: object, _orig: Callable[..., None] = original, _calls: list[str] = calls, **kwargs: object
+        ) -> None:
             _calls.append(str(args[1]))
             _orig(*args, **kwargs)
 

@@ -19,8 +19,9 @@ from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseV
 from e_license_store.verify import verify_file
 
 
-def test_a_genuine_licence_verifies(service: LicenseService, local_store: LocalStore,
-                                    sessions: sessionmaker[Session]) -> None:
+def test_a_genuine_licence_verifies(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
+) -> None:
     issued = service.issue(business_draft(), source())
     with sessions() as s:
         res = verify_file(local_store.get(issued.object_key), service.signer, session=s)
@@ -29,8 +30,9 @@ def test_a_genuine_licence_verifies(service: LicenseService, local_store: LocalS
     assert res.key_id == issued.key_id and res.algorithm == "SM2-SM3"
 
 
-def test_every_single_changed_byte_is_detected(service: LicenseService, local_store: LocalStore,
-                                               sessions: sessionmaker[Session]) -> None:
+def test_every_single_changed_byte_is_detected(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
+) -> None:
     data = local_store.get(service.issue(business_draft(), source()).object_key)
     # every position, flipping one bit of the byte (the file is canonical JSON: no slack bytes)
     with sessions() as s:
@@ -56,8 +58,8 @@ def test_non_canonical_base64_in_the_signature_is_refused(service: LicenseServic
     stripped = value.rstrip("=")
     last = stripped[-1]
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    twins = [c for c in alphabet if c != last and base64.b64decode(stripped[:-1] + c + value[len(stripped):]) == raw]
-    tampered = data.replace(value.encode(), (stripped[:-1] + twins[0] + value[len(stripped):]).encode())
+    twins = [c for c in alphabet if c != last and base64.b64decode(stripped[:-1] + c + value[len(stripped) :]) == raw]
+    tampered = data.replace(value.encode(), (stripped[:-1] + twins[0] + value[len(stripped) :]).encode())
     res = verify_file(tampered, service.signer)
     assert not res.ok and not res.well_formed
 
@@ -83,8 +85,9 @@ def test_revoked_licence_is_reported_even_from_an_old_valid_copy(
     assert res_old.document_status == "valid"
 
 
-def test_superseded_version_is_not_ok(service: LicenseService, local_store: LocalStore,
-                                      sessions: sessionmaker[Session]) -> None:
+def test_superseded_version_is_not_ok(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
+) -> None:
     issued = service.issue(business_draft(), source())
     service.amend(issued.license_id, {"license_number": "330322000099999"})
     with sessions() as s:
@@ -154,8 +157,9 @@ def test_reindex_rebuilds_the_index_exactly(
     assert _snapshot(sessions) == before
 
 
-def test_reindex_refuses_an_object_under_the_wrong_key(service: LicenseService, local_store: LocalStore,
-                                                      sessions: sessionmaker[Session]) -> None:
+def test_reindex_refuses_an_object_under_the_wrong_key(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
+) -> None:
     issued = service.issue(business_draft(), source())
     local_store.put(object_key(issued.license_id, 7), local_store.get(issued.object_key))
     with sessions() as s, pytest.raises(ValueError, match="another licence version"):

@@ -18,9 +18,17 @@ from identity import _bulk
 def _table(session: Session, width: int = 0) -> sa.Table:
     md = sa.MetaData()
     extra = [sa.Column(f"x{i}", sa.Text()) for i in range(width)]
-    table = sa.Table("bulk_probe", md, sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-                     sa.Column("name", sa.Text()), sa.Column("n", sa.BigInteger()), sa.Column("doc", sa.JSON()),
-                     sa.Column("dept", sa.Text()), sa.Column("note", sa.Text()), *extra)
+    table = sa.Table(
+        "bulk_probe",
+        md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("name", sa.Text()),
+        sa.Column("n", sa.BigInteger()),
+        sa.Column("doc", sa.JSON()),
+        sa.Column("dept", sa.Text()),
+        sa.Column("note", sa.Text()),
+        *extra,
+    )
     md.create_all(session.connection())
     return table
 
@@ -33,16 +41,18 @@ def _columns(n: int) -> tuple[list[Any], np.ndarray, np.ndarray]:
 
 
 def _read(session: Session, table: sa.Table) -> list[tuple[Any, ...]]:
-    rows = session.execute(sa.select(table.c.name, table.c.n, table.c.doc, table.c.dept, table.c.note)
-                           .order_by(table.c.id)).all()
+    rows = session.execute(
+        sa.select(table.c.name, table.c.n, table.c.doc, table.c.dept, table.c.note).order_by(table.c.id)
+    ).all()
     return [tuple(r) for r in rows]
 
 
 def _scenario_rows_read_back(session: Session, n: int, note: str) -> None:
     table = _table(session)
     names, numbers, docs = _columns(n)
-    _bulk.insert_columns(session, table, ("name", "n", "doc"), [names, numbers, docs],
-                         {"dept": "public_security", "note": note})
+    _bulk.insert_columns(
+        session, table, ("name", "n", "doc"), [names, numbers, docs], {"dept": "public_security", "note": note}
+    )
     got = _read(session, table)
     want = [(names[i], int(numbers[i]), {"i": i, "v": "张三"}, "public_security", note) for i in range(n)]
     assert got == want
@@ -59,13 +69,15 @@ def test_rows_read_back_on_postgres(pg_session: Session) -> None:
     _scenario_rows_read_back(pg_session, 123, "PostgreSQL text holds no NUL")
 
 
-def test_statements_hold_many_rows_and_chunks_end_with_the_rest(session: Session,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_statements_hold_many_rows_and_chunks_end_with_the_rest(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_bulk, "WRITE_CHUNK", 120)
     table = _table(session)
     names, numbers, docs = _columns(250)
-    prepared = _bulk.prepare(session, table, ("name", "n", "doc"), [names, numbers, docs],
-                             {"dept": "d", "note": "with\x00nul"})  # the NUL constant is bound, not written in
+    prepared = _bulk.prepare(
+        session, table, ("name", "n", "doc"), [names, numbers, docs], {"dept": "d", "note": "with\x00nul"}
+    )  # the NUL constant is bound, not written in
     per = _bulk.ROWS_PER_STATEMENT
     shapes = [(sql.count("("), len(params), {len(p) for p in params}) for sql, params in prepared.statements]
     # chunks of 120, 120, 10 rows: 2 full statements and 20 single rows, twice; then 10 single rows

@@ -24,15 +24,20 @@ A, B, C, D = rid(1), rid(2), rid(3), rid(4)
 
 def stored(session: Session) -> dict[tuple[str, str], Any]:
     """(department, source key) → the link's ``attributes`` column as stored, newest link last."""
-    rows = session.execute(text(
-        "SELECT department, source_key, CAST(attributes AS TEXT) FROM identity_source_record ORDER BY id")).all()
+    rows = session.execute(
+        text("SELECT department, source_key, CAST(attributes AS TEXT) FROM identity_source_record ORDER BY id")
+    ).all()
     return {(dept, key): json.loads(raw) for dept, key, raw in rows}
 
 
 def unlinked(session: Session, key: str) -> Any:
-    (raw,) = session.execute(text(
-        "SELECT CAST(attributes AS TEXT) FROM identity_source_record"
-        " WHERE source_key = :k AND unlinked_at IS NOT NULL"), {"k": key}).one()
+    (raw,) = session.execute(
+        text(
+            "SELECT CAST(attributes AS TEXT) FROM identity_source_record"
+            " WHERE source_key = :k AND unlinked_at IS NOT NULL"
+        ),
+        {"k": key},
+    ).one()
     return json.loads(raw)
 
 
@@ -84,8 +89,9 @@ def _scenario_a_later_link_writes_the_first_out(session: Session) -> None:
     session.commit()
     assert stored(session)[("public_security", "k1")] == AS_GOLDEN
     # tax knows the same person, with another spelling and a phone number
-    later = persons([{"_source_key": "t1", "resident_id": A, "name": "张叁", "address": "别处",
-                      "phone": "13812345678"}])
+    later = persons(
+        [{"_source_key": "t1", "resident_id": A, "name": "张叁", "address": "别处", "phone": "13812345678"}]
+    )
     link_batch(session, later, "person", "tax", "taxpayers")
     session.commit()
     raw = stored(session)
@@ -149,8 +155,10 @@ def test_merge_and_split_move_values_not_the_marker(session: Session) -> None:
         link.source_key: (link.canonical_code, link.stored_attributes)
         for link in session.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.unlinked_at.is_(None)))
     }
-    assert active == {"a": (A, {"name": "张三", "address": "洞头区1号"}),
-                      "b": (A, {"name": "张叁", "phone": "13812345678"})}
+    assert active == {
+        "a": (A, {"name": "张三", "address": "洞头区1号"}),
+        "b": (A, {"name": "张叁", "phone": "13812345678"}),
+    }
     assert unlinked(session, "b") == {"name": "张叁", "phone": "13812345678"}
     survivor = session.get(IdentityPerson, A)
     assert survivor is not None
@@ -179,8 +187,10 @@ def test_a_record_moving_to_another_identity_leaves_its_old_values(session: Sess
     assert old is not None
     session.refresh(old)
     assert old.attributes == {}
-    assert {h.attribute for h in session.scalars(select(IdentityGoldenHistory).where(
-        IdentityGoldenHistory.canonical_code == A))} == {"name", "sex", "address"}
+    assert {
+        h.attribute
+        for h in session.scalars(select(IdentityGoldenHistory).where(IdentityGoldenHistory.canonical_code == A))
+    } == {"name", "sex", "address"}
 
 
 def test_materialise_links_on_demand(session: Session) -> None:

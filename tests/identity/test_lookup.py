@@ -15,12 +15,33 @@ from tests.identity.test_resolve import E2, LEGACY_P2, P2, REG_E2
 
 
 def _seed(session: Session) -> None:
-    people = pd.DataFrame([{"_source_key": "p", "_source_version": "1", "resident_id": LEGACY_P2, "name": "李四",
-                            "birth_date": "1985-02-02", "address": "浙江省温州市洞头区北岙街道1号"}])
+    people = pd.DataFrame(
+        [
+            {
+                "_source_key": "p",
+                "_source_version": "1",
+                "resident_id": LEGACY_P2,
+                "name": "李四",
+                "birth_date": "1985-02-02",
+                "address": "浙江省温州市洞头区北岙街道1号",
+            }
+        ]
+    )
     resolve_batch(session, people, "person", "public_security", "persons")
-    firms = pd.DataFrame([{"_source_key": "c", "_source_version": "1", "uscc": E2, "reg_no": REG_E2,
-                           "org_code": E2[8:17], "name": "温州船舶有限公司", "legal_rep_resident_id": P2,
-                           "legal_rep_name": "李四"}])
+    firms = pd.DataFrame(
+        [
+            {
+                "_source_key": "c",
+                "_source_version": "1",
+                "uscc": E2,
+                "reg_no": REG_E2,
+                "org_code": E2[8:17],
+                "name": "温州船舶有限公司",
+                "legal_rep_resident_id": P2,
+                "legal_rep_name": "李四",
+            }
+        ]
+    )
     resolve_batch(session, firms, "enterprise", "commerce", "enterprises")
     session.commit()
 

@@ -17,18 +17,31 @@ from tests.identity.test_resolve import P1, P2
 
 
 def _seed(session: Session) -> None:
-    batch = pd.DataFrame([
-        {"_source_key": "a", "_source_version": "1", "resident_id": P1, "name": "张三",
-         "address": "浙江省温州市洞头区1号"},
-        {"_source_key": "b", "_source_version": "1", "resident_id": P2, "name": "张叁", "phone": "13812345678"},
-    ])
+    batch = pd.DataFrame(
+        [
+            {
+                "_source_key": "a",
+                "_source_version": "1",
+                "resident_id": P1,
+                "name": "张三",
+                "address": "浙江省温州市洞头区1号",
+            },
+            {"_source_key": "b", "_source_version": "1", "resident_id": P2, "name": "张叁", "phone": "13812345678"},
+        ]
+    )
     resolve_batch(session, batch, "person", "public_security", "persons")
     session.commit()
 
 
 def _active(session: Session, code: str) -> list[str]:
-    return sorted(s.source_key for s in session.scalars(select(IdentitySourceRecord).where(
-        IdentitySourceRecord.canonical_code == code, IdentitySourceRecord.unlinked_at.is_(None))))
+    return sorted(
+        s.source_key
+        for s in session.scalars(
+            select(IdentitySourceRecord).where(
+                IdentitySourceRecord.canonical_code == code, IdentitySourceRecord.unlinked_at.is_(None)
+            )
+        )
+    )
 
 
 def test_merge_then_split_restores_both(session: Session) -> None:

@@ -45,8 +45,10 @@ def test_one_substituted_character_is_always_detected(code: str, data: st.DataOb
     assume(module is not None and module.is_valid(code))
     assert module is not None
     pos = data.draw(st.integers(0, len(code) - 1))
-    alphabet = "0123456789" if module in (resident_id, reg_no) and pos < len(code) - 1 else (
-        uscc.ALPHABET if module is uscc else org_code.ALPHABET
+    alphabet = (
+        "0123456789"
+        if module in (resident_id, reg_no) and pos < len(code) - 1
+        else (uscc.ALPHABET if module is uscc else org_code.ALPHABET)
     )
     if module is resident_id and pos == 17:
         alphabet = "0123456789X"

@@ -46,14 +46,27 @@ def _count(session: Session, model: Any) -> int:
 
 
 def _person_batch() -> pd.DataFrame:
-    return persons([
-        {"_source_key": "1", "_source_version": "2024-01-01", "resident_id": P1, "name": "张三", "sex": "1"},
-        {"_source_key": "2", "_source_version": "2024-01-01", "resident_id": LEGACY_P2, "name": "李四", "sex": "2"},
-        {"_source_key": "3", "_source_version": "2024-01-01", "resident_id": " ３３０３２２１９８０ ０１０１００１" +
-         P1[-1].lower(), "name": "張三", "sex": "1"},
-        {"_source_key": "4", "_source_version": "2024-01-01", "resident_id": P1[:-1] + "0", "name": "王五", "sex": "1"},
-        {"_source_key": "5", "_source_version": "2024-01-01", "resident_id": None, "name": "赵六", "sex": "2"},
-    ])
+    return persons(
+        [
+            {"_source_key": "1", "_source_version": "2024-01-01", "resident_id": P1, "name": "张三", "sex": "1"},
+            {"_source_key": "2", "_source_version": "2024-01-01", "resident_id": LEGACY_P2, "name": "李四", "sex": "2"},
+            {
+                "_source_key": "3",
+                "_source_version": "2024-01-01",
+                "resident_id": " ３３０３２２１９８０ ０１０１００１" + P1[-1].lower(),
+                "name": "張三",
+                "sex": "1",
+            },
+            {
+                "_source_key": "4",
+                "_source_version": "2024-01-01",
+                "resident_id": P1[:-1] + "0",
+                "name": "王五",
+                "sex": "1",
+            },
+            {"_source_key": "5", "_source_version": "2024-01-01", "resident_id": None, "name": "赵六", "sex": "2"},
+        ]
+    )
 
 
 def _scenario_persons(session: Session) -> None:
@@ -96,31 +109,67 @@ def test_persons_on_postgres(pg_session: Session) -> None:
 
 
 def _scenario_enterprises(session: Session) -> None:
-    commerce = pd.DataFrame([
-        {"_source_key": "c1", "_source_version": "v1", "uscc": E1, "reg_no": None, "org_code": E1[8:16] + "-" + E1[16],
-         "name": "洞头海鲜有限公司", "status": "存续", "legal_rep_resident_id": P1},
-        {"_source_key": "c2", "_source_version": "v1", "uscc": E2, "reg_no": REG_E2, "org_code": E2[8:17],
-         "name": "温州船舶有限公司", "status": "注销", "legal_rep_resident_id": P2},
-    ])
+    commerce = pd.DataFrame(
+        [
+            {
+                "_source_key": "c1",
+                "_source_version": "v1",
+                "uscc": E1,
+                "reg_no": None,
+                "org_code": E1[8:16] + "-" + E1[16],
+                "name": "洞头海鲜有限公司",
+                "status": "存续",
+                "legal_rep_resident_id": P1,
+            },
+            {
+                "_source_key": "c2",
+                "_source_version": "v1",
+                "uscc": E2,
+                "reg_no": REG_E2,
+                "org_code": E2[8:17],
+                "name": "温州船舶有限公司",
+                "status": "注销",
+                "legal_rep_resident_id": P2,
+            },
+        ]
+    )
     out = link_batch(session, commerce, "enterprise", "commerce", "enterprises").records
     assert out["identity_status"].tolist() == ["new", "new"]
     session.commit()
     e2 = session.get(IdentityEnterprise, E2)
     assert e2 is not None and e2.org_code == E2[8:17] and e2.status == "注销"
     # learnt from commerce: the registration number and organisation codes point at the USCC
-    learnt = {(w.legacy_code, w.code_kind): (w.canonical_code, w.method) for w in session.scalars(
-        select(IdentityCrosswalk))}
+    learnt = {
+        (w.legacy_code, w.code_kind): (w.canonical_code, w.method) for w in session.scalars(select(IdentityCrosswalk))
+    }
     assert learnt[(REG_E2, "reg_no")] == (E2, "commerce_registry")
 
     # tax: old 15-digit taxpayer ids (region + organisation code), one USCC, one unknown
-    tax = pd.DataFrame([
-        {"_source_key": "t1", "_source_version": "2024", "taxpayer_code": "330322" + E1[8:17],
-         "taxpayer_name": "洞头海鲜公司", "taxpayer_status": "normal"},
-        {"_source_key": "t2", "_source_version": "2024", "taxpayer_code": E2, "taxpayer_name": "温州船舶公司",
-         "taxpayer_status": "cancelled"},
-        {"_source_key": "t3", "_source_version": "2024", "taxpayer_code": "330322" + "11111111" +
-         org_code.calc_check_digit("11111111"), "taxpayer_name": "无名公司", "taxpayer_status": "normal"},
-    ])
+    tax = pd.DataFrame(
+        [
+            {
+                "_source_key": "t1",
+                "_source_version": "2024",
+                "taxpayer_code": "330322" + E1[8:17],
+                "taxpayer_name": "洞头海鲜公司",
+                "taxpayer_status": "normal",
+            },
+            {
+                "_source_key": "t2",
+                "_source_version": "2024",
+                "taxpayer_code": E2,
+                "taxpayer_name": "温州船舶公司",
+                "taxpayer_status": "cancelled",
+            },
+            {
+                "_source_key": "t3",
+                "_source_version": "2024",
+                "taxpayer_code": "330322" + "11111111" + org_code.calc_check_digit("11111111"),
+                "taxpayer_name": "无名公司",
+                "taxpayer_status": "normal",
+            },
+        ]
+    )
     out = resolve_batch(session, tax, "enterprise", "tax", "taxpayers")
     assert out["canonical_code"].tolist() == [E1, E2, None]
     assert out["identity_method"].tolist() == ["taxpayer_org_code", "exact", None]
@@ -133,11 +182,13 @@ def _scenario_enterprises(session: Session) -> None:
     assert e1.attributes["tax_status"] == "normal" and e1.sources["tax_status"]["department"] == "tax"
 
     # land: organisation code alone, registration number alone (through the cross-walk)
-    land = pd.DataFrame([
-        {"_source_key": "l1", "holder_code": E1[8:17]},
-        {"_source_key": "l2", "holder_code": REG_E2},
-        {"_source_key": "l3", "holder_code": "not a code"},
-    ])
+    land = pd.DataFrame(
+        [
+            {"_source_key": "l1", "holder_code": E1[8:17]},
+            {"_source_key": "l2", "holder_code": REG_E2},
+            {"_source_key": "l3", "holder_code": "not a code"},
+        ]
+    )
     res = resolve_codes(session, land["holder_code"].tolist(), "enterprise")
     assert res["canonical_code"].tolist() == [E1, E2, None]
     assert res["method"].tolist() == ["org_code_in_uscc", "crosswalk", None]
@@ -153,10 +204,12 @@ def test_enterprises_on_postgres(pg_session: Session) -> None:
 
 
 def test_organisation_code_of_an_identity_created_in_the_same_batch(session: Session) -> None:
-    batch = pd.DataFrame([
-        {"_source_key": "a", "uscc": None, "org_code": E1[8:17]},
-        {"_source_key": "b", "uscc": E1, "org_code": None},
-    ])
+    batch = pd.DataFrame(
+        [
+            {"_source_key": "a", "uscc": None, "org_code": E1[8:17]},
+            {"_source_key": "b", "uscc": E1, "org_code": None},
+        ]
+    )
     out = resolve_batch(session, batch, "enterprise", "commerce", "enterprises")
     assert out["canonical_code"].tolist() == [E1, E1]
     assert out["identity_method"].tolist() == ["org_code_in_uscc", "exact"]
@@ -164,8 +217,14 @@ def test_organisation_code_of_an_identity_created_in_the_same_batch(session: Ses
 
 def test_batch_queries_do_not_grow_with_rows(session: Session) -> None:
     def statements(n: int) -> int:
-        rows = [{"_source_key": f"k{n}-{i}", "resident_id": rid(f"3303221980{(i % 12) + 1:02d}{(i % 28) + 1:02d}"
-                 f"{i % 1000:03d}"), "name": "某人"} for i in range(n)]
+        rows = [
+            {
+                "_source_key": f"k{n}-{i}",
+                "resident_id": rid(f"3303221980{(i % 12) + 1:02d}{(i % 28) + 1:02d}{i % 1000:03d}"),
+                "name": "某人",
+            }
+            for i in range(n)
+        ]
         count = 0
 
         def on_execute(*_args: Any) -> None:
@@ -207,8 +266,18 @@ def test_mapping_calling_convention(session: Session) -> None:
     from mappings.engine import load_mapping
 
     mapping = load_mapping(Path("mappings/commerce_enterprises.yaml"))
-    df = pd.DataFrame([{"_source_key": "c9", "_source_version": "v", "uscc": E1, "reg_no": None, "org_code": None,
-                        "name": "洞头海鲜有限公司"}])
+    df = pd.DataFrame(
+        [
+            {
+                "_source_key": "c9",
+                "_source_version": "v",
+                "uscc": E1,
+                "reg_no": None,
+                "org_code": None,
+                "name": "洞头海鲜有限公司",
+            }
+        ]
+    )
     result = resolve_batch(df, mapping, session=session, run_id="run-1")
     assert result.created == 1 and result.linked == 1
     assert result.records["resolved_id"].tolist() == [E1]
@@ -221,10 +290,12 @@ def test_approval_applicants_resolve_through_their_mapping(session: Session) -> 
 
     resolve_batch(session, pd.DataFrame([{"_source_key": "c1", "uscc": E1}]), "enterprise", "commerce", "ents")
     mapping = load_mapping(Path("mappings/land_approval_results.yaml"))
-    df = pd.DataFrame([
-        {"_source_key": "a1", "approval_no": "A1", "applicant_code": E1[8:16] + "-" + E1[16]},
-        {"_source_key": "a2", "approval_no": "A2", "applicant_code": "bogus"},
-    ])
+    df = pd.DataFrame(
+        [
+            {"_source_key": "a1", "approval_no": "A1", "applicant_code": E1[8:16] + "-" + E1[16]},
+            {"_source_key": "a2", "approval_no": "A2", "applicant_code": "bogus"},
+        ]
+    )
     result = resolve_batch(df, mapping, session=session, run_id="run-2")
     assert result.records["resolved_id"].tolist() == [E1, None]
     assert result.records["identity_method"].tolist() == ["org_code_in_uscc", None]
@@ -254,17 +325,28 @@ def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None
     # each resolved owner is a source record of the land department: "who is this?" shows it
     person = session.get(IdentityPerson, P2)
     assert person is not None and person.name == "李四"
-    assert person.sources["name"] == {"department": "land", "dataset": "property_rights",
-                                      "source_key": "u1#0", "source_version": "3"}
-    links = session.execute(select(IdentitySourceRecord.source_key, IdentitySourceRecord.canonical_code,
-                                   IdentitySourceRecord.source_version)
-                            .where(IdentitySourceRecord.department == "land")
-                            .order_by(IdentitySourceRecord.source_key)).all()
+    assert person.sources["name"] == {
+        "department": "land",
+        "dataset": "property_rights",
+        "source_key": "u1#0",
+        "source_version": "3",
+    }
+    links = session.execute(
+        select(
+            IdentitySourceRecord.source_key, IdentitySourceRecord.canonical_code, IdentitySourceRecord.source_version
+        )
+        .where(IdentitySourceRecord.department == "land")
+        .order_by(IdentitySourceRecord.source_key)
+    ).all()
     assert [tuple(r) for r in links] == [("u1#0", P2, "3"), ("u1#1", E1, "3")]
     assert (result.created, result.linked) == (1, 2)  # P2 is new; E1 was known to commerce
     # a re-run links nothing twice and creates nothing
     again = resolve_batch(batch(), mapping, session=session, run_id="run-4")
     assert (again.created, again.linked) == (0, 0)
     assert [o["resolved_id"] for o in again.records["owners"].iloc[0]] == [P2, E1, None]
-    assert session.scalar(select(func.count()).select_from(IdentitySourceRecord)
-                          .where(IdentitySourceRecord.department == "land")) == 2
+    assert (
+        session.scalar(
+            select(func.count()).select_from(IdentitySourceRecord).where(IdentitySourceRecord.department == "land")
+        )
+        == 2
+    )

@@ -25,14 +25,16 @@ def rid(i: int) -> str:
 
 
 def batch(n: int, *, version: str = "2024-01-01", name: str = "张三") -> pd.DataFrame:
-    return pd.DataFrame({
-        "_source_key": [f"k{i}" for i in range(n)],
-        "_source_version": version,
-        "resident_id": [rid(i) for i in range(n)],
-        "name": name,
-        "sex": ["1" if i % 2 else "2" for i in range(n)],
-        "address": "浙江省温州市洞头区北岙街道中心路12号",
-    })
+    return pd.DataFrame(
+        {
+            "_source_key": [f"k{i}" for i in range(n)],
+            "_source_version": version,
+            "resident_id": [rid(i) for i in range(n)],
+            "name": name,
+            "sex": ["1" if i % 2 else "2" for i in range(n)],
+            "address": "浙江省温州市洞头区北岙街道中心路12号",
+        }
+    )
 
 
 def count(session: Session, model: Any) -> int:
@@ -40,23 +42,33 @@ def count(session: Session, model: Any) -> int:
 
 
 def _scenario_golden_from_one_record(session: Session) -> None:
-    df = pd.DataFrame([
-        {"_source_key": "1", "_source_version": "v1", "resident_id": rid(1), "name": "李\"四\\", "sex": "  ",
-         "address": None},
-    ])
+    df = pd.DataFrame(
+        [
+            {
+                "_source_key": "1",
+                "_source_version": "v1",
+                "resident_id": rid(1),
+                "name": '李"四\\',
+                "sex": "  ",
+                "address": None,
+            },
+        ]
+    )
     link_batch(session, df, "person", "public_security", "persons")
     session.commit()
     person = session.get(IdentityPerson, rid(1))
     assert person is not None
     # a blank value is no golden value, nor has it a source; the link keeps what came
-    assert person.attributes == {"name": "李\"四\\"} and person.sex is None and person.name == "李\"四\\"
-    assert person.sources == {"name": {"department": "public_security", "dataset": "persons", "source_key": "1",
-                                       "source_version": "v1"}}
+    assert person.attributes == {"name": '李"四\\'} and person.sex is None and person.name == '李"四\\'
+    assert person.sources == {
+        "name": {"department": "public_security", "dataset": "persons", "source_key": "1", "source_version": "v1"}
+    }
     link = session.scalars(select(IdentitySourceRecord)).one()
-    assert link.attributes == {"name": "李\"四\\", "sex": "  "}
+    assert link.attributes == {"name": '李"四\\', "sex": "  "}
     # stored once: the text value in its typed column only, the sources implied by the one link
     stored_attributes, stored_sources = session.execute(
-        text("SELECT CAST(attributes AS TEXT), CAST(sources AS TEXT) FROM identity_person")).one()
+        text("SELECT CAST(attributes AS TEXT), CAST(sources AS TEXT) FROM identity_person")
+    ).one()
     assert json.loads(stored_attributes) == {} and json.loads(stored_sources) == "one_link"
 
 
@@ -79,8 +91,9 @@ def _scenario_rerun_and_change(session: Session) -> None:
     assert count(session, IdentityPerson) == 300 and count(session, IdentitySourceRecord) == 300
     assert count(session, IdentityGoldenHistory) == 0 and count(session, OutboxEvent) == 0
     # a new version with a new name: links updated in place, golden records changed with history
-    changed = link_batch(session, batch(300, version="2024-02-01", name="张三丰"), "person", "public_security",
-                         "persons")
+    changed = link_batch(
+        session, batch(300, version="2024-02-01", name="张三丰"), "person", "public_security", "persons"
+    )
     session.commit()
     assert changed.linked == 0 and count(session, IdentitySourceRecord) == 300
     person = session.get(IdentityPerson, rid(7))
@@ -103,8 +116,11 @@ def test_rerun_and_change_on_postgres(pg_session: Session) -> None:
 def _scenario_lookup_beyond_parameter_limits(session: Session) -> None:
     # more values than SQLite allows bound parameters in one statement (32,766)
     codes = [rid(i) for i in range(40_000)]
-    stmt = select(func.count()).select_from(IdentityPerson).where(
-        _bulk.in_values(session, IdentityPerson.resident_id, codes))
+    stmt = (
+        select(func.count())
+        .select_from(IdentityPerson)
+        .where(_bulk.in_values(session, IdentityPerson.resident_id, codes))
+    )
     assert session.scalar(stmt) == 0
     link_batch(session, batch(5), "person", "public_security", "persons")
     assert session.scalar(stmt) == 5
@@ -120,8 +136,9 @@ def test_lookup_beyond_parameter_limits_on_postgres(pg_session: Session) -> None
 
 
 def _indexes(session: Session, table: str) -> set[str]:
-    rows = session.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
-                                "AND sql IS NOT NULL"), {"t": table})
+    rows = session.execute(
+        text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"), {"t": table}
+    )
     return {r[0] for r in rows}
 
 
@@ -179,10 +196,12 @@ def test_an_alias_and_its_attribute_feed_one_value(session: Session) -> None:
 
     org = "12345678" + org_code.calc_check_digit("12345678")
     code = f"91330322{org}" + uscc.calc_check_digit(f"91330322{org}")
-    df = pd.DataFrame([
-        {"_source_key": "t1", "uscc": code, "taxpayer_name": "甲公司", "name": "乙公司"},
-        {"_source_key": "t2", "uscc": None, "taxpayer_name": "丙公司", "name": None},
-    ])
+    df = pd.DataFrame(
+        [
+            {"_source_key": "t1", "uscc": code, "taxpayer_name": "甲公司", "name": "乙公司"},
+            {"_source_key": "t2", "uscc": None, "taxpayer_name": "丙公司", "name": None},
+        ]
+    )
     link_batch(session, df, "enterprise", "tax", "taxpayers")
     session.commit()
     link = session.scalars(select(IdentitySourceRecord)).one()
@@ -242,17 +261,26 @@ def test_identities_are_stored_in_their_code_order_alone(session: Session) -> No
     """SQLite keeps identities in the primary key's B-tree alone (no second index per code),
     and the bulk paths that size a table by its rowid still size these."""
     for table in ("identity_person", "identity_enterprise"):
-        (sql,) = session.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
-                                 {"t": table}).one()
+        (sql,) = session.execute(
+            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}
+        ).one()
         assert sql.rstrip().upper().endswith("WITHOUT ROWID"), table
-        assert not session.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
-                                        "AND sql IS NULL"), {"t": table}).first(), table
+        assert not session.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NULL"), {"t": table}
+        ).first(), table
     people = IdentityPerson.__table__
     assert _bulk.table_size(session, people) == 0  # type: ignore[arg-type]
     link_batch(session, batch(30), "person", "public_security", "persons")
     assert _bulk.table_size(session, people) >= 30  # type: ignore[arg-type]
-    found = {r[0] for r in _bulk.rows_for_keys(session, people, people.c.resident_id,  # type: ignore[arg-type]
-                                               [rid(3), rid(4), "330322198001010000"])}
+    found = {
+        r[0]
+        for r in _bulk.rows_for_keys(
+            session,
+            people,
+            people.c.resident_id,  # type: ignore[arg-type]
+            [rid(3), rid(4), "330322198001010000"],
+        )
+    }
     assert found == {rid(3), rid(4)}
 
 
@@ -284,10 +312,17 @@ def test_clustering_migration_keeps_every_identity(tmp_path: Any, monkeypatch: p
             (sql,) = c.execute(text("SELECT sql FROM sqlite_master WHERE name = 'identity_person'")).one()
             assert sql.rstrip().upper().endswith("WITHOUT ROWID")
             assert c.execute(text("SELECT * FROM identity_person ORDER BY resident_id")).all() == before
-            names = {r[0] for r in c.execute(text(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'identity_%'"))}
-            assert {"ix_identity_person_merged_into", "ix_identity_enterprise_org_code",
-                    "ix_identity_enterprise_merged_into"} <= names
+            names = {
+                r[0]
+                for r in c.execute(
+                    text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'identity_%'")
+                )
+            }
+            assert {
+                "ix_identity_person_merged_into",
+                "ix_identity_enterprise_org_code",
+                "ix_identity_enterprise_merged_into",
+            } <= names
     finally:
         engine.dispose()
 
@@ -298,14 +333,16 @@ def test_new_identities_of_one_or_several_links_in_any_order_get_their_golden_re
     rng = np.random.default_rng(5)
     codes = [rid(i) for i in range(40)] + [rid(100 + i // 2) for i in range(20)]
     order = rng.permutation(len(codes))
-    df = pd.DataFrame({
-        "_source_key": [f"k{i}" for i in order],
-        "_source_version": "2024-01-01",
-        "resident_id": [codes[i] for i in order],
-        "name": [f"姓名{i}" for i in order],
-        "sex": ["1" if i % 2 else "2" for i in order],
-        "address": [None if i % 3 == 0 else f"地址{i}" for i in order],
-    })
+    df = pd.DataFrame(
+        {
+            "_source_key": [f"k{i}" for i in order],
+            "_source_version": "2024-01-01",
+            "resident_id": [codes[i] for i in order],
+            "name": [f"姓名{i}" for i in order],
+            "sex": ["1" if i % 2 else "2" for i in order],
+            "address": [None if i % 3 == 0 else f"地址{i}" for i in order],
+        }
+    )
     result = link_batch(session, df, "person", "public_security", "persons")
     assert result.created == 50 and result.linked == 60
     stored = {p.resident_id: (p.attributes, p.stored_sources) for p in session.scalars(select(IdentityPerson))}

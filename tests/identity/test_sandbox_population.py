@@ -53,10 +53,14 @@ def test_resolution_matches_ground_truth(session: Session, population: object) -
     link_batch(session, ps, "person", "public_security", "person_registry")
     assert session.scalar(select(func.count()).select_from(OutboxEvent)) == events
 
-    ent = pop.enterprise_registry.rename(columns={  # type: ignore[attr-defined]
-        "ent_id": "_source_key", "updated_at": "_source_version", "ent_name": "name",
-        "legal_rep_id": "legal_rep_resident_id",
-    })
+    ent = pop.enterprise_registry.rename(
+        columns={  # type: ignore[attr-defined]
+            "ent_id": "_source_key",
+            "updated_at": "_source_version",
+            "ent_name": "name",
+            "legal_rep_id": "legal_rep_resident_id",
+        }
+    )
     out = link_batch(session, ent, "enterprise", "commerce", "enterprise_registry").records
     truth = subjects[subjects["dataset"] == "enterprise_registry"]
     # old records without a USCC cannot be placed until some department shows the USCC
@@ -78,8 +82,9 @@ def test_resolution_matches_ground_truth(session: Session, population: object) -
 
     # the commerce feed again: old records now resolve through the USCCs tax showed
     again = link_batch(session, ent, "enterprise", "commerce", "enterprise_registry").records
-    precision_again, recall_again, _ = _score(again, subjects[subjects["dataset"] == "enterprise_registry"],
-                                              "wrong_check_digit")
+    precision_again, recall_again, _ = _score(
+        again, subjects[subjects["dataset"] == "enterprise_registry"], "wrong_check_digit"
+    )
     assert precision_again == 1.0
     print(f"commerce recall {recall_all_commerce:.3f} -> {recall_again:.3f}; tax recall {recall:.3f}")
     assert recall_again > recall_all_commerce, (recall_again, recall_all_commerce)

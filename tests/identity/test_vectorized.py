@@ -46,9 +46,19 @@ def test_generators_make_valid_codes_often_enough() -> None:
 
 def test_mixed_batch_matches_scalar_on_known_codes() -> None:
     codes = [
-        "11010519491231002X", "110105491231002", "330300000012343", "330322600037341",
-        "91110000600037341L", "Y1330322MA2C00001B", "D2143569-X", "11010519491231002X01",
-        "310103201501010011", "", None, "abc", "１１０１０５１９４９１２３１００２ｘ",
+        "11010519491231002X",
+        "110105491231002",
+        "330300000012343",
+        "330322600037341",
+        "91110000600037341L",
+        "Y1330322MA2C00001B",
+        "D2143569-X",
+        "11010519491231002X01",
+        "310103201501010011",
+        "",
+        None,
+        "abc",
+        "１１０１０５１９４９１２３１００２ｘ",
     ]
     for as_kind in (None, *KINDS):
         assert records(normalize_many(codes, as_kind)) == [normalize(c, as_kind) for c in codes]
@@ -89,9 +99,20 @@ def test_vectorised_equals_scalar_on_awkward_text(codes: list[object], as_kind: 
 
 def test_awkward_values_match_scalar() -> None:
     codes: list[object] = [
-        "11010519491231002\u0000", "\u001f11010519491231002X", "\uffff11010519491231002X", "11010519491231002X\uffff",
-        "1101051949123100\U0001f600X", "x" * 200, "１" * 100 + "-" * 50, "\u3000", "-", 110105491231002,
-        None, float("nan"), "D2143569-\u00e9", "d2143569x",
+        "11010519491231002\u0000",
+        "\u001f11010519491231002X",
+        "\uffff11010519491231002X",
+        "11010519491231002X\uffff",
+        "1101051949123100\U0001f600X",
+        "x" * 200,
+        "１" * 100 + "-" * 50,
+        "\u3000",
+        "-",
+        110105491231002,
+        None,
+        float("nan"),
+        "D2143569-\u00e9",
+        "d2143569x",
     ]
     for as_kind in (None, *KINDS):
         assert records(normalize_many(codes, as_kind)) == [normalize(c, as_kind) for c in codes]

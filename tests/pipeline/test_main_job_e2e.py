@@ -94,8 +94,11 @@ def _recognitions_as_development_and_reform(uscc: str) -> list[dict[str, Any]]:
     from recognition.consumers import add_consumer
 
     with session_scope(get_engine()) as session:
-        _, key = add_consumer(session, "development_and_reform", [
-            "recognitions:read", "licenses:read:3101", "licenses:read:1101", "purpose:project_approval"])
+        _, key = add_consumer(
+            session,
+            "development_and_reform",
+            ["recognitions:read", "licenses:read:3101", "licenses:read:1101", "purpose:project_approval"],
+        )
     app = create_app(get_settings(), engine=get_engine(), config=RecognitionSettings(api_key_cache_seconds=0.0))
     with TestClient(app) as client:
         answer = client.get(f"/v1/holders/{uscc}/recognitions", headers={"Authorization": f"Bearer {key}"})

@@ -159,9 +159,18 @@ def test_drafts_skip_rows_the_when_clause_excludes_and_fan_out_owners() -> None:
     skip = SimpleNamespace(licenses=(_lic(),), name="m")
     assert list(drafts({"uscc": None, "name": "x", "license_issue_date": "2020-01-01"}, skip)) == []
     owners = SimpleNamespace(
-        licenses=(_lic(type_code="2101", number="certificate_no", holder_code="owners[].holder_code",
-                       holder_name="owners[].name", holder_kind="owners[].holder_kind", when=None,
-                       issue_date="registration_date", surface={"unit_no": "unit_no"}),),
+        licenses=(
+            _lic(
+                type_code="2101",
+                number="certificate_no",
+                holder_code="owners[].holder_code",
+                holder_name="owners[].name",
+                holder_kind="owners[].holder_kind",
+                when=None,
+                issue_date="registration_date",
+                surface={"unit_no": "unit_no"},
+            ),
+        ),
         name="land",
     )
     row = {"certificate_no": "浙(2016)第1号", "registration_date": "2016-05-04", "unit_no": "U1", "owners": [
@@ -172,11 +181,20 @@ def test_drafts_skip_rows_the_when_clause_excludes_and_fan_out_owners() -> None:
     assert [s for _, s, _ in out] == ["#0", "#1"]
     # owners named by old codes hold under the canonical codes the identity step resolved
     row["owners"] = [
-        {"holder_code": "110105491231002", "name": "张三", "holder_kind": "person",
-         "resolved_id": "11010519491231002X"},
-        {"holder_code": "MA2XXXXX1", "name": "某公司", "holder_kind": "enterprise",
-         "resolved_id": "91330322MA2XXXXX1X"},
-        {"holder_code": "330322ABCDEFGHI", "name": "未知", "holder_kind": "enterprise", "resolved_id": None}]
+        {
+            "holder_code": "110105491231002",
+            "name": "张三",
+            "holder_kind": "person",
+            "resolved_id": "11010519491231002X",
+        },
+        {
+            "holder_code": "MA2XXXXX1",
+            "name": "某公司",
+            "holder_kind": "enterprise",
+            "resolved_id": "91330322MA2XXXXX1X",
+        },
+        {"holder_code": "330322ABCDEFGHI", "name": "未知", "holder_kind": "enterprise", "resolved_id": None},
+    ]
     out = list(drafts(row, owners))
     assert [d.holder_code for d, _, _ in out] == ["11010519491231002X", "91330322MA2XXXXX1X", "330322ABCDEFGHI"]
 
@@ -244,8 +262,14 @@ def test_push_dag_wakes_on_any_published_asset(dags: dict[str, Any]) -> None:
     watched = {a.uri for a in push.timetable.asset_condition.objects}  # AssetAny: any one of them wakes it
     assert uris and uris == watched
     assert dags["hub_housekeeping"].task_ids == [
-        "relink_legacy_holders", "expire_licenses", "redeliver", "archive_outbox", "reconcile", "purge_personal_data",
-        "archive_audit_log"]
+        "relink_legacy_holders",
+        "expire_licenses",
+        "redeliver",
+        "archive_outbox",
+        "reconcile",
+        "purge_personal_data",
+        "archive_audit_log",
+    ]
     supervision = dags["hub_supervision"]
     assert supervision.task_ids == ["light_cases"] and supervision.schedule is None  # HUB_DAG_SCHEDULES=off
     assert [a.uri for a in supervision.get_task("light_cases").outlets] == ["hub://supervision/lights"]

@@ -197,10 +197,14 @@ def test_recognitions_default_to_today_where_the_hub_serves(
         today = local_today()
         lid = world.service.issue(
             LicenseDraft(
-                license_type_code="3101", license_number="洞自然资预〔2026〕1号",
+                license_type_code="3101",
+                license_number="洞自然资预〔2026〕1号",
                 holder_name="温州洞头海景餐饮有限公司",
-                holder_code=USCC, holder_kind=HolderKind.enterprise, issuer_code="113303220025671111",
-                issue_date=today, surface={"project_name": "海景餐厅二期", "conclusion": "approved"},
+                holder_code=USCC,
+                holder_kind=HolderKind.enterprise,
+                issuer_code="113303220025671111",
+                issue_date=today,
+                surface={"project_name": "海景餐厅二期", "conclusion": "approved"},
             ),
             source_ref("appr-today", "land"),
         ).license_id

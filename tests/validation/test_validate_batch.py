@@ -174,9 +174,15 @@ def test_two_writes_to_one_batch_keep_each_record_with_its_own_reasons(session: 
     from validation.quarantine import Failure, QuarantinedRow, write
 
     def rows(prefix: str, n: int, code: str) -> list[QuarantinedRow]:
-        return [QuarantinedRow(f"{prefix}{i}", "v1", {"name": f"n{i}"},
-                               [Failure(code, "expect_x", f"col{i}"), Failure(f"{code}_2", "expect_y", "other")])
-                for i in range(n)]
+        return [
+            QuarantinedRow(
+                f"{prefix}{i}",
+                "v1",
+                {"name": f"n{i}"},
+                [Failure(code, "expect_x", f"col{i}"), Failure(f"{code}_2", "expect_y", "other")],
+            )
+            for i in range(n)
+        ]
 
     assert write(session, BATCH, "run-2", rows("a", 30, "first")) == 30
     assert write(session, BATCH, "run-2", rows("b", 20, "second")) == 20
@@ -197,16 +203,18 @@ def test_two_writes_to_one_batch_keep_each_record_with_its_own_reasons(session: 
 def test_refused_rows_are_read_as_to_dict_reads_them() -> None:
     from validation.run import _records
 
-    frame = pd.DataFrame({
-        "text": pd.Series(["a", None, "丙"], dtype="str"),
-        "when": pd.to_datetime(["2026-01-01", None, "1990-05-06"]),
-        "count": pd.Series([1, None, 3], dtype="Int64"),
-        "ratio": [0.5, float("nan"), 2.0],
-        "flag": [True, False, True],
-        "maybe": pd.Series([True, None, False], dtype="boolean"),
-        "text_na": pd.Series(["x", None, "y"], dtype="string"),
-        "owners": [[{"holder_code": "x"}], [], None],
-    }).iloc[[2, 0, 1]]
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series(["a", None, "丙"], dtype="str"),
+            "when": pd.to_datetime(["2026-01-01", None, "1990-05-06"]),
+            "count": pd.Series([1, None, 3], dtype="Int64"),
+            "ratio": [0.5, float("nan"), 2.0],
+            "flag": [True, False, True],
+            "maybe": pd.Series([True, None, False], dtype="boolean"),
+            "text_na": pd.Series(["x", None, "y"], dtype="string"),
+            "owners": [[{"holder_code": "x"}], [], None],
+        }
+    ).iloc[[2, 0, 1]]
     want = frame.to_dict(orient="records")
     got = _records(frame)
     assert len(got) == len(want) == 3

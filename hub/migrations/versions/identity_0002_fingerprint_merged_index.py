@@ -31,8 +31,7 @@ def upgrade() -> None:
     merged = sa.text("merged_into IS NOT NULL")
     for table in IDENTITY_TABLES:
         op.drop_index(f"ix_{table}_merged_into", table_name=table)
-        op.create_index(f"ix_{table}_merged_into", table, ["merged_into"], sqlite_where=merged,
-                        postgresql_where=merged)
+        op.create_index(f"ix_{table}_merged_into", table, ["merged_into"], sqlite_where=merged, postgresql_where=merged)
 
 
 def downgrade() -> None:

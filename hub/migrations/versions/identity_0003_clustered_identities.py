@@ -30,10 +30,13 @@ def _rebuild(table: str, without_rowid: bool) -> None:
     """Copy ``table`` into a new table of the same columns, stored with or without a rowid,
     and put its indexes back (SQLite cannot change this in place)."""
     conn = op.get_bind()
-    (sql,) = conn.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).one()
-    indexes = [r[0] for r in conn.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+    (sql,) = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).one()
+    indexes = [
+        r[0]
+        for r in conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,)
+        )
+    ]
     body = re.sub(r"\s*WITHOUT\s+ROWID\s*$", "", sql.strip(), flags=re.IGNORECASE)
     body = re.sub(rf'^CREATE TABLE\s+"?{table}"?', f"CREATE TABLE _new_{table}", body, flags=re.IGNORECASE)
     op.execute(body + (" WITHOUT ROWID" if without_rowid else ""))
