@@ -21,7 +21,7 @@ help:
 	@echo "make test   - set everything up and run the test suite"
 	@echo "make up     - Airflow standalone + the API + the sandboxes (long-running)"
 	@echo "make bench  - full-size benchmarks"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff, import contracts (lint-imports) and mypy"
 
 # Debian packages the hub needs: unixODBC with the open ODBC drivers, a CJK TrueType font, wrk, and for the
 # tests poppler and zbar (a licence PDF's QR code read back) and Chromium (the pages in a real browser).
@@ -67,6 +67,7 @@ migrate: venv
 	$(BIN)/hub migrate
 
 test: bootstrap
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: bootstrap
@@ -80,8 +81,9 @@ bench: bootstrap
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
-	$(BIN)/mypy hub connectors mappings identity identifiers validation e_license_store cases recognition sandbox dags
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy hub identifiers connectors mappings identity validation e_license_store cases recognition pipeline rigs sandbox dags
 
 clean:
 	rm -rf var/ logs/ airflow.db

@@ -70,7 +70,7 @@ def _ledger(run_ids: list[str]) -> tuple[int, float]:
     from sqlalchemy import select
 
     from hub.db import get_engine, session_scope
-    from hub.pipeline.tables import PipelineStep
+    from pipeline.tables import PipelineStep
 
     with session_scope(get_engine()) as s:
         rows = s.scalars(select(PipelineStep).where(PipelineStep.run_id.in_(run_ids))).all()
@@ -88,10 +88,10 @@ def _city(root: Path, scale: float, stack: ExitStack) -> Any:
 
 def run_direct(scale: float) -> Figure:
     from hub.airflow_env import connection_uri_env
-    from hub.pipeline import steps
-    from hub.pipeline.connections import sandbox_connections
-    from hub.pipeline.main_job import ordered
     from mappings.engine import load_all
+    from pipeline import steps
+    from rigs.connections import sandbox_connections
+    from rigs.main_job import ordered
 
     with tempfile.TemporaryDirectory(prefix="bench_direct_") as tmp, ExitStack() as stack:
         root = Path(tmp)
@@ -120,10 +120,10 @@ def run_direct(scale: float) -> Figure:
 
 
 def run_airflow(scale: float) -> Figure:
-    from hub.pipeline.airflow_runner import start_airflow
-    from hub.pipeline.connections import sandbox_connections
-    from hub.pipeline.main_job import run_main_job
     from mappings.engine import load_all
+    from rigs.airflow_runner import start_airflow
+    from rigs.connections import sandbox_connections
+    from rigs.main_job import run_main_job
 
     with tempfile.TemporaryDirectory(prefix="bench_airflow_") as tmp, ExitStack() as stack:
         root = Path(tmp)

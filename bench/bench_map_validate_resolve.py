@@ -18,12 +18,9 @@ Stages:
 from __future__ import annotations
 
 import argparse
-import importlib
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,15 +62,6 @@ def source_frame(n: int, seed: int = 7) -> tuple[pd.DataFrame, np.ndarray]:
         }
     )
     return frame, bad
-
-
-def _resolver() -> Callable[..., Any] | None:
-    try:
-        module = importlib.import_module("identity.resolve")
-    except ImportError:
-        return None
-    fn = getattr(module, "resolve_batch", None)
-    return fn if callable(fn) else None
 
 
 def main(argv: list[str]) -> int:
@@ -134,7 +122,9 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
             build_docs=False,
         )
 
-    resolve = None if skip_resolve else _resolver()
+    from identity.resolve import resolve_batch
+
+    resolve = None if skip_resolve else resolve_batch
     t0 = time.perf_counter()
     mapped = mapping.apply(source)
     t_map = time.perf_counter() - t0
@@ -159,7 +149,7 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
             result = resolve(outcome.accepted_df, mapping, session=session, run_id="bench")
             session.commit()
             t_resolve = time.perf_counter() - t2
-        records = getattr(result, "records", result)
+        records = result.records
         resolved_n = int(records["resolved_id"].notna().sum()) if "resolved_id" in records.columns else 0
     total = t_map + t_validate + t_resolve
     rps = n / total
@@ -185,7 +175,7 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
     print(f"map                             {t_map:>10.2f} s  {n / t_map:>12,.0f} rec/s")
     print(f"validate (fast path + GX check) {t_validate:>10.2f} s  {n / t_validate:>12,.0f} rec/s")
     if resolve is None:
-        print("resolve                         skipped (--skip-resolve) or identity.resolve.resolve_batch missing")
+        print("resolve                         skipped (--skip-resolve)")
     else:
         print(
             f"resolve                         {t_resolve:>10.2f} s  {n / t_resolve:>12,.0f} rec/s"

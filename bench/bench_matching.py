@@ -2,7 +2,7 @@
 
 1. Accuracy: the population registry of a generated city (100,000 persons, the generator's
    default dirt profile frozen, seed 20250917 — never used while building the matcher) is
-   resolved the hub's way: usable resident ids (identity.vectorized) link exactly, records
+   resolved the hub's way: usable resident ids (identifiers.vectorized) link exactly, records
    without one go through probabilistic matching against the persons known by code.
    Pairwise precision and recall against ``ground_truth.parquet``'s entity keys, overall and
    for pairs involving a record with no usable code, printed beside the exact-code-only
@@ -91,7 +91,7 @@ def pair_scores(truth: pd.Series, predicted: pd.Series, flag: pd.Series | None =
 
 def usable_codes(resident_ids: pd.Series) -> pd.Series:
     """The canonical 18-digit id where the value is a valid resident id (15 or 18 digits)."""
-    from identity.vectorized import normalize_many
+    from identifiers.vectorized import normalize_many
 
     norm = normalize_many(resident_ids.tolist(), as_kind="resident_id")
     ok = norm["valid"].astype(bool) & norm["kind"].isin(["resident_id", "resident_id_15"])
@@ -217,7 +217,7 @@ def accuracy(persons: int, seed: int) -> bool:
 
 def _valid(values: pd.Series, kind: str) -> pd.Series:
     """Canonical form where ``values`` are valid codes of ``kind`` (None elsewhere)."""
-    from identity.vectorized import normalize_many
+    from identifiers.vectorized import normalize_many
 
     norm = normalize_many(values.tolist(), as_kind=kind)
     ok = norm["valid"].astype(bool).to_numpy() & (norm["kind"] == kind).to_numpy()

@@ -16,8 +16,8 @@ import os
 import random
 import time
 
-from identity import org_code, reg_no, resident_id, uscc
-from identity._common import region_codes
+from identifiers import org_code, reg_no, resident_id, uscc
+from identifiers._common import region_codes
 
 _FULL = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
 
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     n = 5_000 if args.smoke else args.n
     sample = min(n, 1_000 if args.smoke else args.peer_sample)
 
-    from identity.normalize import normalize
-    from identity.vectorized import normalize_many
+    from identifiers.normalize import normalize
+    from identifiers.vectorized import normalize_many
 
     codes = make_data(n)
     normalize_many(codes[:1000])  # warm the lookup tables

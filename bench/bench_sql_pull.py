@@ -128,7 +128,7 @@ def main(argv: list[str]) -> int:
         if a.startswith("--rows="):
             big, small = int(a.split("=")[1]), int(a.split("=")[1]) // 10
     sys.path.insert(0, str(REPO))
-    from hub.testing import temp_postgres_database
+    from rigs.testing import temp_postgres_database
 
     with temp_postgres_database("benchsql") as db:
         t0 = time.perf_counter()

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cases import clock as ck
 from cases.steps import LoggedStep
-from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
+from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange, CaseLightGauge
 from cases.tables import CaseDispatch, CaseRecord
 from cases.workdays import WorkCalendar
 from hub.models import utcnow
@@ -215,6 +215,7 @@ def recompute_lights(
         ).where(CaseClock.state == ck.RUNNING)
     ).all()  # fmt: skip
     if not rows:
+        count_open(session, today)
         return Recomputed(0, 0, 0)
     since = np.array([r.running_since for r in rows], dtype="datetime64[D]")
     before = np.array([r.used_before for r in rows], dtype=np.int64)
@@ -241,7 +242,7 @@ def recompute_lights(
         for i in moved.tolist() if lights[i] != old_light[i]
     ]  # fmt: skip
     _record_changes(session, changed, today)
-    session.flush()
+    count_open(session, today)
     return Recomputed(len(rows), len(moved), len(changed))
 
 
@@ -253,6 +254,29 @@ def open_by_light(session: Session) -> dict[tuple[str, str], int]:
         .group_by(CaseClock.department, CaseClock.light)
     ).all()
     return {(d, light): int(n) for d, light, n in rows}
+
+
+def count_open(session: Session, today: dt.date) -> None:
+    """Store :func:`open_by_light` for ``/metrics`` (every department and light, zeros included)."""
+    counted = open_by_light(session)
+    session.execute(delete(CaseLightGauge))
+    departments = {d for d, _ in counted} | {ck.CASE}
+    now = utcnow()
+    session.execute(
+        insert(CaseLightGauge),
+        [
+            {"department": d, "light": light, "open_clocks": counted.get((d, light), 0), "as_of": today,
+             "counted_at": now}
+            for d in sorted(departments) for light in (ck.GREEN, ck.YELLOW, ck.RED, ck.UNKNOWN)
+        ],
+    )  # fmt: skip
+    session.flush()
+
+
+def gauges(session: Session) -> list[tuple[str, str, int]]:
+    """What the supervision task last counted: (department, light, open clocks)."""
+    rows = session.execute(select(CaseLightGauge.department, CaseLightGauge.light, CaseLightGauge.open_clocks))
+    return [(d, light, int(n)) for d, light, n in rows]
 
 
 def escalations(session: Session, *, open_only: bool = True) -> list[CaseEscalation]:

@@ -80,3 +80,16 @@ class CaseEscalation(Base):
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class CaseLightGauge(Base):
+    """Open clocks by department and light, as the supervision task last counted them: what
+    ``/metrics`` reads (a scrape never scans the cases). Department ``*``: the cases themselves."""
+
+    __tablename__ = "case_light_gauge"
+
+    department: Mapped[str] = mapped_column(String(40), primary_key=True)
+    light: Mapped[str] = mapped_column(String(8), primary_key=True)
+    open_clocks: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    counted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

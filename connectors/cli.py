@@ -4,7 +4,7 @@ NAME is a mapping file's name (``mappings/<NAME>.yaml``); its ``source:`` block 
 Airflow Connection it names make the connector. Previews mask personal data, change nothing
 at the source (no acknowledgement, no move, no state) and say why records or packages would
 be refused (on stderr, so ``--json`` stays one row per line). ``state`` and ``reset`` (read
-positions, audited) join this group from ``hub/pipeline/positions_cli.py``: they need the
+positions, audited) join this group from ``pipeline/positions_cli.py``: they need the
 pipeline's staged-batch ledger and the audit log, rooms above this one.
 """
 

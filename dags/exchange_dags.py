@@ -1,7 +1,7 @@
 """The hub's DAGs (交换 DAG), built from ``mappings/*.yaml`` by one factory.
 
 One exchange DAG per department feed, the push DAG scheduled on their Assets, and the
-housekeeping DAG. No logic here: see ``hub/pipeline/factory.py``.
+housekeeping DAG. No logic here: see ``pipeline/factory.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hub.airflow_env import ensure_airflow_env
 ensure_airflow_env()
 
 from hub.odbcenv import ensure_odbc_env  # noqa: E402
-from hub.pipeline.factory import build_all  # noqa: E402
+from pipeline.factory import build_all  # noqa: E402
 
 ensure_odbc_env()
 

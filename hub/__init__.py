@@ -1,4 +1,7 @@
-"""The data-exchange hub (政务服务数据交换系统): core settings, state database and the `hub` command.
+"""The data-exchange hub (政务服务数据交换系统), its ground floor.
+
+Settings, clock, state database and migrations, shared models, masking, outbox: everything
+here imports nothing of the rooms above it (docs/architecture.md).
 
 Importing it scrubs this process's log records of personal data (:mod:`hub.logmask`).
 """

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hub.odbcenv import ODBC_DIR
 from hub.settings import REPO_ROOT
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
@@ -41,7 +42,7 @@ def load_or_create_secrets(state_dir: Path) -> dict[str, str]:
     if path.exists():
         data: dict[str, str] = json.loads(path.read_text())
         return data
-    from cryptography.fernet import Fernet
+    from cryptography.fernet import Fernet  # noqa: PLC0415 - only the first start generates a key
 
     state_dir.mkdir(parents=True, exist_ok=True)
     data = {
@@ -107,8 +108,6 @@ def airflow_environment(
     for key, value in secret_env(state).items():
         env.setdefault(key, value)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    from hub.odbcenv import ODBC_DIR
-
     env.setdefault("ODBCSYSINI", str(ODBC_DIR))
     env.setdefault("ODBCINI", str(ODBC_DIR / "odbc.ini"))
     if state_dir is not None:

@@ -17,6 +17,7 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from hub import sqlite_wal
 from hub.settings import get_settings
 
 NAMING = {
@@ -49,8 +50,6 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        from hub import sqlite_wal
-
         event.listen(engine, "checkin", sqlite_wal.on_checkin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -82,7 +81,7 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 
 def alembic_config(url: str | None = None) -> Any:
     """Alembic's configuration for the hub's migrations on the database at ``url``."""
-    from alembic.config import Config
+    from alembic.config import Config  # noqa: PLC0415 - Alembic loads only for migrations
 
     url = url or get_settings().resolved_db_url()
     cfg = Config()
@@ -94,7 +93,7 @@ def alembic_config(url: str | None = None) -> Any:
 
 def migrate(url: str | None = None, revision: str = "heads") -> None:
     """Apply every Alembic branch to the database at ``url`` (default: ``HUB_DB_URL``)."""
-    from alembic import command
+    from alembic import command  # noqa: PLC0415 - Alembic loads only for migrations
 
     cfg = alembic_config(url)
     if (url or get_settings().resolved_db_url()).startswith("sqlite"):

@@ -10,24 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hub.clock import local_today, utcnow
 from hub.db import Base
-from hub.settings import get_settings
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def local_today() -> dt.date:
-    """Today where the hub serves: the date in its departments' timezone
-    (``HUB_SOURCE_TIMEZONE``, Asia/Shanghai), the day licences are issued on, valid on and
-    expire on — not the host's date, which on a UTC host is still yesterday until 08:00 there."""
-    return dt.datetime.now(ZoneInfo(get_settings().source_timezone)).date()
+__all__ = ["BigId", "OutboxEvent", "QuarantineRecord", "StagedBatch", "SyncState", "local_today", "utcnow"]
 
 
 # SQLite has no BIGINT autoincrement; this keeps ids 64-bit on PostgreSQL.
@@ -55,7 +45,7 @@ class StagedBatch(Base):
     moves past, so a position never advances over rows that are not in this ledger. The staged
     Parquet is the durable buffer between the source and publishing: a batch stays ``staged``
     until the publish step of the run that carried it marks it ``published``; the next run of
-    its mapping carries every batch still ``staged`` before its own (``hub.pipeline.carry``);
+    its mapping carries every batch still ``staged`` before its own (``pipeline.carry``);
     retention never deletes it meanwhile. ``abandoned`` is an operator's decision
     (``hub connectors reset --abandon-pending``). ``claimed_by`` is the run carrying it now:
     a claim, not a status, so a run that dies leaves the batch ``staged`` for the next one.

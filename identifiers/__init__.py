@@ -1,1 +1,2 @@
-"""Identifiers (代码标识), one small module each, shaped like python-stdnum; nothing of the hub is imported here."""
+"""Identifiers (代码标识), one small module each, shaped like python-stdnum; nothing of the hub is imported here
+but its light clock (:mod:`hub.clock`, "today" for birth dates) and the invisible-character table."""

@@ -28,8 +28,8 @@ def normalize_cmd(
     Characters that print as nothing (zero-width, bidi controls, byte-order mark, NUL…) are
     removed like spaces and dashes. Exit 2 when a code (argument or stdin line) is not UTF-8.
     """
-    from identity.normalize import KINDS
-    from identity.vectorized import normalize_many, records
+    from identifiers.normalize import KINDS
+    from identifiers.vectorized import normalize_many, records
 
     if as_kind is not None and as_kind not in KINDS:
         raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="--as")

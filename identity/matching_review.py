@@ -18,8 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.masking import mask_fields
+from identity import golden
 from identity.matching import REVIEW
 from identity.matching_tables import LINKED, OPEN, REJECTED, IdentityReviewEvent, IdentityReviewQueue
+from identity.merge import MergeError, unlink
+from identity.tables import IdentitySourceRecord
 from mappings.canonical.models import personal_kinds
 
 
@@ -128,12 +131,8 @@ def link_source_record(
 ) -> bool:
     """Link a source record to its identity in the master index (``identity_source_record``).
 
-    Returns False when the master-index tables are not part of this installation.
+    Returns True (the link is written).
     """
-    try:
-        from identity.tables import IdentitySourceRecord
-    except ImportError:
-        return False
     session.add(
         IdentitySourceRecord(
             department=department,
@@ -148,12 +147,7 @@ def link_source_record(
         )
     )
     session.flush()
-    try:
-        from identity import golden
-
-        golden.refresh(session, entity_kind, [canonical_code], cause=method)
-    except ImportError:
-        pass
+    golden.refresh(session, entity_kind, [canonical_code], cause=method)
     return True
 
 
@@ -231,10 +225,6 @@ def reopen(session: Session, review_id: int, *, actor: str, note: str | None = N
 
 
 def _unlink(session: Session, item: IdentityReviewQueue, *, actor: str, note: str | None) -> None:
-    try:
-        from identity.merge import MergeError, unlink
-    except ImportError:
-        return
     # MergeError: the link was already undone elsewhere (a split): nothing left to undo here.
     with contextlib.suppress(MergeError):
         unlink(session, item.department, item.dataset, item.incoming_key, actor=actor, reason=note or "review reopened")

@@ -37,6 +37,7 @@ from hub.models import utcnow
 from hub.outbox import emit_many
 from hub.pseudonyms import event_key, keyed_digest, opaque_ref
 from hub.regions import holder_region
+from identifiers.vectorized import normalize_many
 from identity import _bulk, _jsontext, golden
 from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, pack
 from identity.tables import (
@@ -48,7 +49,6 @@ from identity.tables import (
     IdentityPerson,
     IdentitySourceRecord,
 )
-from identity.vectorized import normalize_many
 
 log = logging.getLogger(__name__)
 
@@ -1173,7 +1173,7 @@ def _resolve_nested(
         kind_key = spec.kind_field.partition("[].")[2] if getattr(spec, "kind_field", None) else None
         if list_col not in records.columns:
             continue
-        # numbered as the licences they yield are (``hub.pipeline.publish``: ``<key>#<n>``
+        # numbered as the licences they yield are (``pipeline.publish``: ``<key>#<n>``
         # over the non-empty elements), so a licence's source record is its holder's link
         elements = [
             (i, j, el)

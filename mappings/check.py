@@ -19,6 +19,8 @@ from typing import Any
 import jsonschema
 from pydantic import BaseModel
 
+from connectors.config import source_schema
+from e_license_store.catalogue import CATALOGUE_PATH
 from hub import safe_yaml
 from mappings.canonical.models import ENTITIES
 from mappings.normalizers import normalizer_problems
@@ -81,11 +83,7 @@ CATALOGUE_FILE = "e_license_store/catalogue.yaml"
 
 
 def _catalogue_codes() -> set[str] | None:
-    """Licence type codes of the e-licence catalogue, or None if that package is absent."""
-    try:
-        from e_license_store.catalogue import CATALOGUE_PATH
-    except ImportError:
-        return None
+    """Licence type codes of the e-licence catalogue."""
     data = safe_yaml.load_file(CATALOGUE_PATH)
     return {str(t["type_code"]) for t in data.get("types", [])}
 
@@ -340,11 +338,7 @@ def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list
 
 
 def _source_problems(doc: MarkedDocument, file: str) -> list[Problem]:
-    """The ``source:`` block against the connectors' own schema (when that package is present)."""
-    try:
-        from connectors.config import source_schema
-    except ImportError:
-        return []
+    """The ``source:`` block against the connectors' own schema."""
     block = doc.data.get("source")
     out: list[Problem] = []
     validator = jsonschema.Draft202012Validator(source_schema())

@@ -519,7 +519,7 @@ def resident_id(s: pd.Series) -> pd.Series:
     number converted to its 18 digits. Invalid values are only cleaned, so validation still
     sees (and quarantines) them; nothing is looked up.
     """
-    from identity.vectorized import canonical_resident_ids
+    from identifiers.vectorized import canonical_resident_ids
 
     text = _as_str(s)
     present = text.notna()

@@ -50,7 +50,7 @@ from recognition.config import RecognitionSettings
 from recognition.consumers import Principal, identify
 from recognition.directory import LicenseDirectory, license_by_id_dbapi
 from recognition.gate import AccessGate, GateMiddleware
-from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonical, resolve_holder, warm_up
+from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonical, resolve_holder
 from recognition.keys import parse_key
 from recognition.problems import (
     ProblemError,
@@ -397,7 +397,6 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ctx
-    warm_up()
     app.add_middleware(trail.BodyLimit, limit_for=config.body_limit)
     app.add_middleware(GateMiddleware, gate=ctx.gate)  # per-address limits before routing and authentication
     app.add_middleware(trail.AuditTrail, write=_trail_writer(ctx))
@@ -410,6 +409,7 @@ def create_app(
     from recognition.routers import supervision as supervision_router
 
     app.include_router(supervision_router.router)  # before /v1/cases/{code}: /v1/cases/stats is not a code
+    supervision_router.install(ctx)
     app.include_router(cases_router.router)
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)

@@ -1,27 +1,23 @@
 """Which holder a presented code means (持证主体识别): legacy codes resolve through identity.
 
 A caller may name a holder by an old code (15-digit resident id, registration number,
-organisation code, old taxpayer id); the identity part's normaliser and master index turn
-it into the canonical resident id or USCC. When the identity part is not installed or
-does not know the code, the cleaned-up code itself is used.
+organisation code, old taxpayer id); :func:`identifiers.normalize.normalize` and the master
+index (:func:`identity.master.resolve_code`) turn it into the canonical resident id or USCC.
+When neither knows the code, the cleaned-up code itself is used.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import importlib
-import logging
-import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from hub.invisible import strip_invisible
-
-log = logging.getLogger(__name__)
+from identifiers import shapes
+from identifiers.normalize import normalize
+from identity.master import resolve_code
 
 
 @dataclass(frozen=True)
@@ -46,59 +42,15 @@ def clean(code: str) -> str:
     return "".join(ch for ch in text if ch not in " -\t\u3000").upper()
 
 
-def _attr(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-@functools.lru_cache(maxsize=4)
-def _module(name: str) -> Any:
-    """The identity module, or ``None`` when that part is not installed (looked up once, not per request)."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 def _normalize(code: str) -> str | None:
-    module = _module("identity.normalize")
-    if module is None:
-        return None
-    try:
-        result = module.normalize(code)
-    except Exception:  # a malformed code is simply not normalisable
-        return None
-    candidates = _attr(result, "candidates") or []
-    if _attr(result, "kind") == "ambiguous" and len(candidates) == 1:
+    """The code's own canonical form when it is valid (one reading of an ambiguous code), else ``None``."""
+    result = normalize(code)
+    candidates = result.get("candidates") or []
+    if result["kind"] == "ambiguous" and len(candidates) == 1:
         # one reading only (e.g. a 15-digit old resident id): take its canonical form
-        return str(_attr(candidates[0], "canonical") or "") or None
-    canonical = _attr(result, "canonical")
-    valid = _attr(result, "valid")
-    return str(canonical) if canonical and valid is not False else None
-
-
-def _master_lookup(session: Session, code: str) -> str | None:
-    """Ask the identity master index for the canonical code behind a legacy one."""
-    module = _module("identity.master")
-    if module is None:
-        return None
-    for name in ("resolve_code", "resolve", "canonical_code"):
-        fn = getattr(module, name, None)
-        if fn is None:
-            continue
-        try:
-            result = fn(session, code)
-        except Exception:
-            log.debug("identity lookup failed for a code", exc_info=True)
-            return None
-        if result is None:
-            return None
-        if isinstance(result, str):
-            return result
-        canonical = _attr(result, "canonical") or _attr(result, "canonical_code")
-        return str(canonical) if canonical else None
-    return None
+        return str(candidates[0].get("canonical") or "") or None
+    canonical = result["canonical"]
+    return str(canonical) if canonical and result["valid"] is not False else None
 
 
 def is_resident_id(code: str) -> bool:
@@ -123,9 +75,6 @@ def is_resident_id(code: str) -> bool:
     return 1900 <= int(birth[:4]) <= 2100
 
 
-_CANONICAL_SHAPE = re.compile(r"^(?:[0-9]{17}[0-9X]|[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10})$")
-
-
 def resolve_canonical(code: str) -> ResolvedHolder | None:
     """The holder for a code already in canonical shape (no database needed), else ``None``.
 
@@ -134,7 +83,7 @@ def resolve_canonical(code: str) -> ResolvedHolder | None:
     """
     # plain ASCII letters and digits are their own NFKC form: upper-casing is all clean() would do
     cleaned = code.upper() if code.isascii() and code.isalnum() else clean(code)
-    if _CANONICAL_SHAPE.match(cleaned):
+    if shapes.HOLDER.match(cleaned):
         return ResolvedHolder(code, cleaned, "normalized" if cleaned != code else "as_given", (cleaned,))
     return None
 
@@ -154,13 +103,7 @@ def resolve_holder(session: Session, code: str) -> ResolvedHolder:
     cleaned = clean(code)
     normalized = _normalize(cleaned) or cleaned
     via = "normalized" if normalized != code else "as_given"
-    canonical = _master_lookup(session, normalized)
+    canonical = resolve_code(session, normalized)
     if canonical and canonical != normalized:
         return ResolvedHolder(code, canonical, "master_index", (canonical, normalized))
     return ResolvedHolder(code, normalized, via, (normalized,))
-
-
-def warm_up() -> None:
-    """Import the identity part now rather than on the first request (it is heavy to import)."""
-    _module("identity.normalize")
-    _module("identity.master")

@@ -22,7 +22,7 @@ from sandbox.public_security.registry import now_local
 from sandbox.tax.store import LOCAL_TZ
 
 if TYPE_CHECKING:
-    from sandbox.runtime import Prepared
+    from sandbox.prepared import Prepared
 
 _CLEAN = DirtProfile(
     legacy_resident_id=0,

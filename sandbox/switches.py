@@ -17,7 +17,7 @@ from sandbox.faults import HOSTILE_BILLION_LAUGHS, HOSTILE_XXE, FaultFile, TaxFa
 from sandbox.land.packages import build_package, serialise, sha256_of, write_package
 
 if TYPE_CHECKING:
-    from sandbox.runtime import Prepared
+    from sandbox.prepared import Prepared
 
 
 class Faults:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hub.odbcenv import ensure_odbc_env
-from hub.testing import ServiceMissing, TempDatabase, in_ci, odbc_available
+from rigs.testing import ServiceMissing, TempDatabase, in_ci, odbc_available
 
-pytest_plugins = ["sandbox.fixtures"]
+pytest_plugins = ["rigs.fixtures"]
 
 ensure_odbc_env()
 # Great Expectations logs every registered function at import; keep test output readable.
@@ -47,7 +47,7 @@ def hub_db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 
 @pytest.fixture()
 def pg_database() -> Iterator[TempDatabase]:
-    from hub.testing import temp_postgres_database
+    from rigs.testing import temp_postgres_database
 
     try:
         cm = temp_postgres_database()
@@ -63,7 +63,7 @@ def pg_database() -> Iterator[TempDatabase]:
 
 @pytest.fixture()
 def mariadb_database() -> Iterator[TempDatabase]:
-    from hub.testing import temp_mariadb_database
+    from rigs.testing import temp_mariadb_database
 
     try:
         cm = temp_mariadb_database()
@@ -80,7 +80,7 @@ def mariadb_database() -> Iterator[TempDatabase]:
 @pytest.fixture()
 def redis_prefix() -> Iterator[tuple[str, str]]:
     """(Redis URL, a key prefix of the test's own) on the Redis at 127.0.0.1:6379."""
-    from hub.testing import temp_redis_prefix
+    from rigs.testing import temp_redis_prefix
 
     try:
         cm = temp_redis_prefix()

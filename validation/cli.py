@@ -9,6 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.db import session_scope
+from validation.quarantine import list_quarantine
+from validation.retention import cutoff, purge
+from validation.suites import all_suites
+
 app = typer.Typer(no_args_is_help=True, help="Data-quality suites and quarantine.")
 
 
@@ -23,9 +28,6 @@ def quarantine_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Quarantined records with their reasons (personal data masked)."""
-    from hub.db import session_scope
-    from validation.quarantine import list_quarantine
-
     with session_scope() as session:
         views = list_quarantine(session, department=department, limit=limit)
     if as_json:
@@ -54,9 +56,6 @@ def purge_cmd(
     days: Annotated[int | None, typer.Option(min=0, help="Retention in days (default: HUB_RETENTION_DAYS).")] = None,
 ) -> None:
     """Purge quarantine rows, staged Parquet and GX results past the retention period."""
-    from hub.db import session_scope
-    from validation.retention import cutoff, purge
-
     limit = cutoff(days)
     with session_scope() as session:
         report = purge(session, limit)
@@ -66,8 +65,6 @@ def purge_cmd(
 @app.command("suites")
 def suites_cmd() -> None:
     """The expectation suite of every canonical entity, with reason codes."""
-    from validation.suites import all_suites
-
     table = Table(title="expectation suites")
     for col in ("suite", "expectation", "column", "reason code", "applies"):
         table.add_column(col)

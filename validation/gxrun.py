@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from hub.settings import get_settings
+from validation.gxcontext import ensure_context, quiet
 from validation.payload import mask_value
 from validation.suites import ExpectationSpec, SuiteSpec
 
@@ -35,30 +36,7 @@ ROW = "__hub_row"
 
 _lock = threading.Lock()
 _checkpoints: dict[tuple[str, tuple[str, ...]], Any] = {}
-_ephemeral: Any = None
 _file_contexts: dict[str, Any] = {}
-
-
-def _quiet(context: Any) -> None:
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-
-
-def ensure_context() -> Any:
-    """The process's ephemeral GX context (GX objects such as suites need an active one)."""
-    return _ephemeral_context()
-
-
-def _ephemeral_context() -> Any:
-    global _ephemeral
-    if _ephemeral is None:
-        import great_expectations as gx
-
-        _ephemeral = gx.get_context(mode="ephemeral")
-        _quiet(_ephemeral)
-        _ephemeral.data_sources.add_pandas("hub")
-    return _ephemeral
 
 
 def suite_name(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> str:
@@ -69,14 +47,14 @@ def suite_name(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> str:
 
 def checkpoint_for(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> Any:
     """The (cached) GX checkpoint validating a whole dataframe against the suite variant."""
-    import great_expectations as gx
+    import great_expectations as gx  # noqa: PLC0415 - GX is heavy
 
     key = (spec.entity, tuple(e.key for e in exps))
     with _lock:
         cp = _checkpoints.get(key)
         if cp is not None:
             return cp
-        context = _ephemeral_context()
+        context = ensure_context()
         name = suite_name(spec, exps)
         asset = context.data_sources.get("hub").add_dataframe_asset(name)
         batch_def = asset.add_batch_definition_whole_dataframe("batch")
@@ -95,7 +73,7 @@ def checkpoint_for(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> Any:
 
 def run_checkpoint(spec: SuiteSpec, exps: Sequence[ExpectationSpec], frame: pd.DataFrame, run_id: str) -> Any:
     """Run the suite's checkpoint over ``frame`` (which carries :data:`ROW`); the suite result."""
-    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415 - GX is heavy
 
     cp = checkpoint_for(spec, exps)
     # GX's per-row bookkeeping is several times slower on Arrow-backed strings than on objects.
@@ -148,14 +126,14 @@ def gx_root() -> Path:
 
 
 def _file_context() -> Any:
-    import great_expectations as gx
+    import great_expectations as gx  # noqa: PLC0415 - GX is heavy
 
     root = str(get_settings().home)
     with _lock:
         ctx = _file_contexts.get(root)
         if ctx is None:
             ctx = gx.get_context(mode="file", project_root_dir=root)
-            _quiet(ctx)
+            quiet(ctx)
             _file_contexts[root] = ctx
         return ctx
 
@@ -177,8 +155,8 @@ def persist_result(
     build_docs: bool = True,
 ) -> StoredResult:
     """Store the masked GX result under ``$HUB_HOME/gx`` and update the Data Docs site."""
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415 - GX is heavy
+    from great_expectations.data_context.types.resource_identifiers import (  # noqa: PLC0415 - GX is heavy
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
@@ -219,7 +197,7 @@ def build_docs_for(refs: Sequence[str]) -> str | None:
     A pipeline task validates many batches; rendering once per task instead of once per batch
     keeps the index rebuild (which lists every kept result) out of the per-batch cost.
     """
-    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier  # noqa: PLC0415 - GX is heavy
 
     keys = []
     for ref in refs:

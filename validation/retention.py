@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import QuarantineRecord, StagedBatch
 from hub.settings import get_settings
+from validation.gxrun import rebuild_data_docs
 from validation.tables import QuarantineReason
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,5 @@ def purge(session: Session, older_than: dt.datetime | None = None) -> PurgeRepor
     gx_results_docs = home / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations"
     _purge_files(gx_results_docs, limit, (".html",))
     if gx_results:
-        from validation.gxrun import rebuild_data_docs
-
         rebuild_data_docs()  # the index must not link to purged results
     return PurgeReport(quarantine_rows=rows, staged_files=staged, gx_results=gx_results, staged_kept=len(kept))

@@ -6,10 +6,9 @@ Great Expectations metric provider (:mod:`validation.expectations`) and the fast
 computes the quarantine mask for whole batches (:mod:`validation.suites`), so GX and the fast
 path cannot drift apart.
 
-Identifier checks are the identity package's: ``identity.vectorized`` (``is_valid_resident_id``,
-``is_valid_uscc``, ``is_valid_org_code``), or its scalar ``identity.<kind>.is_valid`` if a
-vectorised one is missing. This module only adds the canonical-form check (compact, upper-case)
-that says the mapping normalised the value.
+Identifier checks are :mod:`identifiers.vectorized`'s (``is_valid_resident_id``, ``is_valid_uscc``,
+``is_valid_org_code``). This module only adds the canonical-form check (compact, upper-case, the
+shapes of :mod:`identifiers.shapes`) that says the mapping normalised the value.
 
 >>> import pandas as pd
 >>> resident_id_valid(pd.Series(["11010519491231002X", "110105194912310021", None])).tolist()
@@ -20,46 +19,20 @@ that says the mapping normalised the value.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from identifiers import shapes
+from identifiers.vectorized import is_valid_org_code, is_valid_resident_id, is_valid_uscc
+
 BoolArray = np.ndarray
 
-RESIDENT_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
-USCC_SHAPE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
-ORG_CODE_SHAPE = re.compile(r"^[0-9A-Z]{8}[0-9X]$")
-
-#: Names the identity package's vectorised module may use for each check (first found wins).
-_VECTORIZED_NAMES: dict[str, tuple[str, ...]] = {
-    "resident_id": ("is_valid_resident_id", "resident_id_is_valid", "valid_resident_id"),
-    "uscc": ("is_valid_uscc", "uscc_is_valid", "valid_uscc"),
-    "org_code": ("is_valid_org_code", "org_code_is_valid", "valid_org_code"),
-}
-
-
-@cache
-def _scalar_check(kind: str) -> Callable[[str], bool]:
-    fn = importlib.import_module(f"identity.{kind}").is_valid
-    return lambda v: bool(fn(v))
-
-
-@cache
-def _vectorized_check(kind: str) -> Callable[[pd.Series], Any] | None:
-    try:
-        module = importlib.import_module("identity.vectorized")
-    except ImportError:
-        return None
-    for name in _VECTORIZED_NAMES[kind]:
-        fn = getattr(module, name, None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    return None
+#: A vectorised identifier check: a column of candidate codes → one verdict per value.
+IdentifierCheck = Callable[[pd.Series], Any]
 
 
 def _as_str(column: pd.Series) -> pd.Series:
@@ -68,7 +41,7 @@ def _as_str(column: pd.Series) -> pd.Series:
     return s.where(pd.notna(s), None)
 
 
-def _identifier_valid(column: pd.Series, kind: str, shape: re.Pattern[str]) -> BoolArray:
+def _identifier_valid(column: pd.Series, check: IdentifierCheck, shape: re.Pattern[str]) -> BoolArray:
     # The canonical form is compact and upper-case; anything else was not normalised by the mapping.
     text = column.astype("str")
     shaped = text.str.fullmatch(shape.pattern).fillna(False).to_numpy(dtype=bool)
@@ -77,31 +50,23 @@ def _identifier_valid(column: pd.Series, kind: str, shape: re.Pattern[str]) -> B
     if len(idx) == 0:
         return out
     candidates = text.iloc[idx].reset_index(drop=True)
-    vec = _vectorized_check(kind)
-    if vec is not None:
-        result = np.asarray(vec(candidates), dtype=bool)
-    else:
-        check = _scalar_check(kind)
-        uniques = pd.unique(candidates.to_numpy(dtype=object))
-        verdict = {u: check(u) for u in uniques}
-        result = candidates.map(verdict).to_numpy(dtype=bool)
-    out[idx] = result
+    out[idx] = np.asarray(check(candidates), dtype=bool)
     return out
 
 
 def resident_id_valid(column: pd.Series) -> BoolArray:
     """A valid 18-digit resident id (公民身份号码, GB 11643): shape, birth date and check digit."""
-    return _identifier_valid(column, "resident_id", RESIDENT_ID_SHAPE)
+    return _identifier_valid(column, is_valid_resident_id, shapes.RESIDENT_ID)
 
 
 def uscc_valid(column: pd.Series) -> BoolArray:
     """A valid unified social credit code (统一社会信用代码, GB 32100)."""
-    return _identifier_valid(column, "uscc", USCC_SHAPE)
+    return _identifier_valid(column, is_valid_uscc, shapes.USCC)
 
 
 def org_code_valid(column: pd.Series) -> BoolArray:
     """A valid organisation code (组织机构代码, GB 11714), nine characters, no dash."""
-    return _identifier_valid(column, "org_code", ORG_CODE_SHAPE)
+    return _identifier_valid(column, is_valid_org_code, shapes.ORG_CODE)
 
 
 def resolved(column: pd.Series) -> BoolArray:

@@ -9,11 +9,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.masking import Personal
+from identifiers.shapes import RESIDENT_ID_PATTERN, USCC_PATTERN
 
 SCHEMA_VERSION = "1.0.0"
-
-RESIDENT_ID_PATTERN = r"^[0-9]{17}[0-9X]$"
-USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
 
 
 def personal(kind: str) -> dict[str, Any]:

@@ -15,12 +15,15 @@ Every answer is audited (:func:`recognition.app.record`); refusals by the trail.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cases import supervision
@@ -34,6 +37,34 @@ from recognition.problems import ProblemError, missing_scope, responses
 from recognition.scopes import SUPERVISION_READ
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
+
+
+class OpenCases(Collector):
+    """``hub_cases_open{department, light}`` on ``/metrics``: open clocks as the supervision task last
+    counted them (``cases.supervision.count_open``); a scrape reads that small table, never the cases."""
+
+    def __init__(self, sessions: Callable[[], Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "hub_cases_open",
+            "Open case clocks by department (* for the cases) and light",
+            labels=["department", "light"],
+        )
+        try:
+            with self.sessions() as s:
+                rows = supervision.gauges(s)
+        except SQLAlchemyError:
+            rows = []  # the scrape still answers; the API's own metrics matter more than this gauge
+        for department, light, n in rows:
+            family.add_metric([department, light], n)
+        yield family
+
+
+def install(ctx: AppContext) -> None:
+    """Register the open-cases gauge on the app's metrics registry."""
+    ctx.metrics.registry.register(OpenCases(ctx.sessions))
 
 
 async def session(request: Request) -> AsyncIterator[Session]:

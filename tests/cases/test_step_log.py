@@ -21,7 +21,7 @@ from cases.steps import LoggedStep, Step, place
 from cases.tables import CaseStep, StepLogAppendOnly
 from hub.db import make_engine
 from hub.models import OutboxEvent
-from hub.testing import schema_drift
+from rigs.testing import schema_drift
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
 

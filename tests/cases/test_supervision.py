@@ -18,8 +18,8 @@ from cases.schemas import IntakeIn, StepIn
 from cases.steps import Step
 from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
 from hub.models import OutboxEvent
-from hub.testing import schema_drift
 from recognition.scopes import ScopeSet
+from rigs.testing import schema_drift
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
 
@@ -172,12 +172,12 @@ def test_supervision_events_go_to_the_supervision_office_only() -> None:
 
 def test_tables_match_their_migration(city: World) -> None:
     assert schema_drift(city.url, {
-        CaseClock.__tablename__, CaseLightChange.__tablename__, CaseEscalation.__tablename__,
+        CaseClock.__tablename__, CaseLightChange.__tablename__, CaseEscalation.__tablename__, "case_light_gauge",
     }) == []  # fmt: skip
 
 
 def test_the_supervision_task_body_lights_the_running_clocks(city: World) -> None:
-    from hub.pipeline.housekeeping import supervise  # the hub database is the city's (HUB_DB_URL)
+    from pipeline.housekeeping import supervise  # the hub database is the city's (HUB_DB_URL)
 
     _joint_case(city)
     assert supervise("manual__test", today=dt.date(2026, 11, 18)) == {"running": 2, "updated": 2, "changes": 1}

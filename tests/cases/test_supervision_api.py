@@ -69,3 +69,12 @@ def test_escalations_listed_and_acknowledged_by_their_department_only(city: Worl
     with city.sessions() as s:
         actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
     assert actions.count("escalation_acknowledged") == 2 and "escalation_list" in actions
+
+
+def test_metrics_show_open_cases_by_light_from_the_tasks_count(city: World, api: TestClient) -> None:
+    _red(city)  # the task counted: commerce red, the case green, tax and the seal filing waiting (green)
+    text = api.get("/metrics", headers=auth(city.tokens["monitor"])).text
+    assert 'hub_cases_open{department="commerce",light="red"} 1.0' in text
+    assert 'hub_cases_open{department="*",light="green"} 1.0' in text
+    assert 'hub_cases_open{department="tax",light="green"} 1.0' in text
+    assert 'hub_cases_open{department="commerce",light="yellow"} 0.0' in text

@@ -18,7 +18,19 @@ import yaml
 from hub.settings import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-RUNTIME_PACKAGES = ["hub", "connectors", "mappings", "identity", "validation", "e_license_store", "recognition"]
+RUNTIME_PACKAGES = [
+    "hub",
+    "connectors",
+    "mappings",
+    "identity",
+    "validation",
+    "e_license_store",
+    "recognition",
+    "pipeline",
+    "rigs",
+]
+#: the rigs that only tests or the sandboxes read
+NOT_RUNTIME = ("rigs/testing.py", "rigs/fixtures.py", "rigs/sandbox_cli.py")
 ENV_READ = re.compile(r"""(?:environ\.get\(|environ\[|getenv\()\s*["'](HUB_[A-Z0-9_]+)["']""")
 AIRFLOW_COMPONENTS = {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}
 
@@ -72,7 +84,7 @@ def test_every_airflow_component_of_the_official_file_is_there(compose: dict[str
 
 def test_hub_settings_are_set_for_every_hub_service(compose: dict[str, Any]) -> None:
     wanted = {f"HUB_{name.upper()}" for name in Settings.model_fields}
-    wanted |= _env_vars_read_by(RUNTIME_PACKAGES, exclude=("hub/testing.py",))
+    wanted |= _env_vars_read_by(RUNTIME_PACKAGES, exclude=NOT_RUNTIME)
     assert {"HUB_DB_URL", "HUB_STORE_URL"} <= wanted
     for name, svc in _hub_services(compose).items():
         missing = wanted - set(_env(svc))
@@ -84,7 +96,9 @@ def test_hub_settings_are_set_for_every_hub_service(compose: dict[str, Any]) -> 
 
 
 def test_sandbox_variables_reach_the_sandboxes(compose: dict[str, Any]) -> None:
-    wanted = _env_vars_read_by(["sandbox"], exclude=("sandbox/fixtures.py",))  # fixtures: test sizes only
+    # the sandboxes and their CLI (rigs/sandbox_cli.py); rigs/fixtures.py reads test sizes only
+    others = tuple(f"rigs/{p.name}" for p in (REPO_ROOT / "rigs").glob("*.py") if p.name != "sandbox_cli.py")
+    wanted = _env_vars_read_by(["sandbox"]) | _env_vars_read_by(["rigs"], exclude=others)
     sandboxes = [svc for name, svc in compose["services"].items() if name.startswith("sandbox") and "build" in svc]
     assert sandboxes
     provided = set().union(*(set(_env(svc)) for svc in sandboxes))

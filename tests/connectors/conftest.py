@@ -12,7 +12,7 @@ import pytest
 
 from connectors.base import Connector
 from connectors.registry import make_connector
-from hub.testing import TempDatabase
+from rigs.testing import TempDatabase
 from tests.connectors.faultproxy import FaultProxy
 
 BASE_TS = dt.datetime(2026, 11, 1, 9, 0, 0)  # naive, Asia/Shanghai local time as departments store it

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.acceptance import AcceptanceSuite
-from sandbox.fixtures import TEST_SEED, fixture_sizes
+from rigs.fixtures import TEST_SEED, fixture_sizes
 from sandbox.runtime import Sandboxes, start_sandboxes
 from tests.connectors.sandbox_harness import SandboxLandHarness, SandboxTaxHarness
 

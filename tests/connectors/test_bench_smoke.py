@@ -19,7 +19,7 @@ def test_xml_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.odbc
 def test_sql_pull_benchmark_smoke(odbc_postgres: None, capsys: pytest.CaptureFixture[str]) -> None:
     from bench.bench_sql_pull import main
-    from hub.testing import ServiceMissing
+    from rigs.testing import ServiceMissing
     from tests.conftest import require
 
     try:

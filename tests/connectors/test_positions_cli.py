@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from connectors.sync import record_staged, save_state
 from hub.db import get_engine, session_scope
 from hub.models import StagedBatch, SyncState
-from hub.pipeline.positions_cli import app
+from pipeline.positions_cli import app
 
 runner = CliRunner()
 REPO = Path(__file__).parents[2]

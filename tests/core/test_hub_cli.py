@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 def test_help_lists_every_part() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "--help"], capture_output=True, text=True, timeout=300, check=True
+        [sys.executable, "-m", "rigs.cli", "--help"], capture_output=True, text=True, timeout=300, check=True
     ).stdout
     for name in ("migrate", "sandbox", "connectors", "mappings", "identity", "licenses", "serve", "demo", "audit"):
         assert name in out
@@ -20,7 +20,7 @@ def test_help_lists_every_part() -> None:
 def test_named_command_imports_only_its_part() -> None:
     code = (
         "import sys; sys.argv=['hub','identity','normalize','11010519491231002x'];"
-        "import hub.cli as c\n"
+        "import rigs.cli as c\n"
         "try:\n    c.main()\nexcept SystemExit:\n    pass\n"
         "print('LOADED', 'recognition.app' in sys.modules, 'e_license_store.cli' in sys.modules)"
     )
@@ -31,7 +31,7 @@ def test_named_command_imports_only_its_part() -> None:
 
 
 def test_migrate_command(hub_db_url: str) -> None:
-    from hub.cli import app
+    from rigs.cli import app
 
     result = CliRunner().invoke(app, ["migrate"])
     assert result.exit_code == 0, result.output

@@ -9,7 +9,7 @@ import pytest
 
 from hub.models import local_today
 from hub.settings import reset_settings
-from identity import _common
+from identifiers import _common
 
 
 @pytest.fixture()

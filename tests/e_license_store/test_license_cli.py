@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import USCC, business_draft, source
 from typer.testing import CliRunner
 
 from e_license_store.cli import app
 from e_license_store.service import LicenseService
 from e_license_store.store.local import LocalStore
 from mappings.canonical.models import HolderKind
+from tests.e_license_store.conftest import USCC, business_draft, source
 
 runner = CliRunner()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import USCC, business_draft, source
 
 from e_license_store.index import licenses_by_holder, reindex
 from e_license_store.service import LicenseService
@@ -13,7 +12,8 @@ from e_license_store.signing import KeyRing
 from e_license_store.store.local import LocalStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
 from hub.db import make_engine, migrate, session_factory
-from hub.testing import TempDatabase, schema_drift
+from rigs.testing import TempDatabase, schema_drift
+from tests.e_license_store.conftest import USCC, business_draft, source
 
 OURS = {t.__tablename__ for t in (LicenseIndexEntry, LicenseVersionEntry, LicenseFileEntry)}
 

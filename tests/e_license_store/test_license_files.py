@@ -8,7 +8,6 @@ import re
 import zlib
 
 import qrcode
-from conftest import business_draft, source
 from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store.files import parse_binding
@@ -17,6 +16,7 @@ from e_license_store.render import ensure_file, qr_payload, render_pending_files
 from e_license_store.service import LicenseService
 from e_license_store.store.local import LocalStore
 from e_license_store.verify import verify_file
+from tests.e_license_store.conftest import business_draft, source
 
 
 def _content(pdf: bytes) -> bytes:

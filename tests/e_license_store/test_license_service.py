@@ -6,7 +6,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import USCC, business_draft, source
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +15,7 @@ from e_license_store.service import InvalidDraft, InvalidTransition, LicenseServ
 from e_license_store.store.local import LocalStore
 from hub.models import OutboxEvent
 from mappings.canonical.models import ApprovalResult, SourceRef
+from tests.e_license_store.conftest import USCC, business_draft, source
 
 
 def _events(sessions: sessionmaker[Session]) -> list[tuple[str, str]]:

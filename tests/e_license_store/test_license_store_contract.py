@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import USCC, business_draft, source
 from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store.index import get_license, licenses_by_holder, reindex
@@ -37,6 +36,7 @@ from e_license_store.store.base import (
 from e_license_store.store.local import LocalStore
 from e_license_store.store.minio_store import MinioStore
 from e_license_store.verify import verify_file
+from tests.e_license_store.conftest import USCC, business_draft, source
 
 BACKENDS = ["local", "moto", pytest.param("minio", marks=pytest.mark.minio)]
 

@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import business_draft, source
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +16,7 @@ from e_license_store.signing import Algorithm, load_keyring, rotate
 from e_license_store.store.local import LocalStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
 from e_license_store.verify import verify_file
+from tests.e_license_store.conftest import business_draft, source
 
 
 def test_a_genuine_licence_verifies(

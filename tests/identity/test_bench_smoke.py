@@ -14,7 +14,7 @@ def test_bench_normalize_smoke(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_data_is_mixed_and_mostly_valid() -> None:
-    from identity.vectorized import normalize_many
+    from identifiers.vectorized import normalize_many
 
     frame = normalize_many(make_data(3000))
     kinds = set(frame["kind"])

@@ -9,8 +9,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from identifiers.normalize import normalize
 from identity.cli import app
-from identity.normalize import normalize
 
 runner = CliRunner()
 
@@ -103,7 +103,7 @@ def test_non_utf8_stdin_is_a_usage_error() -> None:
 
 def test_non_utf8_argv_through_the_hub_command() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "identity", "normalize", b"\xff\xfe11010519491231002X"],
+        [sys.executable, "-m", "rigs.cli", "identity", "normalize", b"\xff\xfe11010519491231002X"],
         capture_output=True,
         timeout=300,
     )

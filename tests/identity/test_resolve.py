@@ -10,7 +10,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from hub.models import OutboxEvent
-from identity import golden, org_code, reg_no, resident_id, uscc
+from identifiers import org_code, reg_no, resident_id, uscc
+from identity import golden
 from identity.resolve import link_batch, resolve_batch, resolve_codes
 from identity.tables import IdentityCrosswalk, IdentityEnterprise, IdentityPerson, IdentitySourceRecord
 

@@ -13,7 +13,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from hub.models import OutboxEvent
-from identity import _bulk, _jsontext, golden, resident_id
+from identifiers import resident_id
+from identity import _bulk, _jsontext, golden
 from identity.golden_sources import pack, unpack
 from identity.resolve import link_batch
 from identity.tables import IdentityGoldenHistory, IdentityPerson, IdentitySourceRecord
@@ -192,7 +193,7 @@ def test_sources_pack_round_trips() -> None:
 
 
 def test_an_alias_and_its_attribute_feed_one_value(session: Session) -> None:
-    from identity import org_code, uscc
+    from identifiers import org_code, uscc
 
     org = "12345678" + org_code.calc_check_digit("12345678")
     code = f"91330322{org}" + uscc.calc_check_digit(f"91330322{org}")

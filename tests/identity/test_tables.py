@@ -6,7 +6,7 @@ import pytest
 
 import identity.tables as t
 from hub.db import migrate
-from hub.testing import TempDatabase, schema_drift
+from rigs.testing import TempDatabase, schema_drift
 
 OURS = {
     m.__tablename__

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hub.pipeline.mappings_cli import app
 from mappings.check import check_file, check_text
+from pipeline.mappings_cli import app
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 GOOD = (MAPPINGS / "commerce_enterprises.yaml").read_text(encoding="utf-8")
@@ -156,7 +156,7 @@ PERSONS = (MAPPINGS / "public_security_persons.yaml").read_text(encoding="utf-8"
 
 
 def _suite_check(text: str, tmp_path: Path) -> list[str]:
-    from hub.pipeline.mapping_check import check_mapping
+    from pipeline.mapping_check import check_mapping
 
     path = tmp_path / "m.yaml"
     path.write_text(text, encoding="utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hub.testing import TempDatabase
+from rigs.testing import TempDatabase
 
 SMALL = {"persons": 200, "enterprises": 50, "properties": 60}
 
@@ -46,7 +46,7 @@ def commerce_registry(mariadb_database: TempDatabase, small_city: Any, odbc_mari
 @pytest.fixture()
 def airflow_db_url() -> Iterator[str]:
     """Airflow's metadata database on PostgreSQL (as in CI and compose), dropped afterwards."""
-    from hub.testing import ServiceMissing, temp_postgres_database
+    from rigs.testing import ServiceMissing, temp_postgres_database
     from tests.conftest import require
 
     try:

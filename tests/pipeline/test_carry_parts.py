@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from hub.db import get_engine, session_scope
 from hub.models import StagedBatch
-from hub.pipeline.carry import claim_pending, mark_published
+from pipeline.carry import claim_pending, mark_published
 
 MAPPING = SimpleNamespace(name="commerce_enterprises", department="commerce", dataset="enterprises")
 
@@ -37,7 +37,7 @@ def test_staged_batch_and_ledger_match_the_pipeline_migration(db: str, request: 
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    import hub.pipeline.tables  # noqa: F401  (registers the ledger on Base)
+    import pipeline.tables  # noqa: F401  (registers the ledger on Base)
     from hub.db import Base, make_engine
 
     url = request.getfixturevalue("hub_db_url" if db == "sqlite" else "pg_hub_db_url")
@@ -106,8 +106,8 @@ def _old(path: Path, days: int = 40) -> None:
 def test_retention_never_purges_a_batch_not_yet_carried_through(
     hub_db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from hub.pipeline.staging import FileStager, purge_older_than
     from hub.settings import get_settings
+    from pipeline.staging import FileStager, purge_older_than
     from validation.retention import pending_staged_refs, purge
 
     stager = FileStager(get_settings().home / "staging")
@@ -142,8 +142,8 @@ def test_configuration_errors_and_verdicts_fail_the_task_at_once_transient_error
     from airflow.sdk.exceptions import AirflowFailException
 
     from connectors.errors import ConnectorConfigError, ConnectorUnavailable
-    from hub.pipeline.factory import run_step
     from mappings.engine import MappingError
+    from pipeline.factory import run_step
     from validation.run import ThresholdExceeded
     from validation.suites import SuiteError
 
@@ -158,8 +158,8 @@ def test_configuration_errors_and_verdicts_fail_the_task_at_once_transient_error
 
 
 def test_publish_attempts_add_up_what_they_issued_other_counts_are_replaced(hub_db_url: str) -> None:
-    from hub.pipeline.steps import LASTING, Counts, record_step
-    from hub.pipeline.summary import summarize
+    from pipeline.steps import LASTING, Counts, record_step
+    from pipeline.summary import summarize
 
     # the first attempt issued 4 licences, then the store failed; the retry re-read all 9 rows and issued 5 more
     record_step(
@@ -170,6 +170,6 @@ def test_publish_attempts_add_up_what_they_issued_other_counts_are_replaced(hub_
     (row,) = summarize(["r1"])
     assert (row.licenses_issued, row.licenses_changed) == (9, 1)
     with session_scope(get_engine()) as s:
-        from hub.pipeline.tables import PipelineStep
+        from pipeline.tables import PipelineStep
 
         assert s.get(PipelineStep, ("r1", "commerce_enterprises", "publish")).pulled == 9  # type: ignore[union-attr]

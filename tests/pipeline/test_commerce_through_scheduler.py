@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from hub.db import get_engine, session_scope
 from hub.models import OutboxEvent, QuarantineRecord
-from hub.pipeline.airflow_runner import start_airflow
-from hub.pipeline.factory import PUSH_DAG_ID, exchange_dag_id
-from hub.pipeline.summary import summarize
+from pipeline.factory import PUSH_DAG_ID, exchange_dag_id
+from pipeline.summary import summarize
+from rigs.airflow_runner import start_airflow
 from tests.pipeline.conftest import conn_env, hub_env
 
 pytestmark = [

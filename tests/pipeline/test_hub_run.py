@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from hub.db import get_engine, session_scope
-from hub.pipeline.run_feed import run
 from identity.tables import IdentityPerson
+from rigs.run_feed import run
 from tests.pipeline.test_rerun_carries_over import _edit, mapping_dir, sandboxes  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.odbc]
@@ -79,8 +79,8 @@ def test_hub_run_through_airflow_dags_test(sandboxes: Any, tmp_path: Path, monke
 
 
 def test_new_exchange_dags_start_paused_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub.pipeline.factory import build_exchange_dag
     from mappings.engine import load_all
+    from pipeline.factory import build_exchange_dag
 
     mapping = load_all()[PERSONS]
     monkeypatch.delenv("HUB_EXCHANGE_DAGS_PAUSED", raising=False)

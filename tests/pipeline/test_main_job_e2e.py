@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 
 from hub.db import get_engine, session_scope
 from hub.models import OutboxEvent
-from hub.pipeline.airflow_runner import start_airflow
-from hub.pipeline.connections import sandbox_connections
-from hub.pipeline.factory import PUSH_DAG_ID
-from hub.pipeline.main_job import run_main_job
-from hub.pipeline.summary import summarize
 from hub.settings import reset_settings
-from hub.testing import TempDatabase
+from pipeline.factory import PUSH_DAG_ID
+from pipeline.summary import summarize
+from rigs.airflow_runner import start_airflow
+from rigs.connections import sandbox_connections
+from rigs.main_job import run_main_job
+from rigs.testing import TempDatabase
 from tests.pipeline.conftest import hub_env
 from tests.pipeline.privacy_scan import leaks, personal_values
 

@@ -13,9 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from hub.pipeline import staging
-from hub.pipeline.connections import odbc_connection, parse_odbc, state_connections
-from hub.pipeline.main_job import ordered
+from pipeline import staging
+from rigs.connections import odbc_connection, parse_odbc, state_connections
+from rigs.main_job import ordered
 
 
 # -- staging --------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def test_purge_removes_only_objects_past_retention(tmp_path: Path) -> None:
 def moto_s3() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    from hub.pipeline.airflow_runner import free_port
+    from rigs.airflow_runner import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -139,7 +139,7 @@ def _lic(**kw: Any) -> SimpleNamespace:
 
 
 def test_drafts_follow_the_mapping_and_prefer_the_resolved_holder() -> None:
-    from hub.pipeline.publish import drafts
+    from pipeline.publish import drafts
 
     mapping = SimpleNamespace(licenses=(_lic(holder_code="taxpayer_code", number="taxpayer_code"),), name="m")
     row = {"taxpayer_code": "330322123456789", "canonical_code": "91330322MA2XXXXX1X", "name": "温州某公司",
@@ -154,7 +154,7 @@ def test_drafts_follow_the_mapping_and_prefer_the_resolved_holder() -> None:
 
 
 def test_drafts_skip_rows_the_when_clause_excludes_and_fan_out_owners() -> None:
-    from hub.pipeline.publish import drafts
+    from pipeline.publish import drafts
 
     skip = SimpleNamespace(licenses=(_lic(),), name="m")
     assert list(drafts({"uscc": None, "name": "x", "license_issue_date": "2020-01-01"}, skip)) == []
@@ -201,8 +201,8 @@ def test_drafts_skip_rows_the_when_clause_excludes_and_fan_out_owners() -> None:
 
 # -- ledger, summary, reconciliation ---------------------------------------------------------
 def test_ledger_rows_replace_on_retry_and_sum_per_department(hub_db_url: str) -> None:
-    from hub.pipeline.steps import Counts, record_step
-    from hub.pipeline.summary import summarize
+    from pipeline.steps import Counts, record_step
+    from pipeline.summary import summarize
 
     record_step("r1", "commerce_enterprises", "commerce", "extract", Counts(pulled=10, quarantined=1), 1.0)
     record_step("r1", "commerce_enterprises", "commerce", "validate", Counts(pulled=9, accepted=5, quarantined=4), 1)
@@ -218,8 +218,8 @@ def test_ledger_rows_replace_on_retry_and_sum_per_department(hub_db_url: str) ->
 def test_housekeeping_reconciliation_catches_a_ledger_the_quarantine_does_not_back(hub_db_url: str) -> None:
     from hub.db import get_engine, session_scope
     from hub.models import QuarantineRecord
-    from hub.pipeline.housekeeping import ReconciliationFailed, reconcile
-    from hub.pipeline.steps import Counts, record_step
+    from pipeline.housekeeping import ReconciliationFailed, reconcile
+    from pipeline.steps import Counts, record_step
 
     record_step("r2", "tax_taxpayers", "tax", "validate", Counts(pulled=3, accepted=2, quarantined=1), 1)
     with pytest.raises(ReconciliationFailed, match="table holds 0"):
@@ -233,7 +233,7 @@ def test_housekeeping_reconciliation_catches_a_ledger_the_quarantine_does_not_ba
 @pytest.fixture()
 def dags(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("HUB_DAG_SCHEDULES", "off")
-    from hub.pipeline.factory import build_all
+    from pipeline.factory import build_all
 
     return build_all()
 
@@ -278,7 +278,7 @@ def test_push_dag_wakes_on_any_published_asset(dags: dict[str, Any]) -> None:
 def test_an_interrupted_session_leaves_no_runs_to_resume(tmp_path: Path) -> None:
     import sqlite3
 
-    from hub.pipeline.airflow_runner import fail_leftover_runs
+    from rigs.airflow_runner import fail_leftover_runs
 
     db = tmp_path / "airflow.db"
     with sqlite3.connect(db) as conn:

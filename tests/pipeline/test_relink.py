@@ -26,10 +26,10 @@ def test_a_record_read_before_its_enterprise_is_linked_by_housekeeping(
     from e_license_store.tables import LicenseIndexEntry
     from hub.airflow_env import connection_uri_env
     from hub.models import OutboxEvent
-    from hub.pipeline import steps
-    from hub.pipeline.connections import sandbox_connections
-    from hub.pipeline.relink import relink_legacy_holders
     from identity.tables import IdentitySourceRecord
+    from pipeline import steps
+    from pipeline.relink import relink_legacy_holders
+    from rigs.connections import sandbox_connections
     from sandbox.generator import Sizes
     from sandbox.runtime import start_sandboxes
 

@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 
 from hub.db import get_engine, session_scope
 from hub.models import OutboxEvent, QuarantineRecord, StagedBatch, SyncState
-from hub.pipeline import steps
-from hub.pipeline.steps import StepOutput
-from hub.pipeline.summary import summarize
-from hub.pipeline.tables import PipelineStep
+from pipeline import steps
+from pipeline.steps import StepOutput
+from pipeline.summary import summarize
+from pipeline.tables import PipelineStep
 
 pytestmark = [pytest.mark.slow, pytest.mark.odbc]
 
@@ -58,7 +58,7 @@ def sandboxes_any_db(tmp_path: Path, hub_url: str, monkeypatch: pytest.MonkeyPat
 
 def _sandboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from hub.airflow_env import connection_uri_env
-    from hub.pipeline.connections import sandbox_connections
+    from rigs.connections import sandbox_connections
     from sandbox.generator import Sizes
     from sandbox.runtime import start_sandboxes
 
@@ -165,7 +165,7 @@ def test_a_run_failing_at_validate_is_carried_through_by_the_rerun(
     sandboxes = sandboxes_any_db
     from airflow.sdk.exceptions import AirflowFailException
 
-    from hub.pipeline import factory
+    from pipeline import factory
     from validation.suites import SuiteError
 
     mapping_file = mapping_dir / f"{COMMERCE}.yaml"
@@ -217,8 +217,8 @@ def _ledger(run_id: str, step: str) -> list[PipelineStep]:
 def test_a_publish_failing_part_way_converges_on_the_rerun(
     sandboxes: Any, mapping_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hub.pipeline.publish as publish_module
-    from hub.pipeline.housekeeping import reconcile
+    import pipeline.publish as publish_module
+    from pipeline.housekeeping import reconcile
 
     _edit(mapping_dir / f"{COMMERCE}.yaml", "batch_size: 10000", "batch_size: 15")  # several batches
     source_rows = sandboxes.prepared.commerce.count()

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hub.db import get_engine, session_scope
-from hub.pipeline.run_feed import run
 from identity.lookup import lookup, masked
 from identity.tables import IdentityPerson, IdentityRelation
+from rigs.run_feed import run
 from sandbox.social_insurance.registry import InsuredRegistry, insured_persons
 from tests.pipeline.test_rerun_carries_over import mapping_dir, sandboxes  # noqa: F401 (fixtures)
 
@@ -42,7 +42,7 @@ def insured_pg(
     """The bureau's table in PostgreSQL (schema social_insurance), its Connection as an
     ``AIRFLOW_CONN_`` variable in JSON form; the ground truth of its rows."""
     from hub.airflow_env import connection_uri_env
-    from hub.pipeline.connections import odbc_connection
+    from rigs.connections import odbc_connection
 
     rows, truth = insured_persons(sandboxes.population, sandboxes.prepared.seed)
     registry = InsuredRegistry(pg_database.sqlalchemy_url, pg_database.odbc_connection_string)
@@ -121,7 +121,7 @@ def test_preview_shows_mapped_rows_readably_and_masked(
     mapping_dir: Path,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hub.pipeline.mappings_cli import app
+    from pipeline.mappings_cli import app
 
     monkeypatch.setenv("COLUMNS", "80")  # the bureau's columns do not fit: one record after another
     res = CliRunner().invoke(app, ["preview", FEED, "--limit", "8"])

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import CONSUMERS, RESIDENT_ID, USCC, Receiver, World, issue_business, source_ref
 
 from e_license_store.model import LicenseDraft
 from e_license_store.service import LicenseService
@@ -21,6 +20,7 @@ from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
+from tests.recognition.rec_helpers import CONSUMERS, RESIDENT_ID, USCC, Receiver, World, issue_business, source_ref
 
 
 @pytest.fixture(autouse=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import CONSUMERS, USCC, World, allow_destination, auth
 from sqlalchemy import func, select
 
 from recognition.scopes import ScopeSet
 from recognition.tables import AuditEntry
+from tests.recognition.rec_helpers import CONSUMERS, USCC, World, allow_destination, auth
 
 TYPES = {"business": "1101", "tax": "1102", "property": "2101", "approval": "3101"}
 #: the licence types the enterprise USCC holds in the test world

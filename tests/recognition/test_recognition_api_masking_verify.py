@@ -6,13 +6,13 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, USCC, World, auth, source_ref
 from sqlalchemy import text
 
 from e_license_store.model import LicenseDraft
 from hub.models import local_today
 from hub.settings import reset_settings
 from mappings.canonical.models import HolderKind
+from tests.recognition.rec_helpers import RESIDENT_ID, USCC, World, auth, source_ref
 
 
 def test_person_data_masked_unless_scope_grants_it(world: World, client: TestClient, tokens: dict[str, str]) -> None:

@@ -164,7 +164,7 @@ def test_audit_cli_archive_and_verify(hub_db_url: str) -> None:
 
 
 def test_housekeeping_archives_entries_past_retention(hub_db_url: str) -> None:
-    from hub.pipeline import housekeeping
+    from pipeline import housekeeping
 
     engine = make_engine(hub_db_url)
     audit.write_now(engine, _records(6, age_days=191))

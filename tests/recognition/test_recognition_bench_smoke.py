@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.testing import in_ci
+from rigs.testing import in_ci
 
 
 @pytest.mark.slow

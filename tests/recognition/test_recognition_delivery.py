@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import typer
 from fastapi.testclient import TestClient
-from rec_helpers import USCC, Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -21,6 +20,7 @@ from recognition import audit
 from recognition import delivery as dlv
 from recognition import subscriptions as subs_mod
 from recognition.tables import Delivery
+from tests.recognition.rec_helpers import USCC, Receiver, World, allow_destination, auth, issue_business
 
 HOLDERS = ["91330322MA2C8XYZ3M", "91330322MA2C8XYZ4N", "91330322MA2C8XYZ5P"]
 

@@ -15,8 +15,8 @@ from hub.db import make_engine, migrate
 from hub.models import OutboxEvent
 from hub.pseudonyms import is_opaque_ref, opaque_ref
 from hub.settings import reset_settings
-from hub.testing import TempDatabase
 from recognition.tables import Delivery, Subscription
+from rigs.testing import TempDatabase
 
 PERSON = "330322198001011236"
 USCC = "91330322MA2C8XYZ1K"

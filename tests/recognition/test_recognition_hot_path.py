@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, USCC, World, auth
 from sqlalchemy import select
 
 from hub.db import make_engine, session_scope
@@ -24,6 +23,7 @@ from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.directory import LicenseDirectory
 from recognition.tables import AuditEntry
+from tests.recognition.rec_helpers import RESIDENT_ID, USCC, World, auth
 
 _AUDITED = ("consumer", "key_id", "action", "resource", "subject", "fields", "purpose", "outcome", "detail")
 

@@ -9,7 +9,6 @@ from ipaddress import ip_address
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from rec_helpers import USCC, World, auth
 from typer.testing import CliRunner
 
 from hub.db import make_engine, session_scope
@@ -27,6 +26,7 @@ from recognition.consumers import (
 )
 from recognition.consumers_cli import app as consumers_app
 from recognition.directory import LicenseDirectory
+from tests.recognition.rec_helpers import USCC, World, auth
 
 PATH = f"/v1/holders/{USCC}/licenses"
 

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from rec_helpers import USCC, World, auth
 
 from hub.db import make_engine, session_scope
 from hub.settings import get_settings
@@ -24,6 +23,7 @@ from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
+from tests.recognition.rec_helpers import USCC, World, auth
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = f"/v1/holders/{USCC}/licenses"

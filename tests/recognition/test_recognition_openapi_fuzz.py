@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from rec_helpers import World, auth
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -20,6 +19,7 @@ from hub.settings import get_settings
 from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.directory import LicenseDirectory
+from tests.recognition.rec_helpers import World, auth
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

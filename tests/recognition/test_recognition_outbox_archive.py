@@ -8,16 +8,16 @@ import gzip
 import json
 
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import func, select, update
 
 from hub.db import session_scope
 from hub.models import OutboxEvent
-from hub.pipeline.housekeeping import archive_outbox
 from hub.settings import get_settings
+from pipeline.housekeeping import archive_outbox
 from recognition import delivery as dlv
 from recognition.archive import read_archive, verify_archive
 from recognition.tables import Delivery
+from tests.recognition.rec_helpers import RESIDENT_ID, Receiver, World, allow_destination, auth, issue_business
 
 HOLDERS = ["91330322MA2C8XYZ3M", "91330322MA2C8XYZ4N"]
 

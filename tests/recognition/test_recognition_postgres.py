@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import USCC, Receiver, allow_destination, auth, issue_business
 
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
@@ -19,6 +18,7 @@ from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
+from tests.recognition.rec_helpers import USCC, Receiver, allow_destination, auth, issue_business
 
 
 @pytest.mark.postgres

@@ -28,7 +28,6 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rec_helpers import Receiver
 from sqlalchemy import text
 
 from e_license_store.catalogue import load_catalogue
@@ -38,8 +37,8 @@ from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
 from hub.db import make_engine, migrate, session_factory, session_scope
-from identity.resident_id import calc_check_digit
-from identity.uscc import calc_check_digit as uscc_check
+from identifiers.resident_id import calc_check_digit
+from identifiers.uscc import calc_check_digit as uscc_check
 from mappings.canonical.models import HolderKind, SourceRef
 from recognition import delivery, destinations, subscriptions
 from recognition.app import create_app
@@ -48,6 +47,7 @@ from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
 from recognition.schemas import EventType
 from tests.conftest import require
+from tests.recognition.rec_helpers import Receiver
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import select
 
 from connectors.egress import AllowedDestination, DestinationPolicy, DestinationRefused, Reach, classify
@@ -19,6 +18,7 @@ from connectors.egress_soap import GuardedZeepTransport
 from hub.db import session_scope
 from recognition import delivery as dlv
 from recognition.tables import Delivery
+from tests.recognition.rec_helpers import Receiver, World, allow_destination, auth, issue_business
 
 
 class FakeDNS:

@@ -8,7 +8,6 @@ import datetime as dt
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import Receiver, World, allow_destination, auth, source_ref
 from sqlalchemy import select
 
 from e_license_store.model import LicenseDraft
@@ -18,6 +17,7 @@ from mappings.canonical.models import HolderKind
 from recognition import delivery as dlv
 from recognition import subscriptions as subs_mod
 from recognition.tables import Subscription
+from tests.recognition.rec_helpers import Receiver, World, allow_destination, auth, source_ref
 
 ORG_CODE = "MA2C8XYZ1"  # an organisation code: no region in it, the issuer's counts
 

@@ -9,7 +9,6 @@ import json
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import Receiver, World, allow_destination, auth, issue_business
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -23,6 +22,7 @@ from recognition import consumers, consumers_cli
 from recognition import delivery as dlv
 from recognition import subscriptions as subs_mod
 from recognition.tables import AuditEntry, Delivery, Subscription
+from tests.recognition.rec_helpers import Receiver, World, allow_destination, auth, issue_business
 
 P1 = "330322198001011236"
 P2 = "330322198502020026"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, USCC, World, auth, source_ref
 from sqlalchemy import select
 
 from e_license_store.identifier import make_license_id
@@ -27,6 +26,7 @@ from hub.db import session_scope
 from mappings.canonical.models import HolderKind
 from recognition.consumers import add_consumer
 from recognition.tables import AuditEntry
+from tests.recognition.rec_helpers import RESIDENT_ID, USCC, World, auth, source_ref
 
 NAME, ADDRESS = "李小龙", "浙江省温州市洞头区北岙街道海滨路8号"
 CO_OWNERS = "李小龙、王美丽共同共有"
@@ -123,7 +123,7 @@ def test_location_and_share_are_masked_by_kind_with_fields_star(client: TestClie
 
 
 def test_sole_proprietor_name_is_masked_like_a_persons(world: World, client: TestClient, wide: str) -> None:
-    from rec_helpers import issue_business
+    from tests.recognition.rec_helpers import issue_business
 
     lid = issue_business(world.service, "ent-sole", holder="92330322MA2C8XYD8X", name="洞头区张三丰小吃店")
     detail = client.get(f"/v1/licenses/{lid}", headers=auth(wide)).json()

@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, World, auth
 
 from hub.db import make_engine, session_scope
 from hub.settings import get_settings
@@ -23,6 +22,7 @@ from recognition.audit_process import ProcessAuditWriter
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
+from tests.recognition.rec_helpers import RESIDENT_ID, World, auth
 
 ROOT = Path(__file__).resolve().parents[2]
 

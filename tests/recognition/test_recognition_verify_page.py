@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from rec_helpers import RESIDENT_ID, World, issue_business, source_ref
 from sqlalchemy import select
 
 from e_license_store import identifier, verify_link
@@ -25,6 +24,7 @@ from recognition.routers.pages import SECURITY_HEADERS
 from recognition.tables import AuditEntry
 from recognition.verify_page import RELEASED_FIELDS
 from tests.conftest import require
+from tests.recognition.rec_helpers import RESIDENT_ID, World, issue_business, source_ref
 
 PERSON_NAME = "李小龙"
 LOCATION = "浙江省温州市洞头区北岙街道海滨路8号"

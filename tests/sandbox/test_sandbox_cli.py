@@ -1,7 +1,7 @@
 """``hub sandbox up|status|down`` from the command line, twice without clean-up.
 
 (``hub demo`` itself runs the whole pipeline through Airflow and is tested with it; here
-its sandbox check, :func:`hub.demo.check_sandboxes`, runs through ``hub sandbox status``.)"""
+its sandbox check, :func:`rigs.demo.check_sandboxes`, runs through ``hub sandbox status``.)"""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def sandbox_cli(*args: str) -> Result:
-    from sandbox.cli import app
+    from rigs.sandbox_cli import app
 
     return CliRunner().invoke(app, list(args))
 
@@ -68,7 +68,7 @@ def _running(pid: int) -> bool:
 
 
 def test_status_reports_failure_when_a_sandbox_is_gone(tmp_path: Path) -> None:
-    from hub.demo import check_sandboxes
+    from rigs.demo import check_sandboxes
 
     state = {
         "tax": {"wsdl_url": "http://127.0.0.1:9/tax?wsdl", "username": "hub"},

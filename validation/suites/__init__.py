@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from validation import rules
+from validation.gxcontext import ensure_context
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -84,9 +85,11 @@ class ExpectationSpec:
         return ~expected
 
     def to_gx(self) -> Any:
-        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+        from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415 - GX is heavy
+            ExpectationConfiguration,
+        )
 
-        import validation.expectations  # noqa: F401  (registers the custom expectations)
+        import validation.expectations  # noqa: F401, PLC0415 - registers the custom expectations; loads GX
 
         config = ExpectationConfiguration(
             type=self.type, kwargs=dict(self.kwargs), meta={"reason_code": self.reason_code}
@@ -123,9 +126,7 @@ class SuiteSpec:
     def to_gx(
         self, expectations: Sequence[ExpectationSpec] | None = None, name: str | None = None
     ) -> gx.ExpectationSuite:
-        import great_expectations as gx
-
-        from validation.gxrun import ensure_context
+        import great_expectations as gx  # noqa: PLC0415 - GX is heavy to import; only GX suites need it
 
         ensure_context()
         suite = gx.ExpectationSuite(name=name or self.name, meta={"description": self.description})

@@ -1,0 +1,39 @@
+"""What a department's status of a record means for the licences it yields (来源状态 → 证照状态).
+
+A source record's canonical ``status`` moves its licence: revoked, cancelled or deregistered
+records revoke it; suspended, abnormal or sealed ones suspend a valid licence; any other status
+reinstates a suspended one. A revoked licence stays revoked.
+
+>>> transition("cancelled", "valid"), transition("abnormal", "valid"), transition("active", "suspended")
+('revoke', 'suspend', 'reinstate')
+>>> transition("active", "valid"), transition("sealed", "revoked"), transition(None, "suspended")
+(None, None, None)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: canonical source statuses → the licence status they call for (others: valid)
+REVOKING = frozenset({"revoked", "cancelled", "deregistered"})
+SUSPENDING = frozenset({"suspended", "abnormal", "sealed"})
+
+
+def transition(status: str | None, current: str) -> str | None:
+    """The lifecycle move (``revoke``, ``suspend``, ``reinstate``) ``status`` calls for, or ``None``."""
+    if status in REVOKING and current in {"valid", "suspended"}:
+        return "revoke"
+    if status in SUSPENDING and current == "valid":
+        return "suspend"
+    if status is not None and status not in REVOKING | SUSPENDING and current == "suspended":
+        return "reinstate"
+    return None
+
+
+def apply_source_status(service: Any, issued: Any, status: str | None) -> Any:
+    """Move the issued licence to what the source status calls for; the service's result, or ``None``."""
+    move = transition(status, issued.status)
+    if move is None:
+        return None
+    moves = {"revoke": service.revoke, "suspend": service.suspend, "reinstate": service.reinstate}
+    return moves[move](issued.license_id, f"source status {status}")

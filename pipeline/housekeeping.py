@@ -1,0 +1,146 @@
+"""Housekeeping task bodies (日常维护): re-linking, licence expiry, re-delivery, outbox archiving,
+reconciliation, retention purge, audit log archive."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hub.db import get_engine, session_scope
+from hub.models import QuarantineRecord, local_today, utcnow
+from hub.settings import get_settings
+from pipeline.tables import PipelineStep
+
+log = logging.getLogger(__name__)
+
+
+class ReconciliationFailed(AssertionError):
+    """A run's ledger and the quarantine table disagree (对账不平)."""
+
+
+def relink(run_id: str) -> dict[str, Any]:
+    """Link records filed under an old code whose enterprise arrived later; move their licences (补链);
+    place relations (a person's employer) named by an old code the cross-walk has learnt since."""
+    from hub.db import get_engine, session_scope
+    from identity.relations import resolve_pending
+    from pipeline.relink import relink_legacy_holders
+
+    report = relink_legacy_holders().as_dict()
+    with session_scope(get_engine()) as session:
+        report["relations_placed"] = resolve_pending(session)
+    return report
+
+
+def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
+    """Mark expired every licence whose validity ended (证照到期)."""
+    from pipeline.publish import license_service
+
+    expired = license_service().expire_due(today or local_today())
+    return {"expired": len(expired)}
+
+
+def redeliver(run_id: str) -> dict[str, Any]:
+    """Retry deliveries that failed and are due again (重新投递); dead letters stay for operators."""
+    from pipeline.steps import push
+
+    return push(run_id)
+
+
+def archive_outbox(run_id: str, older_than: dt.datetime | None = None) -> dict[str, Any]:
+    """Archive delivered outbox events past ``HUB_OUTBOX_ARCHIVE_DAYS`` with their deliveries
+    (发件箱归档): compressed JSON Lines under ``$HUB_HOME/archive/outbox`` and a hash-chained
+    manifest; nothing leaves the outbox unarchived."""
+    from recognition.archive import archive_outbox as archive
+    from recognition.config import RecognitionSettings
+
+    limit = older_than or utcnow() - dt.timedelta(days=RecognitionSettings().outbox_archive_days)
+    directory = get_settings().home / "archive" / "outbox"
+    return archive(get_engine(), older_than=limit, directory=directory).as_dict()
+
+
+def reconcile(run_id: str, since: dt.timedelta = dt.timedelta(days=2)) -> dict[str, Any]:
+    """Re-check recent runs: pulled = accepted + quarantined, and the quarantine table agrees.
+
+    Raises :class:`ReconciliationFailed` naming the first run and mapping that does not add up.
+    """
+    cutoff = dt.datetime.now(dt.UTC) - since
+    checked = 0
+    with session_scope(get_engine()) as session:
+        steps = session.scalars(
+            select(PipelineStep).where(
+                PipelineStep.step == "validate",
+                PipelineStep.finished_at >= cutoff,
+                PipelineStep.superseded_by.is_(None),
+            )  # a later run re-counted those rows
+        ).all()
+        for s in steps:
+            if s.pulled != s.accepted + s.quarantined:
+                raise ReconciliationFailed(
+                    f"{s.mapping} run {s.run_id}: pulled {s.pulled} != "
+                    f"accepted {s.accepted} + quarantined {s.quarantined}"
+                )
+            extract = session.get(PipelineStep, (s.run_id, s.mapping, "extract"))
+            stored = (
+                session.scalar(
+                    select(func.count(QuarantineRecord.id)).where(
+                        QuarantineRecord.run_id == s.run_id, QuarantineRecord.source == s.department
+                    )
+                )
+                or 0
+            )
+            expected = s.quarantined + (extract.quarantined if extract else 0)
+            if stored < expected:
+                raise ReconciliationFailed(
+                    f"{s.mapping} run {s.run_id}: ledger says {expected} quarantined, table holds {stored}"
+                )
+            checked += 1
+    return {"runs_checked": checked}
+
+
+def purge(run_id: str, older_than: dt.datetime | None = None) -> dict[str, Any]:
+    """Purge staged Parquet, quarantine rows and GX results past ``HUB_RETENTION_DAYS`` (个人信息清理)."""
+    from pipeline.staging import FileStager, open_stager, purge_older_than
+    from validation.retention import cutoff, pending_staged_refs, warn_kept
+    from validation.retention import purge as purge_validation
+
+    limit = older_than or cutoff()
+    with session_scope(get_engine()) as session:
+        report = purge_validation(session, limit).as_dict()
+        pending = pending_staged_refs(session)  # batches no run has carried through yet: kept
+    stager = open_stager()
+    if not isinstance(stager, FileStager):  # the file backend lives under $HUB_HOME/staging, purged above
+        kept: list[str] = []
+        report["staged_objects"] = purge_older_than(stager, limit, keep=pending, kept=kept)
+        for ref in kept:
+            warn_kept(ref)
+        report["staged_kept"] += len(kept)
+    return report
+
+
+def archive_audit(run_id: str, before: dt.datetime | None = None) -> dict[str, Any]:
+    """Archive audit entries older than ``HUB_AUDIT_RETENTION_DAYS`` (at least 183) to gzip JSON-lines files
+    with a manifest, then remove them from the table; the chain stays verifiable (审计日志归档)."""
+    from recognition import audit_archive
+    from recognition.config import RecognitionSettings
+
+    config = RecognitionSettings()
+    cutoff = before or audit_archive.retention_cutoff(config.audit_retention_days)
+    directory = audit_archive.archive_dir(config, get_settings().home)
+    return audit_archive.archive(get_engine(), directory, before=cutoff).as_dict()
+
+
+def supervise(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
+    """Bring every running case clock up to today and light it (电子监察): yellow and red changes are
+    logged and announced to the supervision office, red stages escalated (督办)."""
+    from cases.clock import china_day
+    from cases.supervision import recompute_lights
+
+    with session_scope(get_engine()) as session:
+        done = recompute_lights(session, today=today or china_day(utcnow()))
+    log.info(
+        "supervision: %d running clocks, %d updated, %d changes of light", done.running, done.updated, done.changes
+    )
+    return {"running": done.running, "updated": done.updated, "changes": done.changes}

@@ -1,0 +1,50 @@
+"""Per-department Airflow pools (部门并发池): how many tasks may hit one department at once.
+
+Each mapping file names its pool; departments' systems are small, so a pool holds few slots
+(``HUB_POOL_SLOTS``, default 2). ``python -m pipeline.pools`` creates or updates them
+(compose's airflow-init and ``hub up`` run it after ``airflow db migrate``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SLOTS = 2
+#: the push DAG's pool: outbound deliveries to departments
+PUSH_POOL = "hub_push"
+
+
+def department_pools(mappings: Iterable[Any], slots: int | None = None) -> dict[str, int]:
+    """Pool name → slots for the given mappings (anything with a ``pool`` or ``spec.pool``).
+
+    >>> class M:
+    ...     pool = "commerce"
+    >>> department_pools([M(), M()], slots=3)
+    {'commerce': 3, 'hub_push': 3}
+    """
+    n = slots if slots is not None else int(os.environ.get("HUB_POOL_SLOTS", DEFAULT_SLOTS))
+    names = {getattr(m, "pool", None) or m.spec.pool for m in mappings}
+    return {name: n for name in sorted(names | {PUSH_POOL})}
+
+
+def ensure_pools(mapping_dir: Path | None = None) -> dict[str, int]:
+    """Create or update the pools in Airflow's metadata database."""
+    from hub.airflow_env import ensure_airflow_env
+
+    ensure_airflow_env()
+    from airflow.models.pool import Pool
+
+    from mappings.engine import load_all
+
+    pools = department_pools(load_all(mapping_dir).values())
+    for name, slots in pools.items():
+        Pool.create_or_update_pool(name, slots, f"hub: at most {slots} concurrent tasks", False)
+    return pools
+
+
+if __name__ == "__main__":
+    for pool, slots in ensure_pools().items():
+        print(f"pool {pool}: {slots} slots")

@@ -1,0 +1,180 @@
+"""Publishing step (证照签发): accepted, resolved records → licences and approval results.
+
+A mapping's ``licenses:`` entries say which licence type a record yields and from which
+canonical fields (``owners[].x`` fans out one licence per owner). The licence service
+does the real work — versioning, sealing, storing, and the index update plus outbox event
+in one transaction; this module only turns rows into drafts and source status changes
+into lifecycle transitions (the rules: :mod:`e_license_store.source_status`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pandas as pd
+
+from e_license_store.source_status import apply_source_status
+from hub.masking import mask_resident_id
+
+log = logging.getLogger(__name__)
+
+NESTED = "owners[]."
+#: column the identity step adds: the holder's canonical code in the master index
+RESOLVED = "canonical_code"
+#: what the identity step adds to each entry of a list of owners
+OWNER_RESOLVED = "resolved_id"
+LITERAL_KINDS = {"person", "enterprise"}
+
+
+def license_service() -> Any:
+    """The licence service on the hub's database, store and signing keys (created on first use)."""
+    from e_license_store.service import LicenseService
+    from e_license_store.signing import load_keyring
+    from e_license_store.store import open_store
+    from hub.db import get_engine, session_factory
+
+    return LicenseService(open_store(), session_factory(get_engine()), load_keyring(create=True))
+
+
+def _value(v: Any) -> Any:
+    if v is None or (not isinstance(v, list | tuple | dict) and pd.isna(v)):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.date()
+    if hasattr(v, "item") and not isinstance(v, str):  # numpy scalars
+        return v.item()
+    return v
+
+
+def _date(v: Any) -> dt.date | None:
+    v = _value(v)
+    if v is None or isinstance(v, dt.date):
+        return v if not isinstance(v, dt.datetime) else v.date()
+    return pd.Timestamp(v).date()
+
+
+def _get(row: Mapping[str, Any], owner: Mapping[str, Any] | None, ref: str | None) -> Any:
+    if ref is None:
+        return None
+    if ref in LITERAL_KINDS:
+        return ref
+    if ref.startswith(NESTED):
+        return _value((owner or {}).get(ref[len(NESTED) :]))
+    return _value(row.get(ref))
+
+
+def _selected(row: Mapping[str, Any], when: Mapping[str, Any] | None) -> bool:
+    if not when:
+        return True
+    value = _value(row.get(str(when["field"])))
+    if when.get("not_null") and value in (None, ""):
+        return False
+    return not ("in" in when and value not in set(when["in"]))
+
+
+def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
+    refs = [lic.holder_code, lic.holder_name, lic.holder_kind, *lic.surface.values()]
+    if not any(isinstance(r, str) and r.startswith(NESTED) for r in refs):
+        return [None]
+    owners = row.get("owners")
+    owners = list(owners) if owners is not None and not isinstance(owners, str) else []
+    return [dict(o) for o in owners if o]
+
+
+def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str | None]]:
+    """(draft, source key suffix, canonical status) for every licence ``row`` yields."""
+    from e_license_store.model import LicenseDraft
+    from mappings.canonical.models import HolderKind
+
+    for lic in mapping.licenses:
+        if not _selected(row, lic.when):
+            continue
+        for i, owner in enumerate(_owners(row, lic)):
+            holder_code = _get(row, owner, lic.holder_code)
+            if owner is None and _value(row.get(RESOLVED)):
+                # the identity step's canonical code (USCC for an old taxpayer id or organisation code)
+                holder_code = _value(row.get(RESOLVED))
+            elif owner is not None and _value(owner.get(OWNER_RESOLVED)):
+                # an owner named by an old code (organisation code, 15-digit id) holds under its canonical one
+                holder_code = _value(owner.get(OWNER_RESOLVED))
+            number = _get(row, owner, lic.number)
+            issue_date = _date(_get(row, owner, lic.issue_date))
+            if not holder_code or not number or issue_date is None:
+                continue  # nothing to issue from: validation reported the row's gaps already
+            surface = {k: _get(row, owner, ref) for k, ref in lic.surface.items()}
+            surface = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in surface.items() if v is not None}
+            issuer = _get(row, owner, lic.issuer_code) or _value(row.get("region_code")) or "000000"
+            draft = LicenseDraft(
+                license_type_code=lic.type_code,
+                license_number=str(number),
+                holder_name=str(_get(row, owner, lic.holder_name) or holder_code),
+                holder_code=str(holder_code),
+                holder_kind=HolderKind(str(_get(row, owner, lic.holder_kind) or "enterprise")),
+                issuer_code=str(issuer),
+                issue_date=issue_date,
+                valid_until=_date(_get(row, owner, lic.valid_until)),
+                surface=surface,
+            )
+            status = _get(row, owner, lic.status)
+            yield draft, (f"#{i}" if owner is not None else ""), (str(status) if status else None)
+
+
+def publish_frame(
+    df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, staged_ref: str
+) -> tuple[int, int, int]:
+    """Issue/amend the licences of every row; returns (issued, changed, rows yielding nothing).
+
+    The whole frame goes to the licence service at once (:meth:`LicenseService.issue_many`:
+    sealed in parallel, indexed with its outbox events in one transaction); a row whose licence
+    cannot change (say, its licence was revoked) is logged and the others go on.
+    """
+    from e_license_store.service import InvalidDraft, InvalidTransition
+    from mappings.canonical.models import SourceRef
+
+    issued_n = changed_n = idle = 0
+    items: list[tuple[Any, Any]] = []
+    statuses: list[str | None] = []
+    for row in df.to_dict(orient="records"):
+        any_draft = False
+        for draft, suffix, status in drafts(row, mapping):
+            any_draft = True
+            source = SourceRef(
+                department=mapping.department,
+                dataset=mapping.dataset,
+                source_key=f"{row.get('_source_key')}{suffix}",
+                source_version=str(row.get("_source_version") or ""),
+                run_id=run_id,
+                staged_ref=staged_ref,
+            )
+            items.append((draft, source))
+            statuses.append(status)
+        idle += not any_draft
+    for (draft, _source), status, result in zip(items, statuses, service.issue_many(items), strict=True):
+        if isinstance(result, InvalidDraft | InvalidTransition):
+            # e.g. a revoked licence's record changes again: nothing more to issue
+            log.warning(
+                "%s: licence for holder %s not changed: %s", mapping.name, mask_resident_id(draft.holder_code), result
+            )
+            continue
+        if result.created:
+            if result.version == 1:
+                issued_n += 1
+            else:
+                changed_n += 1
+        try:
+            moved = apply_source_status(service, result, status)
+        except (InvalidTransition, InvalidDraft) as exc:
+            log.warning(
+                "%s: licence for holder %s not moved to %s: %s",
+                mapping.name,
+                mask_resident_id(draft.holder_code),
+                status,
+                exc,
+            )
+            continue
+        if moved is not None and moved.created:
+            changed_n += 1
+    return issued_n, changed_n, idle
