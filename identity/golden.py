@@ -92,14 +92,32 @@ class SourceValues:
 
 @cache
 def load_rules(path: Path = RULES_PATH) -> Rules:
-    """Read ``survivorship.yaml``."""
+    """Read ``survivorship.yaml``, then add the departments' own attributes that mappings declare
+    golden (``attributes:`` with ``golden: true``): the declaring department ranks first for each,
+    unless ``survivorship.yaml`` ranks the attribute itself."""
     raw = safe_yaml.load_file(path)
+    attributes = {
+        kind: {attr: tuple(depts or ()) for attr, depts in spec["attributes"].items()} for kind, spec in raw.items()
+    }
+    listed = {kind: set(ranked) for kind, ranked in attributes.items()}
+    for declared in own_golden_attributes():
+        if declared.spec.name in listed.get(declared.identity_kind, ()):
+            continue  # survivorship.yaml ranks it itself
+        ranked = attributes.setdefault(declared.identity_kind, {})
+        departments = ranked.get(declared.spec.name, ())
+        if declared.department not in departments:  # several departments declaring it: in file order
+            ranked[declared.spec.name] = (*departments, declared.department)
     return Rules(
-        attributes={
-            kind: {attr: tuple(depts or ()) for attr, depts in spec["attributes"].items()} for kind, spec in raw.items()
-        },
-        aliases={kind: dict(spec.get("aliases") or {}) for kind, spec in raw.items()},
+        attributes=attributes,
+        aliases={kind: dict(raw.get(kind, {}).get("aliases") or {}) for kind in attributes},
     )
+
+
+def own_golden_attributes() -> tuple[Any, ...]:
+    """The own attributes mappings carry into golden records (``mappings.engine.declared_attributes``)."""
+    from mappings.engine import declared_attributes
+
+    return tuple(a for a in declared_attributes() if a.spec.golden and a.identity_kind in ("person", "enterprise"))
 
 
 def is_empty(value: Any) -> bool:

@@ -70,6 +70,9 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
         .where((IdentityMerge.into_code == canonical) | (IdentityMerge.from_code == canonical))
         .order_by(IdentityMerge.id)
     ).all()
+    from identity.relations import relations_of
+
+    names, named_by = relations_of(session, canonical)
     return {
         "query": query,
         "query_kind": code_kind,
@@ -113,6 +116,36 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
             }
             for m in merges
         ],
+        # the identities this one's records name by role (an insured person's employer) ...
+        "relations": [
+            {
+                "role": r.role,
+                "related_kind": r.related_kind,
+                "related_code": r.related_code,
+                "presented_code": r.presented_code,
+                "method": r.method,
+                "department": r.department,
+                "dataset": r.dataset,
+                "source_key": r.source_key,
+                "linked_at": _iso(r.linked_at),
+                "unlinked_at": _iso(r.unlinked_at),
+            }
+            for r in names
+        ],
+        # ... and the records naming this identity (the persons an enterprise employs)
+        "related_from": [
+            {
+                "role": r.role,
+                "entity_kind": r.entity_kind,
+                "canonical_code": r.canonical_code,
+                "department": r.department,
+                "dataset": r.dataset,
+                "source_key": r.source_key,
+                "linked_at": _iso(r.linked_at),
+                "unlinked_at": _iso(r.unlinked_at),
+            }
+            for r in named_by
+        ],
     }
 
 
@@ -123,6 +156,8 @@ _FEEDS = {"person": ("person",), "enterprise": ("enterprise", "tax_registration"
 def _golden_kinds(entity_kind: str) -> dict[str, str]:
     """The personal-data kind of each golden attribute: its canonical field's (through the
     survivorship aliases, e.g. ``legal_rep_resident_id`` → ``legal_rep_id``)."""
+    from identity.golden import own_golden_attributes
+
     rules = load_rules()
     out: dict[str, str] = {}
     for entity in _FEEDS.get(entity_kind, (entity_kind,)):
@@ -130,6 +165,14 @@ def _golden_kinds(entity_kind: str) -> dict[str, str]:
             name = rules.golden_name(entity_kind, column)
             if name is not None:
                 out[name] = kind
+    # a department's own attributes, by the kind its mapping declares
+    out.update(
+        {
+            a.spec.name: a.spec.personal
+            for a in own_golden_attributes()
+            if a.identity_kind == entity_kind and a.spec.personal
+        }
+    )
     return out
 
 
@@ -150,6 +193,14 @@ def masked(view: dict[str, Any]) -> dict[str, Any]:
         merge["from_code"] = mask(merge["from_code"], Personal.CODE, party=party)
         merge["into_code"] = mask(merge["into_code"], Personal.CODE, party=party)
     out["golden"] = mask_fields(out["golden"], _golden_kinds(out["entity_kind"]), party=party)
+    for rel in out.get("relations", []):
+        other = Party(rel["related_kind"], rel["related_code"] or rel["presented_code"])
+        rel["related_code"] = mask(rel["related_code"], Personal.CODE, party=other)
+        rel["presented_code"] = mask(rel["presented_code"], Personal.CODE, party=other)
+    for rel in out.get("related_from", []):
+        rel["canonical_code"] = mask(
+            rel["canonical_code"], Personal.CODE, party=Party(rel["entity_kind"], rel["canonical_code"])
+        )
     return out
 
 
@@ -210,4 +261,27 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
             s["unlinked_at"] or "",
         )
     out.print(records)
+    if shown["relations"] or shown["related_from"]:
+        related = Table("role", "direction", "kind", "code", "as given", "source", "unlinked", title="relations")
+        for r in shown["relations"]:
+            related.add_row(
+                r["role"],
+                "names",
+                r["related_kind"],
+                r["related_code"] or "(not in the index yet)",
+                r["presented_code"],
+                f"{r['department']}/{r['dataset']}:{r['source_key']}",
+                r["unlinked_at"] or "",
+            )
+        for r in shown["related_from"]:
+            related.add_row(
+                r["role"],
+                "named by",
+                r["entity_kind"],
+                r["canonical_code"],
+                "",
+                f"{r['department']}/{r['dataset']}:{r['source_key']}",
+                r["unlinked_at"] or "",
+            )
+        out.print(related)
     return 0

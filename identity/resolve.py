@@ -298,7 +298,10 @@ class ResolveResult:
 
     records: pd.DataFrame
     created: int = 0
+    #: source records linked anew (to new identities and to identities already in the index)
     linked: int = 0
+    #: of ``linked``, those linking an identity this batch created
+    linked_to_new: int = 0
     learnt: int = 0
     merged_events: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
@@ -362,9 +365,31 @@ def _combine(results: list[pd.DataFrame], n: int) -> dict[str, Any]:
     return {"canonical_code": canonical, "method": method, "status": status}
 
 
-def _entity_of_mapping(mapping: Any) -> str:
-    entity = str(getattr(mapping, "entity", ""))
-    return PERSON if entity == PERSON else ENTERPRISE
+#: a mapping's ``identity_kind`` for records that are no identity of their own (a property right:
+#: only the owners named inside it are)
+NO_IDENTITY = "none"
+
+
+def link_mapping_batch(session: Session, df: pd.DataFrame, mapping: Any, *, run_id: str | None = None) -> ResolveResult:
+    """Resolve and link a mapping's batch as the identity kind the mapping declares
+    (``identity_kind``: never guessed from its entity; an unknown kind is a ``ValueError``)."""
+    spec = getattr(mapping, "spec", mapping)
+    kind = str(getattr(spec, "identity_kind", ""))
+    if kind == NO_IDENTITY:
+        # no top-level code: only the identities named inside the records, under their own kinds
+        return link_batch(
+            session,
+            df,
+            ENTERPRISE,
+            mapping.department,
+            mapping.dataset,
+            mapping=mapping,
+            run_id=run_id,
+            code_columns=[],
+        )
+    return link_batch(
+        session, df, _kind_of_entity(kind), mapping.department, mapping.dataset, mapping=mapping, run_id=run_id
+    )
 
 
 @overload
@@ -405,16 +430,7 @@ def resolve_batch(
     if isinstance(first, pd.DataFrame):
         if session is None:
             raise TypeError("resolve_batch(df, mapping, *, session, run_id)")
-        mapping = second
-        return link_batch(
-            session,
-            first,
-            _entity_of_mapping(mapping),
-            mapping.department,
-            mapping.dataset,
-            mapping=mapping,
-            run_id=run_id,
-        )
+        return link_mapping_batch(session, first, second, run_id=run_id)
     if entity_kind is None or department is None or dataset is None:
         raise TypeError("resolve_batch(session, df, entity_kind, department, dataset)")
     return link_batch(first, second, entity_kind, department, dataset, run_id=run_id).records
@@ -457,6 +473,10 @@ def _link_batch(
     learnt_pairs = _learn_from_batch(df) if entity_kind == ENTERPRISE else []
     learnt = {code: canonical for code, _kind, canonical in learnt_pairs}
     columns = list(code_columns) if code_columns is not None else _identifier_columns(df, entity_kind, mapping)
+    # a code as the department gave it, before the mapping converted it (a 15-digit resident id):
+    # resolved after the others, so the rule that converts it lands it in the cross-walk
+    # (detected, not forced: a 15-digit code read as a resident id normalises to its 18 digits)
+    columns += [(f"_given_{col}", None) for col, _ in columns if f"_given_{col}" in df.columns]
     results = [
         resolve_codes(session, df[col], entity_kind, kinds=[kind] * n if kind else None, learnt=learnt)
         for col, kind in columns
@@ -516,12 +536,18 @@ def _link_batch(
         golden.refresh(session, entity_kind, sorted(touched), cause="link")
 
     events = _emit_merged(session, merged_by_code, entity_kind, source, run_id)
+    relations = getattr(getattr(mapping, "spec", mapping), "relations", ()) if mapping is not None else ()
+    if relations:
+        from identity.relations import link_relations
+
+        link_relations(session, records, relations, entity_kind, department, dataset, key_col, version_col, now)
     nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
     session.flush()
     return ResolveResult(
         records,
         created=len(new_codes) + nested.created,
         linked=plan.inserted + nested.linked,
+        linked_to_new=int(plan.new.sum()) + nested.linked_to_new,
         learnt=learnt_count + nested.learnt,
         merged_events=events + nested.merged_events,
         by_status={str(k): int(v) for k, v in counts.items()},
@@ -1109,6 +1135,7 @@ def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 class _NestedCounts:
     created: int = 0
     linked: int = 0
+    linked_to_new: int = 0
     learnt: int = 0
     merged_events: int = 0
 
@@ -1190,6 +1217,7 @@ def _resolve_nested(
                 el["resolved_id"] = code if status in (RESOLVED, NEW) else None
             counts.created += res.created
             counts.linked += res.linked
+            counts.linked_to_new += res.linked_to_new
             counts.learnt += res.learnt
             counts.merged_events += res.merged_events
     return counts

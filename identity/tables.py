@@ -216,6 +216,31 @@ class IdentitySourceRecord(Base):
         self.stored_attributes = dict(values)
 
 
+class IdentityRelation(Base):
+    """Another identity a department's record names by role (关联关系): a person's employer by
+    USCC. ``related_code`` is the other identity's canonical code once the index resolves the
+    code as given (``presented_code``), through the cross-walk for old codes; ``None`` until
+    then. A record that names another code (or none) ends its relation: ``unlinked_at``."""
+
+    __tablename__ = "identity_relation"
+    __table_args__ = (sa.Index("ix_identity_relation_source", "department", "dataset", "source_key", "role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity_kind: Mapped[str] = mapped_column(sa.String(12), nullable=False)
+    canonical_code: Mapped[str] = mapped_column(sa.String(18), nullable=False, index=True)
+    role: Mapped[str] = mapped_column(sa.String(40), nullable=False)
+    related_kind: Mapped[str] = mapped_column(sa.String(12), nullable=False)
+    related_code: Mapped[str | None] = mapped_column(sa.String(18), index=True)
+    presented_code: Mapped[str] = mapped_column(sa.String(40), nullable=False)
+    method: Mapped[str | None] = mapped_column(sa.String(40))
+    department: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    dataset: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    source_key: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    source_version: Mapped[str | None] = mapped_column(sa.String(100))
+    linked_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    unlinked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
 class IdentityGoldenHistory(Base):
     """One change of one golden attribute (黄金记录变更历史): old and new value and why."""
 

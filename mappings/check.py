@@ -78,6 +78,10 @@ def list_item_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+#: where licence types are catalogued (named in problems, so an engineer knows what to edit)
+CATALOGUE_FILE = "e_license_store/catalogue.yaml"
+
+
 def _catalogue_codes() -> set[str] | None:
     """Licence type codes of the e-licence catalogue."""
     data = safe_yaml.load_file(CATALOGUE_PATH)
@@ -126,6 +130,7 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
     if entity not in ENTITIES:
         add(("entity",), f"unknown entity {entity!r} (known: {', '.join(sorted(ENTITIES))})")
         return problems
+    problems.extend(_identity_problems(doc, file))
     known = canonical_fields(entity)
     mapped: set[str] = set()
     for name, raw in data["fields"].items():
@@ -148,6 +153,8 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             if sub not in item_fields:
                 add(("nested", name, "fields", sub), f"unknown field {sub!r} of {item.entity!r}")  # type: ignore[attr-defined]
             problems.extend(_field_problems(doc, file, ("nested", name, "fields", sub), sub_raw))
+    problems.extend(_attribute_problems(doc, file, set(known) | ENGINE_FIELDS))
+    mapped.update(data.get("attributes") or {})
     for missing in sorted(required_fields(entity) - mapped):
         add(("fields",), f"required canonical field {missing!r} of entity {entity!r} is not mapped")
 
@@ -162,10 +169,29 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             ref = ident.get(key)
             if ref is not None and not ref_ok(ref):
                 add(("identifiers", i, key), f"identifier refers to unmapped field {ref!r}")
+    roles: set[str] = set()
+    for i, rel in enumerate(data.get("relations") or ()):
+        if not ref_ok(rel["field"]):
+            add(
+                ("relations", i, "field"),
+                f"relation {rel['role']!r} refers to unmapped field {rel['field']!r} "
+                "(map it under fields or attributes)",
+            )
+        if rel["role"] in roles:
+            add(("relations", i, "role"), f"relation role {rel['role']!r} is declared twice")
+        roles.add(rel["role"])
+        if rel.get("kind", "auto") not in IDENTIFIER_KINDS[rel["identity_kind"]]:
+            add(("relations", i, "kind"), f"code kind {rel.get('kind')!r} cannot name {_a(rel['identity_kind'])}")
+    if (data.get("relations") or ()) and data.get("identity_kind") == "none":
+        add(("relations",), "identity_kind is none: a relation needs the record's own identity to start from")
     codes = _catalogue_codes()
     for i, lic in enumerate(data.get("licenses") or ()):
         if codes is not None and str(lic["type_code"]) not in codes:
-            add(("licenses", i, "type_code"), f"licence type {lic['type_code']!r} is not in the e-licence catalogue")
+            add(
+                ("licenses", i, "type_code"),
+                f"licence type {lic['type_code']!r} is not in the e-licence catalogue ({CATALOGUE_FILE}; "
+                f"types: {', '.join(sorted(codes))})",
+            )
         for key in ("number", "holder_code", "holder_name", "issue_date", "valid_until", "status", "issuer_code"):
             ref = lic.get(key)
             if ref is not None and not ref_ok(ref):
@@ -180,6 +206,135 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
             if not ref_ok(ref):
                 add(("licenses", i, "surface", sname), f"surface field refers to unmapped field {ref!r}")
     return problems
+
+
+#: identifier kinds that name a person, and those that name an enterprise (``auto`` fits both)
+IDENTIFIER_KINDS = {
+    "person": {"resident_id", "auto"},
+    "enterprise": {"uscc", "org_code", "reg_no", "taxpayer_id", "auto"},
+}
+#: identifier roles that name the record's own subject (the identity it resolves to)
+SUBJECT_ROLES = ("holder", "applicant", "owner", "subject")
+
+
+def _a(kind: str) -> str:
+    """``an enterprise``, ``a person``."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
+def _identity_problems(doc: MarkedDocument, file: str) -> list[Problem]:
+    """The declared ``identity_kind`` against the entity and the identifiers that resolve it."""
+    data = doc.data
+    out: list[Problem] = []
+
+    def add(path: Path_, message: str) -> None:
+        out.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+
+    entity, kind = data["entity"], data.get("identity_kind")
+    allowed = ENTITIES[entity].identity_kinds
+    if not allowed:
+        add(
+            ("entity",),
+            f"canonical entity {entity!r} declares no identity_kinds (set them on its model in "
+            "mappings/canonical/models.py: person, enterprise or none)",
+        )
+        return out
+    if kind not in IDENTIFIER_KINDS and kind != "none":
+        return out  # the schema says it is not a known kind
+    if kind not in allowed:
+        add(
+            ("identity_kind",),
+            f"identity_kind {kind!r} does not fit entity {entity!r} (its identity_kinds: {', '.join(allowed)})",
+        )
+    subject = [
+        (i, ident)
+        for i, ident in enumerate(data.get("identifiers") or ())
+        if isinstance(ident, Mapping)
+        and ident.get("role", "holder") in SUBJECT_ROLES
+        and "[]." not in str(ident.get("field", ""))
+    ]
+    if kind == "none":
+        for i, _ident in subject:
+            add(
+                ("identifiers", i, "role"),
+                "identity_kind is none: a top-level identifier cannot name the record's "
+                "own identity (use a nested field, or a relation)",
+            )
+        return out
+    if not subject:
+        add(
+            ("identifiers",),
+            f"identity_kind is {kind!r} but no identifier names the record's own identity "
+            f"(role holder, applicant, owner or subject; kind {' or '.join(sorted(IDENTIFIER_KINDS[kind]))})",
+        )
+    for i, ident in subject:
+        if ident.get("kind") not in IDENTIFIER_KINDS[kind]:
+            add(
+                ("identifiers", i, "kind"),
+                f"identifier kind {ident.get('kind')!r} cannot name {_a(kind)} "
+                f"(identity_kind); use {' or '.join(sorted(IDENTIFIER_KINDS[kind]))}",
+            )
+    return out
+
+
+#: columns the identity step adds to a record: an own attribute cannot take their names
+RESOLUTION_COLUMNS = frozenset(
+    {"canonical_code", "resolved_id", "identity_method", "identity_status", "method", "status"}
+)
+
+
+def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list[Problem]:
+    """A department's own attributes: new names, working normalisers, allowed values they can meet."""
+    from mappings.normalizers import possible_values
+
+    data = doc.data
+    out: list[Problem] = []
+    for name, raw in (data.get("attributes") or {}).items():
+        path: Path_ = ("attributes", name)
+        if name in taken or name in RESOLUTION_COLUMNS:
+            what = "a canonical field of entity " + repr(data["entity"]) if name in taken else "a column the hub adds"
+            out.append(
+                Problem(
+                    file,
+                    doc.line_of(path),
+                    f"own attribute {name!r} is {what}: an own attribute needs a "
+                    "name of its own (the canonical field keeps its meaning; e.g. insurance_status "
+                    "beside status)",
+                    _path_text(path),
+                )
+            )
+        out.extend(_field_problems(doc, file, path, raw))
+        if not isinstance(raw, Mapping):
+            continue
+        if raw.get("golden", True) and data.get("identity_kind") == "none":
+            out.append(
+                Problem(
+                    file,
+                    doc.line_of(path),
+                    f"own attribute {name!r} is golden but identity_kind is none "
+                    "(no identity to carry it): set golden: false",
+                    _path_text(path),
+                )
+            )
+        allowed = raw.get("allowed")
+        if allowed:
+            chain = [normalizer_ref(x) for x in raw.get("normalizers") or ()]
+            values = possible_values((n, dict(p)) for n, p in chain)
+            if "const" in raw and raw["const"] is not None:
+                values = frozenset({str(raw["const"])})
+            extra = sorted(values - {str(a) for a in allowed}) if values is not None else []
+            if extra:
+                out.append(
+                    Problem(
+                        file,
+                        doc.line_of((*path, "allowed")),
+                        f"own attribute {name!r} allows only "
+                        f"{[str(a) for a in allowed]}; its normalisers can yield {extra} (those rows "
+                        "would be quarantined)",
+                        _path_text((*path, "allowed")),
+                    )
+                )
+    return out
 
 
 def _source_problems(doc: MarkedDocument, file: str) -> list[Problem]:

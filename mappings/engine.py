@@ -31,13 +31,17 @@ import pyarrow.compute as pc
 from mappings.canonical.models import ENTITIES
 from mappings.check import Problem, canonical_fields, check_file, list_item_model, required_fields
 from mappings.normalizers import apply_normalizer, date, number
-from mappings.spec import FieldSpec, LicenseSpec, MappingSpec, NestedSpec, parse_spec
+from mappings.spec import AttributeSpec, FieldSpec, LicenseSpec, MappingSpec, NestedSpec, parse_spec
 from mappings.yamlmarks import load_marked_file
 
 SOURCE_KEY = "_source_key"
 SOURCE_VERSION = "_source_version"
 DELETED = "_deleted"
 DEPARTMENT = "_department"
+#: prefix of the column keeping a code as the department gave it, where a normaliser turned it
+#: into another code (a 15-digit resident id into its 18 digits): the identity step lists it
+#: among the identity's legacy codes
+GIVEN = "_given_"
 DATASET = "_dataset"
 REJECT_COLUMNS = [SOURCE_KEY, SOURCE_VERSION, "reason_code", "reason"]
 
@@ -138,7 +142,7 @@ class Mapping:
     def source_columns(self) -> set[str]:
         """Top-level source columns this mapping reads (for connectors that project)."""
         cols: set[str] = set()
-        for f in self.spec.fields:
+        for f in (*self.spec.fields, *(a.field for a in self.spec.attributes)):
             cols.update(p.split(".", 1)[0] for p in f.source_paths)
         for n in self.spec.nested:
             if n.source is not None:
@@ -162,6 +166,7 @@ class Mapping:
             key_job = pool.submit(self._meta, table, SOURCE_KEY, self.spec.source_key, index)
             version_job = pool.submit(self._meta, table, SOURCE_VERSION, self.spec.source_version, index)
             field_jobs = [(f.name, pool.submit(self._field, table, f, index)) for f in self.spec.fields]
+            field_jobs += [(a.name, pool.submit(self._attribute, table, a, index)) for a in self.spec.attributes]
             keys = key_job.result()
             versions = version_job.result()
             fields = [(name, job.result()) for name, job in field_jobs]
@@ -174,6 +179,10 @@ class Mapping:
 
         out: dict[str, pd.Series] = {SOURCE_KEY: keys, SOURCE_VERSION: versions}
         out.update(fields)
+        for f in self.spec.fields:
+            given = _as_given(table, f, index, out[f.name])
+            if given is not None:
+                out[GIVEN + f.name] = given
         for nested in self.spec.nested:
             out[nested.name] = _nested(table, nested, index, list_item_model(self._field_types[nested.name]))
         records = pd.DataFrame(out, index=index)
@@ -189,7 +198,9 @@ class Mapping:
             reason[new] = text
 
         reject(keys.isna() | (keys == ""), "missing_source_key", "the record has no source key")
-        required = set(required_fields(self.spec.entity)) | {f.name for f in self.spec.fields if f.required}
+        required = set(required_fields(self.spec.entity)) | {
+            f.name for f in (*self.spec.fields, *(a.field for a in self.spec.attributes)) if f.required
+        }
         for name in sorted(required & set(out)):
             values = records[name]
             missing = values.isna()
@@ -239,6 +250,14 @@ class Mapping:
 
     def _field(self, table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
         return self._coerce(f.name, _evaluate(table, f, index))
+
+    def _attribute(self, table: pa.Table, a: AttributeSpec, index: pd.Index) -> pd.Series:
+        """A department's own attribute, coerced to its declared type."""
+        return _coerce_to(ATTRIBUTE_TYPES[a.type], _evaluate(table, a.field, index))
+
+
+#: an own attribute's declared type → the Python type its column is coerced to
+ATTRIBUTE_TYPES: dict[str, type] = {"text": str, "date": dt.date, "number": float, "integer": int}
 
 
 #: Batches from this many rows on have their columns normalised on several threads.
@@ -352,6 +371,24 @@ def _evaluate(table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
     return values
 
 
+#: normalisers that turn one code into another (not only clean it)
+CONVERTING = ("resident_id",)
+
+
+def _as_given(table: pa.Table, f: FieldSpec, index: pd.Index, final: pd.Series) -> pd.Series | None:
+    """The code before a converting normaliser, where it differs from the result; else ``None``."""
+    names = [n for n, _ in f.normalizers]
+    cut = next((i for i, n in enumerate(names) if n in CONVERTING), None)
+    if cut is None:
+        return None
+    before = _evaluate(table, FieldSpec(**{**vars(f), "normalizers": f.normalizers[:cut]}), index)
+    from mappings.normalizers import _as_str
+
+    before = _as_str(before)
+    changed = before.notna() & (before != _as_str(final)).fillna(True)
+    return before.where(changed) if changed.any() else None
+
+
 def _nested(table: pa.Table, spec: NestedSpec, index: pd.Index, item_model: Any) -> pd.Series:
     """Map a repeated element to a column of lists of canonical dicts (one dict per element)."""
     if spec.split is not None:
@@ -461,6 +498,39 @@ def load_all(directory: str | Path | None = None) -> dict[str, Mapping]:
     if problems:
         raise MappingError(problems)
     return out
+
+
+@dataclass(frozen=True)
+class DeclaredAttribute:
+    """A department's own attribute as a mapping declares it, with whose identity carries it."""
+
+    identity_kind: str
+    department: str
+    spec: AttributeSpec
+
+
+def declared_attributes(directory: str | Path | None = None) -> tuple[DeclaredAttribute, ...]:
+    """The own attributes every mapping file declares (golden records and masking need them
+    beyond a single feed). A file that does not load is skipped: ``hub mappings check`` reports it."""
+    from hub import safe_yaml
+    from mappings.spec import field_spec
+
+    out: list[DeclaredAttribute] = []
+    for path in mapping_files(Path(directory) if directory is not None else MAPPINGS_DIR):
+        try:
+            data = safe_yaml.load_file(path)
+            for name, raw in (data.get("attributes") or {}).items():
+                spec = AttributeSpec(
+                    field=field_spec(name, raw),
+                    type=str(raw["type"]),
+                    personal=raw.get("personal"),
+                    allowed=tuple(raw.get("allowed") or ()),
+                    golden=bool(raw.get("golden", True)),
+                )
+                out.append(DeclaredAttribute(str(data["identity_kind"]), str(data["department"]), spec))
+        except (safe_yaml.YamlError, OSError, KeyError, TypeError, AttributeError):
+            continue
+    return tuple(out)
 
 
 def entity_model(entity: str) -> Any:

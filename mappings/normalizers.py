@@ -24,7 +24,7 @@ parameters: ``- trim`` or ``- {status: commerce_enterprise}``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -552,6 +552,36 @@ NORMALIZERS: dict[str, tuple[Normalizer, frozenset[str]]] = {
 
 #: Parameters a normaliser cannot work without.
 REQUIRED_PARAMS: dict[str, frozenset[str]] = {"status": frozenset({"table"}), "map": frozenset({"values"})}
+
+
+#: normalisers that never change which value a cleaned code stands for (applied after one that
+#: yields a closed set of values, they keep that set)
+_VALUE_PRESERVING = frozenset({"trim", "remove_spaces", "upper", "fullwidth_to_halfwidth", "simplify", "empty_to_null"})
+
+
+def possible_values(normalizers: Iterable[tuple[str, Mapping[str, Any]]]) -> frozenset[str] | None:
+    """The values a chain of normalisers can yield, when it ends in a closed set (``status``
+    tables, ``map`` without ``keep_unknown``, ``sex``); ``None`` when any source value can pass.
+
+    >>> sorted(possible_values([("trim", {}), ("status", {"table": "person"})]))
+    ['alive', 'deceased', 'moved']
+    >>> possible_values([("trim", {})]) is None
+    True
+    """
+    values: frozenset[str] | None = None
+    for name, params in normalizers:
+        if name == "status" and params.get("table") in STATUS_TABLES:
+            values = frozenset(STATUS_TABLES[str(params["table"])].values())
+        elif name == "map" and isinstance(params.get("values"), Mapping) and not params.get("keep_unknown"):
+            found = {str(v) for v in params["values"].values() if v is not None}
+            if params.get("default") is not None:
+                found.add(str(params["default"]))
+            values = frozenset(found)
+        elif name == "sex":
+            values = frozenset(_SEX.values())
+        elif name not in _VALUE_PRESERVING:
+            values = None
+    return values
 
 
 def normalizer_problems(name: str, params: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,39 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class AttributeSpec:
+    """A department's own field (部门自有字段): not in the canonical entity, kept typed beside it.
+
+    ``type`` is ``text``, ``date``, ``number`` or ``integer``; ``personal`` its personal-data
+    kind (:class:`hub.masking.Personal`), so its values are masked by what they are;
+    ``allowed`` the only values validation accepts; ``golden`` whether the identity's golden
+    record carries it (the declaring department ranks first for it).
+    """
+
+    field: FieldSpec
+    type: str
+    personal: str | None = None
+    allowed: tuple[Any, ...] = ()
+    golden: bool = True
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+
+@dataclass(frozen=True)
+class RelationSpec:
+    """Another identity a record names by role (a person's employer by USCC): the code in
+    ``field`` is resolved as ``identity_kind`` (through the cross-walk for old codes)."""
+
+    role: str
+    field: str
+    identity_kind: str
+    kind: str = "auto"
+
+
+@dataclass(frozen=True)
 class NestedSpec:
     """A canonical list field built from a repeated source element (e.g. owners ← Owner)."""
 
@@ -139,6 +172,14 @@ class MappingSpec:
     source_key: str | None = None
     source_version: str | None = None
     description: str = ""
+    #: ``person``, ``enterprise`` or ``none``: what the master index resolves a record to
+    identity_kind: str = "none"
+    attributes: tuple[AttributeSpec, ...] = ()
+    relations: tuple[RelationSpec, ...] = ()
+
+    def attribute_kinds(self) -> dict[str, str]:
+        """Own attribute → its personal-data kind (those that have one)."""
+        return {a.name: a.personal for a in self.attributes if a.personal}
 
     @property
     def protocol(self) -> str:
@@ -151,8 +192,9 @@ class MappingSpec:
         from mappings.canonical.models import ENTITIES, personal_kinds
 
         kinds = personal_kinds(self.entity) if self.entity in ENTITIES else {}
+        kinds = {**kinds, **self.attribute_kinds()}
         out: dict[str, str] = {}
-        for f in self.fields:
+        for f in (*self.fields, *(a.field for a in self.attributes)):
             if f.name in kinds:
                 out.update(dict.fromkeys(f.source_paths, kinds[f.name]))
         for nested in self.nested:
@@ -211,4 +253,17 @@ def parse_spec(data: MappingABC[str, Any]) -> MappingSpec:
         source_key=data.get("source_key"),
         source_version=data.get("source_version"),
         description=data.get("description", ""),
+        identity_kind=str(data["identity_kind"]),
+        attributes=tuple(
+            AttributeSpec(
+                field=field_spec(name, raw),
+                type=str(raw["type"]),
+                personal=raw.get("personal"),
+                allowed=tuple(raw.get("allowed") or ()),
+                golden=bool(raw.get("golden", True)),
+                description=str(raw.get("description", "")),
+            )
+            for name, raw in (data.get("attributes") or {}).items()
+        ),
+        relations=tuple(RelationSpec(**r) for r in data.get("relations") or ()),
     )

@@ -11,6 +11,11 @@ and task docs. Tasks pass references to staged Parquet through XCom; one run at 
 DAG, and a run carries first what an earlier one staged and never published.
 ``HUB_DAG_SCHEDULES=off`` leaves the exchange and housekeeping DAGs unscheduled (the demo,
 tests and benchmarks trigger them); the push DAG is always scheduled on the Assets.
+
+A new exchange DAG starts paused (``HUB_EXCHANGE_DAGS_PAUSED``, default ``on``): a live
+scheduler does not run a feed nobody tried until an operator unpauses it (UI, or
+``airflow dags unpause hub_exchange_<mapping>``). Only a DAG Airflow has not seen yet is
+affected; the rigs that trigger DAGs themselves (demo, tests, benchmarks) set it ``off``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ SUPERVISION_ASSET = Asset(name="hub_supervision_lights", uri="hub://supervision/
 
 def schedules_enabled() -> bool:
     return os.environ.get("HUB_DAG_SCHEDULES", "on").lower() not in {"off", "0", "false", "no"}
+
+
+def exchange_dags_paused() -> bool:
+    """Whether a new exchange DAG starts paused (``HUB_EXCHANGE_DAGS_PAUSED``, default on)."""
+    return os.environ.get("HUB_EXCHANGE_DAGS_PAUSED", "on").lower() not in {"off", "0", "false", "no"}
 
 
 def exchange_dag_id(mapping_name: str) -> str:
@@ -63,6 +73,13 @@ def default_args(owner: str, pool: str | None = None) -> dict[str, Any]:
 
 def _run_id() -> str:
     return str(get_current_context()["run_id"])
+
+
+def _limit() -> int | None:
+    """A run's ``{"limit": N}`` (``hub run --airflow --limit N``): read at most N rows."""
+    run = get_current_context().get("dag_run")
+    limit = (getattr(run, "conf", None) or {}).get("limit")
+    return int(limit) if limit is not None else None
 
 
 def non_retryable() -> tuple[type[BaseException], ...]:
@@ -165,11 +182,14 @@ def build_exchange_dag(mapping: Any) -> DAG:
         default_args=default_args(owner, spec.pool),
         doc_md=doc,
         dagrun_timeout=dt.timedelta(hours=2),
+        is_paused_upon_creation=exchange_dags_paused(),
     ) as dag:
 
         @task(task_id="extract", doc_md=steps.extract.__doc__)
         def extract_task() -> dict[str, Any]:
-            return run_step(steps.extract, name, _run_id(), still_running=_still_running(exchange_dag_id(name)))
+            return run_step(
+                steps.extract, name, _run_id(), still_running=_still_running(exchange_dag_id(name)), limit=_limit()
+            )
 
         @task(task_id="map", doc_md=steps.map_batches.__doc__)
         def map_task(extracted: Any) -> dict[str, Any]:

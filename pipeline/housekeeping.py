@@ -22,10 +22,16 @@ class ReconciliationFailed(AssertionError):
 
 
 def relink(run_id: str) -> dict[str, Any]:
-    """Link records filed under an old code whose enterprise arrived later; move their licences (补链)."""
+    """Link records filed under an old code whose enterprise arrived later; move their licences (补链);
+    place relations (a person's employer) named by an old code the cross-walk has learnt since."""
+    from hub.db import get_engine, session_scope
+    from identity.relations import resolve_pending
     from pipeline.relink import relink_legacy_holders
 
-    return relink_legacy_holders().as_dict()
+    report = relink_legacy_holders().as_dict()
+    with session_scope(get_engine()) as session:
+        report["relations_placed"] = resolve_pending(session)
+    return report
 
 
 def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:

@@ -173,7 +173,12 @@ def source_block(mapping: Any) -> dict[str, Any]:
 
 
 def extract(
-    mapping_name: str, run_id: str, *, stager: ObjectStager | None = None, still_running: StillRunning | None = None
+    mapping_name: str,
+    run_id: str,
+    *,
+    stager: ObjectStager | None = None,
+    still_running: StillRunning | None = None,
+    limit: int | None = None,
 ) -> StepOutput:
     """Carry over what earlier runs staged and never published, then pull what changed since the
     saved watermark and stage it as Parquet (续传、抽取、暂存).
@@ -183,7 +188,8 @@ def extract(
     The connector SDK's ``run_sync`` stages each batch before it quarantines refused records,
     enters the batch in ``staged_batch`` and advances the watermark, so a crash repeats work and
     never loses a record. ``pulled`` counts rows read from the source now, ``carried_over`` the
-    rows carried over.
+    rows carried over. ``limit`` (``hub run --limit``) reads at most that many rows from the
+    source; the read position moves past them only, so the next run reads on from there.
     """
     from connectors.registry import make_connector
     from connectors.sync import run_sync
@@ -198,7 +204,7 @@ def extract(
         )
         result = run_sync(
             connector, connector_dataset(mapping), source=mapping.department, stager=stager, run_id=run_id,
-            mapping=mapping_name,
+            mapping=mapping_name, read_kwargs={"limit": limit} if limit is not None else None,
         )  # fmt: skip
         if not result.reconciled:
             raise StepError(
@@ -288,6 +294,17 @@ def _with_source_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(source_key=df.get("_source_key"), source_version=df.get("_source_version"))
 
 
+def own_expectations(mapping: Any) -> list[Any]:
+    """The expectations a mapping's own attributes add to its suite: ``allowed`` values."""
+    from validation.suites import ExpectationSpec
+
+    return [
+        ExpectationSpec("expect_column_values_to_be_in_set",
+                        {"column": a.name, "value_set": [str(v) for v in a.allowed]}, "invalid_code_value")
+        for a in mapping.spec.attributes if a.allowed
+    ]  # fmt: skip
+
+
 def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Run the entity's Great Expectations suite (数据校验); failing rows and mapping rejects go to quarantine.
 
@@ -325,6 +342,9 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     run_id=run_id,
                     session=session,
                     build_docs=False,  # rendered once for the whole task below
+                    suite=mapping.spec.expectation_suite,
+                    extra=own_expectations(mapping),
+                    personal=mapping.spec.attribute_kinds(),
                 )
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
@@ -360,9 +380,13 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
 
 def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Resolve every identifier against the master index (身份归一): create or link identities."""
-    from pipeline.identity_step import resolve_frame
+    from pipeline.identity_step import IDENTITY_KINDS, resolve_frame
 
     mapping = load_mapping(mapping_name)
+    if mapping.spec.identity_kind not in IDENTITY_KINDS:  # a configuration error: no retry fixes it
+        raise StepError(
+            f"{mapping.name}: identity_kind {mapping.spec.identity_kind!r} is not person, enterprise or none"
+        )
     stager = stager or open_stager()
     refs = _source_refs(validated.get("staged", []))
     counts = Counts()
@@ -415,7 +439,25 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
             raise
         marked = mark_published(get_engine(), mapping_name, _sources(resolved), run_id)
     record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0], add=LASTING)
-    return {"mapping": mapping_name, "batches_published": marked, **vars(counts)}
+    yields = ", ".join(lic.type_code for lic in mapping.licenses) or "no licence types"
+    log.info(
+        "%s: %d record(s) published, %d yielding a licence (%s): issued %d, changed %d",
+        mapping_name,
+        counts.pulled,
+        counts.accepted,
+        yields,
+        counts.licenses_issued,
+        counts.licenses_changed,
+    )
+    # ``records``/``yielding_licences``, not pulled/accepted: every record is published, only some yield licences
+    return {
+        "mapping": mapping_name,
+        "batches_published": marked,
+        "records": counts.pulled,
+        "yielding_licences": counts.accepted,
+        "licenses_issued": counts.licenses_issued,
+        "licenses_changed": counts.licenses_changed,
+    }
 
 
 # -- push and housekeeping (not per mapping) ------------------------------------------------

@@ -225,6 +225,8 @@ def start_airflow(
     env = airflow_environment(
         state_dir, api_port=api_port, sql_alchemy_conn=sql_alchemy_conn, connections=connections, extra=extra_env
     )
+    # the rigs trigger the exchange DAGs themselves: they start unpaused here (a live deployment's start paused)
+    env.setdefault("HUB_EXCHANGE_DAGS_PAUSED", "off")
     # Quick turnarounds for a run that waits on the scheduler (the cfg keeps production values).
     env.setdefault("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "5")
     env.setdefault("AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC", "1")

@@ -33,7 +33,7 @@ GROUPS: list[tuple[str, str, str]] = [
     # state and reset join the group from the pipeline (they need its ledger and the audit log)
     ("connectors", "pipeline.positions_cli", "Department connectors: list, check, read, state, reset."),
     ("connector", "connectors.scaffold", "Scaffold a new connector protocol: new."),
-    ("mappings", "mappings.cli", "Department mappings: check."),
+    ("mappings", "pipeline.mappings_cli", "Department mappings: check, preview."),
     ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup."),
     ("validation", "validation.cli", "Data-quality suites and quarantine."),
     ("licenses", "e_license_store.cli", "The e-licence repository: list, get, verify, reindex."),
@@ -50,6 +50,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("recognition.delivery_cli", "deliver", "deliver"),
     ("rigs.demo", "demo", "demo"),
     ("rigs.up", "up", "up"),
+    ("pipeline.run_feed", "run", "run"),
 ]
 
 

@@ -54,7 +54,7 @@ def odbc_connection(conn_str: str, dialect: str) -> dict[str, Any]:
 
 
 def sandbox_connections(sb: Any) -> dict[str, dict[str, Any]]:
-    """The four departments' Connections for running sandboxes (``sandbox.runtime.Sandboxes``)."""
+    """The departments' Connections for running sandboxes (``sandbox.runtime.Sandboxes``)."""
     return {
         "commerce_registry": odbc_connection(sb.commerce.odbc_connection_string, sb.commerce.dialect),
         "population_registry": odbc_connection(sb.public_security.odbc_connection_string, sb.public_security.dialect),
@@ -67,6 +67,15 @@ def sandbox_connections(sb: Any) -> dict[str, dict[str, Any]]:
             "extra": {"wsdl_path": "/tax?wsdl"},
         },
         "land_exchange": {"conn_type": "fs", "extra": {"path": str(sb.land.outbox_dir)}},
+        **(
+            {
+                "social_insurance_db": odbc_connection(
+                    sb.social_insurance.odbc_connection_string, sb.social_insurance.dialect
+                )
+            }
+            if getattr(sb, "social_insurance", None) is not None
+            else {}
+        ),
     }
 
 
@@ -105,4 +114,9 @@ def state_connections(state: Mapping[str, Any], tax_password: str) -> dict[str, 
             "extra": {"wsdl_path": "/tax?wsdl"},
         },
         "land_exchange": {"conn_type": "fs", "extra": {"path": str(state["land"]["outbox_dir"])}},
+        **(
+            {"social_insurance_db": odbc_connection(*_odbc_of_url(state["social_insurance"]["sqlalchemy_url"]))}
+            if state.get("social_insurance")
+            else {}
+        ),
     }

@@ -25,7 +25,7 @@ TITLES = {
     "accepted": "accepted",
     "quarantined": "quarantined",
     "identities_created": "identities\ncreated",
-    "identities_linked": "identities\nlinked",
+    "identities_linked": "linked to\nknown identities",
     "licenses_issued": "licences\nissued",
     "licenses_changed": "licences\nchanged",
     "notices_pushed": "notices\npushed",

@@ -14,6 +14,7 @@ from sandbox.commerce.registry import CommerceRegistry
 from sandbox.generator import Population
 from sandbox.land.packages import XSD_PATH, LandOutbox
 from sandbox.public_security.registry import PersonRegistry
+from sandbox.social_insurance.registry import InsuredRegistry
 from sandbox.tax.store import TaxStore
 
 
@@ -47,6 +48,13 @@ class Prepared:
     person_registry: PersonRegistry
     commerce: CommerceRegistry
     land: LandOutbox
+    #: the social-insurance bureau (人社局): insured persons, in the population registry's database
+    insured: InsuredRegistry
+
+    @property
+    def social_insurance_truth_path(self) -> Path:
+        """Which true person and employer each insured row belongs to (tests only)."""
+        return self.data_dir / "social_insurance_truth.parquet"
 
     @property
     def ground_truth_path(self) -> Path:
@@ -59,6 +67,11 @@ class Prepared:
     def commerce_handle(self) -> SqlHandle:
         c = self.commerce
         return SqlHandle(c.sqlalchemy_url, c.connection_string, c.dialect, "enterprise_registry")
+
+    def social_insurance_handle(self) -> SqlHandle:
+        ins = self.insured
+        table = f"{ins.schema}.insured_person" if ins.schema else "insured_person"
+        return SqlHandle(ins.sqlalchemy_url, ins.odbc_connection_string, ins.dialect, table)
 
     def land_handle(self) -> LandHandle:
         return LandHandle(self.land.outbox_dir, XSD_PATH)

@@ -26,6 +26,7 @@ from sandbox.generator import Population, Sizes, generate, write
 from sandbox.land.packages import LandOutbox
 from sandbox.prepared import LandHandle, Prepared, SqlHandle
 from sandbox.public_security.registry import PersonRegistry
+from sandbox.social_insurance.registry import InsuredRegistry, insured_persons
 from sandbox.tax.server import TaxServer, default_credentials
 from sandbox.tax.store import TaxStore
 
@@ -61,6 +62,7 @@ class Sandboxes:
     public_security: SqlHandle
     commerce: SqlHandle
     land: LandHandle
+    social_insurance: SqlHandle | None = field(default=None)
     faults: Any = field(default=None)
     mutations: Any = field(default=None)
 
@@ -108,14 +110,20 @@ def prepare(
         if pg is None or mariadb is None:
             raise ValueError("backend 'servers' needs a PostgreSQL and a MariaDB database")
         person_registry = PersonRegistry(pg.sqlalchemy_url, pg.odbc_connection_string)
+        insured = InsuredRegistry(pg.sqlalchemy_url, pg.odbc_connection_string)
         commerce = CommerceRegistry(mariadb.odbc_connection_string, "mariadb", mariadb.sqlalchemy_url)
     else:
         ps_file = data_dir / "public_security.db"
         com_file = data_dir / "commerce.db"
         person_registry = PersonRegistry(f"sqlite:///{ps_file}", sqlite_connection_string(str(ps_file)))
         commerce = CommerceRegistry(sqlite_connection_string(str(com_file)), "sqlite", f"sqlite:///{com_file}")
+        ins_file = data_dir / "social_insurance.db"
+        insured = InsuredRegistry(f"sqlite:///{ins_file}", sqlite_connection_string(str(ins_file)))
     person_registry.load(population.person_registry)
     commerce.load(population.enterprise_registry)
+    insured_rows, insured_truth = insured_persons(population, seed)
+    insured.load(insured_rows)
+    insured_truth.to_parquet(data_dir / "social_insurance_truth.parquet", index=False)
 
     land = LandOutbox(data_dir / "land" / "outbox", batch_size=land_batch)
     land.clear()
@@ -131,6 +139,7 @@ def prepare(
         person_registry=person_registry,
         commerce=commerce,
         land=land,
+        insured=insured,
     )
 
 
@@ -153,6 +162,7 @@ def attach(prepared: Prepared, port: int, username: str, password: str) -> Sandb
         public_security=prepared.public_security_handle(),
         commerce=prepared.commerce_handle(),
         land=prepared.land_handle(),
+        social_insurance=prepared.social_insurance_handle(),
     )
     sb.faults = Faults(prepared)
     sb.mutations = Mutations(prepared)
@@ -179,6 +189,7 @@ def start_sandboxes(
     finally:
         server.stop()
         prepared.person_registry.dispose()
+        prepared.insured.dispose()
 
 
 def summary(sb: Sandboxes) -> dict[str, Any]:
@@ -190,6 +201,7 @@ def summary(sb: Sandboxes) -> dict[str, Any]:
         "tax": {"wsdl_url": sb.tax.wsdl_url, "port": sb.tax.port, "username": sb.tax.username},
         "public_security": asdict(sb.public_security),
         "commerce": asdict(sb.commerce),
+        "social_insurance": asdict(sb.social_insurance) if sb.social_insurance else None,
         "land": {"outbox_dir": str(sb.land.outbox_dir), "xsd_path": str(sb.land.xsd_path)},
         "ground_truth_path": str(sb.ground_truth_path),
         "counts": sb.population.counts(),

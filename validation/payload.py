@@ -95,12 +95,15 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def mask_value(column: str, value: Any) -> Any:
-    """``value`` of canonical ``column`` masked by the column's personal-data kind, made JSON-safe;
-    a column of no kind is scrubbed (ids and phones found by shape)."""
+def mask_value(column: str, value: Any, kinds: Mapping[str, str] | None = None) -> Any:
+    """``value`` of canonical ``column`` masked by the column's personal-data kind (``kinds``: a
+    mapping's own attributes' kinds, first), made JSON-safe; a column of no kind is scrubbed (ids
+    and phones found by shape)."""
     value = jsonable(value)
     if value is None:
         return None
+    if kinds and column in kinds:
+        return mask(value, kinds[column])
     if column in NESTED_COLUMNS:
         return _mask_nested(value)
     kind = COLUMN_KINDS.get(column)
@@ -109,6 +112,7 @@ def mask_value(column: str, value: Any) -> Any:
     return mask(value, kind)
 
 
-def mask_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-safe copy of a record with every personal field masked."""
-    return {str(k): mask_value(str(k), v) for k, v in row.items()}
+def mask_row(row: Mapping[str, Any], kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A JSON-safe copy of a record with every personal field masked (``kinds``: the personal-data
+    kinds of a mapping's own attributes)."""
+    return {str(k): mask_value(str(k), v, kinds) for k, v in row.items()}

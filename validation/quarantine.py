@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -63,8 +63,15 @@ def clear_batch(session: Session, batch: BatchRef, run_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def write(session: Session, batch: BatchRef, run_id: str, rows: Sequence[QuarantinedRow]) -> int:
-    """Insert quarantined records (payload masked) and their reasons; the number of records written."""
+def write(
+    session: Session,
+    batch: BatchRef,
+    run_id: str,
+    rows: Sequence[QuarantinedRow],
+    kinds: Mapping[str, str] | None = None,
+) -> int:
+    """Insert quarantined records (payload masked; ``kinds``: personal-data kinds of a mapping's
+    own attributes) and their reasons; the number of records written."""
     if not rows:
         return 0
     records = []
@@ -80,7 +87,7 @@ def write(session: Session, batch: BatchRef, run_id: str, rows: Sequence[Quarant
                 "reason": "; ".join(f"{f.reason_code} ({f.column}: {f.expectation})" for f in row.failures),
                 "source_ref": batch.source_ref,
                 "run_id": run_id,
-                "payload": {"record": mask_row(row.record), "reason_codes": codes},
+                "payload": {"record": mask_row(row.record, kinds), "reason_codes": codes},
             }
         )
     # Core (not ORM) bulk insert, then the new ids read back in insertion order: ids grow as

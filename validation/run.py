@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -164,8 +164,14 @@ def validate_batch(
     session: Session,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     build_docs: bool = True,
+    suite: str | None = None,
+    extra: Sequence[ExpectationSpec] = (),
+    personal: Mapping[str, str] | None = None,
 ) -> ValidationOutcome:
-    """Validate a canonical batch of ``entity`` against its suite; quarantine, reconcile, record.
+    """Validate a canonical batch of ``entity`` against its suite (``suite``: the one a mapping
+    names, by default the entity's own) and the ``extra`` expectations of a mapping's own
+    attributes; quarantine (``personal``: the own attributes' personal-data kinds, for masking),
+    reconcile, record.
 
     ``threshold`` is the largest fraction of rows that may be quarantined before the batch fails
     (the mapping's ``quarantine_threshold``). Quarantine rows are added to ``session`` (flushed,
@@ -176,7 +182,9 @@ def validate_batch(
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a fraction in [0, 1], got {threshold}")
     batch = _batch_ref(source_ref)
-    spec = load_suite(entity)
+    spec = load_suite(suite or entity)
+    if extra:
+        spec = replace(spec, expectations=(*spec.expectations, *extra))
     exps = spec.applicable(list(df.columns))
     frame = df.reset_index(drop=True)
     n = len(frame)
@@ -211,7 +219,7 @@ def validate_batch(
         qrows.append(QuarantinedRow(keys[i], versions[i], record, failures))
 
     quarantine.clear_batch(session, batch, run_id)
-    quarantine.write(session, batch, run_id, qrows)
+    quarantine.write(session, batch, run_id, qrows, personal)
     session.flush()
     stored = quarantine.count_batch(session, batch, run_id)
     if stored != len(qrows):
@@ -291,6 +299,9 @@ def validate_mapped(
     entity: str | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     build_docs: bool = True,
+    suite: str | None = None,
+    extra: Sequence[ExpectationSpec] = (),
+    personal: Mapping[str, str] | None = None,
 ) -> ValidationOutcome:
     """Validate a mapping's output and quarantine its rejects too, reconciling against the rows pulled.
 
@@ -307,6 +318,9 @@ def validate_mapped(
         session=session,
         sample_size=sample_size,
         build_docs=build_docs,
+        suite=suite,
+        extra=extra,
+        personal=personal,
     )
     batch = _batch_ref(source_ref)
     rejects = mapped.rejects

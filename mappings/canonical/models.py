@@ -28,6 +28,11 @@ class _Canonical(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
     entity: ClassVar[str]
     schema_version: ClassVar[str] = SCHEMA_VERSION
+    #: What the master index may resolve a record of this entity to (a mapping's
+    #: ``identity_kind`` must be one of them): ``person``, ``enterprise``, or ``none`` for a
+    #: record that names identities only inside it. Empty: the entity is not mapped from
+    #: departments (``hub mappings check`` says so).
+    identity_kinds: ClassVar[tuple[str, ...]] = ()
 
 
 class SourceRef(_Canonical):
@@ -57,6 +62,7 @@ class Person(_Canonical):
     """A resident (自然人), identified by the 18-digit resident id (公民身份号码, GB 11643)."""
 
     entity: ClassVar[str] = "person"
+    identity_kinds: ClassVar[tuple[str, ...]] = ("person",)
     resident_id: str | None = Field(
         default=None, pattern=RESIDENT_ID_PATTERN, json_schema_extra=personal("resident_id")
     )
@@ -75,6 +81,7 @@ class Enterprise(_Canonical):
     """A legal entity (法人), identified by its unified social credit code (USCC, GB 32100)."""
 
     entity: ClassVar[str] = "enterprise"
+    identity_kinds: ClassVar[tuple[str, ...]] = ("enterprise",)
     uscc: str | None = Field(default=None, pattern=USCC_PATTERN)
     reg_no: str | None = Field(default=None, description="Old 15-digit registration number (注册号)")
     org_code: str | None = Field(default=None, description="Organisation code (组织机构代码, GB 11714), 9 chars")
@@ -100,6 +107,7 @@ class TaxRegistration(_Canonical):
     """A tax registration (税务登记) of an enterprise."""
 
     entity: ClassVar[str] = "tax_registration"
+    identity_kinds: ClassVar[tuple[str, ...]] = ("enterprise",)
     taxpayer_code: str = Field(description="USCC, or the old taxpayer id on legacy records")
     uscc: str | None = Field(default=None, pattern=USCC_PATTERN)
     taxpayer_name: str | None = Field(default=None, json_schema_extra=personal("party_name"))
@@ -130,6 +138,7 @@ class PropertyRight(_Canonical):
     """A registered real-estate right (不动产权利) with its certificate (不动产权证书)."""
 
     entity: ClassVar[str] = "property_right"
+    identity_kinds: ClassVar[tuple[str, ...]] = ("none",)
     unit_no: str = Field(description="Real-estate unit number (不动产单元号, 28 characters)")
     certificate_no: str | None = None
     right_type: str | None = None
@@ -182,6 +191,7 @@ class ApprovalResult(_Canonical):
     e.g. a land-use pre-review opinion (建设项目用地预审意见)."""
 
     entity: ClassVar[str] = "approval_result"
+    identity_kinds: ClassVar[tuple[str, ...]] = ("enterprise",)
     approval_type_code: str
     approval_no: str
     project_name: str

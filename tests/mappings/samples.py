@@ -156,3 +156,21 @@ def approval_batch() -> pa.Table:
             "Location": ["洞头区", "北岙街道"],
         }
     )
+
+
+def insured_batch() -> pd.DataFrame:
+    """The social-insurance bureau's insured_person rows (sandbox/social_insurance/registry.py)."""
+    return pd.DataFrame(
+        {
+            "insured_no": [500001, 500002, 500003],
+            "id_number": ["33032219800101001x", "330322800101001", "３３０３２２１９８５０２０２００２３"],
+            "full_name": ["张 三", "李四", "王五"],
+            "gender": ["男", "女", None],
+            "region": ["330322", "330322", "330302"],
+            "insured_since": ["2015-03-01", "2015年3月1日", "20150301"],
+            "ins_status": ["参保缴费", "待核", "终止参保"],
+            "employer_uscc": ["91330322MA28ABCD1X", "330322000012345", None],
+            "employer_name": ["洞头海产有限公司", "温州贸易有限公司", None],
+            "updated_at": pd.to_datetime(["2024-01-01 08:00:00", "2024-01-02 09:00:00", "2024-01-03 10:00:00"]),
+        }
+    )

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mappings.check import check_file, check_text
-from mappings.cli import app
+from pipeline.mappings_cli import app
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 GOOD = (MAPPINGS / "commerce_enterprises.yaml").read_text(encoding="utf-8")
@@ -86,7 +86,7 @@ def test_cli_check_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["check"])
     assert ok.exit_code == 0, ok.output
-    assert "5 file(s) checked, 0 with problems" in ok.output
+    assert "6 file(s) checked, 0 with problems" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("pool: commerce", "pool: [commerce]"), encoding="utf-8")
     res = runner.invoke(app, ["check", str(bad), str(MAPPINGS / "tax_taxpayers.yaml")])
@@ -148,3 +148,67 @@ def test_cli_check_reports_an_alias_bomb_with_file_and_line(tmp_path: Path) -> N
     res = CliRunner().invoke(app, ["check", str(bomb)])
     assert res.exit_code == 1
     assert f"{bomb}:6: aliases expand this document beyond 100,000 nodes" in res.output
+
+
+# -- what validation and the identity step need of a mapping ------------------------------------
+
+PERSONS = (MAPPINGS / "public_security_persons.yaml").read_text(encoding="utf-8")
+
+
+def _suite_check(text: str, tmp_path: Path) -> list[str]:
+    from pipeline.mapping_check import check_mapping
+
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    return [str(p) for p in check_mapping(path)]
+
+
+def test_suite_required_columns_are_reported_with_file_and_line(tmp_path: Path) -> None:
+    text = PERSONS.replace("  sex: {from: sex, normalizers: [sex]}\n", "").replace(
+        "  region_code: {from: region_code, normalizers: [digits]}\n", ""
+    )
+    found = _suite_check(text, tmp_path)
+    for column in ("sex", "region_code"):
+        hit = [p for p in found if f"requires column {column!r}" in p]
+        assert hit, found
+        assert hit[0].startswith(f"{tmp_path / 'm.yaml'}:{line_of(text, 'fields:')}: ")
+        assert "validation/suites/person.json" in hit[0]
+
+
+def test_suite_allowed_values_are_reported(tmp_path: Path) -> None:
+    # a department's own status words reach the canonical status: validation would quarantine them
+    text = PERSONS.replace("{status: {table: person}}", "{status: {table: commerce_enterprise}}")
+    found = _suite_check(text, tmp_path)
+    hit = [p for p in found if "allows 'status' only ['alive', 'deceased', 'moved']" in p]
+    assert hit and "'active'" in hit[0], found
+    assert hit[0].split(":")[1] == str(line_of(text, "  status: {from"))
+    passthrough = PERSONS.replace("normalizers: [{status: {table: person}}]", "normalizers: [trim]")
+    assert any("passes source values through unchanged" in p for p in _suite_check(passthrough, tmp_path))
+    mapped = PERSONS.replace("{status: {table: person}}", "{map: {values: {'1': alive, '2': deceased}}}")
+    assert _suite_check(mapped, tmp_path) == []
+
+
+def test_unknown_suite_and_suite_of_another_entity(tmp_path: Path) -> None:
+    found = _suite_check(PERSONS.replace("expectation_suite: person", "expectation_suite: insured"), tmp_path)
+    assert any("no expectation suite 'insured': expected validation/suites/insured.json" in p for p in found), found
+    other = _suite_check(PERSONS.replace("expectation_suite: person", "expectation_suite: enterprise"), tmp_path)
+    assert any("checks entity 'enterprise', this mapping maps entity 'person'" in p for p in other), other
+
+
+def test_identity_kind_is_declared_and_must_fit() -> None:
+    missing = check_text(PERSONS.replace("identity_kind: person\n", ""), "p.yaml")
+    assert any("'identity_kind' is a required property" in p.message for p in missing)
+    unknown = check_text(PERSONS.replace("identity_kind: person", "identity_kind: vehicle"), "p.yaml")
+    assert any("is not one of ['person', 'enterprise', 'none']" in p.message for p in unknown)
+    wrong = check_text(PERSONS.replace("identity_kind: person", "identity_kind: enterprise"), "p.yaml")
+    messages = [p.message for p in wrong]
+    assert any("identity_kind 'enterprise' does not fit entity 'person'" in m for m in messages), messages
+    assert any("identifier kind 'resident_id' cannot name an enterprise" in m for m in messages), messages
+    no_subject = check_text(PERSONS.replace("role: holder", "role: legal_rep"), "p.yaml")
+    assert any("no identifier names the record's own identity" in p.message for p in no_subject)
+
+
+def test_licence_type_problem_names_the_catalogue_file() -> None:
+    problems = check_text(GOOD.replace('  - type_code: "1101"', '  - type_code: "9999"'), "c.yaml")
+    hit = [p for p in problems if "9999" in p.message]
+    assert hit and "e_license_store/catalogue.yaml" in hit[0].message and "1101" in hit[0].message

@@ -20,6 +20,7 @@ BATCHES = {
     "public_security_persons": samples.person_batch,
     "land_property_rights": samples.property_batch_flat,
     "land_approval_results": samples.approval_batch,
+    "social_insurance_insured_persons": samples.insured_batch,
 }
 
 
@@ -30,7 +31,13 @@ def mappings() -> dict:
 
 def test_every_department_dataset_has_a_mapping(mappings: dict) -> None:
     assert set(mappings) == set(BATCHES)
-    assert {m.department for m in mappings.values()} == {"tax", "public_security", "commerce", "land"}
+    assert {m.department for m in mappings.values()} == {
+        "tax",
+        "public_security",
+        "commerce",
+        "land",
+        "social_insurance",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(BATCHES))
@@ -45,7 +52,13 @@ def test_every_mapping_applies_cleanly_and_counts_reconcile(mappings: dict, name
     assert result.mapped > 0
     assert {"_source_key", "_source_version"} <= set(result.records.columns)
     fields = set(ENTITIES[mapping.entity].model_fields) - {"source"}
-    assert set(result.records.columns) - {"_source_key", "_source_version", "_department", "_dataset"} <= fields
+    given = {c for c in result.records.columns if c.startswith("_given_")}  # codes as given, before conversion
+    assert {c.removeprefix("_given_") for c in given} <= fields
+    own = {a.name for a in mapping.spec.attributes}  # the department's own attributes, beside the canonical ones
+    assert (
+        set(result.records.columns) - {"_source_key", "_source_version", "_department", "_dataset"} - given - own
+        <= fields
+    )
     # Every mapped record validates against the canonical model (after the engine's coercions).
     # Identifier fields are only shape-cleaned here; the identity step canonicalises them
     # (15 → 18 digits, legacy codes → USCC), so the model's code patterns are not checked yet.
@@ -56,7 +69,11 @@ def test_every_mapping_applies_cleanly_and_counts_reconcile(mappings: dict, name
         if i.field in model.model_fields and not model.model_fields[i.field].is_required()
     }
     for row in result.records.to_dict("records"):
-        values = {k: _plain(v) for k, v in row.items() if not k.startswith("_") and k not in identifier_fields}
+        values = {
+            k: _plain(v)
+            for k, v in row.items()
+            if not k.startswith("_") and k not in identifier_fields and k not in own
+        }
         source = {
             "department": row["_department"],
             "dataset": row["_dataset"],
@@ -240,3 +257,14 @@ def test_a_failing_column_fails_the_batch_on_threads(mappings: dict, monkeypatch
     monkeypatch.setattr(engine, "_evaluate", broken)
     with pytest.raises(ValueError, match="normaliser failed"):
         mappings["public_security_persons"].apply(samples.person_batch())
+
+
+def test_own_attributes_are_typed_and_the_given_code_kept(mappings: dict) -> None:
+    result = mappings["social_insurance_insured_persons"].apply(samples.insured_batch())
+    records = result.records
+    assert [d.date().isoformat() for d in records["insured_since"]] == ["2015-03-01"] * 3  # three ways, one date
+    assert records["insurance_status"].tolist() == ["paying", "待核", "terminated"]  # unknown words go on to validation
+    assert records["employer_uscc"].tolist()[:2] == ["91330322MA28ABCD1X", "330322000012345"]
+    # the 15-digit number became its 18 digits; the number as given is kept for the cross-walk
+    assert len(records["resident_id"][1]) == 18 and records["_given_resident_id"][1] == "330322800101001"
+    assert pd.isna(records["_given_resident_id"][0])

@@ -107,6 +107,7 @@ def test_state_connections_cover_every_mapping(tmp_path: Path) -> None:
         "public_security": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'ps.db'}", "table": "person_registry"},
         "commerce": {"odbc_connection_string": f"DRIVER={{SQLite3}};Database={tmp_path / 'c.db'};"},
         "land": {"outbox_dir": str(tmp_path / "outbox")},
+        "social_insurance": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'si.db'}", "table": "insured_person"},
     }
     conns = state_connections(state, "pw")
     files = (Path(__file__).parents[2] / "mappings").glob("*.yaml")
@@ -114,6 +115,7 @@ def test_state_connections_cover_every_mapping(tmp_path: Path) -> None:
     assert named <= set(conns)
     assert conns["population_registry"]["extra"]["dialect"] == "sqlite"
     assert conns["commerce_registry"]["schema"] == str(tmp_path / "c.db")
+    assert conns["social_insurance_db"]["extra"]["dialect"] == "sqlite"
     assert conns["tax_soap"]["password"] == "pw"
     assert parse_odbc("DRIVER={SQLite3};Database=/x;") == {"DRIVER": "SQLite3", "DATABASE": "/x"}
 
