@@ -15,7 +15,7 @@ keeps one active relation per source record and role in ``identity_relation``:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,7 +23,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from identity import _bulk
+from identity.statuses import NEW, RESOLVED
 from identity.tables import IdentityRelation
+
+#: :func:`identity.resolve.resolve_codes`: (session, codes, kind, kinds=…) → frame of canonical_code, status, method
+CodeResolver = Callable[..., pd.DataFrame]
 
 
 def _text(value: Any) -> str | None:
@@ -43,10 +47,11 @@ def link_relations(
     key_col: str | None,
     version_col: str | None,
     now: dt.datetime,
+    resolve_codes: CodeResolver,
 ) -> int:
     """Keep the relations the batch's records name (``records`` carry ``canonical_code`` and
-    ``identity_status`` from linking); returns how many relations were started."""
-    from identity.resolve import NEW, RESOLVED, resolve_codes
+    ``identity_status`` from linking); returns how many relations were started. ``resolve_codes``
+    is :func:`identity.resolve.resolve_codes` (passed in: resolution calls this module)."""
 
     if not relations or key_col is None or not len(records):
         return 0
@@ -108,10 +113,10 @@ def _active(session: Session, department: str, dataset: str, role: str, keys: li
     return out
 
 
-def resolve_pending(session: Session) -> int:
+def resolve_pending(session: Session, resolve_codes: CodeResolver) -> int:
     """Place active relations whose code the index could not resolve when they were linked
-    (an old code the cross-walk has learnt since); returns how many were placed."""
-    from identity.resolve import NEW, RESOLVED, resolve_codes
+    (an old code the cross-walk has learnt since); returns how many were placed.
+    ``resolve_codes`` is :func:`identity.resolve.resolve_codes`."""
 
     placed = 0
     for kind in ("person", "enterprise"):

@@ -40,6 +40,8 @@ from hub.regions import holder_region
 from identifiers.vectorized import normalize_many
 from identity import _bulk, _jsontext, golden
 from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, pack
+from identity.relations import link_relations
+from identity.statuses import NEW, RESOLVED, UNRESOLVED
 from identity.tables import (
     ENTERPRISE,
     PERSON,
@@ -52,7 +54,6 @@ from identity.tables import (
 
 log = logging.getLogger(__name__)
 
-RESOLVED, NEW, UNRESOLVED = "resolved", "new", "unresolved"
 EXACT = "exact"
 CONVERTED = "converted_15_to_18"
 ORG_IN_USCC = "org_code_in_uscc"
@@ -538,9 +539,9 @@ def _link_batch(
     events = _emit_merged(session, merged_by_code, entity_kind, source, run_id)
     relations = getattr(getattr(mapping, "spec", mapping), "relations", ()) if mapping is not None else ()
     if relations:
-        from identity.relations import link_relations
-
-        link_relations(session, records, relations, entity_kind, department, dataset, key_col, version_col, now)
+        link_relations(
+            session, records, relations, entity_kind, department, dataset, key_col, version_col, now, resolve_codes
+        )
     nested = _resolve_nested(session, records, mapping, department, dataset, key_col, version_col, run_id)
     session.flush()
     return ResolveResult(

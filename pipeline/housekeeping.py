@@ -26,11 +26,12 @@ def relink(run_id: str) -> dict[str, Any]:
     place relations (a person's employer) named by an old code the cross-walk has learnt since."""
     from hub.db import get_engine, session_scope
     from identity.relations import resolve_pending
+    from identity.resolve import resolve_codes
     from pipeline.relink import relink_legacy_holders
 
     report = relink_legacy_holders().as_dict()
     with session_scope(get_engine()) as session:
-        report["relations_placed"] = resolve_pending(session)
+        report["relations_placed"] = resolve_pending(session, resolve_codes)
     return report
 
 

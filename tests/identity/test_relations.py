@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from identity.relations import resolve_pending
-from identity.resolve import resolve_batch
+from identity.resolve import resolve_batch, resolve_codes
 from identity.tables import IdentityRelation
 from mappings.engine import load_mapping
 from tests.identity.test_resolve import E1, E2, P1, REG_E2
@@ -52,7 +52,7 @@ def test_employer_link_keeps_history_and_is_placed_once_the_old_code_is_known(se
     (now,) = _active(session)
     assert now.id != rel.id and now.presented_code == OLD_REG_NO and now.related_code is None
     assert session.get(IdentityRelation, rel.id).unlinked_at is not None  # type: ignore[union-attr]
-    assert resolve_pending(session) == 0
+    assert resolve_pending(session, resolve_codes) == 0
 
     # commerce's record of E2 carries both codes: the cross-walk learns the old one, housekeeping
     # places the relation
@@ -74,7 +74,7 @@ def test_employer_link_keeps_history_and_is_placed_once_the_old_code_is_known(se
         session=session,
         run_id="c",
     )
-    assert resolve_pending(session) == 1
+    assert resolve_pending(session, resolve_codes) == 1
     assert (now.related_code, now.method) == (E2, "crosswalk")
 
     resolve_batch(_insured(None, "v4"), mapping, session=session, run_id="r4")  # no employer any more
