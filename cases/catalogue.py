@@ -22,7 +22,7 @@ division and the lead organ (实施编码). See docs/decisions/cases-item-codes-
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +35,7 @@ from e_license_store.catalogue import LicenseType
 from e_license_store.catalogue import load_catalogue as load_licence_types
 from hub.regions import division
 from hub.safe_yaml import YamlError
-from mappings.yamlmarks import MarkedDocument, Path_, load_marked
+from mappings.yamlmarks import MarkedDocument, Path_, Problem, load_marked, path_text
 
 HERE = Path(__file__).parent
 CATALOGUE_PATH = HERE / "catalogue.yaml"
@@ -61,20 +61,6 @@ class CatalogueError(ValueError):
 
 class UnknownItem(KeyError):
     """An item code the catalogue does not list."""
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with the catalogue, where it is and what is wrong."""
-
-    file: str
-    line: int
-    message: str
-    path: str = ""
-
-    def __str__(self) -> str:
-        where = f" [{self.path}]" if self.path else ""
-        return f"{self.file}:{self.line}: {self.message}{where}"
 
 
 @dataclass(frozen=True)
@@ -190,13 +176,6 @@ def catalogue_schema() -> dict[str, Any]:
     return dict(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
-def _path_text(path: Iterable[str | int]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
 def check_document(
     doc: MarkedDocument, file: str, licence_types: Mapping[str, LicenseType] | None = None
 ) -> list[Problem]:
@@ -204,10 +183,10 @@ def check_document(
     problems: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        problems.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+        problems.append(Problem(file, doc.line_of(path), message, path_text(path)))
 
     for path, line in doc.duplicate_keys:
-        problems.append(Problem(file, line, f"duplicate key {path[-1]!r}", _path_text(path)))
+        problems.append(Problem(file, line, f"duplicate key {path[-1]!r}", path_text(path)))
     validator = jsonschema.Draft202012Validator(catalogue_schema())
     for err in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         add(tuple(err.absolute_path), f"schema: {err.message}")

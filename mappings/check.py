@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,37 +24,16 @@ from hub import safe_yaml
 from mappings.canonical.models import ENTITIES
 from mappings.normalizers import normalizer_problems
 from mappings.spec import normalizer_ref
-from mappings.yamlmarks import MarkedDocument, Path_, load_marked
+from mappings.yamlmarks import MarkedDocument, Path_, Problem, load_marked, path_text
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "mapping.schema.json"
 #: Fields every canonical record gets from the engine, never from a mapping.
 ENGINE_FIELDS = frozenset({"source"})
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with a mapping file, where it is, and what is wrong."""
-
-    file: str
-    line: int
-    message: str
-    path: str = ""
-
-    def __str__(self) -> str:
-        where = f" [{self.path}]" if self.path else ""
-        return f"{self.file}:{self.line}: {self.message}{where}"
-
-
 @lru_cache(maxsize=1)
 def mapping_schema() -> dict[str, Any]:
     return dict(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-
-
-def _path_text(path: Iterable[str | int]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
 
 
 def canonical_fields(entity: str) -> dict[str, Any]:
@@ -93,10 +71,10 @@ def check_document(doc: MarkedDocument, file: str) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        problems.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+        problems.append(Problem(file, doc.line_of(path), message, path_text(path)))
 
     for path, line in doc.duplicate_keys:
-        problems.append(Problem(file, line, f"duplicate key {path[-1]!r}", _path_text(path)))
+        problems.append(Problem(file, line, f"duplicate key {path[-1]!r}", path_text(path)))
     validator = jsonschema.Draft202012Validator(mapping_schema())
     for err in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(err.absolute_path)
@@ -123,7 +101,7 @@ def _semantic(doc: MarkedDocument, file: str) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        problems.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+        problems.append(Problem(file, doc.line_of(path), message, path_text(path)))
 
     problems.extend(_source_problems(doc, file))
     entity = data["entity"]
@@ -228,7 +206,7 @@ def _identity_problems(doc: MarkedDocument, file: str) -> list[Problem]:
     out: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        out.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+        out.append(Problem(file, doc.line_of(path), message, path_text(path)))
 
     entity, kind = data["entity"], data.get("identity_kind")
     allowed = ENTITIES[entity].identity_kinds
@@ -300,7 +278,7 @@ def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list
                     f"own attribute {name!r} is {what}: an own attribute needs a "
                     "name of its own (the canonical field keeps its meaning; e.g. insurance_status "
                     "beside status)",
-                    _path_text(path),
+                    path_text(path),
                 )
             )
         out.extend(_field_problems(doc, file, path, raw))
@@ -313,7 +291,7 @@ def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list
                     doc.line_of(path),
                     f"own attribute {name!r} is golden but identity_kind is none "
                     "(no identity to carry it): set golden: false",
-                    _path_text(path),
+                    path_text(path),
                 )
             )
         allowed = raw.get("allowed")
@@ -331,7 +309,7 @@ def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list
                         f"own attribute {name!r} allows only "
                         f"{[str(a) for a in allowed]}; its normalisers can yield {extra} (those rows "
                         "would be quarantined)",
-                        _path_text((*path, "allowed")),
+                        path_text((*path, "allowed")),
                     )
                 )
     return out
@@ -344,7 +322,7 @@ def _source_problems(doc: MarkedDocument, file: str) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(source_schema())
     for err in validator.iter_errors(block):
         path = ("source", *err.absolute_path)
-        out.append(Problem(file, doc.line_of(path), f"source: {err.message}", _path_text(path)))
+        out.append(Problem(file, doc.line_of(path), f"source: {err.message}", path_text(path)))
     datasets = block.get("datasets") if isinstance(block, Mapping) else None
     if isinstance(datasets, Mapping) and doc.data.get("dataset") not in datasets:
         path = ("source", "datasets")
@@ -353,7 +331,7 @@ def _source_problems(doc: MarkedDocument, file: str) -> list[Problem]:
                 file,
                 doc.line_of(path),
                 f"source.datasets has no entry for dataset {doc.data.get('dataset')!r}",
-                _path_text(path),
+                path_text(path),
             )
         )
     return out
@@ -367,7 +345,7 @@ def _field_problems(doc: MarkedDocument, file: str, path: Path_, raw: Any) -> li
         name, params = normalizer_ref(item)
         for msg in normalizer_problems(name, dict(params)):
             npath = (*path, "normalizers", j)
-            out.append(Problem(file, doc.line_of(npath), msg, _path_text(npath)))
+            out.append(Problem(file, doc.line_of(npath), msg, path_text(npath)))
     return out
 
 

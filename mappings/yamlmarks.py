@@ -10,6 +10,7 @@ refused with their line), so this walk over the expanded tree stays small.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,29 @@ import yaml
 from hub.safe_yaml import compose, read_text
 
 Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a marked YAML file (a mapping, the service-item catalogue): where it is
+    and what is wrong."""
+
+    file: str
+    line: int
+    message: str
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = f" [{self.path}]" if self.path else ""
+        return f"{self.file}:{self.line}: {self.message}{where}"
+
+
+def path_text(path: Iterable[str | int]) -> str:
+    """A document path as a reader writes it: ``stages[0].department``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
 
 
 @dataclass

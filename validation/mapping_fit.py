@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mappings.check import Problem, _path_text
 from mappings.normalizers import possible_values
 from mappings.spec import normalizer_ref
-from mappings.yamlmarks import MarkedDocument, Path_
+from mappings.yamlmarks import MarkedDocument, Path_, Problem, path_text
 from validation.suites import SUITES_DIR, SuiteError, SuiteSpec, load_suite
 
 IN_SET = "expect_column_values_to_be_in_set"
@@ -50,7 +49,7 @@ def suite_problems(doc: MarkedDocument, file: str) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        problems.append(Problem(file, doc.line_of(path), message, _path_text(path)))
+        problems.append(Problem(file, doc.line_of(path), message, path_text(path)))
 
     name = data["expectation_suite"]
     if not (SUITES_DIR / f"{name}.json").exists():
@@ -110,7 +109,7 @@ def _column_problems(doc: MarkedDocument, file: str, suite: SuiteSpec, name: str
                     doc.line_of(path),
                     f"{where}, but this field passes source values through unchanged: translate them with a "
                     "'status' table or a 'map' normaliser (other values are quarantined)",
-                    _path_text(path),
+                    path_text(path),
                 )
             )
         elif values is not None and values - set(allowed):
@@ -119,7 +118,7 @@ def _column_problems(doc: MarkedDocument, file: str, suite: SuiteSpec, name: str
                     file,
                     doc.line_of(path),
                     f"{where}; this field can yield {sorted(values - set(allowed))} (those rows would be quarantined)",
-                    _path_text(path),
+                    path_text(path),
                 )
             )
     return problems
