@@ -25,7 +25,6 @@ from cases import authorisation, parties
 from cases import intake as intake_mod
 from cases import service as svc
 from cases.catalogue import CATALOGUE_PATH, check_file
-from cases.clock import china_day
 from cases.errors import CaseRefused
 from cases.receipt import render_receipt
 from cases.schemas import IntakeIn, RevokeIn, StepIn
@@ -33,7 +32,7 @@ from cases.stats import figures
 from cases.views import case_out, case_summary, step_out
 from hub.db import get_engine, session_scope
 from hub.masking import scrub_text
-from hub.models import utcnow
+from hub.models import local_today, utcnow
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -239,7 +238,7 @@ def stats(
     """The figures supervisors report: received, concluded, on the spot, early, overdue, working days, corrections."""
     if by not in ("item", "department"):
         _fail("--by is item or department", 2)
-    today = china_day(utcnow())
+    today = local_today()
     try:
         first = dt.date.fromisoformat(since) if since else today - dt.timedelta(days=30)
         last = dt.date.fromisoformat(until) if until else today

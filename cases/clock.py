@@ -42,16 +42,13 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from cases.steps import LoggedStep, Step
 from cases.workdays import CalendarUnknown, WorkCalendar
-
-#: Working days are days in China: a step's time is read in China Standard Time
-CHINA = ZoneInfo("Asia/Shanghai")
+from hub.clock import local_day
 
 GREEN, YELLOW, RED, UNKNOWN = "green", "yellow", "red", "unknown"
 NOT_STARTED, RUNNING, STOPPED, ENDED = "not_started", "running", "stopped", "ended"
@@ -125,12 +122,6 @@ class ClockReading:
         return None if self.state != ENDED else self.used <= self.promised_limit
 
 
-def china_day(at: dt.datetime) -> dt.date:
-    """The day in China a step happened on (a naive time is UTC, as SQLite hands it back)."""
-    aware = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-    return aware.astimezone(CHINA).date()
-
-
 def read_clock(
     steps: Sequence[LoggedStep],
     limits: Limits,
@@ -153,7 +144,7 @@ def read_clock(
     for s in steps:
         if s.impossible is not None:
             continue
-        day = china_day(s.occurred_at)
+        day = local_day(s.occurred_at)  # the departments' day (Asia/Shanghai)
         if started is None:
             if s.step is Step.ACCEPTED:
                 started = running_since = day

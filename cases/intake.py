@@ -41,6 +41,7 @@ from cases.errors import CaseRefused, Refusal
 from cases.schemas import IntakeIn, IntakeOutcomeIn
 from cases.steps import Step
 from cases.tables import CaseMaterial, CaseRecord
+from hub.clock import local_day
 from hub.models import utcnow
 from hub.pseudonyms import keyed_digest
 from identifiers import supervision_code
@@ -112,7 +113,7 @@ def take_in(
         if body.agent is not None else None
     )  # fmt: skip
     others = _parties(session, item, body)
-    day = svc.local_day(received_at)
+    day = local_day(received_at)
     given = mat.by_code(item, body.materials)
     consents = authorisation.check(item, body.authorisations, [APPLICANT, *others], received_at)
     decisions = mat.decide(

@@ -25,7 +25,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,14 +33,13 @@ from cases import authorisation, dispatch, parties, supervision
 from cases import materials as mat
 from cases import steps as st
 from cases.catalogue import WINDOW, Catalogue, Item, load_catalogue
-from cases.clock import china_day
 from cases.errors import CaseRefused, Refusal
 from cases.schemas import MaterialIn, StepIn
 from cases.tables import CaseDispatch, CaseMaterial, CaseRecord, CaseStep
+from hub.clock import local_day
 from hub.models import utcnow
 from hub.outbox import emit
 from hub.pseudonyms import opaque_ref
-from hub.settings import get_settings
 from identifiers import supervision_code
 
 #: How far ahead of the hub's clock a reported time may be (clocks of department systems drift).
@@ -223,7 +221,7 @@ def refresh(session: Session, case: CaseRecord, now: dt.datetime | None = None) 
     case.status = reading.status
     case.updated_at = utc(now) if now else utcnow()
     session.flush()
-    supervision.store_clocks(session, case, reading.timeline, reading.status, today=china_day(case.updated_at))
+    supervision.store_clocks(session, case, reading.timeline, reading.status, today=local_day(case.updated_at))
     return reading
 
 
@@ -391,11 +389,6 @@ def _after_correction(
     row, _ = append(session, case, WINDOW, seq, st.Step.ACCEPTED, at, actor=HUB, detail={"outcome": outcome}, now=now)
     open_stages(session, case, item, utc(at))
     return [row]
-
-
-def local_day(at: dt.datetime) -> dt.date:
-    """The day ``at`` falls on where the hub serves (``HUB_SOURCE_TIMEZONE``)."""
-    return utc(at).astimezone(ZoneInfo(get_settings().source_timezone)).date()
 
 
 def cases_of(

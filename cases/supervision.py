@@ -32,7 +32,7 @@ from cases.steps import LoggedStep
 from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange, CaseLightGauge
 from cases.tables import CaseDispatch, CaseRecord
 from cases.workdays import WorkCalendar
-from hub.models import utcnow
+from hub.models import local_today, utcnow
 from hub.outbox import emit_many
 
 #: case statuses after which nothing more happens to its clock
@@ -61,7 +61,7 @@ def store_clocks(
 ) -> list[LightChange]:
     """Read every clock of ``case`` from its placed ``timeline`` and store them; returns the changes of light."""
     calendar = calendar or WorkCalendar.default()
-    today = today or ck.china_day(utcnow())
+    today = today or local_today()
     dispatches = list(session.scalars(select(CaseDispatch).where(CaseDispatch.case_id == case.id)))
     readings: dict[str, ck.ClockReading] = {}
     for d in dispatches:
@@ -207,7 +207,7 @@ def recompute_lights(
 ) -> Recomputed:
     """Bring every running clock up to ``today`` at once; log and announce the changes of light."""
     calendar = calendar or WorkCalendar.default()
-    today = today or ck.china_day(utcnow())
+    today = today or local_today()
     rows = session.execute(
         select(
             CaseClock.case_id, CaseClock.department, CaseClock.running_since, CaseClock.used_before,

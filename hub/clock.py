@@ -36,3 +36,10 @@ def local_today() -> dt.date:
     (``HUB_SOURCE_TIMEZONE``, Asia/Shanghai), the day licences are issued on, valid on and
     expire on — not the host's date, which on a UTC host is still yesterday until 08:00 there."""
     return dt.datetime.now(ZoneInfo(source_timezone())).date()
+
+
+def local_day(at: dt.datetime) -> dt.date:
+    """The day ``at`` falls on where the hub serves (``HUB_SOURCE_TIMEZONE``); a naive time is UTC,
+    as SQLite hands it back."""
+    aware = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    return aware.astimezone(ZoneInfo(source_timezone())).date()

@@ -136,11 +136,10 @@ def archive_audit(run_id: str, before: dt.datetime | None = None) -> dict[str, A
 def supervise(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
     """Bring every running case clock up to today and light it (电子监察): yellow and red changes are
     logged and announced to the supervision office, red stages escalated (督办)."""
-    from cases.clock import china_day
     from cases.supervision import recompute_lights
 
     with session_scope(get_engine()) as session:
-        done = recompute_lights(session, today=today or china_day(utcnow()))
+        done = recompute_lights(session, today=today or local_today())
     log.info(
         "supervision: %d running clocks, %d updated, %d changes of light", done.running, done.updated, done.changes
     )

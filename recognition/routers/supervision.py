@@ -15,10 +15,10 @@ Every answer is audited (:func:`recognition.app.record`); refusals by the trail.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,13 +27,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cases import supervision
-from cases.clock import china_day
 from cases.service import utc
 from cases.stats import figures
 from cases.tables import CaseRecord
-from hub.models import utcnow
+from hub.models import local_today
 from recognition.app import AppContext, CallerDep, record, require
 from recognition.problems import ProblemError, missing_scope, responses
+from recognition.routers.cases import SessionDep
 from recognition.scopes import SUPERVISION_READ
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
@@ -65,15 +65,6 @@ class OpenCases(Collector):
 def install(ctx: AppContext) -> None:
     """Register the open-cases gauge on the app's metrics registry."""
     ctx.metrics.registry.register(OpenCases(ctx.sessions))
-
-
-async def session(request: Request) -> AsyncIterator[Session]:
-    ctx: AppContext = request.app.state.ctx
-    with ctx.sessions() as s:
-        yield s
-
-
-SessionDep = Annotated[Session, Depends(session)]
 
 
 class FiguresOut(BaseModel):
@@ -135,7 +126,7 @@ async def stats(
     by: Annotated[Literal["item", "department"], Query()] = "item",
 ) -> StatsOut:
     require(c, SUPERVISION_READ)
-    today = china_day(utcnow())
+    today = local_today()
     first, last = since or today - dt.timedelta(days=30), until or today
     if last < first or (last - first).days > 366 * 3:
         raise ProblemError(422, "invalid_period", "Invalid period", "until must follow since, within three years")
