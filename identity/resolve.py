@@ -15,7 +15,7 @@ The batch is resolved column-wise with a handful of queries (one bound parameter
 reads; :func:`resolve_batch` also links: it creates new identities, records source-record
 links and learnt cross-walk entries, refreshes golden records and emits ``identity.merged``
 events to the outbox in the same session. Links and new identities are written through the
-driver in bulk (docs/decisions/identity-bulk-linking.md).
+driver in bulk (docs/decisions/0012-identity-bulk-linking.md).
 """
 
 from __future__ import annotations
