@@ -99,16 +99,6 @@ class Connector(Protocol):
         ...
 
 
-def empty_meta_table() -> pa.Table:
-    return pa.table(
-        {
-            SOURCE_KEY: pa.array([], pa.string()),
-            SOURCE_VERSION: pa.array([], pa.string()),
-            DELETED: pa.array([], pa.bool_()),
-        }
-    )
-
-
 def tombstone_table(keys: Sequence[str], version: str) -> pa.Table:
     """Rows saying 'this key is gone from the source' (source columns absent)."""
     n = len(keys)
