@@ -135,6 +135,7 @@ class SqlConnector:
     """Reads and writes department tables through an Airflow DB-API hook."""
 
     protocol = "sql"
+    directions = frozenset({"read", "write"})
 
     def __init__(self, name: str, block: Mapping[str, Any], *, ledger_root: Any = None) -> None:
         self.name = name

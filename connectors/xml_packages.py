@@ -67,6 +67,7 @@ class XmlPackageConnector:
     """Reads XML exchange packages from a department's outbox directory."""
 
     protocol = "xml"
+    directions = frozenset({"read"})
 
     def __init__(self, name: str, block: Mapping[str, Any], *, work_root: Path | None = None) -> None:
         self.name = name

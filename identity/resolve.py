@@ -70,8 +70,8 @@ DEFAULT_CODE_COLUMNS = {
 LEGACY_COLUMNS = {"reg_no": "reg_no", "org_code": "org_code", "taxpayer_id": "taxpayer_id"}
 #: Identifier roles that name the record's own subject (a legal representative's id does not).
 SUBJECT_ROLES = ("holder", "applicant", "owner", "subject")
-SOURCE_KEY_COLUMNS = ("_source_key", "source_key")
-SOURCE_VERSION_COLUMNS = ("_source_version", "source_version")
+#: The source key and version every mapped record carries (the mapping engine's columns).
+SOURCE_KEY, SOURCE_VERSION = "_source_key", "_source_version"
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:
@@ -308,10 +308,6 @@ class ResolveResult:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
-def _first(columns: Iterable[str], frame: pd.DataFrame) -> str | None:
-    return next((c for c in columns if c in frame.columns), None)
-
-
 def _learn_from_batch(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(legacy code, kind, USCC) pairs from enterprise records that carry both."""
     if "uscc" not in frame.columns:
@@ -346,7 +342,7 @@ def _identifier_columns(df: pd.DataFrame, entity_kind: str, mapping: Any) -> lis
 
 
 def _identifier_specs(mapping: Any) -> tuple[Any, ...]:
-    """A mapping's identifier specs (``Mapping`` of the engine or its ``MappingSpec``)."""
+    """A mapping's identifier specs (``DatasetMapping`` of the engine or its ``MappingSpec``)."""
     found = getattr(mapping, "identifiers", None)
     if found is None:
         found = getattr(getattr(mapping, "spec", None), "identifiers", ())
@@ -426,7 +422,7 @@ def resolve_batch(
       and ``status`` when the records have no such columns;
     * ``resolve_batch(df, mapping, *, session, run_id) -> ResolveResult`` — as the pipeline's
       identity step calls it, with the department, dataset and holder identifier fields of a
-      mapping (``mappings.engine.Mapping`` or its ``MappingSpec``).
+      mapping (``mappings.engine.DatasetMapping`` or its ``MappingSpec``).
     """
     if isinstance(first, pd.DataFrame):
         if session is None:
@@ -514,8 +510,8 @@ def _link_batch(
     learnt_count, merged_by_code = _store_crosswalk(session, walk_rows, entity_kind, source, now)
 
     # source-record links, then the new identities with golden records computed from them
-    key_col = _first(SOURCE_KEY_COLUMNS, df)
-    version_col = _first(SOURCE_VERSION_COLUMNS, df)
+    key_col = SOURCE_KEY if SOURCE_KEY in df.columns else None
+    version_col = SOURCE_VERSION if SOURCE_VERSION in df.columns else None
     plan = _plan_links(session, df, combined, entity_kind, department, dataset, key_col, version_col)
     id_table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
     link_table = _table(IdentitySourceRecord)

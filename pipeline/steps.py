@@ -289,11 +289,6 @@ class StagedMappedBatch:
     entity: str
 
 
-def _with_source_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Validation reads ``source_key``/``source_version``; the mapping writes them with a leading underscore."""
-    return df.assign(source_key=df.get("_source_key"), source_version=df.get("_source_version"))
-
-
 def own_expectations(mapping: Any) -> list[Any]:
     """The expectations a mapping's own attributes add to its suite: ``allowed`` values."""
     from validation.suites import ExpectationSpec
@@ -323,8 +318,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     with _timed() as t:
         for b in mapped.get("batches", []):
             batch = StagedMappedBatch(
-                records=_with_source_columns(read_frame(stager, b["records"])),
-                rejects=_with_source_columns(read_frame(stager, b["rejects"])),
+                records=read_frame(stager, b["records"]),
+                rejects=read_frame(stager, b["rejects"]),
                 tombstones=pd.DataFrame(index=range(int(b["tombstones"]))),
                 rows_in=int(b["rows_in"]),
                 entity=mapping.entity,
@@ -348,7 +343,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                 )
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
-            good = outcome.accepted_df.drop(columns=["source_key", "source_version"], errors="ignore")
+            good = outcome.accepted_df
             pulled += outcome.pulled
             accepted += len(good)
             quarantined += outcome.quarantined_count
@@ -417,8 +412,9 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     work that changes nothing). A publish that fails part-way records what it issued before
     failing; a retry, or the run that carries its batches through again, adds what it issues.
     """
+    from e_license_store.service import default_service
     from pipeline.carry import mark_published
-    from pipeline.publish import license_service, publish_frame
+    from pipeline.publish import publish_frame
 
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
@@ -426,7 +422,7 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     counts = Counts()
     with _timed() as t:
         try:
-            service = license_service()
+            service = default_service(create_keys=True)
             for ref in refs:
                 df = read_frame(stager, ref)
                 issued, changed, skipped = publish_frame(df, mapping, service, run_id=run_id, staged_ref=ref)
