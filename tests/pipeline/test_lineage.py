@@ -201,3 +201,49 @@ def test_personal_source_keys_are_masked() -> None:
     assert masked_key("330322198001011231") != "330322198001011231"
     assert masked_key("330322198001011231#0") != "330322198001011231#0"
     assert masked_key("ENT-000123") == "ENT-000123"
+
+
+def test_the_lineage_endpoint_needs_its_scope_masks_and_is_audited(
+    sandboxes: Any, mapping_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from hub.settings import get_settings
+    from recognition.app import create_app
+    from recognition.config import RecognitionSettings
+    from recognition.consumers import add_consumer
+    from recognition.tables import AuditEntry
+
+    monkeypatch.setenv("HUB_RATE_LIMIT_KEY_RATE", "0")
+    monkeypatch.setenv("HUB_RATE_LIMIT_ADDRESS_RATE", "0")
+    _run(COMMERCE, "run-1")
+    license_id, doc = _a_business_licence()
+    with session_scope(get_engine()) as s:
+        operator = add_consumer(s, "lineage-operator", ["licenses:read:*", "lineage:read"])[1]
+        portal = add_consumer(s, "portal", ["licenses:read:*", "personal:read", "fields:*"])[1]
+        other_type = add_consumer(s, "land-only", ["licenses:read:2101", "lineage:read"])[1]
+    app = create_app(get_settings(), engine=get_engine(), config=RecognitionSettings(api_key_cache_seconds=0.0))
+    path = f"/v1/licenses/{license_id}/lineage"
+    with TestClient(app, raise_server_exceptions=False) as api:
+        refused = api.get(path, headers={"Authorization": f"Bearer {portal}"})
+        assert refused.status_code == 403 and refused.json()["code"] == "missing_scope"
+        hidden = api.get(path, headers={"Authorization": f"Bearer {other_type}"})
+        assert hidden.status_code in (403, 404)  # a licence type outside the key's scopes is not shown
+        whole = api.get(path, headers={"Authorization": f"Bearer {operator}"})
+        one = api.get(path, params={"field": "holder_name"}, headers={"Authorization": f"Bearer {operator}"})
+        unknown = api.get(path, params={"field": "shoe_size"}, headers={"Authorization": f"Bearer {operator}"})
+    assert whole.status_code == 200, whole.text
+    body = whole.json()
+    assert body == _lineage("licence", license_id)  # the API and the command give the same answer
+    assert body["record"]["mapping"]["file"] == f"{COMMERCE}.yaml"
+    assert body["identity"]["rule"] and body["fields"]["holder_name"]["from"] == ["ent_name"]
+    rep = doc.license.surface.get("legal_rep_name")
+    assert rep and body["fields"]["surface.legal_rep_name"]["value"] not in (None, rep)  # a person's name: masked
+    assert rep not in whole.text
+    assert one.status_code == 200 and list(one.json()["fields"]) == ["holder_name"]
+    assert unknown.status_code == 404
+    with session_scope(get_engine()) as s:
+        audited = s.scalars(
+            select(AuditEntry.fields).where(AuditEntry.subject == license_id, AuditEntry.outcome == "ok")
+        ).all()
+    assert ["holder_name", "lineage"] in [sorted(f) for f in audited]
