@@ -247,7 +247,7 @@ class LineageValidation(BaseModel):
     suite_sha256: str = Field(description="SHA-256 of the expectation suite's file")
 
 
-class LineageRecord(BaseModel):
+class LineageSourceRecord(BaseModel):
     source: LineageSource
     mapping: LineageMappingFile | None
     validation: LineageValidation | None
@@ -283,6 +283,6 @@ class LicenseLineage(BaseModel):
     status: str
     holder_code: str | None
     source_of_version: int | None = Field(description="The version whose source record this is")
-    record: LineageRecord | None
+    record: LineageSourceRecord | None
     identity: LineageIdentityLink | None
     fields: dict[str, LineageField]
