@@ -68,16 +68,24 @@ def _base_key(source_key: str) -> str:
 def record_lineage(
     session: Session, department: str, dataset: str, source_key: str, source_version: str | None, run_id: str | None
 ) -> dict[str, Any] | None:
-    """The batch a source record was accepted in (that run's, else the latest), with its mapping."""
-    rows = session.execute(
-        select(LineageRecord.source_version, LineageBatch)
-        .join(LineageBatch, LineageBatch.id == LineageRecord.batch_id)
-        .where(
-            LineageRecord.source_key == source_key,
-            LineageBatch.department == department,
-            LineageBatch.dataset == dataset,
+    """The batch a source record was accepted in (that run's, else the latest), with its mapping.
+
+    An element of a record's list (an owner, ``<key>#<n>``) is traced to the record it is in."""
+    rows: list[Any] = []
+    for key in dict.fromkeys((source_key, _base_key(source_key))):
+        rows = list(
+            session.execute(
+                select(LineageRecord.source_version, LineageBatch)
+                .join(LineageBatch, LineageBatch.id == LineageRecord.batch_id)
+                .where(
+                    LineageRecord.source_key == key,
+                    LineageBatch.department == department,
+                    LineageBatch.dataset == dataset,
+                )
+            ).all()
         )
-    ).all()
+        if rows:
+            break
     if not rows:
         return None
 
@@ -118,11 +126,19 @@ def record_lineage(
 def identity_link(
     session: Session, department: str, dataset: str, source_key: str, canonical_code: str | None = None
 ) -> dict[str, Any] | None:
-    """The master index's link of a source record: rule (method) or match probability, when, to whom."""
+    """The master index's link of a source record: rule (method) or match probability, when, to whom.
+
+    An owner named in a record is linked as ``<key>#<n>`` (``identity.resolve``); a record itself by its key."""
     link = IdentitySourceRecord
-    rows = session.scalars(
-        select(link).where(link.department == department, link.dataset == dataset, link.source_key == source_key)
-    ).all()
+    rows: list[IdentitySourceRecord] = []
+    for key in dict.fromkeys((source_key, _base_key(source_key))):
+        rows = list(
+            session.scalars(
+                select(link).where(link.department == department, link.dataset == dataset, link.source_key == key)
+            ).all()
+        )
+        if rows:
+            break
     if not rows:
         return None
 
@@ -208,7 +224,7 @@ def license_lineage(
     source = sourced.license.source
     trace: dict[str, Any] | None = None
     if source is not None:
-        key = _base_key(source.source_key)
+        key = source.source_key
         trace = record_lineage(session, source.department, source.dataset, key, source.source_version, source.run_id)
         out["record"] = (
             _public(trace)

@@ -247,3 +247,46 @@ def test_the_lineage_endpoint_needs_its_scope_masks_and_is_audited(
             select(AuditEntry.fields).where(AuditEntry.subject == license_id, AuditEntry.outcome == "ok")
         ).all()
     assert ["holder_name", "lineage"] in [sorted(f) for f in audited]
+
+
+def test_a_licence_per_owner_is_traced_to_its_property_record_and_the_owners_link(
+    sandboxes: Any, mapping_dir: Path
+) -> None:
+    from e_license_store.model import object_key, parse_envelope
+    from e_license_store.store import open_store
+    from e_license_store.tables import LicenseIndexEntry
+    from identity.tables import IdentitySourceRecord
+
+    land = "land_property_rights"
+    out = _run(land, "run-land")
+    assert out["licenses_issued"] > 0
+    with session_scope(get_engine()) as s:
+        rows = s.execute(
+            select(LicenseIndexEntry.license_id, LicenseIndexEntry.version, LicenseIndexEntry.holder_kind)
+            .where(LicenseIndexEntry.license_type_code == "2101")
+            .order_by(LicenseIndexEntry.holder_kind.desc(), LicenseIndexEntry.license_id)  # a person's first
+        ).first()
+    assert rows is not None
+    license_id, version, holder_kind = rows
+    doc = parse_envelope(open_store().get(object_key(license_id, version))).document
+    source = doc.license.source
+    assert source is not None and "#" in source.source_key  # one licence per owner: <unit>#<n>
+    with session_scope(get_engine()) as s:
+        method = s.scalar(
+            select(IdentitySourceRecord.method).where(
+                IdentitySourceRecord.department == "land", IdentitySourceRecord.source_key == source.source_key
+            )
+        )
+    assert method
+
+    got = _lineage("licence", license_id, "--field", "holder_name")
+    assert got["record"]["source"]["source_key"] == source.source_key
+    assert got["record"]["source"]["run_id"] == "run-land"
+    assert got["record"]["mapping"]["file"] == f"{land}.yaml"
+    holder_name = got["fields"]["holder_name"]
+    assert holder_name["canonical_field"] == "owners[].name" and holder_name["from"] == ["OwnerName"]
+    assert holder_name["normalizers"] == ["fullwidth_to_halfwidth", "trim", "simplify"]
+    assert got["identity"]["rule"] == method
+    if holder_kind == "person":  # a person's name and id are masked
+        assert holder_name["value"] != doc.license.holder_name
+        assert got["identity"]["canonical_code"] != doc.license.holder_code
