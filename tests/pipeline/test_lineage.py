@@ -228,7 +228,8 @@ def test_the_lineage_endpoint_needs_its_scope_masks_and_is_audited(
         refused = api.get(path, headers={"Authorization": f"Bearer {portal}"})
         assert refused.status_code == 403 and refused.json()["code"] == "missing_scope"
         hidden = api.get(path, headers={"Authorization": f"Bearer {other_type}"})
-        assert hidden.status_code in (403, 404)  # a licence type outside the key's scopes is not shown
+        # a licence type outside the key's scopes: refused by what the id itself says, before any lookup
+        assert hidden.status_code == 403 and hidden.json()["missing_scope"] == "licenses:read:1101"
         whole = api.get(path, headers={"Authorization": f"Bearer {operator}"})
         one = api.get(path, params={"field": "holder_name"}, headers={"Authorization": f"Bearer {operator}"})
         unknown = api.get(path, params={"field": "shoe_size"}, headers={"Authorization": f"Bearer {operator}"})
