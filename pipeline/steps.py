@@ -303,9 +303,12 @@ def own_expectations(mapping: Any) -> list[Any]:
 def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Run the entity's Great Expectations suite (数据校验); failing rows and mapping rejects go to quarantine.
 
+    The accepted records' lineage (run, mapping file and its hash, suite version, each record's
+    key and version) is written with the quarantine, per batch (:mod:`pipeline.lineage`).
     Counts must reconcile (pulled = accepted + quarantined, deletions aside) and a batch fails
     past the mapping's quarantine threshold.
     """
+    from pipeline.lineage import record_batch
     from validation.gxrun import build_docs_for
     from validation.run import validate_mapped
 
@@ -341,6 +344,9 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     extra=own_expectations(mapping),
                     personal=mapping.spec.attribute_kinds(),
                 )
+                if len(outcome.accepted_df):
+                    # which run, mapping content and suite accepted which records: kept past retention
+                    record_batch(session, mapping, run_id=run_id, staged_ref=b["source"], records=outcome.accepted_df)
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
             good = outcome.accepted_df

@@ -42,6 +42,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("calendar", "cases.calendar_cli", "Statutory working days (法定工作日): workday, add, years."),
     ("audit", "recognition.audit_cli", "The audit log: verify, head, archive."),
     ("console", "recognition.console_cli", "The operator console: its named accounts (users add, list, ...)."),
+    ("lineage", "recognition.lineage_cli", "Where a licence field or golden attribute came from: licence, identity."),
 ]
 
 #: single commands contributed by parts: (module, function name, command name)
