@@ -40,7 +40,7 @@ from hub.regions import holder_region
 from identifiers.vectorized import normalize_many
 from identity import _bulk, _jsontext, golden
 from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, pack
-from identity.matching_step import mark_provisional, match_records
+from identity.matching_step import MATCH_METHODS, mark_provisional, match_records
 from identity.relations import link_relations
 from identity.statuses import NEW, RESOLVED, UNRESOLVED
 from identity.tables import (
@@ -317,8 +317,8 @@ class ResolveResult:
     @property
     def linked_by_code(self) -> int:
         """Records placed by their code (an identity in the index or a new one)."""
-        placed = int(self.records["identity_status"].isin((RESOLVED, NEW)).sum())
-        return placed - self.linked_by_match - self.provisional
+        placed = self.records["identity_status"].isin((RESOLVED, NEW))
+        return int((placed & ~self.records["identity_method"].isin(MATCH_METHODS)).sum())
 
 
 def _first(columns: Iterable[str], frame: pd.DataFrame) -> str | None:
