@@ -210,8 +210,9 @@ def match_records(
     is_review = verdict == REVIEW
     r_rows = rows[is_review]
     if len(r_rows):
-        review = decided[is_review].assign(incoming_key=keys[r_rows])
-        shown = incoming[is_review].assign(incoming_key=keys[r_rows])
+        # one item per source key (a key twice in the batch is one record: the first speaks for it)
+        review = decided[is_review].assign(incoming_key=keys[r_rows]).drop_duplicates("incoming_key")
+        shown = incoming[is_review].assign(incoming_key=keys[r_rows]).drop_duplicates("incoming_key")
         enqueue_reviews(session, review, department=department, dataset=dataset, incoming=shown, run_id=run_id)
     canonical[r_rows] = None
     method[r_rows] = IN_REVIEW

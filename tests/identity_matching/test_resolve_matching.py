@@ -209,3 +209,17 @@ def test_pipeline_resolve_step_counts_how_records_found_their_identity(
     (row,) = summarize(["run-match-1"])
     assert row.department == "public_security"
     assert (row.linked_by_code, row.linked_by_match, row.sent_to_review, row.provisional) == (5, 1, 1, 1)
+
+
+def test_a_key_twice_in_a_batch_is_one_review_item(hub_db_url: str, city: object) -> None:
+    engine = make_engine(hub_db_url)
+    with session_scope(engine) as s:
+        _seed(s, city)
+    with session_scope(engine) as s:
+        twice = pd.DataFrame([{**_twin("", "ambiguous"), "resident_id": None}] * 2)
+        result = link_batch(s, twice, "person", "tax", "legal_representatives")
+        assert result.records["identity_method"].tolist() == ["review", "review"]
+    with session_scope(engine) as s:
+        (item,) = s.scalars(select(IdentityReviewQueue))
+        assert item.incoming_key == "ambiguous" and {item.candidate_code, item.runner_up_code} == set(TWINS)
+    engine.dispose()
