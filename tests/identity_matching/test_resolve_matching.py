@@ -17,6 +17,7 @@ from hub.db import make_engine, session_scope
 from hub.settings import reset_settings
 from identifiers import resident_id
 from identifiers.vectorized import normalize_many
+from identity.lookup import lookup
 from identity.matching_model import latest, model_dir
 from identity.matching_step import PROBABILISTIC, PROVISIONAL, provisional_code
 from identity.matching_tables import OPEN, IdentityReviewQueue
@@ -136,6 +137,12 @@ def _scenario(url: str, pop: object, home: Path) -> None:
             person = s.get(IdentityPerson, unknown.canonical_code)
             assert person is not None and person.provisional and person.name == "司马无名"
             assert s.get(IdentityPerson, known["resident_id"]).provisional is False  # type: ignore[union-attr]
+            # ``hub identity lookup`` shows the matched link's probability and model version
+            view = lookup(s, str(known["resident_id"]))
+            assert view is not None and view["provisional"] is False
+            (shown,) = [r for r in view["source_records"] if r["source_key"] == "damaged"]
+            assert shown["match_probability"] == damaged.match_probability
+            assert shown["model_version"] == model.version
         with session_scope(engine) as s:
             # the same batch again: links kept, nothing new queued, the same model file used
             again = link_batch(s, _incoming(known), "person", "tax", "legal_representatives")
