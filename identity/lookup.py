@@ -20,6 +20,7 @@ from identity.resolve import RESOLVED, resolve_codes
 from identity.tables import (
     ENTERPRISE,
     PERSON,
+    PROVISIONAL_PREFIX,
     IdentityCrosswalk,
     IdentityEnterprise,
     IdentityMerge,
@@ -47,6 +48,12 @@ def lookup(session: Session, code: str) -> dict[str, Any] | None:
                 str(res["method"].iloc[0]),
                 str(res["code_kind"].iloc[0]),
             )
+    # a provisional identity's code is the hub's own (``P`` + 17 characters): no rule resolves it
+    own = code.strip().upper()
+    if own.startswith(PROVISIONAL_PREFIX) and len(own) == 18:
+        person = session.get(IdentityPerson, own)
+        if person is not None and person.provisional:
+            return _view(session, PERSON, own, code, "provisional", "provisional")
     return None
 
 

@@ -136,6 +136,9 @@ def _scenario(url: str, pop: object, home: Path) -> None:
             assert unknown.canonical_code == provisional_code("tax", "legal_representatives", "unknown")
             person = s.get(IdentityPerson, unknown.canonical_code)
             assert person is not None and person.provisional and person.name == "司马无名"
+            found = lookup(s, unknown.canonical_code.lower())  # found by its own code
+            assert found is not None and found["provisional"] and found["resolved_by"] == "provisional"
+            assert [r["source_key"] for r in found["source_records"]] == ["unknown"]
             assert s.get(IdentityPerson, known["resident_id"]).provisional is False  # type: ignore[union-attr]
             # ``hub identity lookup`` shows the matched link's probability and model version
             view = lookup(s, str(known["resident_id"]))
