@@ -20,11 +20,38 @@ clock's history — nothing personal — so a change is announced once however o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+import numpy.typing as npt
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from cases import clock as ck
@@ -32,13 +59,15 @@ from cases.steps import LoggedStep
 from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange, CaseLightGauge
 from cases.tables import CaseDispatch, CaseRecord
 from cases.workdays import WorkCalendar
-from hub.models import local_today, utcnow
+from hub.db import Base
+from hub.models import OutboxEvent, local_today, utcnow
 from hub.outbox import emit_many
 
 #: case statuses after which nothing more happens to its clock
 FINAL = frozenset({"concluded", "rejected", "withdrawn", "not_accepted"})
 #: cases per query when looking up the cases of many changes (bounded IN lists)
 CHUNK = 1000
+LIGHT_EVENT, ESCALATION_EVENT = "supervision.light_changed", "supervision.escalated"
 
 
 @dataclass(frozen=True)
@@ -150,7 +179,7 @@ def _record_changes(session: Session, changes: Sequence[_Change], today: dt.date
                      "used": c.used, "promised_limit": c.promised_limit, "overdue": c.overdue, "as_of": today,
                      "changed_at": now})  # fmt: skip
         events.append({
-            "event_type": "supervision.light_changed", "subject": code, "region_code": region,
+            "event_type": LIGHT_EVENT, "subject": code, "region_code": region,
             "payload": {"code": code, "item_code": item, "department": _named(c.department),
                         "from": c.before, "to": c.after, "used": c.used, "promised_limit": c.promised_limit,
                         "overdue": c.overdue, "promised_due": c.promised_due.isoformat() if c.promised_due else None,
@@ -163,7 +192,7 @@ def _record_changes(session: Session, changes: Sequence[_Change], today: dt.date
             escalations.append({"case_id": c.case_id, "department": c.department, "overdue": c.overdue,
                                 "raised_on": today, "raised_at": now})  # fmt: skip
             events.append({
-                "event_type": "supervision.escalated", "subject": code, "region_code": region,
+                "event_type": ESCALATION_EVENT, "subject": code, "region_code": region,
                 "payload": {"code": code, "item_code": item, "department": c.department, "overdue": c.overdue,
                             "raised_on": today.isoformat(), "escalation": n},
                 "idempotency_key": f"supervision.escalated:{code}:{c.department}:{n}",
@@ -205,45 +234,262 @@ def recompute_lights(
     calendar: WorkCalendar | None = None,
     rule: ck.LightRule | None = None,
 ) -> Recomputed:
-    """Bring every running clock up to ``today`` at once; log and announce the changes of light."""
+    """Bring every running clock up to ``today`` at once; log and announce the changes of light.
+
+    Set-based, in the session's transaction: one query reads the running clocks as columns,
+    :func:`cases.clock.light_codes_many` lights them all, and the clocks that moved go into a
+    temporary table from which a few statements update the clocks (``UPDATE … FROM``) and write
+    the log, the escalations and the events (``INSERT … SELECT``) — the same rows and events,
+    in the same order per case, as :func:`store_clocks` writes for one case.
+    """
     calendar = calendar or WorkCalendar.default()
     today = today or local_today()
-    rows = session.execute(
-        select(
-            CaseClock.case_id, CaseClock.department, CaseClock.running_since, CaseClock.used_before,
-            CaseClock.promised_limit, CaseClock.used, CaseClock.light,
-        ).where(CaseClock.state == ck.RUNNING)
-    ).all()  # fmt: skip
+    connection = session.connection()
+    dialect = connection.dialect.name
+    raw = connection.connection.cursor()
+    try:
+        raw.execute(
+            f"SELECT case_id, department, {_epoch_days(dialect, 'running_since')}, used_before, promised_limit, "
+            f"used, {_LIGHT_CODE} FROM case_clock WHERE state = '{ck.RUNNING}'"
+        )
+        rows = raw.fetchall()
+    finally:
+        raw.close()
     if not rows:
         count_open(session, today)
         return Recomputed(0, 0, 0)
-    since = np.array([r.running_since for r in rows], dtype="datetime64[D]")
-    before = np.array([r.used_before for r in rows], dtype=np.int64)
-    limit = np.array([r.promised_limit for r in rows], dtype=np.int64)
-    used, lights = ck.lights_many(calendar, running_since=since, used_before=before, promised=limit, today=today,
-                                  rule=rule)  # fmt: skip
-    old_used = np.array([r.used for r in rows], dtype=np.int64)
-    old_light = np.array([r.light for r in rows], dtype=object)
-    moved = np.nonzero((used != old_used) | (lights != old_light))[0]
+    case_id, department, since_days, before_col, limit_col, used_col, light_col = zip(*rows, strict=True)
+    del rows
+    since = np.array(since_days, dtype=np.int64).astype("datetime64[D]")
+    limit = np.array(limit_col, dtype=np.int64)
+    used, codes = ck.light_codes_many(calendar, running_since=since, used_before=np.array(before_col, dtype=np.int64),
+                                      promised=limit, today=today, rule=rule)  # fmt: skip
+    old_codes = np.array(light_col, dtype=np.int8)
+    changed = codes != old_codes
+    days_moved = used != np.array(used_col, dtype=np.int64)
     now = utcnow()
-    if len(moved):
+    if days_moved.any():
+        _write_days(session, calendar, since, today, now)
+    turned = np.nonzero(changed)[0]
+    if len(turned):
+        _write_changes(session, dialect, turned, case_id, department, used, limit, old_codes, codes, today, now)
+    count_open(session, today, running=(department, codes))
+    return Recomputed(len(case_id), int((days_moved | changed).sum()), len(turned))
+
+
+#: a stored light as its code in :data:`cases.clock.LIGHTS`
+_LIGHT_CODE = (
+    "CASE light " + " ".join(f"WHEN '{light}' THEN {i}" for i, light in enumerate(ck.LIGHTS[:-1])) + " ELSE 3 END"
+)
+
+
+def _epoch_days(dialect: str, column: str) -> str:
+    """SQL for a date column as days since 1970-01-01 (NumPy's ``datetime64[D]``)."""
+    if dialect == "sqlite":
+        return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
+    return f"({column} - DATE '1970-01-01')"
+
+
+#: the working days run since each ``running_since`` of a run's clocks, as the calendar counts them
+_DAYS = Table(
+    "tmp_supervision_days",
+    MetaData(),
+    Column("day", Date, primary_key=True),
+    Column("ran", Integer, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _write_days(
+    session: Session, calendar: WorkCalendar, since: npt.NDArray[np.datetime64], today: dt.date, now: dt.datetime
+) -> None:
+    """Every running clock's working days brought up to ``today`` in one ``UPDATE``: the days run
+    since each distinct ``running_since`` come from :meth:`WorkCalendar.between_many` (as in
+    :func:`cases.clock.light_codes_many`), a temporary table carries them, and only the clocks
+    whose days moved are written."""
+    connection = session.connection()
+    days = np.unique(since)
+    ran, known = calendar.between_many(days, np.maximum(np.datetime64(today, "D"), days))
+    _recreate(connection, _DAYS)
+    session.execute(
+        insert(_DAYS),
+        [{"day": d, "ran": n} for d, n in zip(days.tolist(), np.where(known, ran, 0).tolist(), strict=True)],
+    )
+    d = _DAYS.c
+    new_used = CaseClock.used_before + select(d.ran).where(d.day == CaseClock.running_since).scalar_subquery()
+    session.execute(
+        update(_table(CaseClock))
+        .where(CaseClock.state == ck.RUNNING, CaseClock.used != new_used)
+        .values(
+            used=new_used,
+            overdue=case((new_used > CaseClock.promised_limit, new_used - CaseClock.promised_limit), else_=0),
+            as_of=literal(today, Date),
+            updated_at=literal(now, DateTime(timezone=True)),
+        )
+    )
+    _DAYS.drop(connection)
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's table, for Core statements (no ORM synchronisation of the rows they touch)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _recreate(connection: Connection, table: Table) -> None:
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
+    table.create(connection)
+
+
+#: the clocks whose light a run changed, in the order read (``seq``); ``n`` is the change's
+#: number in its clock's history, ``escalation`` a red stage's number of escalations
+_MOVES = Table(
+    "tmp_supervision_moves",
+    MetaData(),
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # SQLite: the rowid, read in order unsorted
+    Column("case_id", BigInteger, nullable=False),
+    Column("department", String(40), nullable=False),
+    Column("used", Integer, nullable=False),
+    Column("overdue", Integer, nullable=False),
+    Column("promised_limit", Integer, nullable=False),
+    Column("from_light", String(8), nullable=False),
+    Column("to_light", String(8), nullable=False),
+    Column("n", Integer),
+    Column("escalation", Integer),
+    UniqueConstraint("case_id", "department"),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _write_changes(
+    session: Session,
+    dialect: str,
+    turned: npt.NDArray[np.intp],
+    case_id: Sequence[int],
+    department: Sequence[str],
+    used: npt.NDArray[np.int64],
+    limit: npt.NDArray[np.int64],
+    old_codes: npt.NDArray[np.int8],
+    codes: npt.NDArray[np.int8],
+    today: dt.date,
+    now: dt.datetime,
+) -> None:
+    """The changes of light: numbered, logged, escalated, announced, and the clocks' lights set."""
+    connection = session.connection()
+    _recreate(connection, _MOVES)
+    lights = np.array(ck.LIGHTS, dtype=object)
+    picked = turned.tolist()
+    columns = (
+        [case_id[i] for i in picked], [department[i] for i in picked], range(len(picked)), used[turned].tolist(),
+        np.maximum(used[turned] - limit[turned], 0).tolist(), limit[turned].tolist(),
+        lights[old_codes[turned]].tolist(), lights[codes[turned]].tolist(),
+    )  # fmt: skip
+    names = "case_id, department, seq, used, overdue, promised_limit, from_light, to_light"
+    raw = connection.connection.cursor()
+    try:
+        if dialect == "sqlite":
+            rows = list(zip(*columns, strict=True))
+            raw.executemany(f"INSERT INTO {_MOVES.name} ({names}) VALUES ({', '.join('?' * 8)})", rows)
+        else:  # psycopg: COPY
+            with raw.copy(f"COPY {_MOVES.name} ({names}) FROM STDIN") as copy:
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+    finally:
+        raw.close()
+    m = _MOVES.c
+    same_clock = (CaseLightChange.case_id == m.case_id) & (CaseLightChange.department == m.department)
+    session.execute(update(_MOVES).values(n=select(func.count()).where(same_clock).scalar_subquery() + 1))
+    stage = (CaseEscalation.case_id == m.case_id) & (CaseEscalation.department == m.department)
+    still_open = select(CaseEscalation.id).where(stage, CaseEscalation.acknowledged_at.is_(None)).exists()
+    escalating = session.execute(
+        update(_MOVES)
+        .where(m.to_light == ck.RED, m.department != ck.CASE, ~still_open)
+        .values(escalation=select(func.count()).where(stage).scalar_subquery() + 1)
+    )
+    today_, now_ = literal(today, Date), literal(now, DateTime(timezone=True))
+    session.execute(
+        insert(_table(CaseLightChange)).from_select(
+            ["case_id", "department", "from_light", "to_light", "used", "promised_limit", "overdue", "as_of",
+             "changed_at"],
+            select(m.case_id, m.department, m.from_light, m.to_light, m.used, m.promised_limit, m.overdue, today_,
+                   now_).order_by(m.seq),
+        )
+    )  # fmt: skip
+    session.execute(
+        insert(_table(CaseEscalation)).from_select(
+            ["case_id", "department", "overdue", "raised_on", "raised_at"],
+            select(m.case_id, m.department, m.overdue, today_, now_).where(m.escalation.is_not(None)).order_by(m.seq),
+        )
+    )
+    _announce(session, dialect, today, now, escalations=bool(escalating.rowcount))  # type: ignore[attr-defined]
+    session.execute(
+        update(_table(CaseClock))
+        .where(CaseClock.case_id == m.case_id, CaseClock.department == m.department)
+        .values(light=m.to_light, as_of=today_, updated_at=now_)
+    )
+    _MOVES.drop(connection)
+
+
+def _announce(session: Session, dialect: str, today: dt.date, now: dt.datetime, *, escalations: bool) -> None:
+    """The outbox events of the moves' changes of light and escalations, as :func:`_record_changes`
+    builds them, each change's escalation right after it; a key already in the outbox is skipped.
+    Without escalations the changes are read in their order as stored (no sort)."""
+    m, r = _MOVES.c, CaseRecord.__table__.c
+    obj = func.json_object if dialect == "sqlite" else func.json_build_object
+
+    def key(name: str) -> ColumnElement[Any]:
+        return literal_column(f"'{name}'")
+
+    as_of = cast(literal(today.isoformat()), String)
+    text_ = functools.partial(cast, type_=String)
+    now_ = literal(now, DateTime(timezone=True))
+    joined = _MOVES.join(CaseRecord.__table__, r.id == m.case_id)
+    light_payload = obj(
+        key("code"), r.code, key("item_code"), r.item_code,
+        key("department"), case((m.department == ck.CASE, null()), else_=m.department),
+        key("from"), m.from_light, key("to"), m.to_light, key("used"), m.used, key("promised_limit"), m.promised_limit,
+        key("overdue"), m.overdue, key("promised_due"), null(), key("as_of"), as_of,
+    )  # fmt: skip
+    light_key: ColumnElement[Any] = literal_column("'supervision.light:'") + r.code + ":" + m.department + ":" + text_(m.n)
+    light_type: ColumnElement[Any] = literal_column(f"'{LIGHT_EVENT}'")
+    columns = ["event_type", "subject", "holder_code", "region_code", "license_type_code", "payload",
+               "idempotency_key", "created_at"]  # fmt: skip
+    if not escalations:
+        seen = select(OutboxEvent.id).where(OutboxEvent.idempotency_key == light_key).exists()
         session.execute(
-            update(CaseClock),
-            [
-                {"case_id": rows[i].case_id, "department": rows[i].department, "used": int(used[i]),
-                 "overdue": max(int(used[i] - limit[i]), 0), "light": str(lights[i]), "as_of": today,
-                 "updated_at": now}
-                for i in moved.tolist()
-            ],
-        )  # fmt: skip
-    changed = [
-        _Change(rows[i].case_id, rows[i].department, str(old_light[i]), str(lights[i]), int(used[i]), int(limit[i]),
-                max(int(used[i] - limit[i]), 0))
-        for i in moved.tolist() if lights[i] != old_light[i]
-    ]  # fmt: skip
-    _record_changes(session, changed, today)
-    count_open(session, today)
-    return Recomputed(len(rows), len(moved), len(changed))
+            insert(_table(OutboxEvent)).from_select(
+                columns,
+                select(light_type, r.code, null(), r.region_code, null(), light_payload, light_key, now_)
+                .select_from(joined)
+                .where(~seen)
+                .order_by(m.seq),
+            )
+        )
+        return
+    light = select(
+        (m.seq * 2).label("ord"), light_type.label("event_type"), r.code.label("subject"),
+        r.region_code.label("region_code"), light_payload.label("payload"), light_key.label("key"),
+    ).select_from(joined)  # fmt: skip
+    escalated = select(
+        (m.seq * 2 + 1).label("ord"),
+        literal_column(f"'{ESCALATION_EVENT}'").label("event_type"),
+        r.code,
+        r.region_code,
+        obj(key("code"), r.code, key("item_code"), r.item_code, key("department"), m.department,
+            key("overdue"), m.overdue, key("raised_on"), as_of, key("escalation"), m.escalation),
+        literal_column("'supervision.escalated:'") + r.code + ":" + m.department + ":" + text_(m.escalation),
+    ).select_from(joined).where(m.escalation.is_not(None))  # fmt: skip
+    e = union_all(light, escalated).subquery("events").c
+    seen = select(OutboxEvent.id).where(OutboxEvent.idempotency_key == e.key).exists()
+    session.execute(
+        insert(_table(OutboxEvent)).from_select(
+            columns,
+            select(e.event_type, e.subject, null(), e.region_code, null(), e.payload, e.key, now_)
+            .where(~seen)
+            .order_by(e.ord),
+        )
+    )
 
 
 def open_by_light(session: Session) -> dict[tuple[str, str], int]:
@@ -256,18 +502,39 @@ def open_by_light(session: Session) -> dict[tuple[str, str], int]:
     return {(d, light): int(n) for d, light, n in rows}
 
 
-def count_open(session: Session, today: dt.date) -> None:
-    """Store :func:`open_by_light` for ``/metrics`` (every department and light, zeros included)."""
-    counted = open_by_light(session)
+def count_open(
+    session: Session, today: dt.date, *, running: tuple[Sequence[str], npt.NDArray[np.int8]] | None = None
+) -> None:
+    """Store :func:`open_by_light` for ``/metrics`` (every department and light, zeros included).
+
+    ``running``: the departments and light codes of every running clock as the task has just
+    lit them; then only the clocks not running are counted in SQL.
+    """
+    if running is None:
+        counted = open_by_light(session)
+    else:
+        rows = session.execute(
+            select(CaseClock.department, CaseClock.light, func.count())
+            .where(CaseClock.state.in_([ck.NOT_STARTED, ck.STOPPED]))
+            .group_by(CaseClock.department, CaseClock.light)
+        ).all()
+        counted = {(d, light): int(n) for d, light, n in rows}
+        departments, codes = running
+        which, names = pd.factorize(pd.Series(departments, dtype=object))
+        counts = np.bincount(which * len(ck.LIGHTS) + codes, minlength=len(names) * len(ck.LIGHTS))
+        for i, n in enumerate(counts.tolist()):
+            if n:
+                key = (str(names[i // len(ck.LIGHTS)]), ck.LIGHTS[i % len(ck.LIGHTS)])
+                counted[key] = counted.get(key, 0) + n
     session.execute(delete(CaseLightGauge))
-    departments = {d for d, _ in counted} | {ck.CASE}
+    departments_all = {d for d, _ in counted} | {ck.CASE}
     now = utcnow()
     session.execute(
         insert(CaseLightGauge),
         [
             {"department": d, "light": light, "open_clocks": counted.get((d, light), 0), "as_of": today,
              "counted_at": now}
-            for d in sorted(departments) for light in (ck.GREEN, ck.YELLOW, ck.RED, ck.UNKNOWN)
+            for d in sorted(departments_all) for light in (ck.GREEN, ck.YELLOW, ck.RED, ck.UNKNOWN)
         ],
     )  # fmt: skip
     session.flush()
