@@ -48,6 +48,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    tuple_,
     union_all,
     update,
 )
@@ -268,11 +269,16 @@ def recompute_lights(
     changed = codes != old_codes
     days_moved = used != np.array(used_col, dtype=np.int64)
     now = utcnow()
-    if days_moved.any():
-        _write_days(session, calendar, since, today, now)
     turned = np.nonzero(changed)[0]
-    if len(turned):
-        _write_changes(session, dialect, turned, case_id, department, used, limit, old_codes, codes, today, now)
+    if days_moved.any() or len(turned):
+        connection = session.connection()
+        _stage_days(session, calendar, since, today)
+        _stage_changes(connection, dialect, turned, case_id, department, used, limit, old_codes, codes)
+        if len(turned):
+            _log_changes(session, dialect, today, now)
+        _write_clocks(session, today, now)
+        _DAYS.drop(connection)
+        _MOVES.drop(connection)
     count_open(session, today, running=(department, codes))
     return Recomputed(len(case_id), int((days_moved | changed).sum()), len(turned))
 
@@ -300,34 +306,42 @@ _DAYS = Table(
 )
 
 
-def _write_days(
-    session: Session, calendar: WorkCalendar, since: npt.NDArray[np.datetime64], today: dt.date, now: dt.datetime
-) -> None:
-    """Every running clock's working days brought up to ``today`` in one ``UPDATE``: the days run
-    since each distinct ``running_since`` come from :meth:`WorkCalendar.between_many` (as in
-    :func:`cases.clock.light_codes_many`), a temporary table carries them, and only the clocks
-    whose days moved are written."""
-    connection = session.connection()
+def _stage_days(session: Session, calendar: WorkCalendar, since: npt.NDArray[np.datetime64], today: dt.date) -> None:
+    """The working days run since each distinct ``running_since`` up to ``today``, from
+    :meth:`WorkCalendar.between_many` (as in :func:`cases.clock.light_codes_many`), into ``_DAYS``."""
     days = np.unique(since)
     ran, known = calendar.between_many(days, np.maximum(np.datetime64(today, "D"), days))
-    _recreate(connection, _DAYS)
+    _recreate(session.connection(), _DAYS)
     session.execute(
         insert(_DAYS),
         [{"day": d, "ran": n} for d, n in zip(days.tolist(), np.where(known, ran, 0).tolist(), strict=True)],
     )
-    d = _DAYS.c
-    new_used = CaseClock.used_before + select(d.ran).where(d.day == CaseClock.running_since).scalar_subquery()
+
+
+def _write_clocks(session: Session, today: dt.date, now: dt.datetime) -> None:
+    """Every running clock brought up to ``today``: its working days from ``_DAYS`` (one
+    ``UPDATE … FROM``, each value read once per clock), then the lights that changed from
+    ``_MOVES``; only the clocks that moved are written."""
+    d, m = _DAYS.c, _MOVES.c
+    clock = _table(CaseClock)
+    new_used = clock.c.used_before + d.ran
+    today_, now_ = literal(today, Date), literal(now, DateTime(timezone=True))
     session.execute(
-        update(_table(CaseClock))
-        .where(CaseClock.state == ck.RUNNING, CaseClock.used != new_used)
+        update(clock)
+        .where(d.day == clock.c.running_since, clock.c.state == ck.RUNNING, clock.c.used != new_used)
         .values(
             used=new_used,
-            overdue=case((new_used > CaseClock.promised_limit, new_used - CaseClock.promised_limit), else_=0),
-            as_of=literal(today, Date),
-            updated_at=literal(now, DateTime(timezone=True)),
+            overdue=case((new_used > clock.c.promised_limit, new_used - clock.c.promised_limit), else_=0),
+            as_of=today_,
+            updated_at=now_,
         )
     )
-    _DAYS.drop(connection)
+    same = (m.case_id == clock.c.case_id) & (m.department == clock.c.department)
+    session.execute(
+        update(clock)
+        .where(tuple_(clock.c.case_id, clock.c.department).in_(select(m.case_id, m.department)))
+        .values(light=select(m.to_light).where(same).scalar_subquery(), as_of=today_, updated_at=now_)
+    )
 
 
 def _table(model: type[Base]) -> Table:
@@ -342,8 +356,8 @@ def _recreate(connection: Connection, table: Table) -> None:
     table.create(connection)
 
 
-#: the clocks whose light a run changed, in the order read (``seq``); ``n`` is the change's
-#: number in its clock's history, ``escalation`` a red stage's number of escalations
+#: the clocks whose light a run changed, in the order read (``seq``); ``escalation``: a red
+#: stage's number of escalations, when it is escalated
 _MOVES = Table(
     "tmp_supervision_moves",
     MetaData(),
@@ -355,15 +369,14 @@ _MOVES = Table(
     Column("promised_limit", Integer, nullable=False),
     Column("from_light", String(8), nullable=False),
     Column("to_light", String(8), nullable=False),
-    Column("n", Integer),
     Column("escalation", Integer),
     UniqueConstraint("case_id", "department"),
     prefixes=["TEMPORARY"],
 )
 
 
-def _write_changes(
-    session: Session,
+def _stage_changes(
+    connection: Connection,
     dialect: str,
     turned: npt.NDArray[np.intp],
     case_id: Sequence[int],
@@ -372,12 +385,11 @@ def _write_changes(
     limit: npt.NDArray[np.int64],
     old_codes: npt.NDArray[np.int8],
     codes: npt.NDArray[np.int8],
-    today: dt.date,
-    now: dt.datetime,
 ) -> None:
-    """The changes of light: numbered, logged, escalated, announced, and the clocks' lights set."""
-    connection = session.connection()
+    """The changes of light into ``_MOVES``, in the order read (empty when none changed)."""
     _recreate(connection, _MOVES)
+    if not len(turned):
+        return
     lights = np.array(ck.LIGHTS, dtype=object)
     picked = turned.tolist()
     columns = (
@@ -397,9 +409,12 @@ def _write_changes(
                     copy.write_row(row)
     finally:
         raw.close()
+
+
+def _log_changes(session: Session, dialect: str, today: dt.date, now: dt.datetime) -> None:
+    """The staged changes of light escalated, announced (numbered after the clock's earlier
+    changes), then logged."""
     m = _MOVES.c
-    same_clock = (CaseLightChange.case_id == m.case_id) & (CaseLightChange.department == m.department)
-    session.execute(update(_MOVES).values(n=select(func.count()).where(same_clock).scalar_subquery() + 1))
     stage = (CaseEscalation.case_id == m.case_id) & (CaseEscalation.department == m.department)
     still_open = select(CaseEscalation.id).where(stage, CaseEscalation.acknowledged_at.is_(None)).exists()
     escalating = session.execute(
@@ -409,6 +424,13 @@ def _write_changes(
     )
     today_, now_ = literal(today, Date), literal(now, DateTime(timezone=True))
     session.execute(
+        insert(_table(CaseEscalation)).from_select(
+            ["case_id", "department", "overdue", "raised_on", "raised_at"],
+            select(m.case_id, m.department, m.overdue, today_, now_).where(m.escalation.is_not(None)).order_by(m.seq),
+        )
+    )
+    _announce(session, dialect, today, now, escalations=bool(escalating.rowcount))  # type: ignore[attr-defined]
+    session.execute(  # after the announcement: its numbers count the changes logged before this run
         insert(_table(CaseLightChange)).from_select(
             ["case_id", "department", "from_light", "to_light", "used", "promised_limit", "overdue", "as_of",
              "changed_at"],
@@ -416,19 +438,6 @@ def _write_changes(
                    now_).order_by(m.seq),
         )
     )  # fmt: skip
-    session.execute(
-        insert(_table(CaseEscalation)).from_select(
-            ["case_id", "department", "overdue", "raised_on", "raised_at"],
-            select(m.case_id, m.department, m.overdue, today_, now_).where(m.escalation.is_not(None)).order_by(m.seq),
-        )
-    )
-    _announce(session, dialect, today, now, escalations=bool(escalating.rowcount))  # type: ignore[attr-defined]
-    session.execute(
-        update(_table(CaseClock))
-        .where(CaseClock.case_id == m.case_id, CaseClock.department == m.department)
-        .values(light=m.to_light, as_of=today_, updated_at=now_)
-    )
-    _MOVES.drop(connection)
 
 
 def _announce(session: Session, dialect: str, today: dt.date, now: dt.datetime, *, escalations: bool) -> None:
@@ -451,7 +460,11 @@ def _announce(session: Session, dialect: str, today: dt.date, now: dt.datetime, 
         key("from"), m.from_light, key("to"), m.to_light, key("used"), m.used, key("promised_limit"), m.promised_limit,
         key("overdue"), m.overdue, key("promised_due"), null(), key("as_of"), as_of,
     )  # fmt: skip
-    light_key: ColumnElement[Any] = literal_column("'supervision.light:'") + r.code + ":" + m.department + ":" + text_(m.n)
+    same_clock = (CaseLightChange.case_id == m.case_id) & (CaseLightChange.department == m.department)
+    number = select(func.count()).where(same_clock).scalar_subquery() + 1  # the change's number in its clock's history
+    light_key: ColumnElement[Any] = (
+        literal_column("'supervision.light:'") + r.code + ":" + m.department + ":" + text_(number)
+    )
     light_type: ColumnElement[Any] = literal_column(f"'{LIGHT_EVENT}'")
     columns = ["event_type", "subject", "holder_code", "region_code", "license_type_code", "payload",
                "idempotency_key", "created_at"]  # fmt: skip
