@@ -68,6 +68,9 @@ from hub.outbox import emit_many
 FINAL = frozenset({"concluded", "rejected", "withdrawn", "not_accepted"})
 #: cases per query when looking up the cases of many changes (bounded IN lists)
 CHUNK = 1000
+#: above this share of the running clocks changing light, the changed clocks are written by a join
+#: (a scan of the clocks) rather than looked up one by one
+MANY_CHANGES = 0.1
 LIGHT_EVENT, ESCALATION_EVENT = "supervision.light_changed", "supervision.escalated"
 
 
@@ -88,11 +91,17 @@ def store_clocks(
     today: dt.date | None = None,
     calendar: WorkCalendar | None = None,
     rule: ck.LightRule | None = None,
+    dispatches: Sequence[CaseDispatch] | None = None,
 ) -> list[LightChange]:
-    """Read every clock of ``case`` from its placed ``timeline`` and store them; returns the changes of light."""
+    """Read every clock of ``case`` from its placed ``timeline`` and store them; returns the changes of light.
+
+    ``dispatches``: the case's dispatches when the caller has read them already (else read here).
+    """
     calendar = calendar or WorkCalendar.default()
     today = today or local_today()
-    dispatches = list(session.scalars(select(CaseDispatch).where(CaseDispatch.case_id == case.id)))
+    if dispatches is None:
+        q = select(CaseDispatch).where(CaseDispatch.case_id == case.id).order_by(CaseDispatch.id)
+        dispatches = list(session.scalars(q))
     readings: dict[str, ck.ClockReading] = {}
     for d in dispatches:
         steps = [s for s in timeline if s.department == d.department]
@@ -276,7 +285,7 @@ def recompute_lights(
         _stage_changes(connection, dialect, turned, case_id, department, used, limit, old_codes, codes)
         if len(turned):
             _log_changes(session, dialect, today, now)
-        _write_clocks(session, today, now)
+        _write_clocks(session, today, now, many_changes=len(turned) > MANY_CHANGES * len(case_id))
         _DAYS.drop(connection)
         _MOVES.drop(connection)
     count_open(session, today, running=(department, codes))
@@ -318,14 +327,29 @@ def _stage_days(session: Session, calendar: WorkCalendar, since: npt.NDArray[np.
     )
 
 
-def _write_clocks(session: Session, today: dt.date, now: dt.datetime) -> None:
-    """Every running clock brought up to ``today``: its working days from ``_DAYS`` (one
-    ``UPDATE … FROM``, each value read once per clock), then the lights that changed from
-    ``_MOVES``; only the clocks that moved are written."""
+def _write_clocks(session: Session, today: dt.date, now: dt.datetime, *, many_changes: bool) -> None:
+    """Every running clock brought up to ``today``, each written once: those whose light changed
+    from ``_MOVES`` (days, overdue and light), then the others whose working days moved from
+    ``_DAYS`` (one ``UPDATE … FROM``, each value read once per clock). ``many_changes``: join the
+    clocks to the changes (a scan of the clocks) rather than look each change up."""
     d, m = _DAYS.c, _MOVES.c
     clock = _table(CaseClock)
-    new_used = clock.c.used_before + d.ran
     today_, now_ = literal(today, Date), literal(now, DateTime(timezone=True))
+    same = (m.case_id == clock.c.case_id) & (m.department == clock.c.department)
+    if many_changes:
+        lit = update(clock).where(same).values(used=m.used, overdue=m.overdue, light=m.to_light)
+    else:
+
+        def one(column: ColumnElement[Any]) -> ColumnElement[Any]:
+            return select(column).where(same).scalar_subquery()
+
+        lit = (
+            update(clock)
+            .where(tuple_(clock.c.case_id, clock.c.department).in_(select(m.case_id, m.department)))
+            .values(used=one(m.used), overdue=one(m.overdue), light=one(m.to_light))
+        )
+    session.execute(lit.values(as_of=today_, updated_at=now_))
+    new_used = clock.c.used_before + d.ran
     session.execute(
         update(clock)
         .where(d.day == clock.c.running_since, clock.c.state == ck.RUNNING, clock.c.used != new_used)
@@ -335,12 +359,6 @@ def _write_clocks(session: Session, today: dt.date, now: dt.datetime) -> None:
             as_of=today_,
             updated_at=now_,
         )
-    )
-    same = (m.case_id == clock.c.case_id) & (m.department == clock.c.department)
-    session.execute(
-        update(clock)
-        .where(tuple_(clock.c.case_id, clock.c.department).in_(select(m.case_id, m.department)))
-        .values(light=select(m.to_light).where(same).scalar_subquery(), as_of=today_, updated_at=now_)
     )
 
 

@@ -192,9 +192,14 @@ def test_the_supervision_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> 
     assert "lights, first run: 5,000 running clocks" in out and "figures for a year: 5,000 cases" in out
 
 
-def test_the_set_based_task_announces_what_the_per_case_path_announces(city: World) -> None:
+@pytest.mark.parametrize("many_changes", [0.1, 2.0], ids=["joined", "looked-up"])
+def test_the_set_based_task_announces_what_the_per_case_path_announces(
+    city: World, many_changes: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run that turns the stage red and the case yellow at once: every payload in full, each
-    escalation right after the change that raised it, the gauges equal to a count of the clocks."""
+    escalation right after the change that raised it, the gauges equal to a count of the clocks;
+    the changed clocks written by a join and looked up one by one alike."""
+    monkeypatch.setattr(supervision, "MANY_CHANGES", many_changes)
     code = _joint_case(city)
     done = _recompute(city, 19)  # commerce 3 of 1 (red), the case 3 of 3 (yellow)
     assert (done.running, done.updated, done.changes) == (2, 2, 2)
