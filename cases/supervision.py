@@ -247,10 +247,11 @@ def recompute_lights(
     """Bring every running clock up to ``today`` at once; log and announce the changes of light.
 
     Set-based, in the session's transaction: one query reads the running clocks as columns,
-    :func:`cases.clock.light_codes_many` lights them all, and the clocks that moved go into a
-    temporary table from which a few statements update the clocks (``UPDATE … FROM``) and write
-    the log, the escalations and the events (``INSERT … SELECT``) — the same rows and events,
-    in the same order per case, as :func:`store_clocks` writes for one case.
+    :func:`cases.clock.light_codes_many` lights them all; the working days run since each
+    distinct ``running_since`` and the changes of light go into temporary tables, from which a
+    few statements write the escalations, the events and the log (``INSERT … SELECT``) and the
+    clocks that moved (``UPDATE … FROM``) — the same rows and events, in the same order per
+    case, as :func:`store_clocks` writes for one case.
     """
     calendar = calendar or WorkCalendar.default()
     today = today or local_today()
