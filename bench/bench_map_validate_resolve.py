@@ -10,7 +10,7 @@ Stages:
 * validate — :func:`validation.run.validate_batch` into a fresh SQLite hub database;
 * lineage — :func:`pipeline.lineage.record_batch`: the batch and each accepted record's key and
   version, in the validate transaction (as the pipeline's validate step writes them);
-* resolve — ``identity.resolve.resolve_batch(accepted, mapping, session=..., run_id=...)`` over the
+* resolve — ``identity.resolve.link_mapping_batch(session, accepted, mapping, run_id=...)`` over the
   accepted records into the same (empty) master index: every person is new, so this creates and
   links 990,000 identities.
 
@@ -127,9 +127,9 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
             build_docs=False,
         )
 
-    from identity.resolve import resolve_batch
+    from identity.resolve import link_mapping_batch
 
-    resolve = None if skip_resolve else resolve_batch
+    resolve = None if skip_resolve else link_mapping_batch
     t0 = time.perf_counter()
     mapped = mapping.apply(source)
     t_map = time.perf_counter() - t0
@@ -157,7 +157,7 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
     if resolve is not None:
         with session_factory(engine)() as session:
             t2 = time.perf_counter()
-            result = resolve(outcome.accepted_df, mapping, session=session, run_id="bench")
+            result = resolve(session, outcome.accepted_df, mapping, run_id="bench")
             session.commit()
             t_resolve = time.perf_counter() - t2
         records = result.records

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from identity.relations import resolve_pending
-from identity.resolve import resolve_batch, resolve_codes
+from identity.resolve import link_mapping_batch, resolve_codes
 from identity.tables import IdentityRelation
 from mappings.engine import load_mapping
 from tests.identity.test_resolve import E1, E2, P1, REG_E2
@@ -40,15 +40,15 @@ def _active(session: Session) -> list[IdentityRelation]:
 
 def test_employer_link_keeps_history_and_is_placed_once_the_old_code_is_known(session: Session) -> None:
     mapping = load_mapping(MAPPING)
-    resolve_batch(_insured(E1, "v1"), mapping, session=session, run_id="r1")
+    link_mapping_batch(session, _insured(E1, "v1"), mapping, run_id="r1")
     (rel,) = _active(session)
     assert (rel.canonical_code, rel.role, rel.related_kind, rel.related_code) == (P1, "employer", "enterprise", E1)
 
-    resolve_batch(_insured(E1, "v2"), mapping, session=session, run_id="r2")  # the same employer: nothing new
+    link_mapping_batch(session, _insured(E1, "v2"), mapping, run_id="r2")  # the same employer: nothing new
     assert [r.id for r in _active(session)] == [rel.id]
 
     # another employer, named by an old registration number the index does not know yet
-    resolve_batch(_insured(OLD_REG_NO, "v3"), mapping, session=session, run_id="r3")
+    link_mapping_batch(session, _insured(OLD_REG_NO, "v3"), mapping, run_id="r3")
     (now,) = _active(session)
     assert now.id != rel.id and now.presented_code == OLD_REG_NO and now.related_code is None
     assert session.get(IdentityRelation, rel.id).unlinked_at is not None  # type: ignore[union-attr]
@@ -57,7 +57,8 @@ def test_employer_link_keeps_history_and_is_placed_once_the_old_code_is_known(se
     # commerce's record of E2 carries both codes: the cross-walk learns the old one, housekeeping
     # places the relation
     commerce = load_mapping(Path("mappings/commerce_enterprises.yaml"))
-    resolve_batch(
+    link_mapping_batch(
+        session,
         pd.DataFrame(
             [
                 {
@@ -71,11 +72,10 @@ def test_employer_link_keeps_history_and_is_placed_once_the_old_code_is_known(se
             ]
         ),
         commerce,
-        session=session,
         run_id="c",
     )
     assert resolve_pending(session, resolve_codes) == 1
     assert (now.related_code, now.method) == (E2, "crosswalk")
 
-    resolve_batch(_insured(None, "v4"), mapping, session=session, run_id="r4")  # no employer any more
+    link_mapping_batch(session, _insured(None, "v4"), mapping, run_id="r4")  # no employer any more
     assert _active(session) == []

@@ -13,7 +13,7 @@ from hub.models import OutboxEvent
 from identifiers import org_code, reg_no, resident_id, uscc
 from identity import golden
 from identity.matching_step import provisional_code
-from identity.resolve import link_batch, resolve_batch, resolve_codes
+from identity.resolve import link_batch, link_mapping_batch, resolve_batch, resolve_codes
 from identity.tables import IdentityCrosswalk, IdentityEnterprise, IdentityPerson, IdentitySourceRecord
 
 
@@ -286,7 +286,7 @@ def test_mapping_calling_convention(session: Session) -> None:
             }
         ]
     )
-    result = resolve_batch(df, mapping, session=session, run_id="run-1")
+    result = link_mapping_batch(session, df, mapping, run_id="run-1")
     assert result.created == 1 and result.linked == 1
     assert result.records["resolved_id"].tolist() == [E1]
 
@@ -304,7 +304,7 @@ def test_approval_applicants_resolve_through_their_mapping(session: Session) -> 
             {"_source_key": "a2", "approval_no": "A2", "applicant_code": "bogus"},
         ]
     )
-    result = resolve_batch(df, mapping, session=session, run_id="run-2")
+    result = link_mapping_batch(session, df, mapping, run_id="run-2")
     assert result.records["resolved_id"].tolist() == [E1, None]
     assert result.records["identity_method"].tolist() == ["org_code_in_uscc", None]
 
@@ -327,7 +327,7 @@ def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None
     def batch() -> pd.DataFrame:
         return pd.DataFrame([{"_source_key": "u1", "_source_version": "3", "unit_no": "U1", "owners": owners()}])
 
-    result = resolve_batch(batch(), mapping, session=session, run_id="run-3")
+    result = link_mapping_batch(session, batch(), mapping, run_id="run-3")
     resolved = [o["resolved_id"] for o in result.records["owners"].iloc[0]]
     assert resolved == [P2, E1, None]
     # each resolved owner is a source record of the land department: "who is this?" shows it
@@ -349,7 +349,7 @@ def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None
     assert [tuple(r) for r in links] == [("u1#0", P2, "3"), ("u1#1", E1, "3")]
     assert (result.created, result.linked) == (1, 2)  # P2 is new; E1 was known to commerce
     # a re-run links nothing twice and creates nothing
-    again = resolve_batch(batch(), mapping, session=session, run_id="run-4")
+    again = link_mapping_batch(session, batch(), mapping, run_id="run-4")
     assert (again.created, again.linked) == (0, 0)
     assert [o["resolved_id"] for o in again.records["owners"].iloc[0]] == [P2, E1, None]
     assert (

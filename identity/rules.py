@@ -1,0 +1,257 @@
+"""Resolution rules (归一规则): every code a department used → one canonical code, read only.
+
+A person's code is the 18-digit resident id, an enterprise's the USCC, by rules in this order:
+a valid code is itself (``exact``); a 15-digit resident id becomes its 18-digit form
+(``converted_15_to_18``); an organisation code is the USCC whose positions 9-17 carry it
+(``org_code_in_uscc``); an old taxpayer id goes through its organisation code
+(``taxpayer_org_code``); a registration number (and any code linked before) goes through the
+cross-walk (``crosswalk``). Column-wise, with a handful of queries per batch (:mod:`identity._bulk`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from identifiers.vectorized import normalize_many
+from identity import _bulk
+from identity.statuses import NEW, RESOLVED, UNRESOLVED
+from identity.tables import (
+    ENTERPRISE,
+    PERSON,
+    IdentityCrosswalk,
+    IdentityEnterprise,
+    IdentityPerson,
+)
+
+EXACT = "exact"
+
+
+CONVERTED = "converted_15_to_18"
+
+
+ORG_IN_USCC = "org_code_in_uscc"
+
+
+TAXPAYER_ORG = "taxpayer_org_code"
+
+
+CROSSWALK = "crosswalk"
+
+
+COMMERCE = "commerce_registry"
+
+
+def unique_values(values: Iterable[Any]) -> list[Any]:
+    """Distinct non-empty values (order of first appearance; no sort over a million codes)."""
+    arr = np.asarray(values if isinstance(values, np.ndarray | list) else list(values), dtype=object)
+    if not len(arr):
+        return []
+    return [v for v in pd.unique(arr).tolist() if v is not None and v == v and v != ""]
+
+
+def isin(values: np.ndarray, choices: Iterable[Any]) -> np.ndarray:
+    """Membership per element of an object array that may hold ``None`` (hash-based)."""
+    return pd.Series(values, dtype=object).isin(list(choices)).to_numpy(dtype=bool)
+
+
+def kind_of_entity(entity_kind: str) -> str:
+    if entity_kind not in (PERSON, ENTERPRISE):
+        raise ValueError(f"entity_kind must be 'person' or 'enterprise', got {entity_kind!r}")
+    return entity_kind
+
+
+def _crosswalk(session: Session, codes: Sequence[str], entity_kind: str) -> dict[str, str]:
+    """Active cross-walk entries: legacy code → canonical code (latest link wins)."""
+    out: dict[str, tuple[Any, str]] = {}
+    for chunk in _bulk.chunks(unique_values(codes)):
+        rows = session.execute(
+            select(IdentityCrosswalk.legacy_code, IdentityCrosswalk.canonical_code, IdentityCrosswalk.linked_at).where(
+                _bulk.in_values(session, IdentityCrosswalk.legacy_code, chunk),
+                IdentityCrosswalk.entity_kind == entity_kind,
+                IdentityCrosswalk.undone_at.is_(None),
+            )
+        ).all()
+        for legacy, canonical, at in rows:
+            if legacy not in out or at >= out[legacy][0]:
+                out[legacy] = (at, canonical)
+    return {k: v[1] for k, v in out.items()}
+
+
+def _by_org_code(session: Session, org_codes: Sequence[str]) -> dict[str, str | None]:
+    """Organisation code → the USCC carrying it (``None`` if several identities carry it)."""
+    out: dict[str, str | None] = {}
+    for chunk in _bulk.chunks(unique_values(org_codes)):
+        rows = session.execute(
+            select(IdentityEnterprise.org_code, IdentityEnterprise.uscc).where(
+                _bulk.in_values(session, IdentityEnterprise.org_code, chunk), IdentityEnterprise.merged_into.is_(None)
+            )
+        ).all()
+        for org, code in rows:
+            out[org] = code if org not in out else None
+    return out
+
+
+def _existing(session: Session, codes: Sequence[str], entity_kind: str) -> tuple[set[str], dict[str, str]]:
+    """(canonical codes present in the index, those merged away → the code they live on as)."""
+    model = IdentityPerson if entity_kind == PERSON else IdentityEnterprise
+    table = core_table(model)
+    key_col, merged_col = table.c[model.key_name], table.c.merged_into
+    if _bulk.dialect_name(session) == "sqlite":
+        # the key alone is read from the primary-key index (a row read per code costs twice
+        # as much); merged identities, few, from the partial index that holds only them
+        present = {row[0] for row in _bulk.rows_for_keys(session, table, key_col, codes)}
+        if not present:
+            return present, {}
+        merged = session.connection().execute(select(key_col, merged_col).where(merged_col.is_not(None))).all()
+        return present, {code: into for code, into in merged if code in present}
+    rows = list(_bulk.rows_for_keys(session, table, key_col, codes, (merged_col,)))
+    return {code for code, _ in rows}, {code: into for code, into in rows if into}
+
+
+def _candidate_mask(amb: np.ndarray, candidates: np.ndarray, kind: str) -> np.ndarray:
+    """Rows that are ambiguous with ``kind`` among their candidate kinds."""
+    out = np.zeros(len(amb), dtype=bool)
+    idx = np.flatnonzero(amb)
+    if len(idx):
+        out[idx] = [kind in (c or ()) for c in candidates[idx].tolist()]
+    return out
+
+
+def _interpret(frame: pd.DataFrame, entity_kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row (column-wise): canonical code derivable from the code itself, its method, and
+    the organisation code to look up for codes that need the index."""
+    n = len(frame)
+    kind = frame["kind"].to_numpy(dtype=object)
+    canonical = frame["canonical"].to_numpy(dtype=object)
+    valid = frame["valid"].to_numpy(dtype=bool)
+    candidates = frame["candidates"].to_numpy(dtype=object)
+    amb = kind == "ambiguous"
+    direct = np.full(n, None, dtype=object)
+    method = np.full(n, None, dtype=object)
+    org = np.full(n, None, dtype=object)
+    if entity_kind == PERSON:
+        exact = valid & (kind == "resident_id")
+        converted = ~exact & valid & (kind == "resident_id_15")
+        from_15 = ~exact & ~converted & amb & _candidate_mask(amb, candidates, "resident_id_15")
+        as_18 = ~exact & ~converted & ~from_15 & amb & _candidate_mask(amb, candidates, "resident_id")
+        own = exact | converted | as_18
+        direct[own] = canonical[own]
+        direct[from_15] = frame["resident_id_18"].to_numpy(dtype=object)[from_15]
+        method[exact | as_18] = EXACT
+        method[converted | from_15] = CONVERTED
+        return direct, method, org
+    length = np.fromiter((len(c) if c else 0 for c in canonical.tolist()), dtype=np.int64, count=n)
+    own_kind = (kind == "uscc") | (kind == "taxpayer_id")
+    exact = (valid & own_kind & (length == 18)) | (amb & _candidate_mask(amb, candidates, "uscc"))
+    by_org = ~exact & valid & (kind == "org_code")
+    taxpayer = (
+        ~exact
+        & ~by_org
+        & ((valid & (kind == "taxpayer_id") & (length == 15)) | (amb & _candidate_mask(amb, candidates, "taxpayer_id")))
+    )
+    direct[exact] = canonical[exact]
+    method[exact] = EXACT
+    org[by_org] = canonical[by_org]
+    method[by_org] = ORG_IN_USCC
+    idx = np.flatnonzero(taxpayer)
+    if len(idx):
+        org[idx] = [c[6:] for c in canonical[idx].tolist()]
+        method[idx] = TAXPAYER_ORG
+    return direct, method, org
+
+
+def resolve_codes(
+    session: Session,
+    codes: Sequence[Any],
+    entity_kind: str,
+    *,
+    kinds: Sequence[str | None] | None = None,
+    learnt: Mapping[str, str] | None = None,
+    pending: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Resolve codes to canonical codes without writing anything.
+
+    Returns one row per code: ``code_kind``, ``normalized`` (the code's own clean form),
+    ``canonical_code``, ``method`` and ``status`` (``resolved`` — in the index, ``new`` — a
+    valid canonical code not yet in the index, ``unresolved``). ``kinds`` forces a kind per
+    code (``None``/``auto`` detects); ``learnt`` adds cross-walk entries not yet stored;
+    ``pending`` maps organisation codes to USCCs of identities about to be created (``new``).
+    """
+    kind_of_entity(entity_kind)
+    values = codes.tolist() if isinstance(codes, pd.Series | np.ndarray) else list(codes)
+    frame = _normalize(values, kinds)
+    direct, method, org = _interpret(frame, entity_kind)
+    normalized = frame["canonical"].to_numpy(dtype=object)
+    canonical = direct.copy()
+    looks = np.flatnonzero(pd.notna(org))
+    if len(looks):
+        by_org: dict[str, str | None] = _by_org_code(session, org[looks].tolist())
+        for code, into in (pending or {}).items():
+            by_org.setdefault(code, into)
+        canonical[looks] = [by_org.get(o) for o in org[looks].tolist()]
+    # codes no rule turned into a canonical code: the cross-walk (stored, and learnt now)
+    walk_rows = np.flatnonzero(pd.isna(canonical) & np.array([bool(v) for v in normalized.tolist()], dtype=bool))
+    if len(walk_rows):
+        need = normalized[walk_rows]
+        walk = _crosswalk(session, need.tolist(), entity_kind)
+        walk.update(learnt or {})
+        found = np.array([walk.get(v) for v in need.tolist()], dtype=object)
+        hit = pd.notna(found)
+        canonical[walk_rows[hit]] = found[hit]
+        method[walk_rows[hit]] = CROSSWALK
+    method[pd.isna(canonical)] = None
+    has = pd.notna(canonical)
+    status = np.full(len(values), UNRESOLVED, dtype=object)
+    in_index = np.zeros(len(values), dtype=bool)
+    if has.any():
+        present, merged = _existing(session, canonical[has].tolist(), entity_kind)
+        if present:
+            in_index = has & isin(canonical, present)
+            status[in_index] = RESOLVED
+        if merged:
+            moved = np.flatnonzero(in_index & isin(canonical, merged))
+            canonical[moved] = [merged[c] for c in canonical[moved].tolist()]
+    rest = has & ~in_index
+    pend = rest & isin(canonical, pending.values()) if pending else np.zeros(len(values), dtype=bool)
+    new = pend | (rest & isin(method, (EXACT, CONVERTED)))
+    status[new] = NEW
+    gone = rest & ~new
+    canonical[gone] = None
+    method[gone] = None
+    return pd.DataFrame(
+        {
+            "code_kind": frame["kind"].to_numpy(dtype=object),
+            "normalized": pd.Series(normalized, dtype=object),
+            "canonical_code": pd.Series(canonical, dtype=object),
+            "method": pd.Series(method, dtype=object),
+            "status": pd.Series(status, dtype=object),
+        }
+    )
+
+
+def _normalize(values: list[Any], kinds: Sequence[str | None] | None) -> pd.DataFrame:
+    if kinds is None:
+        return normalize_many(values)
+    distinct = set(kinds)
+    if len(distinct) == 1:  # one kind for the whole column (the usual case): one call
+        (kind,) = distinct
+        return normalize_many(values, None if kind in (None, "auto") else kind)
+    parts = []
+    kind_arr = np.array([None if k in (None, "auto") else k for k in kinds], dtype=object)
+    for kind in pd.unique(kind_arr):
+        idx = np.flatnonzero(kind_arr == kind) if kind is not None else np.flatnonzero(pd.isna(kind_arr))
+        part = normalize_many([values[i] for i in idx], kind)
+        part.index = idx
+        parts.append(part)
+    return pd.concat(parts).sort_index() if parts else normalize_many([])
+
+
+def core_table(model: Any) -> Table:
+    """The Core table of a model: bulk inserts as plain executemany (no ORM bookkeeping)."""
+    return cast(Table, model.__table__)
