@@ -9,6 +9,9 @@ source rows to a :class:`MappedBatch`: canonical ``records`` (plus ``_source_key
 
 Column work is vectorised (pandas/Arrow); nested repeated elements (land ``Owner``) are
 flattened with Arrow, normalised as one column each and re-assembled by list offsets.
+
+One job, one module: applying one mapping file to one batch; the file's schema is in
+:mod:`mappings.spec`, its checks in :mod:`mappings.check`, the normalisers in :mod:`mappings.normalizers`.
 """
 
 from __future__ import annotations

@@ -93,6 +93,10 @@ class Counts:
     quarantined: int = 0
     identities_created: int = 0
     identities_linked: int = 0
+    linked_by_code: int = 0
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
     licenses_issued: int = 0
     licenses_changed: int = 0
     notices_pushed: int = 0
@@ -303,9 +307,12 @@ def own_expectations(mapping: Any) -> list[Any]:
 def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Run the entity's Great Expectations suite (数据校验); failing rows and mapping rejects go to quarantine.
 
+    The accepted records' lineage (run, mapping file and its hash, suite version, each record's
+    key and version) is written with the quarantine, per batch (:mod:`pipeline.lineage`).
     Counts must reconcile (pulled = accepted + quarantined, deletions aside) and a batch fails
     past the mapping's quarantine threshold.
     """
+    from pipeline.lineage import record_batch
     from validation.gxrun import build_docs_for
     from validation.run import validate_mapped
 
@@ -341,6 +348,9 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     extra=own_expectations(mapping),
                     personal=mapping.spec.attribute_kinds(),
                 )
+                if len(outcome.accepted_df):
+                    # which run, mapping content and suite accepted which records: kept past retention
+                    record_batch(session, mapping, run_id=run_id, staged_ref=b["source"], records=outcome.accepted_df)
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
             good = outcome.accepted_df
@@ -390,11 +400,16 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
         for ref in refs:
             df = read_frame(stager, ref)
             with session_scope(get_engine()) as session:
-                resolved, created, linked = resolve_frame(df, mapping, session=session, run_id=run_id)
+                step = resolve_frame(df, mapping, session=session, run_id=run_id)
+            resolved = step.records
             counts.pulled += len(df)
             counts.accepted += len(resolved)
-            counts.identities_created += created
-            counts.identities_linked += linked
+            counts.identities_created += step.created
+            counts.identities_linked += step.linked
+            counts.linked_by_code += step.linked_by_code
+            counts.linked_by_match += step.linked_by_match
+            counts.sent_to_review += step.sent_to_review
+            counts.provisional += step.provisional
             out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
     record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0])
     return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated), **vars(counts)}

@@ -1,13 +1,17 @@
-"""Licences (证照): one licence with the surface fields the caller's scopes release, and its file or
-masked copy (副本). A licence of a type the caller may not read answers like no licence."""
+"""Licences (证照): one licence with the surface fields the caller's scopes release, its file or
+masked copy (副本), and where its fields came from (数据血缘). A licence of a type the caller may not
+read answers like no licence."""
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from e_license_store.index import license_versions
+from e_license_store.model import LicenseDocument
 from e_license_store.render import copy_document, render_copy_pdf
 from recognition import views
 from recognition.dependencies import (
@@ -21,8 +25,10 @@ from recognition.dependencies import (
     summary,
     verified,
 )
-from recognition.problems import responses
-from recognition.schemas import LicenseDetail
+from recognition.lineage import LineageNotFound, license_lineage
+from recognition.problems import not_found, responses
+from recognition.schemas import LicenseDetail, LicenseLineage
+from recognition.scopes import LINEAGE_READ
 
 router = APIRouter()
 
@@ -104,3 +110,40 @@ async def get_license_file(request: Request, c: CallerDep, session: SessionDep, 
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
                  "X-Hub-Rendering": kind},
     )  # fmt: skip
+
+
+@router.get(
+    "/v1/licenses/{license_id}/lineage",
+    response_model=LicenseLineage,
+    responses=responses(401, 403, 404, 503),
+    tags=["licences"],
+    summary="Where the licence's fields came from (数据血缘), personal values masked",
+)
+async def get_license_lineage(
+    request: Request,
+    c: CallerDep,
+    session: SessionDep,
+    license_id: LicenseId,
+    field: Annotated[
+        str | None, Query(max_length=80, description="Only this field (holder_name, surface.address, ...)")
+    ] = None,
+) -> LicenseLineage:
+    require(c, LINEAGE_READ)
+    row = readable_row(request, c, license_id)
+    ctx = context(request)
+    recorded = {v.version: v.content_sha256 for v in license_versions(session, row.license_id)}
+
+    def read_version(version: int) -> LicenseDocument:
+        if version == row.version:
+            return ctx.directory.document(row)
+        return ctx.directory.version_document(row, version, recorded[version])
+
+    try:
+        out = await verified(
+            request, c, row,
+            lambda: license_lineage(session, row.license_id, row.version, read_version, field=field),
+        )  # fmt: skip
+    except LineageNotFound as exc:
+        raise not_found(str(exc)) from None
+    await record(request, c, "read", subject=row.license_id, fields=["lineage", *sorted(out["fields"])])
+    return LicenseLineage.model_validate(out)
