@@ -6,7 +6,7 @@ Two ASGI middlewares wrap the API:
   refusals (401, 403, 404, 405, 413, 415, 422, 429), errors (500, 503) and public pages —
   with the problem's stable ``code`` as the reason, the caller (or ``anonymous``), the key id
   presented and the client address, before the answer leaves. Answers that release data are
-  recorded by their handlers with what they released (:func:`recognition.app.record`), and
+  recorded by their handlers with what they released (:func:`recognition.dependencies.record`), and
   are not recorded twice. ``/healthz`` (a load balancer's probe, every few seconds) is the
   one path left out.
 - :class:`BodyLimit` refuses a body over its limit with ``413`` before reading it when its

@@ -1,7 +1,7 @@
 """``/v1/cases``: the case repository (办件库) — intake, a case's timeline, an applicant's cases, department steps.
 
-Authentication and the database session are dependencies (:data:`recognition.app.CallerDep`,
-:data:`SessionDep`). Who may do what:
+Authentication and the database session are dependencies (:data:`recognition.dependencies.CallerDep`,
+:data:`~recognition.dependencies.SessionDep`). Who may do what:
 
 - ``POST /v1/cases`` — ``cases:write`` (the front desk); a department-bound key takes in only
   the items its department leads (``item_not_led``). ``Idempotency-Key`` makes a double click
@@ -22,7 +22,7 @@ Authentication and the database session are dependencies (:data:`recognition.app
 
 Personal data (applicant, agent, parties, delivery address; ids and phones in free text) is
 masked by kind unless the key has ``personal:read`` (:mod:`cases.views`). Every answer is audited
-(:func:`recognition.app.record`) after its write is committed; refusals are audited by the trail
+(:func:`recognition.dependencies.record`) after its write is committed; refusals are audited by the trail
 with their ``code``. Every refusal of the case repository is an ``application/problem+json`` with
 a stable code (:data:`cases.errors.CODES`), written nothing, and counted in
 ``hub_cases_refusals_total{code}``.
@@ -30,10 +30,9 @@ a stable code (:data:`cases.errors.CODES`), written nothing, and counted in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,7 +53,7 @@ from e_license_store.index import get_license
 from hub.masking import mask_presented_code, scrub_text
 from hub.models import utcnow
 from recognition import views as license_views
-from recognition.app import AppContext, Caller, CallerDep, record, require, verified
+from recognition.dependencies import AppContext, Caller, CallerDep, SessionDep, record, require, verified
 from recognition.problems import ProblemError, missing_scope, responses
 from recognition.schemas import LicenseDetail
 from recognition.scopes import CASES_READ, CASES_WRITE, ScopeSet
@@ -69,13 +68,6 @@ def _ctx(request: Request) -> AppContext:
     return ctx
 
 
-async def session(request: Request) -> AsyncIterator[Session]:
-    """A session of the hub database for one request (closed, rolled back if uncommitted, after it)."""
-    with _ctx(request).sessions() as s:
-        yield s
-
-
-SessionDep = Annotated[Session, Depends(session)]
 SupervisionCode = Annotated[str, Path(min_length=1, max_length=64, description="The supervision code (统一服务监管码)")]
 AuthorisationRef = Annotated[str, Path(pattern=r"^AU[0-9A-F]{12}$", description="The authorisation's reference")]
 MaterialCodePath = Annotated[str, Path(pattern=r"^M[0-9]{2}$", description="The material's code in the item")]

@@ -57,7 +57,7 @@ from recognition.tables import Delivery
 from validation.quarantine import QuarantineView, list_quarantine
 
 if TYPE_CHECKING:
-    from recognition.app import AppContext
+    from recognition.dependencies import AppContext
 
 router = APIRouter(include_in_schema=False)
 COOKIE = "hub_console"

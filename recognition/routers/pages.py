@@ -51,7 +51,7 @@ from recognition.problems import ProblemError
 from recognition.verify_page import RELEASED_FIELDS, LicenceFacts, VerifiedVersions
 
 if TYPE_CHECKING:
-    from recognition.app import AppContext
+    from recognition.dependencies import AppContext
 
 log = logging.getLogger(__name__)
 alerts = logging.getLogger("hub.alerts")

@@ -43,7 +43,7 @@ from recognition.routers.pages import (
 from recognition.status_page import RELEASED_FIELDS, facts
 
 if TYPE_CHECKING:
-    from recognition.app import AppContext
+    from recognition.dependencies import AppContext
 
 router = APIRouter(include_in_schema=False)
 ACTION = "status_page"

@@ -9,7 +9,7 @@ and how a department acknowledges an escalation (督办).
   to it and ``cases:steps:<department>``; another department's escalation is not found.
 
 The figures hold no personal data; escalations name the supervision code and the department.
-Every answer is audited (:func:`recognition.app.record`); refusals by the trail.
+Every answer is audited (:func:`recognition.dependencies.record`); refusals by the trail.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from cases.service import utc
 from cases.stats import figures
 from cases.tables import CaseRecord
 from hub.models import local_today
-from recognition.app import AppContext, CallerDep, record, require
+from recognition.dependencies import AppContext, CallerDep, SessionDep, record, require
 from recognition.problems import ProblemError, missing_scope, responses
-from recognition.routers.cases import SessionDep
 from recognition.scopes import SUPERVISION_READ
 
 router = APIRouter(prefix="/v1", tags=["supervision"])

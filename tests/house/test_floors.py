@@ -24,17 +24,6 @@ PACKAGES = (
 
 #: Cycles still in the house, each with its reason; a new cycle fails, and a broken one must leave this list.
 DECLARED_CYCLES: dict[tuple[str, ...], str] = {
-    (
-        "recognition.app",
-        "recognition.routers.cases",
-        "recognition.routers.console",
-        "recognition.routers.pages",
-        "recognition.routers.status",
-        "recognition.routers.supervision",
-    ): (
-        "the routers take AppContext, Caller, require and record from app.py, which includes them; those move to a"
-        " module of dependencies with the API-in-routers part of issue 15 (scope 4)"
-    ),
     ("recognition.audit", "recognition.audit_archive"): (
         "audit.verify walks the archived chunks through audit_archive.check, which builds on audit's entries;"
         " verification spanning both moves with the large-modules part of issue 15 (scope 5)"
