@@ -1,10 +1,11 @@
-"""The scaled mode for real: an exchange DAG on CeleryExecutor with two workers (issue 19, first slice).
+"""The scaled mode for real: exchange DAGs on CeleryExecutor with two workers (issue 19, first slice).
 
 Airflow's api-server, scheduler, dag-processor, triggerer and two Celery workers run as processes
 (:func:`rigs.scaled.start_scaled`) against a PostgreSQL metadata database and a Redis database of the
-test's own; the hub's state is on PostgreSQL too. The commerce feed runs against its sandbox; the task
-instances say which worker ran each task, and both workers must have worked. Everything is torn down
-afterwards: the process groups are gone, the databases dropped (fixtures), the broker keys deleted.
+test's own; the hub's state is on PostgreSQL too. The commerce and population feeds run against their
+sandboxes, at once (one task slot per worker); the task instances say which worker ran each task, and
+both workers must have worked. Everything is torn down afterwards: the process groups are gone, the
+databases dropped (fixtures), the broker keys deleted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pipeline.factory import PUSH_DAG_ID, exchange_dag_id
 from pipeline.summary import summarize
 from rigs.airflow_runner import free_port
 from rigs.connections import sandbox_connections
+from rigs.main_job import wait_for_push
 from rigs.scaled import ScaledConfig, check_scaled_environment, start_scaled
 from tests.pipeline.conftest import hub_env
 
@@ -34,6 +36,7 @@ pytestmark = [
 ]  # fmt: skip
 
 COMMERCE = exchange_dag_id("commerce_enterprises")
+PERSONS = exchange_dag_id("public_security_persons")
 
 
 @pytest.fixture()
@@ -105,23 +108,30 @@ def test_an_exchange_dag_runs_on_two_celery_workers(
         assert {f"worker-{w}" for w in workers} | {"scheduler", "dag-processor", "triggerer", "api-server"} == set(
             af.procs
         )
-        af.wait_for_dags([COMMERCE])
+        af.wait_for_dags([COMMERCE, PERSONS, PUSH_DAG_ID])
 
-        run = af.trigger(COMMERCE)
-        assert af.wait_for_run(COMMERCE, run, timeout=400) == "success", af.task_states(COMMERCE, run)
-        (summary,) = summarize([run])
+        # two registries of record at once: with one task slot per worker, their first tasks must go one
+        # to each worker (the Redis queue has no other consumer free)
+        runs = {dag_id: af.trigger(dag_id) for dag_id in (COMMERCE, PERSONS)}
+        for dag_id, run in runs.items():
+            assert af.wait_for_run(dag_id, run, timeout=400) == "success", af.task_states(dag_id, run)
+        summaries = {s.department: s for s in summarize(runs.values())}
         enterprises = _rows(sandbox_embedded.commerce.sqlalchemy_url, sandbox_embedded.commerce.table)
-        assert summary.pulled == enterprises
-        assert summary.accepted + summary.quarantined == enterprises  # reconciliation holds
-        assert summary.accepted > 0 and summary.licenses_issued > 0
+        assert summaries["commerce"].pulled == enterprises
+        for summary in summaries.values():
+            assert summary.accepted + summary.quarantined == summary.pulled  # reconciliation holds
+            assert summary.accepted > 0
+        assert summaries["commerce"].licenses_issued > 0
 
-        # the push DAG ran by itself, woken by the Asset the publish task updated, on the workers too
-        (push,) = af.wait_for_new_runs(PUSH_DAG_ID, after=0, count=1, timeout=300)
-        assert (push["run_type"], push["state"]) == ("asset_triggered", "success")
+        # the push DAG ran by itself, woken by the Assets the publish tasks updated, on the workers too
+        last_publish = max(af.task_end(dag_id, run, "publish") for dag_id, run in runs.items())  # timestamptz
+        pushes = wait_for_push(af, last_publish, timeout=300)
+        assert {(p["run_type"], p["state"]) for p in pushes} == {("asset_triggered", "success")}
 
         # every task ran on one of the two Celery workers, and both of them worked
-        hosts = [*af.task_hosts(COMMERCE, run).values(), *af.task_hosts(PUSH_DAG_ID, push["run_id"]).values()]
-        assert len(hosts) >= 6
+        ran = [*runs.items(), *((PUSH_DAG_ID, p["run_id"]) for p in pushes)]
+        hosts = [h for dag_id, run in ran for h in af.task_hosts(dag_id, run).values()]
+        assert len(hosts) >= 11
         assert set(hosts) == {f"celery@{w}" for w in workers}, hosts
         groups = [p.pid for p in af.procs.values()]
 
