@@ -22,17 +22,23 @@ Celery key (kombu's ``global_keyprefix``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from sqlalchemy.engine import make_url
 
+from hub.airflow_env import VENV_BIN
 from hub.settings import REPO_ROOT
-from rigs.airflow_runner import AirflowProcesses, start_airflow
+from rigs.airflow_runner import AirflowProcesses, AirflowRunError, free_port, start_airflow
 
 #: the Celery workers' node names (``--celery-hostname``); task instances record ``celery@NAME``
 CELERY_WORKERS = ("hub-worker-1", "hub-worker-2")
@@ -219,9 +225,11 @@ def start_scaled(
     """Airflow on CeleryExecutor: api-server, scheduler, dag-processor, triggerer and ``config.workers``.
 
     The services are checked first, then the environment the processes will get; any problem raises
-    :class:`ScaledConfigError` before a process starts.
+    :class:`ScaledConfigError` before a process starts. The S3 buckets ``extra_env`` names (``HUB_STORE_URL``,
+    ``HUB_STAGING_URL``) are created first.
     """
     check_services(config)
+    prepare_buckets(extra_env or {})
     return start_airflow(
         state_dir,
         sql_alchemy_conn=config.airflow_db_url,
@@ -233,3 +241,95 @@ def start_scaled(
         check_env=_raise_on_problems,
         api_port=api_port,
     )
+
+
+@dataclass
+class S3Server:
+    """moto's S3 server as a process: what the licences and staged Parquet go to when no MinIO is named.
+
+    moto keeps objects in memory and checks no credentials (README "Honest notes"); its objects end
+    with the process.
+    """
+
+    proc: subprocess.Popen[bytes]
+    endpoint: str  # host:port
+    _log: Any = field(default=None, repr=False)
+
+    def env(self) -> dict[str, str]:
+        """The hub's store and staging variables for this server (compose's names; MinIO's buckets)."""
+        return {
+            "HUB_STORE_URL": f"minio://{self.endpoint}/hub-licenses",
+            "HUB_STAGING_URL": f"minio://{self.endpoint}/hub-staging",
+            "HUB_STORE_ACCESS_KEY": "hub",
+            "HUB_STORE_SECRET_KEY": "hub-secret",
+        }
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> S3Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_s3_server(log: Path, timeout: float = 60) -> S3Server:
+    """Start moto's S3 server on a free loopback port and wait until it answers."""
+    import socket
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    fh = open(log, "ab")  # noqa: SIM115 - closed by S3Server.stop()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = S3Server(proc, f"127.0.0.1:{port}", fh)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            server.stop()
+            raise AirflowRunError(f"moto_server exited with {proc.returncode}; see {log}")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        time.sleep(0.2)
+    server.stop()
+    raise AirflowRunError(f"moto_server not listening on {port} after {timeout}s; see {log}")
+
+
+def prepare_buckets(env: Mapping[str, str]) -> None:
+    """Create the licence bucket (object lock, default retention) and the staging bucket once, before any task.
+
+    The store and the stager create their buckets on first use; done here, two workers' first tasks
+    do not race to create the same bucket.
+    """
+    from e_license_store.store import open_store
+    from pipeline.staging import open_stager
+
+    saved = {k: os.environ.get(k) for k in ("HUB_STORE_ACCESS_KEY", "HUB_STORE_SECRET_KEY")}
+    os.environ.update({k: env[k] for k in saved if k in env})
+    try:
+        if env.get("HUB_STORE_URL", "").startswith(("minio://", "minios://")):
+            open_store(env["HUB_STORE_URL"])
+        if env.get("HUB_STAGING_URL", "").startswith(("minio://", "minios://")):
+            open_stager(env["HUB_STAGING_URL"])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

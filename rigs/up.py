@@ -139,7 +139,15 @@ def up_scaled(*, airflow_port: int, api_port: int, seed: int, schedules: bool) -
     from rigs.airflow_runner import AirflowRunError
     from rigs.connections import state_connections
     from rigs.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
-    from rigs.scaled import ScaledConfigError, check_services, default_config, ensure_postgres_database, start_scaled
+    from rigs.scaled import (
+        S3Server,
+        ScaledConfigError,
+        check_services,
+        default_config,
+        ensure_postgres_database,
+        start_s3_server,
+        start_scaled,
+    )
 
     config, to_create = default_config(os.environ)
     try:
@@ -169,7 +177,12 @@ def up_scaled(*, airflow_port: int, api_port: int, seed: int, schedules: bool) -
     serve: list[subprocess.Popen[bytes]] = []
     logs: list[IO[bytes]] = []
     af = None
+    s3: S3Server | None = None
     try:
+        if not os.environ.get("HUB_STORE_URL"):
+            # no MinIO named: the S3 server the tests use (moto: in memory, no credentials checked)
+            s3 = start_s3_server(home / "logs" / "s3.log")
+            extra.update(s3.env())
         console.print("[bold]starting the scaled mode[/bold] (db migrate, pools, then the components)…")
         af = start_scaled(
             airflow_state_dir() / "scaled",
@@ -186,6 +199,8 @@ def up_scaled(*, airflow_port: int, api_port: int, seed: int, schedules: bool) -
         console.print(f"             password in {af.env['AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE']}")
         console.print(f"[green]workers[/green]      {', '.join(f'celery@{w}' for w in config.workers)}")
         console.print(f"[green]hub API[/green]      http://127.0.0.1:{api_port}/docs  (two worker processes)")
+        store = extra.get("HUB_STORE_URL") or os.environ["HUB_STORE_URL"]
+        console.print(f"[green]licences[/green]     {store}" + (" (moto's S3 server, in memory)" if s3 else ""))
         console.print(f"logs: {af.state_dir / 'logs'}  —  Ctrl-C stops everything")
         while serve[0].poll() is None:
             af.check_alive()
@@ -202,4 +217,6 @@ def up_scaled(*, airflow_port: int, api_port: int, seed: int, schedules: bool) -
             fh.close()
         if af is not None:
             af.stop()
+        if s3 is not None:
+            s3.stop()
         _sandbox_cli("down")

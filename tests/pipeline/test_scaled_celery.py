@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from minio import Minio
 
 from hub.airflow_env import VENV_BIN
 from hub.settings import REPO_ROOT
@@ -27,7 +28,7 @@ from pipeline.summary import summarize
 from rigs.airflow_runner import free_port
 from rigs.connections import sandbox_connections
 from rigs.main_job import wait_for_push
-from rigs.scaled import ScaledConfig, check_scaled_environment, start_scaled
+from rigs.scaled import ScaledConfig, check_scaled_environment, start_s3_server, start_scaled
 from tests.pipeline.conftest import hub_env
 
 pytestmark = [
@@ -95,13 +96,18 @@ def test_an_exchange_dag_runs_on_two_celery_workers(
         key_prefix=key_prefix,
         workers=workers,
     )
-    af = start_scaled(
-        tmp_path / "airflow",
-        config,
-        connections=sandbox_connections(sandbox_embedded),
-        extra_env=hub_env(tmp_path / "home", pg_hub_db_url),
-    )
-    with af:
+    s3 = start_s3_server(tmp_path / "s3.log")
+    try:
+        af = start_scaled(
+            tmp_path / "airflow",
+            config,
+            connections=sandbox_connections(sandbox_embedded),
+            extra_env={**hub_env(tmp_path / "home", pg_hub_db_url), **s3.env()},
+        )
+    except BaseException:
+        s3.stop()
+        raise
+    with af, s3:
         assert check_scaled_environment(af.env) == []
         assert af.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert af.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{af.api_port}/execution/"
@@ -122,6 +128,10 @@ def test_an_exchange_dag_runs_on_two_celery_workers(
             assert summary.accepted + summary.quarantined == summary.pulled  # reconciliation holds
             assert summary.accepted > 0
         assert summaries["commerce"].licenses_issued > 0
+        # the licences went to the S3 server, not to a local directory
+        objects = Minio(s3.endpoint, "hub", "hub-secret", secure=False).list_objects("hub-licenses", recursive=True)
+        assert sum(1 for _ in objects) >= summaries["commerce"].licenses_issued
+        assert not (tmp_path / "home" / "store").exists()
 
         # the push DAG ran by itself, woken by the Assets the publish tasks updated, on the workers too
         last_publish = max(af.task_end(dag_id, run, "publish") for dag_id, run in runs.items())  # timestamptz
