@@ -81,10 +81,12 @@ def installation_token(root: Path = REPO_ROOT) -> str:
     return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
 
 
-def default_config(env: Mapping[str, str], root: Path = REPO_ROOT) -> tuple[ScaledConfig, list[str]]:
+def default_config(env: Mapping[str, str], root: Path = REPO_ROOT, *, role: str = "") -> tuple[ScaledConfig, list[str]]:
     """The configuration from the environment, defaulting to this machine's servers.
 
-    Returns it with the PostgreSQL databases to create (those the environment did not name).
+    Returns it with the PostgreSQL databases to create (those the environment did not name). ``role``
+    (``"demo"``) gives Airflow a metadata database and broker keys apart from ``hub up --scaled``'s, so
+    neither's workers take the other's tasks nor resume its runs; the hub's state is the same.
 
     >>> config, create = default_config({}, Path("/opt/hub"))
     >>> config.broker_url, create == [config.airflow_db_url, config.hub_db_url]
@@ -103,10 +105,11 @@ def default_config(env: Mapping[str, str], root: Path = REPO_ROOT) -> tuple[Scal
         create.append(url)
         return url
 
-    airflow_db = database(f"hub_scaled_{token}_airflow", env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""))
+    own = f"hub_scaled_{token}" + (f"_{role}" if role else "")
+    airflow_db = database(f"{own}_airflow", env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""))
     hub_db = database(f"hub_scaled_{token}", env.get("HUB_DB_URL", ""))
     broker = env.get("AIRFLOW__CELERY__BROKER_URL") or f"redis://127.0.0.1:6379/{DEFAULT_REDIS_DB}"
-    prefix = env.get(KEY_PREFIX_OPTION, f"hub_scaled_{token}:")
+    prefix = env.get(KEY_PREFIX_OPTION, f"{own}:")
     return ScaledConfig(airflow_db_url=airflow_db, hub_db_url=hub_db, broker_url=broker, key_prefix=prefix), create
 
 
@@ -205,6 +208,25 @@ def ensure_postgres_database(url: str) -> bool:
             return False
         admin.execute(f'CREATE DATABASE "{u.database}"')
     return True
+
+
+def use_scaled_state(role: str = "") -> tuple[ScaledConfig, list[str]]:
+    """Resolve the configuration, check its servers, create its databases, and point this process at the hub's.
+
+    Returns the configuration and the names of the databases created. Raises :class:`ScaledConfigError`
+    (nothing created) when the broker or PostgreSQL does not answer. ``HUB_DB_URL`` is set in this
+    process's environment, which every child inherits.
+    """
+    from hub.db import get_engine
+    from hub.settings import reset_settings
+
+    config, to_create = default_config(os.environ, role=role)
+    check_services(config)
+    created = [url.rsplit("/", 1)[-1] for url in to_create if ensure_postgres_database(url)]
+    os.environ["HUB_DB_URL"] = config.hub_db_url
+    reset_settings()
+    get_engine.cache_clear()
+    return config, created
 
 
 def _raise_on_problems(env: Mapping[str, str]) -> None:

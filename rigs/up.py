@@ -134,34 +134,20 @@ def up_scaled(*, airflow_port: int, api_port: int, seed: int, schedules: bool) -
     checkout keeps on the shared PostgreSQL are created when missing.
     """
     from hub.airflow_env import VENV_BIN, airflow_state_dir
-    from hub.db import get_engine, migrate
-    from hub.settings import get_settings, reset_settings
+    from hub.db import migrate
+    from hub.settings import get_settings
     from rigs.airflow_runner import AirflowRunError
     from rigs.connections import state_connections
     from rigs.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
-    from rigs.scaled import (
-        S3Server,
-        ScaledConfigError,
-        check_services,
-        default_config,
-        ensure_postgres_database,
-        start_s3_server,
-        start_scaled,
-    )
+    from rigs.scaled import S3Server, ScaledConfigError, start_s3_server, start_scaled, use_scaled_state
 
-    config, to_create = default_config(os.environ)
     try:
-        check_services(config)
+        config, created = use_scaled_state()
     except ScaledConfigError as exc:
         typer.echo(f"hub up --scaled: {exc}", err=True)
         raise typer.Exit(1) from None
-    for url in to_create:
-        if ensure_postgres_database(url):
-            console.print(f"created PostgreSQL database {url.rsplit('/', 1)[-1]}")
-    # the hub's state on PostgreSQL, for this process (migrate) and every child (the env is inherited)
-    os.environ["HUB_DB_URL"] = config.hub_db_url
-    reset_settings()
-    get_engine.cache_clear()
+    for name in created:
+        console.print(f"created PostgreSQL database {name}")
     migrate()
     home = get_settings().home
     if _sandbox_cli("up", "--backend", "embedded", "--seed", str(seed)) != 0:
