@@ -93,6 +93,9 @@ def default_config(env: Mapping[str, str], root: Path = REPO_ROOT, *, role: str 
     ('redis://127.0.0.1:6379/2', True)
     >>> default_config({"HUB_DB_URL": "postgresql+psycopg://hub@db/hub"}, Path("/opt/hub"))[0].hub_db_url
     'postgresql+psycopg://hub@db/hub'
+    >>> demo = default_config({}, Path("/opt/hub"), role="demo")[0]
+    >>> demo.hub_db_url == config.hub_db_url, demo.airflow_db_url == config.airflow_db_url, demo.key_prefix[-6:]
+    (True, False, '_demo:')
     """
     token = installation_token(root)
     server = make_url(DEFAULT_SERVER)

@@ -149,8 +149,9 @@ def test_an_exchange_dag_runs_on_two_celery_workers(
     assert all(_group_gone(pgid) for pgid in groups)
 
 
-def test_a_dead_broker_stops_hub_up_scaled_at_once(tmp_path: Path) -> None:
-    """``hub up --scaled`` with the broker on a port nobody listens on: a clear message in seconds, nothing run."""
+@pytest.mark.parametrize("command", [["up", "--scaled"], ["demo", "--scaled"]], ids=["up", "demo"])
+def test_a_dead_broker_stops_the_scaled_mode_at_once(tmp_path: Path, command: list[str]) -> None:
+    """The broker on a port nobody listens on: a clear message in seconds, nothing started."""
     dead = f"redis://127.0.0.1:{free_port()}/3"
     env = {
         **os.environ,
@@ -161,7 +162,7 @@ def test_a_dead_broker_stops_hub_up_scaled_at_once(tmp_path: Path) -> None:
     env.pop("HUB_DB_URL", None)
     started = time.monotonic()
     proc = subprocess.run(
-        [str(VENV_BIN / "hub"), "up", "--scaled", "--airflow-port", str(free_port()), "--api-port", str(free_port())],
+        [str(VENV_BIN / "hub"), *command],
         env=env,
         capture_output=True,
         text=True,
