@@ -103,7 +103,8 @@ def run_demo(
     # Its own Airflow database: ``hub up`` (schedules on) must not leave runs the demo then resumes.
     state = state_dir or airflow_state_dir() / ("scaled-demo" if scaled else "demo")
     names = sorted(load_all())
-    console.print(f"[bold]starting Airflow[/bold] (scheduler, dag-processor, api-server; state in {state})…")
+    parts = "scheduler, dag-processor, api-server" + (", triggerer, two Celery workers" if scaled else "")
+    console.print(f"[bold]starting Airflow[/bold] ({parts}; state in {state})…")
     env = {"HUB_HOME": str(settings.home), "HUB_DB_URL": settings.resolved_db_url(), "HUB_DAG_SCHEDULES": "off"}
     if tax_wsdl:
         subscribe_tax(tax_wsdl, settings.home)
