@@ -93,6 +93,10 @@ class Counts:
     quarantined: int = 0
     identities_created: int = 0
     identities_linked: int = 0
+    linked_by_code: int = 0
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
     licenses_issued: int = 0
     licenses_changed: int = 0
     notices_pushed: int = 0
@@ -289,11 +293,6 @@ class StagedMappedBatch:
     entity: str
 
 
-def _with_source_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Validation reads ``source_key``/``source_version``; the mapping writes them with a leading underscore."""
-    return df.assign(source_key=df.get("_source_key"), source_version=df.get("_source_version"))
-
-
 def own_expectations(mapping: Any) -> list[Any]:
     """The expectations a mapping's own attributes add to its suite: ``allowed`` values."""
     from validation.suites import ExpectationSpec
@@ -308,9 +307,12 @@ def own_expectations(mapping: Any) -> list[Any]:
 def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Run the entity's Great Expectations suite (数据校验); failing rows and mapping rejects go to quarantine.
 
+    The accepted records' lineage (run, mapping file and its hash, suite version, each record's
+    key and version) is written with the quarantine, per batch (:mod:`pipeline.lineage`).
     Counts must reconcile (pulled = accepted + quarantined, deletions aside) and a batch fails
     past the mapping's quarantine threshold.
     """
+    from pipeline.lineage import record_batch
     from validation.gxrun import build_docs_for
     from validation.run import validate_mapped
 
@@ -323,8 +325,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     with _timed() as t:
         for b in mapped.get("batches", []):
             batch = StagedMappedBatch(
-                records=_with_source_columns(read_frame(stager, b["records"])),
-                rejects=_with_source_columns(read_frame(stager, b["rejects"])),
+                records=read_frame(stager, b["records"]),
+                rejects=read_frame(stager, b["rejects"]),
                 tombstones=pd.DataFrame(index=range(int(b["tombstones"]))),
                 rows_in=int(b["rows_in"]),
                 entity=mapping.entity,
@@ -346,9 +348,12 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     extra=own_expectations(mapping),
                     personal=mapping.spec.attribute_kinds(),
                 )
+                if len(outcome.accepted_df):
+                    # which run, mapping content and suite accepted which records: kept past retention
+                    record_batch(session, mapping, run_id=run_id, staged_ref=b["source"], records=outcome.accepted_df)
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
-            good = outcome.accepted_df.drop(columns=["source_key", "source_version"], errors="ignore")
+            good = outcome.accepted_df
             pulled += outcome.pulled
             accepted += len(good)
             quarantined += outcome.quarantined_count
@@ -395,11 +400,16 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
         for ref in refs:
             df = read_frame(stager, ref)
             with session_scope(get_engine()) as session:
-                resolved, created, linked = resolve_frame(df, mapping, session=session, run_id=run_id)
+                step = resolve_frame(df, mapping, session=session, run_id=run_id)
+            resolved = step.records
             counts.pulled += len(df)
             counts.accepted += len(resolved)
-            counts.identities_created += created
-            counts.identities_linked += linked
+            counts.identities_created += step.created
+            counts.identities_linked += step.linked
+            counts.linked_by_code += step.linked_by_code
+            counts.linked_by_match += step.linked_by_match
+            counts.sent_to_review += step.sent_to_review
+            counts.provisional += step.provisional
             out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
     record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0])
     return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated), **vars(counts)}
@@ -417,8 +427,9 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     work that changes nothing). A publish that fails part-way records what it issued before
     failing; a retry, or the run that carries its batches through again, adds what it issues.
     """
+    from e_license_store.service import default_service
     from pipeline.carry import mark_published
-    from pipeline.publish import license_service, publish_frame
+    from pipeline.publish import publish_frame
 
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
@@ -426,7 +437,7 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     counts = Counts()
     with _timed() as t:
         try:
-            service = license_service()
+            service = default_service(create_keys=True)
             for ref in refs:
                 df = read_frame(stager, ref)
                 issued, changed, skipped = publish_frame(df, mapping, service, run_id=run_id, staged_ref=ref)
