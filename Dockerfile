@@ -14,7 +14,8 @@ RUN apt-get update \
 USER airflow
 WORKDIR /opt/hub
 COPY --chown=airflow:root requirements.lock pyproject.toml README.md ./
-# The hub's own lock file, with Airflow itself held at the image's version.
+# The hub's own lock file (the Celery provider, Celery and its Redis client included, as `make venv` installs
+# them), with Airflow itself held at the image's version.
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r requirements.lock
 COPY --chown=airflow:root . /opt/hub
 RUN pip install --no-cache-dir --no-deps -e /opt/hub

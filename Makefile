@@ -14,12 +14,13 @@ export AIRFLOW_HOME ?= $(CURDIR)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap system-packages venv browser-check lock migrate test demo up bench lint clean
+.PHONY: help bootstrap system-packages venv browser-check lock migrate test demo up scaled bench lint clean
 
 help:
 	@echo "make demo   - set everything up and run the hub's main job end to end"
 	@echo "make test   - set everything up and run the test suite"
 	@echo "make up     - Airflow standalone + the API + the sandboxes (long-running)"
+	@echo "make scaled - the scaled mode as processes: CeleryExecutor, two workers, PostgreSQL, Redis (long-running)"
 	@echo "make bench  - full-size benchmarks"
 	@echo "make lint   - ruff, import contracts (lint-imports) and mypy"
 
@@ -75,6 +76,10 @@ demo: bootstrap
 
 up: bootstrap
 	$(BIN)/hub up
+
+# CeleryExecutor with two workers, PostgreSQL and Redis (this machine's, unless the environment names others)
+scaled: bootstrap
+	$(BIN)/hub up --scaled
 
 bench: bootstrap
 	$(BIN)/python -m bench

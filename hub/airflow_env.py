@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,22 @@ def secret_env(state_dir: Path) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": s["jwt_secret"],
         "AIRFLOW__API__SECRET_KEY": s["api_secret_key"],
     }
+
+
+def task_hostname() -> str:
+    """The host a task ran on, as Airflow records it (``[core] hostname_callable`` of the scaled mode).
+
+    Inside a Celery worker it is the worker's node name (``celery@NAME``, from ``airflow celery worker
+    --celery-hostname NAME``), so two workers on one machine stay apart in ``task_instance.hostname``;
+    anywhere else (scheduler, api-server, LocalExecutor) the machine's name, as Airflow's default gives.
+    """
+    try:
+        from celery import current_task  # noqa: PLC0415 - only the scaled mode installs a Celery worker
+    except ImportError:  # pragma: no cover - the Celery provider is in the lock
+        return socket.getfqdn()
+    request = getattr(current_task, "request", None) if current_task else None
+    hostname = getattr(request, "hostname", None)
+    return str(hostname) if hostname else socket.getfqdn()
 
 
 def ensure_airflow_env() -> None:

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -85,12 +85,26 @@ class AirflowProcesses:
         with self.engine().connect() as conn:
             return conn.execute(sql, {"d": dag_id, "r": run_id, "t": task_id}).scalar()
 
+    def task_hosts(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """task id → the host its (last) try ran on, as the worker reported it (``task_instance.hostname``)."""
+        sql = text("SELECT task_id, hostname FROM task_instance WHERE dag_id = :d AND run_id = :r")
+        with self.engine().connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(sql, {"d": dag_id, "r": run_id})}
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         sql = text("SELECT task_id, state FROM task_instance WHERE dag_id = :d AND run_id = :r")
         with self.engine().connect() as conn:
             return {r[0]: r[1] for r in conn.execute(sql, {"d": dag_id, "r": run_id})}
 
     # -- control ------------------------------------------------------------------------
+    def spawn(self, component: str, args: list[str]) -> None:
+        """Start one component in its own process group, its output in :meth:`log_path`."""
+        log = open(self.log_path(component), "ab")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log)
+        self.procs[component] = subprocess.Popen(
+            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
+        )
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -212,16 +226,23 @@ def start_airflow(
     connections: Mapping[str, Mapping[str, Any]] | None = None,
     extra_env: Mapping[str, str] | None = None,
     components: Iterable[str] = COMPONENTS,
+    celery_workers: Iterable[str] = (),
     migrate: bool = True,
     fresh_session: bool = True,
+    check_env: Callable[[Mapping[str, str]], None] | None = None,
+    api_port: int | None = None,
 ) -> AirflowProcesses:
     """Start Airflow's components against ``state_dir`` (SQLite there unless ``sql_alchemy_conn``).
 
+    ``celery_workers`` names Celery workers to start too (``airflow celery worker --celery-hostname NAME``,
+    component ``worker-NAME``), started once the api-server listens: their tasks call its Execution API.
     ``fresh_session`` fails runs an interrupted earlier session left unfinished (see :func:`fail_leftover_runs`).
+    ``check_env`` sees the complete environment before anything is migrated or started (it raises to stop).
+    ``api_port`` is the api-server's (a free one unless given).
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "logs").mkdir(exist_ok=True)
-    api_port = free_port()
+    api_port = api_port or free_port()
     env = airflow_environment(
         state_dir, api_port=api_port, sql_alchemy_conn=sql_alchemy_conn, connections=connections, extra=extra_env
     )
@@ -232,6 +253,8 @@ def start_airflow(
     env.setdefault("AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC", "1")
     env.setdefault("AIRFLOW__SCHEDULER__ASSET_MANAGER_POLL_INTERVAL", "1")
     url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if check_env is not None:
+        check_env(env)
     if migrate:
         migrate_airflow(env)
     if fresh_session:
@@ -239,16 +262,19 @@ def start_airflow(
     runner = AirflowProcesses(state_dir=state_dir, env=env, api_port=api_port, sql_alchemy_conn=url)
     try:
         for component in components:
-            log = open(runner.log_path(component), "ab")  # noqa: SIM115 - closed in stop()
-            runner._logs.append(log)
             args = [AIRFLOW, *component.split()]
             if component == "api-server":
                 args += ["--port", str(api_port), "--host", "127.0.0.1"]
-            runner.procs[component] = subprocess.Popen(
-                args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
-            )
+            elif component == "triggerer":
+                args += ["--skip-serve-logs"]  # its log server's fixed port is not ours on a shared machine
+            runner.spawn(component, args)
         if "api-server" in runner.procs:
             _wait_for_port(api_port, runner, timeout=120)
+        for name in celery_workers:
+            # one machine, several workers: no log server each (fixed port; the files are local anyway),
+            # no mingle/gossip chatter with other workers on a shared broker
+            worker = ["celery", "worker", "--celery-hostname", name, "--skip-serve-logs"]
+            runner.spawn(f"worker-{name}", [AIRFLOW, *worker, "--without-mingle", "--without-gossip"])
     except BaseException:
         runner.stop()
         raise

@@ -199,8 +199,22 @@ def demo(
     properties: int = typer.Option(800, help="Real-estate units to generate."),
     keep: bool = typer.Option(False, help="Leave the sandboxes running afterwards."),
     pipeline: bool = typer.Option(True, help="Run the main job through Airflow after the check."),
+    scaled: bool = typer.Option(
+        False, "--scaled", help="Run the main job on the scaled mode (CeleryExecutor, two workers, PostgreSQL, Redis)."
+    ),
 ) -> None:
     """Bring up the four department sandboxes, check each through its protocol, run the main job via Airflow."""
+    scaled_config = None
+    if scaled and pipeline:
+        from rigs.scaled import ScaledConfigError, use_scaled_state
+
+        try:  # the broker and PostgreSQL are checked before any sandbox starts
+            scaled_config, created = use_scaled_state(role="demo")
+        except ScaledConfigError as exc:
+            typer.echo(f"hub demo --scaled: {exc}", err=True)
+            raise typer.Exit(1) from None
+        for name in created:
+            console.print(f"created PostgreSQL database {name}")
     rc = _sandbox_cli(
         "up", "--backend", "embedded", "--seed", str(seed), "--persons", str(persons),
         "--enterprises", str(enterprises), "--properties", str(properties),
@@ -227,7 +241,9 @@ def demo(
             from rigs.demo_job import run_demo
 
             password = os.environ.get("HUB_SANDBOX_TAX_PASSWORD", _DEFAULT_TAX_PASSWORD)
-            pipeline_ok = run_demo(state_connections(state, password), console, tax_wsdl=state["tax"]["wsdl_url"])
+            pipeline_ok = run_demo(
+                state_connections(state, password), console, tax_wsdl=state["tax"]["wsdl_url"], scaled=scaled_config
+            )
     finally:
         if not keep:
             _sandbox_cli("down")

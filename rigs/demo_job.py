@@ -9,15 +9,20 @@ Running it again processes only what changed in the sandboxes (nothing, on an un
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from pipeline.summary import COLUMNS, DepartmentSummary
+
+if TYPE_CHECKING:
+    from rigs.scaled import ScaledConfig
 
 TITLES = {
     "pulled": "pulled",
@@ -80,9 +85,12 @@ def run_demo(
     state_dir: Path | None = None,
     timeout: float = 1200,
     tax_wsdl: str | None = None,
+    scaled: ScaledConfig | None = None,
 ) -> bool:
     """Run the main job through Airflow against running sandboxes (their Connections); print the summary.
 
+    ``scaled`` runs it on the scaled mode (:func:`rigs.scaled.start_scaled`: CeleryExecutor, two workers,
+    PostgreSQL, Redis, an S3 server) instead of the embedded LocalExecutor.
     True when every DAG succeeded and every department's counts reconcile.
     """
     from hub.airflow_env import airflow_state_dir
@@ -92,19 +100,28 @@ def run_demo(
     from pipeline.summary import summarize
     from rigs.airflow_runner import start_airflow
     from rigs.main_job import run_main_job
+    from rigs.scaled import start_s3_server, start_scaled
 
     settings = get_settings()
     migrate()  # the hub's state database at HUB_DB_URL, idempotent
     # Its own Airflow database: ``hub up`` (schedules on) must not leave runs the demo then resumes.
-    state = state_dir or airflow_state_dir() / "demo"
+    state = state_dir or airflow_state_dir() / ("scaled-demo" if scaled else "demo")
     names = sorted(load_all())
-    console.print(f"[bold]starting Airflow[/bold] (scheduler, dag-processor, api-server; state in {state})…")
+    parts = "scheduler, dag-processor, api-server" + (", triggerer, two Celery workers" if scaled else "")
+    console.print(f"[bold]starting Airflow[/bold] ({parts}; state in {state})…")
     env = {"HUB_HOME": str(settings.home), "HUB_DB_URL": settings.resolved_db_url(), "HUB_DAG_SCHEDULES": "off"}
     if tax_wsdl:
         subscribe_tax(tax_wsdl, settings.home)
         env["HUB_SANDBOX_TAX_PASSWORD"] = str(connections["tax_soap"].get("password", ""))
     started = dt.datetime.now(dt.UTC)
-    with start_airflow(state, connections=connections, extra_env=env, migrate=True) as af:
+    with contextlib.ExitStack() as stack:
+        if scaled is None:
+            af = stack.enter_context(start_airflow(state, connections=connections, extra_env=env, migrate=True))
+        else:
+            if not os.environ.get("HUB_STORE_URL"):  # no MinIO named: moto's S3 server, as in hub up --scaled
+                env.update(stack.enter_context(start_s3_server(state / "logs" / "s3.log")).env())
+            af = stack.enter_context(start_scaled(state, scaled, connections=connections, extra_env=env))
+            console.print(f"CeleryExecutor, workers {', '.join(f'celery@{w}' for w in scaled.workers)}")
         console.print(f"triggering {len(names)} exchange DAGs: {', '.join(names)}")
         result = run_main_job(af, names, timeout=timeout)
     for name, state_ in sorted(result.states.items()):

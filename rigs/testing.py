@@ -8,6 +8,7 @@ the test on a laptop but *fails* it when ``CI=true``.
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +140,39 @@ def temp_redis_prefix(prefix: str = "hubtest") -> Iterator[tuple[str, str]]:
         for key in client.scan_iter(match=key_prefix + "*"):
             client.delete(key)
         client.close()
+
+
+@contextmanager
+def temp_redis_database(prefix: str = "hubtest") -> Iterator[tuple[str, str]]:
+    """A Redis database number of the shared server's (an empty one, if any) and a key prefix of this test's own.
+
+    Yields (URL naming that database, key prefix); the prefix's keys are deleted afterwards. The prefix keeps
+    two tests apart even when both picked the same database.
+    """
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        databases = int(client.config_get("databases").get("databases") or 16)
+    except redis.RedisError as exc:
+        client.close()
+        raise ServiceMissing(f"Redis not reachable at {REDIS_URL}: {exc}") from exc
+    client.close()
+    base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL.rstrip("/")
+    sizes = {}
+    for number in range(1, databases):
+        with redis.Redis.from_url(f"{base}/{number}", socket_connect_timeout=2, socket_timeout=5) as db:
+            sizes[number] = int(db.dbsize())
+    empty = [n for n, size in sizes.items() if size == 0]
+    number = random.choice(empty) if empty else min(sizes, key=lambda n: sizes[n])
+    url = f"{base}/{number}"
+    key_prefix = unique_name(prefix) + ":"
+    try:
+        yield url, key_prefix
+    finally:
+        with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) as db:
+            for key in db.scan_iter(match=key_prefix + "*"):
+                db.delete(key)
 
 
 def schema_drift(url: str, tables: set[str] | frozenset[str]) -> list[object]:
