@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.egress import redact_credentials
 from e_license_store import identifier as license_ids
-from e_license_store.catalogue import UnknownLicenseType, license_type
+from e_license_store.catalogue import UnknownLicenseType, license_type, number_shown
 from e_license_store.index import LicenseIndexRow
 from e_license_store.render import copy_document, render_copy_pdf
 from e_license_store.verify import MAX_FILE_BYTES, IntegrityFailure
@@ -750,19 +750,21 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
         ctx = _ctx(request)
         scopes = c.principal.scopes
         document = await verified(request, c, row, lambda: ctx.directory.document(row))
-        released, holder_name, holder_code = views.release_document(document, scopes)
+        shown = views.release_document(document, scopes)
+        released = shown.released
         with ctx.sessions() as session:
             if released.complete:
                 f = await verified(request, c, row, lambda: ctx.directory.file(session, row))
                 content, media_type, filename = f.content, f.media_type, f.filename
             elif ctx.directory.has_pdf(session, row):
-                content = render_copy_pdf(document, holder_name=holder_name, holder_code=holder_code,
-                                          surface=released.surface)  # fmt: skip
+                content = render_copy_pdf(document, holder_name=shown.holder_name, holder_code=shown.holder_code,
+                                          license_number=shown.license_number, surface=released.surface)  # fmt: skip
                 media_type, filename = "application/pdf", f"{row.license_id}-v{row.version}-copy.pdf"
             else:
                 copy = copy_document(
-                    document, content_sha256=row.content_sha256, holder_name=holder_name, holder_code=holder_code,
-                    surface=released.surface, withheld=released.withheld,
+                    document, content_sha256=row.content_sha256, holder_name=shown.holder_name,
+                    holder_code=shown.holder_code, license_number=shown.license_number, surface=released.surface,
+                    withheld=released.withheld,
                 )  # fmt: skip
                 content = json.dumps(copy, ensure_ascii=False, sort_keys=True).encode()
                 media_type, filename = "application/json", f"{row.license_id}-v{row.version}-copy.json"
@@ -881,7 +883,9 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
                 items.append(
                     Recognition(
                         kind=kind, license_id=row.license_id, type_code=row.license_type_code,
-                        type_name=row.license_type_name, number=row.license_number, issuer_code=row.issuer_code,
+                        type_name=row.license_type_name,
+                        number=number_shown(row.license_type_code, row.license_number, scopes.personal),
+                        issuer_code=row.issuer_code,
                         issuer_name=row.issuer_name, source_department=department, issue_date=row.issue_date,
                         valid_from=row.valid_from, valid_until=row.valid_until, status=row.status,
                         version=row.version,
