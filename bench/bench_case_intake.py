@@ -133,8 +133,17 @@ def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, in
     return len(latencies) / sum(latencies), latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, len(latencies)
 
 
-def run(n_licenses: int, applicants: int, *, seconds: int, levels: list[int], workers: int = 2) -> dict[str, Any]:
-    """Fill, drive the API with wrk at each level, run the peer; the figures (and the checks' counts)."""
+def run(
+    n_licenses: int,
+    applicants: int,
+    *,
+    seconds: int,
+    levels: list[int],
+    workers: int = 2,
+    work: Path | None = None,
+) -> dict[str, Any]:
+    """Fill under ``work`` (default: a new temporary directory), drive the API with wrk at each level,
+    run the peer; the figures (and the checks' counts)."""
     from sqlalchemy import func, select
 
     from cases.tables import CaseMaterial, CaseRecord
@@ -143,7 +152,7 @@ def run(n_licenses: int, applicants: int, *, seconds: int, levels: list[int], wo
     from recognition.consumers import add_consumer
     from recognition.tables import AuditEntry
 
-    work = Path(tempfile.mkdtemp(prefix="bench_case_intake_"))
+    work = work or Path(tempfile.mkdtemp(prefix="bench_case_intake_"))
     url = f"sqlite:///{work / 'hub.db'}"
     started = time.perf_counter()
     codes = fill(url, n_licenses, applicants)

@@ -91,8 +91,11 @@ def direct_reads(url: str, codes: list[str], seconds: float) -> tuple[float, flo
     return len(latencies) / sum(latencies), latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, len(latencies)
 
 
-def run(cases: int, per_case: int, *, seconds: int, levels: list[int], workers: int = 2) -> dict[str, Any]:
-    """Fill (or reuse) the case repository, drive the API with wrk at each level, read directly; the figures."""
+def run(
+    cases: int, per_case: int, *, seconds: int, levels: list[int], workers: int = 2, work: Path | None = None
+) -> dict[str, Any]:
+    """Fill the case repository under ``work`` (default: a new temporary directory), drive the API with
+    wrk at each level, read directly; the figures."""
     from sqlalchemy import func, select
 
     from hub.db import make_engine, migrate, session_scope
@@ -100,7 +103,7 @@ def run(cases: int, per_case: int, *, seconds: int, levels: list[int], workers: 
     from recognition.consumers import add_consumer
     from recognition.tables import AuditEntry
 
-    work = Path(tempfile.mkdtemp(prefix="bench_case_timeline_"))
+    work = work or Path(tempfile.mkdtemp(prefix="bench_case_timeline_"))
     db = work / "hub.db"
     url = f"sqlite:///{db}"
     migrate(url)

@@ -65,7 +65,7 @@ def test_bench_case_timeline_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HUB_HOME", str(tmp_path))
     monkeypatch.delenv("HUB_DB_URL", raising=False)
     reset_settings()
-    figures = bench_case_timeline.run(300, 10, seconds=4, levels=[2], workers=1)
+    figures = bench_case_timeline.run(300, 10, seconds=4, levels=[2], workers=1, work=tmp_path)
     reset_settings()
     assert figures["cases"] == 300 and figures["steps"] == 3_000
     (level,) = figures["runs"]
@@ -86,7 +86,7 @@ def test_bench_case_intake_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("HUB_HOME", str(tmp_path))
     monkeypatch.delenv("HUB_DB_URL", raising=False)
     reset_settings()
-    figures = bench_case_intake.run(2_000, 100, seconds=4, levels=[2], workers=1)
+    figures = bench_case_intake.run(2_000, 100, seconds=4, levels=[2], workers=1, work=tmp_path)
     reset_settings()
     (level,) = figures["runs"]
     assert level["cases"] > 0 and level["non2xx"] == 0 and figures["audit_ok"]
