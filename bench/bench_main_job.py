@@ -86,6 +86,20 @@ def _city(root: Path, scale: float, stack: ExitStack) -> Any:
     return stack.enter_context(start_sandboxes(root / "home", seed=2016, sizes=sizes))
 
 
+def publish_seconds(run_ids: list[str]) -> dict[str, tuple[float, int]]:
+    """Seconds in the publish step and licences issued, per feed (what a feed's licences cost)."""
+    from sqlalchemy import select
+
+    from hub.db import get_engine, session_scope
+    from pipeline.tables import PipelineStep
+
+    with session_scope(get_engine()) as s:
+        rows = s.scalars(
+            select(PipelineStep).where(PipelineStep.run_id.in_(run_ids), PipelineStep.step == "publish")
+        ).all()
+        return {r.mapping: (r.seconds, r.licenses_issued) for r in rows}
+
+
 def run_direct(scale: float) -> Figure:
     from hub.airflow_env import connection_uri_env
     from mappings.engine import load_all
@@ -116,6 +130,8 @@ def run_direct(scale: float) -> Figure:
         steps.push("bench_direct_push")
         wall = time.perf_counter() - started
         records, in_tasks = _ledger([*run_ids, "bench_direct_push"])
+        for mapping, (seconds, issued) in sorted(publish_seconds(run_ids).items()):
+            print(f"  direct ×{scale:g} publish {mapping}: {seconds:.2f}s, {issued:,} licences issued", flush=True)
         return Figure("direct", scale, records, wall, in_tasks, ok)
 
 

@@ -104,8 +104,15 @@ class Reading:
     dispatches: tuple[CaseDispatch, ...] = ()
 
 
-def read(session: Session, case: CaseRecord, rows: Sequence[CaseStep] | None = None) -> Reading:
+def read(
+    session: Session,
+    case: CaseRecord,
+    rows: Sequence[CaseStep] | None = None,
+    dispatch_rows: Sequence[CaseDispatch] | None = None,
+) -> Reading:
+    """The case read from its log (``rows``) and dispatches (``dispatch_rows``), each queried when not given."""
     rows = log(session, case) if rows is None else rows
+    dispatch_rows = dispatches(session, case) if dispatch_rows is None else dispatch_rows
     logged = [
         st.LoggedStep(
             r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order, detail=r.detail
@@ -113,7 +120,7 @@ def read(session: Session, case: CaseRecord, rows: Sequence[CaseStep] | None = N
         for r in rows
     ]
     timeline = st.place(logged, received_at=utc(case.received_at))
-    sent = tuple(dispatches(session, case))
+    sent = tuple(dispatch_rows)
     dispatch = {d.department: (tuple(d.after or ()), _yields(case, d.department)) for d in sent}
     views = st.stages(timeline, dispatch)
     status = st.case_status(case.intake_outcome, timeline, views)

@@ -13,7 +13,7 @@ found by their shape), as free text is everywhere in the hub.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -33,7 +33,7 @@ from cases.schemas import (
     StageOut,
     StepOut,
 )
-from cases.tables import CaseMaterial, CaseRecord, CaseStep
+from cases.tables import CaseAuthorisation, CaseMaterial, CaseRecord, CaseStep
 from e_license_store.index import get_license, licenses_of_case
 from hub.masking import Party, Personal, mask, mask_fields, scrub_text
 from hub.models import utcnow
@@ -102,23 +102,26 @@ def step_out(row: CaseStep, impossible: str | None, personal: bool) -> StepOut:
 
 def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bool = False) -> CaseOut:
     """The whole case: item, parties, materials, stages and the timeline (masked unless ``personal``)."""
+    # each table read once: the log, the dispatches and the authorisations serve every part below
     rows = svc.log(session, case)
-    reading = svc.read(session, case, rows)
+    dispatch_rows = svc.dispatches(session, case)
+    consents = authorisation.of_case(session, case)
+    reading = svc.read(session, case, rows, dispatch_rows)
     by_key = {(r.department, r.seq): r for r in rows}
     timeline = [step_out(by_key[(s.department, s.seq)], s.impossible, personal) for s in reading.timeline]
     stage_state = {v.department: v.state for v in reading.stages}
     stages = [
         StageOut(department=d.department, name=d.stage_name, after=list(d.after or ()), statutory_days=d.statutory_days,
                  promised_days=d.promised_days, state=stage_state.get(d.department, "open"))
-        for d in svc.dispatches(session, case)
+        for d in dispatch_rows
     ]  # fmt: skip
-    materials = materials_out(session, case, reading.status)
+    materials = materials_out(session, case, reading.status, consents=consents)
     now = utcnow()
     authorisations = [
         authorisation.out(a, now, text=_text(a.revocation_reason, personal)).model_copy(
             update={"purpose": _text(a.purpose, personal) or "", "reference": _text(a.reference, personal)}
         )
-        for a in authorisation.of_case(session, case)
+        for a in consents
     ]
     agent = None
     if case.agent:
@@ -154,10 +157,12 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
 CLOSED = frozenset({"concluded", "withdrawn", "not_accepted", "rejected"})
 
 
-def materials_out(session: Session, case: CaseRecord, status: str) -> list[MaterialOut]:
+def materials_out(
+    session: Session, case: CaseRecord, status: str, *, consents: Sequence[CaseAuthorisation] | None = None
+) -> list[MaterialOut]:
     """The case's materials, each licence with its status now; a licence no longer valid while the
     case is open is flagged (``licence_revoked``, ``licence_suspended``, ``licence_expired``)."""
-    consents = authorisation.of_case(session, case)
+    consents = authorisation.of_case(session, case) if consents is None else consents
     out = []
     for m in session.scalars(
         select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)

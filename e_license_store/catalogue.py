@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 
 from hub import safe_yaml
-from hub.masking import KINDS
+from hub.masking import KINDS, mask
 
 HERE = Path(__file__).parent
 CATALOGUE_PATH = HERE / "catalogue.yaml"
@@ -55,6 +55,9 @@ class LicenseType:
     retention_years: int
     surface_fields: tuple[SurfaceField, ...]
     name_en: str = ""
+    #: the personal-data kind of the licence number itself (``resident_id`` for a resident
+    #: identity card, whose number is its holder's resident id); ``None`` when the number is public
+    number_personal: str | None = None
 
     @property
     def is_approval_result(self) -> bool:
@@ -82,6 +85,8 @@ def validate_catalogue(data: Any) -> None:
         names = [f["name"] for f in t["surface_fields"]]
         if len(names) != len(set(names)):
             raise CatalogueError(f"duplicate surface field names in type {t['type_code']}")
+        if t.get("number_personal") is not None and t["number_personal"] not in KINDS:
+            raise CatalogueError(f"type {t['type_code']}: unknown personal kind {t['number_personal']!r} of its number")
         for f in t["surface_fields"]:
             if f.get("personal") is not None and f["personal"] not in KINDS:
                 raise CatalogueError(
@@ -117,3 +122,24 @@ def license_type(type_code: str) -> LicenseType:
         return _default()[type_code]
     except KeyError:
         raise UnknownLicenseType(type_code) from None
+
+
+def number_shown(type_code: str, number: str, personal: bool) -> str:
+    """A licence number as a reader sees it: whole with ``personal`` (``personal:read``), else masked
+    by its type's ``number_personal`` kind — a number of no declared kind (or of a type the catalogue
+    does not know) is scrubbed, so a resident id in it is masked by its shape all the same.
+
+    >>> number_shown("1201", "330322198001011231", personal=False)
+    '330322********1231'
+    >>> number_shown("1201", "330322198001011231", personal=True)
+    '330322198001011231'
+    >>> number_shown("1101", "91330322MA2C8XYD8X", personal=False)
+    '91330322MA2C8XYD8X'
+    """
+    if personal:
+        return number
+    try:
+        kind = license_type(type_code).number_personal
+    except UnknownLicenseType:
+        kind = None
+    return str(mask(number, kind))

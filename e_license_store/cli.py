@@ -13,7 +13,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from e_license_store import verify_link
-from e_license_store.catalogue import license_type
+from e_license_store.catalogue import license_type, number_shown
 from hub.masking import Party, Personal, mask, mask_fields
 
 app = typer.Typer(no_args_is_help=True, help="The e-licence repository: list, get, verify, reindex.")
@@ -57,7 +57,7 @@ def list_licenses(
                         "license_id": r.license_id,
                         "license_type_code": r.license_type_code,
                         "license_type_name": r.license_type_name,
-                        "license_number": r.license_number,
+                        "license_number": number_shown(r.license_type_code, r.license_number, False),
                         "holder_code": code,
                         "holder_name": name,
                         "status": r.status,
@@ -74,7 +74,7 @@ def list_licenses(
         table.add_row(
             r.license_id,
             r.license_type_name,
-            r.license_number,
+            number_shown(r.license_type_code, r.license_number, False),
             f"{name} {code}",
             r.status,
             str(r.version),
@@ -114,7 +114,7 @@ def get(
         "current_version": row.version,
         "status": row.status,
         "type": f"{lic.license_type_code} {lic.license_type_name}",
-        "license_number": lic.license_number,
+        "license_number": number_shown(lic.license_type_code, lic.license_number, False),
         "holder": f"{name} ({code})",
         "issuer": f"{lic.issuer_name} ({lic.issuer_code})",
         "issue_date": str(lic.issue_date),

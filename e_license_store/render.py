@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store import verify_link
-from e_license_store.catalogue import license_type
+from e_license_store.catalogue import license_type, number_shown
 from e_license_store.files import bind_file
 from e_license_store.model import LicenseDocument, binding_key, file_key, parse_envelope
 from e_license_store.signing import KeyRing
@@ -78,12 +78,12 @@ def _draw_qr(canvas: Canvas, data: str, x: float, y: float, size: float) -> None
 
 
 def _licence_lines(
-    document: LicenseDocument, *, holder_name: str, holder_code: str, surface: dict[str, Any]
+    document: LicenseDocument, *, holder_name: str, holder_code: str, license_number: str, surface: dict[str, Any]
 ) -> list[tuple[str, str]]:
     lic = document.license
     ltype = license_type(lic.license_type_code)
     lines: list[tuple[str, str]] = [
-        ("证照编号", lic.license_number),
+        ("证照编号", license_number),
         ("证照标识", lic.license_id),
         ("持证主体", holder_name),
         ("统一社会信用代码" if str(lic.holder_kind) == "enterprise" else "公民身份号码", holder_code),
@@ -179,7 +179,13 @@ def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
         heading=lic.license_type_name,
         subject=f"hub-license:{lic.license_id}:v{lic.version}",
         author=lic.issuer_name,
-        lines=_licence_lines(document, holder_name=lic.holder_name, holder_code=lic.holder_code, surface=lic.surface),
+        lines=_licence_lines(
+            document,
+            holder_name=lic.holder_name,
+            holder_code=lic.holder_code,
+            license_number=lic.license_number,
+            surface=lic.surface,
+        ),
         stamp=_STATUS_STAMP.get(str(lic.status)),
         qr=qr_payload(lic.license_id, lic.version),
         footer=[f"电子印章 SM2/SM3 · 密钥 {key_id}", "扫描二维码核验本证照"],
@@ -190,21 +196,34 @@ def render_pdf(document: LicenseDocument, key_id: str) -> bytes:
 COPY_NOTICE = "副本：经脱敏处理，不含电子印章，不能替代原件使用；扫描二维码核验原件"
 
 
-def render_copy_pdf(document: LicenseDocument, *, holder_name: str, holder_code: str, surface: dict[str, Any]) -> bytes:
+def render_copy_pdf(
+    document: LicenseDocument,
+    *,
+    holder_name: str,
+    holder_code: str,
+    surface: dict[str, Any],
+    license_number: str | None = None,
+) -> bytes:
     """A masked copy (副本) of one licence version for a reader not entitled to every value.
 
-    It shows what the caller may see (``holder_*`` and ``surface`` already masked and
-    filtered by the caller's scopes), says it is a copy, names the original's id and version,
+    It shows what the caller may see (``holder_*``, ``license_number`` and ``surface`` already
+    masked and filtered by the caller's scopes; a number not given is masked by its type's kind),
+    says it is a copy, names the original's id and version,
     and its QR code leads to the original's verification. It is not sealed and no binding
     is written for it; :func:`e_license_store.verify.verify_file` recognises it as a copy.
     """
     lic = document.license
+    number = (
+        license_number if license_number is not None else number_shown(lic.license_type_code, lic.license_number, False)
+    )
     return draw_page(
-        title=f"{lic.license_type_name}（副本） {lic.license_number}",
+        title=f"{lic.license_type_name}（副本） {number}",
         heading=f"{lic.license_type_name}（副本）",
         subject=f"{COPY_SUBJECT}:{lic.license_id}:v{lic.version}",
         author=lic.issuer_name,
-        lines=_licence_lines(document, holder_name=holder_name, holder_code=holder_code, surface=surface),
+        lines=_licence_lines(
+            document, holder_name=holder_name, holder_code=holder_code, license_number=number, surface=surface
+        ),
         stamp=_STATUS_STAMP.get(str(lic.status)),
         qr=qr_payload(lic.license_id, lic.version),
         footer=[
@@ -223,6 +242,7 @@ def copy_document(
     holder_code: str,
     surface: dict[str, Any],
     withheld: list[str],
+    license_number: str | None = None,
 ) -> dict[str, Any]:
     """The JSON form of a masked copy (副本), for a licence whose file is its sealed document."""
     lic = document.license
@@ -236,7 +256,9 @@ def copy_document(
             "version": lic.version,
             "license_type_code": lic.license_type_code,
             "license_type_name": lic.license_type_name,
-            "license_number": lic.license_number,
+            "license_number": license_number
+            if license_number is not None
+            else number_shown(lic.license_type_code, lic.license_number, False),
             "holder_kind": str(lic.holder_kind),
             "holder_name": holder_name,
             "holder_code": holder_code,

@@ -341,6 +341,21 @@ class LicenseService:
                 out[i] = exc
         return [r for r in out if r is not None]
 
+    def standing_many(self, items: Sequence[tuple[LicenseDraft, SourceRef]]) -> list[IssuedLicense | None]:
+        """The standing version of the licence each source yielded, ``None`` where it yielded none
+        (one query; nothing is written)."""
+        ids = [
+            make_license_id(draft.license_type_code, draft.issuer_code, source.department, source.dataset,
+                            source.source_key)
+            for draft, source in items
+        ]  # fmt: skip
+        with self.session_factory() as session:
+            known = {
+                e.license_id: self._standing(e)
+                for e in session.scalars(select(LicenseIndexEntry).where(LicenseIndexEntry.license_id.in_(set(ids))))
+            }
+        return [known.get(i) for i in ids]
+
     def _fingerprint(self, lic: License) -> str:
         return index.content_fingerprint(self._document(lic, Transition.issued, None))
 

@@ -1,11 +1,14 @@
 """What a department's status of a record means for the licences it yields (来源状态 → 证照状态).
 
 A source record's canonical ``status`` moves its licence: revoked, cancelled or deregistered
-records revoke it; suspended, abnormal or sealed ones suspend a valid licence; any other status
-reinstates a suspended one. A revoked licence stays revoked.
+records — and a deceased holder's (a resident identity card is cancelled on death) — revoke it;
+suspended, abnormal or sealed ones suspend a valid licence; any other status reinstates a
+suspended one. A revoked licence stays revoked.
 
 >>> transition("cancelled", "valid"), transition("abnormal", "valid"), transition("active", "suspended")
 ('revoke', 'suspend', 'reinstate')
+>>> transition("deceased", "valid")
+'revoke'
 >>> transition("active", "valid"), transition("sealed", "revoked"), transition(None, "suspended")
 (None, None, None)
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 #: canonical source statuses → the licence status they call for (others: valid)
-REVOKING = frozenset({"revoked", "cancelled", "deregistered"})
+REVOKING = frozenset({"revoked", "cancelled", "deregistered", "deceased"})
 SUSPENDING = frozenset({"suspended", "abnormal", "sealed"})
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import OutboxEvent
+from hub.bulk import insert_rows
+from hub.models import OutboxEvent, utcnow
 
 #: Idempotency keys checked per query by :func:`emit_many`.
 KEY_CHUNK = 1000
@@ -76,5 +77,9 @@ def emit_many(session: Session, events: list[dict[str, Any]]) -> int:
         existing.add(e["idempotency_key"])
         rows.append({"holder_code": None, "region_code": None, "license_type_code": None, **e})
     if rows:
-        session.execute(insert(OutboxEvent), rows)
+        # Core on the session's connection: multi-row INSERTs without the ORM's per-row bookkeeping
+        # (what the session holds pending goes first, as the ORM's own INSERT would have flushed it)
+        session.flush()
+        now = utcnow()
+        insert_rows(session.connection(), OutboxEvent.__table__, [{**r, "created_at": now} for r in rows])  # type: ignore[arg-type]
     return len(rows)

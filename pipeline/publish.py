@@ -1,7 +1,11 @@
 """Publishing step (证照签发): accepted, resolved records → licences and approval results.
 
 A mapping's ``licenses:`` entries say which licence type a record yields and from which
-canonical fields (``owners[].x`` fans out one licence per owner). The licence service
+canonical fields (``owners[].x`` fans out one licence per owner). ``when`` selects the records
+that yield one; a record no longer selected (a resident who died) issues nothing new, but the
+licence it yielded before still follows its source status (revoked). Without an ``issue_date``
+field the issue date is the day of the source record's version: the data the licence shows
+dates from it (the population registry keeps no card dates). The licence service
 does the real work — versioning, sealing, storing, and the index update plus outbox event
 in one transaction; this module only turns rows into drafts and source status changes
 into lifecycle transitions (the rules: :mod:`e_license_store.source_status`).
@@ -57,12 +61,31 @@ def _get(row: Mapping[str, Any], owner: Mapping[str, Any] | None, ref: str | Non
 
 
 def _selected(row: Mapping[str, Any], when: Mapping[str, Any] | None) -> bool:
+    """Whether ``row`` meets a licence's ``when`` (``not_null``, ``in``, ``not_in`` of one field).
+
+    >>> _selected({"status": "alive"}, {"field": "status", "not_in": ["deceased"]})
+    True
+    >>> _selected({"status": "deceased"}, {"field": "status", "not_in": ["deceased"]})
+    False
+    >>> _selected({"uscc": None}, {"field": "uscc", "not_null": True})
+    False
+    """
     if not when:
         return True
     value = _value(row.get(str(when["field"])))
     if when.get("not_null") and value in (None, ""):
         return False
+    if "not_in" in when and value in set(when["not_in"]):
+        return False
     return not ("in" in when and value not in set(when["in"]))
+
+
+def _version_date(row: Mapping[str, Any]) -> dt.date | None:
+    """The day of the source record's version (``_source_version``, a timestamp), if it is one."""
+    try:
+        return _date(row.get("_source_version"))
+    except (ValueError, TypeError):
+        return None
 
 
 def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
@@ -74,14 +97,15 @@ def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
     return [dict(o) for o in owners if o]
 
 
-def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str | None]]:
-    """(draft, source key suffix, canonical status) for every licence ``row`` yields."""
+def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) -> Iterator[tuple[Any, str, str | None]]:
+    """(draft, source key suffix, canonical status) for every licence ``row`` yields; with
+    ``unselected``, for those its licence entries' ``when`` leaves out instead."""
     from e_license_store.catalogue import license_type
     from e_license_store.model import LicenseDraft
     from mappings.canonical.models import HolderKind
 
     for lic in mapping.licenses:
-        if not _selected(row, lic.when):
+        if _selected(row, lic.when) == unselected:
             continue
         for i, owner in enumerate(_owners(row, lic)):
             holder_code = _get(row, owner, lic.holder_code)
@@ -92,7 +116,7 @@ def drafts(row: Mapping[str, Any], mapping: Any) -> Iterator[tuple[Any, str, str
                 # an owner named by an old code (organisation code, 15-digit id) holds under its canonical one
                 holder_code = _value(owner.get(OWNER_RESOLVED))
             number = _get(row, owner, lic.number)
-            issue_date = _date(_get(row, owner, lic.issue_date))
+            issue_date = _date(_get(row, owner, lic.issue_date)) if lic.issue_date else _version_date(row)
             if not holder_code or not number or issue_date is None:
                 continue  # nothing to issue from: validation reported the row's gaps already
             surface = {k: _get(row, owner, ref) for k, ref in lic.surface.items()}
@@ -129,21 +153,45 @@ def publish_frame(
     issued_n = changed_n = idle = 0
     items: list[tuple[Any, Any]] = []
     statuses: list[str | None] = []
+    left_out: list[tuple[Any, Any]] = []
+    left_out_statuses: list[str | None] = []
+
+    def source_of(row: Mapping[str, Any], suffix: str) -> Any:
+        return SourceRef(
+            department=mapping.department,
+            dataset=mapping.dataset,
+            source_key=f"{row.get('_source_key')}{suffix}",
+            source_version=str(row.get("_source_version") or ""),
+            run_id=run_id,
+            staged_ref=staged_ref,
+        )
+
+    has_conditions = any(lic.when for lic in mapping.licenses)
     for row in df.to_dict(orient="records"):
         any_draft = False
         for draft, suffix, status in drafts(row, mapping):
             any_draft = True
-            source = SourceRef(
-                department=mapping.department,
-                dataset=mapping.dataset,
-                source_key=f"{row.get('_source_key')}{suffix}",
-                source_version=str(row.get("_source_version") or ""),
-                run_id=run_id,
-                staged_ref=staged_ref,
-            )
-            items.append((draft, source))
+            items.append((draft, source_of(row, suffix)))
             statuses.append(status)
+        if has_conditions:
+            for draft, suffix, status in drafts(row, mapping, unselected=True):
+                left_out.append((draft, source_of(row, suffix)))
+                left_out_statuses.append(status)
         idle += not any_draft
+    # a record its licence's condition now leaves out issues nothing, but the licence it yielded
+    # before follows the source status (a deceased resident's identity card is revoked)
+    standing = service.standing_many(left_out) if left_out else []
+    for (draft, _source), status, current in zip(left_out, left_out_statuses, standing, strict=True):
+        if current is None:
+            continue
+        try:
+            moved = apply_source_status(service, current, status)
+        except (InvalidTransition, InvalidDraft) as exc:
+            log.warning("%s: licence for holder %s not moved to %s: %s", mapping.name,
+                        mask_resident_id(draft.holder_code), status, exc)  # fmt: skip
+            continue
+        if moved is not None and moved.created:
+            changed_n += 1
     for (draft, _source), status, result in zip(items, statuses, service.issue_many(items), strict=True):
         if isinstance(result, InvalidDraft | InvalidTransition):
             # e.g. a revoked licence's record changes again: nothing more to issue

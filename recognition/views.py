@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from e_license_store.catalogue import UnknownLicenseType, license_type
+from e_license_store.catalogue import UnknownLicenseType, license_type, number_shown
 from e_license_store.index import LicenseIndexRow
 from e_license_store.model import LicenseDocument
 from hub.masking import Party, Personal, mask, mask_fields
@@ -38,7 +38,7 @@ def summary(row: LicenseIndexRow, personal: bool) -> dict[str, Any]:
         "license_id": row.license_id,
         "license_type_code": row.license_type_code,
         "license_type_name": row.license_type_name,
-        "license_number": row.license_number,
+        "license_number": number_shown(row.license_type_code, row.license_number, personal),
         "holder_code": holder_code_shown(row.holder_code, party, personal),
         "holder_kind": row.holder_kind,
         "holder_name": holder_name_shown(row.holder_name, party, personal),
@@ -85,13 +85,24 @@ def release(type_code: str, surface: dict[str, Any], party: Party, scopes: Scope
     return Released(clean, withheld, masked=not scopes.personal)
 
 
-def release_document(document: LicenseDocument, scopes: ScopeSet) -> tuple[Released, str, str]:
-    """:func:`release` of a licence document, with its holder's name and code as the caller sees them."""
+@dataclass(frozen=True)
+class ReleasedDocument:
+    """:class:`Released` surface of a licence document, with its holder and number as the caller sees them."""
+
+    released: Released
+    holder_name: str
+    holder_code: str
+    license_number: str
+
+
+def release_document(document: LicenseDocument, scopes: ScopeSet) -> ReleasedDocument:
+    """:func:`release` of a licence document, with its holder's name and code and its number as the caller sees them."""
     lic = document.license
     party = party_of(str(lic.holder_kind), lic.holder_code)
     released = release(lic.license_type_code, dict(lic.surface), party, scopes)
-    return (
+    return ReleasedDocument(
         released,
         holder_name_shown(lic.holder_name, party, scopes.personal),
         holder_code_shown(lic.holder_code, party, scopes.personal),
+        number_shown(lic.license_type_code, lic.license_number, scopes.personal),
     )

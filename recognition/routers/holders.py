@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from e_license_store.catalogue import UnknownLicenseType, license_type
+from e_license_store.catalogue import UnknownLicenseType, license_type, number_shown
 from hub.models import local_today
 from recognition.dependencies import (
     CallerDep,
@@ -146,7 +146,9 @@ async def recognitions(
         items.append(
             Recognition(
                 kind=kind, license_id=row.license_id, type_code=row.license_type_code,
-                type_name=row.license_type_name, number=row.license_number, issuer_code=row.issuer_code,
+                type_name=row.license_type_name,
+                number=number_shown(row.license_type_code, row.license_number, scopes.personal),
+                issuer_code=row.issuer_code,
                 issuer_name=row.issuer_name, source_department=department, issue_date=row.issue_date,
                 valid_from=row.valid_from, valid_until=row.valid_until, status=row.status,
                 version=row.version,

@@ -83,18 +83,20 @@ async def get_license_file(request: Request, c: CallerDep, session: SessionDep, 
     ctx = context(request)
     scopes = c.principal.scopes
     document = await verified(request, c, row, lambda: ctx.directory.document(row))
-    released, holder_name, holder_code = views.release_document(document, scopes)
+    shown = views.release_document(document, scopes)
+    released = shown.released
     if released.complete:
         f = await verified(request, c, row, lambda: ctx.directory.file(session, row))
         content, media_type, filename = f.content, f.media_type, f.filename
     elif ctx.directory.has_pdf(session, row):
-        content = render_copy_pdf(document, holder_name=holder_name, holder_code=holder_code,
-                                  surface=released.surface)  # fmt: skip
+        content = render_copy_pdf(document, holder_name=shown.holder_name, holder_code=shown.holder_code,
+                                  license_number=shown.license_number, surface=released.surface)  # fmt: skip
         media_type, filename = "application/pdf", f"{row.license_id}-v{row.version}-copy.pdf"
     else:
         copy = copy_document(
-            document, content_sha256=row.content_sha256, holder_name=holder_name, holder_code=holder_code,
-            surface=released.surface, withheld=released.withheld,
+            document, content_sha256=row.content_sha256, holder_name=shown.holder_name,
+            holder_code=shown.holder_code, license_number=shown.license_number, surface=released.surface,
+            withheld=released.withheld,
         )  # fmt: skip
         content = json.dumps(copy, ensure_ascii=False, sort_keys=True).encode()
         media_type, filename = "application/json", f"{row.license_id}-v{row.version}-copy.json"

@@ -23,8 +23,10 @@ from e_license_store.identifier import (
 def test_catalogue_has_its_types_with_issuers_and_retention() -> None:
     cat = load_catalogue()
     assert {t.name for t in cat.values()} == {
-        "营业执照", "税务登记证", "印章备案证明", "不动产权证书", "建设项目用地预审意见", "企业投资项目核准批复",
+        "营业执照", "税务登记证", "印章备案证明", "居民身份证", "不动产权证书", "建设项目用地预审意见",
+        "企业投资项目核准批复",
     }  # fmt: skip
+    assert cat["1201"].issuer_department == "public_security" and cat["1201"].holder_kind == "person"
     assert cat["1101"].issuer_department == "commerce"
     assert cat["1103"].issuer_department == "public_security"  # the seal filing of 多证联办
     assert cat["3201"].issuer_department == "development_reform" and cat["3201"].is_approval_result

@@ -46,7 +46,11 @@ def test_hub_run_tries_a_feed_with_a_limit_then_reads_on(sandboxes: Any, mapping
     # a record that creates its identity is counted once, as new, not also as linked
     assert f"{_persons()} new identities, 0 records linked" in resolve, resolve
     assert 0 < _persons() <= accepted
-    assert "this mapping yields no licences" in _line(first.output, "publish")
+    # every accepted resident with an id gets a resident identity card (居民身份证, 1201)
+    publish = _line(first.output, "publish")
+    assert "licence types 1201" in publish, publish
+    issued = int(publish.split("issued ")[1].split(",")[0])
+    assert 0 < issued <= accepted
 
     rest = runner.invoke(_cli(), [PERSONS])
     assert rest.exit_code == 0, rest.output
@@ -56,6 +60,7 @@ def test_hub_run_tries_a_feed_with_a_limit_then_reads_on(sandboxes: Any, mapping
 
 def test_hub_run_refuses_a_broken_mapping_and_runs_nothing(sandboxes: Any, mapping_dir: Path) -> None:  # noqa: F811
     _edit(mapping_dir / f"{PERSONS}.yaml", "  sex: {from: sex, normalizers: [sex]}\n", "")
+    _edit(mapping_dir / f"{PERSONS}.yaml", "      sex: sex\n", "")  # the card's surface names it too
     res = CliRunner().invoke(_cli(), [PERSONS])
     assert res.exit_code == 1
     assert "requires column 'sex'" in res.output and "nothing was run" in res.output
