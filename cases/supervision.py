@@ -15,6 +15,9 @@ A change of light is a row of ``case_light_change`` (append-only) and a
 turning red raises one escalation (``supervision.escalated``) until the department acknowledges
 it. Event keys carry the supervision code, the department and the change's number in that
 clock's history — nothing personal — so a change is announced once however often the task runs.
+
+One job, one module: keeping the clocks and lights; both ways of bringing a clock up to date
+share the change records, escalations and gauges written here.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ declared in GB18030 (common in Chinese government feeds) are decoded by libxml2.
 Beside it: the field paths and the one-walk record plan (:mod:`connectors.xml_records`), the XSD's
 root children and its constant-memory rewrite (:mod:`connectors.xml_schema`), the share's I/O and
 the hashing reader (:mod:`connectors.xml_share`), the refusals (:mod:`connectors.xml_refusals`).
+
+One job, one module: the connector's read of one package after another, from listing to
+acknowledgement, with the resume and quarantine rules that tie those steps together.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Each incoming record's best candidate decides: ``match`` at or above ``threshold
 ``review`` (the grey zone → :mod:`identity.matching_review`) between ``review`` and
 ``match``, ``no_match`` below. Two strong candidates with different codes are never a
 guess: they go to review too.
+
+One job, one module: the person model (its comparisons, training and scoring) and the decision
+it drives; the pipeline's use of it is :mod:`identity.matching_step`, its file :mod:`identity.matching_model`.
 """
 
 from __future__ import annotations

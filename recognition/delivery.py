@@ -15,6 +15,9 @@ longer see is *skipped* with the reason recorded and audited, not sent. A push g
 the destinations allowed for the consumer (:mod:`recognition.destinations`), checked on the
 URL and on the address connected to. Consumers see a delivery's error only as the receiver's
 answer or a class of failure (:func:`public_error`); operators see all of it.
+
+One job, one module: the delivery queue — fanning events out, sending the heads of queues, and
+the operators' replay, skip and listing of the same queue rows; the wire is :mod:`recognition.push`.
 """
 
 from __future__ import annotations
