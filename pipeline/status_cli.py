@@ -36,12 +36,13 @@ def _when(at: dt.datetime | None) -> str:
 
 
 def render(f: Figures) -> Group:
-    feeds = Table(title="Feeds", title_justify="left")
-    for col in ("department", "feed", "last run", "state", "pulled", "accepted", "quarantined", "issued",
-                "changed", "lag"):  # fmt: skip
-        feeds.add_column(
-            col, justify="right" if col in ("pulled", "accepted", "quarantined", "issued", "changed", "lag") else "left"
-        )
+    feeds = Table(title="Feeds (lag: since the last published run)", title_justify="left")
+    feeds.add_column("department", overflow="fold")
+    feeds.add_column("feed", overflow="fold")
+    feeds.add_column("last run")
+    feeds.add_column("state")
+    for col in ("pulled", "accepted", "quarantined", "issued", "changed", "lag"):
+        feeds.add_column(col, justify="right")
     for feed in f.feeds:
         style = "green" if feed.state == "ok" else "red"
         feeds.add_row(feed.department, feed.mapping, _when(feed.last_run_at), f"[{style}]{feed.state}[/{style}]",
