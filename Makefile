@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 SYS_PACKAGES := unixodbc odbc-postgresql odbc-mariadb libsqliteodbc tdsodbc fonts-wqy-zenhei wrk poppler-utils zbar-tools \
-	chromium
+	chromium prometheus
 export ODBCSYSINI := $(CURDIR)/etc/odbc
 export ODBCINI := $(CURDIR)/etc/odbc/odbc.ini
 export AIRFLOW_HOME ?= $(CURDIR)

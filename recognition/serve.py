@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -20,17 +21,23 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Serve the mutual-recognition API (互认接口): /v1, /healthz, /metrics, /openapi.json."""
+    run(host, port, workers, log_level)
+
+
+def run(host: str, port: int, workers: int, log_level: str, factory: str = "recognition.serve:app_factory") -> None:
+    """Serve the app ``factory`` (``module:function``) builds; ``hub serve`` passes the pipeline's
+    (:mod:`pipeline.api`), which adds the feeds' figures to ``/metrics``."""
     import uvicorn
 
     if workers <= 1:
-        uvicorn.run(host=host, port=port, **_config_kwargs(log_level))
+        uvicorn.run(host=host, port=port, **_config_kwargs(log_level, factory))
         return
-    _supervise(host, port, workers, log_level)
+    _supervise(host, port, workers, log_level, factory)
 
 
-def _config_kwargs(log_level: str) -> dict[str, Any]:
+def _config_kwargs(log_level: str, factory: str = "recognition.serve:app_factory") -> dict[str, Any]:
     return {
-        "app": "recognition.serve:app_factory",
+        "app": factory,
         "factory": True,
         "log_level": log_level,
         "access_log": False,  # paths carry holder codes (personal data); the audit log records every read
@@ -48,15 +55,15 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
+def _worker(host: str, port: int, log_level: str, factory: str) -> None:
     """One worker process: its own listening socket in the port's SO_REUSEPORT group, one uvicorn server."""
     import uvicorn
 
-    config = uvicorn.Config(**_config_kwargs(log_level))
+    config = uvicorn.Config(**_config_kwargs(log_level, factory))
     uvicorn.Server(config).run(sockets=[_listening_socket(host, port)])
 
 
-def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
+def _supervise(host: str, port: int, workers: int, log_level: str, factory: str) -> None:
     """Run ``workers`` processes, each listening on the port through SO_REUSEPORT; restart any that dies.
 
     uvicorn's own supervisor hands one shared listening socket to every worker, and whichever
@@ -71,7 +78,7 @@ def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
     stopping = False
 
     def start() -> multiprocessing.process.BaseProcess:
-        proc = spawn.Process(target=_worker, args=(host, port, log_level), name="hub-api-worker")
+        proc = spawn.Process(target=_worker, args=(host, port, log_level, factory), name="hub-api-worker")
         proc.start()
         return proc
 
@@ -104,7 +111,8 @@ def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
             signal.signal(sig, handler)
 
 
-def app_factory() -> object:
+def app_factory(*installs: Callable[[Any], None]) -> object:
+    """The API; each of ``installs`` is given the app before it serves (what rooms above add)."""
     import gc
 
     from recognition.app import create_app
@@ -113,6 +121,8 @@ def app_factory() -> object:
     # no thread competes with the event loop for the interpreter lock: the switch interval stays
     # at its default.
     app = create_app()
+    for install in installs:
+        install(app)
     # Everything imported and built so far lives as long as the worker. A full collection walks all
     # of it (~160,000 objects, ~100 ms here) and halts the event loop meanwhile, every few seconds
     # under load; frozen, it is left out and full collections only walk what requests leave behind.

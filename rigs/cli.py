@@ -47,7 +47,8 @@ GROUPS: list[tuple[str, str, str]] = [
 
 #: single commands contributed by parts: (module, function name, command name)
 COMMANDS: list[tuple[str, str, str]] = [
-    ("recognition.serve", "serve", "serve"),
+    ("pipeline.api", "serve", "serve"),
+    ("pipeline.status_cli", "status", "status"),
     ("recognition.delivery_cli", "deliver", "deliver"),
     ("rigs.demo", "demo", "demo"),
     ("rigs.up", "up", "up"),
