@@ -62,7 +62,7 @@ bootstrap: system-packages venv migrate browser-check
 # Playwright (pinned in pyproject.toml to the release built for Debian's Chromium version) must drive
 # Debian's Chromium: its own browser download cannot run here and is never called.
 browser-check: system-packages venv
-	$(BIN)/python tests/browser/smoke.py
+	$(BIN)/python tests/recognition/browser/smoke.py
 
 migrate: venv
 	$(BIN)/hub migrate

@@ -6,7 +6,7 @@ The pinned Playwright release (``pyproject.toml``) is the one whose driver was b
 Chromium version Debian ships (``chromium --version``), launched by path; as root, Chromium's
 sandbox cannot start, so it runs with ``--no-sandbox``.
 
-    .venv/bin/python tests/browser/smoke.py      # prints the two versions; exit 1 if they do not work together
+    .venv/bin/python tests/recognition/browser/smoke.py   # prints both versions; exit 1 if they do not work together
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import pytest
 
 from e_license_store.service import LicenseService
 from identifiers import supervision_code
-from tests.browser.browser_helpers import PHONE, Served, Shots, assert_accessible, assert_fits_a_phone
 from tests.cases import world as w
+from tests.recognition.browser.browser_helpers import PHONE, Served, Shots, assert_accessible, assert_fits_a_phone
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from identity.matching import MATCH, NO_MATCH, RESULT_COLUMNS, REVIEW, Thresholds, decide, match_batch
 from mappings.normalizers import simplify
 from sandbox.generator import Sizes, generate
-from tests.identity_matching.conftest import City
+from tests.identity.matching.conftest import City
 
 
 def _typo(name: str) -> str:

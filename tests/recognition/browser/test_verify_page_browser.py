@@ -17,8 +17,8 @@ from e_license_store.model import LicenseDraft
 from e_license_store.render import ensure_file
 from e_license_store.service import LicenseService
 from mappings.canonical.models import HolderKind, SourceRef
-from tests.browser.browser_helpers import PHONE, Served, Shots, assert_accessible, assert_fits_a_phone
 from tests.conftest import require
+from tests.recognition.browser.browser_helpers import PHONE, Served, Shots, assert_accessible, assert_fits_a_phone
 
 pytestmark = pytest.mark.slow
 

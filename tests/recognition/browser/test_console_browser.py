@@ -18,7 +18,7 @@ from recognition import console_accounts as accounts
 from recognition import delivery as dlv
 from recognition.consumers import add_consumer
 from recognition.tables import Delivery
-from tests.browser.browser_helpers import Served, Shots, assert_accessible
+from tests.recognition.browser.browser_helpers import Served, Shots, assert_accessible
 from tests.recognition.rec_helpers import Receiver, allow_destination, issue_business
 from validation import quarantine as q
 

@@ -25,9 +25,9 @@ from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
 from hub.db import make_engine, session_factory
 from hub.settings import REPO_ROOT
-from tests.browser.browser_helpers import Served, Shots
-from tests.browser.smoke import available, launch_options
 from tests.conftest import require
+from tests.recognition.browser.browser_helpers import Served, Shots
+from tests.recognition.browser.smoke import available, launch_options
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 
