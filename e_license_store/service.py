@@ -36,6 +36,7 @@ from e_license_store.model import (
 from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectExists, ObjectStore, Retention, RetentionMode
 from e_license_store.tables import LicenseIndexEntry
+from hub.killpoints import kill_point
 from hub.outbox import emit, emit_many
 from hub.regions import event_region
 from identifiers import supervision_code
@@ -271,6 +272,7 @@ class LicenseService:
                 stored = list(pool.map(store_one, fresh))
         else:
             stored = [store_one(i) for i in fresh]
+        kill_point("license.stored_not_indexed")
         done_items = [(i, done) for i, done in zip(fresh, stored, strict=True) if done is not None]
         slow.extend(i for i, done in zip(fresh, stored, strict=True) if done is None)
         try:
@@ -405,8 +407,20 @@ class LicenseService:
         raise RuntimeError(f"licence {license_id}: version conflicts did not settle")
 
     def _recover(self, license_id: str) -> None:
+        """Take the store's versions of ``license_id`` into the index, with the event of each.
+
+        A writer killed between the store write and the index commit left a version no event
+        announced yet; its event goes out now, in the same transaction as its index entry
+        (events already in the outbox are not emitted twice: their idempotency keys)."""
         with self.session_factory() as session:
             index.reindex(session, self.store, license_ids=[license_id], keyring=self.signer)
+            events = []
+            for key in self.store.list_keys(f"licenses/{license_id}/"):
+                if key.endswith(".json"):
+                    envelope = parse_envelope(self.store.get(key))
+                    ltype = license_type(envelope.document.license.license_type_code)
+                    events.append(self._event_of(envelope, key, ltype.is_approval_result))
+            emit_many(session, events)
             session.commit()
 
     @staticmethod
@@ -491,6 +505,7 @@ class LicenseService:
 
     def _write(self, session: Session, lic: License, transition: Transition, reason: str | None) -> IssuedLicense:
         stored = self._store_version(lic, transition, reason)
+        kill_point("license.stored_not_indexed")
         self._record(session, stored)
         session.commit()
         return stored.issued
@@ -524,13 +539,16 @@ class LicenseService:
         )
         return _Stored(envelope, key, ltype.is_approval_result, issued, fingerprint, hashlib.sha256(data).hexdigest())
 
-    @staticmethod
-    def _event(stored: _Stored) -> dict[str, Any]:
+    @classmethod
+    def _event(cls, stored: _Stored) -> dict[str, Any]:
         """The outbox event announcing a stored version (``license.issued``, ``approval.issued``, ...)."""
-        envelope, key = stored.envelope, stored.key
+        return cls._event_of(stored.envelope, stored.key, stored.is_approval)
+
+    @staticmethod
+    def _event_of(envelope: Envelope, key: str, is_approval: bool) -> dict[str, Any]:
         lic = envelope.document.license
         transition = envelope.document.transition
-        event_type = f"{'approval' if stored.is_approval else 'license'}.{transition.value}"
+        event_type = f"{'approval' if is_approval else 'license'}.{transition.value}"
         return {
             "event_type": event_type,
             "subject": lic.license_id,

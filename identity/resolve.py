@@ -32,6 +32,7 @@ from sqlalchemy import Table, Text, insert, select, update
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 
+from hub.killpoints import kill_point
 from hub.masking import mask_resident_id
 from hub.models import utcnow
 from hub.outbox import emit_many
@@ -532,6 +533,7 @@ def _link_batch(
         load.wait()
         for part in prepared:
             _bulk.insert(session, part)
+        kill_point("resolve.bulk_write")
     touched = plan.touched.difference(new_codes)
     if touched:
         golden.refresh(session, entity_kind, sorted(touched), cause="link")

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from hub.db import get_engine, session_scope
+from hub.killpoints import kill_point
 from pipeline.carry import StillRunning
 from pipeline.staging import ObjectStager, open_stager, read_frame, stage_frame
 from pipeline.tables import PipelineStep
@@ -271,6 +272,7 @@ def map_batches(
             counts.pulled += mapped.rows_in
             counts.accepted += len(mapped.records)
             counts.quarantined += mapped.rejected
+            kill_point("map.batch")
     record_step(run_id, mapping_name, mapping.department, "map", counts, t[0])
     return {"mapping": mapping_name, "batches": batches, "sources": refs, **vars(counts)}
 
@@ -346,6 +348,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     extra=own_expectations(mapping),
                     personal=mapping.spec.attribute_kinds(),
                 )
+            kill_point("validate.batch")
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
             good = outcome.accepted_df.drop(columns=["source_key", "source_version"], errors="ignore")
@@ -396,6 +399,8 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
             df = read_frame(stager, ref)
             with session_scope(get_engine()) as session:
                 resolved, created, linked = resolve_frame(df, mapping, session=session, run_id=run_id)
+                kill_point("resolve.before_commit")
+            kill_point("resolve.after_commit")
             counts.pulled += len(df)
             counts.accepted += len(resolved)
             counts.identities_created += created
@@ -434,9 +439,11 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
                 counts.accepted += len(df) - skipped
                 counts.licenses_issued += issued
                 counts.licenses_changed += changed
+                kill_point("publish.batch")
         except Exception:
             record_step(run_id, mapping_name, mapping.department, "publish", counts, 0.0, add=LASTING)
             raise
+        kill_point("publish.before_mark")
         marked = mark_published(get_engine(), mapping_name, _sources(resolved), run_id)
     record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0], add=LASTING)
     yields = ", ".join(lic.type_code for lic in mapping.licenses) or "no licence types"

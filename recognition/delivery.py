@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, aliased
 from connectors.egress import DestinationPolicy, DestinationRefused, Resolver, system_resolver
 from connectors.webhook import DESTINATION_REFUSED, PushResult, WebhookSender
 from hub.db import session_scope
+from hub.killpoints import kill_point
 from hub.masking import Party, Personal, mask_fields
 from hub.models import OutboxEvent, utcnow
 from recognition import audit, destinations
@@ -508,7 +509,9 @@ def run_once(
                 if executor is None:
                     pool.shutdown()
         by_id = {d.id: d for d in all_items}
+        kill_point("delivery.sent_not_recorded")
         _record(engine, outcomes, by_id, policy, report)
+        kill_point("delivery.recorded")
         return report
     finally:
         if own_pushers:

@@ -1,0 +1,365 @@
+"""Crash harness: kill -9 the main job at random kill points; a re-run must converge to a clean run.
+
+``python -m bench crash --points N [--seed S]``:
+
+1. Generates a small city (about 500 records over every feed) and serves its sandboxes, with two
+   receivers of pushed events: the tax bureau's SOAP notice service and a webhook receiver that
+   records every POST. Prepares a fresh hub (migrated, signing key, subscriptions of both
+   receivers) and snapshots its home directory (the SQLite files, the licence store, staging)
+   and the land department's package directory (reading a package acknowledges and moves it).
+2. Runs the main job's task bodies directly (extract → map → validate → resolve → publish per
+   feed, in the main job's waves, then push), in a child process counting the hits of every kill
+   point (``HUB_KILL_POINT=tally``), and takes the reference digest (:mod:`rigs.digest`).
+3. For each of N points chosen at random (a kill point among those a clean run passes, a hit
+   count up to the number of its hits): restores the snapshot, runs the job in a child armed with
+   that point (it dies with SIGKILL), then re-runs as an operator would — the task that died
+   again, then the rest (a journal of finished tasks stands in for Airflow's task states) — until
+   the job completes. Then the digest must equal the reference, and: pulled = accepted +
+   quarantined for every feed, no licence version written twice, no event accepted twice per
+   idempotency key by a receiver.
+
+Prints points tried, converged, each failure with its point and difference, and the time a
+re-run took to converge per point kind. Exits 1 unless every point converged. ``--smoke``: 10
+points, seed 20, a smaller city (the test suite's run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+#: the city: about 500 records over the six feeds (``--smoke``: about 300)
+SIZES = {"persons": 160, "enterprises": 45, "properties": 70}
+SMOKE_SIZES = {"persons": 90, "enterprises": 28, "properties": 40}
+STEPS = ("extract", "map", "validate", "resolve", "publish")
+PUSH = "push"
+WEBHOOK_SECRET_ENV = "HUB_CRASH_WEBHOOK_SECRET"
+WEBHOOK_SECRET = "whsec_Y3Jhc2gtaGFybmVzcy13ZWJob29rLXNlY3JldA=="
+TAX_SECRET_ENV = "HUB_SANDBOX_TAX_PASSWORD"
+#: re-runs an operator makes before giving up on a point
+MAX_RERUNS = 3
+
+
+# -- the child: the main job's task bodies, resumable from a journal ---------------------------------
+
+
+def run_job(home: Path) -> None:
+    """Run (or finish) the main job on the hub in ``home``: every task not yet in the journal.
+
+    The journal (``home/journal.json``) holds each finished task's output, as Airflow holds a
+    finished task's state and XCom; a task that died is not in it and runs again with the same
+    run id and the same input, as Airflow's retry of the task would.
+    """
+    from hub.killpoints import tally
+    from mappings.engine import load_all
+    from pipeline import steps
+    from rigs.main_job import ordered
+
+    journal_path = home / "journal.json"
+    journal: dict[str, Any] = json.loads(journal_path.read_text()) if journal_path.exists() else {}
+
+    def done(key: str, out: Any) -> None:
+        journal[key] = out
+        tmp = journal_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(journal, default=str))
+        os.replace(tmp, journal_path)
+
+    for wave in ordered(load_all()):
+        for name in wave:
+            run_id = f"crash__{name}"
+            out: Any = None
+            for step in STEPS:
+                key = f"{name}.{step}"
+                if key in journal:
+                    out = journal[key]
+                    continue
+                if step == "extract":
+                    out = steps.extract(name, run_id)
+                else:
+                    body = {"map": steps.map_batches, "validate": steps.validate, "resolve": steps.resolve,
+                            "publish": steps.publish}[step]  # fmt: skip
+                    out = body(name, out, run_id)
+                done(key, out)
+    if PUSH not in journal:
+        done(PUSH, steps.push("crash__push"))
+    (home / "tally.json").write_text(json.dumps(tally()))
+
+
+# -- receivers -----------------------------------------------------------------------------------------
+
+
+class WebhookReceiver:
+    """A webhook receiver that answers 204 and records every POST (``webhook-id`` and body)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with receiver.lock:
+                    receiver.received.append((self.headers.get("webhook-id", ""), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.received.clear()
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        with self.lock:
+            return list(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class World:
+    root: Path
+    home: Path
+    snapshot: Path
+    env: dict[str, str]
+    webhook: WebhookReceiver
+    tax_store: Any
+    #: the land department's package directory (outbox, archive: reading packages moves them)
+    land_dir: Path
+
+    def receivers(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        return {
+            "webhook": self.webhook.events(),
+            # the notice carries the pushed message as it was sent; its other fields are taken from it
+            "tax_soap": [(n["idempotency_key"], json.loads(n["payload_json"])) for n in self.tax_store.notices()],
+        }
+
+    def restore(self) -> None:
+        """The starting snapshot back: the hub's home as it was, receivers emptied."""
+        shutil.rmtree(self.home)
+        shutil.copytree(self.snapshot / "hub", self.home)
+        shutil.rmtree(self.land_dir)
+        shutil.copytree(self.snapshot / "land", self.land_dir)
+        self.webhook.clear()
+        with self.tax_store.connect() as conn:
+            conn.execute("DELETE FROM notices")
+
+
+def _subscriptions(path: Path, webhook_url: str, tax_wsdl: str) -> Path:
+    import yaml
+
+    subs = [
+        {"id": "crash-webhook-all", "name": "every licence and identity event", "channel": "webhook",
+         "event_types": ["license.*", "approval.*", "identity.*"], "url": webhook_url,
+         "secret_env": WEBHOOK_SECRET_ENV},
+        {"id": "crash-tax-business-licences", "name": "business licences to the tax bureau", "channel": "soap",
+         "event_types": ["license.issued", "license.amended", "license.revoked"], "license_types": ["1101"],
+         "url": tax_wsdl, "secret_env": TAX_SECRET_ENV},
+    ]  # fmt: skip
+    path.write_text(yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _prepare_hub(home: Path, subscriptions: Path) -> None:
+    """A fresh hub in ``home`` (run in a child: this process keeps no engine on the files)."""
+    from e_license_store.signing import load_keyring
+    from hub.db import get_engine, migrate, session_scope
+    from recognition.subscriptions import sync_yaml
+
+    migrate()
+    load_keyring(create=True)
+    with session_scope(get_engine()) as session:
+        sync_yaml(session, subscriptions)
+    get_engine().dispose()
+
+
+@contextmanager
+def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
+    from hub.airflow_env import connection_uri_env
+    from rigs.connections import sandbox_connections
+    from sandbox.generator import Sizes
+    from sandbox.runtime import start_sandboxes
+
+    with ExitStack() as stack:
+        sb = stack.enter_context(start_sandboxes(root / "sandbox", seed=seed, sizes=Sizes(**sizes)))
+        webhook = WebhookReceiver()
+        stack.callback(webhook.close)
+        home = root / "hub"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW_CONN_"))}
+        env.update({"HUB_HOME": str(home), "HUB_LOG_LEVEL": "WARNING", WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
+                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0"})  # fmt: skip
+        for conn_id, conn in sandbox_connections(sb).items():
+            key, value = connection_uri_env(conn_id, conn)
+            env[key] = value
+        subs = _subscriptions(root / "subscriptions.yaml", webhook.url, sb.tax.wsdl_url)
+        _child(env, ["--prepare", str(subs)], check=True)
+        snapshot = root / "snapshot"
+        land_dir = sb.land.outbox_dir.parent
+        shutil.copytree(home, snapshot / "hub")
+        shutil.copytree(land_dir, snapshot / "land")
+        yield World(root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir)
+
+
+def _child(env: dict[str, str], args: list[str], *, kill_point: str | None = None, check: bool = False) -> int:
+    child_env = dict(env)
+    if kill_point:
+        child_env["HUB_KILL_POINT"] = kill_point
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_crash", "--child", *args],
+        env=child_env,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"child {args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    if proc.returncode not in (0, -signal.SIGKILL):
+        sys.stderr.write(proc.stderr[-2000:])
+    return proc.returncode
+
+
+# -- one crash ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    point: str
+    hit: int
+    killed: bool
+    converged: bool
+    reruns: int
+    seconds_to_converge: float
+    problems: list[str] = field(default_factory=list)
+
+
+def crash_once(w: World, reference: Any, point: str, hit: int) -> Outcome:
+    from rigs.digest import take_digest
+
+    w.restore()
+    rc = _child(w.env, ["--run"], kill_point=f"{point}:{hit}")
+    killed = rc == -signal.SIGKILL
+    started = time.perf_counter()
+    reruns, rc = 0, 1
+    while rc != 0 and reruns < MAX_RERUNS:
+        reruns += 1
+        rc = _child(w.env, ["--run"])
+    seconds = time.perf_counter() - started
+    problems: list[str] = []
+    if not killed:
+        problems.append(f"the armed run was not killed (exit {rc}): the point was not reached")
+    if rc != 0:
+        problems.append(f"the job did not complete in {MAX_RERUNS} re-runs (last exit {rc})")
+        return Outcome(point, hit, killed, False, reruns, seconds, problems)
+    digest = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
+    problems += digest.invariant_problems()
+    problems += reference.differences(digest)
+    return Outcome(point, hit, killed, not problems, reruns, seconds, problems)
+
+
+def choose(tally: dict[str, int], n: int, seed: int) -> list[tuple[str, int]]:
+    """``n`` (point, hit) pairs: points in turn among those a clean run passes (shuffled), a random hit each.
+
+    >>> choose({"a": 3, "b": 0, "c": 1}, 4, 1)
+    [('c', 1), ('a', 2), ('c', 1), ('a', 3)]
+    """
+    rng = random.Random(seed)
+    reached = sorted(p for p, hits in tally.items() if hits > 0)
+    out: list[tuple[str, int]] = []
+    while len(out) < n:
+        order = list(reached)
+        rng.shuffle(order)
+        out += [(p, rng.randint(1, tally[p])) for p in order]
+    return out[:n]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench_crash", description=__doc__)
+    parser.add_argument("--points", type=int, default=30, help="crash points to try")
+    parser.add_argument("--seed", type=int, default=20, help="seed of the choice of points")
+    parser.add_argument("--smoke", action="store_true", help="10 points on a smaller city")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)
+    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    from hub.odbcenv import ensure_odbc_env
+
+    ensure_odbc_env()
+    if args.child:
+        home = Path(os.environ["HUB_HOME"])
+        if args.prepare:
+            _prepare_hub(home, Path(args.prepare))
+        else:
+            run_job(home)
+        return 0
+    return run_harness(args.points if not args.smoke else 10, args.seed, SMOKE_SIZES if args.smoke else SIZES)
+
+
+def run_harness(points: int, seed: int, sizes: dict[str, int]) -> int:
+    from hub.killpoints import POINTS
+    from rigs.digest import take_digest
+
+    with tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp, world(Path(tmp), sizes, seed=2016) as w:
+        started = time.perf_counter()
+        _child(w.env, ["--run"], kill_point="tally", check=True)
+        clean_seconds = time.perf_counter() - started
+        tally = json.loads((w.home / "tally.json").read_text())
+        reference = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
+        bad = reference.invariant_problems()
+        print(f"clean run: {clean_seconds:.1f}s, {reference.summary()}", flush=True)
+        print("kill point hits in a clean run: " + ", ".join(f"{p} {tally.get(p, 0)}" for p in sorted(POINTS)))
+        if bad:
+            print("the clean run itself breaks an invariant:\n  " + "\n  ".join(bad))
+            return 1
+        outcomes: list[Outcome] = []
+        for i, (point, hit) in enumerate(choose(tally, points, seed), 1):
+            o = crash_once(w, reference, point, hit)
+            outcomes.append(o)
+            state = "converged" if o.converged else "DIVERGED"
+            print(f"[{i:3d}/{points}] {point}:{hit:<4d} {state} after {o.reruns} re-run(s) in "
+                  f"{o.seconds_to_converge:5.1f}s", flush=True)  # fmt: skip
+            for p in o.problems[:12]:
+                print(f"        {p}")
+    converged = sum(o.converged for o in outcomes)
+    print(f"\npoints tried {len(outcomes)}, converged {converged}/{len(outcomes)}")
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for o in outcomes:
+        if o.converged:
+            kinds[o.point].append(o.seconds_to_converge)
+    for point, secs in sorted(kinds.items()):
+        print(f"  time to converge after {point:28s} n={len(secs):2d}  mean {sum(secs) / len(secs):5.1f}s  "
+              f"max {max(secs):5.1f}s")  # fmt: skip
+    for o in outcomes:
+        if not o.converged:
+            print(f"FAILED {o.point}:{o.hit}: " + "; ".join(o.problems[:5]))
+    return 0 if converged == len(outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,83 @@
+"""Divergences the crash harness found, each fixed and kept fixed: one test per kill point."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from e_license_store.service import LicenseService
+from e_license_store.signing import load_keyring, rotate
+from e_license_store.store.local import LocalStore
+from e_license_store.tables import LicenseIndexEntry
+from hub.db import make_engine, session_factory
+from hub.models import OutboxEvent
+from tests.e_license_store.conftest import business_draft, source
+
+REPO = Path(__file__).resolve().parents[2]
+
+_ISSUE = """
+import sys
+from e_license_store.service import LicenseService
+from e_license_store.signing import load_keyring
+from e_license_store.store.local import LocalStore
+from hub.db import make_engine, session_factory
+from tests.e_license_store.conftest import business_draft, source
+
+db, store, keys, batch = sys.argv[1:]
+service = LicenseService(LocalStore(__import__("pathlib").Path(store)), session_factory(make_engine(db)),
+                         load_keyring(__import__("pathlib").Path(keys)))
+if batch == "batch":
+    service.issue_many([(business_draft(), source())])
+else:
+    service.issue(business_draft(), source())
+"""
+
+
+def _killed_while_issuing(db_url: str, tmp_path: Path, how: str) -> None:
+    env = {**os.environ, "HUB_KILL_POINT": "license.stored_not_indexed:1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _ISSUE, db_url, str(tmp_path / "store"), str(tmp_path / "keys"), how],
+        env=env, cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+
+
+def _issue_again_and_check(db_url: str, tmp_path: Path, *, batch: bool) -> None:
+    engine = make_engine(db_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(LicenseIndexEntry)) == 0  # the kill left no index
+    service = LicenseService(LocalStore(tmp_path / "store"), sessions, load_keyring(tmp_path / "keys"))
+    if batch:
+        (result,) = service.issue_many([(business_draft(), source())])
+    else:
+        result = service.issue(business_draft(), source())
+    assert not isinstance(result, Exception)
+    assert result.version == 1  # the stored version stands: no amendment of a licence to itself
+    with sessions() as session:
+        events = list(session.scalars(select(OutboxEvent)))
+        assert [(e.event_type, e.idempotency_key.rsplit(":", 1)[-1]) for e in events] == [("license.issued", "v1")]
+        assert session.get(LicenseIndexEntry, result.license_id).version == 1  # type: ignore[union-attr]
+    engine.dispose()
+
+
+def test_license_stored_not_indexed_the_rerun_announces_the_stored_version(hub_db_url: str, tmp_path: Path) -> None:
+    """Killed between the store write and the index commit (one by one): the re-run indexes the stored
+    version and emits its ``license.issued`` event, which nothing had announced."""
+    rotate(tmp_path / "keys")
+    _killed_while_issuing(hub_db_url, tmp_path, "one")
+    _issue_again_and_check(hub_db_url, tmp_path, batch=False)
+
+
+def test_license_stored_not_indexed_in_a_batch_the_rerun_announces_the_stored_version(
+    hub_db_url: str, tmp_path: Path
+) -> None:
+    """The same kill on the batch path (a publish task's ``issue_many``)."""
+    rotate(tmp_path / "keys")
+    _killed_while_issuing(hub_db_url, tmp_path, "batch")
+    _issue_again_and_check(hub_db_url, tmp_path, batch=True)
