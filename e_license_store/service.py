@@ -152,6 +152,13 @@ class LicenseService:
         self.signer = signer
         self.retention_mode = retention_mode
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        #: called with the session and the versions a transaction indexes, inside that transaction:
+        #: a caller's count of what it issued commits with what it counts (a crash loses neither alone)
+        self.on_indexed: Callable[[Session, Sequence[IssuedLicense]], None] | None = None
+
+    def _indexed(self, session: Session, issued: Sequence[IssuedLicense]) -> None:
+        if self.on_indexed is not None and issued:
+            self.on_indexed(session, issued)
 
     # -- issuing ----------------------------------------------------------------------------
     def license_for(self, draft: LicenseDraft, source: SourceRef, *, version: int = 1) -> License:
@@ -280,6 +287,7 @@ class LicenseService:
                 # the whole batch: index rows and events in one transaction, multi-row INSERTs
                 index.add_fresh(session, [(d.envelope, d.key, d.fingerprint, d.object_sha256) for _, d in done_items])
                 emit_many(session, [self._event(d) for _, d in done_items])
+                self._indexed(session, [d.issued for _, d in done_items])
                 session.commit()
             for i, done in done_items:
                 results[i] = done.issued
@@ -413,14 +421,24 @@ class LicenseService:
         announced yet; its event goes out now, in the same transaction as its index entry
         (events already in the outbox are not emitted twice: their idempotency keys)."""
         with self.session_factory() as session:
+            before = session.get(LicenseIndexEntry, license_id)
+            indexed = before.version if before is not None else 0
             index.reindex(session, self.store, license_ids=[license_id], keyring=self.signer)
-            events = []
+            events, recovered = [], []
             for key in self.store.list_keys(f"licenses/{license_id}/"):
                 if key.endswith(".json"):
                     envelope = parse_envelope(self.store.get(key))
-                    ltype = license_type(envelope.document.license.license_type_code)
-                    events.append(self._event_of(envelope, key, ltype.is_approval_result))
+                    lic = envelope.document.license
+                    events.append(self._event_of(envelope, key, license_type(lic.license_type_code).is_approval_result))
+                    if lic.version > indexed:
+                        recovered.append(
+                            IssuedLicense(
+                                lic.license_id, lic.version, str(lic.status), key, envelope.document_sha256,
+                                envelope.signature.key_id, created=True,
+                            )
+                        )  # fmt: skip
             emit_many(session, events)
+            self._indexed(session, recovered)
             session.commit()
 
     @staticmethod
@@ -507,6 +525,7 @@ class LicenseService:
         stored = self._store_version(lic, transition, reason)
         kill_point("license.stored_not_indexed")
         self._record(session, stored)
+        self._indexed(session, [stored.issued])
         session.commit()
         return stored.issued
 

@@ -102,6 +102,22 @@ class Counts:
 #: publish counts what it changed for good; an attempt never repeats an earlier attempt's changes
 #: (issuing unchanged licences changes nothing), so attempts add up instead of replacing each other
 LASTING = ("licenses_issued", "licenses_changed")
+#: resolve's lasting counts, likewise
+LASTING_IDENTITIES = ("identities_created", "identities_linked")
+
+
+def add_lasting(session: Any, run_id: str, mapping: str, department: str, step: str, **counts: int) -> None:
+    """Add a step's lasting counts to its ledger row in ``session``: the transaction that makes
+    the changes counted, so a crash can lose neither the changes nor their count alone (the
+    retry finds them made, and counts only what it makes itself)."""
+    row = session.get(PipelineStep, (run_id, mapping, step))
+    if row is None:
+        row = PipelineStep(run_id=run_id, mapping=mapping, step=step, department=department,
+                           **dict.fromkeys(LASTING + LASTING_IDENTITIES, 0))  # fmt: skip
+        session.add(row)
+        session.flush()
+    for key, value in counts.items():
+        setattr(row, key, (getattr(row, key) or 0) + value)
 
 
 def record_step(
@@ -399,14 +415,16 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
             df = read_frame(stager, ref)
             with session_scope(get_engine()) as session:
                 resolved, created, linked = resolve_frame(df, mapping, session=session, run_id=run_id)
+                # counted with the links they count: a retry re-resolving this batch adds nothing
+                add_lasting(session, run_id, mapping_name, mapping.department, "resolve",
+                            identities_created=created, identities_linked=linked)  # fmt: skip
                 kill_point("resolve.before_commit")
             kill_point("resolve.after_commit")
             counts.pulled += len(df)
             counts.accepted += len(resolved)
-            counts.identities_created += created
-            counts.identities_linked += linked
             out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
-    record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0])
+    # identities created and linked were added batch by batch above
+    record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0], add=LASTING_IDENTITIES)
     return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated), **vars(counts)}
 
 
@@ -429,22 +447,32 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     stager = stager or open_stager()
     refs = _source_refs(resolved.get("staged", []))
     counts = Counts()
+    issued_now = changed_now = 0
+
+    def count_indexed(session: Any, versions: Any) -> None:
+        # in the transaction that indexes the versions: a killed attempt's licences stay counted
+        first = sum(1 for v in versions if v.version == 1)
+        add_lasting(session, run_id, mapping_name, mapping.department, "publish",
+                    licenses_issued=first, licenses_changed=len(versions) - first)  # fmt: skip
+
     with _timed() as t:
         try:
             service = license_service()
+            service.on_indexed = count_indexed
             for ref in refs:
                 df = read_frame(stager, ref)
                 issued, changed, skipped = publish_frame(df, mapping, service, run_id=run_id, staged_ref=ref)
                 counts.pulled += len(df)
                 counts.accepted += len(df) - skipped
-                counts.licenses_issued += issued
-                counts.licenses_changed += changed
+                issued_now += issued
+                changed_now += changed
                 kill_point("publish.batch")
         except Exception:
             record_step(run_id, mapping_name, mapping.department, "publish", counts, 0.0, add=LASTING)
             raise
         kill_point("publish.before_mark")
         marked = mark_published(get_engine(), mapping_name, _sources(resolved), run_id)
+    # licences issued and changed were counted as they were indexed (count_indexed)
     record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0], add=LASTING)
     yields = ", ".join(lic.type_code for lic in mapping.licenses) or "no licence types"
     log.info(
@@ -453,8 +481,8 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
         counts.pulled,
         counts.accepted,
         yields,
-        counts.licenses_issued,
-        counts.licenses_changed,
+        issued_now,
+        changed_now,
     )
     # ``records``/``yielding_licences``, not pulled/accepted: every record is published, only some yield licences
     return {
@@ -462,26 +490,46 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
         "batches_published": marked,
         "records": counts.pulled,
         "yielding_licences": counts.accepted,
-        "licenses_issued": counts.licenses_issued,
-        "licenses_changed": counts.licenses_changed,
+        "licenses_issued": issued_now,
+        "licenses_changed": changed_now,
     }
 
 
 # -- push and housekeeping (not per mapping) ------------------------------------------------
 
 
+PUSH_LEDGER = ("_push", "_push", "push")
+
+
+def _count_pushed(run_id: str) -> Any:
+    """Adds a round's deliveries to the push step's ledger row, in the round's own transaction."""
+
+    def count(session: Any, report: Any) -> None:
+        mapping, department, step = PUSH_LEDGER
+        row = session.get(PipelineStep, (run_id, mapping, step))
+        if row is None:
+            row = PipelineStep(run_id=run_id, mapping=mapping, step=step, department=department, notices_pushed=0)
+            session.add(row)
+        row.notices_pushed = (row.notices_pushed or 0) + int(report.delivered)
+
+    return count
+
+
 def push(run_id: str, *, max_rounds: int = 20) -> StepOutput:
-    """Deliver outbox events to subscribed departments (推送) until nothing is ready."""
+    """Deliver outbox events to subscribed departments (推送) until nothing is ready.
+
+    Each round's deliveries are counted in the ledger in the transaction that records them, so
+    an attempt killed after some rounds leaves their count, and the retry adds its own."""
     from recognition.delivery import run_once
 
     engine = get_engine()
     total: dict[str, int] = {"attempted": 0, "delivered": 0, "failed": 0, "dead": 0, "created": 0}
     with _timed() as t:
         for _ in range(max_rounds):
-            report = run_once(engine)
+            report = run_once(engine, on_recorded=_count_pushed(run_id))
             for key in total:
                 total[key] += int(getattr(report, key))
             if report.attempted == 0 and report.created == 0:
                 break
-    record_step(run_id, "_push", "_push", "push", Counts(notices_pushed=total["delivered"]), t[0])
+    record_step(run_id, *PUSH_LEDGER, Counts(), t[0], add=("notices_pushed",))
     return total

@@ -477,8 +477,12 @@ def run_once(
     pushers: Pushers | None = None,
     now: dt.datetime | None = None,
     executor: ThreadPoolExecutor | None = None,
+    on_recorded: Callable[[Session, RunReport], None] | None = None,
 ) -> RunReport:
-    """One round: fan out new events, push every ready queue, record outcomes and audit entries."""
+    """One round: fan out new events, push every ready queue, record outcomes and audit entries.
+
+    ``on_recorded(session, report)`` runs in the transaction that records the outcomes (a caller
+    counting what was delivered commits its count with them: a crash loses neither alone)."""
     policy = policy or DeliveryPolicy.from_settings()
     own_pushers = pushers is None
     pushers = pushers or Pushers.from_settings()
@@ -510,7 +514,7 @@ def run_once(
                     pool.shutdown()
         by_id = {d.id: d for d in all_items}
         kill_point("delivery.sent_not_recorded")
-        _record(engine, outcomes, by_id, policy, report)
+        _record(engine, outcomes, by_id, policy, report, on_recorded)
         kill_point("delivery.recorded")
         return report
     finally:
@@ -519,7 +523,12 @@ def run_once(
 
 
 def _record(
-    engine: Engine, outcomes: list[_Outcome], by_id: dict[int, Delivery], policy: DeliveryPolicy, report: RunReport
+    engine: Engine,
+    outcomes: list[_Outcome],
+    by_id: dict[int, Delivery],
+    policy: DeliveryPolicy,
+    report: RunReport,
+    on_recorded: Callable[[Session, RunReport], None] | None = None,
 ) -> None:
     records = []
     with session_scope(engine) as session:
@@ -564,6 +573,8 @@ def _record(
                 .values(status=DELIVERED, attempts=Delivery.attempts + 1, delivered_at=now, last_error=None)
             )
         audit.append(session, records)
+        if on_recorded is not None:
+            on_recorded(session, report)
 
 
 def _audit_record(d: Delivery, outcome: str, o: _Outcome, attempt: int) -> audit.AuditRecord:

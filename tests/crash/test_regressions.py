@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
 from sqlalchemy import func, select
 
 from e_license_store.service import LicenseService
@@ -81,3 +83,63 @@ def test_license_stored_not_indexed_in_a_batch_the_rerun_announces_the_stored_ve
     rotate(tmp_path / "keys")
     _killed_while_issuing(hub_db_url, tmp_path, "batch")
     _issue_again_and_check(hub_db_url, tmp_path, batch=True)
+
+
+_PUSH = """
+from pipeline import steps
+steps.push("push-run")
+"""
+
+
+def test_delivery_recorded_the_retried_push_counts_what_the_killed_attempt_delivered(
+    hub_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after a delivery round was recorded, before the push step's ledger row was written:
+    the retry (same run) delivers nothing more, and the ledger still says what the run pushed."""
+    from bench.bench_crash import WebhookReceiver
+    from hub.db import get_engine, session_scope
+    from hub.outbox import emit
+    from pipeline.tables import PipelineStep
+    from recognition.subscriptions import sync_yaml
+
+    receiver = WebhookReceiver()
+    try:
+        subs = tmp_path / "subs.yaml"
+        subs.write_text(
+            yaml.safe_dump(
+                {
+                    "subscriptions": [
+                        {
+                            "id": "all",
+                            "name": "all",
+                            "channel": "webhook",
+                            "event_types": ["license.*"],
+                            "url": receiver.url,
+                            "secret_env": "CRASH_TEST_SECRET",
+                        }
+                    ]
+                }
+            )
+        )
+        monkeypatch.setenv("CRASH_TEST_SECRET", "whsec_Y3Jhc2gtaGFybmVzcy13ZWJob29rLXNlY3JldA==")
+        with session_scope(get_engine()) as session:
+            sync_yaml(session, subs)
+        with session_scope(get_engine()) as session:
+            for n in (1, 2):
+                emit(session, "license.issued", f"L{n}", {"license_id": f"L{n}"}, f"license.issued:L{n}:v1",
+                     holder_code=f"H{n}")  # fmt: skip
+        env = {**os.environ, "HUB_KILL_POINT": "delivery.recorded:1"}
+        done = subprocess.run(
+            [sys.executable, "-c", _PUSH], env=env, cwd=REPO, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+        assert sorted(k for k, _ in receiver.events()) == ["license.issued:L1:v1", "license.issued:L2:v1"]
+        from pipeline import steps
+
+        steps.push("push-run")  # the operator's retry of the task
+        assert len(receiver.events()) == 2  # nothing sent twice: the outcomes were recorded
+        with session_scope(get_engine()) as session:
+            row = session.get(PipelineStep, ("push-run", "_push", "push"))
+            assert row is not None and row.notices_pushed == 2
+    finally:
+        receiver.close()
