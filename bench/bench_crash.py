@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,8 +59,9 @@ MAX_RERUNS = 3
 # -- the child: the main job's task bodies, resumable from a journal ---------------------------------
 
 
-def run_job(home: Path) -> None:
-    """Run (or finish) the main job on the hub in ``home``: every task not yet in the journal.
+def run_job(home: Path, only: Sequence[str] | None = None) -> None:
+    """Run (or finish) the main job on the hub in ``home``: every task not yet in the journal
+    (``only``: the feeds named, without the push).
 
     The journal (``home/journal.json``) holds each finished task's output, as Airflow holds a
     finished task's state and XCom; a task that died is not in it and runs again with the same
@@ -80,7 +81,7 @@ def run_job(home: Path) -> None:
         tmp.write_text(json.dumps(journal, default=str))
         os.replace(tmp, journal_path)
 
-    for wave in ordered(load_all()):
+    for wave in ordered(only if only is not None else load_all()):
         for name in wave:
             run_id = f"crash__{name}"
             out: Any = None
@@ -96,7 +97,7 @@ def run_job(home: Path) -> None:
                             "publish": steps.publish}[step]  # fmt: skip
                     out = body(name, out, run_id)
                 done(key, out)
-    if PUSH not in journal:
+    if PUSH not in journal and only is None:
         done(PUSH, steps.push("crash__push"))
     (home / "tally.json").write_text(json.dumps(tally()))
 

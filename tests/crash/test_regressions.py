@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +17,7 @@ from sqlalchemy import func, select
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
-from e_license_store.tables import LicenseIndexEntry
+from e_license_store.tables import LicenseIndexEntry, LicenseVersionEntry
 from hub.db import make_engine, session_factory
 from hub.models import OutboxEvent
 from tests.e_license_store.conftest import business_draft, source
@@ -143,3 +145,86 @@ def test_delivery_recorded_the_retried_push_counts_what_the_killed_attempt_deliv
             assert row is not None and row.notices_pushed == 2
     finally:
         receiver.close()
+
+
+COMMERCE = "commerce_enterprises"
+_FEED = """
+import sys
+from pathlib import Path
+from bench.bench_crash import run_job
+run_job(Path(sys.argv[1]), only=[sys.argv[2]])
+"""
+
+
+@pytest.fixture()
+def city(tmp_path: Path, hub_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The sandboxes of a small city, their Connections in the environment, on a fresh hub."""
+    from hub.airflow_env import connection_uri_env
+    from rigs.connections import sandbox_connections
+    from sandbox.generator import Sizes
+    from sandbox.runtime import start_sandboxes
+
+    with start_sandboxes(tmp_path / "sb", 2016, Sizes(persons=60, enterprises=30, properties=20)) as sb:
+        for conn_id, conn in sandbox_connections(sb).items():
+            key, value = connection_uri_env(conn_id, conn)
+            monkeypatch.setitem(os.environ, key, value)
+        yield sb
+
+
+def _feed_killed_then_finished(tmp_path: Path, point: str) -> None:
+    """The commerce feed killed at ``point`` in a child, then finished here as an operator's retry would."""
+    from bench.bench_crash import run_job
+
+    journal = tmp_path / "job"
+    journal.mkdir()
+    env = {**os.environ, "HUB_KILL_POINT": point}
+    done = subprocess.run(
+        [sys.executable, "-c", _FEED, str(journal), COMMERCE], env=env, cwd=REPO, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    run_job(journal, only=[COMMERCE])
+
+
+def _ledger(step: str) -> Any:
+    from hub.db import get_engine, session_scope
+    from pipeline.tables import PipelineStep
+
+    with session_scope(get_engine()) as session:
+        row = session.get(PipelineStep, (f"crash__{COMMERCE}", COMMERCE, step))
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+@pytest.mark.slow
+@pytest.mark.odbc
+def test_resolve_after_commit_the_retry_still_counts_the_identities_the_killed_attempt_created(
+    city: Any, tmp_path: Path
+) -> None:
+    """Killed after resolve committed a batch's identities, before the step's ledger row: the retry
+    re-resolves the batch (nothing new to create) and the ledger still counts every identity."""
+    from hub.db import get_engine, session_scope
+    from identity.tables import IdentityEnterprise
+
+    _feed_killed_then_finished(tmp_path, "resolve.after_commit:1")
+    with session_scope(get_engine()) as session:
+        identities = session.scalar(select(func.count()).select_from(IdentityEnterprise))
+    assert identities and _ledger("resolve").identities_created == identities
+
+
+@pytest.mark.slow
+@pytest.mark.odbc
+def test_publish_before_mark_the_retry_still_counts_the_licences_the_killed_attempt_issued(
+    city: Any, tmp_path: Path
+) -> None:
+    """Killed after publish issued every licence, before its ledger row: the retry issues nothing
+    new, and the ledger still counts every licence the run issued and changed."""
+    from hub.db import get_engine, session_scope
+
+    _feed_killed_then_finished(tmp_path, "publish.before_mark:1")
+    with session_scope(get_engine()) as session:
+        licences = session.scalar(select(func.count()).select_from(LicenseIndexEntry))
+        versions = session.scalar(select(func.count()).select_from(LicenseVersionEntry))
+    row = _ledger("publish")
+    assert licences and (row.licenses_issued, row.licenses_changed) == (licences, versions - licences)
