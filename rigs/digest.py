@@ -198,8 +198,9 @@ class Digest:
 
     def invariant_problems(self) -> list[str]:
         """What no run may leave, whatever the reference: licence versions stored twice or not
-        indexed, two different events under one idempotency key, an audit chain that does not
-        verify, a feed whose counts do not reconcile."""
+        indexed, two different events under one idempotency key at a receiver, an event
+        delivered twice to one subscription, an audit chain that does not verify, a feed whose
+        counts do not reconcile."""
         out: list[str] = [f"licence object {k}: {why}" for k, why in self.bad_objects]
         versions: Counter[tuple[str, int]] = Counter((lid, v) for lid, v, _ in self.licences.values())
         out += [f"licence {lid} version {v} stored {n} times" for (lid, v), n in versions.items() if n > 1]
@@ -220,6 +221,13 @@ class Digest:
         for name, keys in sorted(self.received.items()):
             out += [f"receiver {name}: {len(v)} different events under idempotency key {k}"
                     for k, v in sorted(keys.items()) if len(v) > 1]  # fmt: skip
+        delivered: Counter[tuple[str, str]] = Counter()
+        for text, n in self.tables.get("recognition_delivery", Counter()).items():
+            row = json.loads(text)
+            if row.get("status") == "delivered":
+                delivered[(row["subscription_id"], row["idempotency_key"])] += n
+        out += [f"subscription {sub}: event {key} delivered {n} times" for (sub, key), n in sorted(delivered.items())
+                if n > 1]  # fmt: skip
         if not self.audit_ok:
             out.append("audit chain does not verify: " + "; ".join(self.audit_problems[:3]))
         out += _reconciliation(self.tables.get("pipeline_step", Counter()))

@@ -17,3 +17,14 @@ def test_ten_kill_points_converge_to_the_clean_run(capsys: pytest.CaptureFixture
     assert "points tried 10, converged 10/10" in out, out[-4000:]
     assert "time to converge after" in out
     assert rc == 0
+
+
+def test_points_are_chosen_in_turn_among_those_a_clean_run_reaches() -> None:
+    from bench.bench_crash import choose
+
+    tally = {"a": 3, "b": 0, "c": 1, "d": 5}
+    picked = choose(tally, 7, seed=1)
+    assert len(picked) == 7
+    assert {p for p, _ in picked[:3]} == {"a", "c", "d"}  # every reached point once before any twice
+    assert all(p != "b" and 1 <= hit <= tally[p] for p, hit in picked)
+    assert choose(tally, 7, seed=1) == picked  # the seed fixes the choice

@@ -110,3 +110,16 @@ def test_every_volatile_column_has_a_reason() -> None:
     for table, columns in VOLATILE.items():
         for column, reason in columns.items():
             assert len(reason) > 10, (table, column)
+
+
+def test_an_event_delivered_twice_to_one_subscription_is_a_problem(hub_db_url: str, tmp_path: Path) -> None:
+    db, store = _hub(hub_db_url, tmp_path)
+    _execute(db, "INSERT INTO recognition_subscription (id, name, origin, event_types, channel, target_url, "
+                 "start_event_id, created_at) VALUES ('s1', 's1', 'yaml', '[]', 'webhook', 'http://x/', 0, "
+                 "'2026-01-01')")  # fmt: skip
+    columns = "subscription_id, event_id, event_type, holder_key, idempotency_key, status, attempts, next_attempt_at"
+    for n in (1, 2):
+        values = f"'s1', {n}, 'license.issued', 'h', 'license.issued:x:v1', 'delivered', 1, '2026-01-01'"
+        _execute(db, f"INSERT INTO recognition_delivery ({columns}, created_at) VALUES ({values}, '2026-01-01')")
+    problems = take_digest(db, store).invariant_problems()
+    assert "subscription s1: event license.issued:x:v1 delivered 2 times" in problems
