@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -52,6 +53,11 @@ PUSH = "push"
 WEBHOOK_SECRET_ENV = "HUB_CRASH_WEBHOOK_SECRET"
 WEBHOOK_SECRET = "whsec_Y3Jhc2gtaGFybmVzcy13ZWJob29rLXNlY3JldA=="
 TAX_SECRET_ENV = "HUB_SANDBOX_TAX_PASSWORD"
+#: rows per batch of the SQL feeds and per land package: several batches per feed, so a kill can
+#: fall between batches of one task (the shipped mappings read 10,000 rows a batch)
+BATCH_ROWS = 40
+#: where the job's processes read the mapping files with those batch sizes
+MAPPINGS_ENV = "HUB_CRASH_MAPPINGS_DIR"
 #: re-runs an operator makes before giving up on a point
 MAX_RERUNS = 3
 REPO = Path(__file__).resolve().parent.parent
@@ -191,6 +197,15 @@ def _subscriptions(path: Path, webhook_url: str, tax_wsdl: str) -> Path:
     return path
 
 
+def _mappings(target: Path, batch_rows: int) -> Path:
+    """A copy of the shipped mapping files reading ``batch_rows`` rows a batch."""
+    target.mkdir()
+    for path in sorted((REPO / "mappings").glob("*.yaml")):
+        text = re.sub(r"batch_size: \d+", f"batch_size: {batch_rows}", path.read_text(encoding="utf-8"))
+        (target / path.name).write_text(text, encoding="utf-8")
+    return target
+
+
 def _prepare_hub(home: Path, subscriptions: Path) -> None:
     """A fresh hub in ``home`` (run in a child: this process keeps no engine on the files)."""
     from e_license_store.signing import load_keyring
@@ -212,17 +227,23 @@ def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
     from sandbox.runtime import start_sandboxes
 
     with ExitStack() as stack:
-        sb = stack.enter_context(start_sandboxes(root / "sandbox", seed=seed, sizes=Sizes(**sizes)))
+        sb = stack.enter_context(
+            start_sandboxes(root / "sandbox", seed=seed, sizes=Sizes(**sizes), land_batch=BATCH_ROWS)
+        )
         webhook = WebhookReceiver()
         stack.callback(webhook.close)
         home = root / "hub"
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW_CONN_"))}
         env.update({"HUB_HOME": str(home), "HUB_LOG_LEVEL": "WARNING", WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
-                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0"})  # fmt: skip
+                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0",
+                    # the receivers answer from this process on a shared machine: a slow answer is a
+                    # department fault, which this harness does not inject (it kills the hub)
+                    "HUB_WEBHOOK_READ_TIMEOUT_SECONDS": "120"})  # fmt: skip
         for conn_id, conn in sandbox_connections(sb).items():
             key, value = connection_uri_env(conn_id, conn)
             env[key] = value
+        env[MAPPINGS_ENV] = str(_mappings(root / "mappings", BATCH_ROWS))
         subs = _subscriptions(root / "subscriptions.yaml", webhook.url, sb.tax.wsdl_url)
         _child(env, ["--prepare", str(subs)], check=True)
         snapshot = root / "snapshot"
@@ -250,6 +271,14 @@ def _child(env: dict[str, str], args: list[str], *, kill_point: str | None = Non
     if check and proc.returncode != 0:
         raise RuntimeError(f"child {args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc.returncode
+
+
+#: the modules the task bodies import (most of them inside the functions), loaded by the fork server
+PRELOADED = (
+    "connectors.registry", "connectors.sync", "e_license_store.service", "identity.resolve", "mappings.engine",
+    "pipeline.carry", "pipeline.identity_step", "pipeline.publish", "pipeline.steps", "recognition.delivery",
+    "validation.gxrun", "validation.run",
+)  # fmt: skip
 
 
 class Launcher:
@@ -289,11 +318,15 @@ class Launcher:
 
 def fork_server() -> int:
     """Serve ``Launcher.run``: one request per line, a process forked per request, its exit code back."""
+    import importlib
     import traceback
 
-    # what every run imports, loaded once here
     from hub.db import get_engine
     from hub.settings import reset_settings
+    from mappings import engine as mapping_engine
+
+    for module in PRELOADED:  # what every run imports, loaded once here
+        importlib.import_module(module)
 
     for line in sys.stdin:
         request = json.loads(line)
@@ -308,6 +341,8 @@ def fork_server() -> int:
                 os.environ.update(request["env"])
                 reset_settings()
                 get_engine.cache_clear()
+                if os.environ.get(MAPPINGS_ENV):
+                    mapping_engine.MAPPINGS_DIR = Path(os.environ[MAPPINGS_ENV])
                 run_job(Path(os.environ["HUB_HOME"]))
                 code = 0
             except BaseException:
