@@ -54,7 +54,7 @@ def _message() -> bytes:
 
 
 def _operation(library: str, op: str) -> Callable[[], object]:
-    from e_license_store.sm2_candidates import CANDIDATES, VECTOR_D, VECTOR_X, VECTOR_Y
+    from bench.sm2_candidates import CANDIDATES, VECTOR_D, VECTOR_X, VECTOR_Y
 
     msg = _message()
     point = b"\x04" + VECTOR_X + VECTOR_Y

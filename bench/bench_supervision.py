@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -120,15 +121,17 @@ def main(argv: list[str]) -> int:
         sessions = session_factory(engine)
         results = {}
         for label, today in (("first run", TODAY), ("steady state (next day)", TODAY + dt.timedelta(days=1))):
-            started = time.perf_counter()
+            load = os.getloadavg()[0]
+            started, cpu = time.perf_counter(), time.process_time()
             with sessions() as s:
                 done = recompute_lights(s, today=today)
                 s.commit()
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             results[label] = (seconds, done)
             share = done.changes / max(done.running, 1)
             print(f"lights, {label}: {done.running:,} running clocks, {done.updated:,} updated, "
-                  f"{done.changes:,} changes of light ({share:.1%}) in {seconds:.2f}s")  # fmt: skip
+                  f"{done.changes:,} changes of light ({share:.1%}) in {seconds:.2f}s "
+                  f"({cpu:.2f}s CPU; load average {load:.1f} on {os.cpu_count()} cores)")  # fmt: skip
         per_case, sample = _peer(path, 2_000 if not args.smoke else 200)
         running = results["first run"][1].running
         print(f"peer: chinese_calendar per case, {sample:,} sampled: {per_case * 1e6:.0f} µs/case, "
@@ -137,13 +140,15 @@ def main(argv: list[str]) -> int:
         _load(year, n, open_share=0.05)
         print(f"loaded a year of {n:,} cases (5% open) in {time.perf_counter() - started:.1f}s")
         year_engine = make_engine(f"sqlite:///{year}")
-        started = time.perf_counter()
+        load = os.getloadavg()[0]
+        started, cpu = time.perf_counter(), time.process_time()
         with session_factory(year_engine)() as s:
             rows = figures(s, since=TODAY - dt.timedelta(days=365), until=TODAY, by="item")
-        stats_s = time.perf_counter() - started
+        stats_s, cpu = time.perf_counter() - started, time.process_time() - cpu
         year_engine.dispose()
         total = next(r for r in rows if r.key == "*")
-        print(f"figures for a year: {total.received:,} cases, {len(rows) - 1} items in {stats_s:.2f}s")
+        print(f"figures for a year: {total.received:,} cases, {len(rows) - 1} items in {stats_s:.2f}s "
+              f"({cpu:.2f}s CPU; load average {load:.1f})")  # fmt: skip
         with sessions() as s:
             events = s.execute(
                 text("SELECT count(*) FROM outbox_event WHERE event_type LIKE 'supervision.%'")

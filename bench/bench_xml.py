@@ -116,10 +116,10 @@ def _bare_walk(package: Path) -> int:
     """Reference: the same loop, fields taken in one walk per record, repeated choices as sequences."""
     from lxml import etree
 
-    from connectors.xml_packages import _repeat_choices_as_sequences
+    from connectors.xml_schema import repeat_choices_as_sequences
 
     xsd = etree.parse(str(XSD))
-    _repeat_choices_as_sequences(xsd)
+    repeat_choices_as_sequences(xsd)
     schema = etree.XMLSchema(xsd)
     q = f"{{{NS}}}"
     scalar = {

@@ -16,7 +16,7 @@ line (``hub cases catalogue check``):
 
 Item codes follow the structure of the national item coding (基本编码: item type, 5-digit main
 item, 3-digit sub-item); :attr:`Item.implementation_code` adds the level of authority, the
-division and the lead organ (实施编码). See docs/decisions/cases-item-codes-and-supervision-code.md.
+division and the lead organ (实施编码). See docs/decisions/0018-cases-item-codes-and-supervision-code.md.
 """
 
 from __future__ import annotations

@@ -207,6 +207,10 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+#: the lights in the order of their codes in :func:`light_codes_many` (and in the supervision task's reads)
+LIGHTS = (GREEN, YELLOW, RED, UNKNOWN)
+
+
 def lights_many(
     calendar: WorkCalendar,
     *,
@@ -224,6 +228,22 @@ def lights_many(
     A clock whose promised deadline lies beyond the known calendar and is not yet yellow or red
     is ``unknown``.
     """
+    used, codes = light_codes_many(
+        calendar, running_since=running_since, used_before=used_before, promised=promised, today=today, rule=rule
+    )
+    return used, np.array(LIGHTS, dtype=object)[codes]
+
+
+def light_codes_many(
+    calendar: WorkCalendar,
+    *,
+    running_since: npt.ArrayLike,
+    used_before: npt.ArrayLike,
+    promised: npt.ArrayLike,
+    today: dt.date,
+    rule: LightRule | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+    """:func:`lights_many` with each light as its index in :data:`LIGHTS` (what the supervision task compares)."""
     rule = rule or LightRule()
     since = np.asarray(running_since, dtype="datetime64[D]")
     before = np.asarray(used_before, dtype=np.int64)
@@ -235,10 +255,10 @@ def lights_many(
     yellow = (used >= share) & (limit > 0)
     if rule.yellow_days_left is not None:
         yellow |= limit - used <= rule.yellow_days_left
-    light = np.where(used > limit, RED, np.where(yellow, YELLOW, GREEN)).astype(object)
+    codes = np.where(used > limit, 2, np.where(yellow, 1, 0)).astype(np.int8)
     _, due_known = calendar.add_many(since, np.maximum(limit - before, 0))
-    light[(light == GREEN) & ~(due_known & known)] = UNKNOWN
-    return used, light
+    codes[(codes == 0) & ~(due_known & known)] = 3
+    return used, codes
 
 
 #: the department name of a case's own clock (its stages' clocks carry their department's)

@@ -100,6 +100,8 @@ class Reading:
     stages: list[st.StageView]
     status: str
     held_by: list[str]
+    #: the case's dispatches as read for its stages (the clocks are kept per dispatch)
+    dispatches: tuple[CaseDispatch, ...] = ()
 
 
 def read(session: Session, case: CaseRecord, rows: Sequence[CaseStep] | None = None) -> Reading:
@@ -111,11 +113,12 @@ def read(session: Session, case: CaseRecord, rows: Sequence[CaseStep] | None = N
         for r in rows
     ]
     timeline = st.place(logged, received_at=utc(case.received_at))
-    dispatch = {d.department: (tuple(d.after or ()), _yields(case, d.department)) for d in dispatches(session, case)}
+    sent = tuple(dispatches(session, case))
+    dispatch = {d.department: (tuple(d.after or ()), _yields(case, d.department)) for d in sent}
     views = st.stages(timeline, dispatch)
     status = st.case_status(case.intake_outcome, timeline, views)
     delivered = any(s.department == WINDOW and s.step is st.Step.DELIVERED for s in timeline)
-    return Reading(timeline, views, status, st.held_by(status, views, delivered=delivered))
+    return Reading(timeline, views, status, st.held_by(status, views, delivered=delivered), sent)
 
 
 def _yields(case: CaseRecord, department: str) -> bool:
@@ -221,7 +224,9 @@ def refresh(session: Session, case: CaseRecord, now: dt.datetime | None = None) 
     case.status = reading.status
     case.updated_at = utc(now) if now else utcnow()
     session.flush()
-    supervision.store_clocks(session, case, reading.timeline, reading.status, today=local_day(case.updated_at))
+    supervision.store_clocks(
+        session, case, reading.timeline, reading.status, today=local_day(case.updated_at), dispatches=reading.dispatches
+    )
     return reading
 
 

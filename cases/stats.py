@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from cases.clock import CASE, ENDED
@@ -61,24 +61,35 @@ class Figures:
 
 def figures(session: Session, *, since: dt.date, until: dt.date, by: By = "item") -> list[Figures]:
     """The figures for cases received from ``since`` to ``until`` (both included), one row per group
-    and a last row ``*`` for all of them."""
+    and a last row ``*`` for all of them.
+
+    The database aggregates: one query counts the clocks by group, ended or not, working days
+    used, early and overdue (a few hundred rows for a year of a million cases), another the
+    correction requests by group; the median and 90th percentile come from the counts of days
+    used (what ``numpy.median`` and ``numpy.percentile`` give over the clocks themselves).
+    """
     if until < since:
         raise ValueError("until is before since")
     in_period = and_(CaseRecord.received_on >= since, CaseRecord.received_on <= until)
     department = CaseClock.department == CASE if by == "item" else CaseClock.department != CASE
     key = CaseRecord.item_code if by == "item" else CaseClock.department
     name = CaseRecord.item_name if by == "item" else CaseClock.department
-    clocks = pd.DataFrame(
+    ended = case((CaseClock.state == ENDED, 1), else_=0)
+    early = case((CaseClock.used < CaseClock.promised_limit, 1), else_=0)
+    late = case((CaseClock.overdue > 0, 1), else_=0)
+    counted = pd.DataFrame(
         session.execute(
             select(
-                key.label("key"), name.label("name"), CaseClock.state, CaseClock.used, CaseClock.overdue,
-                CaseClock.promised_limit,
+                key.label("g_key"), func.min(name), ended.label("g_ended"), CaseClock.used.label("g_used"),
+                early.label("g_early"), late.label("g_late"), func.count(),
             )
             .select_from(CaseRecord)
             .join(CaseClock, CaseClock.case_id == CaseRecord.id)
             .where(in_period, department)
+            .group_by(literal_column("g_key"), literal_column("g_ended"), literal_column("g_used"),
+                      literal_column("g_early"), literal_column("g_late"))
         ).all(),
-        columns=["key", "name", "state", "used", "overdue", "promised_limit"],
+        columns=["key", "name", "ended", "used", "early", "late", "n"],
     )  # fmt: skip
     corrections = pd.DataFrame(
         session.execute(
@@ -94,24 +105,28 @@ def figures(session: Session, *, since: dt.date, until: dt.date, by: By = "item"
         columns=["key", "n"],
     )
     per_key = dict(zip(corrections["key"], corrections["n"], strict=True))
-    out = [_row(str(k), str(g["name"].iloc[0]), g, int(per_key.get(k, 0))) for k, g in clocks.groupby("key", sort=True)]
-    if len(clocks):
-        out.append(_row("*", "all", clocks, int(corrections["n"].sum())))
+    out = [_row(str(k), str(g["name"].min()), g, int(per_key.get(k, 0))) for k, g in counted.groupby("key", sort=True)]
+    if len(counted):
+        out.append(_row("*", "all", counted, int(corrections["n"].sum())))
     return out
 
 
 def _row(key: str, name: str, g: pd.DataFrame, corrections: int) -> Figures:
-    ended = g[g["state"] == ENDED]
-    used = ended["used"].to_numpy()
+    """One group's figures from its counts (``n`` clocks per ended, used, early, late)."""
+    n = g["n"].to_numpy(dtype=np.int64)
+    ended = g["ended"].to_numpy() == 1
+    used = g["used"].to_numpy(dtype=np.int64)
+    days = np.repeat(used[ended], n[ended])  # working days used by each concluded clock
+    received = int(n.sum())
     return Figures(
         key=key,
         name=name,
-        received=len(g),
-        concluded=len(ended),
-        on_the_spot=int((used == 0).sum()),
-        early=int((used < ended["promised_limit"].to_numpy()).sum()),
-        overdue=int((g["overdue"] > 0).sum()),
-        median_days=float(np.median(used)) if len(used) else None,
-        p90_days=float(np.percentile(used, 90)) if len(used) else None,
-        corrections_per_case=round(corrections / len(g), 4) if len(g) else 0.0,
+        received=received,
+        concluded=len(days),
+        on_the_spot=int(n[ended & (used == 0)].sum()),
+        early=int(n[ended & (g["early"].to_numpy() == 1)].sum()),
+        overdue=int(n[g["late"].to_numpy() == 1].sum()),
+        median_days=float(np.median(days)) if len(days) else None,
+        p90_days=float(np.percentile(days, 90)) if len(days) else None,
+        corrections_per_case=round(corrections / received, 4) if received else 0.0,
     )

@@ -20,11 +20,39 @@ clock's history — nothing personal — so a change is announced once however o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+import numpy.typing as npt
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from cases import clock as ck
@@ -32,13 +60,18 @@ from cases.steps import LoggedStep
 from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange, CaseLightGauge
 from cases.tables import CaseDispatch, CaseRecord
 from cases.workdays import WorkCalendar
-from hub.models import local_today, utcnow
+from hub.db import Base
+from hub.models import OutboxEvent, local_today, utcnow
 from hub.outbox import emit_many
 
 #: case statuses after which nothing more happens to its clock
 FINAL = frozenset({"concluded", "rejected", "withdrawn", "not_accepted"})
 #: cases per query when looking up the cases of many changes (bounded IN lists)
 CHUNK = 1000
+#: above this share of the running clocks changing light, the changed clocks are written by a join
+#: (a scan of the clocks) rather than looked up one by one
+MANY_CHANGES = 0.1
+LIGHT_EVENT, ESCALATION_EVENT = "supervision.light_changed", "supervision.escalated"
 
 
 @dataclass(frozen=True)
@@ -58,11 +91,17 @@ def store_clocks(
     today: dt.date | None = None,
     calendar: WorkCalendar | None = None,
     rule: ck.LightRule | None = None,
+    dispatches: Sequence[CaseDispatch] | None = None,
 ) -> list[LightChange]:
-    """Read every clock of ``case`` from its placed ``timeline`` and store them; returns the changes of light."""
+    """Read every clock of ``case`` from its placed ``timeline`` and store them; returns the changes of light.
+
+    ``dispatches``: the case's dispatches when the caller has read them already (else read here).
+    """
     calendar = calendar or WorkCalendar.default()
     today = today or local_today()
-    dispatches = list(session.scalars(select(CaseDispatch).where(CaseDispatch.case_id == case.id)))
+    if dispatches is None:
+        q = select(CaseDispatch).where(CaseDispatch.case_id == case.id).order_by(CaseDispatch.id)
+        dispatches = list(session.scalars(q))
     readings: dict[str, ck.ClockReading] = {}
     for d in dispatches:
         steps = [s for s in timeline if s.department == d.department]
@@ -150,7 +189,7 @@ def _record_changes(session: Session, changes: Sequence[_Change], today: dt.date
                      "used": c.used, "promised_limit": c.promised_limit, "overdue": c.overdue, "as_of": today,
                      "changed_at": now})  # fmt: skip
         events.append({
-            "event_type": "supervision.light_changed", "subject": code, "region_code": region,
+            "event_type": LIGHT_EVENT, "subject": code, "region_code": region,
             "payload": {"code": code, "item_code": item, "department": _named(c.department),
                         "from": c.before, "to": c.after, "used": c.used, "promised_limit": c.promised_limit,
                         "overdue": c.overdue, "promised_due": c.promised_due.isoformat() if c.promised_due else None,
@@ -163,7 +202,7 @@ def _record_changes(session: Session, changes: Sequence[_Change], today: dt.date
             escalations.append({"case_id": c.case_id, "department": c.department, "overdue": c.overdue,
                                 "raised_on": today, "raised_at": now})  # fmt: skip
             events.append({
-                "event_type": "supervision.escalated", "subject": code, "region_code": region,
+                "event_type": ESCALATION_EVENT, "subject": code, "region_code": region,
                 "payload": {"code": code, "item_code": item, "department": c.department, "overdue": c.overdue,
                             "raised_on": today.isoformat(), "escalation": n},
                 "idempotency_key": f"supervision.escalated:{code}:{c.department}:{n}",
@@ -205,45 +244,284 @@ def recompute_lights(
     calendar: WorkCalendar | None = None,
     rule: ck.LightRule | None = None,
 ) -> Recomputed:
-    """Bring every running clock up to ``today`` at once; log and announce the changes of light."""
+    """Bring every running clock up to ``today`` at once; log and announce the changes of light.
+
+    Set-based, in the session's transaction: one query reads the running clocks as columns,
+    :func:`cases.clock.light_codes_many` lights them all; the working days run since each
+    distinct ``running_since`` and the changes of light go into temporary tables, from which a
+    few statements write the escalations, the events and the log (``INSERT … SELECT``) and the
+    clocks that moved (``UPDATE … FROM``) — the same rows and events, in the same order per
+    case, as :func:`store_clocks` writes for one case.
+    """
     calendar = calendar or WorkCalendar.default()
     today = today or local_today()
-    rows = session.execute(
-        select(
-            CaseClock.case_id, CaseClock.department, CaseClock.running_since, CaseClock.used_before,
-            CaseClock.promised_limit, CaseClock.used, CaseClock.light,
-        ).where(CaseClock.state == ck.RUNNING)
-    ).all()  # fmt: skip
+    connection = session.connection()
+    dialect = connection.dialect.name
+    raw = connection.connection.cursor()
+    try:
+        raw.execute(
+            f"SELECT case_id, department, {_epoch_days(dialect, 'running_since')}, used_before, promised_limit, "
+            f"used, {_LIGHT_CODE} FROM case_clock WHERE state = '{ck.RUNNING}'"
+        )
+        rows = raw.fetchall()
+    finally:
+        raw.close()
     if not rows:
         count_open(session, today)
         return Recomputed(0, 0, 0)
-    since = np.array([r.running_since for r in rows], dtype="datetime64[D]")
-    before = np.array([r.used_before for r in rows], dtype=np.int64)
-    limit = np.array([r.promised_limit for r in rows], dtype=np.int64)
-    used, lights = ck.lights_many(calendar, running_since=since, used_before=before, promised=limit, today=today,
-                                  rule=rule)  # fmt: skip
-    old_used = np.array([r.used for r in rows], dtype=np.int64)
-    old_light = np.array([r.light for r in rows], dtype=object)
-    moved = np.nonzero((used != old_used) | (lights != old_light))[0]
+    case_id, department, since_days, before_col, limit_col, used_col, light_col = zip(*rows, strict=True)
+    del rows
+    since = np.array(since_days, dtype=np.int64).astype("datetime64[D]")
+    limit = np.array(limit_col, dtype=np.int64)
+    used, codes = ck.light_codes_many(calendar, running_since=since, used_before=np.array(before_col, dtype=np.int64),
+                                      promised=limit, today=today, rule=rule)  # fmt: skip
+    old_codes = np.array(light_col, dtype=np.int8)
+    changed = codes != old_codes
+    days_moved = used != np.array(used_col, dtype=np.int64)
     now = utcnow()
-    if len(moved):
+    turned = np.nonzero(changed)[0]
+    if days_moved.any() or len(turned):
+        connection = session.connection()
+        _stage_days(session, calendar, since, today)
+        _stage_changes(connection, dialect, turned, case_id, department, used, limit, old_codes, codes)
+        if len(turned):
+            _log_changes(session, dialect, today, now)
+        _write_clocks(session, today, now, many_changes=len(turned) > MANY_CHANGES * len(case_id))
+        _DAYS.drop(connection)
+        _MOVES.drop(connection)
+    count_open(session, today, running=(department, codes))
+    return Recomputed(len(case_id), int((days_moved | changed).sum()), len(turned))
+
+
+#: a stored light as its code in :data:`cases.clock.LIGHTS`
+_LIGHT_CODE = (
+    "CASE light " + " ".join(f"WHEN '{light}' THEN {i}" for i, light in enumerate(ck.LIGHTS[:-1])) + " ELSE 3 END"
+)
+
+
+def _epoch_days(dialect: str, column: str) -> str:
+    """SQL for a date column as days since 1970-01-01 (NumPy's ``datetime64[D]``)."""
+    if dialect == "sqlite":
+        return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
+    return f"({column} - DATE '1970-01-01')"
+
+
+#: the working days run since each ``running_since`` of a run's clocks, as the calendar counts them
+_DAYS = Table(
+    "tmp_supervision_days",
+    MetaData(),
+    Column("day", Date, primary_key=True),
+    Column("ran", Integer, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _stage_days(session: Session, calendar: WorkCalendar, since: npt.NDArray[np.datetime64], today: dt.date) -> None:
+    """The working days run since each distinct ``running_since`` up to ``today``, from
+    :meth:`WorkCalendar.between_many` (as in :func:`cases.clock.light_codes_many`), into ``_DAYS``."""
+    days = np.unique(since)
+    ran, known = calendar.between_many(days, np.maximum(np.datetime64(today, "D"), days))
+    _recreate(session.connection(), _DAYS)
+    session.execute(
+        insert(_DAYS),
+        [{"day": d, "ran": n} for d, n in zip(days.tolist(), np.where(known, ran, 0).tolist(), strict=True)],
+    )
+
+
+def _write_clocks(session: Session, today: dt.date, now: dt.datetime, *, many_changes: bool) -> None:
+    """Every running clock brought up to ``today``, each written once: those whose light changed
+    from ``_MOVES`` (days, overdue and light), then the others whose working days moved from
+    ``_DAYS`` (one ``UPDATE … FROM``, each value read once per clock). ``many_changes``: join the
+    clocks to the changes (a scan of the clocks) rather than look each change up."""
+    d, m = _DAYS.c, _MOVES.c
+    clock = _table(CaseClock)
+    today_, now_ = literal(today, Date), literal(now, DateTime(timezone=True))
+    same = (m.case_id == clock.c.case_id) & (m.department == clock.c.department)
+    if many_changes:
+        lit = update(clock).where(same).values(used=m.used, overdue=m.overdue, light=m.to_light)
+    else:
+
+        def one(column: ColumnElement[Any]) -> ColumnElement[Any]:
+            return select(column).where(same).scalar_subquery()
+
+        lit = (
+            update(clock)
+            .where(tuple_(clock.c.case_id, clock.c.department).in_(select(m.case_id, m.department)))
+            .values(used=one(m.used), overdue=one(m.overdue), light=one(m.to_light))
+        )
+    session.execute(lit.values(as_of=today_, updated_at=now_))
+    new_used = clock.c.used_before + d.ran
+    session.execute(
+        update(clock)
+        .where(d.day == clock.c.running_since, clock.c.state == ck.RUNNING, clock.c.used != new_used)
+        .values(
+            used=new_used,
+            overdue=case((new_used > clock.c.promised_limit, new_used - clock.c.promised_limit), else_=0),
+            as_of=today_,
+            updated_at=now_,
+        )
+    )
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's table, for Core statements (no ORM synchronisation of the rows they touch)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _recreate(connection: Connection, table: Table) -> None:
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
+    table.create(connection)
+
+
+#: the clocks whose light a run changed, in the order read (``seq``); ``escalation``: a red
+#: stage's number of escalations, when it is escalated
+_MOVES = Table(
+    "tmp_supervision_moves",
+    MetaData(),
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # SQLite: the rowid, read in order unsorted
+    Column("case_id", BigInteger, nullable=False),
+    Column("department", String(40), nullable=False),
+    Column("used", Integer, nullable=False),
+    Column("overdue", Integer, nullable=False),
+    Column("promised_limit", Integer, nullable=False),
+    Column("from_light", String(8), nullable=False),
+    Column("to_light", String(8), nullable=False),
+    Column("escalation", Integer),
+    UniqueConstraint("case_id", "department"),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _stage_changes(
+    connection: Connection,
+    dialect: str,
+    turned: npt.NDArray[np.intp],
+    case_id: Sequence[int],
+    department: Sequence[str],
+    used: npt.NDArray[np.int64],
+    limit: npt.NDArray[np.int64],
+    old_codes: npt.NDArray[np.int8],
+    codes: npt.NDArray[np.int8],
+) -> None:
+    """The changes of light into ``_MOVES``, in the order read (empty when none changed)."""
+    _recreate(connection, _MOVES)
+    if not len(turned):
+        return
+    lights = np.array(ck.LIGHTS, dtype=object)
+    picked = turned.tolist()
+    columns = (
+        [case_id[i] for i in picked], [department[i] for i in picked], range(len(picked)), used[turned].tolist(),
+        np.maximum(used[turned] - limit[turned], 0).tolist(), limit[turned].tolist(),
+        lights[old_codes[turned]].tolist(), lights[codes[turned]].tolist(),
+    )  # fmt: skip
+    names = "case_id, department, seq, used, overdue, promised_limit, from_light, to_light"
+    raw = connection.connection.cursor()
+    try:
+        if dialect == "sqlite":
+            rows = list(zip(*columns, strict=True))
+            raw.executemany(f"INSERT INTO {_MOVES.name} ({names}) VALUES ({', '.join('?' * 8)})", rows)
+        else:  # psycopg: COPY
+            with raw.copy(f"COPY {_MOVES.name} ({names}) FROM STDIN") as copy:
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+    finally:
+        raw.close()
+
+
+def _log_changes(session: Session, dialect: str, today: dt.date, now: dt.datetime) -> None:
+    """The staged changes of light escalated, announced (numbered after the clock's earlier
+    changes), then logged."""
+    m = _MOVES.c
+    stage = (CaseEscalation.case_id == m.case_id) & (CaseEscalation.department == m.department)
+    still_open = select(CaseEscalation.id).where(stage, CaseEscalation.acknowledged_at.is_(None)).exists()
+    escalating = session.execute(
+        update(_MOVES)
+        .where(m.to_light == ck.RED, m.department != ck.CASE, ~still_open)
+        .values(escalation=select(func.count()).where(stage).scalar_subquery() + 1)
+    )
+    today_, now_ = literal(today, Date), literal(now, DateTime(timezone=True))
+    session.execute(
+        insert(_table(CaseEscalation)).from_select(
+            ["case_id", "department", "overdue", "raised_on", "raised_at"],
+            select(m.case_id, m.department, m.overdue, today_, now_).where(m.escalation.is_not(None)).order_by(m.seq),
+        )
+    )
+    _announce(session, dialect, today, now, escalations=bool(escalating.rowcount))  # type: ignore[attr-defined]
+    session.execute(  # after the announcement: its numbers count the changes logged before this run
+        insert(_table(CaseLightChange)).from_select(
+            ["case_id", "department", "from_light", "to_light", "used", "promised_limit", "overdue", "as_of",
+             "changed_at"],
+            select(m.case_id, m.department, m.from_light, m.to_light, m.used, m.promised_limit, m.overdue, today_,
+                   now_).order_by(m.seq),
+        )
+    )  # fmt: skip
+
+
+def _announce(session: Session, dialect: str, today: dt.date, now: dt.datetime, *, escalations: bool) -> None:
+    """The outbox events of the moves' changes of light and escalations, as :func:`_record_changes`
+    builds them, each change's escalation right after it; a key already in the outbox is skipped.
+    Without escalations the changes are read in their order as stored (no sort)."""
+    m, r = _MOVES.c, CaseRecord.__table__.c
+    obj = func.json_object if dialect == "sqlite" else func.json_build_object
+
+    def key(name: str) -> ColumnElement[Any]:
+        return literal_column(f"'{name}'")
+
+    as_of = cast(literal(today.isoformat()), String)
+    text_ = functools.partial(cast, type_=String)
+    now_ = literal(now, DateTime(timezone=True))
+    joined = _MOVES.join(CaseRecord.__table__, r.id == m.case_id)
+    light_payload = obj(
+        key("code"), r.code, key("item_code"), r.item_code,
+        key("department"), case((m.department == ck.CASE, null()), else_=m.department),
+        key("from"), m.from_light, key("to"), m.to_light, key("used"), m.used, key("promised_limit"), m.promised_limit,
+        key("overdue"), m.overdue, key("promised_due"), null(), key("as_of"), as_of,
+    )  # fmt: skip
+    same_clock = (CaseLightChange.case_id == m.case_id) & (CaseLightChange.department == m.department)
+    number = select(func.count()).where(same_clock).scalar_subquery() + 1  # the change's number in its clock's history
+    light_key: ColumnElement[Any] = (
+        literal_column("'supervision.light:'") + r.code + ":" + m.department + ":" + text_(number)
+    )
+    light_type: ColumnElement[Any] = literal_column(f"'{LIGHT_EVENT}'")
+    columns = ["event_type", "subject", "holder_code", "region_code", "license_type_code", "payload",
+               "idempotency_key", "created_at"]  # fmt: skip
+    if not escalations:
+        seen = select(OutboxEvent.id).where(OutboxEvent.idempotency_key == light_key).exists()
         session.execute(
-            update(CaseClock),
-            [
-                {"case_id": rows[i].case_id, "department": rows[i].department, "used": int(used[i]),
-                 "overdue": max(int(used[i] - limit[i]), 0), "light": str(lights[i]), "as_of": today,
-                 "updated_at": now}
-                for i in moved.tolist()
-            ],
-        )  # fmt: skip
-    changed = [
-        _Change(rows[i].case_id, rows[i].department, str(old_light[i]), str(lights[i]), int(used[i]), int(limit[i]),
-                max(int(used[i] - limit[i]), 0))
-        for i in moved.tolist() if lights[i] != old_light[i]
-    ]  # fmt: skip
-    _record_changes(session, changed, today)
-    count_open(session, today)
-    return Recomputed(len(rows), len(moved), len(changed))
+            insert(_table(OutboxEvent)).from_select(
+                columns,
+                select(light_type, r.code, null(), r.region_code, null(), light_payload, light_key, now_)
+                .select_from(joined)
+                .where(~seen)
+                .order_by(m.seq),
+            )
+        )
+        return
+    light = select(
+        (m.seq * 2).label("ord"), light_type.label("event_type"), r.code.label("subject"),
+        r.region_code.label("region_code"), light_payload.label("payload"), light_key.label("key"),
+    ).select_from(joined)  # fmt: skip
+    escalated = select(
+        (m.seq * 2 + 1).label("ord"),
+        literal_column(f"'{ESCALATION_EVENT}'").label("event_type"),
+        r.code,
+        r.region_code,
+        obj(key("code"), r.code, key("item_code"), r.item_code, key("department"), m.department,
+            key("overdue"), m.overdue, key("raised_on"), as_of, key("escalation"), m.escalation),
+        literal_column("'supervision.escalated:'") + r.code + ":" + m.department + ":" + text_(m.escalation),
+    ).select_from(joined).where(m.escalation.is_not(None))  # fmt: skip
+    e = union_all(light, escalated).subquery("events").c
+    seen = select(OutboxEvent.id).where(OutboxEvent.idempotency_key == e.key).exists()
+    session.execute(
+        insert(_table(OutboxEvent)).from_select(
+            columns,
+            select(e.event_type, e.subject, null(), e.region_code, null(), e.payload, e.key, now_)
+            .where(~seen)
+            .order_by(e.ord),
+        )
+    )
 
 
 def open_by_light(session: Session) -> dict[tuple[str, str], int]:
@@ -256,18 +534,39 @@ def open_by_light(session: Session) -> dict[tuple[str, str], int]:
     return {(d, light): int(n) for d, light, n in rows}
 
 
-def count_open(session: Session, today: dt.date) -> None:
-    """Store :func:`open_by_light` for ``/metrics`` (every department and light, zeros included)."""
-    counted = open_by_light(session)
+def count_open(
+    session: Session, today: dt.date, *, running: tuple[Sequence[str], npt.NDArray[np.int8]] | None = None
+) -> None:
+    """Store :func:`open_by_light` for ``/metrics`` (every department and light, zeros included).
+
+    ``running``: the departments and light codes of every running clock as the task has just
+    lit them; then only the clocks not running are counted in SQL.
+    """
+    if running is None:
+        counted = open_by_light(session)
+    else:
+        rows = session.execute(
+            select(CaseClock.department, CaseClock.light, func.count())
+            .where(CaseClock.state.in_([ck.NOT_STARTED, ck.STOPPED]))
+            .group_by(CaseClock.department, CaseClock.light)
+        ).all()
+        counted = {(d, light): int(n) for d, light, n in rows}
+        departments, codes = running
+        which, names = pd.factorize(pd.Series(departments, dtype=object))
+        counts = np.bincount(which * len(ck.LIGHTS) + codes, minlength=len(names) * len(ck.LIGHTS))
+        for i, n in enumerate(counts.tolist()):
+            if n:
+                key = (str(names[i // len(ck.LIGHTS)]), ck.LIGHTS[i % len(ck.LIGHTS)])
+                counted[key] = counted.get(key, 0) + n
     session.execute(delete(CaseLightGauge))
-    departments = {d for d, _ in counted} | {ck.CASE}
+    departments_all = {d for d, _ in counted} | {ck.CASE}
     now = utcnow()
     session.execute(
         insert(CaseLightGauge),
         [
             {"department": d, "light": light, "open_clocks": counted.get((d, light), 0), "as_of": today,
              "counted_at": now}
-            for d in sorted(departments) for light in (ck.GREEN, ck.YELLOW, ck.RED, ck.UNKNOWN)
+            for d in sorted(departments_all) for light in (ck.GREEN, ck.YELLOW, ck.RED, ck.UNKNOWN)
         ],
     )  # fmt: skip
     session.flush()

@@ -69,7 +69,11 @@ class CaseLightChange(Base):
 
 class CaseEscalation(Base):
     __tablename__ = "case_escalation"
-    __table_args__ = (Index("ix_case_escalation_open", "department", "acknowledged_at"),)
+    __table_args__ = (
+        Index("ix_case_escalation_open", "department", "acknowledged_at"),
+        # a stage's escalations: their number and whether one is still open (cases.supervision)
+        Index("ix_case_escalation_case", "case_id", "department"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id", name="fk_case_escalation_case"))

@@ -11,6 +11,11 @@ Capabilities a protocol cannot have (a SOAP listing has no transactions to commi
 are declared in ``harness.capabilities``; their tests skip with the reason, and every
 other test must pass. The suite runs the real sync path (:func:`connectors.sync.run_sync`):
 stage → quarantine → advance state.
+
+Every connector that declares ``write`` (``"write" in connector.directions``) also passes
+:class:`WriteSuite` with a :class:`DestinationHarness` (the department's receiving side, under
+the test's control): what it writes arrives once, writing again duplicates nothing, and refused
+credentials or an unreachable destination fail with a typed error an operator can act on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.base import DELETED, SOURCE_KEY, SOURCE_VERSION, Connector
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorAuthError, ConnectorConfigError, ConnectorError
 from connectors.staging import LocalStager
 from connectors.sync import SyncResult, run_sync
 
@@ -246,6 +251,14 @@ class AcceptanceSuite:
             n = len(list(s.scalars(select(QuarantineRecord).where(QuarantineRecord.source_key == bad_key))))
         assert n == 1, again
 
+    def test_reads_and_refuses_a_verb_it_does_not_declare(self, harness: SourceHarness) -> None:
+        connector = harness.connector()
+        assert "read" in connector.directions and connector.directions <= {"read", "write"}
+        if "write" not in connector.directions:
+            with pytest.raises(ConnectorConfigError) as info:
+                connector.write(harness.dataset, [{"x": 1}])
+            _assert_operator_message(str(info.value))
+
     def test_counts_reconcile(self, harness: SourceHarness, sync: Any, staging_root: Path) -> None:
         result = sync()
         rows = staged_rows(staging_root, harness.name, harness.dataset)
@@ -256,3 +269,70 @@ class AcceptanceSuite:
 def harness_keys(harness: SourceHarness) -> set[str]:
     """The source's current keys (good records only)."""
     return set(harness.current_keys())
+
+
+class DestinationHarness(Protocol):
+    """A department's receiving side a connector writes to, under the test's control."""
+
+    name: str
+    dataset: str
+    #: ``auth`` when the destination checks credentials
+    capabilities: frozenset[str]
+
+    def connector(self) -> Connector: ...
+    def connector_bad_credentials(self) -> Connector: ...
+    def connector_unreachable(self) -> Connector: ...
+    def new_records(self, n: int) -> list[dict[str, Any]]:
+        """``n`` records the destination does not hold yet."""
+        ...
+
+    def key_of(self, record: dict[str, Any]) -> str:
+        """The record's key as the destination keeps it (its idempotency key)."""
+        ...
+
+    def received_keys(self) -> list[str]:
+        """The key of every record the destination holds, one entry per record it kept."""
+        ...
+
+
+class WriteSuite:
+    """Subclass per connector that declares ``write`` and provide the ``destination`` fixture."""
+
+    def test_write_is_declared(self, destination: DestinationHarness) -> None:
+        assert "write" in destination.connector().directions
+
+    def test_written_records_arrive_once(self, destination: DestinationHarness) -> None:
+        records = destination.new_records(3)
+        result = destination.connector().write(destination.dataset, records)
+        assert (result.written, result.rejected) == (3, [])
+        keys = [destination.key_of(r) for r in records]
+        assert sorted(k for k in destination.received_keys() if k in keys) == sorted(keys)
+
+    def test_writing_the_same_records_again_duplicates_nothing(self, destination: DestinationHarness) -> None:
+        records = destination.new_records(2)
+        connector = destination.connector()
+        connector.write(destination.dataset, records)
+        before = sorted(destination.received_keys())
+        again = connector.write(destination.dataset, records)
+        assert again.rejected == []
+        assert sorted(destination.received_keys()) == before
+
+    def test_writing_nothing_writes_nothing(self, destination: DestinationHarness) -> None:
+        before = sorted(destination.received_keys())
+        assert destination.connector().write(destination.dataset, []).written == 0
+        assert sorted(destination.received_keys()) == before
+
+    def test_write_fails_clearly_on_bad_credentials(self, destination: DestinationHarness) -> None:
+        if "auth" not in destination.capabilities:
+            pytest.skip(f"{destination.name}: destination checks no credentials (declared by its harness)")
+        records = destination.new_records(1)
+        with pytest.raises(ConnectorAuthError) as info:
+            destination.connector_bad_credentials().write(destination.dataset, records)
+        _assert_operator_message(str(info.value))
+        assert destination.key_of(records[0]) not in destination.received_keys()
+
+    def test_write_fails_transiently_on_unreachable_destination(self, destination: DestinationHarness) -> None:
+        with pytest.raises(ConnectorError) as info:
+            destination.connector_unreachable().write(destination.dataset, destination.new_records(1))
+        assert info.value.transient, f"an unreachable destination must be transient: {info.value!r}"
+        _assert_operator_message(str(info.value))

@@ -1,5 +1,8 @@
 """The connector protocol (连接器协议), Airbyte-style: spec, check, discover, read, write.
 
+A connector owns its protocol in both directions: ``read`` brings a department's data in,
+``write`` pushes to it (the delivery worker's webhooks and SOAP notices go through ``write``).
+
 A connector reads a department dataset as :class:`Batch` es — columnar (Arrow), thousands
 of rows each — every row carrying ``_source_key`` and ``_source_version`` (downstream
 dedupes on that pair) and ``_deleted`` (a tombstone for a row the source no longer has).
@@ -68,6 +71,9 @@ class Connector(Protocol):
     """What every connector implements; a department is configuration, not a class."""
 
     name: str
+    #: what it does: ``read`` (a department's datasets into the hub), ``write`` (push to it), or both;
+    #: a verb it does not do raises :class:`~connectors.errors.ConnectorConfigError`
+    directions: frozenset[str]
     #: source field → personal-data kind (:class:`hub.masking.Personal`): how raw rows it
     #: reports are masked (set from the mapping by ``make_connector``; others are scrubbed)
     personal_columns: dict[str, str]
@@ -91,16 +97,6 @@ class Connector(Protocol):
     def write(self, dataset: str, records: Sequence[Mapping[str, Any]]) -> WriteResult:
         """Push records to the department (bulk); idempotent where the target allows."""
         ...
-
-
-def empty_meta_table() -> pa.Table:
-    return pa.table(
-        {
-            SOURCE_KEY: pa.array([], pa.string()),
-            SOURCE_VERSION: pa.array([], pa.string()),
-            DELETED: pa.array([], pa.bool_()),
-        }
-    )
 
 
 def tombstone_table(keys: Sequence[str], version: str) -> pa.Table:

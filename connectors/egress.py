@@ -48,6 +48,10 @@ PRIVATE_USE = tuple(
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+#: How a refused destination starts a push's error (operators see the rest; consumers only this).
+DESTINATION_REFUSED = "destination refused"
+
+
 class DestinationRefused(Exception):
     """The URL or the address is not one this push may go to (the reason is for operators)."""
 

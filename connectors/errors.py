@@ -17,10 +17,14 @@ class ConnectorError(Exception):
     transient: bool = False
     default_action: str = "see the connector's documentation"
 
-    def __init__(self, what: str, *, where: str = "", action: str | None = None) -> None:
+    def __init__(
+        self, what: str, *, where: str = "", action: str | None = None, status_code: int | None = None
+    ) -> None:
         self.what = what
         self.where = where
         self.action = action or self.default_action
+        #: what the department's system answered (an HTTP status), when it answered at all
+        self.status_code = status_code
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -38,6 +42,12 @@ class ConnectorAuthError(ConnectorError):
     """The department refused our credentials (bad password, expired token, no grant)."""
 
     default_action = "check login/password of the Airflow Connection and the grant on the department side"
+
+
+class ConnectorDestinationRefused(ConnectorError):
+    """A push's destination (its URL, or an address its name resolves to) is not one it may go to."""
+
+    default_action = "allow the destination for the consumer (hub consumers allow-destination) or correct the URL"
 
 
 class ConnectorUnavailable(ConnectorError):

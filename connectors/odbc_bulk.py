@@ -8,7 +8,7 @@ them without a Python object per value, and fetches the next block on a second t
 while the caller works on the current one. Same Debian drivers, same DSNs and the same
 Airflow Connection (the connection string comes from ``OdbcHook``); only the read of an
 incremental result set goes this way — probing, key reconciliation and push stay on
-pyodbc. See docs/decisions/0005-odbc-bulk-fetch.md.
+pyodbc. See docs/decisions/0006-odbc-bulk-fetch.md.
 """
 
 from __future__ import annotations

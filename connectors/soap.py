@@ -8,23 +8,33 @@ connection failures are transient and retried, every call has a timeout, and WS-
 UsernameToken comes from the Airflow Connection's login and password. Push calls a SOAP
 operation per record (the tax sandbox's ``ReceiveLicenseNotice``), idempotent by the
 record's idempotency key.
+
+A department reached by a Connection is read and written the same way as a push destination
+named only by its WSDL's URL (a subscription: :class:`SoapEndpoint`); the latter is fetched and
+called only where its :class:`~connectors.egress.DestinationPolicy` allows
+(:class:`~connectors.egress_soap.GuardedZeepTransport`). Both get their zeep client from
+:func:`zeep_client`: one configuration.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from connectors.base import Batch, CheckResult, State, WriteResult, arrow_type_to_json, with_meta
 from connectors.config import ConnectionInfo, dataset_block, get_connection, retry_policy
+from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused, Resolver, system_resolver
 from connectors.errors import (
     BadRecord,
     ConnectorAuthError,
     ConnectorConfigError,
+    ConnectorDestinationRefused,
     ConnectorError,
     ConnectorTimeout,
     ConnectorUnavailable,
@@ -44,6 +54,8 @@ def classify_soap_error(exc: Exception, *, where: str) -> ConnectorError:
     import requests
     import zeep.exceptions as zx
 
+    if isinstance(exc, DestinationRefused):
+        return ConnectorDestinationRefused(f"{DESTINATION_REFUSED}: {exc}"[:300], where=where)
     if isinstance(exc, zx.Fault):
         code = str(exc.code or "")
         msg = f"SOAP fault {code}: {exc.message}"
@@ -106,6 +118,33 @@ def _StrictTransport(**kwargs: Any) -> Any:
     return _strict_transport_class()(**kwargs)
 
 
+def zeep_client(wsdl_url: str, transport: Any, login: str | None, password: str | None) -> Any:
+    """The zeep client for a WSDL, as every SOAP read and push builds it: lenient about the
+    department's XSD (``strict=False``), no DTDs or entities, WS-Security UsernameToken when a
+    login is given."""
+    from zeep import Client, Settings
+    from zeep.wsse.username import UsernameToken
+
+    wsse = UsernameToken(login, password or "") if login else None
+    settings = Settings(strict=False, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True)
+    return Client(wsdl_url, transport=transport, wsse=wsse, settings=settings)
+
+
+@dataclass(frozen=True)
+class SoapEndpoint:
+    """A SOAP service named by its WSDL's URL instead of a Connection (a push destination): the WSDL,
+    what it imports and the service address it names are reached only where ``policy`` allows."""
+
+    wsdl_url: str
+    login: str | None = None
+    password: str | None = None
+    policy: DestinationPolicy = field(default_factory=DestinationPolicy)
+    resolver: Resolver = system_resolver
+
+    def __repr__(self) -> str:  # the password stays out of logs
+        return f"SoapEndpoint(wsdl_url={self.wsdl_url!r}, login={self.login!r})"
+
+
 def _unwrap_items(value: Any) -> list[dict[str, Any]]:
     """zeep renders ``Array(Taxpayer)`` as ``{'Taxpayer': [...]}``; accept both shapes."""
     if value is None:
@@ -123,11 +162,15 @@ class SoapConnector:
 
     protocol = "soap"
 
-    def __init__(self, name: str, block: Mapping[str, Any]) -> None:
+    directions = frozenset({"read", "write"})
+
+    def __init__(self, name: str, block: Mapping[str, Any], *, endpoint: SoapEndpoint | None = None) -> None:
         self.personal_columns: dict[str, str] = {}
         self.name = name
         self.block = dict(block)
-        self.conn_id: str = self.block["conn_id"]
+        #: set for a push destination named by its WSDL's URL; otherwise the Connection ``conn_id`` names it
+        self.endpoint = endpoint
+        self.conn_id: str = self.block["conn_id"] if endpoint is None else ""
         self.timeout = float(self.block.get("timeout_seconds", 30))
         self.page_size = int(self.block.get("page_size", 500))
         self.batch_rows = int(self.block.get("batch_size", 5_000))
@@ -142,6 +185,10 @@ class SoapConnector:
 
     def _where(self, dataset: str | None = None, info: ConnectionInfo | None = None) -> str:
         host = f" host={info.host}:{info.port}" if info else ""
+        if self.endpoint is not None:
+            parts = urlsplit(self.endpoint.wsdl_url)
+            port = f":{parts.port}" if parts.port else ""
+            return f"destination={self.name} host={parts.hostname}{port}" + (f" dataset={dataset}" if dataset else "")
         return f"source={self.name} conn_id={self.conn_id}{host}" + (f" dataset={dataset}" if dataset else "")
 
     def wsdl_url(self, info: ConnectionInfo) -> str:
@@ -153,23 +200,28 @@ class SoapConnector:
         return f"{scheme}://{info.host}{port}{path}"
 
     def client(self) -> Any:
-        """A zeep client from the WSDL; WS-Security UsernameToken when the Connection has a login."""
+        """A zeep client from the WSDL (:func:`zeep_client`); WS-Security UsernameToken when there is a login."""
         if self._client is not None:
             return self._client
-        import requests
-        from zeep import Client, Settings
-        from zeep.wsse.username import UsernameToken
+        info: ConnectionInfo | None = None
+        if self.endpoint is not None:
+            from connectors.egress_soap import GuardedZeepTransport
 
-        info = get_connection(self.conn_id)
-        session = requests.Session()
-        session.verify = info.extra.get("verify", True)
-        transport = _StrictTransport(session=session, timeout=self.timeout, operation_timeout=self.timeout)
-        wsse = UsernameToken(info.login, info.password or "") if info.login else None
-        settings = Settings(strict=False, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True)
+            endpoint = self.endpoint
+            transport: Any = GuardedZeepTransport(endpoint.policy, resolver=endpoint.resolver, timeout=self.timeout)
+            wsdl_url, login, password = endpoint.wsdl_url, endpoint.login, endpoint.password
+        else:
+            import requests
+
+            info = get_connection(self.conn_id)
+            session = requests.Session()
+            session.verify = info.extra.get("verify", True)
+            transport = _StrictTransport(session=session, timeout=self.timeout, operation_timeout=self.timeout)
+            wsdl_url, login, password = self.wsdl_url(info), info.login, info.password
 
         def load() -> Any:
             try:
-                return Client(self.wsdl_url(info), transport=transport, wsse=wsse, settings=settings)
+                return zeep_client(wsdl_url, transport, login, password)
             except ConnectorError:
                 raise
             except Exception as exc:
@@ -308,7 +360,12 @@ class SoapConnector:
         return value if value.tzinfo else value.replace(tzinfo=self.tz)
 
     def write(self, dataset: str, records: Sequence[Mapping[str, Any]]) -> WriteResult:
-        """Call the push operation once per record; rejected records come back as BadRecords."""
+        """Call the push operation once per record, in order; ``details`` holds each written record's answer.
+
+        A SOAP fault refusing a record rejects it (a BadRecord); refused credentials, a refused
+        destination or a service that cannot be reached stop the write (the error is raised), and
+        the next write loads the WSDL again.
+        """
         ds = dataset_block(self.block, dataset, where=self._where(dataset))
         push = ds.get("push")
         if not push:
@@ -316,10 +373,15 @@ class SoapConnector:
         arg = push.get("argument")
         idem = push.get("idempotency_field", "idempotency_key")
         result = WriteResult(0)
+        if not records:
+            return result
         for rec in records:
             try:
                 answer = self._call(push["operation"], dataset, **({arg: dict(rec)} if arg else dict(rec)))
-            except (ConnectorAuthError, ConnectorUnavailable):
+            except (ConnectorAuthError, ConnectorUnavailable, ConnectorDestinationRefused):
+                self._client = None  # e.g. a WSDL fetched from a service that was down: fetch it again
+                raise
+            except ConnectorConfigError:
                 raise
             except ConnectorError as exc:
                 result.rejected.append(

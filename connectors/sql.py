@@ -8,6 +8,9 @@ watermark column with the key as tie-breaker and an optional look-back window
 bind parameter (:mod:`connectors.sql_dialect`). Deletes are found by periodic key
 reconciliation (:mod:`connectors.keys`) and emitted as tombstones. Push is a bulk
 insert or upsert (``fast_executemany`` where the driver has it).
+
+One job, one module: the SQL connector's both directions over one connection; what it leans on
+(dialects, the incremental window, key reconciliation, the bulk reader) are modules of their own.
 """
 
 from __future__ import annotations
@@ -132,6 +135,7 @@ class SqlConnector:
     """Reads and writes department tables through an Airflow DB-API hook."""
 
     protocol = "sql"
+    directions = frozenset({"read", "write"})
 
     def __init__(self, name: str, block: Mapping[str, Any], *, ledger_root: Any = None) -> None:
         self.name = name

@@ -11,7 +11,7 @@ reconcile: rows read = rows staged + records quarantined.
 The read position moves past a batch once it is staged, not once it is published: some
 sources cannot be read twice (XML packages are acknowledged and archived when read). The
 ``staged_batch`` row is what keeps the batch until the pipeline has carried it through
-(``pipeline.carry``; docs/decisions/staged-batches-carried-through.md).
+(``pipeline.carry``; docs/decisions/0016-staged-batches-carried-through.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signed webhook push (回调推送), Standard Webhooks style.
+"""The webhook connector (回调推送): signed pushes, Standard Webhooks style; push only.
 
 Every message carries ``webhook-id`` (the idempotency key: the same for every retry of one
 event, so the receiver deduplicates), ``webhook-timestamp`` (Unix seconds) and
@@ -7,7 +7,8 @@ event, so the receiver deduplicates), ``webhook-timestamp`` (Unix seconds) and
 
 A sender posts only where the message's :class:`~connectors.egress.DestinationPolicy` allows
 (:class:`~connectors.egress_http.GuardedTransport`; public addresses only when none is given),
-over one pooled client per policy, and never follows a redirect.
+over one pooled client per policy, and never follows a redirect. :class:`WebhookConnector` is the
+connector (``write`` posts each record as one message); :class:`WebhookSender` is its wire.
 
 >>> secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 >>> sig = sign(secret, "msg_1", 1700000000, b'{"a":1}')
@@ -25,24 +26,37 @@ connectors.webhook.WebhookVerificationError: no matching signature
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from connectors.egress import DestinationPolicy, DestinationRefused, Resolver, system_resolver
+from connectors.base import Batch, CheckResult, State, WriteResult
+from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused, Resolver, system_resolver
 from connectors.egress_http import GuardedTransport
+from connectors.errors import (
+    BadRecord,
+    ConnectorAuthError,
+    ConnectorConfigError,
+    ConnectorDestinationRefused,
+    ConnectorError,
+    ConnectorTimeout,
+    ConnectorUnavailable,
+)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 #: Receivers reject messages whose timestamp is further than this from their clock (replay defence).
 DEFAULT_TOLERANCE_S = 300
-#: How a refused destination starts a push's error (operators see the rest; consumers only this).
-DESTINATION_REFUSED = "destination refused"
+#: The one dataset of a webhook: the messages posted to its URL.
+MESSAGES = "messages"
 
 
 class WebhookVerificationError(ValueError):
@@ -174,3 +188,124 @@ class WebhookSender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _answer_error(sent: PushResult, where: str) -> ConnectorError | None:
+    """The error a failed post raises (the whole write stops), or ``None`` when the receiver refused
+    this one message (a 4xx that retrying will not change: the record is rejected)."""
+    error = sent.error or "push failed"
+    if sent.status_code is None:
+        if error.startswith(DESTINATION_REFUSED):
+            return ConnectorDestinationRefused(error, where=where)
+        if error.startswith("timeout"):
+            return ConnectorTimeout(error, where=where)
+        return ConnectorUnavailable(error, where=where)
+    if sent.status_code in (401, 403):
+        return ConnectorAuthError(
+            error, where=where, status_code=sent.status_code, action="check the signing secret the receiver holds"
+        )
+    if sent.transient:
+        return ConnectorUnavailable(error, where=where, status_code=sent.status_code)
+    return None
+
+
+class WebhookConnector:
+    """Pushes records as signed messages to one URL (push only: a webhook has nothing to read).
+
+    ``block``: ``url``, ``secret`` (``whsec_…``), ``id_field`` (the record field whose value is the
+    message's ``webhook-id``, its idempotency key; default ``idempotency_key``), ``timeout_seconds``.
+    Each record is posted as its JSON, in order. A receiver's 2xx writes it; a 4xx other than
+    401/403/408/409/425/429 rejects it (:class:`~connectors.errors.BadRecord`, the status in
+    ``details``); anything else stops the write with a typed error carrying the status, if any.
+    """
+
+    protocol = "webhook"
+    directions = frozenset({"write"})
+
+    def __init__(
+        self,
+        name: str,
+        block: Mapping[str, Any],
+        *,
+        sender: WebhookSender | None = None,
+        policy: DestinationPolicy = DestinationPolicy(),
+    ) -> None:
+        self.name = name
+        self.block = dict(block)
+        self.personal_columns: dict[str, str] = {}
+        self.url = str(self.block["url"])
+        self.secret: str | None = self.block.get("secret")
+        self.id_field = str(self.block.get("id_field", "idempotency_key"))
+        self.policy = policy
+        timeout = float(self.block.get("timeout_seconds", 10.0))
+        self.sender = sender or WebhookSender(read_timeout=timeout, connect_timeout=min(3.0, timeout))
+        self._own_sender = sender is None
+
+    def _where(self, dataset: str | None = None) -> str:
+        host = httpx.URL(self.url).host if self.url else ""
+        return f"destination={self.name} host={host}" + (f" dataset={dataset}" if dataset else "")
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["url", "secret"],
+            "properties": {
+                "url": {"type": "string", "format": "uri"},
+                "secret": {"type": "string", "description": "whsec_ + base64 of the signing key"},
+                "id_field": {"type": "string", "default": "idempotency_key"},
+                "timeout_seconds": {"type": "number", "default": 10},
+            },
+        }
+
+    def check(self) -> CheckResult:
+        """The URL is an allowed destination and the secret a signing key; nothing is sent."""
+        try:
+            self.policy.check_url(self.url)
+            if not self.secret:
+                raise ConnectorConfigError("the webhook has no signing secret", where=self._where())
+            _key(self.secret)
+        except DestinationRefused as exc:
+            error: ConnectorError = ConnectorDestinationRefused(f"{DESTINATION_REFUSED}: {exc}", where=self._where())
+            return CheckResult(False, str(error), type(error).__name__)
+        except (binascii.Error, ValueError) as exc:
+            error = ConnectorConfigError(f"the signing secret is not base64: {exc}", where=self._where())
+            return CheckResult(False, str(error), type(error).__name__)
+        except ConnectorError as exc:
+            return CheckResult(False, str(exc), type(exc).__name__)
+        return CheckResult(True, "destination allowed and signing secret readable")
+
+    def discover(self) -> dict[str, dict[str, Any]]:
+        return {MESSAGES: {"type": "object", "x-idempotency-key": self.id_field}}
+
+    def read(self, dataset: str, state: State | None, *, limit: int | None = None) -> Iterator[Batch]:
+        raise ConnectorConfigError(
+            "a webhook is push only",
+            where=self._where(dataset),
+            action="read this department through its SQL, SOAP or XML connector",
+        )
+
+    def write(self, dataset: str, records: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """Post each record (its JSON) with its signature; ``details`` has the receiver's status per answer."""
+        if dataset != MESSAGES:
+            raise ConnectorConfigError(f"unknown dataset {dataset!r} (known: {MESSAGES})", where=self._where(dataset))
+        if not self.secret:
+            raise ConnectorConfigError("the webhook has no signing secret", where=self._where(dataset))
+        result = WriteResult(0)
+        for record in records:
+            msg_id = str(record[self.id_field])
+            body = json.dumps(dict(record), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            sent = self.sender.send(self.url, self.secret, msg_id, body, policy=self.policy)
+            if sent.ok:
+                result.written += 1
+                result.details.append({"webhook-id": msg_id, "status_code": sent.status_code})
+                continue
+            error = _answer_error(sent, self._where(dataset))
+            if error is not None:
+                raise error
+            result.details.append({"webhook-id": msg_id, "status_code": sent.status_code})
+            result.rejected.append(BadRecord("push_rejected", sent.error or "refused", source_key=msg_id))
+        return result
+
+    def close(self) -> None:
+        if self._own_sender:
+            self.sender.close()

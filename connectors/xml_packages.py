@@ -25,17 +25,19 @@ re-parses the package it stopped in and emits from its checkpoint offset. The ex
 failing mid-read (unmounted, I/O error, a listed package gone) is :class:`ConnectorUnavailable`
 — transient: nothing of that package was emitted, and the next run reads it again. Packages
 declared in GB18030 (common in Chinese government feeds) are decoded by libxml2.
+
+Beside it: the field paths and the one-walk record plan (:mod:`connectors.xml_records`), the XSD's
+root children and its constant-memory rewrite (:mod:`connectors.xml_schema`), the share's I/O and
+the hashing reader (:mod:`connectors.xml_share`), the refusals (:mod:`connectors.xml_refusals`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import string
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,202 +52,22 @@ from connectors.errors import (
     ConnectorError,
     ConnectorUnavailable,
 )
+from connectors.xml_records import FieldPath, RecordPlan, arrow_type, content_version, element_depth
 from connectors.xml_refusals import HARDENED, PackageRejected, PrologGuard, diagnose, schema_refusal
+from connectors.xml_schema import XS, repeat_choices_as_sequences, root_children
+from connectors.xml_share import HashingReader, file_sha, on_share, share_error
 from hub.masking import mask_record
 from hub.settings import REPO_ROOT
 
 #: how many package hashes the state remembers (the marker files are the long-term index)
 DONE_MEMORY = 500
 
-_XS = "{http://www.w3.org/2001/XMLSchema}"
-
-
-class _HashingReader:
-    """The package file for the parser, hashing exactly the bytes the parser reads (one pass).
-
-    Hashing in the parser's thread costs ~0.3 s per 500 MB (SHA-NI), under 1 % of the read; a
-    hashing thread beside the parser could save no more than that (docs/decisions/0007).
-    An I/O error on the share becomes :class:`ConnectorUnavailable`; reading past
-    ``max_bytes`` (a package still growing) :class:`PackageRejected`. With a ``prolog``
-    guard, every chunk goes to it before the parser gets it (a DOCTYPE is refused there).
-    """
-
-    def __init__(self, path: Path, *, max_bytes: int, where: str, prolog: PrologGuard | None = None) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        self.where = where
-        self.prolog = prolog
-        self.sha = hashlib.sha256()
-        self.bytes = 0
-        # a 1 MB buffer: lxml asks for 32 KB at a time, the share sees few large reads
-        self._fh = _open_on_share(path, where, buffering=1 << 20)
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._fh.read(n)
-        except OSError as exc:
-            raise _share_error(exc, self.path, self.where, "reading") from exc
-        self.bytes += len(data)
-        if self.bytes > self.max_bytes:
-            raise PackageRejected("package_too_large", f"more than max_package_bytes {self.max_bytes} bytes read")
-        self.sha.update(data)
-        if self.prolog is not None and not self.prolog.done:
-            self.prolog.feed(data)
-        return data
-
-    def finish(self) -> str:
-        """Hash the rest (a parser that stopped early must still report the file's hash)."""
-        while self.read(1 << 20):
-            pass
-        return self.sha.hexdigest()
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-@dataclass(frozen=True)
-class FieldPath:
-    """One output column: ``@attr``, ``Child``, ``Child/@attr``, ``Child/Grand``; ``[]`` = list."""
-
-    column: str
-    child: str | None
-    leaf: str | None
-    attr: str | None
-    many: bool
-
-    @classmethod
-    def parse(cls, column: str, path: str, ns: str) -> FieldPath:
-        many = path.endswith("[]")
-        path = path.removesuffix("[]")
-        q = (lambda n: f"{{{ns}}}{n}") if ns else (lambda n: n)
-        parts = path.split("/")
-        if len(parts) == 1:
-            p = parts[0]
-            return cls(column, None, None, p[1:], many) if p.startswith("@") else cls(column, q(p), None, None, many)
-        if len(parts) == 2:
-            a, b = parts
-            if b.startswith("@"):
-                return cls(column, q(a), None, b[1:], many)
-            return cls(column, q(a), q(b), None, many)
-        raise ConnectorConfigError(f"field path {path!r} is deeper than Child/Grandchild")
-
-    def extract(self, elem: Any) -> Any:
-        if self.child is None:
-            return elem.get(self.attr) if self.attr else elem.text
-        nodes = elem.findall(self.child)
-        if self.attr:
-            values = [n.get(self.attr) for n in nodes]
-        else:
-            values = [n.findtext(self.leaf) if self.leaf else n.text for n in nodes]
-        if self.many:
-            return values
-        if not values:
-            return None
-        # repeated children in a scalar column: ';'-joined, in document order
-        return values[0] if len(values) == 1 else ";".join(v or "" for v in values)
-
-
-_UNSET = object()
-
-
-class _RecordPlan:
-    """A dataset's field paths compiled for one walk over each record's children.
-
-    Gives the same values as :meth:`FieldPath.extract` field by field, which calls
-    ``findall``/``findtext`` per field: lxml's ElementPath runs in Python, so that costs
-    several times the parse itself. Here a record's children are visited once, the
-    children of a nested element (``Owner/Name``) once per child.
-    """
-
-    def __init__(self, fields: Sequence[FieldPath]) -> None:
-        self.size = len(fields)
-        self.attrs = [(i, f.attr or "") for i, f in enumerate(fields) if f.child is None]
-        # per child tag: (own-text columns, (attribute, column) pairs, grandchild tag -> columns)
-        general: dict[str, tuple[list[int], list[tuple[str, int]], dict[str, list[int]]]] = {}
-        for i, f in enumerate(fields):
-            if f.child is None:
-                continue
-            texts, attrs, leaves = general.setdefault(f.child, ([], [], {}))
-            if f.attr:
-                attrs.append((f.attr, i))
-            elif f.leaf:
-                leaves.setdefault(f.leaf, []).append(i)
-            else:
-                texts.append(i)
-        # a child whose only use is its own text in one scalar column: the common case, one lookup
-        self.fast = {
-            tag: texts[0]
-            for tag, (texts, attrs, leaves) in general.items()
-            if len(texts) == 1 and not attrs and not leaves and not fields[texts[0]].many
-        }
-        self.general = {tag: spec for tag, spec in general.items() if tag not in self.fast}
-        self.fast_columns = list(self.fast.values())
-        self.list_columns = [i for i, f in enumerate(fields) if f.child is not None and f.child not in self.fast]
-        self.collapse = [i for i in self.list_columns if not fields[i].many]
-        self.many_columns = [i for i in self.list_columns if fields[i].many]
-        self.template: list[Any] = [None] * self.size
-        for i in self.fast_columns:
-            self.template[i] = _UNSET
-
-    def extract(self, elem: Any) -> tuple[Any, ...]:
-        """One record's values in field order; repeated paths as tuples."""
-        vals = self.template[:]
-        for i in self.list_columns:
-            vals[i] = []
-        for i, attr in self.attrs:
-            vals[i] = elem.get(attr) if attr else elem.text
-        fast, general = self.fast, self.general
-        repeated: dict[int, list[Any]] | None = None
-        for child in elem:
-            tag = child.tag
-            one = fast.get(tag)
-            if one is not None:
-                if vals[one] is _UNSET:
-                    vals[one] = child.text
-                else:
-                    repeated = repeated if repeated is not None else {}
-                    repeated.setdefault(one, [vals[one]]).append(child.text)
-                continue
-            spec = general.get(tag)
-            if spec is None:
-                continue
-            texts, attrs, leaves = spec
-            if texts:
-                text = child.text
-                for i in texts:
-                    vals[i].append(text)
-            for attr, i in attrs:
-                vals[i].append(child.get(attr))
-            if leaves:
-                found: dict[str, str] = {}
-                for grand in child:
-                    gtag = grand.tag
-                    if gtag in leaves and gtag not in found:
-                        found[gtag] = grand.text or ""  # findtext: "" for an empty element
-                for gtag, columns in leaves.items():
-                    value = found.get(gtag)
-                    for i in columns:
-                        vals[i].append(value)
-        for i in self.fast_columns:
-            if vals[i] is _UNSET:
-                vals[i] = None
-        if repeated:
-            for i, values in repeated.items():
-                vals[i] = ";".join(v or "" for v in values)
-        for i in self.collapse:
-            values = vals[i]
-            vals[i] = None if not values else values[0] if len(values) == 1 else ";".join(v or "" for v in values)
-        # tuples of strings drop out of the garbage collector's tracking at its first pass, so the
-        # batch of rows held until the next spill costs no full collections (lists would: ~20 %)
-        for i in self.many_columns:
-            vals[i] = tuple(vals[i])
-        return tuple(vals)
-
 
 class XmlPackageConnector:
     """Reads XML exchange packages from a department's outbox directory."""
 
     protocol = "xml"
+    directions = frozenset({"read"})
 
     def __init__(self, name: str, block: Mapping[str, Any], *, work_root: Path | None = None) -> None:
         self.name = name
@@ -314,9 +136,9 @@ class XmlPackageConnector:
                 raise ConnectorConfigError(f"XSD {path} not found", where=self._where())
             parser = etree.XMLParser(**HARDENED)
             doc = etree.parse(str(path), parser)
-            _repeat_choices_as_sequences(doc)
+            repeat_choices_as_sequences(doc)
             self._schema = etree.XMLSchema(doc)
-            globals_ = [e.get("name") for e in doc.getroot().iterchildren(f"{_XS}element")]
+            globals_ = [e.get("name") for e in doc.getroot().iterchildren(f"{XS}element")]
             self._root = self.block.get("root") or (globals_[0] if len(globals_) == 1 else None)
             if not self._root:
                 raise ConnectorConfigError(
@@ -324,7 +146,7 @@ class XmlPackageConnector:
                     where=self._where(),
                     action="set source.root",
                 )
-            self._root_children = _root_children(doc, self._root)
+            self._root_children = root_children(doc, self._root)
         return self._schema
 
     def _fields(self, ds: Mapping[str, Any]) -> list[FieldPath]:
@@ -383,7 +205,7 @@ class XmlPackageConnector:
             # a package is complete once its sidecar exists (the department writes it last)
             return sorted(p for p in outbox.glob(self.pattern) if p.with_name(p.name + ".sha256").exists())
         except OSError as exc:
-            raise _share_error(exc, outbox, self._where(), "listing") from exc
+            raise share_error(exc, outbox, self._where(), "listing") from exc
 
     def read(self, dataset: str, state: State | None, *, limit: int | None = None) -> Iterator[Batch]:
         ds = dataset_block(self.block, dataset, where=self._where(dataset))
@@ -430,7 +252,7 @@ class XmlPackageConnector:
         try:
             expected = (sidecar.read_text(encoding="ascii", errors="replace").split() or [""])[0].lower()
         except OSError as exc:
-            raise _share_error(exc, sidecar, where, "reading") from exc
+            raise share_error(exc, sidecar, where, "reading") from exc
         self.work.mkdir(parents=True, exist_ok=True)
         spill = self.work / f"spill-{uuid.uuid4().hex}.arrow"
         try:
@@ -443,12 +265,12 @@ class XmlPackageConnector:
                         "the package was altered or cut in transit — the department must resend it",
                     )
             except PackageRejected as rej:
-                sha = _file_sha(package, where)
+                sha = file_sha(package, where)
                 if sha in done or self._marker(sha, dataset).exists():
                     if not preview:
                         self._finish(package, sha, dataset, rejected=True)
                     return
-                size = _on_share(package, where, "reading", lambda: package.stat().st_size)
+                size = on_share(package, where, "reading", lambda: package.stat().st_size)
                 bad_pkg = BadRecord(
                     rej.reason_code,
                     rej.reason,
@@ -541,17 +363,17 @@ class XmlPackageConnector:
                     shutil.move(str(f), target / f.name)
 
         # the marker is written: a failed acknowledgement is repeated by the next run, nothing re-emitted
-        _on_share(package, self._where(dataset), "acknowledging", acknowledge)
+        on_share(package, self._where(dataset), "acknowledging", acknowledge)
 
     def _parse(self, package: Path, ds: Mapping[str, Any], spill: Path, where: str) -> tuple[str, int, list[BadRecord]]:
         """One streaming, validating pass: (sha256, rows spilled, record-level bad records)."""
         from lxml import etree
 
-        size = _on_share(package, where, "reading", lambda: package.stat().st_size)
+        size = on_share(package, where, "reading", lambda: package.stat().st_size)
         if size > self.max_bytes:
             raise PackageRejected("package_too_large", f"{size} bytes exceeds max_package_bytes {self.max_bytes}")
         fields = self._fields(ds)
-        plan = _RecordPlan(fields)
+        plan = RecordPlan(fields)
         schema = self.schema()
         q = (lambda n: f"{{{self.ns}}}{n}") if self.ns else (lambda n: n)
         tag, root_tag = q(ds["element"]), q(str(self._root))
@@ -563,7 +385,7 @@ class XmlPackageConnector:
         key_i = columns.index(key_col) if key_col in columns else None
         version_i = columns.index(version_col) if version_col in columns else None
         arrow_schema = with_meta(
-            pa.table({f.column: pa.array([], _arrow_type(f)) for f in fields}),
+            pa.table({f.column: pa.array([], arrow_type(f)) for f in fields}),
             pa.array([], pa.string()),
             pa.array([], pa.string()),
         ).schema
@@ -579,7 +401,7 @@ class XmlPackageConnector:
             if not rows:
                 return
             cols = list(zip(*rows, strict=True))
-            arrays = [pa.array(col, _arrow_type(f)) for col, f in zip(cols, fields, strict=True)]
+            arrays = [pa.array(col, arrow_type(f)) for col, f in zip(cols, fields, strict=True)]
             assert key_i is not None  # rows only exist when keys do
             keys = (
                 arrays[key_i]
@@ -601,7 +423,7 @@ class XmlPackageConnector:
         closed = False
         failure: Exception | None = None
         last_parent: Any = None
-        source = _HashingReader(package, max_bytes=self.max_bytes, where=where, prolog=PrologGuard())
+        source = HashingReader(package, max_bytes=self.max_bytes, where=where, prolog=PrologGuard())
         try:
             context = etree.iterparse(
                 source,
@@ -629,7 +451,7 @@ class XmlPackageConnector:
                 parent = elem.getparent()
                 if etag == tag:
                     if parent is not last_parent:  # records share their parent: walk up once per parent
-                        depth = _depth(elem)
+                        depth = element_depth(elem)
                         if depth > self.max_depth:
                             raise PackageRejected("xml_too_deep", f"record nested {depth} levels deep")
                         last_parent = parent
@@ -650,7 +472,7 @@ class XmlPackageConnector:
                     else:
                         rows.append(values)
                         if version_i is None:
-                            versions.append("None" if version_col else _content_version(values))
+                            versions.append("None" if version_col else content_version(values))
                         if len(rows) >= self.batch_size:
                             flush()
                 elif parent is None or parent.getparent() is not None:
@@ -677,7 +499,7 @@ class XmlPackageConnector:
         self, package: Path, where: str, tags: set[str], root_tag: str, failure: Exception | None
     ) -> PackageRejected:
         """Why the validating pass failed, in libxml2's words: a second pass without the XSD."""
-        source = _HashingReader(package, max_bytes=self.max_bytes, where=where)
+        source = HashingReader(package, max_bytes=self.max_bytes, where=where)
         try:
             found = diagnose(source, tags, root_tag)
         finally:
@@ -691,114 +513,6 @@ class XmlPackageConnector:
             f"the validating parser stopped before </{self._root}> without an error; "
             "the department must check and resend the package",
         )
-
-
-def _content_version(values: Sequence[Any]) -> str:
-    """Without a version field, a record's version is the hash of its content.
-
-    Hashed in the form it has always been hashed in (a list, repeated paths as lists), so
-    versions stay stable across releases and unchanged records are not re-emitted.
-    """
-    as_lists = [list(v) if isinstance(v, tuple) else v for v in values]
-    return hashlib.sha256(repr(as_lists).encode()).hexdigest()[:16]
-
-
-def _arrow_type(field: FieldPath) -> pa.DataType:
-    # a repeated path ("Owner/Name[]") is a list column; "[]" on the record's own attribute has one value
-    return pa.list_(pa.string()) if field.many and field.child is not None else pa.string()
-
-
-def _depth(elem: Any) -> int:
-    depth = 0
-    node = elem
-    while node is not None:
-        depth += 1
-        node = node.getparent()
-    return depth
-
-
-def _root_children(doc: Any, root: str) -> list[str]:
-    """Local names of the elements the XSD allows directly under the package root.
-
-    Follows the root's inline or named complex type through sequence/choice/all; an ``xs:any``
-    or a construct not followed here yields what was found so far (those other children are
-    then cleared when the next record arrives, as before).
-    """
-    top = doc.getroot()
-    types = {t.get("name"): t for t in top.iterchildren(f"{_XS}complexType")}
-    decl = next((e for e in top.iterchildren(f"{_XS}element") if e.get("name") == root), None)
-    if decl is None:
-        return []
-    ctype = decl.find(f"{_XS}complexType")
-    if ctype is None and decl.get("type"):
-        ctype = types.get(decl.get("type").rpartition(":")[2])
-    names: list[str] = []
-    stack = [ctype] if ctype is not None else []
-    while stack:
-        node = stack.pop()
-        for child in node.iterchildren(f"{_XS}sequence", f"{_XS}choice", f"{_XS}all", f"{_XS}element"):
-            if child.tag == f"{_XS}element":
-                name = child.get("name") or (child.get("ref") or "").rpartition(":")[2]
-                if name:
-                    names.append(name)
-            else:
-                stack.append(child)
-    return names
-
-
-def _repeat_choices_as_sequences(doc: Any) -> None:
-    """Rewrite each repeated ``xs:choice`` as a repeated ``xs:sequence`` holding that choice.
-
-    ``<choice min max>A|B</choice>`` and ``<sequence min max><choice>A|B</choice></sequence>``
-    accept exactly the same children, but libxml2 (2.14) compiles the first into an automaton
-    whose streaming validation keeps state for every repetition: validating a package whose
-    root is ``<choice maxOccurs="unbounded">`` of records (the land XSD's) grew by ~100 MB per
-    800,000 records, and was slower. The second form validates in constant memory. Only the
-    schema document given is rewritten (not ``xs:include``-d ones).
-    """
-    for choice in list(doc.iter(f"{_XS}choice")):
-        if choice.get("maxOccurs", "1") == "1":
-            continue
-        sequence = choice.makeelement(f"{_XS}sequence", {})
-        for occurs in ("minOccurs", "maxOccurs"):
-            if occurs in choice.attrib:
-                sequence.set(occurs, choice.attrib.pop(occurs))
-        choice.addprevious(sequence)
-        sequence.append(choice)  # moves the choice into the sequence
-
-
-def _share_error(exc: OSError, path: Path, where: str, doing: str) -> ConnectorError:
-    """An OS error on the department's share as a typed connector error."""
-    if isinstance(exc, PermissionError):
-        return ConnectorAuthError(
-            f"no permission {doing} {path.name}: {exc.strerror}",
-            where=where,
-            action="grant the hub's service account read/write on the exchange share",
-        )
-    return ConnectorUnavailable(
-        f"the exchange share failed while {doing} {path.name}: {exc.strerror or exc}",
-        where=where,
-        action="check the department's exchange share (mount, network); the run retries and resumes at this package",
-    )
-
-
-def _on_share(path: Path, where: str, doing: str, op: Any) -> Any:
-    try:
-        return op()
-    except OSError as exc:
-        raise _share_error(exc, path, where, doing) from exc
-
-
-def _open_on_share(path: Path, where: str, buffering: int = -1) -> Any:
-    return _on_share(path, where, "opening", lambda: open(path, "rb", buffering=buffering))
-
-
-def _file_sha(path: Path, where: str) -> str:
-    sha = hashlib.sha256()
-    with _open_on_share(path, where) as fh:
-        while chunk := _on_share(path, where, "reading", lambda: fh.read(1 << 20)):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def _remember(done: list[str], sha: str) -> list[str]:

@@ -245,11 +245,6 @@ def _seal_holds(envelope: Envelope, keyring: KeyRing) -> bool:
     return sha256_hex(document) == envelope.document_sha256 and keyring.verify(envelope.signature, document)
 
 
-def current_fingerprint(session: Session, license_id: str) -> tuple[int, str] | None:
-    entry = session.get(LicenseIndexEntry, license_id)
-    return (entry.version, entry.content_fingerprint) if entry is not None else None
-
-
 def reindex(
     session: Session, store: ObjectStore, *, license_ids: Iterable[str] | None = None, keyring: KeyRing | None = None
 ) -> int:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from e_license_store.canonical_json import canonical_bytes, parse_canonical, sha256_hex
 from e_license_store.signing import KeyRing, Signature
-from mappings.canonical.models import HolderKind, License, SourceRef
+from mappings.canonical.models import HolderKind, License
 
 DOCUMENT_FORMAT = "hub.e-license.v1"
 #: v2 adds ``license.case_code`` (the case a licence was issued for); a v1 document has no such
@@ -153,7 +153,3 @@ def file_key(license_id: str, version: int) -> str:
 
 def binding_key(license_id: str, version: int) -> str:
     return f"files/{license_id}/v{version:06d}.binding.json"
-
-
-def source_of(doc: LicenseDocument) -> SourceRef | None:
-    return doc.license.source

@@ -5,6 +5,9 @@ store under its own write-once key, then — in ONE database transaction — upd
 index and emit the outbox event. A crash between the two leaves a stored version the
 index lacks; the next operation on that licence (or ``reindex``) picks it up from the
 store, and since the store key is write-once two writers can never both create a version.
+
+One job, one module: the licence lifecycle's transitions (issue, amend, suspend, revoke, reindex)
+share that write order, which is why they stay together.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # temporary tables (set-based writes stage their rows there) and sorts in memory, not in a temporary file
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
 

@@ -1,4 +1,4 @@
-"""Tables every part shares: sync state, staged batches, quarantine and the event outbox.
+"""Tables every part shares: sync state, staged batches, quarantine, the event outbox and record lineage.
 
 The outbox follows the transactional-outbox pattern: :func:`hub.outbox.emit` adds an
 event row to the *same session* as the change it announces, so the event exists if and
@@ -17,7 +17,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hub.clock import local_today, utcnow
 from hub.db import Base
 
-__all__ = ["BigId", "OutboxEvent", "QuarantineRecord", "StagedBatch", "SyncState", "local_today", "utcnow"]
+__all__ = [
+    "BigId",
+    "LineageBatch",
+    "LineageMapping",
+    "LineageRecord",
+    "OutboxEvent",
+    "QuarantineRecord",
+    "StagedBatch",
+    "SyncState",
+    "local_today",
+    "utcnow",
+]
 
 
 # SQLite has no BIGINT autoincrement; this keeps ids 64-bit on PostgreSQL.
@@ -124,3 +135,73 @@ class OutboxEvent(Base):
     #: Deterministic from what happened, so re-running a job never emits the same event twice.
     idempotency_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class LineageMapping(Base):
+    """A mapping file as a run applied it (映射版本), by the SHA-256 of its bytes: what lineage needs
+    of it once the file has changed — each canonical field's source fields and normalisers, and
+    which canonical field each licence field is drawn from. One row per content ever applied.
+    (Migration ``core_0002``.)
+    """
+
+    __tablename__ = "lineage_mapping"
+
+    mapping_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the mapping (feed) name, ``<department>_<dataset>``
+    mapping: Mapped[str] = mapped_column(String(100))
+    #: the file's name in ``mappings/``
+    mapping_file: Mapped[str] = mapped_column(String(300))
+    #: the ``version:`` the file declares
+    mapping_version: Mapped[int] = mapped_column(Integer)
+    #: canonical field (``owners[].name`` when nested) → ``{"from": [...], "normalizers": [...]}``
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: licence type code → licence field (``holder_name``, ``surface.address``) → canonical field
+    licenses: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LineageBatch(Base):
+    """One staged batch as one run mapped and validated it (批次血缘): run, mapping content, suite.
+
+    Written by the validate step in the transaction that quarantines the batch's refused rows,
+    together with a :class:`LineageRecord` per accepted record. The staged object it names may
+    be purged by retention; nothing here needs it. (Migration ``core_0002``.)
+    """
+
+    __tablename__ = "lineage_batch"
+    __table_args__ = (UniqueConstraint("mapping", "run_id", "staged_ref", name="uq_lineage_batch_run_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(200), index=True)
+    mapping: Mapped[str] = mapped_column(String(100))
+    department: Mapped[str] = mapped_column(String(100))
+    dataset: Mapped[str] = mapped_column(String(100))
+    #: the extract's staged batch the records were read from
+    staged_ref: Mapped[str] = mapped_column(String(1000))
+    mapping_sha256: Mapped[str] = mapped_column(String(64))
+    #: the expectation suite's name and the SHA-256 of its file: the suite's version
+    suite: Mapped[str] = mapped_column(String(60))
+    suite_sha256: Mapped[str] = mapped_column(String(64))
+    #: the matching model's version when a model linked the batch's records (none does in a run today)
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    #: records accepted (one :class:`LineageRecord` each)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    #: when the extract staged the batch (pulled from the source)
+    pulled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LineageRecord(Base):
+    """An accepted source record (key and version) and the batch it came in: the link from a
+    licence version or golden value back to its :class:`LineageBatch`.
+
+    Keyed by what a lookup starts from, the source key; on SQLite stored ``WITHOUT ROWID``, so a
+    record costs one B-tree write. (Migration ``core_0002``.)
+    """
+
+    __tablename__ = "lineage_record"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    source_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)

@@ -8,6 +8,9 @@ matrix with the checks in the scalar modules' order, so the first failing rule â
 reason â€” is the same. A property test (tests/identifiers/test_vectorized.py) holds the two
 paths to each other.
 
+One job, one module: the column-wise twin of the scalar identifier modules; its rules share one
+byte matrix and one reason table, so splitting them would split the first-failing-rule order.
+
 >>> df = normalize_many(["11010519491231002x", "D2143569-X", "91110000600037341M", None])
 >>> for r in records(df):
 ...     print(r["kind"], r["canonical"], r["valid"], r["reason"])

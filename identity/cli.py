@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Identifiers and the master index: normalize, lookup.")
+app = typer.Typer(no_args_is_help=True, help="Identifiers and the master index: normalize, lookup, matching train.")
 
 
 @app.command("normalize")
@@ -81,3 +81,29 @@ def lookup_cmd(
     from identity.lookup import run_lookup
 
     raise typer.Exit(run_lookup(code, as_json=as_json, unmasked=unmasked))
+
+
+matching_app = typer.Typer(no_args_is_help=True, help="The matching model (匹配模型): train.")
+app.add_typer(matching_app, name="matching")
+
+
+@matching_app.command("train")
+def matching_train_cmd() -> None:
+    """Train the person matching model from the master index and write it as a new model file version.
+
+    Labels are the index's own: department records linked by a valid code, paired with their
+    identity. Prints one JSON object (version, path, labels, master records, thresholds); exit 1
+    when the index holds no identity to learn from.
+    """
+    from hub.db import get_engine, session_scope
+    from identity.matching_model import save, train_from_index
+
+    with session_scope(get_engine()) as session:
+        model = train_from_index(session)
+    if model is None:
+        typer.echo("error: the master index holds no person to train on", err=True)
+        raise typer.Exit(1)
+    path = save(model)
+    shown = model.as_json()
+    shown.pop("settings")
+    typer.echo(json.dumps({**shown, "path": str(path)}, ensure_ascii=False))

@@ -20,6 +20,7 @@ from identity.resolve import RESOLVED, resolve_codes
 from identity.tables import (
     ENTERPRISE,
     PERSON,
+    PROVISIONAL_PREFIX,
     IdentityCrosswalk,
     IdentityEnterprise,
     IdentityMerge,
@@ -47,6 +48,12 @@ def lookup(session: Session, code: str) -> dict[str, Any] | None:
                 str(res["method"].iloc[0]),
                 str(res["code_kind"].iloc[0]),
             )
+    # a provisional identity's code is the hub's own (``P`` + 17 characters): no rule resolves it
+    own = code.strip().upper()
+    if own.startswith(PROVISIONAL_PREFIX) and len(own) == 18:
+        person = session.get(IdentityPerson, own)
+        if person is not None and person.provisional:
+            return _view(session, PERSON, own, code, "provisional", "provisional")
     return None
 
 
@@ -79,6 +86,7 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
         "resolved_by": method,
         "entity_kind": kind,
         "canonical_code": canonical,
+        "provisional": bool(row.provisional),
         "golden": dict(row.attributes or {}),
         "sources": dict(row.sources or {}),
         "legacy_codes": [
@@ -100,6 +108,9 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
                 "source_version": s.source_version,
                 "method": s.method,
                 "score": s.score,
+                # a link the matching model made: its probability and the model file's version
+                "match_probability": s.match_probability,
+                "model_version": s.model_version,
                 "linked_at": _iso(s.linked_at),
                 "unlinked_at": _iso(s.unlinked_at),
             }
@@ -256,7 +267,7 @@ def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> i
             s["dataset"],
             s["source_key"],
             str(s["source_version"]),
-            s["method"],
+            s["method"] if s["match_probability"] is None else f"{s['method']} ({s['match_probability']:.4f})",
             s["linked_at"],
             s["unlinked_at"] or "",
         )

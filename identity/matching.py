@@ -32,7 +32,7 @@ NO_MATCH = "no_match"
 RESULT_COLUMNS = ["incoming_key", "canonical_code", "match_probability", "decision"]
 
 #: Person attributes the model compares (canonical field names).
-PERSON_FEATURES = ["name", "birth_date", "sex", "address", "region_code", "resident_id"]
+PERSON_FEATURES = ["name", "birth_date", "sex", "address", "region_code", "resident_id", "id_tail"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,36 @@ def prepare_persons(df: pd.DataFrame, id_column: str, *, code_is_resident_id: bo
     out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).array
     out["region_code"] = nz.digits(col("region_code")).array
     out["resident_id"] = nz.code(col("resident_id")).array
+    return _id_evidence(out)
+
+
+def _id_evidence(out: pd.DataFrame) -> pd.DataFrame:
+    """Split a (damaged) resident id's evidence so that none of it is counted twice.
+
+    The id embeds the county (characters 1-6) and the birth date (7-14): they fill the record's
+    ``region_code``/``birth_date`` where the record has none, and are compared there only. The id
+    itself is compared by the part nothing else carries — the sequence number and check
+    character (``id_tail``: the last four of 18 characters, the last three of 15) — so agreeing
+    county and birth date are counted once, not once in their fields and again in the id.
+    """
+    ids = out["resident_id"].astype(object)
+    text = ids.where(ids.notna(), "").astype(str)
+    length = text.str.len()
+    long_id, short_id = length == 18, length == 15
+    embedded_date = pd.Series(pd.NA, index=out.index, dtype=object)
+    embedded_date[long_id] = text[long_id].str[6:14]
+    embedded_date[short_id] = "19" + text[short_id].str[6:12]
+    parsed = pd.to_datetime(embedded_date, format="%Y%m%d", errors="coerce")
+    iso = parsed.dt.strftime("%Y-%m-%d")
+    birth = out["birth_date"].astype(object)
+    out["birth_date"] = birth.where(birth.notna(), iso.where(parsed.notna(), None)).array
+    county = text.str[:6].where((long_id | short_id) & text.str[:6].str.isdigit(), None)
+    region = out["region_code"].astype(object)
+    out["region_code"] = region.where(region.notna(), county).array
+    tail = pd.Series(None, index=out.index, dtype=object)
+    tail[long_id] = text[long_id].str[14:18]
+    tail[short_id] = text[short_id].str[12:15]
+    out["id_tail"] = tail.array
     return out
 
 
@@ -225,21 +255,23 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
         output_column_name="region_code",
         comparison_description="region: same county, same city",
     )
-    resident_id = cl.CustomComparison(
+    # Only the id's sequence number and check character: its county and birth date are
+    # compared in their own fields (filled from the id where a record has none).
+    id_tail = cl.CustomComparison(
         comparison_levels=[
-            cll.NullLevel("resident_id"),
-            # Random pairs almost never share 15+ id characters: u priors for sampling misses.
-            level(cll.ExactMatchLevel("resident_id"), 0.5, 1e-8),
-            level(_damerau_levenshtein_level("resident_id", 1, shared_prefix=_ID_PREFIX), 0.4, 1e-7),
-            level(_damerau_levenshtein_level("resident_id", 3, shared_prefix=_ID_PREFIX), 0.08, 1e-5),
-            level(cll.ElseLevel(), 0.02, 1.0 - 1e-5),
+            cll.NullLevel("id_tail"),
+            # Fixed u: about 1 in 10,000 random pairs share four given characters; one of the
+            # four off (a typo, a wrong check character) about 1 in 250.
+            level(cll.ExactMatchLevel("id_tail"), 0.6, 1e-4),
+            level(_damerau_levenshtein_level("id_tail", 1), 0.35, 4e-3),
+            level(cll.ElseLevel(), 0.05, 1.0 - 4.1e-3),
         ],
-        output_column_name="resident_id",
-        comparison_description="damaged resident id: one or up to three characters off",
+        output_column_name="id_tail",
+        comparison_description="damaged resident id: sequence number and check character, exact or one off",
     )
     return SettingsCreator(
         link_type="link_only",
-        comparisons=[name, birth, sex, address, region, resident_id],
+        comparisons=[name, birth, sex, address, region, id_tail],
         # Each rule needs two attributes to agree, so a single wrong attribute (a typo in the
         # name or the birth date, a move to another county) still leaves a rule that finds
         # the pair. The birth date alone would pair every record with ~100 people of a
@@ -340,8 +372,12 @@ def _train(
     seed: int = 7,
     max_u_pairs: float = 2e5,
     max_labelled: int = 20_000,
+    em: bool = True,
 ) -> dict[str, Any]:
-    """Train on prepared records; ``registered`` = (db_api, master table) to reuse a registration."""
+    """Train on prepared records; ``registered`` = (db_api, master table) to reuse a registration.
+
+    Without labels, m comes from EM over the incoming records, or — ``em=False`` — the priors
+    stand (the incoming side is then only there for u's random sampling)."""
     from splink import block_on
 
     prepare, settings, em_rules = _profile(entity)
@@ -353,7 +389,8 @@ def _train(
         lab = prepare(
             sample.assign(_lab_key="label:" + pd.Series(range(len(sample)), index=sample.index).astype(str)), "_lab_key"
         )
-        lab["resident_id" if entity == "person" else "code"] = None
+        for withheld in ("resident_id", "id_tail") if entity == "person" else ("code",):
+            lab[withheld] = None
         labels = pd.DataFrame(
             {
                 "source_dataset_l": "master",
@@ -371,7 +408,7 @@ def _train(
     linker.training.estimate_u_using_random_sampling(max_pairs=max_u_pairs, seed=seed, num_chunks=1)
     if labels is not None and len(labels):
         linker.training.estimate_m_from_pairwise_labels(linker._db_api.register(labels))
-    else:
+    elif em:
         from splink.internals.exceptions import EMTrainingException
 
         for rule in (block_on(*cols) for cols in em_rules):

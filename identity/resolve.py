@@ -15,7 +15,7 @@ The batch is resolved column-wise with a handful of queries (one bound parameter
 reads; :func:`resolve_batch` also links: it creates new identities, records source-record
 links and learnt cross-walk entries, refreshes golden records and emits ``identity.merged``
 events to the outbox in the same session. Links and new identities are written through the
-driver in bulk (docs/decisions/identity-bulk-linking.md).
+driver in bulk (docs/decisions/0012-identity-bulk-linking.md).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from hub.regions import holder_region
 from identifiers.vectorized import normalize_many
 from identity import _bulk, _jsontext, golden
 from identity.golden_sources import AS_GOLDEN_JSON, ONE_LINK, compact_attributes, pack
+from identity.matching_step import MATCH_METHODS, mark_provisional, match_records
 from identity.relations import link_relations
 from identity.statuses import NEW, RESOLVED, UNRESOLVED
 from identity.tables import (
@@ -71,8 +72,8 @@ DEFAULT_CODE_COLUMNS = {
 LEGACY_COLUMNS = {"reg_no": "reg_no", "org_code": "org_code", "taxpayer_id": "taxpayer_id"}
 #: Identifier roles that name the record's own subject (a legal representative's id does not).
 SUBJECT_ROLES = ("holder", "applicant", "owner", "subject")
-SOURCE_KEY_COLUMNS = ("_source_key", "source_key")
-SOURCE_VERSION_COLUMNS = ("_source_version", "source_version")
+#: The source key and version every mapped record carries (the mapping engine's columns).
+SOURCE_KEY, SOURCE_VERSION = "_source_key", "_source_version"
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:
@@ -307,10 +308,18 @@ class ResolveResult:
     learnt: int = 0
     merged_events: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    #: person records without a usable code (:mod:`identity.matching_step`): linked by the
+    #: model, sent to the review queue, made provisional identities; and the model's version
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
+    model_version: str | None = None
 
-
-def _first(columns: Iterable[str], frame: pd.DataFrame) -> str | None:
-    return next((c for c in columns if c in frame.columns), None)
+    @property
+    def linked_by_code(self) -> int:
+        """Records placed by their code (an identity in the index or a new one)."""
+        placed = self.records["identity_status"].isin((RESOLVED, NEW))
+        return int((placed & ~self.records["identity_method"].isin(MATCH_METHODS)).sum())
 
 
 def _learn_from_batch(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -347,7 +356,7 @@ def _identifier_columns(df: pd.DataFrame, entity_kind: str, mapping: Any) -> lis
 
 
 def _identifier_specs(mapping: Any) -> tuple[Any, ...]:
-    """A mapping's identifier specs (``Mapping`` of the engine or its ``MappingSpec``)."""
+    """A mapping's identifier specs (``DatasetMapping`` of the engine or its ``MappingSpec``)."""
     found = getattr(mapping, "identifiers", None)
     if found is None:
         found = getattr(getattr(mapping, "spec", None), "identifiers", ())
@@ -427,7 +436,7 @@ def resolve_batch(
       and ``status`` when the records have no such columns;
     * ``resolve_batch(df, mapping, *, session, run_id) -> ResolveResult`` — as the pipeline's
       identity step calls it, with the department, dataset and holder identifier fields of a
-      mapping (``mappings.engine.Mapping`` or its ``MappingSpec``).
+      mapping (``mappings.engine.DatasetMapping`` or its ``MappingSpec``).
     """
     if isinstance(first, pd.DataFrame):
         if session is None:
@@ -453,7 +462,15 @@ def link_batch(
     cross-walk, refresh golden records and emit ``identity.merged`` — all in ``session``."""
     with _bulk.collector_paused(len(df)):
         return _link_batch(
-            session, df, entity_kind, department, dataset, mapping=mapping, run_id=run_id, code_columns=code_columns
+            session,
+            df,
+            entity_kind,
+            department,
+            dataset,
+            mapping=mapping,
+            run_id=run_id,
+            code_columns=code_columns,
+            match=entity_kind == PERSON,
         )
 
 
@@ -467,6 +484,7 @@ def _link_batch(
     mapping: Any,
     run_id: str | None,
     code_columns: Sequence[tuple[str, str | None]] | None,
+    match: bool = False,
 ) -> ResolveResult:
     _kind_of_entity(entity_kind)
     n = len(df)
@@ -506,17 +524,35 @@ def _link_batch(
         for name in ("canonical_code", "method", "status"):
             combined[name][retry] = second[name]
         results.extend(again)
+    key_col = SOURCE_KEY if SOURCE_KEY in df.columns else None
+    version_col = SOURCE_VERSION if SOURCE_VERSION in df.columns else None
+    matched = None
+    if match:
+        # person records without a usable code: the model links them, sends them to review
+        # or makes them provisional identities (identity.matching_step)
+        matched = match_records(
+            session,
+            df,
+            combined,
+            results,
+            key_col=key_col,
+            id_col=columns[0][0] if columns else None,
+            department=department,
+            dataset=dataset,
+            run_id=run_id,
+        )
+        new_codes = _unique(combined["canonical_code"][combined["status"] == NEW])
     status = combined["status"]
 
     # cross-walk: legacy codes learnt from this batch and legacy codes resolved by rule
     walk_rows: list[tuple[str, str, str, str]] = [(c, k, u, COMMERCE) for c, k, u in learnt_pairs]
     for res in results:
+        if matched is not None and matched.legacy_dropped.any():
+            res = res[~matched.legacy_dropped]  # a 15-digit id the model placed elsewhere: not learnt
         walk_rows.extend(_rule_links(res))
     learnt_count, merged_by_code = _store_crosswalk(session, walk_rows, entity_kind, source, now)
 
     # source-record links, then the new identities with golden records computed from them
-    key_col = _first(SOURCE_KEY_COLUMNS, df)
-    version_col = _first(SOURCE_VERSION_COLUMNS, df)
     plan = _plan_links(session, df, combined, entity_kind, department, dataset, key_col, version_col)
     id_table = _table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
     link_table = _table(IdentitySourceRecord)
@@ -534,6 +570,8 @@ def _link_batch(
         for part in prepared:
             _bulk.insert(session, part)
         kill_point("resolve.bulk_write")
+    if matched is not None and matched.provisional_codes:
+        mark_provisional(session, matched.provisional_codes)
     touched = plan.touched.difference(new_codes)
     if touched:
         golden.refresh(session, entity_kind, sorted(touched), cause="link")
@@ -554,6 +592,10 @@ def _link_batch(
         learnt=learnt_count + nested.learnt,
         merged_events=events + nested.merged_events,
         by_status={str(k): int(v) for k, v in counts.items()},
+        linked_by_match=matched.matched if matched else 0,
+        sent_to_review=matched.review if matched else 0,
+        provisional=matched.provisional if matched else 0,
+        model_version=matched.model_version if matched else None,
     )
 
 
@@ -678,6 +720,9 @@ class _LinkPlan:
     #: identity have other links in the batch
     new_links: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     new_shared: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: per inserted row: the match probability (NaN for a link by code) and the model version
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=float))
+    model_versions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     attributes: list[_Attribute] = field(default_factory=list)
     #: per inserted row its values' JSON text, or AS_GOLDEN's (the only link of a new identity)
     attributes_json: list[str] = field(default_factory=list)
@@ -828,6 +873,8 @@ def _plan_links(
         new=new,
         new_links=new_links,
         new_shared=new_shared,
+        probabilities=np.asarray(combined.get("match_probability", np.full(len(df), np.nan)), dtype=float)[rows[keep]],
+        model_versions=np.asarray(combined.get("model_version", np.full(len(df), None)), dtype=object)[rows[keep]],
         attributes=[a.take(keep) for a in attributes],
         attributes_json=texts[keep].tolist(),
         updates=updates,
@@ -867,15 +914,19 @@ def _write_links(session: Session, plan: _LinkPlan, entity_kind: str, department
     if not plan.inserted:
         return
     at = _bulk.timestamp(session, now)
-    columns = ("source_key", "source_version", "canonical_code", "method", "attributes", "fingerprint")
+    columns: tuple[str, ...] = ("source_key", "source_version", "canonical_code", "method", "attributes", "fingerprint")
+    values: list[Any] = [plan.keys, plan.versions, plan.codes, plan.methods, plan.attributes_json, plan.fingerprints]
+    scored = ~np.isnan(plan.probabilities) if len(plan.probabilities) else np.zeros(0, dtype=bool)
+    if scored.any():  # links the model made: their probability and model version too
+        columns += ("match_probability", "model_version")
+        values += [
+            np.array(
+                [float(p) if ok else None for p, ok in zip(plan.probabilities, scored, strict=True)], dtype=object
+            ),
+            np.array([v if ok else None for v, ok in zip(plan.model_versions, scored, strict=True)], dtype=object),
+        ]
     constants = {"department": department, "dataset": dataset, "entity_kind": entity_kind, "linked_at": at}
-    _bulk.insert_columns(
-        session,
-        _table(IdentitySourceRecord),
-        columns,
-        [plan.keys, plan.versions, plan.codes, plan.methods, plan.attributes_json, plan.fingerprints],
-        constants,
-    )
+    _bulk.insert_columns(session, _table(IdentitySourceRecord), columns, values, constants)
 
 
 def _identity_rows(

@@ -33,6 +33,8 @@ from identity.golden_sources import (
 
 PERSON = "person"
 ENTERPRISE = "enterprise"
+#: The first character of a provisional identity's code: no resident id or USCC starts with it.
+PROVISIONAL_PREFIX = "P"
 
 #: Golden attributes that also live in typed columns of the identity tables.
 TYPED_COLUMNS = {
@@ -124,6 +126,9 @@ class IdentityPerson(_GoldenRecord, Base):
     stored_sources: Mapped[Any] = mapped_column("sources", GoldenSources(), default=dict)
     #: Set when this identity was merged into another (the canonical one).
     merged_into: Mapped[str | None] = mapped_column(sa.String(18))
+    #: Made for a record without a usable code that matched nobody: its code is the hub's own
+    #: (:data:`PROVISIONAL_PREFIX`), not a resident id.
+    provisional: Mapped[bool] = mapped_column(sa.Boolean(), nullable=False, default=False, server_default=sa.false())
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
@@ -147,6 +152,7 @@ class IdentityEnterprise(_GoldenRecord, Base):
     stored_attributes: Mapped[dict[str, Any]] = mapped_column("attributes", sa.JSON(), default=dict)
     stored_sources: Mapped[Any] = mapped_column("sources", GoldenSources(), default=dict)
     merged_into: Mapped[str | None] = mapped_column(sa.String(18))
+    provisional: Mapped[bool] = mapped_column(sa.Boolean(), nullable=False, default=False, server_default=sa.false())
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
@@ -185,6 +191,10 @@ class IdentitySourceRecord(Base):
     canonical_code: Mapped[str] = mapped_column(sa.String(18), nullable=False, index=True)
     method: Mapped[str] = mapped_column(sa.String(40), nullable=False)
     score: Mapped[float | None] = mapped_column(sa.Float())
+    #: A link made by probabilistic matching: the model's match probability and the version of
+    #: the model file that scored it (``None`` for links by code).
+    match_probability: Mapped[float | None] = mapped_column(sa.Float())
+    model_version: Mapped[str | None] = mapped_column(sa.String(80))
     #: The attribute values this record carried (the input of survivorship), or
     #: :data:`~identity.golden_sources.AS_GOLDEN`: its identity's golden values (read them
     #: whole as ``attributes``).

@@ -1,7 +1,7 @@
 """The mapping engine (映射引擎): department batches → canonical records, whole batch at a time.
 
 ``load_mapping(path)`` checks a mapping file (schema + semantics) and returns a
-:class:`Mapping`; ``Mapping.apply(batch)`` maps a pyarrow Table or pandas DataFrame of
+:class:`DatasetMapping`; ``DatasetMapping.apply(batch)`` maps a pyarrow Table or pandas DataFrame of
 source rows to a :class:`MappedBatch`: canonical ``records`` (plus ``_source_key`` and
 ``_source_version``), ``rejects`` (rows that cannot become a record at all, with
 ``reason_code``/``reason``) and ``tombstones`` (``_deleted`` rows). Counts reconcile:
@@ -9,6 +9,9 @@ source rows to a :class:`MappedBatch`: canonical ``records`` (plus ``_source_key
 
 Column work is vectorised (pandas/Arrow); nested repeated elements (land ``Owner``) are
 flattened with Arrow, normalised as one column each and re-assembled by list offsets.
+
+One job, one module: applying one mapping file to one batch; the file's schema is in
+:mod:`mappings.spec`, its checks in :mod:`mappings.check`, the normalisers in :mod:`mappings.normalizers`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mappings.canonical.models import ENTITIES
 from mappings.check import Problem, canonical_fields, check_file, list_item_model, required_fields
 from mappings.normalizers import apply_normalizer, date, number
 from mappings.spec import AttributeSpec, FieldSpec, LicenseSpec, MappingSpec, NestedSpec, parse_spec
@@ -87,7 +89,7 @@ class MappedBatch:
 
 
 @dataclass
-class Mapping:
+class DatasetMapping:
     """A checked department mapping, ready to apply to batches."""
 
     spec: MappingSpec
@@ -462,14 +464,14 @@ def _split_children(table: pa.Table, spec: NestedSpec) -> tuple[np.ndarray, pa.T
     return offsets, pa.table(columns)
 
 
-def load_mapping(path: str | Path) -> Mapping:
+def load_mapping(path: str | Path) -> DatasetMapping:
     """Load and check one mapping file; raise :class:`MappingError` listing every problem."""
     p = Path(path)
     problems = check_file(p)
     if problems:
         raise MappingError(problems)
     doc = load_marked_file(p)
-    return Mapping(spec=parse_spec(doc.data), path=p)
+    return DatasetMapping(spec=parse_spec(doc.data), path=p)
 
 
 #: Where the shipped mapping files live (``load_all``'s default).
@@ -481,10 +483,10 @@ def mapping_files(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).glob("*.yaml"))
 
 
-def load_all(directory: str | Path | None = None) -> dict[str, Mapping]:
+def load_all(directory: str | Path | None = None) -> dict[str, DatasetMapping]:
     """Every mapping in ``directory`` (default: the shipped ``mappings/``), by ``department_dataset``."""
     directory = Path(directory) if directory is not None else MAPPINGS_DIR
-    out: dict[str, Mapping] = {}
+    out: dict[str, DatasetMapping] = {}
     problems: list[Problem] = []
     for path in mapping_files(directory):
         try:
@@ -531,10 +533,6 @@ def declared_attributes(directory: str | Path | None = None) -> tuple[DeclaredAt
         except (safe_yaml.YamlError, OSError, KeyError, TypeError, AttributeError):
             continue
     return tuple(out)
-
-
-def entity_model(entity: str) -> Any:
-    return ENTITIES[entity]
 
 
 def iter_problems(paths: Iterable[str | Path]) -> list[Problem]:

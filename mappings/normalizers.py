@@ -6,6 +6,9 @@ returns a Series of the same length and index; none loops over rows in Python ex
 cached across batches. Mapping files name normalisers by their registry key, optionally with
 parameters: ``- trim`` or ``- {status: commerce_enterprise}``.
 
+One job, one module: the registry of normalisers a mapping file can name, each a short column
+function; the registry is the list a mapping check validates names against.
+
 >>> import pandas as pd
 >>> list(fullwidth_to_halfwidth(pd.Series(["１１０１０５ＡＢｃ", None])))
 ['110105ABc', nan]

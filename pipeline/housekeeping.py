@@ -37,9 +37,9 @@ def relink(run_id: str) -> dict[str, Any]:
 
 def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
     """Mark expired every licence whose validity ended (证照到期)."""
-    from pipeline.publish import license_service
+    from e_license_store.service import default_service
 
-    expired = license_service().expire_due(today or local_today())
+    expired = default_service(create_keys=True).expire_due(today or local_today())
     return {"expired": len(expired)}
 
 

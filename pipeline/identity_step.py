@@ -2,12 +2,14 @@
 
 Calls ``identity.resolve.link_mapping_batch(session, df, mapping, run_id=)``, which resolves the
 records as the identity kind the mapping declares (``identity_kind``: person, enterprise, or
-none for records that only name identities inside them), returning the frame with resolved
-identity columns added and the counts.
+none for records that only name identities inside them) — by code, and for person records
+without a usable code by the matching model (``identity.matching_step``) — returning the frame
+with resolved identity columns added and the counts the run ledger keeps.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -18,9 +20,30 @@ from identity.resolve import ENTERPRISE, NO_IDENTITY, PERSON, link_mapping_batch
 IDENTITY_KINDS = (PERSON, ENTERPRISE, NO_IDENTITY)
 
 
-def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: str) -> tuple[pd.DataFrame, int, int]:
-    """(records with identities, identities created, records linked to identities already in the index).
+@dataclass(frozen=True)
+class ResolvedFrame:
+    """The records with identities, and how they found them."""
 
-    A record that creates an identity is linked to it too; it is counted once, as created."""
+    records: pd.DataFrame
+    #: identities created (a record that creates one is linked to it too: counted once, here)
+    created: int
+    #: records linked to identities already in the index
+    linked: int
+    linked_by_code: int = 0
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
+
+
+def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: str) -> ResolvedFrame:
+    """Resolve and link one staged batch; see :class:`ResolvedFrame` for the counts."""
     result = link_mapping_batch(session, df, mapping, run_id=run_id)
-    return result.records, int(result.created), int(result.linked - result.linked_to_new)
+    return ResolvedFrame(
+        records=result.records,
+        created=int(result.created),
+        linked=int(result.linked - result.linked_to_new),
+        linked_by_code=result.linked_by_code,
+        linked_by_match=result.linked_by_match,
+        sent_to_review=result.sent_to_review,
+        provisional=result.provisional,
+    )

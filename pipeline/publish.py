@@ -29,16 +29,6 @@ OWNER_RESOLVED = "resolved_id"
 LITERAL_KINDS = {"person", "enterprise"}
 
 
-def license_service() -> Any:
-    """The licence service on the hub's database, store and signing keys (created on first use)."""
-    from e_license_store.service import LicenseService
-    from e_license_store.signing import load_keyring
-    from e_license_store.store import open_store
-    from hub.db import get_engine, session_factory
-
-    return LicenseService(open_store(), session_factory(get_engine()), load_keyring(create=True))
-
-
 def _value(v: Any) -> Any:
     if v is None or (not isinstance(v, list | tuple | dict) and pd.isna(v)):
         return None

@@ -47,9 +47,9 @@ class RelinkReport:
 def relink_legacy_holders(service: Any = None, *, limit: int = 50_000) -> RelinkReport:
     """Resolve again every enterprise licence held under a non-USCC code; link and amend what resolves."""
     from e_license_store.model import parse_envelope
+    from e_license_store.service import default_service
     from e_license_store.tables import LicenseIndexEntry as Entry
     from identity.resolve import ENTERPRISE, RESOLVED, link_batch, resolve_codes
-    from pipeline.publish import license_service
 
     report = RelinkReport()
     with session_scope(get_engine()) as session:
@@ -73,7 +73,7 @@ def relink_legacy_holders(service: Any = None, *, limit: int = 50_000) -> Relink
     report.still_unresolved = report.candidates - report.resolved
     if not found:
         return report
-    service = service or license_service()
+    service = service or default_service(create_keys=True)
     # the source record behind each licence, grouped by the department dataset it came from
     by_source: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row, _canonical in found:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -218,9 +218,3 @@ def purge_older_than(
     for ref in doomed:
         stager.delete(ref)
     return len(doomed)
-
-
-def describe(ref: str) -> dict[str, Any]:
-    """A reference as shown to operators: backend and object name, never the data."""
-    u = urlparse(ref)
-    return {"backend": u.scheme, "object": u.path.rsplit("/", 1)[-1]}

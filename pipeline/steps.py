@@ -94,6 +94,10 @@ class Counts:
     quarantined: int = 0
     identities_created: int = 0
     identities_linked: int = 0
+    linked_by_code: int = 0
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
     licenses_issued: int = 0
     licenses_changed: int = 0
     notices_pushed: int = 0
@@ -103,7 +107,9 @@ class Counts:
 #: (issuing unchanged licences changes nothing), so attempts add up instead of replacing each other
 LASTING = ("licenses_issued", "licenses_changed")
 #: resolve's lasting counts, likewise
-LASTING_IDENTITIES = ("identities_created", "identities_linked")
+LASTING_IDENTITIES = (
+    "identities_created", "identities_linked", "linked_by_code", "linked_by_match", "sent_to_review", "provisional",
+)  # fmt: skip
 
 
 def add_lasting(session: Any, run_id: str, mapping: str, department: str, step: str, **counts: int) -> None:
@@ -307,11 +313,6 @@ class StagedMappedBatch:
     entity: str
 
 
-def _with_source_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Validation reads ``source_key``/``source_version``; the mapping writes them with a leading underscore."""
-    return df.assign(source_key=df.get("_source_key"), source_version=df.get("_source_version"))
-
-
 def own_expectations(mapping: Any) -> list[Any]:
     """The expectations a mapping's own attributes add to its suite: ``allowed`` values."""
     from validation.suites import ExpectationSpec
@@ -326,9 +327,12 @@ def own_expectations(mapping: Any) -> list[Any]:
 def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
     """Run the entity's Great Expectations suite (数据校验); failing rows and mapping rejects go to quarantine.
 
+    The accepted records' lineage (run, mapping file and its hash, suite version, each record's
+    key and version) is written with the quarantine, per batch (:mod:`pipeline.lineage`).
     Counts must reconcile (pulled = accepted + quarantined, deletions aside) and a batch fails
     past the mapping's quarantine threshold.
     """
+    from pipeline.lineage import record_batch
     from validation.gxrun import build_docs_for
     from validation.run import validate_mapped
 
@@ -341,8 +345,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     with _timed() as t:
         for b in mapped.get("batches", []):
             batch = StagedMappedBatch(
-                records=_with_source_columns(read_frame(stager, b["records"])),
-                rejects=_with_source_columns(read_frame(stager, b["rejects"])),
+                records=read_frame(stager, b["records"]),
+                rejects=read_frame(stager, b["rejects"]),
                 tombstones=pd.DataFrame(index=range(int(b["tombstones"]))),
                 rows_in=int(b["rows_in"]),
                 entity=mapping.entity,
@@ -364,10 +368,13 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                     extra=own_expectations(mapping),
                     personal=mapping.spec.attribute_kinds(),
                 )
+                if len(outcome.accepted_df):
+                    # which run, mapping content and suite accepted which records: kept past retention
+                    record_batch(session, mapping, run_id=run_id, staged_ref=b["source"], records=outcome.accepted_df)
             kill_point("validate.batch")
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
-            good = outcome.accepted_df.drop(columns=["source_key", "source_version"], errors="ignore")
+            good = outcome.accepted_df
             pulled += outcome.pulled
             accepted += len(good)
             quarantined += outcome.quarantined_count
@@ -414,12 +421,15 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
         for ref in refs:
             df = read_frame(stager, ref)
             with session_scope(get_engine()) as session:
-                resolved, created, linked = resolve_frame(df, mapping, session=session, run_id=run_id)
+                step = resolve_frame(df, mapping, session=session, run_id=run_id)
                 # counted with the links they count: a retry re-resolving this batch adds nothing
                 add_lasting(session, run_id, mapping_name, mapping.department, "resolve",
-                            identities_created=created, identities_linked=linked)  # fmt: skip
+                            identities_created=step.created, identities_linked=step.linked,
+                            linked_by_code=step.linked_by_code, linked_by_match=step.linked_by_match,
+                            sent_to_review=step.sent_to_review, provisional=step.provisional)  # fmt: skip
                 kill_point("resolve.before_commit")
             kill_point("resolve.after_commit")
+            resolved = step.records
             counts.pulled += len(df)
             counts.accepted += len(resolved)
             out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
@@ -440,8 +450,9 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     work that changes nothing). A publish that fails part-way records what it issued before
     failing; a retry, or the run that carries its batches through again, adds what it issues.
     """
+    from e_license_store.service import default_service
     from pipeline.carry import mark_published
-    from pipeline.publish import license_service, publish_frame
+    from pipeline.publish import publish_frame
 
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
@@ -457,7 +468,7 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
 
     with _timed() as t:
         try:
-            service = license_service()
+            service = default_service(create_keys=True)
             service.on_indexed = count_indexed
             for ref in refs:
                 df = read_frame(stager, ref)

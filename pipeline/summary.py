@@ -29,6 +29,10 @@ class DepartmentSummary:
     quarantined: int = 0
     identities_created: int = 0
     identities_linked: int = 0
+    linked_by_code: int = 0
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
     licenses_issued: int = 0
     licenses_changed: int = 0
     notices_pushed: int = 0
@@ -85,6 +89,10 @@ def summarize(
             elif s.step == "resolve":
                 d.identities_created += s.identities_created
                 d.identities_linked += s.identities_linked
+                d.linked_by_code += s.linked_by_code or 0
+                d.linked_by_match += s.linked_by_match or 0
+                d.sent_to_review += s.sent_to_review or 0
+                d.provisional += s.provisional or 0
             elif s.step == "publish":
                 d.licenses_issued += s.licenses_issued
                 d.licenses_changed += s.licenses_changed

@@ -33,6 +33,12 @@ class PipelineStep(Base):
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
     identities_created: Mapped[int] = mapped_column(Integer, default=0)
     identities_linked: Mapped[int] = mapped_column(Integer, default=0)
+    #: resolve: records placed by their code, linked by the matching model, sent to the review
+    #: queue, made provisional identities (records without a usable code that matched nobody)
+    linked_by_code: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    linked_by_match: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sent_to_review: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    provisional: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     licenses_issued: Mapped[int] = mapped_column(Integer, default=0)
     licenses_changed: Mapped[int] = mapped_column(Integer, default=0)
     notices_pushed: Mapped[int] = mapped_column(Integer, default=0)

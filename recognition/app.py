@@ -35,7 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connectors.egress import redact_credentials
 from e_license_store import identifier as license_ids
 from e_license_store.catalogue import UnknownLicenseType, license_type
-from e_license_store.index import LicenseIndexRow
+from e_license_store.index import LicenseIndexRow, license_versions
+from e_license_store.model import LicenseDocument
 from e_license_store.render import copy_document, render_copy_pdf
 from e_license_store.verify import MAX_FILE_BYTES, IntegrityFailure
 from hub.db import make_engine, session_factory
@@ -52,6 +53,7 @@ from recognition.directory import LicenseDirectory, license_by_id_dbapi
 from recognition.gate import AccessGate, GateMiddleware
 from recognition.holders import ResolvedHolder, is_resident_id, resolve_canonical, resolve_holder
 from recognition.keys import parse_key
+from recognition.lineage import LineageNotFound, license_lineage
 from recognition.problems import (
     ProblemError,
     destination_not_allowed,
@@ -69,6 +71,7 @@ from recognition.schemas import (
     Health,
     HolderRef,
     LicenseDetail,
+    LicenseLineage,
     LicensePage,
     LicenseStatusParam,
     Recognition,
@@ -80,6 +83,7 @@ from recognition.schemas import (
     Verification,
     VerifyById,
 )
+from recognition.scopes import LINEAGE_READ
 
 log = logging.getLogger(__name__)
 #: operator alerts (a failed seal check on read): route this logger to the operators' channel
@@ -778,6 +782,42 @@ def _routes(app: FastAPI, *, fast_paths: bool = True) -> None:
             headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
                      "X-Hub-Rendering": kind},
         )  # fmt: skip
+
+    @app.get(
+        "/v1/licenses/{license_id}/lineage",
+        response_model=LicenseLineage,
+        responses=responses(401, 403, 404, 503),
+        tags=["licences"],
+        summary="Where the licence's fields came from (数据血缘), personal values masked",
+    )
+    async def get_license_lineage(
+        request: Request,
+        c: CallerDep,
+        license_id: LicenseId,
+        field: Annotated[
+            str | None, Query(max_length=80, description="Only this field (holder_name, surface.address, ...)")
+        ] = None,
+    ) -> LicenseLineage:
+        require(c, LINEAGE_READ)
+        row = _readable_row(request, c, license_id)
+        ctx = _ctx(request)
+        with ctx.sessions() as session:
+            recorded = {v.version: v.content_sha256 for v in license_versions(session, row.license_id)}
+
+            def read_version(version: int) -> LicenseDocument:
+                if version == row.version:
+                    return ctx.directory.document(row)
+                return ctx.directory.version_document(row, version, recorded[version])
+
+            try:
+                out = await verified(
+                    request, c, row,
+                    lambda: license_lineage(session, row.license_id, row.version, read_version, field=field),
+                )  # fmt: skip
+            except LineageNotFound as exc:
+                raise not_found(str(exc)) from None
+        await record(request, c, "read", subject=row.license_id, fields=["lineage", *sorted(out["fields"])])
+        return LicenseLineage.model_validate(out)
 
     verify_body = {
         "requestBody": {

@@ -6,6 +6,9 @@ and each entry's hash covers the previous entry's hash, so an altered, removed o
 reordered entry breaks the chain; the head row (latest number and hash) catches a
 cut-off tail. :class:`AuditWriter` groups concurrent records into one commit (group
 commit) and releases each caller only once its entry is durable.
+
+One job, one module: writing and verifying the one chain; the archive of old entries is
+:mod:`recognition.audit_archive`, the command line :mod:`recognition.audit_cli`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ deliveries of one subscription and one holder form a queue, and only the head of
 is ever in flight. A delivery that fails is retried with exponential backoff; after
 ``max_attempts`` it is dead-lettered, and the rest of its queue is *held back* until an
 operator replays or skips it. ``run_once`` is one round (standalone, ``hub deliver``, or
-an Airflow task); ``run_loop`` repeats rounds until stopped.
+an Airflow task); ``run_loop`` repeats rounds until stopped. The worker decides what goes
+where and when; the wire is the destination's connector (``write`` of the webhook or the SOAP
+connector, through :class:`recognition.push.Pushers`).
 
 Every delivery asks again whether its consumer may receive the event (its scopes, see
 :func:`recognition.scopes.event_scope`; a revoked consumer receives nothing): one it may no
@@ -18,7 +20,6 @@ answer or a class of failure (:func:`public_error`); operators see all of it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -33,8 +34,8 @@ from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
-from connectors.egress import DestinationPolicy, DestinationRefused, Resolver, system_resolver
-from connectors.webhook import DESTINATION_REFUSED, PushResult, WebhookSender
+from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused
+from connectors.webhook import PushResult
 from hub.db import session_scope
 from hub.killpoints import kill_point
 from hub.masking import Party, Personal, mask_fields
@@ -42,8 +43,8 @@ from hub.models import OutboxEvent, utcnow
 from recognition import audit, destinations
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
+from recognition.push import NO_SECRET, NOT_ACCEPTED, Pushers
 from recognition.scopes import DEPARTMENT_CASE_EVENTS, ScopeSet, event_scope
-from recognition.soap_push import SoapNoticePusher, notice_for
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
 
 log = logging.getLogger(__name__)
@@ -105,13 +106,12 @@ class RunReport:
 
 
 # Reasons the hub itself records (shown to consumers as they are, see public_error).
-NO_SECRET = "subscription has no signing secret"  # noqa: S105 - a reason, not a secret
 MISSING = "subscription or event missing"
 CONSUMER_REVOKED = "consumer revoked"
 NOT_RELEASED = "not released"  # + ": the consumer lacks <scope>"
 CONNECTION_FAILED = "connection failed"
 SOAP_FAULT = "SOAP fault"
-HUB_REASONS = frozenset({NO_SECRET, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, "notice not accepted"})
+HUB_REASONS = frozenset({NO_SECRET, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, NOT_ACCEPTED})
 
 
 @dataclass
@@ -146,40 +146,6 @@ class Target:
             return None
         needed = event_scope(event.event_type, event.license_type_code, addressee)
         return f"{NOT_RELEASED}: the consumer lacks {needed}" if needed else f"{NOT_RELEASED}: no scope releases it"
-
-
-@dataclass
-class Pushers:
-    """The transports; built once per worker (pooled HTTP clients, cached SOAP clients)."""
-
-    webhook: WebhookSender = field(default_factory=WebhookSender)
-    soap: SoapNoticePusher = field(default_factory=SoapNoticePusher)
-
-    def push(self, target: Target, idempotency_key: str, event: dict[str, Any]) -> PushResult:
-        if target.channel == "soap":
-            notice = notice_for(event, idempotency_key, target.secret)
-            return self.soap.push(target.url, target.secret, notice, policy=target.policy)
-        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        if not target.secret:
-            return PushResult(False, None, NO_SECRET, False)
-        return self.webhook.send(target.url, target.secret, idempotency_key, body, policy=target.policy)
-
-    def close(self) -> None:
-        self.webhook.close()
-
-    @classmethod
-    def from_settings(cls, s: RecognitionSettings | None = None, *, resolver: Resolver = system_resolver) -> Pushers:
-        """The transports as configured; ``resolver`` answers the destinations' names (the system's by default)."""
-        s = s or RecognitionSettings()
-        return cls(
-            webhook=WebhookSender(
-                connect_timeout=s.webhook_connect_timeout_seconds,
-                read_timeout=s.webhook_read_timeout_seconds,
-                max_connections=max(8, s.delivery_concurrency * 2),
-                resolver=resolver,
-            ),
-            soap=SoapNoticePusher(timeout=s.webhook_read_timeout_seconds, resolver=resolver),
-        )
 
 
 def public_error(error: str | None) -> str | None:

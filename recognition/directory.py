@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from e_license_store import index
 from e_license_store.files import FileBinding
 from e_license_store.index import LicenseIndexRow
-from e_license_store.model import Envelope, LicenseDocument, binding_key
+from e_license_store.model import Envelope, LicenseDocument, binding_key, object_key
 from e_license_store.signing import KeyRing, load_keyring
 from e_license_store.store import ObjectStore, open_store
 from e_license_store.store.base import ObjectNotFound, StoreError
@@ -130,6 +130,14 @@ class LicenseDirectory:
 
     def document(self, row: LicenseIndexRow) -> LicenseDocument:
         return self.envelope(row).document
+
+    def version_document(self, row: LicenseIndexRow, version: int, content_sha256: str) -> LicenseDocument:
+        """Version ``version`` of ``row``'s licence, verified like the current one: its seal and the
+        SHA-256 the version log recorded for it (``content_sha256``)."""
+        data = self._get(row, object_key(row.license_id, version))
+        return self.verifier.envelope(
+            data, license_id=row.license_id, version=version, content_sha256=content_sha256
+        ).document
 
     def surface(self, row: LicenseIndexRow) -> dict[str, Any]:
         """The surface fields of ``row``'s verified stored version (read without building the model)."""

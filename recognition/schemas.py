@@ -220,3 +220,69 @@ class DeliveryPage(Page):
 class Health(_Out):
     status: str
     database: str
+
+
+class LineageSource(BaseModel):
+    """The source record a value was drawn from (its key masked when it is a personal code)."""
+
+    department: str
+    dataset: str
+    source_key: str | None
+    source_version: str | None
+    pulled_at: str | None = Field(description="When the extract staged the record's batch (ISO 8601)")
+    run_id: str | None
+    staged_ref: str | None = Field(description="The staged batch it was read from (retention may have purged it)")
+
+
+class LineageMappingFile(BaseModel):
+    mapping: str
+    file: str | None
+    sha256: str = Field(description="SHA-256 of the mapping file as the run applied it")
+    version: int | None = Field(description="The version the mapping file declares")
+
+
+class LineageValidation(BaseModel):
+    suite: str
+    suite_version: str = Field(description="The first 12 hex digits of suite_sha256")
+    suite_sha256: str = Field(description="SHA-256 of the expectation suite's file")
+
+
+class LineageSourceRecord(BaseModel):
+    source: LineageSource
+    mapping: LineageMappingFile | None
+    validation: LineageValidation | None
+    model_version: str | None = Field(description="The matching model's version, when a model linked the batch")
+    runs: list[str | None] = Field(description="Every run that accepted this version of the record")
+
+
+class LineageIdentityLink(BaseModel):
+    entity_kind: str
+    canonical_code: str | None = Field(description="The identity's code (a person's masked)")
+    rule: str = Field(description="How the master index linked the record (exact, converted, crosswalk, ...)")
+    match_probability: float | None = Field(description="A steward-accepted match's probability")
+    linked_at: str | None
+    unlinked_at: str | None
+
+
+class LineageField(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    value: SurfaceValue = Field(description="The field's value, masked by its personal-data kind")
+    canonical_field: str | None = Field(description="The canonical field the mapping drew it from")
+    from_: list[str] | None = Field(alias="from", description="The source fields")
+    normalizers: list[str] | None = Field(description="The normalisers the mapping applied, in order")
+    origin: str = Field(description="mapping, or the licence service / catalogue")
+
+
+class LicenseLineage(BaseModel):
+    """Where a licence's fields came from (数据血缘)."""
+
+    license_id: str
+    version: int
+    license_type_code: str
+    status: str
+    holder_code: str | None
+    source_of_version: int | None = Field(description="The version whose source record this is")
+    record: LineageSourceRecord | None
+    identity: LineageIdentityLink | None
+    fields: dict[str, LineageField]

@@ -14,6 +14,9 @@ Scope strings:
   ``personal:read``;
 - ``subscriptions:manage``, ``deliveries:read``, ``deliveries:admin``;
 - ``metrics:read`` — the Prometheus metrics at ``/metrics`` (for the monitoring system's key);
+- ``lineage:read`` — where a licence's fields came from (``GET /v1/licenses/{id}/lineage``, of the
+  types it may read): source record, run, mapping file and hash, suite version, identity link;
+  personal values in it always masked;
 - ``cases:write`` — take in applications (``POST /v1/cases``, the front desk 一窗受理) and record
   the window's steps (resumed after a correction, withdrawn, delivered);
 - ``cases:read`` — read cases: a case's timeline by its supervision code and an applicant's cases
@@ -71,6 +74,7 @@ FIXED = {
     "deliveries:read",
     "deliveries:admin",
     "metrics:read",
+    "lineage:read",
     "cases:write",
     "cases:read",
     "supervision:read",
@@ -91,6 +95,7 @@ IDENTITY_EVENT_KINDS = frozenset({"identity"})
 IDENTITIES_READ = "identities:read"
 SUPERVISION_EVENT_KINDS = frozenset({"supervision"})
 SUPERVISION_READ = "supervision:read"
+LINEAGE_READ = "lineage:read"
 #: case events pushed to the departments (dispatch, 分办): each to the department it names only
 DEPARTMENT_CASE_EVENTS = frozenset({"case.dispatched", "case.recalled"})
 

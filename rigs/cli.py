@@ -34,7 +34,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("connectors", "pipeline.positions_cli", "Department connectors: list, check, read, state, reset."),
     ("connector", "connectors.scaffold", "Scaffold a new connector protocol: new."),
     ("mappings", "pipeline.mappings_cli", "Department mappings: check, preview."),
-    ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup."),
+    ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup, matching train."),
     ("validation", "validation.cli", "Data-quality suites and quarantine."),
     ("licenses", "e_license_store.cli", "The e-licence repository: list, get, verify, reindex."),
     ("consumers", "recognition.consumers_cli", "API consumers, their keys, limits and allowed push destinations."),
@@ -42,6 +42,7 @@ GROUPS: list[tuple[str, str, str]] = [
     ("calendar", "cases.calendar_cli", "Statutory working days (法定工作日): workday, add, years."),
     ("audit", "recognition.audit_cli", "The audit log: verify, head, archive."),
     ("console", "recognition.console_cli", "The operator console: its named accounts (users add, list, ...)."),
+    ("lineage", "recognition.lineage_cli", "Where a licence field or golden attribute came from: licence, identity."),
 ]
 
 #: single commands contributed by parts: (module, function name, command name)

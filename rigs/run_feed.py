@@ -50,9 +50,15 @@ def describe(step: PipelineStep, mapping: Any = None) -> str:
     if s.step == "validate":
         return f"accepted {s.accepted} of {s.pulled}, quarantined {s.quarantined}"
     if s.step == "resolve":
+        matched = (
+            f"; {s.linked_by_code or 0} by code, {s.linked_by_match or 0} by match, "
+            f"{s.sent_to_review or 0} sent to review, {s.provisional or 0} provisional"
+            if s.linked_by_match or s.sent_to_review or s.provisional
+            else ""
+        )
         return (
             f"{s.identities_created} new identities, {s.identities_linked} records linked to identities "
-            "already in the index"
+            f"already in the index{matched}"
         )
     if s.step == "publish":
         types = ", ".join(lic.type_code for lic in mapping.licenses) if mapping is not None else ""

@@ -12,7 +12,6 @@ in the databases given (tests pass ``pg_database`` / ``mariadb_database``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -206,7 +205,3 @@ def summary(sb: Sandboxes) -> dict[str, Any]:
         "ground_truth_path": str(sb.ground_truth_path),
         "counts": sb.population.counts(),
     }
-
-
-def dump_summary(sb: Sandboxes, path: Path) -> None:
-    path.write_text(json.dumps(summary(sb), ensure_ascii=False, indent=2))

@@ -20,7 +20,7 @@ shapes of :mod:`identifiers.shapes`) that says the mapping normalised the value.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -178,10 +178,3 @@ def null_mask(column: pd.Series) -> BoolArray:
 def unexpected_rows(expected: BoolArray, evaluated: BoolArray) -> BoolArray:
     """Rows that were evaluated and failed."""
     return evaluated & ~expected
-
-
-def all_true(masks: Sequence[BoolArray], n: int) -> BoolArray:
-    out = np.ones(n, dtype=bool)
-    for m in masks:
-        out &= m
-    return out

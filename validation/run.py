@@ -109,11 +109,10 @@ def _batch_ref(source_ref: BatchRef | Mapping[str, Any]) -> BatchRef:
 
 
 def _source_column(df: pd.DataFrame, name: str) -> list[str | None]:
-    """Per-row source key/version: the mapping engine's ``_source_key`` column, or ``source_key``."""
+    """Per-row source key/version: the mapping engine's ``_source_key``/``_source_version`` column,
+    or the licence's own ``source`` reference."""
     if f"_{name}" in df.columns:
         values = df[f"_{name}"]
-    elif name in df.columns:
-        values = df[name]
     elif "source" in df.columns:
         values = df["source"].map(lambda s: s.get(name) if isinstance(s, Mapping) else None)
     else:

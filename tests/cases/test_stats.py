@@ -7,13 +7,17 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cases import intake, service, supervision
 from cases.cli import app
 from cases.schemas import IntakeIn, MissingIn, StepIn
-from cases.stats import figures
+from cases.stats import _row, figures
 from cases.steps import Step
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
@@ -26,10 +30,11 @@ def at(day: int, hour: int = 10) -> dt.datetime:
     return dt.datetime(2026, 11, day, hour, tzinfo=CST)
 
 
-@pytest.fixture()
-def city(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_db_url: str) -> Iterator[World]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
-    built = w.build(hub_db_url, tmp_path)
+    url = request.getfixturevalue("hub_db_url" if request.param == "sqlite" else "pg_hub_db_url")
+    built = w.build(url, tmp_path)
     yield built
     built.engine.dispose()
 
@@ -98,3 +103,27 @@ def test_cli_prints_a_table_or_json_lines(city: World) -> None:
     bad = runner.invoke(app, ["stats", "--since", "2026-11-30", "--until", "2026-11-01"])
     assert bad.exit_code == 2 and "before" in bad.stderr
     assert runner.invoke(app, ["stats", "--by", "month"]).exit_code == 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    clocks=st.lists(
+        st.tuples(st.booleans(), st.integers(0, 40), st.integers(0, 20), st.integers(0, 5)), min_size=1, max_size=60
+    )
+)
+def test_figures_from_counts_equal_figures_over_the_clocks(clocks: list[tuple[bool, int, int, int]]) -> None:
+    """The grouped counts the database returns give what the clocks one by one give."""
+    frame = pd.DataFrame(
+        [(int(e), u, int(u < limit), int(late > 0)) for e, u, limit, late in clocks],
+        columns=["ended", "used", "early", "late"],
+    )
+    counted = frame.groupby(["ended", "used", "early", "late"]).size().reset_index(name="n")
+    row = _row("k", "name", counted, corrections=3)
+    done = [(u, limit) for e, u, limit, _ in clocks if e]
+    used = np.array([u for u, _ in done])
+    assert (row.received, row.concluded) == (len(clocks), len(done))
+    assert row.on_the_spot == sum(u == 0 for u, _ in done) and row.early == sum(u < limit for u, limit in done)
+    assert row.overdue == sum(late > 0 for *_, late in clocks)
+    assert row.median_days == (float(np.median(used)) if done else None)
+    assert row.p90_days == (float(np.percentile(used, 90)) if done else None)
+    assert row.corrections_per_case == round(3 / len(clocks), 4)

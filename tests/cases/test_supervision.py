@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from cases import intake, service, supervision
@@ -190,3 +190,53 @@ def test_the_supervision_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["--smoke"]) == 0  # every change of light announced
     out = capsys.readouterr().out
     assert "lights, first run: 5,000 running clocks" in out and "figures for a year: 5,000 cases" in out
+
+
+@pytest.mark.parametrize("many_changes", [0.1, 2.0], ids=["joined", "looked-up"])
+def test_the_set_based_task_announces_what_the_per_case_path_announces(
+    city: World, many_changes: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that turns the stage red and the case yellow at once: every payload in full, each
+    escalation right after the change that raised it, the gauges equal to a count of the clocks;
+    the changed clocks written by a join and looked up one by one alike."""
+    monkeypatch.setattr(supervision, "MANY_CHANGES", many_changes)
+    code = _joint_case(city)
+    done = _recompute(city, 19)  # commerce 3 of 1 (red), the case 3 of 3 (yellow)
+    assert (done.running, done.updated, done.changes) == (2, 2, 2)
+    with city.sessions() as s:
+        events = s.scalars(
+            select(OutboxEvent).where(OutboxEvent.event_type.like("supervision.%")).order_by(OutboxEvent.id)
+        ).all()
+        by_key = {e.idempotency_key: e for e in events}
+        keys = [e.idempotency_key for e in events]
+        light, raised = f"supervision.light:{code}:commerce:1", f"supervision.escalated:{code}:commerce:1"
+        assert sorted(keys) == sorted([light, raised, f"supervision.light:{code}:*:1"])
+        assert keys.index(raised) == keys.index(light) + 1
+        item = by_key[light].payload["item_code"]
+        assert by_key[light].payload == {
+            "code": code, "item_code": item, "department": "commerce", "from": "green", "to": "red", "used": 3,
+            "promised_limit": 1, "overdue": 2, "promised_due": None, "as_of": "2026-11-19",
+        }  # fmt: skip
+        assert by_key[f"supervision.light:{code}:*:1"].payload == {
+            "code": code, "item_code": item, "department": None, "from": "green", "to": "yellow", "used": 3,
+            "promised_limit": 3, "overdue": 0, "promised_due": None, "as_of": "2026-11-19",
+        }  # fmt: skip
+        assert by_key[raised].payload == {
+            "code": code, "item_code": item, "department": "commerce", "overdue": 2, "raised_on": "2026-11-19",
+            "escalation": 1,
+        }  # fmt: skip
+        assert {e.event_type for e in events} == {"supervision.light_changed", "supervision.escalated"}
+        assert all(e.subject == code and e.holder_code is None for e in events)
+        counted = supervision.open_by_light(s)
+        assert {(d, light): n for d, light, n in supervision.gauges(s) if n} == counted
+        assert counted[("commerce", "red")] == 1 and counted[(CASE, "yellow")] == 1
+        [clock] = [c for c in s.scalars(select(CaseClock)) if c.department == "commerce"]
+        assert (clock.used, clock.overdue, clock.light, clock.as_of) == (3, 2, "red", dt.date(2026, 11, 19))
+        [logged] = [c for c in s.scalars(select(CaseLightChange)) if c.department == "commerce"]
+        assert (logged.from_light, logged.to_light, logged.used, logged.overdue) == ("green", "red", 3, 2)
+    again = _recompute(city, 20)  # the case turns red; the stage stays red and is not escalated twice
+    assert (again.updated, again.changes) == (2, 1)
+    with city.sessions() as s:
+        supervision_events = select(func.count()).where(OutboxEvent.event_type.like("supervision.%"))
+        assert s.scalar(supervision_events) == len(events) + 1
+        assert len(supervision.escalations(s)) == 1

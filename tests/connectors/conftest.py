@@ -1,4 +1,4 @@
-"""Fixtures for the connector tests: SQL sources with fault injection, SOAP and XML sandboxes."""
+"""Fixtures for the connector tests: SQL sources with fault injection, the tax sandbox's SOAP service, XML packages."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -251,22 +252,28 @@ def mariadb_harness(
 
 
 class SoapHarness:
-    """The tax listing served by a spyne service speaking the sandbox contract."""
+    """The tax sandbox's SOAP service (:mod:`sandbox.tax`, WS-Security on) on a store of its own,
+    filled and changed by the test; faults through its fault file."""
 
     capabilities = frozenset({"auth", "bad_records", "faults", "updates"})
     dataset = "taxpayers"
     name = "test_tax_soap"
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, rows: int = 90) -> None:
-        from tests.connectors import soap_service
+    def __init__(self, work: Path, monkeypatch: pytest.MonkeyPatch, rows: int = 90) -> None:
+        from sandbox.faults import FaultFile
+        from sandbox.tax.server import TaxServer
+        from sandbox.tax.store import TaxStore
+        from sandbox.tax.wsgi import Credentials
 
-        self.svc = soap_service
-        soap_service.STATE.__init__()  # type: ignore[misc]
-        self.server = soap_service.TaxServer().start()
+        work.mkdir(parents=True, exist_ok=True)
+        self.store = TaxStore(work / "tax.db")
+        self.store.create()
+        self.faults = FaultFile(work / "faults.json")
+        self.server = TaxServer(self.store, self.faults, Credentials("hub", "sandbox-secret")).start()
         self._n = 0
         self._tick = 0
         self.add_records(rows)
-        base = {"conn_type": "http", "host": "127.0.0.1", "login": "hub", "extra": {"wsdl_path": "/?wsdl"}}
+        base = {"conn_type": "http", "host": "127.0.0.1", "login": "hub", "extra": {"wsdl_path": "/tax?wsdl"}}
         conn_env(monkeypatch, "tax_ok", **base, port=self.server.port, password="sandbox-secret")
         conn_env(monkeypatch, "tax_badauth", **base, port=self.server.port, password="wrong")
         conn_env(monkeypatch, "tax_down", **base, port=1, password="sandbox-secret")
@@ -275,7 +282,7 @@ class SoapHarness:
         self._tick += 1
         return (BASE_TS + dt.timedelta(seconds=self._tick)).replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
-    def _record(self, code: str, ts: dt.datetime | None) -> dict[str, Any]:
+    def _record(self, code: str) -> dict[str, Any]:
         return {
             "taxpayer_code": code,
             "taxpayer_name": f"洞头企业{code[-4:]}",
@@ -287,8 +294,7 @@ class SoapHarness:
             "registration_date": dt.date(2015, 3, 1),
             "taxpayer_status": "01",
             "credit_rating": "A",
-            "updated_at": ts,
-            "_ts": ts or self._ts(),
+            "updated_at": self._ts(),
         }
 
     def add_records(self, n: int) -> list[str]:
@@ -296,37 +302,42 @@ class SoapHarness:
         for _ in range(n):
             self._n += 1
             code = f"91330322MA2{self._n:07d}"
-            self.svc.STATE.taxpayers[code] = self._record(code, self._ts())
+            self.store.upsert(self._record(code))
             keys.append(code)
         return keys
 
     def update_record(self, key: str) -> None:
-        row = self.svc.STATE.taxpayers[key]
-        ts = self._ts()
-        row.update(taxpayer_status="02", updated_at=ts, _ts=ts)
+        assert self.store.update_status(key, "02", self._ts())
 
     def delete_record(self, key: str) -> None:
         raise NotImplementedError("the tax listing has no deletes")
 
     def add_bad_record(self) -> str:
-        code = "91330322MA2BAD0001"
-        self.svc.STATE.taxpayers[code] = self._record(code, None)
+        """A registration whose taxpayer code is blank (a department's dirt): it cannot be tracked."""
+        code = "   "
+        self.store.upsert(self._record(code))
         return code
 
     def current_keys(self) -> set[str]:
-        return {k for k, r in self.svc.STATE.taxpayers.items() if r["updated_at"] is not None}
+        keys: set[str] = set()
+        token: str | None = None
+        while True:
+            rows, token = self.store.changed_since(None, token, 1000)
+            keys.update(str(r["taxpayer_code"]) for r in rows if str(r["taxpayer_code"]).strip())
+            if token is None:
+                return keys
 
     def late_commit(self) -> contextlib.AbstractContextManager[str]:
         raise NotImplementedError("a SOAP listing has no transactions")
 
     @contextlib.contextmanager
     def fault(self) -> Iterator[None]:
-        """HTTP 503 from the third listing call on: the read fails after staging some pages."""
-        self.svc.STATE.fail_503_from_request = self.svc.STATE.requests + 3
+        """HTTP 503 until switched off (the sandbox's fault file)."""
+        self.faults.set(http_503=-1)
         try:
             yield
         finally:
-            self.svc.STATE.fail_503_from_request = None
+            self.faults.clear()
 
     def block(self, conn_id: str) -> dict[str, Any]:
         return {
@@ -361,11 +372,8 @@ class SoapHarness:
 
 
 @pytest.fixture()
-def soap_harness(monkeypatch: pytest.MonkeyPatch, hub_db_url: str) -> Iterator[SoapHarness]:
-    import logging
-
-    logging.getLogger("spyne").setLevel(logging.CRITICAL)
-    h = SoapHarness(monkeypatch)
+def soap_harness(monkeypatch: pytest.MonkeyPatch, hub_db_url: str, tmp_path: Path) -> Iterator[SoapHarness]:
+    h = SoapHarness(tmp_path / "tax", monkeypatch)
     yield h
     h.close()
 

@@ -1,4 +1,4 @@
-"""The acceptance kit for the SOAP connector against a tax service speaking the sandbox contract."""
+"""The acceptance kit for the SOAP connector against the tax sandbox's SOAP service on a store of its own."""
 
 from __future__ import annotations
 

@@ -171,7 +171,7 @@ _child = st.tuples(
 def test_record_plan_matches_fieldpath_extract(record_id: str | None, children: list, namespaced: bool) -> None:
     from lxml import etree
 
-    from connectors.xml_packages import FieldPath, _RecordPlan
+    from connectors.xml_records import FieldPath, RecordPlan
 
     ns = "urn:test" if namespaced else ""
     q = (lambda n: f"{{{ns}}}{n}") if ns else (lambda n: n)
@@ -183,7 +183,7 @@ def test_record_plan_matches_fieldpath_extract(record_id: str | None, children: 
             etree.SubElement(child, q(gtag)).text = gtext
     fields = [FieldPath.parse(col, path, ns) for col, path in _PLAN_FIELDS.items()]
     expected = [f.extract(record) for f in fields]
-    got = [list(v) if isinstance(v, tuple) else v for v in _RecordPlan(fields).extract(record)]
+    got = [list(v) if isinstance(v, tuple) else v for v in RecordPlan(fields).extract(record)]
     assert got == expected
 
 
@@ -202,12 +202,12 @@ _KINDS = {
 def test_rewritten_schema_accepts_what_the_original_accepts(xsd: str, children: list[str]) -> None:
     from lxml import etree
 
-    from connectors.xml_packages import _repeat_choices_as_sequences
+    from connectors.xml_schema import repeat_choices_as_sequences
     from hub.settings import REPO_ROOT
 
     original = etree.parse(str(REPO_ROOT / xsd))
     rewritten = etree.parse(str(REPO_ROOT / xsd))
-    _repeat_choices_as_sequences(rewritten)
+    repeat_choices_as_sequences(rewritten)
     xs = "{http://www.w3.org/2001/XMLSchema}"
     repeated = [c for c in original.iter(f"{xs}choice") if c.get("maxOccurs", "1") != "1"]
     assert repeated and all(c.get("maxOccurs", "1") == "1" for c in rewritten.iter(f"{xs}choice"))

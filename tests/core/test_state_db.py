@@ -55,3 +55,23 @@ def test_migrate_twice_is_a_no_op(hub_db_url: str) -> None:
 
     migrate(hub_db_url)
     assert "outbox_event" in inspect(make_engine(hub_db_url)).get_table_names()
+
+
+LINEAGE = {"lineage_mapping", "lineage_batch", "lineage_record"}
+
+
+def test_lineage_models_match_their_migration_on_sqlite(hub_db_url: str) -> None:
+    from rigs.testing import schema_drift
+
+    assert set(inspect(make_engine(hub_db_url)).get_table_names()) >= LINEAGE
+    assert schema_drift(hub_db_url, LINEAGE) == []
+    with make_engine(hub_db_url).connect() as conn:  # one B-tree per record: no rowid
+        ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'lineage_record'").scalar()
+    assert "WITHOUT ROWID" in str(ddl).upper()
+
+
+@pytest.mark.postgres
+def test_lineage_models_match_their_migration_on_postgres(pg_hub_db_url: str) -> None:
+    from rigs.testing import schema_drift
+
+    assert schema_drift(pg_hub_db_url, LINEAGE) == []

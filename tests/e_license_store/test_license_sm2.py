@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from e_license_store.sm2_candidates import (
+from bench.sm2_candidates import (
     CANDIDATES,
     SM3_VECTORS,
     VECTOR_D,

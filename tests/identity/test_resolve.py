@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from hub.models import OutboxEvent
 from identifiers import org_code, reg_no, resident_id, uscc
 from identity import golden
+from identity.matching_step import provisional_code
 from identity.resolve import link_batch, resolve_batch, resolve_codes
 from identity.tables import IdentityCrosswalk, IdentityEnterprise, IdentityPerson, IdentitySourceRecord
 
@@ -72,12 +73,17 @@ def _person_batch() -> pd.DataFrame:
 
 def _scenario_persons(session: Session) -> None:
     out = resolve_batch(session, _person_batch(), "person", "public_security", "persons")
-    assert out["canonical_code"].tolist() == [P1, P2, P1, None, None]
-    assert out["identity_method"].tolist() == ["exact", "converted_15_to_18", "exact", None, None]
-    assert out["identity_status"].tolist() == ["new", "new", "new", "unresolved", "unresolved"]
+    # no usable code and an empty index (nothing to match against): provisional identities
+    prov4, prov5 = (provisional_code("public_security", "persons", k) for k in ("4", "5"))
+    assert out["canonical_code"].tolist() == [P1, P2, P1, prov4, prov5]
+    assert out["identity_method"].tolist() == ["exact", "converted_15_to_18", "exact", "provisional", "provisional"]
+    assert out["identity_status"].tolist() == ["new"] * 5
     assert out["resolved_id"].tolist() == out["canonical_code"].tolist()
     session.commit()
-    assert _count(session, IdentityPerson) == 2
+    assert _count(session, IdentityPerson) == 4
+    assert session.scalars(select(IdentityPerson.resident_id).where(IdentityPerson.provisional)).all() == sorted(
+        [prov4, prov5]
+    )
     # the 15-digit card is in the cross-walk, with its source and method
     walk = session.scalars(select(IdentityCrosswalk)).all()
     assert [(w.legacy_code, w.code_kind, w.canonical_code, w.method, w.source) for w in walk] == [
@@ -94,8 +100,9 @@ def _scenario_persons(session: Session) -> None:
     # running the same batch again changes nothing
     again = resolve_batch(session, _person_batch(), "person", "public_security", "persons")
     session.commit()
-    assert again["identity_status"].tolist()[:3] == ["resolved"] * 3
-    assert _count(session, IdentitySourceRecord) == 3
+    assert again["identity_status"].tolist() == ["resolved"] * 5
+    assert again["canonical_code"].tolist()[3:] == [prov4, prov5]
+    assert _count(session, IdentitySourceRecord) == 5
     assert _count(session, IdentityCrosswalk) == 1
     assert _count(session, OutboxEvent) == 1
 

@@ -307,7 +307,10 @@ def test_clustering_migration_keeps_every_identity(tmp_path: Any, monkeypatch: p
         with engine.connect() as c:
             (sql,) = c.execute(text("SELECT sql FROM sqlite_master WHERE name = 'identity_person'")).one()
             assert "WITHOUT ROWID" not in sql.upper()
-            assert c.execute(text("SELECT * FROM identity_person ORDER BY resident_id")).all() == before
+            # identity_0005's ``provisional`` (the last column) is gone below it
+            assert c.execute(text("SELECT * FROM identity_person ORDER BY resident_id")).all() == [
+                tuple(r[:-1]) for r in before
+            ]
         alembic.command.upgrade(cfg, "heads")
         with engine.connect() as c:
             (sql,) = c.execute(text("SELECT sql FROM sqlite_master WHERE name = 'identity_person'")).one()

@@ -28,7 +28,7 @@ def _stage(ref: str, rows: int, run_id: str, status: str = "staged") -> None:
 
 def _claims() -> dict[str, str | None]:
     with session_scope(get_engine()) as s:
-        return dict(s.execute(select(StagedBatch.staged_ref, StagedBatch.claimed_by)).tuples().all())
+        return {ref: by for ref, by in s.execute(select(StagedBatch.staged_ref, StagedBatch.claimed_by))}
 
 
 # -- the ledger matches its migration ---------------------------------------------------------

@@ -57,8 +57,8 @@ def person_frame() -> pd.DataFrame:
             "status": ["alive", "alive", "deceased", "moved"],
             "address": ["浙江省温州市洞头区北岙街道中心路12号"] * 4,
             "phone": ["13812345678"] * 4,
-            "source_key": ["p1", "p2", "p3", "p4"],
-            "source_version": ["2026-01-01T00:00:00"] * 4,
+            "_source_key": ["p1", "p2", "p3", "p4"],
+            "_source_version": ["2026-01-01T00:00:00"] * 4,
         },
         index=[10, 11, 12, 13],
     )

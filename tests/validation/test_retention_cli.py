@@ -92,7 +92,7 @@ class _Mapped:
 
 
 def test_mapping_rejects_are_quarantined_and_reconciled(session: Session) -> None:
-    records = person_frame().rename(columns={"source_key": "_source_key", "source_version": "_source_version"})
+    records = person_frame()
     rejects = pd.DataFrame(
         {"_source_key": ["p9"], "_source_version": ["v"], "reason_code": ["duplicate_record"], "reason": ["dup"]}
     )

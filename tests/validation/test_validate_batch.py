@@ -76,7 +76,7 @@ def test_payloads_are_masked(session: Session) -> None:
     text = json.dumps(payloads, ensure_ascii=False)
     for raw in (VALID_RID, VALID_RID_2, "李四", "王五", "中心路12号", "13812345678", "1949-12-31"):
         assert raw not in text
-    p2 = next(p for p in payloads if p and p["record"]["source_key"] == "p2")
+    p2 = next(p for p in payloads if p and p["record"]["_source_key"] == "p2")
     assert p2["record"]["resident_id"] == "110105********0021"
     assert p2["record"]["name"] == "李*"
     assert p2["record"]["phone"] == "138****5678"
@@ -143,7 +143,7 @@ def test_large_batch_sampled_evidence(session: Session) -> None:
     n = 3000
     base = person_frame().iloc[[0]]
     df = pd.concat([base] * n, ignore_index=True)
-    df["source_key"] = [f"k{i}" for i in range(n)]
+    df["_source_key"] = [f"k{i}" for i in range(n)]
     bad = np.arange(0, n, 100)  # 1% failing
     df.loc[bad, "resident_id"] = VALID_RID_2
     outcome = _validate(session, df, sample_size=200)

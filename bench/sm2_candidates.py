@@ -1,4 +1,5 @@
-"""The SM2 libraries measured for the seal, behind one small interface (for tests and bench).
+"""The SM2 libraries measured for the seal, behind one small interface: for the benchmark and its
+tests only (the product seals with :mod:`e_license_store.signing`).
 
 Each candidate signs ``SM3(Z_A || M)`` with the default identifier ``1234567812345678`` and
 speaks DER signatures here, so any candidate's signature can be checked by any other and
