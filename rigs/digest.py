@@ -82,6 +82,20 @@ VOLATILE: dict[str, dict[str, str]] = {
     "identity_crosswalk": {"id": "surrogate key", "linked_at": "when the legacy code was learnt"},
     "identity_relation": {"id": "surrogate key", "linked_at": "when the relation was linked"},
     "identity_golden_history": {"id": "surrogate key", "changed_at": "when the golden record changed"},
+    "identity_merge": {"id": "surrogate key", "merged_at": "when the identities were merged"},
+    "identity_review_queue": {"id": "surrogate key"},
+    "identity_review_event": {
+        "id": "surrogate key",
+        "review_id": "the review item's surrogate key",
+        "at": "when the review item changed",
+    },
+    "lineage_mapping": {"first_seen_at": "when a run first used the mapping file's content"},
+    "lineage_batch": {
+        "id": "surrogate key",
+        "pulled_at": "when the batch was staged",
+        "recorded_at": "when the batch's lineage was recorded",
+    },
+    "lineage_record": {"batch_id": "the lineage batch's surrogate key"},
 }
 
 
