@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -432,9 +432,17 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
             resolved = step.records
             counts.pulled += len(df)
             counts.accepted += len(resolved)
+            counts.identities_created += step.created
+            counts.identities_linked += step.linked
+            counts.linked_by_code += step.linked_by_code
+            counts.linked_by_match += step.linked_by_match
+            counts.sent_to_review += step.sent_to_review
+            counts.provisional += step.provisional
             out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
-    # identities created and linked were added batch by batch above
-    record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0], add=LASTING_IDENTITIES)
+    # the lasting counts are in the ledger already (added batch by batch above): this attempt's own
+    # go out in the step's output only
+    ledger = replace(counts, **dict.fromkeys(LASTING_IDENTITIES, 0))
+    record_step(run_id, mapping_name, mapping.department, "resolve", ledger, t[0], add=LASTING_IDENTITIES)
     return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated), **vars(counts)}
 
 
