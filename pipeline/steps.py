@@ -107,9 +107,9 @@ class Counts:
 #: (issuing unchanged licences changes nothing), so attempts add up instead of replacing each other
 LASTING = ("licenses_issued", "licenses_changed")
 #: resolve's lasting counts, likewise
-LASTING_IDENTITIES = (
-    "identities_created", "identities_linked", "linked_by_code", "linked_by_match", "sent_to_review", "provisional",
-)  # fmt: skip
+#: (how the records found their identity — by code, by match, sent to review, provisional — is
+#: counted afresh by every attempt, which resolves every batch again, like pulled and accepted)
+LASTING_IDENTITIES = ("identities_created", "identities_linked")
 
 
 def add_lasting(session: Any, run_id: str, mapping: str, department: str, step: str, **counts: int) -> None:
@@ -424,9 +424,7 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
                 step = resolve_frame(df, mapping, session=session, run_id=run_id)
                 # counted with the links they count: a retry re-resolving this batch adds nothing
                 add_lasting(session, run_id, mapping_name, mapping.department, "resolve",
-                            identities_created=step.created, identities_linked=step.linked,
-                            linked_by_code=step.linked_by_code, linked_by_match=step.linked_by_match,
-                            sent_to_review=step.sent_to_review, provisional=step.provisional)  # fmt: skip
+                            identities_created=step.created, identities_linked=step.linked)  # fmt: skip
                 kill_point("resolve.before_commit")
             kill_point("resolve.after_commit")
             resolved = step.records
