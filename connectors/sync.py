@@ -29,6 +29,7 @@ from connectors.base import Batch, Connector, State
 from connectors.errors import BadRecord
 from connectors.staging import LocalStager, Stager, batch_object_name
 from hub.db import get_engine, session_scope
+from hub.killpoints import kill_point
 from hub.models import QuarantineRecord, StagedBatch, SyncState, utcnow
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,9 @@ def run_sync(
             name = batch_object_name(source, dataset, state, batch.checkpoint)
             ref = stager.stage(name, batch.table)
             result.staged_refs.append(ref)
+            kill_point("extract.batch_staged")
         commit_batch(engine, source, dataset, batch, run_id=run_id, mapping=mapping, staged_ref=ref)
+        kill_point("extract.batch_committed")
         state = batch.checkpoint
         result.batches += 1
         result.rows_read += batch.rows_read

@@ -39,6 +39,7 @@ from e_license_store.model import (
 from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectExists, ObjectStore, Retention, RetentionMode
 from e_license_store.tables import LicenseIndexEntry
+from hub.killpoints import kill_point
 from hub.outbox import emit, emit_many
 from hub.regions import event_region
 from identifiers import supervision_code
@@ -154,6 +155,13 @@ class LicenseService:
         self.signer = signer
         self.retention_mode = retention_mode
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        #: called with the session and the versions a transaction indexes, inside that transaction:
+        #: a caller's count of what it issued commits with what it counts (a crash loses neither alone)
+        self.on_indexed: Callable[[Session, Sequence[IssuedLicense]], None] | None = None
+
+    def _indexed(self, session: Session, issued: Sequence[IssuedLicense]) -> None:
+        if self.on_indexed is not None and issued:
+            self.on_indexed(session, issued)
 
     # -- issuing ----------------------------------------------------------------------------
     def license_for(self, draft: LicenseDraft, source: SourceRef, *, version: int = 1) -> License:
@@ -274,6 +282,7 @@ class LicenseService:
                 stored = list(pool.map(store_one, fresh))
         else:
             stored = [store_one(i) for i in fresh]
+        kill_point("license.stored_not_indexed")
         done_items = [(i, done) for i, done in zip(fresh, stored, strict=True) if done is not None]
         slow.extend(i for i, done in zip(fresh, stored, strict=True) if done is None)
         try:
@@ -281,6 +290,7 @@ class LicenseService:
                 # the whole batch: index rows and events in one transaction, multi-row INSERTs
                 index.add_fresh(session, [(d.envelope, d.key, d.fingerprint, d.object_sha256) for _, d in done_items])
                 emit_many(session, [self._event(d) for _, d in done_items])
+                self._indexed(session, [d.issued for _, d in done_items])
                 session.commit()
             for i, done in done_items:
                 results[i] = done.issued
@@ -423,8 +433,30 @@ class LicenseService:
         raise RuntimeError(f"licence {license_id}: version conflicts did not settle")
 
     def _recover(self, license_id: str) -> None:
+        """Take the store's versions of ``license_id`` into the index, with the event of each.
+
+        A writer killed between the store write and the index commit left a version no event
+        announced yet; its event goes out now, in the same transaction as its index entry
+        (events already in the outbox are not emitted twice: their idempotency keys)."""
         with self.session_factory() as session:
+            before = session.get(LicenseIndexEntry, license_id)
+            indexed = before.version if before is not None else 0
             index.reindex(session, self.store, license_ids=[license_id], keyring=self.signer)
+            events, recovered = [], []
+            for key in self.store.list_keys(f"licenses/{license_id}/"):
+                if key.endswith(".json"):
+                    envelope = parse_envelope(self.store.get(key))
+                    lic = envelope.document.license
+                    events.append(self._event_of(envelope, key, license_type(lic.license_type_code).is_approval_result))
+                    if lic.version > indexed:
+                        recovered.append(
+                            IssuedLicense(
+                                lic.license_id, lic.version, str(lic.status), key, envelope.document_sha256,
+                                envelope.signature.key_id, created=True,
+                            )
+                        )  # fmt: skip
+            emit_many(session, events)
+            self._indexed(session, recovered)
             session.commit()
 
     @staticmethod
@@ -509,7 +541,9 @@ class LicenseService:
 
     def _write(self, session: Session, lic: License, transition: Transition, reason: str | None) -> IssuedLicense:
         stored = self._store_version(lic, transition, reason)
+        kill_point("license.stored_not_indexed")
         self._record(session, stored)
+        self._indexed(session, [stored.issued])
         session.commit()
         return stored.issued
 
@@ -542,13 +576,16 @@ class LicenseService:
         )
         return _Stored(envelope, key, ltype.is_approval_result, issued, fingerprint, hashlib.sha256(data).hexdigest())
 
-    @staticmethod
-    def _event(stored: _Stored) -> dict[str, Any]:
+    @classmethod
+    def _event(cls, stored: _Stored) -> dict[str, Any]:
         """The outbox event announcing a stored version (``license.issued``, ``approval.issued``, ...)."""
-        envelope, key = stored.envelope, stored.key
+        return cls._event_of(stored.envelope, stored.key, stored.is_approval)
+
+    @staticmethod
+    def _event_of(envelope: Envelope, key: str, is_approval: bool) -> dict[str, Any]:
         lic = envelope.document.license
         transition = envelope.document.transition
-        event_type = f"{'approval' if stored.is_approval else 'license'}.{transition.value}"
+        event_type = f"{'approval' if is_approval else 'license'}.{transition.value}"
         return {
             "event_type": event_type,
             "subject": lic.license_id,

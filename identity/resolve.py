@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from hub.killpoints import kill_point
 from hub.models import utcnow
 from identity import _bulk, golden
 from identity.batch_mapping import ResolvableMapping, identifier_specs
@@ -272,6 +273,7 @@ def _link_batch(
         load.wait()
         for part in prepared:
             _bulk.insert(session, part)
+        kill_point("resolve.bulk_write")
     if matched is not None and matched.provisional_codes:
         mark_provisional(session, matched.provisional_codes)
     touched = plan.touched.difference(new_codes)

@@ -24,12 +24,13 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from hub.db import get_engine, session_scope
+from hub.killpoints import kill_point
 from pipeline.carry import StillRunning
 from pipeline.staging import ObjectStager, open_stager, read_frame, stage_frame
 from pipeline.tables import PipelineStep
@@ -105,6 +106,24 @@ class Counts:
 #: publish counts what it changed for good; an attempt never repeats an earlier attempt's changes
 #: (issuing unchanged licences changes nothing), so attempts add up instead of replacing each other
 LASTING = ("licenses_issued", "licenses_changed")
+#: resolve's lasting counts, likewise
+#: (how the records found their identity — by code, by match, sent to review, provisional — is
+#: counted afresh by every attempt, which resolves every batch again, like pulled and accepted)
+LASTING_IDENTITIES = ("identities_created", "identities_linked")
+
+
+def add_lasting(session: Any, run_id: str, mapping: str, department: str, step: str, **counts: int) -> None:
+    """Add a step's lasting counts to its ledger row in ``session``: the transaction that makes
+    the changes counted, so a crash can lose neither the changes nor their count alone (the
+    retry finds them made, and counts only what it makes itself)."""
+    row = session.get(PipelineStep, (run_id, mapping, step))
+    if row is None:
+        row = PipelineStep(run_id=run_id, mapping=mapping, step=step, department=department,
+                           **dict.fromkeys(LASTING + LASTING_IDENTITIES, 0))  # fmt: skip
+        session.add(row)
+        session.flush()
+    for key, value in counts.items():
+        setattr(row, key, (getattr(row, key) or 0) + value)
 
 
 def record_step(
@@ -275,6 +294,7 @@ def map_batches(
             counts.pulled += mapped.rows_in
             counts.accepted += len(mapped.records)
             counts.quarantined += mapped.rejected
+            kill_point("map.batch")
     record_step(run_id, mapping_name, mapping.department, "map", counts, t[0])
     return {"mapping": mapping_name, "batches": batches, "sources": refs, **vars(counts)}
 
@@ -351,6 +371,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
                 if len(outcome.accepted_df):
                     # which run, mapping content and suite accepted which records: kept past retention
                     record_batch(session, mapping, run_id=run_id, staged_ref=b["source"], records=outcome.accepted_df)
+            kill_point("validate.batch")
             if not outcome.passed:
                 verdict = outcome  # recorded in the ledger first, then the task fails
             good = outcome.accepted_df
@@ -401,6 +422,11 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
             df = read_frame(stager, ref)
             with session_scope(get_engine()) as session:
                 step = resolve_frame(df, mapping, session=session, run_id=run_id)
+                # counted with the links they count: a retry re-resolving this batch adds nothing
+                add_lasting(session, run_id, mapping_name, mapping.department, "resolve",
+                            identities_created=step.created, identities_linked=step.linked)  # fmt: skip
+                kill_point("resolve.before_commit")
+            kill_point("resolve.after_commit")
             resolved = step.records
             counts.pulled += len(df)
             counts.accepted += len(resolved)
@@ -411,7 +437,10 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
             counts.sent_to_review += step.sent_to_review
             counts.provisional += step.provisional
             out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "resolved", ref), resolved))
-    record_step(run_id, mapping_name, mapping.department, "resolve", counts, t[0])
+    # the lasting counts are in the ledger already (added batch by batch above): this attempt's own
+    # go out in the step's output only
+    ledger = replace(counts, **dict.fromkeys(LASTING_IDENTITIES, 0))
+    record_step(run_id, mapping_name, mapping.department, "resolve", ledger, t[0], add=LASTING_IDENTITIES)
     return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated), **vars(counts)}
 
 
@@ -435,20 +464,32 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     stager = stager or open_stager()
     refs = _source_refs(resolved.get("staged", []))
     counts = Counts()
+    issued_now = changed_now = 0
+
+    def count_indexed(session: Any, versions: Any) -> None:
+        # in the transaction that indexes the versions: a killed attempt's licences stay counted
+        first = sum(1 for v in versions if v.version == 1)
+        add_lasting(session, run_id, mapping_name, mapping.department, "publish",
+                    licenses_issued=first, licenses_changed=len(versions) - first)  # fmt: skip
+
     with _timed() as t:
         try:
             service = default_service(create_keys=True)
+            service.on_indexed = count_indexed
             for ref in refs:
                 df = read_frame(stager, ref)
                 issued, changed, skipped = publish_frame(df, mapping, service, run_id=run_id, staged_ref=ref)
                 counts.pulled += len(df)
                 counts.accepted += len(df) - skipped
-                counts.licenses_issued += issued
-                counts.licenses_changed += changed
+                issued_now += issued
+                changed_now += changed
+                kill_point("publish.batch")
         except Exception:
             record_step(run_id, mapping_name, mapping.department, "publish", counts, 0.0, add=LASTING)
             raise
+        kill_point("publish.before_mark")
         marked = mark_published(get_engine(), mapping_name, _sources(resolved), run_id)
+    # licences issued and changed were counted as they were indexed (count_indexed)
     record_step(run_id, mapping_name, mapping.department, "publish", counts, t[0], add=LASTING)
     yields = ", ".join(lic.type_code for lic in mapping.licenses) or "no licence types"
     log.info(
@@ -457,8 +498,8 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
         counts.pulled,
         counts.accepted,
         yields,
-        counts.licenses_issued,
-        counts.licenses_changed,
+        issued_now,
+        changed_now,
     )
     # ``records``/``yielding_licences``, not pulled/accepted: every record is published, only some yield licences
     return {
@@ -466,26 +507,46 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
         "batches_published": marked,
         "records": counts.pulled,
         "yielding_licences": counts.accepted,
-        "licenses_issued": counts.licenses_issued,
-        "licenses_changed": counts.licenses_changed,
+        "licenses_issued": issued_now,
+        "licenses_changed": changed_now,
     }
 
 
 # -- push and housekeeping (not per mapping) ------------------------------------------------
 
 
+PUSH_LEDGER = ("_push", "_push", "push")
+
+
+def _count_pushed(run_id: str) -> Any:
+    """Adds a round's deliveries to the push step's ledger row, in the round's own transaction."""
+
+    def count(session: Any, report: Any) -> None:
+        mapping, department, step = PUSH_LEDGER
+        row = session.get(PipelineStep, (run_id, mapping, step))
+        if row is None:
+            row = PipelineStep(run_id=run_id, mapping=mapping, step=step, department=department, notices_pushed=0)
+            session.add(row)
+        row.notices_pushed = (row.notices_pushed or 0) + int(report.delivered)
+
+    return count
+
+
 def push(run_id: str, *, max_rounds: int = 20) -> StepOutput:
-    """Deliver outbox events to subscribed departments (推送) until nothing is ready."""
+    """Deliver outbox events to subscribed departments (推送) until nothing is ready.
+
+    Each round's deliveries are counted in the ledger in the transaction that records them, so
+    an attempt killed after some rounds leaves their count, and the retry adds its own."""
     from recognition.delivery import run_once
 
     engine = get_engine()
     total: dict[str, int] = {"attempted": 0, "delivered": 0, "failed": 0, "dead": 0, "created": 0}
     with _timed() as t:
         for _ in range(max_rounds):
-            report = run_once(engine)
+            report = run_once(engine, on_recorded=_count_pushed(run_id))
             for key in total:
                 total[key] += int(getattr(report, key))
             if report.attempted == 0 and report.created == 0:
                 break
-    record_step(run_id, "_push", "_push", "push", Counts(notices_pushed=total["delivered"]), t[0])
+    record_step(run_id, *PUSH_LEDGER, Counts(), t[0], add=("notices_pushed",))
     return total

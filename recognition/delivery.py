@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, aliased
 from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused
 from connectors.webhook import PushResult
 from hub.db import session_scope
+from hub.killpoints import kill_point
 from hub.masking import Party, Personal, mask_fields
 from hub.models import OutboxEvent, utcnow
 from recognition import audit, destinations
@@ -445,8 +446,12 @@ def run_once(
     pushers: Pushers | None = None,
     now: dt.datetime | None = None,
     executor: ThreadPoolExecutor | None = None,
+    on_recorded: Callable[[Session, RunReport], None] | None = None,
 ) -> RunReport:
-    """One round: fan out new events, push every ready queue, record outcomes and audit entries."""
+    """One round: fan out new events, push every ready queue, record outcomes and audit entries.
+
+    ``on_recorded(session, report)`` runs in the transaction that records the outcomes (a caller
+    counting what was delivered commits its count with them: a crash loses neither alone)."""
     policy = policy or DeliveryPolicy.from_settings()
     own_pushers = pushers is None
     pushers = pushers or Pushers.from_settings()
@@ -477,7 +482,9 @@ def run_once(
                 if executor is None:
                     pool.shutdown()
         by_id = {d.id: d for d in all_items}
-        _record(engine, outcomes, by_id, policy, report)
+        kill_point("delivery.sent_not_recorded")
+        _record(engine, outcomes, by_id, policy, report, on_recorded)
+        kill_point("delivery.recorded")
         return report
     finally:
         if own_pushers:
@@ -485,7 +492,12 @@ def run_once(
 
 
 def _record(
-    engine: Engine, outcomes: list[_Outcome], by_id: dict[int, Delivery], policy: DeliveryPolicy, report: RunReport
+    engine: Engine,
+    outcomes: list[_Outcome],
+    by_id: dict[int, Delivery],
+    policy: DeliveryPolicy,
+    report: RunReport,
+    on_recorded: Callable[[Session, RunReport], None] | None = None,
 ) -> None:
     records = []
     with session_scope(engine) as session:
@@ -530,6 +542,8 @@ def _record(
                 .values(status=DELIVERED, attempts=Delivery.attempts + 1, delivered_at=now, last_error=None)
             )
         audit.append(session, records)
+        if on_recorded is not None:
+            on_recorded(session, report)
 
 
 def _audit_record(d: Delivery, outcome: str, o: _Outcome, attempt: int) -> audit.AuditRecord:

@@ -38,6 +38,8 @@ def default_credentials() -> Credentials:
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    #: the hub's delivery worker pushes notices many at once: a backlog of 5 would reset connections
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):

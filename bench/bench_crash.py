@@ -1,0 +1,489 @@
+"""Crash harness: kill -9 the main job at random kill points; a re-run must converge to a clean run.
+
+``python -m bench crash --points N [--seed S]``:
+
+1. Generates a small city (about 500 records over every feed) and serves its sandboxes, with two
+   receivers of pushed events: the tax bureau's SOAP notice service and a webhook receiver that
+   records every POST. Prepares a fresh hub (migrated, signing key, subscriptions of both
+   receivers) and snapshots its home directory (the SQLite files, the licence store, staging)
+   and the land department's package directory (reading a package acknowledges and moves it).
+2. Runs the main job's task bodies directly (extract → map → validate → resolve → publish per
+   feed, in the main job's waves, then push), in a child process counting the hits of every kill
+   point (``HUB_KILL_POINT=tally``), and takes the reference digest (:mod:`rigs.digest`).
+3. For each of N points chosen at random (a kill point among those a clean run passes, a hit
+   count up to the number of its hits): restores the snapshot, runs the job in a child armed with
+   that point (it dies with SIGKILL), then re-runs as an operator would — the task that died
+   again, then the rest (a journal of finished tasks stands in for Airflow's task states) — until
+   the job completes. Then the digest must equal the reference, and: pulled = accepted +
+   quarantined for every feed, no licence version written twice, no event accepted twice per
+   idempotency key by a receiver.
+
+Prints points tried, converged, each failure with its point and difference, and the time a
+re-run took to converge per point kind. Exits 1 unless every point converged. ``--smoke``: every
+kill point a clean run reaches once (at least 10 points), seed 20, a smaller city (the test
+suite's run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+#: the city: about 500 records over the six feeds (``--smoke``: about 300)
+SIZES = {"persons": 160, "enterprises": 45, "properties": 70}
+SMOKE_SIZES = {"persons": 90, "enterprises": 28, "properties": 40}
+STEPS = ("extract", "map", "validate", "resolve", "publish")
+PUSH = "push"
+WEBHOOK_SECRET_ENV = "HUB_CRASH_WEBHOOK_SECRET"
+WEBHOOK_SECRET = "whsec_Y3Jhc2gtaGFybmVzcy13ZWJob29rLXNlY3JldA=="
+TAX_SECRET_ENV = "HUB_SANDBOX_TAX_PASSWORD"
+#: rows per batch of the SQL feeds and per land package: several batches per feed, so a kill can
+#: fall between batches of one task (the shipped mappings read 10,000 rows a batch)
+BATCH_ROWS = 40
+#: where the job's processes read the mapping files with those batch sizes
+MAPPINGS_ENV = "HUB_CRASH_MAPPINGS_DIR"
+#: re-runs an operator makes before giving up on a point
+MAX_RERUNS = 3
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- the child: the main job's task bodies, resumable from a journal ---------------------------------
+
+
+def run_job(home: Path, only: Sequence[str] | None = None) -> None:
+    """Run (or finish) the main job on the hub in ``home``: every task not yet in the journal
+    (``only``: the feeds named, without the push).
+
+    The journal (``home/journal.json``) holds each finished task's output, as Airflow holds a
+    finished task's state and XCom; a task that died is not in it and runs again with the same
+    run id and the same input, as Airflow's retry of the task would.
+    """
+    from hub.killpoints import tally
+    from mappings.engine import load_all
+    from pipeline import steps
+    from rigs.main_job import ordered
+
+    journal_path = home / "journal.json"
+    journal: dict[str, Any] = json.loads(journal_path.read_text()) if journal_path.exists() else {}
+
+    def done(key: str, out: Any) -> None:
+        journal[key] = out
+        tmp = journal_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(journal, default=str))
+        os.replace(tmp, journal_path)
+
+    for wave in ordered(only if only is not None else load_all()):
+        for name in wave:
+            run_id = f"crash__{name}"
+            out: Any = None
+            for step in STEPS:
+                key = f"{name}.{step}"
+                if key in journal:
+                    out = journal[key]
+                    continue
+                if step == "extract":
+                    out = steps.extract(name, run_id)
+                else:
+                    body = {"map": steps.map_batches, "validate": steps.validate, "resolve": steps.resolve,
+                            "publish": steps.publish}[step]  # fmt: skip
+                    out = body(name, out, run_id)
+                done(key, out)
+    if PUSH not in journal and only is None:
+        done(PUSH, steps.push("crash__push"))
+    (home / "tally.json").write_text(json.dumps(tally()))
+
+
+# -- receivers -----------------------------------------------------------------------------------------
+
+
+class WebhookReceiver:
+    """A webhook receiver that answers 204 and records every POST (``webhook-id`` and body)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with receiver.lock:
+                    receiver.received.append((self.headers.get("webhook-id", ""), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the delivery worker pushes many at once: no reset connections
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.received.clear()
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        with self.lock:
+            return list(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class World:
+    root: Path
+    home: Path
+    snapshot: Path
+    env: dict[str, str]
+    webhook: WebhookReceiver
+    tax_store: Any
+    #: the land department's package directory (outbox, archive: reading packages moves them)
+    land_dir: Path
+    launcher: Launcher
+
+    def receivers(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        return {
+            "webhook": self.webhook.events(),
+            # the notice carries the pushed message as it was sent; its other fields are taken from it
+            "tax_soap": [(n["idempotency_key"], json.loads(n["payload_json"])) for n in self.tax_store.notices()],
+        }
+
+    def restore(self) -> None:
+        """The starting snapshot back: the hub's home as it was, receivers emptied."""
+        shutil.rmtree(self.home)
+        shutil.copytree(self.snapshot / "hub", self.home)
+        shutil.rmtree(self.land_dir)
+        shutil.copytree(self.snapshot / "land", self.land_dir)
+        self.webhook.clear()
+        with self.tax_store.connect() as conn:
+            conn.execute("DELETE FROM notices")
+
+
+def _subscriptions(path: Path, webhook_url: str, tax_wsdl: str) -> Path:
+    import yaml
+
+    subs = [
+        {"id": "crash-webhook-all", "name": "every licence and identity event", "channel": "webhook",
+         "event_types": ["license.*", "approval.*", "identity.*"], "url": webhook_url,
+         "secret_env": WEBHOOK_SECRET_ENV},
+        {"id": "crash-tax-business-licences", "name": "business licences to the tax bureau", "channel": "soap",
+         "event_types": ["license.issued", "license.amended", "license.revoked"], "license_types": ["1101"],
+         "url": tax_wsdl, "secret_env": TAX_SECRET_ENV},
+    ]  # fmt: skip
+    path.write_text(yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _mappings(target: Path, batch_rows: int) -> Path:
+    """A copy of the shipped mapping files reading ``batch_rows`` rows a batch."""
+    target.mkdir()
+    for path in sorted((REPO / "mappings").glob("*.yaml")):
+        text = re.sub(r"batch_size: \d+", f"batch_size: {batch_rows}", path.read_text(encoding="utf-8"))
+        (target / path.name).write_text(text, encoding="utf-8")
+    return target
+
+
+def _prepare_hub(home: Path, subscriptions: Path) -> None:
+    """A fresh hub in ``home`` (run in a child: this process keeps no engine on the files)."""
+    from e_license_store.signing import load_keyring
+    from hub.db import get_engine, migrate, session_scope
+    from recognition.subscriptions import sync_yaml
+
+    migrate()
+    load_keyring(create=True)
+    with session_scope(get_engine()) as session:
+        sync_yaml(session, subscriptions)
+    get_engine().dispose()
+
+
+@contextmanager
+def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
+    from hub.airflow_env import connection_uri_env
+    from rigs.connections import sandbox_connections
+    from sandbox.generator import Sizes
+    from sandbox.runtime import start_sandboxes
+
+    with ExitStack() as stack:
+        sb = stack.enter_context(
+            start_sandboxes(root / "sandbox", seed=seed, sizes=Sizes(**sizes), land_batch=BATCH_ROWS)
+        )
+        webhook = WebhookReceiver()
+        stack.callback(webhook.close)
+        home = root / "hub"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW_CONN_"))}
+        env.update({"HUB_HOME": str(home), "HUB_LOG_LEVEL": "WARNING", WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
+                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0",
+                    # the receivers answer from this process on a shared machine: a slow answer is a
+                    # department fault, which this harness does not inject (it kills the hub)
+                    "HUB_WEBHOOK_READ_TIMEOUT_SECONDS": "120"})  # fmt: skip
+        for conn_id, conn in sandbox_connections(sb).items():
+            key, value = connection_uri_env(conn_id, conn)
+            env[key] = value
+        env[MAPPINGS_ENV] = str(_mappings(root / "mappings", BATCH_ROWS))
+        subs = _subscriptions(root / "subscriptions.yaml", webhook.url, sb.tax.wsdl_url)
+        _child(env, ["--prepare", str(subs)], check=True)
+        snapshot = root / "snapshot"
+        land_dir = sb.land.outbox_dir.parent
+        shutil.copytree(home, snapshot / "hub")
+        shutil.copytree(land_dir, snapshot / "land")
+        launcher = Launcher(env, root / "job.log")
+        stack.callback(launcher.close)
+        yield World(root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir, launcher)
+
+
+def _child(env: dict[str, str], args: list[str], *, kill_point: str | None = None, check: bool = False) -> int:
+    """Run ``args`` in a fresh interpreter (preparing the hub)."""
+    child_env = dict(env)
+    if kill_point:
+        child_env["HUB_KILL_POINT"] = kill_point
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_crash", "--child", *args],
+        env=child_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"child {args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc.returncode
+
+
+#: the modules the task bodies import (most of them inside the functions), loaded by the fork server
+PRELOADED = (
+    "connectors.registry", "connectors.sync", "e_license_store.service", "identity.resolve", "mappings.engine",
+    "pipeline.carry", "pipeline.identity_step", "pipeline.publish", "pipeline.steps", "recognition.delivery",
+    "validation.gxrun", "validation.run",
+)  # fmt: skip
+
+
+class Launcher:
+    """Starts job processes fast: a fork server that imported the hub once forks a process per run.
+
+    Importing the task bodies' libraries (pandas, Great Expectations, SQLAlchemy, zeep) takes
+    longer than the job on this city; each forked process starts with them loaded and nothing
+    else shared: no thread, no open database (the server opens none), its own environment.
+    """
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_crash", "--fork-server"],
+            env=env, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def run(self, env: dict[str, str], *, kill_point: str | None = None) -> int:
+        """Run the job (or what is left of it) once; the exit code (``-9``: killed)."""
+        child_env = {**env, **({"HUB_KILL_POINT": kill_point} if kill_point else {})}
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"env": child_env, "log": str(self.log)}) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the fork server died (exit {self.proc.poll()})")
+        return int(json.loads(answer)["rc"])
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def fork_server() -> int:
+    """Serve ``Launcher.run``: one request per line, a process forked per request, its exit code back."""
+    import importlib
+    import traceback
+
+    from hub.db import get_engine
+    from hub.settings import reset_settings
+    from mappings import engine as mapping_engine
+
+    for module in PRELOADED:  # what every run imports, loaded once here
+        importlib.import_module(module)
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:  # the job's process
+            code = 1
+            try:
+                fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(fd, 1)  # never onto the server's answers
+                os.dup2(fd, 2)
+                os.environ.clear()
+                os.environ.update(request["env"])
+                reset_settings()
+                get_engine.cache_clear()
+                if os.environ.get(MAPPINGS_ENV):
+                    mapping_engine.MAPPINGS_DIR = Path(os.environ[MAPPINGS_ENV])
+                run_job(Path(os.environ["HUB_HOME"]))
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        rc = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        sys.stdout.write(json.dumps({"rc": rc}) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+# -- one crash ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    point: str
+    hit: int
+    killed: bool
+    converged: bool
+    reruns: int
+    seconds_to_converge: float
+    problems: list[str] = field(default_factory=list)
+
+
+def crash_once(w: World, reference: Any, point: str, hit: int) -> Outcome:
+    from rigs.digest import take_digest
+
+    w.restore()
+    rc = w.launcher.run(w.env, kill_point=f"{point}:{hit}")
+    killed = rc == -signal.SIGKILL
+    started = time.perf_counter()
+    reruns, rc = 0, 1
+    while rc != 0 and reruns < MAX_RERUNS:
+        reruns += 1
+        rc = w.launcher.run(w.env)
+    seconds = time.perf_counter() - started
+    problems: list[str] = []
+    if not killed:
+        problems.append(f"the armed run was not killed (exit {rc}): the point was not reached")
+    if rc != 0:
+        problems.append(
+            f"the job did not complete in {MAX_RERUNS} re-runs (last exit {rc}): {w.launcher.log_tail(600)}"
+        )
+        return Outcome(point, hit, killed, False, reruns, seconds, problems)
+    digest = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
+    problems += digest.invariant_problems()
+    problems += reference.differences(digest)
+    return Outcome(point, hit, killed, not problems, reruns, seconds, problems)
+
+
+def choose(tally: dict[str, int], n: int, seed: int) -> list[tuple[str, int]]:
+    """``n`` (point, hit) pairs: points in turn among those a clean run passes (shuffled), a random hit each.
+
+    >>> choose({"a": 3, "b": 0, "c": 1}, 4, 1)
+    [('c', 1), ('a', 2), ('c', 1), ('a', 3)]
+    """
+    rng = random.Random(seed)
+    reached = sorted(p for p, hits in tally.items() if hits > 0)
+    out: list[tuple[str, int]] = []
+    while len(out) < n:
+        order = list(reached)
+        rng.shuffle(order)
+        out += [(p, rng.randint(1, tally[p])) for p in order]
+    return out[:n]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench_crash", description=__doc__)
+    parser.add_argument("--points", type=int, default=30, help="crash points to try")
+    parser.add_argument("--seed", type=int, default=20, help="seed of the choice of points")
+    parser.add_argument("--smoke", action="store_true", help="every kill point once (at least 10) on a smaller city")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)
+    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fork-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    from hub.odbcenv import ensure_odbc_env
+
+    ensure_odbc_env()
+    if args.fork_server:
+        return fork_server()
+    if args.child:
+        home = Path(os.environ["HUB_HOME"])
+        if args.prepare:
+            _prepare_hub(home, Path(args.prepare))
+        else:
+            run_job(home)
+        return 0
+    return run_harness(args.points, args.seed, SMOKE_SIZES if args.smoke else SIZES, every_point=args.smoke)
+
+
+def run_harness(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = False) -> int:
+    """``every_point``: at least 10 points, and as many as the clean run reaches (each once)."""
+    from hub.killpoints import POINTS
+    from rigs.digest import take_digest
+
+    with tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp, world(Path(tmp), sizes, seed=2016) as w:
+        started = time.perf_counter()
+        if w.launcher.run(w.env, kill_point="tally") != 0:
+            print("the clean run failed:\n" + w.launcher.log_tail())
+            return 1
+        clean_seconds = time.perf_counter() - started
+        tally = json.loads((w.home / "tally.json").read_text())
+        reference = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
+        bad = reference.invariant_problems()
+        print(f"clean run: {clean_seconds:.1f}s, {reference.summary()}", flush=True)
+        print("kill point hits in a clean run: " + ", ".join(f"{p} {tally.get(p, 0)}" for p in sorted(POINTS)))
+        if bad:
+            print("the clean run itself breaks an invariant:\n  " + "\n  ".join(bad))
+            return 1
+        if every_point:
+            points = max(10, sum(1 for hits in tally.values() if hits > 0))
+        outcomes: list[Outcome] = []
+        for i, (point, hit) in enumerate(choose(tally, points, seed), 1):
+            o = crash_once(w, reference, point, hit)
+            outcomes.append(o)
+            state = "converged" if o.converged else "DIVERGED"
+            print(f"[{i:3d}/{points}] {point}:{hit:<4d} {state} after {o.reruns} re-run(s) in "
+                  f"{o.seconds_to_converge:5.1f}s", flush=True)  # fmt: skip
+            for p in o.problems[:12]:
+                print(f"        {p}")
+    converged = sum(o.converged for o in outcomes)
+    print(f"\npoints tried {len(outcomes)}, converged {converged}/{len(outcomes)}")
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for o in outcomes:
+        if o.converged:
+            kinds[o.point].append(o.seconds_to_converge)
+    for point, secs in sorted(kinds.items()):
+        print(f"  time to converge after {point:28s} n={len(secs):2d}  mean {sum(secs) / len(secs):5.1f}s  "
+              f"max {max(secs):5.1f}s")  # fmt: skip
+    for o in outcomes:
+        if not o.converged:
+            print(f"FAILED {o.point}:{o.hit}: " + "; ".join(o.problems[:5]))
+    return 0 if converged == len(outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
