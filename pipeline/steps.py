@@ -14,6 +14,9 @@ run pulled (tasks work on batches, never on single records). Every step:
 
 The logic of each step lives with its owner (connectors, mappings, validation, identity,
 e_license_store, recognition); here it is only called in order.
+
+One job, one module: the exchange DAG's step bodies in the order they run; each is short and
+they share the ledger and staging conventions above.
 """
 
 from __future__ import annotations

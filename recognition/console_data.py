@@ -4,7 +4,7 @@ cases lit yellow or red.
 Read-only queries over the hub database; every value that may be personal leaves here masked
 (quarantined records through :func:`validation.quarantine.list_quarantine`, which scrubs them;
 delivery errors scrubbed). Actions are not here: the console calls the same service functions as
-the CLI and the API (:func:`recognition.delivery.replay`).
+the CLI and the API (:func:`recognition.delivery_ops.replay`).
 
 The run ledger (``pipeline_step``) belongs to the pipeline, a floor above this one: the console
 reads it as a table of the hub database (its columns are the migration ``pipeline_0001``'s, a
@@ -27,6 +27,7 @@ from cases.tables import CaseRecord
 from hub.masking import scrub_text
 from hub.models import OutboxEvent, QuarantineRecord
 from recognition import delivery as delivery_mod
+from recognition import delivery_ops
 from recognition.tables import Cursor, Delivery, FanoutMark, Subscription
 from validation.tables import QuarantineReason
 
@@ -142,7 +143,7 @@ def _names(session: Session, ids: set[str]) -> dict[str, str]:
 
 def dead_letters(session: Session, *, limit: int = 50) -> list[DeliveryRow]:
     """Dead-lettered deliveries, newest first (through the API's listing)."""
-    views = delivery_mod.list_deliveries(session, subscription_ids=None, status=delivery_mod.DEAD, limit=limit,
+    views = delivery_ops.list_deliveries(session, subscription_ids=None, status=delivery_mod.DEAD, limit=limit,
                                          offset=0)  # fmt: skip
     names = _names(session, {v.delivery.subscription_id for v in views})
     return [_row(v.delivery, names.get(v.delivery.subscription_id, v.delivery.subscription_id)) for v in views]
@@ -177,7 +178,7 @@ def backlog(session: Session) -> Backlog:
     )
     events, oldest = session.execute(waiting).one()
     by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())  # type: ignore[arg-type]
-    held = delivery_mod.list_deliveries(session, subscription_ids=None, status="held", limit=10_000, offset=0)
+    held = delivery_ops.list_deliveries(session, subscription_ids=None, status="held", limit=10_000, offset=0)
     return Backlog(
         events_waiting=int(events or 0), oldest_waiting_at=_aware(oldest),
         deliveries_pending=int(by_status.get(delivery_mod.PENDING, 0)), deliveries_held=len(held),

@@ -16,8 +16,8 @@ the destinations allowed for the consumer (:mod:`recognition.destinations`), che
 URL and on the address connected to. Consumers see a delivery's error only as the receiver's
 answer or a class of failure (:func:`public_error`); operators see all of it.
 
-One job, one module: the delivery queue — fanning events out, sending the heads of queues, and
-the operators' replay, skip and listing of the same queue rows; the wire is :mod:`recognition.push`.
+One job, one module: the delivery queue — fanning events out and sending the heads of queues;
+the wire is :mod:`recognition.push`, the operators' replay, skip and listing :mod:`recognition.delivery_ops`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
@@ -595,89 +595,6 @@ def run_loop(
         pool.shutdown()
         pushers.close()
     return total
-
-
-# -- operators: replay, skip, what is held ------------------------------------------------------------
-class DeliveryNotFound(LookupError):
-    pass
-
-
-def replay(session: Session, delivery_id: int) -> Delivery:
-    """Send one delivery again (dead-lettered, or already delivered) with the same idempotency key."""
-    d = session.get(Delivery, delivery_id)
-    if d is None:
-        raise DeliveryNotFound(delivery_id)
-    d.status, d.attempts, d.next_attempt_at, d.last_error = PENDING, 0, utcnow(), None
-    return d
-
-
-def replay_range(
-    session: Session,
-    since: dt.datetime,
-    until: dt.datetime,
-    *,
-    subscription_id: str | None = None,
-    include_delivered: bool = False,
-) -> int:
-    """Replay the deliveries created in [since, until): the dead-lettered ones, or every one."""
-    statuses = [DEAD, DELIVERED] if include_delivered else [DEAD]
-    cond = and_(Delivery.created_at >= since, Delivery.created_at < until, Delivery.status.in_(statuses))
-    if subscription_id:
-        cond = and_(cond, Delivery.subscription_id == subscription_id)
-    res = session.execute(
-        update(Delivery).where(cond).values(status=PENDING, attempts=0, next_attempt_at=utcnow(), last_error=None)
-    )
-    return int(getattr(res, "rowcount", 0) or 0)
-
-
-def skip(session: Session, delivery_id: int) -> Delivery:
-    """Give up on one delivery deliberately; the holder's later events flow again."""
-    d = session.get(Delivery, delivery_id)
-    if d is None:
-        raise DeliveryNotFound(delivery_id)
-    d.status = SKIPPED
-    return d
-
-
-@dataclass(frozen=True)
-class DeliveryView:
-    delivery: Delivery
-    held_by: int | None
-
-
-def list_deliveries(
-    session: Session,
-    *,
-    subscription_ids: Sequence[str] | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-) -> list[DeliveryView]:
-    """Deliveries newest first, each with the dead-lettered delivery holding it back, if any.
-
-    ``status="held"`` lists only pending deliveries held back behind a dead letter.
-    """
-    blocker = aliased(Delivery)
-    held_by = (
-        select(func.min(blocker.id))
-        .where(
-            blocker.subscription_id == Delivery.subscription_id,
-            blocker.holder_key == Delivery.holder_key,
-            blocker.event_id < Delivery.event_id,
-            blocker.status == DEAD,
-        )
-        .correlate(Delivery)
-        .scalar_subquery()
-    )
-    stmt = select(Delivery, held_by.label("held_by"))
-    if subscription_ids is not None:
-        stmt = stmt.where(Delivery.subscription_id.in_(list(subscription_ids)))
-    if status == "held":
-        stmt = stmt.where(Delivery.status == PENDING, held_by.is_not(None))
-    elif status:
-        stmt = stmt.where(Delivery.status == status)
-    stmt = stmt.order_by(Delivery.id.desc()).limit(limit).offset(offset)
-    return [DeliveryView(d, int(h) if h is not None else None) for d, h in session.execute(stmt).all()]
 
 
 def deliver_task(max_rounds: int = 50) -> dict[str, int]:

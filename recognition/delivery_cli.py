@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from hub.db import get_engine, session_scope
-from recognition import delivery
+from recognition import delivery, delivery_ops
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
 
@@ -40,17 +40,17 @@ def deliver(
         with session_scope(engine) as session:
             try:
                 if replay is not None:
-                    delivery.replay(session, replay)
+                    delivery_ops.replay(session, replay)
                 if skip is not None:
-                    delivery.skip(session, skip)
-            except delivery.DeliveryNotFound as exc:
+                    delivery_ops.skip(session, skip)
+            except delivery_ops.DeliveryNotFound as exc:
                 _fail(1, f"no delivery {exc.args[0]}; nothing was changed")
             if replay is not None:
                 typer.echo(json.dumps({"replayed": [replay]}))
             if skip is not None:
                 typer.echo(json.dumps({"skipped": [skip]}))
             if since is not None:
-                n = delivery.replay_range(session, since, until, include_delivered=include_delivered)
+                n = delivery_ops.replay_range(session, since, until, include_delivered=include_delivered)
                 typer.echo(json.dumps({"replayed_range": n}))
         return
     if sync_yaml:

@@ -11,7 +11,7 @@
   (:mod:`recognition.console_data`). ``GET /console/quarantine?department=`` the quarantined
   records themselves, masked; ``GET /console/deliveries/{id}`` one delivery.
 - ``POST /console/deliveries/{id}/replay`` — replay a delivery through
-  :func:`recognition.delivery.replay`, the function ``hub deliver --replay`` calls; the push
+  :func:`recognition.delivery_ops.replay`, the function ``hub deliver --replay`` calls; the push
   worker sends it again with its idempotency key.
 - ``POST /console/logout`` — ends the session in the database at once.
 
@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hub.settings import get_settings
 from recognition import console_accounts as accounts
 from recognition import console_data as data
-from recognition import delivery as delivery_mod
+from recognition import delivery_ops
 from recognition.console_accounts import SignedIn
 from recognition.page_text import TEXT
 from recognition.routers.pages import (
@@ -330,7 +330,7 @@ async def replay(request: Request, delivery_id: str) -> Response:
         current = session.get(Delivery, number) if number is not None else None
         if current is not None and number is not None:
             before = current.status
-            status_after: str | None = delivery_mod.replay(session, number).status
+            status_after: str | None = delivery_ops.replay(session, number).status
             session.commit()
         else:
             status_after = None

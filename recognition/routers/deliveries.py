@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from recognition import delivery as delivery_mod
+from recognition import delivery_ops
 from recognition import subscriptions as subs_mod
 from recognition.dependencies import CallerDep, Limit, Offset, SessionDep, next_offset, record, require
 from recognition.problems import responses
@@ -42,7 +43,7 @@ async def list_deliveries(
         sub_ids = [s.id for s in subs_mod.list_for(session, c.principal.consumer_id, limit=10_000, offset=0)]
     if subscription_id is not None:
         sub_ids = [subscription_id] if sub_ids is None or subscription_id in sub_ids else []
-    views = delivery_mod.list_deliveries(
+    views = delivery_ops.list_deliveries(
         session, subscription_ids=sub_ids, status=status.value if status else None, limit=limit, offset=offset
     )
     items = [_delivery_out(v, full_error=admin) for v in views]
@@ -56,7 +57,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _delivery_out(v: delivery_mod.DeliveryView, *, full_error: bool) -> DeliveryOut:
+def _delivery_out(v: delivery_ops.DeliveryView, *, full_error: bool) -> DeliveryOut:
     """A delivery as shown; its error in full only to operators (``deliveries:admin``), to a consumer
     only the receiver's answer or the class of failure (:func:`recognition.delivery.public_error`)."""
     d = v.delivery

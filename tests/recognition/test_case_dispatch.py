@@ -19,6 +19,7 @@ from cases.tables import CaseDispatch
 from hub.db import session_scope
 from hub.models import OutboxEvent
 from recognition import delivery as dlv
+from recognition import delivery_ops
 from recognition import subscriptions as subs_mod
 from recognition.tables import Consumer, Delivery
 from tests.cases import world as w
@@ -138,7 +139,7 @@ def test_a_dead_letter_holds_back_its_case_only_and_replay_delivers_in_order(
     commerce.fail_ids = set()
     with session_scope(city.engine) as s:
         dead = s.scalars(select(Delivery.id).where(Delivery.status == "dead")).one()
-        dlv.replay(s, dead)
+        delivery_ops.replay(s, dead)
     _drain(city, minutes=30)
     assert _got(commerce) == [
         ("case.dispatched", second, "commerce"),

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from hub.db import session_scope
 from hub.models import OutboxEvent
-from recognition import audit
+from recognition import audit, delivery_ops
 from recognition import delivery as dlv
 from recognition import subscriptions as subs_mod
 from recognition.tables import Delivery
@@ -92,7 +92,7 @@ def test_subscriber_down_then_back_gets_every_event_in_order(
 
     # at least once: a replay re-sends with the same idempotency keys; the receiver deduplicates
     with session_scope(world.engine) as s:
-        n = dlv.replay_range(s, _later(-60), _later(1), include_delivered=True)
+        n = delivery_ops.replay_range(s, _later(-60), _later(1), include_delivered=True)
     assert n == 8
     _drain(world, policy, minutes=120)
     assert len(receiver.received) == 16
@@ -153,8 +153,8 @@ def test_dead_letter_holds_back_the_holder_until_replayed_or_skipped(
 
     receiver.fail_ids = set()
     with session_scope(world.engine) as s:
-        dlv.replay(s, int(str(dead_a["id"])))
-        dlv.skip(s, int(str(dead_c["id"])))
+        delivery_ops.replay(s, int(str(dead_a["id"])))
+        delivery_ops.skip(s, int(str(dead_c["id"])))
     _drain(world, policy, minutes=20)
     got = [(body["data"]["holder_code"], body["type"]) for _, body in receiver.received]
     assert sorted(got[1:]) == sorted(
@@ -242,7 +242,7 @@ def test_soap_push_to_the_tax_sandbox(world: World, tmp_path: Path, monkeypatch:
         rep = _drain(world, policy, minutes=1)
         assert rep.delivered == 2 and rep.failed == 0
         with session_scope(world.engine) as s:
-            assert dlv.replay_range(s, _later(-5), _later(5), include_delivered=True) == 2
+            assert delivery_ops.replay_range(s, _later(-5), _later(5), include_delivered=True) == 2
         _drain(world, policy, minutes=2)
         notices = store.notices()
         assert [(n["event_type"], n["license_id"]) for n in notices] == [

@@ -15,6 +15,7 @@ from hub.models import OutboxEvent
 from hub.settings import get_settings
 from pipeline.housekeeping import archive_outbox
 from recognition import delivery as dlv
+from recognition import delivery_ops
 from recognition.archive import read_archive, verify_archive
 from recognition.tables import Delivery
 from tests.recognition.rec_helpers import RESIDENT_ID, Receiver, World, allow_destination, auth, issue_business
@@ -69,7 +70,7 @@ def test_outbox_is_archived_never_silently_pruned(
     assert archive_outbox("hk-2") == {"files": 0, "events": 0, "deliveries": 0}
     # the dead letter, once skipped by an operator, is archived on the next run
     with session_scope(world.engine) as s:
-        dlv.skip(s, next(d.id for d in s.scalars(select(Delivery))))
+        delivery_ops.skip(s, next(d.id for d in s.scalars(select(Delivery))))
     assert archive_outbox("hk-3")["events"] == 1
     assert verify_archive(directory) == [] and len((directory / "manifest.jsonl").read_text().splitlines()) == 2
 

@@ -17,6 +17,7 @@ from connectors.egress_http import GuardedTransport
 from connectors.egress_soap import GuardedZeepTransport
 from hub.db import session_scope
 from recognition import delivery as dlv
+from recognition import delivery_ops
 from recognition.tables import Delivery
 from tests.recognition.rec_helpers import Receiver, World, allow_destination, auth, issue_business
 
@@ -92,7 +93,7 @@ def test_dns_rebinding_is_refused_at_connect(
 
         dns.answers[name] = ["169.254.169.254", "10.0.0.9"]  # rebinding to the metadata service or a private host
         with session_scope(world.engine) as s:
-            dlv.replay(s, d.id)
+            delivery_ops.replay(s, d.id)
         assert dlv.run_once(world.engine, pushers=pushers).failed == 1 and receiver.hosts == []
 
         # the operator allows this very address: the worker connects to the address it checked and
@@ -100,7 +101,7 @@ def test_dns_rebinding_is_refused_at_connect(
         allow_destination(world.engine, "tax_bureau", f"http://127.0.0.1:{receiver.port}/")
         dns.answers[name] = ["169.254.169.254", "127.0.0.1"]
         with session_scope(world.engine) as s:
-            dlv.replay(s, d.id)
+            delivery_ops.replay(s, d.id)
         assert dlv.run_once(world.engine, pushers=pushers).delivered == 1
         assert receiver.hosts == [f"{name}:{receiver.port}"] and len(receiver.received) == 1
     finally:

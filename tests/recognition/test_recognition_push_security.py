@@ -18,7 +18,7 @@ from hub.models import OutboxEvent
 from hub.pseudonyms import is_opaque_ref
 from identity.merge import merge
 from identity.resolve import resolve_batch
-from recognition import consumers, consumers_cli
+from recognition import consumers, consumers_cli, delivery_ops
 from recognition import delivery as dlv
 from recognition import subscriptions as subs_mod
 from recognition.tables import AuditEntry, Delivery, Subscription
@@ -265,7 +265,7 @@ def test_last_error_shows_only_http_status_to_consumer(
 
     receiver.stop()  # nothing listens on the port: "Connection refused" must not reach the consumer
     with session_scope(world.engine) as s:
-        dlv.replay(s, int(item["id"]))
+        delivery_ops.replay(s, int(item["id"]))
     dlv.run_once(world.engine, policy=dlv.DeliveryPolicy(concurrency=1))
     [item] = client.get("/v1/deliveries", headers=auth(token)).json()["items"]
     assert item["last_error"] == "connection failed"
