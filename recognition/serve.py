@@ -113,7 +113,7 @@ def _supervise(host: str, port: int, workers: int, log_level: str, factory: str)
 
 def app_factory(*installs: Callable[[Any], None]) -> object:
     """The API; each of ``installs`` is given the app before it serves (what rooms above add)."""
-    from recognition.app import create_app  # noqa: PLC0415 - the FastAPI app (~2 s of imports) only when a worker builds it
+    from recognition.app import create_app  # noqa: PLC0415 - the app, ~2 s
 
     # The audit log is committed by a child process of each worker (recognition.audit_process), so
     # no thread competes with the event loop for the interpreter lock: the switch interval stays
