@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from e_license_store import verify_link
 from e_license_store.catalogue import license_type, number_shown
+from e_license_store.store import open_store
+from hub.db import get_engine, session_factory
 from hub.masking import Party, Personal, mask, mask_fields
 
 app = typer.Typer(no_args_is_help=True, help="The e-licence repository: list, get, verify, reindex.")
@@ -21,8 +23,6 @@ console = Console()
 
 
 def _session() -> Session:
-    from hub.db import get_engine, session_factory
-
     return session_factory(get_engine())()
 
 
@@ -44,7 +44,7 @@ def list_licenses(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
 ) -> None:
     """Licences held by a resident or enterprise."""
-    from e_license_store.index import licenses_by_holder
+    from e_license_store.index import licenses_by_holder  # noqa: PLC0415 - ~0.1 s; `hub --help` loads this
 
     with _session() as session:
         rows = licenses_by_holder(session, holder.strip().upper(), type_codes=type_code, status=status, limit=1000)
@@ -93,9 +93,8 @@ def get(
 ) -> None:
     """Show a licence (personal data masked) with its public verification URL (the one its QR code carries);
     ``--out`` saves the signed copy for ``verify``."""
-    from e_license_store.index import get_license, license_versions
-    from e_license_store.model import object_key, parse_envelope
-    from e_license_store.store import open_store
+    from e_license_store.index import get_license, license_versions  # noqa: PLC0415 - ~0.1 s; `hub --help` loads this
+    from e_license_store.model import object_key, parse_envelope  # noqa: PLC0415 - pydantic; `hub --help` loads this
 
     with _session() as session:
         row = get_license(session, license_id)
@@ -146,9 +145,8 @@ def verify(
     Exit 0 when valid; 2 when the file is not a valid licence (altered, revoked, superseded,
     malformed); 1 when it cannot be read (missing, a directory, no permission).
     """
-    from e_license_store.signing import load_keyring
-    from e_license_store.store import open_store
-    from e_license_store.verify import MAX_FILE_BYTES, verify_file
+    from e_license_store.signing import load_keyring  # noqa: PLC0415 - cryptography; `hub --help`
+    from e_license_store.verify import MAX_FILE_BYTES, verify_file  # noqa: PLC0415 - ~0.15 s; `hub --help` loads this
 
     try:
         with file.open("rb") as fh:
@@ -171,9 +169,8 @@ def verify(
 @app.command()
 def reindex() -> None:
     """Rebuild the licence index from the object store (the source of truth)."""
-    from e_license_store.index import reindex as run_reindex
-    from e_license_store.signing import load_keyring
-    from e_license_store.store import open_store
+    from e_license_store.index import reindex as run_reindex  # noqa: PLC0415 - ~0.1 s; `hub --help` loads this
+    from e_license_store.signing import load_keyring  # noqa: PLC0415 - cryptography; `hub --help`
 
     with _session() as session:
         n = run_reindex(session, open_store(), keyring=load_keyring())
@@ -186,7 +183,7 @@ def rotate_key(
     algorithm: Annotated[str, typer.Option(help="SM2-SM3 or Ed25519")] = "SM2-SM3",
 ) -> None:
     """Make a new signing key active (old public keys stay, so old licences still verify)."""
-    from e_license_store.signing import Algorithm, default_key_dir, rotate
+    from e_license_store.signing import Algorithm, default_key_dir, rotate  # noqa: PLC0415 - cryptography; `hub --help`
 
     key_id = rotate(default_key_dir(), Algorithm(algorithm))
     console.print(f"[green]active key[/green] {key_id}")
@@ -195,7 +192,7 @@ def rotate_key(
 @app.command()
 def render(limit: Annotated[int, typer.Option(help="At most this many files")] = 1000) -> None:
     """Render pending licence files (PDF with QR code) and bind them by signature."""
-    from e_license_store.render import render_pending_files
+    from e_license_store.render import render_pending_files  # noqa: PLC0415 - reportlab, qrcode: ~0.15 s
 
     n = render_pending_files(limit=limit)
     console.print(f"[green]rendered[/green] {n} files")

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from e_license_store.canonical_json import sha256_hex
+from e_license_store.files import parse_binding
 from e_license_store.model import Envelope, LicenseDocument, object_key, parse_envelope
 from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectStore
@@ -255,8 +256,6 @@ def reindex(
     they serve); an object whose seal does not verify is indexed without it, so every read checks
     it, and refuses it. Runs in the caller's transaction.
     """
-    from e_license_store.files import parse_binding
-
     ids = None if license_ids is None else list(license_ids)
     if ids is None:
         session.execute(delete(LicenseIndexEntry))

@@ -30,11 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store import verify_link
 from e_license_store.catalogue import license_type, number_shown
-from e_license_store.files import bind_file
+from e_license_store.files import bind_file, parse_binding
 from e_license_store.model import LicenseDocument, binding_key, file_key, parse_envelope
-from e_license_store.signing import KeyRing
+from e_license_store.signing import KeyRing, load_keyring
+from e_license_store.store import open_store
 from e_license_store.store.base import ObjectExists, ObjectStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry
+from hub.db import get_engine, session_factory
 
 DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 FONT_NAME = "HubCJK"
@@ -302,8 +304,6 @@ def _render_one(
             content_type="application/json",
         )
     except ObjectExists:
-        from e_license_store.files import parse_binding
-
         rendered_at = parse_binding(store.get(bkey)).rendered_at
     session.merge(
         LicenseFileEntry(
@@ -322,10 +322,6 @@ def _render_one(
 def _defaults(
     store: ObjectStore | None, sessions: sessionmaker[Session] | None, keyring: KeyRing | None
 ) -> tuple[ObjectStore, sessionmaker[Session], KeyRing]:
-    from e_license_store.signing import load_keyring
-    from e_license_store.store import open_store
-    from hub.db import get_engine, session_factory
-
     return store or open_store(), sessions or session_factory(get_engine()), keyring or load_keyring(create=True)
 
 

@@ -36,9 +36,11 @@ from e_license_store.model import (
     parse_envelope,
     seal,
 )
-from e_license_store.signing import KeyRing
+from e_license_store.signing import KeyRing, load_keyring
+from e_license_store.store import open_store
 from e_license_store.store.base import ObjectExists, ObjectStore, Retention, RetentionMode
 from e_license_store.tables import LicenseIndexEntry
+from hub.db import get_engine, session_factory
 from hub.killpoints import kill_point
 from hub.outbox import emit, emit_many
 from hub.regions import event_region
@@ -622,8 +624,4 @@ class LicenseService:
 def default_service(*, create_keys: bool = False) -> LicenseService:
     """The service on ``HUB_STORE_URL``, ``HUB_DB_URL`` and the key ring in ``HUB_SIGNING_KEY_DIR``
     (DAG tasks, the demo). ``create_keys=True`` makes a first SM2 key under ``$HUB_HOME/keys``."""
-    from e_license_store.signing import load_keyring
-    from e_license_store.store import open_store
-    from hub.db import get_engine, session_factory
-
     return LicenseService(open_store(), session_factory(get_engine()), load_keyring(create=create_keys))

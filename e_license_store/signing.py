@@ -212,7 +212,7 @@ class KeyRing:
 
 
 def default_key_dir() -> Path:
-    from hub.settings import get_settings
+    from hub.settings import get_settings  # noqa: PLC0415 - pydantic-settings, ~0.4 s; only for the default key dir
 
     env = os.environ.get("HUB_SIGNING_KEY_DIR")
     return Path(env) if env else get_settings().home / "keys"

@@ -13,8 +13,10 @@ not keys, to worker processes).
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import ctypes.util
+import textwrap
 from functools import lru_cache
 from typing import Any
 
@@ -291,9 +293,6 @@ class SM2PublicKey:
         return self._pkey.public_der()
 
     def pem(self) -> bytes:
-        import base64
-        import textwrap
-
         b64 = base64.b64encode(self.der()).decode()
         body = "\n".join(textwrap.wrap(b64, 64))
         return f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n".encode()

@@ -14,8 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from hub.db import get_engine, session_factory
 from hub.masking import Party, Personal, mask, mask_fields, mask_presented_code
-from identity.golden import load_rules
+from identity.golden import load_rules, own_golden_attributes
+from identity.relations import relations_of
 from identity.resolve import RESOLVED, resolve_codes
 from identity.tables import (
     ENTERPRISE,
@@ -77,8 +79,6 @@ def _view(session: Session, kind: str, canonical: str, query: str, method: str, 
         .where((IdentityMerge.into_code == canonical) | (IdentityMerge.from_code == canonical))
         .order_by(IdentityMerge.id)
     ).all()
-    from identity.relations import relations_of
-
     names, named_by = relations_of(session, canonical)
     return {
         "query": query,
@@ -167,8 +167,6 @@ _FEEDS = {"person": ("person",), "enterprise": ("enterprise", "tax_registration"
 def _golden_kinds(entity_kind: str) -> dict[str, str]:
     """The personal-data kind of each golden attribute: its canonical field's (through the
     survivorship aliases, e.g. ``legal_rep_resident_id`` → ``legal_rep_id``)."""
-    from identity.golden import own_golden_attributes
-
     rules = load_rules()
     out: dict[str, str] = {}
     for entity in _FEEDS.get(entity_kind, (entity_kind,)):
@@ -217,10 +215,8 @@ def masked(view: dict[str, Any]) -> dict[str, Any]:
 
 def run_lookup(code: str, *, as_json: bool = False, unmasked: bool = False) -> int:
     """The CLI body: print the lookup of ``code``; exit status 0 if found, 1 if not."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from hub.db import get_engine, session_factory
+    from rich.console import Console  # noqa: PLC0415 - rich only prints the CLI table; the API's lookups never load it
+    from rich.table import Table  # noqa: PLC0415 - rich only prints the CLI table; the API's lookups never load it
 
     console = Console(stderr=True)
     out = Console()

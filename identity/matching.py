@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from identity.matching_enterprise import EM_RULES, enterprise_settings, prepare_enterprises
 from mappings import normalizers as nz
 
 log = logging.getLogger(__name__)
@@ -113,8 +115,6 @@ def _iso_dates(values: pd.Series) -> pd.Series:
     The ten bytes of each date are computed with numpy and handed to Arrow as one buffer:
     formatting a million dates one by one (Arrow's ``strftime``) costs ten times as much.
     """
-    import pyarrow as pa
-
     days = values.to_numpy(dtype="datetime64[D]")
     valid = ~np.isnat(days)
     days = np.where(valid, days, np.datetime64("2000-01-01", "D"))
@@ -177,7 +177,7 @@ def edit_distance_within(column: str, distance: int, *, shared_prefix: int = 0) 
 
 def _damerau_levenshtein_level(column: str, distance: int, *, shared_prefix: int = 0) -> Any:
     """Splink's ``DamerauLevenshteinLevel`` with the cheaper, equivalent condition."""
-    import splink.comparison_level_library as cll
+    import splink.comparison_level_library as cll  # noqa: PLC0415 - splink+duckdb, ~1 s
 
     return cll.CustomLevel(
         edit_distance_within(column, distance, shared_prefix=shared_prefix),
@@ -191,9 +191,9 @@ _ID_PREFIX = 14
 
 def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
     """The Splink model: comparisons and blocking rules for person records."""
-    import splink.comparison_level_library as cll
-    import splink.comparison_library as cl
-    from splink import SettingsCreator, block_on
+    import splink.comparison_level_library as cll  # noqa: PLC0415 - splink+duckdb, ~1 s
+    import splink.comparison_library as cl  # noqa: PLC0415 - splink+duckdb, ~1 s
+    from splink import SettingsCreator, block_on  # noqa: PLC0415 - splink+duckdb, ~1 s
 
     def level(creator: Any, m: float, u: float | None = None) -> Any:
         # A prior for every level: training refines the levels the data shows and the prior
@@ -302,7 +302,6 @@ def _profile(entity: str) -> tuple[Any, Any, tuple[tuple[str, ...], ...]]:
 
         return prepare, person_settings, (("birth_date",), ("name", "region_code"))
     if entity == "enterprise":
-        from identity.matching_enterprise import EM_RULES, enterprise_settings, prepare_enterprises
 
         def prepare_e(df: pd.DataFrame, id_column: str, *, master: bool = False) -> pd.DataFrame:
             return prepare_enterprises(df, id_column, code_is_uscc=master)
@@ -313,7 +312,7 @@ def _profile(entity: str) -> tuple[Any, Any, tuple[tuple[str, ...], ...]]:
 
 def _linker(master: pd.DataFrame | Any, incoming: pd.DataFrame, settings: Any, db_api: Any = None) -> Any:
     """A link-only Splink linker; ``master`` may be a table already registered in ``db_api``."""
-    from splink import DuckDBAPI, Linker
+    from splink import DuckDBAPI, Linker  # noqa: PLC0415 - splink+duckdb, ~1 s
 
     if db_api is None:
         db_api = DuckDBAPI()
@@ -381,7 +380,7 @@ def _train(
 
     Without labels, m comes from EM over the incoming records, or — ``em=False`` — the priors
     stand (the incoming side is then only there for u's random sampling)."""
-    from splink import block_on
+    from splink import block_on  # noqa: PLC0415 - splink+duckdb, ~1 s
 
     prepare, settings, em_rules = _profile(entity)
     labels: pd.DataFrame | None = None
@@ -412,7 +411,7 @@ def _train(
     if labels is not None and len(labels):
         linker.training.estimate_m_from_pairwise_labels(linker._db_api.register(labels))
     elif em:
-        from splink.internals.exceptions import EMTrainingException
+        from splink.internals.exceptions import EMTrainingException  # noqa: PLC0415 - splink+duckdb, ~1 s
 
         for rule in (block_on(*cols) for cols in em_rules):
             try:
@@ -463,7 +462,7 @@ def match_batch(
     keys = nz._as_str(incoming_df[incoming_key]).reset_index(drop=True)
     if len(incoming_df) == 0 or len(master_df) == 0:
         return _empty_result(keys)
-    from splink import DuckDBAPI
+    from splink import DuckDBAPI  # noqa: PLC0415 - splink+duckdb, ~1 s
 
     prepare, _, _ = _profile(entity)
     m = prepare(master_df, master_code, master=True)

@@ -43,9 +43,9 @@ def prepare_enterprises(df: pd.DataFrame, id_column: str, *, code_is_uscc: bool 
 
 def enterprise_settings(probability_two_random_records_match: float = 1e-6) -> Any:
     """The Splink model for enterprise references."""
-    import splink.comparison_level_library as cll
-    import splink.comparison_library as cl
-    from splink import SettingsCreator, block_on
+    import splink.comparison_level_library as cll  # noqa: PLC0415 - splink+duckdb, ~1 s
+    import splink.comparison_library as cl  # noqa: PLC0415 - splink+duckdb, ~1 s
+    from splink import SettingsCreator, block_on  # noqa: PLC0415 - splink+duckdb, ~1 s
 
     def level(creator: Any, m: float, u: float | None = None) -> Any:
         if u is None:

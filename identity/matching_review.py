@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hub.masking import mask_fields
 from identity import golden
-from identity.matching import REVIEW
+from identity.matching import MATCH, REVIEW
 from identity.matching_tables import LINKED, OPEN, REJECTED, IdentityReviewEvent, IdentityReviewQueue
 from identity.merge import MergeError, unlink
 from identity.tables import IdentitySourceRecord
@@ -156,8 +156,6 @@ def link_matches(
 ) -> int:
     """Link every ``match`` decision of :func:`identity.matching.match_batch` (method
     ``probabilistic``, the probability as score); returns how many links were made."""
-    from identity.matching import MATCH
-
     made = 0
     for row in decisions[decisions["decision"] == MATCH].to_dict("records"):
         made += link_source_record(

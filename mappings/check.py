@@ -22,7 +22,7 @@ from connectors.config import source_schema
 from e_license_store.catalogue import CATALOGUE_PATH
 from hub import safe_yaml
 from mappings.canonical.models import ENTITIES
-from mappings.normalizers import normalizer_problems
+from mappings.normalizers import normalizer_problems, possible_values
 from mappings.spec import normalizer_ref
 from mappings.yamlmarks import MarkedDocument, Path_, Problem, load_marked, path_text
 
@@ -263,8 +263,6 @@ RESOLUTION_COLUMNS = frozenset(
 
 def _attribute_problems(doc: MarkedDocument, file: str, taken: set[str]) -> list[Problem]:
     """A department's own attributes: new names, working normalisers, allowed values they can meet."""
-    from mappings.normalizers import possible_values
-
     data = doc.data
     out: list[Problem] = []
     for name, raw in (data.get("attributes") or {}).items():

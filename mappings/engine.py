@@ -31,9 +31,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hub import safe_yaml
 from mappings.check import Problem, canonical_fields, check_file, list_item_model, required_fields
-from mappings.normalizers import apply_normalizer, date, number
-from mappings.spec import AttributeSpec, FieldSpec, LicenseSpec, MappingSpec, NestedSpec, parse_spec
+from mappings.normalizers import _as_str, apply_normalizer, date, number, timestamp
+from mappings.spec import AttributeSpec, FieldSpec, LicenseSpec, MappingSpec, NestedSpec, field_spec, parse_spec
 from mappings.yamlmarks import load_marked_file
 
 SOURCE_KEY = "_source_key"
@@ -240,11 +241,7 @@ class DatasetMapping:
         else:
             return pd.Series(pd.NA, index=index, dtype="str")
         if pd.api.types.is_datetime64_any_dtype(values.dtype):
-            from mappings.normalizers import timestamp
-
             return timestamp(values)
-        from mappings.normalizers import _as_str
-
         return _as_str(values)
 
     def _coerce(self, name: str, values: pd.Series) -> pd.Series:
@@ -298,8 +295,6 @@ def _coerce_to(annotation: Any, values: pd.Series) -> pd.Series:
     if base is int:
         return pd.to_numeric(values, errors="coerce").astype("Int64")
     if base is str or (isinstance(base, type) and issubclass(base, str)):
-        from mappings.normalizers import _as_str
-
         return _as_str(values)
     return values
 
@@ -361,8 +356,6 @@ def _evaluate(table: pa.Table, f: FieldSpec, index: pd.Index) -> pd.Series:
             nxt = _series(_column(table, path), index)
             values = values.where(values.notna() & (values.astype("str") != ""), nxt)
     else:
-        from mappings.normalizers import _as_str
-
         parts = [_as_str(_series(_column(table, p), index)) for p in f.concat]
         values = parts[0].fillna("")
         for part in parts[1:]:
@@ -384,8 +377,6 @@ def _as_given(table: pa.Table, f: FieldSpec, index: pd.Index, final: pd.Series) 
     if cut is None:
         return None
     before = _evaluate(table, FieldSpec(**{**vars(f), "normalizers": f.normalizers[:cut]}), index)
-    from mappings.normalizers import _as_str
-
     before = _as_str(before)
     changed = before.notna() & (before != _as_str(final)).fillna(True)
     return before.where(changed) if changed.any() else None
@@ -514,9 +505,6 @@ class DeclaredAttribute:
 def declared_attributes(directory: str | Path | None = None) -> tuple[DeclaredAttribute, ...]:
     """The own attributes every mapping file declares (golden records and masking need them
     beyond a single feed). A file that does not load is skipped: ``hub mappings check`` reports it."""
-    from hub import safe_yaml
-    from mappings.spec import field_spec
-
     out: list[DeclaredAttribute] = []
     for path in mapping_files(Path(directory) if directory is not None else MAPPINGS_DIR):
         try:

@@ -33,9 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import opencc
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from identifiers.vectorized import canonical_resident_ids
 
 Normalizer = Callable[..., pd.Series]
 
@@ -144,8 +147,6 @@ def _map_values(key: pd.Series, mapping: Mapping[str, Any]) -> pd.Series:
 
 @lru_cache(maxsize=1)
 def _opencc() -> Any:
-    import opencc
-
     return opencc.OpenCC("t2s")
 
 
@@ -158,8 +159,6 @@ def _t2s_tables() -> tuple[str, str, dict[int, str]]:
     phrase rule, converts with ``str.translate`` and gives OpenCC's answer; only the others
     go through OpenCC itself.
     """
-    import opencc
-
     dictionary = Path(opencc.__file__).parent / "dictionary"
     single: dict[int, str] = {}
     context: set[str] = set()
@@ -522,8 +521,6 @@ def resident_id(s: pd.Series) -> pd.Series:
     number converted to its 18 digits. Invalid values are only cleaned, so validation still
     sees (and quarantines) them; nothing is looked up.
     """
-    from identifiers.vectorized import canonical_resident_ids
-
     text = _as_str(s)
     present = text.notna()
     out = text.copy()

@@ -10,6 +10,8 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappings.canonical.models import ENTITIES, personal_kinds
+
 NormalizerRef = tuple[str, tuple[tuple[str, Any], ...]]
 
 
@@ -189,8 +191,6 @@ class MappingSpec:
         """Source field → the personal-data kind of the canonical field it feeds, so a
         department's raw rows (previews, refused rows) are masked by what their values are,
         whatever the department calls its columns."""
-        from mappings.canonical.models import ENTITIES, personal_kinds
-
         kinds = personal_kinds(self.entity) if self.entity in ENTITIES else {}
         kinds = {**kinds, **self.attribute_kinds()}
         out: dict[str, str] = {}

@@ -33,7 +33,8 @@ from typing import Any, cast
 
 from sqlalchemy.engine import Engine
 
-from recognition.audit import AuditRecord
+from hub.db import make_engine
+from recognition.audit import AuditRecord, _ChainSink
 
 log = logging.getLogger(__name__)
 
@@ -229,9 +230,6 @@ class ProcessAuditWriter:
 
 
 def _serve(sock: socket.socket) -> None:
-    from hub.db import make_engine
-    from recognition.audit import _ChainSink
-
     buffer = b""
     while b"\n" not in buffer:
         chunk = sock.recv(65536)

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, aliased
 
 from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused
 from connectors.webhook import PushResult
-from hub.db import session_scope
+from hub.db import get_engine, session_scope
 from hub.killpoints import kill_point
 from hub.masking import Party, Personal, mask_fields
 from hub.models import OutboxEvent, utcnow
@@ -603,8 +603,6 @@ def deliver_task(max_rounds: int = 50) -> dict[str, int]:
     Applies ``subscriptions.yaml``, then runs rounds until nothing is due (or ``max_rounds``);
     returns the counts (small, XCom-safe). Retries not yet due stay for the next run.
     """
-    from hub.db import get_engine
-
     config = RecognitionSettings()
     engine = get_engine()
     with session_scope(engine) as session:

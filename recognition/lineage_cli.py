@@ -20,6 +20,7 @@ from rich.tree import Tree
 
 from e_license_store.index import get_license
 from e_license_store.model import LicenseDocument, object_key, parse_envelope
+from e_license_store.store import open_store
 from hub.db import get_engine, session_factory
 from recognition.lineage import LineageNotFound, identity_lineage, license_lineage
 
@@ -70,8 +71,6 @@ def _field(tree: Tree, name: str, f: Mapping[str, Any]) -> Tree:
 
 
 def _read_version(license_id: str) -> Any:
-    from e_license_store.store import open_store
-
     store = open_store()
 
     def read(version: int) -> LicenseDocument:

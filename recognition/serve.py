@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -27,7 +30,7 @@ def serve(
 def run(host: str, port: int, workers: int, log_level: str, factory: str = "recognition.serve:app_factory") -> None:
     """Serve the app ``factory`` (``module:function``) builds; ``hub serve`` passes the pipeline's
     (:mod:`pipeline.api`), which adds the feeds' figures to ``/metrics``."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - ~75 ms, only when serving; `hub --help` imports this module
 
     if workers <= 1:
         uvicorn.run(host=host, port=port, **_config_kwargs(log_level, factory))
@@ -57,7 +60,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def _worker(host: str, port: int, log_level: str, factory: str) -> None:
     """One worker process: its own listening socket in the port's SO_REUSEPORT group, one uvicorn server."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - ~75 ms, only in a serving worker; `hub --help` imports this module
 
     config = uvicorn.Config(**_config_kwargs(log_level, factory))
     uvicorn.Server(config).run(sockets=[_listening_socket(host, port)])
@@ -71,9 +74,6 @@ def _supervise(host: str, port: int, workers: int, log_level: str, factory: str)
     one worker (32 connections measured split up to 26/6), whose clients then wait twice as
     long. With a socket each, the kernel spreads connections over the workers as they arrive.
     """
-    import multiprocessing
-    import multiprocessing.connection
-
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -113,9 +113,7 @@ def _supervise(host: str, port: int, workers: int, log_level: str, factory: str)
 
 def app_factory(*installs: Callable[[Any], None]) -> object:
     """The API; each of ``installs`` is given the app before it serves (what rooms above add)."""
-    import gc
-
-    from recognition.app import create_app
+    from recognition.app import create_app  # noqa: PLC0415 - the app, ~2 s
 
     # The audit log is committed by a child process of each worker (recognition.audit_process), so
     # no thread competes with the event loop for the interpreter lock: the switch interval stays

@@ -228,7 +228,7 @@ class RedisBackend:
     """Counters in Redis, one atomic Lua script per request; a key lives only while its counter is not empty."""
 
     def __init__(self, url: str, *, prefix: str = "hub:rl:", timeout: float = 0.05) -> None:
-        import redis
+        import redis  # noqa: PLC0415 - redis-py (~250 ms) only for the Redis backend; the others never load it
 
         self.url, self.prefix, self.timeout = url, prefix, timeout
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
@@ -240,7 +240,7 @@ class RedisBackend:
         """The script on a client of the running event loop (an asyncio client is bound to its loop)."""
         loop = asyncio.get_running_loop()
         if self.client is None or self._loop is not loop:
-            import redis.asyncio
+            import redis.asyncio  # noqa: PLC0415 - redis-py (~250 ms) only for the Redis backend
 
             # a short timeout: a slow Redis must not hold requests; the throttle falls back meanwhile
             self.client = redis.asyncio.Redis.from_url(

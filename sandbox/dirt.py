@@ -13,9 +13,10 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from opencc import OpenCC
 
 from sandbox.codes import USCC_ALPHABET
-from sandbox.vocab import GIVEN_CHARS
+from sandbox.vocab import GIVEN_CHARS, SURNAMES
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,12 @@ def wrong_check(value: str, rng: np.random.Generator, alphabet: str) -> str:
 
 @lru_cache(maxsize=1)
 def _s2t() -> Any:
-    from opencc import OpenCC
-
     return OpenCC("s2t")
 
 
 @lru_cache(maxsize=1)
 def _name_s2t() -> dict[int, str]:
     """Simplified -> traditional for every character the name pools use (converted once)."""
-    from sandbox.vocab import SURNAMES
-
     table: dict[int, str] = {}
     for ch in set(SURNAMES + GIVEN_CHARS):
         converted = str(_s2t().convert(ch))

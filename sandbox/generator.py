@@ -14,8 +14,10 @@ the dirty few percent go through per-value Python.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -783,9 +785,6 @@ def write(population: Population, out_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m sandbox.generator --out DIR``: generate, write, print the realised dirt rates."""
-    import argparse
-    import time
-
     parser = argparse.ArgumentParser(description="Generate the sandbox city and its ground truth")
     parser.add_argument("--seed", type=int, default=2016)
     parser.add_argument("--persons", type=int, default=Sizes.persons)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from sandbox import generator as g
 from sandbox.dirt import DirtProfile, DirtTally
+from sandbox.generator import TAX_STATUS
 from sandbox.public_security.registry import now_local
 from sandbox.tax.store import LOCAL_TZ
 
@@ -136,8 +137,6 @@ class Mutations:
     # -- commerce and tax ---------------------------------------------------------
     def change_enterprise_status(self, ent_key: int, status: str) -> dict[str, int]:
         """An enterprise changes status (e.g. ``注销``) in commerce and, in step, in tax."""
-        from sandbox.generator import TAX_STATUS
-
         now = now_local()
         gt = self.pop.ground_truth
         subject = gt[(gt["entity_key"] == ent_key) & (gt["role"] == "subject") & (gt["entity_kind"] == "enterprise")]

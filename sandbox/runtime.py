@@ -23,9 +23,11 @@ from sandbox.dirt import DirtProfile
 from sandbox.faults import FaultFile
 from sandbox.generator import Population, Sizes, generate, write
 from sandbox.land.packages import LandOutbox
+from sandbox.mutations import Mutations
 from sandbox.prepared import LandHandle, Prepared, SqlHandle
 from sandbox.public_security.registry import PersonRegistry
 from sandbox.social_insurance.registry import InsuredRegistry, insured_persons
+from sandbox.switches import Faults
 from sandbox.tax.server import TaxServer, default_credentials
 from sandbox.tax.store import TaxStore
 
@@ -144,9 +146,6 @@ def prepare(
 
 def attach(prepared: Prepared, port: int, username: str, password: str) -> Sandboxes:
     """Handles for prepared stores whose tax service listens on ``port``."""
-    from sandbox.mutations import Mutations
-    from sandbox.switches import Faults
-
     tax = TaxHandle(
         wsdl_url=f"http://127.0.0.1:{port}/tax?wsdl",
         username=username,

@@ -6,6 +6,7 @@ kill the reader's connections on the server; land faults drop a bad package in t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,8 +61,6 @@ class Faults:
     def _sample_package(self, name: str) -> bytes:
         pop = self.prepared.population
         records = [("property", r) for r in pop.property_rights.head(5).to_dict("records")]
-        import datetime as dt
-
         created = dt.datetime(2025, 7, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
         return serialise(build_package(f"LAND-FAULT-{name}", records, created), "UTF-8")
 

@@ -70,7 +70,7 @@ def mariadb_unicode(conn: Any) -> None:
     With the defaults (UTF-16 for wide columns) the driver sizes buffers in characters and
     pyodbc drops the last character of Chinese text (赵进嘉 -> 赵进).
     """
-    import pyodbc
+    import pyodbc  # noqa: PLC0415 - loads the unixODBC driver manager; only the ODBC path needs it, not SQLite
 
     conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
     conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8")
@@ -169,7 +169,7 @@ class CommerceRegistry:
     def connect(self) -> Iterator[Any]:
         """A pyodbc connection (the hub's protocol)."""
         ensure_odbc_env()
-        import pyodbc
+        import pyodbc  # noqa: PLC0415 - unixODBC only for ODBC connections, loaded after ensure_odbc_env()
 
         conn = pyodbc.connect(self.connection_string, autocommit=False, timeout=10)
         if self.dialect == "mariadb":

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
@@ -148,6 +149,4 @@ class PersonRegistry:
 
 def now_local() -> dt.datetime:
     """Naive Asia/Shanghai wall-clock time, as the registry writes ``updated_at``."""
-    from zoneinfo import ZoneInfo
-
     return dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None, microsecond=0)
