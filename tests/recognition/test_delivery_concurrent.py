@@ -135,7 +135,7 @@ def test_two_delivery_workers_at_once_deliver_each_key_once(
     allow_destination(observer, "dept", gated.url.removesuffix("hook"))
     with session_scope(observer) as s:
         subs_mod.create(s, name="conc", event_types=["license.issued"], url=gated.url, license_types=["1101"],
-                        consumer_id=getattr(consumer, "id", consumer))  # fmt: skip
+                        consumer_id=consumer.id)  # fmt: skip
     threads: list[threading.Thread] = []
     try:
         # 1. fan-out at once: A holds its fan-out transaction open until B is seen waiting behind it
