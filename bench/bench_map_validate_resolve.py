@@ -7,14 +7,17 @@ validation would cost without the vectorised fast path.
 Stages:
 * map — ``mappings.engine`` with ``mappings/public_security_persons.yaml`` (the population
   registry's mapping);
-* validate — :func:`validation.run.validate_batch` into a fresh SQLite hub database;
+* validate — :func:`validation.run.validate_batch` into a fresh hub database (SQLite, or also PostgreSQL);
 * lineage — :func:`pipeline.lineage.record_batch`: the batch and each accepted record's key and
   version, in the validate transaction (as the pipeline's validate step writes them);
 * resolve — ``identity.resolve.link_mapping_batch(session, accepted, mapping, run_id=...)`` over the
   accepted records into the same (empty) master index: every person is new, so this creates and
   links 990,000 identities.
 
-``--smoke`` runs 1,000 records (used by the tests); ``--n N`` sets the size.
+``--smoke`` runs 1,000 records (used by the tests); ``--n N`` sets the size. ``--db postgresql`` runs
+the same stages a second time with the hub's state in a fresh PostgreSQL database (created on the
+server the tests use, dropped after) and prints its figures beside SQLite's; the target is then
+PostgreSQL's.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +77,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--skip-resolve", action="store_true", help="time map + validate only")
+    parser.add_argument(
+        "--db",
+        choices=DATABASES,
+        default="sqlite",
+        help="the hub's state in SQLite (default), or in a fresh PostgreSQL database as well (dropped after),"
+        " printed beside SQLite's figures",
+    )
     args = parser.parse_args(argv)
     n = args.n or (1_000 if args.smoke else 1_000_000)
 
@@ -85,7 +98,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_mvr_") as tmp:
         os.environ["HUB_HOME"] = str(Path(tmp) / "home")
         try:
-            return _run(n, smoke=args.smoke, tmp=Path(tmp), skip_resolve=args.skip_resolve)
+            return _run(n, smoke=args.smoke, tmp=Path(tmp), skip_resolve=args.skip_resolve, db=args.db)
         finally:
             if saved is None:
                 os.environ.pop("HUB_HOME", None)
@@ -95,23 +108,63 @@ def main(argv: list[str]) -> int:
             get_engine.cache_clear()
 
 
-def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
-    import os
+DATABASES = ("sqlite", "postgresql")
 
+
+@dataclass
+class Figures:
+    """One database's run: seconds per stage and what came out."""
+
+    database: str
+    n: int
+    t_map: float
+    t_validate: float
+    t_lineage: float
+    t_resolve: float | None
+    t_checkpoint: float
+    resolved: int
+    outcome: Any
+    mapped: Any
+
+    @property
+    def total(self) -> float:
+        return self.t_map + self.t_validate + self.t_lineage + (self.t_resolve or 0.0)
+
+    @property
+    def rps(self) -> float:
+        return self.n / self.total
+
+
+def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False, db: str = "sqlite") -> int:
+    from rigs.testing import temp_postgres_database
+
+    source, bad = source_frame(n)
+    runs = [_measure(f"sqlite:///{tmp / 'hub.db'}", "SQLite", source, skip_resolve)]
+    if db == "postgresql":
+        with temp_postgres_database("bench_mvr") as pg:
+            runs.append(_measure(pg.sqlalchemy_url, "PostgreSQL", source, skip_resolve))
+    _report(runs, bad)
+    measured = runs[-1]  # the target is the chosen database's
+    if smoke:
+        return 0
+    return 0 if measured.rps >= TARGET_RPS else 1
+
+
+def _measure(url: str, database: str, source: pd.DataFrame, skip_resolve: bool) -> Figures:
+    """Map, validate (with lineage) and resolve ``source`` into a fresh hub database at ``url``."""
+    from hub import sqlite_wal
     from hub.db import make_engine, migrate, session_factory
     from hub.settings import reset_settings
+    from identity.resolve import link_mapping_batch
     from mappings.engine import load_mapping
     from pipeline.lineage import record_batch
-    from validation import gxrun
     from validation.run import validate_batch
-    from validation.suites import load_suite
 
+    n = len(source)
     reset_settings()
-    url = f"sqlite:///{tmp / 'hub.db'}"
     migrate(url)
     engine = make_engine(url)
     mapping = load_mapping(Path(__file__).resolve().parent.parent / "mappings" / "public_security_persons.yaml")
-    source, bad = source_frame(n)
     # warm GX (imports, context) and the lineage writer's statements outside the timed region for both sides
     with session_factory(engine)() as warm:
         warm_records = mapping.apply(source.head(50)).records
@@ -127,9 +180,6 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
             build_docs=False,
         )
 
-    from identity.resolve import link_mapping_batch
-
-    resolve = None if skip_resolve else link_mapping_batch
     t0 = time.perf_counter()
     mapped = mapping.apply(source)
     t_map = time.perf_counter() - t0
@@ -152,24 +202,32 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
         tc = time.perf_counter()
         session.commit()
         t_validate += time.perf_counter() - tc
-    t_resolve = 0.0
+    t_resolve = None
     resolved_n = 0
-    if resolve is not None:
+    if not skip_resolve:
         with session_factory(engine)() as session:
             t2 = time.perf_counter()
-            result = resolve(session, outcome.accepted_df, mapping, run_id="bench")
+            result = link_mapping_batch(session, outcome.accepted_df, mapping, run_id="bench")
             session.commit()
             t_resolve = time.perf_counter() - t2
         records = result.records
         resolved_n = int(records["resolved_id"].notna().sum()) if "resolved_id" in records.columns else 0
-    total = t_map + t_validate + t_lineage + t_resolve
-    rps = n / total
-    # the WAL checkpoint the resolve commit left to a worker thread (hub.sqlite_wal): waited
-    # for here, so that it runs beside nothing else measured, and printed on its own
-    from hub import sqlite_wal
-
+    # the WAL checkpoint the resolve commit left to a worker thread (hub.sqlite_wal, SQLite only):
+    # waited for here, so that it runs beside nothing else measured, and printed on its own
     t_checkpoint = sqlite_wal.wait()
+    engine.dispose()
+    return Figures(database, n, t_map, t_validate, t_lineage, t_resolve, t_checkpoint, resolved_n, outcome, mapped)
 
+
+def _report(runs: list[Figures], bad: np.ndarray) -> None:
+    """Every database's figures side by side, then the peer (GX alone) on the first run's frame."""
+    import os
+
+    from validation import gxrun
+    from validation.suites import load_suite
+
+    first = runs[0]
+    n, outcome, mapped = first.n, first.outcome, first.mapped
     # the peer: GX alone over the same mapped frame, same expectations, every failing row listed
     spec = load_suite("person")
     exps = spec.applicable(list(mapped.records.columns))
@@ -180,38 +238,37 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
     t_gx = time.perf_counter() - g0
     gx_failed = set().union(*gxrun.unexpected_rows_by_expectation(gx_result).values())
 
+    def row(label: str, seconds: Callable[[Figures], float | None], note: str = "") -> None:
+        cells = []
+        for run in runs:
+            t = seconds(run)
+            cells.append("skipped (--skip-resolve)" if t is None else f"{t:>8.2f} s {n / t:>10,.0f} rec/s")
+        print(f"{label:<32}" + "   ".join(f"{c:<28}" for c in cells) + note)
+
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"records                         {n:>12,}  (failing by construction {int(bad.sum()):,})")
     print(f"load average (1, 5, 15 min)     {load}  (other work on this machine slows every figure)")
-    print(f"map                             {t_map:>10.2f} s  {n / t_map:>12,.0f} rec/s")
-    print(f"validate (fast path + GX check) {t_validate:>10.2f} s  {n / t_validate:>12,.0f} rec/s")
+    print(f"{'hub state in':<32}" + "   ".join(f"{r.database:<28}" for r in runs))
+    row("map", lambda r: r.t_map)
+    row("validate (fast path + GX check)", lambda r: r.t_validate)
+    row("lineage (batch + record keys)", lambda r: r.t_lineage, f"   ({len(outcome.accepted_df):,} records)")
+    row("resolve", lambda r: r.t_resolve, f"   ({first.resolved:,} records resolved to an identity)")
+    row("END TO END", lambda r: r.total, f"   (target >= {TARGET_RPS:,})")
     print(
-        f"lineage (batch + record keys)    {t_lineage:>10.2f} s  {n / t_lineage:>12,.0f} rec/s"
-        f"   ({len(outcome.accepted_df):,} records)"
-    )
-    if resolve is None:
-        print("resolve                         skipped (--skip-resolve)")
-    else:
-        print(
-            f"resolve                         {t_resolve:>10.2f} s  {n / t_resolve:>12,.0f} rec/s"
-            f"   ({resolved_n:,} records resolved to an identity)"
-        )
-    print(f"END TO END                      {total:>10.2f} s  {rps:>12,.0f} rec/s   (target >= {TARGET_RPS:,})")
-    print(
-        f"  then: WAL checkpoint on a worker thread, {t_checkpoint:.2f} s more until it ended (the data was"
-        " durable at the commit; the next batch runs meanwhile)"
+        f"  then: WAL checkpoint on a worker thread (SQLite), {first.t_checkpoint:.2f} s more until it ended (the"
+        " data was durable at the commit; the next batch runs meanwhile)"
     )
     print(f"peer: GX alone, same frame      {t_gx:>10.2f} s  {n / t_gx:>12,.0f} rec/s   (validation only)")
     print(
         f"quarantined {outcome.quarantined_count:,} (GX alone flagged {len(gx_failed):,}), "
         f"accepted {len(outcome.accepted_df):,}, mapping rejects {mapped.rejected:,}, passed={outcome.passed}"
     )
-    assert outcome.quarantined_count == len(gx_failed), "fast path and GX alone disagree"
-    assert outcome.quarantined_count + len(outcome.accepted_df) == len(mapped.records)
-    engine.dispose()
-    if smoke:
-        return 0
-    return 0 if rps >= TARGET_RPS else 1
+    for run in runs:
+        assert run.outcome.quarantined_count == len(gx_failed), f"{run.database}: fast path and GX alone disagree"
+        assert run.outcome.quarantined_count + len(run.outcome.accepted_df) == len(run.mapped.records)
+        assert run.resolved == first.resolved, (
+            f"{run.database} resolved {run.resolved:,}, {first.database} {first.resolved:,}"
+        )
 
 
 if __name__ == "__main__":

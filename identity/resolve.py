@@ -12,6 +12,12 @@ the caller's session, with a handful of queries per batch, never one per row
 department's mapping (:class:`identity.batch_mapping.ResolvableMapping`), as the pipeline's
 identity step calls it; :func:`resolve_batch` returns just the records; :func:`resolve_codes`
 (the rules alone) only reads.
+
+Workers resolving at once (scaled mode, one PostgreSQL database) would each read that a code
+has no identity yet and each create it: :func:`link_batch` first takes the database-wide lock
+:data:`RESOLVE_LOCK` (:mod:`hub.locks`, held until the caller's transaction ends), so batches
+are resolved one after another and a later one finds what an earlier one created
+(docs/decisions/0023-concurrency-on-postgresql.md).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from hub.killpoints import kill_point
+from hub.locks import hold_for_transaction
 from hub.models import utcnow
 from identity import _bulk, golden
 from identity.batch_mapping import ResolvableMapping, identifier_specs
@@ -53,6 +60,10 @@ DEFAULT_CODE_COLUMNS = {
 
 #: Identifier roles that name the record's own subject (a legal representative's id does not).
 SUBJECT_ROLES = ("holder", "applicant", "owner", "subject")
+
+
+#: The lock a batch's resolution holds until its transaction ends (:mod:`hub.locks`).
+RESOLVE_LOCK = "identity.resolve"
 
 
 #: The source key and version every mapped record carries (the mapping engine's columns).
@@ -163,7 +174,9 @@ def link_batch(
     code_columns: Sequence[tuple[str, str | None]] | None = None,
 ) -> ResolveResult:
     """Resolve ``df``'s holder codes, create new identities, link source records, learn the
-    cross-walk, refresh golden records and emit ``identity.merged`` — all in ``session``."""
+    cross-walk, refresh golden records and emit ``identity.merged`` — all in ``session``,
+    holding :data:`RESOLVE_LOCK` from before the first read until the session's transaction ends."""
+    hold_for_transaction(session, RESOLVE_LOCK)
     with _bulk.collector_paused(len(df)):
         return _link_batch(
             session,

@@ -16,12 +16,20 @@ the destinations allowed for the consumer (:mod:`recognition.destinations`), che
 URL and on the address connected to. Consumers see a delivery's error only as the receiver's
 answer or a class of failure (:func:`public_error`); operators see all of it.
 
+Several workers may run at once on one PostgreSQL database (scaled mode): fan-out holds the lock
+:data:`FANOUT_LOCK` (:mod:`hub.locks`), so an event is fanned out once; a round locks the
+deliveries it chose (``FOR UPDATE SKIP LOCKED``) and keeps them locked, in one transaction, until
+their outcomes are recorded — another worker passes them by, and a worker that dies releases
+them with its connection, so they are sent again at once (at least once, never twice by two
+live workers). SQLite has one worker: its round reads, pushes and records in three transactions.
+
 One job, one module: the delivery queue — fanning events out and sending the heads of queues;
 the wire is :mod:`recognition.push`, the operators' replay, skip and listing :mod:`recognition.delivery_ops`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -41,6 +49,7 @@ from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, Destinatio
 from connectors.webhook import PushResult
 from hub.db import get_engine, session_scope
 from hub.killpoints import kill_point
+from hub.locks import hold_for_transaction
 from hub.masking import Party, Personal, mask_fields
 from hub.models import OutboxEvent, utcnow
 from recognition import audit, destinations
@@ -55,6 +64,8 @@ log = logging.getLogger(__name__)
 PENDING, DELIVERED, DEAD, SKIPPED = "pending", "delivered", "dead", "skipped"
 UNFINISHED = (PENDING, DEAD)
 FANOUT_CURSOR = "fanout"
+#: The lock fan-out holds until its transaction ends (:mod:`hub.locks`).
+FANOUT_LOCK = "recognition.fanout"
 
 
 @dataclass(frozen=True)
@@ -258,7 +269,9 @@ def fan_out(session: Session, *, limit: int = 2000, grace: dt.timedelta = dt.tim
 
     Gap-safe: an event is marked once fanned out, and the low-water mark only moves past
     events older than ``grace``, so an event committed late with a lower id is still seen.
+    Holds :data:`FANOUT_LOCK` (PostgreSQL): a second worker reads the marks this one wrote.
     """
+    hold_for_transaction(session, FANOUT_LOCK)
     low = _cursor(session)
     mark = aliased(FanoutMark)
     events = list(
@@ -335,16 +348,16 @@ def _advance_cursor(session: Session, low: int, grace: dt.timedelta) -> None:
 
 
 # -- choosing what to send --------------------------------------------------------------------------
-def _ready_chains(session: Session, now: dt.datetime, batch_size: int) -> list[list[Delivery]]:
-    """Per queue, the due pending deliveries that may go now, in order (head first)."""
-    candidates = list(
-        session.scalars(
-            select(Delivery)
-            .where(Delivery.status == PENDING, Delivery.next_attempt_at <= now)
-            .order_by(Delivery.event_id, Delivery.id)
-            .limit(batch_size)
-        )
+def _ready_chains(session: Session, now: dt.datetime, batch_size: int, *, claim: bool = False) -> list[list[Delivery]]:
+    """Per queue, the due pending deliveries that may go now, in order (head first); with
+    ``claim``, locked for the session's transaction, passing by those another worker holds."""
+    chosen = (
+        select(Delivery)
+        .where(Delivery.status == PENDING, Delivery.next_attempt_at <= now)
+        .order_by(Delivery.event_id, Delivery.id)
+        .limit(batch_size)
     )
+    candidates = list(session.scalars(chosen.with_for_update(skip_locked=True) if claim else chosen))
     if not candidates:
         return []
     queues: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
@@ -460,35 +473,58 @@ def run_once(
         with session_scope(engine) as session:
             report.fanned_out, report.created = fan_out(session, grace=policy.fanout_grace)
         moment = now or utcnow()
-        with session_scope(engine) as session:
-            chains = _ready_chains(session, moment, policy.batch_size)
-            if not chains:
-                return report
-            all_items = [d for chain in chains for d in chain]
-            targets = _targets(session, {d.subscription_id for d in all_items})
-            events = {
-                e.id: e
-                for e in session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_([d.event_id for d in all_items])))
-            }
-            session.expunge_all()
-        jobs = [[(d, targets.get(d.subscription_id), events.get(d.event_id)) for d in chain] for chain in chains]
-        if len(jobs) == 1 or policy.concurrency <= 1:
-            outcomes = [o for job in jobs for o in _send_chain(pushers, job)]
-        else:
-            pool = executor or ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="deliver")
-            try:
-                outcomes = [o for res in pool.map(lambda j: _send_chain(pushers, j), jobs) for o in res]
-            finally:
-                if executor is None:
-                    pool.shutdown()
-        by_id = {d.id: d for d in all_items}
-        kill_point("delivery.sent_not_recorded")
-        _record(engine, outcomes, by_id, policy, report, on_recorded)
-        kill_point("delivery.recorded")
-        return report
+        if engine.dialect.name != "postgresql":
+            return _round(engine, None, moment, policy, pushers, executor, report, on_recorded)
+        # one transaction from choosing to recording holds the chosen deliveries
+        with session_scope(engine) as held:
+            return _round(engine, held, moment, policy, pushers, executor, report, on_recorded)
     finally:
         if own_pushers:
             pushers.close()
+
+
+def _round(
+    engine: Engine,
+    held: Session | None,
+    moment: dt.datetime,
+    policy: DeliveryPolicy,
+    pushers: Pushers,
+    executor: ThreadPoolExecutor | None,
+    report: RunReport,
+    on_recorded: Callable[[Session, RunReport], None] | None,
+) -> RunReport:
+    """Choose, push and record one round; in ``held``'s transaction when given (see the module)."""
+    with _session(engine, held) as session:
+        chains = _ready_chains(session, moment, policy.batch_size, claim=held is not None)
+        if not chains:
+            return report
+        all_items = [d for chain in chains for d in chain]
+        targets = _targets(session, {d.subscription_id for d in all_items})
+        events = {
+            e.id: e
+            for e in session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_([d.event_id for d in all_items])))
+        }
+        session.expunge_all()
+    jobs = [[(d, targets.get(d.subscription_id), events.get(d.event_id)) for d in chain] for chain in chains]
+    if len(jobs) == 1 or policy.concurrency <= 1:
+        outcomes = [o for job in jobs for o in _send_chain(pushers, job)]
+    else:
+        pool = executor or ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="deliver")
+        try:
+            outcomes = [o for res in pool.map(lambda j: _send_chain(pushers, j), jobs) for o in res]
+        finally:
+            if executor is None:
+                pool.shutdown()
+    by_id = {d.id: d for d in all_items}
+    kill_point("delivery.sent_not_recorded")
+    _record(engine, outcomes, by_id, policy, report, on_recorded, held)
+    kill_point("delivery.recorded")
+    return report
+
+
+def _session(engine: Engine, held: Session | None) -> contextlib.AbstractContextManager[Session]:
+    """``held`` (its transaction goes on), or a unit of work of its own."""
+    return contextlib.nullcontext(held) if held is not None else session_scope(engine)
 
 
 def _record(
@@ -498,9 +534,10 @@ def _record(
     policy: DeliveryPolicy,
     report: RunReport,
     on_recorded: Callable[[Session, RunReport], None] | None = None,
+    held: Session | None = None,
 ) -> None:
     records = []
-    with session_scope(engine) as session:
+    with _session(engine, held) as session:
         delivered_ids = []
         for o in outcomes:
             d = by_id[o.delivery_id]
