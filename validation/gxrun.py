@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 ROW = "__hub_row"
 
 _lock = threading.Lock()
-_checkpoints: dict[tuple[str, tuple[str, ...]], Any] = {}
+_checkpoints: dict[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], Any] = {}
 _file_contexts: dict[str, Any] = {}
 
 
