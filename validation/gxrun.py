@@ -35,21 +35,28 @@ log = logging.getLogger(__name__)
 ROW = "__hub_row"
 
 _lock = threading.Lock()
-_checkpoints: dict[tuple[str, tuple[str, ...]], Any] = {}
+_checkpoints: dict[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], Any] = {}
 _file_contexts: dict[str, Any] = {}
 
 
 def suite_name(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> str:
     """The GX suite name of the applicable variant (optional expectations change the suite)."""
     optional = sorted(e.column for e in exps if e.when_column_present)
-    return spec.name + ("+" + "+".join(optional) if optional else "")
+    # a batch lacking a column the resolver matches on checks every row (no row condition)
+    conditioned = {o.key for o in spec.expectations if o.unless_matchable_by}
+    unconditional = sorted(e.column for e in exps if e.key in conditioned and not e.unless_matchable_by)
+    return (
+        spec.name
+        + ("+" + "+".join(optional) if optional else "")
+        + ("!" + "!".join(unconditional) if unconditional else "")
+    )
 
 
 def checkpoint_for(spec: SuiteSpec, exps: Sequence[ExpectationSpec]) -> Any:
     """The (cached) GX checkpoint validating a whole dataframe against the suite variant."""
     import great_expectations as gx  # noqa: PLC0415 - GX is heavy
 
-    key = (spec.entity, tuple(e.key for e in exps))
+    key = (spec.entity, tuple((e.key, e.unless_matchable_by) for e in exps))
     with _lock:
         cp = _checkpoints.get(key)
         if cp is not None:

@@ -46,13 +46,14 @@ VALID_USCC = "91110000600037341L"
 
 
 def person_frame() -> pd.DataFrame:
-    """Four residents: one clean, one bad check digit, one missing id+name+bad region, one bad sex code."""
+    """Four residents: one clean, one bad check digit (and no birth date: nothing to match it on), one
+    missing id+name+bad region, one bad sex code."""
     return pd.DataFrame(
         {
             "resident_id": [VALID_RID, VALID_RID_2, None, VALID_RID],
             "name": ["张三", "李四", None, "王五"],
             "sex": ["1", "2", "1", "3"],
-            "birth_date": ["1949-12-31"] * 4,
+            "birth_date": ["1949-12-31", None, "1949-12-31", "1949-12-31"],
             "region_code": ["110105", "110105", "1101", "110105"],
             "status": ["alive", "alive", "deceased", "moved"],
             "address": ["浙江省温州市洞头区北岙街道中心路12号"] * 4,

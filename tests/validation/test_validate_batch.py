@@ -146,6 +146,7 @@ def test_large_batch_sampled_evidence(session: Session) -> None:
     df["_source_key"] = [f"k{i}" for i in range(n)]
     bad = np.arange(0, n, 100)  # 1% failing
     df.loc[bad, "resident_id"] = VALID_RID_2
+    df.loc[bad, "birth_date"] = None  # nothing to match them on: quarantined
     outcome = _validate(session, df, sample_size=200)
     assert outcome.quarantined_count == len(bad)
     assert len(outcome.accepted_df) == n - len(bad)
@@ -223,3 +224,41 @@ def test_refused_rows_are_read_as_to_dict_reads_them() -> None:
         for k in w:
             assert type(g[k]) is type(w[k]), (k, g[k], w[k])
             assert (pd.isna(g[k]) and pd.isna(w[k])) if not isinstance(w[k], list) and pd.isna(w[k]) else g[k] == w[k]
+
+
+def _matchable_frame() -> pd.DataFrame:
+    """Residents without a usable id: a wrong check character, a missing id, a wrong length, a 15-digit
+    id — each with a name and a birth date (the resolver matches them) — and one with a name only."""
+    return pd.DataFrame(
+        {
+            "resident_id": [VALID_RID_2, None, "11010519491231", "110105491231002", VALID_RID_2],
+            "name": ["李四", "赵六", "钱七", "孙八", "周九"],
+            "sex": ["2", "1", "1", "2", "1"],
+            "birth_date": ["1949-12-31", "1950-01-02", "1951-03-04", "1949-12-31", None],
+            "region_code": ["110105"] * 5,
+            "status": ["alive"] * 5,
+            "_source_key": ["m1", "m2", "m3", "m4", "m5"],
+            "_source_version": ["2026-01-01T00:00:00"] * 5,
+        }
+    )
+
+
+def test_records_the_resolver_can_match_pass_and_gx_agrees(session: Session) -> None:
+    """A person without a usable id but with a name and a birth date goes on to the resolver's matching;
+    one with a name only has nothing to match on and is quarantined. GX (a row condition) agrees row
+    for row with the fast path, on the whole batch (sample size past the batch)."""
+    outcome = _validate(session, _matchable_frame(), sample_size=1000)
+    assert outcome.accepted_df["_source_key"].tolist() == ["m1", "m2", "m3", "m4"]
+    assert outcome.quarantined_count == 1
+    assert outcome.reasons == {"invalid_resident_id": 1}
+    (row,) = session.scalars(select(QuarantineRecord)).all()
+    assert row.source_key == "m5"
+
+
+def test_without_a_birth_date_column_every_bad_id_is_quarantined(session: Session) -> None:
+    """A feed that maps no birth date gives the resolver nothing to match on: the id checks apply to
+    every row (GX runs the unconditioned variant of the suite and agrees)."""
+    df = _matchable_frame().drop(columns=["birth_date"])
+    outcome = _validate(session, df, sample_size=1000)
+    assert outcome.accepted_df.empty
+    assert outcome.reasons == {"invalid_resident_id": 4, "missing_required_field": 1}

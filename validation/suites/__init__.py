@@ -1,15 +1,18 @@
 """Expectation suites per canonical entity (数据质量规则集), kept as JSON beside this module.
 
 A suite file lists GX expectations (``type`` and ``kwargs`` exactly as GX takes them) plus the
-hub's own keys: ``reason_code`` (the quarantine reason a failing row gets) and
+hub's own keys: ``reason_code`` (the quarantine reason a failing row gets),
 ``when_column_present`` (the expectation applies only once a column exists — e.g. the
-resolver's ``resolved_id``). :meth:`SuiteSpec.to_gx` builds the GX suite;
+resolver's ``resolved_id``) and ``unless_matchable_by`` (columns that, all present in a row,
+let the resolver match it without its code: the expectation then does not apply to that row;
+GX gets it as a ``row_condition``). :meth:`SuiteSpec.to_gx` builds the GX suite;
 :meth:`ExpectationSpec.unexpected` computes the same expectation's failing rows with the
 vectorised rule from :mod:`validation.rules` (the fast path).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +68,8 @@ class ExpectationSpec:
     kwargs: dict[str, Any]
     reason_code: str
     when_column_present: bool = False
+    #: columns that, every one present in a row, let the resolver match it without a code
+    unless_matchable_by: tuple[str, ...] = ()
 
     @property
     def column(self) -> str:
@@ -80,9 +85,30 @@ class ExpectationSpec:
         rule, skips_nulls = FAST_RULES[self.type]
         column = df[self.column]
         expected = rule(column, self.kwargs)
-        if skips_nulls:
-            return rules.unexpected_rows(expected, ~rules.null_mask(column))
-        return ~expected
+        failing = rules.unexpected_rows(expected, ~rules.null_mask(column)) if skips_nulls else ~expected
+        if self.unless_matchable_by:
+            failing = failing & ~self.matchable(df)
+        return failing
+
+    def matchable(self, df: pd.DataFrame) -> np.ndarray:
+        """Rows carrying every ``unless_matchable_by`` column (what GX's row condition leaves out)."""
+        present = np.ones(len(df), dtype=bool)
+        for name in self.unless_matchable_by:
+            present &= ~rules.null_mask(df[name])
+        return present
+
+    def row_condition(self) -> str | None:
+        """The GX ``row_condition`` (pandas syntax) selecting the rows this expectation applies to."""
+        if not self.unless_matchable_by:
+            return None
+        return " | ".join(f"{name}.isnull()" for name in self.unless_matchable_by)
+
+    def for_columns(self, present: set[str]) -> ExpectationSpec:
+        """This expectation for a batch with ``present`` columns: a matching column the batch lacks
+        makes no row matchable, so the expectation then applies to every row."""
+        if all(name in present for name in self.unless_matchable_by):
+            return self
+        return dataclasses.replace(self, unless_matchable_by=())
 
     def to_gx(self) -> Any:
         from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415 - GX is heavy
@@ -91,9 +117,11 @@ class ExpectationSpec:
 
         import validation.expectations  # noqa: F401, PLC0415 - registers the custom expectations; loads GX
 
-        config = ExpectationConfiguration(
-            type=self.type, kwargs=dict(self.kwargs), meta={"reason_code": self.reason_code}
-        )
+        kwargs = dict(self.kwargs)
+        condition = self.row_condition()
+        if condition is not None:
+            kwargs.update(row_condition=condition, condition_parser="pandas")
+        config = ExpectationConfiguration(type=self.type, kwargs=kwargs, meta={"reason_code": self.reason_code})
         return config.to_domain_obj()
 
 
@@ -116,7 +144,7 @@ class SuiteSpec:
         missing: list[str] = []
         for exp in self.expectations:
             if exp.column in present:
-                out.append(exp)
+                out.append(exp.for_columns(present))
             elif not exp.when_column_present:
                 missing.append(exp.column)
         if missing:
@@ -143,6 +171,7 @@ def _parse(data: dict[str, Any], origin: str) -> SuiteSpec:
                 kwargs=dict(e["kwargs"]),
                 reason_code=e["reason_code"],
                 when_column_present=bool(e.get("when_column_present", False)),
+                unless_matchable_by=tuple(str(c) for c in e.get("unless_matchable_by", ())),
             )
             for e in data["expectations"]
         )
