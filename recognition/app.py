@@ -37,6 +37,7 @@ from recognition.routers import (
     api_docs,
     cases,
     console,
+    console_review,
     deliveries,
     holders,
     identity_review,
@@ -183,6 +184,7 @@ def create_app(
     app.include_router(identity_review.router)  # the stewards' review queue, /v1/identity/review
     app.include_router(status.router)  # the public case status pages, /status
     app.include_router(console.router)  # the operator console, /console
+    app.include_router(console_review.router)  # its identity review queue, /console/review
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)

@@ -52,6 +52,7 @@ AMENDABLE = ("valid", "suspended")
 MAX_REASON = 2000
 LINKED_ACTION, REJECTED_ACTION, SPLIT_ACTION = "linked", "rejected", "split"
 MERGE_REQUESTED, MERGED = "merge_requested", "merged"
+ACTIONS = (LINKED_ACTION, REJECTED_ACTION, MERGE_REQUESTED, MERGED, SPLIT_ACTION)
 
 
 class DecisionError(Exception):
@@ -195,6 +196,17 @@ def _moves(rows: list[Any], into: str) -> list[dict[str, Any]]:
     ]
 
 
+def candidate_at(session: Session, review_id: int, position: str | None) -> str | None:
+    """The code of the item's candidate at ``position`` (1: the best): forms name candidates by
+    position, so no code travels in them; ``None`` for none given, ``""`` for one the item lacks."""
+    if position is None:
+        return None
+    item = session.get(IdentityReviewQueue, review_id)
+    codes = queue.candidate_codes(item) if item is not None else []
+    index = int(position) if position.isascii() and position.isdigit() and len(position) < 3 else 0
+    return codes[index - 1] if 1 <= index <= len(codes) else ""
+
+
 def accept(
     session: Session, review_id: int, *, actor: str, reason: str | None, candidate: str | None = None
 ) -> Decision:
@@ -203,7 +215,7 @@ def accept(
     why = _reason(reason)
     item = _item(session, review_id)
     _open(item)
-    into = candidate or item.candidate_code
+    into = item.candidate_code if candidate is None else candidate
     if into not in queue.candidate_codes(item):
         raise DecisionError(422, "not_a_candidate", f"review {review_id} does not propose that identity")
     target = _identity(session, item.entity_kind, into)

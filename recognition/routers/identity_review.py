@@ -150,8 +150,8 @@ def _personal(c: Any) -> bool:
     return bool(c.principal.scopes.personal)
 
 
-def _service(request: Request) -> LicenseService:
-    """The e-licence service on the hub's store and keys, opened once per app."""
+def licence_service(request: Request) -> LicenseService:
+    """The e-licence service on the hub's store and keys, opened once per app (the console's decisions too)."""
     found: LicenseService | None = getattr(request.app.state, "review_licence_service", None)
     if found is None:
         found = default_service()
@@ -203,7 +203,7 @@ def _decide(request: Request, s: Session, command: str, review_id: int, actor: s
         s.rollback()
         raise review_refused(exc.status, exc.code, exc.message) from None
     with context(request).sessions() as fresh:
-        moved = {d.id: d for d in decisions.move_licences(fresh, _service(request))}
+        moved = {d.id: d for d in decisions.move_licences(fresh, licence_service(request))}
     done = moved.get(decision.id, decision)
     return {"decision": done, "audit": done.audit_detail()}
 
