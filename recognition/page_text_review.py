@@ -34,6 +34,8 @@ REVIEW_TEXT: dict[str, dict[str, str]] = {
         "co_rv_reason": "理由（必填）",
         "co_rv_accept_button": "确认关联",
         "co_rv_reject_button": "驳回",
+        "co_rv_split_heading": "撤销关联（拆分）",
+        "co_rv_split_button": "拆分",
         "co_rv_pending": "{who} 已申请合并两个人，须由另一位数据管理员批准。",
         "co_rv_decisions": "决定记录",
         "co_rv_decision": "决定",
@@ -52,6 +54,7 @@ REVIEW_TEXT: dict[str, dict[str, str]] = {
         "co_rv_e_review_not_open": "该事项已有决定。",
         "co_rv_e_not_a_candidate": "请选择一个候选身份。",
         "co_rv_e_candidate_unavailable": "该候选身份已不存在或已被合并。",
+        "co_rv_e_nothing_to_split": "该事项没有可撤销的关联。",
     },
     "en": {
         "co_rv_link": "Identity review queue",
@@ -83,6 +86,8 @@ REVIEW_TEXT: dict[str, dict[str, str]] = {
         "co_rv_reason": "Reason (required)",
         "co_rv_accept_button": "Accept link",
         "co_rv_reject_button": "Reject",
+        "co_rv_split_heading": "Undo the link (split)",
+        "co_rv_split_button": "Split",
         "co_rv_pending": "{who} asked to merge two persons; another data steward must approve.",
         "co_rv_decisions": "Decisions",
         "co_rv_decision": "Decision",
@@ -101,5 +106,6 @@ REVIEW_TEXT: dict[str, dict[str, str]] = {
         "co_rv_e_review_not_open": "This item has been decided already.",
         "co_rv_e_not_a_candidate": "Choose one of the candidates.",
         "co_rv_e_candidate_unavailable": "That candidate identity is gone or was merged away.",
+        "co_rv_e_nothing_to_split": "This item has no link to undo.",
     },
 }

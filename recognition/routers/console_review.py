@@ -3,8 +3,9 @@
 - ``GET /console/review`` — the open items, the longest waiting first, with how long each has waited;
 - ``GET /console/review/{id}`` — both sides, masked: the incoming record as the queue keeps it and the
   candidate identities, the record's licences, a merge waiting for a second steward, the decisions so
-  far; for a steward the accept form (which candidate, a reason) and the reject form (a reason);
-- ``POST /console/review/{id}/accept`` and ``…/reject`` — the decision through
+  far; for a steward the accept form (which candidate, a reason) and the reject form (a reason) of an
+  open item, the split form (a reason) of a linked one;
+- ``POST /console/review/{id}/accept``, ``…/reject`` and ``…/split`` — the decision through
   :mod:`recognition.identity_review`, the functions ``hub identity review`` and ``/v1/identity/review``
   call: the identity change, the decision and its events commit together, then the licences move to
   their right holder as new signed versions. The steward is ``console:<name>``; merging two persons
@@ -39,7 +40,7 @@ from recognition.routers.pages import (
 
 router = APIRouter(include_in_schema=False)
 REVIEW = CONSOLE_PREFIX + "/review"
-VERBS = ("accept", "reject")
+VERBS = ("accept", "reject", "split")
 
 
 def _number(raw: str) -> int | None:
@@ -101,8 +102,10 @@ def _decide(request: Request, verb: str, number: int, actor: str, reason: str, c
             if verb == "accept":
                 chosen = decisions.candidate_at(session, number, candidate)
                 decision = decisions.accept(session, number, actor=actor, reason=reason, candidate=chosen)
-            else:
+            elif verb == "reject":
                 decision = decisions.reject(session, number, actor=actor, reason=reason)
+            else:
+                decision = decisions.split(session, number, actor=actor, reason=reason)
             session.commit()
         except decisions.DecisionError as exc:
             session.rollback()
@@ -114,7 +117,7 @@ def _decide(request: Request, verb: str, number: int, actor: str, reason: str, c
 
 @router.post(REVIEW + "/{review_id}/{verb}", response_class=HTMLResponse)
 async def review_decide(request: Request, review_id: str, verb: str) -> Response:
-    """Accept or reject through the same functions as the CLI and the API."""
+    """Accept, reject or split through the same functions as the CLI and the API."""
     action = f"console_review_{verb}" if verb in VERBS else "console_review_decide"
     me = await _signed_in(request, action, "review:decide")
     if isinstance(me, Response):

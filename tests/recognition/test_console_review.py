@@ -1,5 +1,5 @@
 """The identity review queue in the console: a steward lists (oldest first), sees both sides masked, and
-accepts or rejects with a reason and the session's CSRF token through recognition.identity_review; the
+accepts, rejects or splits with a reason and the session's CSRF token through recognition.identity_review; the
 licence moves to the right holder; refusals (no CSRF, no reason, a role without the right, the same
 steward approving a merge) are audited; Chinese first, English by Accept-Language."""
 
@@ -116,6 +116,14 @@ def test_a_steward_accepts_in_the_console(console: Console) -> None:
 
     rejected = _decide(console, second, "reject", {"reason": "不是同一人"})
     assert rejected.status_code == 303 and "done=rejected" in rejected.headers["location"]
+    nothing = _decide(console, second, "split", {"reason": "撤销"})
+    assert nothing.status_code == 409 and "该事项没有可撤销的关联" in nothing.text
+
+    split = _decide(console, first, "split", {"reason": "核实后不是同一人"})
+    assert split.status_code == 303 and "done=split" in split.headers["location"]
+    with session_scope(console.engine) as s:
+        row = get_license(s, licence)
+        assert row is not None and row.holder_code != CANDIDATE and row.version == 3
 
 
 def test_roles_and_four_eyes_in_the_console(console: Console) -> None:
