@@ -45,8 +45,8 @@ class ReviewSummaryOut(_Out):
     entity_kind: str
     department: str
     dataset: str
-    candidate: str = Field(description="The best candidate's code (a person's masked without personal:read)")
-    match_probability: float
+    candidate: str | None = Field(description="The best candidate's code (a person's masked without personal:read)")
+    match_probability: float | None
     created_at: str
     age_seconds: int = Field(description="How long the item has waited")
 
