@@ -18,12 +18,13 @@ from hub.db import make_engine, session_scope
 from hub.models import OutboxEvent
 from hub.settings import get_settings
 from recognition import audit
+from recognition import delivery as dlv
 from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
 from recognition.tables import AuditEntry
-from tests.recognition.rec_helpers import auth
+from tests.recognition.rec_helpers import Receiver, allow_destination, auth
 from tests.recognition.review_helpers import CANDIDATE, DAMAGED, NAME, RUNNER_UP, licence_env, seed_review
 
 KEYS = {
@@ -31,6 +32,7 @@ KEYS = {
     "steward_b": ["identity:review", "personal:read"],
     "reader": ["licenses:read:*"],
     "nobody": ["licenses:read:2101"],
+    "registry": ["identities:read", "subscriptions:manage"],
 }
 
 
@@ -143,3 +145,25 @@ def test_a_merge_through_the_api_needs_a_second_steward(api: Api) -> None:
     assert approved.json()["licences"][0]["version"] == 2
     assert api.holder(CANDIDATE) == {licence: 2}
     assert len(api.events("identity.merged")) == 1
+
+
+def test_identity_events_of_decisions_reach_a_subscriber_masked(api: Api) -> None:
+    receiver = Receiver()
+    receiver.start()
+    try:
+        allow_destination(api.engine, "registry", receiver.origin)
+        body = {"name": "identity feed", "event_types": ["identity.merged", "identity.split"], "url": receiver.url}
+        sub = api.post("registry", "/v1/subscriptions", body)
+        assert sub.status_code == 201, sub.text
+        receiver.secret = str(sub.json()["secret"])
+        review_id, _ = seed_review(api.engine, api.service, "k9")
+        assert api.post("steward_a", f"/v1/identity/review/{review_id}/accept", {"reason": "same"}).status_code == 200
+        assert api.post("steward_b", f"/v1/identity/review/{review_id}/split", {"reason": "not"}).status_code == 200
+        assert dlv.run_once(api.engine).delivered == 2
+        got = receiver.unique_in_order()
+        assert [b["type"] for _, b in got] == ["identity.merged", "identity.split"]
+        for key, event in got:
+            assert CANDIDATE not in key and CANDIDATE not in str(event)  # no personal data, ids and keys included
+            assert event["data"]["canonical_code"] == "330322********1234"  # type: ignore[index]
+    finally:
+        receiver.stop()
