@@ -78,6 +78,11 @@ def _serial(type_code: str, department: str, dataset: str, source_key: str) -> s
     return "".join(reversed(out))
 
 
+def source_serial(type_code: str, department: str, dataset: str, source_key: str) -> str:
+    """The serial part of the licence id a source record yields for a type (whoever issues it)."""
+    return _serial(type_code, department, dataset, source_key)
+
+
 def compact_authority_code(code: str) -> str:
     return re.sub(r"[\s\-]", "", code).upper()
 

@@ -18,7 +18,9 @@ from sqlalchemy import bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from e_license_store.canonical_json import sha256_hex
+from e_license_store.catalogue import load_catalogue
 from e_license_store.files import parse_binding
+from e_license_store.identifier import source_serial
 from e_license_store.model import Envelope, LicenseDocument, object_key, parse_envelope
 from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectStore
@@ -104,6 +106,21 @@ def licenses_by_holder(
         stmt = stmt.order_by(*_BY_HOLDER_ORDER).limit(bindparam("limit")).offset(bindparam("offset"))
     params = {"holder_code": holder_code, "limit": limit, "offset": offset}
     return [_from_tuple(tuple(r)) for r in session.execute(stmt, params)]
+
+
+def licenses_of_source(session: Session, department: str, dataset: str, source_key: str) -> list[LicenseIndexRow]:
+    """The licences a source record yields (one per type; the record's own, not its owners').
+
+    A licence id is ``type-authority-serial+check`` with the serial a hash of the type and the record's
+    place (:func:`e_license_store.identifier.make_license_id`), so the ids are found by their serial
+    whoever the issuer was.
+    """
+    patterns = [
+        LicenseIndexEntry.license_id.like(f"{code}-%-{source_serial(code, department, dataset, source_key)}_")
+        for code in sorted(load_catalogue())
+    ]
+    stmt = select(*_ROW_COLUMNS).where(or_(*patterns)).order_by(LicenseIndexEntry.license_id)
+    return [_from_tuple(tuple(r)) for r in session.execute(stmt)]
 
 
 def licenses_of_case(session: Session, case_code: str) -> list[LicenseIndexRow]:

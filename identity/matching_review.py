@@ -2,7 +2,9 @@
 
 ``enqueue_reviews`` stores the ``review`` rows of :func:`identity.matching.match_batch`
 (idempotently: a re-run of the same batch adds nothing); ``decide`` records a reviewer's
-link or rejection; ``reopen`` undoes a decision. Every step is appended to the event history.
+link (to one of the candidates) or rejection; ``reopen`` and ``separate`` (a split) undo a
+decision; ``list_reviews`` lists the oldest first. What a decision means for licences is the
+business of a room above both (:mod:`recognition.identity_review`). Every step is appended to the event history.
 Personal data in ``details`` is masked: a reviewer sees enough to compare, not to copy.
 """
 
@@ -171,34 +173,104 @@ def link_matches(
     return made
 
 
-def decide(session: Session, review_id: int, *, link: bool, actor: str, note: str | None = None) -> IdentityReviewQueue:
+def candidate_codes(item: IdentityReviewQueue) -> list[str]:
+    """The identities an item proposes, best first."""
+    return [c for c in (item.candidate_code, item.runner_up_code) if c]
+
+
+def decide(
+    session: Session,
+    review_id: int,
+    *,
+    link: bool,
+    actor: str,
+    note: str | None = None,
+    into: str | None = None,
+    link_record: bool = True,
+) -> IdentityReviewQueue:
     """A reviewer links (same person) or rejects (different people) an open item.
 
-    Linking also links the source record in the master index (method ``probabilistic_review``).
+    Linking also links the source record in the master index (method ``probabilistic_review``) to
+    ``into``, one of the item's candidates (default: the best); ``link_record=False`` when the caller
+    has moved the record's links itself (a merge of the record's identity into the candidate).
     """
     item = session.get(IdentityReviewQueue, review_id)
     if item is None:
         raise KeyError(review_id)
     if item.status != OPEN:
         raise ReviewStateError(f"review {review_id} is {item.status}; reopen it first")
+    target = into or item.candidate_code
+    if link and target not in candidate_codes(item):
+        raise ReviewStateError(f"review {review_id} does not propose that identity")
     now = _now()
     item.status = LINKED if link else REJECTED
     item.decided_at = now
     item.decided_by = actor
     session.add(IdentityReviewEvent(review_id=item.id, action=item.status, actor=actor, note=note, at=now))
     session.flush()
-    if link:
+    if link and link_record:
         link_source_record(
             session,
             department=item.department,
             dataset=item.dataset,
             source_key=item.incoming_key,
             entity_kind=item.entity_kind,
-            canonical_code=item.candidate_code,
+            canonical_code=target,
             score=item.match_probability,
             method="probabilistic_review",
         )
     return item
+
+
+def separate(
+    session: Session, review_id: int, *, actor: str, note: str | None = None, unlink_record: bool = True
+) -> IdentityReviewQueue:
+    """Undo a link by a later decision (拆分): the linked item becomes rejected, its source record's
+    link is undone (kept on record; ``unlink_record=False`` when the caller split a merge, which
+    returned the record to its own identity) and the history says ``split``."""
+    item = session.get(IdentityReviewQueue, review_id)
+    if item is None:
+        raise KeyError(review_id)
+    if item.status != LINKED:
+        raise ReviewStateError(f"review {review_id} is {item.status}; only a linked item can be split")
+    if unlink_record:
+        _unlink(session, item, actor=actor, note=note)
+    now = _now()
+    item.status = REJECTED
+    item.decided_at = now
+    item.decided_by = actor
+    session.add(IdentityReviewEvent(review_id=item.id, action="split", actor=actor, note=note, at=now))
+    session.flush()
+    return item
+
+
+def note_event(session: Session, review_id: int, action: str, *, actor: str, note: str | None = None) -> None:
+    """Append an event that changes no status (e.g. ``merge_asked``: a merge waits for a second reviewer)."""
+    session.add(IdentityReviewEvent(review_id=review_id, action=action[:12], actor=actor, note=note, at=_now()))
+    session.flush()
+
+
+def active_link(session: Session, department: str, dataset: str, source_key: str) -> IdentitySourceRecord | None:
+    """The source record's link in force, if any."""
+    return session.scalar(
+        select(IdentitySourceRecord).where(
+            IdentitySourceRecord.department == department,
+            IdentitySourceRecord.dataset == dataset,
+            IdentitySourceRecord.source_key == source_key,
+            IdentitySourceRecord.unlinked_at.is_(None),
+        )
+    )
+
+
+def list_reviews(
+    session: Session, *, status: str | None = OPEN, limit: int = 50, offset: int = 0
+) -> list[IdentityReviewQueue]:
+    """Items oldest first (the longest waiting at the top); ``status=None``: every item."""
+    stmt = select(IdentityReviewQueue)
+    if status is not None:
+        stmt = stmt.where(IdentityReviewQueue.status == status)
+    stmt = stmt.order_by(IdentityReviewQueue.created_at, IdentityReviewQueue.id).limit(limit).offset(offset)
+    return list(session.scalars(stmt))
 
 
 def reopen(session: Session, review_id: int, *, actor: str, note: str | None = None) -> IdentityReviewQueue:
@@ -226,6 +298,12 @@ def _unlink(session: Session, item: IdentityReviewQueue, *, actor: str, note: st
     # MergeError: the link was already undone elsewhere (a split): nothing left to undo here.
     with contextlib.suppress(MergeError):
         unlink(session, item.department, item.dataset, item.incoming_key, actor=actor, reason=note or "review reopened")
+
+
+def events(session: Session, review_id: int) -> list[IdentityReviewEvent]:
+    """Every event of an item, oldest first."""
+    stmt = select(IdentityReviewEvent).where(IdentityReviewEvent.review_id == review_id)
+    return list(session.scalars(stmt.order_by(IdentityReviewEvent.id)))
 
 
 def history(session: Session, review_id: int) -> list[tuple[str, str]]:

@@ -2,7 +2,7 @@
 
 A record whose best candidate falls in the grey zone between the ``review`` and ``match``
 thresholds is never linked by guess: it waits here for a person. Every decision (link,
-reject, reopen = undo) is appended to ``identity_review_event``, so a link can be undone
+reject, reopen or split = undo) is appended to ``identity_review_event``, so a link can be undone
 without losing what was decided before.
 """
 
@@ -51,7 +51,8 @@ class IdentityReviewQueue(Base):
 
 
 class IdentityReviewEvent(Base):
-    """Append-only history of a review item: enqueued, linked, rejected, reopened (undo)."""
+    """Append-only history of a review item: enqueued, linked, rejected, reopened or split (undo), and
+    merge_asked (a merge of two persons waiting for a second reviewer)."""
 
     __tablename__ = "identity_review_event"
 

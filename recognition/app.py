@@ -3,9 +3,9 @@
 ``create_app(settings)`` builds the :class:`~recognition.dependencies.AppContext`, the middleware
 (body limits, per-address gate, audit trail, metrics), the problem-details error handlers, and
 includes one router per resource from :mod:`recognition.routers`: operations, holders, licences,
-verification, subscriptions, deliveries, the cases and supervision resources, the API docs, and the
-public pages and the operator console. Every answer that releases data is recorded in the audit log
-and committed before the answer is sent (group commit, see :mod:`recognition.audit`).
+verification, subscriptions, deliveries, the cases and supervision resources, the stewards' identity
+review queue, the API docs, and the public pages and the operator console. Every answer that releases
+data is recorded in the audit log and committed before the answer is sent (group commit, see :mod:`recognition.audit`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ from recognition.routers import (
     api_docs,
     cases,
     console,
+    console_review,
     deliveries,
     holders,
+    identity_review,
     licences,
     operations,
     pages,
@@ -179,8 +181,10 @@ def create_app(
     app.include_router(supervision.router)  # before /v1/cases/{code}: /v1/cases/stats is not a code
     supervision.install(ctx)
     app.include_router(cases.router)
+    app.include_router(identity_review.router)  # the stewards' review queue, /v1/identity/review
     app.include_router(status.router)  # the public case status pages, /status
     app.include_router(console.router)  # the operator console, /console
+    app.include_router(console_review.router)  # its identity review queue, /console/review
     app.router.add_event_handler("startup", on_start)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)

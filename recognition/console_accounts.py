@@ -2,8 +2,9 @@
 
 - An account is a person with one role (:data:`ROLES`): ``operator`` runs the exchange (feeds,
   quarantine, dead letters — and replays them —, the outbox and cases lit yellow or red),
-  ``steward`` looks after data quality (feeds and quarantine), ``supervisor`` oversees (all of
-  these, read only). Accounts are created with ``hub console users add``; nobody signs up.
+  ``steward`` looks after data quality (feeds, quarantine and the identity review queue, which it
+  decides), ``supervisor`` oversees (all of these, read only). Accounts are created with
+  ``hub console users add``; nobody signs up.
 - Passwords are kept as scrypt hashes (``hashlib.scrypt``, RFC 7914: memory-hard, in the
   standard library, n=2¹⁴ r=8 p=1, 16-byte salt), compared in constant time. A password has at
   least :data:`MIN_PASSWORD` characters.
@@ -39,8 +40,8 @@ ROLES = ("operator", "steward", "supervisor")
 #: what each role may see and do in the console
 PERMISSIONS: dict[str, frozenset[str]] = {
     "operator": frozenset({"feeds", "quarantine", "deliveries", "deliveries:replay", "outbox", "cases"}),
-    "steward": frozenset({"feeds", "quarantine"}),
-    "supervisor": frozenset({"feeds", "quarantine", "deliveries", "outbox", "cases"}),
+    "steward": frozenset({"feeds", "quarantine", "review", "review:decide"}),
+    "supervisor": frozenset({"feeds", "quarantine", "deliveries", "outbox", "cases", "review"}),
 }
 MIN_PASSWORD = 12
 #: the default session length (``HUB_CONSOLE_SESSION_MINUTES``)

@@ -23,8 +23,8 @@ app = typer.Typer(no_args_is_help=True, help="The operator console: its named ac
 users = typer.Typer(no_args_is_help=True, help="Console accounts: add, list, password, disable.")
 app.add_typer(users, name="users")
 
-ROLE_HELP = "operator (feeds, quarantine, dead letters and their replay, outbox), steward (feeds, quarantine), " \
-    "supervisor (everything, read only)"  # fmt: skip
+ROLE_HELP = "operator (feeds, quarantine, dead letters and their replay, outbox), steward (feeds, quarantine, " \
+    "the identity review queue and its decisions), supervisor (everything, read only)"  # fmt: skip
 
 
 def _fail(message: str) -> None:

@@ -11,6 +11,8 @@ prefers English to Chinese; ``?lang=zh`` asks for Chinese again.
 
 from __future__ import annotations
 
+from recognition.page_text_review import REVIEW_TEXT
+
 LANGS = ("zh", "en")
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
@@ -459,3 +461,6 @@ TEXT: dict[str, dict[str, str]] = {
         "co_footer": "Every visit and action in the console is recorded in the audit log under the account's name.",
     },
 }
+
+for _lang, _words in REVIEW_TEXT.items():
+    TEXT[_lang].update(_words)

@@ -117,6 +117,27 @@ def source_not_allowed() -> ProblemError:
     )
 
 
+#: titles of the refusals of a steward's review decision (:class:`recognition.identity_review.DecisionError`)
+REVIEW_TITLES = {
+    "review_not_found": "Not found",
+    "review_not_open": "Already decided",
+    "not_a_candidate": "Not a candidate of this item",
+    "candidate_unavailable": "Candidate identity unavailable",
+    "reason_required": "A reason is required",
+    "reason_too_long": "Reason too long",
+    "second_steward_required": "A second steward must approve",
+    "approval_differs": "Approval differs from the request",
+    "merge_refused": "Merge refused",
+    "nothing_to_split": "Nothing to split",
+    "split_refused": "Split refused",
+}
+
+
+def review_refused(status: int, code: str, detail: str) -> ProblemError:
+    """A steward's decision refused, with its stable code."""
+    return ProblemError(status, code, REVIEW_TITLES.get(code, "Decision refused"), detail)
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the problems an operation can return (422 always: FastAPI's own
     validation-error schema would otherwise be documented instead of the problem details actually sent; 429

@@ -25,7 +25,10 @@ Scope strings:
   (``POST /v1/cases/{code}/steps``);
 - ``supervision:read`` — the supervision office (电子监察): receive the changes of light and the
   escalations of every case (``supervision.light_changed``, ``supervision.escalated``) and read
-  the figures.
+  the figures;
+- ``identity:review`` — the data stewards' review queue (``/v1/identity/review``): list and show items
+  (person data masked without ``personal:read``), accept, reject and split them; each decision moves
+  licences to their right holder (:mod:`recognition.identity_review`).
 
 A consumer may also be *bound to a department* (:attr:`recognition.consumers.Principal.department`):
 its keys then act for that department only — they report only its steps, whatever their scopes
@@ -78,6 +81,7 @@ FIXED = {
     "cases:write",
     "cases:read",
     "supervision:read",
+    "identity:review",
 }
 PATTERNS = (
     re.compile(r"^licenses:read:(\*|[0-9A-Za-z_.-]{1,40})$"),
@@ -96,6 +100,7 @@ IDENTITIES_READ = "identities:read"
 SUPERVISION_EVENT_KINDS = frozenset({"supervision"})
 SUPERVISION_READ = "supervision:read"
 LINEAGE_READ = "lineage:read"
+IDENTITY_REVIEW = "identity:review"
 #: case events pushed to the departments (dispatch, 分办): each to the department it names only
 DEPARTMENT_CASE_EVENTS = frozenset({"case.dispatched", "case.recalled"})
 

@@ -237,3 +237,33 @@ class ConsoleSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
     #: signed out (or the account disabled) at
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewDecision(Base):
+    """A data steward's decision on an identity review item (人工复核决定), append-only.
+
+    ``action``: ``linked`` (the record joined a candidate identity), ``rejected`` (it keeps its own),
+    ``merge_requested`` (the record's identity and the candidate are two persons to be merged: waits for a
+    second steward), ``merged`` (that approval, by another steward; ``refers_to`` names the request),
+    ``split`` (a later decision undoing ``refers_to``). ``moves`` lists the licences the decision moves to
+    their right holder (``license_id``, ``from_holder``, ``to_holder``, then the new ``version``);
+    ``moved_at`` is set once every move is signed and stored (:mod:`recognition.identity_review`).
+    """
+
+    __tablename__ = "recognition_review_decision"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    review_id: Mapped[int] = mapped_column(BigId, index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    entity_kind: Mapped[str] = mapped_column(String(12))
+    #: the identity the record (or the merged-away identity) leaves, and the one it joins
+    from_code: Mapped[str | None] = mapped_column(String(40))
+    into_code: Mapped[str | None] = mapped_column(String(40))
+    #: who decided (``cli:<user>``, ``consumer:<name>``, ``console:<name>``) and why
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    refers_to: Mapped[int | None] = mapped_column(BigId)
+    merge_id: Mapped[int | None] = mapped_column(BigId)
+    moves: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    moved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

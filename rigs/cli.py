@@ -34,7 +34,12 @@ GROUPS: list[tuple[str, str, str]] = [
     ("connectors", "pipeline.positions_cli", "Department connectors: list, check, read, state, reset."),
     ("connector", "connectors.scaffold", "Scaffold a new connector protocol: new."),
     ("mappings", "pipeline.mappings_cli", "Department mappings: check, preview."),
-    ("identity", "identity.cli", "Identifiers and the master index: normalize, lookup, matching train."),
+    # review joins the group from recognition (a decision moves licences: a room above identity)
+    (
+        "identity",
+        "recognition.identity_review_cli",
+        "Identifiers and the master index: normalize, lookup, matching train, review.",
+    ),
     ("validation", "validation.cli", "Data-quality suites and quarantine."),
     ("licenses", "e_license_store.cli", "The e-licence repository: list, get, verify, reindex."),
     ("consumers", "recognition.consumers_cli", "API consumers, their keys, limits and allowed push destinations."),
