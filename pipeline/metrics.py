@@ -9,8 +9,9 @@ and ``hub status`` (:mod:`pipeline.status_cli`) both read :func:`figures`, a han
   deliveries, with the age of the oldest;
 - deliveries per consumer and status (``delivered``, ``pending`` after a failed attempt, ``dead``);
 - licences per status (``license_index``, by its status index), the identity review queue's open
-  items, and the open-cases gauge the supervision task keeps (``hub_cases_open`` comes from
-  :mod:`recognition.routers.supervision`).
+  items (all, and those of source records deleted at their department with the licences named in
+  them: the licences *in review*, :mod:`pipeline.deletions`), and the open-cases gauge the
+  supervision task keeps (``hub_cases_open`` comes from :mod:`recognition.routers.supervision`).
 
 The figures hold no personal data: feeds, departments, consumers and statuses only.
 """
@@ -31,7 +32,8 @@ from sqlalchemy.orm import Session, aliased
 from cases import supervision
 from e_license_store.tables import LicenseIndexEntry
 from hub.models import OutboxEvent
-from identity.matching_tables import IdentityReviewQueue
+from identity.matching_tables import SOURCE_DELETED, IdentityReviewQueue
+from identity.source_deletions import licences_in_review
 from pipeline.tables import PipelineStep
 from recognition.delivery import FANOUT_CURSOR
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
@@ -94,6 +96,10 @@ class Figures:
     licenses: dict[str, int]
     review_open: int
     cases_open: dict[str, int]  # light -> open clocks of the cases themselves (department ``*``)
+    #: open review items of source records deleted at their department (part of ``review_open``)
+    review_source_deleted: int = 0
+    #: current licences named by those items (in review until a person decides)
+    licenses_in_review: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +119,8 @@ class Figures:
             },
             "licenses": self.licenses,
             "identity_review_open": self.review_open,
+            "identity_review_source_deleted": self.review_source_deleted,
+            "licenses_in_review": self.licenses_in_review,
             "cases_open": self.cases_open,
         }  # fmt: skip
 
@@ -194,9 +202,19 @@ def figures(s: Session, now: dt.datetime | None = None) -> Figures:
         str(k): int(n)
         for k, n in s.execute(select(LicenseIndexEntry.status, func.count()).group_by(LicenseIndexEntry.status))
     }
-    review = s.scalar(select(func.count()).select_from(IdentityReviewQueue).where(IdentityReviewQueue.status == "open"))
+    review = {
+        str(reason): int(n)
+        for reason, n in s.execute(
+            select(IdentityReviewQueue.reason, func.count())
+            .where(IdentityReviewQueue.status == "open")
+            .group_by(IdentityReviewQueue.reason)
+        )
+    }
+    deleted = review.get(SOURCE_DELETED, 0)
+    in_review = len(licences_in_review(s)) if deleted else 0
     cases = {light: n for dept, light, n in supervision.gauges(s) if dept == "*"}
-    return Figures(now or dt.datetime.now(dt.UTC), _feeds(s), _push(s), licenses, int(review or 0), cases)
+    return Figures(now or dt.datetime.now(dt.UTC), _feeds(s), _push(s), licenses, sum(review.values()), cases,
+                   review_source_deleted=deleted, licenses_in_review=in_review)  # fmt: skip
 
 
 #: (metric name, help, Feed attribute) of the per-feed counters
