@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -182,12 +182,14 @@ def _push(s: Session) -> Push:
     ).one()
     oldest = [t for t in (_utc(oldest_event), _utc(oldest_delivery)) if t is not None]
     who = func.coalesce(Consumer.name, Subscription.name)
+    # a literal, not a bound 0: PostgreSQL groups by the same expression text only (two binds differ)
+    tried = Delivery.attempts > literal_column("0")
     by_consumer: dict[str, dict[str, int]] = {}
     rows = s.execute(
-        select(who, Delivery.status, Delivery.attempts > 0, func.count())
+        select(who, Delivery.status, tried, func.count())
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .outerjoin(Consumer, Consumer.id == Subscription.consumer_id)
-        .group_by(who, Delivery.status, Delivery.attempts > 0)
+        .group_by(who, Delivery.status, tried)
     ).all()
     for consumer, state, tried, n in rows:
         key = {"delivered": "sent", "dead": "dead"}.get(state, "failed" if state == "pending" and tried else state)
