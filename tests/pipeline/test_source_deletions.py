@@ -82,8 +82,8 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
 ) -> None:
     from hub.airflow_env import connection_uri_env
     from pipeline.deletions import act_on_deletions
-    from pipeline.steps import load_mapping
     from pipeline.status_cli import status
+    from pipeline.steps import load_mapping
     from rigs.connections import sandbox_connections
     from sandbox.generator import Sizes
     from sandbox.runtime import start_sandboxes
@@ -107,7 +107,8 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
 
         # between the runs: one enterprise's row is deleted, another is deregistered (a status)
         with sb.prepared.commerce.connect() as conn:
-            assert conn.cursor().execute("DELETE FROM enterprise_registry WHERE ent_id = ?", int(gone_key)).rowcount == 1
+            deleted = conn.cursor().execute("DELETE FROM enterprise_registry WHERE ent_id = ?", int(gone_key))
+            assert deleted.rowcount == 1
         gt = sb.population.ground_truth
         dereg_ent = gt[(gt["dataset"] == "enterprise_registry") & (gt["source_key"] == dereg_key)]["entity_key"]
         assert sb.mutations.change_enterprise_status(int(dereg_ent.iloc[0]), "注销")["commerce"] == 1
@@ -119,9 +120,9 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
 
         with session_scope(get_engine()) as s:
             # the link is ended, not deleted; no active commerce link is left for the key
-            links = s.scalars(select(IdentitySourceRecord).where(
-                IdentitySourceRecord.department == "commerce", IdentitySourceRecord.source_key == gone_key)).all()  # fmt: skip
-            assert links and all(link.unlinked_at is not None for link in links)
+            link = IdentitySourceRecord
+            links = s.scalars(select(link).where(link.department == "commerce", link.source_key == gone_key)).all()
+            assert links and all(x.unlinked_at is not None for x in links)
             # the golden record is recomputed without it: its values drawn from it are gone, with history
             golden = s.get(IdentityEnterprise, gone_uscc)
             assert golden is not None and golden.name is None
@@ -133,10 +134,15 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
             # identity and licence wait in the review queue, apart from match reviews
             item = s.scalars(select(IdentityReviewQueue).where(IdentityReviewQueue.reason == SOURCE_DELETED)).one()
             assert (item.department, item.incoming_key, item.candidate_code, item.status) == (
-                "commerce", gone_key, gone_uscc, "open")
+                "commerce",
+                gone_key,
+                gone_uscc,
+                "open",
+            )
             assert item.details is not None and item.details["license_ids"] == [gone_licence]
-            assert not s.scalars(select(IdentityReviewQueue).where(
-                IdentityReviewQueue.reason == MATCH_REVIEW, IdentityReviewQueue.candidate_code == gone_uscc)).all()  # fmt: skip
+            queue = IdentityReviewQueue
+            matches = select(queue).where(queue.reason == MATCH_REVIEW, queue.candidate_code == gone_uscc)
+            assert not s.scalars(matches).all()
             # the hub did not revoke: the licence is as it was
             kept = s.get(LicenseIndexEntry, gone_licence)
             assert kept is not None and (kept.status, kept.version) == ("valid", 1)
@@ -157,7 +163,8 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
             assert revoked is not None and (revoked.status, revoked.version) == ("revoked", 2)
             version = s.get(LicenseVersionEntry, (dereg_licence, 2))
             assert version is not None and version.transition == "revoked"
-            assert not s.scalars(select(IdentityReviewQueue).where(IdentityReviewQueue.candidate_code == dereg_uscc)).all()
+            dereg_items = select(IdentityReviewQueue).where(IdentityReviewQueue.candidate_code == dereg_uscc)
+            assert not s.scalars(dereg_items).all()
         assert _counts()["events"] == events_before + 2
 
         # hub status shows the review item and the licence in review
