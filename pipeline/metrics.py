@@ -248,6 +248,8 @@ METRIC_NAMES = [
     "hub_deliveries_total",
     "hub_licenses",
     "hub_identity_review_open",
+    "hub_identity_review_source_deleted",
+    "hub_licenses_in_review",
 ]
 
 
@@ -302,6 +304,11 @@ class PipelineMetrics(Collector):
         yield licenses
         yield GaugeMetricFamily("hub_identity_review_open", "Candidate links waiting for a reviewer",
                                 value=f.review_open)  # fmt: skip
+        yield GaugeMetricFamily("hub_identity_review_source_deleted",
+                                "Open review items of source records deleted at their department (part of the above)",
+                                value=f.review_source_deleted)  # fmt: skip
+        yield GaugeMetricFamily("hub_licenses_in_review", "Current licences whose source record was deleted, in review",
+                                value=f.licenses_in_review)  # fmt: skip
 
 
 def install(app: Any) -> None:
