@@ -98,8 +98,8 @@ def end_links(
             .values(unlinked_at=now)
         )
         licences = sorted(license_ids.get(link.id, []))
-        item = _review_item(session, link, licences, deleted_versions.get(link.source_key), run_id, now)
-        session.add(IdentityReviewEvent(review_id=item.id, action="enqueued", actor=actor,
+        item, reopened = _review_item(session, link, licences, deleted_versions.get(link.source_key), run_id, now)
+        session.add(IdentityReviewEvent(review_id=item.id, action="reopened" if reopened else "enqueued", actor=actor,
                                         note=f"{SOURCE_DELETED}: link {link.id} ended", at=now))  # fmt: skip
         ended.append(EndedLink(link.id, link.entity_kind, link.canonical_code, link.source_key,
                                link.source_version, item.id, licences))  # fmt: skip
@@ -116,9 +116,10 @@ def _review_item(
     deleted_version: str | None,
     run_id: str | None,
     now: dt.datetime,
-) -> IdentityReviewQueue:
-    """The link's review item: a new one, or the same record's earlier item opened again (the
-    queue holds one item per source record and identity)."""
+) -> tuple[IdentityReviewQueue, bool]:
+    """The link's review item and whether it existed: a new one, or the same record's earlier
+    item (a match review, say) opened again — the queue holds one item per source record and
+    identity — with what it said before kept in ``details["earlier"]``."""
     details = {
         "reason": SOURCE_DELETED,
         "link_id": link.id,
@@ -145,6 +146,17 @@ def _review_item(
             created_at=now,
         )
         session.add(item)
+        reopened = False
+    else:
+        reopened = True
+        details["earlier"] = {
+            "reason": item.reason,
+            "status": item.status,
+            "match_probability": item.match_probability,
+            "decided_by": item.decided_by,
+            "decided_at": item.decided_at.isoformat() if item.decided_at is not None else None,
+            "details": item.details,
+        }
     # the probability the ended link had (a link by code is certain)
     item.match_probability = float(link.match_probability if link.match_probability is not None else 1.0)
     item.details = details
@@ -154,7 +166,7 @@ def _review_item(
     item.decided_at = None
     item.decided_by = None
     session.flush()
-    return item
+    return item, reopened
 
 
 def open_source_deletions(session: Session, department: str | None = None) -> list[IdentityReviewQueue]:
