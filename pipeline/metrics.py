@@ -183,13 +183,13 @@ def _push(s: Session) -> Push:
     oldest = [t for t in (_utc(oldest_event), _utc(oldest_delivery)) if t is not None]
     who = func.coalesce(Consumer.name, Subscription.name)
     # a literal, not a bound 0: PostgreSQL groups by the same expression text only (two binds differ)
-    tried = Delivery.attempts > literal_column("0")
+    retried = Delivery.attempts > literal_column("0")
     by_consumer: dict[str, dict[str, int]] = {}
     rows = s.execute(
-        select(who, Delivery.status, tried, func.count())
+        select(who, Delivery.status, retried, func.count())
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .outerjoin(Consumer, Consumer.id == Subscription.consumer_id)
-        .group_by(who, Delivery.status, tried)
+        .group_by(who, Delivery.status, retried)
     ).all()
     for consumer, state, tried, n in rows:
         key = {"delivered": "sent", "dead": "dead"}.get(state, "failed" if state == "pending" and tried else state)
