@@ -11,6 +11,7 @@ new signed version, as before.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -84,6 +85,9 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
     from pipeline.deletions import act_on_deletions
     from pipeline.status_cli import status
     from pipeline.steps import load_mapping
+    from recognition import subscriptions
+    from recognition.delivery import fan_out
+    from recognition.tables import Delivery
     from rigs.connections import sandbox_connections
     from sandbox.generator import Sizes
     from sandbox.runtime import start_sandboxes
@@ -113,6 +117,9 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
         dereg_ent = gt[(gt["dataset"] == "enterprise_registry") & (gt["source_key"] == dereg_key)]["entity_key"]
         assert sb.mutations.change_enterprise_status(int(dereg_ent.iloc[0]), "注销")["commerce"] == 1
         events_before = _counts()["events"]
+        with session_scope(get_engine()) as s:  # commerce subscribes to what concerns its records
+            sub_id = subscriptions.create(s, name="commerce: deleted records", event_types=list(EVENTS),
+                                          url="https://commerce.example/hub-hook").id  # fmt: skip
 
         second = _run(FEED, "run-2")
         report = second["published"]["source_deleted"]
@@ -166,6 +173,10 @@ def test_a_deleted_enterprise_row_ends_its_link_and_puts_it_into_review(
             dereg_items = select(IdentityReviewQueue).where(IdentityReviewQueue.candidate_code == dereg_uscc)
             assert not s.scalars(dereg_items).all()
         assert _counts()["events"] == events_before + 2
+        with session_scope(get_engine()) as s:
+            fan_out(s, grace=dt.timedelta(0))
+            queued = s.scalars(select(Delivery.event_type).where(Delivery.subscription_id == sub_id)).all()
+        assert sorted(queued) == sorted(EVENTS)
 
         # hub status shows the review item and the licence in review
         hub_status = typer.Typer()
