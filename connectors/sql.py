@@ -5,8 +5,9 @@ FreeTDS) and Oracle through python-oracledb (``OracleHook``). Reads are incremen
 watermark column with the key as tie-breaker and an optional look-back window
 (:mod:`connectors.incremental`); naive timestamps are read in the source's timezone
 (Asia/Shanghai by default). ``fetchmany`` batches keep memory constant; every value is a
-bind parameter (:mod:`connectors.sql_dialect`). Deletes are found by periodic key
-reconciliation (:mod:`connectors.keys`) and emitted as tombstones. Push is a bulk
+bind parameter (:mod:`connectors.sql_dialect`). Deletes are found by key reconciliation
+(:mod:`connectors.keys`) on every read, or every ``reconcile_every_seconds``, and emitted as
+tombstones. Push is a bulk
 insert or upsert (``fast_executemany`` where the driver has it).
 
 One job, one module: the SQL connector's both directions over one connection; what it leans on
@@ -363,8 +364,10 @@ class SqlConnector:
         cursor = WatermarkCursor.from_state(
             state.get("cursor"), lookback=lookback, max_recent=int(ds.get("max_recent", 100_000))
         )
-        reconcile_every = ds.get("reconcile_every_seconds")
-        ledger = self._ledger(dataset) if reconcile_every is not None and limit is None else None
+        # every read lists the keys unless the dataset spaces reconciliations out: a deleted row
+        # must reach the hub (pipeline.deletions) by the next run, not only where someone asked
+        reconcile_every = float(ds.get("reconcile_every_seconds") or 0)
+        ledger = self._ledger(dataset) if limit is None else None
         conn = self.connect()
         try:
             ref = self._ref(dataset, conn)
@@ -408,7 +411,7 @@ class SqlConnector:
                     yield self._emit(combined.slice(0, self.batch_size), ref, cursor, ledger, state)
             if pending_rows:
                 yield self._emit(pa.concat_tables(pending), ref, cursor, ledger, state)
-            if ledger is not None and self._reconcile_due(state, float(reconcile_every or 0)):
+            if ledger is not None and self._reconcile_due(state, reconcile_every):
                 yield from self._reconcile(conn, ref, dataset, ledger, {**state, "cursor": cursor.to_state()})
         finally:
             with contextlib.suppress(Exception):  # the connection may already be dead

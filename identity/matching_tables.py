@@ -1,7 +1,10 @@
 """Tables of probabilistic matching: the review queue (人工复核队列) and its decision history.
 
 A record whose best candidate falls in the grey zone between the ``review`` and ``match``
-thresholds is never linked by guess: it waits here for a person. Every decision (link,
+thresholds is never linked by guess: it waits here for a person (reason ``match``). A source
+record its department no longer holds waits here too (reason ``source_deleted``): its link
+was ended and the licences that rested on it are named in ``details``
+(:mod:`identity.source_deletions`). Every decision (link,
 reject, reopen or split = undo) is appended to ``identity_review_event``, so a link can be undone
 without losing what was decided before.
 """
@@ -22,6 +25,12 @@ OPEN = "open"
 LINKED = "linked"
 REJECTED = "rejected"
 REVIEW_STATUSES = (OPEN, LINKED, REJECTED)
+
+#: why an item waits (``reason``, migration ``matching_0002``): a grey-zone candidate link, or a
+#: source record deleted at its department
+MATCH_REVIEW = "match"
+SOURCE_DELETED = "source_deleted"
+REVIEW_REASONS = (MATCH_REVIEW, SOURCE_DELETED)
 
 
 class IdentityReviewQueue(Base):
@@ -48,6 +57,10 @@ class IdentityReviewQueue(Base):
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
     decided_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(sa.String(100))
+    #: :data:`MATCH_REVIEW` or :data:`SOURCE_DELETED`
+    reason: Mapped[str] = mapped_column(
+        sa.String(20), nullable=False, default=MATCH_REVIEW, server_default=MATCH_REVIEW, index=True
+    )
 
 
 class IdentityReviewEvent(Base):

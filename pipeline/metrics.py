@@ -9,8 +9,9 @@ and ``hub status`` (:mod:`pipeline.status_cli`) both read :func:`figures`, a han
   deliveries, with the age of the oldest;
 - deliveries per consumer and status (``delivered``, ``pending`` after a failed attempt, ``dead``);
 - licences per status (``license_index``, by its status index), the identity review queue's open
-  items, and the open-cases gauge the supervision task keeps (``hub_cases_open`` comes from
-  :mod:`recognition.routers.supervision`).
+  items (all, and those of source records deleted at their department with the licences named in
+  them: the licences *in review*, :mod:`pipeline.deletions`), and the open-cases gauge the
+  supervision task keeps (``hub_cases_open`` comes from :mod:`recognition.routers.supervision`).
 
 The figures hold no personal data: feeds, departments, consumers and statuses only.
 """
@@ -24,14 +25,15 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from cases import supervision
 from e_license_store.tables import LicenseIndexEntry
 from hub.models import OutboxEvent
-from identity.matching_tables import IdentityReviewQueue
+from identity.matching_tables import SOURCE_DELETED, IdentityReviewQueue
+from identity.source_deletions import licences_in_review
 from pipeline.tables import PipelineStep
 from recognition.delivery import FANOUT_CURSOR
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
@@ -94,6 +96,10 @@ class Figures:
     licenses: dict[str, int]
     review_open: int
     cases_open: dict[str, int]  # light -> open clocks of the cases themselves (department ``*``)
+    #: open review items of source records deleted at their department (part of ``review_open``)
+    review_source_deleted: int = 0
+    #: current licences named by those items (in review until a person decides)
+    licenses_in_review: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +119,8 @@ class Figures:
             },
             "licenses": self.licenses,
             "identity_review_open": self.review_open,
+            "identity_review_source_deleted": self.review_source_deleted,
+            "licenses_in_review": self.licenses_in_review,
             "cases_open": self.cases_open,
         }  # fmt: skip
 
@@ -174,12 +182,14 @@ def _push(s: Session) -> Push:
     ).one()
     oldest = [t for t in (_utc(oldest_event), _utc(oldest_delivery)) if t is not None]
     who = func.coalesce(Consumer.name, Subscription.name)
+    # a literal, not a bound 0: PostgreSQL groups by the same expression text only (two binds differ)
+    retried = Delivery.attempts > literal_column("0")
     by_consumer: dict[str, dict[str, int]] = {}
     rows = s.execute(
-        select(who, Delivery.status, Delivery.attempts > 0, func.count())
+        select(who, Delivery.status, retried, func.count())
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .outerjoin(Consumer, Consumer.id == Subscription.consumer_id)
-        .group_by(who, Delivery.status, Delivery.attempts > 0)
+        .group_by(who, Delivery.status, retried)
     ).all()
     for consumer, state, tried, n in rows:
         key = {"delivered": "sent", "dead": "dead"}.get(state, "failed" if state == "pending" and tried else state)
@@ -194,9 +204,19 @@ def figures(s: Session, now: dt.datetime | None = None) -> Figures:
         str(k): int(n)
         for k, n in s.execute(select(LicenseIndexEntry.status, func.count()).group_by(LicenseIndexEntry.status))
     }
-    review = s.scalar(select(func.count()).select_from(IdentityReviewQueue).where(IdentityReviewQueue.status == "open"))
+    review = {
+        str(reason): int(n)
+        for reason, n in s.execute(
+            select(IdentityReviewQueue.reason, func.count())
+            .where(IdentityReviewQueue.status == "open")
+            .group_by(IdentityReviewQueue.reason)
+        )
+    }
+    deleted = review.get(SOURCE_DELETED, 0)
+    in_review = len(licences_in_review(s)) if deleted else 0
     cases = {light: n for dept, light, n in supervision.gauges(s) if dept == "*"}
-    return Figures(now or dt.datetime.now(dt.UTC), _feeds(s), _push(s), licenses, int(review or 0), cases)
+    return Figures(now or dt.datetime.now(dt.UTC), _feeds(s), _push(s), licenses, sum(review.values()), cases,
+                   review_source_deleted=deleted, licenses_in_review=in_review)  # fmt: skip
 
 
 #: (metric name, help, Feed attribute) of the per-feed counters
@@ -228,6 +248,8 @@ METRIC_NAMES = [
     "hub_deliveries_total",
     "hub_licenses",
     "hub_identity_review_open",
+    "hub_identity_review_source_deleted",
+    "hub_licenses_in_review",
 ]
 
 
@@ -282,6 +304,11 @@ class PipelineMetrics(Collector):
         yield licenses
         yield GaugeMetricFamily("hub_identity_review_open", "Candidate links waiting for a reviewer",
                                 value=f.review_open)  # fmt: skip
+        yield GaugeMetricFamily("hub_identity_review_source_deleted",
+                                "Open review items of source records deleted at their department (part of the above)",
+                                value=f.review_source_deleted)  # fmt: skip
+        yield GaugeMetricFamily("hub_licenses_in_review", "Current licences whose source record was deleted, in review",
+                                value=f.licenses_in_review)  # fmt: skip
 
 
 def install(app: Any) -> None:

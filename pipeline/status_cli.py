@@ -63,6 +63,9 @@ def render(f: Figures) -> Group:
     for status, n in sorted(f.licenses.items()):
         other.add_row(f"licences {status}", str(n))
     other.add_row("identity review queue (open)", str(f.review_open))
+    deleted = f.review_source_deleted
+    other.add_row("  of which source record deleted", f"[yellow]{deleted}[/yellow]" if deleted else "0")
+    other.add_row("licences in review (source record deleted)", str(f.licenses_in_review))
     for light, n in sorted(f.cases_open.items()):
         other.add_row(f"open cases {light}", str(n))
     return Group(feeds, push, other)

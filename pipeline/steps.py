@@ -10,7 +10,10 @@ run pulled (tasks work on batches, never on single records). Every step:
 * names its staged objects after the run and the input, so a retry rewrites the same objects;
 * passes on ``sources``: the extract's staged batches the run carries, which publish marks
   published at the end (:mod:`pipeline.carry`). A run that fails anywhere before leaves
-  them ``staged``, and the next run of the mapping carries them through first.
+  them ``staged``, and the next run of the mapping carries them through first;
+* passes on ``deleted``: the tombstones of rows gone from the source, staged by map, which
+  publish acts on (:mod:`pipeline.deletions`: links ended, identity and licences into review,
+  the department told — never a revocation).
 
 The logic of each step lives with its owner (connectors, mappings, validation, identity,
 e_license_store, recognition); here it is only called in order.
@@ -159,6 +162,11 @@ def _source_refs(refs: list[str]) -> list[str]:
     return [r for r in refs if r]
 
 
+def _deleted(previous: StepOutput) -> list[str]:
+    """The staged tombstones (rows gone from the source) the run carries, passed on to publish."""
+    return _source_refs(list(previous.get("deleted", [])))
+
+
 def _sources(previous: StepOutput) -> list[str]:
     """The extract's staged batches this run carries (passed on by every step to publish)."""
     if "sources" in previous:
@@ -273,18 +281,23 @@ def map_batches(
     """Map every staged batch to canonical records (映射), batch by batch.
 
     Each batch yields a staged ``records`` object and a staged ``rejects`` object (rows that
-    cannot become a record); validation quarantines the rejects with its own failures.
+    cannot become a record); validation quarantines the rejects with its own failures. A batch's
+    tombstones (rows deleted at the source) are staged apart and passed on as ``deleted``.
     """
     mapping = load_mapping(mapping_name)
     stager = stager or open_stager()
     refs = _source_refs(extracted.get("staged", []))
     batches: list[dict[str, Any]] = []
+    deleted: list[str] = []
     counts = Counts()
     with _timed() as t:
         for ref in refs:
             mapped = mapping.apply(stager.read(ref))
             if not mapped.reconciles:
                 raise StepError(f"{mapping_name}: mapping of {ref} does not reconcile: {mapped.counts}")
+            if len(mapped.tombstones):
+                name = object_name(mapping_name, run_id, "deleted", ref)
+                deleted.append(stage_frame(stager, name, mapped.tombstones))
             batches.append(
                 {
                     "source": ref,
@@ -299,7 +312,7 @@ def map_batches(
             counts.quarantined += mapped.rejected
             kill_point("map.batch")
     record_step(run_id, mapping_name, mapping.department, "map", counts, t[0])
-    return {"mapping": mapping_name, "batches": batches, "sources": refs, **vars(counts)}
+    return {"mapping": mapping_name, "batches": batches, "sources": refs, "deleted": deleted, **vars(counts)}
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -400,8 +413,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     )
     if verdict is not None:
         verdict.raise_for_threshold()
-    return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(mapped), "gx_results": results,
-            "data_docs": docs, **vars(counts)}  # fmt: skip
+    return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(mapped), "deleted": _deleted(mapped),
+            "gx_results": results, "data_docs": docs, **vars(counts)}  # fmt: skip
 
 
 # -- resolve --------------------------------------------------------------------------------
@@ -444,7 +457,8 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
     # go out in the step's output only
     ledger = replace(counts, **dict.fromkeys(LASTING_IDENTITIES, 0))
     record_step(run_id, mapping_name, mapping.department, "resolve", ledger, t[0], add=LASTING_IDENTITIES)
-    return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated), **vars(counts)}
+    return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(validated),
+            "deleted": _deleted(validated), **vars(counts)}  # fmt: skip
 
 
 # -- publish --------------------------------------------------------------------------------
@@ -458,9 +472,13 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     Then the staged batches the run carried are marked published (a crash between repeats
     work that changes nothing). A publish that fails part-way records what it issued before
     failing; a retry, or the run that carries its batches through again, adds what it issues.
+    Then the rows deleted at the source are acted on (:mod:`pipeline.deletions`), before the
+    batches are marked published, so a crash between leaves them to the next run (which finds
+    the links already ended and adds nothing).
     """
     from e_license_store.service import default_service
     from pipeline.carry import mark_published
+    from pipeline.deletions import DeletionReport, act_on_deletions
     from pipeline.publish import publish_frame
 
     mapping = load_mapping(mapping_name)
@@ -468,6 +486,7 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     refs = _source_refs(resolved.get("staged", []))
     counts = Counts()
     issued_now = changed_now = 0
+    deletions = DeletionReport()
 
     def count_indexed(session: Any, versions: Any) -> None:
         # in the transaction that indexes the versions: a killed attempt's licences stay counted
@@ -487,6 +506,8 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
                 issued_now += issued
                 changed_now += changed
                 kill_point("publish.batch")
+            tombstones = [read_frame(stager, ref) for ref in _deleted(resolved)]
+            deletions = act_on_deletions(mapping, tombstones, run_id=run_id, store=service.store)
         except Exception:
             record_step(run_id, mapping_name, mapping.department, "publish", counts, 0.0, add=LASTING)
             raise
@@ -512,6 +533,7 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
         "yielding_licences": counts.accepted,
         "licenses_issued": issued_now,
         "licenses_changed": changed_now,
+        "source_deleted": deletions.as_dict(),
     }
 
 

@@ -132,11 +132,15 @@ class EventType(StrEnum):
     license_reinstated = "license.reinstated"
     license_revoked = "license.revoked"
     license_expired = "license.expired"
+    #: a licence whose source record its department deleted is in review (not revoked)
+    license_review = "license.review"
     approval_issued = "approval.issued"
     approval_amended = "approval.amended"
     approval_revoked = "approval.revoked"
     identity_merged = "identity.merged"
     identity_split = "identity.split"
+    #: a department deleted a source record: its link ended and the identity is in review
+    identity_source_deleted = "identity.source_deleted"
     case_dispatched = "case.dispatched"
     case_recalled = "case.recalled"
 

@@ -297,3 +297,43 @@ def test_source_versions_equal_arrow_strftime(unit: str, zone: str) -> None:
     naive = pa.array([dt.datetime(1988, 1, 1), dt.datetime(1988, 7, 1)], pa.timestamp("us"))
     aware = pc.assume_timezone(naive, "Asia/Shanghai")
     assert [v[-5:] for v in source_versions(aware, naive).to_pylist()] == ["+0800", "+0900"]
+
+
+@pytest.mark.odbc
+def test_deletes_are_reconciled_on_every_read_without_an_option(mariadb_harness: SqlHarness, tmp_path: Path) -> None:
+    """No ``reconcile_every_seconds``: every read lists the keys, so a deleted row is a tombstone
+    on the very next read (what the shipped SQL feeds rely on: ``pipeline.deletions``)."""
+    import pyarrow.parquet as pq
+
+    from connectors.registry import make_connector
+
+    block = mariadb_harness.block(f"{mariadb_harness.name}_ok")
+    del block["datasets"][mariadb_harness.dataset]["reconcile_every_seconds"]
+    stager = LocalStager(tmp_path / "st")
+
+    def sync() -> tuple[int, list[str]]:
+        conn = make_connector(block, name=mariadb_harness.name, ledger_root=tmp_path / "keys")
+        res = run_sync(conn, mariadb_harness.dataset, source=mariadb_harness.name, stager=stager)
+        deleted = [
+            k
+            for ref in res.staged_refs
+            for k, d in zip(*pq.read_table(ref, columns=["_source_key", "_deleted"]).to_pydict().values(), strict=True)
+            if d
+        ]
+        return res.tombstones, deleted
+
+    assert sync() == (0, [])  # the first read learns the keys
+    key = sorted(mariadb_harness.current_keys())[3]
+    mariadb_harness.delete_record(key)
+    assert sync() == (1, [key])
+    assert sync() == (0, [])  # told once
+
+
+def test_every_shipped_sql_feed_reconciles_deletions_on_each_run() -> None:
+    from mappings.engine import load_all
+
+    sql = {name: m for name, m in load_all().items() if m.spec.source.get("protocol") == "sql"}
+    assert {"commerce_enterprises", "public_security_persons", "social_insurance_insured_persons"} <= set(sql)
+    for name, mapping in sql.items():
+        for dataset, spec in (mapping.spec.source.get("datasets") or {}).items():
+            assert not spec.get("reconcile_every_seconds"), f"{name}/{dataset} spaces its key reconciliation out"
