@@ -102,12 +102,12 @@ def test_metrics_and_status_equal_the_run_ledger(sandboxes: Any, mapping_dir: Pa
     got_revoked = _by_department(scraped["hub_feed_licenses_revoked"], "hub_feed_licenses_revoked_total")
     assert got_revoked == {d: float(n) for d, n in revoked.items()}
     # every licence revoked so far was revoked by a feed's publish (a source status), so the two agree
-    assert sum(got_revoked.values()) == revoked_index
+    assert sum(got_revoked.values()) == revoked_index > 0
     # quarantined records per feed and reason: they add up to the ledger's quarantined per feed
     reasons = scraped["hub_quarantine_records"]
     assert {(x.labels["department"], x.labels["reason"]): x.value for x in reasons} == {
         k: float(n) for k, n in held.items()}  # fmt: skip
-    assert {x.labels["feed"] for x in reasons} <= set(FEEDS) and len(reasons) >= 2
+    assert {x.labels["feed"] for x in reasons} <= set(FEEDS) and reasons
     per_dept = _by_department(reasons, "hub_quarantine_records")
     assert per_dept == {d: float(s.quarantined) for d, s in ledger.items() if s.quarantined}, per_dept
     fresh = {s.labels["feed"]: s.value for s in scraped["hub_feed_freshness_seconds"]}
