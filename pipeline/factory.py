@@ -8,7 +8,9 @@ file and an Airflow Connection. Each exchange DAG runs
 with the department's pool (rate limit), retries with exponential backoff (but none for
 configuration errors and data-quality verdicts: :func:`non_retryable`), timeouts, owners, tags
 and task docs. Tasks pass references to staged Parquet through XCom; one run at a time per
-DAG, and a run carries first what an earlier one staged and never published.
+DAG, and a run carries first what an earlier one staged and never published. Each step is an
+:class:`pipeline.openlineage.ExchangeStepOperator`: its inlets and outlets declared, so Airflow's
+OpenLineage provider reports what it read and wrote, with its counts.
 ``HUB_DAG_SCHEDULES=off`` leaves the exchange and housekeeping DAGs unscheduled (the demo,
 tests and benchmarks trigger them); the push DAG is always scheduled on the Assets.
 
