@@ -7,7 +7,8 @@ Airflow process as ``AIRFLOW__…`` variables: all processes of one installation
 them (the scheduler signs task tokens the api-server verifies), and they never live in code.
 
 Python entry points call :func:`ensure_airflow_env` before importing Airflow; process
-launchers build a complete environment with :func:`airflow_environment`.
+launchers build a complete environment with :func:`airflow_environment`. Both set where the
+OpenLineage provider sends its events (:func:`openlineage_env`).
 """
 
 from __future__ import annotations
@@ -84,12 +85,45 @@ def task_hostname() -> str:
     return str(hostname) if hostname else socket.getfqdn()
 
 
+def openlineage_env(env: Mapping[str, str], state_dir: Path) -> dict[str, str]:
+    """Where Airflow's OpenLineage provider sends the events of every task and DAG run.
+
+    ``HUB_OPENLINEAGE_URL`` set: an HTTP endpoint such as Marquez (``HUB_OPENLINEAGE_ENDPOINT``,
+    default ``api/v1/lineage``); else ``HUB_OPENLINEAGE_FILE``: ``console`` logs them, any other value
+    is the file they are appended to, one JSON event per line (default
+    ``var/airflow/openlineage/events.jsonl``). ``AIRFLOW__OPENLINEAGE__TRANSPORT`` set by the
+    operator wins; ``AIRFLOW__OPENLINEAGE__DISABLED=true`` turns the events off.
+
+    >>> openlineage_env({"HUB_OPENLINEAGE_URL": "http://marquez:5000"}, Path("/x"))["AIRFLOW__OPENLINEAGE__TRANSPORT"]
+    '{"type": "http", "url": "http://marquez:5000", "endpoint": "api/v1/lineage"}'
+    >>> openlineage_env({"HUB_OPENLINEAGE_FILE": "console"}, Path("/x"))["AIRFLOW__OPENLINEAGE__TRANSPORT"]
+    '{"type": "console"}'
+    """
+    url = env.get("HUB_OPENLINEAGE_URL")
+    target = env.get("HUB_OPENLINEAGE_FILE") or str(state_dir / "openlineage" / "events.jsonl")
+    transport: dict[str, Any]
+    if url:
+        transport = {"type": "http", "url": url, "endpoint": env.get("HUB_OPENLINEAGE_ENDPOINT", "api/v1/lineage")}
+    elif target == "console":
+        transport = {"type": "console"}
+    else:
+        transport = {"type": "file", "log_file_path": target, "append": True}
+    return {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport), "AIRFLOW__OPENLINEAGE__NAMESPACE": "hub"}
+
+
+def _ensure_openlineage_dir(env: Mapping[str, str]) -> None:
+    transport = json.loads(env.get("AIRFLOW__OPENLINEAGE__TRANSPORT") or "{}")
+    if transport.get("type") == "file" and "://" not in str(transport.get("log_file_path", "://")):
+        Path(transport["log_file_path"]).parent.mkdir(parents=True, exist_ok=True)
+
+
 def ensure_airflow_env() -> None:
     """Set Airflow's variables in this process unless already set (call before importing Airflow)."""
     os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT))
     state = airflow_state_dir()
-    for key, value in secret_env(state).items():
+    for key, value in {**secret_env(state), **openlineage_env(os.environ, state)}.items():
         os.environ.setdefault(key, value)
+    _ensure_openlineage_dir(os.environ)
 
 
 def connection_uri_env(conn_id: str, conn: Mapping[str, Any]) -> tuple[str, str]:
@@ -122,8 +156,9 @@ def airflow_environment(
     home = Path(env["AIRFLOW_HOME"])
     state = state_dir or airflow_state_dir(home)
     state.mkdir(parents=True, exist_ok=True)
-    for key, value in secret_env(state).items():
+    for key, value in {**secret_env(state), **openlineage_env(env, state)}.items():
         env.setdefault(key, value)
+    _ensure_openlineage_dir(env)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("ODBCSYSINI", str(ODBC_DIR))
     env.setdefault("ODBCINI", str(ODBC_DIR / "odbc.ini"))

@@ -182,7 +182,7 @@ class LineageBatch(Base):
     #: the expectation suite's name and the SHA-256 of its file: the suite's version
     suite: Mapped[str] = mapped_column(String(60))
     suite_sha256: Mapped[str] = mapped_column(String(64))
-    #: the matching model's version when a model linked the batch's records (none does in a run today)
+    #: the matching model's version when the model placed records of the batch (set by resolve)
     model_version: Mapped[str | None] = mapped_column(String(100))
     #: records accepted (one :class:`LineageRecord` each)
     records: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,7 +8,9 @@ file and an Airflow Connection. Each exchange DAG runs
 with the department's pool (rate limit), retries with exponential backoff (but none for
 configuration errors and data-quality verdicts: :func:`non_retryable`), timeouts, owners, tags
 and task docs. Tasks pass references to staged Parquet through XCom; one run at a time per
-DAG, and a run carries first what an earlier one staged and never published.
+DAG, and a run carries first what an earlier one staged and never published. Each step is an
+:class:`pipeline.openlineage.ExchangeStepOperator`: its inlets and outlets declared, so Airflow's
+OpenLineage provider reports what it read and wrote, with its counts.
 ``HUB_DAG_SCHEDULES=off`` leaves the exchange and housekeeping DAGs unscheduled (the demo,
 tests and benchmarks trigger them); the push DAG is always scheduled on the Assets.
 
@@ -26,6 +28,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from airflow.sdk import DAG, Asset, get_current_context, task
+
+from pipeline.openlineage import ExchangeStepOperator
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PUSH_DAG_ID = "hub_push"
@@ -184,30 +188,26 @@ def build_exchange_dag(mapping: Any) -> DAG:
         dagrun_timeout=dt.timedelta(hours=2),
         is_paused_upon_creation=exchange_dags_paused(),
     ) as dag:
-
-        @task(task_id="extract", doc_md=steps.extract.__doc__)
-        def extract_task() -> dict[str, Any]:
-            return run_step(
-                steps.extract, name, _run_id(), still_running=_still_running(exchange_dag_id(name)), limit=_limit()
-            )
-
-        @task(task_id="map", doc_md=steps.map_batches.__doc__)
-        def map_task(extracted: Any) -> dict[str, Any]:
-            return run_step(steps.map_batches, name, extracted, _run_id())
-
-        @task(task_id="validate", doc_md=steps.validate.__doc__)
-        def validate_task(mapped: Any) -> dict[str, Any]:
-            return run_step(steps.validate, name, mapped, _run_id())
-
-        @task(task_id="resolve", doc_md=steps.resolve.__doc__)
-        def resolve_task(validated: Any) -> dict[str, Any]:
-            return run_step(steps.resolve, name, validated, _run_id())
-
-        @task(task_id="publish", doc_md=steps.publish.__doc__, outlets=[asset])
-        def publish_task(resolved: Any) -> dict[str, Any]:
-            return run_step(steps.publish, name, resolved, _run_id())
-
-        publish_task(resolve_task(validate_task(map_task(extract_task()))))
+        calls: list[tuple[str, Any, dict[str, Any]]] = [
+            ("extract", lambda: run_step(steps.extract, name, _run_id(),
+                                         still_running=_still_running(exchange_dag_id(name)), limit=_limit()), {}),
+            ("map", lambda prev: run_step(steps.map_batches, name, prev, _run_id()), {}),
+            ("validate", lambda prev: run_step(steps.validate, name, prev, _run_id()), {}),
+            ("resolve", lambda prev: run_step(steps.resolve, name, prev, _run_id()), {}),
+            ("publish", lambda prev: run_step(steps.publish, name, prev, _run_id()), {"outlets": [asset]}),
+        ]  # fmt: skip
+        docs = {"extract": steps.extract, "map": steps.map_batches, "validate": steps.validate,
+                "resolve": steps.resolve, "publish": steps.publish}  # fmt: skip
+        previous: ExchangeStepOperator | None = None
+        for step, call, extra in calls:
+            # each step passes its references on through XCom; inlets and outlets feed OpenLineage
+            op = ExchangeStepOperator(
+                task_id=step, mapping=mapping, step=step, python_callable=call, doc_md=docs[step].__doc__,
+                op_args=[previous.output] if previous is not None else [], **extra,
+            )  # fmt: skip
+            if previous is not None:
+                previous >> op
+            previous = op
     return dag
 
 

@@ -33,6 +33,8 @@ class ResolvedFrame:
     linked_by_match: int = 0
     sent_to_review: int = 0
     provisional: int = 0
+    #: the matching model's version when the model placed records of the batch
+    model_version: str | None = None
 
 
 def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: str) -> ResolvedFrame:
@@ -46,4 +48,5 @@ def resolve_frame(df: pd.DataFrame, mapping: Any, *, session: Session, run_id: s
         linked_by_match=result.linked_by_match,
         sent_to_review=result.sent_to_review,
         provisional=result.provisional,
+        model_version=result.model_version,
     )

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from hub.models import LineageBatch, LineageMapping, LineageRecord, StagedBatch
@@ -164,3 +164,14 @@ def record_batch(
             constants={"batch_id": int(batch.id)},
         )
     return int(batch.id)
+
+
+def set_model_version(session: Session, mapping: Any, *, run_id: str, staged_ref: str, model_version: str) -> None:
+    """Name the matching model that placed records of a batch on its lineage row (resolve runs after
+    validate wrote it): the identity links of the batch's records name the same version."""
+    session.execute(
+        update(LineageBatch)
+        .where(LineageBatch.mapping == mapping.name, LineageBatch.run_id == run_id,
+               LineageBatch.staged_ref == staged_ref)
+        .values(model_version=model_version)
+    )  # fmt: skip

@@ -4,7 +4,11 @@ Task processes are short-lived, so nothing is counted in memory: ``/metrics`` (:
 and ``hub status`` (:mod:`pipeline.status_cli`) both read :func:`figures`, a handful of GROUP BYs:
 
 - the run ledger (``pipeline_step``, one row per run, mapping and step) summed per feed as
-  :func:`pipeline.summary.summarize` sums it per department (superseded rows left out);
+  :func:`pipeline.summary.summarize` sums it per department (superseded rows left out): records,
+  how resolve placed them (by code, by match, sent to review, provisional), licences issued,
+  changed and revoked;
+- the quarantine counted per feed and reason (one row per refused record, its first reason; by
+  the quarantine's ``source`` index);
 - the outbox events not yet fanned out (above the fan-out's low-water mark) and the pending
   deliveries, with the age of the oldest;
 - deliveries per consumer and status (``delivered``, ``pending`` after a failed attempt, ``dead``);
@@ -31,7 +35,7 @@ from sqlalchemy.orm import Session, aliased
 
 from cases import supervision
 from e_license_store.tables import LicenseIndexEntry
-from hub.models import OutboxEvent
+from hub.models import OutboxEvent, QuarantineRecord
 from identity.matching_tables import SOURCE_DELETED, IdentityReviewQueue
 from identity.source_deletions import licences_in_review
 from pipeline.tables import PipelineStep
@@ -55,6 +59,11 @@ class Feed:
     identities_linked: int = 0
     licenses_issued: int = 0
     licenses_changed: int = 0
+    licenses_revoked: int = 0
+    linked_by_code: int = 0
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
     runs: int = 0
     last_run_at: dt.datetime | None = None
     last_step: str | None = None
@@ -100,6 +109,8 @@ class Figures:
     review_source_deleted: int = 0
     #: current licences named by those items (in review until a person decides)
     licenses_in_review: int = 0
+    #: (department, feed, reason code) -> records held in the quarantine
+    quarantine: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +128,8 @@ class Figures:
                 "oldest_undelivered_seconds": self.push.oldest_age(self.at),
                 "deliveries": self.push.deliveries,
             },
+            "quarantine": [{"department": d, "feed": f, "reason": r, "records": n}
+                           for (d, f, r), n in sorted(self.quarantine.items())],
             "licenses": self.licenses,
             "identity_review_open": self.review_open,
             "identity_review_source_deleted": self.review_source_deleted,
@@ -140,12 +153,15 @@ def _feeds(s: Session) -> list[Feed]:
     rows = s.execute(
         select(p.department, p.mapping, p.step, func.sum(p.pulled), func.sum(p.carried_over), func.sum(p.accepted),
                func.sum(p.quarantined), func.sum(p.identities_created), func.sum(p.identities_linked),
-               func.sum(p.licenses_issued), func.sum(p.licenses_changed), func.count(), func.max(p.finished_at))
+               func.sum(p.licenses_issued), func.sum(p.licenses_changed), func.sum(p.licenses_revoked),
+               func.sum(p.linked_by_code), func.sum(p.linked_by_match), func.sum(p.sent_to_review),
+               func.sum(p.provisional), func.count(), func.max(p.finished_at))
         .where(p.department != PUSH, p.superseded_by.is_(None))
         .group_by(p.department, p.mapping, p.step)
     ).all()  # fmt: skip
     feeds: dict[tuple[str, str], Feed] = {}
-    for dept, mapping, step, pulled, carried, accepted, quarantined, created, linked, issued, changed, n, last in rows:
+    for (dept, mapping, step, pulled, carried, accepted, quarantined, created, linked, issued, changed, revoked,
+         by_code, by_match, review, provisional, n, last) in rows:  # fmt: skip
         f = feeds.setdefault((dept, mapping), Feed(dept, mapping))
         last = _utc(last)
         if step == "extract":
@@ -159,9 +175,14 @@ def _feeds(s: Session) -> list[Feed]:
         elif step == "resolve":
             f.identities_created += int(created or 0)
             f.identities_linked += int(linked or 0)
+            f.linked_by_code += int(by_code or 0)
+            f.linked_by_match += int(by_match or 0)
+            f.sent_to_review += int(review or 0)
+            f.provisional += int(provisional or 0)
         elif step == "publish":
             f.licenses_issued += int(issued or 0)
             f.licenses_changed += int(changed or 0)
+            f.licenses_revoked += int(revoked or 0)
             f.last_success_at = last
         if last is not None and (f.last_run_at is None or last > f.last_run_at):
             f.last_run_at, f.last_step = last, step
@@ -198,6 +219,18 @@ def _push(s: Session) -> Push:
     return Push(int(backlog or 0), int(pending or 0), min(oldest) if oldest else None, by_consumer)
 
 
+def _quarantine(s: Session) -> dict[tuple[str, str, str], int]:
+    """Records held in the quarantine per feed (``<department>_<dataset>``, the mapping's name) and reason.
+
+    Retention purges quarantined rows, so these are what the quarantine holds now; the ledger's
+    ``hub_feed_records_quarantined_total`` keeps counting.
+    """
+    q = QuarantineRecord
+    rows = s.execute(select(q.source, q.dataset, q.reason_code, func.count()).group_by(q.source, q.dataset,
+                                                                                       q.reason_code))  # fmt: skip
+    return {(str(src), f"{src}_{ds}", str(reason)): int(n) for src, ds, reason, n in rows}
+
+
 def figures(s: Session, now: dt.datetime | None = None) -> Figures:
     """Everything ``/metrics`` and ``hub status`` show, from aggregates only."""
     licenses = {
@@ -216,7 +249,7 @@ def figures(s: Session, now: dt.datetime | None = None) -> Figures:
     in_review = len(licences_in_review(s)) if deleted else 0
     cases = {light: n for dept, light, n in supervision.gauges(s) if dept == "*"}
     return Figures(now or dt.datetime.now(dt.UTC), _feeds(s), _push(s), licenses, sum(review.values()), cases,
-                   review_source_deleted=deleted, licenses_in_review=in_review)  # fmt: skip
+                   quarantine=_quarantine(s), review_source_deleted=deleted, licenses_in_review=in_review)  # fmt: skip
 
 
 #: (metric name, help, Feed attribute) of the per-feed counters
@@ -233,12 +266,27 @@ FEED_COUNTERS = [
     ("hub_feed_identities_linked", "Records linked to an existing identity (run ledger, resolve)", "identities_linked"),
     ("hub_feed_licenses_issued", "Licences issued (run ledger, publish)", "licenses_issued"),
     ("hub_feed_licenses_changed", "Licences changed (run ledger, publish)", "licenses_changed"),
+    (
+        "hub_feed_licenses_revoked",
+        "Licences revoked, among those changed or issued (run ledger, publish)",
+        "licenses_revoked",
+    ),
     ("hub_feed_runs", "Runs of the feed the ledger holds (extract steps)", "runs"),
 ]
 
-#: every metric name this collector exposes (the alert rules are checked against these)
+#: resolve's outcomes (label ``outcome`` of ``hub_feed_records_resolved_total``) and their Feed attribute
+RESOLVE_OUTCOMES = [
+    ("by_code", "linked_by_code"),
+    ("by_match", "linked_by_match"),
+    ("review", "sent_to_review"),
+    ("provisional", "provisional"),
+]
+
+#: every metric name this collector exposes (the alert rules and the dashboard are checked against these)
 METRIC_NAMES = [
     *(f"{name}_total" for name, _, _ in FEED_COUNTERS),
+    "hub_feed_records_resolved_total",
+    "hub_quarantine_records",
     "hub_feed_last_success_timestamp_seconds",
     "hub_feed_freshness_seconds",
     "hub_feed_last_run_ok",
@@ -271,6 +319,20 @@ class PipelineMetrics(Collector):
             for feed in f.feeds:
                 counter.add_metric([feed.department, feed.mapping], getattr(feed, attr))
             yield counter
+        resolved = CounterMetricFamily(
+            "hub_feed_records_resolved",
+            "How resolve placed the records: by code, by match, sent to review, provisional (run ledger)",
+            labels=[*labels, "outcome"],
+        )
+        for feed in f.feeds:
+            for outcome, attr in RESOLVE_OUTCOMES:
+                resolved.add_metric([feed.department, feed.mapping, outcome], getattr(feed, attr))
+        yield resolved
+        held = GaugeMetricFamily("hub_quarantine_records", "Records held in the quarantine, by feed and reason",
+                                 labels=[*labels, "reason"])  # fmt: skip
+        for (dept, feed_name, reason), n in sorted(f.quarantine.items()):
+            held.add_metric([dept, feed_name, reason], n)
+        yield held
         success = GaugeMetricFamily("hub_feed_last_success_timestamp_seconds",
                                     "When the feed's last run published (Unix time)", labels=labels)  # fmt: skip
         fresh = GaugeMetricFamily("hub_feed_freshness_seconds", "Seconds since the feed's last run published",

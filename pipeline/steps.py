@@ -106,12 +106,14 @@ class Counts:
     provisional: int = 0
     licenses_issued: int = 0
     licenses_changed: int = 0
+    #: publish: of the licences issued or changed, those now revoked (a source status revoked them)
+    licenses_revoked: int = 0
     notices_pushed: int = 0
 
 
 #: publish counts what it changed for good; an attempt never repeats an earlier attempt's changes
 #: (issuing unchanged licences changes nothing), so attempts add up instead of replacing each other
-LASTING = ("licenses_issued", "licenses_changed")
+LASTING = ("licenses_issued", "licenses_changed", "licenses_revoked")
 #: resolve's lasting counts, likewise
 #: (how the records found their identity — by code, by match, sent to review, provisional — is
 #: counted afresh by every attempt, which resolves every batch again, like pulled and accepted)
@@ -356,6 +358,8 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     stager = stager or open_stager()
     pulled = accepted = quarantined = 0
     out_refs: list[str] = []
+    #: accepted object -> the extract's staged batch it came from (resolve names the batch's lineage)
+    accepted_from: dict[str, str] = {}
     results: list[str] = []
     verdict = None
     with _timed() as t:
@@ -397,6 +401,7 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
             results.append(outcome.gx_result_ref)
             if len(good):
                 out_refs.append(stage_frame(stager, object_name(mapping_name, run_id, "accepted", b["source"]), good))
+                accepted_from[out_refs[-1]] = b["source"]
         if pulled != accepted + quarantined:
             raise StepError(f"{mapping_name}: pulled {pulled} != accepted {accepted} + quarantined {quarantined}")
         docs = build_docs_for(results)
@@ -414,15 +419,19 @@ def validate(mapping_name: str, mapped: StepOutput, run_id: str, *, stager: Obje
     if verdict is not None:
         verdict.raise_for_threshold()
     return {"mapping": mapping_name, "staged": out_refs, "sources": _sources(mapped), "deleted": _deleted(mapped),
-            "gx_results": results, "data_docs": docs, **vars(counts)}  # fmt: skip
+            "gx_results": results, "data_docs": docs, "accepted_from": accepted_from, **vars(counts)}  # fmt: skip
 
 
 # -- resolve --------------------------------------------------------------------------------
 
 
 def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: ObjectStager | None = None) -> StepOutput:
-    """Resolve every identifier against the master index (身份归一): create or link identities."""
+    """Resolve every identifier against the master index (身份归一): create or link identities.
+
+    When the matching model placed records of a batch, the batch's lineage row names the model's
+    version (``accepted_from``: the extract's batch each validated object came from)."""
     from pipeline.identity_step import IDENTITY_KINDS, resolve_frame
+    from pipeline.lineage import set_model_version
 
     mapping = load_mapping(mapping_name)
     if mapping.spec.identity_kind not in IDENTITY_KINDS:  # a configuration error: no retry fixes it
@@ -438,6 +447,10 @@ def resolve(mapping_name: str, validated: StepOutput, run_id: str, *, stager: Ob
             df = read_frame(stager, ref)
             with session_scope(get_engine()) as session:
                 step = resolve_frame(df, mapping, session=session, run_id=run_id)
+                source_ref = validated.get("accepted_from", {}).get(ref)
+                if step.model_version and source_ref:
+                    set_model_version(session, mapping, run_id=run_id, staged_ref=source_ref,
+                                      model_version=step.model_version)  # fmt: skip
                 # counted with the links they count: a retry re-resolving this batch adds nothing
                 add_lasting(session, run_id, mapping_name, mapping.department, "resolve",
                             identities_created=step.created, identities_linked=step.linked)  # fmt: skip
@@ -491,8 +504,10 @@ def publish(mapping_name: str, resolved: StepOutput, run_id: str, *, stager: Obj
     def count_indexed(session: Any, versions: Any) -> None:
         # in the transaction that indexes the versions: a killed attempt's licences stay counted
         first = sum(1 for v in versions if v.version == 1)
+        revoked = sum(1 for v in versions if v.status == "revoked")
         add_lasting(session, run_id, mapping_name, mapping.department, "publish",
-                    licenses_issued=first, licenses_changed=len(versions) - first)  # fmt: skip
+                    licenses_issued=first, licenses_changed=len(versions) - first,
+                    licenses_revoked=revoked)  # fmt: skip
 
     with _timed() as t:
         try:

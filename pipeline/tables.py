@@ -41,6 +41,8 @@ class PipelineStep(Base):
     provisional: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     licenses_issued: Mapped[int] = mapped_column(Integer, default=0)
     licenses_changed: Mapped[int] = mapped_column(Integer, default=0)
+    #: publish: of the versions issued or changed, those that revoked a licence (a source status said so)
+    licenses_revoked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     notices_pushed: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

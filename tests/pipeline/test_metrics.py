@@ -25,12 +25,13 @@ from typer.testing import CliRunner
 
 from e_license_store.tables import LicenseIndexEntry
 from hub.db import get_engine, session_scope
-from hub.models import OutboxEvent
+from hub.models import OutboxEvent, QuarantineRecord
 from hub.settings import get_settings
 from identity.matching_tables import IdentityReviewQueue
 from pipeline import metrics
 from pipeline.status_cli import status
 from pipeline.summary import summarize
+from pipeline.tables import PipelineStep
 from recognition.app import create_app
 from recognition.consumers import add_consumer
 from rigs.run_feed import run_direct
@@ -39,6 +40,7 @@ from tests.pipeline.test_rerun_carries_over import mapping_dir, sandboxes  # noq
 
 REPO = Path(__file__).parents[2]
 RULES = REPO / "etc" / "prometheus" / "hub-alerts.yml"
+DASHBOARD = REPO / "etc" / "grafana" / "hub-pipeline.json"
 FEEDS = ("public_security_persons", "commerce_enterprises")
 
 
@@ -78,6 +80,36 @@ def test_metrics_and_status_equal_the_run_ledger(sandboxes: Any, mapping_dir: Pa
         family = f"hub_feed_{'records_' if attr in ('pulled', 'accepted', 'quarantined') else ''}{attr}"
         got = _by_department(scraped[family], family + "_total")
         assert got == {d: float(getattr(s, attr)) for d, s in ledger.items()}, (attr, got)
+    # how resolve placed the records, per outcome, equals the ledger's match counts
+    for outcome, attr in metrics.RESOLVE_OUTCOMES:
+        got = _by_department([x for x in scraped["hub_feed_records_resolved"] if x.labels["outcome"] == outcome],
+                             "hub_feed_records_resolved_total")  # fmt: skip
+        assert got == {d: float(getattr(s, attr)) for d, s in ledger.items()}, (outcome, got)
+    assert sum(getattr(ledger["commerce"], a) for _, a in metrics.RESOLVE_OUTCOMES) > 0
+    with session_scope(get_engine()) as s:
+        revoked = dict(
+            s.execute(
+                select(PipelineStep.department, func.sum(PipelineStep.licenses_revoked))
+                .where(PipelineStep.step == "publish")
+                .group_by(PipelineStep.department)
+            ).all()
+        )
+        held = {(d, r): int(n) for d, r, n in s.execute(
+            select(QuarantineRecord.source, QuarantineRecord.reason_code, func.count())
+            .group_by(QuarantineRecord.source, QuarantineRecord.reason_code))}  # fmt: skip
+        revoked_index = int(s.scalar(select(func.count()).select_from(LicenseIndexEntry)
+                                     .where(LicenseIndexEntry.status == "revoked")) or 0)  # fmt: skip
+    got_revoked = _by_department(scraped["hub_feed_licenses_revoked"], "hub_feed_licenses_revoked_total")
+    assert got_revoked == {d: float(n) for d, n in revoked.items()}
+    # every licence revoked so far was revoked by a feed's publish (a source status), so the two agree
+    assert sum(got_revoked.values()) == revoked_index > 0
+    # quarantined records per feed and reason: they add up to the ledger's quarantined per feed
+    reasons = scraped["hub_quarantine_records"]
+    assert {(x.labels["department"], x.labels["reason"]): x.value for x in reasons} == {
+        k: float(n) for k, n in held.items()}  # fmt: skip
+    assert {x.labels["feed"] for x in reasons} <= set(FEEDS) and reasons
+    per_dept = _by_department(reasons, "hub_quarantine_records")
+    assert per_dept == {d: float(s.quarantined) for d, s in ledger.items() if s.quarantined}, per_dept
     fresh = {s.labels["feed"]: s.value for s in scraped["hub_feed_freshness_seconds"]}
     assert set(fresh) == set(FEEDS) and all(0 <= v < 600 for v in fresh.values()), fresh
     assert {s.labels["feed"]: s.value for s in scraped["hub_feed_last_run_ok"]} == dict.fromkeys(FEEDS, 1.0)
@@ -141,3 +173,35 @@ def test_alert_rules_load_in_promtool() -> None:
     res = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "SUCCESS: 5 rules found" in res.stdout
+
+
+def _dashboard_expressions() -> list[str]:
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [str(t["expr"]) for p in board["panels"] for t in p.get("targets", [])]
+    exprs += [str(v["query"]["query"]) for v in board["templating"]["list"] if isinstance(v.get("query"), dict)]
+    return exprs
+
+
+def test_dashboard_names_only_metrics_the_hub_exposes() -> None:
+    exprs = _dashboard_expressions()
+    named = {m for e in exprs for m in re.findall(r"\bhub_[a-z_]+\b", e)}
+    exposed = set(metrics.METRIC_NAMES) | {"hub_cases_open"}
+    assert named and named <= exposed, named - exposed
+    # the pipeline's figures are all on it, with quarantine reasons, resolve outcomes and revocations
+    assert {"hub_quarantine_records", "hub_feed_records_resolved_total", "hub_feed_licenses_revoked_total",
+            "hub_feed_freshness_seconds", "hub_deliveries_total"} <= named  # fmt: skip
+
+
+def test_dashboard_expressions_parse_in_promtool(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    require(promtool is not None, "promtool (Debian package prometheus, in the Makefile's SYS_PACKAGES)")
+    assert promtool is not None
+    # each panel's query as a recording rule ($department as Grafana's "All" expands it): promtool parses the PromQL
+    exprs = [e.replace("$department", ".*") for e in _dashboard_expressions() if not e.startswith("label_values(")]
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"hub:dashboard_panel:{i}", "expr": e} for i, e in enumerate(exprs)]}]}  # fmt: skip
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    res = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in res.stdout

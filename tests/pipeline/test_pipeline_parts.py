@@ -242,6 +242,7 @@ def dags(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_one_exchange_dag_per_mapping_file_with_pools_retries_and_docs(dags: dict[str, Any]) -> None:
     from mappings.engine import load_all
+    from pipeline.openlineage import source_asset
 
     mappings = load_all()
     assert {f"hub_exchange_{n}" for n in mappings} | {"hub_push", "hub_housekeeping", "hub_supervision"} == set(dags)
@@ -254,15 +255,20 @@ def test_one_exchange_dag_per_mapping_file_with_pools_retries_and_docs(dags: dic
             assert t.pool == mapping.spec.pool
             assert t.retries >= 1 and t.retry_exponential_backoff
             assert t.execution_timeout is not None and t.doc_md
-        (asset,) = dag.get_task("publish").outlets
-        assert asset.uri == f"hub://published/{mapping.department}/{mapping.dataset}"
+        # the Asset that wakes the push DAG, beside the licence store the step writes (OpenLineage)
+        assert {a.uri for a in dag.get_task("publish").outlets} == {
+            f"hub://published/{mapping.department}/{mapping.dataset}", "hub://licences/store"}  # fmt: skip
+        assert [a.uri for a in dag.get_task("extract").inlets] == [source_asset(mapping).uri]
 
 
 def test_push_dag_wakes_on_any_published_asset(dags: dict[str, Any]) -> None:
     push = dags["hub_push"]
-    uris = {a.uri for dag in dags.values() for t in dag.tasks for a in t.outlets}
+    outlets = {a.uri for dag in dags.values() for t in dag.tasks for a in t.outlets}
+    # the outlets declared for lineage (staging, canonical, quarantine, identity, licence store) wake nothing
+    waking = {u for u in outlets if u.startswith("hub://published/") or u == "hub://supervision/lights"}
     watched = {a.uri for a in push.timetable.asset_condition.objects}  # AssetAny: any one of them wakes it
-    assert uris and uris == watched
+    assert waking and waking == watched
+    assert len(waking) == len(dags) - 2 and "hub://licences/store" in outlets - watched
     assert dags["hub_housekeeping"].task_ids == [
         "relink_legacy_holders",
         "expire_licenses",

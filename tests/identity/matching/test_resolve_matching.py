@@ -14,6 +14,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hub.db import make_engine, session_scope
+from hub.models import LineageBatch
 from hub.settings import reset_settings
 from identifiers import resident_id
 from identifiers.vectorized import normalize_many
@@ -201,7 +202,8 @@ def test_pipeline_resolve_step_counts_how_records_found_their_identity(
     """The pipeline's resolve step over a staged batch: the run ledger and the summary count
     records linked by code, by match, sent to review and made provisional."""
     from pipeline import staging
-    from pipeline.steps import resolve
+    from pipeline.lineage import record_batch
+    from pipeline.steps import load_mapping, resolve
     from pipeline.summary import summarize
 
     engine = make_engine(hub_db_url)
@@ -214,8 +216,22 @@ def test_pipeline_resolve_step_counts_how_records_found_their_identity(
     batch["birth_date"] = pd.to_datetime(batch["birth_date"])  # as the mapping's date normaliser gives it
     stager = staging.FileStager(tmp_path / "staging")
     ref = staging.stage_frame(stager, "public_security/persons/batch-1.parquet", batch)
-    out = resolve("public_security_persons", {"staged": [ref]}, "run-match-1", stager=stager)
+    source = "file:///staged/public_security/persons/extract-1.parquet"  # the extract's batch validate read
+    mapping = load_mapping("public_security_persons")
+    with session_scope(engine) as s:
+        lineage_id = record_batch(s, mapping, run_id="run-match-1", staged_ref=source, records=batch)
+    validated = {"staged": [ref], "accepted_from": {ref: source}}
+    out = resolve("public_security_persons", validated, "run-match-1", stager=stager)
     assert (out["linked_by_code"], out["linked_by_match"], out["sent_to_review"], out["provisional"]) == (5, 1, 1, 1)
+    # the model placed records of the batch: its lineage names the model's version, as the links do
+    model = latest()
+    assert model is not None
+    with session_scope(engine) as s:
+        assert s.get(LineageBatch, lineage_id).model_version == model.version  # type: ignore[union-attr]
+        versions = set(s.scalars(select(IdentitySourceRecord.model_version).where(
+            IdentitySourceRecord.model_version.is_not(None))))  # fmt: skip
+    assert versions == {model.version}
+    engine.dispose()
     (row,) = summarize(["run-match-1"])
     assert row.department == "public_security"
     assert (row.linked_by_code, row.linked_by_match, row.sent_to_review, row.provisional) == (5, 1, 1, 1)
