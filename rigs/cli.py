@@ -53,7 +53,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("recognition.delivery_cli", "deliver", "deliver"),
     ("rigs.demo", "demo", "demo"),
     ("rigs.up", "up", "up"),
-    ("pipeline.run_feed", "run", "run"),
+    ("rigs.run_feed", "run", "run"),
 ]
 
 
