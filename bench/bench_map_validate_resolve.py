@@ -20,9 +20,11 @@ Stages:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,16 +68,10 @@ def source_frame(n: int, seed: int = 7) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, bad
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bench_map_validate_resolve")
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--n", type=int, default=None)
-    parser.add_argument("--skip-resolve", action="store_true", help="time map + validate only")
-    args = parser.parse_args(argv)
-    n = args.n or (1_000 if args.smoke else 1_000_000)
-
+def run(n: int, *, skip_resolve: bool = False) -> dict[str, Any]:
+    """The figures: ``n`` records mapped, validated (quarantined, accepted, what GX alone flagged), their
+    lineage written and resolved; each step's seconds, the end-to-end rate and the peer's (GX alone)."""
     import logging
-    import os
 
     from hub.db import get_engine
     from hub.settings import reset_settings
@@ -85,7 +81,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_mvr_") as tmp:
         os.environ["HUB_HOME"] = str(Path(tmp) / "home")
         try:
-            return _run(n, smoke=args.smoke, tmp=Path(tmp), skip_resolve=args.skip_resolve)
+            return _measure(n, tmp=Path(tmp), skip_resolve=skip_resolve)
         finally:
             if saved is None:
                 os.environ.pop("HUB_HOME", None)
@@ -95,8 +91,7 @@ def main(argv: list[str]) -> int:
             get_engine.cache_clear()
 
 
-def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
-    import os
+def _measure(n: int, *, tmp: Path, skip_resolve: bool = False) -> dict[str, Any]:
 
     from hub.db import make_engine, migrate, session_factory
     from hub.settings import reset_settings
@@ -180,38 +175,70 @@ def _run(n: int, *, smoke: bool, tmp: Path, skip_resolve: bool = False) -> int:
     t_gx = time.perf_counter() - g0
     gx_failed = set().union(*gxrun.unexpected_rows_by_expectation(gx_result).values())
 
+    engine.dispose()
+    return {
+        "n": n,
+        "bad": int(bad.sum()),
+        "mapped": len(mapped.records),
+        "rejected": int(mapped.rejected),
+        "quarantined": int(outcome.quarantined_count),
+        "accepted": len(outcome.accepted_df),
+        "gx_flagged": len(gx_failed),
+        "passed": bool(outcome.passed),
+        "resolved": None if resolve is None else resolved_n,
+        "map_s": t_map,
+        "validate_s": t_validate,
+        "lineage_s": t_lineage,
+        "resolve_s": t_resolve,
+        "checkpoint_s": t_checkpoint,
+        "gx_s": t_gx,
+        "total_s": total,
+        "rps": rps,
+        "met": rps >= TARGET_RPS,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench_map_validate_resolve")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--n", type=int, default=None)
+    parser.add_argument("--skip-resolve", action="store_true", help="time map + validate only")
+    args = parser.parse_args(argv)
+    n = args.n or (1_000 if args.smoke else 1_000_000)
+    f = run(n, skip_resolve=args.skip_resolve)
+    t_map, t_validate, t_lineage, t_resolve = f["map_s"], f["validate_s"], f["lineage_s"], f["resolve_s"]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"records                         {n:>12,}  (failing by construction {int(bad.sum()):,})")
+    print(f"records                         {n:>12,}  (failing by construction {f['bad']:,})")
     print(f"load average (1, 5, 15 min)     {load}  (other work on this machine slows every figure)")
     print(f"map                             {t_map:>10.2f} s  {n / t_map:>12,.0f} rec/s")
     print(f"validate (fast path + GX check) {t_validate:>10.2f} s  {n / t_validate:>12,.0f} rec/s")
     print(
         f"lineage (batch + record keys)    {t_lineage:>10.2f} s  {n / t_lineage:>12,.0f} rec/s"
-        f"   ({len(outcome.accepted_df):,} records)"
+        f"   ({f['accepted']:,} records)"
     )
-    if resolve is None:
+    if f["resolved"] is None:
         print("resolve                         skipped (--skip-resolve)")
     else:
         print(
             f"resolve                         {t_resolve:>10.2f} s  {n / t_resolve:>12,.0f} rec/s"
-            f"   ({resolved_n:,} records resolved to an identity)"
+            f"   ({f['resolved']:,} records resolved to an identity)"
         )
+    total, rps = f["total_s"], f["rps"]
     print(f"END TO END                      {total:>10.2f} s  {rps:>12,.0f} rec/s   (target >= {TARGET_RPS:,})")
     print(
-        f"  then: WAL checkpoint on a worker thread, {t_checkpoint:.2f} s more until it ended (the data was"
+        f"  then: WAL checkpoint on a worker thread, {f['checkpoint_s']:.2f} s more until it ended (the data was"
         " durable at the commit; the next batch runs meanwhile)"
     )
-    print(f"peer: GX alone, same frame      {t_gx:>10.2f} s  {n / t_gx:>12,.0f} rec/s   (validation only)")
+    print(f"peer: GX alone, same frame      {f['gx_s']:>10.2f} s  {n / f['gx_s']:>12,.0f} rec/s   (validation only)")
     print(
-        f"quarantined {outcome.quarantined_count:,} (GX alone flagged {len(gx_failed):,}), "
-        f"accepted {len(outcome.accepted_df):,}, mapping rejects {mapped.rejected:,}, passed={outcome.passed}"
+        f"quarantined {f['quarantined']:,} (GX alone flagged {f['gx_flagged']:,}), "
+        f"accepted {f['accepted']:,}, mapping rejects {f['rejected']:,}, passed={f['passed']}"
     )
-    assert outcome.quarantined_count == len(gx_failed), "fast path and GX alone disagree"
-    assert outcome.quarantined_count + len(outcome.accepted_df) == len(mapped.records)
-    engine.dispose()
-    if smoke:
+    assert f["quarantined"] == f["gx_flagged"], "fast path and GX alone disagree"
+    assert f["quarantined"] + f["accepted"] == f["mapped"]
+    if args.smoke:
         return 0
-    return 0 if rps >= TARGET_RPS else 1
+    return 0 if f["met"] else 1
 
 
 if __name__ == "__main__":
