@@ -122,3 +122,19 @@ def test_bench_case_intake_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert level["audited"] >= level["requests"]  # every answered intake audited
     assert level["recognised"] == 2 * level["cases"]  # the business licence and the premises' certificate, each time
     assert level["rps"] > 0 and figures["direct_cases"] > 0
+
+
+@pytest.mark.slow
+def test_bench_throttle_smoke() -> None:
+    import os
+
+    from bench import bench_throttle
+
+    f = bench_throttle.figures(2_000, os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))  # `--smoke`
+    if not f["redis"] and in_ci():
+        pytest.fail("Redis not reachable in CI")
+    backends = ["memory", "shared", "sqlite"] + (["redis"] if f["redis"] else [])
+    # every backend measured with one and two processes (each acquire granted: the limit is never reached)
+    assert [(r["backend"], r["procs"]) for r in f["rows"]] == [(b, p) for b in backends for p in (1, 2)]
+    shared_two = next(r for r in f["rows"] if (r["backend"], r["procs"]) == ("shared", 2))
+    assert f["default_ms"] == shared_two["p99_per_request_ms"] == 2 * shared_two["p99_us"] / 1000
