@@ -184,7 +184,7 @@ class SqlConnector:
     def _connect_once(self) -> Any:
         try:
             if self.driver == "oracle":
-                from airflow.providers.oracle.hooks.oracle import OracleHook  # noqa: PLC0415 - optional driver; Oracle only
+                from airflow.providers.oracle.hooks.oracle import OracleHook  # noqa: PLC0415 - optional driver
 
                 conn = OracleHook(oracle_conn_id=self.conn_id).get_conn()
                 conn.call_timeout = self.timeout * 1000

@@ -36,7 +36,7 @@ def department_pools(mappings: Iterable[Any], slots: int | None = None) -> dict[
 def ensure_pools(mapping_dir: Path | None = None) -> dict[str, int]:
     """Create or update the pools in Airflow's metadata database."""
     ensure_airflow_env()
-    from airflow.models.pool import Pool  # noqa: PLC0415 - Airflow reads its configuration when loaded: after ensure_airflow_env
+    from airflow.models.pool import Pool  # noqa: PLC0415 - after ensure_airflow_env
 
     pools = department_pools(load_all(mapping_dir).values())
     for name, slots in pools.items():

@@ -183,7 +183,7 @@ def reset_position(
     not yet carried through (status ``abandoned``: no run carries them; the rows come again only
     if the source is read again past them).
     """
-    from recognition.audit import AuditRecord, append  # noqa: PLC0415 - ~0.2 s; `hub --help` loads this through positions_cli
+    from recognition.audit import AuditRecord, append  # noqa: PLC0415 - ~0.2 s; `hub --help`
 
     with session_scope(engine) as session:
         row = session.get(SyncState, (feed.source, dataset))

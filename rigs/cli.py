@@ -65,7 +65,7 @@ def _root() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the hub's state database (HUB_DB_URL) to the latest schema."""
-    from hub.db import migrate as run_migrate  # noqa: PLC0415 - SQLAlchemy and the ORM, ~0.5 s; `hub --help` loads this module
+    from hub.db import migrate as run_migrate  # noqa: PLC0415 - ORM ~0.5 s; `hub --help`
 
     run_migrate()
     console.print(f"[green]migrated[/green] {_masked_url(get_settings().resolved_db_url())}")

@@ -205,7 +205,7 @@ def demo(
     """Bring up the four department sandboxes, check each through its protocol, run the main job via Airflow."""
     scaled_config = None
     if scaled and pipeline:
-        from rigs.scaled import ScaledConfigError, use_scaled_state  # noqa: PLC0415 - SQLAlchemy, psycopg, redis; `hub --help` loads this module
+        from rigs.scaled import ScaledConfigError, use_scaled_state  # noqa: PLC0415 - `hub --help`
 
         try:  # the broker and PostgreSQL are checked before any sandbox starts
             scaled_config, created = use_scaled_state(role="demo")
@@ -237,7 +237,7 @@ def demo(
         )  # fmt: skip
         if pipeline and all(c.ok for c in checks):
             from rigs.connections import state_connections  # noqa: PLC0415 - SQLAlchemy; `hub --help` loads this module
-            from rigs.demo_job import run_demo  # noqa: PLC0415 - the pipeline and Airflow, seconds; `hub --help` loads this module
+            from rigs.demo_job import run_demo  # noqa: PLC0415 - Airflow; `hub --help`
 
             password = os.environ.get("HUB_SANDBOX_TAX_PASSWORD", _DEFAULT_TAX_PASSWORD)
             pipeline_ok = run_demo(

@@ -150,7 +150,7 @@ def up(
     # Heavy imports stay inside the commands so `status` and `down` start fast.
     from sandbox.generator import Sizes  # noqa: PLC0415 - the city generator, ~1 s; `hub --help` loads this module
     from sandbox.runtime import prepare  # noqa: PLC0415 - ~0.5 s; `hub --help` loads this module
-    from sandbox.tax.server import TaxServer, default_credentials  # noqa: PLC0415 - the SOAP server stack; `hub --help` loads this module
+    from sandbox.tax.server import TaxServer, default_credentials  # noqa: PLC0415 - `hub --help`
 
     _stop_tax_server()
     pg = mariadb = None

@@ -17,6 +17,9 @@ from typing import Any
 
 from hub.odbcenv import ensure_odbc_env
 
+# Database drivers, Redis, Alembic and the ORM are imported inside the helpers that use them (`noqa:
+# PLC0415 - conftest`): tests/conftest.py imports this module for every test run.
+
 PG_HOST = os.environ.get("HUB_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HUB_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("HUB_TEST_PG_USER", "postgres")
@@ -182,10 +185,10 @@ def schema_drift(url: str, tables: set[str] | frozenset[str]) -> list[object]:
     table that happens to be called like one of ``tables`` (``case_material.license_version``)
     does not make that table ours.
     """
-    from alembic.autogenerate import compare_metadata  # noqa: PLC0415 - Alembic; tests/conftest.py imports this module for every test run
+    from alembic.autogenerate import compare_metadata  # noqa: PLC0415 - Alembic; conftest
     from alembic.migration import MigrationContext  # noqa: PLC0415 - as above
 
-    from hub.db import Base, make_engine  # noqa: PLC0415 - SQLAlchemy and the ORM, ~0.5 s; tests/conftest.py imports this module for every test run
+    from hub.db import Base, make_engine  # noqa: PLC0415 - ORM ~0.5 s; conftest
 
     engine = make_engine(url)
     try:
