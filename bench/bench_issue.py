@@ -30,13 +30,14 @@ TARGET_S3_RATIO = 0.8
 
 def _draft(i: int):  # type: ignore[no-untyped-def]
     from e_license_store.model import LicenseDraft
+    from mappings.canonical.models import HolderKind
 
     return LicenseDraft(
         license_type_code="1101",
         license_number=f"3303220{i:08d}",
         holder_name=f"温州洞头第{i}号餐饮有限公司",
         holder_code=f"91330322MA{i:07d}X",
-        holder_kind="enterprise",
+        holder_kind=HolderKind.enterprise,
         issuer_code="113303220025678912",
         issue_date=dt.date(2016, 5, 4),
         surface={
@@ -95,7 +96,7 @@ def _service(tmp: Path, store, name: str):  # type: ignore[no-untyped-def]
 def bench_local(tmp: Path, n: int, threads: int) -> dict[str, float]:
     """Batch issue/s (and licences created), one-by-one issue/s, sign+store/s, bare put/s (and objects put)
     on the local filesystem store."""
-    from e_license_store.model import LicenseDocument, object_key, seal
+    from e_license_store.model import LicenseDocument, Transition, object_key, seal
     from e_license_store.store.local import LocalStore
 
     store = LocalStore(tmp / "local-store")
@@ -105,7 +106,7 @@ def bench_local(tmp: Path, n: int, threads: int) -> dict[str, float]:
 
     def sign_store(i: int) -> None:
         lic = service.license_for(_draft(i), _source(i, "run-b"))
-        doc = LicenseDocument(license=lic, transition="issued", recorded_at=dt.datetime.now(dt.UTC))
+        doc = LicenseDocument(license=lic, transition=Transition.issued, recorded_at=dt.datetime.now(dt.UTC))
         store.put(object_key(lic.license_id, 1), seal(doc, service.signer).to_bytes())
 
     sign_only = _rate(n, threads, sign_store)
@@ -167,7 +168,7 @@ def bench_s3(tmp: Path, n: int, threads: int) -> dict[str, float]:
 
 def bench_pdf(tmp: Path, n: int) -> tuple[float, bool]:
     """(PDFs rendered/s, whether the first one is a PDF)."""
-    from e_license_store.model import LicenseDocument
+    from e_license_store.model import LicenseDocument, Transition
     from e_license_store.render import render_pdf
     from e_license_store.store.local import LocalStore
 
@@ -175,7 +176,7 @@ def bench_pdf(tmp: Path, n: int) -> tuple[float, bool]:
     docs = []
     for i in range(n):
         lic = service.license_for(_draft(i), _source(i, "pdf"))
-        docs.append(LicenseDocument(license=lic, transition="issued", recorded_at=dt.datetime.now(dt.UTC)))
+        docs.append(LicenseDocument(license=lic, transition=Transition.issued, recorded_at=dt.datetime.now(dt.UTC)))
     first = render_pdf(docs[0], "sm2-0000000000000000")  # font loading is a one-off
     return _rate(n, 1, lambda i: render_pdf(docs[i], "sm2-0000000000000000")), first.startswith(b"%PDF-")
 

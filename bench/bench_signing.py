@@ -27,8 +27,8 @@ def _message() -> bytes:
     """A realistic payload: the canonical JSON of a business licence document (~1 KB)."""
     import datetime as dt
 
-    from e_license_store.model import LicenseDocument
-    from mappings.canonical.models import License, SourceRef
+    from e_license_store.model import LicenseDocument, Transition
+    from mappings.canonical.models import HolderKind, License, SourceRef
 
     lic = License(
         license_id="1101-113303220025678912-25F0XZPCBG3C6",
@@ -37,7 +37,7 @@ def _message() -> bytes:
         license_number="330322000012345",
         holder_name="温州洞头海景餐饮有限公司",
         holder_code="91330322MA2C8XYZ1K",
-        holder_kind="enterprise",
+        holder_kind=HolderKind.enterprise,
         issuer_name="市场监督管理局",
         issuer_code="113303220025678912",
         issue_date=dt.date(2016, 5, 4),
@@ -49,7 +49,9 @@ def _message() -> bytes:
         },
         source=SourceRef(department="commerce", dataset="enterprise_registry", source_key="ent-1", source_version="1"),
     )
-    doc = LicenseDocument(license=lic, transition="issued", recorded_at=dt.datetime(2026, 11, 22, tzinfo=dt.UTC))
+    doc = LicenseDocument(
+        license=lic, transition=Transition.issued, recorded_at=dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+    )
     return doc.canonical()
 
 

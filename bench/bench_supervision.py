@@ -39,7 +39,8 @@ def _load(path: Path, n: int, *, open_share: float) -> None:
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=OFF")
     con.execute("PRAGMA synchronous=OFF")
-    cases, clocks = [], []
+    cases: list[tuple[Any, ...]] = []
+    clocks: list[tuple[Any, ...]] = []
     now = "2026-11-01 00:00:00.000000"
     items = [("XK00101001", "企业设立登记（多证联办）"), ("XK00201001", "不动产转移登记"),
              ("XK00301001", "企业投资项目核准")]  # fmt: skip
