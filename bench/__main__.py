@@ -3,8 +3,9 @@
 Names come first; the arguments after them go to each named benchmark (``python -m bench
 matching --only speed``).
 
-Each benchmark is a module ``bench/bench_<name>.py`` with ``main(argv: list[str]) -> int``;
-``--smoke`` makes a small run (used by the test suite to prove the benchmark still works).
+Each benchmark is a module ``bench/bench_<name>.py`` with ``main(argv: list[str]) -> int``, which
+prints the figures a function of the module returns (``run``); ``--smoke`` makes a small run. The
+test suite's smokes call that function with the smoke sizes and assert on the figures it returns.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, insert, select
 
@@ -244,6 +245,115 @@ def run_wrk(port: int, script: Path, seconds: int, connections: int) -> tuple[fl
     return rps, int(m.group(1)) / 1000.0, int(m.group(2)), int(m.group(3))
 
 
+ENDPOINTS = {
+    "holder": ("/v1/holders/{code}/licenses", "codes.txt", "/v1/holders/", "/licenses"),
+    "licence": ("/v1/licenses/{id}", "ids.txt", "/v1/licenses/", ""),
+}
+
+
+def run(opt: argparse.Namespace, levels: list[int]) -> dict[str, Any]:
+    """The figures: licences indexed and sealed, holders; per endpoint and wrk connection level the
+    requests/s, p99, requests, non-2xx answers and audit entries written; the two direct peers; the audit
+    chain's verification. ``opt`` holds :func:`main`'s options (licences, seconds, workers, sealed, db_url,
+    throttled, rate_limit_url, smoke)."""
+    from hub.settings import get_settings
+
+    work = Path(tempfile.mkdtemp(prefix="bench_api_"))
+    url = opt.db_url
+    if url is None:
+        cache = get_settings().home / "bench"
+        cache.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(work if opt.smoke else cache) / f'api_{opt.licenses}.db'}"
+    n = fill_index(url, opt.licenses)
+    sealed_root = (work if opt.smoke else get_settings().home / "bench") / f"api_{opt.licenses}_sealed"
+    sealed_root.mkdir(parents=True, exist_ok=True)
+    sealed_ids = seal_sample(url, sealed_root, opt.sealed)
+    ids_file = work / "ids.txt"
+    ids_file.write_text("\n".join(sealed_ids) + "\n")
+    holders = n // LICENSES_PER_HOLDER
+    rng = random.Random(11)
+    codes = [holder_code(rng.randrange(holders)) for _ in range(20_000)]
+    codes_file = work / "codes.txt"
+    codes_file.write_text("\n".join(codes) + "\n")
+    token = make_key(url, throttled=opt.throttled)
+
+    from e_license_store.tables import LicenseIndexEntry  # noqa: F401 - tables registered for the count below
+    from hub.db import make_engine
+    from recognition import audit
+    from recognition.tables import AuditEntry
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        audit_before = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HUB_DB_URL": url,
+        "HUB_HOME": str(work),
+        "HUB_API_KEY_CACHE_SECONDS": "5",
+        "HUB_STORE_URL": f"file://{sealed_root / 'store'}",
+        "HUB_SIGNING_KEY_DIR": str(sealed_root / "keys"),
+    }
+    if opt.throttled:
+        env.update(
+            HUB_RATE_LIMIT_TRUSTED="", HUB_RATE_LIMIT_ADDRESS_RATE="1000000", HUB_RATE_LIMIT_ADDRESS_BURST="1000000",
+            HUB_RATE_LIMIT_URL=opt.rate_limit_url, HUB_RATE_LIMIT_PREFIX=f"hub:bench:{os.getpid()}:",
+        )  # fmt: skip
+    else:
+        env["HUB_RATE_LIMIT_TRUSTED"] = "127.0.0.1/32"  # the load generator's address is not counted
+    # started as `hub serve` starts it (recognition.serve), workers and audit processes included
+    server = subprocess.Popen(
+        [sys.executable, "-m", "recognition.serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(opt.workers), "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
+    endpoints = {
+        "holder": ("/v1/holders/{code}/licenses", codes_file, "/v1/holders/", "/licenses"),
+        "licence": ("/v1/licenses/{id}", ids_file, "/v1/licenses/", ""),
+    }
+    # endpoint, connections, rps, p99, requests, non2xx, audited
+    runs: list[tuple[str, int, float, float, int, int, int]] = []
+    try:
+        _wait_http(port)
+        for name, (_route, values, prefix, suffix) in endpoints.items():
+            script = work / f"bench_{name}.lua"
+            script.write_text(WRK_SCRIPT % {"codes": values, "seed": 5, "token": token, "prefix": prefix,
+                                            "suffix": suffix})  # fmt: skip
+            for connections in levels:
+                run_wrk(port, script, 1 if opt.smoke else 3, connections)  # warm-up (caches, connections)
+                with engine.connect() as conn:
+                    audit_mid = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+                rps, p99, requests, non2xx = run_wrk(port, script, opt.seconds, connections)
+                with engine.connect() as conn:
+                    audit_after = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+                runs.append((name, connections, rps, p99, requests, non2xx, audit_after - audit_mid))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    d_rps, d_p99, d_n = direct_lookup(url, codes, 1.0 if opt.smoke else 5.0)
+    g_rps, g_p99, g_n = direct_get(url, sealed_root, sealed_ids, 1.0 if opt.smoke else 5.0)
+    report = audit.verify(engine)
+    engine.dispose()
+
+    runs_out = [
+        {"endpoint": name, "route": endpoints[name][0], "connections": c, "rps": rps, "p99_ms": p99,
+         "requests": requests, "non2xx": non2xx, "audited": audited}
+        for name, c, rps, p99, requests, non2xx, audited in runs
+    ]  # fmt: skip
+    return {
+        "licenses": n,
+        "sealed": len(sealed_ids),
+        "holders": holders,
+        "runs": runs_out,
+        "direct_lookup": {"rps": d_rps, "p99_ms": d_p99, "reads": d_n},
+        "direct_get": {"rps": g_rps, "p99_ms": g_p99, "reads": g_n},
+        "audit_before": audit_before,
+        "audit_ok": report.ok,
+        "audit_checked": report.checked,
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench_api")
     parser.add_argument("--smoke", action="store_true")
@@ -272,109 +382,32 @@ def main(argv: list[str]) -> int:
     if args.smoke:
         args.licenses, args.seconds, args.connections, args.sealed = 2_000, 2, "8", 200
     levels = [int(c) for c in str(args.connections).split(",") if c.strip()]
-    from hub.settings import get_settings
-
-    work = Path(tempfile.mkdtemp(prefix="bench_api_"))
-    url = args.db_url
-    if url is None:
-        cache = get_settings().home / "bench"
-        cache.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{(work if args.smoke else cache) / f'api_{args.licenses}.db'}"
-    n = fill_index(url, args.licenses)
-    sealed_root = (work if args.smoke else get_settings().home / "bench") / f"api_{args.licenses}_sealed"
-    sealed_root.mkdir(parents=True, exist_ok=True)
-    sealed_ids = seal_sample(url, sealed_root, args.sealed)
-    ids_file = work / "ids.txt"
-    ids_file.write_text("\n".join(sealed_ids) + "\n")
-    holders = n // LICENSES_PER_HOLDER
-    rng = random.Random(11)
-    codes = [holder_code(rng.randrange(holders)) for _ in range(20_000)]
-    codes_file = work / "codes.txt"
-    codes_file.write_text("\n".join(codes) + "\n")
-    token = make_key(url, throttled=args.throttled)
-
-    from e_license_store.tables import LicenseIndexEntry  # noqa: F401 - tables registered for the count below
-    from hub.db import make_engine
-    from recognition import audit
-    from recognition.tables import AuditEntry
-
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        audit_before = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "HUB_DB_URL": url,
-        "HUB_HOME": str(work),
-        "HUB_API_KEY_CACHE_SECONDS": "5",
-        "HUB_STORE_URL": f"file://{sealed_root / 'store'}",
-        "HUB_SIGNING_KEY_DIR": str(sealed_root / "keys"),
-    }
-    if args.throttled:
-        env.update(
-            HUB_RATE_LIMIT_TRUSTED="", HUB_RATE_LIMIT_ADDRESS_RATE="1000000", HUB_RATE_LIMIT_ADDRESS_BURST="1000000",
-            HUB_RATE_LIMIT_URL=args.rate_limit_url, HUB_RATE_LIMIT_PREFIX=f"hub:bench:{os.getpid()}:",
-        )  # fmt: skip
-    else:
-        env["HUB_RATE_LIMIT_TRUSTED"] = "127.0.0.1/32"  # the load generator's address is not counted
-    # started as `hub serve` starts it (recognition.serve), workers and audit processes included
-    server = subprocess.Popen(
-        [sys.executable, "-m", "recognition.serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    endpoints = {
-        "holder": ("/v1/holders/{code}/licenses", codes_file, "/v1/holders/", "/licenses"),
-        "licence": ("/v1/licenses/{id}", ids_file, "/v1/licenses/", ""),
-    }
-    # endpoint, connections, rps, p99, requests, non2xx, audited
-    runs: list[tuple[str, int, float, float, int, int, int]] = []
-    try:
-        _wait_http(port)
-        for name, (_route, values, prefix, suffix) in endpoints.items():
-            script = work / f"bench_{name}.lua"
-            script.write_text(WRK_SCRIPT % {"codes": values, "seed": 5, "token": token, "prefix": prefix,
-                                            "suffix": suffix})  # fmt: skip
-            for connections in levels:
-                run_wrk(port, script, 1 if args.smoke else 3, connections)  # warm-up (caches, connections)
-                with engine.connect() as conn:
-                    audit_mid = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
-                rps, p99, requests, non2xx = run_wrk(port, script, args.seconds, connections)
-                with engine.connect() as conn:
-                    audit_after = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
-                runs.append((name, connections, rps, p99, requests, non2xx, audit_after - audit_mid))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    d_rps, d_p99, d_n = direct_lookup(url, codes, 1.0 if args.smoke else 5.0)
-    g_rps, g_p99, g_n = direct_get(url, sealed_root, sealed_ids, 1.0 if args.smoke else 5.0)
-    report = audit.verify(engine)
-    engine.dispose()
-
+    f = run(args, levels)
+    n, holders = f["licenses"], f["holders"]
+    d, g, report_ok, checked = f["direct_lookup"], f["direct_get"], f["audit_ok"], f["audit_checked"]
     load = os.getloadavg()
     limiter = f"throttled ({args.rate_limit_url or 'shared table'})" if args.throttled else "unthrottled"
-    print(f"licences indexed: {n:,} (of them sealed for real: {len(sealed_ids):,})  holders: {holders:,}  "
+    print(f"licences indexed: {n:,} (of them sealed for real: {f['sealed']:,})  holders: {holders:,}  "
           f"API workers: {args.workers}  rate limits: {limiter}")  # fmt: skip
     print(f"run: {args.seconds}s per level; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'':52}{'requests/s':>12}{'p99 ms':>10}{'requests':>10}{'audited':>10}")
-    for name, connections, rps, p99, requests, _non2xx, audited in runs:
-        label = f"{endpoints[name][0]}, wrk {connections} conn."
-        print(f"{label:52}{rps:>12,.0f}{p99:>10.2f}{requests:>10,}{audited:>10,}")
-    print(f"{'direct licenses_by_holder() (peer)':52}{d_rps:>12,.0f}{d_p99:>10.2f}{d_n:>10,}")
-    print(f"{'direct index row + verified envelope (peer)':52}{g_rps:>12,.0f}{g_p99:>10.2f}{g_n:>10,}")
-    non2xx = sum(r[5] for r in runs)
-    complete = all(r[6] >= r[4] for r in runs)
-    print(f"non-2xx answers: {non2xx}; every answered request audited: {complete}; audit chain ok: {report.ok} "
-          f"({report.checked:,} entries, {audit_before:,} before)")  # fmt: skip
-    ok = non2xx == 0 and complete and report.ok
+    for r in f["runs"]:
+        label = f"{r['route']}, wrk {r['connections']} conn."
+        print(f"{label:52}{r['rps']:>12,.0f}{r['p99_ms']:>10.2f}{r['requests']:>10,}{r['audited']:>10,}")
+    print(f"{'direct licenses_by_holder() (peer)':52}{d['rps']:>12,.0f}{d['p99_ms']:>10.2f}{d['reads']:>10,}")
+    print(f"{'direct index row + verified envelope (peer)':52}{g['rps']:>12,.0f}{g['p99_ms']:>10.2f}{g['reads']:>10,}")
+    non2xx = sum(r["non2xx"] for r in f["runs"])
+    complete = all(r["audited"] >= r["requests"] for r in f["runs"])
+    print(f"non-2xx answers: {non2xx}; every answered request audited: {complete}; audit chain ok: {report_ok} "
+          f"({checked:,} entries, {f['audit_before']:,} before)")  # fmt: skip
+    ok = non2xx == 0 and complete and report_ok
     if args.smoke:
         return 0 if ok else 1
     met = True
-    for name, (route, *_rest) in endpoints.items():
-        at = [r for r in runs if r[0] == name and r[1] == TARGET_CONNECTIONS]
-        good = bool(at) and at[0][2] >= TARGET_RPS and at[0][3] <= TARGET_P99_MS
+    for name, (route, *_rest) in ENDPOINTS.items():
+        at = [r for r in f["runs"] if r["endpoint"] == name and r["connections"] == TARGET_CONNECTIONS]
+        good = bool(at) and at[0]["rps"] >= TARGET_RPS and at[0]["p99_ms"] <= TARGET_P99_MS
         met = met and good
         print(f"target {route}: ≥ {TARGET_RPS:,.0f} req/s with p99 ≤ {TARGET_P99_MS} ms at {TARGET_CONNECTIONS} "
               f"connections: {'met' if good else 'MISSED'}")  # fmt: skip

@@ -440,28 +440,37 @@ def main(argv: list[str]) -> int:
     return run_harness(args.points, args.seed, SMOKE_SIZES if args.smoke else SIZES, every_point=args.smoke)
 
 
-def run_harness(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = False) -> int:
-    """``every_point``: at least 10 points, and as many as the clean run reaches (each once)."""
+def run(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = False) -> dict[str, Any]:
+    """The figures of a clean run and of ``points`` crashes (each at a kill point, then re-run until the
+    digest equals the clean run's); ``every_point``: at least 10 points, and as many as the clean run reaches
+    (each once). Each crash prints its line as it ends (a full run takes long).
+
+    ``clean_ok`` is False when the clean run failed (``failure`` holds its log's tail) or broke an
+    invariant (``invariant_problems``); then no point is tried."""
     from hub.killpoints import POINTS
     from rigs.digest import take_digest
 
+    figures: dict[str, Any] = {"clean_ok": False, "failure": "", "invariant_problems": [], "outcomes": []}
     with tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp, world(Path(tmp), sizes, seed=2016) as w:
         started = time.perf_counter()
         if w.launcher.run(w.env, kill_point="tally") != 0:
-            print("the clean run failed:\n" + w.launcher.log_tail())
-            return 1
-        clean_seconds = time.perf_counter() - started
-        tally = json.loads((w.home / "tally.json").read_text())
+            figures["failure"] = w.launcher.log_tail()
+            return figures
+        figures["clean_seconds"] = time.perf_counter() - started
+        tally = figures["tally"] = {p: int(tally_hits) for p, tally_hits in
+                                    json.loads((w.home / "tally.json").read_text()).items()}  # fmt: skip
         reference = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
-        bad = reference.invariant_problems()
-        print(f"clean run: {clean_seconds:.1f}s, {reference.summary()}", flush=True)
+        figures["audit_ok"] = reference.audit_ok
+        figures["summary"] = reference.summary()
+        bad = figures["invariant_problems"] = reference.invariant_problems()
+        print(f"clean run: {figures['clean_seconds']:.1f}s, {figures['summary']}", flush=True)
         print("kill point hits in a clean run: " + ", ".join(f"{p} {tally.get(p, 0)}" for p in sorted(POINTS)))
         if bad:
-            print("the clean run itself breaks an invariant:\n  " + "\n  ".join(bad))
-            return 1
+            return figures
+        figures["clean_ok"] = True
         if every_point:
             points = max(10, sum(1 for hits in tally.values() if hits > 0))
-        outcomes: list[Outcome] = []
+        outcomes: list[Outcome] = figures["outcomes"]
         for i, (point, hit) in enumerate(choose(tally, points, seed), 1):
             o = crash_once(w, reference, point, hit)
             outcomes.append(o)
@@ -470,7 +479,22 @@ def run_harness(points: int, seed: int, sizes: dict[str, int], *, every_point: b
                   f"{o.seconds_to_converge:5.1f}s", flush=True)  # fmt: skip
             for p in o.problems[:12]:
                 print(f"        {p}")
-    converged = sum(o.converged for o in outcomes)
+    figures["tried"] = len(figures["outcomes"])
+    figures["converged"] = sum(o.converged for o in figures["outcomes"])
+    return figures
+
+
+def run_harness(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = False) -> int:
+    """:func:`run`, and its summary printed: 0 when every crash converged."""
+    f = run(points, seed, sizes, every_point=every_point)
+    if f["failure"]:
+        print("the clean run failed:\n" + f["failure"])
+        return 1
+    if f["invariant_problems"]:
+        print("the clean run itself breaks an invariant:\n  " + "\n  ".join(f["invariant_problems"]))
+        return 1
+    outcomes: list[Outcome] = f["outcomes"]
+    converged = f["converged"]
     print(f"\npoints tried {len(outcomes)}, converged {converged}/{len(outcomes)}")
     kinds: dict[str, list[float]] = defaultdict(list)
     for o in outcomes:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 COLUMNS = "person_no, resident_id, name, sex, birth_date, address, status, phone, updated_at"
@@ -118,22 +119,16 @@ def _run(mode: str, cfg: dict[str, str], limit: int) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["--worker"]:
-        print(json.dumps(_worker(argv[1], json.loads(argv[2]), int(argv[3]))))
-        return 0
-    smoke = "--smoke" in argv
-    big, small = (20_000, 2_000) if smoke else (1_000_000, 100_000)
-    for a in argv:  # --rows=N: a mid-size run while tuning
-        if a.startswith("--rows="):
-            big, small = int(a.split("=")[1]), int(a.split("=")[1]) // 10
+def run(big: int, small: int) -> dict[str, Any]:
+    """The figures: rows and rates of the connector, bare pyodbc and COPY over ``big`` rows, the connector
+    over ``small`` rows, the connector / bare ratio and the peak RSS growth from ``small`` to ``big``."""
     sys.path.insert(0, str(REPO))
     from rigs.testing import temp_postgres_database
 
     with temp_postgres_database("benchsql") as db:
         t0 = time.perf_counter()
         _create(db.sqlalchemy_url.replace("postgresql+psycopg", "postgresql"), big)
-        print(f"table of {big:,} rows created in {time.perf_counter() - t0:.1f}s")
+        created_s = time.perf_counter() - t0
         cfg = {
             "odbc": db.odbc_connection_string,
             "url": db.sqlalchemy_url.replace("postgresql+psycopg", "postgresql"),
@@ -146,6 +141,33 @@ def main(argv: list[str]) -> int:
         copy = _run("copy", cfg, big)
         conn_small = _run("connector", cfg, small)
     ratio = conn["rate"] / bare["rate"] if bare["rate"] else 0.0
+    growth = conn["peak_mb"] - conn_small["peak_mb"]
+    return {
+        "big": big,
+        "small": small,
+        "created_s": created_s,
+        "connector": conn,
+        "pyodbc": bare,
+        "copy": copy,
+        "connector_small": conn_small,
+        "ratio": ratio,
+        "growth_mb": growth,
+        "met": ratio >= 0.9 and conn["rate"] >= 200_000 and growth <= 50,
+    }
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--worker"]:
+        print(json.dumps(_worker(argv[1], json.loads(argv[2]), int(argv[3]))))
+        return 0
+    smoke = "--smoke" in argv
+    big, small = (20_000, 2_000) if smoke else (1_000_000, 100_000)
+    for a in argv:  # --rows=N: a mid-size run while tuning
+        if a.startswith("--rows="):
+            big, small = int(a.split("=")[1]), int(a.split("=")[1]) // 10
+    f = run(big, small)
+    conn, bare, copy, conn_small = f["connector"], f["pyodbc"], f["copy"], f["connector_small"]
+    print(f"table of {big:,} rows created in {f['created_s']:.1f}s")
     load = os.getloadavg()
     print(
         f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores "
@@ -159,16 +181,14 @@ def main(argv: list[str]) -> int:
         (f"connector at {small:,} rows", conn_small),
     ]:
         print(f"{label:<34}{int(r['rows']):>11,}{r['rate']:>12,.0f}{r['peak_mb']:>10.1f}")
-    growth = conn["peak_mb"] - conn_small["peak_mb"]
     print(
-        f"connector / bare pyodbc = {ratio:.2f}x (target >= 0.90); connector {conn['rate']:,.0f} rows/s "
-        f"(target >= 200,000); peak RSS growth {small:,} -> {big:,} rows = {growth:.1f} MB (target <= 50)"
+        f"connector / bare pyodbc = {f['ratio']:.2f}x (target >= 0.90); connector {conn['rate']:,.0f} rows/s "
+        f"(target >= 200,000); peak RSS growth {small:,} -> {big:,} rows = {f['growth_mb']:.1f} MB (target <= 50)"
     )
     if smoke:
         print("smoke run: targets not asserted")
         return 0
-    ok = ratio >= 0.9 and conn["rate"] >= 200_000 and growth <= 50
-    return 0 if ok else 1
+    return 0 if f["met"] else 1
 
 
 if __name__ == "__main__":

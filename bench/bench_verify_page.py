@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -121,35 +122,25 @@ def direct_page(
     return len(latencies) / sum(latencies), latencies[int(len(latencies) * 0.99) - 1] * 1000, len(latencies)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bench_verify_page")
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--licenses", type=int, default=1_000_000)
-    parser.add_argument("--sealed", type=int, default=10_000, help="Licences sealed for real (bench api's sample)")
-    parser.add_argument("--rendered", type=int, default=1_000, help="Of those, rendered to PDF and driven")
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--connections", default="8,16,32", help="wrk connection counts, comma-separated")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--db-url", default=None, help="Default: bench api's cached SQLite file under $HUB_HOME")
-    parser.add_argument("--throttled", action="store_true", help="Count every request per address (never reached)")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.licenses, args.sealed, args.rendered, args.seconds, args.connections = 2_000, 100, 100, 2, "8"
-    levels = [int(c) for c in str(args.connections).split(",") if c.strip()]
+def run(opt: argparse.Namespace, levels: list[int]) -> dict[str, Any]:
+    """The figures: licences indexed, sealed and driven; per wrk connection level the requests/s, p99,
+    requests, non-2xx answers and audit entries written; the direct peer warm and cold; the audit chain's
+    verification. ``opt`` holds :func:`main`'s options (licences, sealed, rendered, seconds, workers,
+    db_url, throttled, smoke)."""
     from hub.settings import get_settings
 
     work = Path(tempfile.mkdtemp(prefix="bench_verify_page_"))
-    cache = work if args.smoke else get_settings().home / "bench"
+    cache = work if opt.smoke else get_settings().home / "bench"
     cache.mkdir(parents=True, exist_ok=True)
-    url = args.db_url or f"sqlite:///{cache / f'api_{args.licenses}.db'}"
-    n = fill_index(url, args.licenses)
-    sealed_root = cache / f"api_{args.licenses}_sealed"
+    url = opt.db_url or f"sqlite:///{cache / f'api_{opt.licenses}.db'}"
+    n = fill_index(url, opt.licenses)
+    sealed_root = cache / f"api_{opt.licenses}_sealed"
     sealed_root.mkdir(parents=True, exist_ok=True)
     # the links' key: one for this run, shared with the server (its tokens are what the QR codes carry)
     os.environ["HUB_VERIFY_KEY"] = secrets.token_hex(32)
     base = "http://127.0.0.1"
     os.environ["HUB_VERIFY_BASE_URL"] = base
-    ids = seal_sample(url, sealed_root, args.sealed)[: args.rendered]
+    ids = seal_sample(url, sealed_root, opt.sealed)[: opt.rendered]
     render_sample(url, sealed_root, ids)
 
     from e_license_store import verify_link
@@ -170,14 +161,14 @@ def main(argv: list[str]) -> int:
         "HUB_STORE_URL": f"file://{sealed_root / 'store'}",
         "HUB_SIGNING_KEY_DIR": str(sealed_root / "keys"),
     }
-    if args.throttled:
+    if opt.throttled:
         env.update(HUB_RATE_LIMIT_TRUSTED="", HUB_RATE_LIMIT_ADDRESS_RATE="1000000",
                    HUB_RATE_LIMIT_ADDRESS_BURST="1000000")  # fmt: skip
     else:
         env["HUB_RATE_LIMIT_TRUSTED"] = "127.0.0.1/32"
     server = subprocess.Popen(
         [sys.executable, "-m", "recognition.serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning"],
+         "--workers", str(opt.workers), "--log-level", "warning"],
         env=env,
     )  # fmt: skip
     runs: list[tuple[int, float, float, int, int, int]] = []  # connections, rps, p99, requests, non2xx, audited
@@ -186,43 +177,79 @@ def main(argv: list[str]) -> int:
         script = work / "bench_verify_page.lua"
         script.write_text(WRK_SCRIPT % {"paths": paths_file, "seed": 5})
         # warm-up: each worker checks each driven licence's seals once (remembered), connections open
-        run_wrk(port, script, 1 if args.smoke else 10, max(levels))
+        run_wrk(port, script, 1 if opt.smoke else 10, max(levels))
         for connections in levels:
-            run_wrk(port, script, 1 if args.smoke else 3, connections)
+            run_wrk(port, script, 1 if opt.smoke else 3, connections)
             with engine.connect() as conn:
                 audit_mid = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
-            rps, p99, requests, non2xx = run_wrk(port, script, args.seconds, connections)
+            rps, p99, requests, non2xx = run_wrk(port, script, opt.seconds, connections)
             with engine.connect() as conn:
                 audit_after = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
             runs.append((connections, rps, p99, requests, non2xx, audit_after - audit_mid))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    d_rps, d_p99, d_n = direct_page(url, sealed_root, ids, 1.0 if args.smoke else 5.0)
-    c_rps, c_p99, c_n = direct_page(url, sealed_root, ids, 1.0 if args.smoke else 5.0, cold=True)
+    d_rps, d_p99, d_n = direct_page(url, sealed_root, ids, 1.0 if opt.smoke else 5.0)
+    c_rps, c_p99, c_n = direct_page(url, sealed_root, ids, 1.0 if opt.smoke else 5.0, cold=True)
     report = audit.verify(engine)
     engine.dispose()
 
+    return {
+        "licenses": n,
+        "sealed": opt.sealed,
+        "driven": len(ids),
+        "runs": [
+            {"connections": c, "rps": rps, "p99_ms": p99, "requests": requests, "non2xx": non2xx, "audited": audited}
+            for c, rps, p99, requests, non2xx, audited in runs
+        ],
+        "direct": {"rps": d_rps, "p99_ms": d_p99, "reads": d_n},
+        "direct_cold": {"rps": c_rps, "p99_ms": c_p99, "reads": c_n},
+        "audit_before": audit_before,
+        "audit_ok": report.ok,
+        "audit_checked": report.checked,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench_verify_page")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--licenses", type=int, default=1_000_000)
+    parser.add_argument("--sealed", type=int, default=10_000, help="Licences sealed for real (bench api's sample)")
+    parser.add_argument("--rendered", type=int, default=1_000, help="Of those, rendered to PDF and driven")
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", default="8,16,32", help="wrk connection counts, comma-separated")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--db-url", default=None, help="Default: bench api's cached SQLite file under $HUB_HOME")
+    parser.add_argument("--throttled", action="store_true", help="Count every request per address (never reached)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.licenses, args.sealed, args.rendered, args.seconds, args.connections = 2_000, 100, 100, 2, "8"
+    levels = [int(c) for c in str(args.connections).split(",") if c.strip()]
+    f = run(args, levels)
+    d, c = f["direct"], f["direct_cold"]
     load = os.getloadavg()
-    print(f"licences indexed: {n:,}; sealed for real: {args.sealed:,}; rendered and driven: {len(ids):,}; "
-          f"API workers: {args.workers}; rate limits: {'counted' if args.throttled else 'probe exempt'}")  # fmt: skip
+    print(f"licences indexed: {f['licenses']:,}; sealed for real: {args.sealed:,}; rendered and driven: "
+          f"{f['driven']:,}; API workers: {args.workers}; "
+          f"rate limits: {'counted' if args.throttled else 'probe exempt'}")  # fmt: skip
     print(f"run: {args.seconds}s per level; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'':52}{'requests/s':>12}{'p99 ms':>10}{'requests':>10}{'audited':>10}")
-    for connections, rps, p99, requests, _non2xx, audited in runs:
-        label = f"GET /verify/{{id}}?v=&t=, wrk {connections} conn."
-        print(f"{label:52}{rps:>12,.0f}{p99:>10.2f}{requests:>10,}{audited:>10,}")
-    print(f"{'direct token + row + verified objects + page (peer)':52}{d_rps:>12,.0f}{d_p99:>10.2f}{d_n:>10,}")
-    print(f"{'  the same, both seals checked afresh (first view)':52}{c_rps:>12,.0f}{c_p99:>10.2f}{c_n:>10,}")
-    non2xx = sum(r[4] for r in runs)
-    complete = all(r[5] >= r[3] for r in runs)
-    print(f"non-2xx answers: {non2xx}; every answered request audited: {complete}; audit chain ok: {report.ok} "
-          f"({report.checked:,} entries, {audit_before:,} before)")  # fmt: skip
-    ok = non2xx == 0 and complete and report.ok
+    for r in f["runs"]:
+        label = f"GET /verify/{{id}}?v=&t=, wrk {r['connections']} conn."
+        print(f"{label:52}{r['rps']:>12,.0f}{r['p99_ms']:>10.2f}{r['requests']:>10,}{r['audited']:>10,}")
+    print(f"{'direct token + row + verified objects + page (peer)':52}{d['rps']:>12,.0f}{d['p99_ms']:>10.2f}"
+          f"{d['reads']:>10,}")  # fmt: skip
+    print(f"{'  the same, both seals checked afresh (first view)':52}{c['rps']:>12,.0f}{c['p99_ms']:>10.2f}"
+          f"{c['reads']:>10,}")  # fmt: skip
+    non2xx = sum(r["non2xx"] for r in f["runs"])
+    complete = all(r["audited"] >= r["requests"] for r in f["runs"])
+    print(f"non-2xx answers: {non2xx}; every answered request audited: {complete}; audit chain ok: "
+          f"{f['audit_ok']} ({f['audit_checked']:,} entries, {f['audit_before']:,} before)")  # fmt: skip
+    ok = non2xx == 0 and complete and f["audit_ok"]
     if args.smoke:
         return 0 if ok else 1
-    at = [r for r in runs if r[0] == TARGET_CONNECTIONS]
-    met = bool(at) and at[0][2] <= TARGET_P99_MS
+    at = [r for r in f["runs"] if r["connections"] == TARGET_CONNECTIONS]
+    met = bool(at) and at[0]["p99_ms"] <= TARGET_P99_MS
     print(f"target GET /verify/{{id}}: p99 ≤ {TARGET_P99_MS} ms at {TARGET_CONNECTIONS} connections: "
           f"{'met' if met else 'MISSED'}")  # fmt: skip
     return 0 if ok and met else 1

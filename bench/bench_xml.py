@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 XSD = REPO / "tests" / "connectors" / "data" / "land_exchange_test.xsd"
@@ -235,15 +236,12 @@ def _best(runs: list[dict[str, float]]) -> dict[str, float]:
     return fastest
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["--worker"]:
-        print(json.dumps(_worker(argv[1], argv[2], argv[3])))
-        return 0
-    smoke = "--smoke" in argv
-    repeats = 1 if smoke else next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--repeats=")), 2)
+def run(*, smoke: bool = False, repeats: int = 2) -> dict[str, Any]:
+    """The figures: each package's size and records, each path's fastest run and all its rounds, the
+    connector / bare ratio and the peak RSS growth from the small package to the big one."""
     big_mb, small_mb = (2, 1) if smoke else (500, 50)
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     runs: dict[str, list[dict[str, float]]] = {"connector": [], "bare": [], "walk": [], "small": []}
+    records: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench_xml_") as tmp:
         root = Path(tmp)
         packages = {}
@@ -251,8 +249,7 @@ def main(argv: list[str]) -> int:
             outbox = root / label / "outbox"
             outbox.mkdir(parents=True)
             packages[label] = outbox / "package.xml"
-            n = make_package(packages[label], mb)
-            print(f"{label}: {mb} MB package with {n:,} records")
+            records[label] = make_package(packages[label], mb)
         order = ["bare", "connector", "walk"]
         for round_ in range(repeats):
             for mode in order[round_ % 3 :] + order[: round_ % 3]:
@@ -264,6 +261,35 @@ def main(argv: list[str]) -> int:
             runs["small"].append(_run("connector", packages["small"], work))
             _restore(packages["small"], work)
     best = {mode: _best(r) for mode, r in runs.items()}
+    conn, bare, walk, small = best["connector"], best["bare"], best["walk"], best["small"]
+    ratio = conn["rate"] / bare["rate"]
+    growth = conn["peak_max"] - small["peak_min"]
+    return {
+        "big_mb": big_mb,
+        "small_mb": small_mb,
+        "records": records,
+        "repeats": repeats,
+        "runs": runs,
+        "best": best,
+        "ratio": ratio,
+        "walk_ratio": conn["rate"] / walk["rate"],
+        "growth_mb": growth,
+        "met": ratio >= 0.8 and growth <= 50,
+    }
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--worker"]:
+        print(json.dumps(_worker(argv[1], argv[2], argv[3])))
+        return 0
+    smoke = "--smoke" in argv
+    repeats = 1 if smoke else next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--repeats=")), 2)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    f = run(smoke=smoke, repeats=repeats)
+    big_mb, small_mb, runs = f["big_mb"], f["small_mb"], f["runs"]
+    for label, mb in (("big", big_mb), ("small", small_mb)):
+        print(f"{label}: {mb} MB package with {f['records'][label]:,} records")
+    best = f["best"]
     conn, bare, walk, small = best["connector"], best["bare"], best["walk"], best["small"]
     print(
         f"{'path (fastest of ' + str(repeats) + ')':<42}{'records':>10}{'rec/s':>10}{'cpu s':>8}{'start s':>9}"
@@ -281,21 +307,19 @@ def main(argv: list[str]) -> int:
         )
     for mode in ("connector", "bare", "walk", "small"):
         print(f"  {mode} rounds: " + ", ".join(f"{r['seconds']:.1f} s wall / {r['cpu']:.1f} s cpu" for r in runs[mode]))
-    ratio = conn["rate"] / bare["rate"]
-    growth = conn["peak_max"] - small["peak_min"]
     print(
-        f"connector / bare = {ratio:.2f}x (target >= 0.80); connector / one-walk reference = "
-        f"{conn['rate'] / walk['rate']:.2f}x (no target)"
+        f"connector / bare = {f['ratio']:.2f}x (target >= 0.80); connector / one-walk reference = "
+        f"{f['walk_ratio']:.2f}x (no target)"
     )
     print(
-        f"peak RSS growth {small_mb} -> {big_mb} MB = {growth:.1f} MB (target <= 50); "
+        f"peak RSS growth {small_mb} -> {big_mb} MB = {f['growth_mb']:.1f} MB (target <= 50); "
         f"bare loop {bare['peak_min']:.1f} MB at {big_mb} MB"
     )
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if smoke:
         print("smoke run: targets not asserted")
         return 0
-    return 0 if ratio >= 0.8 and growth <= 50 else 1
+    return 0 if f["met"] else 1
 
 
 if __name__ == "__main__":

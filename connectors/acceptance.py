@@ -27,11 +27,14 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 
 from connectors.base import DELETED, SOURCE_KEY, SOURCE_VERSION, Connector
 from connectors.errors import ConnectorAuthError, ConnectorConfigError, ConnectorError
 from connectors.staging import LocalStager
 from connectors.sync import SyncResult, run_sync
+from hub.db import session_scope
+from hub.models import QuarantineRecord
 
 #: what a harness may declare it supports
 CAPABILITIES = frozenset({"auth", "late_commit", "deletes", "bad_records", "faults", "updates"})
@@ -237,11 +240,6 @@ class AcceptanceSuite:
         bad_key = harness.add_bad_record()
         result = sync()
         assert result.quarantined >= 1
-        from sqlalchemy import select
-
-        from hub.db import session_scope
-        from hub.models import QuarantineRecord
-
         with session_scope() as s:
             rows = list(s.scalars(select(QuarantineRecord).where(QuarantineRecord.source == harness.name)))
         assert any(r.source_key == bad_key and r.reason_code and r.reason for r in rows), rows

@@ -50,7 +50,7 @@ def mapping_sources(directory: Path = MAPPINGS_DIR) -> dict[str, dict[str, Any]]
 
 
 def connector_for(name: str, directory: Path = MAPPINGS_DIR) -> Any:
-    from connectors.registry import make_connector
+    from connectors.registry import make_connector  # noqa: PLC0415 - pyarrow, ~0.15 s; `hub --help` loads this
 
     sources = mapping_sources(directory)
     if name not in sources:
@@ -61,7 +61,8 @@ def connector_for(name: str, directory: Path = MAPPINGS_DIR) -> Any:
 
 def _personal_columns(path: Path) -> dict[str, str]:
     """The mapping's source fields with a personal-data kind, so previews mask by what values are."""
-    from mappings.engine import MappingError, load_mapping  # the CLI reads the mapping; the SDK does not
+    # the CLI reads the mapping; the SDK does not
+    from mappings.engine import MappingError, load_mapping  # noqa: PLC0415 - pandas, ~0.4 s; `hub --help` loads this
 
     try:
         return load_mapping(path).spec.personal_source_columns()

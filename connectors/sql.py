@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,7 +39,7 @@ from connectors.base import (
     tombstone_table,
     with_meta,
 )
-from connectors.config import ConnectionInfo, dataset_block, get_connection, retry_policy
+from connectors.config import ConnectionInfo, dataset_block, get_connection, retry_policy, source_schema
 from connectors.errors import (
     BadRecord,
     ConnectorAuthError,
@@ -62,6 +64,8 @@ from connectors.sql_dialect import (
     upsert_sql,
 )
 from hub.masking import mask_record
+from hub.odbcenv import ensure_odbc_env
+from hub.settings import get_settings
 
 _AUTH = re.compile(
     r"password authentication failed|role .* does not exist|access denied|login failed|ORA-01017|"
@@ -121,7 +125,7 @@ def _odbc_hook(conn_id: str, driver: str | None) -> Any:
     Connection extra with ``allow_driver_in_extra``; the driver is not a secret, so the
     source block names it and this hook takes it without the noise.
     """
-    from airflow.providers.odbc.hooks.odbc import OdbcHook
+    from airflow.providers.odbc.hooks.odbc import OdbcHook  # noqa: PLC0415 - Airflow, ~2 s; only connecting needs it
 
     class SourceOdbcHook(OdbcHook):  # type: ignore[misc]
         @property
@@ -169,8 +173,6 @@ class SqlConnector:
 
     # --- spec / connection -------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
-        from connectors.config import source_schema
-
         return dict(source_schema()["$defs"]["sql"])
 
     def _where(self, dataset: str | None = None) -> str:
@@ -183,17 +185,15 @@ class SqlConnector:
     def _connect_once(self) -> Any:
         try:
             if self.driver == "oracle":
-                from airflow.providers.oracle.hooks.oracle import OracleHook
+                from airflow.providers.oracle.hooks.oracle import OracleHook  # noqa: PLC0415 - optional driver
 
                 conn = OracleHook(oracle_conn_id=self.conn_id).get_conn()
                 conn.call_timeout = self.timeout * 1000
                 return conn
             if self.driver != "odbc":
                 raise ConnectorConfigError(f"unknown SQL driver {self.driver!r}", where=self._where())
-            from hub.odbcenv import ensure_odbc_env
-
             ensure_odbc_env()
-            import pyodbc
+            import pyodbc  # noqa: PLC0415 - unixODBC reads ODBCSYSINI when pyodbc loads: after ensure_odbc_env
 
             hook = _odbc_hook(self.conn_id, self.block.get("odbc_driver"))
             conn_str = self._odbc_connection_string(hook)
@@ -238,8 +238,6 @@ class SqlConnector:
         """arrow-odbc's connection to the same data source, with the same timeouts, retried like connect()."""
 
         def once() -> BulkReader:
-            from hub.odbcenv import ensure_odbc_env
-
             ensure_odbc_env()
             try:
                 hook = _odbc_hook(self.conn_id, self.block.get("odbc_driver"))
@@ -349,10 +347,6 @@ class SqlConnector:
 
     # --- read --------------------------------------------------------------------------
     def _ledger(self, dataset: str) -> KeyLedger:
-        from pathlib import Path
-
-        from hub.settings import get_settings
-
         root = Path(self._ledger_root) if self._ledger_root else get_settings().home / "connectors"
         return KeyLedger(root / self.name / dataset / "keys")
 
@@ -616,8 +610,6 @@ def _rows_to_table(
 
 
 def _python_type_to_json(py_type: Any) -> dict[str, Any]:
-    import decimal
-
     if py_type is bool:
         return {"type": ["boolean", "null"]}
     if py_type is int:

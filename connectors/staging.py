@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hub.settings import get_settings
+
 
 def batch_object_name(source: str, dataset: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> str:
     """Deterministic object name: the same batch from the same state gets the same name.
@@ -49,8 +51,6 @@ class LocalStager:
 
     def __init__(self, root: Path | None = None) -> None:
         if root is None:
-            from hub.settings import get_settings
-
             root = get_settings().home / "staging"
         self.root = Path(root)
 

@@ -45,9 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from lxml import etree
 
 from connectors.base import Batch, CheckResult, State, WriteResult, with_meta
-from connectors.config import dataset_block, get_connection
+from connectors.config import dataset_block, get_connection, source_schema
 from connectors.errors import (
     BadRecord,
     ConnectorAuthError,
@@ -60,7 +61,7 @@ from connectors.xml_refusals import HARDENED, PackageRejected, PrologGuard, diag
 from connectors.xml_schema import XS, repeat_choices_as_sequences, root_children
 from connectors.xml_share import HashingReader, file_sha, on_share, share_error
 from hub.masking import mask_record
-from hub.settings import REPO_ROOT
+from hub.settings import REPO_ROOT, get_settings
 
 #: how many package hashes the state remembers (the marker files are the long-term index)
 DONE_MEMORY = 500
@@ -88,8 +89,6 @@ class XmlPackageConnector:
 
     # --- configuration -----------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
-        from connectors.config import source_schema
-
         return dict(source_schema()["$defs"]["xml"])
 
     def _where(self, dataset: str | None = None) -> str:
@@ -97,8 +96,6 @@ class XmlPackageConnector:
 
     @staticmethod
     def _expand(value: str) -> Path:
-        from hub.settings import get_settings
-
         env = {**os.environ, "HUB_HOME": str(get_settings().home)}
         return Path(string.Template(value).safe_substitute(env)).expanduser()
 
@@ -121,16 +118,12 @@ class XmlPackageConnector:
 
     @property
     def work(self) -> Path:
-        from hub.settings import get_settings
-
         root = self._work_root or get_settings().home / "connectors"
         return Path(root) / self.name / "packages"
 
     def schema(self) -> Any:
         """The XSD, parsed once with the same hardened settings as the packages."""
         if self._schema is None:
-            from lxml import etree
-
             xsd = self.block.get("xsd")
             if not xsd:
                 raise ConnectorConfigError("source block has no xsd", where=self._where())
@@ -370,8 +363,6 @@ class XmlPackageConnector:
 
     def _parse(self, package: Path, ds: Mapping[str, Any], spill: Path, where: str) -> tuple[str, int, list[BadRecord]]:
         """One streaming, validating pass: (sha256, rows spilled, record-level bad records)."""
-        from lxml import etree
-
         size = on_share(package, where, "reading", lambda: package.stat().st_size)
         if size > self.max_bytes:
             raise PackageRejected("package_too_large", f"{size} bytes exceeds max_package_bytes {self.max_bytes}")

@@ -29,6 +29,8 @@ import re
 from collections.abc import Collection
 from typing import Any, Final, Protocol
 
+from lxml import etree
+
 #: Parser settings for packages and the XSD: no DTD loaded, no entity substituted, no network,
 #: libxml2's limits kept (``huge_tree`` off: text nodes of at most :data:`MAX_TEXT_NODE` bytes,
 #: at most :data:`MAX_PARSER_DEPTH` levels).
@@ -100,14 +102,10 @@ class PrologGuard:
     """
 
     def __init__(self) -> None:
-        from lxml import etree
-
         self.done = False
         self._parser = etree.XMLParser(target=_PrologTarget(), **HARDENED)
 
     def feed(self, data: bytes) -> None:
-        from lxml import etree
-
         if self.done or not data:  # a package ending in its prolog: the reading pass finds it
             return
         try:
@@ -125,8 +123,6 @@ def diagnose(source: _Reader, tags: Collection[str], root_tag: str) -> PackageRe
     ``None``: well-formed and ends with ``root_tag`` — the reading pass failed on the XSD.
     Memory stays flat: ``tags`` (the root's children) are cleared as they end.
     """
-    from lxml import etree
-
     parser = etree.XMLPullParser(
         events=("end",), tag=sorted({*tags, root_tag}), remove_comments=True, remove_pis=True, **HARDENED
     )
@@ -182,8 +178,6 @@ def _first_error(log: Any) -> _Entry | None:
 
 
 def _entry_of(exc: Any) -> _Entry:
-    from lxml import etree
-
     line, column = exc.position or (exc.lineno or 0, 0)
     return _Entry(etree.ErrorTypes._getName(exc.code, ""), _message(exc), line, column)
 

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 from hub.db import session_scope
 from hub.models import StagedBatch, utcnow
 from pipeline.tables import PipelineStep
+from validation.quarantine import BatchRef, clear_batch
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,6 @@ def claim_pending(
 
 def _supersede(session: Any, mapping: Any, run_id: str, taken_over: list[Carried]) -> None:
     """Mark the earlier claimants' map/validate rows superseded and drop their validation quarantine."""
-    from validation.quarantine import BatchRef, clear_batch
-
     runs = sorted({str(c.previous_claim) for c in taken_over})
     if not runs:
         return

@@ -28,8 +28,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from airflow.sdk import DAG, Asset, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
+from connectors.errors import ConnectorConfigError
+from mappings.engine import MappingError, load_all
+from pipeline import housekeeping, steps
 from pipeline.openlineage import ExchangeStepOperator
+from pipeline.pools import PUSH_POOL
+from pipeline.steps import StepError
+from validation.run import ReconciliationError, RuleMismatchError, ThresholdExceeded
+from validation.suites import SuiteError
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 PUSH_DAG_ID = "hub_push"
@@ -94,12 +102,6 @@ def non_retryable() -> tuple[type[BaseException], ...]:
     it. Retrying them only delays the failure (three retries with backoff: minutes). Everything
     else — a department's system unreachable, a timeout, a store briefly down — is retried.
     """
-    from connectors.errors import ConnectorConfigError
-    from mappings.engine import MappingError
-    from pipeline.steps import StepError
-    from validation.run import ReconciliationError, RuleMismatchError, ThresholdExceeded
-    from validation.suites import SuiteError
-
     return (ThresholdExceeded, ReconciliationError, RuleMismatchError, StepError, SuiteError, MappingError,
             ConnectorConfigError)  # fmt: skip
 
@@ -109,8 +111,6 @@ def run_step(call: Any, *args: Any, **kwargs: Any) -> Any:
 
     The run's staged batches are not lost either way: the next run carries them through.
     """
-    from airflow.sdk.exceptions import AirflowFailException
-
     try:
         return call(*args, **kwargs)
     except non_retryable() as exc:
@@ -155,8 +155,6 @@ read positions and batches not yet published: `hub connectors state {name}`.
 
 def build_exchange_dag(mapping: Any) -> DAG:
     """The exchange DAG of one mapping (部门交换 DAG)."""
-    from pipeline import steps
-
     spec = mapping.spec
     name = mapping.name
     asset = published_asset(mapping)
@@ -217,9 +215,6 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
     Asset events merge; the outbox is the record of what to deliver, so one run delivers
     everything committed so far.
     """
-    from pipeline import steps
-    from pipeline.pools import PUSH_POOL
-
     assets = list(assets)
     schedule: Any = None
     for a in assets:
@@ -246,8 +241,6 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
 def build_housekeeping_dag() -> DAG:
     """Housekeeping (日常维护): re-linking, expiry, re-delivery, outbox archiving, reconciliation, purge past
     retention, audit archive."""
-    from pipeline import housekeeping
-
     with DAG(
         dag_id=HOUSEKEEPING_DAG_ID,
         schedule="@daily" if schedules_enabled() else None,
@@ -296,8 +289,6 @@ def build_housekeeping_dag() -> DAG:
 
 def build_all(mapping_dir: Any = None) -> dict[str, DAG]:
     """Every DAG of the hub, by dag id (what ``dags/exchange_dags.py`` exposes)."""
-    from mappings.engine import load_all
-
     mappings = load_all(mapping_dir)
     dags: dict[str, DAG] = {}
     for mapping in mappings.values():
@@ -316,8 +307,6 @@ def build_supervision_dag() -> DAG:
     """E-supervision (电子监察): every hour, each running case clock brought up to date and lit; its
     changes of light reach the supervision office through the push DAG. Steps light their own case
     as they arrive; this run catches the days that pass without a step."""
-    from pipeline import housekeeping
-
     with DAG(
         dag_id=SUPERVISION_DAG_ID,
         schedule="@hourly" if schedules_enabled() else None,

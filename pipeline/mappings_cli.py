@@ -6,13 +6,20 @@ three what they need of a mapping (:mod:`pipeline.mapping_check`).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
 import typer
+from rich.cells import cell_len
 
+from connectors.registry import make_connector
+from hub.masking import mask, scrub
 from mappings.engine import MAPPINGS_DIR, mapping_files
 from pipeline.mapping_check import check_mappings
+from validation.payload import mask_row
 
 app = typer.Typer(no_args_is_help=True, help="Department mappings: check, preview.")
 
@@ -52,8 +59,6 @@ def render(rows: list[dict[str, Any]], width: int, layout: str = "auto") -> str:
     name | 张*
     sex  | 1
     """
-    from rich.cells import cell_len
-
     if not rows:
         return "(no rows)"
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -94,11 +99,8 @@ def preview(
     """Read a few rows through the mapping's Connection and show them mapped (canonical fields and
     the department's own attributes), personal values masked by what they are. Changes nothing:
     saves no read position, acknowledges nothing. Rows the mapping rejects are listed with why."""
-    import shutil
-
-    from connectors.registry import make_connector
-    from pipeline.steps import connector_dataset, load_mapping, source_block
-    from validation.payload import mask_row
+    # pandas and the ledger's ORM, ~1 s; `hub --help` loads this module
+    from pipeline.steps import connector_dataset, load_mapping, source_block  # noqa: PLC0415 - as above
 
     if layout not in ("auto", "table", "vertical"):
         raise typer.BadParameter("auto, table or vertical", param_hint="--layout")
@@ -111,17 +113,12 @@ def preview(
         tables.append(batch.table)
         if sum(t.num_rows for t in tables) >= limit:
             break
-    import pandas as pd
-    import pyarrow as pa
-
     raw = pa.concat_tables(tables).slice(0, limit) if tables else None
     width = shutil.get_terminal_size((100, 24)).columns
     if raw is None:
         typer.echo(f"{mapping}: no rows")
         return
     if source:
-        from hub.masking import mask, scrub
-
         rows = [
             {k: (mask(v, personal[k]) if k in personal else scrub(v)) for k, v in r.items()} for r in raw.to_pylist()
         ]

@@ -12,6 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hub.airflow_env import ensure_airflow_env
+from mappings.engine import load_all
+
 DEFAULT_SLOTS = 2
 #: the push DAG's pool: outbound deliveries to departments
 PUSH_POOL = "hub_push"
@@ -32,12 +35,8 @@ def department_pools(mappings: Iterable[Any], slots: int | None = None) -> dict[
 
 def ensure_pools(mapping_dir: Path | None = None) -> dict[str, int]:
     """Create or update the pools in Airflow's metadata database."""
-    from hub.airflow_env import ensure_airflow_env
-
     ensure_airflow_env()
-    from airflow.models.pool import Pool
-
-    from mappings.engine import load_all
+    from airflow.models.pool import Pool  # noqa: PLC0415 - after ensure_airflow_env
 
     pools = department_pools(load_all(mapping_dir).values())
     for name, slots in pools.items():

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from connectors.cli import MAPPINGS_DIR, app, console
 from hub import safe_yaml
+from hub.db import get_engine
 from pipeline.positions import (
     Feed,
     Position,
@@ -46,8 +47,6 @@ def _feed(name: str, directory: Path) -> Feed:
 
 
 def _engine() -> Any:
-    from hub.db import get_engine
-
     return get_engine()
 
 

@@ -20,8 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from e_license_store.catalogue import license_type
+from e_license_store.model import LicenseDraft
+from e_license_store.service import InvalidDraft, InvalidTransition
 from e_license_store.source_status import apply_source_status
 from hub.masking import mask_resident_id
+from mappings.canonical.models import HolderKind, SourceRef
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +104,6 @@ def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
 def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) -> Iterator[tuple[Any, str, str | None]]:
     """(draft, source key suffix, canonical status) for every licence ``row`` yields; with
     ``unselected``, for those its licence entries' ``when`` leaves out instead."""
-    from e_license_store.catalogue import license_type
-    from e_license_store.model import LicenseDraft
-    from mappings.canonical.models import HolderKind
-
     for lic in mapping.licenses:
         if _selected(row, lic.when) == unselected:
             continue
@@ -147,9 +147,6 @@ def publish_frame(
     sealed in parallel, indexed with its outbox events in one transaction); a row whose licence
     cannot change (say, its licence was revoked) is logged and the others go on.
     """
-    from e_license_store.service import InvalidDraft, InvalidTransition
-    from mappings.canonical.models import SourceRef
-
     issued_n = changed_n = idle = 0
     items: list[tuple[Any, Any]] = []
     statuses: list[str | None] = []

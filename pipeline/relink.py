@@ -24,7 +24,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
+from e_license_store.model import parse_envelope
+from e_license_store.service import InvalidTransition, default_service
+from e_license_store.tables import LicenseIndexEntry as Entry
 from hub.db import get_engine, session_scope
+from identity.resolve import ENTERPRISE, RESOLVED, link_batch, resolve_codes
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +50,6 @@ class RelinkReport:
 
 def relink_legacy_holders(service: Any = None, *, limit: int = 50_000) -> RelinkReport:
     """Resolve again every enterprise licence held under a non-USCC code; link and amend what resolves."""
-    from e_license_store.model import parse_envelope
-    from e_license_store.service import default_service
-    from e_license_store.tables import LicenseIndexEntry as Entry
-    from identity.resolve import ENTERPRISE, RESOLVED, link_batch, resolve_codes
-
     report = RelinkReport()
     with session_scope(get_engine()) as session:
         rows = session.execute(
@@ -88,8 +87,6 @@ def relink_legacy_holders(service: Any = None, *, limit: int = 50_000) -> Relink
             result = link_batch(session, pd.DataFrame(records), ENTERPRISE, department, dataset,
                                 code_columns=[("holder_code", None)])  # fmt: skip
             report.linked += int(result.linked)
-    from e_license_store.service import InvalidTransition
-
     for row, canonical in found:
         try:
             service.amend(row.license_id, {"holder_code": canonical},

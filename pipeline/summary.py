@@ -15,9 +15,11 @@ from dataclasses import dataclass, fields
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from e_license_store.catalogue import load_catalogue
 from hub.db import get_engine, session_scope
 from hub.models import OutboxEvent
 from pipeline.tables import PipelineStep
+from recognition.tables import Delivery
 
 
 @dataclass
@@ -55,8 +57,6 @@ COLUMNS = [f.name for f in fields(DepartmentSummary)]
 
 def _license_departments() -> dict[str, str]:
     try:
-        from e_license_store.catalogue import load_catalogue
-
         return {t.type_code: t.issuer_department for t in load_catalogue().values()}
     except Exception:  # the catalogue is optional for a summary
         return {}
@@ -66,8 +66,6 @@ def summarize(
     run_ids: Iterable[str] | None = None, *, since: dt.datetime | None = None, engine: Engine | None = None
 ) -> list[DepartmentSummary]:
     """Sum the run ledger per department for the given runs (or everything since ``since``)."""
-    from recognition.tables import Delivery
-
     engine = engine or get_engine()
     by_dept: dict[str, DepartmentSummary] = {}
     with session_scope(engine) as session:

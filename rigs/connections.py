@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 #: ODBC driver → DSN in etc/odbc/odbc.ini that names it
 DRIVER_DSN = {
     "MariaDB Unicode": "hub_commerce_mariadb",
@@ -85,8 +87,6 @@ def _dialect_of_driver(driver: str) -> str:
 
 def _odbc_of_url(url: str) -> tuple[str, str]:
     """(ODBC connection string, dialect) for a SQLAlchemy URL of a sandbox database."""
-    from sqlalchemy.engine import make_url
-
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         return f"DRIVER={{SQLite3}};Database={u.database};", "sqlite"

@@ -16,10 +16,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.summary import COLUMNS, DepartmentSummary
+from hub.airflow_env import airflow_state_dir
+from hub.db import get_engine, migrate, session_scope
+from hub.settings import get_settings
+from mappings.engine import load_all
+from pipeline.summary import COLUMNS, DepartmentSummary, summarize
+from recognition.subscriptions import sync_yaml
+from rigs.airflow_runner import start_airflow
+from rigs.main_job import run_main_job
+from rigs.scaled import start_s3_server, start_scaled
 
 if TYPE_CHECKING:
     from rigs.scaled import ScaledConfig
@@ -58,11 +67,6 @@ def summary_table(rows: Sequence[DepartmentSummary], title: str = "main job, per
 
 def subscribe_tax(tax_wsdl: str, home: Path) -> None:
     """The demo's one subscriber: the tax bureau gets business-licence events by SOAP (订阅)."""
-    import yaml
-
-    from hub.db import get_engine, session_scope
-    from recognition.subscriptions import sync_yaml
-
     path = home / "demo_subscriptions.yaml"
     sub = {
         "id": "demo-tax-business-licences",
@@ -93,15 +97,6 @@ def run_demo(
     PostgreSQL, Redis, an S3 server) instead of the embedded LocalExecutor.
     True when every DAG succeeded and every department's counts reconcile.
     """
-    from hub.airflow_env import airflow_state_dir
-    from hub.db import migrate
-    from hub.settings import get_settings
-    from mappings.engine import load_all
-    from pipeline.summary import summarize
-    from rigs.airflow_runner import start_airflow
-    from rigs.main_job import run_main_job
-    from rigs.scaled import start_s3_server, start_scaled
-
     settings = get_settings()
     migrate()  # the hub's state database at HUB_DB_URL, idempotent
     # Its own Airflow database: ``hub up`` (schedules on) must not leave runs the demo then resumes.

@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, func, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine
+
+from e_license_store.model import parse_envelope
+from e_license_store.store.local import LocalStore
+from recognition import audit
 
 #: table → column → why the column is left out of the digest (reviewed: anything not listed counts)
 VOLATILE: dict[str, dict[str, str]] = {
@@ -298,9 +303,6 @@ def _document_hash(document: Any) -> str:
 
 def licence_objects(store_dir: Path) -> tuple[dict[str, tuple[str, int, str]], list[tuple[str, str]]]:
     """Every licence object in the file store at ``store_dir``: key → (licence id, version, document hash)."""
-    from e_license_store.model import parse_envelope
-    from e_license_store.store.local import LocalStore
-
     store = LocalStore(store_dir)
     objects: dict[str, tuple[str, int, str]] = {}
     bad: list[tuple[str, str]] = []
@@ -341,10 +343,6 @@ def take_digest(
 ) -> Digest:
     """The digest of the hub on ``db_url`` with its licence store in ``store_dir`` (a file store),
     and of what ``receivers`` (name → (idempotency key, event) per message received) got."""
-    from sqlalchemy import text
-
-    from recognition import audit
-
     engine = create_engine(db_url)
     try:
         digest = Digest(tables=table_rows(engine))
@@ -352,7 +350,7 @@ def take_digest(
         with engine.connect() as conn:
             digest.index_versions = {
                 str(lid): (int(v), str(k))
-                for lid, v, k in conn.execute(text("SELECT license_id, version, object_key FROM license_index"))
+                for lid, v, k in conn.execute(sql_text("SELECT license_id, version, object_key FROM license_index"))
             }
         report = audit.verify(engine)
         digest.audit_ok, digest.audit_problems = report.ok, list(report.problems)

@@ -24,7 +24,13 @@ import typer
 from rich.console import Console
 from sqlalchemy import select
 
+from hub.airflow_env import VENV_BIN, airflow_environment
+from hub.db import get_engine, migrate, session_scope
+from hub.settings import REPO_ROOT
 from pipeline.tables import PipelineStep
+
+# `hub --help` loads this module (the `run` command), so the pipeline, Airflow and the mappings are
+# imported inside the commands (`noqa: PLC0415 - hub --help`).
 
 STEPS = ("extract", "map", "validate", "resolve", "publish")
 
@@ -71,8 +77,6 @@ def describe(step: PipelineStep, mapping: Any = None) -> str:
 
 
 def _ledger(run_id: str, mapping: str) -> dict[str, PipelineStep]:
-    from hub.db import get_engine, session_scope
-
     with session_scope(get_engine()) as session:
         rows = session.scalars(
             select(PipelineStep).where(PipelineStep.run_id == run_id, PipelineStep.mapping == mapping)
@@ -90,7 +94,7 @@ def _print_step(step: str, row: PipelineStep | None, mapping: Any) -> None:
 
 def run_direct(name: str, run_id: str, *, limit: int | None = None) -> bool:
     """The task bodies in order, each step's counts printed as it finishes; ``False`` if one failed."""
-    from pipeline import steps
+    from pipeline import steps  # noqa: PLC0415 - ~1 s; `hub --help`
 
     mapping = steps.load_mapping(name)
     calls: list[tuple[str, Callable[[Any], Any]]] = [
@@ -117,11 +121,9 @@ def run_direct(name: str, run_id: str, *, limit: int | None = None) -> bool:
 
 def run_airflow(name: str, *, limit: int | None = None) -> bool:
     """``airflow dags test`` of the feed's exchange DAG, then its ledger's counts."""
-    from hub.airflow_env import VENV_BIN, airflow_environment
-    from hub.settings import REPO_ROOT
-    from pipeline import steps
-    from pipeline.factory import exchange_dag_id
-    from rigs.airflow_runner import migrate_airflow
+    from pipeline import steps  # noqa: PLC0415 - ~1 s; `hub --help`
+    from pipeline.factory import exchange_dag_id  # noqa: PLC0415 - Airflow; `hub --help`
+    from rigs.airflow_runner import migrate_airflow  # noqa: PLC0415 - ~0.1 s; --airflow only
 
     mapping = steps.load_mapping(name)
     env = airflow_environment()
@@ -145,8 +147,6 @@ def run_airflow(name: str, *, limit: int | None = None) -> bool:
 
 
 def _latest_run(name: str, since: dt.datetime) -> str | None:
-    from hub.db import get_engine, session_scope
-
     with session_scope(get_engine()) as session:
         return session.scalar(
             select(PipelineStep.run_id)
@@ -166,9 +166,8 @@ def run(
     """Run one feed end to end (extract → map → validate → resolve → publish) on its configured
     Connection and print the counts of every step. Exit 1 when the mapping has problems or a step
     fails, 2 for a mapping that does not exist or --limit on an XML feed."""
-    from hub.db import migrate
-    from mappings.engine import MAPPINGS_DIR, mapping_files
-    from pipeline.mapping_check import check_mapping
+    from mappings.engine import MAPPINGS_DIR, mapping_files  # noqa: PLC0415 - ~0.4 s; `hub --help`
+    from pipeline.mapping_check import check_mapping  # noqa: PLC0415 - as above
 
     path = MAPPINGS_DIR / f"{mapping}.yaml"
     if not path.exists():
@@ -181,7 +180,7 @@ def run(
             err.print(str(p), markup=False)
         err.print(f"error: mappings/{mapping}.yaml has {len(problems)} problem(s); nothing was run")
         raise typer.Exit(1)
-    from pipeline import steps
+    from pipeline import steps  # noqa: PLC0415 - ~1 s; `hub --help`
 
     if limit is not None and steps.load_mapping(mapping).spec.protocol == "xml":
         err.print("error: --limit does not apply to an XML feed: a package is read, acknowledged and archived whole")

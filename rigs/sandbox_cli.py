@@ -23,6 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.settings import get_settings
+from rigs.demo import check_sandboxes, checks_table
+from rigs.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER, TempDatabase
+from sandbox.faults import FaultFile
 
 if TYPE_CHECKING:
     from sandbox.runtime import Prepared
@@ -79,10 +82,8 @@ def _stop_tax_server() -> bool:
 
 def _server_databases() -> tuple[Any, Any]:
     """The named sandbox databases on the shared servers (created when missing)."""
-    import psycopg
-    import pymysql
-
-    from rigs.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER, TempDatabase
+    import psycopg  # noqa: PLC0415 - ~0.3 s; --backend servers only; `hub --help` loads this module
+    import pymysql  # noqa: PLC0415 - ~0.15 s; as above
 
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone():
@@ -122,7 +123,7 @@ def _spawn_tax_server(prepared: Prepared) -> tuple[int, int]:
 
 
 def _wait_for_wsdl(url: str, timeout: float = 20) -> None:
-    import requests
+    import requests  # noqa: PLC0415 - ~0.1 s; `up` only; `hub --help` loads this module
 
     deadline = time.monotonic() + timeout
     while True:
@@ -147,9 +148,9 @@ def up(
 ) -> None:
     """Generate the city, load the four department sandboxes and start the tax SOAP service."""
     # Heavy imports stay inside the commands so `status` and `down` start fast.
-    from sandbox.generator import Sizes
-    from sandbox.runtime import prepare
-    from sandbox.tax.server import TaxServer, default_credentials
+    from sandbox.generator import Sizes  # noqa: PLC0415 - the city generator, ~1 s; `hub --help` loads this module
+    from sandbox.runtime import prepare  # noqa: PLC0415 - ~0.5 s; `hub --help` loads this module
+    from sandbox.tax.server import TaxServer, default_credentials  # noqa: PLC0415 - `hub --help`
 
     _stop_tax_server()
     pg = mariadb = None
@@ -159,8 +160,6 @@ def up(
         prepared = prepare(get_settings().home, seed, Sizes(persons, enterprises, properties), backend, pg, mariadb)
     creds = default_credentials()
     if foreground:
-        from sandbox.faults import FaultFile
-
         server = TaxServer(prepared.tax_store, FaultFile(prepared.faults_path), creds).start()
         _write_state(prepared, server.port, os.getpid())
         console.print(f"tax SOAP service on {server.wsdl_url} (Ctrl-C to stop)")
@@ -177,8 +176,8 @@ def up(
 
 
 def _write_state(prepared: Prepared, port: int, pid: int) -> dict[str, Any]:
-    from sandbox.runtime import attach, summary
-    from sandbox.tax.server import default_credentials
+    from sandbox.runtime import attach, summary  # noqa: PLC0415 - ~0.5 s; `hub --help` loads this module
+    from sandbox.tax.server import default_credentials  # noqa: PLC0415 - as in `up`
 
     creds = default_credentials()
     state = summary(attach(prepared, port, creds.username, creds.password))
@@ -213,10 +212,8 @@ def down(
 
 
 def _drop_server_databases() -> None:
-    import psycopg
-    import pymysql
-
-    from rigs.testing import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, PG_HOST, PG_PORT, PG_USER
+    import psycopg  # noqa: PLC0415 - ~0.3 s; --backend servers only; `hub --help` loads this module
+    import pymysql  # noqa: PLC0415 - ~0.15 s; as above
 
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
@@ -231,8 +228,6 @@ def _drop_server_databases() -> None:
 @app.command()
 def status() -> None:
     """Check every sandbox through its real protocol (SOAP, SQL, ODBC, XML + XSD)."""
-    from rigs.demo import check_sandboxes, checks_table
-
     if not _state_file().exists():
         console.print("[yellow]sandboxes are not up (run `hub sandbox up`)[/yellow]")
         raise typer.Exit(1)

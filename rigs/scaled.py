@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -34,10 +35,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import psycopg
+import redis
 from sqlalchemy.engine import make_url
 
+from e_license_store.store import open_store
 from hub.airflow_env import VENV_BIN
-from hub.settings import REPO_ROOT
+from hub.db import get_engine
+from hub.settings import REPO_ROOT, reset_settings
+from pipeline.staging import open_stager
 from rigs.airflow_runner import AirflowProcesses, AirflowRunError, free_port, start_airflow
 
 #: the Celery workers' node names (``--celery-hostname``); task instances record ``celery@NAME``
@@ -171,9 +177,6 @@ def _masked(url: str) -> str:
 
 def check_services(config: ScaledConfig, *, timeout: float = 3) -> None:
     """The broker and the PostgreSQL servers answer, within ``timeout`` seconds each; else a clear error."""
-    import psycopg
-    import redis
-
     client = redis.Redis.from_url(config.broker_url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         client.ping()
@@ -201,8 +204,6 @@ def check_services(config: ScaledConfig, *, timeout: float = 3) -> None:
 
 def ensure_postgres_database(url: str) -> bool:
     """Create the database ``url`` names on its server unless it exists; True when it was created."""
-    import psycopg
-
     u = make_url(url)
     with psycopg.connect(
         host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname="postgres", autocommit=True
@@ -220,9 +221,6 @@ def use_scaled_state(role: str = "") -> tuple[ScaledConfig, list[str]]:
     (nothing created) when the broker or PostgreSQL does not answer. ``HUB_DB_URL`` is set in this
     process's environment, which every child inherits.
     """
-    from hub.db import get_engine
-    from hub.settings import reset_settings
-
     config, to_create = default_config(os.environ, role=role)
     check_services(config)
     created = [url.rsplit("/", 1)[-1] for url in to_create if ensure_postgres_database(url)]
@@ -310,8 +308,6 @@ class S3Server:
 
 def start_s3_server(log: Path, timeout: float = 60) -> S3Server:
     """Start moto's S3 server on a free loopback port and wait until it answers."""
-    import socket
-
     log.parent.mkdir(parents=True, exist_ok=True)
     port = free_port()
     fh = open(log, "ab")  # noqa: SIM115 - closed by S3Server.stop()
@@ -342,9 +338,6 @@ def prepare_buckets(env: Mapping[str, str]) -> None:
     The store and the stager create their buckets on first use; done here, two workers' first tasks
     do not race to create the same bucket.
     """
-    from e_license_store.store import open_store
-    from pipeline.staging import open_stager
-
     saved = {k: os.environ.get(k) for k in ("HUB_STORE_ACCESS_KEY", "HUB_STORE_SECRET_KEY")}
     os.environ.update({k: env[k] for k in saved if k in env})
     try:

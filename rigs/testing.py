@@ -15,6 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from hub.odbcenv import ensure_odbc_env
+
+# Database drivers, Redis, Alembic and the ORM are imported inside the helpers that use them (`noqa:
+# PLC0415 - conftest`): tests/conftest.py imports this module for every test run.
+
 PG_HOST = os.environ.get("HUB_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HUB_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("HUB_TEST_PG_USER", "postgres")
@@ -65,7 +70,7 @@ class TempDatabase:
 
 @contextmanager
 def temp_postgres_database(prefix: str = "hubtest") -> Iterator[TempDatabase]:
-    import psycopg
+    import psycopg  # noqa: PLC0415 - ~0.3 s; tests/conftest.py imports this module for every test run
 
     name = unique_name(prefix)
     try:
@@ -85,7 +90,7 @@ def temp_postgres_database(prefix: str = "hubtest") -> Iterator[TempDatabase]:
 
 @contextmanager
 def temp_mariadb_database(prefix: str = "hubtest") -> Iterator[TempDatabase]:
-    import pymysql
+    import pymysql  # noqa: PLC0415 - ~0.15 s; tests/conftest.py imports this module for every test run
 
     name = unique_name(prefix)
     try:
@@ -112,11 +117,9 @@ def temp_mariadb_database(prefix: str = "hubtest") -> Iterator[TempDatabase]:
 
 
 def odbc_available(driver: str) -> bool:
-    from hub.odbcenv import ensure_odbc_env
-
     ensure_odbc_env()
     try:
-        import pyodbc
+        import pyodbc  # noqa: PLC0415 - optional driver; unixODBC reads ODBCSYSINI when it loads
     except ImportError:
         return False
     return driver in pyodbc.drivers()
@@ -125,7 +128,7 @@ def odbc_available(driver: str) -> bool:
 @contextmanager
 def temp_redis_prefix(prefix: str = "hubtest") -> Iterator[tuple[str, str]]:
     """The shared Redis's URL and a key prefix of this test's own; its keys are deleted afterwards."""
-    import redis
+    import redis  # noqa: PLC0415 - ~0.3 s; tests/conftest.py imports this module for every test run
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
     try:
@@ -149,7 +152,7 @@ def temp_redis_database(prefix: str = "hubtest") -> Iterator[tuple[str, str]]:
     Yields (URL naming that database, key prefix); the prefix's keys are deleted afterwards. The prefix keeps
     two tests apart even when both picked the same database.
     """
-    import redis
+    import redis  # noqa: PLC0415 - ~0.3 s; tests/conftest.py imports this module for every test run
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
     try:
@@ -182,10 +185,10 @@ def schema_drift(url: str, tables: set[str] | frozenset[str]) -> list[object]:
     table that happens to be called like one of ``tables`` (``case_material.license_version``)
     does not make that table ours.
     """
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
+    from alembic.autogenerate import compare_metadata  # noqa: PLC0415 - Alembic; conftest
+    from alembic.migration import MigrationContext  # noqa: PLC0415 - as above
 
-    from hub.db import Base, make_engine
+    from hub.db import Base, make_engine  # noqa: PLC0415 - ORM ~0.5 s; conftest
 
     engine = make_engine(url)
     try:

@@ -22,6 +22,10 @@ from typing import IO, Annotated
 import typer
 from rich.console import Console
 
+from hub.airflow_env import VENV_BIN, airflow_environment, airflow_state_dir
+from hub.settings import get_settings
+from rigs.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
+
 console = Console()
 
 
@@ -64,12 +68,9 @@ def up(
     if scaled:
         up_scaled(airflow_port=airflow_port, api_port=api_port, seed=seed, schedules=schedules)
         return
-    from hub.airflow_env import VENV_BIN, airflow_environment, airflow_state_dir
-    from hub.db import migrate
-    from hub.settings import get_settings
-    from rigs.airflow_runner import migrate_airflow
-    from rigs.connections import state_connections
-    from rigs.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
+    from hub.db import migrate  # noqa: PLC0415 - SQLAlchemy and the ORM, ~0.5 s; `hub --help` loads this module
+    from rigs.airflow_runner import migrate_airflow  # noqa: PLC0415 - SQLAlchemy; `hub --help` loads this module
+    from rigs.connections import state_connections  # noqa: PLC0415 - SQLAlchemy; `hub --help` loads this module
 
     home = get_settings().home
     state = airflow_state_dir()
@@ -133,13 +134,16 @@ def up_scaled(*, airflow_port: int, api_port: int, seed: int, schedules: bool) -
     The broker and the database servers are checked before anything starts; the databases this
     checkout keeps on the shared PostgreSQL are created when missing.
     """
-    from hub.airflow_env import VENV_BIN, airflow_state_dir
-    from hub.db import migrate
-    from hub.settings import get_settings
-    from rigs.airflow_runner import AirflowRunError
-    from rigs.connections import state_connections
-    from rigs.demo import _DEFAULT_TAX_PASSWORD, _sandbox_cli, load_state
-    from rigs.scaled import S3Server, ScaledConfigError, start_s3_server, start_scaled, use_scaled_state
+    from hub.db import migrate  # noqa: PLC0415 - SQLAlchemy and the ORM, ~0.5 s; `hub --help` loads this module
+    from rigs.airflow_runner import AirflowRunError  # noqa: PLC0415 - SQLAlchemy; `hub --help` loads this module
+    from rigs.connections import state_connections  # noqa: PLC0415 - SQLAlchemy; `hub --help` loads this module
+    from rigs.scaled import (  # noqa: PLC0415 - SQLAlchemy, psycopg, redis, pandas; `hub --help` loads this module
+        S3Server,
+        ScaledConfigError,
+        start_s3_server,
+        start_scaled,
+        use_scaled_state,
+    )
 
     try:
         config, created = use_scaled_state()

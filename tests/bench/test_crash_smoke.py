@@ -8,20 +8,21 @@ import pytest
 @pytest.mark.slow
 @pytest.mark.odbc
 @pytest.mark.timeout(1500)
-def test_ten_kill_points_converge_to_the_clean_run(capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.bench_crash import main
-
-    rc = main(["--smoke"])
-    out = capsys.readouterr().out
-    assert "audit chain verified" in out  # the clean run's digest
+def test_ten_kill_points_converge_to_the_clean_run() -> None:
+    from bench.bench_crash import SMOKE_SIZES, run
     from hub.killpoints import POINTS
 
-    tried = int(out.split("points tried ")[1].split(",")[0])
-    assert tried >= 10 and f"points tried {tried}, converged {tried}/{tried}" in out, out[-4000:]
+    f = run(30, 20, SMOKE_SIZES, every_point=True)  # what `--smoke` runs
+    assert f["failure"] == "" and f["invariant_problems"] == [] and f["clean_ok"]
+    assert f["audit_ok"]  # the clean run's digest: its audit chain verifies
+    outcomes = f["outcomes"]
+    assert f["tried"] == len(outcomes) >= 10
+    not_converged = [(o.point, o.hit, o.problems[:5]) for o in outcomes if not o.converged]
+    assert f["converged"] == f["tried"] and not not_converged, not_converged
     # every kill point a clean run passes was tried (the push's points once the events are out)
-    assert all(f"] {name}:" in out for name in POINTS), out[-4000:]
-    assert "time to converge after" in out
-    assert rc == 0
+    assert all(f["tally"].get(name, 0) > 0 for name in POINTS), f["tally"]
+    assert {o.point for o in outcomes} == set(POINTS)
+    assert all(1 <= o.hit <= f["tally"][o.point] for o in outcomes)
 
 
 def test_points_are_chosen_in_turn_among_those_a_clean_run_reaches() -> None:

@@ -8,11 +8,27 @@ from bench import bench_matching
 
 
 @pytest.mark.slow
-def test_bench_matching_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_matching.main(["--smoke"]) == 0
-    out = capsys.readouterr().out
-    assert "hub (exact + probabilistic)" in out and "exact-code-only baseline" in out
-    assert "peak memory" in out and "Splink headline" in out
+def test_bench_matching_smoke() -> None:
+    f = bench_matching.run(2_000, 20_000, 2_000)  # what `--smoke` runs
+    assert list(f) == ["persons", "resolve", "enterprises", "speed"]
+    for part in ("persons", "enterprises"):
+        scores = f[part]["scores"]
+        assert f[part]["references"] > 0 and f[part]["no_code"] > 0, part
+        hub = next(
+            s for (subset, method), s in scores.items() if subset == "all references" and method.startswith("hub")
+        )
+        exact = scores["all references", "exact-code-only baseline"]
+        # the same truth for every method; the hub links at least what the exact-code baseline links
+        assert hub.true_pairs == exact.true_pairs > 0, part
+        assert hub.recall >= exact.recall, part
+    r = f["resolve"]
+    assert r["resolved_records"] == r["references"] and r["no_code"] > 0
+    assert r["right"] <= r["linked"] and r["linked"] + r["review"] <= r["no_code"]
+    assert r["by_code_right"] <= r["by_code"] > 0
+    s = f["speed"]
+    assert (s["master"], s["incoming"]) == (20_000, 2_000)
+    assert 0 < s["no_code"] < s["incoming"] and s["exact_hits"] + s["no_code"] <= s["incoming"]
+    assert s["linked_no_code"] <= s["no_code"]
 
 
 def test_pair_scores() -> None:

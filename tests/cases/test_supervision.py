@@ -184,12 +184,14 @@ def test_the_supervision_task_body_lights_the_running_clocks(city: World) -> Non
     assert supervise("manual__test", today=dt.date(2026, 11, 18)) == {"running": 2, "updated": 0, "changes": 0}
 
 
-def test_the_supervision_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.bench_supervision import main
+def test_the_supervision_benchmark_smoke() -> None:
+    from bench.bench_supervision import run
 
-    assert main(["--smoke"]) == 0  # every change of light announced
-    out = capsys.readouterr().out
-    assert "lights, first run: 5,000 running clocks" in out and "figures for a year: 5,000 cases" in out
+    f = run(5_000, 200)  # what `--smoke` runs
+    first, steady = f["lights"]["first run"], f["lights"]["steady state (next day)"]
+    assert first["running"] == steady["running"] == 5_000 and f["year"]["received"] == 5_000
+    assert 0 < first["updated"] <= first["running"] and f["changes"] == first["changes"] + steady["changes"] > 0
+    assert f["events"] >= f["changes"]  # every change of light announced
 
 
 @pytest.mark.parametrize("many_changes", [0.1, 2.0], ids=["joined", "looked-up"])

@@ -15,6 +15,7 @@ def test_help_lists_every_part() -> None:
     ).stdout
     for name in ("migrate", "sandbox", "connectors", "mappings", "identity", "licenses", "serve", "demo", "audit"):
         assert name in out
+    assert "│ run " in out  # `hub run MAPPING`: one feed end to end (rigs/run_feed.py)
 
 
 def test_named_command_imports_only_its_part() -> None:
