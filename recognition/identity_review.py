@@ -40,7 +40,7 @@ from hub.outbox import emit
 from hub.pseudonyms import opaque_ref
 from hub.regions import holder_region
 from identity import matching_review as queue
-from identity.matching_tables import LINKED, OPEN, IdentityReviewQueue
+from identity.matching_tables import LINKED, OPEN, SOURCE_DELETED, IdentityReviewQueue
 from identity.merge import MergeError, merge
 from identity.merge import split as split_merge
 from identity.tables import PERSON, IdentityEnterprise, IdentityPerson
@@ -215,6 +215,11 @@ def accept(
     why = _reason(reason)
     item = _item(session, review_id)
     _open(item)
+    if item.reason == SOURCE_DELETED:
+        # the department no longer holds the record: linking it again would rest an identity on a row
+        # that is gone; the steward closes the item with reject (the link stays ended)
+        raise DecisionError(409, "source_deleted_item",
+                            f"review {review_id} is a record deleted at its department: close it with reject")  # fmt: skip
     into = item.candidate_code if candidate is None else candidate
     if into not in queue.candidate_codes(item):
         raise DecisionError(422, "not_a_candidate", f"review {review_id} does not propose that identity")
@@ -262,7 +267,9 @@ def _merge(
 
 
 def reject(session: Session, review_id: int, *, actor: str, reason: str | None) -> Decision:
-    """Different people: the record keeps its own identity (a waiting merge request is answered no)."""
+    """Different people: the record keeps its own identity (a waiting merge request is answered no). On an
+    item of a record deleted at its department it closes the item: the link stays ended, the licences
+    named in it stay as they are (revoking is the issuing department's decision)."""
     why = _reason(reason)
     item = _item(session, review_id)
     _open(item)

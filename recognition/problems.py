@@ -122,6 +122,7 @@ REVIEW_TITLES = {
     "review_not_found": "Not found",
     "review_not_open": "Already decided",
     "not_a_candidate": "Not a candidate of this item",
+    "source_deleted_item": "Record deleted at its department",
     "candidate_unavailable": "Candidate identity unavailable",
     "reason_required": "A reason is required",
     "reason_too_long": "Reason too long",

@@ -19,6 +19,7 @@ from hub.db import make_engine, session_scope
 from hub.models import OutboxEvent
 from hub.settings import get_settings
 from identity.matching_review import history
+from identity.matching_tables import SOURCE_DELETED, IdentityReviewQueue
 from identity.tables import IdentityMerge, IdentityPerson, IdentitySourceRecord
 from recognition import audit
 from recognition import identity_review as decisions
@@ -209,4 +210,32 @@ def test_reject_keeps_the_record_and_its_licence(
     assert _holder_licences(engine, service, DAMAGED) == {licence: 1}
     split = _hub("alice", "split", str(review_id), "--reason", "nothing linked")
     assert split.exit_code == 1 and "nothing_to_split" in split.output
+    engine.dispose()
+
+
+def test_an_item_of_a_record_deleted_at_its_department_is_closed_not_linked(
+    hub_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item the deletions put in the queue (reason ``source_deleted``): accepting would link a record
+    its department no longer holds, so it is refused (and audited through the CLI); reject closes the
+    item and leaves the licence as it was."""
+    service = licence_env(tmp_path, monkeypatch)
+    engine = make_engine(hub_db_url)
+    review_id, licence = seed_review(engine, service, "k9")
+    with session_scope(engine) as s:
+        item = s.get(IdentityReviewQueue, review_id)
+        assert item is not None
+        item.reason = SOURCE_DELETED
+    with session_scope(engine) as s:
+        with pytest.raises(decisions.DecisionError) as refused:
+            decisions.accept(s, review_id, actor="steward:alice", reason="relink")
+        assert (refused.value.status, refused.value.code) == (409, "source_deleted_item")
+    out = _hub("alice", "accept", str(review_id), "--reason", "relink")
+    assert out.exit_code == 1 and "source_deleted_item" in out.output
+    assert any(e.outcome != "ok" for e in _audited(engine))  # the refusal is in the audit
+    with session_scope(engine) as s:
+        assert s.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.source_key == "k9")).all() == []
+    closed = _hub("alice", "reject", str(review_id), "--reason", "the department deleted it")
+    assert closed.exit_code == 0 and json.loads(closed.output)["status"] == "rejected"
+    assert _holder_licences(engine, service, DAMAGED) == {licence: 1}
     engine.dispose()
