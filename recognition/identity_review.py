@@ -218,8 +218,8 @@ def accept(
     if item.reason == SOURCE_DELETED:
         # the department no longer holds the record: linking it again would rest an identity on a row
         # that is gone; the steward closes the item with reject (the link stays ended)
-        raise DecisionError(409, "source_deleted_item",
-                            f"review {review_id} is a record deleted at its department: close it with reject")  # fmt: skip
+        detail = f"review {review_id} is a record deleted at its department: close it with reject"
+        raise DecisionError(409, "source_deleted_item", detail)
     into = item.candidate_code if candidate is None else candidate
     if into not in queue.candidate_codes(item):
         raise DecisionError(422, "not_a_candidate", f"review {review_id} does not propose that identity")

@@ -106,7 +106,7 @@ REVIEW_TEXT: dict[str, dict[str, str]] = {
         "co_rv_e_second_steward_required": "Merging two persons needs another data steward, not the one who asked.",
         "co_rv_e_review_not_open": "This item has been decided already.",
         "co_rv_e_not_a_candidate": "Choose one of the candidates.",
-        "co_rv_e_source_deleted_item": "Its department deleted this record: it cannot be linked again; close the item with reject.",
+        "co_rv_e_source_deleted_item": "Its department deleted this record: close the item with reject.",
         "co_rv_e_candidate_unavailable": "That candidate identity is gone or was merged away.",
         "co_rv_e_nothing_to_split": "This item has no link to undo.",
     },
