@@ -27,6 +27,7 @@ suite's run).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import random
@@ -51,6 +52,18 @@ SIZES = {"persons": 160, "enterprises": 45, "properties": 70}
 SMOKE_SIZES = {"persons": 90, "enterprises": 28, "properties": 40}
 STEPS = ("extract", "map", "validate", "resolve", "publish")
 PUSH = "push"
+#: the case repository's tasks, after the feeds and before the push: the departments' steps into
+#: the step log, then supervision lighting every running clock as of today
+CASE_STEPS, SUPERVISE = "cases.steps", "cases.supervise"
+#: cases the window takes in before the job (in the snapshot): a land transfer each, its tax stage
+#: first, then the land bureau's (``--smoke``: fewer)
+CASES, SMOKE_CASES = 24, 12
+#: when the window took them in (a Monday); the departments report their steps three days later,
+#: so supervision, run as of today, finds their clocks run on since
+RECEIVED = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.UTC)
+STEPS_REPORTED = RECEIVED + dt.timedelta(days=3)
+#: steps per frame the case-step task writes (several frames: a kill can fall between two)
+FRAME_STEPS = 10
 WEBHOOK_SECRET_ENV = "HUB_CRASH_WEBHOOK_SECRET"
 WEBHOOK_SECRET = "whsec_Y3Jhc2gtaGFybmVzcy13ZWJob29rLXNlY3JldA=="
 TAX_SECRET_ENV = "HUB_SANDBOX_TAX_PASSWORD"
@@ -77,7 +90,7 @@ def run_job(home: Path, only: Sequence[str] | None = None) -> None:
     """
     from hub.killpoints import tally
     from mappings.engine import load_all
-    from pipeline import steps
+    from pipeline import housekeeping, steps
     from rigs.main_job import ordered
 
     journal_path = home / "journal.json"
@@ -105,9 +118,88 @@ def run_job(home: Path, only: Sequence[str] | None = None) -> None:
                             "publish": steps.publish}[step]  # fmt: skip
                     out = body(name, out, run_id)
                 done(key, out)
+    if only is None:
+        if CASE_STEPS not in journal:
+            done(CASE_STEPS, case_steps_task(json.loads((home / "cases.json").read_text())))
+        if SUPERVISE not in journal:
+            done(SUPERVISE, housekeeping.supervise("crash__supervise"))
     if PUSH not in journal and only is None:
         done(PUSH, steps.push("crash__push"))
     (home / "tally.json").write_text(json.dumps(tally()))
+
+
+def step_rows(codes: Sequence[str]) -> list[list[tuple[str, str, int, str, dt.datetime, str | None]]]:
+    """The departments' steps of the window's cases, in the order they report them: the tax
+    bureau's (concluding two cases in three, which releases the land bureau's stage), then the
+    land bureau's on the released cases.
+
+    >>> [[(d, s, st) for _, d, s, st, _, _ in rows] for rows in step_rows(["a", "b", "c"])][1:]
+    [[('tax', 1, 'accepted'), ('tax', 2, 'approved')], [('tax', 1, 'accepted'), ('tax', 2, 'approved')], [], \
+[('land', 1, 'accepted')], [('land', 1, 'accepted'), ('land', 2, 'in_review')]]
+    """
+    tax, land = [], []
+    for i, code in enumerate(codes):
+        at = RECEIVED + dt.timedelta(minutes=i)
+        mine = [(code, "tax", 1, "accepted", at + dt.timedelta(hours=2), None)]
+        if i % 3:
+            mine.append((code, "tax", 2, "approved", at + dt.timedelta(days=1), "税费已核定"))
+        tax.append(mine)
+        theirs = [(code, "land", 1, "accepted", at + dt.timedelta(days=2), None)] if i % 3 else []
+        if i % 3 == 2:
+            theirs.append((code, "land", 2, "in_review", at + dt.timedelta(days=2, hours=3), None))
+        land.append(theirs)
+    return tax + land
+
+
+def case_steps_task(codes: Sequence[str]) -> dict[str, int]:
+    """The case-step task: the departments' steps (:func:`step_rows`) through the pipeline's task
+    body, ``FRAME_STEPS`` a frame (the land bureau's after the tax bureau's frames are settled)."""
+    import pandas as pd
+
+    from hub.db import get_engine, session_factory
+    from pipeline.case_steps import COLUMNS, ingest_case_steps
+
+    per_case = step_rows(codes)
+    half = len(per_case) // 2
+    out = {"appended": 0, "resent": 0, "refused": 0}
+    sessions = session_factory(get_engine())
+    for part in (per_case[:half], per_case[half:]):
+        rows = [r for case in part for r in case]
+        for start in range(0, len(rows), FRAME_STEPS):
+            frame = pd.DataFrame(rows[start : start + FRAME_STEPS], columns=list(COLUMNS))
+            batch = ingest_case_steps(sessions, frame, actor="crash-departments", now=STEPS_REPORTED)
+            out["appended"] += batch.ingested.appended
+            out["resent"] += batch.ingested.resent
+            out["refused"] += sum(batch.ingested.refused.values())
+    return out
+
+
+def take_in_cases(n: int) -> list[str]:
+    """``n`` land transfers taken in at the window before the job (their buyers and sellers from
+    elsewhere: provisional applicants whatever the feeds bring); their supervision codes."""
+    from cases.intake import take_in
+    from cases.schemas import IntakeIn
+    from hub.db import get_engine, session_scope
+    from identifiers import resident_id
+
+    def person(i: int) -> str:
+        body = f"110101195001{1 + i % 28:02d}{900 + i % 100:03d}"
+        return body + resident_id.calc_check_digit(body)
+
+    rng = random.Random(2020)
+    codes = []
+    with session_scope(get_engine()) as session:
+        for i in range(n):
+            at = RECEIVED + dt.timedelta(minutes=i)
+            body = IntakeIn.model_validate({
+                "item_code": "QR00401000", "applicant": {"code": person(2 * i), "name": f"买受人{i}"},
+                "parties": [{"role": "transferor", "code": person(2 * i + 1), "name": f"转让人{i}"}],
+                "materials": [{"code": c, "provided": "paper"} for c in ("M01", "M02", "M03", "M04", "M05", "M06")],
+                "received_at": at.isoformat(),
+            })  # fmt: skip
+            case = take_in(session, body, actor="crash-window", now=at, rng=rng).case
+            codes.append(case.code)
+    return codes
 
 
 # -- receivers -----------------------------------------------------------------------------------------
@@ -188,7 +280,7 @@ def _subscriptions(path: Path, webhook_url: str, tax_wsdl: str) -> Path:
 
     subs = [
         {"id": "crash-webhook-all", "name": "every licence and identity event", "channel": "webhook",
-         "event_types": ["license.*", "approval.*", "identity.*"], "url": webhook_url,
+         "event_types": ["license.*", "approval.*", "identity.*", "case.*", "supervision.*"], "url": webhook_url,
          "secret_env": WEBHOOK_SECRET_ENV},
         {"id": "crash-tax-business-licences", "name": "business licences to the tax bureau", "channel": "soap",
          "event_types": ["license.issued", "license.amended", "license.revoked"], "license_types": ["1101"],
@@ -207,8 +299,9 @@ def _mappings(target: Path, batch_rows: int) -> Path:
     return target
 
 
-def _prepare_hub(home: Path, subscriptions: Path) -> None:
-    """A fresh hub in ``home`` (run in a child: this process keeps no engine on the files)."""
+def _prepare_hub(home: Path, subscriptions: Path, cases: int) -> None:
+    """A fresh hub in ``home`` with ``cases`` cases taken in (run in a child: this process keeps no
+    engine on the files)."""
     from e_license_store.signing import load_keyring
     from hub.db import get_engine, migrate, session_scope
     from recognition.subscriptions import sync_yaml
@@ -217,11 +310,12 @@ def _prepare_hub(home: Path, subscriptions: Path) -> None:
     load_keyring(create=True)
     with session_scope(get_engine()) as session:
         sync_yaml(session, subscriptions)
+    (home / "cases.json").write_text(json.dumps(take_in_cases(cases)))
     get_engine().dispose()
 
 
 @contextmanager
-def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
+def world(root: Path, sizes: dict[str, int], seed: int, cases: int = CASES) -> Iterator[World]:
     from hub.airflow_env import connection_uri_env
     from rigs.connections import sandbox_connections
     from sandbox.generator import Sizes
@@ -246,7 +340,7 @@ def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
             env[key] = value
         env[MAPPINGS_ENV] = str(_mappings(root / "mappings", BATCH_ROWS))
         subs = _subscriptions(root / "subscriptions.yaml", webhook.url, sb.tax.wsdl_url)
-        _child(env, ["--prepare", str(subs)], check=True)
+        _child(env, ["--prepare", str(subs), "--cases", str(cases)], check=True)
         snapshot = root / "snapshot"
         land_dir = sb.land.outbox_dir.parent
         shutil.copytree(home, snapshot / "hub")
@@ -277,7 +371,8 @@ def _child(env: dict[str, str], args: list[str], *, kill_point: str | None = Non
 #: the modules the task bodies import (most of them inside the functions), loaded by the fork server
 PRELOADED = (
     "connectors.registry", "connectors.sync", "e_license_store.service", "identity.resolve", "mappings.engine",
-    "pipeline.carry", "pipeline.identity_step", "pipeline.publish", "pipeline.steps", "recognition.delivery",
+    "pipeline.carry", "pipeline.case_steps", "pipeline.housekeeping", "pipeline.identity_step", "pipeline.publish",
+    "pipeline.steps", "cases.supervision", "recognition.delivery",
     "validation.gxrun", "validation.run",
 )  # fmt: skip
 
@@ -422,6 +517,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true", help="every kill point once (at least 10) on a smaller city")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", help=argparse.SUPPRESS)
+    parser.add_argument("--cases", type=int, default=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fork-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -433,19 +529,23 @@ def main(argv: list[str]) -> int:
     if args.child:
         home = Path(os.environ["HUB_HOME"])
         if args.prepare:
-            _prepare_hub(home, Path(args.prepare))
+            _prepare_hub(home, Path(args.prepare), args.cases)
         else:
             run_job(home)
         return 0
-    return run_harness(args.points, args.seed, SMOKE_SIZES if args.smoke else SIZES, every_point=args.smoke)
+    sizes, cases = (SMOKE_SIZES, SMOKE_CASES) if args.smoke else (SIZES, CASES)
+    return run_harness(args.points, args.seed, sizes, cases, every_point=args.smoke)
 
 
-def run_harness(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = False) -> int:
+def run_harness(points: int, seed: int, sizes: dict[str, int], cases: int = CASES, *, every_point: bool = False) -> int:
     """``every_point``: at least 10 points, and as many as the clean run reaches (each once)."""
     from hub.killpoints import POINTS
     from rigs.digest import take_digest
 
-    with tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp, world(Path(tmp), sizes, seed=2016) as w:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp,
+        world(Path(tmp), sizes, seed=2016, cases=cases) as w,
+    ):
         started = time.perf_counter()
         if w.launcher.run(w.env, kill_point="tally") != 0:
             print("the clean run failed:\n" + w.launcher.log_tail())

@@ -4,7 +4,8 @@ A digest covers, order-independently:
 
 * every table of the hub's database, row by row, minus the volatile columns listed (with the
   reason for each) in :data:`VOLATILE` — times, durations, surrogate keys and what is derived
-  from them: two runs that did the same work differ there and nowhere else;
+  from them: two runs that did the same work differ there and nowhere else; the fan-out's
+  bookkeeping (:data:`REPLACED`) as the events it has fanned out;
 * every licence object in the store: its key, version, and the hash of its document without
   ``recorded_at`` (the signature is randomised per sealing; it is checked, not compared);
 * every event the receivers accepted, once per idempotency key, without the message's send time
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import text as sql
+from sqlalchemy.engine import Connection, Engine
 
 #: table → column → why the column is left out of the digest (reviewed: anything not listed counts)
 VOLATILE: dict[str, dict[str, str]] = {
@@ -50,11 +52,6 @@ VOLATILE: dict[str, dict[str, str]] = {
         "id": "surrogate key: numbered in commit order, which a crash may change",
         "payload.content_sha256": "the licence document's hash covers its recording time",
     },
-    "recognition_fanout": {
-        "event_id": "an outbox event's surrogate key",
-        "fanned_at": "when the event was fanned out",
-    },
-    "recognition_cursor": {"value": "an outbox event's surrogate key (the fan-out low-water mark)"},
     "recognition_delivery": {
         "id": "surrogate key",
         "event_id": "an outbox event's surrogate key (the idempotency key names the event)",
@@ -96,7 +93,37 @@ VOLATILE: dict[str, dict[str, str]] = {
         "recorded_at": "when the batch's lineage was recorded",
     },
     "lineage_record": {"batch_id": "the lineage batch's surrogate key"},
+    # the case repository: a case is named by its supervision code, its id is kept (the step log,
+    # stages, clocks and changes refer to it); what the task and supervision record of their own time
+    "case_step": {
+        "id": "surrogate key: numbered in commit order, which a crash may change",
+        "recorded_at": "when the hub recorded the step (the step's own time is occurred_at)",
+    },
+    "case_material": {"id": "surrogate key"},
+    "case_dispatch": {"id": "surrogate key"},
+    "case_authorisation": {"id": "surrogate key"},
+    "case_light_change": {
+        "id": "surrogate key: numbered in commit order, which a crash may change",
+        "changed_at": "when the supervision task logged the change (its day is as_of)",
+    },
+    "case_escalation": {
+        "id": "surrogate key: numbered in commit order, which a crash may change",
+        "raised_at": "when the supervision task raised it (its day is raised_on)",
+    },
+    "case_light_gauge": {"counted_at": "when the supervision task last counted the open clocks"},
 }
+
+
+#: tables whose rows are replaced by what they stand for, with the reason
+REPLACED: dict[str, str] = {
+    "recognition_fanout": "fan-out marks are folded into the low-water mark once their events are older than the "
+    "grace period: a run taken later holds fewer marks for the same work; the digest holds the idempotency key of "
+    "every event fanned out (marked, or at or below the mark) instead",
+    "recognition_cursor": "the fan-out low-water mark is an outbox event's surrogate key, moved on by time (see "
+    "recognition_fanout)",
+}
+#: the part of the digest standing for the fan-out's tables
+FANNED_OUT = "recognition_fanout (events fanned out)"
 
 
 def volatile_columns(table: str) -> set[str]:
@@ -270,6 +297,8 @@ def table_rows(engine: Engine) -> dict[str, Counter[str]]:
     out: dict[str, Counter[str]] = {}
     with engine.connect() as conn:
         for table in meta.sorted_tables:
+            if table.name in REPLACED:
+                continue
             skip = volatile_columns(table.name)
             nested: dict[str, set[str]] = {}
             for name in skip:
@@ -288,7 +317,22 @@ def table_rows(engine: Engine) -> dict[str, Counter[str]]:
                 )
                 for row in rows
             )
+        if "recognition_fanout" in meta.tables:
+            out[FANNED_OUT] = fanned_out(conn)
     return out
+
+
+def fanned_out(conn: Connection) -> Counter[str]:
+    """The idempotency keys of the outbox events fanned out: marked, or at or below the low-water mark."""
+    low = conn.execute(sql("SELECT value FROM recognition_cursor WHERE name = 'fanout'")).scalar()
+    rows = conn.execute(
+        sql(
+            "SELECT idempotency_key FROM outbox_event WHERE id <= :low "
+            "OR id IN (SELECT event_id FROM recognition_fanout)"
+        ),
+        {"low": int(low) if low is not None else 0},
+    )
+    return Counter(json.dumps({"idempotency_key": key}) for (key,) in rows)
 
 
 def _document_hash(document: Any) -> str:
@@ -341,8 +385,6 @@ def take_digest(
 ) -> Digest:
     """The digest of the hub on ``db_url`` with its licence store in ``store_dir`` (a file store),
     and of what ``receivers`` (name → (idempotency key, event) per message received) got."""
-    from sqlalchemy import text
-
     from recognition import audit
 
     engine = create_engine(db_url)
@@ -352,7 +394,7 @@ def take_digest(
         with engine.connect() as conn:
             digest.index_versions = {
                 str(lid): (int(v), str(k))
-                for lid, v, k in conn.execute(text("SELECT license_id, version, object_key FROM license_index"))
+                for lid, v, k in conn.execute(sql("SELECT license_id, version, object_key FROM license_index"))
             }
         report = audit.verify(engine)
         digest.audit_ok, digest.audit_problems = report.ok, list(report.problems)
