@@ -27,6 +27,7 @@ suite's run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -64,6 +65,16 @@ RECEIVED = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.UTC)
 STEPS_REPORTED = RECEIVED + dt.timedelta(days=3)
 #: steps per frame the case-step task writes (several frames: a kill can fall between two)
 FRAME_STEPS = 10
+#: land transfers the window takes in through the API while the job runs, each with its
+#: idempotency key; the case tasks wait until they are in (the window's marker in the hub's home)
+INTAKES = 6
+INTAKES_DONE = "intakes.done"
+CLIENT_ENV = "HUB_CRASH_WINDOW_CLIENT"
+#: the API's kill point: the API process dies there, the window client asks again
+API_POINT = "api.audited"
+#: what an answer to an intake holds that differs between two runs doing the same work (a
+#: retried intake's answer says it is a replay: checked on its own)
+ANSWER_VOLATILE = {"code", "printed_code", "recorded_at", "replayed"}
 WEBHOOK_SECRET_ENV = "HUB_CRASH_WEBHOOK_SECRET"
 WEBHOOK_SECRET = "whsec_Y3Jhc2gtaGFybmVzcy13ZWJob29rLXNlY3JldA=="
 TAX_SECRET_ENV = "HUB_SANDBOX_TAX_PASSWORD"
@@ -119,6 +130,8 @@ def run_job(home: Path, only: Sequence[str] | None = None) -> None:
                     out = body(name, out, run_id)
                 done(key, out)
     if only is None:
+        if os.environ.get(CLIENT_ENV):  # the window's intakes through the API are in before the case tasks
+            _wait_for(home / INTAKES_DONE)
         if CASE_STEPS not in journal:
             done(CASE_STEPS, case_steps_task(json.loads((home / "cases.json").read_text())))
         if SUPERVISE not in journal:
@@ -128,7 +141,18 @@ def run_job(home: Path, only: Sequence[str] | None = None) -> None:
     (home / "tally.json").write_text(json.dumps(tally()))
 
 
-def step_rows(codes: Sequence[str]) -> list[list[tuple[str, str, int, str, dt.datetime, str | None]]]:
+def _wait_for(path: Path, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path.name} did not appear in {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+StepRow = tuple[str, str, int, str, dt.datetime, str | None]
+
+
+def step_rows(codes: Sequence[str]) -> list[list[StepRow]]:
     """The departments' steps of the window's cases, in the order they report them: the tax
     bureau's (concluding two cases in three, which releases the land bureau's stage), then the
     land bureau's on the released cases.
@@ -137,14 +161,15 @@ def step_rows(codes: Sequence[str]) -> list[list[tuple[str, str, int, str, dt.da
     [[('tax', 1, 'accepted'), ('tax', 2, 'approved')], [('tax', 1, 'accepted'), ('tax', 2, 'approved')], [], \
 [('land', 1, 'accepted')], [('land', 1, 'accepted'), ('land', 2, 'in_review')]]
     """
-    tax, land = [], []
+    tax: list[list[StepRow]] = []
+    land: list[list[StepRow]] = []
     for i, code in enumerate(codes):
         at = RECEIVED + dt.timedelta(minutes=i)
-        mine = [(code, "tax", 1, "accepted", at + dt.timedelta(hours=2), None)]
+        mine: list[StepRow] = [(code, "tax", 1, "accepted", at + dt.timedelta(hours=2), None)]
         if i % 3:
             mine.append((code, "tax", 2, "approved", at + dt.timedelta(days=1), "税费已核定"))
         tax.append(mine)
-        theirs = [(code, "land", 1, "accepted", at + dt.timedelta(days=2), None)] if i % 3 else []
+        theirs: list[StepRow] = [(code, "land", 1, "accepted", at + dt.timedelta(days=2), None)] if i % 3 else []
         if i % 3 == 2:
             theirs.append((code, "land", 2, "in_review", at + dt.timedelta(days=2, hours=3), None))
         land.append(theirs)
@@ -174,20 +199,34 @@ def case_steps_task(codes: Sequence[str]) -> dict[str, int]:
     return out
 
 
+def _person(i: int) -> str:
+    """A resident id from elsewhere (Beijing, born 1950): no feed of the city knows it."""
+    from identifiers import resident_id
+
+    body = f"11010119500{1 + i // 100 % 9}{1 + i % 28:02d}{900 + i % 100:03d}"
+    return body + resident_id.calc_check_digit(body)
+
+
+def intake_body(i: int) -> dict[str, Any]:
+    """The window's ``i``-th land transfer taken in through the API (buyer and seller from elsewhere)."""
+    return {
+        "item_code": "QR00401000", "applicant": {"code": _person(500 + 2 * i), "name": f"窗口买受人{i}"},
+        "parties": [{"role": "transferor", "code": _person(501 + 2 * i), "name": f"窗口转让人{i}"}],
+        "materials": [{"code": c, "provided": "paper"} for c in ("M01", "M02", "M03", "M04", "M05", "M06")],
+        "received_at": (RECEIVED + dt.timedelta(days=1, minutes=i)).isoformat(),
+    }  # fmt: skip
+
+
 def take_in_cases(n: int) -> list[str]:
     """``n`` land transfers taken in at the window before the job (their buyers and sellers from
     elsewhere: provisional applicants whatever the feeds bring); their supervision codes."""
     from cases.intake import take_in
     from cases.schemas import IntakeIn
     from hub.db import get_engine, session_scope
-    from identifiers import resident_id
-
-    def person(i: int) -> str:
-        body = f"110101195001{1 + i % 28:02d}{900 + i % 100:03d}"
-        return body + resident_id.calc_check_digit(body)
 
     rng = random.Random(2020)
     codes = []
+    person = _person
     with session_scope(get_engine()) as session:
         for i in range(n):
             at = RECEIVED + dt.timedelta(minutes=i)
@@ -245,6 +284,166 @@ class WebhookReceiver:
         self.server.server_close()
 
 
+class ApiServer:
+    """The API (``recognition.serve``) on the hub's home, in its own process group: started armed
+    with a kill point or not, restarted as a supervisor would after it died."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, kill_point: str | None = None) -> None:
+        import httpx
+
+        self.stop()
+        env = {**self.env, **({"HUB_KILL_POINT": kill_point} if kill_point else {})}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "recognition.serve", "--port", str(self.port)],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the API exited {self.proc.returncode} on start")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the API did not answer /healthz in 180 s")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_dead(self, timeout: float) -> None:
+        """Give a dying API ``timeout`` seconds to be gone (a connection dropped as it died)."""
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """End the API's process group (the server and its audit writer): SIGTERM, then SIGKILL."""
+        if self.proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=15)
+                os.killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group (the audit writer)
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                pass
+            break
+        self.proc.wait()
+        self.proc = None
+
+
+@dataclass
+class WindowRun:
+    """What the window client got: each intake's (status, answer), the intakes whose request
+    died without an answer (asked again with the same idempotency key)."""
+
+    answers: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    died: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    def aliases(self) -> dict[str, str]:
+        """Each case's supervision code (drawn at random by the API) → the intake that made it."""
+        return {body["code"]: f"window-intake-{i}" for i, (_, body) in self.answers.items() if "code" in body}
+
+
+def window_client(server: ApiServer, token: str, done: Path, out: WindowRun) -> None:
+    """Take in :data:`INTAKES` land transfers through the API, one after another, each with its
+    idempotency key; a request that dies without an answer is asked again with the same key
+    once the API is back (restarted unarmed). Writes ``done`` when every intake is answered."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            for i in range(INTAKES):
+                for _ in range(10):
+                    try:
+                        r = http.post("/v1/cases", json=intake_body(i),
+                                      headers={**headers, "Idempotency-Key": f"crash-intake-{i}"})  # fmt: skip
+                    except httpx.TransportError as exc:
+                        if not isinstance(exc, httpx.ConnectError):  # sent, and no answer came back
+                            out.died.append(i)
+                        server.wait_dead(timeout=10)
+                        if not server.alive():
+                            server.start()
+                        continue
+                    if r.status_code == 503:  # the audit or the database busy: ask again
+                        time.sleep(0.5)
+                        continue
+                    out.answers[i] = (r.status_code, r.json())
+                    break
+                else:
+                    raise RuntimeError(f"intake {i}: no answer in 10 tries")
+    except Exception as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        done.write_text(json.dumps({"answered": sorted(out.answers)}))
+
+
+def _stable_answer(body: Any) -> Any:
+    """An intake's answer without what two runs doing the same work differ in."""
+    if isinstance(body, dict):
+        return {k: _stable_answer(v) for k, v in body.items() if k not in ANSWER_VOLATILE}
+    if isinstance(body, list):
+        return [_stable_answer(v) for v in body]
+    return body
+
+
+def window_problems(reference: WindowRun, run: WindowRun, db: Path) -> list[str]:
+    """Converged for the window: every intake answered with the reference's case (its retried
+    request, same idempotency key, answered as a replay), and the audit holds each attempt."""
+    import sqlite3
+
+    out = [f"window client: {run.error}"] if run.error else []
+    con = sqlite3.connect(db)
+    try:
+        for i, (status, body) in sorted(reference.answers.items()):
+            got = run.answers.get(i)
+            if got is None:
+                out.append(f"intake {i}: no answer")
+                continue
+            retried = i in run.died
+            if got[0] != (200 if retried else status) or got[1].get("replayed") is not retried:
+                out.append(f"intake {i}: answered {got[0]} (reference {status}, retried {retried}): {got[1]}")
+            if _stable_answer(got[1]) != _stable_answer(body):
+                out.append(f"intake {i}: another result than the reference's")
+            outcomes = sorted(o for (o,) in con.execute(
+                "SELECT outcome FROM recognition_audit WHERE action = 'case_intake' AND subject = ?",
+                (got[1].get("code"),),
+            ))  # fmt: skip
+            expected = ["ok"] + ["replayed"] * run.died.count(i)
+            if outcomes != expected:
+                out.append(f"intake {i}: audited {outcomes}, expected {expected}")
+    finally:
+        con.close()
+    return out
+
+
+def without_replays(digest: Any) -> Any:
+    """The digest without the audit entries of replayed intakes: a client whose answer was lost
+    asked again, which the reference's client never had to (:func:`window_problems` checks them)."""
+    rows = digest.tables.get("recognition_audit")
+    if rows is not None:
+        for text in list(rows):
+            row = json.loads(text)
+            if row.get("action") == "case_intake" and row.get("outcome") == "replayed":
+                del rows[text]
+    return digest
+
+
 @dataclass
 class World:
     root: Path
@@ -256,6 +455,25 @@ class World:
     #: the land department's package directory (outbox, archive: reading packages moves them)
     land_dir: Path
     launcher: Launcher
+    api: ApiServer
+    #: the window's API key (a consumer with ``cases:write``, in the snapshot)
+    token: str
+
+    @contextmanager
+    def window(self, kill_point: str | None = None) -> Iterator[WindowRun]:
+        """The API (armed with ``kill_point`` or not) and the window client taking in land transfers
+        through it, alongside whatever runs in the block; both ended when it is left."""
+        run = WindowRun()
+        self.api.start(kill_point)
+        client = threading.Thread(target=window_client, args=(self.api, self.token, self.home / INTAKES_DONE, run))
+        client.start()
+        try:
+            yield run
+        finally:
+            client.join(timeout=600)
+            self.api.stop()
+            if client.is_alive():
+                run.error = "the window client did not finish in 600 s"
 
     def receivers(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
         return {
@@ -266,6 +484,7 @@ class World:
 
     def restore(self) -> None:
         """The starting snapshot back: the hub's home as it was, receivers emptied."""
+        self.api.stop()
         shutil.rmtree(self.home)
         shutil.copytree(self.snapshot / "hub", self.home)
         shutil.rmtree(self.land_dir)
@@ -304,12 +523,16 @@ def _prepare_hub(home: Path, subscriptions: Path, cases: int) -> None:
     engine on the files)."""
     from e_license_store.signing import load_keyring
     from hub.db import get_engine, migrate, session_scope
+    from recognition.consumers import add_consumer
+    from recognition.scopes import CASES_WRITE
     from recognition.subscriptions import sync_yaml
 
     migrate()
     load_keyring(create=True)
     with session_scope(get_engine()) as session:
         sync_yaml(session, subscriptions)
+        _, token = add_consumer(session, "crash-window", [CASES_WRITE])
+    (home / "window_api_key").write_text(token)
     (home / "cases.json").write_text(json.dumps(take_in_cases(cases)))
     get_engine().dispose()
 
@@ -331,7 +554,7 @@ def world(root: Path, sizes: dict[str, int], seed: int, cases: int = CASES) -> I
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW_CONN_"))}
         env.update({"HUB_HOME": str(home), "HUB_LOG_LEVEL": "WARNING", WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
-                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0",
+                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0", CLIENT_ENV: "1",
                     # the receivers answer from this process on a shared machine: a slow answer is a
                     # department fault, which this harness does not inject (it kills the hub)
                     "HUB_WEBHOOK_READ_TIMEOUT_SECONDS": "120"})  # fmt: skip
@@ -347,7 +570,18 @@ def world(root: Path, sizes: dict[str, int], seed: int, cases: int = CASES) -> I
         shutil.copytree(land_dir, snapshot / "land")
         launcher = Launcher(env, root / "job.log")
         stack.callback(launcher.close)
-        yield World(root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir, launcher)
+        api = ApiServer(env, _free_port(), root / "api.log")
+        stack.callback(api.stop)
+        token = (home / "window_api_key").read_text()
+        yield World(root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir, launcher, api, token)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _child(env: dict[str, str], args: list[str], *, kill_point: str | None = None, check: bool = False) -> int:
@@ -468,17 +702,22 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def crash_once(w: World, reference: Any, point: str, hit: int) -> Outcome:
+def crash_once(w: World, reference: Any, window_reference: WindowRun, point: str, hit: int) -> Outcome:
+    """One point: the job (or the API, for :data:`API_POINT`) killed there, re-run until complete, compared."""
     from rigs.digest import take_digest
 
     w.restore()
-    rc = w.launcher.run(w.env, kill_point=f"{point}:{hit}")
-    killed = rc == -signal.SIGKILL
-    started = time.perf_counter()
-    reruns, rc = 0, 1
-    while rc != 0 and reruns < MAX_RERUNS:
-        reruns += 1
-        rc = w.launcher.run(w.env)
+    armed = f"{point}:{hit}"
+    with w.window(armed if point == API_POINT else None) as window:
+        rc = w.launcher.run(w.env, kill_point=None if point == API_POINT else armed)
+        killed = rc == -signal.SIGKILL
+        started = time.perf_counter()
+        reruns = 0
+        while rc != 0 and reruns < MAX_RERUNS:
+            reruns += 1
+            rc = w.launcher.run(w.env)
+    if point == API_POINT:
+        killed = bool(window.died)
     seconds = time.perf_counter() - started
     problems: list[str] = []
     if not killed:
@@ -488,9 +727,10 @@ def crash_once(w: World, reference: Any, point: str, hit: int) -> Outcome:
             f"the job did not complete in {MAX_RERUNS} re-runs (last exit {rc}): {w.launcher.log_tail(600)}"
         )
         return Outcome(point, hit, killed, False, reruns, seconds, problems)
-    digest = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
+    digest = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers(), aliases=window.aliases())
+    problems += window_problems(window_reference, window, w.home / "hub.db")
     problems += digest.invariant_problems()
-    problems += reference.differences(digest)
+    problems += reference.differences(without_replays(digest))
     return Outcome(point, hit, killed, not problems, reruns, seconds, problems)
 
 
@@ -547,13 +787,18 @@ def run_harness(points: int, seed: int, sizes: dict[str, int], cases: int = CASE
         world(Path(tmp), sizes, seed=2016, cases=cases) as w,
     ):
         started = time.perf_counter()
-        if w.launcher.run(w.env, kill_point="tally") != 0:
-            print("the clean run failed:\n" + w.launcher.log_tail())
+        with w.window() as window:
+            clean = w.launcher.run(w.env, kill_point="tally")
+        if clean != 0 or window.error or len(window.answers) != INTAKES:
+            print(f"the clean run failed (window: {window.error}):\n" + w.launcher.log_tail())
             return 1
         clean_seconds = time.perf_counter() - started
         tally = json.loads((w.home / "tally.json").read_text())
-        reference = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
-        bad = reference.invariant_problems()
+        tally[API_POINT] = INTAKES  # one audited request per intake (the API's own process is not tallied)
+        reference = take_digest(
+            f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers(), aliases=window.aliases()
+        )
+        bad = reference.invariant_problems() + window_problems(window, window, w.home / "hub.db")
         print(f"clean run: {clean_seconds:.1f}s, {reference.summary()}", flush=True)
         print("kill point hits in a clean run: " + ", ".join(f"{p} {tally.get(p, 0)}" for p in sorted(POINTS)))
         if bad:
@@ -563,7 +808,7 @@ def run_harness(points: int, seed: int, sizes: dict[str, int], cases: int = CASE
             points = max(10, sum(1 for hits in tally.values() if hits > 0))
         outcomes: list[Outcome] = []
         for i, (point, hit) in enumerate(choose(tally, points, seed), 1):
-            o = crash_once(w, reference, point, hit)
+            o = crash_once(w, reference, window, point, hit)
             outcomes.append(o)
             state = "converged" if o.converged else "DIVERGED"
             print(f"[{i:3d}/{points}] {point}:{hit:<4d} {state} after {o.reruns} re-run(s) in "

@@ -290,8 +290,16 @@ def _reconciliation(steps: Counter[str]) -> list[str]:
     return out
 
 
-def table_rows(engine: Engine) -> dict[str, Counter[str]]:
-    """Every table's rows, volatile columns left out, as a multiset of canonical JSON texts."""
+def _aliased(text: str, aliases: Mapping[str, str]) -> str:
+    for value, name in aliases.items():
+        text = text.replace(value, name)
+    return text
+
+
+def table_rows(engine: Engine, aliases: Mapping[str, str] | None = None) -> dict[str, Counter[str]]:
+    """Every table's rows, volatile columns left out, as a multiset of canonical JSON texts
+    (each of ``aliases`` replaced by its name wherever it occurs)."""
+    aliases = aliases or {}
     meta = MetaData()
     meta.reflect(engine)
     out: dict[str, Counter[str]] = {}
@@ -312,11 +320,15 @@ def table_rows(engine: Engine) -> dict[str, Counter[str]]:
                 continue
             rows = (dict(r._mapping) for r in conn.execute(select(*cols)))
             out[table.name] = Counter(
-                _row_text(
-                    {k: _without_keys(v, nested[k]) if k in nested and v is not None else v for k, v in row.items()}
+                _aliased(
+                    _row_text(
+                        {k: _without_keys(v, nested[k]) if k in nested and v is not None else v
+                         for k, v in row.items()}
+                    ),
+                    aliases,
                 )
                 for row in rows
-            )
+            )  # fmt: skip
         if "recognition_fanout" in meta.tables:
             out[FANNED_OUT] = fanned_out(conn)
     return out
@@ -368,28 +380,37 @@ RECEIVED_VOLATILE = {
 }
 
 
-def received_events(events: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, set[str]]:
+def received_events(
+    events: Sequence[tuple[str, Mapping[str, Any]]], aliases: Mapping[str, str] | None = None
+) -> dict[str, set[str]]:
     """Idempotency key → hashes of the distinct events received under it (send time and event id aside)."""
     out: dict[str, set[str]] = {}
     for key, body in events:
         stable = {k: v for k, v in body.items() if k not in RECEIVED_VOLATILE}
         if isinstance(stable.get("data"), dict):
             stable["data"] = {k: v for k, v in stable["data"].items() if k not in RECEIVED_VOLATILE}
-        text = json.dumps(stable, sort_keys=True, ensure_ascii=False, default=str)
-        out.setdefault(key, set()).add(hashlib.sha256(text.encode()).hexdigest())
+        text = _aliased(json.dumps(stable, sort_keys=True, ensure_ascii=False, default=str), aliases or {})
+        out.setdefault(_aliased(key, aliases or {}), set()).add(hashlib.sha256(text.encode()).hexdigest())
     return out
 
 
 def take_digest(
-    db_url: str, store_dir: Path, receivers: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None = None
+    db_url: str,
+    store_dir: Path,
+    receivers: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None = None,
+    *,
+    aliases: Mapping[str, str] | None = None,
 ) -> Digest:
     """The digest of the hub on ``db_url`` with its licence store in ``store_dir`` (a file store),
-    and of what ``receivers`` (name → (idempotency key, event) per message received) got."""
+    and of what ``receivers`` (name → (idempotency key, event) per message received) got.
+
+    ``aliases``: values a run draws at random (the supervision code of a case the API took in)
+    → a stable name (the request that made it), replaced wherever they occur in rows and events."""
     from recognition import audit
 
     engine = create_engine(db_url)
     try:
-        digest = Digest(tables=table_rows(engine))
+        digest = Digest(tables=table_rows(engine, aliases))
         digest.licences, digest.bad_objects = licence_objects(store_dir)
         with engine.connect() as conn:
             digest.index_versions = {
@@ -401,6 +422,6 @@ def take_digest(
     finally:
         engine.dispose()
     for name, events in (receivers or {}).items():
-        digest.received[name] = received_events(events)
+        digest.received[name] = received_events(events, aliases)
         digest.posts[name] = len(events)
     return digest
