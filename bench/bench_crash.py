@@ -355,8 +355,14 @@ class WindowRun:
     error: str | None = None
 
     def aliases(self) -> dict[str, str]:
-        """Each case's supervision code (drawn at random by the API) → the intake that made it."""
-        return {body["code"]: f"window-intake-{i}" for i, (_, body) in self.answers.items() if "code" in body}
+        """Each case's supervision code (drawn at random by the API), compact and as printed → the
+        intake that made it."""
+        out = {}
+        for i, (_, body) in self.answers.items():
+            for form in ("code", "printed_code"):
+                if form in body:
+                    out[body[form]] = f"window-intake-{i}"
+        return out
 
 
 def window_client(server: ApiServer, token: str, done: Path, out: WindowRun) -> None:

@@ -330,7 +330,9 @@ def table_rows(engine: Engine, aliases: Mapping[str, str] | None = None) -> dict
                 for row in rows
             )  # fmt: skip
         if "recognition_fanout" in meta.tables:
-            out[FANNED_OUT] = fanned_out(conn)
+            out[FANNED_OUT] = Counter()
+            for t, n in fanned_out(conn).items():
+                out[FANNED_OUT][_aliased(t, aliases)] += n
     return out
 
 
