@@ -85,6 +85,9 @@ BATCH_ROWS = 40
 MAPPINGS_ENV = "HUB_CRASH_MAPPINGS_DIR"
 #: re-runs an operator makes before giving up on a point
 MAX_RERUNS = 3
+#: seconds a SOAP call may take (the shipped default is 30): a department's slow answer is told
+#: from a dead one in seconds
+SOAP_TIMEOUT = 10
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -464,6 +467,8 @@ class World:
     api: ApiServer
     #: the window's API key (a consumer with ``cases:write``, in the snapshot)
     token: str
+    #: the sandboxes' fault switches (:class:`sandbox.switches.Faults`)
+    faults: Any = None
 
     @contextmanager
     def window(self, kill_point: str | None = None) -> Iterator[WindowRun]:
@@ -516,10 +521,12 @@ def _subscriptions(path: Path, webhook_url: str, tax_wsdl: str) -> Path:
 
 
 def _mappings(target: Path, batch_rows: int) -> Path:
-    """A copy of the shipped mapping files reading ``batch_rows`` rows a batch."""
+    """A copy of the shipped mapping files reading ``batch_rows`` rows a batch, SOAP calls timing
+    out after :data:`SOAP_TIMEOUT` seconds."""
     target.mkdir()
     for path in sorted((REPO / "mappings").glob("*.yaml")):
         text = re.sub(r"batch_size: \d+", f"batch_size: {batch_rows}", path.read_text(encoding="utf-8"))
+        text = text.replace("  protocol: soap\n", f"  protocol: soap\n  timeout_seconds: {SOAP_TIMEOUT}\n")
         (target / path.name).write_text(text, encoding="utf-8")
     return target
 
@@ -579,7 +586,9 @@ def world(root: Path, sizes: dict[str, int], seed: int, cases: int = CASES) -> I
         api = ApiServer(env, _free_port(), root / "api.log")
         stack.callback(api.stop)
         token = (home / "window_api_key").read_text()
-        yield World(root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir, launcher, api, token)
+        yield World(
+            root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir, launcher, api, token, sb.faults
+        )
 
 
 def _free_port() -> int:
@@ -706,6 +715,22 @@ class Outcome:
     reruns: int
     seconds_to_converge: float
     problems: list[str] = field(default_factory=list)
+
+
+def run_faulted(w: World, fault: contextlib.AbstractContextManager[Any]) -> tuple[int, str, int, WindowRun]:
+    """From the snapshot, the job once with ``fault`` on, then re-run with it off until it
+    completes (the window taking in alongside); (first exit code, its log's tail, last exit code,
+    the window's run)."""
+    w.restore()
+    with w.window() as window:
+        with fault:
+            first = w.launcher.run(w.env)
+        log = w.launcher.log_tail(4000)
+        rc, reruns = first, 0
+        while rc != 0 and reruns < MAX_RERUNS:
+            reruns += 1
+            rc = w.launcher.run(w.env)
+    return first, log, rc, window
 
 
 def crash_once(w: World, reference: Any, window_reference: WindowRun, point: str, hit: int) -> Outcome:
