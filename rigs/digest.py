@@ -66,7 +66,11 @@ VOLATILE: dict[str, dict[str, str]] = {
         "resource": "names a delivery by its surrogate key",
         "subject": "names an outbox event by its surrogate key",
     },
-    "recognition_audit_head": {"hash": "the chain's head hash (the chain is verified instead)"},
+    "recognition_audit_head": {
+        "hash": "the chain's head hash (the chain is verified instead)",
+        "seq": "the chain's length: a request asked again after its answer was lost adds an entry (the entries "
+        "themselves are compared, the chain verified)",
+    },
     "license_index": {
         "content_sha256": "the document's hash covers its recording time (the documents are compared instead)",
         "object_sha256": "the object's hash covers the randomised SM2 signature",

@@ -183,7 +183,7 @@ def test_an_s3_server_refusing_writes_stops_the_batch_clearly_and_the_next_run_i
     store = open_store(f"minio://test:test@{refusing_s3.endpoint}/lic-{uuid.uuid4().hex[:12]}")
     service = LicenseService(store, sessions, keyring)
     refusing_s3.refuse_after = 0
-    with pytest.raises(StoreError, match="the S3 server took no write.*503"):
+    with pytest.raises(StoreError, match=r"the S3 server took no write.*503"):
         service.issue_batch(batch(), concurrency=1)
     assert refusing_s3.refused >= 1
     assert list(store.list_keys()) == []  # nothing written
@@ -203,7 +203,7 @@ def test_an_s3_server_refusing_writes_part_way_leaves_stored_versions_the_next_r
     store = open_store(f"minio://test:test@{refusing_s3.endpoint}/lic-{uuid.uuid4().hex[:12]}")
     service = LicenseService(store, sessions, keyring)
     refusing_s3.refuse_after = 2
-    with pytest.raises(StoreError, match="the S3 server took no write.*503"):
+    with pytest.raises(StoreError, match=r"the S3 server took no write.*503"):
         service.issue_batch(batch(5), concurrency=1)
     assert len(set(store.list_keys())) == 2  # two whole objects, the third refused
     assert _index(sessions) == [] and _events(sessions) == 0

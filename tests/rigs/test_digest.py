@@ -145,3 +145,35 @@ def test_publish_before_mark_fanout_folded_into_the_low_water_mark_is_the_same_f
     _execute(unfanned_db, "DELETE FROM recognition_fanout")
     diff = reference.differences(take_digest(unfanned_db, unfanned_store))
     assert diff and diff[0].startswith(f"table {FANNED_OUT}: 1 rows in the reference, 0 now")
+
+
+def test_api_audited_the_retried_intakes_extra_audit_entry_is_its_only_difference(
+    hub_db_url: str, tmp_path: Path
+) -> None:
+    """Crash point api.audited: the window asked again after its answer was lost; the audit holds
+    that attempt too (``replayed``), and the chain is one entry longer. Left out those, the state
+    is the clean run's; any other extra entry still shows."""
+    from bench.bench_crash import without_replays
+    from recognition.audit import AuditRecord, write_now
+
+    def intake(outcome: str) -> AuditRecord:
+        return AuditRecord(consumer="window", key_id=None, action="case_intake", resource="POST /v1/cases",
+                           subject="330322202611032B2977", fields=["case"], purpose=None, outcome=outcome,
+                           detail={"item": "QR00401000"})  # fmt: skip
+
+    db, store = _hub(hub_db_url, tmp_path)
+    engine = make_engine(db)
+    write_now(engine, [intake("ok")])
+    engine.dispose()
+    reference = take_digest(db, store)
+    retried_db, retried_store = _copy(db, store, tmp_path / "retried")
+    engine = make_engine(retried_db)
+    write_now(engine, [intake("replayed")])
+    engine.dispose()
+    retried = take_digest(retried_db, retried_store)
+    assert retried.audit_ok and reference.differences(retried) != []
+    assert reference.differences(without_replays(retried)) == []
+    engine = make_engine(retried_db)
+    write_now(engine, [intake("ok")])  # an intake audited twice as taken in: not a retry
+    engine.dispose()
+    assert reference.differences(without_replays(take_digest(retried_db, retried_store))) != []
