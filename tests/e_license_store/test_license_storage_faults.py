@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from e_license_store.model import LicenseDraft
 from e_license_store.service import LicenseService
 from e_license_store.signing import KeyRing
 from e_license_store.store import open_store
@@ -49,7 +50,7 @@ print(len(service.issue_batch(batch())))
 """
 
 
-def batch(n: int = 5) -> list[tuple[object, SourceRef]]:
+def batch(n: int = 5) -> list[tuple[LicenseDraft, SourceRef]]:
     return [(business_draft(license_number=f"3303220000{i:05d}"), source(f"ent-{2000 + i}")) for i in range(n)]
 
 
