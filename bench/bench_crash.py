@@ -27,6 +27,8 @@ suite's run).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import json
 import os
 import random
@@ -51,6 +53,28 @@ SIZES = {"persons": 160, "enterprises": 45, "properties": 70}
 SMOKE_SIZES = {"persons": 90, "enterprises": 28, "properties": 40}
 STEPS = ("extract", "map", "validate", "resolve", "publish")
 PUSH = "push"
+#: the case repository's tasks, after the feeds and before the push: the departments' steps into
+#: the step log, then supervision lighting every running clock as of today
+CASE_STEPS, SUPERVISE = "cases.steps", "cases.supervise"
+#: cases the window takes in before the job (in the snapshot): a land transfer each, its tax stage
+#: first, then the land bureau's (``--smoke``: fewer)
+CASES, SMOKE_CASES = 24, 12
+#: when the window took them in (a Monday); the departments report their steps three days later,
+#: so supervision, run as of today, finds their clocks run on since
+RECEIVED = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.UTC)
+STEPS_REPORTED = RECEIVED + dt.timedelta(days=3)
+#: steps per frame the case-step task writes (several frames: a kill can fall between two)
+FRAME_STEPS = 10
+#: land transfers the window takes in through the API while the job runs, each with its
+#: idempotency key; the case tasks wait until they are in (the window's marker in the hub's home)
+INTAKES = 6
+INTAKES_DONE = "intakes.done"
+CLIENT_ENV = "HUB_CRASH_WINDOW_CLIENT"
+#: the API's kill point: the API process dies there, the window client asks again
+API_POINT = "api.audited"
+#: what an answer to an intake holds that differs between two runs doing the same work (a
+#: retried intake's answer says it is a replay: checked on its own)
+ANSWER_VOLATILE = {"code", "printed_code", "recorded_at", "replayed"}
 WEBHOOK_SECRET_ENV = "HUB_CRASH_WEBHOOK_SECRET"
 WEBHOOK_SECRET = "whsec_Y3Jhc2gtaGFybmVzcy13ZWJob29rLXNlY3JldA=="
 TAX_SECRET_ENV = "HUB_SANDBOX_TAX_PASSWORD"
@@ -61,6 +85,9 @@ BATCH_ROWS = 40
 MAPPINGS_ENV = "HUB_CRASH_MAPPINGS_DIR"
 #: re-runs an operator makes before giving up on a point
 MAX_RERUNS = 3
+#: seconds a SOAP call may take (the shipped default is 30): a department's slow answer is told
+#: from a dead one in seconds
+SOAP_TIMEOUT = 10
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -77,7 +104,7 @@ def run_job(home: Path, only: Sequence[str] | None = None) -> None:
     """
     from hub.killpoints import tally
     from mappings.engine import load_all
-    from pipeline import steps
+    from pipeline import housekeeping, steps
     from rigs.main_job import ordered
 
     journal_path = home / "journal.json"
@@ -105,9 +132,116 @@ def run_job(home: Path, only: Sequence[str] | None = None) -> None:
                             "publish": steps.publish}[step]  # fmt: skip
                     out = body(name, out, run_id)
                 done(key, out)
+    if only is None:
+        if os.environ.get(CLIENT_ENV):  # the window's intakes through the API are in before the case tasks
+            _wait_for(home / INTAKES_DONE)
+        if CASE_STEPS not in journal:
+            done(CASE_STEPS, case_steps_task(json.loads((home / "cases.json").read_text())))
+        if SUPERVISE not in journal:
+            done(SUPERVISE, housekeeping.supervise("crash__supervise"))
     if PUSH not in journal and only is None:
         done(PUSH, steps.push("crash__push"))
     (home / "tally.json").write_text(json.dumps(tally()))
+
+
+def _wait_for(path: Path, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path.name} did not appear in {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+StepRow = tuple[str, str, int, str, dt.datetime, str | None]
+
+
+def step_rows(codes: Sequence[str]) -> list[list[StepRow]]:
+    """The departments' steps of the window's cases, in the order they report them: the tax
+    bureau's (concluding two cases in three, which releases the land bureau's stage), then the
+    land bureau's on the released cases.
+
+    >>> [[(d, s, st) for _, d, s, st, _, _ in rows] for rows in step_rows(["a", "b", "c"])][1:]
+    [[('tax', 1, 'accepted'), ('tax', 2, 'approved')], [('tax', 1, 'accepted'), ('tax', 2, 'approved')], [], \
+[('land', 1, 'accepted')], [('land', 1, 'accepted'), ('land', 2, 'in_review')]]
+    """
+    tax: list[list[StepRow]] = []
+    land: list[list[StepRow]] = []
+    for i, code in enumerate(codes):
+        at = RECEIVED + dt.timedelta(minutes=i)
+        mine: list[StepRow] = [(code, "tax", 1, "accepted", at + dt.timedelta(hours=2), None)]
+        if i % 3:
+            mine.append((code, "tax", 2, "approved", at + dt.timedelta(days=1), "税费已核定"))
+        tax.append(mine)
+        theirs: list[StepRow] = [(code, "land", 1, "accepted", at + dt.timedelta(days=2), None)] if i % 3 else []
+        if i % 3 == 2:
+            theirs.append((code, "land", 2, "in_review", at + dt.timedelta(days=2, hours=3), None))
+        land.append(theirs)
+    return tax + land
+
+
+def case_steps_task(codes: Sequence[str]) -> dict[str, int]:
+    """The case-step task: the departments' steps (:func:`step_rows`) through the pipeline's task
+    body, ``FRAME_STEPS`` a frame (the land bureau's after the tax bureau's frames are settled)."""
+    import pandas as pd
+
+    from hub.db import get_engine, session_factory
+    from pipeline.case_steps import COLUMNS, ingest_case_steps
+
+    per_case = step_rows(codes)
+    half = len(per_case) // 2
+    out = {"appended": 0, "resent": 0, "refused": 0}
+    sessions = session_factory(get_engine())
+    for part in (per_case[:half], per_case[half:]):
+        rows = [r for case in part for r in case]
+        for start in range(0, len(rows), FRAME_STEPS):
+            frame = pd.DataFrame(rows[start : start + FRAME_STEPS], columns=list(COLUMNS))
+            batch = ingest_case_steps(sessions, frame, actor="crash-departments", now=STEPS_REPORTED)
+            out["appended"] += batch.ingested.appended
+            out["resent"] += batch.ingested.resent
+            out["refused"] += sum(batch.ingested.refused.values())
+    return out
+
+
+def _person(i: int) -> str:
+    """A resident id from elsewhere (Beijing, born 1950): no feed of the city knows it."""
+    from identifiers import resident_id
+
+    body = f"11010119500{1 + i // 100 % 9}{1 + i % 28:02d}{900 + i % 100:03d}"
+    return body + resident_id.calc_check_digit(body)
+
+
+def intake_body(i: int) -> dict[str, Any]:
+    """The window's ``i``-th land transfer taken in through the API (buyer and seller from elsewhere)."""
+    return {
+        "item_code": "QR00401000", "applicant": {"code": _person(500 + 2 * i), "name": f"窗口买受人{i}"},
+        "parties": [{"role": "transferor", "code": _person(501 + 2 * i), "name": f"窗口转让人{i}"}],
+        "materials": [{"code": c, "provided": "paper"} for c in ("M01", "M02", "M03", "M04", "M05", "M06")],
+        "received_at": (RECEIVED + dt.timedelta(days=1, minutes=i)).isoformat(),
+    }  # fmt: skip
+
+
+def take_in_cases(n: int) -> list[str]:
+    """``n`` land transfers taken in at the window before the job (their buyers and sellers from
+    elsewhere: provisional applicants whatever the feeds bring); their supervision codes."""
+    from cases.intake import take_in
+    from cases.schemas import IntakeIn
+    from hub.db import get_engine, session_scope
+
+    rng = random.Random(2020)
+    codes = []
+    person = _person
+    with session_scope(get_engine()) as session:
+        for i in range(n):
+            at = RECEIVED + dt.timedelta(minutes=i)
+            body = IntakeIn.model_validate({
+                "item_code": "QR00401000", "applicant": {"code": person(2 * i), "name": f"买受人{i}"},
+                "parties": [{"role": "transferor", "code": person(2 * i + 1), "name": f"转让人{i}"}],
+                "materials": [{"code": c, "provided": "paper"} for c in ("M01", "M02", "M03", "M04", "M05", "M06")],
+                "received_at": at.isoformat(),
+            })  # fmt: skip
+            case = take_in(session, body, actor="crash-window", now=at, rng=rng).case
+            codes.append(case.code)
+    return codes
 
 
 # -- receivers -----------------------------------------------------------------------------------------
@@ -153,6 +287,172 @@ class WebhookReceiver:
         self.server.server_close()
 
 
+class ApiServer:
+    """The API (``recognition.serve``) on the hub's home, in its own process group: started armed
+    with a kill point or not, restarted as a supervisor would after it died."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, kill_point: str | None = None) -> None:
+        import httpx
+
+        self.stop()
+        env = {**self.env, **({"HUB_KILL_POINT": kill_point} if kill_point else {})}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "recognition.serve", "--port", str(self.port)],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the API exited {self.proc.returncode} on start")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the API did not answer /healthz in 180 s")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_dead(self, timeout: float) -> None:
+        """Give a dying API ``timeout`` seconds to be gone (a connection dropped as it died)."""
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """End the API's process group (the server and its audit writer): SIGTERM, then SIGKILL."""
+        if self.proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=15)
+                os.killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group (the audit writer)
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                pass
+            break
+        self.proc.wait()
+        self.proc = None
+
+
+@dataclass
+class WindowRun:
+    """What the window client got: each intake's (status, answer), the intakes whose request
+    died without an answer (asked again with the same idempotency key)."""
+
+    answers: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    died: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    def aliases(self) -> dict[str, str]:
+        """Each case's supervision code (drawn at random by the API), compact and as printed → the
+        intake that made it."""
+        out = {}
+        for i, (_, body) in self.answers.items():
+            for form in ("code", "printed_code"):
+                if form in body:
+                    out[body[form]] = f"window-intake-{i}"
+        return out
+
+
+def window_client(server: ApiServer, token: str, done: Path, out: WindowRun) -> None:
+    """Take in :data:`INTAKES` land transfers through the API, one after another, each with its
+    idempotency key; a request that dies without an answer is asked again with the same key
+    once the API is back (restarted unarmed). Writes ``done`` when every intake is answered."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            for i in range(INTAKES):
+                for _ in range(10):
+                    try:
+                        r = http.post("/v1/cases", json=intake_body(i),
+                                      headers={**headers, "Idempotency-Key": f"crash-intake-{i}"})  # fmt: skip
+                    except httpx.TransportError as exc:
+                        if not isinstance(exc, httpx.ConnectError):  # sent, and no answer came back
+                            out.died.append(i)
+                        server.wait_dead(timeout=10)
+                        if not server.alive():
+                            server.start()
+                        continue
+                    if r.status_code == 503:  # the audit or the database busy: ask again
+                        time.sleep(0.5)
+                        continue
+                    out.answers[i] = (r.status_code, r.json())
+                    break
+                else:
+                    raise RuntimeError(f"intake {i}: no answer in 10 tries")
+    except Exception as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        done.write_text(json.dumps({"answered": sorted(out.answers)}))
+
+
+def _stable_answer(body: Any) -> Any:
+    """An intake's answer without what two runs doing the same work differ in."""
+    if isinstance(body, dict):
+        return {k: _stable_answer(v) for k, v in body.items() if k not in ANSWER_VOLATILE}
+    if isinstance(body, list):
+        return [_stable_answer(v) for v in body]
+    return body
+
+
+def window_problems(reference: WindowRun, run: WindowRun, db: Path) -> list[str]:
+    """Converged for the window: every intake answered with the reference's case (its retried
+    request, same idempotency key, answered as a replay), and the audit holds each attempt."""
+    import sqlite3
+
+    out = [f"window client: {run.error}"] if run.error else []
+    con = sqlite3.connect(db)
+    try:
+        for i, (status, body) in sorted(reference.answers.items()):
+            got = run.answers.get(i)
+            if got is None:
+                out.append(f"intake {i}: no answer")
+                continue
+            retried = i in run.died
+            if got[0] != (200 if retried else status) or got[1].get("replayed") is not retried:
+                out.append(f"intake {i}: answered {got[0]} (reference {status}, retried {retried}): {got[1]}")
+            if _stable_answer(got[1]) != _stable_answer(body):
+                out.append(f"intake {i}: another result than the reference's")
+            outcomes = sorted(o for (o,) in con.execute(
+                "SELECT outcome FROM recognition_audit WHERE action = 'case_intake' AND subject = ?",
+                (got[1].get("code"),),
+            ))  # fmt: skip
+            expected = ["ok"] + ["replayed"] * run.died.count(i)
+            if outcomes != expected:
+                out.append(f"intake {i}: audited {outcomes}, expected {expected}")
+    finally:
+        con.close()
+    return out
+
+
+def without_replays(digest: Any) -> Any:
+    """The digest without the audit entries of replayed intakes: a client whose answer was lost
+    asked again, which the reference's client never had to (:func:`window_problems` checks them)."""
+    rows = digest.tables.get("recognition_audit")
+    if rows is not None:
+        for text in list(rows):
+            row = json.loads(text)
+            if row.get("action") == "case_intake" and row.get("outcome") == "replayed":
+                del rows[text]
+    return digest
+
+
 @dataclass
 class World:
     root: Path
@@ -164,6 +464,27 @@ class World:
     #: the land department's package directory (outbox, archive: reading packages moves them)
     land_dir: Path
     launcher: Launcher
+    api: ApiServer
+    #: the window's API key (a consumer with ``cases:write``, in the snapshot)
+    token: str
+    #: the sandboxes' fault switches (:class:`sandbox.switches.Faults`)
+    faults: Any = None
+
+    @contextmanager
+    def window(self, kill_point: str | None = None) -> Iterator[WindowRun]:
+        """The API (armed with ``kill_point`` or not) and the window client taking in land transfers
+        through it, alongside whatever runs in the block; both ended when it is left."""
+        run = WindowRun()
+        self.api.start(kill_point)
+        client = threading.Thread(target=window_client, args=(self.api, self.token, self.home / INTAKES_DONE, run))
+        client.start()
+        try:
+            yield run
+        finally:
+            client.join(timeout=600)
+            self.api.stop()
+            if client.is_alive():
+                run.error = "the window client did not finish in 600 s"
 
     def receivers(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
         return {
@@ -174,6 +495,7 @@ class World:
 
     def restore(self) -> None:
         """The starting snapshot back: the hub's home as it was, receivers emptied."""
+        self.api.stop()
         shutil.rmtree(self.home)
         shutil.copytree(self.snapshot / "hub", self.home)
         shutil.rmtree(self.land_dir)
@@ -188,7 +510,7 @@ def _subscriptions(path: Path, webhook_url: str, tax_wsdl: str) -> Path:
 
     subs = [
         {"id": "crash-webhook-all", "name": "every licence and identity event", "channel": "webhook",
-         "event_types": ["license.*", "approval.*", "identity.*"], "url": webhook_url,
+         "event_types": ["license.*", "approval.*", "identity.*", "case.*", "supervision.*"], "url": webhook_url,
          "secret_env": WEBHOOK_SECRET_ENV},
         {"id": "crash-tax-business-licences", "name": "business licences to the tax bureau", "channel": "soap",
          "event_types": ["license.issued", "license.amended", "license.revoked"], "license_types": ["1101"],
@@ -199,29 +521,37 @@ def _subscriptions(path: Path, webhook_url: str, tax_wsdl: str) -> Path:
 
 
 def _mappings(target: Path, batch_rows: int) -> Path:
-    """A copy of the shipped mapping files reading ``batch_rows`` rows a batch."""
+    """A copy of the shipped mapping files reading ``batch_rows`` rows a batch, SOAP calls timing
+    out after :data:`SOAP_TIMEOUT` seconds."""
     target.mkdir()
     for path in sorted((REPO / "mappings").glob("*.yaml")):
         text = re.sub(r"batch_size: \d+", f"batch_size: {batch_rows}", path.read_text(encoding="utf-8"))
+        text = text.replace("  protocol: soap\n", f"  protocol: soap\n  timeout_seconds: {SOAP_TIMEOUT}\n")
         (target / path.name).write_text(text, encoding="utf-8")
     return target
 
 
-def _prepare_hub(home: Path, subscriptions: Path) -> None:
-    """A fresh hub in ``home`` (run in a child: this process keeps no engine on the files)."""
+def _prepare_hub(home: Path, subscriptions: Path, cases: int) -> None:
+    """A fresh hub in ``home`` with ``cases`` cases taken in (run in a child: this process keeps no
+    engine on the files)."""
     from e_license_store.signing import load_keyring
     from hub.db import get_engine, migrate, session_scope
+    from recognition.consumers import add_consumer
+    from recognition.scopes import CASES_WRITE
     from recognition.subscriptions import sync_yaml
 
     migrate()
     load_keyring(create=True)
     with session_scope(get_engine()) as session:
         sync_yaml(session, subscriptions)
+        _, token = add_consumer(session, "crash-window", [CASES_WRITE])
+    (home / "window_api_key").write_text(token)
+    (home / "cases.json").write_text(json.dumps(take_in_cases(cases)))
     get_engine().dispose()
 
 
 @contextmanager
-def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
+def world(root: Path, sizes: dict[str, int], seed: int, cases: int = CASES) -> Iterator[World]:
     from hub.airflow_env import connection_uri_env
     from rigs.connections import sandbox_connections
     from sandbox.generator import Sizes
@@ -237,7 +567,7 @@ def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AIRFLOW_CONN_"))}
         env.update({"HUB_HOME": str(home), "HUB_LOG_LEVEL": "WARNING", WEBHOOK_SECRET_ENV: WEBHOOK_SECRET,
-                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0",
+                    TAX_SECRET_ENV: sb.tax.password, "PYTHONHASHSEED": "0", CLIENT_ENV: "1",
                     # the receivers answer from this process on a shared machine: a slow answer is a
                     # department fault, which this harness does not inject (it kills the hub)
                     "HUB_WEBHOOK_READ_TIMEOUT_SECONDS": "120"})  # fmt: skip
@@ -246,14 +576,27 @@ def world(root: Path, sizes: dict[str, int], seed: int) -> Iterator[World]:
             env[key] = value
         env[MAPPINGS_ENV] = str(_mappings(root / "mappings", BATCH_ROWS))
         subs = _subscriptions(root / "subscriptions.yaml", webhook.url, sb.tax.wsdl_url)
-        _child(env, ["--prepare", str(subs)], check=True)
+        _child(env, ["--prepare", str(subs), "--cases", str(cases)], check=True)
         snapshot = root / "snapshot"
         land_dir = sb.land.outbox_dir.parent
         shutil.copytree(home, snapshot / "hub")
         shutil.copytree(land_dir, snapshot / "land")
         launcher = Launcher(env, root / "job.log")
         stack.callback(launcher.close)
-        yield World(root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir, launcher)
+        api = ApiServer(env, _free_port(), root / "api.log")
+        stack.callback(api.stop)
+        token = (home / "window_api_key").read_text()
+        yield World(
+            root, home, snapshot, env, webhook, sb.prepared.tax_store, land_dir, launcher, api, token, sb.faults
+        )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _child(env: dict[str, str], args: list[str], *, kill_point: str | None = None, check: bool = False) -> int:
@@ -277,7 +620,8 @@ def _child(env: dict[str, str], args: list[str], *, kill_point: str | None = Non
 #: the modules the task bodies import (most of them inside the functions), loaded by the fork server
 PRELOADED = (
     "connectors.registry", "connectors.sync", "e_license_store.service", "identity.resolve", "mappings.engine",
-    "pipeline.carry", "pipeline.identity_step", "pipeline.publish", "pipeline.steps", "recognition.delivery",
+    "pipeline.carry", "pipeline.case_steps", "pipeline.housekeeping", "pipeline.identity_step", "pipeline.publish",
+    "pipeline.steps", "cases.supervision", "recognition.delivery",
     "validation.gxrun", "validation.run",
 )  # fmt: skip
 
@@ -373,17 +717,38 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def crash_once(w: World, reference: Any, point: str, hit: int) -> Outcome:
+def run_faulted(w: World, fault: contextlib.AbstractContextManager[Any]) -> tuple[int, str, int, WindowRun]:
+    """From the snapshot, the job once with ``fault`` on, then re-run with it off until it
+    completes (the window taking in alongside); (first exit code, its log's tail, last exit code,
+    the window's run)."""
+    w.restore()
+    with w.window() as window:
+        with fault:
+            first = w.launcher.run(w.env)
+        log = w.launcher.log_tail(4000)
+        rc, reruns = first, 0
+        while rc != 0 and reruns < MAX_RERUNS:
+            reruns += 1
+            rc = w.launcher.run(w.env)
+    return first, log, rc, window
+
+
+def crash_once(w: World, reference: Any, window_reference: WindowRun, point: str, hit: int) -> Outcome:
+    """One point: the job (or the API, for :data:`API_POINT`) killed there, re-run until complete, compared."""
     from rigs.digest import take_digest
 
     w.restore()
-    rc = w.launcher.run(w.env, kill_point=f"{point}:{hit}")
-    killed = rc == -signal.SIGKILL
-    started = time.perf_counter()
-    reruns, rc = 0, 1
-    while rc != 0 and reruns < MAX_RERUNS:
-        reruns += 1
-        rc = w.launcher.run(w.env)
+    armed = f"{point}:{hit}"
+    with w.window(armed if point == API_POINT else None) as window:
+        rc = w.launcher.run(w.env, kill_point=None if point == API_POINT else armed)
+        killed = rc == -signal.SIGKILL
+        started = time.perf_counter()
+        reruns = 0
+        while rc != 0 and reruns < MAX_RERUNS:
+            reruns += 1
+            rc = w.launcher.run(w.env)
+    if point == API_POINT:
+        killed = bool(window.died)
     seconds = time.perf_counter() - started
     problems: list[str] = []
     if not killed:
@@ -393,9 +758,10 @@ def crash_once(w: World, reference: Any, point: str, hit: int) -> Outcome:
             f"the job did not complete in {MAX_RERUNS} re-runs (last exit {rc}): {w.launcher.log_tail(600)}"
         )
         return Outcome(point, hit, killed, False, reruns, seconds, problems)
-    digest = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
+    digest = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers(), aliases=window.aliases())
+    problems += window_problems(window_reference, window, w.home / "hub.db")
     problems += digest.invariant_problems()
-    problems += reference.differences(digest)
+    problems += reference.differences(without_replays(digest))
     return Outcome(point, hit, killed, not problems, reruns, seconds, problems)
 
 
@@ -403,7 +769,7 @@ def choose(tally: dict[str, int], n: int, seed: int) -> list[tuple[str, int]]:
     """``n`` (point, hit) pairs: points in turn among those a clean run passes (shuffled), a random hit each.
 
     >>> choose({"a": 3, "b": 0, "c": 1}, 4, 1)
-    [('c', 1), ('a', 2), ('c', 1), ('a', 3)]
+    [('c', 1), ('a', 2), ('c', 1), ('a', 2)]
     """
     rng = random.Random(seed)
     reached = sorted(p for p, hits in tally.items() if hits > 0)
@@ -422,6 +788,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true", help="every kill point once (at least 10) on a smaller city")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", help=argparse.SUPPRESS)
+    parser.add_argument("--cases", type=int, default=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fork-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -433,14 +800,17 @@ def main(argv: list[str]) -> int:
     if args.child:
         home = Path(os.environ["HUB_HOME"])
         if args.prepare:
-            _prepare_hub(home, Path(args.prepare))
+            _prepare_hub(home, Path(args.prepare), args.cases)
         else:
             run_job(home)
         return 0
-    return run_harness(args.points, args.seed, SMOKE_SIZES if args.smoke else SIZES, every_point=args.smoke)
+    sizes, cases = (SMOKE_SIZES, SMOKE_CASES) if args.smoke else (SIZES, CASES)
+    return run_harness(args.points, args.seed, sizes, cases, every_point=args.smoke)
 
 
-def run(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = False) -> dict[str, Any]:
+def run(
+    points: int, seed: int, sizes: dict[str, int], cases: int = CASES, *, every_point: bool = False
+) -> dict[str, Any]:
     """The figures of a clean run and of ``points`` crashes (each at a kill point, then re-run until the
     digest equals the clean run's); ``every_point``: at least 10 points, and as many as the clean run reaches
     (each once). Each crash prints its line as it ends (a full run takes long).
@@ -451,18 +821,28 @@ def run(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = Fa
     from rigs.digest import take_digest
 
     figures: dict[str, Any] = {"clean_ok": False, "failure": "", "invariant_problems": [], "outcomes": []}
-    with tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp, world(Path(tmp), sizes, seed=2016) as w:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp,
+        world(Path(tmp), sizes, seed=2016, cases=cases) as w,
+    ):
         started = time.perf_counter()
-        if w.launcher.run(w.env, kill_point="tally") != 0:
-            figures["failure"] = w.launcher.log_tail()
+        with w.window() as window:
+            clean = w.launcher.run(w.env, kill_point="tally")
+        if clean != 0 or window.error or len(window.answers) != INTAKES:
+            figures["failure"] = f"(window: {window.error})\n" + w.launcher.log_tail()
             return figures
         figures["clean_seconds"] = time.perf_counter() - started
         tally = figures["tally"] = {p: int(tally_hits) for p, tally_hits in
                                     json.loads((w.home / "tally.json").read_text()).items()}  # fmt: skip
-        reference = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers())
+        tally[API_POINT] = INTAKES  # one audited request per intake (the API's own process is not tallied)
+        reference = take_digest(
+            f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers(), aliases=window.aliases()
+        )
         figures["audit_ok"] = reference.audit_ok
         figures["summary"] = reference.summary()
-        bad = figures["invariant_problems"] = reference.invariant_problems()
+        bad = figures["invariant_problems"] = reference.invariant_problems() + window_problems(
+            window, window, w.home / "hub.db"
+        )
         print(f"clean run: {figures['clean_seconds']:.1f}s, {figures['summary']}", flush=True)
         print("kill point hits in a clean run: " + ", ".join(f"{p} {tally.get(p, 0)}" for p in sorted(POINTS)))
         if bad:
@@ -472,7 +852,7 @@ def run(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = Fa
             points = max(10, sum(1 for hits in tally.values() if hits > 0))
         outcomes: list[Outcome] = figures["outcomes"]
         for i, (point, hit) in enumerate(choose(tally, points, seed), 1):
-            o = crash_once(w, reference, point, hit)
+            o = crash_once(w, reference, window, point, hit)
             outcomes.append(o)
             state = "converged" if o.converged else "DIVERGED"
             print(f"[{i:3d}/{points}] {point}:{hit:<4d} {state} after {o.reruns} re-run(s) in "
@@ -484,11 +864,11 @@ def run(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = Fa
     return figures
 
 
-def run_harness(points: int, seed: int, sizes: dict[str, int], *, every_point: bool = False) -> int:
+def run_harness(points: int, seed: int, sizes: dict[str, int], cases: int = CASES, *, every_point: bool = False) -> int:
     """:func:`run`, and its summary printed: 0 when every crash converged."""
-    f = run(points, seed, sizes, every_point=every_point)
+    f = run(points, seed, sizes, cases, every_point=every_point)
     if f["failure"]:
-        print("the clean run failed:\n" + f["failure"])
+        print("the clean run failed " + f["failure"])
         return 1
     if f["invariant_problems"]:
         print("the clean run itself breaks an invariant:\n  " + "\n  ".join(f["invariant_problems"]))

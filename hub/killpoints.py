@@ -44,6 +44,13 @@ POINTS: dict[str, str] = {
     "publish.before_mark": "publish: every licence issued, the staged batches not yet marked published",
     "delivery.sent_not_recorded": "delivery worker: pushes sent and answered, their outcome not yet recorded",
     "delivery.recorded": "delivery worker: a round's outcomes recorded, the next round not yet begun",
+    "case_steps.logged": "case-step task: a frame's steps and their events written, its cases not yet settled, "
+    "nothing committed",
+    "case_steps.committed": "case-step task: a frame's steps and settled cases committed, the next frame not yet read",
+    "supervision.written": "supervision task: changes of light logged and announced, clocks written, not committed",
+    "supervision.committed": "supervision task: the clocks, changes of light and their events committed, the task "
+    "not yet finished",
+    "api.audited": "API: a request's audit entry committed, its answer not yet sent",
 }
 
 _lock = threading.Lock()

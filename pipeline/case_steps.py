@@ -4,7 +4,9 @@ A department's approval system reports its steps as rows (supervision code, depa
 own step number, step, time, note); this body writes a frame of them through
 :func:`cases.ingest.ingest_steps` (set-based, one transaction with their events) and then
 settles the touched cases (status, clocks, released stages) in the same transaction. It owns
-no rule: the case repository's are applied.
+no rule: the case repository's are applied. A frame goes in whole or not at all, and a frame
+sent again is recognised step by step (nothing appended twice): a task killed anywhere is
+re-run with the same frames (kill points ``case_steps.logged`` and ``case_steps.committed``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.ingest import Ingested, ReportedStep, ingest_steps, settle
+from hub.killpoints import kill_point
 
 COLUMNS = ("code", "department", "seq", "step", "occurred_at", "note")
 
@@ -58,8 +61,10 @@ def ingest_case_steps(
     started = timer()
     with sessions() as session:
         ingested = ingest_steps(session, reported(frame), actor=actor, now=now)
+        kill_point("case_steps.logged")
         logged = timer()
         settled = settle(session, ingested.case_ids, now=now) if settle_cases else 0
         session.commit()
+    kill_point("case_steps.committed")
     done = timer()
     return StepBatch(ingested, settled, logged - started, done - logged)

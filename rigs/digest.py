@@ -4,7 +4,8 @@ A digest covers, order-independently:
 
 * every table of the hub's database, row by row, minus the volatile columns listed (with the
   reason for each) in :data:`VOLATILE` — times, durations, surrogate keys and what is derived
-  from them: two runs that did the same work differ there and nowhere else;
+  from them: two runs that did the same work differ there and nowhere else; the fan-out's
+  bookkeeping (:data:`REPLACED`) as the events it has fanned out;
 * every licence object in the store: its key, version, and the hash of its document without
   ``recorded_at`` (the signature is randomised per sealing; it is checked, not compared);
 * every event the receivers accepted, once per idempotency key, without the message's send time
@@ -31,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, func, select
 from sqlalchemy import text as sql_text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from e_license_store.model import parse_envelope
 from e_license_store.store.local import LocalStore
@@ -55,11 +56,6 @@ VOLATILE: dict[str, dict[str, str]] = {
         "id": "surrogate key: numbered in commit order, which a crash may change",
         "payload.content_sha256": "the licence document's hash covers its recording time",
     },
-    "recognition_fanout": {
-        "event_id": "an outbox event's surrogate key",
-        "fanned_at": "when the event was fanned out",
-    },
-    "recognition_cursor": {"value": "an outbox event's surrogate key (the fan-out low-water mark)"},
     "recognition_delivery": {
         "id": "surrogate key",
         "event_id": "an outbox event's surrogate key (the idempotency key names the event)",
@@ -74,7 +70,11 @@ VOLATILE: dict[str, dict[str, str]] = {
         "resource": "names a delivery by its surrogate key",
         "subject": "names an outbox event by its surrogate key",
     },
-    "recognition_audit_head": {"hash": "the chain's head hash (the chain is verified instead)"},
+    "recognition_audit_head": {
+        "hash": "the chain's head hash (the chain is verified instead)",
+        "seq": "the chain's length: a request asked again after its answer was lost adds an entry (the entries "
+        "themselves are compared, the chain verified)",
+    },
     "license_index": {
         "content_sha256": "the document's hash covers its recording time (the documents are compared instead)",
         "object_sha256": "the object's hash covers the randomised SM2 signature",
@@ -101,7 +101,37 @@ VOLATILE: dict[str, dict[str, str]] = {
         "recorded_at": "when the batch's lineage was recorded",
     },
     "lineage_record": {"batch_id": "the lineage batch's surrogate key"},
+    # the case repository: a case is named by its supervision code, its id is kept (the step log,
+    # stages, clocks and changes refer to it); what the task and supervision record of their own time
+    "case_step": {
+        "id": "surrogate key: numbered in commit order, which a crash may change",
+        "recorded_at": "when the hub recorded the step (the step's own time is occurred_at)",
+    },
+    "case_material": {"id": "surrogate key"},
+    "case_dispatch": {"id": "surrogate key"},
+    "case_authorisation": {"id": "surrogate key"},
+    "case_light_change": {
+        "id": "surrogate key: numbered in commit order, which a crash may change",
+        "changed_at": "when the supervision task logged the change (its day is as_of)",
+    },
+    "case_escalation": {
+        "id": "surrogate key: numbered in commit order, which a crash may change",
+        "raised_at": "when the supervision task raised it (its day is raised_on)",
+    },
+    "case_light_gauge": {"counted_at": "when the supervision task last counted the open clocks"},
 }
+
+
+#: tables whose rows are replaced by what they stand for, with the reason
+REPLACED: dict[str, str] = {
+    "recognition_fanout": "fan-out marks are folded into the low-water mark once their events are older than the "
+    "grace period: a run taken later holds fewer marks for the same work; the digest holds the idempotency key of "
+    "every event fanned out (marked, or at or below the mark) instead",
+    "recognition_cursor": "the fan-out low-water mark is an outbox event's surrogate key, moved on by time (see "
+    "recognition_fanout)",
+}
+#: the part of the digest standing for the fan-out's tables
+FANNED_OUT = "recognition_fanout (events fanned out)"
 
 
 def volatile_columns(table: str) -> set[str]:
@@ -268,13 +298,23 @@ def _reconciliation(steps: Counter[str]) -> list[str]:
     return out
 
 
-def table_rows(engine: Engine) -> dict[str, Counter[str]]:
-    """Every table's rows, volatile columns left out, as a multiset of canonical JSON texts."""
+def _aliased(text: str, aliases: Mapping[str, str]) -> str:
+    for value, name in aliases.items():
+        text = text.replace(value, name)
+    return text
+
+
+def table_rows(engine: Engine, aliases: Mapping[str, str] | None = None) -> dict[str, Counter[str]]:
+    """Every table's rows, volatile columns left out, as a multiset of canonical JSON texts
+    (each of ``aliases`` replaced by its name wherever it occurs)."""
+    aliases = aliases or {}
     meta = MetaData()
     meta.reflect(engine)
     out: dict[str, Counter[str]] = {}
     with engine.connect() as conn:
         for table in meta.sorted_tables:
+            if table.name in REPLACED:
+                continue
             skip = volatile_columns(table.name)
             nested: dict[str, set[str]] = {}
             for name in skip:
@@ -288,12 +328,33 @@ def table_rows(engine: Engine) -> dict[str, Counter[str]]:
                 continue
             rows = (dict(r._mapping) for r in conn.execute(select(*cols)))
             out[table.name] = Counter(
-                _row_text(
-                    {k: _without_keys(v, nested[k]) if k in nested and v is not None else v for k, v in row.items()}
+                _aliased(
+                    _row_text(
+                        {k: _without_keys(v, nested[k]) if k in nested and v is not None else v
+                         for k, v in row.items()}
+                    ),
+                    aliases,
                 )
                 for row in rows
-            )
+            )  # fmt: skip
+        if "recognition_fanout" in meta.tables:
+            out[FANNED_OUT] = Counter()
+            for t, n in fanned_out(conn).items():
+                out[FANNED_OUT][_aliased(t, aliases)] += n
     return out
+
+
+def fanned_out(conn: Connection) -> Counter[str]:
+    """The idempotency keys of the outbox events fanned out: marked, or at or below the low-water mark."""
+    low = conn.execute(sql_text("SELECT value FROM recognition_cursor WHERE name = 'fanout'")).scalar()
+    rows = conn.execute(
+        sql_text(
+            "SELECT idempotency_key FROM outbox_event WHERE id <= :low "
+            "OR id IN (SELECT event_id FROM recognition_fanout)"
+        ),
+        {"low": int(low) if low is not None else 0},
+    )
+    return Counter(json.dumps({"idempotency_key": key}) for (key,) in rows)
 
 
 def _document_hash(document: Any) -> str:
@@ -326,26 +387,35 @@ RECEIVED_VOLATILE = {
 }
 
 
-def received_events(events: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, set[str]]:
+def received_events(
+    events: Sequence[tuple[str, Mapping[str, Any]]], aliases: Mapping[str, str] | None = None
+) -> dict[str, set[str]]:
     """Idempotency key → hashes of the distinct events received under it (send time and event id aside)."""
     out: dict[str, set[str]] = {}
     for key, body in events:
         stable = {k: v for k, v in body.items() if k not in RECEIVED_VOLATILE}
         if isinstance(stable.get("data"), dict):
             stable["data"] = {k: v for k, v in stable["data"].items() if k not in RECEIVED_VOLATILE}
-        text = json.dumps(stable, sort_keys=True, ensure_ascii=False, default=str)
-        out.setdefault(key, set()).add(hashlib.sha256(text.encode()).hexdigest())
+        text = _aliased(json.dumps(stable, sort_keys=True, ensure_ascii=False, default=str), aliases or {})
+        out.setdefault(_aliased(key, aliases or {}), set()).add(hashlib.sha256(text.encode()).hexdigest())
     return out
 
 
 def take_digest(
-    db_url: str, store_dir: Path, receivers: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None = None
+    db_url: str,
+    store_dir: Path,
+    receivers: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None = None,
+    *,
+    aliases: Mapping[str, str] | None = None,
 ) -> Digest:
     """The digest of the hub on ``db_url`` with its licence store in ``store_dir`` (a file store),
-    and of what ``receivers`` (name → (idempotency key, event) per message received) got."""
+    and of what ``receivers`` (name → (idempotency key, event) per message received) got.
+
+    ``aliases``: values a run draws at random (the supervision code of a case the API took in)
+    → a stable name (the request that made it), replaced wherever they occur in rows and events."""
     engine = create_engine(db_url)
     try:
-        digest = Digest(tables=table_rows(engine))
+        digest = Digest(tables=table_rows(engine, aliases))
         digest.licences, digest.bad_objects = licence_objects(store_dir)
         with engine.connect() as conn:
             digest.index_versions = {
@@ -357,6 +427,6 @@ def take_digest(
     finally:
         engine.dispose()
     for name, events in (receivers or {}).items():
-        digest.received[name] = received_events(events)
+        digest.received[name] = received_events(events, aliases)
         digest.posts[name] = len(events)
     return digest

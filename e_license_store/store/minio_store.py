@@ -29,6 +29,7 @@ from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
 from minio.objectlockconfig import YEARS, ObjectLockConfig
 from minio.retention import Retention as MinioRetention
+from urllib3.exceptions import HTTPError as TransportError
 
 from e_license_store.store.base import (
     ChecksumMismatch,
@@ -112,6 +113,8 @@ class MinioStore(ObjectStore):
             if exc.code in {"PreconditionFailed", "ConditionalRequestConflict"}:
                 raise ObjectExists(key) from None
             raise StoreError(f"put {key}: {exc.code}: {exc.message}") from exc
+        except TransportError as exc:  # retries spent on 5xx answers (503 SlowDown) or no answer at all
+            raise StoreError(f"put {key}: the S3 server took no write: {exc}") from exc
         if retention is not None and not self._covered_by_default(retention):
             self.client.set_object_retention(
                 self.bucket, key, MinioRetention(_MODE[retention.mode], retention.until), version_id=result.version_id

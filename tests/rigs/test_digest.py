@@ -12,7 +12,7 @@ from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
 from hub.db import make_engine, session_factory
-from rigs.digest import VOLATILE, take_digest, volatile_columns
+from rigs.digest import FANNED_OUT, VOLATILE, take_digest, volatile_columns
 from tests.e_license_store.conftest import business_draft, source
 
 
@@ -123,3 +123,57 @@ def test_an_event_delivered_twice_to_one_subscription_is_a_problem(hub_db_url: s
         _execute(db, f"INSERT INTO recognition_delivery ({columns}, created_at) VALUES ({values}, '2026-01-01')")
     problems = take_digest(db, store).invariant_problems()
     assert "subscription s1: event license.issued:x:v1 delivered 2 times" in problems
+
+
+def test_publish_before_mark_fanout_folded_into_the_low_water_mark_is_the_same_fan_out(
+    hub_db_url: str, tmp_path: Path
+) -> None:
+    """Crash point publish.before_mark (and every point before the push, once the snapshot's events
+    were older than the fan-out's grace period): the re-run's fan-out folded its marks into the
+    low-water mark, the clean run's had not yet; both fanned out the same events."""
+    db, store = _hub(hub_db_url, tmp_path)
+    _execute(db, "INSERT INTO recognition_fanout (event_id, fanned_at) SELECT id, '2026-01-05' FROM outbox_event")
+    reference = take_digest(db, store)
+    folded_db, folded_store = _copy(db, store, tmp_path / "folded")
+    _execute(folded_db, "DELETE FROM recognition_fanout")
+    _execute(folded_db, "INSERT INTO recognition_cursor (name, value) SELECT 'fanout', max(id) FROM outbox_event")
+    folded = take_digest(folded_db, folded_store)
+    assert reference.differences(folded) == [] and reference.hexdigest == folded.hexdigest
+    assert sum(reference.tables[FANNED_OUT].values()) == 1
+    # an event not fanned out at all is a difference
+    unfanned_db, unfanned_store = _copy(db, store, tmp_path / "unfanned")
+    _execute(unfanned_db, "DELETE FROM recognition_fanout")
+    diff = reference.differences(take_digest(unfanned_db, unfanned_store))
+    assert diff and diff[0].startswith(f"table {FANNED_OUT}: 1 rows in the reference, 0 now")
+
+
+def test_api_audited_the_retried_intakes_extra_audit_entry_is_its_only_difference(
+    hub_db_url: str, tmp_path: Path
+) -> None:
+    """Crash point api.audited: the window asked again after its answer was lost; the audit holds
+    that attempt too (``replayed``), and the chain is one entry longer. Left out those, the state
+    is the clean run's; any other extra entry still shows."""
+    from bench.bench_crash import without_replays
+    from recognition.audit import AuditRecord, write_now
+
+    def intake(outcome: str) -> AuditRecord:
+        return AuditRecord(consumer="window", key_id=None, action="case_intake", resource="POST /v1/cases",
+                           subject="330322202611032B2977", fields=["case"], purpose=None, outcome=outcome,
+                           detail={"item": "QR00401000"})  # fmt: skip
+
+    db, store = _hub(hub_db_url, tmp_path)
+    engine = make_engine(db)
+    write_now(engine, [intake("ok")])
+    engine.dispose()
+    reference = take_digest(db, store)
+    retried_db, retried_store = _copy(db, store, tmp_path / "retried")
+    engine = make_engine(retried_db)
+    write_now(engine, [intake("replayed")])
+    engine.dispose()
+    retried = take_digest(retried_db, retried_store)
+    assert retried.audit_ok and reference.differences(retried) != []
+    assert reference.differences(without_replays(retried)) == []
+    engine = make_engine(retried_db)
+    write_now(engine, [intake("ok")])  # an intake audited twice as taken in: not a retry
+    engine.dispose()
+    assert reference.differences(without_replays(take_digest(retried_db, retried_store))) != []
