@@ -45,6 +45,7 @@ VOLATILE: dict[str, dict[str, str]] = {
         "updated_at": "when a row last changed",
     },
     "pipeline_step": {"seconds": "how long a step took", "finished_at": "when the step ended"},
+    "sync_state": {"state.last_reconcile": "when a SQL feed last listed its keys for deletions: a re-run lists later"},
     "staged_batch": {
         "id": "surrogate key",
         "claimed_at": "when a run claimed the batch",
@@ -140,10 +141,16 @@ def volatile_columns(table: str) -> set[str]:
 
 
 def _without_keys(value: Any, keys: set[str]) -> Any:
-    """A JSON column's value (text or already parsed) with ``keys`` left out of its object."""
-    parsed = json.loads(value) if isinstance(value, str) else value
+    """A JSON column's value (text or already parsed) with ``keys`` left out of its objects, at any depth
+    (a connector's state keeps one object per stream)."""
+    return _drop_keys(json.loads(value) if isinstance(value, str) else value, keys)
+
+
+def _drop_keys(parsed: Any, keys: set[str]) -> Any:
     if isinstance(parsed, dict):
-        return {k: v for k, v in parsed.items() if k not in keys}
+        return {k: _drop_keys(v, keys) for k, v in parsed.items() if k not in keys}
+    if isinstance(parsed, list):
+        return [_drop_keys(v, keys) for v in parsed]
     return parsed
 
 

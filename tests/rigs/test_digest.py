@@ -177,3 +177,13 @@ def test_api_audited_the_retried_intakes_extra_audit_entry_is_its_only_differenc
     write_now(engine, [intake("ok")])  # an intake audited twice as taken in: not a retry
     engine.dispose()
     assert reference.differences(without_replays(take_digest(retried_db, retried_store))) != []
+
+
+def test_a_volatile_key_is_left_out_at_any_depth_of_a_json_column() -> None:
+    """A connector's state keeps one object per stream: its deletion check's time is volatile wherever
+    it sits, the rest of the state is compared."""
+    from rigs.digest import _without_keys
+
+    state = '{"insured_persons": {"cursor": ["2025-06-20", 1], "last_reconcile": "2026-12-04T04:20:39+00:00"}}'
+    assert _without_keys(state, {"last_reconcile"}) == {"insured_persons": {"cursor": ["2025-06-20", 1]}}
+    assert _without_keys([{"last_reconcile": 1, "a": [{"last_reconcile": 2}]}], {"last_reconcile"}) == [{"a": [{}]}]
