@@ -103,7 +103,12 @@ class TaxStore:
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30)
+        # notices arrive from many delivery threads at once, each a small write transaction: on a busy
+        # machine the queue behind SQLite's one writer can outlast 30 s, so writers wait longer, and the
+        # WAL is synced at checkpoints rather than on every commit (a killed process loses nothing; only
+        # a power cut could lose the last commits of this simulated department)
+        conn = sqlite3.connect(self.path, timeout=120)
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.row_factory = sqlite3.Row
         try:
             with conn:
