@@ -39,6 +39,12 @@ from e_license_store.store.local import LocalStore
 from recognition import audit
 
 #: table → column → why the column is left out of the digest (reviewed: anything not listed counts)
+#: why a matching model's version is volatile
+MODEL_VERSION = (
+    "a model trained at first need (no model file yet) is named by its training time, and each run from the"
+    " same snapshot trains its own: what it decided is compared through the links and the review queue"
+)
+
 VOLATILE: dict[str, dict[str, str]] = {
     "*": {
         "created_at": "when a row was written: a re-run writes it later",
@@ -84,7 +90,11 @@ VOLATILE: dict[str, dict[str, str]] = {
         "content_sha256": "the document's hash covers its recording time (the documents are compared instead)",
         "recorded_at": "when the version was recorded",
     },
-    "identity_source_record": {"id": "surrogate key", "linked_at": "when the record was linked"},
+    "identity_source_record": {
+        "id": "surrogate key",
+        "linked_at": "when the record was linked",
+        "model_version": MODEL_VERSION,
+    },
     "identity_crosswalk": {"id": "surrogate key", "linked_at": "when the legacy code was learnt"},
     "identity_relation": {"id": "surrogate key", "linked_at": "when the relation was linked"},
     "identity_golden_history": {"id": "surrogate key", "changed_at": "when the golden record changed"},
@@ -100,6 +110,7 @@ VOLATILE: dict[str, dict[str, str]] = {
         "id": "surrogate key",
         "pulled_at": "when the batch was staged",
         "recorded_at": "when the batch's lineage was recorded",
+        "model_version": MODEL_VERSION,
     },
     "lineage_record": {"batch_id": "the lineage batch's surrogate key"},
     # the case repository: a case is named by its supervision code, its id is kept (the step log,
