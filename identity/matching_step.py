@@ -166,6 +166,10 @@ def match_records(
             canonical[i], method[i] = linked[keys[i]]
             status[i] = RESOLVED
         todo[hit] = False
+        # counted as they were placed (a retried batch counts what a clean attempt counts)
+        placed_as = [method[i] for i in hit.tolist()]
+        outcome.matched += sum(m == PROBABILISTIC for m in placed_as)
+        outcome.provisional += sum(m == PROVISIONAL for m in placed_as)
     rows = np.flatnonzero(todo)
     if not len(rows):
         return outcome
@@ -227,9 +231,9 @@ def match_records(
     status[p_rows] = NEW
 
     outcome.legacy_dropped[rows[is_match | is_review]] = from_15[rows[is_match | is_review]]
-    outcome.matched = len(m_rows)
+    outcome.matched += len(m_rows)
     outcome.review = len(r_rows)
-    outcome.provisional = len(p_rows)
+    outcome.provisional += len(p_rows)
     outcome.provisional_codes = sorted(set(codes))
     log.info(
         "matched %d person records without a usable code (model %s): %d linked, %d to review, %d provisional",

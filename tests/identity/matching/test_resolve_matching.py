@@ -151,6 +151,9 @@ def _scenario(url: str, pop: object, home: Path) -> None:
             # the same batch again: links kept, nothing new queued, the same model file used
             again = link_batch(s, _incoming(known), "person", "tax", "legal_representatives")
             assert again.records["canonical_code"].tolist()[0] == known["resident_id"]
+            # counted as a first attempt counts them (a batch retried after a crash past its commit:
+            # resolve.after_commit), the linked and provisional records by how they were placed
+            assert (again.linked_by_match, again.sent_to_review, again.provisional) == (1, 1, 1)
             assert len(list((home / "matching").glob("person-*.json"))) == 1
         with session_scope(engine) as s:
             tax = select(IdentitySourceRecord).where(IdentitySourceRecord.department == "tax")
