@@ -786,6 +786,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--points", type=int, default=30, help="crash points to try")
     parser.add_argument("--seed", type=int, default=20, help="seed of the choice of points")
     parser.add_argument("--smoke", action="store_true", help="every kill point once (at least 10) on a smaller city")
+    parser.add_argument("--at", action="append", default=[], metavar="POINT:HIT",
+                        help="try this point at this hit (repeatable) instead of points chosen at random")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", help=argparse.SUPPRESS)
     parser.add_argument("--cases", type=int, default=CASES, help=argparse.SUPPRESS)
@@ -805,11 +807,18 @@ def main(argv: list[str]) -> int:
             run_job(home)
         return 0
     sizes, cases = (SMOKE_SIZES, SMOKE_CASES) if args.smoke else (SIZES, CASES)
-    return run_harness(args.points, args.seed, sizes, cases, every_point=args.smoke)
+    at = [(p, int(h)) for p, _, h in (a.rpartition(":") for a in args.at)]
+    return run_harness(args.points, args.seed, sizes, cases, every_point=args.smoke, at=at or None)
 
 
 def run(
-    points: int, seed: int, sizes: dict[str, int], cases: int = CASES, *, every_point: bool = False
+    points: int,
+    seed: int,
+    sizes: dict[str, int],
+    cases: int = CASES,
+    *,
+    every_point: bool = False,
+    at: Sequence[tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The figures of a clean run and of ``points`` crashes (each at a kill point, then re-run until the
     digest equals the clean run's); ``every_point``: at least 10 points, and as many as the clean run reaches
@@ -851,7 +860,9 @@ def run(
         if every_point:
             points = max(10, sum(1 for hits in tally.values() if hits > 0))
         outcomes: list[Outcome] = figures["outcomes"]
-        for i, (point, hit) in enumerate(choose(tally, points, seed), 1):
+        chosen = list(at) if at is not None else choose(tally, points, seed)
+        points = len(chosen)
+        for i, (point, hit) in enumerate(chosen, 1):
             o = crash_once(w, reference, window, point, hit)
             outcomes.append(o)
             state = "converged" if o.converged else "DIVERGED"
@@ -864,9 +875,17 @@ def run(
     return figures
 
 
-def run_harness(points: int, seed: int, sizes: dict[str, int], cases: int = CASES, *, every_point: bool = False) -> int:
+def run_harness(
+    points: int,
+    seed: int,
+    sizes: dict[str, int],
+    cases: int = CASES,
+    *,
+    every_point: bool = False,
+    at: Sequence[tuple[str, int]] | None = None,
+) -> int:
     """:func:`run`, and its summary printed: 0 when every crash converged."""
-    f = run(points, seed, sizes, cases, every_point=every_point)
+    f = run(points, seed, sizes, cases, every_point=every_point, at=at)
     if f["failure"]:
         print("the clean run failed " + f["failure"])
         return 1

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
-from e_license_store.canonical_json import sha256_hex
+from e_license_store.canonical_json import canonical_bytes, sha256_hex
 from e_license_store.catalogue import load_catalogue
 from e_license_store.files import parse_binding
 from e_license_store.identifier import source_serial
@@ -168,18 +168,35 @@ def license_versions(session: Session, license_id: str) -> list[LicenseVersionRo
     return out
 
 
-def content_fingerprint(document: LicenseDocument) -> str:
-    """What the issuer said, without version, status and run bookkeeping.
-
-    Not a signature input, so sorted ``json.dumps`` (deterministic in Python, and an order
-    of magnitude faster than the pure-Python RFC 8785 encoder) is enough.
-    """
+def _fingerprint_fields(document: LicenseDocument) -> dict[str, Any]:
     lic = document.license.model_dump(mode="json", exclude={"version", "previous_version", "status"})
     if lic.get("case_code") is None:  # a licence without a case keeps the fingerprint it always had
         lic.pop("case_code", None)
     source = lic.get("source") or {}
     lic["source"] = {k: source.get(k) for k in ("department", "dataset", "source_key")} if source else None
-    return sha256_hex(json.dumps(lic, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+    return lic
+
+
+def content_fingerprint(document: LicenseDocument) -> str:
+    """What the issuer said, without version, status and run bookkeeping.
+
+    Not a signature input. Numbers are written as the stored document writes them (RFC 8785:
+    ``12000.0`` is ``12000``), so a draft and the same licence read back from the store have one
+    fingerprint — a licence recovered from the store after a crash between its object write and
+    its index commit is then not "changed" and amended with the same content. Every other value
+    goes through the standard library's sorted ``json.dumps`` (deterministic, and an order of
+    magnitude faster than the pure-Python RFC 8785 encoder), as :func:`canonical_bytes` does.
+    """
+    return sha256_hex(canonical_bytes(_fingerprint_fields(document)))
+
+
+def legacy_content_fingerprint(document: LicenseDocument) -> str:
+    """The fingerprint as indexes written before numbers were canonical hold it (``12000.0`` kept as
+    written by the draft); :meth:`LicenseService` takes it as "unchanged" too, so such a licence is
+    not amended once merely because its index entry predates :func:`content_fingerprint`'s form."""
+    return sha256_hex(
+        json.dumps(_fingerprint_fields(document), sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    )
 
 
 def _version_values(envelope: Envelope, key: str) -> dict[str, Any]:

@@ -226,7 +226,7 @@ class LicenseService:
             current = session.get(LicenseIndexEntry, lic.license_id)
             if current is None:
                 return self._write(session, lic, Transition.issued, None)
-            if current.content_fingerprint == fingerprint:
+            if self._unchanged(current.content_fingerprint, fingerprint, lic):
                 return self._standing(current)
             return self._transition(session, lic.license_id, Transition.amended, None, new_license=lic)
 
@@ -266,7 +266,7 @@ class LicenseService:
                     slow.append(i)  # the same source twice in one batch: the second is a plain re-issue
                 elif entry is None:
                     fresh.append(i)
-                elif entry.content_fingerprint == self._fingerprint(self.license_for(*items[i])):
+                elif self._unchanged(entry.content_fingerprint, None, self.license_for(*items[i])):
                     results[i] = self._standing(entry)
                 else:
                     slow.append(i)
@@ -336,8 +336,8 @@ class LicenseService:
         for i, license_id in enumerate(ids):
             if license_id is None:
                 continue
-            if license_id in seen or (license_id in known and known[license_id] != self._fingerprint(
-                    self.license_for(*items[i]))):  # fmt: skip
+            if license_id in seen or (license_id in known and not self._unchanged(
+                    known[license_id], None, self.license_for(*items[i]))):  # fmt: skip
                 one_by_one.append(i)
             else:
                 batch.append(i)
@@ -370,6 +370,14 @@ class LicenseService:
 
     def _fingerprint(self, lic: License) -> str:
         return index.content_fingerprint(self._document(lic, Transition.issued, None))
+
+    def _unchanged(self, indexed: str | None, fingerprint: str | None, lic: License) -> bool:
+        """Whether the indexed fingerprint says ``lic`` is what the index already holds (the legacy
+        form is tried only when the current one differs: an amendment, or an index written before
+        numbers were canonical)."""
+        if indexed == (fingerprint or self._fingerprint(lic)):
+            return True
+        return indexed == index.legacy_content_fingerprint(self._document(lic, Transition.issued, None))
 
     def issue_approval(self, approval: ApprovalResult, type_code: str = "3101") -> IssuedLicense:
         """Issue an approval result for mutual recognition (跨部门结果互认)."""

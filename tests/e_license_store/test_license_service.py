@@ -9,10 +9,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from e_license_store.index import get_license, license_versions, licenses_by_holder
+from e_license_store.index import (
+    content_fingerprint,
+    get_license,
+    legacy_content_fingerprint,
+    license_versions,
+    licenses_by_holder,
+    reindex,
+)
 from e_license_store.model import object_key, parse_envelope
 from e_license_store.service import InvalidDraft, InvalidTransition, LicenseService
 from e_license_store.store.local import LocalStore
+from e_license_store.tables import LicenseIndexEntry
 from hub.models import OutboxEvent
 from mappings.canonical.models import ApprovalResult, SourceRef
 from tests.e_license_store.conftest import USCC, business_draft, source
@@ -307,3 +315,39 @@ def test_issue_many_keeps_going_past_bad_items(
     assert not isinstance(out[6], Exception) and out[6].created and out[6].version == 2
     events = sorted(e[0] for e in _events(sessions))
     assert events == ["license.amended"] + ["license.issued"] * 5 + ["license.revoked"]
+
+
+def test_whole_numbers_have_one_fingerprint_in_a_draft_and_in_the_stored_document(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session]
+) -> None:
+    """A float with a whole value is ``12000.0`` in a draft and ``12000`` in the stored (RFC 8785)
+    document: the fingerprints agree, and an index written in the older form (the draft's
+    ``json.dumps``) still says "unchanged", so neither re-indexing nor an old index amends a
+    licence to itself; a real change of the number still amends."""
+    draft = business_draft(
+        license_type_code="3101",
+        issuer_code="113303220025679671",
+        license_number="预审〔2022〕17号",
+        surface={"project_name": "仓储项目", "conclusion": "同意", "land_area_m2": 12000.0},
+    )
+    first = service.issue(draft, source())
+    stored = parse_envelope(local_store.get(first.object_key)).document
+    assert stored.license.surface["land_area_m2"] == 12000 and isinstance(stored.license.surface["land_area_m2"], int)
+    fresh = service._document(service.license_for(draft, source()), stored.transition, None)
+    assert content_fingerprint(stored) == content_fingerprint(fresh)
+    assert legacy_content_fingerprint(stored) != legacy_content_fingerprint(fresh)  # the old form differed
+    with sessions() as s:  # the index rebuilt from the store, then an index from before the change
+        reindex(s, local_store, license_ids=[first.license_id])
+        s.commit()
+    assert service.issue(draft, source()).version == 1
+    assert service.issue_many([(draft, source())])[0].version == 1  # type: ignore[union-attr]
+    with sessions() as s:
+        entry = s.get(LicenseIndexEntry, first.license_id)
+        assert entry is not None
+        entry.content_fingerprint = legacy_content_fingerprint(fresh)
+        s.commit()
+    assert service.issue(draft, source()).version == 1
+    assert service.issue_many([(draft, source())])[0].version == 1  # type: ignore[union-attr]
+    changed = draft.model_copy(update={"surface": {**draft.surface, "land_area_m2": 12500.0}})
+    assert service.issue(changed, source()).version == 2
+    assert [e[0] for e in _events(sessions)] == ["approval.issued", "approval.amended"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from e_license_store.model import HolderKind, LicenseDraft
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring, rotate
 from e_license_store.store.local import LocalStore
@@ -26,46 +28,66 @@ REPO = Path(__file__).resolve().parents[2]
 
 _ISSUE = """
 import sys
+from e_license_store.model import HolderKind, LicenseDraft
 from e_license_store.service import LicenseService
 from e_license_store.signing import load_keyring
 from e_license_store.store.local import LocalStore
 from hub.db import make_engine, session_factory
 from tests.e_license_store.conftest import business_draft, source
+from tests.pipeline.test_crash_regressions import approval_draft
 
-db, store, keys, batch = sys.argv[1:]
+db, store, keys, batch, kind = sys.argv[1:]
 service = LicenseService(LocalStore(__import__("pathlib").Path(store)), session_factory(make_engine(db)),
                          load_keyring(__import__("pathlib").Path(keys)))
+draft = approval_draft() if kind == "approval" else business_draft()
 if batch == "batch":
-    service.issue_many([(business_draft(), source())])
+    service.issue_many([(draft, source())])
 else:
-    service.issue(business_draft(), source())
+    service.issue(draft, source())
 """
 
 
-def _killed_while_issuing(db_url: str, tmp_path: Path, how: str) -> None:
+def approval_draft() -> LicenseDraft:
+    """A land-use pre-review opinion (3101) whose area is a whole number held as a float, as a
+    department's numeric column yields it: the stored document writes it ``12000`` (RFC 8785)."""
+    return LicenseDraft(
+        license_type_code="3101",
+        license_number="洞自然资预〔2022〕17号",
+        holder_name="温州洞明贸易股份有限公司",
+        holder_code="91330305829532033H",
+        holder_kind=HolderKind.enterprise,
+        issuer_code="113303220025679671",
+        issue_date=dt.date(2022, 3, 15),
+        surface={"project_name": "洞明仓储项目", "conclusion": "同意", "land_area_m2": 12000.0},
+    )
+
+
+def _killed_while_issuing(db_url: str, tmp_path: Path, how: str, kind: str = "business") -> None:
     env = {**os.environ, "HUB_KILL_POINT": "license.stored_not_indexed:1"}
     done = subprocess.run(
-        [sys.executable, "-c", _ISSUE, db_url, str(tmp_path / "store"), str(tmp_path / "keys"), how],
+        [sys.executable, "-c", _ISSUE, db_url, str(tmp_path / "store"), str(tmp_path / "keys"), how, kind],
         env=env, cwd=REPO, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
 
 
-def _issue_again_and_check(db_url: str, tmp_path: Path, *, batch: bool) -> None:
+def _issue_again_and_check(db_url: str, tmp_path: Path, *, batch: bool, kind: str = "business") -> None:
     engine = make_engine(db_url)
     sessions = session_factory(engine)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(LicenseIndexEntry)) == 0  # the kill left no index
     service = LicenseService(LocalStore(tmp_path / "store"), sessions, load_keyring(tmp_path / "keys"))
+    draft = approval_draft() if kind == "approval" else business_draft()
     if batch:
-        (result,) = service.issue_many([(business_draft(), source())])
+        (result,) = service.issue_many([(draft, source())])
     else:
-        result = service.issue(business_draft(), source())
+        result = service.issue(draft, source())
     assert not isinstance(result, Exception)
     assert result.version == 1  # the stored version stands: no amendment of a licence to itself
+    event_type = "approval.issued" if kind == "approval" else "license.issued"
     with sessions() as session:
         events = list(session.scalars(select(OutboxEvent)))
-        assert [(e.event_type, e.idempotency_key.rsplit(":", 1)[-1]) for e in events] == [("license.issued", "v1")]
+        assert [(e.event_type, e.idempotency_key.rsplit(":", 1)[-1]) for e in events] == [(event_type, "v1")]
         assert session.get(LicenseIndexEntry, result.license_id).version == 1  # type: ignore[union-attr]
     engine.dispose()
 
@@ -85,6 +107,19 @@ def test_license_stored_not_indexed_in_a_batch_the_rerun_announces_the_stored_ve
     rotate(tmp_path / "keys")
     _killed_while_issuing(hub_db_url, tmp_path, "batch")
     _issue_again_and_check(hub_db_url, tmp_path, batch=True)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
+def test_license_stored_not_indexed_an_approval_with_a_whole_number_is_not_amended_to_itself(
+    hub_db_url: str, tmp_path: Path, batch: bool
+) -> None:
+    """Found by the 30-point crash run at ``license.stored_not_indexed`` hit 14 (a land 3101 approval):
+    the re-run indexed the stored version (its fingerprint computed from the document read back, where
+    ``12000.0`` is ``12000``) and compared it with the draft's (``12000.0``): "changed", so the same
+    content became version 2, ``approval.amended``, and reached the subscribers."""
+    rotate(tmp_path / "keys")
+    _killed_while_issuing(hub_db_url, tmp_path, "batch" if batch else "one", "approval")
+    _issue_again_and_check(hub_db_url, tmp_path, batch=batch, kind="approval")
 
 
 _PUSH = """
