@@ -248,10 +248,13 @@ def take_in_cases(n: int) -> list[str]:
 
 
 class WebhookReceiver:
-    """A webhook receiver that answers 204 and records every POST (``webhook-id`` and body)."""
+    """A webhook receiver that answers 204 and records every POST (``webhook-id`` and body); while
+    ``failing`` holds a status (500), it answers that instead and only counts the POST (``refused``)."""
 
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []
+        self.failing: int | None = None
+        self.refused = 0
         self.lock = threading.Lock()
         receiver = self
 
@@ -259,8 +262,12 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with receiver.lock:
-                    receiver.received.append((self.headers.get("webhook-id", ""), json.loads(body)))
-                self.send_response(204)
+                    status = receiver.failing
+                    if status is None:
+                        receiver.received.append((self.headers.get("webhook-id", ""), json.loads(body)))
+                    else:
+                        receiver.refused += 1
+                self.send_response(status or 204)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -277,6 +284,7 @@ class WebhookReceiver:
     def clear(self) -> None:
         with self.lock:
             self.received.clear()
+            self.refused = 0
 
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         with self.lock:

@@ -11,6 +11,11 @@ no ``atexit``, no flush: a power cut). Unset, a call costs one dictionary lookup
 ``HUB_KILL_POINT=tally`` kills nothing and counts every point's hits (:func:`tally`): how the
 harness learns how often a clean run passes each point.
 
+``HUB_KILL_ONCE=path`` makes the armed point fire once among all the processes that share the
+environment: the first to reach it creates ``path`` and dies; the others, and every retry, find
+the file and go on. That is how a point is armed through Airflow, whose task processes (a task's
+retry too) all inherit one environment and count hits from zero each.
+
 >>> kill_point("publish.batch")  # unarmed: nothing happens
 >>> parse("publish.batch:3")
 ('publish.batch', 3)
@@ -28,6 +33,8 @@ import threading
 
 #: the environment variable that arms one point: ``name:hits`` (``hits`` defaults to 1), or ``tally``
 ENV = "HUB_KILL_POINT"
+#: a file path: the armed point fires only in the process that creates it (once for all processes)
+ONCE_ENV = "HUB_KILL_ONCE"
 TALLY = "tally"
 
 #: every kill point, with what a kill there interrupts (the harness chooses among these)
@@ -89,6 +96,14 @@ def kill_point(name: str) -> None:
         _hits[name] = _hits.get(name, 0) + 1
         if target[0] == TALLY or _hits[name] < target[1]:
             return
+    once = os.environ.get(ONCE_ENV)
+    if once:
+        try:
+            fd = os.open(once, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # fired already, in this process or another: inert from now on
+        os.write(fd, f"{name}:{target[1]} pid {os.getpid()}\n".encode())
+        os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

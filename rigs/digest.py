@@ -375,13 +375,17 @@ def fanned_out(conn: Connection) -> Counter[str]:
     return Counter(json.dumps({"idempotency_key": key}) for (key,) in rows)
 
 
-def _document_hash(document: Any) -> str:
+def _document_hash(document: Any, aliases: Mapping[str, str] | None = None) -> str:
     body = document.model_dump(mode="json", exclude={"recorded_at"})
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    text = _aliased(json.dumps(body, sort_keys=True, ensure_ascii=False), aliases or {})
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def licence_objects(store_dir: Path) -> tuple[dict[str, tuple[str, int, str]], list[tuple[str, str]]]:
-    """Every licence object in the file store at ``store_dir``: key → (licence id, version, document hash)."""
+def licence_objects(
+    store_dir: Path, aliases: Mapping[str, str] | None = None
+) -> tuple[dict[str, tuple[str, int, str]], list[tuple[str, str]]]:
+    """Every licence object in the file store at ``store_dir``: key → (licence id, version, document hash);
+    ``aliases`` as in :func:`take_digest` (a document names the run that issued it)."""
     store = LocalStore(store_dir)
     objects: dict[str, tuple[str, int, str]] = {}
     bad: list[tuple[str, str]] = []
@@ -392,7 +396,7 @@ def licence_objects(store_dir: Path) -> tuple[dict[str, tuple[str, int, str]], l
             bad.append((key, f"not a licence envelope: {exc}"[:200]))
             continue
         lic = envelope.document.license
-        objects[key] = (lic.license_id, int(lic.version), _document_hash(envelope.document))
+        objects[key] = (lic.license_id, int(lic.version), _document_hash(envelope.document, aliases))
     return objects, bad
 
 
@@ -434,7 +438,7 @@ def take_digest(
     engine = create_engine(db_url)
     try:
         digest = Digest(tables=table_rows(engine, aliases))
-        digest.licences, digest.bad_objects = licence_objects(store_dir)
+        digest.licences, digest.bad_objects = licence_objects(store_dir, aliases)
         with engine.connect() as conn:
             digest.index_versions = {
                 str(lid): (int(v), str(k))

@@ -26,10 +26,12 @@ print("survived", flush=True)
 """
 
 
-def _run(env_value: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != killpoints.ENV}
+def _run(env_value: str | None, once: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in (killpoints.ENV, killpoints.ONCE_ENV)}
     if env_value is not None:
         env[killpoints.ENV] = env_value
+    if once is not None:
+        env[killpoints.ONCE_ENV] = str(once)
     return subprocess.run(
         [sys.executable, "-c", _SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, check=False
     )
@@ -48,6 +50,16 @@ def test_the_armed_hit_kills_the_process_with_sigkill() -> None:
     done = _run("publish.batch:2")
     assert done.returncode == -signal.SIGKILL
     assert done.stdout.split() == ["hit", "1", "hit", "2"]
+
+
+def test_armed_once_the_point_fires_in_the_first_process_only(tmp_path: Path) -> None:
+    """What Airflow's task processes need: every try inherits the same environment."""
+    marker = tmp_path / "fired"
+    first = _run("publish.batch:2", once=marker)
+    assert first.returncode == -signal.SIGKILL and first.stdout.split() == ["hit", "1", "hit", "2"]
+    assert marker.read_text().startswith("publish.batch:2 pid ")
+    retry = _run("publish.batch:2", once=marker)  # the retry: same environment, the marker is there
+    assert retry.returncode == 0 and "survived" in retry.stdout
 
 
 def test_a_point_armed_elsewhere_does_not_kill_here() -> None:
