@@ -172,7 +172,7 @@ def test_alert_rules_load_in_promtool() -> None:
     assert promtool is not None
     res = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 5 rules found" in res.stdout
+    assert "SUCCESS: 6 rules found" in res.stdout
 
 
 def _dashboard_expressions() -> list[str]:
