@@ -4,16 +4,21 @@ the window taking in cases through the API alongside): the tax bureau's SOAP ser
 run either completes or stops with a clear error, and the next run completes with everything:
 the same digest as a run without the fault, counts reconciled (pulled = accepted + quarantined).
 
-Covered elsewhere, at their own level: a truncated XML package completed later
-(``tests/connectors``' acceptance kit, ``test_fault_midway_then_resume_loses_and_duplicates_nothing``),
-a webhook receiver down and back (``tests/recognition/test_recognition_delivery.py``).
+A subscriber's webhook answering 500 for a whole run, then recovering: the job completes, its push
+says how many deliveries failed (they wait in backoff, none lost), and the next push delivers each
+event exactly once. Covered at its own level: a truncated XML package completed later
+(``tests/connectors``' acceptance kit, ``test_fault_midway_then_resume_loses_and_duplicates_nothing``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import sqlite3
 import tempfile
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,12 @@ def dropping(faults: Any, department: str) -> Iterator[None]:
     finally:
         stop.set()
         t.join()
+
+
+def _pending(db: Path) -> int:
+    """Deliveries still waiting (in backoff) in the hub's database."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM recognition_delivery WHERE status = 'pending'").fetchone()[0])
 
 
 #: fault → (switch it on for one run, what its clear error says when the run stops)
@@ -82,3 +93,33 @@ def test_department_faults_mid_run_end_complete_or_with_a_clear_error_then_a_com
             assert reference.differences(without_replays(now)) == [], name
         # the tax faults outlast the connector's retries: those runs stop
         assert outcomes["tax answers 503"] == outcomes["tax answers SOAP faults"] == "stopped, then completed"
+
+        # the webhook answers 500 for the whole run, then recovers
+        w.restore()
+        w.webhook.failing = 500
+        with w.window() as run:
+            first = w.launcher.run(w.env)
+        w.webhook.failing = None
+        assert first == 0, w.launcher.log_tail()
+        journal_path = w.home / "journal.json"
+        journal = json.loads(journal_path.read_text())
+        assert journal["push"]["failed"] > 0 and w.webhook.refused > 0  # said, not silent
+        assert w.webhook.events() == []
+        for _ in range(5):  # the next push runs (as the push DAG's next run would), after the backoff
+            if not _pending(w.home / "hub.db"):
+                break
+            time.sleep(2.5)  # the first backoff: 2 s
+            journal.pop("push", None)
+            journal_path.write_text(json.dumps(journal))
+            assert w.launcher.run(w.env) == 0, w.launcher.log_tail()
+            journal = json.loads(journal_path.read_text())
+        assert _pending(w.home / "hub.db") == 0
+        now = digest(run.aliases())
+        assert now.invariant_problems() == [] and now.audit_ok  # every event once per idempotency key
+        # what differs is only how the deliveries got there: their tries and the audit of the refused ones
+        tried = {"table recognition_delivery", "table recognition_audit", "table recognition_audit_head"}
+        differing = {k for k, v in reference.parts().items() if without_replays(now).parts().get(k) != v}
+        assert differing <= tried, reference.differences(now)
+        assert now.received == reference.received  # the receivers got exactly what they got without the fault
+        times = Counter(key for key, _ in w.webhook.events())
+        assert times and set(times.values()) == {1}  # each event once, though its first push was refused
