@@ -95,13 +95,15 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture()
-def pg_hub_db_url(pg_database: TempDatabase, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A migrated hub database on PostgreSQL (what CI and compose use)."""
+def pg_hub_db_url(pg_database: TempDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated hub database on PostgreSQL (what CI and compose use), set as HUB_DB_URL, with the test's
+    own HUB_HOME as on SQLite (files a run left in the checkout's var/, a matching model say, decide nothing)."""
     from hub.db import get_engine, migrate
     from hub.settings import reset_settings
 
     url = pg_database.sqlalchemy_url
     monkeypatch.setenv("HUB_DB_URL", url)
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
     reset_settings()
     get_engine.cache_clear()
     migrate(url)
