@@ -50,7 +50,8 @@ def through_resolve(persons: int, seed: int) -> dict[str, Any]:
     """The evaluation city's person references through ``link_batch``: the accuracy table."""
     from hub.db import make_engine, migrate, session_factory
     from hub.settings import reset_settings
-    from identity.matching_model import save, train_from_index
+    from identity.matching_maintenance import train_with_thresholds
+    from identity.matching_model import save
     from identity.resolve import link_batch
 
     pop = evaluation_city(persons, seed)
@@ -72,8 +73,9 @@ def through_resolve(persons: int, seed: int) -> dict[str, Any]:
             link_batch(s, seen, "person", "population", "registry_copy")
             s.commit()
             started = time.perf_counter()
-            model = train_from_index(s)
-            assert model is not None
+            trained = train_with_thresholds(s)  # what `hub identity matching train` and the DAG run
+            assert trained is not None
+            model, chosen = trained
             save(model)
             train_seconds = time.perf_counter() - started
             batch = refs.assign(_source_key=refs["ref_id"])[["_source_key", *COLUMNS, "represents"]]
@@ -115,8 +117,11 @@ def through_resolve(persons: int, seed: int) -> dict[str, Any]:
     )
     print(
         f"  model trained from the index in {train_seconds:.1f}s ({model.labels:,} labelled pairs sharing a valid "
-        f"code); resolve step {seconds:.1f}s for {len(refs):,} references"
+        f"code, {chosen['held_out_labels']:,} more held out); resolve step {seconds:.1f}s for {len(refs):,} references"
     )
+    t = model.thresholds
+    how = "chosen on the held-out labels" if chosen["chosen_from_labels"] else "defaults (too few labels)"
+    print(f"  thresholds: match {t.match}, review {t.review:.2f} ({how})")
     print(
         f"  without a usable code: linked by match {int(matched[no_code].sum()):,}, "
         f"sent to review {int(review[no_code].sum()):,}, provisional {int(provisional[no_code].sum()):,}, "

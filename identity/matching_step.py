@@ -105,7 +105,7 @@ def _already_linked(session: Session, keys: np.ndarray, department: str, dataset
     return {key: (code, method) for key, code, method in rows}
 
 
-def _index_candidates(session: Session, prepared: pd.DataFrame) -> pd.DataFrame:
+def index_candidates(session: Session, prepared: pd.DataFrame) -> pd.DataFrame:
     """Identities of the index sharing a birth date or a name with the records (what the
     blocking rules can pair them with), read in chunks of ``IN`` lists."""
     person = IdentityPerson
@@ -207,7 +207,7 @@ def match_records(
         batch = df.iloc[placed][columns].copy().reset_index(drop=True)
         batch.insert(0, "canonical_code", canonical[placed])
         candidates = pd.concat(
-            [_index_candidates(session, prepare_persons(incoming, "incoming_key")), batch], ignore_index=True
+            [index_candidates(session, prepare_persons(incoming, "incoming_key")), batch], ignore_index=True
         ).drop_duplicates("canonical_code")
         if len(candidates):
             names = pd.concat([incoming["name"], candidates["name"]], ignore_index=True)
