@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import resource
@@ -43,9 +42,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: The frozen evaluation: seed, size and dirt profile of the generated city (never trained on).
-EVALUATION = json.loads((Path(__file__).with_name("matching_evaluation.json")).read_text(encoding="utf-8"))
-ACCURACY_SEED = int(EVALUATION["seed"])
+from bench.matching_city import ACCURACY_SEED, EVALUATION, evaluation_city, person_references, usable_codes
+from bench.matching_resolve import through_resolve
+
 SPEED_SEED = 20250918
 PRECISION_TARGET = 0.995
 RECALL_TARGET = 0.98
@@ -99,15 +98,6 @@ def pair_scores(truth: pd.Series, predicted: pd.Series, flag: pd.Series | None =
     return PairScores(*out)
 
 
-def usable_codes(resident_ids: pd.Series) -> pd.Series:
-    """The canonical 18-digit id where the value is a valid resident id (15 or 18 digits)."""
-    from identifiers.vectorized import normalize_many
-
-    norm = normalize_many(resident_ids.tolist(), as_kind="resident_id")
-    ok = norm["valid"].astype(bool) & norm["kind"].isin(["resident_id", "resident_id_15"])
-    return pd.Series(np.where(ok, norm["canonical"], None), index=resident_ids.index, dtype=object)
-
-
 def resolve(
     records: pd.DataFrame, key: str, master: pd.DataFrame | None = None, model: dict | None = None
 ) -> tuple[pd.DataFrame, float]:
@@ -153,54 +143,6 @@ def resolve(
 
 def _strings(values: pd.Series) -> pa.Array:
     return pa.array(values.astype(object), pa.string(), from_pandas=True)
-
-
-PERSON_ATTRIBUTES = ["name", "resident_id", "birth_date", "sex", "address", "region_code"]
-
-
-def evaluation_city(persons: int, seed: int) -> Any:
-    """The generated city of ``persons`` persons with the frozen dirt profile
-    (``bench/matching_evaluation.json``), whatever the generator's default is today."""
-    from sandbox.dirt import DirtProfile
-    from sandbox.generator import Sizes, generate
-
-    sizes = Sizes(persons=persons, enterprises=max(10, persons // 4), properties=max(10, persons * 2 // 5))
-    return generate(seed=seed, sizes=sizes, profile=DirtProfile(**EVALUATION["dirt_profile"]))
-
-
-def person_references(pop: object) -> pd.DataFrame:
-    """Every reference to a person in every department, with its true entity (ground truth).
-
-    Population-registry records carry all attributes; legal representatives (commerce, tax)
-    and property owners (land) carry a name and a resident id only.
-    """
-    gt = pop.ground_truth  # type: ignore[attr-defined]
-    gt = gt[gt["entity_kind"] == "person"]
-    reg = pop.person_registry.assign(source_key=lambda d: d["person_no"].astype(str))  # type: ignore[attr-defined]
-    com = pop.enterprise_registry.assign(source_key=lambda d: d["ent_id"].astype(str))  # type: ignore[attr-defined]
-    tax = pop.taxpayers.assign(source_key=lambda d: d["taxpayer_code"].astype(str))  # type: ignore[attr-defined]
-    land = pop.property_rights  # type: ignore[attr-defined]
-    land = land[land["owner_id_type"] == "resident_id"].assign(source_key=lambda d: d["unit_no"].astype(str))
-    # a legal representative's record names the enterprise it represents, by the code the
-    # department wrote (commerce: the USCC, or the organisation code where it has no USCC)
-    com = com.assign(represents=com["uscc"].where(com["uscc"].notna(), com["org_code"]))
-    tax = tax.assign(represents=tax["taxpayer_code"])
-    parts = [
-        ("person_registry", reg[["source_key", *PERSON_ATTRIBUTES]]),
-        ("enterprise_registry", com.rename(columns={"legal_rep_name": "name", "legal_rep_id": "resident_id"})),
-        ("taxpayers", tax.rename(columns={"legal_rep_name": "name", "legal_rep_id": "resident_id"})),
-        ("property_rights", land.rename(columns={"owner_name": "name", "owner_id_code": "resident_id"})),
-    ]
-    frames = []
-    for dataset, frame in parts:
-        f = frame.reindex(columns=["source_key", *PERSON_ATTRIBUTES, "represents"]).copy()
-        truth = gt[gt["dataset"] == dataset].drop_duplicates("source_key").set_index("source_key")["entity_key"]
-        f["entity_key"] = f["source_key"].map(truth)
-        f["dataset"] = dataset
-        frames.append(f[f["entity_key"].notna()])
-    refs = pd.concat(frames, ignore_index=True)
-    refs["ref_id"] = refs["dataset"] + ":" + refs["source_key"]
-    return refs
 
 
 def accuracy(persons: int, seed: int) -> dict[str, Any]:
@@ -487,9 +429,6 @@ def run(
     if "persons" in parts:
         figures["persons"] = accuracy(persons, seed)
     if "resolve" in parts:
-        # lazy: bench.matching_resolve builds on this module's references and city
-        from bench.matching_resolve import through_resolve
-
         figures["resolve"] = through_resolve(persons, seed)
     if "enterprises" in parts:
         figures["enterprises"] = enterprise_accuracy(persons, seed)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_matching import evaluation_city, person_references, usable_codes
+from bench.matching_city import evaluation_city, person_references, usable_codes
 
 ALL_PRECISION_TARGET = 0.995
 ALL_RECALL_TARGET = 0.99
