@@ -42,7 +42,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ACCURACY_SEED = 20250917
+from bench.matching_city import ACCURACY_SEED, EVALUATION, evaluation_city, person_references, usable_codes
+from bench.matching_resolve import through_resolve
+
 SPEED_SEED = 20250918
 PRECISION_TARGET = 0.995
 RECALL_TARGET = 0.98
@@ -96,15 +98,6 @@ def pair_scores(truth: pd.Series, predicted: pd.Series, flag: pd.Series | None =
     return PairScores(*out)
 
 
-def usable_codes(resident_ids: pd.Series) -> pd.Series:
-    """The canonical 18-digit id where the value is a valid resident id (15 or 18 digits)."""
-    from identifiers.vectorized import normalize_many
-
-    norm = normalize_many(resident_ids.tolist(), as_kind="resident_id")
-    ok = norm["valid"].astype(bool) & norm["kind"].isin(["resident_id", "resident_id_15"])
-    return pd.Series(np.where(ok, norm["canonical"], None), index=resident_ids.index, dtype=object)
-
-
 def resolve(
     records: pd.DataFrame, key: str, master: pd.DataFrame | None = None, model: dict | None = None
 ) -> tuple[pd.DataFrame, float]:
@@ -152,47 +145,10 @@ def _strings(values: pd.Series) -> pa.Array:
     return pa.array(values.astype(object), pa.string(), from_pandas=True)
 
 
-PERSON_ATTRIBUTES = ["name", "resident_id", "birth_date", "sex", "address", "region_code"]
-
-
-def person_references(pop: object) -> pd.DataFrame:
-    """Every reference to a person in every department, with its true entity (ground truth).
-
-    Population-registry records carry all attributes; legal representatives (commerce, tax)
-    and property owners (land) carry a name and a resident id only.
-    """
-    gt = pop.ground_truth  # type: ignore[attr-defined]
-    gt = gt[gt["entity_kind"] == "person"]
-    reg = pop.person_registry.assign(source_key=lambda d: d["person_no"].astype(str))  # type: ignore[attr-defined]
-    com = pop.enterprise_registry.assign(source_key=lambda d: d["ent_id"].astype(str))  # type: ignore[attr-defined]
-    tax = pop.taxpayers.assign(source_key=lambda d: d["taxpayer_code"].astype(str))  # type: ignore[attr-defined]
-    land = pop.property_rights  # type: ignore[attr-defined]
-    land = land[land["owner_id_type"] == "resident_id"].assign(source_key=lambda d: d["unit_no"].astype(str))
-    parts = [
-        ("person_registry", reg[["source_key", *PERSON_ATTRIBUTES]]),
-        ("enterprise_registry", com.rename(columns={"legal_rep_name": "name", "legal_rep_id": "resident_id"})),
-        ("taxpayers", tax.rename(columns={"legal_rep_name": "name", "legal_rep_id": "resident_id"})),
-        ("property_rights", land.rename(columns={"owner_name": "name", "owner_id_code": "resident_id"})),
-    ]
-    frames = []
-    for dataset, frame in parts:
-        f = frame.reindex(columns=["source_key", *PERSON_ATTRIBUTES]).copy()
-        truth = gt[gt["dataset"] == dataset].drop_duplicates("source_key").set_index("source_key")["entity_key"]
-        f["entity_key"] = f["source_key"].map(truth)
-        f["dataset"] = dataset
-        frames.append(f[f["entity_key"].notna()])
-    refs = pd.concat(frames, ignore_index=True)
-    refs["ref_id"] = refs["dataset"] + ":" + refs["source_key"]
-    return refs
-
-
 def accuracy(persons: int, seed: int) -> dict[str, Any]:
     """Person references of a generated city resolved by the hub and by the exact-code-only baseline: the
     figures (pair precision and recall per subset and method, references, those without a usable code)."""
-    from sandbox.generator import Sizes, generate
-
-    sizes = Sizes(persons=persons, enterprises=max(10, persons // 4), properties=max(10, persons * 2 // 5))
-    pop = generate(seed=seed, sizes=sizes)
+    pop = evaluation_city(persons, seed)
     refs = person_references(pop)
     started = time.perf_counter()
     out, match_seconds = resolve(refs.drop(columns=["entity_key"]), "ref_id")
@@ -206,7 +162,7 @@ def accuracy(persons: int, seed: int) -> dict[str, Any]:
         f"accuracy: {len(refs):,} references to persons (population registry, legal representatives in "
         f"commerce and tax, land owners) of {persons:,} persons, seed {seed}"
     )
-    print(f"  dirt profile (frozen generator default): {pop.profile.as_dict()}")
+    print(f"  dirt profile (frozen in bench/matching_evaluation.json): {pop.profile.as_dict()}")
     print(
         f"  references without a usable resident id: {int(flag.sum()):,} "
         f"({flag.mean():.2%}); decisions: {out.loc[out['no_code'], 'decision'].value_counts().to_dict()}"
@@ -223,114 +179,6 @@ def accuracy(persons: int, seed: int) -> dict[str, Any]:
     print(f"  resolve time {seconds:.1f}s (probabilistic part {match_seconds:.1f}s)")
     print(f"  target: precision >= {PRECISION_TARGET}, recall >= {RECALL_TARGET} -> {'met' if ok else 'MISSED'}")
     return {"references": len(refs), "no_code": int(flag.sum()), "scores": scores, "seconds": seconds, "met": ok}
-
-
-NO_CODE_PRECISION_TARGET = 0.99
-NO_CODE_RECALL_TARGET = 0.95
-REVIEW_SHARE_TARGET = 0.03
-
-
-def through_resolve(persons: int, seed: int) -> dict[str, Any]:
-    """The same city's person references through the product's resolve step
-    (``identity.resolve.link_batch`` on a fresh SQLite hub database): the index holds every
-    person by code (public security) and the population registry's records with a valid code
-    (the labels the hub itself knows); the model is trained from that index, never from the
-    ground truth. Printed for references without a usable code: precision, recall and the share
-    sent to review, beside the exact-code-only baseline (no link at all for them)."""
-    from hub.db import make_engine, migrate, session_factory
-    from hub.settings import reset_settings
-    from identity.matching_model import save, train_from_index
-    from identity.resolve import link_batch
-    from sandbox.generator import Sizes, generate
-
-    sizes = Sizes(persons=persons, enterprises=max(10, persons // 4), properties=max(10, persons * 2 // 5))
-    pop = generate(seed=seed, sizes=sizes)
-    refs = person_references(pop)
-    true_code = refs["entity_key"].map(pop.persons.set_index("person_key")["resident_id"])  # type: ignore[attr-defined]
-    columns = ["resident_id", "name", "sex", "birth_date", "address", "region_code"]
-    before = os.environ.get("HUB_HOME")
-    with tempfile.TemporaryDirectory() as home:
-        os.environ["HUB_HOME"] = home  # the model file goes to this run's own home
-        reset_settings()
-        url = f"sqlite:///{home}/hub.db"
-        migrate(url)
-        engine = make_engine(url)
-        with session_factory(engine)() as s:
-            index = pop.persons.assign(_source_key=pop.persons["person_key"].astype(str))  # type: ignore[attr-defined]
-            link_batch(s, index[["_source_key", *columns]], "person", "public_security", "persons")
-            reg = pop.person_registry  # type: ignore[attr-defined]
-            valid = usable_codes(reg["resident_id"]).notna()
-            seen = reg[valid].assign(_source_key=reg["person_no"].astype(str))[["_source_key", *columns]]
-            link_batch(s, seen, "person", "population", "registry_copy")
-            s.commit()
-            started = time.perf_counter()
-            model = train_from_index(s)
-            assert model is not None
-            save(model)
-            train_seconds = time.perf_counter() - started
-            batch = refs.assign(_source_key=refs["ref_id"])[["_source_key", *columns]]
-            started = time.perf_counter()
-            result = link_batch(s, batch, "person", "bench", "references")
-            seconds = time.perf_counter() - started
-            s.commit()
-        engine.dispose()
-    if before is None:
-        os.environ.pop("HUB_HOME", None)
-    else:
-        os.environ["HUB_HOME"] = before
-    reset_settings()
-    out = result.records
-    method = out["identity_method"].astype(object)
-    no_code = ~usable_codes(refs["resident_id"]).isin(set(pop.persons["resident_id"])).to_numpy()  # type: ignore[attr-defined]
-    linked = (method == "probabilistic").to_numpy()
-    right = linked & (out["canonical_code"].to_numpy() == true_code.to_numpy())
-    review = (method == "review").to_numpy()
-    n = int(no_code.sum())
-    precision = right[no_code].sum() / max(int(linked[no_code].sum()), 1)
-    recall = right[no_code].sum() / max(n, 1)
-    share = review[no_code].sum() / max(n, 1)
-    by_code = (
-        out["identity_status"].isin(["resolved", "new"]) & ~method.isin(["probabilistic", "provisional"])
-    ).to_numpy()
-    code_right = by_code & (out["canonical_code"].to_numpy() == true_code.to_numpy())
-    print(f"through resolve: {len(refs):,} references, {n:,} without a usable code, model {model.version}")
-    print(
-        f"  model trained from the index in {train_seconds:.1f}s ({model.labels:,} labelled pairs sharing a valid "
-        f"code); resolve step {seconds:.1f}s"
-    )
-    print(
-        f"  decisions for references without a usable code: linked {int(linked[no_code].sum()):,}, "
-        f"review {int(review[no_code].sum()):,}, "
-        f"provisional {int((method == 'provisional').to_numpy()[no_code].sum()):,}, "
-        f"left unresolved {int((out['identity_status'] == 'unresolved').to_numpy()[no_code & ~review].sum()):,}"
-    )
-    print(f"  {'subset':<22} {'method':<28} {'precision':>9} {'recall':>8} {'review':>7}")
-    print(f"  {'no usable code':<22} {'hub resolve (matching)':<28} {precision:>9.4f} {recall:>8.4f} {share:>7.2%}")
-    print(f"  {'no usable code':<22} {'exact-code-only baseline':<28} {1.0:>9.4f} {0.0:>8.4f} {0.0:>7.2%}")
-    print(
-        f"  {'usable code':<22} {'hub resolve (by code)':<28} "
-        f"{code_right.sum() / max(int(by_code.sum()), 1):>9.4f} "
-        f"{code_right[~no_code].sum() / max(int((~no_code).sum()), 1):>8.4f}"
-    )
-    ok = precision >= NO_CODE_PRECISION_TARGET and recall >= NO_CODE_RECALL_TARGET and share <= REVIEW_SHARE_TARGET
-    print(
-        f"  target (no usable code): precision >= {NO_CODE_PRECISION_TARGET}, recall >= {NO_CODE_RECALL_TARGET}, "
-        f"review <= {REVIEW_SHARE_TARGET:.0%} -> {'met' if ok else 'MISSED'}"
-    )
-    return {
-        "references": len(refs),
-        "resolved_records": len(out),
-        "no_code": n,
-        "linked": int(linked[no_code].sum()),
-        "right": int(right[no_code].sum()),
-        "review": int(review[no_code].sum()),
-        "precision": float(precision),
-        "recall": float(recall),
-        "review_share": float(share),
-        "by_code": int(by_code.sum()),
-        "by_code_right": int(code_right.sum()),
-        "met": ok,
-    }
 
 
 def _valid(values: pd.Series, kind: str) -> pd.Series:
@@ -434,10 +282,7 @@ def resolve_enterprises(refs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
 
 
 def enterprise_accuracy(persons: int, seed: int) -> dict[str, Any]:
-    from sandbox.generator import Sizes, generate
-
-    sizes = Sizes(persons=persons, enterprises=max(10, persons // 4), properties=max(10, persons * 2 // 5))
-    pop = generate(seed=seed, sizes=sizes)
+    pop = evaluation_city(persons, seed)
     refs = enterprise_references(pop)
     started = time.perf_counter()
     out, match_seconds = resolve_enterprises(refs)
@@ -450,7 +295,7 @@ def enterprise_accuracy(persons: int, seed: int) -> dict[str, Any]:
     flag = out["code"].isna().reset_index(drop=True)
     print(
         f"accuracy: {len(refs):,} references to enterprises (commerce, tax, land owners, approval applicants) "
-        f"of {sizes.enterprises:,} enterprises, seed {seed}"
+        f"of {max(10, persons // 4):,} enterprises, seed {seed}"
     )
     print(
         f"  references without a usable USCC: {int(flag.sum()):,} ({flag.mean():.2%}); left after the cross-walk: "
@@ -574,17 +419,19 @@ def speed(master_size: int, incoming_size: int, seed: int) -> dict[str, Any]:
     return {**result, "master": master_size, "incoming": incoming_size, "met": ok}
 
 
-def run(persons: int, master: int, incoming: int, only: str | None = None) -> dict[str, dict[str, Any]]:
+def run(
+    persons: int, master: int, incoming: int, only: str | None = None, seed: int = ACCURACY_SEED
+) -> dict[str, dict[str, Any]]:
     """The figures of each part run (``persons``, ``resolve``, ``enterprises``, ``speed``; all unless ``only``
     names one), each with ``met``; every part prints its own section as it finishes."""
     parts = {only} if only else {"persons", "resolve", "enterprises", "speed"}
     figures: dict[str, dict[str, Any]] = {}
     if "persons" in parts:
-        figures["persons"] = accuracy(persons, ACCURACY_SEED)
+        figures["persons"] = accuracy(persons, seed)
     if "resolve" in parts:
-        figures["resolve"] = through_resolve(persons, ACCURACY_SEED)
+        figures["resolve"] = through_resolve(persons, seed)
     if "enterprises" in parts:
-        figures["enterprises"] = enterprise_accuracy(persons, ACCURACY_SEED)
+        figures["enterprises"] = enterprise_accuracy(persons, seed)
     if "speed" in parts:
         figures["speed"] = speed(master, incoming, SPEED_SEED)
     return figures
@@ -593,14 +440,16 @@ def run(persons: int, master: int, incoming: int, only: str | None = None) -> di
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench_matching")
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--persons", type=int, default=int(EVALUATION["persons"]))
+    # another city for development: the frozen evaluation's seed is for measuring only
+    parser.add_argument("--seed", type=int, default=ACCURACY_SEED)
     parser.add_argument("--master", type=int, default=1_000_000)
     parser.add_argument("--incoming", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["persons", "resolve", "enterprises", "speed"], default=None)
     args = parser.parse_args(argv)
     if args.smoke:
         args.persons, args.master, args.incoming = 2_000, 20_000, 2_000
-    figures = run(args.persons, args.master, args.incoming, args.only)
+    figures = run(args.persons, args.master, args.incoming, args.only, args.seed)
     if args.smoke:
         return 0
     return 0 if all(f["met"] for f in figures.values()) else 1

@@ -37,7 +37,7 @@ NO_MATCH = "no_match"
 RESULT_COLUMNS = ["incoming_key", "canonical_code", "match_probability", "decision"]
 
 #: Person attributes the model compares (canonical field names).
-PERSON_FEATURES = ["name", "birth_date", "sex", "address", "region_code", "resident_id", "id_tail"]
+PERSON_FEATURES = ["name", "birth_date", "sex", "address", "region_code", "resident_id", "id_tail", "rep_code"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,21 @@ def prepare_persons(df: pd.DataFrame, id_column: str, *, code_is_resident_id: bo
     out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).array
     out["region_code"] = nz.digits(col("region_code")).array
     out["resident_id"] = nz.code(col("resident_id")).array
+    # the code of the person the enterprise this record represents names as its legal
+    # representative (identity.matching_relations): evidence of its own, on the incoming side
+    out["rep_code"] = nz.code(col("rep_code")).array
     return _id_evidence(out)
+
+
+def prepare_name_frequencies(counts: pd.DataFrame) -> pd.DataFrame:
+    """``name``, ``tf_name`` from ``name``, ``count`` and the index's ``total`` (one value):
+    names normalised as :func:`prepare_persons` does, their counts added up."""
+    names = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(counts["name"].reset_index(drop=True))))
+    frame = pd.DataFrame({"name": names.astype(object).to_numpy(), "count": counts["count"].to_numpy()})
+    summed = frame.dropna(subset=["name"]).groupby("name", as_index=False)["count"].sum()
+    summed["count"] = summed["count"].clip(lower=1)  # a name the index lacks: as rare as can be
+    total = max(float(counts["total"].iloc[0]) if len(counts) else 1.0, 1.0)
+    return pd.DataFrame({"name": summed["name"].astype(str), "tf_name": summed["count"].astype(float) / total})
 
 
 def _id_evidence(out: pd.DataFrame) -> pd.DataFrame:
@@ -191,6 +205,7 @@ _ID_PREFIX = 14
 
 def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
     """The Splink model: comparisons and blocking rules for person records."""
+    import splink.blocking_rule_library as brl  # noqa: PLC0415 - splink+duckdb, ~1 s
     import splink.comparison_level_library as cll  # noqa: PLC0415 - splink+duckdb, ~1 s
     import splink.comparison_library as cl  # noqa: PLC0415 - splink+duckdb, ~1 s
     from splink import SettingsCreator, block_on  # noqa: PLC0415 - splink+duckdb, ~1 s
@@ -206,7 +221,8 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
     name = cl.CustomComparison(
         comparison_levels=[
             cll.NullLevel("name"),
-            level(cll.ExactMatchLevel("name"), 0.93),
+            # term frequencies: 王伟 agreeing says less than a name one person in the index bears
+            level(cll.ExactMatchLevel("name", term_frequency_adjustments=True), 0.93),
             level(_damerau_levenshtein_level("name", 1), 0.05),
             level(cll.JaroWinklerLevel("name", 0.7), 0.015),
             level(cll.ElseLevel(), 0.005),
@@ -272,9 +288,29 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
         output_column_name="id_tail",
         comparison_description="damaged resident id: sequence number and check character, exact or one off",
     )
+    # The enterprise the record represents names this very person as its legal representative
+    # (identity.matching_relations). Fixed: labelled pairs never carry it. u: a random person is
+    # the one named about once in a million pairs; m: most records name the current
+    # representative; another person named (the representative changed) is weak evidence against.
+    rep_same = "(rep_code_l = unique_id_r OR rep_code_r = unique_id_l)"
+    legal_rep = cl.CustomComparison(
+        comparison_levels=[
+            cll.CustomLevel(
+                "rep_code_l IS NULL AND rep_code_r IS NULL", label_for_charts="no legal-rep evidence"
+            ).configure(is_null_level=True),
+            cll.CustomLevel(rep_same, label_for_charts="the represented enterprise names this person").configure(
+                m_probability=0.9, u_probability=1e-6, fix_m_probability=True, fix_u_probability=True
+            ),
+            cll.ElseLevel().configure(
+                m_probability=0.1, u_probability=1.0 - 1e-6, fix_m_probability=True, fix_u_probability=True
+            ),
+        ],
+        output_column_name="rep_code",
+        comparison_description="legal representative of an enterprise that names this person",
+    )
     return SettingsCreator(
         link_type="link_only",
-        comparisons=[name, birth, sex, address, region, id_tail],
+        comparisons=[name, birth, sex, address, region, id_tail, legal_rep],
         # Each rule needs two attributes to agree, so a single wrong attribute (a typo in the
         # name or the birth date, a move to another county) still leaves a rule that finds
         # the pair. The birth date alone would pair every record with ~100 people of a
@@ -286,6 +322,9 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
             # A damaged id's county and birth date (its first 14 characters) for records
             # that carry no birth date or county of their own.
             block_on(f"substr(resident_id, 1, {_ID_PREFIX})"),
+            # The person a represented enterprise names as its legal representative.
+            brl.CustomRule("l.unique_id = r.rep_code"),
+            brl.CustomRule("l.rep_code = r.unique_id"),
         ],
         probability_two_random_records_match=probability_two_random_records_match,
         retain_matching_columns=False,
@@ -448,6 +487,7 @@ def match_batch(
     incoming_key: str = "incoming_key",
     with_pairs: bool = False,
     entity: str = "person",
+    name_frequencies: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Decide, for every incoming record, which master person it is (or that a human must look).
 
@@ -457,6 +497,9 @@ def match_batch(
     incoming record: ``incoming_key, canonical_code, match_probability, decision`` (plus
     ``runner_up_code``/``runner_up_probability`` when ``with_pairs``). Without ``model`` one
     is trained on the spot (:func:`train_model`, from ``labelled`` records when given).
+    ``name_frequencies`` (``name``, ``tf_name``: each name's share of the whole index) stands for
+    the names' term frequencies when ``master_df`` is only a part of the index (the candidates);
+    without it they are counted over ``master_df`` and ``incoming_df``.
     """
     thresholds = thresholds or Thresholds()
     keys = nz._as_str(incoming_df[incoming_key]).reset_index(drop=True)
@@ -473,6 +516,9 @@ def match_batch(
     if model is None:
         model = _train(m, i, (db_api, master_table), labelled, entity=entity)
     linker = _linker(master_table, i, model, db_api)
+    if name_frequencies is not None and len(name_frequencies) and "name" in i.columns:
+        tf = prepare_name_frequencies(name_frequencies)
+        linker.table_management.register_term_frequency_lookup(db_api.register(tf), "name")
     floor = max(min(thresholds.review, 0.5) * 0.5, 1e-6)
     pairs = linker.inference.predict(threshold_match_probability=floor, warning_mode="never").as_pandas_dataframe()
     return decide(keys, pairs, thresholds, with_pairs=with_pairs)

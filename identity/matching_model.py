@@ -153,6 +153,19 @@ def index_training_data(
     return master, labels.reset_index(drop=True)
 
 
+def train_settings(
+    master: pd.DataFrame, labels: pd.DataFrame, *, entity: str = PERSON, seed: int = 7
+) -> dict[str, Any]:
+    """Splink's settings trained on ``master`` (u by random sampling) and ``labels`` (m; the
+    priors stand without them)."""
+    prepare, _, _ = _profile(entity)
+    m = prepare(master, "canonical_code", master=True)
+    # u by random sampling needs an incoming side: the labelled records (or the index itself)
+    side = labels if len(labels) else master.drop(columns=["canonical_code"])
+    i = prepare(side.assign(_k=[f"s{n}" for n in range(len(side))]), "_k")
+    return _train(m, i, None, labels if len(labels) else None, entity=entity, seed=seed, em=False)
+
+
 def train_from_index(
     session: Session, *, entity: str = PERSON, thresholds: Thresholds | None = None, seed: int = 7
 ) -> MatchingModel | None:
@@ -163,12 +176,7 @@ def train_from_index(
     master, labels = index_training_data(session, seed=seed)
     if master.empty:
         return None
-    prepare, _, _ = _profile(entity)
-    m = prepare(master, "canonical_code", master=True)
-    # u by random sampling needs an incoming side: the labelled records (or the index itself)
-    side = labels if len(labels) else master.drop(columns=["canonical_code"])
-    i = prepare(side.assign(_k=[f"s{n}" for n in range(len(side))]), "_k")
-    settings = _train(m, i, None, labels if len(labels) else None, entity=entity, seed=seed, em=False)
+    settings = train_settings(master, labels, entity=entity, seed=seed)
     now = dt.datetime.now(dt.UTC)
     model = MatchingModel(
         entity=entity,

@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from hub.masking import mask_fields
 from identity import golden
 from identity.matching import MATCH, REVIEW
-from identity.matching_tables import LINKED, OPEN, REJECTED, IdentityReviewEvent, IdentityReviewQueue
+from identity.matching_tables import (
+    LINKED,
+    MATCH_REVIEW,
+    OPEN,
+    REJECTED,
+    IdentityReviewEvent,
+    IdentityReviewQueue,
+)
 from identity.merge import MergeError, unlink
 from identity.tables import IdentitySourceRecord
 from mappings.canonical.models import personal_kinds
@@ -63,8 +70,10 @@ def enqueue_reviews(
     run_id: str | None = None,
     entity_kind: str = "person",
     actor: str = "matcher",
+    reason: str = MATCH_REVIEW,
 ) -> int:
-    """Store the ``review`` decisions; returns how many new queue items were created."""
+    """Store the ``review`` decisions; returns how many new queue items were created (``reason``:
+    why they wait — a grey-zone match, or a link a retrained model would place elsewhere)."""
     grey = decisions[decisions["decision"] == REVIEW]
     if grey.empty:
         return 0
@@ -104,6 +113,7 @@ def enqueue_reviews(
             status=OPEN,
             run_id=run_id,
             created_at=now,
+            reason=reason,
         )
         session.add(item)
         session.flush()

@@ -33,12 +33,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from identity import _bulk
 from identity.matching import MATCH, NO_MATCH, REVIEW, match_batch, prepare_persons
 from identity.matching_model import MASTER_COLUMNS, ensure_model
+from identity.matching_relations import REPRESENTS, representative_codes
 from identity.matching_review import enqueue_reviews
 from identity.statuses import NEW, RESOLVED, UNRESOLVED
 from identity.tables import PROVISIONAL_PREFIX, IdentityPerson, IdentitySourceRecord
@@ -104,7 +105,7 @@ def _already_linked(session: Session, keys: np.ndarray, department: str, dataset
     return {key: (code, method) for key, code, method in rows}
 
 
-def _index_candidates(session: Session, prepared: pd.DataFrame) -> pd.DataFrame:
+def index_candidates(session: Session, prepared: pd.DataFrame) -> pd.DataFrame:
     """Identities of the index sharing a birth date or a name with the records (what the
     blocking rules can pair them with), read in chunks of ``IN`` lists."""
     person = IdentityPerson
@@ -113,6 +114,7 @@ def _index_candidates(session: Session, prepared: pd.DataFrame) -> pd.DataFrame:
     for column, values in (
         (person.birth_date, prepared["birth_date"]),
         (person.name, prepared["name"]),
+        (person.resident_id, prepared["rep_code"]),
     ):
         distinct = [v for v in pd.unique(values.dropna().astype(str)) if v]
         for chunk in _bulk.chunks(distinct):
@@ -123,6 +125,20 @@ def _index_candidates(session: Session, prepared: pd.DataFrame) -> pd.DataFrame:
             )
     frame = pd.DataFrame(found, columns=["canonical_code", *MASTER_COLUMNS])
     return frame.drop_duplicates("canonical_code")
+
+
+def _name_counts(session: Session, names: pd.Series) -> pd.DataFrame:
+    """How many identities of the whole index bear each name (``name``, ``count``, ``total``):
+    the candidates are a part of the index, and a name's frequency is the index's, not theirs."""
+    person = IdentityPerson
+    live = person.merged_into.is_(None)
+    total = session.scalar(select(func.count()).select_from(person).where(live)) or 0
+    counts: dict[str, int] = dict.fromkeys((str(v) for v in pd.unique(names.dropna().astype(str)) if v), 0)
+    for chunk in _bulk.chunks(list(counts)):
+        stmt = select(person.name, func.count()).where(_bulk.in_values(session, person.name, chunk), live)
+        for name, count in session.execute(stmt.group_by(person.name)).all():
+            counts[str(name)] = int(count)
+    return pd.DataFrame({"name": list(counts), "count": list(counts.values()), "total": max(int(total), 1)})
 
 
 def match_records(
@@ -177,20 +193,32 @@ def match_records(
     incoming = df.iloc[rows][columns].copy()
     incoming["resident_id"] = df.iloc[rows][id_col].to_numpy() if id_col and id_col in df.columns else None
     incoming["incoming_key"] = [str(i) for i in rows.tolist()]  # batch positions: keys may repeat
+    placed_mask = pd.notna(canonical) & ~todo & np.isin(status, (RESOLVED, NEW))
+    if REPRESENTS in df.columns:  # the enterprise it represents names its legal representative
+        rep = representative_codes(session, df[REPRESENTS], canonical, placed_mask, todo)
+        incoming["rep_code"] = rep[rows]
     incoming = incoming.reset_index(drop=True)
 
     model = ensure_model(session, folder=model_folder)
     decisions = None
     if model is not None:
         outcome.model_version = model.version
-        placed = np.flatnonzero(pd.notna(canonical) & ~todo & np.isin(status, (RESOLVED, NEW)))
+        placed = np.flatnonzero(placed_mask)
         batch = df.iloc[placed][columns].copy().reset_index(drop=True)
         batch.insert(0, "canonical_code", canonical[placed])
         candidates = pd.concat(
-            [_index_candidates(session, prepare_persons(incoming, "incoming_key")), batch], ignore_index=True
+            [index_candidates(session, prepare_persons(incoming, "incoming_key")), batch], ignore_index=True
         ).drop_duplicates("canonical_code")
         if len(candidates):
-            decisions = match_batch(candidates, incoming, model.thresholds, model=model.settings, with_pairs=True)
+            names = pd.concat([incoming["name"], candidates["name"]], ignore_index=True)
+            decisions = match_batch(
+                candidates,
+                incoming,
+                model.thresholds,
+                model=model.settings,
+                with_pairs=True,
+                name_frequencies=_name_counts(session, names),
+            )
     if decisions is None:  # an empty index: nobody to match
         decisions = pd.DataFrame(
             {"incoming_key": incoming["incoming_key"], "canonical_code": None, "match_probability": 0.0}

@@ -30,7 +30,9 @@ REVIEW_STATUSES = (OPEN, LINKED, REJECTED)
 #: source record deleted at its department
 MATCH_REVIEW = "match"
 SOURCE_DELETED = "source_deleted"
-REVIEW_REASONS = (MATCH_REVIEW, SOURCE_DELETED)
+#: a link a retrained model would place on another identity (identity.matching_maintenance)
+RELINK = "relink"
+REVIEW_REASONS = (MATCH_REVIEW, SOURCE_DELETED, RELINK)
 
 
 class IdentityReviewQueue(Base):

@@ -240,7 +240,7 @@ def build_push_dag(assets: Iterable[Asset]) -> DAG:
 
 def build_housekeeping_dag() -> DAG:
     """Housekeeping (日常维护): re-linking, expiry, re-delivery, outbox archiving, reconciliation, purge past
-    retention, audit archive."""
+    retention, audit archive, the matching model retrained (relinks proposed for review)."""
     with DAG(
         dag_id=HOUSEKEEPING_DAG_ID,
         schedule="@daily" if schedules_enabled() else None,
@@ -280,10 +280,17 @@ def build_housekeeping_dag() -> DAG:
         def archive_audit() -> dict[str, Any]:
             return housekeeping.archive_audit(_run_id())
 
+        @task(task_id="train_matching_model", doc_md=housekeeping.train_matching_model.__doc__)
+        def train_matching_model() -> dict[str, Any]:
+            return housekeeping.train_matching_model(_run_id())
+
         # amendments and expiries are delivered in the same run, then what is finished is archived
-        relink() >> expire() >> redeliver() >> archive_outbox()
+        relinked = relink()
+        relinked >> expire() >> redeliver() >> archive_outbox()
         reconcile() >> purge()
         archive_audit()
+        # after re-linking: the day's links are labels; proposals wait in the review queue
+        relinked >> train_matching_model()
     return dag
 
 

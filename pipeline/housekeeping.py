@@ -40,6 +40,20 @@ def relink(run_id: str) -> dict[str, Any]:
     return report
 
 
+def train_matching_model(run_id: str) -> dict[str, Any]:
+    """Retrain the person matching model from the hub's own labels (records sharing a valid code,
+    stewards' decisions), thresholds chosen on held-out labels, a new model file version; links an
+    older version placed that the new one would place elsewhere go to review (reason ``relink``)."""
+    from identity.matching_maintenance import retrain  # noqa: PLC0415 - task body, lazy for DAG parse (splink ~1 s)
+
+    with session_scope(get_engine()) as session:
+        report = retrain(session)
+    if report is None:
+        return {"run_id": run_id, "trained": False, "why": "the master index holds no person"}
+    report.pop("threshold_grid", None)
+    return {"run_id": run_id, "trained": True, **report}
+
+
 def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
     """Mark expired every licence whose validity ended (证照到期)."""
     from e_license_store.service import default_service  # noqa: PLC0415 - task body, lazy for DAG parse (~0.3 s)

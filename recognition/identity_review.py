@@ -40,8 +40,8 @@ from hub.outbox import emit
 from hub.pseudonyms import opaque_ref
 from hub.regions import holder_region
 from identity import matching_review as queue
-from identity.matching_tables import LINKED, OPEN, SOURCE_DELETED, IdentityReviewQueue
-from identity.merge import MergeError, merge
+from identity.matching_tables import LINKED, OPEN, RELINK, SOURCE_DELETED, IdentityReviewQueue
+from identity.merge import MergeError, merge, unlink
 from identity.merge import split as split_merge
 from identity.tables import PERSON, IdentityEnterprise, IdentityPerson
 from mappings.canonical.models import personal_kinds
@@ -227,12 +227,17 @@ def accept(
     if target is None or target.merged_into is not None:
         raise DecisionError(409, "candidate_unavailable", "the candidate identity is gone or was merged away")
     link = queue.active_link(session, item.department, item.dataset, item.incoming_key)
-    if link is not None and link.canonical_code != into:
+    current = link.canonical_code if link is not None else None
+    if link is not None and current != into and item.reason == RELINK:
+        # a retrained model's proposal: this one record's link moves; both identities stay whole
+        unlink(session, item.department, item.dataset, item.incoming_key, actor=actor, reason=why)
+        link = None
+    if link is not None and current != into:
         return _merge(session, item, link.canonical_code, into, actor=actor, reason=why)
     queue.decide(session, item.id, link=True, actor=actor, note=why, into=into, link_record=link is None)
     moves = _moves(licenses_of_source(session, item.department, item.dataset, item.incoming_key), into)
     decision = _record(session, item, LINKED_ACTION, actor=actor, reason=why,
-                       from_code=link.canonical_code if link else None, into_code=into, moves=moves)  # fmt: skip
+                       from_code=current, into_code=into, moves=moves)  # fmt: skip
     source = {"department": item.department, "dataset": item.dataset, "source_key": item.incoming_key}
     emit(
         session, "identity.merged", opaque_ref(into),

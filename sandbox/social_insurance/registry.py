@@ -11,13 +11,17 @@ data stay the same byte for byte. Its dirt is its own:
 * the bureau's status words (``参保缴费``, ``暂停缴费``, ``终止参保``) and a few it has not
   classified yet (``待核``), which validation quarantines;
 * the employer by its USCC, by the old 15-digit registration number on old records (linked
-  through commerce's cross-walk), or not at all (flexible employment, 灵活就业).
+  through commerce's cross-walk), or not at all (flexible employment, 灵活就业);
+* ids keyed at the counter: about 2% with a mistyped character (the check character no longer
+  fits), and about 1% not entered at all (enrolled by the employer before the id was verified,
+  证件待补录) — the bureau's own birth date (出生日期, from the enrolment form) is kept beside it, so
+  the hub can still tell who they are.
 
 :func:`insured_persons` returns the rows and the ground truth (which true person and employer
 each row belongs to), which only tests read.
 
 Columns: ``insured_no`` (BIGINT PK), ``id_number``, ``full_name``, ``gender`` (``男``/``女``),
-``region`` (CHAR 6), ``insured_since`` (text), ``ins_status``, ``employer_uscc``,
+``birth_date`` (DATE, 出生日期), ``region`` (CHAR 6), ``insured_since`` (text), ``ins_status``, ``employer_uscc``,
 ``employer_name``, ``monthly_base`` (DECIMAL, 缴费基数), ``updated_at`` (TIMESTAMP, local time).
 """
 
@@ -43,6 +47,7 @@ def insured_table(schema: str | None) -> sa.Table:
         sa.Column("id_number", sa.String(24)),
         sa.Column("full_name", sa.String(50), nullable=False),
         sa.Column("gender", sa.String(2)),
+        sa.Column("birth_date", sa.Date),
         sa.Column("region", sa.CHAR(6)),
         sa.Column("insured_since", sa.String(20)),
         sa.Column("ins_status", sa.String(10), nullable=False),
@@ -61,8 +66,11 @@ def _since_text(day: dt.date, style: int) -> str:
     return day.strftime("%Y%m%d")
 
 
-def insured_persons(population: Any, seed: int, share: float = 0.6) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the bureau's rows, their ground truth) for a generated city."""
+def insured_persons(
+    population: Any, seed: int, share: float = 0.6, *, mistyped: float | None = None, missing: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the bureau's rows, their ground truth) for a generated city; ``mistyped``/``missing``:
+    other shares of ids keyed wrong or not entered than :data:`MISTYPED`/:data:`MISSING`."""
     rng = np.random.default_rng([seed, 1207])  # its own stream: the city's other data stay as they are
     persons = population.persons
     ents = population.enterprises
@@ -88,6 +96,10 @@ def insured_persons(population: Any, seed: int, share: float = 0.6) -> tuple[pd.
             ids.append(f"{rid[:6]} {rid[6:14]} {rid[14:]}")
         else:
             ids.append(rid)
+    keyed = _keyed_at_the_counter(
+        ids, legacy_used, seed, MISTYPED if mistyped is None else mistyped, MISSING if missing is None else missing
+    )
+    ids_keyed, damaged, not_entered = keyed
     statuses = rng.choice(len(STATUSES) + 1, size=n, p=(0.8, 0.1, 0.07, 0.03))
     since_days = rng.integers(0, 365 * 20, size=n)
     styles = rng.integers(0, 3, size=n)
@@ -112,9 +124,10 @@ def insured_persons(population: Any, seed: int, share: float = 0.6) -> tuple[pd.
     rows = pd.DataFrame(
         {
             "insured_no": np.arange(1, n + 1, dtype=np.int64) + 500_000,
-            "id_number": ids,
+            "id_number": ids_keyed,
             "full_name": src["name"].to_numpy(),
             "gender": np.where(src["sex"].to_numpy() == "1", "男", "女"),
+            "birth_date": [pd.Timestamp(d).date() for d in src["birth_date"].tolist()],
             "region": src["region_code"].to_numpy(),
             "insured_since": [
                 _since_text(dt.date(2004, 1, 1) + dt.timedelta(days=int(d)), int(s))
@@ -132,12 +145,51 @@ def insured_persons(population: Any, seed: int, share: float = 0.6) -> tuple[pd.
             "source_key": rows["insured_no"].astype(str),
             "resident_id": src["resident_id"].to_numpy(),
             "legacy_id_given": legacy_used,
+            "id_mistyped": damaged,
+            "id_missing": not_entered,
             "employer_uscc": employer_truth,
             "employer_by_old_code": by_old_code,
             "status_unclassified": rows["ins_status"].to_numpy() == UNCLASSIFIED,
         }
     )
     return rows, truth
+
+
+#: Shares of ids keyed wrong (one character mistyped) and not entered at all.
+MISTYPED, MISSING = 0.02, 0.01
+_ID_CHARS = "0123456789"
+
+
+def _keyed_at_the_counter(
+    ids: list[str], legacy_used: list[bool], seed: int, mistyped: float, missing: float
+) -> tuple[list[str | None], list[bool], list[bool]]:
+    """Ids as the counter keyed them: a digit mistyped (the check character then fails) or none
+    entered. A stream of its own, so every other value of the register stays as it was."""
+    rng = np.random.default_rng([seed, 1207, 1])
+    roll = rng.random(len(ids))
+    positions = rng.integers(6, 17, size=len(ids))  # birth date or sequence: the county is printed
+    shifts = rng.integers(1, 10, size=len(ids))
+    out: list[str | None] = []
+    damaged: list[bool] = []
+    absent: list[bool] = []
+    for i, value in enumerate(ids):
+        plain = not legacy_used[i] and len(value) == 18 and value[:17].isdigit()
+        if plain and roll[i] < missing:
+            out.append(None)
+            damaged.append(False)
+            absent.append(True)
+            continue
+        if plain and roll[i] < missing + mistyped:
+            pos = int(positions[i])
+            digit = _ID_CHARS[(int(value[pos]) + int(shifts[i])) % 10]
+            out.append(value[:pos] + digit + value[pos + 1 :])
+            damaged.append(True)
+            absent.append(False)
+            continue
+        out.append(value)
+        damaged.append(False)
+        absent.append(False)
+    return out, damaged, absent
 
 
 class InsuredRegistry:

@@ -277,7 +277,10 @@ def test_push_dag_wakes_on_any_published_asset(dags: dict[str, Any]) -> None:
         "reconcile",
         "purge_personal_data",
         "archive_audit_log",
+        "train_matching_model",
     ]
+    # the model is retrained after the day's re-linking (the links it made are labels too)
+    assert dags["hub_housekeeping"].get_task("train_matching_model").upstream_task_ids == {"relink_legacy_holders"}
     supervision = dags["hub_supervision"]
     assert supervision.task_ids == ["light_cases"] and supervision.schedule is None  # HUB_DAG_SCHEDULES=off
     assert [a.uri for a in supervision.get_task("light_cases").outlets] == ["hub://supervision/lights"]

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from hub.db import get_engine, session_scope
 from identity.lookup import lookup, masked
-from identity.tables import IdentityPerson, IdentityRelation
+from identity.tables import IdentityPerson, IdentityRelation, IdentitySourceRecord
 from rigs.run_feed import run
 from sandbox.social_insurance.registry import InsuredRegistry, insured_persons
 from tests.pipeline.test_rerun_carries_over import mapping_dir, sandboxes  # noqa: F401 (fixtures)
@@ -138,3 +138,45 @@ def test_preview_shows_mapped_rows_readably_and_masked(
     raw = CliRunner().invoke(app, ["preview", FEED, "--limit", "3", "--source", "--layout", "table"])
     assert raw.exit_code == 0, raw.output
     assert "id_number" in raw.output.splitlines()[0] and not any(r in raw.output for r in insured_pg["resident_id"])
+
+
+@pytest.fixture()
+def insured_keyed_badly(insured_pg: pd.DataFrame, sandboxes: Any, pg_database: Any) -> pd.DataFrame:  # noqa: F811
+    """The bureau's table again, every person insured, with more ids mistyped (15%) and not
+    entered (10%) than the register's usual 2% and 1%: enough of them in a 120-person city."""
+    rows, truth = insured_persons(sandboxes.population, sandboxes.prepared.seed, 1.0, mistyped=0.15, missing=0.10)
+    registry = InsuredRegistry(pg_database.sqlalchemy_url, pg_database.odbc_connection_string)
+    registry.load(rows)
+    registry.dispose()
+    return truth
+
+
+def test_mistyped_and_missing_ids_find_their_person_by_match(
+    insured_keyed_badly: pd.DataFrame,
+    mapping_dir: Path,  # noqa: F811
+) -> None:
+    """The population registry first (everyone by code), then the bureau: a row whose id was
+    mistyped or not entered is matched on name, birth date, sex and region to the right person
+    and linked with its probability; none is linked to anyone else; the run counts them."""
+    runner = CliRunner()
+    for feed in ("public_security_persons", FEED):
+        res = runner.invoke(_cli(), [feed])
+        assert res.exit_code == 0, res.output
+    assert " by match" in res.output  # the run's line counts records linked by code and by match
+    truth = insured_keyed_badly.set_index("source_key")
+    # (a status the bureau has not classified is quarantined whatever its id)
+    keyed = truth[(truth["id_mistyped"] | truth["id_missing"]) & ~truth["status_unclassified"]]
+    assert len(keyed) >= 10 and keyed["id_mistyped"].any() and keyed["id_missing"].any()
+    with session_scope(get_engine()) as s:
+        links = {
+            link.source_key: link
+            for link in s.scalars(
+                select(IdentitySourceRecord).where(
+                    IdentitySourceRecord.department == "social_insurance", IdentitySourceRecord.unlinked_at.is_(None)
+                )
+            )
+        }
+    matched = [k for k in keyed.index if k in links and links[k].method == "probabilistic"]
+    assert all(links[k].canonical_code == keyed.loc[k, "resident_id"] for k in matched)  # never someone else
+    assert len(matched) >= 0.9 * len(keyed), {k: links[k].method if k in links else None for k in keyed.index}
+    assert all(links[k].match_probability and links[k].model_version for k in matched)
