@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -103,3 +104,27 @@ class SqlOutlet:
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(self.table)) or 0)
+
+
+#: 税务 涉税审批: 01 受理, 02 审核, 03 补正告知, 04 补正恢复, 05 核准, 06 不予核准, 07 办结
+TAX_CODES = {"accepted": "01", "in_review": "02", "correction_requested": "03", "resumed": "04", "approved": "05",
+             "rejected": "06", "result_issued": "07"}  # fmt: skip
+
+
+class TaxOutlet:
+    """The tax bureau's steps, listed by its SOAP service's ``ListCaseSteps`` (its store's ``case_steps``)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def create(self) -> None:
+        self.store.create()
+
+    def write(self, steps: Sequence[PlannedStep]) -> None:
+        self.store.add_case_steps([
+            {"step_key": f"{s.code}-{s.seq:03d}", "case_code": s.code, "step_no": s.seq, "step_code": TAX_CODES[s.step],
+             "step_time": s.occurred_at, "opinion": s.note, "updated_at": s.visible_at,
+             "missing_json": json.dumps([{"code": m, "name": n} for m, n in s.missing], ensure_ascii=False)
+             if s.missing else None}
+            for s in steps
+        ])  # fmt: skip

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,34 +27,76 @@ from hub.db import session_scope
 from hub.models import OutboxEvent, SyncState
 from pipeline.case_feed import run_feed, step_feeds
 from recognition import delivery as dlv
+from recognition import subscriptions as subs_mod
+from recognition.tables import Consumer
 from rigs.connections import odbc_connection
 from rigs.testing import TempDatabase
-from sandbox.approvals.behaviour import SHANGHAI
+from sandbox.approvals.behaviour import SHANGHAI, Profile, _days
 from sandbox.approvals.clock import SimClock
 from sandbox.approvals.history import MATERIALS, applications
 from sandbox.approvals.system import ApprovalSystem, ApprovalSystems, Truth
-from sandbox.approvals.tables import COMMERCE, SqlOutlet
+from sandbox.approvals.tables import COMMERCE, PUBLIC_SECURITY, SqlOutlet, TaxOutlet
 from sandbox.commerce.registry import sqlalchemy_url_for, sqlite_connection_string
+from sandbox.faults import FaultFile
+from sandbox.tax.server import TaxServer
+from sandbox.tax.store import TaxStore
+from sandbox.tax.wsgi import Credentials
 from tests.cases import world as w
 from tests.cases.world import E1, E2, NAMES, P1, P2, World, auth
 from tests.recognition.rec_helpers import Receiver, allow_destination
 
-FEED = "commerce_case_steps"
+FEEDS = ("commerce_case_steps", "tax_case_steps", "public_security_case_steps")
+DEPARTMENTS = ("commerce", "tax", "public_security")
 START = dt.date(2026, 9, 1)
-WORKDAYS = 12
+WORKDAYS = 8
+#: more of the rarer behaviours than a real year has, so a short history shows each of them
+PROFILE = Profile(correction=0.2, late=0.15, rejected=0.1)
 SEED = 16
 POLICY = dlv.DeliveryPolicy(max_attempts=3, backoff_base=1.0, backoff_max=5.0, concurrency=2)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def commerce_odbc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The commerce department's database: (ODBC connection string, dialect)."""
-    if request.param == "sqlite":
-        yield sqlite_connection_string(str(tmp_path / "commerce.db")), "sqlite"
-        return
-    request.getfixturevalue("odbc_mariadb")
-    db: TempDatabase = request.getfixturevalue("mariadb_database")
-    yield db.odbc_connection_string, "mariadb"
+@dataclass
+class Departments:
+    """The departments' databases and the tax bureau's service, as their Connections name them."""
+
+    connections: dict[str, dict[str, Any]]
+    commerce_url: str
+    population_url: str
+    tax: TaxStore
+    tax_password: str
+
+
+@pytest.fixture(params=["embedded", pytest.param("servers", marks=[pytest.mark.mariadb, pytest.mark.postgres])])
+def departments(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Departments]:
+    """Commerce over ODBC (SQLite or MariaDB), public security (SQLite or PostgreSQL), the tax SOAP service."""
+    if request.param == "embedded":
+        commerce = (sqlite_connection_string(str(tmp_path / "commerce.db")), "sqlite")
+        population = (sqlite_connection_string(str(tmp_path / "population.db")), "sqlite")
+        population_url = f"sqlite:///{tmp_path / 'population.db'}"
+    else:
+        request.getfixturevalue("odbc_mariadb")
+        request.getfixturevalue("odbc_postgres")
+        maria: TempDatabase = request.getfixturevalue("mariadb_database")
+        pg: TempDatabase = request.getfixturevalue("pg_database")
+        commerce = (maria.odbc_connection_string, "mariadb")
+        population, population_url = (pg.odbc_connection_string, "postgresql"), pg.sqlalchemy_url
+    password = "pw-approvals"
+    store = TaxStore(tmp_path / "tax.db")
+    store.create()
+    server = TaxServer(store, FaultFile(tmp_path / "faults.json"), Credentials("hub", password)).start()
+    tax = {"conn_type": "http", "host": "127.0.0.1", "port": server.port, "login": "hub", "password": password,
+           "extra": {"wsdl_path": "/tax?wsdl"}}  # fmt: skip
+    connections = {"commerce_registry": odbc_connection(*commerce), "population_registry": odbc_connection(*population),
+                   "tax_soap": tax}  # fmt: skip
+    for conn_id, conn in connections.items():
+        monkeypatch.setenv(*connection_uri_env(conn_id, conn))
+    monkeypatch.setenv("HUB_TEST_TAX_PASSWORD", password)
+    try:
+        yield Departments(connections, sqlalchemy_url_for(*commerce), population_url, store, password)
+    finally:
+        server.stop()
 
 
 @pytest.fixture()
@@ -78,7 +121,7 @@ class Simulation:
     """The window, the push, the approval systems and the evening pulls, on one simulated clock."""
 
     def __init__(self, city: World, api: TestClient, systems: ApprovalSystems, clock: SimClock,
-                 inboxes: dict[str, Receiver]) -> None:  # fmt: skip
+                 inboxes: dict[str, Callable[[], list[dict[str, Any]]]]) -> None:  # fmt: skip
         self.city, self.api, self.systems, self.clock, self.inboxes = city, api, systems, clock, inboxes
         self.seen: dict[str, int] = dict.fromkeys(inboxes, 0)
         self.codes: list[str] = []
@@ -88,8 +131,8 @@ class Simulation:
         """The hub's push, then each approval system takes what reached its inbox."""
         _deliver(self.city, self.clock.now())
         for department, inbox in self.inboxes.items():
-            got = inbox.unique_in_order()
-            self.systems.take(body for _, body in got[self.seen[department] :] if body["type"] == "case.dispatched")
+            got = inbox()
+            self.systems.take(body for body in got[self.seen[department] :] if body["type"] == "case.dispatched")
             self.seen[department] = len(got)
 
     def intake(self, at: dt.datetime, body: dict[str, Any]) -> None:
@@ -105,83 +148,99 @@ class Simulation:
         with clock_at(self.clock.now):
             self.push()
             self.systems.tick(self.clock.now())
-            self.runs.append(run_feed(FEED, f"sim-{day.isoformat()}"))
+            for feed in FEEDS:
+                self.runs.append(run_feed(feed, f"sim-{day.isoformat()}"))
             self.push()  # the stages the steps released
 
 
-def test_a_back_dated_history_reaches_every_timeline_as_the_department_recorded_it(
-    city: World, commerce_odbc: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _subscribe(city: World, api: TestClient, departments: Departments) -> dict[str, Callable[[], list[Any]]]:
+    """Commerce's and public security's systems take their dispatches by webhook, the tax bureau's
+    through its SOAP notice operation; returns what each has received so far, in order."""
+    inboxes: dict[str, Callable[[], list[Any]]] = {}
+    for department in ("commerce", "public_security"):
+        receiver = Receiver()
+        receiver.start()
+        allow_destination(city.engine, department, receiver.origin)
+        sub = {"name": f"{department} approvals", "event_types": ["case.dispatched"], "url": receiver.url}
+        res = api.post("/v1/subscriptions", headers=auth(city.tokens[department]), json=sub)
+        assert res.status_code == 201, res.text
+        receiver.secret = str(res.json()["secret"])
+        inboxes[department] = lambda r=receiver: [body for _, body in r.unique_in_order()]  # type: ignore[misc]
+    port = departments.connections["tax_soap"]["port"]
+    allow_destination(city.engine, "tax", f"http://127.0.0.1:{port}/")
+    with session_scope(city.engine) as s:
+        tax_id = s.scalars(select(Consumer.id).where(Consumer.name == "tax")).one()
+        sub = subs_mod.create(s, name="tax approvals", event_types=["case.dispatched"], consumer_id=tax_id,
+                              url=f"http://127.0.0.1:{port}/tax?wsdl", channel="soap")  # fmt: skip
+        sub.secret_env = "HUB_TEST_TAX_PASSWORD"
+    inboxes["tax"] = lambda: [json.loads(n["payload_json"]) for n in departments.tax.notices()]
+    return inboxes
+
+
+def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded_it(
+    city: World, departments: Departments, tmp_path: Path
 ) -> None:
-    odbc, dialect = commerce_odbc
-    monkeypatch.setenv(*connection_uri_env("commerce_registry", odbc_connection(odbc, dialect)))
-    assert FEED in step_feeds()
+    assert set(FEEDS) <= set(step_feeds())
     truth = Truth(tmp_path / "approvals.db")
-    outlet = SqlOutlet(sqlalchemy_url_for(odbc, dialect), COMMERCE)
-    systems = ApprovalSystems([ApprovalSystem("commerce", outlet, truth, seed=SEED)], truth)
+    outlets = {"commerce": SqlOutlet(departments.commerce_url, COMMERCE), "tax": TaxOutlet(departments.tax),
+               "public_security": SqlOutlet(departments.population_url, PUBLIC_SECURITY)}  # fmt: skip
+    systems = ApprovalSystems(
+        [ApprovalSystem(d, o, truth, seed=SEED, profile=PROFILE) for d, o in outlets.items()], truth
+    )
     clock = SimClock(tmp_path / "clock.json", start=dt.datetime.combine(START, dt.time(7), tzinfo=SHANGHAI))
-    inbox = Receiver()
-    inbox.start()
     api_gen = w.client(city)
     api = next(api_gen)
     try:
-        allow_destination(city.engine, "commerce", inbox.origin)
-        sub = {"name": "commerce approvals", "event_types": ["case.dispatched"], "url": inbox.url}
-        res = api.post("/v1/subscriptions", headers=auth(city.tokens["commerce"]), json=sub)
-        assert res.status_code == 201, res.text
-        inbox.secret = str(res.json()["secret"])
-        sim = Simulation(city, api, systems, clock, {"commerce": inbox})
-        apps = applications(
-            SEED,
-            start=START,
-            workdays=WORKDAYS,
-            persons=[(P1, NAMES[P1]), (P2, NAMES[P2])],
-            enterprises=[(E1, NAMES[E1]), (E2, NAMES[E2])],
-        )
+        sim = Simulation(city, api, systems, clock, _subscribe(city, api, departments))
+        apps = applications(SEED, start=START, workdays=WORKDAYS, persons=[(P1, NAMES[P1]), (P2, NAMES[P2])],
+                            enterprises=[(E1, NAMES[E1]), (E2, NAMES[E2])], per_day=(2, 4))  # fmt: skip
         day = START
-        last = apps[-1].received_at.astimezone(SHANGHAI).date() + dt.timedelta(days=14)
+        last = apps[-1].received_at.astimezone(SHANGHAI).date() + dt.timedelta(days=10)
         queue = list(apps)
         while day <= last:
             while queue and queue[0].received_at.astimezone(SHANGHAI).date() == day:
                 app = queue.pop(0)
                 sim.intake(app.received_at, app.body)
-            sim.evening(day)
+            if _days().is_workday(day):  # the departments' systems take no steps on days off
+                sim.evening(day)
             day += dt.timedelta(days=1)
 
-        recorded = truth.steps(department="commerce")
+        recorded = truth.steps()
         fates = truth.fates()
-        # the history has every behaviour, and every case got its dispatch
-        assert {fates[(c, "commerce")] for c in sim.codes} >= {"on_time", "correction", "late"}
-        assert set(recorded["code"]) == set(sim.codes) and len(sim.codes) == len(apps)
+        # every case reached commerce; the history has every behaviour; tax and public security acted
+        assert {c for c, d in fates if d == "commerce"} == set(sim.codes) and len(sim.codes) == len(apps)
+        assert set(fates.values()) >= {"on_time", "correction", "late", "rejected"}
+        assert {d for _, d in fates} == set(DEPARTMENTS)
         assert sum(r["appended"] for r in sim.runs) == len(recorded)
         assert all(r["refused"] == {} for r in sim.runs)
         with clock_at(clock.now):
             for code, rows in recorded.groupby("code"):
                 res = api.get(f"/v1/cases/{code}", headers=auth(city.tokens["window"]))
                 assert res.status_code == 200, res.text
-                timeline = [s for s in res.json()["timeline"] if s["department"] == "commerce"]
-                got = [(s["seq"], s["step"], dt.datetime.fromisoformat(s["occurred_at"]), s["note"],
+                timeline = [s for s in res.json()["timeline"] if s["department"] != "window"]
+                got = [(s["department"], s["seq"], s["step"], dt.datetime.fromisoformat(s["occurred_at"]), s["note"],
                         _named(s["missing"])) for s in timeline]  # fmt: skip
-                want = [(int(r.seq), r.step, r.occurred_at.to_pydatetime(), r.note,
+                want = [(r.department, int(r.seq), r.step, r.occurred_at.to_pydatetime(), r.note,
                          json.loads(r.missing) if isinstance(r.missing, str) else None)
                         for r in rows.itertuples()]  # fmt: skip
                 assert sorted(got) == sorted(want), code
-                assert [g[2] for g in got] == sorted(g[2] for g in got)  # placed by their time
-                if fates[(code, "commerce")] == "rejected":
+                assert [g[3] for g in got] == sorted(g[3] for g in got)  # placed by their time
+                if "rejected" in {fates[(code, d)] for d in DEPARTMENTS if (code, d) in fates}:
                     assert res.json()["status"] == "rejected"
         # pulled again from the start: nothing changes
         with session_scope(city.engine) as s:
             steps_before = s.scalar(select(func.count()).select_from(CaseStep))
             events_before = s.scalar(select(func.count()).select_from(OutboxEvent))
-            s.execute(delete(SyncState).where(SyncState.source == "commerce", SyncState.dataset == "case_steps"))
+            s.execute(delete(SyncState).where(SyncState.dataset == "case_steps"))
         with clock_at(clock.now):
-            again = run_feed(FEED, "sim-again")
-        assert (again["appended"], again["resent"], again["refused"]) == (0, len(recorded), {})
+            again = [run_feed(feed, "sim-again") for feed in FEEDS]
+        assert sum(a["appended"] for a in again) == 0 and sum(a["resent"] for a in again) == len(recorded)
+        assert all(a["refused"] == {} for a in again)
         with session_scope(city.engine) as s:
             assert s.scalar(select(func.count()).select_from(CaseStep)) == steps_before
             assert s.scalar(select(func.count()).select_from(OutboxEvent)) == events_before
     finally:
         api_gen.close()
-        inbox.stop()
 
 
 def test_the_approval_systems_name_materials_as_the_catalogue_does() -> None:
