@@ -1,7 +1,7 @@
 """How a department's approval system handles a dispatched case (审批行为): its steps and their times.
 
-Each dispatch gets a fate drawn from its own seeded random stream (the seed, the supervision code
-and the department), so the same dispatch always plays out the same way:
+Each dispatch gets a fate drawn from its own seeded random stream (the seed, the department and
+the dispatch's place among the department's), so a history plays out the same way every time:
 
 * ``on_time`` (most): accepted within hours of the dispatch, in review, decided within the
   promised time limit, the result issued;
@@ -141,9 +141,12 @@ def fate_of(rng: random.Random, profile: Profile) -> str:
     return "on_time"
 
 
-def plan(d: Dispatch, *, seed: int, profile: Profile | None = None) -> tuple[str, list[PlannedStep]]:
-    """The dispatch's fate and every step it will produce, in the order they happen."""
-    rng = random.Random(f"{seed}:{d.code}:{d.department}")
+def plan(
+    d: Dispatch, *, seed: int, profile: Profile | None = None, ordinal: int | None = None
+) -> tuple[str, list[PlannedStep]]:
+    """The dispatch's fate and every step it will produce, in the order they happen: drawn from
+    the seed and the dispatch's ``ordinal`` among its department's (or its supervision code)."""
+    rng = random.Random(f"{seed}:{d.department}:{d.code if ordinal is None else ordinal}")
     fate = fate_of(rng, profile or Profile())
     times: list[tuple[str, dt.datetime, tuple[tuple[str, str], ...]]] = []
     accepted = _after(d.dispatched_at, rng, 10, 180)

@@ -29,6 +29,9 @@ ITEMS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
                               ("M05", "paper"), ("M06", "upload"))),
     # 企业变更登记: commerce alone
     "XK00102000": ("enterprise", (("M01", "upload"), ("M02", "paper"), ("M03", "paper"))),
+    # 不动产转移登记: tax first, then the land bureau (the seller a party)
+    "QR00401000": ("person", (("M01", "upload"), ("M02", "paper"), ("M03", "upload"), ("M04", "paper"),
+                              ("M05", "paper"), ("M06", "paper"))),
 }  # fmt: skip
 
 
@@ -39,6 +42,9 @@ MATERIALS: dict[tuple[str, str], str] = {
     ("XK00101001", "M05"): "指定代表或者共同委托代理人授权委托书", ("XK00101001", "M06"): "印章印模",
     ("XK00102000", "M01"): "公司变更登记申请书", ("XK00102000", "M02"): "营业执照",
     ("XK00102000", "M03"): "新住所使用证明",
+    ("QR00401000", "M01"): "不动产登记申请书", ("QR00401000", "M02"): "不动产权证书（转让方）",
+    ("QR00401000", "M03"): "存量房买卖合同", ("QR00401000", "M04"): "转让方身份证明",
+    ("QR00401000", "M05"): "受让方身份证明", ("QR00401000", "M06"): "婚姻状况证明",
 }  # fmt: skip
 
 
@@ -65,7 +71,7 @@ def applications(
     persons: Sequence[tuple[str, str]],
     enterprises: Sequence[tuple[str, str]],
     per_day: tuple[int, int] = (1, 3),
-    items: Sequence[str] = tuple(ITEMS),
+    items: Sequence[str] = ("XK00101001", "XK00102000"),
 ) -> list[Application]:
     """The applications of ``workdays`` working days from ``start``, in the order they came."""
     rng = random.Random(f"history:{seed}")
@@ -83,6 +89,9 @@ def applications(
                 "materials": [{"code": c, "provided": how} for c, how in materials],
                 "received_at": at.isoformat(),
             }
+            if item == "QR00401000":
+                seller = rng.choice([p for p in persons if p[0] != code] or list(persons))
+                body["parties"] = [{"role": "transferor", "code": seller[0], "name": seller[1]}]
             if item == "XK00101001":
                 body["subject"] = f"洞头新设企业{rng.randint(100, 999)}有限公司（拟设立）"
             out.append(Application(at, body))

@@ -91,11 +91,13 @@ class ApprovalSystem:
         """Take a dispatched case (once: a dispatch pushed again changes nothing); plans its steps."""
         if dispatch.department != self.department:
             raise ValueError(f"{self.department}'s system was handed a dispatch for {dispatch.department}")
-        fate, steps = plan(dispatch, seed=self.seed, profile=self.profile)
         with self.truth.engine.begin() as conn:
             if conn.execute(sa.select(TAKEN.c.code).where(TAKEN.c.code == dispatch.code,
                                                           TAKEN.c.department == self.department)).first():  # fmt: skip
                 return False
+            # the n-th dispatch of the department plays out the same way in every run of a history
+            ordinal = conn.scalar(sa.select(sa.func.count()).where(TAKEN.c.department == self.department)) or 0
+            fate, steps = plan(dispatch, seed=self.seed, profile=self.profile, ordinal=int(ordinal))
             conn.execute(TAKEN.insert(), [{"code": dispatch.code, "department": self.department,
                                            "dispatched_at": dispatch.dispatched_at, "fate": fate}])  # fmt: skip
             conn.execute(PLANNED.insert(), [
@@ -106,6 +108,17 @@ class ApprovalSystem:
                 for s in steps
             ])  # fmt: skip
         return True
+
+    def resend(self) -> int:
+        """Put every step on record so far on record again (a department re-exporting its records)."""
+        with self.truth.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(PLANNED).where(PLANNED.c.department == self.department, PLANNED.c.published.is_(True))
+                .order_by(PLANNED.c.visible_at, PLANNED.c.code, PLANNED.c.seq)
+            ).mappings().all()  # fmt: skip
+        if rows:
+            self.outlet.write([_planned(dict(r)) for r in rows])
+        return len(rows)
 
     def tick(self, now: dt.datetime) -> int:
         """Put on record every step whose time to be entered has come by ``now``; returns how many."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from lxml import etree
 
 from sandbox.approvals.behaviour import SHANGHAI, PlannedStep
+from sandbox.land.packages import NS, SENDER, serialise, write_package
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,40 @@ class TaxOutlet:
              if s.missing else None}
             for s in steps
         ])  # fmt: skip
+
+
+#: 不动产登记 审批: ACCEPT 受理, REVIEW 审核, CORRECT 补正告知, RESUME 补正恢复, APPROVE 核准, REJECT 不予登记,
+#: ISSUE 发证
+LAND_CODES = {"accepted": "ACCEPT", "in_review": "REVIEW", "correction_requested": "CORRECT", "resumed": "RESUME",
+              "approved": "APPROVE", "rejected": "REJECT", "result_issued": "ISSUE"}  # fmt: skip
+
+
+class LandOutlet:
+    """The land bureau's steps as ``<CaseStep>`` elements of exchange packages in a directory of their own
+    (``land_steps_NNNNNN.xml`` with their ``.sha256`` sidecars, the land package format)."""
+
+    def __init__(self, outbox_dir: Path) -> None:
+        self.outbox_dir = Path(outbox_dir)
+
+    def create(self) -> None:
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+
+    def _next_seq(self) -> int:
+        done = [*self.outbox_dir.glob("land_steps_*.xml"), *self.outbox_dir.parent.glob("archive/*/land_steps_*.xml")]
+        return max((int(p.stem.rsplit("_", 1)[1]) for p in done), default=0) + 1
+
+    def write(self, steps: Sequence[PlannedStep]) -> None:
+        seq = self._next_seq()
+        entered = max(s.visible_at for s in steps).astimezone(SHANGHAI)
+        root = etree.Element(f"{{{NS}}}ExchangePackage", nsmap={None: NS}, packageId=f"LAND-{SENDER}-S{seq:06d}",
+                             createdAt=entered.isoformat(), sender=SENDER)  # fmt: skip
+        for s in steps:
+            el = etree.SubElement(root, f"{{{NS}}}CaseStep", stepKey=f"{s.code}-{s.seq:03d}", version="1")
+            values = [("CaseCode", s.code), ("StepNo", str(s.seq)), ("StepType", LAND_CODES[s.step]),
+                      ("StepTime", s.occurred_at.astimezone(SHANGHAI).isoformat()), ("Opinion", s.note),
+                      ("MissingJson", json.dumps([{"code": m, "name": n} for m, n in s.missing], ensure_ascii=False)
+                       if s.missing else None)]  # fmt: skip
+            for tag, value in values:
+                if value is not None:
+                    etree.SubElement(el, f"{{{NS}}}{tag}").text = value
+        write_package(self.outbox_dir, f"land_steps_{seq:06d}.xml", serialise(root, "UTF-8"))
