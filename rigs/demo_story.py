@@ -129,12 +129,13 @@ def run_story(state: Mapping[str, Any], connections: Mapping[str, Mapping[str, A
         key, value = connection_uri_env(conn_id, conn)
         os.environ[key] = value
     sessions = session_factory(get_engine())
-    today = dt.datetime.now(SHANGHAI).date()
-    start_day = today - dt.timedelta(days=14)
+    start_day = dt.datetime.now(SHANGHAI).date() - dt.timedelta(days=14)
+    clock_file = Path(state["data_dir"]) / "approvals_clock.json"
+    if clock_file.exists():  # an earlier demo's story: carry on after it (the feeds read on from their positions)
+        start_day = max(start_day, SimClock(clock_file).now().astimezone(SHANGHAI).date() + dt.timedelta(days=1))
     while not _days().is_workday(start_day):
         start_day += dt.timedelta(days=1)
-    clock = SimClock(Path(state["data_dir"]) / "approvals_clock.json",
-                     start=dt.datetime.combine(start_day, dt.time(9, 30), tzinfo=SHANGHAI))  # fmt: skip
+    clock = SimClock(clock_file, start=dt.datetime.combine(start_day, dt.time(9, 30), tzinfo=SHANGHAI))
     until = clock.now() + dt.timedelta(days=180)
     with sessions() as session:
         applicant = _holder_with(session, "2101", "1201", kind="person", on=start_day)
