@@ -165,7 +165,7 @@ def run_story(state: Mapping[str, Any], connections: Mapping[str, Mapping[str, A
         session.commit()
     seen: set[int] = set()
     status = ""
-    for _ in range(200):  # half-hours of the simulated clock, until the case concludes
+    for _ in range(15 * 24 * 2):  # half-hours of the simulated clock (15 days at most), until the case concludes
         with clock_at(clock.now):
             with sessions() as session:
                 systems.take(_dispatches(session, code, seen))

@@ -46,7 +46,8 @@ def test_the_demo_story_tells_both_cases(hub_db_url: str, tmp_path: Path, monkey
         assert run_story(summary(sb), connections, console)
         text = console.export_text()
         # a second demo on the same hub and sandboxes tells it again, later on the simulated clock
-        assert run_story(summary(sb), connections, Console(record=True, width=200))
+        second = Console(record=True, width=200)
+        assert run_story(summary(sb), connections, second), second.export_text()
     assert "joint registration (多证联办)" in text and "concluded" in text
     assert "project approval (用地预审 → 立项)" in text
     with session_scope(get_engine()) as s:
