@@ -227,6 +227,11 @@ Department **{department}**'s approval system → the case repository's step log
 """
 
 
+TAKE_STEPS_DOC = """Take the validated steps into the case repository's step log (环节入库) and settle their cases:
+resends change nothing, refusals are counted by code, the stages the steps release are dispatched
+(``pipeline.case_feed.take_steps``)."""
+
+
 def build_step_feed_dag(mapping: Any) -> DAG:
     """The exchange DAG of a department's case-step feed (环节数据汇聚): extract → map → validate → take_steps."""
     spec = mapping.spec
@@ -262,7 +267,7 @@ def build_step_feed_dag(mapping: Any) -> DAG:
             op_args=[mapped.output], python_callable=lambda prev: run_step(steps.validate, name, prev, _run_id()),
         )  # fmt: skip
 
-        @task(task_id="take_steps", outlets=[asset])
+        @task(task_id="take_steps", outlets=[asset], doc_md=TAKE_STEPS_DOC)
         def take_steps(prev: dict[str, Any]) -> dict[str, Any]:
             """Steps into the case repository's step log; their cases settled."""
             from pipeline.case_feed import take_steps as take  # noqa: PLC0415 - DAG parse; the case repository ~0.5 s
