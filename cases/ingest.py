@@ -14,9 +14,10 @@ events go in as multi-row INSERTs in the caller's transaction. The rules are rec
 * a step that happened before one of its department already logged (or earlier in the batch)
   is flagged ``arrived_out_of_order``; where it belongs on the timeline is worked out on reading.
 
-Steps that carry structure a department must state — a correction request's list of what is
-missing, a suspension's period, an extension's days — come through the API (``StepIn`` checks
-them); in a batch they are refused with ``detail_required``.
+A correction request comes in a batch with its list of what is missing (``detail``'s
+``missing``: every item with a name, as the API's ``MissingIn`` asks); without one it is refused
+with ``detail_required``. Steps that carry more structure — a suspension's period, an extension's
+days and approver — come through the API (``StepIn`` checks them) and are refused here likewise.
 
 Then :func:`settle` brings each touched case up to date the way record_step does after its step:
 its status, its clocks, and the release of the stages its steps unblock.
@@ -28,8 +29,9 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -60,6 +62,27 @@ class ReportedStep:
     step: str
     occurred_at: dt.datetime
     note: str | None = None
+    #: correction_requested: ``{"missing": [{"code", "name"}, ...]}``
+    detail: Mapping[str, Any] | None = None
+
+
+def missing_list(detail: Mapping[str, Any] | None) -> list[dict[str, str]] | None:
+    """A correction request's list of what is missing, if ``detail`` states one (each item named).
+
+    >>> missing_list({"missing": [{"code": "M05", "name": "授权委托书"}]})
+    [{'code': 'M05', 'name': '授权委托书'}]
+    >>> missing_list({"missing": []}), missing_list({"missing": [{"code": "M05"}]}), missing_list(None)
+    (None, None, None)
+    """
+    items = (detail or {}).get("missing")
+    if not isinstance(items, list) or not items or len(items) > 50:
+        return None
+    out: list[dict[str, str]] = []
+    for m in items:
+        if not isinstance(m, Mapping) or not str(m.get("name") or "").strip():
+            return None
+        out.append({k: str(v) for k, v in m.items() if k in ("code", "name", "reason") and v})
+    return out
 
 
 @dataclass
@@ -168,14 +191,18 @@ def ingest_steps(
         if step not in st.DEPARTMENT_STEPS:
             out.refused["step_not_allowed"] += 1
             continue
+        detail: dict[str, Any] = {}
         if step in NEEDS_DETAIL:
-            out.refused["detail_required"] += 1
-            continue
+            missing = missing_list(r.detail) if step is st.Step.CORRECTION_REQUESTED else None
+            if missing is None:
+                out.refused["detail_required"] += 1
+                continue
+            detail["missing"] = missing
         at = svc.utc(r.occurred_at)
         if at > skew:
             out.refused["time_in_future"] += 1
             continue
-        digest = step_digest(step.value, at, r.note)
+        digest = svc.step_fingerprint(step.value, at, r.note, detail) if detail else step_digest(step.value, at, r.note)
         key = (case_id, r.department, r.seq)
         known = logged.get(key)
         if known is not None:
@@ -190,7 +217,7 @@ def ingest_steps(
         latest[stage] = at if before is None or at > before else before
         rows.append({
             "case_id": case_id, "department": r.department, "seq": r.seq, "step": step.value, "occurred_at": at,
-            "recorded_at": now, "actor": actor, "note": r.note, "detail": {}, "fingerprint": digest,
+            "recorded_at": now, "actor": actor, "note": r.note, "detail": detail, "fingerprint": digest,
             "arrived_out_of_order": before is not None and at < before,
         })  # fmt: skip
         events.append({

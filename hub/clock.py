@@ -5,22 +5,48 @@ importing an identifier module must not load the settings, the database or the O
 timezone is ``HUB_SOURCE_TIMEZONE`` (the departments' zone, Asia/Shanghai by default), read at
 each call as :class:`hub.settings.Settings` reads it.
 
+The clock is injectable (:func:`clock_at`): a simulation, or a test replaying a back-dated
+history, runs the hub on its own time, and every "now" the hub takes (a step's recording time, a
+clock's today, a future-time check) follows it.
+
 >>> utcnow().tzinfo is dt.UTC
 True
+>>> with clock_at(lambda: dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)):
+...     utcnow().isoformat(), local_today().isoformat()
+('2026-03-02T01:30:00+00:00', '2026-03-02')
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 #: The zone when ``HUB_SOURCE_TIMEZONE`` is not set (the default of ``Settings.source_timezone``).
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
+#: the injected clock (:func:`clock_at`), or None for the system's
+_injected: list[Callable[[], dt.datetime]] = []
+
+
 def utcnow() -> dt.datetime:
+    """Now in UTC: the injected clock's time if one is in force, else the system's."""
+    if _injected:
+        return _injected[-1]().astimezone(dt.UTC)
     return dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def clock_at(now: Callable[[], dt.datetime]) -> Iterator[None]:
+    """Run the hub on ``now`` (an aware time each call) until the block ends; blocks nest."""
+    _injected.append(now)
+    try:
+        yield
+    finally:
+        _injected.pop()
 
 
 def source_timezone() -> str:
@@ -35,7 +61,7 @@ def local_today() -> dt.date:
     """Today where the hub serves: the date in its departments' timezone
     (``HUB_SOURCE_TIMEZONE``, Asia/Shanghai), the day licences are issued on, valid on and
     expire on — not the host's date, which on a UTC host is still yesterday until 08:00 there."""
-    return dt.datetime.now(ZoneInfo(source_timezone())).date()
+    return utcnow().astimezone(ZoneInfo(source_timezone())).date()
 
 
 def local_day(at: dt.datetime) -> dt.date:

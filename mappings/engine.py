@@ -469,6 +469,11 @@ def load_mapping(path: str | Path) -> DatasetMapping:
 MAPPINGS_DIR = Path(__file__).parent
 
 
+#: Where the departments' case-step feeds live (their approval systems' steps into the case
+#: repository): mapping files like the others, kept apart because their DAG ends in the step log.
+STEP_FEEDS_DIR = MAPPINGS_DIR / "case_steps"
+
+
 def mapping_files(directory: str | Path) -> list[Path]:
     """The mapping files of a directory (``*.yaml``, sorted; sub-folders are not mappings)."""
     return sorted(Path(directory).glob("*.yaml"))

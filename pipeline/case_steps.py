@@ -12,6 +12,7 @@ re-run with the same frames (kill points ``case_steps.logged`` and ``case_steps.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from cases.ingest import Ingested, ReportedStep, ingest_steps, settle
 from hub.killpoints import kill_point
 
 COLUMNS = ("code", "department", "seq", "step", "occurred_at", "note")
+#: optional: a correction request's list of what is missing, as JSON text (``[{"code", "name"}]``)
+MISSING = "missing"
 
 
 @dataclass(frozen=True)
@@ -35,16 +38,34 @@ class StepBatch:
     settle_seconds: float
 
 
+def _text(value: object) -> str | None:
+    return None if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else str(value)  # type: ignore[call-overload]
+
+
+def _missing(value: object) -> dict[str, object] | None:
+    """A ``missing`` cell as a step's detail; text that is not a JSON list is kept as given (and refused)."""
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return {"missing": json.loads(text)}
+    except ValueError:
+        return {"missing": text}
+
+
 def reported(frame: pd.DataFrame) -> list[ReportedStep]:
-    """The frame's rows as reported steps (``note`` optional; times as given, made aware as UTC if naive)."""
-    notes = frame["note"] if "note" in frame else pd.Series([None] * len(frame), index=frame.index)
-    times = pd.to_datetime(frame["occurred_at"], utc=True)
+    """The frame's rows as reported steps (``note`` and ``missing`` optional; times as given, made
+    aware as UTC if naive)."""
+    blank = pd.Series([None] * len(frame), index=frame.index)
+    notes = frame.get("note", blank)
+    missing = frame.get(MISSING, blank)
+    times = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
     out = []
-    for code, department, seq, step, at, note in zip(
-        frame["code"], frame["department"], frame["seq"], frame["step"], times, notes, strict=True
+    for code, department, seq, step, at, note, wanting in zip(
+        frame["code"], frame["department"], frame["seq"], frame["step"], times, notes, missing, strict=True
     ):
         out.append(ReportedStep(str(code), str(department), int(seq), str(step), at.to_pydatetime(),
-                                None if note is None or pd.isna(note) else str(note)))  # fmt: skip
+                                _text(note), _missing(wanting)))  # fmt: skip
     return out
 
 

@@ -1,7 +1,8 @@
 """The DAG factory (DAG 工厂): one exchange DAG per mapping file, the push DAG, housekeeping.
 
 ``dags/exchange_dags.py`` calls :func:`build_all`; adding a department is adding a mapping
-file and an Airflow Connection. Each exchange DAG runs
+file and an Airflow Connection. A department's case-step feed (``mappings/case_steps/``) gets its
+own exchange DAG ending in the case repository's step log (:func:`build_step_feed_dag`). Each exchange DAG runs
 
     extract → map → validate → resolve → publish ──(Asset event)──▶ hub_push
 
@@ -31,7 +32,7 @@ from airflow.sdk import DAG, Asset, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from connectors.errors import ConnectorConfigError
-from mappings.engine import MappingError, load_all
+from mappings.engine import STEP_FEEDS_DIR, MappingError, load_all
 from pipeline import housekeeping, steps
 from pipeline.openlineage import ExchangeStepOperator
 from pipeline.pools import PUSH_POOL
@@ -209,6 +210,75 @@ def build_exchange_dag(mapping: Any) -> DAG:
     return dag
 
 
+STEP_FEED_DOC = """\
+### {title}
+
+{description}
+
+Department **{department}**'s approval system → the case repository's step log; source protocol
+`{protocol}` through Airflow Connection `{conn_id}`; pool `{pool}`.
+
+| task | does |
+|---|---|
+| extract | carries over what earlier runs staged and never took in; pulls the steps entered since the watermark |
+| map | applies `mappings/case_steps/{department}.yaml`: the department's columns and step codes to the hub's |
+| validate | expectation suite `case_step`; malformed steps to quarantine |
+| take_steps | steps into the step log (resends change nothing, refusals counted); cases settled; emits `{asset}` |
+"""
+
+
+TAKE_STEPS_DOC = """Take the validated steps into the case repository's step log (环节入库) and settle their cases:
+resends change nothing, refusals are counted by code, the stages the steps release are dispatched
+(``pipeline.case_feed.take_steps``)."""
+
+
+def build_step_feed_dag(mapping: Any) -> DAG:
+    """The exchange DAG of a department's case-step feed (环节数据汇聚): extract → map → validate → take_steps."""
+    spec = mapping.spec
+    name = mapping.name
+    asset = published_asset(mapping)
+    owner = getattr(spec, "owner", None) or f"{mapping.department}-integration"
+    doc = STEP_FEED_DOC.format(title=spec.description or name, description=spec.description,
+                               department=mapping.department, protocol=spec.protocol,
+                               conn_id=spec.source.get("conn_id", "-"), pool=spec.pool, asset=asset.uri)  # fmt: skip
+    with DAG(
+        dag_id=exchange_dag_id(name),
+        schedule=spec.schedule if schedules_enabled() else None,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=sorted({"hub", "exchange", "cases", mapping.department, *list(getattr(spec, "tags", None) or [])}),
+        default_args=default_args(owner, spec.pool),
+        doc_md=doc,
+        dagrun_timeout=dt.timedelta(hours=1),
+        is_paused_upon_creation=exchange_dags_paused(),
+    ) as dag:
+        extract = ExchangeStepOperator(
+            task_id="extract", mapping=mapping, step="extract", doc_md=steps.extract.__doc__,
+            python_callable=lambda: run_step(steps.extract, name, _run_id(),
+                                             still_running=_still_running(exchange_dag_id(name)), limit=_limit()),
+        )  # fmt: skip
+        mapped = ExchangeStepOperator(
+            task_id="map", mapping=mapping, step="map", doc_md=steps.map_batches.__doc__, op_args=[extract.output],
+            python_callable=lambda prev: run_step(steps.map_batches, name, prev, _run_id()),
+        )  # fmt: skip
+        validated = ExchangeStepOperator(
+            task_id="validate", mapping=mapping, step="validate", doc_md=steps.validate.__doc__,
+            op_args=[mapped.output], python_callable=lambda prev: run_step(steps.validate, name, prev, _run_id()),
+        )  # fmt: skip
+
+        @task(task_id="take_steps", outlets=[asset], doc_md=TAKE_STEPS_DOC)
+        def take_steps(prev: dict[str, Any]) -> dict[str, Any]:
+            """Steps into the case repository's step log; their cases settled."""
+            from pipeline.case_feed import take_steps as take  # noqa: PLC0415 - DAG parse; the case repository ~0.5 s
+
+            return dict(run_step(take, name, prev, _run_id()))
+
+        extract >> mapped >> validated
+        take_steps(validated.output)  # type: ignore[arg-type]
+    return dag
+
+
 def build_push_dag(assets: Iterable[Asset]) -> DAG:
     """The push DAG (推送): wakes on any published Asset and delivers the outbox to subscribers.
 
@@ -297,11 +367,16 @@ def build_housekeeping_dag() -> DAG:
 def build_all(mapping_dir: Any = None) -> dict[str, DAG]:
     """Every DAG of the hub, by dag id (what ``dags/exchange_dags.py`` exposes)."""
     mappings = load_all(mapping_dir)
+    feeds = load_all(STEP_FEEDS_DIR if mapping_dir is None else os.path.join(mapping_dir, "case_steps"))
     dags: dict[str, DAG] = {}
     for mapping in mappings.values():
         dag = build_exchange_dag(mapping)
         dags[dag.dag_id] = dag
-    push = build_push_dag([*(published_asset(m) for m in mappings.values()), SUPERVISION_ASSET])
+    for feed in feeds.values():
+        dag = build_step_feed_dag(feed)
+        dags[dag.dag_id] = dag
+    assets = [*(published_asset(m) for m in (*mappings.values(), *feeds.values())), SUPERVISION_ASSET]
+    push = build_push_dag(assets)
     dags[push.dag_id] = push
     hk = build_housekeeping_dag()
     dags[hk.dag_id] = hk

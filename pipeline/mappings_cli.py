@@ -17,7 +17,7 @@ from rich.cells import cell_len
 
 from connectors.registry import make_connector
 from hub.masking import mask, scrub
-from mappings.engine import MAPPINGS_DIR, mapping_files
+from mappings.engine import MAPPINGS_DIR, STEP_FEEDS_DIR, mapping_files
 from pipeline.mapping_check import check_mappings
 from validation.payload import mask_row
 
@@ -31,12 +31,14 @@ def _group() -> None:
 
 @app.command()
 def check(
-    files: list[Path] = typer.Argument(None, help="Mapping files (default: every mappings/*.yaml)."),
+    files: list[Path] = typer.Argument(
+        None, help="Mapping files (default: mappings/*.yaml, mappings/case_steps/*.yaml)."
+    ),
 ) -> None:
     """Check mapping files: schema, canonical model, identity kind, the expectation suite's required
     columns and allowed values, licence types in e_license_store/catalogue.yaml. Prints
     file:line: problem; exit 1 when there is any."""
-    paths = list(files) if files else mapping_files(MAPPINGS_DIR)
+    paths = list(files) if files else [*mapping_files(MAPPINGS_DIR), *mapping_files(STEP_FEEDS_DIR)]
     problems = check_mappings(paths)
     for p in problems:
         typer.echo(str(p))

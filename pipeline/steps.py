@@ -73,11 +73,12 @@ def load_mapping(name: str) -> Any:
     Checking every file against its JSON Schema costs a few hundred milliseconds; the checked
     set is kept per process for as long as no mapping file changes.
     """
-    files = mapping_engine.mapping_files(mapping_engine.MAPPINGS_DIR)  # where load_all() reads them
+    feeds = mapping_engine.STEP_FEEDS_DIR  # the case-step feeds run extract and map like every feed
+    files = [*mapping_engine.mapping_files(mapping_engine.MAPPINGS_DIR), *mapping_engine.mapping_files(feeds)]
     stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
     mappings = _MAPPINGS.get(stamp)
     if mappings is None:
-        mappings = mapping_engine.load_all()
+        mappings = {**mapping_engine.load_all(), **mapping_engine.load_all(feeds)}
         _MAPPINGS.clear()
         _MAPPINGS[stamp] = mappings
     try:

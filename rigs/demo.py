@@ -7,7 +7,10 @@ Assets, and a summary per department. ``--no-pipeline`` stops after the check.
 The sandboxes start through ``hub sandbox up`` (a separate process: the hub never imports
 ``sandbox/``), then :func:`check_sandboxes` reaches every department the way a connector
 does — SOAP (zeep) to tax, SQL to public security, ODBC (pyodbc) to commerce, XSD validation
-of land packages — and the demo prints what it found before the main job runs.
+of land packages — and the demo prints what it found before the main job runs. After the main
+job, the story of two applications (:mod:`rigs.demo_story`): the joint registration whose
+recognised licences stand in for paper, and the project approval that reads the land-use
+pre-review opinion; their timelines are printed.
 """
 
 from __future__ import annotations
@@ -240,9 +243,12 @@ def demo(
             from rigs.demo_job import run_demo  # noqa: PLC0415 - Airflow; `hub --help`
 
             password = os.environ.get("HUB_SANDBOX_TAX_PASSWORD", _DEFAULT_TAX_PASSWORD)
-            pipeline_ok = run_demo(
-                state_connections(state, password), console, tax_wsdl=state["tax"]["wsdl_url"], scaled=scaled_config
-            )
+            connections = state_connections(state, password)
+            pipeline_ok = run_demo(connections, console, tax_wsdl=state["tax"]["wsdl_url"], scaled=scaled_config)
+            if pipeline_ok:
+                from rigs.demo_story import run_story  # noqa: PLC0415 - the case repository; `hub --help`
+
+                pipeline_ok = run_story(state, connections, console)
     finally:
         if not keep:
             _sandbox_cli("down")

@@ -73,6 +73,8 @@ def describe(step: PipelineStep, mapping: Any = None) -> str:
             f"{s.pulled} record(s), {s.accepted} yielding a licence ({yields}): issued {s.licenses_issued}, "
             f"changed {s.licenses_changed}"
         )
+    if s.step == "take_steps":
+        return f"{s.pulled} step(s): {s.accepted} in the step log (new or already there), {s.quarantined} refused"
     return str(s.step)
 
 
@@ -104,6 +106,10 @@ def run_direct(name: str, run_id: str, *, limit: int | None = None) -> bool:
         ("resolve", lambda prev: steps.resolve(name, prev, run_id)),
         ("publish", lambda prev: steps.publish(name, prev, run_id)),
     ]
+    if mapping.entity == "case_step":  # a department's case steps end in the step log
+        from pipeline.case_feed import take_steps  # noqa: PLC0415 - the case repository; `hub --help`
+
+        calls[3:] = [("take_steps", lambda prev: take_steps(name, prev, run_id))]
     previous: Any = None
     for step, call in calls:
         try:

@@ -208,6 +208,23 @@ class ApprovalResult(_Canonical):
     source: SourceRef
 
 
+class CaseStepReport(_Canonical):
+    """A step of a case as a department's approval system reports it (办理环节), pulled from its system
+    into the case repository's step log (``cases.ingest``)."""
+
+    entity: ClassVar[str] = "case_step"
+    identity_kinds: ClassVar[tuple[str, ...]] = ("none",)
+    code: str = Field(description="The supervision code (统一服务监管码) of the case")
+    department: str = Field(description="The reporting department (the service-item catalogue's key)")
+    seq: int = Field(description="The department's own number of the step within the case")
+    step: str = Field(description="The step in the hub's vocabulary (cases.steps.Step): accepted, approved …")
+    occurred_at: str = Field(description="When it happened: ISO 8601 with its offset")
+    note: str | None = Field(default=None, description="The department's opinion or reason")
+    missing: str | None = Field(
+        default=None, description="correction_requested: what is missing, a JSON list of {code, name} (一次性告知)"
+    )
+
+
 class QuarantineEntry(_Canonical):
     """A record the hub refused, as reported to operators (personal data masked)."""
 
@@ -224,7 +241,17 @@ class QuarantineEntry(_Canonical):
 
 
 ENTITIES: dict[str, type[_Canonical]] = {
-    m.entity: m for m in (Person, Enterprise, TaxRegistration, PropertyRight, License, ApprovalResult, QuarantineEntry)
+    m.entity: m
+    for m in (
+        Person,
+        Enterprise,
+        TaxRegistration,
+        PropertyRight,
+        License,
+        ApprovalResult,
+        CaseStepReport,
+        QuarantineEntry,
+    )
 }
 
 

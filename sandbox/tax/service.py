@@ -83,6 +83,27 @@ class ReceivedNotice(ComplexModel):
     notice = LicenseNotice
 
 
+class CaseStep(ComplexModel):
+    """A step of a case dispatched to the tax bureau (涉税审批环节): 01 受理, 02 审核, 03 补正告知,
+    04 补正恢复, 05 核准, 06 不予核准, 07 办结."""
+
+    __namespace__ = NAMESPACE
+    step_key = Unicode
+    case_code = Unicode
+    step_no = Integer
+    step_code = Unicode
+    step_time = DateTime
+    opinion = Unicode
+    missing_json = Unicode
+    updated_at = DateTime
+
+
+class CaseStepPage(ComplexModel):
+    __namespace__ = NAMESPACE
+    steps = Array(CaseStep)
+    next_page_token = Unicode
+
+
 def _store(ctx: Any) -> TaxStore:
     store: TaxStore = ctx.app.tax_store
     return store
@@ -93,7 +114,7 @@ def _taxpayer(record: dict[str, Any]) -> Taxpayer:
 
 
 class TaxService(ServiceBase):
-    """ListChangedTaxpayers, GetTaxpayer, ReceiveLicenseNotice, ListReceivedNotices."""
+    """ListChangedTaxpayers, ListCaseSteps, GetTaxpayer, ReceiveLicenseNotice, ListReceivedNotices."""
 
     @rpc(DateTime, Unicode, Integer, _returns=TaxpayerPage)
     def ListChangedTaxpayers(ctx, since, page_token, page_size):  # type: ignore[no-untyped-def]
@@ -102,6 +123,14 @@ class TaxService(ServiceBase):
         except ValueError as exc:
             raise Fault(faultcode="Client.BadPageToken", faultstring=str(exc)) from exc
         return TaxpayerPage(taxpayers=[_taxpayer(r) for r in rows], next_page_token=token)
+
+    @rpc(DateTime, Unicode, Integer, _returns=CaseStepPage)
+    def ListCaseSteps(ctx, since, page_token, page_size):  # type: ignore[no-untyped-def]
+        try:
+            rows, token = _store(ctx).case_steps_since(since, page_token, page_size or 100)
+        except ValueError as exc:
+            raise Fault(faultcode="Client.BadPageToken", faultstring=str(exc)) from exc
+        return CaseStepPage(steps=[CaseStep(**r) for r in rows], next_page_token=token)
 
     @rpc(Unicode, _returns=Taxpayer)
     def GetTaxpayer(ctx, taxpayer_code):  # type: ignore[no-untyped-def]

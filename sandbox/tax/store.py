@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,18 @@ CREATE TABLE IF NOT EXISTS taxpayers (
     updated_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS taxpayers_changed ON taxpayers (updated_us, taxpayer_code);
+CREATE TABLE IF NOT EXISTS case_steps (
+    step_key TEXT PRIMARY KEY,
+    case_code TEXT NOT NULL,
+    step_no INTEGER NOT NULL,
+    step_code TEXT NOT NULL,
+    step_time TEXT NOT NULL,
+    opinion TEXT,
+    missing_json TEXT,
+    updated_at TEXT NOT NULL,
+    updated_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS case_steps_changed ON case_steps (updated_us, step_key);
 CREATE TABLE IF NOT EXISTS notices (
     idempotency_key TEXT PRIMARY KEY,
     notice_id TEXT NOT NULL,
@@ -183,6 +195,43 @@ class TaxStore:
         rows = rows[:page_size]
         token = encode_page_token(rows[-1]["updated_us"], rows[-1]["taxpayer_code"]) if more else None
         return [_public(r) for r in rows], token
+
+    def add_case_steps(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Steps of the tax approval system (涉税审批环节): ``step_key``, ``case_code``, ``step_no``,
+        ``step_code``, ``step_time``, ``opinion``, ``missing_json``, ``updated_at`` (aware times)."""
+        self.create()
+        with self.connect() as conn:
+            conn.executemany(
+                "INSERT INTO case_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r["step_key"], r["case_code"], int(r["step_no"]), r["step_code"],
+                  local_aware(r["step_time"]).isoformat(), r.get("opinion"), r.get("missing_json"),
+                  local_aware(r["updated_at"]).isoformat(), _micros(r["updated_at"])) for r in rows],
+            )  # fmt: skip
+
+    def case_steps_since(
+        self, since: dt.datetime | None, page_token: str | None, page_size: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of case steps entered at or after ``since``, ordered by (updated_at, step_key)."""
+        page_size = max(1, min(int(page_size or 100), 1000))
+        since_us = _micros(since) if since else 0
+        after = decode_page_token(page_token) if page_token else (-1, "")
+        self.create()
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM case_steps WHERE updated_us >= ? AND (updated_us, step_key) > (?, ?) "
+                "ORDER BY updated_us, step_key LIMIT ?",
+                (since_us, after[0], after[1], page_size + 1),
+            ).fetchall()
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        token = encode_page_token(rows[-1]["updated_us"], rows[-1]["step_key"]) if more else None
+        out = []
+        for r in rows:
+            step = {k: r[k] for k in ("step_key", "case_code", "step_no", "step_code", "opinion", "missing_json")}
+            step["step_time"] = dt.datetime.fromisoformat(r["step_time"])
+            step["updated_at"] = dt.datetime.fromisoformat(r["updated_at"])
+            out.append(step)
+        return out, token
 
     def receive_notice(self, notice: dict[str, Any]) -> tuple[str, bool]:
         """Store a licence notice once per idempotency key; returns (notice_id, was_duplicate)."""

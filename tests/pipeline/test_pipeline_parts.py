@@ -241,11 +241,18 @@ def dags(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def test_one_exchange_dag_per_mapping_file_with_pools_retries_and_docs(dags: dict[str, Any]) -> None:
-    from mappings.engine import load_all
+    from mappings.engine import STEP_FEEDS_DIR, load_all
     from pipeline.openlineage import source_asset
 
     mappings = load_all()
-    assert {f"hub_exchange_{n}" for n in mappings} | {"hub_push", "hub_housekeeping", "hub_supervision"} == set(dags)
+    feeds = load_all(STEP_FEEDS_DIR)
+    fixed = {"hub_push", "hub_housekeeping", "hub_supervision"}
+    assert {f"hub_exchange_{n}" for n in (*mappings, *feeds)} | fixed == set(dags)
+    for name, feed in feeds.items():  # a department's case steps end in the step log
+        dag = dags[f"hub_exchange_{name}"]
+        assert [t.task_id for t in dag.topological_sort()] == ["extract", "map", "validate", "take_steps"]
+        assert all(t.pool == feed.spec.pool and t.retries >= 1 and t.doc_md for t in dag.tasks)
+        assert {a.uri for a in dag.get_task("take_steps").outlets} == {f"hub://published/{feed.department}/case_steps"}
     for name, mapping in mappings.items():
         dag = dags[f"hub_exchange_{name}"]
         assert [t.task_id for t in dag.topological_sort()] == ["extract", "map", "validate", "resolve", "publish"]

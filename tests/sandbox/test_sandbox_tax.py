@@ -29,7 +29,13 @@ def client(sb: Sandboxes, password: str | None = None, digest: bool = False) -> 
 def test_wsdl_declares_every_operation(sandbox_embedded: Sandboxes) -> None:
     c = client(sandbox_embedded)
     ops = set(next(iter(next(iter(c.wsdl.services.values())).ports.values())).binding._operations)
-    assert ops == {"ListChangedTaxpayers", "GetTaxpayer", "ReceiveLicenseNotice", "ListReceivedNotices"}
+    assert ops == {
+        "ListChangedTaxpayers",
+        "ListCaseSteps",
+        "GetTaxpayer",
+        "ReceiveLicenseNotice",
+        "ListReceivedNotices",
+    }
 
 
 def test_list_changed_taxpayers_pages_in_order(sandbox_embedded: Sandboxes) -> None:

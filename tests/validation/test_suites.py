@@ -34,9 +34,9 @@ def test_optional_expectation_only_when_column_present() -> None:
 
 def test_every_mapping_names_a_suite_its_records_satisfy() -> None:
     """The department mappings' canonical columns carry every column their suite requires."""
-    from mappings.engine import load_all
+    from mappings.engine import STEP_FEEDS_DIR, load_all
 
-    mappings = load_all()
+    mappings = {**load_all(), **load_all(STEP_FEEDS_DIR)}
     assert mappings, "no mapping files found"
     for mapping in mappings.values():
         spec = load_suite(mapping.spec.expectation_suite)
@@ -81,6 +81,19 @@ def _dirty_frames() -> dict[str, pd.DataFrame]:
                 "issuer_code": ["330322", "330322", "330322"],
                 "issue_date": ["2016-03-01", "2016-03-01", None],
                 "conclusion": ["approved", "maybe", "rejected"],
+            }
+        ),
+        "case_step": pd.DataFrame(
+            {
+                "code": ["33032220260901GT4583", None, "bad code", "33032220260901GT4583"],
+                "seq": [1, 2, None, 3],
+                "step": ["accepted", "approved", "approved", "stamped"],
+                "occurred_at": [
+                    "2026-09-01T10:00:00+08:00",
+                    None,
+                    "2026-09-01T11:00:00+08:00",
+                    "2026-09-01T12:00:00+08:00",
+                ],
             }
         ),
         "license": pd.DataFrame(

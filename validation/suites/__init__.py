@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import great_expectations as gx
 
 SUITES_DIR = Path(__file__).parent
-ENTITIES = ("person", "enterprise", "tax_registration", "property_right", "approval_result", "license")
+ENTITIES = ("person", "enterprise", "tax_registration", "property_right", "approval_result", "license", "case_step")
 
 Rule = Callable[[pd.Series, dict[str, Any]], np.ndarray]
 
