@@ -235,7 +235,8 @@ def stats(
     by: Annotated[str, typer.Option(help="item or department")] = "item",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table")] = False,
 ) -> None:
-    """The figures supervisors report: received, concluded, on the spot, early, overdue, working days, corrections."""
+    """The figures supervisors report: received, concluded, on the spot, early, overdue, working days, corrections,
+    evaluations (好差评) and poor ones."""
     if by not in ("item", "department"):
         _fail("--by is item or department", 2)
     today = local_today()
@@ -253,7 +254,19 @@ def stats(
             _echo(r.as_dict())
         return
     table = Table(title=f"cases received {first.isoformat()} – {last.isoformat()}, by {by}")
-    for col in ("", "received", "concluded", "on the spot", "early", "overdue", "median", "p90", "corr./case"):
+    for col in (
+        "",
+        "received",
+        "concluded",
+        "on the spot",
+        "early",
+        "overdue",
+        "median",
+        "p90",
+        "corr./case",
+        "evaluated",
+        "poor",
+    ):
         table.add_column(col, justify="left" if not col else "right")
 
     def pct(x: float | None) -> str:
@@ -266,6 +279,6 @@ def stats(
         table.add_row(
             f"{r.key} {r.name}" if r.key != r.name else r.key, str(r.received), str(r.concluded),
             pct(r.on_the_spot_rate), pct(r.early_rate), str(r.overdue), num(r.median_days), num(r.p90_days),
-            f"{r.corrections_per_case:.2f}",
+            f"{r.corrections_per_case:.2f}", str(r.evaluated), pct(r.poor_rate),
         )  # fmt: skip
     Console(width=140).print(table)

@@ -45,6 +45,7 @@ from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
+from cases.notices import NOTICE_EVENT
 from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused
 from connectors.webhook import PushResult
 from hub.db import get_engine, session_scope
@@ -55,7 +56,7 @@ from hub.models import OutboxEvent, utcnow
 from recognition import audit, destinations
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
-from recognition.push import NO_SECRET, NOT_ACCEPTED, Pushers
+from recognition.push import NO_SECRET, NO_TOKEN, NOT_ACCEPTED, SMS, Pushers
 from recognition.scopes import DEPARTMENT_CASE_EVENTS, ScopeSet, event_scope
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
 
@@ -125,7 +126,7 @@ CONSUMER_REVOKED = "consumer revoked"
 NOT_RELEASED = "not released"  # + ": the consumer lacks <scope>"
 CONNECTION_FAILED = "connection failed"
 SOAP_FAULT = "SOAP fault"
-HUB_REASONS = frozenset({NO_SECRET, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, NOT_ACCEPTED})
+HUB_REASONS = frozenset({NO_SECRET, NO_TOKEN, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, NOT_ACCEPTED})
 
 
 @dataclass
@@ -150,6 +151,8 @@ class Target:
         """Why ``event`` must not go to this subscription, or ``None`` when it may."""
         if self.refusal is not None:
             return self.refusal
+        if (event.event_type == NOTICE_EVENT) != (self.channel == SMS):
+            return f"{NOT_RELEASED}: applicant notices go to the SMS gateway only, and only they"
         addressee = addressed_to(event)
         if event.event_type in DEPARTMENT_CASE_EVENTS:
             if self.scopes is None:
@@ -222,6 +225,10 @@ PAYLOAD_KINDS: dict[str, Personal] = {
     "legacy_codes": Personal.CODE,
     "resident_id": Personal.RESIDENT_ID,
     "holder_name": Personal.PARTY_NAME,
+    # an applicant's notice (case.notice): the number given at intake and the recipient (a person or
+    # an enterprise's contact: masked like a person's name)
+    "phone": Personal.PHONE,
+    "recipient_name": Personal.NAME,
 }
 
 
