@@ -13,6 +13,7 @@ import datetime as dt
 import getpass
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,7 +29,7 @@ from cases.catalogue import CATALOGUE_PATH, check_file
 from cases.errors import CaseRefused
 from cases.receipt import render_receipt
 from cases.schemas import IntakeIn, RevokeIn, StepIn
-from cases.stats import figures
+from cases.stats import Figures, figures
 from cases.views import case_out, case_summary, step_out
 from hub.db import get_engine, session_scope
 from hub.masking import scrub_text
@@ -253,7 +254,12 @@ def stats(
         for r in rows:
             _echo(r.as_dict())
         return
-    table = Table(title=f"cases received {first.isoformat()} – {last.isoformat()}, by {by}")
+    Console(width=140).print(figures_table(rows, f"cases received {first.isoformat()} – {last.isoformat()}, by {by}"))
+
+
+def figures_table(rows: Sequence[Figures], title: str) -> Table:
+    """The figures as the supervisors' table (``hub cases stats``, the demo's summary)."""
+    table = Table(title=title)
     for col in (
         "",
         "received",
@@ -281,4 +287,4 @@ def stats(
             pct(r.on_the_spot_rate), pct(r.early_rate), str(r.overdue), num(r.median_days), num(r.p90_days),
             f"{r.corrections_per_case:.2f}", str(r.evaluated), pct(r.poor_rate),
         )  # fmt: skip
-    Console(width=140).print(table)
+    return table
