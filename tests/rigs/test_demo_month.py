@@ -5,19 +5,25 @@ licences are listed together under the case, and the figures table prints."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import chinese_calendar
 import pytest
 from rich.console import Console
 from sqlalchemy import select
 
 from cases import service
+from cases.supervision_tables import CaseClock
+from cases.tables import CaseRecord
 from cases.views import case_out
 from hub.models import OutboxEvent
 from rigs.demo_month import SMS_TOKEN_ENV, MonthReplayed, print_month, run_month
 from tests.cases import world as w
 from tests.cases.world import World
+
+CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture()
@@ -50,5 +56,28 @@ def test_the_month_lights_pushes_tells_and_counts(city: World, tmp_path: Path, m
     assert "the month's figures" in out and "XK00101001" in out and "GG00201000" in out
     joint_figures = next(f for f in report.figures if f.key == "XK00101001")
     assert (joint_figures.evaluated, joint_figures.poor) == (1, 0)
+    assert_lights_agree_with_the_official_calendar(city, dt.date(2026, 11, 30))
     with pytest.raises(MonthReplayed):
         run_month(city.engine, city.service, tmp_path / "home", today=dt.date(2026, 11, 30))
+
+
+def assert_lights_agree_with_the_official_calendar(city: World, today: dt.date) -> None:
+    """Every stage still running at the end (accepted, then left): its working days used, overdue days
+    and light as chinese_calendar's own workday list and the 80% rule give them, not the hub's clock."""
+    with city.sessions() as s:
+        running = s.execute(
+            select(CaseRecord.code, CaseClock.department, CaseClock.used, CaseClock.overdue, CaseClock.light,
+                   CaseClock.promised_limit)
+            .join(CaseRecord, CaseRecord.id == CaseClock.case_id)
+            .where(CaseClock.state == "running", CaseClock.department != "*")
+        ).all()  # fmt: skip
+        assert len(running) >= 2  # the stalled stage (red) and yesterday's (yellow)
+        for code, department, used, overdue, light, limit in running:
+            case = service.find_case(s, code)
+            (accepted,) = [x for x in service.read(s, case).timeline
+                           if x.department == department and x.step.value == "accepted"]  # fmt: skip
+            day = accepted.occurred_at.astimezone(CST).date()
+            expected = len(chinese_calendar.get_workdays(day + dt.timedelta(days=1), today))
+            light_expected = "red" if expected > limit else "yellow" if expected >= math.ceil(0.8 * limit) else "green"
+            assert (used, overdue, light) == (expected, max(0, expected - limit), light_expected), code
+        assert {r.light for r in running} >= {"yellow", "red"}
