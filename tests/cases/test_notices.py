@@ -13,8 +13,10 @@ from sqlalchemy import select
 
 from cases import intake, notices, service
 from cases.catalogue import load_catalogue
+from cases.ingest import ReportedStep, ingest_steps, settle
 from cases.schemas import IntakeIn, StepIn
 from cases.steps import Step
+from cases.supervision_tables import CaseConclusion
 from hub.models import OutboxEvent
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
@@ -126,3 +128,22 @@ def test_the_agent_s_number_when_the_applicant_gave_none_and_no_notice_without_a
         "agent", "13957700001", "王建国")  # fmt: skip
     silent = take_in(city, joint_registration() | {"applicant": applicant})
     assert sent(city, silent) == []
+
+
+def test_steps_in_bulk_conclude_the_case_and_tell_the_applicant_once(city: World) -> None:
+    code = take_in(city, joint_registration())
+    reported = [
+        ReportedStep(code, department, seq, kind.value, at(17, 10 + seq + (0 if department == "commerce" else 3)))
+        for department in ("commerce", "tax", "public_security")
+        for seq, kind in enumerate((Step.ACCEPTED, Step.APPROVED, Step.RESULT_ISSUED), start=1)
+    ]
+    for _ in range(2):  # the batch again (a retried task): nothing new
+        with city.sessions() as s:
+            done = ingest_steps(s, reported, actor="feed", now=at(18))
+            settle(s, [service.find_case(s, code).id], now=at(18))
+            s.commit()
+    assert done.appended == 0 and done.resent == len(reported)
+    assert [e.payload["notice"] for e in sent(city, code)] == ["accepted", "concluded_pickup"]
+    with city.sessions() as s:
+        (row,) = s.scalars(select(CaseConclusion))
+        assert (row.outcome, [e["license_type_code"] for e in row.expected]) == ("granted", ["1101", "1102", "1103"])
