@@ -16,8 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.errors import CaseRefused, Refusal
+from cases.schemas import EvaluationOut
 from cases.supervision_tables import CaseEvaluation
 from cases.tables import CaseRecord
+from hub.masking import scrub_text
 from hub.models import utcnow
 
 #: The five grades, best first, with their words on the evaluation device (评价器).
@@ -73,3 +75,13 @@ def evaluate(
     session.add(row)
     session.flush()
     return Evaluated(row, False)
+
+
+def out(row: CaseEvaluation, code: str, *, personal: bool, replayed: bool = False) -> EvaluationOut:
+    """The evaluation as it leaves the hub: the comment scrubbed of ids and phones unless ``personal``."""
+    comment = row.comment if personal or row.comment is None else scrub_text(row.comment)
+    evaluated_at = row.evaluated_at if row.evaluated_at.tzinfo else row.evaluated_at.replace(tzinfo=dt.UTC)
+    return EvaluationOut(
+        code=code, grade=row.grade, grade_name=GRADES[row.grade], poor=row.grade in POOR, comment=comment,
+        channel=row.channel, evaluated_at=evaluated_at, replayed=replayed,
+    )  # fmt: skip

@@ -333,6 +333,19 @@ class ConclusionOut(_Out):
     tracking_number: str | None
 
 
+class EvaluationOut(_Out):
+    """好差评: the applicant's evaluation of a concluded case."""
+
+    code: str = Field(description="The case's supervision code")
+    grade: str
+    grade_name: str = Field(description="The grade's words (非常满意 … 非常不满意)")
+    poor: bool = Field(description="差评: a supervisor follows it up")
+    comment: str | None = Field(description="Scrubbed of ids and phone numbers unless the caller reads personal data")
+    channel: str
+    evaluated_at: dt.datetime
+    replayed: bool = False
+
+
 class CaseOut(_Out):
     """A case (办件) and its timeline: every step of every department, placed by its time."""
 
@@ -355,6 +368,7 @@ class CaseOut(_Out):
     authorisations: list[AuthorisationOut] = Field(default_factory=list)
     results: list[ResultOut] = Field(default_factory=list, description="The licences issued for this case")
     conclusion: ConclusionOut | None = Field(default=None, description="Once concluded (办结)")
+    evaluation: EvaluationOut | None = Field(default=None, description="The applicant's evaluation (好差评), once left")
     flags: list[str] = Field(
         default_factory=list,
         description="What needs a look, e.g. a licence it relied on revoked since (M04:licence_revoked)",

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from cases import authorisation
 from cases import conclusion as concl
+from cases import evaluation as evaluations
 from cases import service as svc
 from cases.schemas import (
     CaseOut,
@@ -36,7 +37,7 @@ from cases.schemas import (
     StageOut,
     StepOut,
 )
-from cases.supervision_tables import CaseConclusion
+from cases.supervision_tables import CaseConclusion, CaseEvaluation
 from cases.tables import CaseAuthorisation, CaseMaterial, CaseRecord, CaseStep
 from e_license_store.index import get_license, licenses_of_case
 from hub.masking import Party, Personal, mask, mask_fields, scrub_text
@@ -136,7 +137,8 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
         delivery = mask_fields(delivery, DELIVERY_KINDS)
     detail = case.outcome_detail or {}
     results = licenses_of_case(session, case.code)
-    concluded = conclusion_out(session.get(CaseConclusion, case.id), results, reading.timeline)
+    row = session.get(CaseConclusion, case.id) if case.status in evaluations.CONCLUDED else None
+    concluded = conclusion_out(row, results, reading.timeline)
     flags = [f"{m.code}:{m.flag}" for m in materials if m.flag]
     flags += [f"licence_missing:{t}" for t in (concluded.missing if concluded else ())]
     return CaseOut(
@@ -153,12 +155,19 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
                       issue_date=r.issue_date, version=r.version, status=r.status)
             for r in results
         ],
-        conclusion=concluded, flags=flags,
+        conclusion=concluded, flags=flags, evaluation=_evaluation(session, case, personal),
         subject=case.subject if personal or case.subject is None else str(mask(case.subject, SUBJECT_KIND)),
         missing=_missing(detail.get("missing"), personal),
         reasons=[_text(r, personal) or "" for r in detail.get("reasons") or ()], stages=stages,
         held_by=reading.held_by, timeline=timeline, masked=not personal, replayed=replayed,
     )  # fmt: skip
+
+
+def _evaluation(session: Session, case: CaseRecord, personal: bool) -> Any:
+    if case.status not in evaluations.CONCLUDED:
+        return None  # only a concluded case is evaluated: no query for the others
+    row = session.scalar(select(CaseEvaluation).where(CaseEvaluation.case_id == case.id))
+    return evaluations.out(row, case.code, personal=personal) if row is not None else None
 
 
 def conclusion_out(row: CaseConclusion | None, results: Sequence[Any], timeline: Sequence[Any]) -> ConclusionOut | None:

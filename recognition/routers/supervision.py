@@ -32,10 +32,10 @@ from sqlalchemy.orm import Session
 
 from cases import evaluation, supervision
 from cases.errors import CaseRefused, Refusal
+from cases.schemas import EvaluationOut
 from cases.service import find_case, utc
 from cases.stats import figures
 from cases.tables import CaseRecord
-from hub.masking import scrub_text
 from hub.models import local_today
 from recognition.dependencies import AppContext, CallerDep, SessionDep, record, require
 from recognition.problems import ProblemError, missing_scope, responses
@@ -223,19 +223,6 @@ class EvaluationIn(BaseModel):
     channel: Literal["window", "portal", "app", "sms"] = Field(default="portal", description="Where it was left")
 
 
-class EvaluationOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(description="The case's supervision code")
-    grade: str
-    grade_name: str = Field(description="The grade's words (非常满意 … 非常不满意)")
-    poor: bool = Field(description="差评: a supervisor follows it up")
-    comment: str | None = Field(description="Scrubbed of ids and phone numbers unless the caller reads personal data")
-    channel: str
-    evaluated_at: dt.datetime
-    replayed: bool = False
-
-
 _STATUS = {Refusal.INVALID: 422, Refusal.CONFLICT: 409, Refusal.FORBIDDEN: 403, Refusal.NOT_FOUND: 404}
 
 
@@ -258,12 +245,7 @@ async def evaluate(
     try:
         case = find_case(s, code, department=c.principal.department)
         done = evaluation.evaluate(s, case, body.grade, body.comment, channel=body.channel, by=c.principal.name)
-        row = done.row
-        comment = row.comment if c.principal.scopes.personal or row.comment is None else scrub_text(row.comment)
-        out = EvaluationOut(
-            code=case.code, grade=row.grade, grade_name=evaluation.GRADES[row.grade], poor=row.grade in evaluation.POOR,
-            comment=comment, channel=row.channel, evaluated_at=utc(row.evaluated_at), replayed=done.replayed,
-        )  # fmt: skip
+        out = evaluation.out(done.row, case.code, personal=c.principal.scopes.personal, replayed=done.replayed)
         s.commit()
     except CaseRefused as exc:
         s.rollback()

@@ -51,6 +51,9 @@ def test_a_concluded_case_is_evaluated_once_and_counted(city: World, client: Tes
     assert again.status_code == 200 and again.json()["replayed"] is True
     other = evaluate(client, city, code, grade="very_satisfied")
     assert (other.status_code, other.json()["code"]) == (409, "already_evaluated")
+    shown = client.get(f"/v1/cases/{code}", headers=auth(city.tokens["portal"])).json()["evaluation"]
+    assert {k: v for k, v in shown.items() if k != "evaluated_at"} == {
+        **{k: v for k, v in body.items() if k != "evaluated_at"}, "replayed": False}  # fmt: skip
     with city.sessions() as s:
         (row,) = s.scalars(select(CaseEvaluation))
         assert (row.grade, row.comment, row.recorded_by) == ("dissatisfied", comment, "portal_writer")
