@@ -18,6 +18,7 @@ from cases.schemas import IntakeIn, StepIn
 from cases.steps import Step
 from cases.supervision_tables import CaseConclusion
 from hub.models import OutboxEvent
+from recognition.delivery import mask_payload
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
 
@@ -147,3 +148,11 @@ def test_steps_in_bulk_conclude_the_case_and_tell_the_applicant_once(city: World
     with city.sessions() as s:
         (row,) = s.scalars(select(CaseConclusion))
         assert (row.outcome, [e["license_type_code"] for e in row.expected]) == ("granted", ["1101", "1102", "1103"])
+
+
+def test_a_notice_shown_or_archived_has_its_number_and_name_masked(city: World) -> None:
+    code = take_in(city, joint_registration())
+    (event,) = sent(city, code)
+    masked = mask_payload(dict(event.payload))
+    assert (masked["phone"], masked["recipient_name"]) == ("138****2345", "陈**")
+    assert masked["params"] == event.payload["params"] and masked["template_code"] == event.payload["template_code"]
