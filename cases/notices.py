@@ -12,9 +12,10 @@ dead-lettered, replayable, in order per case; a notice that cannot be sent holds
 case's later notices, never the case.
 
 The number is the one the intake form gave: the applicant's, else the agent's (代办员), never one
-looked up elsewhere; a case with neither gets no notice. The event carries the number and the
-recipient's name for the gateway (fields ``phone`` and ``recipient_name``, masked by kind wherever
-an event is shown or archived: :data:`recognition.delivery.PAYLOAD_KINDS`); its key carries neither.
+looked up elsewhere; a case with neither gets no notice. The event carries no personal data — the
+case, the notice, the template and its parameters, and whose number it goes to (``applicant`` or
+``agent``); the delivery worker reads the number and the name from the case when it sends
+(:func:`contacts`), so the outbox and its archive never hold them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.catalogue import WINDOW, Catalogue, load_catalogue
@@ -44,6 +46,19 @@ def recipient(case: CaseRecord) -> tuple[str, str, str] | None:
     if str(agent.get("phone") or "").strip():
         return "agent", str(agent["phone"]).strip(), str(agent.get("name") or "")
     return None
+
+
+def contacts(session: Session, codes: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(phone, name) of each case's recipient (:func:`recipient`), by supervision code: what the
+    delivery worker adds to a notice as it sends it."""
+    out: dict[str, tuple[str, str]] = {}
+    wanted_codes = sorted(set(codes))
+    for lo in range(0, len(wanted_codes), 1000):
+        for case in session.scalars(select(CaseRecord).where(CaseRecord.code.in_(wanted_codes[lo : lo + 1000]))):
+            to = recipient(case)
+            if to is not None:
+                out[case.code] = (to[1], to[2])
+    return out
 
 
 def wanted(case: CaseRecord, timeline: Sequence[LoggedStep], status: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -92,10 +107,10 @@ def _event(
     case: CaseRecord, templates: Templates, to: tuple[str, str, str], suffix: str, kind: str, params: dict[str, Any]
 ) -> dict[str, Any]:
     template = templates.template(kind)
-    role, phone, name = to
+    role = to[0]
     filled = {"item": case.item_name, "code": supervision_code.format(case.code), **params}
     payload = {
-        "code": case.code, "notice": kind, "recipient": role, "phone": phone, "recipient_name": name,
+        "code": case.code, "notice": kind, "recipient": role,
         "sign_name": templates.signature, "template_code": template.template_code,
         "params": {k: str(v) for k, v in filled.items() if k in template.parameters},
     }  # fmt: skip
