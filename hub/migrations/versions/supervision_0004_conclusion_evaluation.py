@@ -22,9 +22,7 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     op.create_table(
         "case_conclusion",
-        sa.Column(
-            "case_id", BigId, sa.ForeignKey("case_record.id", name="fk_case_conclusion_case"), primary_key=True
-        ),
+        sa.Column("case_id", BigId, sa.ForeignKey("case_record.id", name="fk_case_conclusion_case"), primary_key=True),
         sa.Column("outcome", sa.String(10), nullable=False),
         sa.Column("concluded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expected", sa.JSON(), nullable=False),
