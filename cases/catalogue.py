@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import jsonschema
 from stdnum.cn import uscc as stdnum_uscc
 
+from cases import notice_templates
 from e_license_store.catalogue import LicenseType
 from e_license_store.catalogue import load_catalogue as load_licence_types
 from hub.regions import division
@@ -163,6 +164,8 @@ class Catalogue:
     region_code: str
     departments: Mapping[str, Department]
     items: Mapping[str, Item]
+    #: the applicant's SMS notices (``notices:``), when the catalogue declares them
+    notices: notice_templates.Templates | None = field(default=None)
 
     def item(self, code: str) -> Item:
         try:
@@ -213,6 +216,7 @@ def _semantic(data: Mapping[str, Any], add: Any, licence_types: Mapping[str, Lic
             add((*where, "code"), f"item code {item['code']} also at items[{seen_items[item['code']]}]")
         seen_items.setdefault(item["code"], i)
         _check_item(item, where, departments, licence_types, add)
+    notice_templates.check(data.get("notices"), add)
 
 
 def _check_item(
@@ -352,7 +356,8 @@ def parse(data: Mapping[str, Any]) -> Catalogue:
                                      m.get("commitment", False)) for m in raw["materials"]),
             region_code=str(data["region_code"]), lead_authority_code=departments[raw["lead"]].authority_code,
         )  # fmt: skip
-    return Catalogue(str(data["region_code"]), departments, items)
+    notices = notice_templates.parse(data["notices"]) if data.get("notices") else None
+    return Catalogue(str(data["region_code"]), departments, items, notices)
 
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:

@@ -13,6 +13,7 @@ import datetime as dt
 import getpass
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,7 +29,7 @@ from cases.catalogue import CATALOGUE_PATH, check_file
 from cases.errors import CaseRefused
 from cases.receipt import render_receipt
 from cases.schemas import IntakeIn, RevokeIn, StepIn
-from cases.stats import figures
+from cases.stats import Figures, figures
 from cases.views import case_out, case_summary, step_out
 from hub.db import get_engine, session_scope
 from hub.masking import scrub_text
@@ -235,7 +236,8 @@ def stats(
     by: Annotated[str, typer.Option(help="item or department")] = "item",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table")] = False,
 ) -> None:
-    """The figures supervisors report: received, concluded, on the spot, early, overdue, working days, corrections."""
+    """The figures supervisors report: received, concluded, on the spot, early, overdue, working days, corrections,
+    evaluations (好差评) and poor ones."""
     if by not in ("item", "department"):
         _fail("--by is item or department", 2)
     today = local_today()
@@ -252,8 +254,25 @@ def stats(
         for r in rows:
             _echo(r.as_dict())
         return
-    table = Table(title=f"cases received {first.isoformat()} – {last.isoformat()}, by {by}")
-    for col in ("", "received", "concluded", "on the spot", "early", "overdue", "median", "p90", "corr./case"):
+    Console(width=140).print(figures_table(rows, f"cases received {first.isoformat()} – {last.isoformat()}, by {by}"))
+
+
+def figures_table(rows: Sequence[Figures], title: str) -> Table:
+    """The figures as the supervisors' table (``hub cases stats``, the demo's summary)."""
+    table = Table(title=title)
+    for col in (
+        "",
+        "received",
+        "concluded",
+        "on the spot",
+        "early",
+        "overdue",
+        "median",
+        "p90",
+        "corr./case",
+        "evaluated",
+        "poor",
+    ):
         table.add_column(col, justify="left" if not col else "right")
 
     def pct(x: float | None) -> str:
@@ -266,6 +285,6 @@ def stats(
         table.add_row(
             f"{r.key} {r.name}" if r.key != r.name else r.key, str(r.received), str(r.concluded),
             pct(r.on_the_spot_rate), pct(r.early_rate), str(r.overdue), num(r.median_days), num(r.p90_days),
-            f"{r.corrections_per_case:.2f}",
+            f"{r.corrections_per_case:.2f}", str(r.evaluated), pct(r.poor_rate),
         )  # fmt: skip
-    Console(width=140).print(table)
+    return table

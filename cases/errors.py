@@ -66,4 +66,8 @@ CODES: dict[str, str] = {
     "authorisation_missing": "no authorisation covers the material (a department reading its licence)",
     "department_key_required": "a licence of a case is read by a department-bound key (a department with a stage)",
     "material_not_a_licence": "the material of the case is not provided by a licence",
+    "delivery_incomplete": "the window's delivered step names a carrier without a tracking number, or the reverse",
+    "case_not_concluded": "an evaluation (好差评) of a case that is not concluded",
+    "already_evaluated": "another evaluation of a case evaluated already",
+    "invalid_grade": "an evaluation's grade is not one of the five",
 }

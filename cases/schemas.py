@@ -198,6 +198,12 @@ class StepIn(_In):
     approved_by: str | None = Field(
         default=None, min_length=1, max_length=100, description="extended: who approved it (本机关负责人)"
     )
+    carrier: str | None = Field(
+        default=None, min_length=1, max_length=40, description="the window's delivered by post: the carrier (快递)"
+    )
+    tracking_number: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9-]{6,40}$", description="the window's delivered by post: its tracking number"
+    )
 
 
 class ItemOut(_Out):
@@ -305,6 +311,41 @@ class ResultOut(_Out):
     status: str
 
 
+class PromisedOut(_Out):
+    """A licence an approved stage issues (the catalogue's ``yields``), and the one issued, if any."""
+
+    department: str
+    license_type_code: str
+    license_id: str | None = Field(description="The licence issued for the case; null while missing")
+
+
+class ConclusionOut(_Out):
+    """办结 and 出件: the outcome, the licences issued together, and how the result left the window."""
+
+    outcome: str = Field(description="granted, or rejected (不予许可)")
+    concluded_at: dt.datetime = Field(description="When the last stage concluded")
+    licences: list[PromisedOut]
+    missing: list[str] = Field(description="Licence types promised and not in the store under the case's code")
+    flagged: bool = Field(description="Still missing after the grace period: announced to the supervision office")
+    output: str | None = Field(description="pickup (at the window) or post; null while the result waits")
+    output_at: dt.datetime | None
+    carrier: str | None
+    tracking_number: str | None
+
+
+class EvaluationOut(_Out):
+    """好差评: the applicant's evaluation of a concluded case."""
+
+    code: str = Field(description="The case's supervision code")
+    grade: str
+    grade_name: str = Field(description="The grade's words (非常满意 … 非常不满意)")
+    poor: bool = Field(description="差评: a supervisor follows it up")
+    comment: str | None = Field(description="Scrubbed of ids and phone numbers unless the caller reads personal data")
+    channel: str
+    evaluated_at: dt.datetime
+    replayed: bool = False
+
+
 class CaseOut(_Out):
     """A case (办件) and its timeline: every step of every department, placed by its time."""
 
@@ -326,6 +367,8 @@ class CaseOut(_Out):
     materials: list[MaterialOut]
     authorisations: list[AuthorisationOut] = Field(default_factory=list)
     results: list[ResultOut] = Field(default_factory=list, description="The licences issued for this case")
+    conclusion: ConclusionOut | None = Field(default=None, description="Once concluded (办结)")
+    evaluation: EvaluationOut | None = Field(default=None, description="The applicant's evaluation (好差评), once left")
     flags: list[str] = Field(
         default_factory=list,
         description="What needs a look, e.g. a licence it relied on revoked since (M04:licence_revoked)",

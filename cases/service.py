@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases import authorisation, dispatch, parties, supervision
+from cases import authorisation, conclusion, dispatch, notices, parties, supervision
 from cases import materials as mat
 from cases import steps as st
 from cases.catalogue import WINDOW, Catalogue, Item, load_catalogue
@@ -226,7 +226,8 @@ def open_stages(session: Session, case: CaseRecord, item: Item, at: dt.datetime)
 
 
 def refresh(session: Session, case: CaseRecord, now: dt.datetime | None = None) -> Reading:
-    """Re-read the case after a change: its status, and its clocks and lights (:mod:`cases.supervision`)."""
+    """Re-read the case after a change: its status, its clocks and lights (:mod:`cases.supervision`), its
+    conclusion (:mod:`cases.conclusion`) and the applicant's notices it calls for (:mod:`cases.notices`)."""
     reading = read(session, case)
     case.status = reading.status
     case.updated_at = utc(now) if now else utcnow()
@@ -234,6 +235,8 @@ def refresh(session: Session, case: CaseRecord, now: dt.datetime | None = None) 
     supervision.store_clocks(
         session, case, reading.timeline, reading.status, today=local_day(case.updated_at), dispatches=reading.dispatches
     )
+    conclusion.record(session, case, reading.timeline, reading.status)  # 办结: outcome, licences promised
+    notices.notify(session, case, reading.timeline, reading.status)  # the applicant told (短信告知)
     return reading
 
 
@@ -285,6 +288,7 @@ def record_step(
             )
         detail["missing"] = [m.model_dump(mode="json", exclude_none=True) for m in body.missing]
     detail.update(_clock_detail(body))
+    detail.update(_delivery_detail(body))
     supplied = body.supplied or []
     if supplied:
         if not (department == WINDOW and body.step is st.Step.RESUMED):
@@ -337,6 +341,21 @@ def _clock_detail(body: StepIn) -> dict[str, Any]:
     if body.days is not None:
         detail["days"], detail["approved_by"] = body.days, body.approved_by
     return detail
+
+
+def _delivery_detail(body: StepIn) -> dict[str, Any]:
+    """The window's delivered step (送达): picked up at the window, or posted with its carrier and
+    tracking number (both, or neither)."""
+    posted = (body.carrier, body.tracking_number)
+    if body.step is not st.Step.DELIVERED:
+        if posted != (None, None):
+            raise CaseRefused("step_not_allowed", "only the window's delivered step names a carrier")
+        return {}
+    if (body.carrier is None) != (body.tracking_number is None):
+        raise CaseRefused("delivery_incomplete", "a posted result names its carrier and its tracking number")
+    if body.carrier is None:
+        return {"method": "pickup"}
+    return {"method": "post", "carrier": body.carrier, "tracking_number": body.tracking_number}
 
 
 def _supplied(

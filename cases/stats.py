@@ -9,7 +9,10 @@ clock) or by department (each department's stage clock):
 - ``early`` — concluded before the promised limit (提前办结, ``early_rate``; on the spot counts);
 - ``overdue`` — over the promised limit, open or concluded;
 - ``median_days`` and ``p90_days`` — working days used by those concluded;
-- ``corrections_per_case`` — correction requests (补正) per case received.
+- ``corrections_per_case`` — correction requests (补正) per case received;
+- ``evaluated`` and ``poor`` — the applicants' evaluations (好差评) of those cases, and how many of
+  them were poor (差评: 不满意, 非常不满意; ``poor_rate``); by department, a case's evaluation counts
+  for every department with a stage in it.
 
 Read from the stored clocks (:mod:`cases.supervision`) and the step log, never recomputed per
 case.
@@ -23,13 +26,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, case, func, literal_column, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from cases.clock import CASE, ENDED
+from cases.evaluation import POOR
 from cases.steps import Step
-from cases.supervision_tables import CaseClock
-from cases.tables import CaseRecord, CaseStep
+from cases.supervision_tables import CaseClock, CaseEvaluation
+from cases.tables import CaseDispatch, CaseRecord, CaseStep
 
 By = Literal["item", "department"]
 
@@ -46,6 +50,12 @@ class Figures:
     median_days: float | None
     p90_days: float | None
     corrections_per_case: float
+    evaluated: int = 0
+    poor: int = 0
+
+    @property
+    def poor_rate(self) -> float | None:
+        return round(self.poor / self.evaluated, 4) if self.evaluated else None
 
     @property
     def on_the_spot_rate(self) -> float | None:
@@ -56,7 +66,8 @@ class Figures:
         return round(self.early / self.concluded, 4) if self.concluded else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "on_the_spot_rate": self.on_the_spot_rate, "early_rate": self.early_rate}
+        return {**asdict(self), "on_the_spot_rate": self.on_the_spot_rate, "early_rate": self.early_rate,
+                "poor_rate": self.poor_rate}  # fmt: skip
 
 
 def figures(session: Session, *, since: dt.date, until: dt.date, by: By = "item") -> list[Figures]:
@@ -105,13 +116,36 @@ def figures(session: Session, *, since: dt.date, until: dt.date, by: By = "item"
         columns=["key", "n"],
     )
     per_key = dict(zip(corrections["key"], corrections["n"], strict=True))
-    out = [_row(str(k), str(g["name"].min()), g, int(per_key.get(k, 0))) for k, g in counted.groupby("key", sort=True)]
+    graded = _evaluations(session, in_period, by)
+    out = [
+        _row(str(k), str(g["name"].min()), g, int(per_key.get(k, 0)), graded.get(str(k), (0, 0)))
+        for k, g in counted.groupby("key", sort=True)
+    ]
     if len(counted):
-        out.append(_row("*", "all", counted, int(corrections["n"].sum())))
+        out.append(_row("*", "all", counted, int(corrections["n"].sum()), graded.get("*", (0, 0))))
     return out
 
 
-def _row(key: str, name: str, g: pd.DataFrame, corrections: int) -> Figures:
+def _evaluations(session: Session, in_period: ColumnElement[bool], by: By) -> dict[str, tuple[int, int]]:
+    """(evaluated, poor) per group, and for all (``*``: each case once)."""
+    poor = func.count(CaseEvaluation.id).filter(CaseEvaluation.grade.in_(sorted(POOR)))
+    q = select(func.count(CaseEvaluation.id), poor).select_from(CaseRecord)
+    q = q.join(CaseEvaluation, CaseEvaluation.case_id == CaseRecord.id).where(in_period)
+    total = session.execute(q).one()
+    out = {"*": (int(total[0]), int(total[1]))}
+    if by == "item":
+        rows = session.execute(q.add_columns(CaseRecord.item_code).group_by(CaseRecord.item_code)).all()
+    else:
+        rows = session.execute(
+            q.join(CaseDispatch, CaseDispatch.case_id == CaseRecord.id)
+            .add_columns(CaseDispatch.department)
+            .group_by(CaseDispatch.department)
+        ).all()
+    out.update({str(key): (int(n), int(p)) for n, p, key in rows})
+    return out
+
+
+def _row(key: str, name: str, g: pd.DataFrame, corrections: int, graded: tuple[int, int] = (0, 0)) -> Figures:
     """One group's figures from its counts (``n`` clocks per ended, used, early, late)."""
     n = g["n"].to_numpy(dtype=np.int64)
     ended = g["ended"].to_numpy() == 1
@@ -129,4 +163,6 @@ def _row(key: str, name: str, g: pd.DataFrame, corrections: int) -> Figures:
         median_days=float(np.median(days)) if len(days) else None,
         p90_days=float(np.percentile(days, 90)) if len(days) else None,
         corrections_per_case=round(corrections / received, 4) if received else 0.0,
+        evaluated=graded[0],
+        poor=graded[1],
     )

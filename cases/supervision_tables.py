@@ -7,14 +7,16 @@
 - ``case_light_change`` — every change of light with its time (append-only): the case's log of
   lights, what the supervision office is told.
 - ``case_escalation`` — 督办: a stage that turned red, the department pressed, the working days
-  overdue, and the department's acknowledgement when posted back.
+  overdue, and the department's acknowledgement when posted back;
+- ``case_conclusion`` — 办结: the outcome, the licences promised and any still missing (flagged);
+- ``case_evaluation`` — 好差评: the applicant's grade and comment on a concluded case.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base
@@ -97,3 +99,49 @@ class CaseLightGauge(Base):
     open_clocks: Mapped[int] = mapped_column(Integer)
     as_of: Mapped[dt.date] = mapped_column(Date)
     counted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseEvaluation(Base):
+    """好差评: the applicant's evaluation of a concluded case — one per case, a grade and a comment."""
+
+    __tablename__ = "case_evaluation"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("case_record.id", name="fk_case_evaluation_case"), unique=True, index=True
+    )
+    #: :data:`cases.evaluation.GRADES`: very_satisfied 非常满意 … very_dissatisfied 非常不满意
+    grade: Mapped[str] = mapped_column(String(20))
+    #: the applicant's words, scrubbed when shown
+    comment: Mapped[str | None] = mapped_column(Text)
+    #: where it was left: window (评价器), portal (网上), app, sms (短信回复)
+    channel: Mapped[str] = mapped_column(String(10))
+    evaluated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: the consumer that recorded it (the portal or the window acting for the applicant)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+
+
+class CaseConclusion(Base):
+    """办结: a case concluded with its outcome, the licences its stages promised, and those still missing.
+
+    Written once, when the case's log first adds up to concluded or rejected; ``missing`` is brought
+    up to date by the supervision task until every promised licence is in the store (``complete``),
+    and a case still missing one after the grace period is flagged (``flagged_at``) and announced."""
+
+    __tablename__ = "case_conclusion"
+    __table_args__ = (Index("ix_case_conclusion_complete", "complete"),)
+
+    case_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("case_record.id", name="fk_case_conclusion_case"), primary_key=True
+    )
+    #: ``granted`` (every stage approved) or ``rejected`` (不予许可)
+    outcome: Mapped[str] = mapped_column(String(10))
+    #: when the last stage's result was issued
+    concluded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: [{"department", "license_type_code"}]: the licences the approved stages issue (catalogue ``yields``)
+    expected: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    #: those of ``expected`` not (yet) in the e-licence store under the case's supervision code
+    missing: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    flagged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -20,19 +20,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import authorisation
+from cases import conclusion as concl
+from cases import evaluation as evaluations
 from cases import service as svc
 from cases.schemas import (
     CaseOut,
     CaseSummary,
+    ConclusionOut,
     DeliveryOut,
     ItemOut,
     MaterialOut,
     MissingOut,
     PartyOut,
+    PromisedOut,
     ResultOut,
     StageOut,
     StepOut,
 )
+from cases.supervision_tables import CaseConclusion, CaseEvaluation
 from cases.tables import CaseAuthorisation, CaseMaterial, CaseRecord, CaseStep
 from e_license_store.index import get_license, licenses_of_case
 from hub.masking import Party, Personal, mask, mask_fields, scrub_text
@@ -131,6 +136,11 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
     if not personal:
         delivery = mask_fields(delivery, DELIVERY_KINDS)
     detail = case.outcome_detail or {}
+    results = licenses_of_case(session, case.code)
+    row = session.get(CaseConclusion, case.id) if case.status in evaluations.CONCLUDED else None
+    concluded = conclusion_out(row, results, reading.timeline)
+    flags = [f"{m.code}:{m.flag}" for m in materials if m.flag]
+    flags += [f"licence_missing:{t}" for t in (concluded.missing if concluded else ())]
     return CaseOut(
         code=case.code, printed_code=supervision_code.format(case.code),
         item=ItemOut(code=case.item_code, name=case.item_name, implementation_code=case.implementation_code,
@@ -143,13 +153,38 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
             ResultOut(license_id=r.license_id, license_type_code=r.license_type_code,
                       license_type_name=r.license_type_name, issuer_code=r.issuer_code, issuer_name=r.issuer_name,
                       issue_date=r.issue_date, version=r.version, status=r.status)
-            for r in licenses_of_case(session, case.code)
+            for r in results
         ],
-        flags=[f"{m.code}:{m.flag}" for m in materials if m.flag],
+        conclusion=concluded, flags=flags, evaluation=_evaluation(session, case, personal),
         subject=case.subject if personal or case.subject is None else str(mask(case.subject, SUBJECT_KIND)),
         missing=_missing(detail.get("missing"), personal),
         reasons=[_text(r, personal) or "" for r in detail.get("reasons") or ()], stages=stages,
         held_by=reading.held_by, timeline=timeline, masked=not personal, replayed=replayed,
+    )  # fmt: skip
+
+
+def _evaluation(session: Session, case: CaseRecord, personal: bool) -> Any:
+    if case.status not in evaluations.CONCLUDED:
+        return None  # only a concluded case is evaluated: no query for the others
+    row = session.scalar(select(CaseEvaluation).where(CaseEvaluation.case_id == case.id))
+    return evaluations.out(row, case.code, personal=personal) if row is not None else None
+
+
+def conclusion_out(row: CaseConclusion | None, results: Sequence[Any], timeline: Sequence[Any]) -> ConclusionOut | None:
+    """The case's conclusion with the licences issued for it now (a promised type without one is missing)."""
+    if row is None:
+        return None
+    issued: dict[str, str] = {}
+    for r in results:
+        issued.setdefault(r.license_type_code, r.license_id)
+    promised = [PromisedOut(department=e["department"], license_type_code=e["license_type_code"],
+                            license_id=issued.get(e["license_type_code"])) for e in row.expected]  # fmt: skip
+    out = concl.output(timeline) or {}
+    return ConclusionOut(
+        outcome=row.outcome, concluded_at=svc.utc(row.concluded_at), licences=promised,
+        missing=[p.license_type_code for p in promised if p.license_id is None], flagged=row.flagged_at is not None,
+        output=out.get("method"), output_at=out.get("at"), carrier=out.get("carrier"),
+        tracking_number=out.get("tracking_number"),
     )  # fmt: skip
 
 

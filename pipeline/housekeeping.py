@@ -149,13 +149,19 @@ def archive_audit(run_id: str, before: dt.datetime | None = None) -> dict[str, A
 
 def supervise(run_id: str, today: dt.date | None = None) -> dict[str, Any]:
     """Bring every running case clock up to today and light it (电子监察): yellow and red changes are
-    logged and announced to the supervision office, red stages escalated (督办)."""
+    logged and announced to the supervision office, red stages escalated (督办); concluded cases still
+    missing a promised licence looked at again, and flagged past their grace."""
+    from cases.conclusion import check_missing  # noqa: PLC0415 - task body, lazy for DAG parse (cases ~0.15 s)
     from cases.supervision import recompute_lights  # noqa: PLC0415 - task body, lazy for DAG parse (cases ~0.15 s)
 
     with session_scope(get_engine()) as session:
         done = recompute_lights(session, today=today or local_today())
+        checked = check_missing(session)
     kill_point("supervision.committed")  # a re-run finds every clock lit as of today: it writes nothing
     log.info(
         "supervision: %d running clocks, %d updated, %d changes of light", done.running, done.updated, done.changes
     )
+    if checked.looked_at:
+        log.info("supervision: %d conclusions missing a licence, %d now complete, %d flagged",
+                 checked.looked_at, checked.completed, checked.flagged)  # fmt: skip
     return {"running": done.running, "updated": done.updated, "changes": done.changes}

@@ -45,6 +45,7 @@ from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
+from cases.notices import NOTICE_EVENT, contacts
 from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused
 from connectors.webhook import PushResult
 from hub.db import get_engine, session_scope
@@ -55,7 +56,7 @@ from hub.models import OutboxEvent, utcnow
 from recognition import audit, destinations
 from recognition import subscriptions as subs_mod
 from recognition.config import RecognitionSettings
-from recognition.push import NO_SECRET, NOT_ACCEPTED, Pushers
+from recognition.push import NO_SECRET, NO_TOKEN, NOT_ACCEPTED, SMS, Pushers
 from recognition.scopes import DEPARTMENT_CASE_EVENTS, ScopeSet, event_scope
 from recognition.tables import Consumer, Cursor, Delivery, FanoutMark, Subscription
 
@@ -125,7 +126,7 @@ CONSUMER_REVOKED = "consumer revoked"
 NOT_RELEASED = "not released"  # + ": the consumer lacks <scope>"
 CONNECTION_FAILED = "connection failed"
 SOAP_FAULT = "SOAP fault"
-HUB_REASONS = frozenset({NO_SECRET, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, NOT_ACCEPTED})
+HUB_REASONS = frozenset({NO_SECRET, NO_TOKEN, MISSING, CONSUMER_REVOKED, subs_mod.SUBSCRIPTION_DELETED, NOT_ACCEPTED})
 
 
 @dataclass
@@ -150,6 +151,8 @@ class Target:
         """Why ``event`` must not go to this subscription, or ``None`` when it may."""
         if self.refusal is not None:
             return self.refusal
+        if (event.event_type == NOTICE_EVENT) != (self.channel == SMS):
+            return f"{NOT_RELEASED}: applicant notices go to the SMS gateway only, and only they"
         addressee = addressed_to(event)
         if event.event_type in DEPARTMENT_CASE_EVENTS:
             if self.scopes is None:
@@ -427,9 +430,14 @@ class _Outcome:
 
 
 def _send_chain(
-    pushers: Pushers, chain: Sequence[tuple[Delivery, Target | None, OutboxEvent | None]]
+    pushers: Pushers,
+    chain: Sequence[tuple[Delivery, Target | None, OutboxEvent | None]],
+    recipients: dict[str, tuple[str, str]] | None = None,
 ) -> list[_Outcome]:
-    """Send one queue's deliveries in order; stop at the first failure (later ones must wait)."""
+    """Send one queue's deliveries in order; stop at the first failure (later ones must wait).
+
+    ``recipients``: the number and name of each case an applicant's notice goes to (by code), read
+    from the case as it is sent (the event itself holds neither)."""
     out = []
     for delivery, target, event in chain:
         withheld = target.withheld(event) if target is not None and event is not None else None
@@ -439,10 +447,12 @@ def _send_chain(
         if target is None or event is None:
             result = PushResult(False, None, MISSING, False)
         else:
+            message = event_message(event, mask_personal=target.mask_personal)
+            if event.event_type == NOTICE_EVENT:
+                phone, name = (recipients or {}).get(event.subject, ("", ""))
+                message["data"] = {**message["data"], "phone": phone, "recipient_name": name}
             try:
-                result = pushers.push(
-                    target, delivery.idempotency_key, event_message(event, mask_personal=target.mask_personal)
-                )
+                result = pushers.push(target, delivery.idempotency_key, message)
             except Exception as exc:  # a bug in one push must not stop the others
                 log.exception("push of delivery %s failed unexpectedly", delivery.id)
                 result = PushResult(False, None, f"{type(exc).__name__}: {exc}"[:300], True)
@@ -504,14 +514,15 @@ def _round(
             e.id: e
             for e in session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_([d.event_id for d in all_items])))
         }
+        told = contacts(session, [e.subject for e in events.values() if e.event_type == NOTICE_EVENT])
         session.expunge_all()
     jobs = [[(d, targets.get(d.subscription_id), events.get(d.event_id)) for d in chain] for chain in chains]
     if len(jobs) == 1 or policy.concurrency <= 1:
-        outcomes = [o for job in jobs for o in _send_chain(pushers, job)]
+        outcomes = [o for job in jobs for o in _send_chain(pushers, job, told)]
     else:
         pool = executor or ThreadPoolExecutor(max_workers=policy.concurrency, thread_name_prefix="deliver")
         try:
-            outcomes = [o for res in pool.map(lambda j: _send_chain(pushers, j), jobs) for o in res]
+            outcomes = [o for res in pool.map(lambda j: _send_chain(pushers, j, told), jobs) for o in res]
         finally:
             if executor is None:
                 pool.shutdown()

@@ -11,7 +11,10 @@ delivery becomes one ``write`` of the destination's connector, and the connector
   WS-Security UsernameToken when a password is configured (user ``HUB_SOAP_USERNAME``, default
   ``hub``; password from the subscription's ``secret_env`` variable). One connector per WSDL,
   password and destination policy, kept while it works; the receiving operation is idempotent by
-  the notice's ``idempotency_key``.
+  the notice's ``idempotency_key``;
+- an SMS (短信, the applicant's ``case.notice``) through :class:`connectors.sms.SmsGatewayConnector`:
+  the event's template, signature, number and parameters as one gateway message whose ``out_id``
+  is the idempotency key; the gateway's token from the subscription's ``secret_env`` variable.
 
 The connectors do not retry (``retry.attempts: 1``): retries are the worker's, with its backoff and
 dead letters.
@@ -31,15 +34,20 @@ from typing import Any, Protocol
 from connectors.base import WriteResult
 from connectors.egress import DestinationPolicy, Resolver, system_resolver
 from connectors.errors import ConnectorError
+from connectors.sms import MESSAGES as SMS_MESSAGES
+from connectors.sms import SmsGatewayConnector, SmsSender
+from connectors.sms import message as sms_message
 from connectors.soap import SoapConnector, SoapEndpoint
 from connectors.webhook import MESSAGES, PushResult, WebhookConnector, WebhookSender
 from recognition.config import RecognitionSettings
 
 NO_SECRET = "subscription has no signing secret"  # noqa: S105 - a reason, not a secret
 NOT_ACCEPTED = "notice not accepted"
+NO_TOKEN = "subscription has no gateway token"  # noqa: S105 - a reason, not a secret
 #: The SOAP operation a notice is pushed with, and its one argument.
 NOTICE_OPERATION, NOTICE_ARGUMENT = "ReceiveLicenseNotice", "notice"
 NOTICES = "notices"
+SMS = "sms"
 
 
 class Destination(Protocol):
@@ -73,6 +81,15 @@ def notice_for(event: dict[str, Any], idempotency_key: str, secret: str | None) 
     }
 
 
+def sms_for(event: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    """The gateway message for an applicant's notice (``case.notice``): its template, signature and
+    parameters, the recipient's name as the ``name`` parameter, the key as ``out_id``."""
+    data = event.get("data", {})
+    params = {**(data.get("params") or {}), "name": data.get("recipient_name") or ""}
+    return sms_message(idempotency_key, str(data.get("phone") or ""), str(data.get("sign_name") or ""),
+                       str(data.get("template_code") or ""), params)  # fmt: skip
+
+
 def soap_block(timeout: float) -> dict[str, Any]:
     """The SOAP connector's configuration for notices (no ``conn_id``: the endpoint names the service)."""
     return {
@@ -101,6 +118,7 @@ class Pushers:
     the SOAP connectors (each with its zeep client) by WSDL, password and policy."""
 
     webhook: WebhookSender = field(default_factory=WebhookSender)
+    sms: SmsSender = field(default_factory=SmsSender)
     soap_timeout: float = 10.0
     resolver: Resolver = system_resolver
     _soap: dict[tuple[str, str | None, DestinationPolicy], SoapConnector] = field(default_factory=dict)
@@ -109,6 +127,8 @@ class Pushers:
     def push(self, target: Destination, idempotency_key: str, event: dict[str, Any]) -> PushResult:
         if target.channel == "soap":
             return self._notice(target, idempotency_key, event)
+        if target.channel == SMS:
+            return self._sms(target, idempotency_key, event)
         if not target.secret:
             return PushResult(False, None, NO_SECRET, False)
         connector = WebhookConnector(
@@ -132,6 +152,16 @@ class Pushers:
         accepted = written.details[0].get("accepted") if written.details else None
         return PushResult(True, 200) if accepted else PushResult(False, 200, NOT_ACCEPTED, True)
 
+    def _sms(self, target: Destination, idempotency_key: str, event: dict[str, Any]) -> PushResult:
+        if not target.secret:
+            return PushResult(False, None, NO_TOKEN, False)
+        connector = SmsGatewayConnector(target.subscription_id, {"url": target.url, "token": target.secret},
+                                        sender=self.sms, policy=target.policy)  # fmt: skip
+        try:
+            return _result(connector.write(SMS_MESSAGES, [sms_for(event, idempotency_key)]))
+        except ConnectorError as exc:
+            return _failed(exc)
+
     def _soap_connector(self, target: Destination) -> SoapConnector:
         key = (target.url, target.secret, target.policy)
         with self._lock:
@@ -145,6 +175,7 @@ class Pushers:
 
     def close(self) -> None:
         self.webhook.close()
+        self.sms.close()
 
     @classmethod
     def from_settings(cls, s: RecognitionSettings | None = None, *, resolver: Resolver = system_resolver) -> Pushers:
@@ -155,6 +186,11 @@ class Pushers:
                 connect_timeout=s.webhook_connect_timeout_seconds,
                 read_timeout=s.webhook_read_timeout_seconds,
                 max_connections=max(8, s.delivery_concurrency * 2),
+                resolver=resolver,
+            ),
+            sms=SmsSender(
+                connect_timeout=s.webhook_connect_timeout_seconds,
+                read_timeout=s.webhook_read_timeout_seconds,
                 resolver=resolver,
             ),
             soap_timeout=s.webhook_read_timeout_seconds,

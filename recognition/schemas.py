@@ -143,6 +143,9 @@ class EventType(StrEnum):
     identity_source_deleted = "identity.source_deleted"
     case_dispatched = "case.dispatched"
     case_recalled = "case.recalled"
+    #: e-supervision (电子监察): a clock's change of light, a red stage's escalation (scope supervision:read)
+    supervision_light_changed = "supervision.light_changed"
+    supervision_escalated = "supervision.escalated"
 
 
 class Channel(StrEnum):

@@ -188,7 +188,7 @@ class ScopeSet:
         """The first scope missing to subscribe to ``event_types`` (filtered by ``license_types``), if any.
 
         Licence events need the scope of every licence type filtered on, or ``licenses:read:*``
-        without a filter; identity events need ``identities:read``.
+        without a filter; identity events need ``identities:read``, supervision events ``supervision:read``.
         """
         types = list(license_types or [])
         for event_type in event_types:
@@ -203,6 +203,9 @@ class ScopeSet:
             elif event_type in DEPARTMENT_CASE_EVENTS:
                 if not any(s.startswith("cases:steps:") for s in self.scopes):
                     return "cases:steps:<department>"
+            elif kind in SUPERVISION_EVENT_KINDS:
+                if not self.has(SUPERVISION_READ):
+                    return SUPERVISION_READ
             else:  # event types are validated before; no scope releases an unknown kind
                 raise ValueError(f"no scope releases {event_type!r} events")
         return None

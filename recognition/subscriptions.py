@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select, update
@@ -36,6 +36,9 @@ from recognition.scopes import LICENCE_EVENT_KINDS
 from recognition.tables import Delivery, Subscription
 
 EVENT_TYPES = frozenset(e.value for e in EventType)
+#: Events only operators' declared subscriptions carry: the applicant's notices (短信告知) go to the
+#: SMS gateway (channel ``sms``), never to a consumer's subscription.
+DECLARED_EVENT_TYPES = frozenset({"case.notice"})
 SUBSCRIPTION_DELETED = "subscription deleted"
 CREDENTIALS_IN_URL = "credentials in a subscription URL are not accepted; name secrets by reference"
 _REGION = re.compile(REGION_PATTERN)
@@ -69,7 +72,8 @@ class YamlSubscription(BaseModel):
     event_types: list[str] = Field(min_length=1)
     license_types: list[str] | None = None
     regions: list[str] | None = None
-    channel: Channel = Channel.webhook
+    #: ``sms``: the SMS gateway (declared here only), its token in ``secret_env``
+    channel: Literal["webhook", "soap", "sms"] = Channel.webhook.value
     url: str
     secret_env: str | None = None
 
@@ -196,7 +200,8 @@ def load_yaml(path: Path) -> list[YamlSubscription]:
     items = raw.get("subscriptions") or []
     subs = [YamlSubscription.model_validate(item) for item in items]
     for sub in subs:
-        unknown = sorted(set(sub.event_types) - EVENT_TYPES - {t for t in sub.event_types if t.endswith(".*")})
+        known = EVENT_TYPES | DECLARED_EVENT_TYPES
+        unknown = sorted(set(sub.event_types) - known - {t for t in sub.event_types if t.endswith(".*")})
         if unknown:
             raise SubscriptionError(f"{path}: subscription {sub.id}: unknown event types {unknown}")
     return subs
@@ -214,7 +219,7 @@ def sync_yaml(session: Session, path: Path) -> dict[str, int]:
             "event_types": list(spec.event_types),
             "license_types": spec.license_types,
             "regions": spec.regions,
-            "channel": spec.channel.value,
+            "channel": spec.channel,
             "target_url": spec.url,
             "secret_env": spec.secret_env,
         }

@@ -82,6 +82,19 @@ def subscribe_tax(tax_wsdl: str, home: Path) -> None:
         sync_yaml(session, path)
 
 
+def _month(console: Console) -> None:
+    """The back-dated month of cases on the hub database the main job filled (:mod:`rigs.demo_month`)."""
+    from e_license_store.service import default_service  # noqa: PLC0415 - the store and keys, after the job
+    from rigs.demo_month import MonthReplayed, print_month, run_month  # noqa: PLC0415 - cases and the SMS sandbox
+
+    try:
+        report = run_month(get_engine(), default_service(), get_settings().home)
+    except MonthReplayed as exc:
+        console.print(f"back-dated month: {exc}; [bold]make clean[/bold] to start over")
+        return
+    print_month(report, console)
+
+
 def run_demo(
     connections: Mapping[str, Mapping[str, Any]],
     console: Console,
@@ -131,6 +144,8 @@ def run_demo(
             "incremental, from its watermark), so nothing was linked, issued or pushed again. "
             "To start over from empty: [bold]make clean[/bold], then [bold]make demo[/bold]."
         )
+    if result.ok:
+        _month(console)
     bad = [r.department for r in rows if not r.reconciled]
     if bad:
         console.print(f"[red]counts do not reconcile for {bad}[/red]")

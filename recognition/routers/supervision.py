@@ -6,7 +6,10 @@ and how a department acknowledges an escalation (督办).
 - ``GET /v1/cases/escalations`` — ``supervision:read`` (every department's) or a department-bound
   key with ``cases:steps:<its department>`` (its own);
 - ``POST /v1/cases/escalations/{id}/acknowledgement`` — the department pressed, with a key bound
-  to it and ``cases:steps:<department>``; another department's escalation is not found.
+  to it and ``cases:steps:<department>``; another department's escalation is not found;
+- ``POST /v1/cases/{code}/evaluation`` — ``cases:write`` (the window's evaluation device or the
+  portal, for the applicant): the applicant's evaluation of a concluded case (好差评,
+  :mod:`cases.evaluation`), once; the same one again is answered as recorded.
 
 The figures hold no personal data; escalations name the supervision code and the department.
 Every answer is audited (:func:`recognition.dependencies.record`); refusals by the trail.
@@ -19,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,14 +30,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cases import supervision
-from cases.service import utc
+from cases import evaluation, supervision
+from cases.errors import CaseRefused, Refusal
+from cases.schemas import EvaluationOut
+from cases.service import find_case, utc
 from cases.stats import figures
 from cases.tables import CaseRecord
 from hub.models import local_today
 from recognition.dependencies import AppContext, CallerDep, SessionDep, record, require
 from recognition.problems import ProblemError, missing_scope, responses
-from recognition.scopes import SUPERVISION_READ
+from recognition.scopes import CASES_WRITE, SUPERVISION_READ
 
 router = APIRouter(prefix="/v1", tags=["supervision"])
 
@@ -81,6 +87,9 @@ class FiguresOut(BaseModel):
     corrections_per_case: float
     on_the_spot_rate: float | None
     early_rate: float | None
+    evaluated: int = Field(description="好差评: the applicants' evaluations of these cases")
+    poor: int = Field(description="差评: evaluations graded dissatisfied or very dissatisfied")
+    poor_rate: float | None
 
 
 class StatsOut(BaseModel):
@@ -200,3 +209,48 @@ async def acknowledge(
     await record(request, c, "escalation_acknowledged", subject=code, fields=["escalation"],
                  detail={"escalation": row.id, "department": department})  # fmt: skip
     return out
+
+
+class EvaluationIn(BaseModel):
+    """The applicant's evaluation (好差评) of a concluded case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grade: Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"] = Field(
+        description="非常满意, 满意, 基本满意, 不满意, 非常不满意"
+    )
+    comment: str | None = Field(default=None, max_length=500, description="The applicant's words")
+    channel: Literal["window", "portal", "app", "sms"] = Field(default="portal", description="Where it was left")
+
+
+_STATUS = {Refusal.INVALID: 422, Refusal.CONFLICT: 409, Refusal.FORBIDDEN: 403, Refusal.NOT_FOUND: 404}
+
+
+@router.post(
+    "/cases/{code}/evaluation",
+    response_model=EvaluationOut,
+    status_code=201,
+    responses={200: {"model": EvaluationOut, "description": "The same evaluation sent again: as recorded"},
+               **responses(401, 403, 404, 409, 422, 503)},
+    summary="The applicant's evaluation of a concluded case (好差评), once",
+)  # fmt: skip
+async def evaluate(
+    request: Request,
+    c: CallerDep,
+    s: SessionDep,
+    code: Annotated[str, Path(min_length=1, max_length=64, description="The supervision code (统一服务监管码)")],
+    body: EvaluationIn,
+) -> JSONResponse:
+    require(c, CASES_WRITE)
+    try:
+        case = find_case(s, code, department=c.principal.department)
+        done = evaluation.evaluate(s, case, body.grade, body.comment, channel=body.channel, by=c.principal.name)
+        out = evaluation.out(done.row, case.code, personal=c.principal.scopes.personal, replayed=done.replayed)
+        s.commit()
+    except CaseRefused as exc:
+        s.rollback()
+        raise ProblemError(_STATUS[exc.kind], exc.code, exc.title, exc.detail) from None
+    outcome = "replayed" if done.replayed else "ok"
+    detail = {"grade": out.grade, "channel": out.channel}
+    await record(request, c, "case_evaluation", subject=out.code, fields=["evaluation"], outcome=outcome, detail=detail)
+    return JSONResponse(out.model_dump(mode="json"), status_code=200 if done.replayed else 201)

@@ -1,6 +1,6 @@
 """Destination harnesses for the write half of the acceptance kit: the tax sandbox's SOAP notice
 operation (by Connection, and by WSDL URL as the delivery worker pushes), a signed-webhook
-receiver, and the SQL harnesses' tables."""
+receiver, the sandbox SMS gateway, and the SQL harnesses' tables."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ from typing import Any
 
 import pytest
 
+from cases.catalogue import load_catalogue
 from connectors.base import Connector
 from connectors.egress import DestinationPolicy
 from connectors.registry import make_connector
+from connectors.sms import MESSAGES as SMS_MESSAGES
+from connectors.sms import SmsGatewayConnector
+from connectors.sms import message as sms_message
 from connectors.soap import SoapConnector, SoapEndpoint
 from connectors.webhook import MESSAGES, WebhookConnector, generate_secret
 from sandbox.faults import FaultFile
+from sandbox.sms import start_gateway
 from sandbox.tax.server import TaxServer
 from sandbox.tax.store import TaxStore
 from sandbox.tax.wsgi import Credentials
@@ -205,3 +210,45 @@ class SqlDestination:
 
     def received_keys(self) -> list[str]:
         return [str(r[0]) for r in self.h._sql(f"SELECT {self.h.key} FROM {self.h.qualified}")]
+
+
+class SmsDestination:
+    """The sandbox SMS gateway (token-authenticated; one message per ``out_id``)."""
+
+    capabilities = frozenset({"auth"})
+    name = "sms_gateway"
+    dataset = SMS_MESSAGES
+
+    def __init__(self, work: Path) -> None:
+        self.server = start_gateway(work, token="tok-accept")
+        self._ids = itertools.count(1)
+
+    def _connector(self, url: str, token: str) -> Connector:
+        return SmsGatewayConnector(self.name, {"url": url, "token": token, "timeout_seconds": 5},
+                                   policy=DestinationPolicy.declared(url))  # fmt: skip
+
+    def connector(self) -> Connector:
+        return self._connector(self.server.url, "tok-accept")
+
+    def connector_bad_credentials(self) -> Connector:
+        return self._connector(self.server.url, "tok-wrong")
+
+    def connector_unreachable(self) -> Connector:
+        return self._connector("http://127.0.0.1:1/sms/send", "tok-accept")
+
+    def new_records(self, n: int) -> list[dict[str, Any]]:
+        templates = load_catalogue().notices
+        assert templates is not None
+        accepted = templates.template("accepted")
+        params = {"name": "李小龙", "item": "开具纳税证明", "code": "330322-20261201-7K3PQ0", "days": "1"}
+        return [sms_message(f"sms-{uuid.uuid4().hex[:8]}-{next(self._ids)}", "13805771234", templates.signature,
+                            accepted.template_code, params) for _ in range(n)]  # fmt: skip
+
+    def key_of(self, record: dict[str, Any]) -> str:
+        return str(record["out_id"])
+
+    def received_keys(self) -> list[str]:
+        return [m.out_id for m in self.server.gateway.store.messages()]
+
+    def close(self) -> None:
+        self.server.stop()

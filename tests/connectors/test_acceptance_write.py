@@ -9,9 +9,16 @@ import pytest
 
 from connectors.acceptance import WriteSuite
 from connectors.registry import PROTOCOLS, connector_class
+from connectors.sms import SmsGatewayConnector
 from connectors.webhook import WebhookConnector
 from tests.connectors.conftest import SqlHarness
-from tests.connectors.destinations import SqlDestination, TaxByConnection, TaxByWsdlUrl, WebhookDestination
+from tests.connectors.destinations import (
+    SmsDestination,
+    SqlDestination,
+    TaxByConnection,
+    TaxByWsdlUrl,
+    WebhookDestination,
+)
 
 
 class TestSoapByConnection(WriteSuite):
@@ -46,6 +53,18 @@ class TestWebhook(WriteSuite):
         d.close()
 
 
+class TestSmsGateway(WriteSuite):
+    """How the delivery worker sends the applicant's notices (recognition.push)."""
+
+    protocol = "sms"
+
+    @pytest.fixture()
+    def destination(self, tmp_path: Path) -> Iterator[SmsDestination]:
+        d = SmsDestination(tmp_path / "sms")
+        yield d
+        d.close()
+
+
 @pytest.mark.odbc
 @pytest.mark.postgres
 class TestSqlPostgres(WriteSuite):
@@ -67,7 +86,7 @@ class TestSqlMariaDB(WriteSuite):
 
 
 def test_every_connector_that_declares_write_passes_the_write_suite() -> None:
-    classes = [connector_class(p) for p in PROTOCOLS] + [WebhookConnector]
+    classes = [connector_class(p) for p in PROTOCOLS] + [WebhookConnector, SmsGatewayConnector]
     declaring = {c.protocol for c in classes if "write" in c.directions}
-    assert declaring == {"soap", "sql", "webhook"}
+    assert declaring == {"soap", "sql", "webhook", "sms"}
     assert {suite.protocol for suite in WriteSuite.__subclasses__() if hasattr(suite, "protocol")} >= declaring
