@@ -5,7 +5,8 @@ A digest covers, order-independently:
 * every table of the hub's database, row by row, minus the volatile columns listed (with the
   reason for each) in :data:`VOLATILE` — times, durations, surrogate keys and what is derived
   from them: two runs that did the same work differ there and nowhere else; the fan-out's
-  bookkeeping (:data:`REPLACED`) as the events it has fanned out;
+  bookkeeping (:data:`REPLACED`) as the events it has fanned out; the push DAG's ledger rows folded
+  into one (:data:`PUSH_STEPS_FOLDED`);
 * every licence object in the store: its key, version, and the hash of its document without
   ``recorded_at`` (the signature is randomised per sealing; it is checked, not compared);
 * every event the receivers accepted, once per idempotency key, without the message's send time
@@ -35,6 +36,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection, Engine
 
 from e_license_store.model import parse_envelope
+from e_license_store.store.base import ObjectStore
 from e_license_store.store.local import LocalStore
 from recognition import audit
 
@@ -144,6 +146,12 @@ REPLACED: dict[str, str] = {
 }
 #: the part of the digest standing for the fan-out's tables
 FANNED_OUT = "recognition_fanout (events fanned out)"
+
+#: the push DAG's ledger rows (``pipeline_step`` of mapping ``_push``) are folded into one row of their
+#: summed counts, without run ids: how many push runs the Assets wake, and which events each delivers,
+#: depends on when the publish tasks end (one run per Asset update, or fewer when they come together);
+#: what was delivered is compared row by row in ``recognition_delivery`` and at the receivers
+PUSH_STEPS_FOLDED = "_push"
 
 
 def volatile_columns(table: str) -> set[str]:
@@ -355,10 +363,34 @@ def table_rows(engine: Engine, aliases: Mapping[str, str] | None = None) -> dict
                 )
                 for row in rows
             )  # fmt: skip
+        if "pipeline_step" in out:
+            out["pipeline_step"] = _fold_push_steps(out["pipeline_step"])
         if "recognition_fanout" in meta.tables:
             out[FANNED_OUT] = Counter()
             for t, n in fanned_out(conn).items():
                 out[FANNED_OUT][_aliased(t, aliases)] += n
+    return out
+
+
+def _fold_push_steps(rows: Counter[str]) -> Counter[str]:
+    """The push DAG's ledger rows as one row: their counts summed, run ids left out (see
+    :data:`PUSH_STEPS_FOLDED`); every other row as it is."""
+    out: Counter[str] = Counter()
+    folded: dict[str, Any] = {}
+    for text, n in rows.items():
+        row = json.loads(text)
+        if row.get("mapping") != PUSH_STEPS_FOLDED:
+            out[text] += n
+            continue
+        for key, value in row.items():
+            if key in ("run_id", "superseded_by"):
+                continue
+            if isinstance(value, int) and not isinstance(value, bool):
+                folded[key] = folded.get(key, 0) + value * n
+            else:
+                folded.setdefault(key, value)
+    if folded:
+        out[_row_text(folded)] += 1
     return out
 
 
@@ -375,14 +407,20 @@ def fanned_out(conn: Connection) -> Counter[str]:
     return Counter(json.dumps({"idempotency_key": key}) for (key,) in rows)
 
 
-def _document_hash(document: Any) -> str:
+def _document_hash(document: Any, aliases: Mapping[str, str] | None = None) -> str:
     body = document.model_dump(mode="json", exclude={"recorded_at"})
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    text = _aliased(json.dumps(body, sort_keys=True, ensure_ascii=False), aliases or {})
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def licence_objects(store_dir: Path) -> tuple[dict[str, tuple[str, int, str]], list[tuple[str, str]]]:
-    """Every licence object in the file store at ``store_dir``: key → (licence id, version, document hash)."""
-    store = LocalStore(store_dir)
+def licence_objects(
+    store: Path | ObjectStore, aliases: Mapping[str, str] | None = None
+) -> tuple[dict[str, tuple[str, int, str]], list[tuple[str, str]]]:
+    """Every licence object in ``store`` (a file store's directory, or any store: an S3 bucket in the
+    scaled mode): key → (licence id, version, document hash); a document's source names its run and
+    staged batch, so ``aliases`` apply to it as to the rows."""
+    if isinstance(store, Path):
+        store = LocalStore(store)
     objects: dict[str, tuple[str, int, str]] = {}
     bad: list[tuple[str, str]] = []
     for key in store.list_keys():
@@ -392,7 +430,7 @@ def licence_objects(store_dir: Path) -> tuple[dict[str, tuple[str, int, str]], l
             bad.append((key, f"not a licence envelope: {exc}"[:200]))
             continue
         lic = envelope.document.license
-        objects[key] = (lic.license_id, int(lic.version), _document_hash(envelope.document))
+        objects[key] = (lic.license_id, int(lic.version), _document_hash(envelope.document, aliases))
     return objects, bad
 
 
@@ -421,12 +459,13 @@ def received_events(
 
 def take_digest(
     db_url: str,
-    store_dir: Path,
+    store_dir: Path | ObjectStore,
     receivers: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None = None,
     *,
     aliases: Mapping[str, str] | None = None,
 ) -> Digest:
-    """The digest of the hub on ``db_url`` with its licence store in ``store_dir`` (a file store),
+    """The digest of the hub on ``db_url`` with its licence store ``store_dir`` (a file store's directory,
+    or an opened store),
     and of what ``receivers`` (name → (idempotency key, event) per message received) got.
 
     ``aliases``: values a run draws at random (the supervision code of a case the API took in)
@@ -434,7 +473,7 @@ def take_digest(
     engine = create_engine(db_url)
     try:
         digest = Digest(tables=table_rows(engine, aliases))
-        digest.licences, digest.bad_objects = licence_objects(store_dir)
+        digest.licences, digest.bad_objects = licence_objects(store_dir, aliases)
         with engine.connect() as conn:
             digest.index_versions = {
                 str(lid): (int(v), str(k))
