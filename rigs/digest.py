@@ -407,8 +407,23 @@ def fanned_out(conn: Connection) -> Counter[str]:
     return Counter(json.dumps({"idempotency_key": key}) for (key,) in rows)
 
 
+#: what a licence document holds that two runs doing the same work differ in (besides ``recorded_at``)
+DOCUMENT_VOLATILE = {
+    "license.source.staged_ref": "names the staged object a licence was published from by its place (a file path "
+    "or an S3 URL) and, for a step's output, by a hash of its inputs' places (pipeline.steps.object_name): the "
+    "same batch staged elsewhere has another name; the batches are compared through lineage_batch and staged_batch",
+}
+
+
 def _document_hash(document: Any, aliases: Mapping[str, str] | None = None) -> str:
     body = document.model_dump(mode="json", exclude={"recorded_at"})
+    for path in DOCUMENT_VOLATILE:
+        *parents, leaf = path.split(".")
+        node = body
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     text = _aliased(json.dumps(body, sort_keys=True, ensure_ascii=False), aliases or {})
     return hashlib.sha256(text.encode()).hexdigest()
 
