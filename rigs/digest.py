@@ -16,7 +16,11 @@ A digest covers, order-independently:
 :meth:`Digest.differences` says where two digests differ (tables, rows only one side holds),
 :meth:`Digest.invariant_problems` what no run may leave behind (a licence version stored twice or
 missing from the index, a receiver given two different events under one key, counts that do not
-reconcile). Used by the crash harness (``python -m bench crash``) and its tests.
+reconcile). Used by the crash harness (``python -m bench crash``), its tests, and the embedded-vs-scaled
+equivalence test.
+
+One job, one module: what counts as the hub's state and what does not — the reviewed lists of what is
+left out (each with its reason) beside the code that leaves it out, so a reviewer reads both at once.
 """
 
 from __future__ import annotations
