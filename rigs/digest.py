@@ -5,7 +5,8 @@ A digest covers, order-independently:
 * every table of the hub's database, row by row, minus the volatile columns listed (with the
   reason for each) in :data:`VOLATILE` — times, durations, surrogate keys and what is derived
   from them: two runs that did the same work differ there and nowhere else; the fan-out's
-  bookkeeping (:data:`REPLACED`) as the events it has fanned out;
+  bookkeeping (:data:`REPLACED`) as the events it has fanned out; the push DAG's ledger rows folded
+  into one (:data:`PUSH_STEPS_FOLDED`);
 * every licence object in the store: its key, version, and the hash of its document without
   ``recorded_at`` (the signature is randomised per sealing; it is checked, not compared);
 * every event the receivers accepted, once per idempotency key, without the message's send time
@@ -15,7 +16,11 @@ A digest covers, order-independently:
 :meth:`Digest.differences` says where two digests differ (tables, rows only one side holds),
 :meth:`Digest.invariant_problems` what no run may leave behind (a licence version stored twice or
 missing from the index, a receiver given two different events under one key, counts that do not
-reconcile). Used by the crash harness (``python -m bench crash``) and its tests.
+reconcile). Used by the crash harness (``python -m bench crash``), its tests, and the embedded-vs-scaled
+equivalence test.
+
+One job, one module: what counts as the hub's state and what does not — the reviewed lists of what is
+left out (each with its reason) beside the code that leaves it out, so a reviewer reads both at once.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection, Engine
 
 from e_license_store.model import parse_envelope
+from e_license_store.store.base import ObjectStore
 from e_license_store.store.local import LocalStore
 from recognition import audit
 
@@ -144,6 +150,12 @@ REPLACED: dict[str, str] = {
 }
 #: the part of the digest standing for the fan-out's tables
 FANNED_OUT = "recognition_fanout (events fanned out)"
+
+#: the push DAG's ledger rows (``pipeline_step`` of mapping ``_push``) are folded into one row of their
+#: summed counts, without run ids: how many push runs the Assets wake, and which events each delivers,
+#: depends on when the publish tasks end (one run per Asset update, or fewer when they come together);
+#: what was delivered is compared row by row in ``recognition_delivery`` and at the receivers
+PUSH_STEPS_FOLDED = "_push"
 
 
 def volatile_columns(table: str) -> set[str]:
@@ -355,10 +367,34 @@ def table_rows(engine: Engine, aliases: Mapping[str, str] | None = None) -> dict
                 )
                 for row in rows
             )  # fmt: skip
+        if "pipeline_step" in out:
+            out["pipeline_step"] = _fold_push_steps(out["pipeline_step"])
         if "recognition_fanout" in meta.tables:
             out[FANNED_OUT] = Counter()
             for t, n in fanned_out(conn).items():
                 out[FANNED_OUT][_aliased(t, aliases)] += n
+    return out
+
+
+def _fold_push_steps(rows: Counter[str]) -> Counter[str]:
+    """The push DAG's ledger rows as one row: their counts summed, run ids left out (see
+    :data:`PUSH_STEPS_FOLDED`); every other row as it is."""
+    out: Counter[str] = Counter()
+    folded: dict[str, Any] = {}
+    for text, n in rows.items():
+        row = json.loads(text)
+        if row.get("mapping") != PUSH_STEPS_FOLDED:
+            out[text] += n
+            continue
+        for key, value in row.items():
+            if key in ("run_id", "superseded_by"):
+                continue
+            if isinstance(value, int) and not isinstance(value, bool):
+                folded[key] = folded.get(key, 0) + value * n
+            else:
+                folded.setdefault(key, value)
+    if folded:
+        out[_row_text(folded)] += 1
     return out
 
 
@@ -375,18 +411,35 @@ def fanned_out(conn: Connection) -> Counter[str]:
     return Counter(json.dumps({"idempotency_key": key}) for (key,) in rows)
 
 
+#: what a licence document holds that two runs doing the same work differ in (besides ``recorded_at``)
+DOCUMENT_VOLATILE = {
+    "license.source.staged_ref": "names the staged object a licence was published from by its place (a file path "
+    "or an S3 URL) and, for a step's output, by a hash of its inputs' places (pipeline.steps.object_name): the "
+    "same batch staged elsewhere has another name; the batches are compared through lineage_batch and staged_batch",
+}
+
+
 def _document_hash(document: Any, aliases: Mapping[str, str] | None = None) -> str:
     body = document.model_dump(mode="json", exclude={"recorded_at"})
+    for path in DOCUMENT_VOLATILE:
+        *parents, leaf = path.split(".")
+        node = body
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     text = _aliased(json.dumps(body, sort_keys=True, ensure_ascii=False), aliases or {})
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def licence_objects(
-    store_dir: Path, aliases: Mapping[str, str] | None = None
+    store: Path | ObjectStore, aliases: Mapping[str, str] | None = None
 ) -> tuple[dict[str, tuple[str, int, str]], list[tuple[str, str]]]:
-    """Every licence object in the file store at ``store_dir``: key → (licence id, version, document hash);
-    ``aliases`` as in :func:`take_digest` (a document names the run that issued it)."""
-    store = LocalStore(store_dir)
+    """Every licence object in ``store`` (a file store's directory, or any store: an S3 bucket in the
+    scaled mode): key → (licence id, version, document hash); a document's source names its run and
+    staged batch, so ``aliases`` apply to it as to the rows."""
+    if isinstance(store, Path):
+        store = LocalStore(store)
     objects: dict[str, tuple[str, int, str]] = {}
     bad: list[tuple[str, str]] = []
     for key in store.list_keys():
@@ -425,12 +478,13 @@ def received_events(
 
 def take_digest(
     db_url: str,
-    store_dir: Path,
+    store_dir: Path | ObjectStore,
     receivers: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None = None,
     *,
     aliases: Mapping[str, str] | None = None,
 ) -> Digest:
-    """The digest of the hub on ``db_url`` with its licence store in ``store_dir`` (a file store),
+    """The digest of the hub on ``db_url`` with its licence store ``store_dir`` (a file store's directory,
+    or an opened store),
     and of what ``receivers`` (name → (idempotency key, event) per message received) got.
 
     ``aliases``: values a run draws at random (the supervision code of a case the API took in)

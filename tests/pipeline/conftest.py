@@ -61,6 +61,24 @@ def airflow_db_url() -> Iterator[str]:
         cm.__exit__(None, None, None)
 
 
+@pytest.fixture()
+def celery_broker() -> Iterator[tuple[str, str]]:
+    """(Redis URL naming a database number of its own, a key prefix of its own) on the shared Redis."""
+    from rigs.testing import ServiceMissing, temp_redis_database
+    from tests.conftest import require
+
+    try:
+        cm = temp_redis_database("hubcelery")
+        found = cm.__enter__()
+    except ServiceMissing as exc:
+        require(False, str(exc))
+        raise
+    try:
+        yield found
+    finally:
+        cm.__exit__(None, None, None)
+
+
 def conn_env(conn_id: str, conn: dict[str, Any]) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +37,6 @@ pytestmark = [
 
 COMMERCE = exchange_dag_id("commerce_enterprises")
 PERSONS = exchange_dag_id("public_security_persons")
-
-
-@pytest.fixture()
-def celery_broker() -> Iterator[tuple[str, str]]:
-    """(Redis URL naming a database number of its own, a key prefix of its own) on the shared Redis."""
-    from rigs.testing import ServiceMissing, temp_redis_database
-    from tests.conftest import require
-
-    try:
-        cm = temp_redis_database("hubcelery")
-        found = cm.__enter__()
-    except ServiceMissing as exc:
-        require(False, str(exc))
-        raise
-    try:
-        yield found
-    finally:
-        cm.__exit__(None, None, None)
 
 
 def _group_gone(pgid: int, timeout: float = 30) -> bool:

@@ -187,3 +187,26 @@ def test_a_volatile_key_is_left_out_at_any_depth_of_a_json_column() -> None:
     state = '{"insured_persons": {"cursor": ["2025-06-20", 1], "last_reconcile": "2026-12-04T04:20:39+00:00"}}'
     assert _without_keys(state, {"last_reconcile"}) == {"insured_persons": {"cursor": ["2025-06-20", 1]}}
     assert _without_keys([{"last_reconcile": 1, "a": [{"last_reconcile": 2}]}], {"last_reconcile"}) == [{"a": [{}]}]
+
+
+_PUSH_STEP = (
+    "INSERT INTO pipeline_step (run_id, mapping, step, department, pulled, accepted, quarantined, identities_created,"
+    " identities_linked, licenses_issued, licenses_changed, notices_pushed, seconds, finished_at) VALUES"
+    " ('{run}', '_push', 'push', '_push', 0, 0, 0, 0, 0, 0, 0, {n}, 0.5, '2026-01-05 09:00:00')"
+)
+
+
+def test_push_runs_are_compared_by_what_they_pushed_together(hub_db_url: str, tmp_path: Path) -> None:
+    """Two push runs pushing 3 and 2 notices stand as one pushing 5; 4 in all is a difference."""
+    db, store = _hub(hub_db_url, tmp_path)
+    one_db, one_store = _copy(db, store, tmp_path / "one")
+    _execute(one_db, _PUSH_STEP.format(run="asset_triggered__a", n=5))
+    two_db, two_store = _copy(db, store, tmp_path / "two")
+    _execute(two_db, _PUSH_STEP.format(run="asset_triggered__b", n=3))
+    _execute(two_db, _PUSH_STEP.format(run="asset_triggered__c", n=2))
+    one = take_digest(one_db, one_store)
+    assert one.differences(take_digest(two_db, two_store)) == []
+    assert sum(one.tables["pipeline_step"].values()) == 1
+    _execute(two_db, "UPDATE pipeline_step SET notices_pushed = 1 WHERE run_id = 'asset_triggered__c'")
+    diff = one.differences(take_digest(two_db, two_store))
+    assert diff and diff[0].startswith("table pipeline_step")

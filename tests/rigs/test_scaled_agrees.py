@@ -18,6 +18,7 @@ import yaml
 
 from hub.settings import REPO_ROOT
 from rigs.scaled import (
+    CELERY_WORKERS,
     KEY_PREFIX_OPTION,
     SCALED_COMPONENTS,
     SHARED_SECRETS,
@@ -29,8 +30,12 @@ from rigs.scaled import (
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SCALED = REPO_ROOT / "rigs" / "scaled.py"
+#: what every Airflow process of the hub gets from the environment (OpenLineage's destination)
+AIRFLOW_ENV = REPO_ROOT / "hub" / "airflow_env.py"
 #: the scaled mode's alone: one shared Redis and two cores here, a Redis and a machine per service there
 SHARED_MACHINE_ONLY = {KEY_PREFIX_OPTION, "AIRFLOW__CELERY__WORKER_CONCURRENCY"}
+#: an operator's own override, read when set: compose leaves it unset so HUB_OPENLINEAGE_* decide
+OPERATOR_OVERRIDES = {"AIRFLOW__OPENLINEAGE__TRANSPORT"}
 #: secrets compose takes from an .env file (its header): what an operator sets before `docker compose up`
 DOT_ENV = {"HUB_AIRFLOW_FERNET_KEY": "fernet", "HUB_AIRFLOW_JWT_SECRET": "jwt", "HUB_AIRFLOW_API_SECRET_KEY": "api"}
 PLACEHOLDER = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -40,7 +45,7 @@ PLACEHOLDER = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 def worker_env() -> dict[str, str]:
     """The Celery worker's environment in compose, ``${VAR:-default}`` resolved as compose would with DOT_ENV."""
     compose: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    env = compose["services"]["airflow-worker"]["environment"]
+    env = compose["services"]["airflow-worker-1"]["environment"]
     return {
         str(k): PLACEHOLDER.sub(lambda m: DOT_ENV.get(m.group(1), m.group(2) or ""), str(v)) for k, v in env.items()
     }
@@ -55,10 +60,11 @@ def _config() -> ScaledConfig:
 
 
 def test_the_scaled_mode_reads_and_sets_compose_names(worker_env: dict[str, str]) -> None:
-    read = _names_read(SCALED)
+    read = _names_read(SCALED) | _names_read(AIRFLOW_ENV)
     assert {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "HUB_DB_URL", "AIRFLOW__CELERY__BROKER_URL"} <= read
+    assert {"HUB_OPENLINEAGE_URL", "HUB_OPENLINEAGE_ENDPOINT", "HUB_OPENLINEAGE_FILE"} <= read
     names = read | set(celery_environment(_config())) | set(SHARED_SECRETS)
-    missing = names - SHARED_MACHINE_ONLY - set(worker_env)
+    missing = names - SHARED_MACHINE_ONLY - OPERATOR_OVERRIDES - set(worker_env)
     assert not missing, f"docker-compose.yml's workers lack {sorted(missing)}"
 
 
@@ -87,5 +93,13 @@ def test_compose_passes_the_checks_hub_up_scaled_makes(worker_env: dict[str, str
 
 def test_compose_runs_every_component_the_scaled_mode_runs() -> None:
     compose: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    commands = {str(svc.get("command")) for svc in compose["services"].values()}
-    assert set(SCALED_COMPONENTS) | {"celery worker"} <= commands
+    services = compose["services"]
+    commands = {str(svc.get("command")) for svc in services.values()}
+    assert set(SCALED_COMPONENTS) <= commands
+    # the two Celery workers, by the node names hub up --scaled gives them
+    workers = {str(svc["command"]): svc.get("hostname") for svc in services.values()
+               if str(svc.get("command", "")).startswith("celery worker")}  # fmt: skip
+    assert workers == {f"celery worker --celery-hostname {w}": w for w in CELERY_WORKERS}
+    # the recognition API with two worker processes
+    api = services["hub-api"]["command"]
+    assert api[api.index("--workers") + 1] == "2"
