@@ -296,12 +296,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class SmsGatewayServer:
-    """The gateway on ``127.0.0.1:<port>`` in a daemon thread (port 0: pick a free one)."""
+    """The gateway on ``<host>:<port>`` in a daemon thread (port 0: pick a free one)."""
 
-    def __init__(self, gateway: SmsGateway, port: int = 0) -> None:
+    def __init__(self, gateway: SmsGateway, port: int = 0, host: str = "127.0.0.1") -> None:
         handler = type("Handler", (_Handler,), {"gateway": gateway})
         self.gateway = gateway
-        self.httpd = _Server(("127.0.0.1", port), handler)
+        self.httpd = _Server((host, port), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="sms-gateway", daemon=True)
 
     @property
@@ -334,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     args = parser.parse_args(argv)
     gateway = SmsGateway(SmsStore(args.db), SmsFaultFile(args.faults), default_token())
-    server = SmsGatewayServer(gateway, args.port)
+    server = SmsGatewayServer(gateway, args.port, args.host)
     if args.port_file:
         tmp = args.port_file.with_suffix(".tmp")
         tmp.write_text(str(server.port))
