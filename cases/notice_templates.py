@@ -22,8 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 #: The notices the hub sends (the catalogue declares a template for each):
-#: 受理, 补正告知, 办结待领取, 办结邮寄, 已寄出 (with the carrier and tracking number), 不予许可.
-KINDS = ("accepted", "correction_requested", "concluded_pickup", "concluded_post", "posted", "rejected")
+#: 受理, 受理 of an on-the-spot item (即办件: promised in 0 working days, so no "within N days"),
+#: 补正告知, 办结待领取, 办结邮寄, 已寄出 (with the carrier and tracking number), 不予许可.
+KINDS = (
+    "accepted", "accepted_on_the_spot", "correction_requested", "concluded_pickup", "concluded_post", "posted",
+    "rejected",
+)  # fmt: skip
 #: The parameters a template may use: the recipient's name, the item's name, the printed supervision
 #: code, the promised working days, the missing materials, the carrier and its tracking number.
 PARAMETERS = frozenset({"name", "item", "code", "days", "materials", "carrier", "tracking"})

@@ -69,7 +69,10 @@ def wanted(case: CaseRecord, timeline: Sequence[LoggedStep], status: str) -> lis
             continue
         detail: Mapping[str, Any] = s.detail or {}
         if s.department == WINDOW and s.step is Step.ACCEPTED:
-            out.append(("accepted", "accepted", {"days": case.promised_days}))
+            if case.promised_days:
+                out.append(("accepted", "accepted", {"days": case.promised_days}))
+            else:  # an on-the-spot item (即办件): "within 0 working days" would read oddly
+                out.append(("accepted", "accepted_on_the_spot", {}))
         elif s.step is Step.CORRECTION_REQUESTED:
             names = "、".join(str(m.get("name", "")) for m in detail.get("missing") or ())
             if len(names) > MATERIALS_CHARS:

@@ -46,6 +46,7 @@ from connectors.webhook import WebhookVerificationError, generate_secret, verify
 from e_license_store.model import LicenseDraft
 from e_license_store.service import LicenseService
 from hub.db import session_scope
+from hub.masking import mask_name
 from hub.models import local_today
 from identity.tables import IdentityPerson
 from mappings.canonical.models import HolderKind, SourceRef
@@ -328,7 +329,8 @@ def run_month(
         report.office.update(e["type"] for e in office.events.values())
         sent = gateway.gateway.store.messages()
         report.sms_sent = len(sent)
-        report.joint_texts = [m.text for m in sent if f":{codes['joint']}:" in m.out_id]
+        # printed as the gateway logs them: the recipient's name masked (the texts themselves name them)
+        report.joint_texts = [_masked_text(m.text, m.params) for m in sent if f":{codes['joint']}:" in m.out_id]
     finally:
         office.stop()
         gateway.stop()
@@ -337,6 +339,16 @@ def run_month(
 
 def _turned(session: Session) -> Counter[str]:
     return Counter(str(r) for r in session.scalars(select(CaseLightChange.to_light)))
+
+
+def _masked_text(text: str, params: dict[str, str]) -> str:
+    """An SMS as the summary shows it: the recipient's name (the ``name`` parameter) masked.
+
+    >>> _masked_text("【洞头政务服务】谢德华您好，您申请的…已受理。", {"name": "谢德华"})
+    '【洞头政务服务】谢**您好，您申请的…已受理。'
+    """
+    name = params.get("name") or ""
+    return text.replace(name, mask_name(name) or "") if name else text
 
 
 def print_month(report: MonthReport, console: Console) -> None:

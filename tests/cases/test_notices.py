@@ -61,6 +61,23 @@ def sent(city: World, code: str) -> list[OutboxEvent]:
         return list(s.scalars(q.order_by(OutboxEvent.id)))
 
 
+def test_an_on_the_spot_item_is_told_so_not_within_zero_working_days(city: World) -> None:
+    """开具纳税证明 is promised in 0 working days (即办件): its acceptance uses the on-the-spot template."""
+    body = {"item_code": "GG00201000", "applicant": {"code": w.P1, "name": "陈海生", "phone": w.PHONE},
+            "materials": [{"code": "M01", "provided": "upload"}]}  # fmt: skip
+    code = take_in(city, body)
+    (accepted,) = sent(city, code)
+    templates = load_catalogue().notices
+    assert templates is not None
+    template = templates.template("accepted_on_the_spot")
+    assert accepted.idempotency_key == f"case.notice:{code}:accepted"
+    assert (accepted.payload["notice"], accepted.payload["template_code"]) == ("accepted_on_the_spot",
+                                                                              template.template_code)  # fmt: skip
+    assert "days" not in accepted.payload["params"]
+    text = template.render({**accepted.payload["params"], "name": "陈**"})
+    assert "当场办结" in text and "0个工作日" not in text
+
+
 def test_accepted_corrected_and_concluded_each_told_once(city: World) -> None:
     code = take_in(city, joint_registration(received_at=at(16, 9).isoformat()))
     step(city, code, "commerce", 1, Step.ACCEPTED, 16)

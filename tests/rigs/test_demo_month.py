@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def test_the_month_lights_pushes_tells_and_counts(city: World, tmp_path: Path, m
     assert report.sms_sent == len(notices)
     assert any("已办结，请尽快前来领取" in t for t in report.joint_texts)
     assert any("已受理" in t for t in report.joint_texts)
+    # the summary shows the texts with the recipient's name masked, as the gateway logs them
+    assert report.joint_texts and all(re.search(r"】\S\*+您好", t) for t in report.joint_texts)
     assert joint.conclusion is not None and joint.conclusion.missing == [] and joint.conclusion.output == "pickup"
     assert sorted(r.license_type_code for r in joint.results) == ["1101", "1102", "1103"]
     console = Console(record=True, width=160)
