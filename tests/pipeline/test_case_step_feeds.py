@@ -35,7 +35,7 @@ from rigs.testing import TempDatabase
 from sandbox.approvals.behaviour import SHANGHAI, Profile, _days
 from sandbox.approvals.clock import SimClock
 from sandbox.approvals.history import MATERIALS, applications
-from sandbox.approvals.system import ApprovalSystem, ApprovalSystems, Truth
+from sandbox.approvals.system import ApprovalSystem, ApprovalSystems, Outlet, Truth
 from sandbox.approvals.tables import COMMERCE, DEVELOPMENT_REFORM, PUBLIC_SECURITY, LandOutlet, SqlOutlet, TaxOutlet
 from sandbox.commerce.registry import sqlalchemy_url_for, sqlite_connection_string
 from sandbox.development_reform.platform import Platform
@@ -209,10 +209,11 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
     assert set(FEEDS) <= set(step_feeds())
     truth = Truth(tmp_path / "approvals.db")
     platform = SqlOutlet(departments.platform_url, DEVELOPMENT_REFORM)
-    outlets = {"commerce": SqlOutlet(departments.commerce_url, COMMERCE), "tax": TaxOutlet(departments.tax),
-               "public_security": SqlOutlet(departments.population_url, PUBLIC_SECURITY),
-               "land": LandOutlet(departments.land_outbox),
-               "development_reform": platform}  # fmt: skip
+    outlets: dict[str, Outlet] = {
+        "commerce": SqlOutlet(departments.commerce_url, COMMERCE), "tax": TaxOutlet(departments.tax),
+        "public_security": SqlOutlet(departments.population_url, PUBLIC_SECURITY),
+        "land": LandOutlet(departments.land_outbox), "development_reform": platform,
+    }  # fmt: skip
     systems = ApprovalSystems(
         [ApprovalSystem(d, o, truth, seed=SEED, profile=PROFILE) for d, o in outlets.items()], truth
     )

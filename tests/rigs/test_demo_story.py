@@ -2,8 +2,9 @@
 order), the joint registration finds the legal representative's identity card and the premises'
 property certificate as licences, commerce then tax and public security conclude through their
 approval systems and case-step feeds, and the project approval reads the land-use pre-review
-opinion without paper — the printed timelines say so, with personal data masked. A second demo
-on the same hub tells the story again."""
+opinion without paper and is played out by the development-and-reform commission's approval platform,
+its steps pulled through the commission's case-step feed — the printed timelines say so, with
+personal data masked. A second demo on the same hub tells the story again."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import pytest
 from rich.console import Console
 from sqlalchemy import select
 
-from cases.tables import CaseMaterial, CaseRecord
+from cases.tables import CaseMaterial, CaseRecord, CaseStep
 from hub.airflow_env import connection_uri_env
 from hub.db import get_engine, session_scope
+from hub.models import SyncState
 from mappings.engine import load_all
 from pipeline import steps
 from rigs.connections import sandbox_connections
@@ -59,6 +61,12 @@ def test_the_demo_story_tells_both_cases(hub_db_url: str, tmp_path: Path, monkey
         }
         assert {(joint.id, "M03"), (joint.id, "M04"), (project.id, "M02")} <= recognised
         assert joint.status == "concluded" and project.status == "concluded"
+        # the commission's platform decided the project; the hub read its steps through the feed
+        steps = s.scalars(select(CaseStep).where(CaseStep.case_id == project.id).order_by(CaseStep.occurred_at)).all()
+        commission = [st.step for st in steps if st.department == "development_reform"]
+        assert commission == ["accepted", "in_review", "approved", "result_issued"]
+        assert s.scalars(select(SyncState).where(SyncState.dataset == "case_steps",
+                                                 SyncState.source.contains("development_reform"))).first()  # fmt: skip
         # no resident id and no full name of the parties in what the demo printed
         for code in (joint.applicant_code, *(p["code"] for p in (joint.parties or {}).values())):
             assert code not in text
