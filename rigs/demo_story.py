@@ -194,8 +194,10 @@ def run_story(state: Mapping[str, Any], connections: Mapping[str, Mapping[str, A
 
 def play(sessions: Any, systems: ApprovalSystems, clock: SimClock, code: str, *, days: int) -> str:
     """Half-hour by half-hour of the simulated clock (``days`` at most), until case ``code`` concludes
-    or is refused: the approval systems take its dispatches, put their steps on record when their time
-    comes, and the hub pulls them through each department's case-step feed. Returns its status."""
+    or is refused and the departments have entered every step they took (a step entered the next
+    morning, 补录, may come after the result): the approval systems take its dispatches, put their
+    steps on record when their time comes, and the hub pulls them through each department's
+    case-step feed. Returns its status."""
     seen: set[int] = set()
     status = ""
     for _ in range(days * 24 * 2):
@@ -208,7 +210,7 @@ def play(sessions: Any, systems: ApprovalSystems, clock: SimClock, code: str, *,
                     run_feed(FEEDS[department], f"story-{department}-{clock.now():%Y%m%dT%H%M}")
             with sessions() as session:
                 status = session.scalars(select(CaseRecord.status).where(CaseRecord.code == code)).one()
-        if status in ("concluded", "rejected"):
+        if status in ("concluded", "rejected") and not systems.truth.pending():
             break
         clock.advance(dt.timedelta(minutes=30))
     return str(status)

@@ -47,6 +47,17 @@ def test_the_demo_story_tells_both_cases(hub_db_url: str, tmp_path: Path, monkey
         console = Console(record=True, width=200)
         assert run_story(summary(sb), connections, console)
         text = console.export_text()
+        with session_scope(get_engine()) as s:  # every step each department took is on the timelines printed
+            joint, project = s.scalars(select(CaseRecord).order_by(CaseRecord.id)).all()
+            printed = {
+                case.id: [(st.department, st.step) for st in s.scalars(select(CaseStep).where(
+                    CaseStep.case_id == case.id).order_by(CaseStep.department, CaseStep.seq))]
+                for case in (joint, project)
+            }  # fmt: skip
+        concluded = ["accepted", "in_review", "approved", "result_issued"]
+        assert [step for d, step in printed[project.id] if d == "development_reform"] == concluded
+        for department in ("commerce", "tax", "public_security"):
+            assert [step for d, step in printed[joint.id] if d == department] == concluded
         # a second demo on the same hub and sandboxes tells it again, later on the simulated clock
         second = Console(record=True, width=200)
         assert run_story(summary(sb), connections, second), second.export_text()
