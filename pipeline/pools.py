@@ -1,6 +1,8 @@
 """Per-department Airflow pools (部门并发池): how many tasks may hit one department at once.
 
-Each mapping file names its pool; departments' systems are small, so a pool holds few slots
+Each mapping file names its pool (the case-step feeds' too: a department whose only feed is its
+case steps, such as the development-and-reform commission, has a pool all the same); departments'
+systems are small, so a pool holds few slots
 (``HUB_POOL_SLOTS``, default 2). ``python -m pipeline.pools`` creates or updates them
 (compose's airflow-init and ``hub up`` run it after ``airflow db migrate``).
 """
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.airflow_env import ensure_airflow_env
-from mappings.engine import load_all
+from mappings.engine import STEP_FEEDS_DIR, load_all
 
 DEFAULT_SLOTS = 2
 #: the push DAG's pool: outbound deliveries to departments
@@ -38,7 +40,8 @@ def ensure_pools(mapping_dir: Path | None = None) -> dict[str, int]:
     ensure_airflow_env()
     from airflow.models.pool import Pool  # noqa: PLC0415 - after ensure_airflow_env
 
-    pools = department_pools(load_all(mapping_dir).values())
+    feeds = STEP_FEEDS_DIR if mapping_dir is None else Path(mapping_dir) / "case_steps"
+    pools = department_pools([*load_all(mapping_dir).values(), *load_all(feeds).values()])
     for name, slots in pools.items():
         Pool.create_or_update_pool(name, slots, f"hub: at most {slots} concurrent tasks", False)
     return pools

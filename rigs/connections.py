@@ -78,6 +78,15 @@ def sandbox_connections(sb: Any) -> dict[str, dict[str, Any]]:
             if getattr(sb, "social_insurance", None) is not None
             else {}
         ),
+        **(
+            {
+                "development_reform_approvals": odbc_connection(
+                    sb.development_reform.odbc_connection_string, sb.development_reform.dialect
+                )
+            }
+            if getattr(sb, "development_reform", None) is not None
+            else {}
+        ),
     }
 
 
@@ -117,6 +126,15 @@ def state_connections(state: Mapping[str, Any], tax_password: str) -> dict[str, 
         **(
             {"social_insurance_db": odbc_connection(*_odbc_of_url(state["social_insurance"]["sqlalchemy_url"]))}
             if state.get("social_insurance")
+            else {}
+        ),
+        **(
+            {
+                "development_reform_approvals": odbc_connection(
+                    *_odbc_of_url(state["development_reform"]["sqlalchemy_url"])
+                )
+            }
+            if state.get("development_reform")
             else {}
         ),
     }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.commerce.registry import CommerceRegistry
+from sandbox.development_reform.platform import Platform
 from sandbox.generator import Population
 from sandbox.land.packages import XSD_PATH, LandOutbox
 from sandbox.public_security.registry import PersonRegistry
@@ -50,6 +51,8 @@ class Prepared:
     land: LandOutbox
     #: the social-insurance bureau (人社局): insured persons, in the population registry's database
     insured: InsuredRegistry
+    #: the development-and-reform commission's approval platform (its step table; empty until cases come)
+    development_reform: Platform
 
     @property
     def social_insurance_truth_path(self) -> Path:
@@ -72,6 +75,10 @@ class Prepared:
         ins = self.insured
         table = f"{ins.schema}.insured_person" if ins.schema else "insured_person"
         return SqlHandle(ins.sqlalchemy_url, ins.odbc_connection_string, ins.dialect, table)
+
+    def development_reform_handle(self) -> SqlHandle:
+        p = self.development_reform
+        return SqlHandle(p.sqlalchemy_url, p.odbc_connection_string, p.dialect, p.table)
 
     def land_handle(self) -> LandHandle:
         return LandHandle(self.land.outbox_dir, XSD_PATH)

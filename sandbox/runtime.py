@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sandbox.commerce.registry import CommerceRegistry, sqlite_connection_string
+from sandbox.development_reform.platform import Platform
 from sandbox.dirt import DirtProfile
 from sandbox.faults import FaultFile
 from sandbox.generator import Population, Sizes, generate, write
@@ -64,6 +65,8 @@ class Sandboxes:
     commerce: SqlHandle
     land: LandHandle
     social_insurance: SqlHandle | None = field(default=None)
+    #: the development-and-reform commission's approval platform (its step table, read over ODBC)
+    development_reform: SqlHandle | None = field(default=None)
     faults: Any = field(default=None)
     mutations: Any = field(default=None)
 
@@ -113,6 +116,7 @@ def prepare(
         person_registry = PersonRegistry(pg.sqlalchemy_url, pg.odbc_connection_string)
         insured = InsuredRegistry(pg.sqlalchemy_url, pg.odbc_connection_string)
         commerce = CommerceRegistry(mariadb.odbc_connection_string, "mariadb", mariadb.sqlalchemy_url)
+        platform = Platform(pg.sqlalchemy_url, pg.odbc_connection_string)
     else:
         ps_file = data_dir / "public_security.db"
         com_file = data_dir / "commerce.db"
@@ -120,12 +124,14 @@ def prepare(
         commerce = CommerceRegistry(sqlite_connection_string(str(com_file)), "sqlite", f"sqlite:///{com_file}")
         ins_file = data_dir / "social_insurance.db"
         insured = InsuredRegistry(f"sqlite:///{ins_file}", sqlite_connection_string(str(ins_file)))
+        platform = Platform.embedded(data_dir)
     person_registry.load(population.person_registry)
     commerce.load(population.enterprise_registry)
     insured_rows, insured_truth = insured_persons(population, seed)
     insured.load(insured_rows)
     insured_truth.to_parquet(data_dir / "social_insurance_truth.parquet", index=False)
 
+    platform.create()  # the commission's step table: its approval system fills it as cases come
     land = LandOutbox(data_dir / "land" / "outbox", batch_size=land_batch)
     land.clear()
     land.publish(population.property_rights, population.approval_results)
@@ -141,6 +147,7 @@ def prepare(
         commerce=commerce,
         land=land,
         insured=insured,
+        development_reform=platform,
     )
 
 
@@ -161,6 +168,7 @@ def attach(prepared: Prepared, port: int, username: str, password: str) -> Sandb
         commerce=prepared.commerce_handle(),
         land=prepared.land_handle(),
         social_insurance=prepared.social_insurance_handle(),
+        development_reform=prepared.development_reform_handle(),
     )
     sb.faults = Faults(prepared)
     sb.mutations = Mutations(prepared)
@@ -201,6 +209,7 @@ def summary(sb: Sandboxes) -> dict[str, Any]:
         "commerce": asdict(sb.commerce),
         "social_insurance": asdict(sb.social_insurance) if sb.social_insurance else None,
         "land": {"outbox_dir": str(sb.land.outbox_dir), "xsd_path": str(sb.land.xsd_path)},
+        "development_reform": asdict(sb.development_reform) if sb.development_reform else None,
         "ground_truth_path": str(sb.ground_truth_path),
         "counts": sb.population.counts(),
     }

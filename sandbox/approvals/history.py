@@ -32,6 +32,8 @@ ITEMS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     # 不动产转移登记: tax first, then the land bureau (the seller a party)
     "QR00401000": ("person", (("M01", "upload"), ("M02", "paper"), ("M03", "upload"), ("M04", "paper"),
                               ("M05", "paper"), ("M06", "paper"))),
+    # 企业投资项目核准: the development-and-reform commission alone (the pre-review opinion brought on paper here)
+    "XK00501000": ("enterprise", (("M01", "upload"), ("M02", "paper"), ("M03", "paper"), ("M04", "paper"))),
 }  # fmt: skip
 
 
@@ -45,6 +47,8 @@ MATERIALS: dict[tuple[str, str], str] = {
     ("QR00401000", "M01"): "不动产登记申请书", ("QR00401000", "M02"): "不动产权证书（转让方）",
     ("QR00401000", "M03"): "存量房买卖合同", ("QR00401000", "M04"): "转让方身份证明",
     ("QR00401000", "M05"): "受让方身份证明", ("QR00401000", "M06"): "婚姻状况证明",
+    ("XK00501000", "M01"): "项目申请报告", ("XK00501000", "M02"): "建设项目用地预审与选址意见书",
+    ("XK00501000", "M03"): "营业执照", ("XK00501000", "M04"): "节能审查意见",
 }  # fmt: skip
 
 
@@ -94,6 +98,9 @@ def applications(
                 body["parties"] = [{"role": "transferor", "code": seller[0], "name": seller[1]}]
             if item == "XK00101001":
                 body["subject"] = f"洞头新设企业{rng.randint(100, 999)}有限公司（拟设立）"
+            if item == "XK00501000":
+                kind = rng.choice(("海岛旅游", "渔港", "海洋装备", "光伏"))
+                body["subject"] = f"洞头{kind}项目（{rng.randint(1, 9)}期）"
             out.append(Application(at, body))
         day = _days().later(day, 1)
     return sorted(out, key=lambda a: a.received_at)

@@ -71,6 +71,11 @@ class Truth:
         frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True)
         return frame.drop(columns=["visible_at", "published"])
 
+    def pending(self) -> int:
+        """Steps planned but not yet on record (their time to be entered has not come)."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).where(PLANNED.c.published.is_(False))) or 0)
+
     def fates(self) -> dict[tuple[str, str], str]:
         with self.engine.connect() as conn:
             return {(r.code, r.department): r.fate for r in conn.execute(sa.select(TAKEN))}

@@ -1,6 +1,6 @@
 """Approval systems that keep their steps in a table of the department's database (commerce over
-ODBC, public security), each with its own column names and step codes — the hub's mapping files
-translate them.
+ODBC, public security, the development-and-reform commission's platform over ODBC), each with its
+own column names and step codes — the hub's mapping files translate them.
 
 Times are local (Asia/Shanghai) without a zone, whole seconds, as these systems store them;
 ``updated_at`` is when the row was entered (the reader's watermark), which is later than the
@@ -48,6 +48,18 @@ PUBLIC_SECURITY = Layout(
     {"accepted": "受理", "in_review": "审核", "correction_requested": "补正告知", "resumed": "补正恢复",
      "approved": "准予备案", "rejected": "不予备案", "result_issued": "办结"},
     schema="population",
+)  # fmt: skip
+#: 发展和改革局 投资项目在线审批监管平台 (KingbaseES, PostgreSQL-compatible, at the department): its
+#: processing record 项目办理记录 ``tzxm.xm_bljl`` with pinyin-initial column names — 流水号 lsh, 统一服务监管码 jgm,
+#: 环节序号 hjxh, 办理状态 blzt, 办理时间 blsj, 办理意见 blyj, 补正材料清单 bzclqd, 更新时间 gxsj; its status
+#: codes 101 受理, 201 审查, 301 补正告知, 302 补正恢复, 401 核准, 402 不予核准, 501 出具核准文件 (办结)
+DEVELOPMENT_REFORM = Layout(
+    "xm_bljl",
+    {"id": "lsh", "code": "jgm", "seq": "hjxh", "step": "blzt", "at": "blsj", "note": "blyj", "missing": "bzclqd",
+     "entered": "gxsj"},
+    {"accepted": "101", "in_review": "201", "correction_requested": "301", "resumed": "302", "approved": "401",
+     "rejected": "402", "result_issued": "501"},
+    schema="tzxm",
 )  # fmt: skip
 
 

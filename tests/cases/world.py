@@ -86,6 +86,10 @@ CONSUMERS: dict[str, tuple[list[str], str | None]] = {
     "tax": (["cases:read", "cases:steps:tax", "subscriptions:manage"], "tax"),
     "public_security": (["cases:read", "cases:steps:public_security", "subscriptions:manage"], "public_security"),
     "land": (["cases:read", "cases:steps:land"], "land"),
+    "development_reform": (
+        ["cases:read", "cases:steps:development_reform", "subscriptions:manage"],
+        "development_reform",
+    ),
     # a key with the tax step scope but bound to commerce: the binding wins
     "commerce_with_tax_scope": (["cases:read", "cases:steps:commerce", "cases:steps:tax"], "commerce"),
     # an unbound integration key that reports tax's steps

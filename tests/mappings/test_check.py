@@ -88,7 +88,8 @@ def test_cli_check_exit_codes(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["check"])
     assert ok.exit_code == 0, ok.output
     shipped = len(mapping_files(MAPPINGS_DIR)) + len(mapping_files(STEP_FEEDS_DIR))
-    assert shipped == 10 and f"{shipped} file(s) checked, 0 with problems" in ok.output
+    # six department feeds and five case-step feeds (commerce, tax, public security, land, development and reform)
+    assert shipped == 11 and f"{shipped} file(s) checked, 0 with problems" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("pool: commerce", "pool: [commerce]"), encoding="utf-8")
     res = runner.invoke(app, ["check", str(bad), str(MAPPINGS / "tax_taxpayers.yaml")])

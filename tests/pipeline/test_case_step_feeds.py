@@ -1,6 +1,7 @@
 """The departments' approval systems and their case-step feeds, end to end on a simulated clock:
-a back-dated history of applications taken in at the window through the API, each dispatch
-pushed to the department's approval system (a webhook), the system playing it out over the days
+a back-dated history of applications taken in at the window through the API (enterprise
+registrations, property transfers, investment-project approvals), each dispatch pushed to the
+department's approval system (a webhook; the tax bureau's SOAP notice), the system playing it out over the days
 (most on time, some needing correction, some late, a few rejected) in its own protocol, the hub
 pulling the steps through the feed's task bodies every evening — and every case's timeline
 through the API equals the approval systems' ground truth, step for step and time for time.
@@ -34,9 +35,10 @@ from rigs.testing import TempDatabase
 from sandbox.approvals.behaviour import SHANGHAI, Profile, _days
 from sandbox.approvals.clock import SimClock
 from sandbox.approvals.history import MATERIALS, applications
-from sandbox.approvals.system import ApprovalSystem, ApprovalSystems, Truth
-from sandbox.approvals.tables import COMMERCE, PUBLIC_SECURITY, LandOutlet, SqlOutlet, TaxOutlet
+from sandbox.approvals.system import ApprovalSystem, ApprovalSystems, Outlet, Truth
+from sandbox.approvals.tables import COMMERCE, DEVELOPMENT_REFORM, PUBLIC_SECURITY, LandOutlet, SqlOutlet, TaxOutlet
 from sandbox.commerce.registry import sqlalchemy_url_for, sqlite_connection_string
+from sandbox.development_reform.platform import Platform
 from sandbox.faults import FaultFile
 from sandbox.tax.server import TaxServer
 from sandbox.tax.store import TaxStore
@@ -45,8 +47,16 @@ from tests.cases import world as w
 from tests.cases.world import E1, E2, NAMES, P1, P2, World, auth
 from tests.recognition.rec_helpers import Receiver, allow_destination
 
-FEEDS = ("commerce_case_steps", "tax_case_steps", "public_security_case_steps", "land_case_steps")
-DEPARTMENTS = ("commerce", "tax", "public_security", "land")
+FEEDS = (
+    "commerce_case_steps",
+    "tax_case_steps",
+    "public_security_case_steps",
+    "land_case_steps",
+    "development_reform_case_steps",
+)
+DEPARTMENTS = ("commerce", "tax", "public_security", "land", "development_reform")
+#: the department each item's dispatches reach first
+FIRST = {"XK00101001": "commerce", "XK00102000": "commerce", "QR00401000": "tax", "XK00501000": "development_reform"}
 START = dt.date(2026, 9, 1)
 WORKDAYS = 6
 #: more of the rarer behaviours than a real year has, so a short history shows each of them
@@ -65,17 +75,21 @@ class Departments:
     tax: TaxStore
     tax_password: str
     land_outbox: Path
+    #: the development-and-reform commission's approval platform (SQLite or PostgreSQL, over ODBC)
+    platform_url: str
 
 
 @pytest.fixture(params=["embedded", pytest.param("servers", marks=[pytest.mark.mariadb, pytest.mark.postgres])])
 def departments(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Departments]:
-    """Commerce over ODBC (SQLite or MariaDB), public security (SQLite or PostgreSQL), the tax SOAP service."""
+    """Commerce over ODBC (SQLite or MariaDB), public security and the development-and-reform commission
+    (SQLite or PostgreSQL, over ODBC), the tax SOAP service, the land bureau's package directory."""
     if request.param == "embedded":
         commerce = (sqlite_connection_string(str(tmp_path / "commerce.db")), "sqlite")
         population = (sqlite_connection_string(str(tmp_path / "population.db")), "sqlite")
         population_url = f"sqlite:///{tmp_path / 'population.db'}"
+        platform = Platform.embedded(tmp_path)
     else:
         request.getfixturevalue("odbc_mariadb")
         request.getfixturevalue("odbc_postgres")
@@ -83,6 +97,7 @@ def departments(
         pg: TempDatabase = request.getfixturevalue("pg_database")
         commerce = (maria.odbc_connection_string, "mariadb")
         population, population_url = (pg.odbc_connection_string, "postgresql"), pg.sqlalchemy_url
+        platform = Platform(pg.sqlalchemy_url, pg.odbc_connection_string)  # its own schema, tzxm
     password = "pw-approvals"
     store = TaxStore(tmp_path / "tax.db")
     store.create()
@@ -95,12 +110,15 @@ def departments(
         "population_registry": odbc_connection(*population),
         "tax_soap": tax,
         "land_case_exchange": {"conn_type": "fs", "extra": {"path": str(land)}},
+        "development_reform_approvals": odbc_connection(platform.odbc_connection_string, platform.dialect),
     }
     for conn_id, conn in connections.items():
         monkeypatch.setenv(*connection_uri_env(conn_id, conn))
     monkeypatch.setenv("HUB_TEST_TAX_PASSWORD", password)
     try:
-        yield Departments(connections, sqlalchemy_url_for(*commerce), population_url, store, password, land)
+        yield Departments(
+            connections, sqlalchemy_url_for(*commerce), population_url, store, password, land, platform.sqlalchemy_url
+        )
     finally:
         server.stop()
 
@@ -160,10 +178,11 @@ class Simulation:
 
 
 def _subscribe(city: World, api: TestClient, departments: Departments) -> dict[str, Callable[[], list[Any]]]:
-    """Commerce's and public security's systems take their dispatches by webhook, the tax bureau's
-    through its SOAP notice operation; returns what each has received so far, in order."""
+    """Commerce's, public security's, the land bureau's and the commission's systems take their dispatches
+    by webhook, the tax bureau's through its SOAP notice operation; returns what each has received so
+    far, in order."""
     inboxes: dict[str, Callable[[], list[Any]]] = {}
-    for department in ("commerce", "public_security", "land"):
+    for department in ("commerce", "public_security", "land", "development_reform"):
         receiver = Receiver()
         receiver.start()
         allow_destination(city.engine, department, receiver.origin)
@@ -189,9 +208,12 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
 ) -> None:
     assert set(FEEDS) <= set(step_feeds())
     truth = Truth(tmp_path / "approvals.db")
-    outlets = {"commerce": SqlOutlet(departments.commerce_url, COMMERCE), "tax": TaxOutlet(departments.tax),
-               "public_security": SqlOutlet(departments.population_url, PUBLIC_SECURITY),
-               "land": LandOutlet(departments.land_outbox)}  # fmt: skip
+    platform = SqlOutlet(departments.platform_url, DEVELOPMENT_REFORM)
+    outlets: dict[str, Outlet] = {
+        "commerce": SqlOutlet(departments.commerce_url, COMMERCE), "tax": TaxOutlet(departments.tax),
+        "public_security": SqlOutlet(departments.population_url, PUBLIC_SECURITY),
+        "land": LandOutlet(departments.land_outbox), "development_reform": platform,
+    }  # fmt: skip
     systems = ApprovalSystems(
         [ApprovalSystem(d, o, truth, seed=SEED, profile=PROFILE) for d, o in outlets.items()], truth
     )
@@ -202,11 +224,12 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
         sim = Simulation(city, api, systems, clock, _subscribe(city, api, departments))
         apps = applications(SEED, start=START, workdays=WORKDAYS, persons=[(P1, NAMES[P1]), (P2, NAMES[P2])],
                             enterprises=[(E1, NAMES[E1]), (E2, NAMES[E2])], per_day=(2, 4),
-                            items=("XK00101001", "XK00102000", "QR00401000"))  # fmt: skip
+                            items=tuple(FIRST))  # fmt: skip
         day = START
-        last = apps[-1].received_at.astimezone(SHANGHAI).date() + dt.timedelta(days=10)
         queue = list(apps)
-        while day <= last:
+        # until the window has taken every application in and no department has a step still to enter
+        while queue or truth.pending():
+            assert day < START + dt.timedelta(days=120), "the history never settled"
             while queue and queue[0].received_at.astimezone(SHANGHAI).date() == day:
                 app = queue.pop(0)
                 sim.intake(app.received_at, app.body)
@@ -217,7 +240,15 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
         recorded = truth.steps()
         fates = truth.fates()
         # every case reached its first department; the history has every behaviour; every department acted
-        assert {c for c, d in fates if d in ("commerce", "tax")} == set(sim.codes) and len(sim.codes) == len(apps)
+        assert len(sim.codes) == len(apps) and {c for c, _ in fates} == set(sim.codes)
+        first = {code: FIRST[app.body["item_code"]] for code, app in zip(sim.codes, apps, strict=True)}
+        assert all((code, department) in fates for code, department in first.items())
+        # the commission's project approvals are in the history, each concluded or refused by it
+        projects = {code for code, department in first.items() if department == "development_reform"}
+        assert projects and {c for c, d in fates if d == "development_reform"} == projects
+        assert {f for (_, d), f in fates.items() if d == "development_reform"} > {"on_time"}
+        # every step the commission decided is a row of its platform's table, which the hub read over ODBC
+        assert platform.count() == len(recorded[recorded["department"] == "development_reform"])
         assert set(fates.values()) >= {"on_time", "correction", "late", "rejected"}
         assert {d for _, d in fates} == set(DEPARTMENTS)
         assert sum(r["appended"] for r in sim.runs) == len(recorded)
@@ -251,7 +282,7 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
             assert s.scalar(select(func.count()).select_from(CaseStep)) == steps_before
             assert s.scalar(select(func.count()).select_from(OutboxEvent)) == events_before
     finally:
-        api_gen.close()
+        next(api_gen, None)  # the client closes when its generator runs on
 
 
 def test_the_approval_systems_name_materials_as_the_catalogue_does() -> None:

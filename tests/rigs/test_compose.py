@@ -134,7 +134,8 @@ def test_embedded_only_airflow_settings_are_overridden(compose: dict[str, Any]) 
 
 def test_every_connection_a_mapping_names_is_defined(compose: dict[str, Any]) -> None:
     conn_ids: set[str] = set()
-    for path in sorted((REPO_ROOT / "mappings").glob("*.yaml")):
+    mappings = REPO_ROOT / "mappings"  # the case-step feeds' too (mappings/case_steps/)
+    for path in sorted([*mappings.glob("*.yaml"), *mappings.glob("case_steps/*.yaml")]):
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         conn_id = (doc.get("source") or {}).get("conn_id")
         if conn_id:
