@@ -108,6 +108,25 @@ def licenses_by_holder(
     return [_from_tuple(tuple(r)) for r in session.execute(stmt, params)]
 
 
+_VALID_OF_TYPE = (
+    _BY_HOLDER.where(
+        LicenseIndexEntry.license_type_code == bindparam("type_code"),
+        LicenseIndexEntry.status == "valid",
+        LicenseIndexEntry.valid_from <= bindparam("on"),
+        or_(LicenseIndexEntry.valid_until.is_(None), LicenseIndexEntry.valid_until >= bindparam("on")),
+    )
+    .order_by(*_BY_HOLDER_ORDER)
+    .limit(1)
+)
+
+
+def newest_valid_license(session: Session, holder_code: str, type_code: str, on: dt.date) -> LicenseIndexRow | None:
+    """The holder's newest licence of ``type_code`` valid on ``on`` — ``licenses_by_holder(session, holder_code,
+    type_codes=[type_code], status="valid", valid_on=on, limit=1)``, by a statement built once (intake's query)."""
+    found = session.execute(_VALID_OF_TYPE, {"holder_code": holder_code, "type_code": type_code, "on": on}).first()
+    return _from_tuple(tuple(found)) if found is not None else None
+
+
 def licenses_of_source(session: Session, department: str, dataset: str, source_key: str) -> list[LicenseIndexRow]:
     """The licences a source record yields (one per type; the record's own, not its owners').
 
