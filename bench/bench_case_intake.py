@@ -110,8 +110,27 @@ def body(code: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, int]:
-    """The peer: ``take_in`` and commit in a loop; (cases/s, p99 ms, cases)."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live descendants (the API's
+    supervisor, its workers and their audit writers)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in (root, *root.children(recursive=True)):
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                continue
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, int, float]:
+    """The peer: ``take_in`` and commit in a loop; (cases/s, p99 ms, cases, CPU ms per case)."""
     from cases import intake
     from cases.schemas import IntakeIn
     from hub.db import make_engine, session_factory
@@ -121,6 +140,7 @@ def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, in
     rng = random.Random(3)
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
+    cpu0 = time.process_time()
     while time.perf_counter() < deadline:
         payload = IntakeIn.model_validate(body(rng.choice(codes)))
         t0 = time.perf_counter()
@@ -128,9 +148,11 @@ def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, in
             intake.take_in(s, payload, actor="bench")
             s.commit()
         latencies.append(time.perf_counter() - t0)
+    cpu_ms = (time.process_time() - cpu0) * 1000 / max(len(latencies), 1)
     engine.dispose()
     latencies.sort()
-    return len(latencies) / sum(latencies), latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, len(latencies)
+    p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000
+    return len(latencies) / sum(latencies), p99, len(latencies), cpu_ms
 
 
 def run(
@@ -185,19 +207,23 @@ def run(
             run_wrk(port, script, 1, connections)  # warm-up
             audited, cases = count(AuditEntry), count(CaseRecord)
             recognised = count(CaseMaterial, CaseMaterial.found_by == "hub")
+            cpu0 = tree_cpu(server.pid)
             rps, p99, requests, non2xx = run_wrk(port, script, seconds, connections)
+            cpu_ms = (tree_cpu(server.pid) - cpu0) * 1000 / max(requests, 1)
             runs.append({"connections": connections, "rps": rps, "p99_ms": p99, "requests": requests,
+                         "server_cpu_ms": cpu_ms,
                          "non2xx": non2xx, "audited": count(AuditEntry) - audited,
                          "cases": count(CaseRecord) - cases,
                          "recognised": count(CaseMaterial, CaseMaterial.found_by == "hub") - recognised})  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
-    d_rps, d_p99, d_n = direct(url, codes, max(1.0, seconds / 3))
+    d_rps, d_p99, d_n, d_cpu = direct(url, codes, max(1.0, seconds / 3))
     report = audit.verify(engine)
     engine.dispose()
     return {"licenses": n_licenses, "applicants": applicants, "load_s": load_s, "runs": runs, "direct_rps": d_rps,
-            "direct_p99_ms": d_p99, "direct_cases": d_n, "audit_ok": report.ok}  # fmt: skip
+            "direct_p99_ms": d_p99, "direct_cases": d_n, "direct_cpu_ms": d_cpu, "workers": workers,
+            "audit_ok": report.ok}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -217,14 +243,18 @@ def main(argv: list[str]) -> int:
     print(f"{f['licenses']:,} licences indexed, {f['applicants']:,} applicants in the identity index (filled in "
           f"{f['load_s']:.1f}s); load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'':40}{'cases/s':>10}{'p99 ms':>10}{'cases':>8}{'audited':>9}{'recognised':>12}")
+    print(f"API: {f['workers']} worker process(es); CPU ms/case: the server's processes (workers, audit "
+          f"writers) per answered intake; the peer's own process time per intake")  # fmt: skip
+    print(f"{'':40}{'cases/s':>10}{'p99 ms':>10}{'CPU ms':>8}{'cases':>8}{'audited':>9}{'recognised':>12}")
     for r in f["runs"]:
         label = f"POST /v1/cases, wrk {r['connections']} conn."
         print(
-            f"{label:40}{r['rps']:>10,.0f}{r['p99_ms']:>10.2f}{r['cases']:>8,}{r['audited']:>9,}{r['recognised']:>12,}"
+            f"{label:40}{r['rps']:>10,.0f}{r['p99_ms']:>10.2f}{r['server_cpu_ms']:>8.2f}{r['cases']:>8,}"
+            f"{r['audited']:>9,}{r['recognised']:>12,}"
         )
     print(
-        f"{'take_in() in-process (peer)':40}{f['direct_rps']:>10,.0f}{f['direct_p99_ms']:>10.2f}{f['direct_cases']:>8,}"
+        f"{'take_in() in-process (peer)':40}{f['direct_rps']:>10,.0f}{f['direct_p99_ms']:>10.2f}"
+        f"{f['direct_cpu_ms']:>8.2f}{f['direct_cases']:>8,}"
     )
     complete = all(
         r["non2xx"] == 0 and r["audited"] >= r["requests"] and r["recognised"] >= 2 * r["cases"] for r in f["runs"]

@@ -142,19 +142,31 @@ def licenses_of_source(session: Session, department: str, dataset: str, source_k
     return [_from_tuple(tuple(r)) for r in session.execute(stmt)]
 
 
+_OF_CASE = (
+    select(*_ROW_COLUMNS)
+    .where(LicenseIndexEntry.case_code == bindparam("case_code"))
+    .order_by(LicenseIndexEntry.issue_date, LicenseIndexEntry.license_id)
+)
+
+
 def licenses_of_case(session: Session, case_code: str) -> list[LicenseIndexRow]:
     """The licences issued for a case (their documents carry its supervision code), oldest first."""
-    stmt = (
-        select(*_ROW_COLUMNS)
-        .where(LicenseIndexEntry.case_code == case_code)
-        .order_by(LicenseIndexEntry.issue_date, LicenseIndexEntry.license_id)
-    )
-    return [_from_tuple(tuple(r)) for r in session.execute(stmt)]
+    return [_from_tuple(tuple(r)) for r in session.execute(_OF_CASE, {"case_code": case_code})]
 
 
 def get_license(session: Session, license_id: str) -> LicenseIndexRow | None:
     entry = session.get(LicenseIndexEntry, license_id)
     return _row(entry) if entry is not None else None
+
+
+_BY_ID = select(*_ROW_COLUMNS).where(LicenseIndexEntry.license_id == bindparam("license_id"))
+
+
+def license_row(session: Session, license_id: str) -> LicenseIndexRow | None:
+    """:func:`get_license` as one plain-column read (no entity loaded into the session: for reads
+    that only show a licence's state, such as a case's materials)."""
+    found = session.execute(_BY_ID, {"license_id": license_id}).first()
+    return _from_tuple(tuple(found)) if found is not None else None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""``newest_valid_license`` (intake's once-only lookup) answers as ``licenses_by_holder`` with the same filters."""
+"""``newest_valid_license`` (intake's once-only lookup) answers as ``licenses_by_holder`` with the same
+filters, and ``license_row`` as ``get_license``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from e_license_store.index import licenses_by_holder, newest_valid_license
+from e_license_store.index import get_license, license_row, licenses_by_holder, newest_valid_license
 from e_license_store.tables import LicenseIndexEntry
 from hub.db import make_engine, session_factory
 
@@ -55,5 +56,22 @@ def test_newest_valid_license_equals_licenses_by_holder(hub_db_url: str) -> None
             assert {None, rows[0]["license_id"], rows[1]["license_id"], rows[3]["license_id"],
                     rows[6]["license_id"]} <= answers  # fmt: skip
             assert rows[4]["license_id"] not in answers and rows[2]["license_id"] not in answers
+    finally:
+        engine.dispose()
+
+
+def test_license_row_equals_get_license(hub_db_url: str) -> None:
+    rows = [_row(1, HOLDERS[0], "1101", D(2020, 1, 1), "valid", None),
+            _row(2, HOLDERS[1], "1201", D(2019, 6, 1), "revoked", D(2029, 6, 1))]  # fmt: skip
+    engine = make_engine(hub_db_url)
+    try:
+        with session_factory(engine)() as s:
+            s.execute(insert(LicenseIndexEntry), rows)
+            s.commit()
+            for license_id in (rows[0]["license_id"], rows[1]["license_id"], "1101-113303220025678958-missing"):
+                assert license_row(s, license_id) == get_license(s, license_id)
+            found = license_row(s, rows[1]["license_id"])
+            assert found is not None and found.status == "revoked" and found.valid_until == D(2029, 6, 1)
+            assert found.updated_at.tzinfo is not None
     finally:
         engine.dispose()
