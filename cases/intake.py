@@ -193,8 +193,10 @@ def _write(
     case.status = reading.status
     session.add(case)
     session.flush()  # the case's id, for every row below
-    for row in (*steps, *stages):
-        row.case_id = case.id
+    for step in steps:
+        step.case_id = case.id
+    for stage in stages:
+        stage.case_id = case.id
     materials = [
         CaseMaterial(
             case_id=case.id, material_code=d.material.code, name=d.material.name, required=d.material.required,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -152,7 +153,7 @@ def _insert_clocks(
             changes.append(_Change(case.id, department, None, reading.light, reading.used, reading.promised_limit,
                                    reading.overdue, reading.promised_due))  # fmt: skip
     if rows:  # Core: one statement (the ORM's bulk form splits rows by which values are None)
-        session.execute(insert(CaseClock.__table__), rows)
+        session.execute(insert(typing.cast(Table, CaseClock.__table__)), rows)
     return _record_changes(session, changes, today)
 
 

@@ -5,6 +5,8 @@ and malformed codes — as a person's and as an enterprise's, detected and force
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 from sqlalchemy import event
@@ -51,7 +53,8 @@ def _seed(session: Session) -> None:
 
 def _row(frame: pd.DataFrame) -> Resolved:
     r = frame.iloc[0]
-    return Resolved(*(None if v is None or v != v else v for v in (r[c] for c in Resolved._fields)))
+    values: list[Any] = [None if v is None or v != v else v for v in (r[c] for c in Resolved._fields)]
+    return Resolved(*values)
 
 
 def _agree(session: Session) -> int:
