@@ -5,7 +5,8 @@ a valid code is itself (``exact``); a 15-digit resident id becomes its 18-digit 
 (``converted_15_to_18``); an organisation code is the USCC whose positions 9-17 carry it
 (``org_code_in_uscc``); an old taxpayer id goes through its organisation code
 (``taxpayer_org_code``); a registration number (and any code linked before) goes through the
-cross-walk (``crosswalk``). Column-wise, with a handful of queries per batch (:mod:`identity._bulk`).
+cross-walk (``crosswalk``). Column-wise, with a handful of queries per batch (:mod:`identity._bulk`);
+:func:`resolve_one` gives one code the same answer by at most three point queries (intake at the window).
 """
 
 from __future__ import annotations
