@@ -4,7 +4,8 @@ announced, red stages escalated (督办).
 Two ways a clock is brought up to date, with the same rules (:mod:`cases.clock`):
 
 - :func:`store_clocks` — when a step arrives (called by :func:`cases.service.refresh`, in the
-  step's transaction): the case's stages and the case itself are read from the whole step log;
+  step's transaction, and by intake for a new case, whose clocks it inserts at once): the case's
+  stages and the case itself are read from the whole step log;
 - :func:`recompute_lights` — the supervision task, on a schedule: only the *running* clocks
   change from one day to the next, so it reads their stored ``running_since`` and
   ``used_before`` and recomputes every one at once (:func:`cases.clock.lights_many`), writing
