@@ -174,14 +174,14 @@ def _write(
         "correction_required": (Step.CORRECTION_REQUESTED, {"missing": detail.get("missing", [])}),
     }.get(outcome, (Step.ACCEPTED, {"outcome": outcome}))
     recorded_at = svc.utc(now)
-    # the two steps as append() writes them: neither arrived out of order (nothing before them)
+    # the two steps as append() writes them: neither arrived out of order (nothing before them);
+    # ``id`` only orders them in the reading below (ties in time keep the log's order), as the stored ids will
     steps = [
-        CaseStep(id=1, department=WINDOW, seq=seq, step=step.value, occurred_at=at, recorded_at=recorded_at,
+        CaseStep(id=seq, department=WINDOW, seq=seq, step=step.value, occurred_at=at, recorded_at=recorded_at,
                  actor=actor, note=None, detail=dict(extra), arrived_out_of_order=False,
                  fingerprint=svc.step_fingerprint(step.value, received_at, None, dict(extra)))
         for seq, (step, extra) in enumerate(((Step.RECEIVED, {}), second), start=1)
     ]  # fmt: skip
-    steps[1].id = 2  # the log's order (ties in time keep it); the stored ids keep the same order
     stages = (
         [CaseDispatch(id=i, department=stage.department, stage_name=stage.name, after=list(stage.after),
                       statutory_days=stage.statutory_days, promised_days=stage.promised_days, status=dispatch.PENDING,
