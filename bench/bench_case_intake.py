@@ -9,6 +9,7 @@ request is audited. Target (the case-repository issue), on the embedded default 
 ≥ 500 cases/s. The peer: ``cases.intake.take_in`` in a loop in one process (no HTTP, no auth, no audit).
 
     python -m bench case_intake [--smoke] [--licenses N] [--applicants K] [--connections 8,16]
+    python -m bench case_intake --profile 300 [--licenses 20000 --applicants 2000]   # cProfile of take_in
 """
 
 from __future__ import annotations
@@ -110,8 +111,27 @@ def body(code: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, int]:
-    """The peer: ``take_in`` and commit in a loop; (cases/s, p99 ms, cases)."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live descendants (the API's
+    supervisor, its workers and their audit writers)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in (root, *root.children(recursive=True)):
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                continue
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, int, float]:
+    """The peer: ``take_in`` and commit in a loop; (cases/s, p99 ms, cases, CPU ms per case)."""
     from cases import intake
     from cases.schemas import IntakeIn
     from hub.db import make_engine, session_factory
@@ -121,6 +141,7 @@ def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, in
     rng = random.Random(3)
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
+    cpu0 = time.process_time()
     while time.perf_counter() < deadline:
         payload = IntakeIn.model_validate(body(rng.choice(codes)))
         t0 = time.perf_counter()
@@ -128,9 +149,58 @@ def direct(url: str, codes: list[str], seconds: float) -> tuple[float, float, in
             intake.take_in(s, payload, actor="bench")
             s.commit()
         latencies.append(time.perf_counter() - t0)
+    cpu_ms = (time.process_time() - cpu0) * 1000 / max(len(latencies), 1)
     engine.dispose()
     latencies.sort()
-    return len(latencies) / sum(latencies), latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, len(latencies)
+    p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000
+    return len(latencies) / sum(latencies), p99, len(latencies), cpu_ms
+
+
+def profile(n_licenses: int, applicants: int, intakes: int, *, top: int = 30) -> dict[str, float]:
+    """``take_in`` and commit ``intakes`` times under cProfile (after 20 unprofiled ones) on a new
+    database; prints the functions by cumulative time. CPU ms and statements per intake are
+    counted in a second, unprofiled pass of the same size."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
+    from cases import intake
+    from cases.schemas import IntakeIn
+    from hub.db import make_engine, session_factory
+
+    work = Path(tempfile.mkdtemp(prefix="bench_case_intake_profile_"))
+    url = f"sqlite:///{work / 'hub.db'}"
+    codes = fill(url, n_licenses, applicants)
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    statements = [0]
+
+    def count(*_: Any) -> None:
+        statements[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    rng = random.Random(3)
+
+    def take(n: int) -> None:
+        for _ in range(n):
+            payload = IntakeIn.model_validate(body(rng.choice(codes)))
+            with sessions() as s:
+                intake.take_in(s, payload, actor="bench")
+                s.commit()
+
+    take(20)
+    prof = cProfile.Profile()
+    prof.enable()
+    take(intakes)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
+    statements[0] = 0
+    cpu0 = time.process_time()
+    take(intakes)
+    cpu_ms = (time.process_time() - cpu0) * 1000 / intakes
+    engine.dispose()
+    return {"cpu_ms": cpu_ms, "statements": statements[0] / intakes}
 
 
 def run(
@@ -185,19 +255,23 @@ def run(
             run_wrk(port, script, 1, connections)  # warm-up
             audited, cases = count(AuditEntry), count(CaseRecord)
             recognised = count(CaseMaterial, CaseMaterial.found_by == "hub")
+            cpu0 = tree_cpu(server.pid)
             rps, p99, requests, non2xx = run_wrk(port, script, seconds, connections)
+            cpu_ms = (tree_cpu(server.pid) - cpu0) * 1000 / max(requests, 1)
             runs.append({"connections": connections, "rps": rps, "p99_ms": p99, "requests": requests,
+                         "server_cpu_ms": cpu_ms,
                          "non2xx": non2xx, "audited": count(AuditEntry) - audited,
                          "cases": count(CaseRecord) - cases,
                          "recognised": count(CaseMaterial, CaseMaterial.found_by == "hub") - recognised})  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
-    d_rps, d_p99, d_n = direct(url, codes, max(1.0, seconds / 3))
+    d_rps, d_p99, d_n, d_cpu = direct(url, codes, max(1.0, seconds / 3))
     report = audit.verify(engine)
     engine.dispose()
     return {"licenses": n_licenses, "applicants": applicants, "load_s": load_s, "runs": runs, "direct_rps": d_rps,
-            "direct_p99_ms": d_p99, "direct_cases": d_n, "audit_ok": report.ok}  # fmt: skip
+            "direct_p99_ms": d_p99, "direct_cases": d_n, "direct_cpu_ms": d_cpu, "workers": workers,
+            "audit_ok": report.ok}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -208,7 +282,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", default="8,16")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="cProfile N in-process intakes instead (20,000 licences)"
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        n = args.licenses or 20_000
+        p = profile(n, min(args.applicants, n // 2), args.profile)
+        load = os.getloadavg()
+        print(f"take_in: {p['cpu_ms']:.2f} ms CPU and {p['statements']:.1f} statements per intake ({n:,} licences; "
+              f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores)")  # fmt: skip
+        return 0
     n = args.licenses or (2_000 if args.smoke else 1_000_000)
     applicants = min(args.applicants, n // 2) if not args.smoke else 200
     levels = [4] if args.smoke else [int(c) for c in args.connections.split(",") if c.strip()]
@@ -217,14 +301,18 @@ def main(argv: list[str]) -> int:
     print(f"{f['licenses']:,} licences indexed, {f['applicants']:,} applicants in the identity index (filled in "
           f"{f['load_s']:.1f}s); load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'':40}{'cases/s':>10}{'p99 ms':>10}{'cases':>8}{'audited':>9}{'recognised':>12}")
+    print(f"API: {f['workers']} worker process(es); CPU ms/case: the server's processes (workers, audit "
+          f"writers) per answered intake; the peer's own process time per intake")  # fmt: skip
+    print(f"{'':40}{'cases/s':>10}{'p99 ms':>10}{'CPU ms':>8}{'cases':>8}{'audited':>9}{'recognised':>12}")
     for r in f["runs"]:
         label = f"POST /v1/cases, wrk {r['connections']} conn."
         print(
-            f"{label:40}{r['rps']:>10,.0f}{r['p99_ms']:>10.2f}{r['cases']:>8,}{r['audited']:>9,}{r['recognised']:>12,}"
+            f"{label:40}{r['rps']:>10,.0f}{r['p99_ms']:>10.2f}{r['server_cpu_ms']:>8.2f}{r['cases']:>8,}"
+            f"{r['audited']:>9,}{r['recognised']:>12,}"
         )
     print(
-        f"{'take_in() in-process (peer)':40}{f['direct_rps']:>10,.0f}{f['direct_p99_ms']:>10.2f}{f['direct_cases']:>8,}"
+        f"{'take_in() in-process (peer)':40}{f['direct_rps']:>10,.0f}{f['direct_p99_ms']:>10.2f}"
+        f"{f['direct_cpu_ms']:>8.2f}{f['direct_cases']:>8,}"
     )
     complete = all(
         r["non2xx"] == 0 and r["audited"] >= r["requests"] and r["recognised"] >= 2 * r["cases"] for r in f["runs"]

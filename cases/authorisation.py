@@ -87,18 +87,30 @@ def record(
     at: dt.datetime,
 ) -> list[CaseAuthorisation]:
     """Write the authorisations of an intake; ``used``: (holder role, material, licence id, version)."""
-    rows = []
-    for role, a in given.items():
-        row = CaseAuthorisation(
+    rows = build(case, given, used, actor=actor, at=at)
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def build(
+    case: CaseRecord,
+    given: Mapping[str, AuthorisationIn],
+    used: Sequence[tuple[str, str, str, int]],
+    *,
+    actor: str,
+    at: dt.datetime,
+) -> list[CaseAuthorisation]:
+    """The authorisations of an intake as :func:`record` writes them, not yet added to a session."""
+    return [
+        CaseAuthorisation(
             ref=new_ref(), case_id=case.id, holder_role=role, materials=list(a.materials),
             licences=[{"material": m, "license_id": lid, "version": v} for r, m, lid, v in used if r == role],
             purpose=a.purpose, reference=a.reference, granted_at=at, valid_until=_utc(a.valid_until),
             granted_by=actor,
-        )  # fmt: skip
-        session.add(row)
-        rows.append(row)
-    session.flush()
-    return rows
+        )
+        for role, a in given.items()
+    ]  # fmt: skip
 
 
 def of_case(session: Session, case: CaseRecord) -> list[CaseAuthorisation]:

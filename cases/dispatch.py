@@ -17,14 +17,15 @@ each — the department reads a licence through ``GET /v1/cases/{code}/materials
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import authorisation
 from cases.steps import CONCLUDED, StageView
-from cases.tables import CaseDispatch, CaseMaterial, CaseRecord
+from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord
 from hub.outbox import emit
 from hub.pseudonyms import opaque_ref
 from identifiers import supervision_code
@@ -39,30 +40,48 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+#: how a dispatch's time is stamped (naive times are UTC)
+utc_stamp = _utc
+
+
 def release(session: Session, case: CaseRecord, stages: Sequence[StageView], at: dt.datetime) -> list[CaseDispatch]:
     """Dispatch every pending stage of ``case`` whose predecessors have concluded; returns them."""
     if not case.intake_outcome.startswith("accepted") or case.status in ("withdrawn", "rejected"):
         return []
     state = {v.department: v.state for v in stages}
     rows = list(session.scalars(select(CaseDispatch).where(CaseDispatch.case_id == case.id).order_by(CaseDispatch.id)))
-    released = [d for d in rows if d.status == PENDING and all(state.get(a) == CONCLUDED for a in (d.after or ()))]
+    released = [d for d in rows if releasable(d, state)]
     if not released:
         return []
     materials = _materials(session, case)
     for d in released:
         d.status, d.dispatched_at = DISPATCHED, _utc(at)
-        emit(
-            session, EVENT, case.code,
-            {"code": case.code, "printed_code": supervision_code.format(case.code), "item_code": case.item_code,
-             "item_name": case.item_name, "department": d.department, "stage": d.stage_name,
-             "after": list(d.after or ()), "statutory_days": d.statutory_days, "promised_days": d.promised_days,
-             "received_at": _utc(case.received_at).isoformat(), "dispatched_at": _utc(at).isoformat(),
-             "applicant_ref": opaque_ref(case.applicant_code), "materials": materials,
-             "region_code": case.region_code},
-            f"{EVENT}:{case.code}:{d.department}", region_code=case.region_code,
-        )  # fmt: skip
+        e = dispatched_event(case, d, at, materials)
+        emit(session, EVENT, case.code, e["payload"], e["idempotency_key"], region_code=case.region_code)
     session.flush()
     return released
+
+
+def releasable(d: CaseDispatch, state: Mapping[str, str]) -> bool:
+    """A pending dispatch whose predecessors have all concluded (``state``: stage states by department)."""
+    return d.status == PENDING and all(state.get(a) == CONCLUDED for a in (d.after or ()))
+
+
+def dispatched_event(
+    case: CaseRecord, d: CaseDispatch, at: dt.datetime, materials: list[dict[str, object]]
+) -> dict[str, Any]:
+    """``case.dispatched`` announcing ``d`` to its department, in :func:`hub.outbox.emit_many`'s form;
+    ``materials``: the case's materials as :func:`material_refs` gives them."""
+    return {
+        "event_type": EVENT, "subject": case.code, "region_code": case.region_code,
+        "payload": {"code": case.code, "printed_code": supervision_code.format(case.code), "item_code": case.item_code,
+                    "item_name": case.item_name, "department": d.department, "stage": d.stage_name,
+                    "after": list(d.after or ()), "statutory_days": d.statutory_days,
+                    "promised_days": d.promised_days, "received_at": _utc(case.received_at).isoformat(),
+                    "dispatched_at": _utc(at).isoformat(), "applicant_ref": opaque_ref(case.applicant_code),
+                    "materials": materials, "region_code": case.region_code},
+        "idempotency_key": f"{EVENT}:{case.code}:{d.department}",
+    }  # fmt: skip
 
 
 def recall(session: Session, case: CaseRecord, at: dt.datetime) -> list[CaseDispatch]:
@@ -86,10 +105,15 @@ def recall(session: Session, case: CaseRecord, at: dt.datetime) -> list[CaseDisp
 
 def _materials(session: Session, case: CaseRecord) -> list[dict[str, object]]:
     consents = authorisation.of_case(session, case)
+    rows = session.scalars(select(CaseMaterial).where(CaseMaterial.case_id == case.id))
+    return material_refs(rows, consents)
+
+
+def material_refs(materials: Iterable[CaseMaterial], consents: Sequence[CaseAuthorisation]) -> list[dict[str, object]]:
+    """The materials as a dispatch names them, by code: how each is provided, the licence that stands
+    for it and the authorisation it is read under."""
     out: list[dict[str, object]] = []
-    for m in session.scalars(
-        select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
-    ):
+    for m in sorted(materials, key=lambda m: m.material_code):
         under = authorisation.covering(consents, m.holder_role, m.material_code) if m.license_id else None
         out.append(
             {"code": m.material_code, "provision": m.provision, "license_id": m.license_id,

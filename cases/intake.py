@@ -27,22 +27,24 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from cases import authorisation, dispatch, parties
+from cases import authorisation, conclusion, dispatch, notices, parties, supervision
 from cases import materials as mat
 from cases import service as svc
 from cases.catalogue import APPLICANT, WINDOW, Catalogue, Item, UnknownItem, load_catalogue
 from cases.errors import CaseRefused, Refusal
-from cases.schemas import IntakeIn, IntakeOutcomeIn
+from cases.schemas import AuthorisationIn, IntakeIn, IntakeOutcomeIn
 from cases.steps import Step
-from cases.tables import CaseMaterial, CaseRecord
+from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
 from hub.clock import local_day
 from hub.models import utcnow
+from hub.outbox import emit_many
 from hub.pseudonyms import keyed_digest
 from identifiers import supervision_code
 
@@ -140,35 +142,106 @@ def take_in(
         intake_key=intake_key(owner, idempotency_key) if idempotency_key is not None else None,
         intake_fingerprint=svc.fingerprint(body.model_dump(mode="json")), created_by=actor, updated_at=svc.utc(now),
     )  # fmt: skip
-    session.add(case)
-    session.flush()
-    for d in decisions:
-        session.add(
-            CaseMaterial(
-                case_id=case.id, material_code=d.material.code, name=d.material.name, required=d.material.required,
-                holder_role=d.material.holder, license_type_code=d.material.license_type, provision=d.provision,
-                license_id=d.license_id, license_version=d.license_version, found_by=d.found_by,
-                promised_by=d.promised_by, updated_at=svc.utc(now),
-            )
-        )  # fmt: skip
-    used = [(d.material.holder, d.material.code, d.license_id, d.license_version) for d in decisions
-            if d.license_id is not None and d.license_version is not None]  # fmt: skip
-    authorisation.record(session, case, consents, used, actor=actor, at=received_at)
-    rows = [svc.append(session, case, WINDOW, 1, Step.RECEIVED, received_at, actor=actor, now=now)[0]]
+    _write(session, case, item, decisions, consents, actor=actor, received_at=received_at, now=now)
+    return Taken(case, False)
+
+
+def _write(
+    session: Session,
+    case: CaseRecord,
+    item: Item,
+    decisions: Sequence[mat.Decision],
+    consents: Mapping[str, AuthorisationIn],
+    *,
+    actor: str,
+    received_at: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    """Write a new case in a handful of statements: its row, then its materials, authorisations,
+    the window's two steps, its dispatches and clocks one INSERT each, and every event announcing
+    it in one INSERT (:func:`hub.outbox.emit_many`) — what :func:`cases.service.append`,
+    :func:`~cases.service.open_stages`, :func:`~cases.service.refresh` and
+    :func:`cases.dispatch.release` write for a case, read from what is known here instead of
+    from the database (a new case has no earlier steps, clocks or events).
+
+    Events in the order those write them: the applicant's notices, ``case.received``, the two
+    ``case.step``, then ``case.dispatched`` for every stage that waits for no other.
+    """
+    outcome, detail = case.intake_outcome, case.outcome_detail or {}
+    at = svc.utc(received_at)
     second = {
         "not_accepted": (Step.NOT_ACCEPTED, {"reasons": detail.get("reasons", [])}),
         "correction_required": (Step.CORRECTION_REQUESTED, {"missing": detail.get("missing", [])}),
     }.get(outcome, (Step.ACCEPTED, {"outcome": outcome}))
-    rows.append(svc.append(session, case, WINDOW, 2, second[0], received_at, actor=actor, detail=second[1],
-                           now=now)[0])  # fmt: skip
-    if outcome.startswith("accepted"):
-        svc.open_stages(session, case, item, received_at)
-    reading = svc.refresh(session, case, now)
-    svc.announce_received(session, case)
-    for row in rows:
-        svc.announce_step(session, case, row, reading.status)
-    dispatch.release(session, case, reading.stages, received_at)
-    return Taken(case, False)
+    recorded_at = svc.utc(now)
+    # the two steps as append() writes them: neither arrived out of order (nothing before them);
+    # ``id`` only orders them in the reading below (ties in time keep the log's order), as the stored ids will
+    steps = [
+        CaseStep(id=seq, department=WINDOW, seq=seq, step=step.value, occurred_at=at, recorded_at=recorded_at,
+                 actor=actor, note=None, detail=dict(extra), arrived_out_of_order=False,
+                 fingerprint=svc.step_fingerprint(step.value, received_at, None, dict(extra)))
+        for seq, (step, extra) in enumerate(((Step.RECEIVED, {}), second), start=1)
+    ]  # fmt: skip
+    stages = (
+        [CaseDispatch(id=i, department=stage.department, stage_name=stage.name, after=list(stage.after),
+                      statutory_days=stage.statutory_days, promised_days=stage.promised_days, status=dispatch.PENDING,
+                      created_at=received_at, dispatched_at=None)
+         for i, stage in enumerate(item.stages, start=1)]
+        if outcome.startswith("accepted") else []
+    )  # fmt: skip
+    reading = svc.read(session, case, steps, stages)
+    case.status = reading.status
+    session.add(case)
+    session.flush()  # the case's id, for every row below
+    for step in steps:
+        step.case_id = case.id
+    for stage in stages:
+        stage.case_id = case.id
+    materials = [
+        CaseMaterial(
+            case_id=case.id, material_code=d.material.code, name=d.material.name, required=d.material.required,
+            holder_role=d.material.holder, license_type_code=d.material.license_type, provision=d.provision,
+            license_id=d.license_id, license_version=d.license_version, found_by=d.found_by,
+            promised_by=d.promised_by, updated_at=svc.utc(now),
+        )
+        for d in decisions
+    ]  # fmt: skip
+    _insert(session, CaseMaterial, materials)
+    used = [(d.material.holder, d.material.code, d.license_id, d.license_version) for d in decisions
+            if d.license_id is not None and d.license_version is not None]  # fmt: skip
+    grants = authorisation.build(case, consents, used, actor=actor, at=received_at)
+    _insert(session, CaseAuthorisation, grants)
+    _insert(session, CaseStep, steps, without=("id",))
+    # dispatch.release: every stage that waits for none concluded goes out with the intake
+    if case.status in ("withdrawn", "rejected"):
+        released = []
+    else:
+        state = {v.department: v.state for v in reading.stages}
+        released = [d for d in stages if dispatch.releasable(d, state)]
+    for d in released:  # as release() stamps them: the intake's time as given
+        d.status, d.dispatched_at = dispatch.DISPATCHED, dispatch.utc_stamp(received_at)
+    _insert(session, CaseDispatch, stages, without=("id",))
+    # service.refresh: clocks and their lights (a new case has none stored), conclusion, notices
+    supervision.store_clocks(session, case, reading.timeline, reading.status, today=local_day(case.updated_at),
+                             dispatches=reading.dispatches, fresh=True)  # fmt: skip
+    conclusion.record(session, case, reading.timeline, reading.status)
+    events = notices.events(case, reading.timeline, reading.status)
+    events.append(svc.received_event(case))
+    events += [svc.step_event(case, r.department, r.seq, r.step, r.occurred_at, False, reading.status) for r in steps]
+    if released:
+        refs = dispatch.material_refs(materials, grants)
+        events += [dispatch.dispatched_event(case, d, received_at, refs) for d in released]
+    emit_many(session, events)
+
+
+def _insert(session: Session, model: Any, rows: Sequence[Any], *, without: Sequence[str] = ()) -> None:
+    """``rows`` (transient objects of ``model``) as one INSERT of their column values (no ORM flush of each)."""
+    if not rows:
+        return
+    table = model.__table__
+    # the attributes set, as the ORM would insert them (a column left unset takes its default)
+    names = [c.key for c in table.columns if c.key in rows[0].__dict__ and c.key not in without]
+    session.execute(insert(table), [{n: getattr(r, n) for n in names} for r in rows])
 
 
 def _party_name(body: IntakeIn, role: str) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from cases.catalogue import Item, Material
 from cases.errors import CaseRefused
 from cases.schemas import MaterialIn, Provided
-from e_license_store.index import LicenseIndexRow, get_license, licenses_by_holder
+from e_license_store.index import LicenseIndexRow, get_license, newest_valid_license
 
 LICENCE, PAPER, UPLOAD, PROMISED, COMMITMENT, MISSING, NOT_PROVIDED = (
     "licence", "paper", "upload", "promised", "commitment", "missing", "not_provided",
@@ -155,7 +155,7 @@ def _valid_on(row: LicenseIndexRow, on: dt.date) -> bool:
 def find_valid_licence(session: Session, codes: Sequence[str], type_code: str, on: dt.date) -> LicenseIndexRow | None:
     """The holder's newest licence of ``type_code`` valid on ``on``, under any of their codes."""
     for code in codes:
-        rows = licenses_by_holder(session, code, type_codes=[type_code], status="valid", valid_on=on, limit=1)
-        if rows:
-            return rows[0]
+        found = newest_valid_license(session, code, type_code, on)
+        if found is not None:
+            return found
     return None

@@ -97,13 +97,19 @@ def notify(
     catalogue: Catalogue | None = None,
 ) -> int:
     """Write the notices ``case``'s log calls for that are not in the outbox yet; returns how many."""
+    return emit_many(session, events(case, timeline, status, catalogue=catalogue))
+
+
+def events(
+    case: CaseRecord, timeline: Sequence[LoggedStep], status: str, *, catalogue: Catalogue | None = None
+) -> list[dict[str, Any]]:
+    """The outbox events of the notices ``case``'s log calls for (:func:`hub.outbox.emit_many`'s form)."""
     templates = (catalogue or load_catalogue()).notices
     to = recipient(case)
     if templates is None or to is None:
-        return 0
-    events = [_event(case, templates, to, suffix, kind, params) for suffix, kind, params in
-              wanted(case, timeline, status)]  # fmt: skip
-    return emit_many(session, events)
+        return []
+    return [_event(case, templates, to, suffix, kind, params) for suffix, kind, params in
+            wanted(case, timeline, status)]  # fmt: skip
 
 
 def _event(

@@ -2,8 +2,8 @@
 
 An applicant may present a resident id, a USCC or a legacy code (a 15-digit id, a registration
 number, an organisation code, an old taxpayer id); the identity part resolves it to the
-canonical code licences are filed under (:func:`identity.resolve.resolve_codes`, which writes
-nothing). The outcomes:
+canonical code licences are filed under (:func:`identity.rules.resolve_one`, the one-code form of
+:func:`identity.resolve.resolve_codes` with the same answers, which writes nothing). The outcomes:
 
 - known to the master index → that identity (``master_index``);
 - a valid resident id or USCC the index does not know → refused (``applicant_unknown``), or,
@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 
 from cases.catalogue import APPLICANT
 from cases.errors import CaseRefused, Refusal
-from identity.resolve import NEW, RESOLVED, resolve_codes
+from identifiers.normalize import normalize
+from identity.rules import resolve_one
+from identity.statuses import NEW, RESOLVED
 from identity.tables import ENTERPRISE, PERSON, IdentityCrosswalk
 
 MASTER_INDEX, PROVISIONAL = "master_index", "provisional"
@@ -62,12 +64,13 @@ def resolve(session: Session, presented: str) -> Resolution:
     canonical: dict[str, str] = {}
     status: dict[str, str] = {}
     kinds: set[str] = set()
+    norm = normalize(presented)  # once, for both kinds of party
     for kind in (PERSON, ENTERPRISE):
-        row = resolve_codes(session, [presented], kind).iloc[0]
-        kinds.add(str(row["code_kind"]))
-        status[kind] = str(row["status"])
-        if row["status"] in (RESOLVED, NEW) and row["canonical_code"]:
-            canonical[kind] = str(row["canonical_code"])
+        row = resolve_one(session, presented, kind, normalized=norm)
+        kinds.add(row.code_kind)
+        status[kind] = row.status
+        if row.status in (RESOLVED, NEW) and row.canonical_code:
+            canonical[kind] = row.canonical_code
     malformed = not canonical and (kinds <= {"unknown"} or bool(kinds & _CANONICAL_KINDS))
     return Resolution(canonical, status, malformed)
 

@@ -136,24 +136,42 @@ def _yields(case: CaseRecord, department: str) -> bool:
     return bool(stage and stage.yields)
 
 
+def step_event(
+    case: CaseRecord, department: str, seq: int, step: str, occurred_at: dt.datetime, out_of_order: bool, status: str
+) -> dict[str, Any]:
+    """``case.step`` announcing one step, in :func:`hub.outbox.emit_many`'s form."""
+    return {
+        "event_type": "case.step", "subject": case.code, "region_code": case.region_code,
+        "payload": {"code": case.code, "item_code": case.item_code, "department": department, "seq": seq,
+                    "step": step, "occurred_at": utc(occurred_at).isoformat(), "status": status,
+                    "arrived_out_of_order": out_of_order},
+        "idempotency_key": f"case.step:{case.code}:{department}:{seq}",
+    }  # fmt: skip
+
+
+def received_event(case: CaseRecord) -> dict[str, Any]:
+    """``case.received`` announcing a new case, in :func:`hub.outbox.emit_many`'s form."""
+    return {
+        "event_type": "case.received", "subject": case.code, "region_code": case.region_code,
+        "payload": {"code": case.code, "item_code": case.item_code, "outcome": case.intake_outcome,
+                    "status": case.status, "received_at": utc(case.received_at).isoformat(),
+                    "applicant_ref": opaque_ref(case.applicant_code), "region_code": case.region_code},
+        "idempotency_key": f"case.received:{case.code}",
+    }  # fmt: skip
+
+
+def _emit(session: Session, event: dict[str, Any]) -> None:
+    emit(session, event["event_type"], event["subject"], event["payload"], event["idempotency_key"],
+         region_code=event["region_code"])  # fmt: skip
+
+
 def announce_step(session: Session, case: CaseRecord, row: CaseStep, status: str) -> None:
-    emit(
-        session, "case.step", case.code,
-        {"code": case.code, "item_code": case.item_code, "department": row.department, "seq": row.seq,
-         "step": row.step, "occurred_at": utc(row.occurred_at).isoformat(), "status": status,
-         "arrived_out_of_order": row.arrived_out_of_order},
-        f"case.step:{case.code}:{row.department}:{row.seq}", region_code=case.region_code,
-    )  # fmt: skip
+    _emit(session, step_event(case, row.department, row.seq, row.step, row.occurred_at, row.arrived_out_of_order,
+                              status))  # fmt: skip
 
 
 def announce_received(session: Session, case: CaseRecord) -> None:
-    emit(
-        session, "case.received", case.code,
-        {"code": case.code, "item_code": case.item_code, "outcome": case.intake_outcome, "status": case.status,
-         "received_at": utc(case.received_at).isoformat(), "applicant_ref": opaque_ref(case.applicant_code),
-         "region_code": case.region_code},
-        f"case.received:{case.code}", region_code=case.region_code,
-    )  # fmt: skip
+    _emit(session, received_event(case))
 
 
 def step_fingerprint(step: str, occurred_at: dt.datetime, note: str | None, detail: Mapping[str, Any]) -> str:

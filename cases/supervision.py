@@ -4,7 +4,8 @@ announced, red stages escalated (督办).
 Two ways a clock is brought up to date, with the same rules (:mod:`cases.clock`):
 
 - :func:`store_clocks` — when a step arrives (called by :func:`cases.service.refresh`, in the
-  step's transaction): the case's stages and the case itself are read from the whole step log;
+  step's transaction, and by intake for a new case, whose clocks it inserts at once): the case's
+  stages and the case itself are read from the whole step log;
 - :func:`recompute_lights` — the supervision task, on a schedule: only the *running* clocks
   change from one day to the next, so it reads their stored ``running_since`` and
   ``used_before`` and recomputes every one at once (:func:`cases.clock.lights_many`), writing
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Sequence
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,10 +98,13 @@ def store_clocks(
     calendar: WorkCalendar | None = None,
     rule: ck.LightRule | None = None,
     dispatches: Sequence[CaseDispatch] | None = None,
+    fresh: bool = False,
 ) -> list[LightChange]:
     """Read every clock of ``case`` from its placed ``timeline`` and store them; returns the changes of light.
 
     ``dispatches``: the case's dispatches when the caller has read them already (else read here).
+    ``fresh``: the case was written in this transaction and has no clocks yet (intake): they are
+    inserted in one statement, nothing read first.
     """
     calendar = calendar or WorkCalendar.default()
     today = today or local_today()
@@ -118,6 +123,8 @@ def store_clocks(
     readings[ck.CASE] = ck.read_clock(
         case_steps, ck.Limits(case.statutory_days, case.promised_days), calendar, today=today, rule=rule
     )
+    if fresh:
+        return _insert_clocks(session, case, readings, today)
     stored = {c.department: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id == case.id))}
     changes = []
     for department, reading in readings.items():
@@ -134,16 +141,36 @@ def store_clocks(
     return _record_changes(session, changes, today)
 
 
+def _insert_clocks(
+    session: Session, case: CaseRecord, readings: Mapping[str, ck.ClockReading], today: dt.date
+) -> list[LightChange]:
+    """The clocks of a case that has none yet, as :func:`store_clocks` would store them, in one INSERT."""
+    now = utcnow()
+    rows, changes = [], []
+    for department, reading in readings.items():
+        rows.append({"case_id": case.id, "department": department, **{n: getattr(reading, n) for n in _CLOCK_FIELDS},
+                     "as_of": today, "updated_at": now})  # fmt: skip
+        if reading.light != ck.GREEN:
+            changes.append(_Change(case.id, department, None, reading.light, reading.used, reading.promised_limit,
+                                   reading.overdue, reading.promised_due))  # fmt: skip
+    if rows:  # Core: one statement (the ORM's bulk form splits rows by which values are None)
+        session.execute(insert(typing.cast(Table, CaseClock.__table__)), rows)
+    return _record_changes(session, changes, today)
+
+
+_CLOCK_FIELDS = (
+    "state", "started_on", "running_since", "used_before", "used", "extension", "promised_limit",
+    "statutory_limit", "promised_due", "statutory_due", "light", "overdue", "statutory_overdue", "unknown_reason",
+)  # fmt: skip
+
+
 def _ended_at(timeline: Sequence[LoggedStep]) -> dt.datetime | None:
     times = [s.occurred_at for s in timeline if s.impossible is None]
     return max(times) if times else None
 
 
 def _write(row: CaseClock, r: ck.ClockReading, today: dt.date) -> None:
-    for name in (
-        "state", "started_on", "running_since", "used_before", "used", "extension", "promised_limit",
-        "statutory_limit", "promised_due", "statutory_due", "light", "overdue", "statutory_overdue", "unknown_reason",
-    ):  # fmt: skip
+    for name in _CLOCK_FIELDS:
         setattr(row, name, getattr(r, name))
     row.as_of, row.updated_at = today, utcnow()
 

@@ -39,7 +39,7 @@ from cases.schemas import (
 )
 from cases.supervision_tables import CaseConclusion, CaseEvaluation
 from cases.tables import CaseAuthorisation, CaseMaterial, CaseRecord, CaseStep
-from e_license_store.index import get_license, licenses_of_case
+from e_license_store.index import license_row, licenses_of_case
 from hub.masking import Party, Personal, mask, mask_fields, scrub_text
 from hub.models import utcnow
 from identifiers import supervision_code
@@ -202,7 +202,7 @@ def materials_out(
     for m in session.scalars(
         select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
     ):
-        row = get_license(session, m.license_id) if m.license_id else None
+        row = license_row(session, m.license_id) if m.license_id else None
         flag = f"licence_{row.status}" if row is not None and row.status != "valid" and status not in CLOSED else None
         under = authorisation.covering(consents, m.holder_role, m.material_code) if m.license_id else None
         out.append(

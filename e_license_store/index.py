@@ -108,6 +108,25 @@ def licenses_by_holder(
     return [_from_tuple(tuple(r)) for r in session.execute(stmt, params)]
 
 
+_VALID_OF_TYPE = (
+    _BY_HOLDER.where(
+        LicenseIndexEntry.license_type_code == bindparam("type_code"),
+        LicenseIndexEntry.status == "valid",
+        LicenseIndexEntry.valid_from <= bindparam("on"),
+        or_(LicenseIndexEntry.valid_until.is_(None), LicenseIndexEntry.valid_until >= bindparam("on")),
+    )
+    .order_by(*_BY_HOLDER_ORDER)
+    .limit(1)
+)
+
+
+def newest_valid_license(session: Session, holder_code: str, type_code: str, on: dt.date) -> LicenseIndexRow | None:
+    """The holder's newest licence of ``type_code`` valid on ``on`` — ``licenses_by_holder(session, holder_code,
+    type_codes=[type_code], status="valid", valid_on=on, limit=1)``, by a statement built once (intake's query)."""
+    found = session.execute(_VALID_OF_TYPE, {"holder_code": holder_code, "type_code": type_code, "on": on}).first()
+    return _from_tuple(tuple(found)) if found is not None else None
+
+
 def licenses_of_source(session: Session, department: str, dataset: str, source_key: str) -> list[LicenseIndexRow]:
     """The licences a source record yields (one per type; the record's own, not its owners').
 
@@ -123,19 +142,31 @@ def licenses_of_source(session: Session, department: str, dataset: str, source_k
     return [_from_tuple(tuple(r)) for r in session.execute(stmt)]
 
 
+_OF_CASE = (
+    select(*_ROW_COLUMNS)
+    .where(LicenseIndexEntry.case_code == bindparam("case_code"))
+    .order_by(LicenseIndexEntry.issue_date, LicenseIndexEntry.license_id)
+)
+
+
 def licenses_of_case(session: Session, case_code: str) -> list[LicenseIndexRow]:
     """The licences issued for a case (their documents carry its supervision code), oldest first."""
-    stmt = (
-        select(*_ROW_COLUMNS)
-        .where(LicenseIndexEntry.case_code == case_code)
-        .order_by(LicenseIndexEntry.issue_date, LicenseIndexEntry.license_id)
-    )
-    return [_from_tuple(tuple(r)) for r in session.execute(stmt)]
+    return [_from_tuple(tuple(r)) for r in session.execute(_OF_CASE, {"case_code": case_code})]
 
 
 def get_license(session: Session, license_id: str) -> LicenseIndexRow | None:
     entry = session.get(LicenseIndexEntry, license_id)
     return _row(entry) if entry is not None else None
+
+
+_BY_ID = select(*_ROW_COLUMNS).where(LicenseIndexEntry.license_id == bindparam("license_id"))
+
+
+def license_row(session: Session, license_id: str) -> LicenseIndexRow | None:
+    """:func:`get_license` as one plain-column read (no entity loaded into the session: for reads
+    that only show a licence's state, such as a case's materials)."""
+    found = session.execute(_BY_ID, {"license_id": license_id}).first()
+    return _from_tuple(tuple(found)) if found is not None else None
 
 
 @dataclass(frozen=True)

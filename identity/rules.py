@@ -5,19 +5,21 @@ a valid code is itself (``exact``); a 15-digit resident id becomes its 18-digit 
 (``converted_15_to_18``); an organisation code is the USCC whose positions 9-17 carry it
 (``org_code_in_uscc``); an old taxpayer id goes through its organisation code
 (``taxpayer_org_code``); a registration number (and any code linked before) goes through the
-cross-walk (``crosswalk``). Column-wise, with a handful of queries per batch (:mod:`identity._bulk`).
+cross-walk (``crosswalk``). Column-wise, with a handful of queries per batch (:mod:`identity._bulk`);
+:func:`resolve_one` gives one code the same answer by at most three point queries (intake at the window).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from identifiers.normalize import normalize
 from identifiers.vectorized import normalize_many
 from identity import _bulk
 from identity.statuses import NEW, RESOLVED, UNRESOLVED
@@ -233,6 +235,100 @@ def resolve_codes(
             "status": pd.Series(status, dtype=object),
         }
     )
+
+
+class Resolved(NamedTuple):
+    """One code's answer, as a row of :func:`resolve_codes` (same fields, same values)."""
+
+    code_kind: str
+    normalized: str | None
+    canonical_code: str | None
+    method: str | None
+    status: str
+
+
+def _interpret_one(norm: Mapping[str, Any], entity_kind: str) -> tuple[str | None, str | None, str | None]:
+    """:func:`_interpret` for one normalised code (:func:`identifiers.normalize.normalize`'s dict)."""
+    kind, canonical, valid = norm["kind"], norm["canonical"], bool(norm["valid"])
+    amb = kind == "ambiguous"
+    candidates = {c["kind"]: c["canonical"] for c in norm.get("candidates") or ()} if amb else {}
+    if entity_kind == PERSON:
+        if valid and kind in ("resident_id", "resident_id_15"):
+            return canonical, EXACT if kind == "resident_id" else CONVERTED, None
+        if "resident_id_15" in candidates:
+            return candidates["resident_id_15"], CONVERTED, None
+        if "resident_id" in candidates:
+            return canonical, EXACT, None
+        return None, None, None
+    length = len(canonical) if canonical else 0
+    if (valid and kind in ("uscc", "taxpayer_id") and length == 18) or "uscc" in candidates:
+        return canonical, EXACT, None
+    if valid and kind == "org_code":
+        return None, ORG_IN_USCC, canonical
+    if (valid and kind == "taxpayer_id" and length == 15) or "taxpayer_id" in candidates:
+        return None, TAXPAYER_ORG, canonical[6:]
+    return None, None, None
+
+
+def resolve_one(
+    session: Session,
+    code: Any,
+    entity_kind: str,
+    *,
+    kind: str | None = None,
+    learnt: Mapping[str, str] | None = None,
+    pending: Mapping[str, str] | None = None,
+    normalized: Mapping[str, Any] | None = None,
+) -> Resolved:
+    """:func:`resolve_codes` for one code, without frames: the same answer as its row, by at most
+    three point queries (the organisation code, the cross-walk, the identity itself).
+
+    ``normalized``: the code's :func:`identifiers.normalize.normalize` (auto-detected kind) when the
+    caller has it already (one code asked about as a person's and as an enterprise's).
+    """
+    kind_of_entity(entity_kind)
+    forced = None if kind in (None, "auto") else kind
+    norm = normalized if normalized is not None and forced is None else normalize(code, forced)
+    canonical, method, org = _interpret_one(norm, entity_kind)
+    own = norm["canonical"]
+    if org is not None:
+        model = IdentityEnterprise
+        found = session.execute(
+            select(model.uscc).where(model.org_code == org, model.merged_into.is_(None)).limit(2)
+        ).all()
+        by_org = (found[0][0] if len(found) == 1 else None) if found else (pending or {}).get(org)
+        canonical = by_org
+    if canonical is None and own:
+        rows = session.execute(
+            select(IdentityCrosswalk.canonical_code, IdentityCrosswalk.linked_at).where(
+                IdentityCrosswalk.legacy_code == own,
+                IdentityCrosswalk.entity_kind == entity_kind,
+                IdentityCrosswalk.undone_at.is_(None),
+            )
+        ).all()
+        walked: str | None = None
+        latest: Any = None
+        for into, at in rows:  # latest link wins (as :func:`_crosswalk`)
+            if walked is None or at >= latest:
+                walked, latest = into, at
+        if learnt and own in learnt:
+            walked = learnt[own]
+        if walked is not None:
+            canonical, method = walked, CROSSWALK
+    if canonical is None:
+        return Resolved(norm["kind"], own, None, None, UNRESOLVED)
+    model_ = IdentityPerson if entity_kind == PERSON else IdentityEnterprise
+    table = core_table(model_)
+    row = (
+        session.connection()
+        .execute(select(table.c[model_.key_name], table.c.merged_into).where(table.c[model_.key_name] == canonical))
+        .first()
+    )
+    if row is not None:
+        return Resolved(norm["kind"], own, row[1] or canonical, method, RESOLVED)
+    if (pending and canonical in set(pending.values())) or method in (EXACT, CONVERTED):
+        return Resolved(norm["kind"], own, canonical, method, NEW)
+    return Resolved(norm["kind"], own, None, None, UNRESOLVED)
 
 
 def _normalize(values: list[Any], kinds: Sequence[str | None] | None) -> pd.DataFrame:
