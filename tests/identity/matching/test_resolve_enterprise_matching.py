@@ -136,7 +136,9 @@ def _scenario(url: str, pop: object, home: Path) -> None:
             assert (result.linked_by_match, result.sent_to_review, result.provisional) == (2, 1, 1)
             assert result.model_version == model.version and result.linked_by_code == 0
             status = dict(zip(result.records["_source_key"], result.records["identity_status"], strict=True))
-            assert status == {"damaged": "resolved", "traditional": "resolved", "ambiguous": "unresolved", "unknown": "new"}
+            assert status == {
+                "damaged": "resolved", "traditional": "resolved", "ambiguous": "unresolved", "unknown": "new"
+            }  # fmt: skip
         with session_scope(engine) as s:
             market = select(IdentitySourceRecord).where(IdentitySourceRecord.department == "market")
             links = {link.source_key: link for link in s.scalars(market)}
