@@ -17,7 +17,10 @@ code's characters; :mod:`identity.matching_enterprise`). Per record, by its best
 * below ``review``: a provisional identity (``provisional`` of ``identity_person`` or
   ``identity_enterprise``) under a code of the hub's own (``P`` + 17 hexadecimal characters of
   the record's department, dataset and key: the same record gets the same code on every run) —
-  or, for a person's valid converted 15-digit id, the new identity under that code, as before.
+  or, for a person's valid converted 15-digit id, the new identity under that code, as before;
+  an enterprise record carrying a valid old code nobody holds yet (an organisation code, an old
+  taxpayer id, a registration number) stays unresolved instead: it waits for its enterprise (the
+  cross-walk, the housekeeping relink), as before.
 
 A record already linked (an earlier run, a steward's decision) keeps its link and is not scored
 again. The whole set goes through the model at once: candidates are read from the index in a
@@ -41,6 +44,7 @@ import pandas as pd
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
+from identifiers.vectorized import normalize_many
 from identity import _bulk
 from identity.matching import MATCH, NO_MATCH, REVIEW, match_batch, prepare_persons
 from identity.matching_enterprise_index import (
@@ -275,8 +279,11 @@ def match_records(
     method[r_rows] = IN_REVIEW
     status[r_rows] = UNRESOLVED
 
-    # nobody: a provisional identity — or the converted 15-digit code's own new identity
-    none = (verdict == NO_MATCH) & ~from_15[rows]
+    # nobody: a provisional identity — or the converted 15-digit code's own new identity; an
+    # enterprise's valid old code nobody holds yet stays unresolved: it waits for its enterprise
+    # (the cross-walk, the housekeeping relink), as before
+    waits = _valid_old_code(df, rows, code_columns) if enterprise else np.zeros(len(rows), dtype=bool)
+    none = (verdict == NO_MATCH) & ~from_15[rows] & ~waits
     p_rows = rows[none]
     codes = [provisional_code(department, dataset, k) for k in keys[p_rows].tolist()]
     canonical[p_rows] = codes
@@ -298,6 +305,19 @@ def match_records(
         outcome.provisional,
     )
     return outcome
+
+
+def _valid_old_code(df: pd.DataFrame, rows: np.ndarray, code_columns: Sequence[str]) -> np.ndarray:
+    """Per row of ``rows``: does the record carry a valid code in any column (an organisation
+    code, an old taxpayer id, a registration number no rule or cross-walk entry resolved)?"""
+    out = np.zeros(len(rows), dtype=bool)
+    for col in code_columns:
+        if col not in df.columns:
+            continue
+        values = df[col].iloc[rows].astype(object)
+        values = values.where(values.notna(), None).tolist()
+        out |= normalize_many(values)["valid"].astype(bool).to_numpy()
+    return out
 
 
 #: Person columns of a record the model compares (those the batch has).

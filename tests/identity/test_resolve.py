@@ -179,14 +179,12 @@ def _scenario_enterprises(session: Session) -> None:
         ]
     )
     out = resolve_batch(session, tax, "enterprise", "tax", "taxpayers")
-    # an old taxpayer id nobody holds, whose name matches no enterprise: a provisional enterprise
-    prov = provisional_code("tax", "taxpayers", "t3")
-    assert out["canonical_code"].tolist() == [E1, E2, prov]
-    assert out["identity_method"].tolist() == ["taxpayer_org_code", "exact", "provisional"]
-    assert out["identity_status"].tolist() == ["resolved", "resolved", "new"]
+    # a valid old taxpayer id nobody holds yet, whose name matches no enterprise: it waits for its
+    # enterprise (the cross-walk, the housekeeping relink), no provisional identity
+    assert out["canonical_code"].tolist() == [E1, E2, None]
+    assert out["identity_method"].tolist() == ["taxpayer_org_code", "exact", None]
+    assert out["identity_status"].tolist() == ["resolved", "resolved", "unresolved"]
     session.commit()
-    unknown = session.get(IdentityEnterprise, prov)
-    assert unknown is not None and unknown.provisional and unknown.name == "无名公司"
     e1 = session.get(IdentityEnterprise, E1)
     assert e1 is not None
     # survivorship: commerce names the enterprise, tax owns the tax status

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from hub.db import make_engine, session_scope
 from hub.settings import reset_settings
+from identifiers import org_code
 from identity.matching_model import latest
 from identity.matching_step import PROBABILISTIC, PROVISIONAL, provisional_code
 from identity.matching_tables import OPEN, IdentityReviewQueue
@@ -30,6 +31,7 @@ TWIN_NAME = "温州瓯江精密机械有限公司"
 TWIN_REP = "欧阳明轩"
 TWINS = ["91330322MA2TWYN00G", "91330322MA2TWYN19D"]  # valid, embedded organisation codes too
 UNKNOWN_NAME = "哈尔滨北极星冷链物流有限公司"
+WAITING_ORG = "MA7WAIT0" + org_code.calc_check_digit("MA7WAIT0")
 
 
 def _twin(code: str, key: str) -> dict[str, object]:
@@ -109,6 +111,12 @@ def _incoming(ents: pd.DataFrame) -> pd.DataFrame:
                 "region_code": variant["region_code"],
             },
             {**_twin("", "ambiguous"), "uscc": None},  # one of two twins: which?
+            {  # a valid old organisation code nobody holds yet, a name nobody bears: it waits (relink)
+                "_source_key": "waiting",
+                "org_code": WAITING_ORG,
+                "name": "洞头区未登记渔业合作社",
+                "region_code": "330322",
+            },
             {  # nobody the index knows, a USCC of the wrong length
                 "_source_key": "unknown",
                 "uscc": "91230102MA1",
@@ -137,8 +145,11 @@ def _scenario(url: str, pop: object, home: Path) -> None:
             assert result.model_version == model.version and result.linked_by_code == 0
             status = dict(zip(result.records["_source_key"], result.records["identity_status"], strict=True))
             assert status == {
-                "damaged": "resolved", "traditional": "resolved", "ambiguous": "unresolved", "unknown": "new"
+                "damaged": "resolved", "traditional": "resolved", "ambiguous": "unresolved", "unknown": "new",
+                "waiting": "unresolved",
             }  # fmt: skip
+            methods = dict(zip(result.records["_source_key"], result.records["identity_method"], strict=True))
+            assert methods["ambiguous"] == "review" and methods["waiting"] is None
         with session_scope(engine) as s:
             market = select(IdentitySourceRecord).where(IdentitySourceRecord.department == "market")
             links = {link.source_key: link for link in s.scalars(market)}
