@@ -230,3 +230,14 @@ def test_train_command_trains_the_enterprise_model(hub_db_url: str, city: object
     found = latest("enterprise")
     assert found is not None and found.version == shown["version"]
     assert latest("person") is None
+    # links the model placed are scored again by the next version: here it agrees, nothing proposed
+    engine = make_engine(hub_db_url)
+    with session_scope(engine) as s:
+        placed = link_batch(s, _incoming(city.enterprises), "enterprise", "market", "inspections")  # type: ignore[attr-defined]
+        assert placed.linked_by_match == 2 and placed.model_version == shown["version"]
+    engine.dispose()
+    again = runner.invoke(app, ["matching", "train", "--entity", "enterprise"])
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.output)
+    assert report["version"] != shown["version"]
+    assert report["relinks"] == {"links_scored": 2, "proposed": 0, "agree": 2}
