@@ -4,8 +4,8 @@
 15-digit id converted, an organisation code inside a USCC, an old taxpayer id, the cross-walk),
 sends person and enterprise records without a usable code to matching
 (:mod:`identity.matching_step`), learns legacy codes into the cross-walk
-(:mod:`identity.crosswalk`), plans and writes the source-record links (:mod:`identity.links`), creates new identities with their golden records
-(:mod:`identity.new_identities`), places relations (:mod:`identity.relations`) and the holders
+(:mod:`identity.crosswalk`), plans and writes the source-record links (:mod:`identity.links`),
+creates new identities with their golden records (:mod:`identity.new_identities`), places relations (:mod:`identity.relations`) and the holders
 named inside records (:mod:`identity.nested`), and announces merges through the outbox — all in
 the caller's session, with a handful of queries per batch, never one per row
 (docs/decisions/0012-identity-bulk-linking.md). :func:`link_mapping_batch` does it for a
