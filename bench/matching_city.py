@@ -1,4 +1,5 @@
-"""The frozen evaluation city of the matching benchmark and the references to persons in it.
+"""The frozen evaluation city of the matching benchmark and the references to persons and
+enterprises in it.
 
 ``bench/matching_evaluation.json`` holds the evaluation's seed, size and dirt profile as frozen;
 :func:`evaluation_city` generates from that profile whatever the generator's default becomes.
@@ -66,6 +67,51 @@ def person_references(pop: object) -> pd.DataFrame:
     frames = []
     for dataset, frame in parts:
         f = frame.reindex(columns=["source_key", *PERSON_ATTRIBUTES, "represents"]).copy()
+        truth = gt[gt["dataset"] == dataset].drop_duplicates("source_key").set_index("source_key")["entity_key"]
+        f["entity_key"] = f["source_key"].map(truth)
+        f["dataset"] = dataset
+        frames.append(f[f["entity_key"].notna()])
+    refs = pd.concat(frames, ignore_index=True)
+    refs["ref_id"] = refs["dataset"] + ":" + refs["source_key"]
+    return refs
+
+
+def enterprise_references(pop: object) -> pd.DataFrame:
+    """Every reference to an enterprise, with its codes as written and its true entity."""
+    gt = pop.ground_truth  # type: ignore[attr-defined]
+    gt = gt[gt["entity_kind"] == "enterprise"]
+    com = pop.enterprise_registry.assign(source_key=lambda d: d["ent_id"].astype(str))  # type: ignore[attr-defined]
+    tax = pop.taxpayers.assign(source_key=lambda d: d["taxpayer_code"].astype(str))  # type: ignore[attr-defined]
+    land = pop.property_rights  # type: ignore[attr-defined]
+    land = land[land["owner_id_type"] != "resident_id"].assign(source_key=lambda d: d["unit_no"].astype(str))
+    app = pop.approval_results.assign(source_key=lambda d: d["approval_no"].astype(str))  # type: ignore[attr-defined]
+    cols = ["source_key", "name", "legal_rep_name", "address", "region_code", "uscc", "org_code", "reg_no", "tax_code"]
+    parts = [
+        ("enterprise_registry", com.rename(columns={"ent_name": "name"})),
+        (
+            "taxpayers",
+            tax.rename(columns={"taxpayer_name": "name", "reg_address": "address", "taxpayer_code": "tax_code"}),
+        ),
+        (
+            "property_rights",
+            land.assign(
+                name=land["owner_name"],
+                uscc=land["owner_id_code"].where(land["owner_id_type"] == "uscc"),
+                org_code=land["owner_id_code"].where(land["owner_id_type"] == "org_code"),
+            ),
+        ),
+        (
+            "approval_results",
+            app.assign(
+                name=app["applicant_name"],
+                uscc=app["applicant_id_code"].where(app["applicant_id_type"] == "uscc"),
+                org_code=app["applicant_id_code"].where(app["applicant_id_type"] == "org_code"),
+            ),
+        ),
+    ]
+    frames = []
+    for dataset, frame in parts:
+        f = frame.reindex(columns=cols).copy()
         truth = gt[gt["dataset"] == dataset].drop_duplicates("source_key").set_index("source_key")["entity_key"]
         f["entity_key"] = f["source_key"].map(truth)
         f["dataset"] = dataset

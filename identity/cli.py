@@ -88,22 +88,36 @@ app.add_typer(matching_app, name="matching")
 
 
 @matching_app.command("train")
-def matching_train_cmd() -> None:
-    """Train the person matching model from the master index and write it as a new model file version.
+def matching_train_cmd(
+    entity: Annotated[
+        str | None,
+        typer.Option("--entity", help="person or enterprise; both when not given (each kind the index holds)."),
+    ] = None,
+) -> None:
+    """Train the matching models (person, enterprise) from the master index and write each as a new model file version.
 
     Labels are the hub's own: department records linked by a valid code, paired with their
     identity (two thirds train the model, a third is held out), and stewards' review decisions;
     the match threshold is the lowest that holds precision >= 0.995 on the held-out labels. Links
     an older version placed that the new one would place elsewhere are proposed for review
-    (reason ``relink``), never changed. Prints one JSON object (version, path, labels, master
-    records, thresholds, relinks); exit 1 when the index holds no identity to learn from.
+    (reason ``relink``), never changed. Prints one JSON object per model trained (entity, version,
+    path, labels, master records, thresholds, relinks); a kind the index holds no identity of is
+    skipped; exit 1 when nothing was trained.
     """
     from hub.db import get_engine, session_scope  # noqa: PLC0415 - SQLAlchemy, this command only
     from identity.matching_maintenance import retrain  # noqa: PLC0415 - splink, training only
 
-    with session_scope(get_engine()) as session:
-        shown = retrain(session)
-    if shown is None:
-        typer.echo("error: the master index holds no person to train on", err=True)
+    kinds = [entity] if entity else ["person", "enterprise"]
+    if any(k not in ("person", "enterprise") for k in kinds):
+        typer.echo(f"error: --entity is person or enterprise, not {entity}", err=True)
+        raise typer.Exit(2)
+    trained = 0
+    for kind in kinds:
+        with session_scope(get_engine()) as session:
+            shown = retrain(session, entity=kind)
+        if shown is not None:
+            typer.echo(json.dumps(shown, ensure_ascii=False))
+            trained += 1
+    if not trained:
+        typer.echo(f"error: the master index holds no {' and no '.join(kinds)} to train on", err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(shown, ensure_ascii=False))

@@ -1,6 +1,7 @@
-"""Keeping the matching model (模型维护): thresholds from the hub's own labels, relinks proposed.
+"""Keeping the matching models (模型维护): thresholds from the hub's own labels, relinks proposed.
 
-:func:`retrain` is what ``hub identity matching train`` and the scheduled task run:
+:func:`retrain` is what ``hub identity matching train`` and the scheduled task run, for each
+entity kind (``person``, ``enterprise``) on its own identities, links and review items:
 
 1. **Labels, split**: the index's labelled pairs (source records linked by a valid code, paired
    with their identity — :func:`identity.matching_model.index_training_data`) are split by a hash
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from identity.golden_sources import AS_GOLDEN
 from identity.matching import MATCH, NO_MATCH, REVIEW, Thresholds, match_batch, prepare_persons
+from identity.matching_enterprise_index import ENTERPRISE_COLUMNS, enterprise_values, index_enterprise_candidates
 from identity.matching_model import (
     MASTER_COLUMNS,
     MatchingModel,
@@ -47,7 +49,7 @@ from identity.matching_model import (
 from identity.matching_review import enqueue_reviews
 from identity.matching_step import index_candidates
 from identity.matching_tables import LINKED, MATCH_REVIEW, REJECTED, RELINK, IdentityReviewQueue
-from identity.tables import PERSON, IdentitySourceRecord
+from identity.tables import ENTERPRISE, PERSON, IdentitySourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +108,13 @@ def choose_thresholds(scored: pd.DataFrame, default: Thresholds | None = None) -
     return dataclasses.replace(default, match=chosen, review=review), {"chosen_from_labels": True, "grid": table}
 
 
-def decision_labels(session: Session) -> pd.DataFrame:
+def decision_labels(session: Session, entity: str = PERSON) -> pd.DataFrame:
     """Stewards' decisions on grey-zone items as labels: linked → true at the probability of the
     identity chosen, rejected → false at the best candidate's (``p``, ``true``)."""
     q = IdentityReviewQueue
     rows = session.execute(
         select(q.status, q.match_probability, q.runner_up_probability, q.candidate_code, q.runner_up_code, q.id).where(
-            q.reason == MATCH_REVIEW, q.status.in_((LINKED, REJECTED))
+            q.reason == MATCH_REVIEW, q.status.in_((LINKED, REJECTED)), q.entity_kind == entity
         )
     ).all()
     linked_to = _linked_codes(session, [r for r in rows if r[0] == LINKED])
@@ -147,14 +149,16 @@ def _linked_codes(session: Session, rows: list[Any]) -> dict[int, str]:
     return out
 
 
-def score_held_out(master: pd.DataFrame, labels: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
+def score_held_out(
+    master: pd.DataFrame, labels: pd.DataFrame, settings: dict[str, Any], entity: str = PERSON
+) -> pd.DataFrame:
     """The held-out labelled records (ids withheld) scored against ``master``: per record its best
     candidate (true when it is its own identity) and a strong runner-up (false) — ``p``, ``true``."""
     if labels.empty or master.empty:
         return pd.DataFrame({"p": [], "true": []})
     incoming = labels.drop(columns=["canonical_code"]).assign(incoming_key=[f"h{i}" for i in range(len(labels))])
     open_door = Thresholds(match=1.0, review=0.0, ambiguity_margin=0.0)
-    decided = match_batch(master, incoming, open_door, model=settings, with_pairs=True)
+    decided = match_batch(master, incoming, open_door, model=settings, with_pairs=True, entity=entity)
     truth = dict(zip(incoming["incoming_key"], labels["canonical_code"].astype(str), strict=True))
     decided = decided[decided["decision"] != NO_MATCH]
     want = decided["incoming_key"].map(truth)
@@ -165,21 +169,25 @@ def score_held_out(master: pd.DataFrame, labels: pd.DataFrame, settings: dict[st
     return pd.concat([best, second], ignore_index=True)
 
 
-def train_with_thresholds(session: Session, *, seed: int = 7) -> tuple[MatchingModel, dict[str, Any]] | None:
-    """A new model version: m from two thirds of the index's labels, thresholds from the held-out
-    third and the stewards' decisions; ``None`` when the index holds nobody."""
-    master, labels = index_training_data(session, seed=seed)
+def train_with_thresholds(
+    session: Session, *, seed: int = 7, entity: str = PERSON
+) -> tuple[MatchingModel, dict[str, Any]] | None:
+    """A new model version of ``entity``: m from two thirds of the index's labels, thresholds from
+    the held-out third and the stewards' decisions; ``None`` when the index holds nobody."""
+    master, labels = index_training_data(session, seed=seed, entity=entity)
     if master.empty:
         return None
     hold = held_out(labels["canonical_code"]) if len(labels) else np.zeros(0, dtype=bool)
     train, test = labels[~hold].reset_index(drop=True), labels[hold].reset_index(drop=True)
-    settings = train_settings(master, train, seed=seed)
-    scored = pd.concat([score_held_out(master, test, settings), decision_labels(session)], ignore_index=True)
+    settings = train_settings(master, train, seed=seed, entity=entity)
+    scored = pd.concat(
+        [score_held_out(master, test, settings, entity), decision_labels(session, entity)], ignore_index=True
+    )
     thresholds, report = choose_thresholds(scored)
     now = dt.datetime.now(dt.UTC)
     model = MatchingModel(
-        entity=PERSON,
-        version=_version(PERSON, settings, now),
+        entity=entity,
+        version=_version(entity, settings, now),
         settings=settings,
         thresholds=thresholds,
         trained_at=now.isoformat(),
@@ -194,26 +202,37 @@ def propose_relinks(session: Session, model: MatchingModel, *, limit: int = 50_0
     """Score the links other model versions placed again with ``model``; where it would link a
     record to another identity, queue a ``relink`` review item. Links are never changed here."""
     link = IdentitySourceRecord
+    enterprise = model.entity == ENTERPRISE
     rows = session.execute(
         select(link.department, link.dataset, link.source_key, link.canonical_code, link.stored_attributes)
-        .where(link.entity_kind == PERSON, link.unlinked_at.is_(None), link.method == "probabilistic")
+        .where(link.entity_kind == model.entity, link.unlinked_at.is_(None), link.method == "probabilistic")
         .where((link.model_version != model.version) | link.model_version.is_(None))
         .order_by(link.id)
         .limit(limit)
     ).all()
     report = {"links_scored": 0, "proposed": 0, "agree": 0}
+    columns = list(ENTERPRISE_COLUMNS) if enterprise else list(MASTER_COLUMNS)
+
+    def values(a: dict[str, Any]) -> dict[str, Any]:
+        return enterprise_values(a) if enterprise else {col: a.get(col) for col in MASTER_COLUMNS}
+
     records = [
-        {"department": d, "dataset": ds, "source_key": k, "current": c, **{col: a.get(col) for col in MASTER_COLUMNS}}
+        {"department": d, "dataset": ds, "source_key": k, "current": c, **values(a)}
         for d, ds, k, c, a in rows
         if isinstance(a, dict) and a and a != AS_GOLDEN
     ]
     if not records:
         return report
     frame = pd.DataFrame(records).assign(incoming_key=[f"r{i}" for i in range(len(records))])
-    incoming = frame[["incoming_key", *MASTER_COLUMNS]]
+    incoming = frame[["incoming_key", *columns]]
     # candidates read from the index the way resolution reads them
-    candidates = index_candidates(session, prepare_persons(incoming, "incoming_key"))
-    decided = match_batch(candidates, incoming, model.thresholds, model=model.settings, with_pairs=True)
+    if enterprise:
+        candidates = index_enterprise_candidates(session, incoming)
+    else:
+        candidates = index_candidates(session, prepare_persons(incoming, "incoming_key"))
+    decided = match_batch(
+        candidates, incoming, model.thresholds, model=model.settings, with_pairs=True, entity=model.entity
+    )
     decided = decided.merge(
         frame[["incoming_key", "department", "dataset", "source_key", "current"]], on="incoming_key"
     )
@@ -230,15 +249,18 @@ def propose_relinks(session: Session, model: MatchingModel, *, limit: int = 50_0
         shown = frame[frame["incoming_key"].isin(group["incoming_key"])].assign(incoming_key=lambda f: f["source_key"])
         report["proposed"] += enqueue_reviews(
             session, proposals, department=str(department), dataset=str(dataset), incoming=shown,
-            actor=f"model {model.version}", reason=RELINK,
+            actor=f"model {model.version}", reason=RELINK, entity_kind=model.entity,
         )  # fmt: skip
     log.info("model %s: %s", model.version, report)
     return report
 
 
-def retrain(session: Session, *, folder: Path | None = None, seed: int = 7) -> dict[str, Any] | None:
-    """Train a new version (thresholds from the hub's labels), save it, propose relinks."""
-    trained = train_with_thresholds(session, seed=seed)
+def retrain(
+    session: Session, *, folder: Path | None = None, seed: int = 7, entity: str = PERSON
+) -> dict[str, Any] | None:
+    """Train a new version of ``entity``'s model (thresholds from the hub's labels), save it,
+    propose relinks; ``None`` when the index holds no identity of that kind."""
+    trained = train_with_thresholds(session, seed=seed, entity=entity)
     if trained is None:
         return None
     model, report = trained

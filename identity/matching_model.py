@@ -5,12 +5,15 @@ thresholds, written as ``<home>/matching/<entity>-<version>.json``; the newest f
 kind is the one resolution uses, and each link it makes records the version.
 
 Labels come only from the master index itself: a department's source record linked to an
-identity by a valid code (``exact`` or ``converted_15_to_18``) paired with that identity's
-golden record is a true match (pairs sharing a valid code). A link whose values *are* the golden
-record (the identity's only link, stored as ``AS_GOLDEN``) says nothing the comparison could learn
-from and is left out. No sandbox ground truth is read here. With no such labels (a young index)
-the priors of :func:`identity.matching.person_settings` stand for m; u is always measured by
-random sampling over the index.
+identity by a valid code (persons: ``exact`` or ``converted_15_to_18``; enterprises: ``exact``,
+or the organisation code inside a valid USCC or old taxpayer id) paired with that identity's
+golden record is a true match (pairs sharing a valid code); each entity kind (``person``,
+``enterprise``) has its own model files, trained the same way from its own identities and links.
+A link whose values *are* the golden record (the identity's only link, stored as ``AS_GOLDEN``)
+says nothing the comparison could learn from and is left out. No sandbox ground truth is read
+here. With no such labels (a young index) the priors of the kind's settings
+(:func:`identity.matching.person_settings`, :func:`identity.matching_enterprise.enterprise_settings`)
+stand for m; u is always measured by random sampling over the index.
 
 :func:`ensure_model` is what resolution calls: the newest model file, or — when there is none —
 one trained from the index on the spot and written as the first version (logged), so a batch
@@ -34,12 +37,20 @@ from sqlalchemy.orm import Session
 from hub.settings import get_settings
 from identity.golden_sources import AS_GOLDEN
 from identity.matching import Thresholds, _profile, _train
-from identity.tables import PERSON, IdentityPerson, IdentitySourceRecord
+from identity.matching_enterprise_index import (
+    ENTERPRISE_COLUMNS,
+    enterprise_values,
+    frame_of_rows,
+    index_columns,
+)
+from identity.tables import ENTERPRISE, PERSON, IdentityEnterprise, IdentityPerson, IdentitySourceRecord
 
 log = logging.getLogger(__name__)
 
 #: Link methods whose pairs are labels: the record carried a valid code of the identity.
 LABEL_METHODS = ("exact", "converted_15_to_18")
+#: The same for enterprises: a valid USCC, or a valid old code whose organisation code it embeds.
+ENTERPRISE_LABEL_METHODS = ("exact", "org_code_in_uscc", "taxpayer_org_code")
 #: Person columns of the master index the model compares.
 MASTER_COLUMNS = ("name", "birth_date", "sex", "address", "region_code")
 
@@ -117,13 +128,15 @@ def _version(entity: str, settings: dict[str, Any], now: dt.datetime) -> str:
 
 
 def index_training_data(
-    session: Session, *, max_master: int = 200_000, max_labels: int = 20_000, seed: int = 7
+    session: Session, *, max_master: int = 200_000, max_labels: int = 20_000, seed: int = 7, entity: str = PERSON
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(master sample: ``canonical_code`` + person columns, labels: a source record's values +
-    the ``canonical_code`` its valid code names) read from the master index.
+    """(master sample: ``canonical_code`` + the kind's compared columns, labels: a source
+    record's values + the ``canonical_code`` its valid code names) read from the master index.
 
     The master side is a sample of at most ``max_master`` identities (u needs random pairs, not
     all of them); provisional identities are left out of both sides (their code is no label)."""
+    if entity == ENTERPRISE:
+        return _enterprise_training_data(session, max_master=max_master, max_labels=max_labels, seed=seed)
     person = IdentityPerson
     total = session.scalar(select(func.count()).select_from(person).where(person.merged_into.is_(None))) or 0
     cols = [person.resident_id, *(getattr(person, c) for c in MASTER_COLUMNS)]
@@ -131,26 +144,49 @@ def index_training_data(
     if total > max_master:
         stmt = stmt.order_by(func.random()).limit(max_master)
     master = pd.DataFrame(session.execute(stmt).all(), columns=["canonical_code", *MASTER_COLUMNS])
+    labelled = [
+        {"canonical_code": code, **{c: attrs.get(c) for c in MASTER_COLUMNS}}
+        for code, attrs in _label_rows(session, PERSON, LABEL_METHODS, max_labels)
+    ]
+    return master, _sampled(pd.DataFrame(labelled, columns=["canonical_code", *MASTER_COLUMNS]), max_labels, seed)
+
+
+def _label_rows(session: Session, entity: str, methods: tuple[str, ...], max_labels: int) -> list[tuple[str, Any]]:
+    """(canonical code, stored values) of the newest links by a valid code carrying values."""
     link = IdentitySourceRecord
     rows = session.execute(
         select(link.canonical_code, link.stored_attributes)
-        .where(
-            link.entity_kind == PERSON,
-            link.unlinked_at.is_(None),
-            link.method.in_(LABEL_METHODS),
-        )
+        .where(link.entity_kind == entity, link.unlinked_at.is_(None), link.method.in_(methods))
         .order_by(link.id.desc())
         .limit(max_labels * 5)
     ).all()
-    labelled = [
-        {"canonical_code": code, **{c: attrs.get(c) for c in MASTER_COLUMNS}}
-        for code, attrs in rows
-        if isinstance(attrs, dict) and attrs != AS_GOLDEN and attrs
-    ]
-    labels = pd.DataFrame(labelled, columns=["canonical_code", *MASTER_COLUMNS])
+    return [(code, attrs) for code, attrs in rows if isinstance(attrs, dict) and attrs != AS_GOLDEN and attrs]
+
+
+def _sampled(labels: pd.DataFrame, max_labels: int, seed: int) -> pd.DataFrame:
     if len(labels) > max_labels:
         labels = labels.sample(n=max_labels, random_state=seed)
-    return master, labels.reset_index(drop=True)
+    return labels.reset_index(drop=True)
+
+
+def _enterprise_training_data(
+    session: Session, *, max_master: int, max_labels: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`index_training_data` of enterprises (the legal representative's name is among the
+    golden record's other values; tax's ``taxpayer_name`` is the name)."""
+    ent = IdentityEnterprise
+    live = ent.merged_into.is_(None)
+    total = session.scalar(select(func.count()).select_from(ent).where(live)) or 0
+    stmt = select(*index_columns()).where(live, ent.provisional.is_(False))
+    if total > max_master:
+        stmt = stmt.order_by(func.random()).limit(max_master)
+    master = frame_of_rows([tuple(r) for r in session.execute(stmt).all()])
+    labelled = [
+        {"canonical_code": code, **enterprise_values(attrs)}
+        for code, attrs in _label_rows(session, ENTERPRISE, ENTERPRISE_LABEL_METHODS, max_labels)
+    ]
+    labels = pd.DataFrame(labelled, columns=["canonical_code", *ENTERPRISE_COLUMNS])
+    return master, _sampled(labels.dropna(subset=["name"]), max_labels, seed)
 
 
 def train_settings(
@@ -171,9 +207,9 @@ def train_from_index(
 ) -> MatchingModel | None:
     """Train a model from the master index (labels: pairs sharing a valid code); ``None`` when
     the index holds no identity to learn u from."""
-    if entity != PERSON:
-        raise ValueError("only the person model is trained from the index so far")
-    master, labels = index_training_data(session, seed=seed)
+    if entity not in (PERSON, ENTERPRISE):
+        raise ValueError(f"unknown entity kind {entity!r}: person or enterprise")
+    master, labels = index_training_data(session, seed=seed, entity=entity)
     if master.empty:
         return None
     settings = train_settings(master, labels, entity=entity, seed=seed)

@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.masking import mask_fields
+from hub.masking import Party, mask_fields
 from identity import golden
 from identity.matching import MATCH, REVIEW
 from identity.matching_tables import (
@@ -57,6 +57,20 @@ def masked_details(record: Mapping[str, Any]) -> dict[str, Any]:
         "sex": text(record.get("sex")),
         "region_code": text(record.get("region_code")),
     }
+
+
+def masked_enterprise_details(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a reviewer sees of an incoming enterprise record: its name and code as they are (an
+    enterprise's are not personal data; a sole proprietor's name is masked), the legal
+    representative's name and the address masked."""
+
+    def text(v: Any) -> str | None:
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+    code = text(record.get("code"))
+    values = {k: text(record.get(k)) for k in ("name", "code", "legal_rep_name", "address")}
+    shown = mask_fields(values, personal_kinds("enterprise") | {"code": "code"}, party=Party("enterprise", code))
+    return {**shown, "region_code": text(record.get("region_code"))}
 
 
 def enqueue_reviews(
@@ -109,7 +123,7 @@ def enqueue_reviews(
             match_probability=float(row["match_probability"]),
             runner_up_code=None if runner_code is None or pd.isna(runner_code) else str(runner_code),
             runner_up_probability=None if runner_p is None or pd.isna(runner_p) else float(runner_p),
-            details=masked_details(records[key]) if key in records else None,
+            details=_details(records[key], entity_kind) if key in records else None,
             status=OPEN,
             run_id=run_id,
             created_at=now,
@@ -121,6 +135,10 @@ def enqueue_reviews(
         created += 1
     session.flush()
     return created
+
+
+def _details(record: Mapping[str, Any], entity_kind: str) -> dict[str, Any]:
+    return masked_enterprise_details(record) if entity_kind == "enterprise" else masked_details(record)
 
 
 def open_reviews(session: Session, department: str | None = None) -> list[IdentityReviewQueue]:

@@ -2,12 +2,13 @@
 
 :func:`link_batch` resolves a batch's holder codes by rule (:mod:`identity.rules`: exact, a
 15-digit id converted, an organisation code inside a USCC, an old taxpayer id, the cross-walk),
-sends person records without a usable code to matching (:mod:`identity.matching_step`), learns
-legacy codes into the cross-walk (:mod:`identity.crosswalk`), plans and writes the source-record
-links (:mod:`identity.links`), creates new identities with their golden records
-(:mod:`identity.new_identities`), places relations (:mod:`identity.relations`) and the holders
-named inside records (:mod:`identity.nested`), and announces merges through the outbox — all in
-the caller's session, with a handful of queries per batch, never one per row
+sends person and enterprise records without a usable code to matching
+(:mod:`identity.matching_step`), learns legacy codes into the cross-walk
+(:mod:`identity.crosswalk`), plans and writes the source-record links (:mod:`identity.links`),
+creates new identities with their golden records (:mod:`identity.new_identities`), places
+relations (:mod:`identity.relations`) and the holders named inside records
+(:mod:`identity.nested`), and announces merges through the outbox — all in the caller's
+session, with a handful of queries per batch, never one per row
 (docs/decisions/0012-identity-bulk-linking.md). :func:`link_mapping_batch` does it for a
 department's mapping (:class:`identity.batch_mapping.ResolvableMapping`), as the pipeline's
 identity step calls it; :func:`resolve_batch` returns just the records; :func:`resolve_codes`
@@ -83,8 +84,8 @@ class ResolveResult:
     learnt: int = 0
     merged_events: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
-    #: person records without a usable code (:mod:`identity.matching_step`): linked by the
-    #: model, sent to the review queue, made provisional identities; and the model's version
+    #: records without a usable code (:mod:`identity.matching_step`): linked by the model, sent
+    #: to the review queue, made provisional identities; and the model's version
     linked_by_match: int = 0
     sent_to_review: int = 0
     provisional: int = 0
@@ -187,7 +188,7 @@ def link_batch(
             mapping=mapping,
             run_id=run_id,
             code_columns=code_columns,
-            match=entity_kind == PERSON,
+            match=entity_kind in (PERSON, ENTERPRISE),
         )
 
 
@@ -244,9 +245,10 @@ def _link_batch(
     key_col = SOURCE_KEY if SOURCE_KEY in df.columns else None
     version_col = SOURCE_VERSION if SOURCE_VERSION in df.columns else None
     matched = None
-    if match:
-        # person records without a usable code: the model links them, sends them to review
-        # or makes them provisional identities (identity.matching_step)
+    # records without a usable code: the model of their kind links them, sends them to review
+    # or makes them provisional identities (identity.matching_step); an enterprise batch without
+    # code columns holds no enterprise of its own (a property right: only its owners are)
+    if match and (columns or entity_kind == PERSON):
         matched = match_records(
             session,
             df,
@@ -257,6 +259,8 @@ def _link_batch(
             department=department,
             dataset=dataset,
             run_id=run_id,
+            entity_kind=entity_kind,
+            code_columns=[col for col, _ in columns],
         )
         new_codes = unique_values(combined["canonical_code"][combined["status"] == NEW])
     status = combined["status"]
@@ -288,7 +292,7 @@ def _link_batch(
             _bulk.insert(session, part)
         kill_point("resolve.bulk_write")
     if matched is not None and matched.provisional_codes:
-        mark_provisional(session, matched.provisional_codes)
+        mark_provisional(session, matched.provisional_codes, entity_kind)
     touched = plan.touched.difference(new_codes)
     if touched:
         golden.refresh(session, entity_kind, sorted(touched), cause="link")

@@ -86,12 +86,14 @@ def _crosswalk(session: Session, codes: Sequence[str], entity_kind: str) -> dict
 
 
 def _by_org_code(session: Session, org_codes: Sequence[str]) -> dict[str, str | None]:
-    """Organisation code → the USCC carrying it (``None`` if several identities carry it)."""
+    """Organisation code → the USCC carrying it (``None`` if several identities carry it); a
+    provisional enterprise's code is the hub's own and embeds no organisation code."""
     out: dict[str, str | None] = {}
+    ent = IdentityEnterprise
     for chunk in _bulk.chunks(unique_values(org_codes)):
         rows = session.execute(
-            select(IdentityEnterprise.org_code, IdentityEnterprise.uscc).where(
-                _bulk.in_values(session, IdentityEnterprise.org_code, chunk), IdentityEnterprise.merged_into.is_(None)
+            select(ent.org_code, ent.uscc).where(
+                _bulk.in_values(session, ent.org_code, chunk), ent.merged_into.is_(None), ent.provisional.is_(False)
             )
         ).all()
         for org, code in rows:

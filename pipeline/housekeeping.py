@@ -41,17 +41,23 @@ def relink(run_id: str) -> dict[str, Any]:
 
 
 def train_matching_model(run_id: str) -> dict[str, Any]:
-    """Retrain the person matching model from the hub's own labels (records sharing a valid code,
-    stewards' decisions), thresholds chosen on held-out labels, a new model file version; links an
-    older version placed that the new one would place elsewhere go to review (reason ``relink``)."""
+    """Retrain the person and the enterprise matching models from the hub's own labels (records
+    sharing a valid code, stewards' decisions), thresholds chosen on held-out labels, a new model
+    file version each; links an older version placed that the new one would place elsewhere go to
+    review (reason ``relink``). The person model's report at the top, the enterprise one's under
+    ``enterprise``."""
     from identity.matching_maintenance import retrain  # noqa: PLC0415 - task body, lazy for DAG parse (splink ~1 s)
 
-    with session_scope(get_engine()) as session:
-        report = retrain(session)
-    if report is None:
-        return {"run_id": run_id, "trained": False, "why": "the master index holds no person"}
-    report.pop("threshold_grid", None)
-    return {"run_id": run_id, "trained": True, **report}
+    reports: dict[str, dict[str, Any]] = {}
+    for kind in ("person", "enterprise"):
+        with session_scope(get_engine()) as session:
+            report = retrain(session, entity=kind)
+        if report is None:
+            reports[kind] = {"trained": False, "why": f"the master index holds no {kind}"}
+            continue
+        report.pop("threshold_grid", None)
+        reports[kind] = {"trained": True, **report}
+    return {"run_id": run_id, **reports["person"], "enterprise": reports["enterprise"]}
 
 
 def expire_licenses(run_id: str, today: dt.date | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from e_license_store.index import get_license, licenses_by_holder, licenses_of_source
 from e_license_store.service import InvalidTransition, LicenseNotFound, LicenseService
-from hub.masking import mask_code, mask_fields, scrub_text
+from hub.masking import Party, mask_code, mask_fields, scrub_text
 from hub.models import utcnow
 from hub.outbox import emit
 from hub.pseudonyms import opaque_ref
@@ -360,11 +360,14 @@ def _candidate(
         values = {"name": found.name, "birth_date": found.birth_date, "address": found.address}
         extra = {"sex": found.sex, "region_code": found.region_code}
     elif isinstance(found, IdentityEnterprise):
-        values = {"name": found.name, "address": found.address}
+        rep = found.attributes.get("legal_rep_name")
+        values = {"name": found.name, "legal_rep_name": rep, "address": found.address}
         extra = {"region_code": found.region_code}
     else:
         extra = {}
-    shown = values if personal else mask_fields(values, personal_kinds(kind))
+    # an enterprise's name is no personal data (a sole proprietor's is): the party decides
+    party = Party(kind, code)
+    shown = values if personal else mask_fields(values, personal_kinds(kind), party=party)
     licences = licenses_by_holder(session, code, limit=200)
     return {
         "code": _code_shower(kind, personal)(code), "match_probability": p, "found": found is not None,

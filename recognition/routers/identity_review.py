@@ -81,6 +81,9 @@ class CandidateOut(_Out):
     provisional: bool
     merged_into: str | None
     name: str | None = None
+    legal_rep_name: str | None = Field(
+        default=None, description="An enterprise's legal representative (masked without personal:read)"
+    )
     birth_date: str | None = None
     address: str | None = None
     sex: str | None = None

@@ -10,7 +10,7 @@ from bench import bench_matching
 @pytest.mark.slow
 def test_bench_matching_smoke() -> None:
     f = bench_matching.run(2_000, 20_000, 2_000)  # what `--smoke` runs
-    assert list(f) == ["persons", "resolve", "enterprises", "speed"]
+    assert list(f) == ["persons", "resolve", "resolve_enterprises", "enterprises", "speed"]
     for part in ("persons", "enterprises"):
         scores = f[part]["scores"]
         assert f[part]["references"] > 0 and f[part]["no_code"] > 0, part
@@ -25,6 +25,9 @@ def test_bench_matching_smoke() -> None:
     assert r["resolved_records"] == r["references"] and r["no_code"] > 0
     assert r["right"] <= r["linked"] and r["linked"] + r["review"] <= r["no_code"]
     assert r["by_code_right"] <= r["by_code"] > 0
+    e = f["resolve_enterprises"]
+    assert e["resolved_records"] == e["references"] and e["no_code"] > 0
+    assert e["right"] <= e["linked"] and e["linked"] + e["review"] <= e["no_code"]
     s = f["speed"]
     assert (s["master"], s["incoming"]) == (20_000, 2_000)
     assert 0 < s["no_code"] < s["incoming"] and s["exact_hits"] + s["no_code"] <= s["incoming"]

@@ -179,6 +179,8 @@ def _scenario_enterprises(session: Session) -> None:
         ]
     )
     out = resolve_batch(session, tax, "enterprise", "tax", "taxpayers")
+    # a valid old taxpayer id nobody holds yet, whose name matches no enterprise: it waits for its
+    # enterprise (the cross-walk, the housekeeping relink), no provisional identity
     assert out["canonical_code"].tolist() == [E1, E2, None]
     assert out["identity_method"].tolist() == ["taxpayer_org_code", "exact", None]
     assert out["identity_status"].tolist() == ["resolved", "resolved", "unresolved"]

@@ -205,8 +205,11 @@ def test_an_alias_and_its_attribute_feed_one_value(session: Session) -> None:
     )
     link_batch(session, df, "enterprise", "tax", "taxpayers")
     session.commit()
-    link = session.scalars(select(IdentitySourceRecord)).one()
+    link = session.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.source_key == "t1")).one()
     assert link.attributes == {"name": "乙公司"}
+    # t2: no code, a name nobody bears — a provisional enterprise (identity.matching_step)
+    other = session.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.source_key == "t2")).one()
+    assert other.method == "provisional" and other.canonical_code.startswith("P")
     from identity.tables import IdentityEnterprise
 
     enterprise = session.get(IdentityEnterprise, code)

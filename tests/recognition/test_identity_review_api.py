@@ -167,3 +167,45 @@ def test_identity_events_of_decisions_reach_a_subscriber_masked(api: Api) -> Non
             assert event["data"]["canonical_code"] == "330322********1234"  # type: ignore[index]
     finally:
         receiver.stop()
+
+
+ENT_CANDIDATE, ENT_RUNNER_UP = "91330322MA2TWYN00G", "91330322MA2TWYN19D"
+ENT_NAME, ENT_REP, ENT_ADDRESS = "温州瓯江精密机械有限公司", "欧阳明轩", "浙江省温州市洞头区北岙街道海霞路8号"
+
+
+def test_an_enterprise_item_is_listed_and_shown_its_personal_data_masked(api: Api) -> None:
+    """An enterprise waiting in the queue (what resolve's enterprise matching enqueues): its name and code
+    shown to every steward, its legal representative's name and address only with ``personal:read``."""
+    import pandas as pd
+
+    from identity.matching import REVIEW
+    from identity.matching_review import enqueue_reviews
+    from identity.tables import IdentityEnterprise
+
+    with session_scope(api.engine) as s:
+        for code in (ENT_CANDIDATE, ENT_RUNNER_UP):
+            s.add(IdentityEnterprise(uscc=code, org_code=code[8:17], name=ENT_NAME, address=ENT_ADDRESS,
+                                     region_code="330322", stored_attributes={"legal_rep_name": ENT_REP}))  # fmt: skip
+        s.flush()
+        decisions = pd.DataFrame({
+            "incoming_key": ["e1"], "canonical_code": [ENT_CANDIDATE], "match_probability": [0.9],
+            "decision": [REVIEW], "runner_up_code": [ENT_RUNNER_UP], "runner_up_probability": [0.88],
+        })  # fmt: skip
+        incoming = pd.DataFrame({
+            "incoming_key": ["e1"], "name": [ENT_NAME], "code": [ENT_CANDIDATE[:17] + "0"],
+            "legal_rep_name": [ENT_REP], "address": [ENT_ADDRESS], "region_code": ["330322"],
+        })  # fmt: skip
+        assert enqueue_reviews(s, decisions, department="market", dataset="inspections", incoming=incoming,
+                               entity_kind="enterprise")  # fmt: skip
+    (item,) = api.get("steward_a", "/v1/identity/review").json()["items"]
+    assert item["entity_kind"] == "enterprise" and item["candidate"] == ENT_CANDIDATE
+    masked = api.get("steward_a", f"/v1/identity/review/{item['id']}").json()
+    assert masked["incoming"]["details"]["name"] == ENT_NAME
+    assert masked["incoming"]["details"]["code"] == ENT_CANDIDATE[:17] + "0"
+    assert [c["code"] for c in masked["candidates"]] == [ENT_CANDIDATE, ENT_RUNNER_UP]
+    assert {c["name"] for c in masked["candidates"]} == {ENT_NAME}
+    assert ENT_REP not in str(masked) and ENT_ADDRESS not in str(masked)
+    assert masked["candidates"][0]["legal_rep_name"] == "欧***"
+    unmasked = api.get("steward_b", f"/v1/identity/review/{item['id']}").json()
+    assert unmasked["candidates"][0]["legal_rep_name"] == ENT_REP
+    assert unmasked["candidates"][0]["address"] == ENT_ADDRESS
