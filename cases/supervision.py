@@ -296,9 +296,10 @@ def recompute_lights(
             if turned:
                 _stage_changes(session, dialect)
                 _log_changes(session, dialect, today, now)
-            _write_clocks(session, today, now)
+            _write_clocks(session, today, now, changes=bool(turned))
             _GROUPS.drop(connection)
-            _MOVES.drop(connection)
+            if turned:
+                _MOVES.drop(connection)
         kill_point("supervision.written")  # everything above is rolled back: the next run does it again
     count_open(session, today, running=(department, codes, counts))
     return Recomputed(int(counts.sum()), int(counts[moved].sum()), turned)
@@ -388,16 +389,23 @@ def _grouped(clock: Table) -> ColumnElement[bool]:
     )
 
 
-def _write_clocks(session: Session, today: dt.date, now: dt.datetime) -> None:
-    """Every running clock brought up to ``today`` from its group (``UPDATE … FROM``): each clock
-    whose days or light moved written once — its days, overdue and, where it changed, light."""
-    g, clock = _GROUPS.c, _table(CaseClock)
-    written = {"used": g.used, "overdue": g.overdue, "as_of": literal(today, Date),
-               "updated_at": literal(now, DateTime(timezone=True))}  # fmt: skip
-    # the light only where it changed: writing it moves the clock in the (state, light) index
-    session.execute(update(clock).where(_grouped(clock), clock.c.light != g.light).values(light=g.light, **written))
+def _write_clocks(session: Session, today: dt.date, now: dt.datetime, *, changes: bool) -> None:
+    """Every running clock brought up to ``today``, each written once (``UPDATE … FROM``): those
+    whose light changed from ``_MOVES`` (days, overdue, light; each looked up by its key), then
+    those whose days alone moved from their group in ``_GROUPS`` (days and overdue: a clock
+    whose light is not written stays where it is in the ``(state, light)`` index)."""
+    g, m, clock = _GROUPS.c, _MOVES.c, _table(CaseClock)
+    stamp = {"as_of": literal(today, Date), "updated_at": literal(now, DateTime(timezone=True))}
+    if changes:
+        session.execute(
+            update(clock)
+            .where(clock.c.case_id == m.case_id, clock.c.department == m.department)
+            .values(used=m.used, overdue=m.overdue, light=m.to_light, **stamp)
+        )
     session.execute(
-        update(clock).where(_grouped(clock), clock.c.light == g.light, clock.c.used != g.used).values(written)
+        update(clock)
+        .where(_grouped(clock), clock.c.light == g.light, clock.c.used != g.used)
+        .values(used=g.used, overdue=g.overdue, **stamp)
     )
 
 
