@@ -440,17 +440,19 @@ _MOVES = Table(
 
 
 def _stage_changes(session: Session, dialect: str) -> None:
-    """The running clocks whose group's light differs from theirs into ``_MOVES``, numbered in
-    the order of (case, department), by one ``INSERT … SELECT``."""
+    """The running clocks whose group's light differs from theirs into ``_MOVES`` by one
+    ``INSERT … SELECT``, numbered in the order read (SQLite: the rowid ``seq`` each row gets as it
+    is inserted, no sort; PostgreSQL: ``row_number()`` over the clocks' keys)."""
     connection = session.connection()
     _recreate(connection, _MOVES)
     g, clock = _GROUPS.c, _table(CaseClock)
-    seq = func.row_number().over(order_by=(clock.c.case_id, clock.c.department))
+    names = ["case_id", "department", "used", "overdue", "promised_limit", "from_light", "to_light"]
+    seq = [] if dialect == "sqlite" else [func.row_number().over(order_by=(clock.c.case_id, clock.c.department))]
     session.execute(
         insert(_MOVES).from_select(
-            ["seq", "case_id", "department", "used", "overdue", "promised_limit", "from_light", "to_light"],
+            ["seq"] * len(seq) + names,
             select(
-                seq,
+                *seq,
                 clock.c.case_id,
                 clock.c.department,
                 g.used,
