@@ -68,8 +68,8 @@ def _load(engine: Engine) -> list[tuple[int, str, dt.date, int, int]]:
             running.append((i, department, since, before, limit))
     clocks.append({**clocks[0], "department": "public_security", "state": STOPPED, "used": 9, "light": "red"})
     with engine.begin() as c:
-        c.execute(insert(CaseRecord.__table__), cases)
-        c.execute(insert(CaseClock.__table__), clocks)
+        c.execute(insert(CaseRecord), cases)
+        c.execute(insert(CaseClock), clocks)
     return running
 
 
