@@ -50,8 +50,9 @@ def _load(engine: Engine) -> list[tuple[int, str, dt.date, int, int]]:
     combos = list(itertools.product(SINCE, BEFORE, LIMITS))
     for i, (since, before, limit) in enumerate(combos, start=1):
         cases.append({
-            "id": i, "code": f"C{i:019d}", "item_code": "XK00101001", "item_name": "企业设立登记", "implementation_code": "x",
-            "lead_department": "commerce", "region_code": "330322", "statutory_days": limit * 2, "promised_days": limit,
+            "id": i, "code": f"C{i:019d}", "item_code": "XK00101001", "item_name": "企业设立登记",
+            "implementation_code": "x", "lead_department": "commerce", "region_code": "330322",
+            "statutory_days": limit * 2, "promised_days": limit,
             "received_by": "window", "received_at": dt.datetime(2026, 1, 5, tzinfo=dt.UTC), "received_on": since,
             "intake_outcome": "accepted", "outcome_detail": {}, "status": "in_progress", "applicant_kind": "person",
             "applicant_code": "P", "applicant_identity": "I", "applicant_name": "N", "delivery_method": "window",
