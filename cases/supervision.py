@@ -266,16 +266,7 @@ def recompute_lights(
     today = today or local_today()
     connection = session.connection()
     dialect = connection.dialect.name
-    raw = connection.connection.cursor()
-    try:
-        raw.execute(
-            f"SELECT department, {_epoch_days(dialect, 'running_since')}, used_before, promised_limit, used, "
-            f"{_LIGHT_CODE}, count(*) FROM case_clock WHERE state = '{ck.RUNNING}' "
-            "GROUP BY department, running_since, used_before, promised_limit, used, light"
-        )
-        rows = raw.fetchall()
-    finally:
-        raw.close()
+    rows = _read_running(connection, dialect)
     if not rows:
         count_open(session, today)
         return Recomputed(0, 0, 0)
@@ -303,6 +294,42 @@ def recompute_lights(
         kill_point("supervision.written")  # everything above is rolled back: the next run does it again
     count_open(session, today, running=(department, codes, counts))
     return Recomputed(int(counts.sum()), int(counts[moved].sum()), turned)
+
+
+#: what decides a running clock's days and light, with what it has stored: the columns it is grouped by
+_GROUP_BY = "department, running_since, used_before, promised_limit, used, light"
+
+
+def _read_running(connection: Connection, dialect: str) -> list[tuple[Any, ...]]:
+    """The running clocks in groups: department, ``running_since`` as days since 1970, used
+    before, promised limit, stored days, stored light as its code, and how many clocks.
+
+    PostgreSQL aggregates by hashing; SQLite's ``GROUP BY`` would sort every clock, so there the
+    clocks are counted into a temporary table keyed by the group (an upsert per clock into a
+    table of a few hundred rows, about a third of the sort's CPU), then read."""
+    source, clocks, where, group = "case_clock", "count(*)", f"WHERE state = '{ck.RUNNING}'", f"GROUP BY {_GROUP_BY}"
+    if dialect == "sqlite":
+        source, clocks, where, group = "tmp_supervision_running", "clocks", "", ""
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {source}")
+        connection.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {source} ({_GROUP_BY}, clocks INTEGER NOT NULL, PRIMARY KEY ({_GROUP_BY}))"
+        )
+        connection.exec_driver_sql(  # WHERE before ON CONFLICT: SQLite's parser needs it
+            f"INSERT INTO {source} SELECT {_GROUP_BY}, 1 FROM case_clock WHERE state = '{ck.RUNNING}' "
+            f"ON CONFLICT ({_GROUP_BY}) DO UPDATE SET clocks = clocks + 1"
+        )
+    raw = connection.connection.cursor()
+    try:
+        raw.execute(
+            f"SELECT department, {_epoch_days(dialect, 'running_since')}, used_before, promised_limit, used, "
+            f"{_LIGHT_CODE}, {clocks} FROM {source} {where} {group}"
+        )
+        rows: list[tuple[Any, ...]] = raw.fetchall()
+    finally:
+        raw.close()
+    if dialect == "sqlite":
+        connection.exec_driver_sql(f"DROP TABLE {source}")
+    return rows
 
 
 #: SQLite's page cache while the task writes (KiB): the clocks, the log, the outbox and their
