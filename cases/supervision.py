@@ -6,9 +6,9 @@ Two ways a clock is brought up to date, with the same rules (:mod:`cases.clock`)
 - :func:`store_clocks` — when a step arrives (called by :func:`cases.service.refresh`, in the
   step's transaction): the case's stages and the case itself are read from the whole step log;
 - :func:`recompute_lights` — the supervision task, on a schedule: only the *running* clocks
-  change from one day to the next, so it reads their stored ``running_since`` and
-  ``used_before`` and recomputes every one at once (:func:`cases.clock.lights_many`), writing
-  only the rows whose days or light changed.
+  change from one day to the next, and only by their stored ``running_since``, ``used_before``
+  and promised limit, so it reads them grouped by those, lights every group at once
+  (:func:`cases.clock.light_codes_many`) and writes only the rows whose days or light changed.
 
 A change of light is a row of ``case_light_change`` (append-only) and a
 ``supervision.light_changed`` event in the outbox, in the same transaction; a department's stage
@@ -258,9 +258,9 @@ def recompute_lights(
     (with their department and stored days and light, counted), the groups are lit at once and
     go into a temporary table, and the database does the rest clock by clock: the changes of
     light into a second temporary table (``INSERT … SELECT``), from which the escalations, the
-    events and the log are written, then one ``UPDATE … FROM`` writes each clock whose days or
-    light moved — the same rows and events, in the same order per case, as
-    :func:`store_clocks` writes for one case.
+    events and the log are written, then each clock whose days or light moved is written once
+    (``UPDATE … FROM``) — the same rows and events as :func:`store_clocks` writes for one case,
+    each escalation right after the change that raised it.
     """
     calendar = calendar or WorkCalendar.default()
     today = today or local_today()
