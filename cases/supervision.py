@@ -324,7 +324,7 @@ def _read_running(connection: Connection, dialect: str) -> list[tuple[Any, ...]]
             f"SELECT department, {_epoch_days(dialect, 'running_since')}, used_before, promised_limit, used, "
             f"{_LIGHT_CODE}, {clocks} FROM {source} {where} {group}"
         )
-        rows: list[tuple[Any, ...]] = raw.fetchall()
+        rows = [tuple(row) for row in raw.fetchall()]
     finally:
         raw.close()
     if dialect == "sqlite":
