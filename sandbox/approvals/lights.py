@@ -14,8 +14,9 @@ The rules (Administrative Licensing Law, as the catalogue states the limits):
   art. 32) until the material is in (the day it resumes not counted either), and ends at the
   department's decision (approved or rejected); its limit is the stage's promised days;
 * the **case** runs from the window's acceptance, stops while any of its stages waits for a
-  correction, and ends when every stage of the item has issued its result, or at the first
-  rejection (不予许可 ends the application); its limit is the item's promised days;
+  correction, and ends when every stage of the item is done — its result issued, or for a stage
+  that issues no licence its approval — or at the first rejection (不予许可 ends the
+  application); its limit is the item's promised days;
 * the light: **red** once the days used exceed the limit, **yellow** once they reach a share
   of it (80% by default, rounded up; an on-the-spot limit of 0 is never yellow), **green**
   otherwise; overdue working days are the days used beyond the limit.
@@ -80,6 +81,8 @@ class Limits:
 
     promised: int
     stages: Mapping[str, int]
+    #: the stages that issue a licence (concluded by their result; the others by their approval)
+    issuing: frozenset[str] = frozenset()
 
 
 def catalogue_limits(path: Path = CATALOGUE) -> dict[str, Limits]:
@@ -87,7 +90,8 @@ def catalogue_limits(path: Path = CATALOGUE) -> dict[str, Limits]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return {
         str(item["code"]): Limits(int(item["promised_days"]),
-                                  {str(s["department"]): int(s["promised_days"]) for s in item.get("stages") or ()})
+                                  {str(s["department"]): int(s["promised_days"]) for s in item.get("stages") or ()},
+                                  frozenset(str(s["department"]) for s in item.get("stages") or () if s.get("yields")))
         for item in data["items"]
     }  # fmt: skip
 
@@ -173,7 +177,8 @@ def expected_lights(
                                     max(used - limit, 0), (code, department) not in behind))  # fmt: skip
             if decision is not None:
                 decided[department] = (decision["step"], decision["occurred_at"])
-            result = next((s for s in stage if s["step"] == "result_issued"), None)
+            done = "result_issued" if department in item_limits.issuing else "approved"
+            result = next((s for s in stage if s["step"] in (done, "result_issued")), None)
             if result is not None:
                 issued[department] = result["occurred_at"]
         rejections = [at for step, at in decided.values() if step == "rejected"]

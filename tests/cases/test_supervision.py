@@ -261,11 +261,41 @@ def test_a_rejection_ends_the_case_clock_though_a_parallel_stage_goes_on(city: W
             s.commit()
     _recompute(city, 30)
     truth = expected_lights(
-        [{"code": code, "department": d, "seq": n, "step": step.value, "occurred_at": when} for d, n, step, when in steps]
+        [
+            {"code": code, "department": d, "seq": n, "step": step.value, "occurred_at": when}
+            for d, n, step, when in steps
+        ]
         + [{"code": code, "department": "commerce", "seq": 1, "step": "accepted", "occurred_at": at(16)}],
         {code: ("XK00101001", at(16, 9))},
         as_of=at(30, 20),
     )
     want = {e.department: (e.state, e.used, e.light) for e in truth}
     assert want[CASE] == ("ended", 2, "green")  # 17 and 18 November
+    assert _clocks(city) == want
+
+
+def test_delivery_after_the_results_does_not_run_the_case_clock_on(city: World) -> None:
+    """The three results are issued on Wednesday 18 November and picked up on Friday the 20th: the
+    case was concluded on the 18th (送达 has its own period, art. 44), as the sandbox's truth counts it."""
+    code = _joint_case(city)
+    steps = [("commerce", 2, Step.APPROVED, at(17)), ("commerce", 3, Step.RESULT_ISSUED, at(17, 11)),
+             ("tax", 1, Step.ACCEPTED, at(17, 14)), ("public_security", 1, Step.ACCEPTED, at(17, 14)),
+             ("tax", 2, Step.APPROVED, at(18)), ("tax", 3, Step.RESULT_ISSUED, at(18, 11)),
+             ("public_security", 2, Step.APPROVED, at(18)), ("public_security", 3, Step.RESULT_ISSUED, at(18, 11))]  # fmt: skip
+    for department, seq, step, when in [*steps, ("window", 3, Step.DELIVERED, at(20, 15))]:
+        with city.sessions() as s:
+            body = StepIn(seq=seq, step=step, occurred_at=when)
+            service.record_step(s, code, department, body, actor=department, now=when + dt.timedelta(hours=1))
+            s.commit()
+    truth = expected_lights(
+        [
+            {"code": code, "department": d, "seq": n, "step": step.value, "occurred_at": when}
+            for d, n, step, when in steps
+        ]
+        + [{"code": code, "department": "commerce", "seq": 1, "step": "accepted", "occurred_at": at(16)}],
+        {code: ("XK00101001", at(16, 9))},
+        as_of=at(30, 20),
+    )
+    want = {e.department: (e.state, e.used, e.light) for e in truth}
+    assert want[CASE] == ("ended", 2, "green")  # 17 and 18 November, not the 19th and 20th
     assert _clocks(city) == want

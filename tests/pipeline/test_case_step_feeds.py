@@ -199,8 +199,9 @@ def assert_lights_are_the_truth(city: World, truth: Truth, as_of: dt.datetime) -
     if not differ.empty:
         steps = truth.steps()
         shown = steps[steps["code"].isin(differ["code"])][["code", "department", "seq", "step", "occurred_at", "fate"]]
-        raise AssertionError(f"as of {as_of}: the hub disagrees with the sandbox's truth\n{differ.to_string()}\n"
-                             f"{shown.to_string()}")
+        raise AssertionError(
+            f"as of {as_of}: the hub disagrees with the sandbox's truth\n{differ.to_string()}\n{shown.to_string()}"
+        )
     return everything
 
 
