@@ -33,7 +33,8 @@ Only the years ``chinese_calendar`` knows are counted; a later year raises its
 2
 >>> workdays_between(dt.date(2026, 9, 30), dt.date(2026, 10, 12))  # 1–7 Oct off, Sat 10 Oct worked
 4
->>> workdays_between(dt.date(2026, 10, 12), dt.date(2026, 10, 12)), workdays_between(dt.date(2026, 10, 12), dt.date(2026, 10, 9))
+>>> day = dt.date(2026, 10, 12)
+>>> workdays_between(day, day), workdays_between(day, dt.date(2026, 10, 9))
 (0, 0)
 >>> light(4, 5), light(3, 5), light(6, 5), light(1, 1), light(0, 0), light(1, 0)
 ('yellow', 'green', 'red', 'yellow', 'green', 'red')
@@ -167,8 +168,8 @@ def expected_lights(
             stage = by_stage.get((code, department), [])
             decision = next((s for s in stage if s["step"] in DECISIONS), None)
             end = decision["occurred_at"] if decision is not None else None
-            events = [(s["occurred_at"], 1 if s["step"] in STOPS else -1)
-                      for s in stage if s["step"] in STOPS | RESUMES and (end is None or s["occurred_at"] <= end)]  # fmt: skip
+            events = [(s["occurred_at"], 1 if s["step"] in STOPS else -1) for s in stage
+                      if s["step"] in STOPS | RESUMES and (end is None or s["occurred_at"] <= end)]  # fmt: skip
             case_events += events
             if stage and stage[0]["step"] == "accepted":
                 used, state = _run(_day(stage[0]["occurred_at"]), [(_day(t), d) for t, d in events],
@@ -189,8 +190,9 @@ def expected_lights(
         else:
             case_end = None
         case_events.sort(key=lambda e: e[0])
-        used, state = _run(_day(received_at), [(_day(t), d) for t, d in case_events if case_end is None or t <= case_end],
-                           _day(case_end) if case_end is not None else None, today)  # fmt: skip
-        out.append(Expected(code, CASE, state, used, item_limits.promised, light(used, item_limits.promised, share=share),
-                            max(used - item_limits.promised, 0), not any(c == code for c, _ in behind)))  # fmt: skip
+        counted = [(_day(t), d) for t, d in case_events if case_end is None or t <= case_end]
+        used, state = _run(_day(received_at), counted, _day(case_end) if case_end is not None else None, today)
+        limit = item_limits.promised
+        out.append(Expected(code, CASE, state, used, limit, light(used, limit, share=share), max(used - limit, 0),
+                            not any(c == code for c, _ in behind)))  # fmt: skip
     return out

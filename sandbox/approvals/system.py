@@ -82,8 +82,8 @@ class Truth:
         """Record the window's acceptance of an application (once per code)."""
         with self.engine.begin() as conn:
             if conn.execute(sa.select(RECEIVED.c.code).where(RECEIVED.c.code == code)).first() is None:
-                conn.execute(RECEIVED.insert(), [{"code": code, "item_code": item_code,
-                                                  "accepted_at": accepted_at.astimezone(dt.UTC).isoformat()}])  # fmt: skip
+                at = accepted_at.astimezone(dt.UTC).isoformat()
+                conn.execute(RECEIVED.insert(), [{"code": code, "item_code": item_code, "accepted_at": at}])
 
     def lights(self, as_of: dt.datetime, *, share: float = 0.8) -> pd.DataFrame:
         """Every received case's clocks as of ``as_of`` (:mod:`sandbox.approvals.lights`): code, department

@@ -20,8 +20,8 @@ from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
 from hub.models import OutboxEvent
 from recognition.scopes import ScopeSet
 from rigs.testing import schema_drift
-from tests.cases import world as w
 from sandbox.approvals.lights import expected_lights
+from tests.cases import world as w
 from tests.cases.world import World, joint_registration
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -281,7 +281,8 @@ def test_delivery_after_the_results_does_not_run_the_case_clock_on(city: World) 
     steps = [("commerce", 2, Step.APPROVED, at(17)), ("commerce", 3, Step.RESULT_ISSUED, at(17, 11)),
              ("tax", 1, Step.ACCEPTED, at(17, 14)), ("public_security", 1, Step.ACCEPTED, at(17, 14)),
              ("tax", 2, Step.APPROVED, at(18)), ("tax", 3, Step.RESULT_ISSUED, at(18, 11)),
-             ("public_security", 2, Step.APPROVED, at(18)), ("public_security", 3, Step.RESULT_ISSUED, at(18, 11))]  # fmt: skip
+             ("public_security", 2, Step.APPROVED, at(18)),
+             ("public_security", 3, Step.RESULT_ISSUED, at(18, 11))]  # fmt: skip
     for department, seq, step, when in [*steps, ("window", 3, Step.DELIVERED, at(20, 15))]:
         with city.sessions() as s:
             body = StepIn(seq=seq, step=step, occurred_at=when)

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 
-from cases.catalogue import load_catalogue
 from cases import supervision
+from cases.catalogue import load_catalogue
 from cases.supervision_tables import CaseClock
 from cases.tables import CaseRecord, CaseStep
 from hub.airflow_env import connection_uri_env
@@ -37,7 +37,7 @@ from rigs.testing import TempDatabase
 from sandbox.approvals.behaviour import SHANGHAI, Profile, _days
 from sandbox.approvals.clock import SimClock
 from sandbox.approvals.history import MATERIALS, applications
-from sandbox.approvals.system import ApprovalSystem, ApprovalSystems, Truth
+from sandbox.approvals.system import ApprovalSystem, ApprovalSystems, Outlet, Truth
 from sandbox.approvals.tables import COMMERCE, PUBLIC_SECURITY, LandOutlet, SqlOutlet, TaxOutlet
 from sandbox.commerce.registry import sqlalchemy_url_for, sqlite_connection_string
 from sandbox.faults import FaultFile
@@ -235,14 +235,16 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
 ) -> None:
     assert set(FEEDS) <= set(step_feeds())
     truth = Truth(tmp_path / "approvals.db")
-    outlets = {"commerce": SqlOutlet(departments.commerce_url, COMMERCE), "tax": TaxOutlet(departments.tax),
-               "public_security": SqlOutlet(departments.population_url, PUBLIC_SECURITY),
-               "land": LandOutlet(departments.land_outbox)}  # fmt: skip
+    outlets: dict[str, Outlet] = {
+        "commerce": SqlOutlet(departments.commerce_url, COMMERCE), "tax": TaxOutlet(departments.tax),
+        "public_security": SqlOutlet(departments.population_url, PUBLIC_SECURITY),
+        "land": LandOutlet(departments.land_outbox),
+    }  # fmt: skip
     systems = ApprovalSystems(
         [ApprovalSystem(d, o, truth, seed=SEED, profile=PROFILE) for d, o in outlets.items()], truth
     )
     clock = SimClock(tmp_path / "clock.json", start=dt.datetime.combine(START, dt.time(7), tzinfo=SHANGHAI))
-    api_gen = w.client(city)
+    api_gen = cast(Generator[TestClient], w.client(city))  # closed below: the app's resources released
     api = next(api_gen)
     try:
         sim = Simulation(city, api, systems, clock, _subscribe(city, api, departments))

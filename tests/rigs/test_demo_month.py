@@ -76,19 +76,21 @@ def assert_lights_are_the_sandbox_truth(city: World, today: dt.date) -> None:
     """Every clock of every case of the month — stages and cases, running, stopped and ended — has the
     working days used, light and overdue days the sandbox's ground truth
     (:mod:`sandbox.approvals.lights`) counts from the steps the month recorded and the catalogue."""
+
+    def utc(at: dt.datetime) -> dt.datetime:
+        return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+
     with city.sessions() as s:
-        steps = [{"code": code, "department": department, "seq": seq, "step": step, "occurred_at": at}
+        logged = select(CaseRecord.code, CaseStep.department, CaseStep.seq, CaseStep.step, CaseStep.occurred_at)
+        steps = [{"code": code, "department": department, "seq": seq, "step": step, "occurred_at": utc(at)}
                  for code, department, seq, step, at in s.execute(
-                     select(CaseRecord.code, CaseStep.department, CaseStep.seq, CaseStep.step, CaseStep.occurred_at)
-                     .join(CaseRecord, CaseRecord.id == CaseStep.case_id).where(CaseStep.department != "window"))]  # fmt: skip
-        receipts = {code: (item, at if at.tzinfo else at.replace(tzinfo=dt.UTC))
-                    for code, item, at in s.execute(select(CaseRecord.code, CaseRecord.item_code, CaseRecord.received_at))}  # fmt: skip
+                     logged.join(CaseRecord, CaseRecord.id == CaseStep.case_id)
+                     .where(CaseStep.department != "window"))]  # fmt: skip
+        received = select(CaseRecord.code, CaseRecord.item_code, CaseRecord.received_at)
+        receipts = {code: (item, utc(at)) for code, item, at in s.execute(received)}
+        clocks = select(CaseRecord.code, CaseClock).join(CaseRecord, CaseRecord.id == CaseClock.case_id)
         got = {(code, c.department): (c.state, c.used, c.light, c.overdue)
-               for code, c in s.execute(select(CaseRecord.code, CaseClock).join(CaseRecord, CaseRecord.id == CaseClock.case_id))
-               if c.state != "not_started"}  # fmt: skip
-    for step in steps:
-        if step["occurred_at"].tzinfo is None:  # SQLite hands back naive UTC
-            step["occurred_at"] = step["occurred_at"].replace(tzinfo=dt.UTC)
+               for code, c in s.execute(clocks) if c.state != "not_started"}  # fmt: skip
     truth = expected_lights(steps, receipts, as_of=dt.datetime.combine(today, dt.time(23), tzinfo=CST))
     want = {(e.code, e.department): (e.state, e.used, e.light, e.overdue) for e in truth}
     assert got == want
