@@ -65,7 +65,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 from cases import clock as ck
-from cases.steps import LoggedStep
+from cases.catalogue import WINDOW
+from cases.steps import LoggedStep, Step
 from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange, CaseLightGauge
 from cases.tables import CaseDispatch, CaseRecord
 from cases.workdays import WorkCalendar
@@ -120,7 +121,7 @@ def store_clocks(
             steps, ck.Limits(d.statutory_days, d.promised_days), calendar, today=today, rule=rule
         )
     extension = max((r.extension for r in readings.values()), default=0)
-    ended_at = _ended_at(timeline) if status in FINAL else None
+    ended_at = _ended_at(timeline, status) if status in FINAL else None
     case_steps = ck.case_steps(timeline, ended_at=ended_at, extension=extension)
     readings[ck.CASE] = ck.read_clock(
         case_steps, ck.Limits(case.statutory_days, case.promised_days), calendar, today=today, rule=rule
@@ -166,8 +167,20 @@ _CLOCK_FIELDS = (
 )  # fmt: skip
 
 
-def _ended_at(timeline: Sequence[LoggedStep]) -> dt.datetime | None:
-    times = [s.occurred_at for s in timeline if s.impossible is None]
+def _ended_at(timeline: Sequence[LoggedStep], status: str) -> dt.datetime | None:
+    """When a closed case's clock stopped: at the first refusal for a rejected case (不予许可 ends the
+    application, though a parallel stage may still act), at the withdrawal for a withdrawn one, else
+    at the departments' last step (the results issued; delivery afterwards is not counted)."""
+    valid = [s for s in timeline if s.impossible is None]
+    if status == "rejected":
+        refusals = [s.occurred_at for s in valid if s.step is Step.REJECTED and s.department != WINDOW]
+        if refusals:
+            return min(refusals)
+    if status == "withdrawn":
+        withdrawals = [s.occurred_at for s in valid if s.step is Step.WITHDRAWN]
+        if withdrawals:
+            return min(withdrawals)
+    times = [s.occurred_at for s in valid if s.department != WINDOW] or [s.occurred_at for s in valid]
     return max(times) if times else None
 
 

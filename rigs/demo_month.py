@@ -78,7 +78,8 @@ class OfficeReceiver:
     def __init__(self, secret: str) -> None:
         self.secret = secret
         self.events: dict[str, dict[str, Any]] = {}
-        self.posts = 0
+        #: the idempotency key (``webhook-id``) of every verified post, repeats included
+        self.keys: list[str] = []
         lock = threading.Lock()
         receiver = self
 
@@ -95,7 +96,7 @@ class OfficeReceiver:
                     self.end_headers()
                     return
                 with lock:
-                    receiver.posts += 1
+                    receiver.keys.append(self.headers["webhook-id"])
                     receiver.events.setdefault(self.headers["webhook-id"], json.loads(body))
                 self.send_response(204)
                 self.end_headers()
@@ -126,6 +127,11 @@ class MonthReport:
     escalations: int = 0
     #: events the supervision office received, by type (each once)
     office: Counter[str] = field(default_factory=Counter)
+    #: the idempotency key of every post the office received (a repeat would show twice)
+    office_keys: list[str] = field(default_factory=list)
+    #: the idempotency key (``out_id``) of every message the SMS gateway sent, and its requests by outcome
+    sms_keys: list[str] = field(default_factory=list)
+    sms_outcomes: dict[str, int] = field(default_factory=dict)
     #: texts the SMS gateway sent for the joint registration
     joint_texts: list[str] = field(default_factory=list)
     sms_sent: int = 0
@@ -327,8 +333,11 @@ def run_month(
                 break
         report.cases, report.joint_code = len(codes), codes["joint"]
         report.office.update(e["type"] for e in office.events.values())
+        report.office_keys = list(office.keys)
         sent = gateway.gateway.store.messages()
         report.sms_sent = len(sent)
+        report.sms_keys = [m.out_id for m in sent]
+        report.sms_outcomes = gateway.gateway.store.outcomes()
         # printed as the gateway logs them: the recipient's name masked (the texts themselves name them)
         report.joint_texts = [_masked_text(m.text, m.params) for m in sent if f":{codes['joint']}:" in m.out_id]
     finally:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from sandbox.approvals.behaviour import Dispatch, PlannedStep, Profile, plan
 from sandbox.approvals.history import MATERIALS
+from sandbox.approvals.lights import Expected, expected_lights
 
 _meta = sa.MetaData()
 TAKEN = sa.Table(
@@ -36,6 +37,12 @@ PLANNED = sa.Table(
     sa.Column("note", sa.String(500)), sa.Column("missing", sa.Text),
     sa.Column("published", sa.Boolean, nullable=False, default=False),
     sa.Index("planned_step_due", "department", "published", "visible_at"),
+)  # fmt: skip
+#: the applications the window accepted (the case's own clock starts there; its item names the limits)
+RECEIVED = sa.Table(
+    "window_receipt", _meta,
+    sa.Column("code", sa.String(24), primary_key=True), sa.Column("item_code", sa.String(24), nullable=False),
+    sa.Column("accepted_at", sa.String(40), nullable=False),
 )  # fmt: skip
 
 
@@ -75,6 +82,27 @@ class Truth:
         """Steps planned but not yet on record (their time to be entered has not come)."""
         with self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).where(PLANNED.c.published.is_(False))) or 0)
+
+    def receive(self, code: str, item_code: str, accepted_at: dt.datetime) -> None:
+        """Record the window's acceptance of an application (once per code)."""
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(RECEIVED.c.code).where(RECEIVED.c.code == code)).first() is None:
+                at = accepted_at.astimezone(dt.UTC).isoformat()
+                conn.execute(RECEIVED.insert(), [{"code": code, "item_code": item_code, "accepted_at": at}])
+
+    def lights(self, as_of: dt.datetime, *, share: float = 0.8) -> pd.DataFrame:
+        """Every received case's clocks as of ``as_of`` (:mod:`sandbox.approvals.lights`): code, department
+        (``*`` for the case's own), state, used, limit, light, overdue (working days)."""
+        with self.engine.connect() as conn:
+            steps = [{**r, "occurred_at": dt.datetime.fromisoformat(r["occurred_at"]),
+                      "visible_at": dt.datetime.fromisoformat(r["visible_at"])}
+                     for r in conn.execute(sa.select(PLANNED.c.code, PLANNED.c.department, PLANNED.c.seq,
+                                                     PLANNED.c.step, PLANNED.c.occurred_at, PLANNED.c.visible_at))
+                     .mappings()]  # fmt: skip
+            receipts = {r.code: (r.item_code, dt.datetime.fromisoformat(r.accepted_at))
+                        for r in conn.execute(sa.select(RECEIVED))}  # fmt: skip
+        rows = expected_lights(steps, receipts, as_of=as_of, share=share)
+        return pd.DataFrame([vars(r) for r in rows], columns=list(Expected.__dataclass_fields__))
 
     def fates(self) -> dict[tuple[str, str], str]:
         with self.engine.connect() as conn:

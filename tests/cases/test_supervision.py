@@ -20,6 +20,7 @@ from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
 from hub.models import OutboxEvent
 from recognition.scopes import ScopeSet
 from rigs.testing import schema_drift
+from sandbox.approvals.lights import expected_lights
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
 
@@ -237,3 +238,60 @@ def test_the_set_based_task_announces_what_the_per_case_path_announces(city: Wor
         supervision_events = select(func.count()).where(OutboxEvent.event_type.like("supervision.%"))
         assert s.scalar(supervision_events) == len(events) + 1
         assert len(supervision.escalations(s)) == 1
+
+
+def test_a_rejection_ends_the_case_clock_though_a_parallel_stage_goes_on(city: World) -> None:
+    """Tax refuses on Wednesday 18 November while the seal filing (parallel) is decided a week later:
+    the case was decided against on the 18th (不予许可 ends the application), so its clock ends
+    there — as the sandbox's ground truth counts it — not when the last department acted."""
+    code = _joint_case(city)
+    steps = [("commerce", 2, Step.APPROVED, at(17)), ("commerce", 3, Step.RESULT_ISSUED, at(17, 11)),
+             ("tax", 1, Step.ACCEPTED, at(17, 14)), ("public_security", 1, Step.ACCEPTED, at(17, 14)),
+             ("tax", 2, Step.REJECTED, at(18)), ("public_security", 2, Step.APPROVED, at(23)),
+             ("public_security", 3, Step.RESULT_ISSUED, at(23, 11))]  # fmt: skip
+    for department, seq, step, when in steps:
+        with city.sessions() as s:
+            body = StepIn(seq=seq, step=step, occurred_at=when)
+            service.record_step(s, code, department, body, actor=department, now=when + dt.timedelta(hours=1))
+            s.commit()
+    _recompute(city, 30)
+    truth = expected_lights(
+        [
+            {"code": code, "department": d, "seq": n, "step": step.value, "occurred_at": when}
+            for d, n, step, when in steps
+        ]
+        + [{"code": code, "department": "commerce", "seq": 1, "step": "accepted", "occurred_at": at(16)}],
+        {code: ("XK00101001", at(16, 9))},
+        as_of=at(30, 20),
+    )
+    want = {e.department: (e.state, e.used, e.light) for e in truth}
+    assert want[CASE] == ("ended", 2, "green")  # 17 and 18 November
+    assert _clocks(city) == want
+
+
+def test_delivery_after_the_results_does_not_run_the_case_clock_on(city: World) -> None:
+    """The three results are issued on Wednesday 18 November and picked up on Friday the 20th: the
+    case was concluded on the 18th (送达 has its own period, art. 44), as the sandbox's truth counts it."""
+    code = _joint_case(city)
+    steps = [("commerce", 2, Step.APPROVED, at(17)), ("commerce", 3, Step.RESULT_ISSUED, at(17, 11)),
+             ("tax", 1, Step.ACCEPTED, at(17, 14)), ("public_security", 1, Step.ACCEPTED, at(17, 14)),
+             ("tax", 2, Step.APPROVED, at(18)), ("tax", 3, Step.RESULT_ISSUED, at(18, 11)),
+             ("public_security", 2, Step.APPROVED, at(18)),
+             ("public_security", 3, Step.RESULT_ISSUED, at(18, 11))]  # fmt: skip
+    for department, seq, step, when in [*steps, ("window", 3, Step.DELIVERED, at(20, 15))]:
+        with city.sessions() as s:
+            body = StepIn(seq=seq, step=step, occurred_at=when)
+            service.record_step(s, code, department, body, actor=department, now=when + dt.timedelta(hours=1))
+            s.commit()
+    truth = expected_lights(
+        [
+            {"code": code, "department": d, "seq": n, "step": step.value, "occurred_at": when}
+            for d, n, step, when in steps
+        ]
+        + [{"code": code, "department": "commerce", "seq": 1, "step": "accepted", "occurred_at": at(16)}],
+        {code: ("XK00101001", at(16, 9))},
+        as_of=at(30, 20),
+    )
+    want = {e.department: (e.state, e.used, e.light) for e in truth}
+    assert want[CASE] == ("ended", 2, "green")  # 17 and 18 November, not the 19th and 20th
+    assert _clocks(city) == want

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 
+from cases import supervision
 from cases.catalogue import load_catalogue
-from cases.tables import CaseStep
+from cases.supervision_tables import CaseClock
+from cases.tables import CaseRecord, CaseStep
 from hub.airflow_env import connection_uri_env
 from hub.clock import clock_at
 from hub.db import session_scope
@@ -150,6 +153,8 @@ class Simulation:
         self.seen: dict[str, int] = dict.fromkeys(inboxes, 0)
         self.codes: list[str] = []
         self.runs: list[dict[str, Any]] = []
+        #: the evenings whose lights were compared with the ground truth, and the clocks compared
+        self.compared: list[pd.DataFrame] = []
 
     def push(self) -> None:
         """The hub's push, then each approval system takes what reached its inbox."""
@@ -165,6 +170,7 @@ class Simulation:
             res = self.api.post("/v1/cases", json=body, headers=auth(self.city.tokens["window"]))
             assert res.status_code == 201, res.text
             self.codes.append(str(res.json()["code"]))
+            self.systems.truth.receive(self.codes[-1], body["item_code"], at)  # the window's acceptance
             self.push()
 
     def evening(self, day: dt.date) -> None:
@@ -175,6 +181,46 @@ class Simulation:
             for feed in FEEDS:
                 self.runs.append(run_feed(feed, f"sim-{day.isoformat()}"))
             self.push()  # the stages the steps released
+            with session_scope(self.city.engine) as s:  # the supervision task, as of the evening
+                supervision.recompute_lights(s, today=day)
+        self.compared.append(assert_lights_are_the_truth(self.city, self.systems.truth, self.clock.now()))
+
+
+def hub_lights(city: World) -> pd.DataFrame:
+    """Every clock the hub keeps that has started: code, department, state, used, limit, light, overdue."""
+    with session_scope(city.engine) as s:
+        rows = s.execute(
+            select(CaseRecord.code, CaseClock.department, CaseClock.state, CaseClock.used, CaseClock.promised_limit,
+                   CaseClock.light, CaseClock.overdue, CaseRecord.status)
+            .join(CaseRecord, CaseRecord.id == CaseClock.case_id).where(CaseClock.state != "not_started")
+        ).all()  # fmt: skip
+    return pd.DataFrame([tuple(r) for r in rows], columns=[*COLUMNS, "status"])
+
+
+COLUMNS = ["code", "department", "state", "used", "limit", "light", "overdue"]
+
+
+def assert_lights_are_the_truth(city: World, truth: Truth, as_of: dt.datetime) -> pd.DataFrame:
+    """The hub's lights and overdue working days of every case and stage equal the sandbox's truth as of
+    ``as_of`` — every clock whose steps were all on record by then (the others wait for the steps
+    entered the next morning: they are compared on the evening after)."""
+    key = ["code", "department"]
+    everything = truth.lights(as_of)
+    want = everything[everything["on_record"]]
+    waiting = set(everything.loc[~everything["on_record"], key].itertuples(index=False, name=None))
+    got = hub_lights(city)
+    got = got[[k not in waiting for k in got[key].itertuples(index=False, name=None)]]
+    merged = got.merge(want, on=key, how="outer", suffixes=("_hub", "_truth"), indicator=True)
+    only = merged[merged["_merge"] != "both"]
+    assert only.empty, f"as of {as_of}: clocks on one side only\n{only[[*key, '_merge']].to_string()}"
+    differ = merged[[any(r[f"{c}_hub"] != r[f"{c}_truth"] for c in COLUMNS[2:]) for _, r in merged.iterrows()]]
+    if not differ.empty:
+        steps = truth.steps()
+        shown = steps[steps["code"].isin(differ["code"])][["code", "department", "seq", "step", "occurred_at", "fate"]]
+        raise AssertionError(
+            f"as of {as_of}: the hub disagrees with the sandbox's truth\n{differ.to_string()}\n{shown.to_string()}"
+        )
+    return everything
 
 
 def _subscribe(city: World, api: TestClient, departments: Departments) -> dict[str, Callable[[], list[Any]]]:
@@ -218,7 +264,7 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
         [ApprovalSystem(d, o, truth, seed=SEED, profile=PROFILE) for d, o in outlets.items()], truth
     )
     clock = SimClock(tmp_path / "clock.json", start=dt.datetime.combine(START, dt.time(7), tzinfo=SHANGHAI))
-    api_gen = w.client(city)
+    api_gen = cast(Generator[TestClient], w.client(city))  # closed below: the app's resources released
     api = next(api_gen)
     try:
         sim = Simulation(city, api, systems, clock, _subscribe(city, api, departments))
@@ -253,6 +299,14 @@ def test_a_back_dated_history_reaches_every_timeline_as_the_departments_recorded
         assert {d for _, d in fates} == set(DEPARTMENTS)
         assert sum(r["appended"] for r in sim.runs) == len(recorded)
         assert all(r["refused"] == {} for r in sim.runs)
+        # every evening's lights equalled the truth; the history shows every light, on stages and on cases
+        final = sim.compared[-1]
+        assert len(sim.compared) >= WORKDAYS and set(final["code"]) == set(sim.codes)
+        seen = pd.concat(sim.compared)
+        for side in (seen[seen["department"] == "*"], seen[seen["department"] != "*"]):
+            assert set(side["light"]) == {"green", "yellow", "red"}
+        assert (final["overdue"] > 0).any() and set(final["state"]) == {"ended"} and final["on_record"].all()
+        assert seen["on_record"].mean() > 0.8  # most clocks compared every evening, not only at the end
         with clock_at(clock.now):
             for code, rows in recorded.groupby("code"):
                 res = api.get(f"/v1/cases/{code}", headers=auth(city.tokens["window"]))

@@ -13,14 +13,15 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 from rich.console import Console
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cases import service
-from cases.supervision_tables import CaseClock
-from cases.tables import CaseRecord
+from cases.supervision_tables import CaseClock, CaseLightChange
+from cases.tables import CaseRecord, CaseStep
 from cases.views import case_out
 from hub.models import OutboxEvent
 from rigs.demo_month import SMS_TOKEN_ENV, MonthReplayed, print_month, run_month
+from sandbox.approvals.lights import expected_lights
 from tests.cases import world as w
 from tests.cases.world import World
 
@@ -41,12 +42,18 @@ def test_the_month_lights_pushes_tells_and_counts(city: World, tmp_path: Path, m
     with city.sessions() as s:
         events = list(s.scalars(select(OutboxEvent).where(OutboxEvent.event_type.like("supervision.%"))))
         notices = s.scalars(select(OutboxEvent.idempotency_key).where(OutboxEvent.event_type == "case.notice")).all()
+        light_log = s.scalar(select(func.count()).select_from(CaseLightChange))
         joint = case_out(s, service.find_case(s, report.joint_code), personal=True)
     pushed = [e for e in events if e.event_type != "supervision.licence_missing"]
-    # the office received every change and escalation, each once
+    # the office received every change and escalation, each exactly once per idempotency key; every
+    # change of light in the log was announced once
     assert sum(report.office.values()) == len(pushed) and report.office["supervision.escalated"] >= 1
+    assert sorted(report.office_keys) == sorted(e.idempotency_key for e in pushed)
+    assert len([e for e in pushed if e.event_type == "supervision.light_changed"]) == light_log
     assert {e.payload["to"] for e in pushed if e.event_type == "supervision.light_changed"} >= {"yellow", "red"}
     assert report.sms_sent == len(notices)
+    # the gateway sent each notice once, under the notice's own key, and was never asked twice
+    assert sorted(report.sms_keys) == sorted(notices) and report.sms_outcomes == {"sent": len(notices)}
     assert any("已办结，请尽快前来领取" in t for t in report.joint_texts)
     assert any("已受理" in t for t in report.joint_texts)
     # the summary shows the texts with the recipient's name masked, as the gateway logs them
@@ -60,8 +67,34 @@ def test_the_month_lights_pushes_tells_and_counts(city: World, tmp_path: Path, m
     joint_figures = next(f for f in report.figures if f.key == "XK00101001")
     assert (joint_figures.evaluated, joint_figures.poor) == (1, 0)
     assert_lights_agree_with_the_official_calendar(city, dt.date(2026, 11, 30))
+    assert_lights_are_the_sandbox_truth(city, dt.date(2026, 11, 30))
     with pytest.raises(MonthReplayed):
         run_month(city.engine, city.service, tmp_path / "home", today=dt.date(2026, 11, 30))
+
+
+def assert_lights_are_the_sandbox_truth(city: World, today: dt.date) -> None:
+    """Every clock of every case of the month — stages and cases, running, stopped and ended — has the
+    working days used, light and overdue days the sandbox's ground truth
+    (:mod:`sandbox.approvals.lights`) counts from the steps the month recorded and the catalogue."""
+
+    def utc(at: dt.datetime) -> dt.datetime:
+        return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+
+    with city.sessions() as s:
+        logged = select(CaseRecord.code, CaseStep.department, CaseStep.seq, CaseStep.step, CaseStep.occurred_at)
+        steps = [{"code": code, "department": department, "seq": seq, "step": step, "occurred_at": utc(at)}
+                 for code, department, seq, step, at in s.execute(
+                     logged.join(CaseRecord, CaseRecord.id == CaseStep.case_id)
+                     .where(CaseStep.department != "window"))]  # fmt: skip
+        received = select(CaseRecord.code, CaseRecord.item_code, CaseRecord.received_at)
+        receipts = {code: (item, utc(at)) for code, item, at in s.execute(received)}
+        clocks = select(CaseRecord.code, CaseClock).join(CaseRecord, CaseRecord.id == CaseClock.case_id)
+        got = {(code, c.department): (c.state, c.used, c.light, c.overdue)
+               for code, c in s.execute(clocks) if c.state != "not_started"}  # fmt: skip
+    truth = expected_lights(steps, receipts, as_of=dt.datetime.combine(today, dt.time(23), tzinfo=CST))
+    want = {(e.code, e.department): (e.state, e.used, e.light, e.overdue) for e in truth}
+    assert got == want
+    assert {light for _, _, light, _ in want.values()} == {"green", "yellow", "red"}
 
 
 def assert_lights_agree_with_the_official_calendar(city: World, today: dt.date) -> None:
