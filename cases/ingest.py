@@ -2,10 +2,12 @@
 batches, written to the step log set-based.
 
 :func:`cases.service.record_step` takes one step the way the API receives it. A department's feed
-brings thousands at a time, so :func:`ingest_steps` does the same work per batch, not per row: one
-query per thousand codes resolves the cases, one reads their dispatches and the steps already
-logged, every row is checked against them in memory, and the new steps and their ``case.step``
-events go in as multi-row INSERTs in the caller's transaction. The rules are record_step's:
+brings thousands at a time, so :func:`ingest_step_columns` (a batch as columns; :func:`ingest_steps`
+takes a list of :class:`ReportedStep`) does the same work per batch, not per row: one query per
+thousand codes resolves the cases, one reads their dispatches and the steps already logged, every
+row is checked against them in memory, and the new steps and their ``case.step`` events go in as
+multi-row INSERTs in the caller's transaction, built column by column as the driver takes them
+(docs/decisions/0031-step-ingestion-column-by-column.md). The rules are record_step's:
 
 * a step of a case the department was not dispatched, of an unknown case or department, or that
   a department may not report, is refused (counted by code) and the rest go on;
@@ -35,14 +37,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
 from cases import dispatch
 from cases import service as svc
 from cases import steps as st
 from cases.catalogue import Catalogue, load_catalogue
-from cases.tables import CaseDispatch, CaseRecord, CaseStep
+from cases.tables import CaseRecord, CaseStep
 from hub.bulk import Columns, insert_columns, sqlite_cache
 from hub.models import OutboxEvent, utcnow
 from identifiers import supervision_code
@@ -221,9 +223,13 @@ def _micros_of(value: dt.datetime | str) -> int:
     return micros(value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value))
 
 
+#: a case as the batch needs it: id, item code, region, item code and supervision code as JSON
+Case = tuple[int, str, str, str, str]
+
+
 def _known(
     session: Session, codes: Iterable[str]
-) -> tuple[dict[str, tuple[int, str, str, str, str]], set[tuple[int, str]], dict[tuple[int, str, int], str], dict[tuple[int, str], int]]:
+) -> tuple[dict[str, Case], set[tuple[int, str]], dict[tuple[int, str, int], str], dict[tuple[int, str], int]]:
     """The cases of ``codes`` (code → id, item code, region, item code and code as JSON), their
     dispatches, the fingerprints of their logged steps and each stage's latest step (microseconds)."""
     connection = session.connection()
@@ -234,10 +240,8 @@ def _known(
         )
     }
     ids = sorted({v[0] for v in cases.values()})
-    dispatched = {
-        (case_id, department)
-        for case_id, department in _rows(connection, "SELECT case_id, department FROM case_dispatch WHERE case_id IN", ids)
-    }  # fmt: skip
+    dispatches = "SELECT case_id, department FROM case_dispatch WHERE case_id IN"
+    dispatched = {(case_id, department) for case_id, department in _rows(connection, dispatches, ids)}
     logged = {
         (case_id, department, seq): digest
         for case_id, department, seq, digest in _rows(
@@ -266,8 +270,8 @@ def ingest_step_columns(
 
     Set-based: a few queries per thousand cases, one INSERT of the new steps and one of their
     events, whatever the batch's size. The cases' status and clocks are :func:`settle`'s. The
-    rows are built as the driver takes them (times formatted for the whole batch at once, each
-    event's payload written as its JSON text), not as a dictionary per row.
+    rows are built column by column as the driver takes them (each time's texts from its
+    microseconds, each event's payload as its JSON text), not as a dictionary per row.
     """
     now = now or utcnow()
     catalogue = catalogue or load_catalogue()
@@ -362,9 +366,10 @@ def ingest_step_columns(
         digests.append(digest)
         late.append(flagged)
         subjects.append(code)
+        number = seq if type(seq) is int else json.dumps(seq)
         payloads.append(
-            f'{{"code": {case[4]}, "item_code": {case[3]}, "department": {jd}, "seq": {seq if type(seq) is int else json.dumps(seq)}, '
-            f'"step": "{step}", "occurred_at": "{when}", "arrived_out_of_order": {"true" if flagged else "false"}}}'
+            f'{{"code": {case[4]}, "item_code": {case[3]}, "department": {jd}, "seq": {number}, "step": "{step}", '
+            f'"occurred_at": "{when}", "arrived_out_of_order": {"true" if flagged else "false"}}}'
         )
         keys.append(f"case.step:{code}:{department}:{seq}")
         regions.append(case[2])
@@ -375,12 +380,14 @@ def ingest_step_columns(
             occurred = _times(connection, CaseStep.__table__.c.occurred_at, at, stored)  # type: ignore[attr-defined]
             step_table: Table = CaseStep.__table__  # type: ignore[assignment]
             write = Columns(connection, step_table)
+            constants = {"recorded_at": write.one("recorded_at", now), "actor": write.one("actor", actor)}
             insert_columns(connection, step_table, {
                 "case_id": write.each("case_id", case_ids), "department": write.each("department", depts),
                 "seq": write.each("seq", seqs), "step": write.each("step", kinds_out), "occurred_at": occurred,
                 "note": write.each("note", notes), "detail": _details(write, details),
-                "fingerprint": write.each("fingerprint", digests), "arrived_out_of_order": write.each("arrived_out_of_order", late),
-            }, constants={"recorded_at": write.one("recorded_at", now), "actor": write.one("actor", actor)})  # fmt: skip
+                "fingerprint": write.each("fingerprint", digests),
+                "arrived_out_of_order": write.each("arrived_out_of_order", late),
+            }, constants=constants)  # fmt: skip
             _announce(session, subjects, payloads, keys, regions)
     out.appended = len(at)
     return out

@@ -129,13 +129,14 @@ def insert_columns(
     step = per * width
     whole = (n // per) * step
     written = 0
-    raw = connection.connection.driver_connection
+    raw: Any = connection.connection.driver_connection
+    several = head + ", ".join((one,) * per) + tail
     if whole:
-        cursor = raw.executemany(head + ", ".join((one,) * per) + tail, [flat[i : i + step] for i in range(0, whole, step)])  # type: ignore[union-attr]
-        written += cursor.rowcount
+        written += raw.executemany(several, [flat[i : i + step] for i in range(0, whole, step)]).rowcount
     if whole < len(flat):
-        cursor = raw.executemany(head + one + tail, [flat[i : i + width] for i in range(whole, len(flat), width)])  # type: ignore[union-attr]
-        written += cursor.rowcount
+        written += raw.executemany(
+            head + one + tail, [flat[i : i + width] for i in range(whole, len(flat), width)]
+        ).rowcount
     return written
 
 

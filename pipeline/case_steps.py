@@ -62,7 +62,13 @@ def reported(frame: pd.DataFrame) -> list[ReportedStep]:
     return [
         ReportedStep(code, department, seq, step, EPOCH + us * MICROSECOND, note, detail)
         for code, department, seq, step, us, note, detail in zip(
-            cols.code, cols.department, cols.seq, cols.step, cols.occurred_us.tolist(), cols.note, cols.detail,
+            cols.code,
+            cols.department,
+            cols.seq,
+            cols.step,
+            cols.occurred_us.tolist(),
+            cols.note,
+            cols.detail,
             strict=True,
         )
     ]

@@ -1,12 +1,16 @@
-"""The step ingestion as it was before its columnar rewrite (decision 0031), row by row: the oracle
-the bulk path is held equal to (``test_step_ingest_equivalence``). Not used by the hub."""
+"""The step ingestion as it was before its columnar rewrite (decision 0031), row by row — a
+pulled frame's rows as :class:`ReportedStep` objects, then each checked and written as a
+dictionary: the oracle the bulk path is held equal to (``test_step_ingest_equivalence``). Not
+used by the hub."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +23,37 @@ from hub.bulk import insert_rows
 from hub.models import utcnow
 from hub.outbox import emit_many
 from identifiers import supervision_code
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) else str(value)  # type: ignore[call-overload]
+
+
+def _missing(value: object) -> dict[str, object] | None:
+    """A ``missing`` cell as a step's detail; text that is not a JSON list is kept as given (and refused)."""
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return {"missing": json.loads(text)}
+    except ValueError:
+        return {"missing": text}
+
+
+def reference_reported(frame: pd.DataFrame) -> list[ReportedStep]:
+    """The frame's rows as reported steps (``note`` and ``missing`` optional; times as given, made
+    aware as UTC if naive)."""
+    blank = pd.Series([None] * len(frame), index=frame.index)
+    notes = frame.get("note", blank)
+    missing = frame.get("missing", blank)
+    times = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
+    out = []
+    for code, department, seq, step, at, note, wanting in zip(
+        frame["code"], frame["department"], frame["seq"], frame["step"], times, notes, missing, strict=True
+    ):
+        out.append(ReportedStep(str(code), str(department), int(seq), str(step), at.to_pydatetime(),
+                                _text(note), _missing(wanting)))  # fmt: skip
+    return out
 
 
 def reference_ingest_steps(
@@ -108,7 +143,7 @@ def reference_ingest_steps(
         if at > skew:
             out.refused["time_in_future"] += 1
             continue
-        digest = svc.step_fingerprint(step.value, at, r.note, detail) if detail else svc.step_fingerprint(step.value, at, r.note, {})
+        digest = svc.step_fingerprint(step.value, at, r.note, detail)
         key = (case_id, r.department, r.seq)
         known = logged.get(key)
         if known is not None:
