@@ -210,12 +210,13 @@ def ingest_steps(
     return ingest_step_columns(session, StepColumns.of(reported), actor=actor, now=now, catalogue=catalogue)
 
 
-def _rows(connection: Connection, sql: str, values: Sequence[object]) -> Iterator[tuple[Any, ...]]:
-    """The rows of ``sql`` (ending in ``IN``) for ``values``, a thousand at a time, as the driver
-    hands them back: the query is written once per chunk's size, not compiled per chunk."""
+def _rows(connection: Connection, sql: str, values: Sequence[object], tail: str = "") -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` (ending in ``IN``, then ``tail``) for ``values``, a thousand at a time,
+    as the driver hands them back: plain SQL, not compiled per chunk."""
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     for chunk in _chunks(values):
-        yield from connection.exec_driver_sql(f"{sql} ({', '.join([mark] * len(chunk))})", tuple(chunk))  # type: ignore[arg-type]
+        query = f"{sql} ({', '.join([mark] * len(chunk))}){tail}"
+        yield from connection.exec_driver_sql(query, tuple(chunk))  # type: ignore[arg-type]
 
 
 def _micros_of(value: dt.datetime | str) -> int:
@@ -251,8 +252,8 @@ def _known(
     latest: dict[tuple[int, str], int] = {}
     if logged:
         for case_id, department, when in _rows(
-            connection, "SELECT case_id, department, MAX(occurred_at) FROM case_step GROUP BY case_id, department "
-            "HAVING case_id IN", ids,
+            connection, "SELECT case_id, department, MAX(occurred_at) FROM case_step WHERE case_id IN", ids,
+            " GROUP BY case_id, department",
         ):  # fmt: skip
             latest[(case_id, department)] = _micros_of(when)
     return cases, dispatched, logged, latest

@@ -96,7 +96,7 @@ def columns(frame: pd.DataFrame) -> StepColumns:
     return StepColumns(
         [str(c) for c in frame["code"].tolist()],
         [str(d) for d in frame["department"].tolist()],
-        seqs.tolist() if pd.api.types.is_integer_dtype(seqs.dtype) else [int(s) for s in seqs.tolist()],
+        seqs.tolist() if isinstance(seqs.dtype, np.dtype) and seqs.dtype.kind in "iu" else [int(s) for s in seqs],
         [str(s) for s in frame["step"].tolist()],
         occurred,
         notes,
