@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
@@ -45,13 +45,20 @@ from cases import service as svc
 from cases import steps as st
 from cases.catalogue import Catalogue, load_catalogue
 from cases.tables import CaseRecord, CaseStep
-from hub.bulk import Columns, insert_columns, sqlite_cache
+from hub import sqlite_wal
+from hub.bulk import Columns, insert_tuples, sqlite_cache
 from hub.models import OutboxEvent, utcnow
 from identifiers import supervision_code
 
 #: codes resolved per query (SQLite limits bound parameters)
 CHUNK = 1000
 #: steps whose structure only the API's checks take
+#: the step log's columns a batch writes per step (the recording time and actor are the batch's)
+STEP_COLUMNS = (
+    "case_id", "department", "seq", "step", "occurred_at", "note", "detail", "fingerprint", "arrived_out_of_order",
+)  # fmt: skip
+#: steps from which a batch's commit leaves SQLite's WAL checkpoint to a worker thread (hub.sqlite_wal)
+DEFER_CHECKPOINT_ROWS = 50_000
 #: SQLite's page cache while a batch is written (KiB): the log's and the outbox's indexes in memory
 WRITE_CACHE_KIB = 262_144
 NEEDS_DETAIL = frozenset({st.Step.CORRECTION_REQUESTED, st.Step.SUSPENDED, st.Step.EXTENDED})
@@ -288,24 +295,18 @@ def ingest_step_columns(
     departments = catalogue.departments
     as_json: dict[str, str] = {}
     skew = micros(now + svc.CLOCK_SKEW)
-    # the new steps, column by column (``at``: their times), and their events' own fields
-    at: list[int] = []
-    case_ids: list[int] = []
-    depts: list[str] = []
-    seqs: list[int] = []
-    kinds_out: list[str] = []
-    notes: list[str | None] = []
-    details: list[dict[str, Any]] = []
-    digests: list[str] = []
-    late: list[bool] = []
-    subjects: list[str] = []
-    payloads: list[str] = []
-    keys: list[str] = []
-    regions: list[str] = []
-    stored: list[str] = []
-    rows = zip(reported.code, reported.department, reported.seq, reported.step, reported.occurred_us.tolist(),
-               reported.note, reported.detail, strict=True)  # fmt: skip
-    for given, department, seq, kind, us, note, wanted in rows:
+    connection = session.connection()
+    step_table: Table = CaseStep.__table__  # type: ignore[assignment]
+    write = Columns(connection, step_table)
+    time_value = _time_value(connection, step_table.c.occurred_at)
+    blank = write.one("detail", {})
+    flags = (write.one("arrived_out_of_order", False), write.one("arrived_out_of_order", True))
+    # the new steps' rows (STEP_COLUMNS) and their events' own fields (subject, region, payload, key)
+    rows: list[tuple[Any, ...]] = []
+    events: list[tuple[str, str, str, str]] = []
+    given_rows = zip(reported.code, reported.department, reported.seq, reported.step, reported.occurred_us.tolist(),
+                     reported.note, reported.detail, strict=True)  # fmt: skip
+    for given, department, seq, kind, us, note, wanted in given_rows:
         code = codes[given]
         if not code:
             out.refused["invalid_supervision_code"] += 1
@@ -314,11 +315,12 @@ def ingest_step_columns(
         if case is None:
             out.refused["not_found"] += 1
             continue
-        case_id = case[0]
         if department not in departments:
             out.refused["unknown_department"] += 1
             continue
-        if (case_id, department) not in dispatched:
+        case_id = case[0]
+        stage = (case_id, department)
+        if stage not in dispatched:
             out.refused["not_dispatched"] += 1
             continue
         step = kinds.get(kind)
@@ -349,92 +351,72 @@ def ingest_step_columns(
                 out.refused["step_conflict"] += 1
             continue
         logged[key] = digest
-        stage = (case_id, department)
         before = latest.get(stage)
-        latest[stage] = us if before is None or us > before else before
         flagged = before is not None and us < before
+        if not flagged:
+            latest[stage] = us
         jd = as_json.get(department)
         if jd is None:
             jd = as_json[department] = json.dumps(department)
-        at.append(us)
-        stored.append(text)
-        case_ids.append(case_id)
-        depts.append(department)
-        seqs.append(seq)
-        kinds_out.append(step)
-        notes.append(note)
-        details.append(detail)
-        digests.append(digest)
-        late.append(flagged)
-        subjects.append(code)
+        rows.append((
+            case_id, department, seq, step, text if time_value is None else time_value(us), note,
+            write.one("detail", detail) if detail else blank, digest, flags[flagged],
+        ))  # fmt: skip
         number = seq if type(seq) is int else json.dumps(seq)
-        payloads.append(
+        events.append((
+            code, case[2],
             f'{{"code": {case[4]}, "item_code": {case[3]}, "department": {jd}, "seq": {number}, "step": "{step}", '
-            f'"occurred_at": "{when}", "arrived_out_of_order": {"true" if flagged else "false"}}}'
-        )
-        keys.append(f"case.step:{code}:{department}:{seq}")
-        regions.append(case[2])
-        out.case_ids.add(case_id)
-    if at:
-        connection = session.connection()
+            f'"occurred_at": "{when}", "arrived_out_of_order": {"true" if flagged else "false"}}}',
+            f"case.step:{code}:{department}:{seq}",
+        ))  # fmt: skip
+    if rows:
+        if len(rows) >= DEFER_CHECKPOINT_ROWS:
+            # the commit returns once the log is written; a worker copies it into the database
+            sqlite_wal.defer_checkpoint(session)
+        out.case_ids = {r[0] for r in rows}
+        constants = {"recorded_at": write.one("recorded_at", now), "actor": write.one("actor", actor)}
         with sqlite_cache(connection, WRITE_CACHE_KIB):
-            occurred = _times(connection, CaseStep.__table__.c.occurred_at, at, stored)  # type: ignore[attr-defined]
-            step_table: Table = CaseStep.__table__  # type: ignore[assignment]
-            write = Columns(connection, step_table)
-            constants = {"recorded_at": write.one("recorded_at", now), "actor": write.one("actor", actor)}
-            insert_columns(connection, step_table, {
-                "case_id": write.each("case_id", case_ids), "department": write.each("department", depts),
-                "seq": write.each("seq", seqs), "step": write.each("step", kinds_out), "occurred_at": occurred,
-                "note": write.each("note", notes), "detail": _details(write, details),
-                "fingerprint": write.each("fingerprint", digests),
-                "arrived_out_of_order": write.each("arrived_out_of_order", late),
-            }, constants=constants)  # fmt: skip
-            _announce(session, subjects, payloads, keys, regions)
-    out.appended = len(at)
+            converted = write.rows(STEP_COLUMNS, rows, done=("occurred_at", "detail", "arrived_out_of_order"))
+            insert_tuples(connection, step_table, STEP_COLUMNS, converted, constants=constants)
+            _announce(session, events)
+    out.appended = len(rows)
     return out
 
 
-def _details(write: Columns, details: list[dict[str, Any]]) -> list[Any]:
-    """The steps' detail as the driver takes it: the empty one (nearly every step) converted once."""
-    blank = write.one("detail", {})
-    return [blank if not d else write.each("detail", [d])[0] for d in details]
-
-
-def _times(connection: Connection, column: Any, us: list[int], texts: list[str]) -> list[Any]:
-    """Times (microseconds since 1970) as the driver takes them for ``column``: on SQLite the texts
-    :func:`time_texts` wrote (while SQLAlchemy's conversion writes the same), elsewhere the column's
-    conversion of each time."""
+def _time_value(connection: Connection, column: Any) -> Callable[[int], Any] | None:
+    """How a time (microseconds since 1970) goes to the driver for ``column``: ``None`` for the
+    text :func:`time_texts` writes (SQLite, while SQLAlchemy's conversion writes the same text),
+    else a function giving the column's conversion of the time."""
     process = column.type._cached_bind_processor(connection.dialect)
     if connection.dialect.name == "sqlite" and process is not None:
         probes = (dt.datetime(2026, 11, 2, 9, 30, 5, 120, tzinfo=dt.UTC), dt.datetime(1999, 1, 31, tzinfo=dt.UTC))
         if all(process(t) == time_texts(micros(t), {})[1] for t in probes):
-            return texts
-    times = [EPOCH + v * _MICROSECOND for v in us]
-    return times if process is None else [process(t) for t in times]
+            return None
+    if process is None:
+        return lambda us: EPOCH + us * _MICROSECOND
+    return lambda us: process(EPOCH + us * _MICROSECOND)
 
 
-def _announce(session: Session, subjects: list[str], payloads: list[str], keys: list[str], regions: list[str]) -> int:
-    """The new steps' ``case.step`` events, with :func:`hub.outbox.emit_many`'s rule: an event whose
-    key is already in the outbox is skipped (``ON CONFLICT`` on the key, instead of a query per
-    thousand keys first; the keys of one batch are distinct by construction). Returns how many
-    were written."""
+def _announce(session: Session, events: list[tuple[str, str, str, str]]) -> int:
+    """The new steps' ``case.step`` events (subject, region, payload as JSON text, key), with
+    :func:`hub.outbox.emit_many`'s rule: an event whose key is already in the outbox is skipped
+    (``ON CONFLICT`` on the key, instead of a query per thousand keys first; the keys of one batch
+    are distinct by construction). Returns how many were written."""
     session.flush()
     connection = session.connection()
     table: Table = OutboxEvent.__table__  # type: ignore[assignment]
     write = Columns(connection, table)
+    names = ("subject", "region_code", "payload", "idempotency_key")
     if connection.dialect.name != "sqlite" or connection.dialect._json_serializer is not None:
-        texts: Sequence[Any] = write.each("payload", [json.loads(p) for p in payloads])
-    else:
-        texts = payloads  # SQLite keeps JSON as json.dumps' text: these are it
-    columns = {
-        "subject": write.each("subject", subjects), "region_code": write.each("region_code", regions),
-        "payload": texts, "idempotency_key": write.each("idempotency_key", keys),
-    }  # fmt: skip
+        payload = write.processor("payload")
+        events = [(s, r, payload(json.loads(p)) if payload else json.loads(p), k) for s, r, p, k in events]
+    # else SQLite keeps JSON as json.dumps' text: the payloads are it
     constants = {
         "event_type": write.one("event_type", "case.step"), "holder_code": write.one("holder_code", None),
         "license_type_code": write.one("license_type_code", None), "created_at": write.one("created_at", utcnow()),
     }  # fmt: skip
-    return insert_columns(connection, table, columns, constants=constants, skip_conflicts_on=("idempotency_key",))
+    rows = write.rows(names, events, done=("payload",))
+    return insert_tuples(connection, table, names, rows, constants=constants, skip_conflicts_on=("idempotency_key",))
 
 
 def settle(session: Session, case_ids: Iterable[int], *, now: dt.datetime | None = None) -> int:

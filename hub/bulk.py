@@ -52,18 +52,32 @@ class Columns:
         self._dialect = connection.dialect
         self._table = table
 
-    def _process(self, name: str) -> Any:
+    def processor(self, name: str) -> Any:
+        """Column ``name``'s conversion (``None``: values go as they are)."""
         return self._table.c[name].type._cached_bind_processor(self._dialect)
 
     def each(self, name: str, values: Sequence[Any]) -> Sequence[Any]:
         """``values`` of column ``name``, converted."""
-        process = self._process(name)
+        process = self.processor(name)
         return values if process is None else [process(v) for v in values]
 
     def one(self, name: str, value: Any) -> Any:
         """``value`` of column ``name``, converted (a constant of every row: once)."""
-        process = self._process(name)
+        process = self.processor(name)
         return value if process is None else process(value)
+
+    def rows(
+        self, names: Sequence[str], rows: list[tuple[Any, ...]], *, done: Sequence[str] = ()
+    ) -> list[tuple[Any, ...]]:
+        """``rows`` (tuples of the columns ``names``) converted, but for the columns ``done``
+        (already in the driver's form); the rows as they are where no other column has a conversion."""
+        todo = [(j, p) for j, name in enumerate(names) if name not in done and (p := self.processor(name)) is not None]
+        if not todo:
+            return rows
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        for j, process in todo:
+            columns[j] = [process(v) for v in columns[j]]
+        return list(zip(*columns, strict=True))
 
 
 #: SQLite: rows per ``INSERT`` statement of :func:`insert_columns` (each statement is a step
@@ -91,32 +105,51 @@ def insert_columns(
     constants: Mapping[str, Any] | None = None,
     skip_conflicts_on: Sequence[str] = (),
 ) -> int:
-    """INSERT rows given column by column (every column as long as the others) and ``constants``
-    (column → one value for every row), each value as the driver takes it (see :class:`Columns`),
-    into ``table``; returns how many were written. With ``skip_conflicts_on`` (the columns of a
-    unique constraint), a row whose values there are already in the table is skipped
+    """INSERT rows given column by column (every column as long as the others); otherwise as
+    :func:`insert_tuples`."""
+    cols = list(columns.values())
+    n = len(cols[0]) if cols else 0
+    if any(len(c) != n for c in cols):
+        raise ValueError("columns of unequal length")
+    rows = list(zip(*cols, strict=True))
+    return insert_tuples(
+        connection, table, list(columns), rows, constants=constants, skip_conflicts_on=skip_conflicts_on
+    )
+
+
+def insert_tuples(
+    connection: Connection,
+    table: Table,
+    names: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+    skip_conflicts_on: Sequence[str] = (),
+) -> int:
+    """INSERT ``rows`` (each a tuple of the columns ``names``) and ``constants`` (column → one value
+    for every row), each value as the driver takes it (see :class:`Columns`), into ``table``;
+    returns how many were written. With ``skip_conflicts_on`` (the columns of a unique
+    constraint), a row whose values there are already in the table is skipped
     (``ON CONFLICT … DO NOTHING``; SQLite and PostgreSQL).
 
     On SQLite the constants are written into the statement where they can be and the rows go
     :data:`ROWS_PER_STATEMENT` to a statement; elsewhere one ``executemany`` of a row each."""
     fixed = dict(constants or {})
-    names = list(columns)
-    cols = list(columns.values())
-    n = len(cols[0]) if cols else 0
-    if any(len(c) != n for c in cols):
-        raise ValueError("columns of unequal length")
+    n = len(rows)
     if n == 0:
         return 0
     if connection.dialect.name != "sqlite":
         sql = _insert_sql(connection, table, [*names, *fixed], skip_conflicts_on)
         tail = tuple(fixed.values())
-        values = [(*row, *tail) for row in zip(*cols, strict=True)] if tail else list(zip(*cols, strict=True))
+        values = [(*row, *tail) for row in rows] if tail else list(rows)
         result = connection.exec_driver_sql(sql, values)  # type: ignore[arg-type]
         return result.rowcount if skip_conflicts_on and result.rowcount >= 0 else n
     literals = {c: lit for c, v in fixed.items() if (lit := _literal(v)) is not None}
     bound = [c for c in fixed if c not in literals]
-    cols += [[fixed[c]] * n for c in bound]
-    width = len(cols)
+    if bound:
+        extra = tuple(fixed[c] for c in bound)
+        rows = [(*row, *extra) for row in rows]
+    width = len(names) + len(bound)
     preparer = connection.dialect.identifier_preparer
     listed = ", ".join(preparer.format_column(table.c[c]) for c in (*names, *bound, *literals))
     one = "(" + ", ".join(("?",) * width + tuple(literals.values())) + ")"
@@ -125,7 +158,9 @@ def insert_columns(
         tail = f" ON CONFLICT ({', '.join(preparer.format_column(table.c[c]) for c in skip_conflicts_on)}) DO NOTHING"
     per = max(1, min(ROWS_PER_STATEMENT, MAX_BOUND // max(width, 1)))
     head = f"INSERT INTO {preparer.format_table(table)} ({listed}) VALUES "
-    flat = list(chain.from_iterable(zip(*cols, strict=True)))
+    flat = list(chain.from_iterable(rows))
+    if len(flat) != n * width:
+        raise ValueError(f"rows of other than {width} values")
     step = per * width
     whole = (n // per) * step
     written = 0
