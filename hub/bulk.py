@@ -140,8 +140,8 @@ def insert_tuples(
         return 0
     if connection.dialect.name != "sqlite":
         sql = _insert_sql(connection, table, [*names, *fixed], skip_conflicts_on)
-        tail = tuple(fixed.values())
-        values = [(*row, *tail) for row in rows] if tail else list(rows)
+        same = tuple(fixed.values())
+        values = [(*row, *same) for row in rows] if same else list(rows)
         result = connection.exec_driver_sql(sql, values)  # type: ignore[arg-type]
         return result.rowcount if skip_conflicts_on and result.rowcount >= 0 else n
     literals = {c: lit for c, v in fixed.items() if (lit := _literal(v)) is not None}

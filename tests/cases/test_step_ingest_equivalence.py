@@ -186,6 +186,7 @@ def test_times_are_written_as_isoformat_and_as_sqlalchemy_stores_them_in_sqlite(
 
     dialect = sqlite.dialect()
     process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
     rnd = random.Random(5)
     days: dict[int, str] = {}
     for _ in range(2_000):
