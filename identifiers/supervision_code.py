@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import datetime
 import random
+import re
 import secrets
 import unicodedata
 
@@ -96,6 +97,8 @@ _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 _WEIGHTS = tuple(pow(3, i, 31) for i in range(LENGTH - 1))
 #: Letters outside the alphabet that a person typing a code means as digits.
 _READ_AS = str.maketrans({"O": "0", "I": "1", "Z": "2", "S": "5"})
+#: Text that :func:`compact` leaves as it is: digits and upper-case letters other than ``O I Z S``.
+_PLAIN = re.compile(r"[0-9A-HJ-NP-RT-Y]*")
 _SEPARATORS = frozenset(" -._/\u3000\u00a0\t\r\n")
 #: Province-level prefixes of GB/T 2260 (incl. Taiwan, Hong Kong and Macao).
 _PROVINCES = frozenset({
@@ -110,7 +113,10 @@ def compact(number: str) -> str:
     >>> compact('３３０３２２－２０２５０６１２－７ｋ３ｐｑ０')
     '330322202506127K3PQ0'
     """
-    text = unicodedata.normalize("NFKC", str(number))
+    text = str(number)
+    if _PLAIN.fullmatch(text):
+        return text  # already compact: nothing below would change it
+    text = unicodedata.normalize("NFKC", text)
     kept = (ch for ch in text if ch not in _SEPARATORS and unicodedata.category(ch) not in ("Cf", "Cc"))
     return "".join(kept).upper().translate(_READ_AS)
 

@@ -16,15 +16,17 @@ import json
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from cases.ingest import Ingested, ReportedStep, ingest_steps, settle
+from cases.ingest import EPOCH, Ingested, ReportedStep, StepColumns, ingest_step_columns, settle
 from hub.killpoints import kill_point
 
 COLUMNS = ("code", "department", "seq", "step", "occurred_at", "note")
 #: optional: a correction request's list of what is missing, as JSON text (``[{"code", "name"}]``)
 MISSING = "missing"
+MICROSECOND = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -56,17 +58,50 @@ def _missing(value: object) -> dict[str, object] | None:
 def reported(frame: pd.DataFrame) -> list[ReportedStep]:
     """The frame's rows as reported steps (``note`` and ``missing`` optional; times as given, made
     aware as UTC if naive)."""
-    blank = pd.Series([None] * len(frame), index=frame.index)
-    notes = frame.get("note", blank)
-    missing = frame.get(MISSING, blank)
+    cols = columns(frame)
+    return [
+        ReportedStep(code, department, seq, step, EPOCH + us * MICROSECOND, note, detail)
+        for code, department, seq, step, us, note, detail in zip(
+            cols.code,
+            cols.department,
+            cols.seq,
+            cols.step,
+            cols.occurred_us.tolist(),
+            cols.note,
+            cols.detail,
+            strict=True,
+        )
+    ]
+
+
+def _texts(values: pd.Series) -> list[str | None]:
+    """A column's cells as text, ``None`` where empty (as :func:`_text` reads each)."""
+    empty = values.isna().tolist()
+    if all(empty):
+        return [None] * len(empty)
+    return [None if e else str(v) for v, e in zip(values.tolist(), empty, strict=True)]
+
+
+def columns(frame: pd.DataFrame) -> StepColumns:
+    """The frame's rows as columns of reported steps (what :func:`reported` reads, a column at a time)."""
+    n = len(frame)
+    notes = _texts(frame["note"]) if "note" in frame else [None] * n
+    missing = [None if t is None else _missing(t) for t in _texts(frame[MISSING])] if MISSING in frame else [None] * n
     times = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
-    out = []
-    for code, department, seq, step, at, note, wanting in zip(
-        frame["code"], frame["department"], frame["seq"], frame["step"], times, notes, missing, strict=True
-    ):
-        out.append(ReportedStep(str(code), str(department), int(seq), str(step), at.to_pydatetime(),
-                                _text(note), _missing(wanting)))  # fmt: skip
-    return out
+    if times.isna().any():
+        raise ValueError("a step without its time (occurred_at)")
+    # microseconds since 1970 (a datetime keeps no finer time: nanoseconds are dropped, as to_pydatetime does)
+    occurred = times.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64) // 1000
+    seqs = frame["seq"]
+    return StepColumns(
+        [str(c) for c in frame["code"].tolist()],
+        [str(d) for d in frame["department"].tolist()],
+        seqs.tolist() if isinstance(seqs.dtype, np.dtype) and seqs.dtype.kind in "iu" else [int(s) for s in seqs],
+        [str(s) for s in frame["step"].tolist()],
+        occurred,
+        notes,
+        missing,
+    )
 
 
 def ingest_case_steps(
@@ -81,7 +116,7 @@ def ingest_case_steps(
     timer = time.perf_counter
     started = timer()
     with sessions() as session:
-        ingested = ingest_steps(session, reported(frame), actor=actor, now=now)
+        ingested = ingest_step_columns(session, columns(frame), actor=actor, now=now)
         kill_point("case_steps.logged")
         logged = timer()
         settled = settle(session, ingested.case_ids, now=now) if settle_cases else 0

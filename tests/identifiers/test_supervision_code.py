@@ -108,3 +108,21 @@ def test_look_alike_letters_read_as_digits_and_never_as_a_person_s_code() -> Non
 
     assert not looks_like_resident_id(code) and not looks_like_resident_id(sc.format(code))
     assert not sc.is_valid(None) and not sc.is_valid(12345)  # type: ignore[arg-type]
+
+
+def _compact_char_by_char(number: str) -> str:
+    """compact() as it reads a code that is not already compact: normalised, character by character."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", number)
+    kept = (ch for ch in text if ch not in sc._SEPARATORS and unicodedata.category(ch) not in ("Cf", "Cc"))
+    return "".join(kept).upper().translate(sc._READ_AS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz -_．０１ｋ\u200b\t", max_size=24)
+)
+def test_an_already_compact_code_is_returned_as_it_is_and_anything_else_normalised(text: str) -> None:
+    assert sc.compact(text) == _compact_char_by_char(text)
+    assert sc.compact(sc.compact(text)) == sc.compact(text)
