@@ -71,8 +71,13 @@ def find_case(session: Session, code: str, *, department: str | None = None) -> 
     """The case under ``code``; ``department``: as that department sees it (only cases it has a stage in)."""
     case = session.scalar(select(CaseRecord).where(CaseRecord.code == parse_code(code)))
     if case is None or (department is not None and not _has_stage(session, case, department)):
-        raise CaseRefused("not_found", "no case with this supervision code", Refusal.NOT_FOUND, title="Not found")
+        raise not_found()
     return case
+
+
+def not_found() -> CaseRefused:
+    """No case under the code (or none the department may see: the same answer)."""
+    return CaseRefused("not_found", "no case with this supervision code", Refusal.NOT_FOUND, title="Not found")
 
 
 def _has_stage(session: Session, case: CaseRecord, department: str) -> bool:
@@ -113,6 +118,11 @@ def read(
     """The case read from its log (``rows``) and dispatches (``dispatch_rows``), each queried when not given."""
     rows = log(session, case) if rows is None else rows
     dispatch_rows = dispatches(session, case) if dispatch_rows is None else dispatch_rows
+    return reading(case, rows, dispatch_rows)
+
+
+def reading(case: CaseRecord, rows: Sequence[CaseStep], dispatch_rows: Sequence[CaseDispatch]) -> Reading:
+    """The case read from its log and dispatches as given (no database access)."""
     logged = [
         st.LoggedStep(
             r.department, r.seq, st.Step(r.step), utc(r.occurred_at), r.id, r.arrived_out_of_order, detail=r.detail

@@ -13,7 +13,9 @@ found by their shape), as free text is everywhere in the hub.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -38,8 +40,8 @@ from cases.schemas import (
     StepOut,
 )
 from cases.supervision_tables import CaseConclusion, CaseEvaluation
-from cases.tables import CaseAuthorisation, CaseMaterial, CaseRecord, CaseStep
-from e_license_store.index import license_row, licenses_of_case
+from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
+from e_license_store.index import LicenseIndexRow, license_row, licenses_of_case
 from hub.masking import Party, Personal, mask, mask_fields, scrub_text
 from hub.models import utcnow
 from identifiers import supervision_code
@@ -105,13 +107,62 @@ def step_out(row: CaseStep, impossible: str | None, personal: bool) -> StepOut:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class CaseRows:
+    """Everything a case's answer is made of, as read from the database: the case, its log, dispatches,
+    authorisations and materials, the licences its materials name (by id), the licences issued for it
+    and, once concluded, its conclusion and evaluation.
+
+    :func:`gather` reads them through a session; the API's timeline read takes them with a few
+    precompiled statements (:mod:`recognition.case_reads`). :func:`render` makes the answer from
+    either, so both give the same answer.
+    """
+
+    case: CaseRecord
+    steps: Sequence[CaseStep]
+    dispatches: Sequence[CaseDispatch]
+    consents: Sequence[CaseAuthorisation]
+    materials: Sequence[CaseMaterial]
+    licences: Mapping[str, LicenseIndexRow]
+    results: Sequence[LicenseIndexRow]
+    conclusion: CaseConclusion | None
+    evaluation: CaseEvaluation | None
+
+
+def gather(session: Session, case: CaseRecord) -> CaseRows:
+    """The rows of ``case`` through ``session`` (each table read once)."""
+    materials = list(
+        session.scalars(
+            select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
+        )
+    )
+    licences = {}
+    for m in materials:
+        if m.license_id and m.license_id not in licences:
+            row = license_row(session, m.license_id)
+            if row is not None:
+                licences[m.license_id] = row
+    concluded = case.status in evaluations.CONCLUDED
+    return CaseRows(
+        case=case, steps=svc.log(session, case), dispatches=svc.dispatches(session, case),
+        consents=authorisation.of_case(session, case), materials=materials, licences=licences,
+        results=licenses_of_case(session, case.code),
+        conclusion=session.get(CaseConclusion, case.id) if concluded else None,
+        evaluation=(
+            session.scalar(select(CaseEvaluation).where(CaseEvaluation.case_id == case.id)) if concluded else None
+        ),
+    )  # fmt: skip
+
+
 def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bool = False) -> CaseOut:
     """The whole case: item, parties, materials, stages and the timeline (masked unless ``personal``)."""
-    # each table read once: the log, the dispatches and the authorisations serve every part below
-    rows = svc.log(session, case)
-    dispatch_rows = svc.dispatches(session, case)
-    consents = authorisation.of_case(session, case)
-    reading = svc.read(session, case, rows, dispatch_rows)
+    return render(gather(session, case), personal=personal, replayed=replayed)
+
+
+def render(found: CaseRows, *, personal: bool, replayed: bool = False, now: dt.datetime | None = None) -> CaseOut:
+    """The answer for a case's rows (no database access): :func:`case_out` without the reads."""
+    case, rows, dispatch_rows, consents = found.case, found.steps, found.dispatches, found.consents
+    reading = svc.reading(case, rows, dispatch_rows)
     by_key = {(r.department, r.seq): r for r in rows}
     timeline = [step_out(by_key[(s.department, s.seq)], s.impossible, personal) for s in reading.timeline]
     stage_state = {v.department: v.state for v in reading.stages}
@@ -120,8 +171,8 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
                  promised_days=d.promised_days, state=stage_state.get(d.department, "open"))
         for d in dispatch_rows
     ]  # fmt: skip
-    materials = materials_out(session, case, reading.status, consents=consents)
-    now = utcnow()
+    materials = _materials(found.materials, found.licences, reading.status, consents)
+    now = now or utcnow()
     authorisations = [
         authorisation.out(a, now, text=_text(a.revocation_reason, personal)).model_copy(
             update={"purpose": _text(a.purpose, personal) or "", "reference": _text(a.reference, personal)}
@@ -136,11 +187,13 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
     if not personal:
         delivery = mask_fields(delivery, DELIVERY_KINDS)
     detail = case.outcome_detail or {}
-    results = licenses_of_case(session, case.code)
-    row = session.get(CaseConclusion, case.id) if case.status in evaluations.CONCLUDED else None
-    concluded = conclusion_out(row, results, reading.timeline)
+    results = found.results
+    concluded = conclusion_out(found.conclusion, results, reading.timeline)
     flags = [f"{m.code}:{m.flag}" for m in materials if m.flag]
     flags += [f"licence_missing:{t}" for t in (concluded.missing if concluded else ())]
+    evaluation = (
+        evaluations.out(found.evaluation, case.code, personal=personal) if found.evaluation is not None else None
+    )
     return CaseOut(
         code=case.code, printed_code=supervision_code.format(case.code),
         item=ItemOut(code=case.item_code, name=case.item_name, implementation_code=case.implementation_code,
@@ -155,19 +208,12 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
                       issue_date=r.issue_date, version=r.version, status=r.status)
             for r in results
         ],
-        conclusion=concluded, flags=flags, evaluation=_evaluation(session, case, personal),
+        conclusion=concluded, flags=flags, evaluation=evaluation,
         subject=case.subject if personal or case.subject is None else str(mask(case.subject, SUBJECT_KIND)),
         missing=_missing(detail.get("missing"), personal),
         reasons=[_text(r, personal) or "" for r in detail.get("reasons") or ()], stages=stages,
         held_by=reading.held_by, timeline=timeline, masked=not personal, replayed=replayed,
     )  # fmt: skip
-
-
-def _evaluation(session: Session, case: CaseRecord, personal: bool) -> Any:
-    if case.status not in evaluations.CONCLUDED:
-        return None  # only a concluded case is evaluated: no query for the others
-    row = session.scalar(select(CaseEvaluation).where(CaseEvaluation.case_id == case.id))
-    return evaluations.out(row, case.code, personal=personal) if row is not None else None
 
 
 def conclusion_out(row: CaseConclusion | None, results: Sequence[Any], timeline: Sequence[Any]) -> ConclusionOut | None:
@@ -192,17 +238,15 @@ def conclusion_out(row: CaseConclusion | None, results: Sequence[Any], timeline:
 CLOSED = frozenset({"concluded", "withdrawn", "not_accepted", "rejected"})
 
 
-def materials_out(
-    session: Session, case: CaseRecord, status: str, *, consents: Sequence[CaseAuthorisation] | None = None
+def _materials(
+    rows: Sequence[CaseMaterial],
+    licences: Mapping[str, LicenseIndexRow],
+    status: str,
+    consents: Sequence[CaseAuthorisation],
 ) -> list[MaterialOut]:
-    """The case's materials, each licence with its status now; a licence no longer valid while the
-    case is open is flagged (``licence_revoked``, ``licence_suspended``, ``licence_expired``)."""
-    consents = authorisation.of_case(session, case) if consents is None else consents
     out = []
-    for m in session.scalars(
-        select(CaseMaterial).where(CaseMaterial.case_id == case.id).order_by(CaseMaterial.material_code)
-    ):
-        row = license_row(session, m.license_id) if m.license_id else None
+    for m in rows:
+        row = licences.get(m.license_id) if m.license_id else None
         flag = f"licence_{row.status}" if row is not None and row.status != "valid" and status not in CLOSED else None
         under = authorisation.covering(consents, m.holder_role, m.material_code) if m.license_id else None
         out.append(

@@ -48,11 +48,12 @@ from cases.errors import CaseRefused, Refusal
 from cases.receipt import render_receipt
 from cases.schemas import AuthorisationOut, CaseOut, CasePage, IntakeIn, RevokeIn, StepIn, StepRecorded
 from cases.tables import CaseMaterial
-from cases.views import case_out, case_summary, holder_shown, step_out
+from cases.views import case_out, case_summary, holder_shown, render, step_out
 from e_license_store.index import get_license
 from hub.masking import mask_presented_code, scrub_text
 from hub.models import utcnow
 from recognition import views as license_views
+from recognition.case_reads import case_rows
 from recognition.dependencies import AppContext, Caller, CallerDep, SessionDep, record, require, verified
 from recognition.problems import ProblemError, missing_scope, responses
 from recognition.schemas import LicenseDetail
@@ -174,13 +175,27 @@ def _readable_case(request: Request, c: Caller, s: Session, code: str) -> tuple[
     responses=responses(401, 403, 404, 503),
     summary="A case's timeline by its supervision code: every department's steps, who holds it now",
 )
-async def get_case(request: Request, c: CallerDep, s: SessionDep, code: SupervisionCode) -> CaseOut:
-    out, personal = _readable_case(request, c, s, code)
+async def get_case(request: Request, c: CallerDep, code: SupervisionCode) -> Response:
+    # the case repository's hot read: its rows with a few precompiled statements on the thread's
+    # reader connection (recognition.case_reads), no ORM session; the answer is case_out's
+    require(c, CASES_READ)
+    personal = c.principal.scopes.personal
+    try:
+        compact = svc.parse_code(code)
+    except CaseRefused as exc:
+        raise _refused(request, exc) from None
+    ctx = _ctx(request)
+    with ctx.reader() as dbapi_conn:
+        found = case_rows(dbapi_conn, ctx.engine.dialect, compact, department=c.principal.department)
+    if found is None:
+        raise _refused(request, svc.not_found())
+    out = render(found, personal=personal)
     await record(
         request, c, "case_read", subject=out.code, fields=["case", "timeline"] + ([] if personal else ["masked"]),
         detail={"status": out.status, "steps": len(out.timeline)},
     )  # fmt: skip
-    return out
+    # validated when built: sent as is instead of FastAPI validating the model a second time
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.get(
