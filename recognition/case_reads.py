@@ -13,6 +13,7 @@ and authorisations by their unique keys that begin with ``case_id``; its results
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Sequence
@@ -104,7 +105,7 @@ def _statements(dialect: Dialect) -> _Statements:
 def _licence(values: list[Any]) -> LicenseIndexRow:
     row = LicenseIndexRow(*values)
     if row.updated_at.tzinfo is None:  # SQLite drops the offset; every stored time is UTC
-        return LicenseIndexRow(*values[:-1], row.updated_at.replace(tzinfo=dt.UTC))
+        return dataclasses.replace(row, updated_at=row.updated_at.replace(tzinfo=dt.UTC))
     return row
 
 
