@@ -161,6 +161,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.fast_paths = fast_paths  # the case timeline's fast path reads it (recognition.routers.cases)
     app.add_middleware(trail.BodyLimit, limit_for=config.body_limit)
     app.add_middleware(GateMiddleware, gate=ctx.gate)  # per-address limits before routing and authentication
     app.add_middleware(trail.AuditTrail, write=_trail_writer(ctx))

@@ -30,10 +30,12 @@ a stable code (:data:`cases.errors.CODES`), written nothing, and counted in
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -54,7 +56,16 @@ from hub.masking import mask_presented_code, scrub_text
 from hub.models import utcnow
 from recognition import views as license_views
 from recognition.case_reads import case_rows
-from recognition.dependencies import AppContext, Caller, CallerDep, SessionDep, record, require, verified
+from recognition.dependencies import (
+    AppContext,
+    Caller,
+    CallerDep,
+    SessionDep,
+    caller,
+    record,
+    require,
+    verified,
+)
 from recognition.problems import ProblemError, missing_scope, responses
 from recognition.schemas import LicenseDetail
 from recognition.scopes import CASES_READ, CASES_WRITE, ScopeSet
@@ -169,15 +180,40 @@ def _readable_case(request: Request, c: Caller, s: Session, code: str) -> tuple[
     return case_out(s, case, personal=personal), personal
 
 
-@router.get(
-    "/cases/{code}",
-    response_model=CaseOut,
-    responses=responses(401, 403, 404, 503),
-    summary="A case's timeline by its supervision code: every department's steps, who holds it now",
-)
+class CaseTimelineRoute(APIRoute):
+    """The timeline route, with FastAPI's parameter solving skipped when it has nothing to decide.
+
+    Its only parameter is the code in the path: when that is 1..64 characters (what the declared
+    ``Path`` accepts) and no dependency overrides are set, the handler authenticates with the same
+    dependency and calls the same endpoint function; otherwise, or when the app was built with
+    ``fast_paths=False`` (``app.state.fast_paths``), FastAPI's full path answers. The OpenAPI
+    document is FastAPI's, from the same declaration. A test checks both paths answer alike.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        full = super().get_route_handler()
+        endpoint = self.endpoint
+        overrides = self.dependency_overrides_provider
+
+        async def handler(request: Request) -> Response:
+            code = request.path_params.get("code")
+            if (
+                getattr(overrides, "dependency_overrides", None)
+                or not getattr(request.app.state, "fast_paths", True)
+                or not isinstance(code, str)
+                or not 1 <= len(code) <= 64
+            ):
+                return await full(request)
+            response: Response = await endpoint(request, await caller(request), code)
+            return response
+
+        return handler
+
+
+# The case repository's hot read: the case's rows with a few precompiled statements on the
+# thread's reader connection (recognition.case_reads), no ORM session; the answer is case_out's.
+# (No docstring: it would become the operation's description in the OpenAPI document.)
 async def get_case(request: Request, c: CallerDep, code: SupervisionCode) -> Response:
-    # the case repository's hot read: its rows with a few precompiled statements on the thread's
-    # reader connection (recognition.case_reads), no ORM session; the answer is case_out's
     require(c, CASES_READ)
     personal = c.principal.scopes.personal
     try:
@@ -196,6 +232,17 @@ async def get_case(request: Request, c: CallerDep, code: SupervisionCode) -> Res
     )  # fmt: skip
     # validated when built: sent as is instead of FastAPI validating the model a second time
     return Response(out.model_dump_json(), media_type="application/json")
+
+
+router.add_api_route(
+    "/cases/{code}",
+    get_case,
+    methods=["GET"],
+    response_model=CaseOut,
+    responses=responses(401, 403, 404, 503),
+    summary="A case's timeline by its supervision code: every department's steps, who holds it now",
+    route_class_override=CaseTimelineRoute,
+)
 
 
 @router.get(

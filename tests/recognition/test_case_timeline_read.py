@@ -9,13 +9,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from cases import service
 from cases.views import case_out, gather, render
+from hub.settings import get_settings
+from identifiers import supervision_code
+from recognition.app import create_app
 from recognition.case_reads import case_rows
+from recognition.config import RecognitionSettings
+from recognition.directory import LicenseDirectory
+from recognition.tables import AuditEntry
 from tests.cases import world as w
 from tests.cases.test_conclusion import issue
 from tests.cases.test_notices import conclude, take_in
@@ -101,3 +109,49 @@ def test_a_department_without_a_stage_and_a_bad_code(city: World, api: TestClien
     assert (typo.status_code, typo.json()["code"]) == (422, "invalid_supervision_code")
     nobody = api.get(f"/v1/cases/{code}", headers=auth(city.tokens["nobody"]))
     assert nobody.status_code == 403
+
+
+def _plain_client(city: World) -> Iterator[TestClient]:
+    """The same app with every request left to FastAPI's own parsing (``fast_paths=False``)."""
+    app = create_app(
+        get_settings(), engine=city.engine, directory=LicenseDirectory(city.service.store, city.service.signer),
+        config=RecognitionSettings(api_key_cache_seconds=0.0), audit_process=False, fast_paths=False,
+    )  # fmt: skip
+    with TestClient(app, raise_server_exceptions=False) as tc:
+        yield tc
+
+
+def _audited(city: World, after: int, until: int) -> list[tuple[Any, ...]]:
+    with city.sessions() as s:
+        rows = s.scalars(
+            select(AuditEntry).where(AuditEntry.seq > after, AuditEntry.seq <= until).order_by(AuditEntry.seq)
+        )
+        return [(r.consumer, r.action, r.resource, r.subject, r.fields, r.outcome, r.detail) for r in rows]
+
+
+def _last(city: World) -> int:
+    with city.sessions() as s:
+        return int(s.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1)) or 0)
+
+
+def test_the_fast_path_answers_and_audits_as_fastapi_does(city: World, api: TestClient) -> None:
+    code = take_in(city, joint_registration())
+    printed = supervision_code.format(code)
+    paths = [code, printed, code.lower(), f" {code}", code[:-1] + ("1" if code[-1] != "1" else "2"),
+             "33032220261101AAAAAT", "X" * 64, "X" * 65, "%20"]  # fmt: skip
+    keys: list[dict[str, str]] = [auth(city.tokens[n]) for n in ("window", "portal", "commerce", "land", "nobody")]
+    keys += [{}, {"Authorization": "Bearer hub_k_nonsense"}, {**auth(city.tokens["portal"]), "X-Purpose": "audit"}]
+    statuses = set()
+    for plain in _plain_client(city):
+        for path in paths:
+            for headers in keys:
+                before = _last(city)
+                a = api.get(f"/v1/cases/{path}", headers=headers)
+                middle = _last(city)
+                b = plain.get(f"/v1/cases/{path}", headers=headers)
+                assert (a.status_code, a.headers["content-type"]) == (b.status_code, b.headers["content-type"]), path
+                assert a.json() == b.json(), (path, headers.keys())
+                written = _audited(city, before, middle)
+                assert len(written) == 1 and written == _audited(city, middle, _last(city)), path
+                statuses.add(a.status_code)
+    assert statuses == {200, 401, 403, 404, 422}  # every outcome of the route reached
