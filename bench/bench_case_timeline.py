@@ -3,11 +3,17 @@ direct read of the same timeline in the database.
 
 Target (the case-repository issue), on the embedded default (SQLite): p99 ≤ 25 ms at 16 connections
 with 1,000,000 cases and 10,000,000 steps, load from ``wrk``, every answer audited. The API runs as
-``hub serve`` runs it (its own processes, workers and audit process). The peer builds the same
-answer in-process (``cases.views.case_out``: the case, its log placed on the timeline, stages,
-clocks, materials), with no HTTP, no authentication and no audit.
+``hub serve`` runs it (its own processes, workers and audit process); the run starts once every
+worker answers. The peer reads the same timeline straight from the database in-process, as the API
+does (:func:`recognition.case_reads.case_rows` on a DBAPI connection, then
+:func:`cases.views.render` and the JSON), with no HTTP, no authentication and no audit. Printed
+beside each: the CPU time per request of the API's processes (workers and audit) and of the peer,
+and wrk's timeouts (answers later than 2 s, which wrk leaves out of its p99).
 
-    python -m bench case_timeline [--smoke] [--cases N] [--steps-per-case K] [--connections 8,16,32]
+The repository is written in bulk in the shape the hub leaves it (:func:`build_repository`);
+``--work DIR`` keeps it there, and a later run with the same sizes reads it again.
+
+    python -m bench case_timeline [--smoke] [--cases N] [--steps-per-case K] [--connections 8,16,32] [--work DIR]
 """
 
 from __future__ import annotations
