@@ -33,7 +33,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
-from cases import supervision
+from cases import supervision_gauges
 from e_license_store.tables import LicenseIndexEntry
 from hub.models import OutboxEvent, QuarantineRecord
 from identity.matching_tables import SOURCE_DELETED, IdentityReviewQueue
@@ -247,7 +247,7 @@ def figures(s: Session, now: dt.datetime | None = None) -> Figures:
     }
     deleted = review.get(SOURCE_DELETED, 0)
     in_review = len(licences_in_review(s)) if deleted else 0
-    cases = {light: n for dept, light, n in supervision.gauges(s) if dept == "*"}
+    cases = {light: n for dept, light, n in supervision_gauges.gauges(s) if dept == "*"}
     return Figures(now or dt.datetime.now(dt.UTC), _feeds(s), _push(s), licenses, sum(review.values()), cases,
                    quarantine=_quarantine(s), review_source_deleted=deleted, licenses_in_review=in_review)  # fmt: skip
 

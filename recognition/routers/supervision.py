@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cases import evaluation, supervision
+from cases import evaluation, supervision, supervision_gauges
 from cases.errors import CaseRefused, Refusal
 from cases.schemas import EvaluationOut
 from cases.service import find_case, utc
@@ -46,7 +46,7 @@ router = APIRouter(prefix="/v1", tags=["supervision"])
 
 class OpenCases(Collector):
     """``hub_cases_open{department, light}`` on ``/metrics``: open clocks as the supervision task last
-    counted them (``cases.supervision.count_open``); a scrape reads that small table, never the cases."""
+    counted them (``cases.supervision_gauges.count_open``); a scrape reads that small table, never the cases."""
 
     def __init__(self, sessions: Callable[[], Session]) -> None:
         self.sessions = sessions
@@ -59,7 +59,7 @@ class OpenCases(Collector):
         )
         try:
             with self.sessions() as s:
-                rows = supervision.gauges(s)
+                rows = supervision_gauges.gauges(s)
         except SQLAlchemyError:
             rows = []  # the scrape still answers; the API's own metrics matter more than this gauge
         for department, light, n in rows:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
-from cases import intake, service, supervision
+from cases import intake, service, supervision, supervision_gauges
 from cases.clock import CASE
 from cases.schemas import IntakeIn, StepIn
 from cases.steps import Step
@@ -225,8 +225,8 @@ def test_the_set_based_task_announces_what_the_per_case_path_announces(city: Wor
         }  # fmt: skip
         assert {e.event_type for e in events} == {"supervision.light_changed", "supervision.escalated"}
         assert all(e.subject == code and e.holder_code is None for e in events)
-        counted = supervision.open_by_light(s)
-        assert {(d, light): n for d, light, n in supervision.gauges(s) if n} == counted
+        counted = supervision_gauges.open_by_light(s)
+        assert {(d, light): n for d, light, n in supervision_gauges.gauges(s) if n} == counted
         assert counted[("commerce", "red")] == 1 and counted[(CASE, "yellow")] == 1
         [clock] = [c for c in s.scalars(select(CaseClock)) if c.department == "commerce"]
         assert (clock.used, clock.overdue, clock.light, clock.as_of) == (3, 2, "red", dt.date(2026, 11, 19))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from cases import supervision
+from cases import supervision, supervision_gauges
 from cases.clock import CASE, LIGHTS, RUNNING, STOPPED, LightRule, light_codes_many
 from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
 from cases.tables import CaseRecord
@@ -120,7 +120,9 @@ def test_each_clock_is_lit_as_the_one_clock_computation_lights_it(engine: Engine
         raised = {(r.case_id, r.department) for r in s.scalars(select(CaseEscalation))}
         assert raised == {k for k in turned if expected[k][2] == "red" and k[1] != CASE}
         assert len(events) == len(turned) + len(raised)
-        assert {(d, light): n for d, light, n in supervision.gauges(s) if n} == supervision.open_by_light(s)
+        assert {(d, light): n for d, light, n in supervision_gauges.gauges(s) if n} == supervision_gauges.open_by_light(
+            s
+        )
     with sessions() as s:  # the same day again: nothing to write, nothing announced twice
         again = supervision.recompute_lights(s, today=today)
         s.commit()

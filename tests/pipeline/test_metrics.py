@@ -68,7 +68,28 @@ def _by_department(samples: list[Any], name: str) -> dict[str, float]:
 
 @pytest.mark.slow
 @pytest.mark.odbc
+def _add_an_enterprise_nobody_can_place(sb: Any) -> None:
+    """A registry row whose USCC has a wrong check character and no legal representative: matching
+    has too little to place it, so validation quarantines it (every run then has a quarantined record)."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+    from stdnum.cn import uscc
+
+    engine = sa.create_engine(sb.prepared.commerce.sqlalchemy_url)
+    table = sa.Table("enterprise_registry", sa.MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        row = dict(conn.execute(sa.select(table).where(table.c.uscc.is_not(None)).limit(1)).mappings().one())
+        good = uscc.compact(row["uscc"])
+        wrong = next(c for c in "0123456789ABCDEFGHJKLMNPQRTUWXY" if c != good[-1])
+        row.update(ent_id=int(conn.scalar(sa.select(sa.func.max(table.c.ent_id))) or 0) + 1, uscc=good[:-1] + wrong,
+                   legal_rep_id=None, legal_rep_name=None, updated_at=dt.datetime(2026, 1, 1))  # fmt: skip
+        conn.execute(table.insert(), [row])
+    engine.dispose()
+
+
 def test_metrics_and_status_equal_the_run_ledger(sandboxes: Any, mapping_dir: Path) -> None:  # noqa: F811
+    _add_an_enterprise_nobody_can_place(sandboxes)
     for i, feed in enumerate(FEEDS):
         assert run_direct(feed, f"metrics-run-{i}")
     ledger = {d.department: d for d in summarize()}
