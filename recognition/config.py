@@ -62,6 +62,9 @@ class RecognitionSettings(BaseSettings):
     rate_limit_on_backend_error: Literal["local", "closed"] = "local"
     #: Prefix of the Redis keys (several hubs can share one Redis).
     rate_limit_prefix: str = "hub:rl:"
+    #: Seconds a request waits for Redis's answer before the throttle falls back
+    #: (``rate_limit_on_backend_error``): a slow Redis must not hold requests.
+    rate_limit_timeout: float = Field(default=0.05, gt=0)
     #: Reverse proxies whose ``X-Forwarded-For`` is believed (CIDRs, comma-separated); else the TCP peer.
     trusted_proxies: Annotated[Networks, NoDecode] = ()
 

@@ -67,7 +67,9 @@ class AccessGate:
     def from_settings(
         cls, config: RecognitionSettings, home: Path, *, registry: CollectorRegistry | None = None
     ) -> AccessGate:
-        backend = open_backend(config.rate_limit_url, home, prefix=config.rate_limit_prefix)
+        backend = open_backend(
+            config.rate_limit_url, home, prefix=config.rate_limit_prefix, timeout=config.rate_limit_timeout
+        )
         return cls(config, Throttle(backend, on_error=config.rate_limit_on_backend_error), registry=registry)
 
     def address(self, scope: Scope) -> clientaddr.IPAddress | None:

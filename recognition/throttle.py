@@ -353,12 +353,13 @@ class SharedTableBackend:
             self._fd = None
 
 
-def open_backend(url: str, home: Path, *, prefix: str = "hub:rl:") -> Backend:
-    """The backend ``HUB_RATE_LIMIT_URL`` names (empty: the shared table under ``home``)."""
+def open_backend(url: str, home: Path, *, prefix: str = "hub:rl:", timeout: float = 0.05) -> Backend:
+    """The backend ``HUB_RATE_LIMIT_URL`` names (empty: the shared table under ``home``); ``timeout``:
+    how long Redis may take to answer."""
     if not url:
         return SharedTableBackend(home / "throttle.shm")
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBackend(url, prefix=prefix)
+        return RedisBackend(url, prefix=prefix, timeout=timeout)
     if url == "memory://":
         return MemoryBackend()
     if url.startswith("sqlite:///"):

@@ -100,6 +100,9 @@ VOLATILE: dict[str, dict[str, str]] = {
         "id": "surrogate key",
         "linked_at": "when the record was linked",
         "model_version": MODEL_VERSION,
+        "match_probability": "what a model trained at first need gave: it learnt from the index as the feeds"
+        " that finished before it left it, and their order differs between executors (the identity the"
+        " link names and its method are compared)",
     },
     "identity_crosswalk": {"id": "surrogate key", "linked_at": "when the legacy code was learnt"},
     "identity_relation": {"id": "surrogate key", "linked_at": "when the relation was linked"},

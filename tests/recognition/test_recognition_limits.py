@@ -182,7 +182,9 @@ def test_429_when_key_exceeds_rate_on_redis_counters(
     import redis
 
     url, prefix = redis_prefix
-    config = _settings(rate_limit_url=url, rate_limit_prefix=prefix, rate_limit_key_rate=1.0, rate_limit_key_burst=2)
+    # Redis given time to answer on a loaded machine: no request falls back to this process's own counters
+    config = _settings(rate_limit_url=url, rate_limit_prefix=prefix, rate_limit_key_rate=1.0, rate_limit_key_burst=2,
+                       rate_limit_timeout=5.0)  # fmt: skip
     with _app(world, config, Clock()) as app, _client(app) as c:
         assert [c.get(PATH, headers=auth(tokens["portal"])).status_code for _ in range(3)] == [200, 200, 429]
     counters = redis.Redis.from_url(url).keys(prefix + "*")
