@@ -13,9 +13,15 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+#: a dataclass of fault switches whose fields all have defaults (no fault)
+F = TypeVar("F", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,12 @@ class TaxFaults:
     http_503: int = 0
 
 
-class FaultFile:
-    """The fault switches shared between a test and the service it talks to."""
+class SwitchFile(Generic[F]):
+    """A dataclass of fault switches kept as JSON in a small file, read and changed under a file
+    lock: a test and the service it talks to (a thread or a detached process) share it. A missing
+    or unreadable file means no fault; unknown keys are ignored."""
+
+    kind: type[F]
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,17 +58,27 @@ class FaultFile:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _read(self) -> TaxFaults:
+    def _read(self) -> F:
         try:
             data: dict[str, Any] = json.loads(self.path.read_text())
         except (FileNotFoundError, ValueError):
-            return TaxFaults()
-        return TaxFaults(**{k: v for k, v in data.items() if k in TaxFaults.__dataclass_fields__})
+            return self.kind()
+        return self.kind(**{k: v for k, v in data.items() if k in {f.name for f in fields(self.kind)}})
 
-    def _write(self, faults: TaxFaults) -> None:
+    def _write(self, faults: F) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(faults)))
         os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        with self._locked():
+            self._write(self.kind())
+
+
+class FaultFile(SwitchFile[TaxFaults]):
+    """The fault switches shared between a test and the tax service it talks to."""
+
+    kind = TaxFaults
 
     def read(self) -> TaxFaults:
         with self._locked():
@@ -79,10 +99,6 @@ class FaultFile:
             if faults.http_503 > 0:
                 self._write(replace(faults, http_503=faults.http_503 - 1))
             return True
-
-    def clear(self) -> None:
-        with self._locked():
-            self._write(TaxFaults())
 
 
 HOSTILE_XXE = b"""<?xml version="1.0" encoding="UTF-8"?>

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hmac
 import json
 import logging
@@ -40,13 +39,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from hub import safe_yaml
 from hub.masking import mask_name, mask_phone
+from sandbox.faults import SwitchFile
 
 log = logging.getLogger("sandbox.sms")
 
@@ -72,43 +72,16 @@ class SmsFaults:
     delay_seconds: float = 3.0
 
 
-class SmsFaultFile:
+class SmsFaultFile(SwitchFile[SmsFaults]):
     """The gateway's fault switch, shared between a test (or the demo) and the gateway."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _read(self) -> SmsFaults:
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            return SmsFaults()
-        return SmsFaults(**{k: v for k, v in data.items() if k in SmsFaults.__dataclass_fields__})
-
-    def _write(self, faults: SmsFaults) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(faults)))
-        tmp.replace(self.path)
+    kind = SmsFaults
 
     def set(self, mode: str, remaining: int = -1, delay_seconds: float = 3.0) -> None:
         if mode not in (DOWN, ERROR, TIMEOUT):
             raise ValueError(f"unknown fault {mode!r} (known: {DOWN}, {ERROR}, {TIMEOUT})")
         with self._locked():
             self._write(SmsFaults(mode, remaining, delay_seconds))
-
-    def clear(self) -> None:
-        with self._locked():
-            self._write(SmsFaults())
 
     def take(self) -> SmsFaults:
         """The fault for this request (one of ``remaining`` used up), or no fault."""
