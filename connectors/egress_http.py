@@ -48,6 +48,17 @@ _HTTPCORE_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
 )
 
 
+def destination_where(name: str, url: str, dataset: str | None = None) -> str:
+    """Where an HTTP destination connector's errors say they happened: its name and the host it
+    sends to (never the URL's path or query, which may carry a token).
+
+    >>> destination_where("sms", "https://sms.example.gov.cn/send?t=1", "notices")
+    'destination=sms host=sms.example.gov.cn dataset=notices'
+    """
+    host = httpx.URL(url).host if url else ""
+    return f"destination={name} host={host}" + (f" dataset={dataset}" if dataset else "")
+
+
 @contextmanager
 def _httpx_errors() -> Iterator[None]:
     """httpcore's exceptions as httpx's (most specific first), so callers catch ``httpx.HTTPError``."""

@@ -31,7 +31,7 @@ import httpx
 
 from connectors.base import Batch, CheckResult, State, WriteResult
 from connectors.egress import DESTINATION_REFUSED, DestinationPolicy, DestinationRefused, Resolver, system_resolver
-from connectors.egress_http import GuardedTransport
+from connectors.egress_http import GuardedTransport, destination_where
 from connectors.errors import (
     BadRecord,
     ConnectorAuthError,
@@ -121,8 +121,7 @@ class SmsGatewayConnector:
         self._own_sender = sender is None
 
     def _where(self, dataset: str | None = None) -> str:
-        host = httpx.URL(self.url).host if self.url else ""
-        return f"destination={self.name} host={host}" + (f" dataset={dataset}" if dataset else "")
+        return destination_where(self.name, self.url, dataset)
 
     def spec(self) -> dict[str, Any]:
         return {
