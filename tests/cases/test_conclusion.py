@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cases import conclusion, service
+from cases import conclusion, notices, service, supervision
+from cases.clock import CASE
 from cases.schemas import StepIn
 from cases.steps import Step
-from cases.supervision_tables import CaseConclusion
+from cases.supervision_tables import CaseClock, CaseConclusion, CaseLightChange
 from cases.views import case_out
 from e_license_store.model import LicenseDraft
 from hub.models import OutboxEvent, utcnow
@@ -124,6 +125,35 @@ def test_a_rejected_case_is_concluded_with_its_outcome_and_promises_nothing(city
     assert (out.conclusion.outcome, out.conclusion.licences, out.conclusion.missing) == ("rejected", [], [])
     with city.sessions() as s:
         assert s.scalars(select(CaseConclusion.complete)).all() == [True]
+
+
+def test_steps_after_the_conclusion_or_timed_before_the_receipt_change_nothing(city: World) -> None:
+    """A department's step after its result, and one timed before the case was received, are logged and
+    flagged, but neither reopens a clock, moves the conclusion, lights the case or tells the applicant again."""
+    code = take_in(city, joint_registration(received_at=at(16, 9).isoformat()))
+    for t in ("1101", "1102", "1103"):
+        issue(city, code, t)
+    conclude(city, code)
+    before = view(city, code)
+    assert before.status == "concluded" and before.conclusion is not None
+    step(city, code, "tax", 4, Step.IN_REVIEW, 18)  # after tax issued its result
+    step(city, code, "commerce", 4, Step.ACCEPTED, 15)  # a day before the window received the case
+    after = view(city, code)
+    flagged = {(s.department, s.seq): s.impossible for s in after.timeline if s.department != "window"}
+    assert (flagged[("tax", 4)], flagged[("commerce", 4)]) == ("after_result", "before_received")
+    assert after.status == "concluded" and after.conclusion is not None
+    assert (after.conclusion.outcome, after.conclusion.concluded_at) == ("granted", before.conclusion.concluded_at)
+    assert after.conclusion.missing == [] and after.held_by == before.held_by
+    with city.sessions() as s:
+        assert len(s.scalars(select(CaseConclusion.case_id)).all()) == 1
+        done = supervision.recompute_lights(s, today=dt.date(2026, 11, 30))  # ten working days on
+        s.commit()
+        clocks = {c.department: c.state for c in s.scalars(select(CaseClock))}
+        assert s.scalars(select(CaseLightChange)).all() == [] and done.changes == 0
+        told = s.scalars(select(OutboxEvent.idempotency_key).where(
+            OutboxEvent.event_type == notices.NOTICE_EVENT, OutboxEvent.subject == code)).all()  # fmt: skip
+    assert "running" not in clocks.values() and clocks[CASE] != "running", clocks
+    assert told.count(f"case.notice:{code}:concluded") == 1
 
 
 def test_the_conclusion_table_matches_its_migration(city: World) -> None:
