@@ -47,6 +47,7 @@ from typing import Any
 from hub import safe_yaml
 from hub.masking import mask_name, mask_phone
 from sandbox.faults import SwitchFile
+from sandbox.serving import serve
 
 log = logging.getLogger("sandbox.sms")
 
@@ -311,13 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     gateway = SmsGateway(SmsStore(args.db), SmsFaultFile(args.faults), default_token())
     server = SmsGatewayServer(gateway, args.port, args.host)
-    if args.port_file:
-        tmp = args.port_file.with_suffix(".tmp")
-        tmp.write_text(str(server.port))
-        tmp.replace(args.port_file)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.httpd.serve_forever()
-    return 0
+    return serve(server.httpd, server.port, args.port_file)
 
 
 if __name__ == "__main__":

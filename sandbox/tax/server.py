@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import socketserver
@@ -20,6 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from spyne.server.wsgi import WsgiApplication
 
 from sandbox.faults import FaultFile
+from sandbox.serving import serve
 from sandbox.tax.service import make_application
 from sandbox.tax.store import TaxStore
 from sandbox.tax.wsgi import Credentials, TaxGateway
@@ -92,13 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     credentials = None if args.no_auth else default_credentials()
     server = TaxServer(TaxStore(args.db), FaultFile(args.faults), credentials, args.port)
-    if args.port_file:
-        tmp = args.port_file.with_suffix(".tmp")
-        tmp.write_text(str(server.port))
-        tmp.replace(args.port_file)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.httpd.serve_forever()
-    return 0
+    return serve(server.httpd, server.port, args.port_file)
 
 
 if __name__ == "__main__":
