@@ -3,6 +3,10 @@ numbers and every parameter a template names; one message per out_id; faults on 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,7 @@ import httpx
 import pytest
 
 from cases.catalogue import load_catalogue
-from sandbox.sms import DOWN, ERROR, TIMEOUT, Registration, SmsGatewayServer, start_gateway
+from sandbox.sms import DOWN, ERROR, PATH, TIMEOUT, Registration, SmsGatewayServer, start_gateway
 
 TOKEN = "tok-sandbox"
 
@@ -103,3 +107,26 @@ def test_the_gateway_registers_the_catalogue_s_texts() -> None:
     params = {"name": "李小龙", "item": "开具纳税证明", "code": "330322-20261201-7K3PQ0", "days": "1"}
     accepted = templates.template("accepted")
     assert registered.render(accepted.template_code, params) == accepted.render(params)
+
+
+def test_started_as_its_own_process_it_announces_its_port_and_takes_messages(tmp_path: Path) -> None:
+    """``python -m sandbox.sms --port-file`` (as a starter or a container runs it): the port file holds the
+    port it took, and the gateway there checks its token and records a message."""
+    port_file = tmp_path / "sms.port"
+    env = {**os.environ, "HUB_SANDBOX_SMS_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.sms", "--db", str(tmp_path / "sms.db"),
+         "--faults", str(tmp_path / "faults.json"), "--port-file", str(port_file)], env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{int(port_file.read_text())}{PATH}"
+        assert not (tmp_path / "sms.tmp").exists()
+        refused = httpx.post(url, json=message(), headers={"authorization": "Bearer wrong"}, timeout=10)
+        sent = httpx.post(url, json=message(), headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert refused.status_code == 401 and sent.status_code == 200 and sent.json()["code"] == "OK"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
