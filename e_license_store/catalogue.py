@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from e_license_store.identifier import is_issuing_authority
 from hub import safe_yaml
 from hub.masking import KINDS, mask
 
@@ -82,6 +83,11 @@ def validate_catalogue(data: Any) -> None:
     if dupes:
         raise CatalogueError(f"duplicate type codes: {dupes}")
     for t in data["types"]:
+        if not is_issuing_authority(t["issuer_code"]):
+            raise CatalogueError(
+                f"type {t['type_code']}: issuer_code {t['issuer_code']!r} is no issuing authority's unified social "
+                "credit code (GB 32100, check character verified; 11 organ or 12 public institution)"
+            )
         names = [f["name"] for f in t["surface_fields"]]
         if len(names) != len(set(names)):
             raise CatalogueError(f"duplicate surface field names in type {t['type_code']}")
