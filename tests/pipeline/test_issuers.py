@@ -90,7 +90,7 @@ def _demo_drafts() -> list[tuple[LicenseDraft, SourceRef]]:
             surface["seal_types"] = "公章"
         draft = LicenseDraft(
             license_type_code=type_code, license_number=f"DEMO-{type_code}", holder_name="温州洞头海景餐饮有限公司",
-            holder_code="91330322MA2C8XYZ1K", holder_kind=HolderKind.enterprise, issuer_code=issuer,
+            holder_code="91110000600037341L", holder_kind=HolderKind.enterprise, issuer_code=issuer,
             issue_date=dt.date(2026, 3, 2), surface=surface,
         )  # fmt: skip
         out.append((draft, SourceRef(department=department, dataset="cases", source_key=f"demo-{type_code}",
@@ -144,6 +144,6 @@ def test_the_sandbox_land_bureau_names_itself_and_its_opinions_are_issued_under_
 def test_an_issuer_that_is_no_authority_gives_way_to_the_catalogues() -> None:
     land = load_catalogue()["3101"].issuer_code
     for given in ("330322", "000000", "13303220000", "330322001000", "113303220025679672",  # wrong check
-                  "91330322MA2C8XYZ1K", "", None):  # fmt: skip
+                  "91110000600037341L", "", None):  # fmt: skip
         assert issuing_authority("3101", given) == land, given
     assert issuing_authority("3101", " 11330300-0025 6798 3t ") == "11330300002567983T"
