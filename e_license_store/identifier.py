@@ -7,10 +7,11 @@ Structure: ``<type code>-<issuing authority code>-<serial><check>``
   GB 32100: 18 characters, its MOD 31 check character verified by :mod:`identifiers.uscc`), an
   authority registered by the establishment administration — an organ (机关, ``11``) or a
   public institution a law empowers to issue (事业单位, ``12``); :func:`is_issuing_authority`.
-  The pipeline and the case results issue under nothing else: a source's code that is not one
-  (a region code, a department's internal authority code) gives way to the authority the
-  catalogue registers for the type. The id pattern itself still reads 6 to 18 characters there,
-  so an id printed under a shorter code keeps parsing;
+  The pipeline's drafts and approval results take a source's code only when it is one; any
+  other (a region code, a department's internal authority code) gives way to the authority the
+  catalogue registers for the type (:func:`e_license_store.catalogue.issuing_authority`). The
+  id pattern itself still reads 6 to 18 characters there, so an id printed under a shorter code
+  before keeps parsing;
 * serial: 12 base-36 characters taken from SHA-256 of the licence's *source*
   (type, department, dataset, source record key), so re-running an import never mints
   a second licence for the same thing;

@@ -16,13 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
 
-from e_license_store.catalogue import license_type
-from e_license_store.identifier import compact_authority_code, is_issuing_authority
+from e_license_store.catalogue import issuing_authority
 from e_license_store.model import LicenseDraft
 from e_license_store.service import InvalidDraft, InvalidTransition
 from e_license_store.source_status import apply_source_status
@@ -101,30 +99,6 @@ def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
     owners = row.get("owners")
     owners = list(owners) if owners is not None and not isinstance(owners, str) else []
     return [dict(o) for o in owners if o]
-
-
-def issuing_authority(type_code: str, given: Any) -> str:
-    """The issuer a licence of ``type_code`` carries: the source's own when it is an issuing
-    authority's USCC, else the authority the catalogue registers for the type — never a region
-    code, a department's internal authority code (税务机关代码) or a placeholder.
-
-    >>> issuing_authority("3101", "11330300002567983T")   # the source names its authority
-    '11330300002567983T'
-    >>> issuing_authority("3101", "330322"), issuing_authority("2101", None)
-    ('113303220025679671', '113303220025679671')
-    """
-    if given is not None and is_issuing_authority(str(given)):
-        return compact_authority_code(str(given))
-    if given not in (None, ""):
-        _not_an_authority(type_code, str(given))
-    return license_type(type_code).issuer_code
-
-
-@lru_cache(maxsize=256)
-def _not_an_authority(type_code: str, given: str) -> None:
-    """Logged once per type and code: the source's issuer code is no authority's USCC."""
-    log.warning("licence type %s: source issuer %r is not an issuing authority's USCC; issued under %s",
-                type_code, given, license_type(type_code).issuer_code)  # fmt: skip
 
 
 def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) -> Iterator[tuple[Any, str, str | None]]:

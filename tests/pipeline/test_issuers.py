@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import select
 
-from e_license_store.catalogue import load_catalogue
+from e_license_store.catalogue import issuing_authority, load_catalogue
 from e_license_store.identifier import is_issuing_authority, parse
 from e_license_store.model import LicenseDraft
 from e_license_store.service import LicenseService
@@ -28,7 +28,7 @@ from e_license_store.tables import LicenseIndexEntry
 from identifiers import uscc
 from mappings.canonical.models import HolderKind, SourceRef
 from mappings.engine import load_all
-from pipeline.publish import drafts, issuing_authority
+from pipeline.publish import drafts
 from rigs.demo_month import JOINT_LICENCES
 from tests.mappings import samples
 
@@ -75,8 +75,10 @@ def _mapped_drafts(mapping: Any, batch: pd.DataFrame | pa.Table) -> list[tuple[L
     out = []
     for row in result.records.to_dict(orient="records"):
         for draft, suffix, _status in drafts(row, mapping):
-            source = SourceRef(department=mapping.department, dataset=mapping.dataset,
-                               source_key=f"{row['_source_key']}{suffix}", source_version="1", run_id="run-1")  # fmt: skip
+            key = f"{row['_source_key']}{suffix}"
+            source = SourceRef(
+                department=mapping.department, dataset=mapping.dataset, source_key=key, source_version="1", run_id="r1"
+            )
             out.append((draft, source))
     return out
 
