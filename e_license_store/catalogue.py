@@ -7,6 +7,7 @@ checks a schema cannot express: unique type codes and field names).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,12 +15,14 @@ from typing import Any
 
 import jsonschema
 
+from e_license_store.identifier import compact_authority_code, is_issuing_authority
 from hub import safe_yaml
 from hub.masking import KINDS, mask
 
 HERE = Path(__file__).parent
 CATALOGUE_PATH = HERE / "catalogue.yaml"
 SCHEMA_PATH = HERE / "catalogue.schema.json"
+_log = logging.getLogger(__name__)
 
 
 class CatalogueError(ValueError):
@@ -82,6 +85,11 @@ def validate_catalogue(data: Any) -> None:
     if dupes:
         raise CatalogueError(f"duplicate type codes: {dupes}")
     for t in data["types"]:
+        if not is_issuing_authority(t["issuer_code"]):
+            raise CatalogueError(
+                f"type {t['type_code']}: issuer_code {t['issuer_code']!r} is no issuing authority's unified social "
+                "credit code (GB 32100, check character verified; 11 organ or 12 public institution)"
+            )
         names = [f["name"] for f in t["surface_fields"]]
         if len(names) != len(set(names)):
             raise CatalogueError(f"duplicate surface field names in type {t['type_code']}")
@@ -143,3 +151,27 @@ def number_shown(type_code: str, number: str, personal: bool) -> str:
     except UnknownLicenseType:
         kind = None
     return str(mask(number, kind))
+
+
+def issuing_authority(type_code: str, given: Any) -> str:
+    """The issuer a licence of ``type_code`` carries: the source's own when it is an issuing
+    authority's USCC, else the authority the catalogue registers for the type — never a region
+    code, a department's internal authority code (税务机关代码) or a placeholder.
+
+    >>> issuing_authority("3101", "11330300002567983T")   # the source names its authority
+    '11330300002567983T'
+    >>> issuing_authority("3101", "330322"), issuing_authority("2101", None)
+    ('113303220025679671', '113303220025679671')
+    """
+    if given is not None and is_issuing_authority(str(given)):
+        return compact_authority_code(str(given))
+    if given not in (None, ""):
+        _not_an_authority(type_code, str(given))
+    return license_type(type_code).issuer_code
+
+
+@lru_cache(maxsize=256)
+def _not_an_authority(type_code: str, given: str) -> None:
+    """Logged once per type and code: the source's issuer code is no authority's USCC."""
+    _log.warning("licence type %s: source issuer %r is not an issuing authority's USCC; issued under %s",
+                type_code, given, license_type(type_code).issuer_code)  # fmt: skip

@@ -3,8 +3,15 @@
 Structure: ``<type code>-<issuing authority code>-<serial><check>``
 
 * type code: 4 characters from the catalogue (``1101`` business licence, ...);
-* issuing authority code: the authority's USCC or region/department code as given,
-  upper-case ``0-9A-Z``, 6 to 18 characters;
+* issuing authority code: the issuing authority's unified social credit code (统一社会信用代码,
+  GB 32100: 18 characters, its MOD 31 check character verified by :mod:`identifiers.uscc`), an
+  authority registered by the establishment administration — an organ (机关, ``11``) or a
+  public institution a law empowers to issue (事业单位, ``12``); :func:`is_issuing_authority`.
+  The pipeline's drafts and approval results take a source's code only when it is one; any
+  other (a region code, a department's internal authority code) gives way to the authority the
+  catalogue registers for the type (:func:`e_license_store.catalogue.issuing_authority`). The
+  id pattern itself still reads 6 to 18 characters there, so an id printed under a shorter code
+  before keeps parsing;
 * serial: 12 base-36 characters taken from SHA-256 of the licence's *source*
   (type, department, dataset, source record key), so re-running an import never mints
   a second licence for the same thing;
@@ -15,11 +22,15 @@ Structure: ``<type code>-<issuing authority code>-<serial><check>``
 The hyphens keep the variable-length authority code parseable; they are not part of
 the check.
 
->>> lid = make_license_id("1101", "330322", "commerce", "enterprise_registry", "ent-42")
+>>> lid = make_license_id("1101", "113303220025678958", "commerce", "enterprise_registry", "ent-42")
 >>> lid
-'1101-330322-...'
->>> is_valid(lid)
-True
+'1101-113303220025678958-...'
+>>> is_valid(lid), parse(lid)[1]
+(True, '113303220025678958')
+>>> is_issuing_authority("113303220025678958"), is_issuing_authority("330322")
+(True, False)
+>>> is_issuing_authority("91110000600037341L")   # a valid USCC, but an enterprise issues no licence
+False
 >>> calc_check_char("00000000D07A0090")  # ISAN 0000-0000-D07A-0090-Q, an ISO 7064 MOD 37,36 user
 'Q'
 """
@@ -28,6 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+
+from identifiers import uscc
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SERIAL_LENGTH = 12
@@ -81,6 +94,19 @@ def _serial(type_code: str, department: str, dataset: str, source_key: str) -> s
 def source_serial(type_code: str, department: str, dataset: str, source_key: str) -> str:
     """The serial part of the licence id a source record yields for a type (whoever issues it)."""
     return _serial(type_code, department, dataset, source_key)
+
+
+#: GB 32100 registration authority 1 (机构编制) and the entity types that issue licences:
+#: 1 机关 (organs), 2 事业单位 (public institutions a law empowers, e.g. a registration centre)
+ISSUING_ENTITY_TYPES = ("11", "12")
+
+
+def is_issuing_authority(code: str | None) -> bool:
+    """Whether ``code`` is a valid USCC (check character verified) of an organ or public institution."""
+    if not code:
+        return False
+    compact = compact_authority_code(str(code))
+    return len(compact) == 18 and compact[:2] in ISSUING_ENTITY_TYPES and uscc.is_valid(compact)
 
 
 def compact_authority_code(code: str) -> str:

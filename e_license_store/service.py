@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store import index
-from e_license_store.catalogue import LicenseType, license_type
+from e_license_store.catalogue import LicenseType, issuing_authority, license_type
 from e_license_store.identifier import make_license_id
 from e_license_store.model import (
     Envelope,
@@ -128,7 +128,7 @@ def draft_from_approval(approval: ApprovalResult, type_code: str = "3101") -> Li
         holder_name=approval.applicant_name or approval.applicant_code,
         holder_code=approval.applicant_code,
         holder_kind=HolderKind.enterprise,
-        issuer_code=approval.issuer_code,
+        issuer_code=issuing_authority(type_code, approval.issuer_code),
         issuer_name=approval.issuer_name,
         issue_date=approval.issue_date,
         valid_until=approval.valid_until,

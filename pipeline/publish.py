@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from e_license_store.catalogue import license_type
+from e_license_store.catalogue import issuing_authority
 from e_license_store.model import LicenseDraft
 from e_license_store.service import InvalidDraft, InvalidTransition
 from e_license_store.source_status import apply_source_status
@@ -121,8 +121,7 @@ def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) ->
                 continue  # nothing to issue from: validation reported the row's gaps already
             surface = {k: _get(row, owner, ref) for k, ref in lic.surface.items()}
             surface = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in surface.items() if v is not None}
-            # the source's own issuer, else the authority the catalogue names for the type (never a placeholder)
-            issuer = _get(row, owner, lic.issuer_code) or license_type(lic.type_code).issuer_code
+            issuer = issuing_authority(lic.type_code, _get(row, owner, lic.issuer_code))
             draft = LicenseDraft(
                 license_type_code=lic.type_code,
                 license_number=str(number),

@@ -698,8 +698,9 @@ def _approval_results(
             "applicant_name": apps["owner_name"],
             "applicant_id_type": apps["owner_id_type"],
             "applicant_id_code": apps["owner_id_code"],
-            "issuer_code": [r.code for r in regions],
-            "issuer_name": "温州市自然资源和规划局",
+            # the issuing bureau's own code (机关统一社会信用代码), as its approval system records it
+            "issuer_code": vocab.LAND_APPROVAL_ISSUER[0],
+            "issuer_name": vocab.LAND_APPROVAL_ISSUER[1],
             "opinion": [vocab.OPINIONS[c] for c in conclusion.tolist()],
             "conclusion": conclusion,
             "issue_date": issue,

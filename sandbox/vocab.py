@@ -120,3 +120,6 @@ OPINIONS = {
     "approved_with_conditions": "项目用地基本符合规划，须落实耕地占补平衡后方可办理用地手续。",
     "rejected": "项目选址涉及永久基本农田，不予通过用地预审。",
 }
+#: the authority that issues the land-use pre-review opinions (温自然资预〔year〕N号): its unified social
+#: credit code (GB 32100: 11 = organ, 330300 = 温州市, organisation code 00256798-3, check T) and name
+LAND_APPROVAL_ISSUER = ("11330300002567983T", "温州市自然资源和规划局")

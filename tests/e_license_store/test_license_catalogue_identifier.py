@@ -13,6 +13,7 @@ from e_license_store.identifier import (
     ALPHABET,
     InvalidLicenseId,
     calc_check_char,
+    is_issuing_authority,
     is_valid,
     make_license_id,
     parse,
@@ -52,21 +53,45 @@ def test_catalogue_rejects_duplicate_type_codes() -> None:
         parse_catalogue(data)
 
 
+def test_catalogue_rejects_an_issuer_that_is_no_authoritys_uscc() -> None:
+    data = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    for bad in ("113303220025679672", "91110000600037341L"):  # check character wrong; an enterprise's code
+        broken = copy.deepcopy(data)
+        broken["types"][0]["issuer_code"] = bad
+        with pytest.raises(CatalogueError, match="no issuing authority"):
+            parse_catalogue(broken)
+    broken = copy.deepcopy(data)
+    broken["types"][0]["issuer_code"] = "330322"  # a region code: not even the shape
+    with pytest.raises(CatalogueError, match="issuer_code"):
+        parse_catalogue(broken)
+
+
 def test_iso7064_mod37_36_matches_isan_example() -> None:
     # ISAN 0000-0000-D07A-0090-Q-...: check character Q under ISO 7064 MOD 37,36
     assert calc_check_char("00000000D07A0090") == "Q"
 
 
 def test_license_id_is_deterministic_from_its_source() -> None:
-    a = make_license_id("1101", "1133-0322-0025678912", "commerce", "enterprise_registry", "ent-1")
-    b = make_license_id("1101", "113303220025678912", "commerce", "enterprise_registry", "ent-1")
-    c = make_license_id("1101", "113303220025678912", "commerce", "enterprise_registry", "ent-2")
+    a = make_license_id("1101", "1133-0322-0025678958", "commerce", "enterprise_registry", "ent-1")
+    b = make_license_id("1101", "113303220025678958", "commerce", "enterprise_registry", "ent-1")
+    c = make_license_id("1101", "113303220025678958", "commerce", "enterprise_registry", "ent-2")
     assert a == b != c
-    assert parse(a)[:2] == ("1101", "113303220025678912")
+    assert parse(a)[:2] == ("1101", "113303220025678958")
+    assert len(a) == 4 + 1 + 18 + 1 + 12 + 1  # type, the issuer's USCC, serial and check
+
+
+def test_is_issuing_authority_follows_gb_32100() -> None:
+    assert is_issuing_authority("113303220025679671")  # an organ (机关): 1, 1
+    assert is_issuing_authority("11330300002567983T") and is_issuing_authority("1133 0300-0025 6798 3t")
+    assert not is_issuing_authority("113303220025679672")  # MOD 31 check character wrong
+    assert not is_issuing_authority("91110000600037341L")  # valid, an enterprise's
+    assert not is_issuing_authority("51110000600037341X")  # civil affairs' social organisation, not an authority
+    for short in ("330322", "13303220000", "000000", "", None):
+        assert not is_issuing_authority(short)
 
 
 def test_every_single_character_substitution_is_detected() -> None:
-    lid = make_license_id("2101", "330322", "land", "packages", "unit-42")
+    lid = make_license_id("2101", "113303220025679671", "land", "packages", "unit-42")
     assert is_valid(lid)
     flat = [i for i, ch in enumerate(lid) if ch != "-"]
     for i in flat:

@@ -146,7 +146,16 @@ def test_approval_result_is_issued_with_default_validity_and_approval_event(
         source=SourceRef(department="land", dataset="exchange_packages", source_key="AR-1", source_version="1"),
     )
     issued = service.issue_approval(approval)
-    assert issued.license_id.startswith("3101-330300-")
+    # a division code is no issuer: the authority the catalogue registers for 3101 issues it
+    assert issued.license_id.startswith("3101-113303220025679671-")
+    own = approval.model_copy(
+        update={
+            "issuer_code": "11330300002567983T",
+            "approval_no": "浙自然资预审〔2016〕13号",
+            "source": approval.source.model_copy(update={"source_key": "AR-2"}),
+        }
+    )
+    assert service.issue_approval(own).license_id.startswith("3101-11330300002567983T-")  # the city bureau's own
     with sessions() as s:
         row = get_license(s, issued.license_id)
     assert row is not None and row.valid_until == dt.date(2019, 3, 1)
