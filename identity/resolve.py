@@ -313,10 +313,10 @@ def _link_batch(
         learnt=learnt_count + nested.learnt,
         merged_events=events + nested.merged_events,
         by_status={str(k): int(v) for k, v in counts.items()},
-        linked_by_match=matched.matched if matched else 0,
-        sent_to_review=matched.review if matched else 0,
-        provisional=matched.provisional if matched else 0,
-        model_version=matched.model_version if matched else None,
+        linked_by_match=(matched.matched if matched else 0) + nested.linked_by_match,
+        sent_to_review=(matched.review if matched else 0) + nested.sent_to_review,
+        provisional=(matched.provisional if matched else 0) + nested.provisional,
+        model_version=(matched.model_version if matched else None) or nested.model_version,
     )
 
 

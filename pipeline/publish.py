@@ -25,6 +25,7 @@ from e_license_store.model import LicenseDraft
 from e_license_store.service import InvalidDraft, InvalidTransition
 from e_license_store.source_status import apply_source_status
 from hub.masking import mask_resident_id
+from identifiers.normalize import normalize
 from mappings.canonical.models import HolderKind, SourceRef
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ NESTED = "owners[]."
 RESOLVED = "canonical_code"
 #: what the identity step adds to each entry of a list of owners
 OWNER_RESOLVED = "resolved_id"
+#: the identity step's status column: its presence says resolution ran over the row
+IDENTITY_STATUS = "identity_status"
 LITERAL_KINDS = {"person", "enterprise"}
 
 
@@ -101,6 +104,16 @@ def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
     return [dict(o) for o in owners if o]
 
 
+def _resolution_ran(row: Mapping[str, Any], owner: Mapping[str, Any] | None) -> bool:
+    """Whether the identity step resolved the holder (its columns are on the row, or the owner)."""
+    return OWNER_RESOLVED in owner if owner is not None else IDENTITY_STATUS in row
+
+
+def _usable(code: Any) -> bool:
+    """A valid code of any kind (a USCC, a resident id, an old code a holder may still hold)."""
+    return code is not None and bool(normalize(code)["valid"])
+
+
 def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) -> Iterator[tuple[Any, str, str | None]]:
     """(draft, source key suffix, canonical status) for every licence ``row`` yields; with
     ``unselected``, for those its licence entries' ``when`` leaves out instead."""
@@ -108,14 +121,18 @@ def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) ->
         if _selected(row, lic.when) == unselected:
             continue
         for i, owner in enumerate(_owners(row, lic)):
-            holder_code = _get(row, owner, lic.holder_code)
-            if owner is None and _value(row.get(RESOLVED)):
-                # the identity step's canonical code (USCC for an old taxpayer id or organisation code)
-                holder_code = _value(row.get(RESOLVED))
-            elif owner is not None and _value(owner.get(OWNER_RESOLVED)):
-                # an owner named by an old code (organisation code, 15-digit id) holds under its canonical one
-                holder_code = _value(owner.get(OWNER_RESOLVED))
+            written = _get(row, owner, lic.holder_code)
+            # the identity step's canonical code: a USCC for an old taxpayer id or organisation code,
+            # an owner's canonical code for its old one, the identity matching found for a damaged code
+            resolved = _value(row.get(RESOLVED)) if owner is None else _value(owner.get(OWNER_RESOLVED))
+            if resolved is None and _resolution_ran(row, owner) and not _usable(written):
+                continue  # placed nowhere yet (in the review queue): no licence under a damaged code
+            holder_code = resolved or written
             number = _get(row, owner, lic.number)
+            if resolved and lic.number == lic.holder_code and number != resolved and not _usable(number):
+                # a licence numbered by its holder's code (a business licence by the USCC) carries the
+                # valid code of the identity found, never the damaged code as written
+                number = resolved
             issue_date = _date(_get(row, owner, lic.issue_date)) if lic.issue_date else _version_date(row)
             if not holder_code or not number or issue_date is None:
                 continue  # nothing to issue from: validation reported the row's gaps already
