@@ -35,8 +35,6 @@ NESTED = "owners[]."
 RESOLVED = "canonical_code"
 #: what the identity step adds to each entry of a list of owners
 OWNER_RESOLVED = "resolved_id"
-#: the identity step's status column: its presence says resolution ran over the row
-IDENTITY_STATUS = "identity_status"
 LITERAL_KINDS = {"person", "enterprise"}
 
 
@@ -104,11 +102,6 @@ def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
     return [dict(o) for o in owners if o]
 
 
-def _resolution_ran(row: Mapping[str, Any], owner: Mapping[str, Any] | None) -> bool:
-    """Whether the identity step resolved the holder (its columns are on the row, or the owner)."""
-    return OWNER_RESOLVED in owner if owner is not None else IDENTITY_STATUS in row
-
-
 def _usable(code: Any) -> bool:
     """A valid code of any kind (a USCC, a resident id, an old code a holder may still hold)."""
     return code is not None and bool(normalize(code)["valid"])
@@ -124,9 +117,9 @@ def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) ->
             written = _get(row, owner, lic.holder_code)
             # the identity step's canonical code: a USCC for an old taxpayer id or organisation code,
             # an owner's canonical code for its old one, the identity matching found for a damaged code
+            # (a record in the review queue, placed nowhere yet, holds under its code as written until a
+            # steward's decision moves its licence: identity_review.move_licences)
             resolved = _value(row.get(RESOLVED)) if owner is None else _value(owner.get(OWNER_RESOLVED))
-            if resolved is None and _resolution_ran(row, owner) and not _usable(written):
-                continue  # placed nowhere yet (in the review queue): no licence under a damaged code
             holder_code = resolved or written
             number = _get(row, owner, lic.number)
             if resolved and lic.number == lic.holder_code and number != resolved and not _usable(number):

@@ -1,8 +1,9 @@
 """A licence issued from a record whose USCC is damaged carries the code of the enterprise matching
 found, on SQLite and PostgreSQL: the business licence (numbered by the USCC) and the tax registration
 certificate (numbered by the taxpayer code) show the valid USCC as their number and their holder's
-code, in the index and in the signed document, and verify; a record left in the review queue
-yields no licence under its damaged code."""
+code, in the index and in the signed document, and verify; a record left in the review queue holds
+its licence as written until a steward accepts a candidate: the licence then moves to the candidate
+with the candidate's code as its number, and a split moves both back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from e_license_store.index import licenses_by_holder
 from e_license_store.model import parse_envelope
@@ -21,13 +23,17 @@ from e_license_store.verify import verify_file
 from hub.db import make_engine, session_factory, session_scope
 from hub.settings import reset_settings
 from identity.matching_step import PROBABILISTIC
+from identity.matching_tables import IdentityReviewQueue
 from identity.resolve import link_mapping_batch
 from pipeline.publish import publish_frame
 from pipeline.steps import load_mapping
+from recognition.identity_review import accept, move_licences, split
 from sandbox.generator import Sizes, generate
-from tests.identity.matching.test_resolve_enterprise_matching import TWIN_NAME, TWIN_REP, _damage, _seed
+from tests.identity.matching.test_resolve_enterprise_matching import TWIN_NAME, TWIN_REP, TWINS, _damage, _seed
 
 VERSION = pd.Timestamp("2026-03-01T10:00:00")
+#: a USCC of neither twin, its check character wrong: which twin?
+TWIN_DAMAGED = "91330322MA2TWYN2XA"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +69,7 @@ def _commerce(ent: pd.Series) -> pd.DataFrame:
             {  # one of two twins, its code damaged beyond telling which: waits in review
                 **base,
                 "_source_key": "E-ambiguous",
-                "uscc": "91330322MA2TWYN2XA",
+                "uscc": TWIN_DAMAGED,
                 "name": TWIN_NAME,
                 "legal_rep_name": TWIN_REP,
                 "address": "浙江省温州市洞头区北岙街道海霞路8号",
@@ -105,7 +111,7 @@ def _scenario(url: str, pop: object, tmp_path: Path) -> None:
         ent = ents.iloc[10]
         valid, damaged = str(ent["uscc"]), _damage(str(ent["uscc"]))
         for name, frame, type_code, count in (
-            ("commerce_enterprises", _commerce(ent), "1101", (1, 1)),
+            ("commerce_enterprises", _commerce(ent), "1101", (2, 0)),
             ("tax_taxpayers", _tax(ent), "1102", (1, 0)),
         ):
             mapping = load_mapping(name)
@@ -118,7 +124,7 @@ def _scenario(url: str, pop: object, tmp_path: Path) -> None:
             issued, _changed, idle = publish_frame(
                 records, mapping, service, run_id=f"run-{name}", staged_ref=f"file:///staged/{name}.parquet"
             )
-            assert (issued, idle) == count  # the twin in review yields no business licence
+            assert (issued, idle) == count
             with session_scope(engine) as s:
                 (lic,) = licenses_by_holder(s, valid, type_codes=[type_code])
                 # the number and the holder: the valid USCC, never the damaged code as written
@@ -130,7 +136,30 @@ def _scenario(url: str, pop: object, tmp_path: Path) -> None:
                 checked = verify_file(data, keyring, session=s)
                 assert checked.ok, checked.problems
                 assert licenses_by_holder(s, damaged) == []
-                assert licenses_by_holder(s, "91330322MA2TWYN2XA") == []
+        # the twin in review: its business licence as written, until a steward decides
+        with session_scope(engine) as s:
+            (waiting,) = licenses_by_holder(s, TWIN_DAMAGED)
+            assert waiting.license_number == TWIN_DAMAGED
+            item_id = s.scalars(select(IdentityReviewQueue.id)).one()
+        with session_scope(engine) as s:
+            accept(s, item_id, actor="steward-1", reason="same enterprise: registry file", candidate=TWINS[1])
+        with session_scope(engine) as s:
+            (moved,) = move_licences(s, service)
+            assert [m["version"] for m in moved.moves] == [2]
+        with session_scope(engine) as s:
+            (lic,) = licenses_by_holder(s, TWINS[1])
+            assert lic.license_id == waiting.license_id and lic.license_number == TWINS[1]
+            document = parse_envelope(store.get(lic.object_key)).document.license
+            assert (document.license_number, document.holder_code, document.version) == (TWINS[1], TWINS[1], 2)
+            assert verify_file(store.get(lic.object_key), keyring, session=s).ok
+        with session_scope(engine) as s:
+            split(s, item_id, actor="steward-2", reason="a different enterprise after all")
+        with session_scope(engine) as s:
+            move_licences(s, service)
+        with session_scope(engine) as s:
+            (back,) = licenses_by_holder(s, TWIN_DAMAGED)
+            assert back.license_number == TWIN_DAMAGED and back.version == 3
+            assert licenses_by_holder(s, TWINS[1]) == []
         with session_scope(engine) as s:
             held = licenses_by_holder(s, valid)
             assert sorted(r.license_type_code for r in held) == ["1101", "1102"]

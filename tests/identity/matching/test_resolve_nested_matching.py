@@ -2,8 +2,8 @@
 owner whose resident id lost its check character is linked by the model to the person the index
 knows (probability and model version on the owner's link ``<unit>#<n>``), an owner of two twins'
 name and birth date waits in the review queue, an owner nobody knows becomes a provisional
-identity; the property certificates are issued to the identities found, and none is issued under
-a damaged code."""
+identity; the property certificates are issued to the identities found — the twin's held as
+written until a steward's decision moves it."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from identity.resolve import link_mapping_batch
 from identity.tables import IdentityPerson, IdentitySourceRecord
 from pipeline.publish import publish_frame
 from pipeline.steps import load_mapping
+from recognition.identity_review import accept, move_licences
 from sandbox.generator import Sizes, generate
 from tests.identity.matching.test_resolve_matching import TWIN_NAME, TWINS, _damage, _seed
 
@@ -131,9 +132,11 @@ def _scenario(url: str, pop: object, tmp_path: Path, caplog: pytest.LogCaptureFi
             # the same batch again links nothing twice and queues nothing twice
         with session_scope(engine) as s:
             again = link_mapping_batch(s, _land(known, other), mapping, run_id="run-land-2")
-            assert [o["resolved_id"] for o in again.records["owners"].iloc[0]][0] == known["resident_id"]
+            assert again.records["owners"].iloc[0][0]["resolved_id"] == known["resident_id"]
             assert len(s.scalars(select(IdentityReviewQueue)).all()) == 1
-            assert len(s.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.department == "land")).all()) == 3
+            assert (
+                len(s.scalars(select(IdentitySourceRecord).where(IdentitySourceRecord.department == "land")).all()) == 3
+            )
 
         # the property certificates: issued to the identities found, none under a damaged code
         rotate(tmp_path / "keys")
@@ -143,19 +146,31 @@ def _scenario(url: str, pop: object, tmp_path: Path, caplog: pytest.LogCaptureFi
         issued, _changed, idle = publish_frame(
             result.records, mapping, service, run_id="run-land-1", staged_ref="file:///staged/land/resolved.parquet"
         )
-        assert (issued, idle) == (3, 1)  # the twin's right waits for a steward: it yields nothing yet
+        assert (issued, idle) == (4, 0)
         with session_scope(engine) as s:
             (held,) = licenses_by_holder(s, str(known["resident_id"]))
             assert held.license_type_code == "2101"
             assert [r.holder_code for r in licenses_by_holder(s, unknown_code)] == [unknown_code]
             assert licenses_by_holder(s, _damage(str(known["resident_id"]))) == []
-            assert licenses_by_holder(s, TWIN_ID) == [] and licenses_by_holder(s, UNKNOWN_ID) == []
+            assert licenses_by_holder(s, UNKNOWN_ID) == []
             data = store.get(held.object_key)
             document = parse_envelope(data).document.license
             assert document.holder_code == known["resident_id"] and document.holder_name == known["name"]
             assert document.issue_date == dt.date(2026, 2, 27)
             checked = verify_file(data, keyring, session=s)
             assert checked.ok, checked.problems
+            # the twin's certificate is held as written until a steward decides whose it is
+            (waiting,) = licenses_by_holder(s, TWIN_ID)
+            item_id = s.scalars(select(IdentityReviewQueue.id)).one()
+        with session_scope(engine) as s:
+            accept(s, item_id, actor="steward-1", reason="same person: the certificate's archive", candidate=TWINS[0])
+        with session_scope(engine) as s:
+            (moved,) = move_licences(s, service)
+            assert moved.moves[0]["license_id"] == waiting.license_id and moved.moves[0]["version"] == 2
+        with session_scope(engine) as s:
+            (now,) = licenses_by_holder(s, TWINS[0])
+            assert now.license_id == waiting.license_id and now.license_number == waiting.license_number
+            assert licenses_by_holder(s, TWIN_ID) == []
     finally:
         engine.dispose()
 
