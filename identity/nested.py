@@ -3,6 +3,9 @@
 The property right names its owners; each owner is resolved and linked like any other record,
 keyed ``<record key>#<n>`` as its licence's source, through the link function resolution passes
 in (:func:`identity.resolve.link_batch`'s own), so this module does not import resolution back.
+An owner whose record declares its kind and whose code is unusable (missing, damaged) is matched
+like a top-level record (:mod:`identity.matching_step`: linked, sent to review, or provisional);
+one of no declared kind is resolved by code only (docs/decisions/0036-holders-inside-records-matched.md).
 """
 
 from __future__ import annotations
