@@ -1,9 +1,11 @@
 """A licence issued from a record whose USCC is damaged carries the code of the enterprise matching
 found, on SQLite and PostgreSQL: the business licence (numbered by the USCC) and the tax registration
 certificate (numbered by the taxpayer code) show the valid USCC as their number and their holder's
-code, in the index and in the signed document, and verify; a record left in the review queue holds
-its licence as written until a steward accepts a candidate: the licence then moves to the candidate
-with the candidate's code as its number, and a split moves both back."""
+code, in the index and in the signed document, and verify; a land-use pre-review opinion whose
+applicant is named by a damaged USCC is matched by the applicant's name and held by the enterprise;
+a record left in the review queue holds its licence as written until a steward accepts a candidate:
+the licence then moves to the candidate with the candidate's code as its number, and a split moves
+both back."""
 
 from __future__ import annotations
 
@@ -99,6 +101,31 @@ def _tax(ent: pd.Series) -> pd.DataFrame:
     )
 
 
+def _approval(ent: pd.Series) -> pd.DataFrame:
+    """A land-use pre-review opinion as the land mapping gives it: its applicant named by a damaged USCC."""
+    return pd.DataFrame(
+        [
+            {
+                "_source_key": "洞自然资预〔2026〕9002号",
+                "_source_version": "2",
+                "approval_no": "洞自然资预〔2026〕9002号",
+                "approval_type_code": "land_use_pre_review",
+                "project_name": "洞头区海霞路厂房扩建项目",
+                "applicant_name": ent["ent_name"],
+                "applicant_code": _damage(str(ent["uscc"])),
+                "issuer_name": "温州市洞头区自然资源和规划局",
+                "issuer_code": "113303220025678912",
+                "opinion": "同意",
+                "conclusion": "approved",
+                "issue_date": pd.Timestamp("2026-02-20"),
+                "valid_until": pd.Timestamp("2029-02-19"),
+                "land_area_m2": 1200.0,
+                "location": "浙江省温州市洞头区北岙街道海霞路",
+            }
+        ]
+    )
+
+
 def _scenario(url: str, pop: object, tmp_path: Path) -> None:
     engine = make_engine(url)
     rotate(tmp_path / "keys")
@@ -113,6 +140,7 @@ def _scenario(url: str, pop: object, tmp_path: Path) -> None:
         for name, frame, type_code, count in (
             ("commerce_enterprises", _commerce(ent), "1101", (2, 0)),
             ("tax_taxpayers", _tax(ent), "1102", (1, 0)),
+            ("land_approval_results", _approval(ent), "3101", (1, 0)),
         ):
             mapping = load_mapping(name)
             with session_scope(engine) as s:
@@ -127,11 +155,13 @@ def _scenario(url: str, pop: object, tmp_path: Path) -> None:
             assert (issued, idle) == count
             with session_scope(engine) as s:
                 (lic,) = licenses_by_holder(s, valid, type_codes=[type_code])
-                # the number and the holder: the valid USCC, never the damaged code as written
-                assert lic.license_number == valid and lic.holder_code == valid
+                # the number and the holder: the valid USCC, never the damaged code as written (an
+                # approval keeps its own number: it is numbered by the approval, not by the holder)
+                number = records["approval_no"].iloc[0] if type_code == "3101" else valid
+                assert lic.license_number == number and lic.holder_code == valid
                 data = store.get(lic.object_key)
                 document = parse_envelope(data).document.license
-                assert document.license_number == valid and document.holder_code == valid
+                assert document.license_number == number and document.holder_code == valid
                 assert document.holder_name == ent["ent_name"]
                 checked = verify_file(data, keyring, session=s)
                 assert checked.ok, checked.problems
@@ -162,8 +192,8 @@ def _scenario(url: str, pop: object, tmp_path: Path) -> None:
             assert licenses_by_holder(s, TWINS[1]) == []
         with session_scope(engine) as s:
             held = licenses_by_holder(s, valid)
-            assert sorted(r.license_type_code for r in held) == ["1101", "1102"]
-            assert {r.issue_date for r in held} == {dt.date(2026, 2, 27), dt.date(2016, 1, 4)}
+            assert sorted(r.license_type_code for r in held) == ["1101", "1102", "3101"]
+            assert {r.issue_date for r in held} == {dt.date(2026, 2, 27), dt.date(2016, 1, 4), dt.date(2026, 2, 20)}
     finally:
         engine.dispose()
 
