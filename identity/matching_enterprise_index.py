@@ -31,8 +31,9 @@ from mappings import normalizers as nz
 
 #: What the enterprise model compares, as columns of both sides (besides the code).
 ENTERPRISE_COLUMNS = ("name", "legal_rep_name", "address", "region_code")
-#: A department's column that is the enterprise's name (tax: ``taxpayer_name``).
-NAME_ALIASES = ("name", "taxpayer_name")
+#: A department's column that is the enterprise's name (tax: ``taxpayer_name``; an approval's
+#: applicant: ``applicant_name``).
+NAME_ALIASES = ("name", "taxpayer_name", "applicant_name")
 #: Where the enterprise's legal representative's resident id is in a department's record.
 LEGAL_REP_ID = "legal_rep_resident_id"
 

@@ -3,13 +3,16 @@
 The property right names its owners; each owner is resolved and linked like any other record,
 keyed ``<record key>#<n>`` as its licence's source, through the link function resolution passes
 in (:func:`identity.resolve.link_batch`'s own), so this module does not import resolution back.
+An owner whose record declares its kind and whose code is unusable (missing, damaged) is matched
+like a top-level record (:mod:`identity.matching_step`: linked, sent to review, or provisional);
+one of no declared kind is resolved by code only (docs/decisions/0036-holders-inside-records-matched.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -37,6 +40,7 @@ class LinkFrame(Protocol):
         mapping: ResolvableMapping | None,
         run_id: str | None,
         code_columns: Sequence[tuple[str, str | None]] | None,
+        match: bool = False,
     ) -> LinkedFrame: ...
 
 
@@ -49,6 +53,10 @@ class LinkedFrame(Protocol):
     linked_to_new: int
     learnt: int
     merged_events: int
+    linked_by_match: int
+    sent_to_review: int
+    provisional: int
+    model_version: str | None
 
 
 @dataclass
@@ -58,6 +66,10 @@ class _NestedCounts:
     linked_to_new: int = 0
     learnt: int = 0
     merged_events: int = 0
+    linked_by_match: int = 0
+    sent_to_review: int = 0
+    provisional: int = 0
+    model_version: str | None = None
 
 
 #: The column of a nested holder's code in the frame its elements are linked from.
@@ -109,36 +121,70 @@ def resolve_nested(
                 for i, j, el in elements
                 if (el.get(kind_key) if kind_key else None) in (entity_kind, None) and "resolved_id" not in el
             ]
-            if not group:
-                continue
-            fields = sorted({k for _, _, el in group for k in el} - {code_key, kind_key, "resolved_id"})
-            frame = pd.DataFrame(
-                {
-                    _NESTED_CODE: pd.Series([el.get(code_key) for _, _, el in group], dtype=object),
-                    **{f: pd.Series([el.get(f) for _, _, el in group], dtype=object) for f in fields},
-                }
-            )
-            if keys is not None:
-                frame["_source_key"] = [f"{keys[i]}#{j}" for i, j, _ in group]
-            if versions is not None:
-                frame["_source_version"] = pd.Series([versions[i] for i, _, _ in group], dtype=object)
-            res = link(
-                session,
-                frame,
-                entity_kind,
-                department,
-                dataset,
-                mapping=None,
-                run_id=run_id,
-                code_columns=[(_NESTED_CODE, None)],
-            )
-            for (_, _, el), code, status in zip(
-                group, res.records["canonical_code"].tolist(), res.records["identity_status"].tolist(), strict=True
-            ):
-                el["resolved_id"] = code if status in (RESOLVED, NEW) else None
-            counts.created += res.created
-            counts.linked += res.linked
-            counts.linked_to_new += res.linked_to_new
-            counts.learnt += res.learnt
-            counts.merged_events += res.merged_events
+            # an owner of a declared kind without a usable code is matched like a top-level record
+            # (linked, sent to review, or a provisional identity); one of no declared kind is not
+            # matched: nobody can say which model's it is
+            declared = [g for g in group if kind_key and g[2].get(kind_key) is not None]
+            undeclared = [g for g in group if not (kind_key and g[2].get(kind_key) is not None)]
+            for part, match in ((declared, True), (undeclared, False)):
+                if part:
+                    _link_elements(
+                        session, part, entity_kind, code_key, kind_key, keys, versions,
+                        department, dataset, run_id, link, counts, match=match,
+                    )  # fmt: skip
     return counts
+
+
+def _link_elements(
+    session: Session,
+    group: list[tuple[int, int, dict[str, Any]]],
+    entity_kind: str,
+    code_key: str,
+    kind_key: str | None,
+    keys: list[str] | None,
+    versions: list[Any] | None,
+    department: str,
+    dataset: str,
+    run_id: str | None,
+    link: LinkFrame,
+    counts: _NestedCounts,
+    *,
+    match: bool,
+) -> None:
+    """Link the elements of ``group`` as records of ``entity_kind``; each gains ``resolved_id``
+    (``None`` while it waits: in the review queue, or an old code nobody holds yet)."""
+    fields = sorted({k for _, _, el in group for k in el} - {code_key, kind_key, "resolved_id"})
+    frame = pd.DataFrame(
+        {
+            _NESTED_CODE: pd.Series([el.get(code_key) for _, _, el in group], dtype=object),
+            **{f: pd.Series([el.get(f) for _, _, el in group], dtype=object) for f in fields},
+        }
+    )
+    if keys is not None:
+        frame["_source_key"] = [f"{keys[i]}#{j}" for i, j, _ in group]
+    if versions is not None:
+        frame["_source_version"] = pd.Series([versions[i] for i, _, _ in group], dtype=object)
+    res = link(
+        session,
+        frame,
+        entity_kind,
+        department,
+        dataset,
+        mapping=None,
+        run_id=run_id,
+        code_columns=[(_NESTED_CODE, None)],
+        match=match,
+    )
+    for (_, _, el), code, status in zip(
+        group, res.records["canonical_code"].tolist(), res.records["identity_status"].tolist(), strict=True
+    ):
+        el["resolved_id"] = code if status in (RESOLVED, NEW) else None
+    counts.created += res.created
+    counts.linked += res.linked
+    counts.linked_to_new += res.linked_to_new
+    counts.learnt += res.learnt
+    counts.merged_events += res.merged_events
+    counts.linked_by_match += res.linked_by_match
+    counts.sent_to_review += res.sent_to_review
+    counts.provisional += res.provisional
+    counts.model_version = res.model_version or counts.model_version

@@ -7,8 +7,8 @@ sends person and enterprise records without a usable code to matching
 (:mod:`identity.crosswalk`), plans and writes the source-record links (:mod:`identity.links`),
 creates new identities with their golden records (:mod:`identity.new_identities`), places
 relations (:mod:`identity.relations`) and the holders named inside records
-(:mod:`identity.nested`), and announces merges through the outbox — all in the caller's
-session, with a handful of queries per batch, never one per row
+(:mod:`identity.nested`: matched too when their code is unusable), and announces merges
+through the outbox — all in the caller's session, with a handful of queries per batch, never one per row
 (docs/decisions/0012-identity-bulk-linking.md). :func:`link_mapping_batch` does it for a
 department's mapping (:class:`identity.batch_mapping.ResolvableMapping`), as the pipeline's
 identity step calls it; :func:`resolve_batch` returns just the records; :func:`resolve_codes`
@@ -313,10 +313,10 @@ def _link_batch(
         learnt=learnt_count + nested.learnt,
         merged_events=events + nested.merged_events,
         by_status={str(k): int(v) for k, v in counts.items()},
-        linked_by_match=matched.matched if matched else 0,
-        sent_to_review=matched.review if matched else 0,
-        provisional=matched.provisional if matched else 0,
-        model_version=matched.model_version if matched else None,
+        linked_by_match=(matched.matched if matched else 0) + nested.linked_by_match,
+        sent_to_review=(matched.review if matched else 0) + nested.sent_to_review,
+        provisional=(matched.provisional if matched else 0) + nested.provisional,
+        model_version=(matched.model_version if matched else None) or nested.model_version,
     )
 
 

@@ -2,8 +2,9 @@
 
 Calls ``identity.resolve.link_mapping_batch(session, df, mapping, run_id=)``, which resolves the
 records as the identity kind the mapping declares (``identity_kind``: person, enterprise, or
-none for records that only name identities inside them) — by code, and for person records
-without a usable code by the matching model (``identity.matching_step``) — returning the frame
+none for records that only name identities inside them) — by code, and for person and enterprise
+records without a usable code, and the holders named inside records, by the matching model
+(``identity.matching_step``) — returning the frame
 with resolved identity columns added and the counts the run ledger keeps.
 """
 

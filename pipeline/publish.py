@@ -25,6 +25,7 @@ from e_license_store.model import LicenseDraft
 from e_license_store.service import InvalidDraft, InvalidTransition
 from e_license_store.source_status import apply_source_status
 from hub.masking import mask_resident_id
+from identifiers.normalize import normalize
 from mappings.canonical.models import HolderKind, SourceRef
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,11 @@ def _owners(row: Mapping[str, Any], lic: Any) -> list[Mapping[str, Any] | None]:
     return [dict(o) for o in owners if o]
 
 
+def _usable(code: Any) -> bool:
+    """A valid code of any kind (a USCC, a resident id, an old code a holder may still hold)."""
+    return code is not None and bool(normalize(code)["valid"])
+
+
 def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) -> Iterator[tuple[Any, str, str | None]]:
     """(draft, source key suffix, canonical status) for every licence ``row`` yields; with
     ``unselected``, for those its licence entries' ``when`` leaves out instead."""
@@ -108,14 +114,18 @@ def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) ->
         if _selected(row, lic.when) == unselected:
             continue
         for i, owner in enumerate(_owners(row, lic)):
-            holder_code = _get(row, owner, lic.holder_code)
-            if owner is None and _value(row.get(RESOLVED)):
-                # the identity step's canonical code (USCC for an old taxpayer id or organisation code)
-                holder_code = _value(row.get(RESOLVED))
-            elif owner is not None and _value(owner.get(OWNER_RESOLVED)):
-                # an owner named by an old code (organisation code, 15-digit id) holds under its canonical one
-                holder_code = _value(owner.get(OWNER_RESOLVED))
+            written = _get(row, owner, lic.holder_code)
+            # the identity step's canonical code: a USCC for an old taxpayer id or organisation code,
+            # an owner's canonical code for its old one, the identity matching found for a damaged code
+            # (a record in the review queue, placed nowhere yet, holds under its code as written until a
+            # steward's decision moves its licence: identity_review.move_licences)
+            resolved = _value(row.get(RESOLVED)) if owner is None else _value(owner.get(OWNER_RESOLVED))
+            holder_code = resolved or written
             number = _get(row, owner, lic.number)
+            if resolved and lic.number == lic.holder_code and number != resolved and not _usable(number):
+                # a licence numbered by its holder's code (a business licence by the USCC) carries the
+                # valid code of the identity found, never the damaged code as written
+                number = resolved
             issue_date = _date(_get(row, owner, lic.issue_date)) if lic.issue_date else _version_date(row)
             if not holder_code or not number or issue_date is None:
                 continue  # nothing to issue from: validation reported the row's gaps already

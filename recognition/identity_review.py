@@ -39,6 +39,7 @@ from hub.models import utcnow
 from hub.outbox import emit
 from hub.pseudonyms import opaque_ref
 from hub.regions import holder_region
+from identifiers.normalize import normalize
 from identity import matching_review as queue
 from identity.matching_tables import LINKED, OPEN, RELINK, SOURCE_DELETED, IdentityReviewQueue
 from identity.merge import MergeError, merge, unlink
@@ -190,10 +191,18 @@ def _record(
 
 def _moves(rows: list[Any], into: str) -> list[dict[str, Any]]:
     return [
-        {"license_id": r.license_id, "from_holder": r.holder_code, "to_holder": into}
+        {"license_id": r.license_id, "from_holder": r.holder_code, "to_holder": into, **_renumber(r, into)}
         for r in rows
         if r.holder_code != into and r.status in AMENDABLE
     ]
+
+
+def _renumber(row: Any, into: str) -> dict[str, str]:
+    """A licence numbered by its holder's damaged code (a business licence by a USCC with a wrong check
+    character) takes the number of the identity it moves to: ``from_number``/``to_number`` of the move."""
+    if row.license_number != row.holder_code or normalize(row.holder_code)["valid"]:
+        return {}
+    return {"from_number": row.license_number, "to_number": into}
 
 
 def candidate_at(session: Session, review_id: int, position: str | None) -> str | None:
@@ -303,7 +312,12 @@ def split(session: Session, review_id: int, *, actor: str, reason: str | None) -
     except MergeError as exc:
         raise DecisionError(409, "split_refused", str(exc)) from None
     back = [
-        {"license_id": m["license_id"], "from_holder": m["to_holder"], "to_holder": m["from_holder"]}
+        {
+            "license_id": m["license_id"],
+            "from_holder": m["to_holder"],
+            "to_holder": m["from_holder"],
+            **({"from_number": m["to_number"], "to_number": m["from_number"]} if "to_number" in m else {}),
+        }
         for m in (last.moves if last else [])
         if not m.get("skipped")
     ]
@@ -342,7 +356,10 @@ def _move_one(session: Session, service: LicenseService, move: dict[str, Any], r
     if current.holder_code != move["from_holder"]:
         return {"skipped": "the licence changed holder meanwhile"}
     try:
-        issued = service.amend(move["license_id"], {"holder_code": move["to_holder"]},
+        changes = {"holder_code": move["to_holder"]}
+        if "to_number" in move and current.license_number == move["from_number"]:
+            changes["license_number"] = move["to_number"]
+        issued = service.amend(move["license_id"], changes,
                                reason=f"identity review {row.review_id}: decision {row.id} ({row.action})")  # fmt: skip
     except (InvalidTransition, LicenseNotFound) as exc:
         return {"skipped": str(exc)[:200]}

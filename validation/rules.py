@@ -77,19 +77,35 @@ def resolved(column: pd.Series) -> BoolArray:
     return present & nonblank
 
 
-def _owner_code(owner: Any) -> tuple[str | None, str | None, bool]:
-    """(holder code, holder kind, resolved-or-unannotated) of one owner entry."""
+def _present(value: Any) -> bool:
+    return value is not None and str(value).strip() != "" and not (isinstance(value, float) and np.isnan(value))
+
+
+def _owner_code(owner: Any) -> tuple[str | None, str | None, bool, bool]:
+    """(holder code, holder kind, resolved-or-unannotated, matchable) of one owner entry."""
     if isinstance(owner, dict):
         code = owner.get("holder_code")
         kind = owner.get("holder_kind")
         ok = True
         if "resolved_id" in owner:
-            rid = owner.get("resolved_id")
-            ok = rid is not None and str(rid).strip() != "" and not (isinstance(rid, float) and np.isnan(rid))
-        return (None if code is None else str(code)), kind, ok
+            ok = _present(owner.get("resolved_id"))
+        return (None if code is None else str(code)), kind, ok, _matchable(owner, code, kind)
     if owner is None or (isinstance(owner, float) and np.isnan(owner)):
-        return None, None, True
-    return str(owner), None, True
+        return None, None, True, False
+    return str(owner), None, True, False
+
+
+def _matchable(owner: dict[str, Any], code: Any, kind: Any) -> bool:
+    """An owner the resolver can match without a usable code (as the person and enterprise
+    suites' ``unless_matchable_by``): a named enterprise; a named person whose code, however
+    damaged, still carries a birth date (characters 7-14 of an 18-character resident id)."""
+    if not _present(owner.get("name")) or kind not in ("person", "enterprise"):
+        return False
+    if kind == "enterprise":
+        return True
+    text = str(code).strip() if _present(code) else ""
+    born = pd.to_datetime(text[6:14], format="%Y%m%d", errors="coerce") if len(text) == 18 else pd.NaT
+    return bool(pd.notna(born))
 
 
 def _owners_of(value: Any) -> list[Any] | None:
@@ -107,17 +123,20 @@ def known_property_owner(column: pd.Series) -> BoolArray:
 
     A value is one owner (a code, or a dict with ``holder_code``/``holder_kind``) or a list of
     them. An owner is known when its code is a valid resident id, USCC or organisation code
-    (of its ``holder_kind`` when given) and, where the resolver annotated it with
-    ``resolved_id``, that id is set. An empty owner list is unknown.
+    (of its ``holder_kind`` when given) — or, without a usable code, when the resolver can match
+    it (:func:`_matchable`) — and, where the resolver annotated it with ``resolved_id``, that id
+    is set. An empty owner list is unknown.
     """
     owners_lists = [_owners_of(v) for v in column.to_numpy()]
     flat_codes: list[str | None] = []
     flat_kind: list[str | None] = []
     flat_ok: list[bool] = []
+    flat_matchable: list[bool] = []
     flat_row: list[int] = []
     for row, owners in enumerate(owners_lists):
         for owner in owners or ():
-            code, kind, ok = _owner_code(owner)
+            code, kind, ok, matchable = _owner_code(owner)
+            flat_matchable.append(matchable)
             flat_codes.append(code)
             flat_kind.append(kind)
             flat_ok.append(ok)
@@ -132,7 +151,9 @@ def known_property_owner(column: pd.Series) -> BoolArray:
     valid = np.where(
         kinds == "person", as_person, np.where(kinds == "enterprise", as_enterprise, as_person | as_enterprise)
     )
-    owner_ok = valid & np.array(flat_ok, dtype=bool)
+    # without a usable code: a code valid for the other kind is a wrong kind, not a damaged code
+    unusable = ~(as_person | as_enterprise) & np.array(flat_matchable, dtype=bool)
+    owner_ok = (valid | unusable) & np.array(flat_ok, dtype=bool)
     rows = np.array(flat_row)
     bad_rows = np.unique(rows[~owner_ok])
     out[bad_rows] = False

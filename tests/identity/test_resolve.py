@@ -323,7 +323,10 @@ def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None
         return [
             {"holder_code": LEGACY_P2, "holder_kind": "person", "name": "李四", "share": "1/2"},
             {"holder_code": E1[8:17], "holder_kind": "enterprise", "name": "温州某公司", "share": "1/2"},
+            # no usable code: a named person is matched (nobody: a provisional identity), one of no
+            # declared kind is not (which model's would it be?)
             {"holder_code": "nonsense", "holder_kind": "person", "name": "王五"},
+            {"holder_code": "nonsense", "holder_kind": None, "name": "赵六"},
         ]
 
     def batch() -> pd.DataFrame:
@@ -331,7 +334,10 @@ def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None
 
     result = link_mapping_batch(session, batch(), mapping, run_id="run-3")
     resolved = [o["resolved_id"] for o in result.records["owners"].iloc[0]]
-    assert resolved == [P2, E1, None]
+    p3 = provisional_code("land", "property_rights", "u1#2")
+    assert resolved == [P2, E1, p3, None]
+    assert (result.provisional, result.linked_by_match, result.sent_to_review) == (1, 0, 0)
+    assert session.get(IdentityPerson, p3).provisional  # type: ignore[union-attr]
     # each resolved owner is a source record of the land department: "who is this?" shows it
     person = session.get(IdentityPerson, P2)
     assert person is not None and person.name == "李四"
@@ -348,15 +354,15 @@ def test_property_owners_inside_lists_get_resolved_ids(session: Session) -> None
         .where(IdentitySourceRecord.department == "land")
         .order_by(IdentitySourceRecord.source_key)
     ).all()
-    assert [tuple(r) for r in links] == [("u1#0", P2, "3"), ("u1#1", E1, "3")]
-    assert (result.created, result.linked) == (1, 2)  # P2 is new; E1 was known to commerce
+    assert [tuple(r) for r in links] == [("u1#0", P2, "3"), ("u1#1", E1, "3"), ("u1#2", p3, "3")]
+    assert (result.created, result.linked) == (2, 3)  # P2 and p3 are new; E1 was known to commerce
     # a re-run links nothing twice and creates nothing
     again = link_mapping_batch(session, batch(), mapping, run_id="run-4")
     assert (again.created, again.linked) == (0, 0)
-    assert [o["resolved_id"] for o in again.records["owners"].iloc[0]] == [P2, E1, None]
+    assert [o["resolved_id"] for o in again.records["owners"].iloc[0]] == [P2, E1, p3, None]
     assert (
         session.scalar(
             select(func.count()).select_from(IdentitySourceRecord).where(IdentitySourceRecord.department == "land")
         )
-        == 2
+        == 3
     )

@@ -142,16 +142,25 @@ def test_drafts_follow_the_mapping_and_prefer_the_resolved_holder() -> None:
     from pipeline.publish import drafts
 
     mapping = SimpleNamespace(licenses=(_lic(holder_code="taxpayer_code", number="taxpayer_code"),), name="m")
-    row = {"taxpayer_code": "330322123456789", "canonical_code": "91330322MA2XXXXX1X", "name": "温州某公司",
+    # a valid old taxpayer id (county + organisation code MA2XXXXX-0)
+    row = {"taxpayer_code": "330322MA2XXXXX0", "canonical_code": "91330322MA2XXXXX1X", "name": "温州某公司",
            "license_issue_date": pd.Timestamp("2020-01-02"), "status": "active", "region_code": "330322",
            "uscc": "x"}  # fmt: skip
     ((draft, suffix, status),) = list(drafts(row, mapping))
     assert draft.holder_code == "91330322MA2XXXXX1X"  # the identity step's USCC, not the old id
-    assert draft.license_number == "330322123456789"
+    assert draft.license_number == "330322MA2XXXXX0"  # the number the department issued: a valid code
     assert draft.issue_date == dt.date(2020, 1, 2)
     # no issuer in the source: the authority the licence catalogue names for the type, not the region
     assert draft.issuer_code == "113303220025678958" and suffix == "" and status == "active"
     assert draft.surface == {"enterprise_name": "温州某公司"}
+    # a damaged code (no valid reading: an old id whose organisation code's check is wrong, a USCC one
+    # character off) numbers nothing: the licence carries the code of the identity found
+    for damaged in ("330322123456789", "91330322MA2XXXXX1Y"):
+        ((draft, _, _),) = list(drafts({**row, "taxpayer_code": damaged}, mapping))
+        assert (draft.license_number, draft.holder_code) == ("91330322MA2XXXXX1X", "91330322MA2XXXXX1X")
+    # placed nowhere yet (in review): held and numbered as written until a steward's decision moves it
+    ((draft, _, _),) = list(drafts({**row, "taxpayer_code": "91330322MA2XXXXX1Y", "canonical_code": None}, mapping))
+    assert (draft.license_number, draft.holder_code) == ("91330322MA2XXXXX1Y", "91330322MA2XXXXX1Y")
 
 
 def test_drafts_skip_rows_the_when_clause_excludes_and_fan_out_owners() -> None:

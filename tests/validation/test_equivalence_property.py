@@ -35,7 +35,7 @@ def test_owners_as_arrays_after_parquet_round_trip(tmp_path: object) -> None:
     import pathlib
 
     person = {"name": "张三", "holder_code": VALID_RID, "holder_kind": "person"}
-    bad = {"name": "李四", "holder_code": VALID_RID_2, "holder_kind": "person"}
+    bad = {"name": None, "holder_code": VALID_RID_2, "holder_kind": "person"}
     frame = pd.DataFrame({"owners": [[person], [person, bad], []]})
     path = pathlib.Path(str(tmp_path)) / "owners.parquet"
     frame.to_parquet(path)

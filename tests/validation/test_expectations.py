@@ -68,7 +68,13 @@ def test_known_property_owner() -> None:
     person = {"name": "张三", "holder_code": VALID_RID, "holder_kind": "person"}
     enterprise = {"name": "某公司", "holder_code": VALID_USCC, "holder_kind": "enterprise"}
     by_org_code = {"name": "某公司", "holder_code": "600037341", "holder_kind": "enterprise"}
-    bad_code = {"name": "李四", "holder_code": VALID_RID_2, "holder_kind": "person"}
+    bad_code = {"name": None, "holder_code": VALID_RID_2, "holder_kind": "person"}
+    # a damaged code the resolver can match: a named person whose id still carries a birth date,
+    # a named enterprise without a code; not one of no declared kind, nor one born on no day
+    matchable = {"name": "李四", "holder_code": VALID_RID_2, "holder_kind": "person"}
+    named_enterprise = {"name": "某公司", "holder_code": None, "holder_kind": "enterprise"}
+    no_kind = {"name": "李四", "holder_code": VALID_RID_2}
+    no_birth = {"name": "李四", "holder_code": "110105194913310021", "holder_kind": "person"}
     wrong_kind = {"name": "张三", "holder_code": VALID_RID, "holder_kind": "enterprise"}
     unresolved = {**person, "resolved_id": None}
     resolved = {**person, "resolved_id": "P-1"}
@@ -83,10 +89,14 @@ def test_known_property_owner() -> None:
         [unresolved],
         [resolved],
         VALID_USCC,
+        [matchable, named_enterprise],
+        [no_kind],
+        [no_birth],
+        [{**matchable, "resolved_id": None}],  # matched, but left in review
     ]
     success, rows = _unexpected(ExpectColumnValuesToBeKnownPropertyOwner(column="v"), values)
     assert not success
-    assert rows == [3, 4, 5, 6, 7]
+    assert rows == [3, 4, 5, 6, 7, 11, 12, 13]
 
 
 @pytest.mark.parametrize(
