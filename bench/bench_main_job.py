@@ -168,6 +168,8 @@ def _job_through(mode: str, scale: float, start: Callable[[Path, Any, ExitStack]
         result = run_main_job(af, names, timeout=3600)
         push_ids = [r["run_id"] for r in result.push_runs]
         records, in_tasks, per_step = _ledger([*result.run_ids.values(), *push_ids])
+        for mapping, (seconds, issued) in sorted(publish_seconds(list(result.run_ids.values())).items()):
+            print(f"  {mode} ×{scale:g} publish {mapping}: {seconds:.2f}s, {issued:,} licences issued", flush=True)
         return Figure(mode, scale, records, result.seconds, in_tasks, result.ok, per_step)
 
 
