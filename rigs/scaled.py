@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 from e_license_store.store import open_store
 from hub.airflow_env import VENV_BIN
 from hub.db import get_engine
+from hub.db import migrate as migrate_hub
 from hub.settings import REPO_ROOT, reset_settings
 from pipeline.staging import open_stager
 from rigs.airflow_runner import AirflowProcesses, AirflowRunError, free_port, start_airflow
@@ -137,6 +138,25 @@ def celery_environment(config: ScaledConfig) -> dict[str, str]:
     if config.key_prefix:
         env[KEY_PREFIX_OPTION] = config.key_prefix
     return env
+
+
+def own_config(airflow_db_url: str, hub_db_url: str, broker_url: str, key_prefix: str) -> ScaledConfig:
+    """The scaled mode on databases and broker keys of a run's own, its workers named for it.
+
+    The workers' node names end with the key prefix's last part, so two runs on the shared broker
+    (tests, the benchmark) never share a node name.
+
+    >>> own_config("postgresql://a", "postgresql://h", "redis://r/3", "hubcelery_1a2b:").workers
+    ('hub-worker-1-1a2b', 'hub-worker-2-1a2b')
+    """
+    token = key_prefix.rstrip(":").rsplit("_", 1)[-1]
+    return ScaledConfig(
+        airflow_db_url=airflow_db_url,
+        hub_db_url=hub_db_url,
+        broker_url=broker_url,
+        key_prefix=key_prefix,
+        workers=tuple(f"{worker}-{token}" for worker in CELERY_WORKERS),
+    )
 
 
 def check_scaled_environment(env: Mapping[str, str]) -> list[str]:
@@ -264,6 +284,20 @@ def start_scaled(
         check_env=_raise_on_problems,
         api_port=api_port,
     )
+
+
+def start_scaled_hub(
+    state_dir: Path,
+    config: ScaledConfig,
+    s3: S3Server,
+    *,
+    connections: Mapping[str, Mapping[str, Any]] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> AirflowProcesses:
+    """The hub on the scaled mode for a main job: its PostgreSQL state migrated, licences and staged
+    Parquet on ``s3``, Airflow on CeleryExecutor (:func:`start_scaled`) with ``extra_env`` besides."""
+    migrate_hub(config.hub_db_url)
+    return start_scaled(state_dir, config, connections=connections, extra_env={**(extra_env or {}), **s3.env()})
 
 
 @dataclass

@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.odbcenv import ensure_odbc_env
+
+if TYPE_CHECKING:
+    from rigs.scaled import ScaledConfig
 
 # Database drivers, Redis, Alembic and the ORM are imported inside the helpers that use them (`noqa:
 # PLC0415 - conftest`): tests/conftest.py imports this module for every test run.
@@ -176,6 +179,21 @@ def temp_redis_database(prefix: str = "hubtest") -> Iterator[tuple[str, str]]:
         with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) as db:
             for key in db.scan_iter(match=key_prefix + "*"):
                 db.delete(key)
+
+
+@contextmanager
+def temp_scaled_config(prefix: str = "hubscaled") -> Iterator[ScaledConfig]:
+    """A :class:`rigs.scaled.ScaledConfig` on throwaway servers' parts: Airflow's metadata database and the
+    hub's on PostgreSQL, a Redis database and key prefix of its own; the databases dropped and the keys
+    deleted afterwards."""
+    from rigs.scaled import own_config  # noqa: PLC0415 - psycopg, redis, the store; conftest
+
+    with (
+        temp_postgres_database(f"{prefix}_airflow") as airflow_db,
+        temp_postgres_database(f"{prefix}_hub") as hub_db,
+        temp_redis_database(prefix) as (broker_url, key_prefix),
+    ):
+        yield own_config(airflow_db.sqlalchemy_url, hub_db.sqlalchemy_url, broker_url, key_prefix)
 
 
 def schema_drift(url: str, tables: set[str] | frozenset[str]) -> list[object]:

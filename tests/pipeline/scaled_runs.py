@@ -40,7 +40,7 @@ from rigs.airflow_runner import AirflowProcesses, start_airflow
 from rigs.connections import sandbox_connections
 from rigs.digest import Digest, take_digest
 from rigs.main_job import MainJobResult, run_main_job
-from rigs.scaled import S3Server, ScaledConfig, start_s3_server, start_scaled
+from rigs.scaled import S3Server, ScaledConfig, start_s3_server, start_scaled_hub
 from sandbox.generator import Sizes
 from sandbox.runtime import Sandboxes, start_sandboxes
 from tests.pipeline.conftest import hub_env
@@ -190,13 +190,15 @@ def run_scaled(
             sb = stack.enter_context(sandboxes(tmp / "sb-scaled", sizes))
             s3 = stack.enter_context(start_s3_server(tmp / "s3.log"))
             home.mkdir(parents=True, exist_ok=True)
-            migrate(config.hub_db_url)
+            migrate(config.hub_db_url)  # before the subscription; start_scaled_hub's own is then a no-op
             subscribe_tax(config.hub_db_url, sb.tax.wsdl_url, home)
             env = {
-                **hub_env(home, config.hub_db_url), **installation(tmp), **s3.env(),
+                **hub_env(home, config.hub_db_url), **installation(tmp),
                 "HUB_SANDBOX_TAX_PASSWORD": sb.tax.password, **(extra_env or {}),
             }  # fmt: skip
-            af = start_scaled(tmp / "airflow-scaled", config, connections=sandbox_connections(sb), extra_env=env)
+            af = start_scaled_hub(
+                tmp / "airflow-scaled", config, s3, connections=sandbox_connections(sb), extra_env=env
+            )
         with af:
             result = _run_with(af, names, timeout, during)
             hosts, tries = _task_facts(af, result)

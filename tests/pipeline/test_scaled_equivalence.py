@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rigs.scaled import ScaledConfig
+from rigs.scaled import ScaledConfig, own_config
 from tests.pipeline.scaled_runs import DEMO_SIZES, run_both
 
 pytestmark = [
@@ -25,15 +25,7 @@ pytestmark = [
 
 def scaled_config(airflow_db_url: str, hub_db_url: str, broker: tuple[str, str]) -> ScaledConfig:
     """The scaled mode on this test's own databases and broker keys, its workers named for it."""
-    broker_url, key_prefix = broker
-    token = key_prefix.rstrip(":").rsplit("_", 1)[-1]  # node names of this test's own on the shared broker
-    return ScaledConfig(
-        airflow_db_url=airflow_db_url,
-        hub_db_url=hub_db_url,
-        broker_url=broker_url,
-        key_prefix=key_prefix,
-        workers=(f"hub-worker-1-{token}", f"hub-worker-2-{token}"),
-    )
+    return own_config(airflow_db_url, hub_db_url, *broker)
 
 
 def test_embedded_and_scaled_reach_the_same_state(
