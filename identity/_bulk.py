@@ -13,14 +13,16 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
 * :func:`insert_columns` (:func:`prepare`, then :func:`insert`) writes rows given column by
   column, already in database form (JSON as text, timestamps as the dialect stores them),
   through the driver: ``executemany`` of many-row statements on SQLite, ``COPY`` on
-  PostgreSQL; both inside the session's transaction, so they commit with everything else;
+  PostgreSQL (its text built column by column, :mod:`identity._bulk_pg`); both inside the
+  session's transaction, so they commit with everything else;
 * :func:`collector_paused` keeps the garbage collector from rescanning the heap while a
   large batch builds its rows;
-* :func:`bulk_load` widens SQLite's page cache for the load and, when a batch is at least as
-  large as the table, drops the table's secondary indexes and builds them again afterwards
-  (one sort instead of a random B-tree insert per row) — inside the same transaction, so a
-  failure rolls the drop back too; a large load's commit leaves the WAL checkpoint to a
-  worker thread (:mod:`hub.sqlite_wal`).
+* :func:`bulk_load`, when a batch is at least as large as the table, drops the table's
+  secondary indexes and builds them again afterwards (one sort instead of a random B-tree
+  insert per row) — inside the same transaction, so a failure rolls the drop back too; on
+  SQLite it also widens the page cache for the load, and a large load's commit leaves the WAL
+  checkpoint to a worker thread (:mod:`hub.sqlite_wal`); on PostgreSQL only when the table's
+  lock is free at once (docs/decisions/0037-postgresql-bulk-load.md).
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterator[Sequence
 
 
 def in_values(session: Session, column: Any, values: Sequence[str]) -> sa.ColumnElement[bool]:
-    """``column IN values`` with one bound parameter whatever the number of values."""
+    """``column IN values`` with one bound parameter whatever the number of values (on
+    PostgreSQL a ``text[]`` literal the server parses, when the values are text)."""
     name = dialect_name(session)
     if name == "sqlite":
         each = sa.func.json_each(sa.literal(json.dumps(list(values)), type_=sa.Text())).table_valued("value")

@@ -29,6 +29,7 @@ NULL = "\\N"
 #: Characters ``COPY`` text escapes with a backslash.
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
+
 def _escape(value: str) -> str:
     for char, escaped in _ESCAPES:
         if char in value:
@@ -126,7 +127,9 @@ def table_rows_at_most(raw: Any, table: str, limit: int) -> bool:
     (estimate,) = raw.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()
     if estimate is not None and estimate > 2 * limit:
         return False
-    (rows,) = raw.execute(f"SELECT count(*) FROM (SELECT 1 FROM {_quoted(table)} LIMIT %s) AS s", (limit + 1,)).fetchone()
+    (rows,) = raw.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {_quoted(table)} LIMIT %s) AS s", (limit + 1,)
+    ).fetchone()
     return int(rows) <= limit
 
 

@@ -180,5 +180,5 @@ def test_types_the_copy_text_does_not_cover_go_through_the_driver_on_postgres(pg
     # text holding NUL: the driver refuses it with its own error, as before the text form
     prepared = _bulk.prepare(session, table, ("s",), [["a\x00b"]])
     assert prepared.copy is None
-    with pytest.raises(Exception, match="(?i)nul|0x00"):
+    with pytest.raises(Exception, match=r"(?i)nul|0x00"):
         _bulk.insert(session, prepared)
