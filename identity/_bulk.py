@@ -13,14 +13,16 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
 * :func:`insert_columns` (:func:`prepare`, then :func:`insert`) writes rows given column by
   column, already in database form (JSON as text, timestamps as the dialect stores them),
   through the driver: ``executemany`` of many-row statements on SQLite, ``COPY`` on
-  PostgreSQL; both inside the session's transaction, so they commit with everything else;
+  PostgreSQL (its text built column by column, :mod:`identity._bulk_pg`); both inside the
+  session's transaction, so they commit with everything else;
 * :func:`collector_paused` keeps the garbage collector from rescanning the heap while a
   large batch builds its rows;
-* :func:`bulk_load` widens SQLite's page cache for the load and, when a batch is at least as
-  large as the table, drops the table's secondary indexes and builds them again afterwards
-  (one sort instead of a random B-tree insert per row) — inside the same transaction, so a
-  failure rolls the drop back too; a large load's commit leaves the WAL checkpoint to a
-  worker thread (:mod:`hub.sqlite_wal`).
+* :func:`bulk_load`, when a batch is at least as large as the table, drops the table's
+  secondary indexes and builds them again afterwards (one sort instead of a random B-tree
+  insert per row) — inside the same transaction, so a failure rolls the drop back too; on
+  SQLite it also widens the page cache for the load, and a large load's commit leaves the WAL
+  checkpoint to a worker thread (:mod:`hub.sqlite_wal`); on PostgreSQL only when the table's
+  lock is free at once (docs/decisions/0037-postgresql-bulk-load.md).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from hub import sqlite_wal
+from identity import _bulk_pg
 
 #: Values per lookup statement (bounded so one statement never carries a huge parameter).
 LOOKUP_CHUNK = 100_000
@@ -83,12 +86,17 @@ def chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterator[Sequence
 
 
 def in_values(session: Session, column: Any, values: Sequence[str]) -> sa.ColumnElement[bool]:
-    """``column IN values`` with one bound parameter whatever the number of values."""
+    """``column IN values`` with one bound parameter whatever the number of values (on
+    PostgreSQL a ``text[]`` literal the server parses, when the values are text)."""
     name = dialect_name(session)
     if name == "sqlite":
         each = sa.func.json_each(sa.literal(json.dumps(list(values)), type_=sa.Text())).table_valued("value")
         return column.in_(sa.select(each.c.value))  # type: ignore[no-any-return]
     if name == "postgresql":
+        literal = _bulk_pg.array_literal(values)
+        if literal is not None:  # one string the server parses, not a value per element to dump
+            array = sa.cast(sa.literal(literal, type_=sa.Text()), postgresql.ARRAY(sa.Text()))
+            return column == sa.any_(array)  # type: ignore[no-any-return]
         return column == sa.any_(sa.literal(list(values), type_=postgresql.ARRAY(sa.Text())))  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
 
@@ -191,6 +199,8 @@ class Prepared:
     statements: list[tuple[str, list[Any]]] = field(default_factory=list)
     #: other databases: the rows, constants included, in ``columns`` order
     rows: Iterable[Sequence[Any]] = ()
+    #: PostgreSQL: the rows as ``COPY`` text, in pieces (``None``: the driver writes ``rows``)
+    copy: list[bytes] | None = None
 
 
 def prepare(
@@ -211,6 +221,10 @@ def prepare(
     n = len(values[0]) if len(values) else 0
     if any(len(v) != n for v in values):
         raise ValueError("columns of unequal length")
+    if dialect_name(session) == "postgresql":
+        text = _bulk_pg.copy_chunks(values, fixed, WRITE_CHUNK)
+        if text is not None:
+            return Prepared(table, (*columns, *fixed), copy=text)
     if dialect_name(session) != "sqlite":
         tail = tuple(fixed.values())
         cols = [v.tolist() if isinstance(v, np.ndarray) else v for v in values]
@@ -256,8 +270,12 @@ def insert(session: Session, prepared: Prepared) -> None:
             _dbapi(session).cursor() as cur,
             cur.copy(f"COPY {table.name} ({', '.join(prepared.columns)}) FROM STDIN") as copy,
         ):
-            for row in prepared.rows:
-                copy.write_row(row)
+            if prepared.copy is not None:
+                for piece in prepared.copy:
+                    copy.write(piece)
+            else:
+                for row in prepared.rows:
+                    copy.write_row(row)
         return
     # any other database: the portable Core path (JSON text parsed back for the JSON type)
     json_cols = {c for c in prepared.columns if isinstance(table.c[c].type, sa.JSON)}
@@ -295,16 +313,17 @@ class BulkLoad:
     """A bulk load in progress: the indexes it dropped, to build again, and a build running
     in the background (:meth:`rebuild_in_background`)."""
 
-    def __init__(self, raw: Any = None) -> None:
+    def __init__(self, raw: Any = None, *, postgresql: bool = False) -> None:
         self._raw = raw
+        self._postgresql = postgresql
         self._dropped: dict[str, list[str]] = {}
         self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def rebuild_in_background(self, table: sa.Table) -> None:
         """Build ``table``'s dropped indexes again on a worker thread. ``CREATE INDEX`` runs
-        inside SQLite without the GIL, so the caller's Python work goes on meanwhile — work
-        that must not use the database until :meth:`wait` returns."""
+        inside SQLite (or waits on PostgreSQL's server) without the GIL, so the caller's Python
+        work goes on meanwhile — work that must not use the database until :meth:`wait` returns."""
         statements = self._dropped.pop(table.name, [])
         if not statements:
             return
@@ -335,22 +354,33 @@ class BulkLoad:
             self.wait()
         finally:
             # also after a failure: the caller may roll back (restoring them anyway) or not
-            if self._raw is not None and self._raw.in_transaction:
+            if self._raw is not None and self._open():
                 for statements in self._dropped.values():
                     for sql in statements:
                         self._raw.execute(sql)
             self._dropped.clear()
 
+    def _open(self) -> bool:
+        """Can the transaction still run statements (an aborted PostgreSQL one cannot: its
+        rollback restores the indexes)?"""
+        return _bulk_pg.in_transaction(self._raw) if self._postgresql else bool(self._raw.in_transaction)
+
 
 @contextmanager
 def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[BulkLoad]:
-    """Prepare tables for inserting the given numbers of rows (SQLite only; a no-op elsewhere:
-    PostgreSQL's ``COPY`` keeps indexes cheaply and dropping one would lock out readers).
+    """Prepare tables for inserting the given numbers of rows (SQLite and PostgreSQL; a no-op
+    elsewhere).
 
     Partial indexes stay: they hold only the rows their condition admits (merged identities),
     so inserting rows they leave out costs nothing, while building them again would scan the
-    whole table."""
-    if dialect_name(session) != "sqlite" or sum(new_rows.values()) <= 0:
+    whole table. On PostgreSQL only a table whose ``ACCESS EXCLUSIVE`` lock is free at once has
+    its indexes dropped; readers wait for the load's commit then (:mod:`identity._bulk_pg`)."""
+    name = dialect_name(session)
+    if name == "postgresql" and sum(new_rows.values()) > 0:
+        with _postgresql_load(session, new_rows) as load:
+            yield load
+        return
+    if name != "sqlite" or sum(new_rows.values()) <= 0:
         yield BulkLoad()
         return
     raw = _sqlite_begin(session)
@@ -384,6 +414,22 @@ def bulk_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[Bu
             load._finish()
     finally:
         raw.execute(f"PRAGMA cache_size={int(old_cache)}")
+
+
+@contextmanager
+def _postgresql_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iterator[BulkLoad]:
+    """:func:`bulk_load` on PostgreSQL: a table at most as large as its load (from
+    :data:`REBUILD_MIN_ROWS` rows on) loses its plain secondary indexes until the load ends."""
+    raw = _dbapi(session)
+    session.connection()  # the session's transaction, which the drop and the rebuild are in
+    load = BulkLoad(raw, postgresql=True)
+    for table, count in new_rows.items():
+        if count >= REBUILD_MIN_ROWS and (statements := _bulk_pg.drop_indexes(raw, table.name, count)):
+            load._dropped[table.name] = statements
+    try:
+        yield load
+    finally:
+        load._finish()
 
 
 def _partial(sql: str) -> bool:

@@ -279,7 +279,8 @@ def _link_batch(
     link_table = core_table(IdentitySourceRecord)
     with _bulk.bulk_load(session, {link_table: plan.inserted, id_table: len(new_codes)}) as load:
         write_links(session, plan, entity_kind, department, dataset, now)
-        # the links' indexes are built inside SQLite while the new identities' rows are built here
+        # the links' indexes (when dropped for a large load) are built by the database while the new
+        # identities' rows are built here
         load.rebuild_in_background(link_table)
         identities = identity_rows(entity_kind, new_codes, plan, department, dataset, now)
         # the rows as the driver takes them, and the records returned: pure work, also done

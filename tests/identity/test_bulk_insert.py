@@ -101,3 +101,84 @@ def test_columns_of_unequal_length_are_refused(session: Session) -> None:
     table = _table(session)
     with pytest.raises(ValueError, match="unequal"):
         _bulk.prepare(session, table, ("name", "n"), [["a", "b"], [1]])
+
+
+def _typed_table(session: Session) -> sa.Table:
+    md = sa.MetaData()
+    table = sa.Table(
+        "bulk_typed",
+        md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("s", sa.Text()),
+        sa.Column("n", sa.BigInteger()),
+        sa.Column("f", sa.Float()),
+        sa.Column("b", sa.Boolean()),
+        sa.Column("doc", sa.JSON()),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("day", sa.Date()),
+        sa.Column("kind", sa.Text()),
+    )
+    md.create_all(session.connection())
+    return table
+
+
+#: text COPY must escape (backslash, tab, newline, carriage return; a value spelling NULL's ``\N``)
+AWKWARD = ["a\\b", "tab\there", "new\nline", "cr\rhere", "\\N", "", " ", "张三", "😀", 'q"uote', None, "end\\"]
+
+
+def _typed_values(n: int) -> list[Any]:
+    import datetime as dt
+
+    texts = [AWKWARD[i % len(AWKWARD)] for i in range(n)]
+    numbers = np.array([(-1) ** i * (2**62 - i) for i in range(n)], dtype=np.int64)
+    floats = [None if i % 5 == 0 else i / 3 for i in range(n)]
+    flags = [None if i % 4 == 0 else bool(i % 2) for i in range(n)]
+    docs = [json.dumps({"v": AWKWARD[i % len(AWKWARD)], "i": i}, ensure_ascii=False) for i in range(n)]
+    zone = dt.timezone(dt.timedelta(hours=8))
+    stamps = [None if i % 6 == 0 else dt.datetime(2026, 1, 1, 8, 0, i % 60, 123456, tzinfo=zone) for i in range(n)]
+    days = [dt.date(2026, 1, 1 + i % 28) for i in range(n)]
+    return [texts, numbers, floats, flags, docs, stamps, days]
+
+
+@pytest.mark.postgres
+def test_copy_text_holds_what_the_driver_would_write_on_postgres(pg_session: Session) -> None:
+    import datetime as dt
+
+    session = pg_session
+    table = _typed_table(session)
+    cols = ("s", "n", "f", "b", "doc", "at", "day")
+    values = _typed_values(60)
+    fast = _bulk.prepare(session, table, cols, values, {"kind": "copy\ttext"})
+    assert fast.copy is not None  # every column's type is one the text form covers
+    _bulk.insert(session, fast)
+    # the same rows through the driver's own row writer
+    slow = _bulk.Prepared(table, (*cols, "kind"), rows=[(*row, "driver") for row in zip(*values, strict=True)])
+    _bulk.insert(session, slow)
+    rows = session.execute(sa.select(*(table.c[c] for c in (*cols, "kind"))).order_by(table.c.id)).all()
+    by_copy, by_driver = rows[:60], rows[60:]
+    assert [r[:-1] for r in by_copy] == [r[:-1] for r in by_driver]
+    assert {r[-1] for r in by_copy} == {"copy\ttext"} and {r[-1] for r in by_driver} == {"driver"}
+    assert [r[0] for r in by_copy] == values[0]
+    assert [r[1] for r in by_copy] == [int(x) for x in values[1]]
+    assert [r[4] for r in by_copy] == [json.loads(d) for d in values[4]]
+    assert [r[5] for r in by_copy] == values[5] and by_copy[1][5] == dt.datetime(2026, 1, 1, 0, 0, 1, 123456, dt.UTC)
+
+
+@pytest.mark.postgres
+def test_types_the_copy_text_does_not_cover_go_through_the_driver_on_postgres(pg_session: Session) -> None:
+    from decimal import Decimal
+
+    session = pg_session
+    table = _typed_table(session)
+    # a Decimal, and text mixed with a number: the driver's own writer takes them
+    for column, values in (("f", [Decimal("1.5"), None]), ("s", ["a", 1])):
+        prepared = _bulk.prepare(session, table, (column,), [values])
+        assert prepared.copy is None
+        _bulk.insert(session, prepared)
+    rows = session.execute(sa.select(table.c.f, table.c.s).order_by(table.c.id)).all()
+    assert [tuple(r) for r in rows] == [(1.5, None), (None, None), (None, "a"), (None, "1")]
+    # text holding NUL: the driver refuses it with its own error, as before the text form
+    prepared = _bulk.prepare(session, table, ("s",), [["a\x00b"]])
+    assert prepared.copy is None
+    with pytest.raises(Exception, match=r"(?i)nul|0x00"):
+        _bulk.insert(session, prepared)

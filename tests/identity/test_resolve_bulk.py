@@ -168,6 +168,150 @@ def test_bulk_load_keeps_the_indexes_of_a_larger_table(session: Session) -> None
         assert _indexes(session, "identity_source_record") == before
 
 
+def _pg_indexes(session: Session, table: str) -> dict[str, str]:
+    rows = session.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t"), {"t": table})
+    return {r[0]: r[1] for r in rows}
+
+
+PG_SECONDARY = {"ix_identity_source_record_key", "ix_identity_source_record_canonical_code"}
+
+
+@pytest.mark.postgres
+def test_bulk_load_rebuilds_the_indexes_it_drops_on_postgres(pg_session: Session) -> None:
+    session = pg_session
+    table = IdentitySourceRecord.__table__
+    before = _pg_indexes(session, "identity_source_record")
+    assert set(before) >= PG_SECONDARY
+    with _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}) as load:  # type: ignore[dict-item]
+        # the primary key's index stays (and the identities' tables keep theirs: nothing plain to drop)
+        assert set(_pg_indexes(session, "identity_source_record")) == set(before) - PG_SECONDARY
+        link_batch(session, batch(20), "person", "public_security", "persons")
+        load.rebuild_in_background(table)  # type: ignore[arg-type]
+        load.wait()
+        assert _pg_indexes(session, "identity_source_record") == before
+    assert _pg_indexes(session, "identity_source_record") == before
+    # a failure inside the load: the indexes are built again before the error leaves
+    with pytest.raises(RuntimeError), _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}):  # type: ignore[dict-item]
+        assert set(_pg_indexes(session, "identity_source_record")) == set(before) - PG_SECONDARY
+        raise RuntimeError("failed load")
+    assert _pg_indexes(session, "identity_source_record") == before
+    session.commit()
+    assert _pg_indexes(session, "identity_source_record") == before
+    assert count(session, IdentitySourceRecord) == 20
+    # the rebuilt indexes answer: a lookup by source key goes through the key index
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    assert "ix_identity_source_record_key" in " ".join(
+        session.execute(
+            text(
+                "EXPLAIN SELECT id FROM identity_source_record WHERE department = 'public_security'"
+                " AND dataset = 'persons' AND source_key = 'k3'"
+            )
+        ).scalars()
+    )
+
+
+@pytest.mark.postgres
+def test_a_failed_statement_in_the_load_rolls_the_drop_back_on_postgres(pg_session: Session) -> None:
+    session = pg_session
+    table = IdentitySourceRecord.__table__
+    before = _pg_indexes(session, "identity_source_record")
+    with pytest.raises(Exception, match="no_such_table"), _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}):  # type: ignore[dict-item]
+        session.execute(text("SELECT 1 FROM no_such_table"))  # the transaction is aborted: the error leaves as it is
+    session.rollback()
+    assert _pg_indexes(session, "identity_source_record") == before
+
+
+@pytest.mark.postgres
+def test_bulk_load_keeps_the_indexes_of_a_larger_table_on_postgres(
+    pg_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = pg_session
+    table = IdentitySourceRecord.__table__
+    link_batch(session, batch(30), "person", "public_security", "persons")
+    session.commit()
+    before = _pg_indexes(session, "identity_source_record")
+    monkeypatch.setattr(_bulk, "REBUILD_MIN_ROWS", 10)  # the load is large enough; the table is larger
+    with _bulk.bulk_load(session, {table: 29}):  # type: ignore[dict-item]
+        assert _pg_indexes(session, "identity_source_record") == before
+    with _bulk.bulk_load(session, {table: 30}):  # type: ignore[dict-item]
+        assert set(_pg_indexes(session, "identity_source_record")) == set(before) - PG_SECONDARY
+    session.rollback()
+
+
+@pytest.mark.postgres
+def test_bulk_load_keeps_the_indexes_while_another_transaction_reads_on_postgres(
+    pg_session: Session, pg_hub_db_url: str
+) -> None:
+    import time
+
+    from hub.db import make_engine
+
+    session = pg_session
+    table = IdentitySourceRecord.__table__
+    before = _pg_indexes(session, "identity_source_record")
+    session.commit()
+    reader = make_engine(pg_hub_db_url)
+    with reader.connect() as other:
+        other.execute(text("SELECT count(*) FROM identity_source_record"))  # its lock is held until it ends
+        started = time.monotonic()
+        with _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}):  # type: ignore[dict-item]
+            # not queued behind the reader (nor the reader's next query behind the load): the indexes stay
+            assert _pg_indexes(session, "identity_source_record") == before
+            link_batch(session, batch(12), "person", "public_security", "persons")
+        assert time.monotonic() - started < 10
+        session.commit()
+        assert other.execute(text("SELECT count(*) FROM identity_source_record")).scalar() == 12
+    reader.dispose()
+    assert count(session, IdentitySourceRecord) == 12
+    assert _pg_indexes(session, "identity_source_record") == before
+
+
+def _link_rows(session: Session) -> list[tuple[Any, ...]]:
+    rows = session.execute(
+        select(
+            IdentitySourceRecord.source_key,
+            IdentitySourceRecord.canonical_code,
+            IdentitySourceRecord.method,
+            IdentitySourceRecord.source_version,
+            IdentitySourceRecord.fingerprint,
+            text("CAST(attributes AS TEXT)"),
+        ).order_by(IdentitySourceRecord.source_key)
+    )
+    return [tuple(r) for r in rows]
+
+
+def _person_rows(session: Session) -> list[tuple[Any, ...]]:
+    p = IdentityPerson
+    rows = session.execute(
+        select(p.resident_id, p.name, p.sex, p.address, text("CAST(attributes AS TEXT)"), text("CAST(sources AS TEXT)"))
+        .select_from(p)
+        .order_by(p.resident_id)
+    )
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.postgres
+def test_a_load_with_the_indexes_dropped_writes_what_sqlite_writes(
+    session: Session, pg_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # both databases drop and rebuild (the batch is as large as REBUILD_MIN_ROWS, the tables empty)
+    monkeypatch.setattr(_bulk, "REBUILD_MIN_ROWS", 50)
+    df = batch(80, name='李"四\\\t')
+    df.loc[5, "address"] = "line\nbreak"
+    df.loc[7, "name"] = None
+    for s in (session, pg_session):
+        link_batch(s, df, "person", "public_security", "persons")
+        s.commit()
+        again = link_batch(s, batch(80, version="2024-02-01"), "person", "public_security", "persons")  # a re-run
+        s.commit()
+        assert again.created == 0
+    assert _link_rows(pg_session) == _link_rows(session)
+    assert [r[:4] for r in _person_rows(pg_session)] == [r[:4] for r in _person_rows(session)]
+    assert [json.loads(r[4]) for r in _person_rows(pg_session)] == [json.loads(r[4]) for r in _person_rows(session)]
+    assert [json.loads(r[5]) for r in _person_rows(pg_session)] == [json.loads(r[5]) for r in _person_rows(session)]
+    assert count(pg_session, IdentityPerson) == len({rid(i) for i in range(80)})
+
+
 @pytest.mark.parametrize("value", ['a"b', "back\\slash", "tab\tnew\nline\x01", "{brace}", "张三", "😀", "", " "])
 def test_json_text_reads_back_as_the_values(value: str) -> None:
     cols = _jsontext.encode_columns([[value, None, value], [1, 2.5, True]])

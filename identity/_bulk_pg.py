@@ -1,0 +1,182 @@
+"""PostgreSQL's side of :mod:`identity._bulk`: ``COPY`` text built column by column, one-parameter
+lookups, and the index rebuild around a load at least as large as its table
+(docs/decisions/0037-postgresql-bulk-load.md).
+
+* :func:`copy_chunks` turns rows given column by column into ``COPY ... FROM STDIN`` text (tab
+  separated, ``\\N`` for NULL, backslash escapes) with a handful of joins per column and per
+  chunk, instead of a driver call and a type lookup per row and value; a column of a type not
+  handled here returns ``None`` and the caller falls back to the driver's own row writer;
+* :func:`array_literal` is a list of codes as one ``text[]`` literal, so a lookup of 100,000
+  codes binds one string instead of having the driver dump 100,000 values;
+* :func:`drop_indexes` drops a table's plain secondary indexes for a load at least as large as
+  the table (never a primary key's, a unique one's or a partial one's), when it can take the
+  table's ``ACCESS EXCLUSIVE`` lock at once: inserting a million rows into a B-tree one at a
+  time costs the server several times what one sorted build afterwards does. The drop and the
+  rebuild are in the caller's transaction: a rollback or a crash before the commit leaves the
+  indexes as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: ``COPY`` text's NULL.
+NULL = "\\N"
+#: Characters ``COPY`` text escapes with a backslash.
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
+def _escape(value: str) -> str:
+    for char, escaped in _ESCAPES:
+        if char in value:
+            value = value.replace(char, escaped)
+    return value
+
+
+def _text_cells(items: list[Any], has_null: bool) -> list[str] | None:
+    """Cells of a column of text (``str`` or ``None``), escaped where needed (``None`` for
+    a NUL character, which PostgreSQL's text cannot hold: the driver's own writer says so)."""
+    present = [v for v in items if v is not None] if has_null else items
+    joined = "".join(present)
+    if "\x00" in joined:
+        return None
+    if any(char in joined for char, _ in _ESCAPES):
+        items = [v if v is None else _escape(v) for v in items]
+    return [NULL if v is None else v for v in items] if has_null else items
+
+
+def _scalar(value: Any) -> str | None:
+    """One value of a type the text form below covers, or ``None``."""
+    if type(value) is bool or isinstance(value, np.bool_):
+        return "t" if value else "f"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if type(value) in (dt.datetime, dt.date):  # not a subclass (pandas' nanoseconds)
+        return str(value.isoformat())
+    return None
+
+
+def cells(values: Sequence[Any] | np.ndarray) -> list[str] | None:
+    """A column's ``COPY`` text cells, or ``None`` when it holds a value of a type not covered
+    here (text, integers, floats, booleans, dates and timestamps are)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return list(map(str, values.tolist()))
+    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+        return ["t" if v else "f" for v in values.tolist()]
+    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    types = set(map(type, items))
+    has_null = type(None) in types
+    if types <= {str, type(None)}:
+        return _text_cells(items, has_null)
+    if types <= {int, type(None)}:
+        return [NULL if v is None else str(v) for v in items]
+    out: list[str] = []
+    for v in items:
+        text = NULL if v is None else _scalar(v)
+        if text is None:
+            return None  # text mixed with other types, or a type not covered: the driver decides
+        out.append(text)
+    return out
+
+
+def copy_chunks(
+    values: Sequence[Sequence[Any] | np.ndarray], constants: Mapping[str, Any], chunk: int
+) -> list[bytes] | None:
+    """``COPY`` text of the rows given column by column, with the ``constants``' values after
+    each row's, ``chunk`` rows to a piece; ``None`` when a value's type is not covered."""
+    n = len(values[0]) if len(values) else 0
+    columns = [cells(v) for v in values]
+    fixed = [cells([v]) for v in constants.values()]
+    if any(c is None for c in columns) or any(c is None for c in fixed):
+        return None
+    suffix = "".join("\t" + c[0] for c in fixed if c is not None)
+    out: list[bytes] = []
+    for start in range(0, n, chunk):
+        part = [c[start : start + chunk] for c in columns if c is not None]
+        lines = map("\t".join, zip(*part, strict=True))
+        out.append(((suffix + "\n").join(lines) + suffix + "\n").encode())
+    return out
+
+
+def array_literal(values: Sequence[Any]) -> str | None:
+    """``values`` (text or ``None``) as one ``text[]`` literal, or ``None`` for other types."""
+    types = set(map(type, values))
+    if not types <= {str, type(None)}:
+        return None
+    if type(None) not in types:
+        plain = "".join(values)
+        if "\\" not in plain and '"' not in plain:  # codes: nothing to escape, two joins
+            return '{"' + '","'.join(values) + '"}' if len(values) else "{}"
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' if v is not None else "NULL" for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_rows_at_most(raw: Any, table: str, limit: int) -> bool:
+    """Does ``table`` hold at most ``limit`` rows? The planner's estimate answers a table
+    clearly larger at once; otherwise at most ``limit + 1`` rows are counted."""
+    (estimate,) = raw.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()
+    if estimate is not None and estimate > 2 * limit:
+        return False
+    (rows,) = raw.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {_quoted(table)} LIMIT %s) AS s", (limit + 1,)
+    ).fetchone()
+    return int(rows) <= limit
+
+
+def droppable_indexes(raw: Any, table: str) -> list[tuple[str, str]]:
+    """(qualified name, ``CREATE INDEX`` statement) of ``table``'s plain secondary indexes:
+    not a primary key's, not unique, not partial, not behind a constraint, valid."""
+    rows = raw.execute(
+        """
+        SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(x.indexrelid)
+        FROM pg_index x
+        JOIN pg_class c ON c.oid = x.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE x.indrelid = %s::regclass
+          AND NOT x.indisprimary AND NOT x.indisunique AND x.indisvalid AND x.indpred IS NULL
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+        ORDER BY c.relname
+        """,
+        (table,),
+    ).fetchall()
+    return [(str(name), str(sql)) for name, sql in rows]
+
+
+def drop_indexes(raw: Any, table: str, rows: int) -> list[str]:
+    """Drop ``table``'s plain secondary indexes for a load of ``rows`` rows when the table holds
+    at most as many and its ``ACCESS EXCLUSIVE`` lock is free now (``NOWAIT``: never queued
+    behind a reader, and readers never queued behind a wait); the ``CREATE INDEX`` statements
+    to run after the load, or none when the indexes stay."""
+    import psycopg  # noqa: PLC0415 - only on PostgreSQL
+
+    indexes = droppable_indexes(raw, table)
+    if not indexes or not table_rows_at_most(raw, table, rows):
+        return []
+    raw.execute("SAVEPOINT hub_bulk_load")
+    try:
+        raw.execute(f"LOCK TABLE {_quoted(table)} IN ACCESS EXCLUSIVE MODE NOWAIT")
+    except psycopg.errors.LockNotAvailable:
+        raw.execute("ROLLBACK TO SAVEPOINT hub_bulk_load")
+        raw.execute("RELEASE SAVEPOINT hub_bulk_load")
+        return []  # someone reads or writes the table now: keep its indexes
+    raw.execute("RELEASE SAVEPOINT hub_bulk_load")
+    for name, _sql in indexes:
+        raw.execute(f"DROP INDEX {name}")
+    return [sql for _name, sql in indexes]
+
+
+def in_transaction(raw: Any) -> bool:
+    """Is the psycopg connection ``raw`` in a transaction that can still run statements?"""
+    from psycopg.pq import TransactionStatus  # noqa: PLC0415 - only on PostgreSQL
+
+    return bool(raw.info.transaction_status == TransactionStatus.INTRANS)
