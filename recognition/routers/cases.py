@@ -137,7 +137,7 @@ async def take_in(
         try:
             taken = intake_mod.take_in(s, body, actor=c.principal.name, consumer=owner,
                                        idempotency_key=idempotency_key, department=c.principal.department)  # fmt: skip
-            out = case_out(s, taken.case, personal=personal, replayed=taken.replayed)
+            out = _intake_answer(s, taken, personal)
             s.commit()
         except IntegrityError:
             # another request took the same key in meanwhile (or drew the same code): read what it wrote
@@ -151,7 +151,7 @@ async def take_in(
                                            department=c.principal.department)  # fmt: skip
             else:
                 taken = found
-            out = case_out(s, taken.case, personal=personal, replayed=taken.replayed)
+            out = _intake_answer(s, taken, personal)
             s.commit()
     except CaseRefused as exc:
         s.rollback()
@@ -166,6 +166,14 @@ async def take_in(
     )  # fmt: skip
     headers = {"Idempotent-Replayed": "true"} if taken.replayed else None
     return _answer(out, created=not taken.replayed, headers=headers)
+
+
+def _intake_answer(s: Session, taken: intake_mod.Taken, personal: bool) -> CaseOut:
+    """The answer to an intake: a new case's from the rows ``take_in`` wrote (the same answer as
+    ``GET /v1/cases/{code}`` gives for it, without reading it back), a replayed one's as read."""
+    if taken.rows is not None:
+        return render(taken.rows, personal=personal)
+    return case_out(s, taken.case, personal=personal, replayed=taken.replayed)
 
 
 def _readable_case(request: Request, c: Caller, s: Session, code: str) -> tuple[CaseOut, bool]:
