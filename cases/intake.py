@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cases import authorisation, conclusion, dispatch, notices, parties, supervision
@@ -302,9 +302,12 @@ def _outcome(body: IntakeIn, decisions: Sequence[mat.Decision]) -> tuple[str, di
     return "accepted", {}
 
 
+_CODE_TAKEN = select(CaseRecord.id).where(CaseRecord.code == bindparam("code"))
+
+
 def _new_code(session: Session, region: str, day: dt.date, rng: random.Random | None) -> str:
     for _ in range(CODE_DRAWS):
         code = supervision_code.generate(region, day, rng=rng)
-        if session.scalar(select(CaseRecord.id).where(CaseRecord.code == code)) is None:
+        if session.scalar(_CODE_TAKEN, {"code": code}) is None:
             return code
     raise RuntimeError(f"no free supervision code after {CODE_DRAWS} draws")  # 31⁵ per window and day
