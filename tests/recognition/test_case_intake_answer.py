@@ -20,7 +20,7 @@ from cases import intake
 from cases.schemas import IntakeIn
 from cases.views import case_out, render
 from tests.cases import world as w
-from tests.cases.world import ADDRESS, E1, P1, P2, P3, World, auth, consent, joint_registration
+from tests.cases.world import ADDRESS, E1, P2, P3, World, auth, consent, joint_registration
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -34,7 +34,8 @@ def api(city: World) -> Iterator[TestClient]:
 
 
 def _ago(days: int) -> str:
-    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat()
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).astimezone(shanghai).isoformat()
 
 
 BRING = [{"code": c, "provided": "upload"} for c in ("M01", "M02", "M06")] + [{"code": "M03", "provided": "paper"}]
@@ -45,12 +46,16 @@ BODIES: dict[str, tuple[Callable[[World], dict[str, Any]], Callable[[dict[str, A
         lambda city: joint_registration(
             agent={"code": P2, "name": w.NAMES[P2], "phone": "13805770001", "authorisation": "委托书 2026-118"}
         ),
-        lambda a: a["status"] == "in_progress" and any(m["found_by"] == "hub" for m in a["materials"])
-        and a["agent"] is not None,
+        lambda a: (
+            a["status"] == "in_progress"
+            and any(m["found_by"] == "hub" for m in a["materials"])
+            and a["agent"] is not None
+        ),
     ),
     "received days ago in +08:00": (
         lambda city: joint_registration(received_at=_ago(3)),
-        lambda a: a["intake_outcome"] == "accepted" and len(a["stages"]) == 3,
+        # the authorisation is granted when the case was received, stored and shown in UTC
+        lambda a: len(a["stages"]) == 3 and a["authorisations"][0]["granted_at"] == a["received_at"],
     ),
     "correction required: no authorisation, everything missing": (
         lambda city: joint_registration(materials=[{"code": "M01", "provided": "upload"}], authorisations=[]),
@@ -61,36 +66,53 @@ BODIES: dict[str, tuple[Callable[[World], dict[str, Any]], Callable[[dict[str, A
         lambda a: a["status"] == "not_accepted" and a["stages"] == [] and len(a["reasons"]) == 1,
     ),
     "accepted pending (容缺)": (
-        lambda city: joint_registration(materials=[*BRING, {"code": "M05", "provided": "promised",
-                                                              "promised_by": "2030-01-10"}]),  # fmt: skip
+        lambda city: joint_registration(
+            materials=[*BRING, {"code": "M05", "provided": "promised", "promised_by": "2030-01-10"}]
+        ),
         lambda a: a["intake_outcome"] == "accepted_pending",
     ),
     "an enterprise's change, its business licence recognised": (
-        lambda city: {"item_code": "XK00102000", "applicant": {"code": E1, "name": w.NAMES[E1], "address": ADDRESS},
-                      "materials": [{"code": "M01", "provided": "upload"}], "authorisations": [consent("M02", "M03")]},
+        lambda city: {
+            "item_code": "XK00102000",
+            "applicant": {"code": E1, "name": w.NAMES[E1], "address": ADDRESS},
+            "materials": [{"code": "M01", "provided": "upload"}],
+            "authorisations": [consent("M02", "M03")],
+        },
         lambda a: "hub" in [m["found_by"] for m in a["materials"] if m["license_id"]],
-    ),  # fmt: skip
+    ),
     "on commitment (告知承诺)": (
-        lambda city: {"item_code": "XK00102000", "applicant": {"code": E1, "name": w.NAMES[E1]},
-                      "materials": [{"code": "M01", "provided": "upload"}, {"code": "M03", "provided": "commitment"}],
-                      "authorisations": [consent("M02")]},
+        lambda city: {
+            "item_code": "XK00102000",
+            "applicant": {"code": E1, "name": w.NAMES[E1]},
+            "materials": [{"code": "M01", "provided": "upload"}, {"code": "M03", "provided": "commitment"}],
+            "authorisations": [consent("M02")],
+        },
         lambda a: a["intake_outcome"] == "accepted_on_commitment",
-    ),  # fmt: skip
+    ),
     "a licence named by the applicant": (
-        lambda city: {"item_code": "XK00501000", "applicant": {"code": E1, "name": w.NAMES[E1]},
-                      "materials": [{"code": "M01", "provided": "upload"}, {"code": "M04", "provided": "paper"},
-                                    {"code": "M02", "license_id": city.licences["e1_preview"]}],
-                      "authorisations": [consent("M02", "M03")]},
+        lambda city: {
+            "item_code": "XK00501000",
+            "applicant": {"code": E1, "name": w.NAMES[E1]},
+            "materials": [
+                {"code": "M01", "provided": "upload"},
+                {"code": "M04", "provided": "paper"},
+                {"code": "M02", "license_id": city.licences["e1_preview"]},
+            ],
+            "authorisations": [consent("M02", "M03")],
+        },
         lambda a: next(m for m in a["materials"] if m["code"] == "M02")["found_by"] == "applicant",
-    ),  # fmt: skip
+    ),
     "a transfer: a party's licence through the cross-walk, a provisional buyer, post": (
-        lambda city: {"item_code": "QR00401000", "applicant": {"code": P3, "name": w.NAMES[P3]},
-                      "parties": [{"role": "transferor", "code": P2, "name": w.NAMES[P2]}],
-                      "delivery": {"method": "post", "address": ADDRESS},
-                      "materials": [{"code": c, "provided": "paper"} for c in ("M01", "M03", "M04", "M05", "M06")],
-                      "authorisations": [consent("M02", holder="transferor")]},
+        lambda city: {
+            "item_code": "QR00401000",
+            "applicant": {"code": P3, "name": w.NAMES[P3]},
+            "parties": [{"role": "transferor", "code": P2, "name": w.NAMES[P2]}],
+            "delivery": {"method": "post", "address": ADDRESS},
+            "materials": [{"code": c, "provided": "paper"} for c in ("M01", "M03", "M04", "M05", "M06")],
+            "authorisations": [consent("M02", holder="transferor")],
+        },
         lambda a: a["applicant"]["identity"] == "provisional" and a["parties"] and a["delivery"]["method"] == "post",
-    ),  # fmt: skip
+    ),
 }
 
 
