@@ -34,7 +34,8 @@ IN_FORCE, EXPIRED, REVOKED = "in_force", "expired", "revoked"
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+    # in UTC, however it was given or read (SQLite hands back naive UTC)
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def new_ref() -> str:
@@ -106,7 +107,7 @@ def build(
         CaseAuthorisation(
             ref=new_ref(), case_id=case.id, holder_role=role, materials=list(a.materials),
             licences=[{"material": m, "license_id": lid, "version": v} for r, m, lid, v in used if r == role],
-            purpose=a.purpose, reference=a.reference, granted_at=at, valid_until=_utc(a.valid_until),
+            purpose=a.purpose, reference=a.reference, granted_at=_utc(at), valid_until=_utc(a.valid_until),
             granted_by=actor,
         )
         for role, a in given.items()

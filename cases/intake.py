@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from cases import authorisation, conclusion, dispatch, notices, parties, supervision
@@ -39,9 +39,11 @@ from cases import materials as mat
 from cases import service as svc
 from cases.catalogue import APPLICANT, WINDOW, Catalogue, Item, UnknownItem, load_catalogue
 from cases.errors import CaseRefused, Refusal
+from cases.evaluation import CONCLUDED
 from cases.schemas import AuthorisationIn, IntakeIn, IntakeOutcomeIn
 from cases.steps import Step
 from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
+from cases.views import CaseRows
 from hub.clock import local_day
 from hub.models import utcnow
 from hub.outbox import emit_many
@@ -57,6 +59,9 @@ class Taken:
     case: CaseRecord
     #: the same intake was taken before (same idempotency key, same application)
     replayed: bool
+    #: a new case's rows as written (:func:`cases.views.render` answers from them without reading
+    #: the case back); ``None`` for a replayed intake, whose case is read
+    rows: CaseRows | None = None
 
 
 def intake_key(consumer: str, key: str) -> str:
@@ -142,8 +147,8 @@ def take_in(
         intake_key=intake_key(owner, idempotency_key) if idempotency_key is not None else None,
         intake_fingerprint=svc.fingerprint(body.model_dump(mode="json")), created_by=actor, updated_at=svc.utc(now),
     )  # fmt: skip
-    _write(session, case, item, decisions, consents, actor=actor, received_at=received_at, now=now)
-    return Taken(case, False)
+    rows = _write(session, case, item, decisions, consents, actor=actor, received_at=received_at, now=now)
+    return Taken(case, False, rows)
 
 
 def _write(
@@ -156,7 +161,7 @@ def _write(
     actor: str,
     received_at: dt.datetime,
     now: dt.datetime,
-) -> None:
+) -> CaseRows | None:
     """Write a new case in a handful of statements: its row, then its materials, authorisations,
     the window's two steps, its dispatches and clocks one INSERT each, and every event announcing
     it in one INSERT (:func:`hub.outbox.emit_many`) — what :func:`cases.service.append`,
@@ -166,6 +171,12 @@ def _write(
 
     Events in the order those write them: the applicant's notices, ``case.received``, the two
     ``case.step``, then ``case.dispatched`` for every stage that waits for no other.
+
+    Returns the case's rows as :func:`cases.views.gather` would read them back — the objects just
+    written, in the order the reads give them (steps and dispatches as written, materials by
+    code), the licences the materials name as they were read to decide, no results (no licence
+    can name a code drawn just now) — or ``None`` if the intake concluded the case (never, as the
+    window's two steps stand; then the case is read back).
     """
     outcome, detail = case.intake_outcome, case.outcome_detail or {}
     at = svc.utc(received_at)
@@ -232,6 +243,14 @@ def _write(
         refs = dispatch.material_refs(materials, grants)
         events += [dispatch.dispatched_event(case, d, received_at, refs) for d in released]
     emit_many(session, events)
+    if reading.status in CONCLUDED:
+        return None
+    licences = {d.licence.license_id: d.licence for d in decisions if d.licence is not None}
+    return CaseRows(
+        case=case, steps=steps, dispatches=stages, consents=grants,
+        materials=sorted(materials, key=lambda m: m.material_code), licences=licences, results=[],
+        conclusion=None, evaluation=None,
+    )  # fmt: skip
 
 
 def _insert(session: Session, model: Any, rows: Sequence[Any], *, without: Sequence[str] = ()) -> None:
@@ -283,9 +302,12 @@ def _outcome(body: IntakeIn, decisions: Sequence[mat.Decision]) -> tuple[str, di
     return "accepted", {}
 
 
+_CODE_TAKEN = select(CaseRecord.id).where(CaseRecord.code == bindparam("code"))
+
+
 def _new_code(session: Session, region: str, day: dt.date, rng: random.Random | None) -> str:
     for _ in range(CODE_DRAWS):
         code = supervision_code.generate(region, day, rng=rng)
-        if session.scalar(select(CaseRecord.id).where(CaseRecord.code == code)) is None:
+        if session.scalar(_CODE_TAKEN, {"code": code}) is None:
             return code
     raise RuntimeError(f"no free supervision code after {CODE_DRAWS} draws")  # 31⁵ per window and day

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -55,6 +55,8 @@ class Decision:
     promised_by: dt.date | None = None
     #: why it is missing when the reason is not plain absence (no authorisation to use a licence)
     reason: str | None = None
+    #: the licence's index row as it was read to decide (what a new case's answer shows of it)
+    licence: LicenseIndexRow | None = field(default=None, compare=False, repr=False)
 
     @property
     def missing(self) -> bool:
@@ -108,7 +110,7 @@ def _decide_one(
                 f"material {m.code}: using the {m.holder}'s licence needs their authorisation for this case",
             )
         row = _named_licence(session, m, entry.license_id, codes, on)
-        return Decision(m, LICENCE, row.license_id, row.version, "applicant")
+        return Decision(m, LICENCE, row.license_id, row.version, "applicant", licence=row)
     provided = entry.provided if entry is not None else None
     if provided is Provided.promised:
         if not m.minor:
@@ -128,7 +130,7 @@ def _decide_one(
     if m.license_type is not None and codes:
         found = find_valid_licence(session, codes, m.license_type, on)
         if found is not None:
-            return Decision(m, LICENCE, found.license_id, found.version, "hub")
+            return Decision(m, LICENCE, found.license_id, found.version, "hub", licence=found)
     return Decision(m, MISSING if m.required else NOT_PROVIDED)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cases.catalogue import APPLICANT
@@ -103,14 +103,18 @@ def identify(session: Session, presented: str, kinds: Sequence[str], *, provisio
     return Identified(allowed[0], found.canonical[allowed[0]], PROVISIONAL)
 
 
+#: a party's legacy codes in force, oldest first (built once: intake asks it for every party)
+_LEGACY = (
+    select(IdentityCrosswalk.legacy_code)
+    .where(IdentityCrosswalk.canonical_code == bindparam("code"), IdentityCrosswalk.entity_kind == bindparam("kind"),
+           IdentityCrosswalk.undone_at.is_(None))
+    .order_by(IdentityCrosswalk.id)
+)  # fmt: skip
+
+
 def codes_of(session: Session, party: Identified) -> tuple[str, ...]:
     """Every code the party's licences may be filed under: the canonical one, then its legacy codes."""
-    legacy = session.scalars(
-        select(IdentityCrosswalk.legacy_code)
-        .where(IdentityCrosswalk.canonical_code == party.code, IdentityCrosswalk.entity_kind == party.kind,
-               IdentityCrosswalk.undone_at.is_(None))
-        .order_by(IdentityCrosswalk.id)
-    ).all()  # fmt: skip
+    legacy = session.scalars(_LEGACY, {"code": party.code, "kind": party.kind}).all()
     return (party.code, *dict.fromkeys(c for c in legacy if c != party.code))
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from zoneinfo import ZoneInfo
 
 #: The zone when ``HUB_SOURCE_TIMEZONE`` is not set (the default of ``Settings.source_timezone``).
@@ -49,11 +50,25 @@ def clock_at(now: Callable[[], dt.datetime]) -> Iterator[None]:
         _injected.pop()
 
 
+_NAME = "HUB_SOURCE_TIMEZONE"
+_NAME_B = _NAME.encode()
+
+
 def source_timezone() -> str:
-    """``HUB_SOURCE_TIMEZONE`` (any case, as pydantic-settings reads it) or the default."""
-    for name, value in os.environ.items():
-        if name.upper() == "HUB_SOURCE_TIMEZONE" and value:
-            return value
+    """``HUB_SOURCE_TIMEZONE`` (any case, as pydantic-settings reads it) or the default.
+
+    The name as written is looked up first; only when it is not set are the other names compared,
+    as bytes (decoding every name of the environment on each call cost more than the day it serves).
+    """
+    value = os.environ.get(_NAME)
+    if value:
+        return value
+    names: Iterable[Any] = os.environb if os.supports_bytes_environ else os.environ
+    for name in names:
+        if len(name) == len(_NAME) and name.upper() in (_NAME, _NAME_B):
+            found = os.environ.get(name.decode() if isinstance(name, bytes) else name)
+            if found:
+                return found
     return DEFAULT_TIMEZONE
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hub.clock import DEFAULT_TIMEZONE, source_timezone
 from hub.models import local_today
 from hub.settings import reset_settings
 from identifiers import _common
@@ -38,3 +39,16 @@ def test_the_default_is_the_city_s_date(zone: pytest.MonkeyPatch) -> None:
     reset_settings()
     shanghai = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()  # China has no daylight saving
     assert local_today() == shanghai
+
+
+def test_the_timezone_is_read_under_its_name_in_any_case(zone: pytest.MonkeyPatch) -> None:
+    zone.delenv("HUB_SOURCE_TIMEZONE", raising=False)
+    zone.setenv("hub_Source_timezone", "Etc/GMT-14")  # as pydantic-settings reads it: case-insensitive
+    assert source_timezone() == "Etc/GMT-14"
+    zone.setenv("HUB_SOURCE_TIMEZONE", "")  # empty under the name as written: the other spelling counts
+    assert source_timezone() == "Etc/GMT-14"
+    zone.setenv("HUB_SOURCE_TIMEZONE", "Etc/GMT+12")
+    assert source_timezone() == "Etc/GMT+12"
+    zone.delenv("hub_Source_timezone")
+    zone.delenv("HUB_SOURCE_TIMEZONE")
+    assert source_timezone() == DEFAULT_TIMEZONE
