@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -32,12 +30,6 @@ from identifiers import supervision_code
 from mappings.canonical.models import HolderKind, SourceRef
 from tests.cases import world as w
 from tests.cases.world import World, joint_registration
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
-
 
 NEW_FIRM = w.uscc("330322", "55667788")
 

@@ -5,8 +5,6 @@ never arrived flagged and announced once — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -33,11 +31,6 @@ ISSUERS = {
     "1102": ("tax", "11330322002567334J", {"taxpayer_name": NAME}),
     "1103": ("public_security", "113303220025675452", {"enterprise_name": NAME, "seal_types": "公章"}),
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
 
 
 def issue(city: World, code: str, type_code: str) -> str:

@@ -6,8 +6,6 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +19,6 @@ from e_license_store.model import LicenseDraft
 from mappings.canonical.models import HolderKind, SourceRef
 from tests.cases import world as w
 from tests.cases.world import World, consent, joint_registration
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
 
 
 def _card(city: World, holder: str, key: str) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -28,15 +27,9 @@ from cases.supervision_tables import CaseClock
 from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
 from hub.models import OutboxEvent
 from identifiers import supervision_code
-from tests.cases import world as w
 from tests.cases.world import ADDRESS, E1, P1, World, consent, joint_registration
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
 
 
 def _step_by_step(

@@ -33,11 +33,6 @@ TOKEN = "tok-sms-1"
 POLICY = dlv.DeliveryPolicy(max_attempts=3, backoff_base=1.0, backoff_max=1.0, concurrency=1)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
-
-
 @pytest.fixture()
 def gateway(tmp_path: Path) -> Iterator[SmsGatewayServer]:
     server = start_gateway(tmp_path / "sms", token=TOKEN)

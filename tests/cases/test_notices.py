@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from cases import intake, notices, service
@@ -27,11 +24,6 @@ CST = dt.timezone(dt.timedelta(hours=8))
 
 def at(day: int, hour: int = 10) -> dt.datetime:
     return dt.datetime(2026, 11, day, hour, tzinfo=CST)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
 
 
 def take_in(city: World, body: dict[str, Any]) -> str:

@@ -12,12 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -30,7 +27,6 @@ from hub.models import OutboxEvent
 from hub.outbox import emit
 from identifiers import supervision_code
 from pipeline.case_steps import columns, reported
-from tests.cases import world as w
 from tests.cases.step_ingest_reference import reference_ingest_steps, reference_reported
 from tests.cases.world import World, joint_registration
 
@@ -40,11 +36,6 @@ NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 
 def at(day: int, hour: int = 10, minute: int = 0, micro: int = 0) -> dt.datetime:
     return dt.datetime(2026, 11, day, hour, minute, 0, micro, tzinfo=CST)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
 
 
 def _cases(city: World, n: int) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -218,6 +219,19 @@ def client(world: World) -> Iterator[TestClient]:
     )  # fmt: skip
     with TestClient(app, raise_server_exceptions=False) as tc:
         yield tc
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The case world, each test once on SQLite and once on PostgreSQL (the case tests' conftests
+    offer it; a module that needs another world defines its own ``city``)."""
+    yield from on_database(request, tmp_path, monkeypatch)
+
+
+@pytest.fixture()
+def api(city: World) -> Iterator[TestClient]:
+    """A client of the API app over ``city``."""
+    yield from client(city)
 
 
 def auth(token: str, **headers: str) -> dict[str, str]:

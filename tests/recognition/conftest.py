@@ -20,6 +20,7 @@ from recognition.app import create_app
 from recognition.config import RecognitionSettings
 from recognition.consumers import add_consumer
 from recognition.directory import LicenseDirectory
+from tests.cases.world import api, city  # noqa: F401  (the case world's fixtures, for the case API tests)
 from tests.recognition.rec_helpers import CONSUMERS, RESIDENT_ID, USCC, Receiver, World, issue_business, source_ref
 
 

@@ -7,29 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from hub.models import OutboxEvent
 from recognition import audit
 from recognition.tables import AuditEntry
-from tests.cases import world as w
 from tests.cases.world import ADDRESS, P1, World, auth, consent, joint_registration
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
-
-
-@pytest.fixture()
-def api(city: World) -> Iterator[TestClient]:
-    yield from w.client(city)
 
 
 def _take(api: TestClient, city: World, **extra: Any) -> dict[str, Any]:

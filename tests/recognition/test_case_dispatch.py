@@ -22,22 +22,11 @@ from recognition import delivery as dlv
 from recognition import delivery_ops
 from recognition import subscriptions as subs_mod
 from recognition.tables import Consumer, Delivery
-from tests.cases import world as w
 from tests.cases.world import P1, World, auth, joint_registration
 from tests.recognition.rec_helpers import Receiver, allow_destination
 
 DEPARTMENTS = ("commerce", "tax", "public_security")
 POLICY = dlv.DeliveryPolicy(max_attempts=2, backoff_base=1.0, backoff_max=5.0, concurrency=4)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
-
-
-@pytest.fixture()
-def api(city: World) -> Iterator[TestClient]:
-    yield from w.client(city)
 
 
 @pytest.fixture()

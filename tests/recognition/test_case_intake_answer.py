@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,16 +20,6 @@ from cases.schemas import IntakeIn
 from cases.views import case_out, render
 from tests.cases import world as w
 from tests.cases.world import ADDRESS, E1, P2, P3, World, auth, consent, joint_registration
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
-
-
-@pytest.fixture()
-def api(city: World) -> Iterator[TestClient]:
-    yield from w.client(city)
 
 
 def _ago(days: int) -> str:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -31,16 +29,6 @@ from tests.cases.world import PHONE, World, auth, joint_registration
 
 #: reader → whether its key may see personal data
 READERS = {"window": True, "portal": False, "commerce": False, "tax": False}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
-
-
-@pytest.fixture()
-def api(city: World) -> Iterator[TestClient]:
-    yield from w.client(city)
 
 
 def _cases(city: World, api: TestClient) -> dict[str, str]:

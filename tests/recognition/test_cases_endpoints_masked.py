@@ -7,26 +7,11 @@ another department's step, whatever scopes it carries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
-from tests.cases import world as w
 from tests.cases.world import ADDRESS, NAMES, P1, PHONE, World, auth, joint_registration
 
 SECRETS = (P1, NAMES[P1], PHONE, ADDRESS)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def city(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from w.on_database(request, tmp_path, monkeypatch)
-
-
-@pytest.fixture()
-def api(city: World) -> Iterator[TestClient]:
-    yield from w.client(city)
 
 
 def test_no_case_endpoint_shows_personal_data_to_a_key_without_personal_read(city: World, api: TestClient) -> None:
