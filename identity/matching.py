@@ -1,8 +1,8 @@
 """Probabilistic matching (概率匹配) of person records that carry no usable resident id.
 
 A Fellegi–Sunter model run by Splink on DuckDB links incoming person records to the master
-index: comparisons on the name (after traditional → simplified, with Damerau-Levenshtein and
-Jaro-Winkler levels), birth date, sex, address, region and — when the record carries a
+index: comparisons on the name (after traditional → simplified, with same-pinyin,
+Damerau-Levenshtein and Jaro-Winkler levels), birth date, sex, address, region and — when the record carries a
 damaged id — the id's characters. Blocking rules keep the candidate pairs few enough to
 scale to a million-person master index; u is estimated by random sampling and m by
 expectation maximisation, unless a trained model (``model=``) is passed in.
@@ -19,6 +19,7 @@ it drives; the pipeline's use of it is :mod:`identity.matching_step`, its file :
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,7 @@ def prepare_persons(df: pd.DataFrame, id_column: str, *, code_is_resident_id: bo
         return pd.Series(pd.NA, index=range(len(df)), dtype="str")
 
     out["name"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("name")))).array
+    out["name_pinyin"] = name_pinyin(out["name"]).array
     out["birth_date"] = _iso_dates(nz.date(col("birth_date"))).array
     out["sex"] = nz.sex(col("sex")).array
     out["address"] = nz.simplify(nz.remove_spaces(nz.fullwidth_to_halfwidth(col("address")))).array
@@ -80,6 +82,40 @@ def prepare_persons(df: pd.DataFrame, id_column: str, *, code_is_resident_id: bo
     # representative (identity.matching_relations): evidence of its own, on the incoming side
     out["rep_code"] = nz.code(col("rep_code")).array
     return _id_evidence(out)
+
+
+#: Toneless pinyin of each Han character seen so far (its most common reading), across batches.
+_PINYIN: dict[int, str] = {}
+_PINYIN_LOCK = threading.Lock()
+
+
+def name_pinyin(names: pd.Series) -> pd.Series:
+    """Toneless pinyin of (folded) names, a space between syllables: 张玮 → ``zhang wei``.
+
+    What a clerk typing with a pinyin input method gets right when picking the wrong character
+    (张伟 → 张玮). Each character's reading is looked up once (pypinyin, the character alone —
+    its commonest reading, the same on both sides of a pair) and kept; each distinct name is
+    then one ``str.translate``. Characters that are not Han stay as they are.
+
+    >>> name_pinyin(pd.Series(["张伟", "张玮", "李娜", "阿依·古丽"])).tolist()
+    ['zhang wei', 'zhang wei', 'li na', 'a yi · gu li']
+    """
+    s = nz._as_str(names)
+    distinct = pd.unique(s.dropna())
+    if not len(distinct):
+        return s
+    chars = {ord(c) for c in "".join(distinct)}
+    with _PINYIN_LOCK:
+        missing = chars.difference(_PINYIN)
+        if missing:
+            from pypinyin import Style, lazy_pinyin  # noqa: PLC0415 - its dictionaries load in ~0.3 s
+
+            for c in missing:
+                reading = lazy_pinyin(chr(c), style=Style.NORMAL, errors="default")
+                _PINYIN[c] = f" {reading[0]} " if reading and reading[0] != chr(c) else chr(c)
+        table = {c: _PINYIN[c] for c in chars}
+    readings = {v: " ".join(v.translate(table).split()) for v in distinct}
+    return nz._as_str(s.map(readings))
 
 
 def prepare_name_frequencies(counts: pd.DataFrame) -> pd.DataFrame:
@@ -199,6 +235,10 @@ def _damerau_levenshtein_level(column: str, distance: int, *, shared_prefix: int
     )
 
 
+#: The name level of characters that sound the same, and its prior m — also its floor (:func:`floor_m`).
+SAME_PINYIN = "same pinyin (toneless)"
+SAME_PINYIN_M = 0.02
+
 #: Characters of a resident id that candidate pairs usually share: county and birth date.
 _ID_PREFIX = 14
 
@@ -223,12 +263,16 @@ def person_settings(probability_two_random_records_match: float = 1e-6) -> Any:
             cll.NullLevel("name"),
             # term frequencies: 王伟 agreeing says less than a name one person in the index bears
             level(cll.ExactMatchLevel("name", term_frequency_adjustments=True), 0.93),
-            level(_damerau_levenshtein_level("name", 1), 0.05),
+            # a character of the same sound: the slip of a pinyin input method (张伟 → 张玮)
+            cll.CustomLevel('"name_pinyin_l" = "name_pinyin_r"', label_for_charts=SAME_PINYIN).configure(
+                m_probability=SAME_PINYIN_M, u_probability=1e-4
+            ),
+            level(_damerau_levenshtein_level("name", 1), 0.03),
             level(cll.JaroWinklerLevel("name", 0.7), 0.015),
             level(cll.ElseLevel(), 0.005),
         ],
         output_column_name="name",
-        comparison_description="name: exact, one character off, Jaro-Winkler >= 0.7",
+        comparison_description="name: exact, same pinyin, one character off, Jaro-Winkler >= 0.7",
     )
     birth = cl.CustomComparison(
         comparison_levels=[
@@ -466,10 +510,18 @@ def _train(
 
 
 def floor_m(model: dict[str, Any], floor: float = M_FLOOR) -> dict[str, Any]:
-    """Lift every non-null level's m to at least ``floor`` and renormalise each comparison."""
+    """Lift every non-null level's m to at least ``floor`` and renormalise each comparison.
+
+    The same-pinyin level is lifted to its prior (before renormalising) at least: data whose typos are not made by an input
+    method (the frozen evaluation replaces characters at random) would otherwise teach that a
+    same-sound name is weaker evidence than any one-character slip; data that shows more raises it.
+    """
     for comparison in model.get("comparisons", []):
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        ms = [max(float(lv.get("m_probability") or 0.0), floor) for lv in levels]
+        ms = [
+            max(float(lv.get("m_probability") or 0.0), SAME_PINYIN_M if lv.get("label_for_charts") == SAME_PINYIN else floor)
+            for lv in levels
+        ]
         total = sum(ms)
         for lv, value in zip(levels, ms, strict=True):
             lv["m_probability"] = value / total

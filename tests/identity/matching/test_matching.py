@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from identity.matching import MATCH, NO_MATCH, RESULT_COLUMNS, REVIEW, Thresholds, decide, match_batch
+from identity.matching import MATCH, NO_MATCH, RESULT_COLUMNS, REVIEW, Thresholds, decide, match_batch, name_pinyin
 from mappings.normalizers import simplify
 from sandbox.generator import Sizes, generate
 from tests.identity.matching.conftest import City
@@ -178,3 +178,55 @@ def test_thresholds_are_checked() -> None:
 def test_empty_inputs() -> None:
     empty = pd.DataFrame({"incoming_key": [], "name": []})
     assert match_batch(pd.DataFrame({"canonical_code": []}), empty).empty
+
+
+def _sound_alikes(city: City) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Master persons and two versions of each name: the last character replaced by one of the
+    same sound (what a pinyin input method gives a clerk who picks wrong), and by one that sounds
+    different — both one character off."""
+    pool = sorted({c for n in city.master["name"] for c in n})
+    sounds = dict(zip(pool, name_pinyin(pd.Series(pool)).tolist(), strict=True))
+    by_sound: dict[str, list[str]] = {}
+    for c, sound in sounds.items():
+        by_sound.setdefault(sound, []).append(c)
+    rows, same, other = [], [], []
+    for _, person in city.master.sample(frac=1.0, random_state=11).iterrows():
+        name, last = person["name"], person["name"][-1]
+        alike = [c for c in by_sound[sounds[last]] if c != last]
+        unlike = [c for c in pool if sounds[c] != sounds[last] and c not in name]
+        if not alike or not unlike:
+            continue
+        rows.append(person)
+        same.append(name[:-1] + alike[0])
+        other.append(name[:-1] + unlike[len(rows) % len(unlike)])
+        if len(rows) == 12:
+            break
+    return pd.DataFrame(rows).reset_index(drop=True), same, other
+
+
+def test_a_same_sound_character_links_and_outscores_a_different_sound_one(city: City) -> None:
+    src, same, other = _sound_alikes(city)
+    assert len(src) == 12
+    assert (name_pinyin(pd.Series(same)).to_numpy() == name_pinyin(src["name"]).to_numpy()).all()
+
+    def records(names: list[str]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "incoming_key": [f"k{i}" for i in range(len(src))],
+                "name": names,
+                "birth_date": src["birth_date"].to_numpy(),
+                "sex": src["sex"].to_numpy(),
+                "address": None,
+                "region_code": src["region_code"].to_numpy(),
+                "resident_id": None,
+            }
+        )
+
+    alike = match_batch(city.master, records(same), model=city.model)
+    unlike = match_batch(city.master, records(other), model=city.model)
+    assert (alike["decision"] == MATCH).all(), alike
+    assert alike["canonical_code"].tolist() == src["canonical_code"].tolist()
+    # the same slip with a character of another sound is weaker evidence, pair by pair
+    scored = alike.merge(unlike, on="incoming_key", suffixes=("_alike", "_unlike"))
+    unlike_p = scored["match_probability_unlike"].fillna(0.0)
+    assert (scored["match_probability_alike"] > unlike_p).all(), scored
