@@ -512,16 +512,15 @@ def _train(
 def floor_m(model: dict[str, Any], floor: float = M_FLOOR) -> dict[str, Any]:
     """Lift every non-null level's m to at least ``floor`` and renormalise each comparison.
 
-    The same-pinyin level is lifted to its prior (before renormalising) at least: data whose typos are not made by an input
-    method (the frozen evaluation replaces characters at random) would otherwise teach that a
-    same-sound name is weaker evidence than any one-character slip; data that shows more raises it.
+    The same-pinyin level is lifted to at least its prior (before renormalising): data whose typos
+    are not an input method's (the frozen evaluation replaces characters at random) would otherwise
+    teach that a same-sound name is weaker evidence than any one-character slip; data that shows
+    more of them raises it.
     """
     for comparison in model.get("comparisons", []):
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        ms = [
-            max(float(lv.get("m_probability") or 0.0), SAME_PINYIN_M if lv.get("label_for_charts") == SAME_PINYIN else floor)
-            for lv in levels
-        ]
+        lows = [SAME_PINYIN_M if lv.get("label_for_charts") == SAME_PINYIN else floor for lv in levels]
+        ms = [max(float(lv.get("m_probability") or 0.0), low) for lv, low in zip(levels, lows, strict=True)]
         total = sum(ms)
         for lv, value in zip(levels, ms, strict=True):
             lv["m_probability"] = value / total
