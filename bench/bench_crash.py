@@ -796,7 +796,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true", help="every kill point once (at least 10) on a smaller city")
     parser.add_argument("--at", action="append", default=[], metavar="POINT:HIT",
                         help="try this point at this hit (repeatable) instead of points chosen at random")  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=default_jobs(),
+                        help="worlds run side by side, each trying its share of the points (default: "
+                             "one per core, 2 to 4)")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", help=argparse.SUPPRESS)
     parser.add_argument("--cases", type=int, default=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)
@@ -807,6 +811,10 @@ def main(argv: list[str]) -> int:
     ensure_odbc_env()
     if args.fork_server:
         return fork_server()
+    if args.worker:
+        from bench.crash_jobs import worker
+
+        return worker(json.loads(args.worker))
     if args.child:
         home = Path(os.environ["HUB_HOME"])
         if args.prepare:
@@ -816,7 +824,65 @@ def main(argv: list[str]) -> int:
         return 0
     sizes, cases = (SMOKE_SIZES, SMOKE_CASES) if args.smoke else (SIZES, CASES)
     at = [(p, int(h)) for p, _, h in (a.rpartition(":") for a in args.at)]
-    return run_harness(args.points, args.seed, sizes, cases, every_point=args.smoke, at=at or None)
+    return run_harness(args.points, args.seed, sizes, cases, every_point=args.smoke, at=at or None, jobs=args.jobs)
+
+
+def clean_run(w: World) -> tuple[dict[str, Any], Any, WindowRun]:
+    """The clean run on ``w`` (the kill points tallied): its figures (``clean_ok``, ``failure``,
+    ``invariant_problems``, ``clean_seconds``, ``tally``, ``audit_ok``, ``summary``), the reference
+    digest and the window's reference run."""
+    from rigs.digest import take_digest
+
+    figures: dict[str, Any] = {"clean_ok": False, "failure": "", "invariant_problems": []}
+    started = time.perf_counter()
+    with w.window() as window:
+        clean = w.launcher.run(w.env, kill_point="tally")
+    if clean != 0 or window.error or len(window.answers) != INTAKES:
+        figures["failure"] = f"(window: {window.error})\n" + w.launcher.log_tail()
+        return figures, None, window
+    figures["clean_seconds"] = time.perf_counter() - started
+    tally = figures["tally"] = {p: int(tally_hits) for p, tally_hits in
+                                json.loads((w.home / "tally.json").read_text()).items()}  # fmt: skip
+    tally[API_POINT] = INTAKES  # one audited request per intake (the API's own process is not tallied)
+    reference = take_digest(f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers(), aliases=window.aliases())
+    figures["audit_ok"] = reference.audit_ok
+    figures["summary"] = reference.summary()
+    figures["invariant_problems"] = reference.invariant_problems() + window_problems(window, window, w.home / "hub.db")
+    figures["clean_ok"] = not figures["invariant_problems"]
+    return figures, reference, window
+
+
+def print_clean(figures: dict[str, Any], job: str = "") -> None:
+    from hub.killpoints import POINTS
+
+    tally = figures["tally"]
+    print(f"clean run{job}: {figures['clean_seconds']:.1f}s, {figures['summary']}", flush=True)
+    print("kill point hits in a clean run: " + ", ".join(f"{p} {tally.get(p, 0)}" for p in sorted(POINTS)), flush=True)
+
+
+def chosen_points(
+    tally: dict[str, int], points: int, seed: int, every_point: bool, at: Sequence[tuple[str, int]] | None
+) -> list[tuple[str, int]]:
+    """The points to try, from the clean run's tally: ``at`` as given, else ``points`` chosen from the
+    seed (``every_point``: at least 10, and as many as the clean run reaches)."""
+    if at is not None:
+        return list(at)
+    if every_point:
+        points = max(10, sum(1 for hits in tally.values() if hits > 0))
+    return choose(tally, points, seed)
+
+
+def print_outcome(o: Outcome, i: int, points: int) -> None:
+    state = "converged" if o.converged else "DIVERGED"
+    print(f"[{i:3d}/{points}] {o.point}:{o.hit:<4d} {state} after {o.reruns} re-run(s) in "
+          f"{o.seconds_to_converge:5.1f}s", flush=True)  # fmt: skip
+    for p in o.problems[:12]:
+        print(f"        {p}", flush=True)
+
+
+def default_jobs() -> int:
+    """Jobs run side by side by default: one per core, at least 2 and at most 4."""
+    return min(4, max(2, os.cpu_count() or 1))
 
 
 def run(
@@ -827,57 +893,38 @@ def run(
     *,
     every_point: bool = False,
     at: Sequence[tuple[str, int]] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """The figures of a clean run and of ``points`` crashes (each at a kill point, then re-run until the
     digest equals the clean run's); ``every_point``: at least 10 points, and as many as the clean run reaches
     (each once). Each crash prints its line as it ends (a full run takes long).
 
+    ``jobs`` above 1: that many worlds side by side (:mod:`bench.crash_jobs`), each in its own process
+    with its own city, receivers, hub and clean run; the same points whatever ``jobs``.
+
     ``clean_ok`` is False when the clean run failed (``failure`` holds its log's tail) or broke an
     invariant (``invariant_problems``); then no point is tried."""
-    from hub.killpoints import POINTS
-    from rigs.digest import take_digest
+    if jobs > 1:
+        from bench.crash_jobs import run_jobs
 
-    figures: dict[str, Any] = {"clean_ok": False, "failure": "", "invariant_problems": [], "outcomes": []}
+        return run_jobs(points, seed, sizes, cases, every_point=every_point, at=at, jobs=jobs)
     with (
         tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp,
         world(Path(tmp), sizes, seed=2016, cases=cases) as w,
     ):
-        started = time.perf_counter()
-        with w.window() as window:
-            clean = w.launcher.run(w.env, kill_point="tally")
-        if clean != 0 or window.error or len(window.answers) != INTAKES:
-            figures["failure"] = f"(window: {window.error})\n" + w.launcher.log_tail()
+        figures, reference, window = clean_run(w)
+        figures["outcomes"] = []
+        if figures["failure"]:
             return figures
-        figures["clean_seconds"] = time.perf_counter() - started
-        tally = figures["tally"] = {p: int(tally_hits) for p, tally_hits in
-                                    json.loads((w.home / "tally.json").read_text()).items()}  # fmt: skip
-        tally[API_POINT] = INTAKES  # one audited request per intake (the API's own process is not tallied)
-        reference = take_digest(
-            f"sqlite:///{w.home / 'hub.db'}", w.home / "store", w.receivers(), aliases=window.aliases()
-        )
-        figures["audit_ok"] = reference.audit_ok
-        figures["summary"] = reference.summary()
-        bad = figures["invariant_problems"] = reference.invariant_problems() + window_problems(
-            window, window, w.home / "hub.db"
-        )
-        print(f"clean run: {figures['clean_seconds']:.1f}s, {figures['summary']}", flush=True)
-        print("kill point hits in a clean run: " + ", ".join(f"{p} {tally.get(p, 0)}" for p in sorted(POINTS)))
-        if bad:
+        print_clean(figures)
+        if not figures["clean_ok"]:
             return figures
-        figures["clean_ok"] = True
-        if every_point:
-            points = max(10, sum(1 for hits in tally.values() if hits > 0))
         outcomes: list[Outcome] = figures["outcomes"]
-        chosen = list(at) if at is not None else choose(tally, points, seed)
-        points = len(chosen)
+        chosen = chosen_points(figures["tally"], points, seed, every_point, at)
         for i, (point, hit) in enumerate(chosen, 1):
             o = crash_once(w, reference, window, point, hit)
             outcomes.append(o)
-            state = "converged" if o.converged else "DIVERGED"
-            print(f"[{i:3d}/{points}] {point}:{hit:<4d} {state} after {o.reruns} re-run(s) in "
-                  f"{o.seconds_to_converge:5.1f}s", flush=True)  # fmt: skip
-            for p in o.problems[:12]:
-                print(f"        {p}")
+            print_outcome(o, i, len(chosen))
     figures["tried"] = len(figures["outcomes"])
     figures["converged"] = sum(o.converged for o in figures["outcomes"])
     return figures
@@ -891,9 +938,10 @@ def run_harness(
     *,
     every_point: bool = False,
     at: Sequence[tuple[str, int]] | None = None,
+    jobs: int = 1,
 ) -> int:
     """:func:`run`, and its summary printed: 0 when every crash converged."""
-    f = run(points, seed, sizes, cases, every_point=every_point, at=at)
+    f = run(points, seed, sizes, cases, every_point=every_point, at=at, jobs=jobs)
     if f["failure"]:
         print("the clean run failed " + f["failure"])
         return 1
