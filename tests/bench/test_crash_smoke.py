@@ -9,10 +9,11 @@ import pytest
 @pytest.mark.odbc
 @pytest.mark.timeout(2400)  # 17 points, the API started for each: 18 min at load 14 on 2 cores
 def test_ten_kill_points_converge_to_the_clean_run() -> None:
-    from bench.bench_crash import SMOKE_CASES, SMOKE_SIZES, run
+    from bench.bench_crash import SMOKE_CASES, SMOKE_SIZES, choose, run
     from hub.killpoints import POINTS
 
-    f = run(30, 20, SMOKE_SIZES, SMOKE_CASES, every_point=True)  # what `--smoke` runs
+    # what `--smoke` runs: two worlds side by side, each its own process, city, receivers and reference
+    f = run(30, 20, SMOKE_SIZES, SMOKE_CASES, every_point=True, jobs=2)
     assert f["failure"] == "" and f["invariant_problems"] == [] and f["clean_ok"]
     assert f["audit_ok"]  # the clean run's digest: its audit chain verifies
     outcomes = f["outcomes"]
@@ -23,6 +24,8 @@ def test_ten_kill_points_converge_to_the_clean_run() -> None:
     assert all(f["tally"].get(name, 0) > 0 for name in POINTS), f["tally"]
     assert {o.point for o in outcomes} == set(POINTS)
     assert all(1 <= o.hit <= f["tally"][o.point] for o in outcomes)
+    # the outcomes of both jobs merged in the order of the points, chosen as one job would
+    assert [(o.point, o.hit) for o in outcomes] == choose(f["tally"], len(outcomes), 20)
 
 
 def test_points_are_chosen_in_turn_among_those_a_clean_run_reaches() -> None:
