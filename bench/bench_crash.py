@@ -823,7 +823,7 @@ def main(argv: list[str]) -> int:
     if args.worker:
         from bench.crash_jobs import worker
 
-        return worker(json.loads(args.worker))
+        return worker(json.loads(args.worker), sys.modules[__name__])
     if args.child:
         home = Path(os.environ["HUB_HOME"])
         if args.prepare:
@@ -919,7 +919,9 @@ def run(
     if jobs > 1:
         from bench.crash_jobs import run_jobs
 
-        return run_jobs(points, seed, sizes, cases, every_point=every_point, at=at, jobs=jobs)
+        return run_jobs(
+            points, seed, sizes, cases, every_point=every_point, at=at, jobs=jobs, harness=sys.modules[__name__]
+        )
     with (
         tempfile.TemporaryDirectory(prefix="bench_crash_") as tmp,
         world(Path(tmp), sizes, seed=2016, cases=cases) as w,

@@ -29,17 +29,21 @@ from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 
-from bench.bench_crash import REPO, Outcome
+#: the repository, where the workers run
+REPO = Path(__file__).resolve().parent.parent
+
 
 #: seconds a worker may take to end its world once told there is nothing left
 CLOSE_TIMEOUT = 120
 
 
-def worker(config: dict[str, Any]) -> int:
-    """One job: a world, its clean run, then the points it is handed (``config``: job, sizes, cases)."""
-    from bench.bench_crash import clean_run, crash_once, world
+def worker(config: dict[str, Any], harness: ModuleType) -> int:
+    """One job: a world, its clean run, then the points it is handed (``config``: job, sizes, cases;
+    ``harness``: :mod:`bench.bench_crash`, passed in so that this module does not import it back)."""
+    clean_run, crash_once, world, Outcome = harness.clean_run, harness.crash_once, harness.world, harness.Outcome
 
     answers: IO[str] = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # whatever this process or its children print never mixes with the answers
@@ -87,7 +91,7 @@ class Job:
             return None
         return json.loads(line)[kind]
 
-    def ask(self, index: int, point: str, hit: int) -> Outcome | None:
+    def ask(self, index: int, point: str, hit: int, outcome: type) -> Any:
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps({"index": index, "point": point, "hit": hit}) + "\n")
@@ -98,7 +102,7 @@ class Job:
         if body is None:
             return None
         body.pop("index")
-        return Outcome(**body)
+        return outcome(**body)
 
     def exit_code(self) -> int | None:
         return self.proc.poll()
@@ -123,10 +127,13 @@ def run_jobs(
     every_point: bool,
     at: Sequence[tuple[str, int]] | None,
     jobs: int,
+    harness: ModuleType,
 ) -> dict[str, Any]:
     """:func:`bench.bench_crash.run` over ``jobs`` worlds side by side: the same figures (the first
-    job's clean run, the outcomes in the order of the points) and the same lines printed."""
-    from bench.bench_crash import chosen_points, print_clean, print_outcome
+    job's clean run, the outcomes in the order of the points) and the same lines printed
+    (``harness``: :mod:`bench.bench_crash`)."""
+    chosen_points, print_clean, print_outcome = harness.chosen_points, harness.print_clean, harness.print_outcome
+    Outcome = harness.Outcome
 
     figures: dict[str, Any] = {"clean_ok": False, "failure": "", "invariant_problems": [], "outcomes": []}
     if at is not None:
@@ -168,7 +175,7 @@ def run_jobs(
         todo: queue.Queue[tuple[int, str, int]] = queue.Queue()
         for i, (point, hit) in enumerate(chosen, 1):
             todo.put((i, point, hit))
-        outcomes: list[Outcome | None] = [None] * len(chosen)
+        outcomes: list[Any] = [None] * len(chosen)
         printing = threading.Lock()
 
         def serve(job: Job) -> None:
@@ -177,7 +184,7 @@ def run_jobs(
                     i, point, hit = todo.get_nowait()
                 except queue.Empty:
                     return
-                o = job.ask(i, point, hit)
+                o = job.ask(i, point, hit, Outcome)
                 if o is None:
                     died = f"job {job.number + 1} ended (exit {job.proc.wait()}) while trying this point"
                     o = Outcome(point, hit, False, False, 0, 0.0, [died])

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.mark.slow
 @pytest.mark.odbc
-@pytest.mark.timeout(2400)  # 17 points, the API started for each: 18 min at load 14 on 2 cores
+@pytest.mark.timeout(2400)  # 17 points, the API started for each: 16 min with two jobs at load 5-13 on 2 cores
 def test_ten_kill_points_converge_to_the_clean_run() -> None:
     from bench.bench_crash import SMOKE_CASES, SMOKE_SIZES, choose, run
     from hub.killpoints import POINTS
