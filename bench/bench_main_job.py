@@ -10,8 +10,9 @@ Target: the per-record cost with the overhead excluded at the largest scale is w
 the cost at ×10 (the pipeline scales linearly; Airflow adds a constant, not a per-record cost).
 ``--smoke`` runs a tiny city once, direct only unless ``--airflow`` is given.
 
-``--scaled`` compares the deployments instead, at ×10 (a tiny city with ``--smoke``): the main job on the
-embedded default (the **airflow** figure above: LocalExecutor, SQLite, files) and on the scaled mode
+``--scaled`` compares the deployments instead, at ×10 (a tiny city with ``--smoke``, any size with
+``--scale``): the main job on the embedded default (the **airflow** figure above: LocalExecutor, SQLite,
+files) and on the scaled mode
 (CeleryExecutor with two workers, PostgreSQL for Airflow's metadata and the hub's state, Redis as the
 broker, licences and staged Parquet on moto's S3 server: :func:`rigs.scaled.start_scaled_hub`), one after
 the other in one run, on throwaway databases and a Redis database and key prefix of the run's own
@@ -233,13 +234,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--full", action="store_true", help="also ×100")
     parser.add_argument("--airflow", action="store_true", help="with --smoke: run the Airflow side too")
     parser.add_argument("--scaled", action="store_true", help="embedded default against the scaled mode at ×10")
+    parser.add_argument("--scale", type=float, help="with --scaled: the city's size instead of ×10 (a quicker reading)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HUB_LOG_LEVEL", "WARNING")
     from hub.odbcenv import ensure_odbc_env
 
     ensure_odbc_env()
     if args.scaled:
-        scale = 0.05 if args.smoke else 10.0
+        scale = args.scale or (0.05 if args.smoke else 10.0)
         pair = []
         for run in (run_airflow, run_scaled):
             pair.append(run(scale))

@@ -233,12 +233,13 @@ class LicenseService:
         return self._with_recovery(lic.license_id, attempt)
 
     def issue_batch(
-        self, items: Sequence[tuple[LicenseDraft, SourceRef]], *, concurrency: int = 4
+        self, items: Sequence[tuple[LicenseDraft, SourceRef]], *, concurrency: int | None = None
     ) -> list[IssuedLicense]:
         """Issue a batch (a DAG task's staged records): same result as :meth:`issue` per item.
 
-        New licences are sealed and stored ``concurrency`` at a time (libcrypto and the
-        store release the GIL), then indexed with their events in ONE transaction.
+        New licences are sealed and stored ``concurrency`` at a time (the store's
+        ``write_concurrency`` unless given; libcrypto and the store release the GIL), then
+        indexed with their events in ONE transaction.
         Items already issued with the same content come back unchanged; changed ones and
         any conflict go through :meth:`issue` one by one.
         """
@@ -279,6 +280,7 @@ class LicenseService:
             except _VersionTaken:
                 return None
 
+        concurrency = concurrency or self.store.write_concurrency
         if concurrency > 1 and len(fresh) > 1:
             with ThreadPoolExecutor(min(concurrency, len(fresh))) as pool:
                 stored = list(pool.map(store_one, fresh))
@@ -306,7 +308,7 @@ class LicenseService:
         return [r for r in results if r is not None]
 
     def issue_many(
-        self, items: Sequence[tuple[LicenseDraft, SourceRef]], *, concurrency: int = 4
+        self, items: Sequence[tuple[LicenseDraft, SourceRef]], *, concurrency: int | None = None
     ) -> list[IssuedLicense | InvalidDraft | InvalidTransition]:
         """Like :meth:`issue_batch`, but a bad item never stops the others: its error takes its place.
 

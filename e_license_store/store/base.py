@@ -68,6 +68,9 @@ class ObjectStore(ABC):
 
     #: short name for messages and benchmarks
     kind: str = "abstract"
+    #: writes a batch keeps in flight at once (:meth:`LicenseService.issue_batch`): sealing and a
+    #: local write are CPU, so about the cores; a network store's write is mostly waiting
+    write_concurrency: int = 4
 
     @abstractmethod
     def put(

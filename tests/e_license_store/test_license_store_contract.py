@@ -233,26 +233,34 @@ def test_real_minio_presigned_expiry_and_credential_refusal() -> None:
 def test_licence_retention_from_bucket_default_or_per_object(
     moto_endpoint: str, sessions: sessionmaker[Session], keyring: KeyRing
 ) -> None:
-    """Business licences keep 30 years: covered by a 30-year bucket rule with no extra request,
-    set per object when the bucket's rule is shorter."""
+    """Business licences keep 30 years: covered by a 30-year bucket rule, or carried by the upload
+    itself when the bucket's rule is shorter; either way the licence costs the store one request."""
     horizon = dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 30 - 1)
-    for bucket_years, expect_calls in ((30, 0), (1, 1)):
+    for bucket_years, lock_headers in ((30, False), (1, True)):
         store = open_store(
             f"minio://test:test@{moto_endpoint}/lic-{uuid.uuid4().hex[:12]}"
             f"?retention_mode=GOVERNANCE&retention_years={bucket_years}"
         )
         assert isinstance(store, MinioStore)
-        calls: list[str] = []
-        original = store.client.set_object_retention
+        requests: list[tuple[str, dict[str, object]]] = []
+        original = store.client._url_open
 
         def spy(
-            *args: object, _orig: Callable[..., None] = original, _calls: list[str] = calls, **kwargs: object
-        ) -> None:
-            _calls.append(str(args[1]))
-            _orig(*args, **kwargs)
+            method: str,
+            *args: object,
+            _orig: Callable[..., object] = original,
+            _requests: list[tuple[str, dict[str, object]]] = requests,
+            **kwargs: object,
+        ) -> object:
+            _requests.append((method, dict(kwargs.get("headers") or {})))  # type: ignore[call-overload]
+            return _orig(method, *args, **kwargs)
 
-        store.client.set_object_retention = spy  # type: ignore[method-assign]
+        store.client._url_open = spy  # type: ignore[method-assign,assignment]
         issued = LicenseService(store, sessions, keyring).issue(business_draft(), source(f"r{bucket_years}"))
-        assert len(calls) == expect_calls
+        assert [method for method, _ in requests] == ["PUT"]
+        headers = requests[0][1]
+        assert ("x-amz-object-lock-mode" in headers) is lock_headers
+        assert ("Content-MD5" in headers) is lock_headers
+        store.client._url_open = original  # type: ignore[method-assign]
         got = store.get_retention(issued.object_key)
         assert got is not None and got.mode == RetentionMode.governance and got.until >= horizon
