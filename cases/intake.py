@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from cases import authorisation, conclusion, dispatch, notices, parties, supervision
 from cases import materials as mat
@@ -202,8 +202,7 @@ def _write(
     )  # fmt: skip
     reading = svc.read(session, case, steps, stages)
     case.status = reading.status
-    session.add(case)
-    session.flush()  # the case's id, for every row below
+    _insert_case(session, case)
     for step in steps:
         step.case_id = case.id
     for stage in stages:
@@ -242,7 +241,7 @@ def _write(
     if released:
         refs = dispatch.material_refs(materials, grants)
         events += [dispatch.dispatched_event(case, d, received_at, refs) for d in released]
-    emit_many(session, events)
+    emit_many(session, events, fresh=True)  # every key names the new case's code
     if reading.status in CONCLUDED:
         return None
     licences = {d.licence.license_id: d.licence for d in decisions if d.licence is not None}
@@ -251,6 +250,17 @@ def _write(
         materials=sorted(materials, key=lambda m: m.material_code), licences=licences, results=[],
         conclusion=None, evaluation=None,
     )  # fmt: skip
+
+
+def _insert_case(session: Session, case: CaseRecord) -> None:
+    """``case`` (transient, every column but ``id`` set) as one INSERT, then in ``session`` as if
+    loaded: persistent under its new id, nothing pending — what ``add`` and ``flush`` leave,
+    without the unit of work's bookkeeping for one row."""
+    table = CaseRecord.__table__
+    values = {c.key: getattr(case, c.key) for c in table.columns if c.key != "id"}
+    case.id = session.execute(insert(table), values).inserted_primary_key[0]  # type: ignore[index]
+    make_transient_to_detached(case)
+    session.add(case)
 
 
 def _insert(session: Session, model: Any, rows: Sequence[Any], *, without: Sequence[str] = ()) -> None:
