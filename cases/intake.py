@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Table, bindparam, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from cases import authorisation, conclusion, dispatch, notices, parties, supervision
 from cases import materials as mat
@@ -44,6 +45,7 @@ from cases.schemas import AuthorisationIn, IntakeIn, IntakeOutcomeIn
 from cases.steps import Step
 from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
 from cases.views import CaseRows
+from hub.bulk import insert_rows
 from hub.clock import local_day
 from hub.models import utcnow
 from hub.outbox import emit_many
@@ -202,8 +204,7 @@ def _write(
     )  # fmt: skip
     reading = svc.read(session, case, steps, stages)
     case.status = reading.status
-    session.add(case)
-    session.flush()  # the case's id, for every row below
+    _insert_case(session, case)
     for step in steps:
         step.case_id = case.id
     for stage in stages:
@@ -242,7 +243,7 @@ def _write(
     if released:
         refs = dispatch.material_refs(materials, grants)
         events += [dispatch.dispatched_event(case, d, received_at, refs) for d in released]
-    emit_many(session, events)
+    emit_many(session, events, fresh=True)  # every key names the new case's code
     if reading.status in CONCLUDED:
         return None
     licences = {d.licence.license_id: d.licence for d in decisions if d.licence is not None}
@@ -253,6 +254,18 @@ def _write(
     )  # fmt: skip
 
 
+def _insert_case(session: Session, case: CaseRecord) -> None:
+    """``case`` (transient, every column but ``id`` set) as one INSERT, then in ``session`` as if
+    loaded: persistent under its new id, nothing pending — what ``add`` and ``flush`` leave,
+    without the unit of work's bookkeeping for one row."""
+    table = typing.cast(Table, CaseRecord.__table__)
+    values = {c.key: getattr(case, c.key) for c in table.columns if c.key != "id"}
+    result = typing.cast(CursorResult[Any], session.execute(insert(table), values))
+    case.id = result.inserted_primary_key[0]  # type: ignore[index]  # one row: its key
+    make_transient_to_detached(case)
+    session.add(case)
+
+
 def _insert(session: Session, model: Any, rows: Sequence[Any], *, without: Sequence[str] = ()) -> None:
     """``rows`` (transient objects of ``model``) as one INSERT of their column values (no ORM flush of each)."""
     if not rows:
@@ -260,7 +273,11 @@ def _insert(session: Session, model: Any, rows: Sequence[Any], *, without: Seque
     table = model.__table__
     # the attributes set, as the ORM would insert them (a column left unset takes its default)
     names = [c.key for c in table.columns if c.key in rows[0].__dict__ and c.key not in without]
-    session.execute(insert(table), [{n: getattr(r, n) for n in names} for r in rows])
+    values = [{n: getattr(r, n) for n in names} for r in rows]
+    if any(c.default is not None or c.server_default is not None for c in table.columns if c.key not in names):
+        session.execute(insert(table), values)  # SQLAlchemy fills the defaults in
+    else:  # every column given or NULL: the driver's executemany with the columns' own conversions
+        insert_rows(session.connection(), table, values)
 
 
 def _party_name(body: IntakeIn, role: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from cases.catalogue import APPLICANT
 from cases.errors import CaseRefused, Refusal
 from identifiers.normalize import normalize
-from identity.rules import resolve_one
+from identity.rules import Resolved, resolve_one
 from identity.statuses import NEW, RESOLVED
 from identity.tables import ENTERPRISE, PERSON, IdentityCrosswalk
 
@@ -57,16 +58,23 @@ class Resolution:
     malformed: bool
 
 
-def resolve(session: Session, presented: str) -> Resolution:
-    """Ask the identity index about ``presented`` as a person's and as an enterprise's code."""
+def resolve(
+    session: Session,
+    presented: str,
+    *,
+    normalized: Mapping[str, Any] | None = None,
+    asked: Mapping[str, Resolved] | None = None,
+) -> Resolution:
+    """Ask the identity index about ``presented`` as a person's and as an enterprise's code
+    (``asked``: the answers for some kinds already had, ``normalized`` the code's normal form)."""
     if not presented or len(presented) > MAX_CODE:
         return Resolution({}, {}, True)
     canonical: dict[str, str] = {}
     status: dict[str, str] = {}
     kinds: set[str] = set()
-    norm = normalize(presented)  # once, for both kinds of party
+    norm = normalized if normalized is not None else normalize(presented)  # once, for both kinds of party
     for kind in (PERSON, ENTERPRISE):
-        row = resolve_one(session, presented, kind, normalized=norm)
+        row = (asked or {}).get(kind) or resolve_one(session, presented, kind, normalized=norm)
         kinds.add(row.code_kind)
         status[kind] = row.status
         if row.status in (RESOLVED, NEW) and row.canonical_code:
@@ -79,8 +87,21 @@ def identify(session: Session, presented: str, kinds: Sequence[str], *, provisio
     """The party behind ``presented``, of one of ``kinds``; raises :class:`CaseRefused`.
 
     ``field`` names the input in the refusal (the code itself is never repeated).
+
+    The kinds the party may be are asked first, in :func:`resolve`'s order: the first one the
+    index knows is the answer :func:`resolve` would lead to, so the other kind is asked only when
+    none is (to tell an unknown code from one of a kind the item does not take).
     """
-    found = resolve(session, presented)
+    asked: dict[str, Resolved] = {}
+    norm = normalize(presented) if presented and len(presented) <= MAX_CODE else None
+    if norm is not None:
+        for kind in (PERSON, ENTERPRISE):
+            if kind not in kinds:
+                continue
+            row = asked[kind] = resolve_one(session, presented, kind, normalized=norm)
+            if row.status == RESOLVED and row.canonical_code:
+                return Identified(kind, row.canonical_code, MASTER_INDEX)
+    found = resolve(session, presented, normalized=norm, asked=asked)
     if found.malformed:
         raise CaseRefused("invalid_code", f"{field}: not a valid resident id, USCC or legacy code")
     known = [k for k, s in found.status.items() if s == RESOLVED]

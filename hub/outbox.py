@@ -52,7 +52,7 @@ def events_after(session: Session, after_id: int, limit: int = 1000) -> list[Out
     return list(session.scalars(stmt))
 
 
-def emit_many(session: Session, events: list[dict[str, Any]]) -> int:
+def emit_many(session: Session, events: list[dict[str, Any]], *, fresh: bool = False) -> int:
     """Add many events to ``session`` at once, with :func:`emit`'s rules (batch issuing).
 
     Each dict holds :func:`emit`'s arguments by name (``event_type``, ``subject``,
@@ -60,10 +60,15 @@ def emit_many(session: Session, events: list[dict[str, Any]]) -> int:
     ``license_type_code``). Keys already in the outbox, or repeated in the batch, are
     skipped. A query per thousand keys checks them and one INSERT writes the rest; returns
     how many events were added.
+
+    ``fresh``: every key names something written in this transaction for the first time (a new
+    case under a code drawn free just now), so none can be in the outbox yet: the query is left
+    out (keys repeated in the batch are still skipped; a key that were there after all would
+    fail the INSERT on the outbox's unique key, not be written twice).
     """
     if not events:
         return 0
-    keys = sorted({e["idempotency_key"] for e in events})
+    keys = [] if fresh else sorted({e["idempotency_key"] for e in events})
     existing: set[str] = set()
     for start in range(0, len(keys), KEY_CHUNK):  # bounded IN lists (SQLite limits bound parameters)
         chunk = keys[start : start + KEY_CHUNK]

@@ -92,6 +92,43 @@ def restore(raw: Any, info: dict[str, Any]) -> None:
 def on_checkin(dbapi_connection: Any, record: Any) -> None:
     """Pool ``checkin`` listener of the hub's SQLite engines (:func:`hub.db.make_engine`)."""
     restore(dbapi_connection, record.info)
+    level = record.info.pop(_UNSYNCED, None)
+    if level is not None and dbapi_connection is not None:
+        dbapi_connection.execute(f"PRAGMA synchronous={int(level)}")
+
+
+#: Key in a pooled connection's ``info``: the ``synchronous`` level to put back (:func:`sync_later`).
+_UNSYNCED = "hub_wal_sync_later"
+#: Key in a pooled connection's ``info``: its own ``synchronous`` level in WAL mode (0: not a WAL file).
+_LEVEL = "hub_wal_sync_level"
+
+
+def sync_later(session: Session) -> bool:
+    """Make ``session``'s commits on a SQLite file in WAL mode leave out their own sync of the log
+    (``synchronous=NORMAL`` until the connection returns to the pool): for a caller that syncs the
+    log itself before anyone is told of the commit — the API, whose answer waits for its audit
+    entry, committed and the same log synced after it (:class:`recognition.audit._ChainSink`). A
+    sync of the log makes every frame before it durable, this commit's included; a process that
+    dies keeps the commit (it is in the log), only a machine that stops before the sync loses it,
+    and then no answer told of it. Before the session's first write only (SQLite refuses inside a
+    transaction); elsewhere, or when the level is already below ``FULL``, nothing changes.
+    Returns whether the sync was left out."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    fairy = session.connection().connection
+    raw: Any = fairy.driver_connection
+    if _UNSYNCED in fairy.info:
+        return True
+    level = fairy.info.get(_LEVEL)
+    if level is None:  # once per connection: its mode and level stay as the engine set them
+        (mode,) = raw.execute("PRAGMA journal_mode").fetchone()
+        (found,) = raw.execute("PRAGMA synchronous").fetchone()
+        level = fairy.info[_LEVEL] = int(found) if str(mode).lower() == "wal" and _database_path(raw) else 0
+    if level < 2 or raw.in_transaction:
+        return False
+    raw.execute("PRAGMA synchronous=NORMAL")
+    fairy.info[_UNSYNCED] = level
+    return True
 
 
 def start(path: str) -> None:

@@ -52,6 +52,7 @@ from cases.schemas import AuthorisationOut, CaseOut, CasePage, IntakeIn, RevokeI
 from cases.tables import CaseMaterial
 from cases.views import case_out, case_summary, holder_shown, render, step_out
 from e_license_store.index import get_license
+from hub import sqlite_wal
 from hub.masking import mask_presented_code, scrub_text
 from hub.models import utcnow
 from recognition import views as license_views
@@ -133,6 +134,8 @@ async def take_in(
     require(c, CASES_WRITE)
     personal = c.principal.scopes.personal
     owner = c.principal.consumer_id
+    # the answer waits for its audit entry, whose sync of SQLite's log makes this commit durable too
+    sqlite_wal.sync_later(s)
     try:
         try:
             taken = intake_mod.take_in(s, body, actor=c.principal.name, consumer=owner,

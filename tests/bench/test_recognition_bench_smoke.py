@@ -120,6 +120,7 @@ def test_bench_case_intake_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (level,) = figures["runs"]
     assert level["cases"] > 0 and level["non2xx"] == 0 and figures["audit_ok"]
     assert level["audited"] >= level["requests"]  # every answered intake audited
+    assert level["intakes_audited"] == level["cases"] >= level["requests"]  # every case written has its entry
     assert level["recognised"] == 2 * level["cases"]  # the business licence and the premises' certificate, each time
     assert level["rps"] > 0 and figures["direct_cases"] > 0
 

@@ -110,3 +110,38 @@ def test_a_checkpoint_finds_a_path_that_needs_quoting(tmp_path: Path) -> None:
         assert [p for p, _n, _s in sqlite_wal.history[before:]] == [str(path)]
     finally:
         engine.dispose()
+
+
+def _synchronous(session: object) -> int:
+    raw = session.connection().connection.driver_connection  # type: ignore[attr-defined]
+    return int(raw.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_a_commit_synced_later_leaves_out_its_sync_and_the_connection_comes_back_full(one_connection: Engine) -> None:
+    with session_factory(one_connection)() as s:
+        assert _synchronous(s) == 2  # FULL: SQLite's default, every commit syncs the log
+        assert sqlite_wal.sync_later(s)
+        assert sqlite_wal.sync_later(s)  # asked again: still left out, the level to put back kept
+        assert _synchronous(s) == 1  # NORMAL: the caller syncs the log
+        _fill(s, 3)
+        s.commit()
+    with session_factory(one_connection)() as s:  # the same pooled connection, its own level back
+        assert _synchronous(s) == 2
+        assert s.execute(text("SELECT count(*) FROM bulk")).scalar_one() == 3
+
+
+def test_a_commit_is_synced_later_only_when_asked_before_its_first_write(one_connection: Engine) -> None:
+    with session_factory(one_connection)() as s:
+        _fill(s, 1)
+        assert not sqlite_wal.sync_later(s)  # SQLite refuses to change the level inside a transaction
+        assert _synchronous(s) == 2
+        s.rollback()
+
+
+def test_only_sqlite_files_in_wal_mode_sync_later() -> None:
+    memory = make_engine("sqlite://")
+    try:
+        with session_factory(memory)() as s:
+            assert not sqlite_wal.sync_later(s)
+    finally:
+        memory.dispose()
