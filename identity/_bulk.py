@@ -9,12 +9,14 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
   PostgreSQL — so a lookup of 100,000 codes is one short statement;
 * :func:`rows_for_keys` reads the rows of many keys; on SQLite it scans a table that is not
   much larger than the batch (a row read in order beats a random index probe) and otherwise
-  probes the index in key order, one JSON array of keys joined per statement;
+  probes the index in key order, one JSON array of keys joined per statement; an empty
+  table answers without a lookup on either;
 * :func:`insert_columns` (:func:`prepare`, then :func:`insert`) writes rows given column by
   column, already in database form (JSON as text, timestamps as the dialect stores them),
   through the driver: ``executemany`` of many-row statements on SQLite, ``COPY`` on
-  PostgreSQL (its text built column by column, :mod:`identity._bulk_pg`); both inside the
-  session's transaction, so they commit with everything else;
+  PostgreSQL (its text built column by column, :mod:`identity._bulk_pg`, a piece while the
+  driver's worker thread sends the one before); both inside the session's transaction, so
+  they commit with everything else;
 * :func:`collector_paused` keeps the garbage collector from rescanning the heap while a
   large batch builds its rows;
 * :func:`bulk_load`, when a batch is at least as large as the table, drops the table's
@@ -22,7 +24,9 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
   insert per row) — inside the same transaction, so a failure rolls the drop back too; on
   SQLite it also widens the page cache for the load, and a large load's commit leaves the WAL
   checkpoint to a worker thread (:mod:`hub.sqlite_wal`); on PostgreSQL only when the table's
-  lock is free at once (docs/decisions/0037-postgresql-bulk-load.md).
+  lock is free at once (docs/decisions/0037-postgresql-bulk-load.md); on PostgreSQL
+  :meth:`BulkLoad.insert_in_background` also leaves a table's ``COPY`` to a worker thread
+  (docs/decisions/0040-postgresql-load-overlap.md).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import gc
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +144,10 @@ def rows_for_keys(
         return
     conn = session.connection()
     if dialect_name(session) != "sqlite":
+        # an empty table (a first load) answers at once, as on SQLite: one probe instead of a
+        # statement per 100,000 keys, each parsing and planning its list of keys
+        if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None:
+            return
         for chunk in chunks(list(dict.fromkeys(values))):
             yield from conn.execute(sa.select(key, *columns).where(in_values(session, key, chunk), *where))
         return
@@ -199,8 +207,9 @@ class Prepared:
     statements: list[tuple[str, list[Any]]] = field(default_factory=list)
     #: other databases: the rows, constants included, in ``columns`` order
     rows: Iterable[Sequence[Any]] = ()
-    #: PostgreSQL: the rows as ``COPY`` text, in pieces (``None``: the driver writes ``rows``)
-    copy: list[bytes] | None = None
+    #: PostgreSQL: the rows as ``COPY`` text, in pieces (``None``: the driver writes ``rows``);
+    #: built as they are read when :func:`prepare` was asked for ``lazy`` text
+    copy: Iterable[bytes] | None = None
 
 
 def prepare(
@@ -209,6 +218,8 @@ def prepare(
     columns: Sequence[str],
     values: Sequence[Sequence[Any] | np.ndarray],
     constants: Mapping[str, Any] | None = None,
+    *,
+    lazy: bool = False,
 ) -> Prepared:
     """Rows given column by column (``values``, one sequence per column of ``columns``, in
     database form: JSON as its text, timestamps as :func:`timestamp` gives; Python or NumPy
@@ -216,14 +227,17 @@ def prepare(
     :func:`insert` — pure work, which a caller can do while the database is busy.
 
     On SQLite the constants are written into the statement where they can be, and the rows go
-    :data:`ROWS_PER_STATEMENT` to a statement, as flat parameter lists built by NumPy."""
+    :data:`ROWS_PER_STATEMENT` to a statement, as flat parameter lists built by NumPy. On
+    PostgreSQL ``lazy`` leaves each piece's ``COPY`` text to be built as :func:`insert` sends
+    the pieces (the values' types are checked here all the same)."""
     fixed = dict(constants or {})
     n = len(values[0]) if len(values) else 0
     if any(len(v) != n for v in values):
         raise ValueError("columns of unequal length")
     if dialect_name(session) == "postgresql":
-        text = _bulk_pg.copy_chunks(values, fixed, WRITE_CHUNK)
-        if text is not None:
+        pieces = _bulk_pg.copy_pieces(values, fixed, WRITE_CHUNK)
+        if pieces is not None:
+            text: Iterable[bytes] = pieces if lazy else list(pieces)
             return Prepared(table, (*columns, *fixed), copy=text)
     if dialect_name(session) != "sqlite":
         tail = tuple(fixed.values())
@@ -266,16 +280,7 @@ def insert(session: Session, prepared: Prepared) -> None:
             raw.executemany(sql, params)
         return
     if name == "postgresql":
-        with (
-            _dbapi(session).cursor() as cur,
-            cur.copy(f"COPY {table.name} ({', '.join(prepared.columns)}) FROM STDIN") as copy,
-        ):
-            if prepared.copy is not None:
-                for piece in prepared.copy:
-                    copy.write(piece)
-            else:
-                for row in prepared.rows:
-                    copy.write_row(row)
+        _copy(_dbapi(session), prepared)
         return
     # any other database: the portable Core path (JSON text parsed back for the JSON type)
     json_cols = {c for c in prepared.columns if isinstance(table.c[c].type, sa.JSON)}
@@ -290,6 +295,26 @@ def insert(session: Session, prepared: Prepared) -> None:
         session.execute(sa.insert(table), dicts)
 
 
+def _copy(raw: Any, prepared: Prepared) -> None:
+    """PostgreSQL: ``COPY`` the rows on the psycopg connection ``raw``. A worker thread of the
+    driver's sends what is written while this thread builds the next piece of text (or
+    formats the next row): the server parses and stores a piece while the next one is built."""
+    from psycopg.copy import QueuedLibpqWriter  # noqa: PLC0415 - only on PostgreSQL
+
+    with (
+        raw.cursor() as cur,
+        cur.copy(
+            f"COPY {prepared.table.name} ({', '.join(prepared.columns)}) FROM STDIN", writer=QueuedLibpqWriter(cur)
+        ) as copy,
+    ):
+        if prepared.copy is not None:
+            for piece in prepared.copy:
+                copy.write(piece)
+        else:
+            for row in prepared.rows:
+                copy.write_row(row)
+
+
 def insert_columns(
     session: Session,
     table: sa.Table,
@@ -297,8 +322,9 @@ def insert_columns(
     values: Sequence[Sequence[Any] | np.ndarray],
     constants: Mapping[str, Any] | None = None,
 ) -> None:
-    """:func:`prepare` and :func:`insert` at once."""
-    insert(session, prepare(session, table, columns, values, constants))
+    """:func:`prepare` and :func:`insert` at once (on PostgreSQL the ``COPY`` text of a piece is
+    built while the server stores the piece before it)."""
+    insert(session, prepare(session, table, columns, values, constants, lazy=True))
 
 
 def _sqlite_begin(session: Session) -> Any:
@@ -325,19 +351,39 @@ class BulkLoad:
         inside SQLite (or waits on PostgreSQL's server) without the GIL, so the caller's Python
         work goes on meanwhile — work that must not use the database until :meth:`wait` returns."""
         statements = self._dropped.pop(table.name, [])
-        if not statements:
+        if statements:
+            self._in_background(lambda raw: [raw.execute(sql) for sql in statements])
+
+    def insert_in_background(self, session: Session, prepared: Prepared) -> None:
+        """Insert ``prepared``'s rows, then build their table's dropped indexes again. On
+        PostgreSQL both run on a worker thread (it waits on the server's ``COPY`` and
+        ``CREATE INDEX`` without the GIL), so the caller's Python work goes on while the server
+        stores the rows — work that must not use the database until :meth:`wait` returns;
+        elsewhere the rows are inserted now and only the build is left to the worker."""
+        if not self._postgresql:
+            insert(session, prepared)
+            self.rebuild_in_background(prepared.table)
             return
+        statements = self._dropped.pop(prepared.table.name, [])
+
+        def load(raw: Any) -> None:
+            _copy(raw, prepared)
+            for sql in statements:
+                raw.execute(sql)
+
+        self._in_background(load)
+
+    def _in_background(self, work: Callable[[Any], Any]) -> None:
         self.wait()
         raw = self._raw
 
-        def build() -> None:
+        def run() -> None:
             try:
-                for sql in statements:
-                    raw.execute(sql)
+                work(raw)
             except BaseException as exc:  # re-raised in the caller's thread by wait()
                 self._error = exc
 
-        self._worker = threading.Thread(target=build, name="identity-index-build", daemon=True)
+        self._worker = threading.Thread(target=run, name="identity-bulk-load", daemon=True)
         self._worker.start()
 
     def wait(self) -> None:

@@ -19,10 +19,12 @@ lookups, and the index rebuild around a load at least as large as its table
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: ``COPY`` text's NULL.
 NULL = "\\N"
@@ -85,23 +87,51 @@ def cells(values: Sequence[Any] | np.ndarray) -> list[str] | None:
     return out
 
 
-def copy_chunks(
+def copy_pieces(
     values: Sequence[Sequence[Any] | np.ndarray], constants: Mapping[str, Any], chunk: int
-) -> list[bytes] | None:
+) -> Iterator[bytes] | None:
     """``COPY`` text of the rows given column by column, with the ``constants``' values after
-    each row's, ``chunk`` rows to a piece; ``None`` when a value's type is not covered."""
+    each row's, ``chunk`` rows to a piece, each piece built as it is read; ``None`` (at once)
+    when a value's type is not covered."""
     n = len(values[0]) if len(values) else 0
     columns = [cells(v) for v in values]
     fixed = [cells([v]) for v in constants.values()]
     if any(c is None for c in columns) or any(c is None for c in fixed):
         return None
     suffix = "".join("\t" + c[0] for c in fixed if c is not None)
-    out: list[bytes] = []
-    for start in range(0, n, chunk):
-        part = [c[start : start + chunk] for c in columns if c is not None]
-        lines = map("\t".join, zip(*part, strict=True))
-        out.append(((suffix + "\n").join(lines) + suffix + "\n").encode())
-    return out
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, n, chunk):
+            part = [c[start : start + chunk] for c in columns if c is not None]
+            yield _joined(part, suffix + "\n")
+
+    return pieces()
+
+
+def _joined(part: list[list[str]], end: str) -> bytes:
+    """Rows of cells given column by column as ``COPY`` text: cells tab-separated, each row
+    followed by ``end``. Arrow joins the cells in C++, and the character buffer of its result
+    is the text itself, one row after the other; Python's joins when Arrow refuses a value
+    (text that is not valid Unicode: then the encoding below says what is wrong)."""
+    try:
+        arrays = [pa.array(column, type=pa.large_string()) for column in part]
+    except (pa.ArrowException, UnicodeError):
+        arrays = []
+    if arrays:
+        cells = pc.binary_join_element_wise(*arrays, pa.scalar("\t", pa.large_string()))
+        rows = pc.binary_join_element_wise(cells, pa.scalar(end, pa.large_string()), pa.scalar("", pa.large_string()))
+        _validity, offsets, data = rows.buffers()
+        first, last = np.frombuffer(offsets, dtype=np.int64)[[rows.offset, rows.offset + len(rows)]]
+        return data.to_pybytes()[first:last]
+    return (end.join(map("\t".join, zip(*part, strict=True))) + end).encode()
+
+
+def copy_chunks(
+    values: Sequence[Sequence[Any] | np.ndarray], constants: Mapping[str, Any], chunk: int
+) -> list[bytes] | None:
+    """:func:`copy_pieces`, every piece built at once."""
+    pieces = copy_pieces(values, constants, chunk)
+    return None if pieces is None else list(pieces)
 
 
 def array_literal(values: Sequence[Any]) -> str | None:

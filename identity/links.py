@@ -300,11 +300,15 @@ def _same_json(stored: str | None, new: str) -> bool:
         return False
 
 
-def write_links(session: Session, plan: LinkPlan, entity_kind: str, department: str, dataset: str, now: Any) -> None:
+def write_links(
+    session: Session, plan: LinkPlan, entity_kind: str, department: str, dataset: str, now: Any
+) -> _bulk.Prepared | None:
+    """Update the links the plan changes; the new links' rows, ready for :func:`_bulk.insert`
+    (``None`` when there are none)."""
     for group in _same_keys(plan.updates):
         session.execute(update(IdentitySourceRecord), group)  # bulk UPDATE by primary key
     if not plan.inserted:
-        return
+        return None
     at = _bulk.timestamp(session, now)
     columns: tuple[str, ...] = ("source_key", "source_version", "canonical_code", "method", "attributes", "fingerprint")
     values: list[Any] = [plan.keys, plan.versions, plan.codes, plan.methods, plan.attributes_json, plan.fingerprints]
@@ -318,7 +322,7 @@ def write_links(session: Session, plan: LinkPlan, entity_kind: str, department: 
             np.array([v if ok else None for v, ok in zip(plan.model_versions, scored, strict=True)], dtype=object),
         ]
     constants = {"department": department, "dataset": dataset, "entity_kind": entity_kind, "linked_at": at}
-    _bulk.insert_columns(session, core_table(IdentitySourceRecord), columns, values, constants)
+    return _bulk.prepare(session, core_table(IdentitySourceRecord), columns, values, constants)
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

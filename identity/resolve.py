@@ -278,10 +278,13 @@ def _link_batch(
     id_table = core_table(IdentityPerson if entity_kind == PERSON else IdentityEnterprise)
     link_table = core_table(IdentitySourceRecord)
     with _bulk.bulk_load(session, {link_table: plan.inserted, id_table: len(new_codes)}) as load:
-        write_links(session, plan, entity_kind, department, dataset, now)
+        links = write_links(session, plan, entity_kind, department, dataset, now)
         # the links' indexes (when dropped for a large load) are built by the database while the new
-        # identities' rows are built here
-        load.rebuild_in_background(link_table)
+        # identities' rows are built here; on PostgreSQL the links' COPY too
+        if links is not None:
+            load.insert_in_background(session, links)
+        else:
+            load.rebuild_in_background(link_table)
         identities = identity_rows(entity_kind, new_codes, plan, department, dataset, now)
         # the rows as the driver takes them, and the records returned: pure work, also done
         # while the indexes build

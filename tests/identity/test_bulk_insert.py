@@ -182,3 +182,46 @@ def test_types_the_copy_text_does_not_cover_go_through_the_driver_on_postgres(pg
     assert prepared.copy is None
     with pytest.raises(Exception, match=r"(?i)nul|0x00"):
         _bulk.insert(session, prepared)
+
+
+def test_copy_text_joined_by_arrow_equals_pythons_joins() -> None:
+    from identity import _bulk_pg
+
+    # awkward text (escaped tab, backslash, newline), NULLs, CJK, empty text; with constants and without
+    values: list[Any] = [
+        ["a", None, "x\ty", "b\\c", "中文", "", "\n\r"],
+        np.arange(7, dtype=np.int64) - 3,
+        [1.5, None, 2.0, 0.1, 3.0, -1.0, 1e300],
+        [True, False, None, True, True, False, True],
+    ]
+    for constants in ({"k": "v\tw", "n": 7}, {}):
+        fixed = [_bulk_pg.cells([v]) for v in constants.values()]
+        cells = [_bulk_pg.cells(v) for v in values]
+        assert None not in fixed and None not in cells
+        suffix = "".join("\t" + c[0] for c in fixed if c is not None)
+        lines = map("\t".join, zip(*(c for c in cells if c is not None), strict=True))
+        python = ((suffix + "\n").join(lines) + suffix + "\n").encode()
+        for chunk in (1, 3, 7):
+            pieces = _bulk_pg.copy_chunks(values, constants, chunk)
+            assert pieces is not None and len(pieces) == -(-7 // chunk)
+            assert b"".join(pieces) == python
+            lazy = _bulk_pg.copy_pieces(values, constants, chunk)
+            assert lazy is not None and b"".join(lazy) == python
+    # text Arrow refuses (a lone surrogate): Python's joins, whose encoding refuses it too
+    with pytest.raises(UnicodeEncodeError):
+        _bulk_pg.copy_chunks([["ok", "\ud800"]], {}, 10)
+
+
+@pytest.mark.postgres
+def test_lazy_copy_text_writes_what_the_eager_text_does_on_postgres(pg_session: Session) -> None:
+    session = pg_session
+    table = _typed_table(session)
+    cols = ("s", "n", "f", "b", "doc", "at", "day")
+    values = _typed_values(60)
+    lazy = _bulk.prepare(session, table, cols, values, {"kind": "lazy"}, lazy=True)
+    assert lazy.copy is not None and not isinstance(lazy.copy, list)  # built as the driver sends it
+    _bulk.insert(session, lazy)
+    _bulk.insert_columns(session, table, cols, values, {"kind": "eager"})
+    rows = session.execute(sa.select(*(table.c[c] for c in (*cols, "kind"))).order_by(table.c.id)).all()
+    assert [r[:-1] for r in rows[:60]] == [r[:-1] for r in rows[60:]]
+    assert {r[-1] for r in rows[:60]} == {"lazy"} and {r[-1] for r in rows[60:]} == {"eager"}

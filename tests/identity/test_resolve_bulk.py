@@ -3,6 +3,7 @@ SQLite bulk load (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -219,6 +220,57 @@ def test_a_failed_statement_in_the_load_rolls_the_drop_back_on_postgres(pg_sessi
         session.execute(text("SELECT 1 FROM no_such_table"))  # the transaction is aborted: the error leaves as it is
     session.rollback()
     assert _pg_indexes(session, "identity_source_record") == before
+
+
+def _prepared_links(session: Session, keys: list[str], code: str) -> _bulk.Prepared:
+    at = _bulk.timestamp(session, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    constants = {"department": "public_security", "dataset": "persons", "entity_kind": "person", "linked_at": at}
+    return _bulk.prepare(
+        session,
+        IdentitySourceRecord.__table__,  # type: ignore[arg-type]
+        ("source_key", "canonical_code", "method", "attributes"),
+        [keys, [code] * len(keys), ["rule"] * len(keys), ["{}"] * len(keys)],
+        constants,
+    )
+
+
+@pytest.mark.postgres
+def test_a_copy_left_to_the_worker_lands_before_the_rebuild_and_its_error_at_wait_on_postgres(
+    pg_session: Session,
+) -> None:
+    session = pg_session
+    table = IdentitySourceRecord.__table__
+    before = _pg_indexes(session, "identity_source_record")
+    code = "11010519491231002X"
+    with _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}) as load:  # type: ignore[dict-item]
+        load.insert_in_background(session, _prepared_links(session, [f"k{i}" for i in range(500)], code))
+        load.wait()  # the rows are in, and the indexes dropped for them built again after them
+        assert _pg_indexes(session, "identity_source_record") == before
+    assert count(session, IdentitySourceRecord) == 500
+    assert session.scalar(select(func.count()).where(IdentitySourceRecord.canonical_code == code)) == 500
+    session.commit()
+    # a row the server refuses (a key longer than the column): the worker's error is raised by wait()
+    too_long = _prepared_links(session, ["x" * 300], code)
+    with (
+        pytest.raises(Exception, match=r"(?i)too long"),
+        _bulk.bulk_load(session, {table: _bulk.REBUILD_MIN_ROWS}) as load,  # type: ignore[dict-item]
+    ):
+        load.insert_in_background(session, too_long)
+        load.wait()
+    session.rollback()
+    assert count(session, IdentitySourceRecord) == 500
+    assert _pg_indexes(session, "identity_source_record") == before
+
+
+@pytest.mark.postgres
+def test_lookups_in_an_empty_table_answer_without_reading_on_postgres(pg_session: Session) -> None:
+    session = pg_session
+    table = IdentitySourceRecord.__table__
+    keys = [f"k{i}" for i in range(10)]
+    assert list(_bulk.rows_for_keys(session, table, table.c.source_key, keys)) == []  # type: ignore[arg-type]
+    _bulk.insert(session, _prepared_links(session, keys[:3], "110105194912310029"))
+    got = _bulk.rows_for_keys(session, table, table.c.source_key, keys)  # type: ignore[arg-type]
+    assert sorted(row[0] for row in got) == keys[:3]
 
 
 @pytest.mark.postgres
