@@ -204,26 +204,21 @@ def _write(
     )  # fmt: skip
     reading = svc.read(session, case, steps, stages)
     case.status = reading.status
-    _insert_case(session, case)
-    for step in steps:
-        step.case_id = case.id
-    for stage in stages:
-        stage.case_id = case.id
+    # Everything the writes need is built before the first of them: on SQLite the first INSERT
+    # takes the database's one write lock, held until the commit, and every other writer of every
+    # process waits meanwhile; between the INSERTs below only the new case's id is filled in.
     materials = [
         CaseMaterial(
-            case_id=case.id, material_code=d.material.code, name=d.material.name, required=d.material.required,
+            material_code=d.material.code, name=d.material.name, required=d.material.required,
             holder_role=d.material.holder, license_type_code=d.material.license_type, provision=d.provision,
             license_id=d.license_id, license_version=d.license_version, found_by=d.found_by,
             promised_by=d.promised_by, updated_at=svc.utc(now),
         )
         for d in decisions
     ]  # fmt: skip
-    _insert(session, CaseMaterial, materials)
     used = [(d.material.holder, d.material.code, d.license_id, d.license_version) for d in decisions
             if d.license_id is not None and d.license_version is not None]  # fmt: skip
     grants = authorisation.build(case, consents, used, actor=actor, at=received_at)
-    _insert(session, CaseAuthorisation, grants)
-    _insert(session, CaseStep, steps, without=("id",))
     # dispatch.release: every stage that waits for none concluded goes out with the intake
     if case.status in ("withdrawn", "rejected"):
         released = []
@@ -232,17 +227,25 @@ def _write(
         released = [d for d in stages if dispatch.releasable(d, state)]
     for d in released:  # as release() stamps them: the intake's time as given
         d.status, d.dispatched_at = dispatch.DISPATCHED, dispatch.utc_stamp(received_at)
-    _insert(session, CaseDispatch, stages, without=("id",))
     # service.refresh: clocks and their lights (a new case has none stored), conclusion, notices
-    supervision.store_clocks(session, case, reading.timeline, reading.status, today=local_day(case.updated_at),
-                             dispatches=reading.dispatches, fresh=True)  # fmt: skip
-    conclusion.record(session, case, reading.timeline, reading.status)
+    today = local_day(case.updated_at)
+    clocks = supervision.clock_readings(case, reading.timeline, reading.status, today=today,
+                                        dispatches=reading.dispatches)  # fmt: skip
     events = notices.events(case, reading.timeline, reading.status)
     events.append(svc.received_event(case))
     events += [svc.step_event(case, r.department, r.seq, r.step, r.occurred_at, False, reading.status) for r in steps]
     if released:
         refs = dispatch.material_refs(materials, grants)
         events += [dispatch.dispatched_event(case, d, received_at, refs) for d in released]
+    _insert_case(session, case)
+    for row in (*steps, *stages, *materials, *grants):
+        row.case_id = case.id
+    _insert(session, CaseMaterial, materials)
+    _insert(session, CaseAuthorisation, grants)
+    _insert(session, CaseStep, steps, without=("id",))
+    _insert(session, CaseDispatch, stages, without=("id",))
+    supervision.insert_clocks(session, case, clocks, today)
+    conclusion.record(session, case, reading.timeline, reading.status)
     emit_many(session, events, fresh=True)  # every key names the new case's code
     if reading.status in CONCLUDED:
         return None

@@ -108,25 +108,13 @@ def store_clocks(
     ``fresh``: the case was written in this transaction and has no clocks yet (intake): they are
     inserted in one statement, nothing read first.
     """
-    calendar = calendar or WorkCalendar.default()
     today = today or local_today()
     if dispatches is None:
         q = select(CaseDispatch).where(CaseDispatch.case_id == case.id).order_by(CaseDispatch.id)
         dispatches = list(session.scalars(q))
-    readings: dict[str, ck.ClockReading] = {}
-    for d in dispatches:
-        steps = [s for s in timeline if s.department == d.department]
-        readings[d.department] = ck.read_clock(
-            steps, ck.Limits(d.statutory_days, d.promised_days), calendar, today=today, rule=rule
-        )
-    extension = max((r.extension for r in readings.values()), default=0)
-    ended_at = _ended_at(timeline, status) if status in FINAL else None
-    case_steps = ck.case_steps(timeline, ended_at=ended_at, extension=extension)
-    readings[ck.CASE] = ck.read_clock(
-        case_steps, ck.Limits(case.statutory_days, case.promised_days), calendar, today=today, rule=rule
-    )
+    readings = clock_readings(case, timeline, status, today=today, calendar=calendar, rule=rule, dispatches=dispatches)
     if fresh:
-        return _insert_clocks(session, case, readings, today)
+        return insert_clocks(session, case, readings, today)
     stored = {c.department: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id == case.id))}
     changes = []
     for department, reading in readings.items():
@@ -143,10 +131,39 @@ def store_clocks(
     return _record_changes(session, changes, today)
 
 
-def _insert_clocks(
+def clock_readings(
+    case: CaseRecord,
+    timeline: Sequence[LoggedStep],
+    status: str,
+    *,
+    today: dt.date,
+    dispatches: Sequence[CaseDispatch],
+    calendar: WorkCalendar | None = None,
+    rule: ck.LightRule | None = None,
+) -> dict[str, ck.ClockReading]:
+    """Every clock of ``case`` read from its placed ``timeline``: one per dispatch's department and
+    the case's own (:data:`cases.clock.CASE`); reads nothing from the database."""
+    calendar = calendar or WorkCalendar.default()
+    readings: dict[str, ck.ClockReading] = {}
+    for d in dispatches:
+        steps = [s for s in timeline if s.department == d.department]
+        readings[d.department] = ck.read_clock(
+            steps, ck.Limits(d.statutory_days, d.promised_days), calendar, today=today, rule=rule
+        )
+    extension = max((r.extension for r in readings.values()), default=0)
+    ended_at = _ended_at(timeline, status) if status in FINAL else None
+    case_steps = ck.case_steps(timeline, ended_at=ended_at, extension=extension)
+    readings[ck.CASE] = ck.read_clock(
+        case_steps, ck.Limits(case.statutory_days, case.promised_days), calendar, today=today, rule=rule
+    )
+    return readings
+
+
+def insert_clocks(
     session: Session, case: CaseRecord, readings: Mapping[str, ck.ClockReading], today: dt.date
 ) -> list[LightChange]:
-    """The clocks of a case that has none yet, as :func:`store_clocks` would store them, in one INSERT."""
+    """The clocks of a case that has none yet (:func:`clock_readings`), as :func:`store_clocks`
+    would store them, in one INSERT; returns the changes of light (from none)."""
     now = utcnow()
     rows, changes = [], []
     for department, reading in readings.items():

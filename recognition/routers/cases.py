@@ -140,7 +140,9 @@ async def take_in(
         try:
             taken = intake_mod.take_in(s, body, actor=c.principal.name, consumer=owner,
                                        idempotency_key=idempotency_key, department=c.principal.department)  # fmt: skip
-            out = _intake_answer(s, taken, personal)
+            # a new case's answer is built from memory after the commit (no statement), so SQLite's
+            # write lock is not held while it is; a replayed one's is read before
+            out = None if taken.rows is not None else _intake_answer(s, taken, personal)
             s.commit()
         except IntegrityError:
             # another request took the same key in meanwhile (or drew the same code): read what it wrote
@@ -154,11 +156,13 @@ async def take_in(
                                            department=c.principal.department)  # fmt: skip
             else:
                 taken = found
-            out = _intake_answer(s, taken, personal)
+            out = None if taken.rows is not None else _intake_answer(s, taken, personal)
             s.commit()
     except CaseRefused as exc:
         s.rollback()
         raise _refused(request, exc) from None
+    if out is None:
+        out = _intake_answer(s, taken, personal)
     if taken.replayed:
         _counters(request).replays.labels("intake").inc()
     await record(
