@@ -45,6 +45,7 @@ from cases.schemas import AuthorisationIn, IntakeIn, IntakeOutcomeIn
 from cases.steps import Step
 from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseRecord, CaseStep
 from cases.views import CaseRows
+from hub import sqlite_wal
 from hub.bulk import insert_rows
 from hub.clock import local_day
 from hub.models import utcnow
@@ -237,8 +238,10 @@ def _write(
     if released:
         refs = dispatch.material_refs(materials, grants)
         events += [dispatch.dispatched_event(case, d, received_at, refs) for d in released]
+    sqlite_wal.hold_writers_lock(session)  # SQLite: queue for its write lock without its busy handler's sleeps
     _insert_case(session, case)
-    for row in (*steps, *stages, *materials, *grants):
+    children: list[CaseStep | CaseDispatch | CaseMaterial | CaseAuthorisation] = [*steps, *stages, *materials, *grants]
+    for row in children:
         row.case_id = case.id
     _insert(session, CaseMaterial, materials)
     _insert(session, CaseAuthorisation, grants)
@@ -328,6 +331,6 @@ _CODE_TAKEN = select(CaseRecord.id).where(CaseRecord.code == bindparam("code"))
 def _new_code(session: Session, region: str, day: dt.date, rng: random.Random | None) -> str:
     for _ in range(CODE_DRAWS):
         code = supervision_code.generate(region, day, rng=rng)
-        if session.scalar(_CODE_TAKEN, {"code": code}) is None:
+        if session.connection().scalar(_CODE_TAKEN, {"code": code}) is None:
             return code
     raise RuntimeError(f"no free supervision code after {CODE_DRAWS} draws")  # 31⁵ per window and day

@@ -135,7 +135,8 @@ _LEGACY = (
 
 def codes_of(session: Session, party: Identified) -> tuple[str, ...]:
     """Every code the party's licences may be filed under: the canonical one, then its legacy codes."""
-    legacy = session.scalars(_LEGACY, {"code": party.code, "kind": party.kind}).all()
+    # on the session's connection: a Core read needs none of the ORM's execution (nothing pending here)
+    legacy = session.connection().scalars(_LEGACY, {"code": party.code, "kind": party.kind}).all()
     return (party.code, *dict.fromkeys(c for c in legacy if c != party.code))
 
 

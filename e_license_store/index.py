@@ -123,7 +123,9 @@ _VALID_OF_TYPE = (
 def newest_valid_license(session: Session, holder_code: str, type_code: str, on: dt.date) -> LicenseIndexRow | None:
     """The holder's newest licence of ``type_code`` valid on ``on`` — ``licenses_by_holder(session, holder_code,
     type_codes=[type_code], status="valid", valid_on=on, limit=1)``, by a statement built once (intake's query)."""
-    found = session.execute(_VALID_OF_TYPE, {"holder_code": holder_code, "type_code": type_code, "on": on}).first()
+    # a Core read on the session's connection: none of the ORM's execution (it loads no entity)
+    params = {"holder_code": holder_code, "type_code": type_code, "on": on}
+    found = session.connection().execute(_VALID_OF_TYPE, params).first()
     return _from_tuple(tuple(found)) if found is not None else None
 
 

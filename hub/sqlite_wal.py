@@ -17,7 +17,9 @@ the log is then checkpointed by the next commit that grows it, as SQLite does by
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -92,6 +94,9 @@ def restore(raw: Any, info: dict[str, Any]) -> None:
 def on_checkin(dbapi_connection: Any, record: Any) -> None:
     """Pool ``checkin`` listener of the hub's SQLite engines (:func:`hub.db.make_engine`)."""
     restore(dbapi_connection, record.info)
+    held = record.info.pop(_WRITER, None)
+    if held is not None:  # a session that never ended its transaction: its lock goes with the connection
+        held.release()
     level = record.info.pop(_UNSYNCED, None)
     if level is not None and dbapi_connection is not None:
         dbapi_connection.execute(f"PRAGMA synchronous={int(level)}")
@@ -176,3 +181,71 @@ def wait() -> float:
             return time.perf_counter() - t0
         for worker in running:
             worker.join()
+
+
+#: Key in a pooled connection's ``info``: the writers' lock it holds (:func:`hold_writers_lock`).
+_WRITER = "hub_wal_writers_lock"
+#: Key in a pooled connection's ``info``: its database's path ("" in memory).
+_PATH = "hub_wal_path"
+#: This thread's open lock files by database path: ``flock`` excludes open files, not threads, so
+#: each thread opens its own (the threads of one process then exclude one another too).
+_lock_files = threading.local()
+
+
+def writers_lock_path(database: str) -> str:
+    """The file whose ``flock`` the writers of the SQLite database at ``database`` queue on (the
+    audit log's writers, :mod:`recognition.audit`, and intake, :func:`hold_writers_lock`)."""
+    return f"{database}.audit-lock"
+
+
+class _Held:
+    """One hold of the writers' lock; released once, by whichever comes first: the end of the
+    session's transaction or the connection's return to the pool."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def hold_writers_lock(session: Session) -> bool:
+    """Queue for SQLite's one write lock on a file lock, held until ``session``'s transaction ends.
+
+    SQLite's busy handler waits for a taken write lock by sleeping (1, 2, 5, 10 … ms) and trying
+    again, so a writer that finds it taken sleeps past its release; a blocking ``flock`` wakes as
+    soon as it is released. Writers that all queue on the same file (the audit log's,
+    :class:`recognition.audit._ChainSink`, and a new case's, :func:`cases.intake.take_in`) find
+    SQLite's lock free when their turn comes. Call it right before the transaction's first write:
+    a session that has written already (it may hold SQLite's lock, and a writer holding the file
+    lock may be waiting for it) is left to SQLite's handler, as is anything but a SQLite file.
+    Returns whether the lock is held."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    fairy = session.connection().connection
+    raw: Any = fairy.driver_connection
+    if raw.in_transaction or _WRITER in fairy.info:
+        return False
+    path = fairy.info.get(_PATH)
+    if path is None:  # once per connection
+        path = fairy.info[_PATH] = _database_path(raw)
+    if not path:
+        return False
+    files: dict[tuple[int, str], int] = _lock_files.__dict__.setdefault("files", {})
+    key = (os.getpid(), path)  # a forked child opens its own: an inherited one shares the parent's lock
+    fd = files.get(key)
+    if fd is None:
+        fd = files[key] = os.open(writers_lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held = fairy.info[_WRITER] = _Held(fd)
+    root = session.get_transaction()
+
+    def ended(_session: Session, transaction: Any) -> None:
+        if transaction is root and fairy.info.get(_WRITER) is held:
+            fairy.info.pop(_WRITER, None)
+            held.release()
+
+    event.listen(session, "after_transaction_end", ended)
+    return True

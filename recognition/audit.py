@@ -34,6 +34,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 
+from hub import sqlite_wal
 from hub.db import session_scope
 from hub.models import utcnow
 from hub.settings import get_settings
@@ -304,7 +305,7 @@ def _sqlite_writer_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.audit-lock", "a+b") as fh:
+    with open(sqlite_wal.writers_lock_path(database), "a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -526,8 +527,8 @@ class _ChainSink:
         self._wal_fd: int | None = None
         database = engine.url.database
         self._sqlite_file = engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
-        if self._sqlite_file:
-            self._lock_file = open(f"{database}.audit-lock", "a+b")  # noqa: SIM115 - held for the thread's life
+        if self._sqlite_file and database:
+            self._lock_file = open(sqlite_wal.writers_lock_path(database), "a+b")  # noqa: SIM115 - held for the thread's life
 
     def _connect(self) -> Any:
         conn = self.engine.raw_connection()

@@ -145,3 +145,56 @@ def test_only_sqlite_files_in_wal_mode_sync_later() -> None:
             assert not sqlite_wal.sync_later(s)
     finally:
         memory.dispose()
+
+
+def _lock_taken(path: Path) -> bool:
+    """Whether another open file (as another writer has) finds the writers' lock taken."""
+    import fcntl
+
+    fd = os.open(sqlite_wal.writers_lock_path(str(path)), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the file releases a lock taken here
+    return False
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback", "close"])
+def test_the_writers_lock_is_held_from_the_first_write_to_the_end_of_the_transaction(
+    tmp_path: Path, one_connection: Engine, end: str
+) -> None:
+    path = tmp_path / "wal.db"
+    s = session_factory(one_connection)()
+    s.execute(text("CREATE TABLE IF NOT EXISTS bulk (id INTEGER PRIMARY KEY, v TEXT)"))
+    s.commit()
+    assert not _lock_taken(path)
+    assert sqlite_wal.hold_writers_lock(s)
+    _fill(s, 3)
+    assert _lock_taken(path)
+    assert not sqlite_wal.hold_writers_lock(s)  # held already (and the transaction has written)
+    getattr(s, end)()
+    assert not _lock_taken(path)
+    with session_factory(one_connection)() as again:  # the same pooled connection: taken anew, released anew
+        assert sqlite_wal.hold_writers_lock(again)
+        _fill(again, 1)
+        again.commit()
+        assert not _lock_taken(path)
+        assert again.execute(text("SELECT count(*) FROM bulk")).scalar() == (4 if end == "commit" else 1)
+
+
+def test_a_session_that_has_written_does_not_queue_for_the_writers_lock(tmp_path: Path, one_connection: Engine) -> None:
+    # it may hold SQLite's write lock, which a writer holding the file lock may be waiting for
+    with session_factory(one_connection)() as s:
+        _fill(s, 1)
+        assert not sqlite_wal.hold_writers_lock(s)
+        assert not _lock_taken(tmp_path / "wal.db")
+        s.commit()
+
+
+def test_only_sqlite_files_queue_for_the_writers_lock() -> None:
+    engine = make_engine("sqlite://")
+    with session_factory(engine)() as s:
+        assert not sqlite_wal.hold_writers_lock(s)
+    engine.dispose()
