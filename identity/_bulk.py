@@ -105,10 +105,12 @@ def in_values(session: Session, column: Any, values: Sequence[str]) -> sa.Column
         return column.in_(sa.select(each.c.value))  # type: ignore[no-any-return]
     if name == "postgresql":
         literal = _bulk_pg.array_literal(values)
-        if literal is not None:  # one string the server parses, not a value per element to dump
-            array = sa.cast(sa.literal(literal, type_=sa.Text()), postgresql.ARRAY(sa.Text()))
-        else:
-            array = sa.literal(list(values), type_=postgresql.ARRAY(sa.Text()))
+        array: sa.ColumnElement[Any] = (
+            # one string the server parses, not a value per element to dump
+            sa.cast(sa.literal(literal, type_=sa.Text()), postgresql.ARRAY(sa.Text()))
+            if literal is not None
+            else sa.literal(list(values), type_=postgresql.ARRAY(sa.Text()))
+        )
         return column.in_(sa.select(sa.func.unnest(array)))  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
 
