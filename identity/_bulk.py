@@ -98,7 +98,7 @@ def in_values(session: Session, column: Any, values: Sequence[str]) -> sa.Column
     and a cast parameter is none), so a scan of a table against thousands of values cost rows ×
     values comparisons — what it chose for a table just filled, or for more values than rows;
     a join it hashes, or probes the index with
-    (docs/decisions/0041-postgresql-lookups-on-unindexed-columns.md)."""
+    (docs/decisions/0041-postgresql-lookups-of-many-values.md)."""
     name = dialect_name(session)
     if name == "sqlite":
         each = sa.func.json_each(sa.literal(json.dumps(list(values)), type_=sa.Text())).table_valued("value")

@@ -173,7 +173,7 @@ def analyze_if_grown(raw: Any, table: str, rows: int) -> bool:
     """``ANALYZE`` ``table`` after a load of ``rows`` rows that grew it much (in the load's
     transaction: its own rows count): without statistics the planner takes a table just filled
     for an empty one and scans it, comparing every row with every value of an ``= ANY`` array
-    instead of probing the index (docs/decisions/0041-postgresql-lookups-on-unindexed-columns.md).
+    instead of probing the index (docs/decisions/0041-postgresql-lookups-of-many-values.md).
     Autovacuum would analyse it later, after the lookups of the batches that follow."""
     if rows < ANALYZE_MIN_ROWS:
         return False

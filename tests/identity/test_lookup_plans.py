@@ -1,7 +1,7 @@
 """Lookups of many values on PostgreSQL stay linear: the values are a semi join the server hashes
 or probes an index with, never a scan comparing every row with every value of an ``= ANY`` array,
 and a load that grew a table much is analysed in its own transaction
-(docs/decisions/0041-postgresql-lookups-on-unindexed-columns.md); the same answers on SQLite."""
+(docs/decisions/0041-postgresql-lookups-of-many-values.md); the same answers on SQLite."""
 
 from __future__ import annotations
 
