@@ -5,7 +5,7 @@ Batches of a million records make the ordinary SQLAlchemy paths the cost: an exp
 value through its type processors (``json.dumps`` per JSON cell). Here:
 
 * :func:`in_values` matches a column against many values with *one* parameter — a JSON
-  array read by ``json_each`` on SQLite, a ``text[]`` compared with ``= ANY`` on
+  array read by ``json_each`` on SQLite, a ``text[]`` the server joins with ``unnest`` on
   PostgreSQL — so a lookup of 100,000 codes is one short statement;
 * :func:`rows_for_keys` reads the rows of many keys; on SQLite it scans a table that is not
   much larger than the batch (a row read in order beats a random index probe) and otherwise
@@ -91,17 +91,27 @@ def chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterator[Sequence
 
 def in_values(session: Session, column: Any, values: Sequence[str]) -> sa.ColumnElement[bool]:
     """``column IN values`` with one bound parameter whatever the number of values (on
-    PostgreSQL a ``text[]`` literal the server parses, when the values are text)."""
+    PostgreSQL a ``text[]`` literal the server parses, when the values are text).
+
+    On PostgreSQL the values are a semi join with ``unnest``, never ``= ANY``: the server
+    compares a row with an ``= ANY`` array's values one by one (it hashes only a constant array,
+    and a cast parameter is none), so a scan of a table against thousands of values cost rows ×
+    values comparisons — what it chose for a table just filled, or for more values than rows;
+    a join it hashes, or probes the index with
+    (docs/decisions/0041-postgresql-lookups-of-many-values.md)."""
     name = dialect_name(session)
     if name == "sqlite":
         each = sa.func.json_each(sa.literal(json.dumps(list(values)), type_=sa.Text())).table_valued("value")
         return column.in_(sa.select(each.c.value))  # type: ignore[no-any-return]
     if name == "postgresql":
         literal = _bulk_pg.array_literal(values)
-        if literal is not None:  # one string the server parses, not a value per element to dump
-            array = sa.cast(sa.literal(literal, type_=sa.Text()), postgresql.ARRAY(sa.Text()))
-            return column == sa.any_(array)  # type: ignore[no-any-return]
-        return column == sa.any_(sa.literal(list(values), type_=postgresql.ARRAY(sa.Text())))  # type: ignore[no-any-return]
+        array: sa.ColumnElement[Any] = (
+            # one string the server parses, not a value per element to dump
+            sa.cast(sa.literal(literal, type_=sa.Text()), postgresql.ARRAY(sa.Text()))
+            if literal is not None
+            else sa.literal(list(values), type_=postgresql.ARRAY(sa.Text()))
+        )
+        return column.in_(sa.select(sa.func.unnest(array)))  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
 
 
@@ -476,6 +486,9 @@ def _postgresql_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iter
         yield load
     finally:
         load._finish()
+    # the planner's statistics of the tables the load grew much: the next lookups probe the indexes
+    for table, count in new_rows.items():
+        _bulk_pg.analyze_if_grown(raw, table.name, count)
 
 
 def _partial(sql: str) -> bool:

@@ -163,6 +163,27 @@ def table_rows_at_most(raw: Any, table: str, limit: int) -> bool:
     return int(rows) <= limit
 
 
+#: A load of at least this many rows that is at least :data:`ANALYZE_SHARE` of what the planner
+#: believes the table holds (or into a table never analysed) is followed by ``ANALYZE``.
+ANALYZE_MIN_ROWS = 1_000
+ANALYZE_SHARE = 0.2
+
+
+def analyze_if_grown(raw: Any, table: str, rows: int) -> bool:
+    """``ANALYZE`` ``table`` after a load of ``rows`` rows that grew it much (in the load's
+    transaction: its own rows count): without statistics the planner takes a table just filled
+    for an empty one and scans it, comparing every row with every value of an ``= ANY`` array
+    instead of probing the index (docs/decisions/0041-postgresql-lookups-of-many-values.md).
+    Autovacuum would analyse it later, after the lookups of the batches that follow."""
+    if rows < ANALYZE_MIN_ROWS:
+        return False
+    (estimate,) = raw.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()
+    if estimate is not None and estimate >= 0 and rows < ANALYZE_SHARE * estimate:
+        return False
+    raw.execute(f"ANALYZE {_quoted(table)}")
+    return True
+
+
 def droppable_indexes(raw: Any, table: str) -> list[tuple[str, str]]:
     """(qualified name, ``CREATE INDEX`` statement) of ``table``'s plain secondary indexes:
     not a primary key's, not unique, not partial, not behind a constraint, valid."""
