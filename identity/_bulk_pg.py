@@ -2,7 +2,7 @@
 lookups, and the index rebuild around a load at least as large as its table
 (docs/decisions/0037-postgresql-bulk-load.md).
 
-* :func:`copy_chunks` turns rows given column by column into ``COPY ... FROM STDIN`` text (tab
+* :func:`copy_pieces` turns rows given column by column into ``COPY ... FROM STDIN`` text (tab
   separated, ``\\N`` for NULL, backslash escapes) with a handful of joins per column and per
   chunk, instead of a driver call and a type lookup per row and value; a column of a type not
   handled here returns ``None`` and the caller falls back to the driver's own row writer;
@@ -124,14 +124,6 @@ def _joined(part: list[list[str]], end: str) -> bytes:
         first, last = np.frombuffer(offsets, dtype=np.int64)[[rows.offset, rows.offset + len(rows)]]
         return data.to_pybytes()[first:last]
     return (end.join(map("\t".join, zip(*part, strict=True))) + end).encode()
-
-
-def copy_chunks(
-    values: Sequence[Sequence[Any] | np.ndarray], constants: Mapping[str, Any], chunk: int
-) -> list[bytes] | None:
-    """:func:`copy_pieces`, every piece built at once."""
-    pieces = copy_pieces(values, constants, chunk)
-    return None if pieces is None else list(pieces)
 
 
 def array_literal(values: Sequence[Any]) -> str | None:
