@@ -100,21 +100,18 @@ def store_clocks(
     calendar: WorkCalendar | None = None,
     rule: ck.LightRule | None = None,
     dispatches: Sequence[CaseDispatch] | None = None,
-    fresh: bool = False,
 ) -> list[LightChange]:
     """Read every clock of ``case`` from its placed ``timeline`` and store them; returns the changes of light.
 
     ``dispatches``: the case's dispatches when the caller has read them already (else read here).
-    ``fresh``: the case was written in this transaction and has no clocks yet (intake): they are
-    inserted in one statement, nothing read first.
+    A case written in this transaction, with no clocks yet (intake), takes :func:`clock_readings`
+    and :func:`insert_clocks` instead: one statement, nothing read first.
     """
     today = today or local_today()
     if dispatches is None:
         q = select(CaseDispatch).where(CaseDispatch.case_id == case.id).order_by(CaseDispatch.id)
         dispatches = list(session.scalars(q))
     readings = clock_readings(case, timeline, status, today=today, calendar=calendar, rule=rule, dispatches=dispatches)
-    if fresh:
-        return insert_clocks(session, case, readings, today)
     stored = {c.department: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id == case.id))}
     changes = []
     for department, reading in readings.items():
