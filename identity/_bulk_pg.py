@@ -122,7 +122,7 @@ def _joined(part: list[list[str]], end: str) -> bytes:
         rows = pc.binary_join_element_wise(cells, pa.scalar(end, pa.large_string()), pa.scalar("", pa.large_string()))
         _validity, offsets, data = rows.buffers()
         first, last = np.frombuffer(offsets, dtype=np.int64)[[rows.offset, rows.offset + len(rows)]]
-        return data.to_pybytes()[first:last]
+        return data.slice(int(first), int(last - first)).to_pybytes()  # one copy, of the text alone
     return (end.join(map("\t".join, zip(*part, strict=True))) + end).encode()
 
 
