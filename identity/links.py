@@ -304,7 +304,7 @@ def write_links(
     session: Session, plan: LinkPlan, entity_kind: str, department: str, dataset: str, now: Any
 ) -> _bulk.Prepared | None:
     """Update the links the plan changes; the new links' rows, ready for :func:`_bulk.insert`
-    (``None`` when there are none)."""
+    (``None`` when there are none; on PostgreSQL their ``COPY`` text is built as it is sent)."""
     for group in _same_keys(plan.updates):
         session.execute(update(IdentitySourceRecord), group)  # bulk UPDATE by primary key
     if not plan.inserted:
@@ -322,7 +322,9 @@ def write_links(
             np.array([v if ok else None for v, ok in zip(plan.model_versions, scored, strict=True)], dtype=object),
         ]
     constants = {"department": department, "dataset": dataset, "entity_kind": entity_kind, "linked_at": at}
-    return _bulk.prepare(session, core_table(IdentitySourceRecord), columns, values, constants)
+    # on PostgreSQL the COPY text is joined a piece at a time as the load's worker sends it: the
+    # server stores the first piece while the rest (and the new identities' rows) are built
+    return _bulk.prepare(session, core_table(IdentitySourceRecord), columns, values, constants, lazy=True)
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -101,3 +101,28 @@ def test_a_load_that_grows_a_table_is_analysed_and_lookups_probe_the_indexes_on_
     plan = _plan(session, select(person.resident_id).where(_bulk.in_values(session, person.resident_id, codes)))
     assert _linear(plan), plan[:300]
     session.commit()
+
+
+@pytest.mark.postgres
+def test_the_analyze_after_a_load_samples_a_small_target_and_puts_the_setting_back_on_postgres(
+    pg_session: Session,
+) -> None:
+    session = pg_session
+    session.execute(text("SET default_statistics_target = 50"))  # the session's own setting
+    n = 4 * _bulk_pg.ANALYZE_MIN_ROWS
+    df = batch(n)
+    df["_source_key"] = [f"s{i}" for i in range(n)]
+    link_batch(session, df, "person", "public_security", "persons")
+    assert _reltuples(session, "identity_person") >= n
+    # the statistics of the small sample: a histogram of at most target + 1 bounds (50 would give 51)
+    bounds = session.scalar(
+        text(
+            "SELECT array_length(CAST(histogram_bounds AS TEXT)::TEXT[], 1) FROM pg_stats"
+            " WHERE tablename = 'identity_source_record' AND attname = 'source_key'"
+        )
+    )
+    assert bounds is not None and bounds <= _bulk_pg.ANALYZE_STATISTICS_TARGET + 1
+    # the setting the transaction had before, for whatever it runs next
+    assert session.scalar(text("SELECT current_setting('default_statistics_target')")) == "50"
+    session.commit()
+    assert session.scalar(text("SELECT current_setting('default_statistics_target')")) == "50"
