@@ -218,8 +218,9 @@ class Prepared:
     #: other databases: the rows, constants included, in ``columns`` order
     rows: Iterable[Sequence[Any]] = ()
     #: PostgreSQL: the rows as ``COPY`` text, in pieces (``None``: the driver writes ``rows``);
-    #: built as they are read when :func:`prepare` was asked for ``lazy`` text
-    copy: Iterable[bytes] | None = None
+    #: built as they are read when :func:`prepare` was asked for ``lazy`` text, when a piece
+    #: holding a value the text does not cover comes as rows for the driver's row writer
+    copy: Iterable[_bulk_pg.Piece] | None = None
 
 
 def prepare(
@@ -239,15 +240,16 @@ def prepare(
     On SQLite the constants are written into the statement where they can be, and the rows go
     :data:`ROWS_PER_STATEMENT` to a statement, as flat parameter lists built by NumPy. On
     PostgreSQL ``lazy`` leaves each piece's ``COPY`` text to be built as :func:`insert` sends
-    the pieces (the values' types are checked here all the same)."""
+    the pieces, and the values' types to be checked a piece at a time: a piece holding a value
+    the text does not cover goes to the driver's row writer."""
     fixed = dict(constants or {})
     n = len(values[0]) if len(values) else 0
     if any(len(v) != n for v in values):
         raise ValueError("columns of unequal length")
     if dialect_name(session) == "postgresql":
-        pieces = _bulk_pg.copy_pieces(values, fixed, WRITE_CHUNK)
+        pieces = _bulk_pg.copy_pieces(values, fixed, WRITE_CHUNK, lazy=lazy)
         if pieces is not None:
-            text: Iterable[bytes] = pieces if lazy else list(pieces)
+            text: Iterable[_bulk_pg.Piece] = pieces if lazy else list(pieces)
             return Prepared(table, (*columns, *fixed), copy=text)
     if dialect_name(session) != "sqlite":
         tail = tuple(fixed.values())
@@ -319,7 +321,11 @@ def _copy(raw: Any, prepared: Prepared) -> None:
     ):
         if prepared.copy is not None:
             for piece in prepared.copy:
-                copy.write(piece)
+                if isinstance(piece, bytes):
+                    copy.write(piece)
+                else:  # a piece of values the text does not cover: the driver's writer
+                    for values in piece:
+                        copy.write_row(values)
         else:
             for row in prepared.rows:
                 copy.write_row(row)

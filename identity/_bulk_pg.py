@@ -87,18 +87,29 @@ def cells(values: Sequence[Any] | np.ndarray) -> list[str] | None:
     return out
 
 
+#: A piece of ``COPY`` text, or the rows of a piece holding a value the text form does not cover
+#: (for the driver's own row writer, constants included, in column order).
+Piece = bytes | list[tuple[Any, ...]]
+
+
 def copy_pieces(
-    values: Sequence[Sequence[Any] | np.ndarray], constants: Mapping[str, Any], chunk: int
-) -> Iterator[bytes] | None:
+    values: Sequence[Sequence[Any] | np.ndarray], constants: Mapping[str, Any], chunk: int, *, lazy: bool = False
+) -> Iterator[Piece] | None:
     """``COPY`` text of the rows given column by column, with the ``constants``' values after
-    each row's, ``chunk`` rows to a piece, each piece built as it is read; ``None`` (at once)
-    when a value's type is not covered."""
+    each row's, ``chunk`` rows to a piece, each piece joined as it is read; ``None`` (at once)
+    when a value's type is not covered. With ``lazy`` each piece's cells are made as it is read
+    too: a piece holding a value not covered, and every piece after it, comes as its rows, for
+    the driver's row writer (``None`` only for a constant not covered)."""
     n = len(values[0]) if len(values) else 0
-    columns = [cells(v) for v in values]
     fixed = [cells([v]) for v in constants.values()]
-    if any(c is None for c in columns) or any(c is None for c in fixed):
+    if any(c is None for c in fixed):
         return None
     suffix = "".join("\t" + c[0] for c in fixed if c is not None)
+    if lazy:
+        return _lazy_pieces(values, tuple(constants.values()), chunk, suffix + "\n")
+    columns = [cells(v) for v in values]
+    if any(c is None for c in columns):
+        return None
 
     def pieces() -> Iterator[bytes]:
         for start in range(0, n, chunk):
@@ -106,6 +117,25 @@ def copy_pieces(
             yield _joined(part, suffix + "\n")
 
     return pieces()
+
+
+def _lazy_pieces(
+    values: Sequence[Sequence[Any] | np.ndarray], tail: tuple[Any, ...], chunk: int, end: str
+) -> Iterator[Piece]:
+    """:func:`copy_pieces`' pieces, cells made a piece at a time (see there). From the first
+    piece the text does not cover on, every piece comes as rows: the driver's writer holds rows
+    back until its buffer fills, so text written after them would land before them."""
+    n = len(values[0]) if len(values) else 0
+    as_text = True
+    for start in range(0, n, chunk):
+        part = [v[start : start + chunk] for v in values]
+        texts = [cells(c) for c in part] if as_text else []
+        if as_text and all(t is not None for t in texts):
+            yield _joined([t for t in texts if t is not None], end)
+            continue
+        as_text = False
+        cols = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in part]
+        yield [(*row, *tail) for row in zip(*cols, strict=True)]
 
 
 def _joined(part: list[list[str]], end: str) -> bytes:

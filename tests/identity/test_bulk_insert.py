@@ -225,3 +225,36 @@ def test_lazy_copy_text_writes_what_the_eager_text_does_on_postgres(pg_session: 
     rows = session.execute(sa.select(*(table.c[c] for c in (*cols, "kind"))).order_by(table.c.id)).all()
     assert [r[:-1] for r in rows[:60]] == [r[:-1] for r in rows[60:]]
     assert {r[-1] for r in rows[:60]} == {"lazy"} and {r[-1] for r in rows[60:]} == {"eager"}
+
+
+@pytest.mark.postgres
+def test_lazy_copy_text_leaves_a_piece_it_does_not_cover_to_the_driver_on_postgres(
+    pg_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from decimal import Decimal
+
+    from identity import _bulk_pg
+
+    session = pg_session
+    table = _typed_table(session)
+    monkeypatch.setattr(_bulk, "WRITE_CHUNK", 4)
+    texts = ["a\tb", "中文", None, "\\N", "e", "f", "g", "h", "i", "j"]
+    floats: list[Any] = [0.5, None, 1.5, 2.0, 3.0, Decimal("2.5"), None, 4.0, 5.0, 6.0]  # a Decimal in piece 2
+    lazy = _bulk.prepare(session, table, ("s", "f"), [texts, floats], {"kind": "lazy"}, lazy=True)
+    assert lazy.copy is not None  # the types are checked as the pieces are made, not now
+    # the pieces the writer gets: text, then rows from the piece holding the Decimal on (the driver's
+    # writer holds rows back: text after them would land first)
+    pieces = list(_bulk_pg.copy_pieces([texts, floats], {"kind": "lazy"}, 4, lazy=True) or [])
+    assert [type(p) for p in pieces] == [bytes, list, list]
+    assert pieces[1] == [(t, f, "lazy") for t, f in zip(texts[4:8], floats[4:8], strict=True)]
+    _bulk.insert(session, lazy)
+    rows = session.execute(sa.select(table.c.s, table.c.f, table.c.kind).order_by(table.c.id)).all()
+    assert [tuple(r) for r in rows] == [
+        (t, None if f is None else float(f), "lazy") for t, f in zip(texts, floats, strict=True)
+    ]
+    # eager text refuses the whole column at once, as before
+    assert _bulk.prepare(session, table, ("s", "f"), [texts, floats], {"kind": "eager"}).copy is None
+    # NUL in a lazy piece: the driver's writer refuses it with its own error
+    bad = _bulk.prepare(session, table, ("s",), [["ok", "a\x00b"]], lazy=True)
+    with pytest.raises(Exception, match=r"(?i)nul|0x00"):
+        _bulk.insert(session, bad)
