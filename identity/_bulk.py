@@ -218,8 +218,7 @@ class Prepared:
     #: other databases: the rows, constants included, in ``columns`` order
     rows: Iterable[Sequence[Any]] = ()
     #: PostgreSQL: the rows as ``COPY`` text, in pieces (``None``: the driver writes ``rows``);
-    #: built as they are read when :func:`prepare` was asked for ``lazy`` text, when a piece
-    #: holding a value the text does not cover comes as rows for the driver's row writer
+    #: built as they are read for ``lazy`` text (:func:`_bulk_pg.copy_pieces`: maybe rows then)
     copy: Iterable[_bulk_pg.Piece] | None = None
 
 
@@ -323,9 +322,8 @@ def _copy(raw: Any, prepared: Prepared) -> None:
             for piece in prepared.copy:
                 if isinstance(piece, bytes):
                     copy.write(piece)
-                else:  # a piece of values the text does not cover: the driver's writer
-                    for values in piece:
-                        copy.write_row(values)
+                for values in piece if isinstance(piece, list) else ():  # rows the text does not cover
+                    copy.write_row(values)
         else:
             for row in prepared.rows:
                 copy.write_row(row)
