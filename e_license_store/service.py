@@ -409,6 +409,14 @@ class LicenseService:
             license_id, lambda session: self._transition(session, license_id, Transition.revoked, reason)
         )
 
+    def move_many(self, moves: Sequence[tuple[str, Transition, str]]) -> list[IssuedLicense | Exception]:
+        """Suspend, reinstate, revoke or expire many licences, ``(license_id, transition, reason)`` each:
+        the outcome of one-by-one moves, stored in parallel and indexed in one transaction
+        (:func:`e_license_store.batch_moves.move_many`); an error takes the place of a move it stops."""
+        from e_license_store.batch_moves import move_many  # noqa: PLC0415 - it builds on this module
+
+        return move_many(self, moves)
+
     def expire_due(self, today: dt.date) -> list[IssuedLicense]:
         """Housekeeping: mark expired every valid/suspended licence whose validity ended before ``today``."""
         with self.session_factory() as session:
