@@ -14,12 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from e_license_store import index
+from e_license_store.lifecycle import (
+    ALLOWED,
+    STATUS_AFTER,
+    InvalidDraft,
+    InvalidTransition,
+    LicenseNotFound,
+    VersionTaken,
+)
 from e_license_store.model import Transition, parse_envelope
 from e_license_store.tables import LicenseIndexEntry
 from hub.killpoints import kill_point
@@ -29,37 +37,26 @@ from mappings.canonical.models import License, LicenseStatus
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from e_license_store.service import IssuedLicense, LicenseService, _Stored
-
 #: a move: the licence, the transition (suspended, reinstated, revoked, expired) and its reason
 Move = tuple[str, Transition, str]
 
 
 def moved_license(previous: License, version: int, status: LicenseStatus, transition: Transition) -> License:
     """The next version of ``previous`` (indexed as ``version`` with ``status``) after ``transition``."""
-    from e_license_store.service import _STATUS_AFTER  # noqa: PLC0415 - the service imports this module
-
     base = previous.model_dump()
-    base.update(version=version + 1, previous_version=version, status=(_STATUS_AFTER[transition] or status).value)
+    base.update(version=version + 1, previous_version=version, status=(STATUS_AFTER[transition] or status).value)
     return License.model_validate(base)
 
 
-def _one_move(service: LicenseService, move: Move) -> Callable[[Session], IssuedLicense]:
+def _one_move(service: Any, move: Move) -> Callable[[Session], Any]:
     return lambda session: service._transition(session, *move)
 
 
-def move_many(service: LicenseService, moves: Sequence[Move]) -> list[IssuedLicense | Exception]:
+def move_many(service: Any, moves: Sequence[Move]) -> list[Any]:
     """Make every move; each result is the new version or the error the one-by-one move raised
-    (:class:`InvalidTransition`, :class:`InvalidDraft`, :class:`LicenseNotFound`)."""
-    from e_license_store.service import (  # noqa: PLC0415 - the service imports this module
-        _ALLOWED,
-        InvalidDraft,
-        InvalidTransition,
-        LicenseNotFound,
-        _VersionTaken,
-    )
-
-    out: list[IssuedLicense | Exception | None] = [None] * len(moves)
+    (:class:`InvalidTransition`, :class:`InvalidDraft`, :class:`LicenseNotFound`). ``service`` is a
+    :class:`~e_license_store.service.LicenseService` (which calls this: not imported here)."""
+    out: list[Any] = [None] * len(moves)
     if not moves:
         return []
     with service.session_factory() as session:
@@ -74,19 +71,19 @@ def move_many(service: LicenseService, moves: Sequence[Move]) -> list[IssuedLice
     seen: set[str] = set()
     for i, (license_id, transition, _reason) in enumerate(moves):
         entry = current.get(license_id)
-        if license_id in seen or entry is None or entry[1] not in _ALLOWED[transition]:
+        if license_id in seen or entry is None or entry[1] not in ALLOWED[transition]:
             one_by_one.append(i)  # the one-by-one way says why (or moves it after the first)
         else:
             batch.append(i)
         seen.add(license_id)
 
-    def store_one(i: int) -> _Stored | None:
+    def store_one(i: int) -> Any:
         license_id, transition, reason = moves[i]
         version, status, key = current[license_id]
         previous = parse_envelope(service.store.get(key)).document.license
         try:
             return service._store_version(moved_license(previous, version, status, transition), transition, reason)
-        except _VersionTaken:
+        except VersionTaken:
             return None
 
     concurrency = service.store.write_concurrency
