@@ -12,9 +12,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, insert, or_, select
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from e_license_store.canonical_json import canonical_bytes, sha256_hex
@@ -306,6 +306,26 @@ def add_fresh(session: Session, stored: Sequence[tuple[Envelope, str, str | None
         return
     session.execute(insert(LicenseVersionEntry), [_version_values(e, k) for e, k, _, _ in stored])
     session.execute(insert(LicenseIndexEntry), [_index_values(e, k, f, h) for e, k, f, h in stored])
+
+
+def add_versions(session: Session, stored: Sequence[tuple[Envelope, str, str | None, str | None]]) -> None:
+    """Index new versions of licences the index holds (a batch of lifecycle moves): one multi-row
+    INSERT of the versions, one UPDATE statement run for every licence — what :func:`apply_envelope`
+    does for each, the index entry left alone where it already stands at a later version.
+
+    A version already indexed makes the transaction fail (primary key), never a silent mix.
+    """
+    if not stored:
+        return
+    session.execute(insert(LicenseVersionEntry), [_version_values(e, k) for e, k, _, _ in stored])
+    table = cast(Table, LicenseIndexEntry.__table__)
+    values = [_index_values(e, k, f, h) for e, k, f, h in stored]
+    statement = (
+        update(table)
+        .where(table.c.license_id == bindparam("b_license_id"), table.c.version <= bindparam("b_version"))
+        .values({name: bindparam(f"b_{name}") for name in values[0] if name != "license_id"})
+    )
+    session.connection().execute(statement, [{f"b_{name}": v for name, v in row.items()} for row in values])
 
 
 def _seal_holds(envelope: Envelope, keyring: KeyRing) -> bool:

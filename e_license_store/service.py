@@ -24,8 +24,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from e_license_store import index
+from e_license_store.batch_moves import move_many
 from e_license_store.catalogue import LicenseType, issuing_authority, license_type
 from e_license_store.identifier import make_license_id
+from e_license_store.lifecycle import (
+    ALLOWED,
+    STATUS_AFTER,
+    InvalidDraft,
+    InvalidTransition,
+    LicenseNotFound,
+    VersionTaken,
+)
 from e_license_store.model import (
     Envelope,
     LicenseDocument,
@@ -46,22 +55,6 @@ from hub.outbox import emit, emit_many
 from hub.regions import event_region
 from identifiers import supervision_code
 from mappings.canonical.models import ApprovalResult, HolderKind, License, LicenseStatus, SourceRef
-
-
-class LicenseNotFound(LookupError):
-    """No licence with that id."""
-
-
-class InvalidTransition(ValueError):
-    """The lifecycle does not allow this change from the licence's current status."""
-
-
-class InvalidDraft(ValueError):
-    """The draft does not fit its catalogue type."""
-
-
-class _VersionTaken(Exception):
-    """The store already holds the version about to be written."""
 
 
 @dataclass(frozen=True)
@@ -86,24 +79,6 @@ class IssuedLicense:
     content_sha256: str
     key_id: str
     created: bool
-
-
-#: which statuses each transition may start from
-_ALLOWED: dict[Transition, set[LicenseStatus]] = {
-    Transition.amended: {LicenseStatus.valid, LicenseStatus.suspended},
-    Transition.suspended: {LicenseStatus.valid},
-    Transition.reinstated: {LicenseStatus.suspended},
-    Transition.revoked: {LicenseStatus.valid, LicenseStatus.suspended, LicenseStatus.expired},
-    Transition.expired: {LicenseStatus.valid, LicenseStatus.suspended},
-}
-_STATUS_AFTER: dict[Transition, LicenseStatus | None] = {
-    Transition.issued: LicenseStatus.valid,
-    Transition.amended: None,  # keeps the status it had
-    Transition.suspended: LicenseStatus.suspended,
-    Transition.reinstated: LicenseStatus.valid,
-    Transition.revoked: LicenseStatus.revoked,
-    Transition.expired: LicenseStatus.expired,
-}
 
 
 def _add_years(day: dt.date, years: int) -> dt.date:
@@ -277,7 +252,7 @@ class LicenseService:
             lic = self.license_for(*items[i])
             try:
                 return self._store_version(lic, Transition.issued, None, self._fingerprint(lic))
-            except _VersionTaken:
+            except VersionTaken:
                 return None
 
         concurrency = concurrency or self.store.write_concurrency
@@ -409,6 +384,12 @@ class LicenseService:
             license_id, lambda session: self._transition(session, license_id, Transition.revoked, reason)
         )
 
+    def move_many(self, moves: Sequence[tuple[str, Transition, str]]) -> list[IssuedLicense | Exception]:
+        """Suspend, reinstate, revoke or expire many licences, ``(license_id, transition, reason)`` each:
+        the outcome of one-by-one moves, stored in parallel and indexed in one transaction
+        (:func:`e_license_store.batch_moves.move_many`); an error takes the place of a move it stops."""
+        return move_many(self, moves)
+
     def expire_due(self, today: dt.date) -> list[IssuedLicense]:
         """Housekeeping: mark expired every valid/suspended licence whose validity ended before ``today``."""
         with self.session_factory() as session:
@@ -439,7 +420,7 @@ class LicenseService:
             with self.session_factory() as session:
                 try:
                     return attempt(session)
-                except _VersionTaken:
+                except VersionTaken:
                     session.rollback()
             self._recover(license_id)
         raise RuntimeError(f"licence {license_id}: version conflicts did not settle")
@@ -502,9 +483,9 @@ class LicenseService:
         if current is None:
             raise LicenseNotFound(license_id)
         status = LicenseStatus(current.status)
-        if status not in _ALLOWED[transition]:
+        if status not in ALLOWED[transition]:
             if self.store.exists(object_key(license_id, current.version + 1)):
-                raise _VersionTaken(license_id)  # the index is behind the store: recover, then decide
+                raise VersionTaken(license_id)  # the index is behind the store: recover, then decide
             raise InvalidTransition(f"licence {license_id} is {status.value}: it cannot become {transition.value}")
         previous = parse_envelope(self.store.get(current.object_key)).document.license
         if new_license is not None:
@@ -528,7 +509,7 @@ class LicenseService:
                     base["surface"] = {**base["surface"], **dict(value)}
                 else:
                     base[name] = value
-        after = _STATUS_AFTER[transition]
+        after = STATUS_AFTER[transition]
         base.update(
             version=current.version + 1,
             previous_version=current.version,
@@ -576,7 +557,7 @@ class LicenseService:
         try:
             self.store.put(key, data, content_type="application/json", retention=retention)
         except ObjectExists:
-            raise _VersionTaken(key) from None
+            raise VersionTaken(key) from None
         issued = IssuedLicense(
             lic.license_id,
             lic.version,

@@ -33,6 +33,26 @@ def transition(status: str | None, current: str) -> str | None:
     return None
 
 
+#: the service's transition for each move
+TRANSITIONS = {"revoke": "revoked", "suspend": "suspended", "reinstate": "reinstated"}
+
+
+def planned_move(issued: Any, status: str | None) -> tuple[str, str, str] | None:
+    """``(license_id, transition, reason)`` of the move ``status`` calls for (for
+    :meth:`LicenseService.move_many`), or ``None``: :func:`apply_source_status`'s move, not made yet.
+
+    >>> from types import SimpleNamespace
+    >>> planned_move(SimpleNamespace(license_id="L1", status="valid"), "abnormal")
+    ('L1', 'suspended', 'source status abnormal')
+    >>> planned_move(SimpleNamespace(license_id="L1", status="revoked"), "abnormal") is None
+    True
+    """
+    move = transition(status, issued.status)
+    if move is None:
+        return None
+    return issued.license_id, TRANSITIONS[move], f"source status {status}"
+
+
 def apply_source_status(service: Any, issued: Any, status: str | None) -> Any:
     """Move the issued licence to what the source status calls for; the service's result, or ``None``."""
     move = transition(status, issued.status)

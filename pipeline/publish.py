@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 
 from e_license_store.catalogue import issuing_authority
-from e_license_store.model import LicenseDraft
+from e_license_store.model import LicenseDraft, Transition
 from e_license_store.service import InvalidDraft, InvalidTransition
-from e_license_store.source_status import apply_source_status
+from e_license_store.source_status import planned_move
 from hub.masking import mask_resident_id
 from identifiers.normalize import normalize
 from mappings.canonical.models import HolderKind, SourceRef
@@ -147,6 +147,28 @@ def drafts(row: Mapping[str, Any], mapping: Any, *, unselected: bool = False) ->
             yield draft, (f"#{i}" if owner is not None else ""), (str(status) if status else None)
 
 
+def _move(service: Any, mapping: Any, licences: list[tuple[Any, str | None, Any]]) -> int:
+    """Move each ``(draft, source status, standing version)`` licence to what its source status calls
+    for, all in one batch (:meth:`LicenseService.move_many`); returns how many moved. A licence that
+    cannot move (a revoked one the source calls suspended) is logged and the others go on."""
+    planned = []
+    for draft, status, current in licences:
+        move = planned_move(current, status)
+        if move is not None:
+            planned.append((draft, status, (move[0], Transition(move[1]), move[2])))
+    moves = [move for _, _, move in planned]
+    moved_n = 0
+    for (draft, status, _planned), moved in zip(planned, service.move_many(moves) if moves else [], strict=True):
+        if isinstance(moved, InvalidTransition | InvalidDraft):
+            log.warning("%s: licence for holder %s not moved to %s: %s", mapping.name,
+                        mask_resident_id(draft.holder_code), status, moved)  # fmt: skip
+        elif isinstance(moved, Exception):
+            raise moved
+        elif moved.created:
+            moved_n += 1
+    return moved_n
+
+
 def publish_frame(
     df: pd.DataFrame, mapping: Any, service: Any, *, run_id: str, staged_ref: str
 ) -> tuple[int, int, int]:
@@ -187,17 +209,9 @@ def publish_frame(
     # a record its licence's condition now leaves out issues nothing, but the licence it yielded
     # before follows the source status (a deceased resident's identity card is revoked)
     standing = service.standing_many(left_out) if left_out else []
-    for (draft, _source), status, current in zip(left_out, left_out_statuses, standing, strict=True):
-        if current is None:
-            continue
-        try:
-            moved = apply_source_status(service, current, status)
-        except (InvalidTransition, InvalidDraft) as exc:
-            log.warning("%s: licence for holder %s not moved to %s: %s", mapping.name,
-                        mask_resident_id(draft.holder_code), status, exc)  # fmt: skip
-            continue
-        if moved is not None and moved.created:
-            changed_n += 1
+    changed_n += _move(service, mapping, [(d, s, c) for (d, _), s, c in zip(left_out, left_out_statuses, standing,
+                                                                           strict=True) if c is not None])  # fmt: skip
+    issued_now: list[tuple[Any, str | None, Any]] = []
     for (draft, _source), status, result in zip(items, statuses, service.issue_many(items), strict=True):
         if isinstance(result, InvalidDraft | InvalidTransition):
             # e.g. a revoked licence's record changes again: nothing more to issue
@@ -210,17 +224,6 @@ def publish_frame(
                 issued_n += 1
             else:
                 changed_n += 1
-        try:
-            moved = apply_source_status(service, result, status)
-        except (InvalidTransition, InvalidDraft) as exc:
-            log.warning(
-                "%s: licence for holder %s not moved to %s: %s",
-                mapping.name,
-                mask_resident_id(draft.holder_code),
-                status,
-                exc,
-            )
-            continue
-        if moved is not None and moved.created:
-            changed_n += 1
+        issued_now.append((draft, status, result))
+    changed_n += _move(service, mapping, issued_now)
     return issued_n, changed_n, idle

@@ -341,12 +341,13 @@ class S3Server:
 
 
 def start_s3_server(log: Path, timeout: float = 60) -> S3Server:
-    """Start moto's S3 server on a free loopback port and wait until it answers."""
+    """Start moto's S3 service (:mod:`rigs.s3_server`) on a free loopback port and wait until it answers."""
     log.parent.mkdir(parents=True, exist_ok=True)
     port = free_port()
     fh = open(log, "ab")  # noqa: SIM115 - closed by S3Server.stop()
     proc = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [str(VENV_BIN / "python"), "-m", "rigs.s3_server", "127.0.0.1", str(port)],
+        cwd=REPO_ROOT,
         stdout=fh,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -356,14 +357,14 @@ def start_s3_server(log: Path, timeout: float = 60) -> S3Server:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             server.stop()
-            raise AirflowRunError(f"moto_server exited with {proc.returncode}; see {log}")
+            raise AirflowRunError(f"moto's S3 server exited with {proc.returncode}; see {log}")
         with socket.socket() as s:
             s.settimeout(0.5)
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return server
         time.sleep(0.2)
     server.stop()
-    raise AirflowRunError(f"moto_server not listening on {port} after {timeout}s; see {log}")
+    raise AirflowRunError(f"moto's S3 server not listening on {port} after {timeout}s; see {log}")
 
 
 def prepare_buckets(env: Mapping[str, str]) -> None:

@@ -360,3 +360,51 @@ def test_whole_numbers_have_one_fingerprint_in_a_draft_and_in_the_stored_documen
     changed = draft.model_copy(update={"surface": {**draft.surface, "land_area_m2": 12500.0}})
     assert service.issue(changed, source()).version == 2
     assert [e[0] for e in _events(sessions)] == ["approval.issued", "approval.amended"]
+
+
+def test_move_many_makes_the_one_by_one_moves_in_one_batch(
+    service: LicenseService, local_store: LocalStore, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moves stored in parallel and indexed together; a repeat, a status that forbids the move, an unknown
+    licence and a version already in the store (a crashed writer's) come out as one by one."""
+    from e_license_store.batch_moves import moved_license
+    from e_license_store.model import Transition
+    from e_license_store.service import LicenseNotFound
+    from mappings.canonical.models import LicenseStatus
+
+    ids = [service.issue(business_draft(license_number=f"33032200000{i:04d}"), source(f"m{i}")).license_id
+           for i in range(5)]  # fmt: skip
+    crashed = parse_envelope(local_store.get(object_key(ids[4], 1))).document.license
+    service._store_version(moved_license(crashed, 1, LicenseStatus.valid, Transition.suspended), Transition.suspended,
+                           "stored, never indexed")  # fmt: skip
+    monkeypatch.setattr(local_store, "write_concurrency", 3)
+    counted: list[int] = []
+    service.on_indexed = lambda _session, versions: counted.append(len(versions))
+    out = service.move_many([
+        (ids[0], Transition.suspended, "source status abnormal"),
+        (ids[1], Transition.revoked, "source status revoked"),
+        (ids[2], Transition.revoked, "source status cancelled"),
+        (ids[0], Transition.suspended, "twice"),
+        (ids[3], Transition.reinstated, "not suspended"),
+        ("no-such-licence", Transition.revoked, "unknown"),
+        (ids[4], Transition.revoked, "source status revoked"),
+    ])  # fmt: skip
+    assert [(r.version, r.status, r.created) for r in out[:3]] == [
+        (2, "suspended", True), (2, "revoked", True), (2, "revoked", True)
+    ]  # fmt: skip
+    assert isinstance(out[3], InvalidTransition) and isinstance(out[4], InvalidTransition)
+    assert isinstance(out[5], LicenseNotFound)
+    assert (out[6].version, out[6].status) == (3, "revoked")  # type: ignore[union-attr]
+    assert counted == [3, 1, 1]  # the batch in one transaction; the recovered version and the move after it
+    with sessions() as s:
+        assert [get_license(s, i).status for i in ids] == ["suspended", "revoked", "revoked", "valid", "revoked"]  # type: ignore[union-attr]
+        assert [v.transition for v in license_versions(s, ids[4])] == ["issued", "suspended", "revoked"]
+        assert get_license(s, ids[1]).object_key == object_key(ids[1], 2)  # type: ignore[union-attr]
+    document = parse_envelope(local_store.get(object_key(ids[2], 2))).document
+    assert (document.transition, document.reason, document.license.previous_version) == (
+        "revoked", "source status cancelled", 1
+    )  # fmt: skip
+    moved_events = sorted(k for t, k in _events(sessions) if t != "license.issued")
+    assert moved_events == sorted([f"license.suspended:{ids[0]}:v2", f"license.revoked:{ids[1]}:v2",
+                                   f"license.revoked:{ids[2]}:v2", f"license.suspended:{ids[4]}:v2",
+                                   f"license.revoked:{ids[4]}:v3"])  # fmt: skip
