@@ -260,13 +260,19 @@ def _write(
     )  # fmt: skip
 
 
+_CASE_TABLE = typing.cast(Table, CaseRecord.__table__)
+_CASE_COLUMNS = tuple(c.key for c in _CASE_TABLE.columns if c.key != "id")
+_CASE_INSERT = insert(_CASE_TABLE)
+
+
 def _insert_case(session: Session, case: CaseRecord) -> None:
     """``case`` (transient, every column but ``id`` set) as one INSERT, then in ``session`` as if
     loaded: persistent under its new id, nothing pending — what ``add`` and ``flush`` leave,
     without the unit of work's bookkeeping for one row."""
-    table = typing.cast(Table, CaseRecord.__table__)
-    values = {c.key: getattr(case, c.key) for c in table.columns if c.key != "id"}
-    result = typing.cast(CursorResult[Any], session.execute(insert(table), values))
+    values = {key: getattr(case, key) for key in _CASE_COLUMNS}
+    # on the session's connection, as a Core statement built once (no ORM execution path: nothing
+    # is loaded, and nothing is pending before the case's first write)
+    result = typing.cast(CursorResult[Any], session.connection().execute(_CASE_INSERT, values))
     case.id = result.inserted_primary_key[0]  # type: ignore[index]  # one row: its key
     make_transient_to_detached(case)
     session.add(case)

@@ -240,12 +240,20 @@ def hold_writers_lock(session: Session) -> bool:
         fd = files[key] = os.open(writers_lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     held = fairy.info[_WRITER] = _Held(fd)
-    root = session.get_transaction()
-
-    def ended(_session: Session, transaction: Any) -> None:
-        if transaction is root and fairy.info.get(_WRITER) is held:
-            fairy.info.pop(_WRITER, None)
-            held.release()
-
-    event.listen(session, "after_transaction_end", ended)
+    session.info[_WRITER] = (session.get_transaction(), fairy.info, held)
     return True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: Any) -> None:
+    """Release the writers' lock a session holds (:func:`hold_writers_lock`) when the transaction
+    it was taken in ends. One listener for every session: listening on each session that takes the
+    lock cost more than the lock (an intake takes it once)."""
+    hold = session.info.get(_WRITER)
+    if hold is None or transaction is not hold[0]:
+        return
+    del session.info[_WRITER]
+    _root, info, held = hold
+    if info.get(_WRITER) is held:
+        info.pop(_WRITER, None)
+        held.release()
