@@ -48,6 +48,7 @@ from cases.views import CaseRows
 from hub import sqlite_wal
 from hub.bulk import insert_rows
 from hub.clock import local_day
+from hub.dbapi import prepared, session_dbapi
 from hub.models import utcnow
 from hub.outbox import emit_many
 from hub.pseudonyms import keyed_digest
@@ -335,8 +336,10 @@ _CODE_TAKEN = select(CaseRecord.id).where(CaseRecord.code == bindparam("code"))
 
 
 def _new_code(session: Session, region: str, day: dt.date, rng: random.Random | None) -> str:
+    raw, dialect = session_dbapi(session)  # prepared once, on the DBAPI cursor of the session's transaction
+    taken = prepared(_CODE_TAKEN, dialect)
     for _ in range(CODE_DRAWS):
         code = supervision_code.generate(region, day, rng=rng)
-        if session.connection().scalar(_CODE_TAKEN, {"code": code}) is None:
+        if taken.first(raw, {"code": code}) is None:
             return code
     raise RuntimeError(f"no free supervision code after {CODE_DRAWS} draws")  # 31⁵ per window and day

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from hub.dbapi import prepared, session_dbapi
 from identifiers.normalize import normalize
 from identifiers.vectorized import normalize_many
 from identity import _bulk
@@ -320,7 +321,8 @@ def resolve_one(
             canonical, method = walked, CROSSWALK
     if canonical is None:
         return Resolved(norm["kind"], own, None, None, UNRESOLVED)
-    row = session.connection().execute(_identity_lookup(entity_kind), {"code": canonical}).first()
+    raw, dialect = session_dbapi(session)  # prepared once, on the DBAPI cursor (every intake asks it)
+    row = prepared(_identity_lookup(entity_kind), dialect).first(raw, {"code": canonical})
     if row is not None:
         return Resolved(norm["kind"], own, row[1] or canonical, method, RESOLVED)
     if (pending and canonical in set(pending.values())) or method in (EXACT, CONVERTED):
