@@ -270,6 +270,11 @@ _BACKGROUND = "hub_wal_background"
 _checkpointing: dict[str, int] = {}
 
 
+#: Checkpoints a :class:`Checkpointer` runs in a row while writers add to the log as it copies: a log
+#: copied to its end is started over by the next writer, so it does not grow without end.
+_CATCH_UP = 8
+
+
 class Checkpointer:
     """The WAL of a busy database checkpointed by a thread, not inside the commits of requests.
 
@@ -280,8 +285,9 @@ class Checkpointer:
     runs, the connections its engine hands out leave checkpoints to it (``wal_autocheckpoint=0``,
     put back when they return to the pool after it stopped), and its thread checkpoints
     (``PASSIVE``: it never blocks readers or writers) every ``every`` seconds on a connection of
-    its own; ``sqlite3`` releases the GIL while SQLite works. Checkpoints keep their syncs: only
-    who waits for them changes. Other processes' connections (the audit writers, Airflow tasks)
+    its own, again at once while writers added to the log meanwhile (a log copied to its end is
+    started over by the next writer); ``sqlite3`` releases the GIL while SQLite works. Checkpoints
+    keep their syncs: only who waits for them changes. Other processes' connections (the audit writers, Airflow tasks)
     checkpoint as before. Elsewhere than on a SQLite file in WAL mode it does nothing.
     """
 
@@ -339,8 +345,12 @@ class Checkpointer:
             try:
                 if con is None:  # read-write, never create: a database removed meanwhile is not made again
                     con = sqlite3.connect(f"file:{urllib.parse.quote(self.path)}?mode=rw", uri=True)
-                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.checkpoints += 1
+                for _ in range(_CATCH_UP):
+                    busy, frames, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints += 1
+                    # caught up (the next writer starts the log over), or another checkpointer runs
+                    if busy or copied >= frames:
+                        break
             except sqlite3.Error as exc:
                 log.warning("WAL checkpoint of %s failed: %s; tried again in %.2fs", self.path, exc, self.every)
                 if con is not None:
