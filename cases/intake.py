@@ -259,7 +259,8 @@ def _write(
     return CaseRows(
         case=case, steps=steps, dispatches=stages, consents=grants,
         materials=sorted(materials, key=lambda m: m.material_code), licences=licences, results=[],
-        conclusion=None, evaluation=None,
+        conclusion=None, evaluation=None, reading=reading,  # steps and dispatches as read above (their
+        # reading takes no dispatch's status: the release does not change it)
     )  # fmt: skip
 
 
