@@ -30,8 +30,6 @@ a stable code (:data:`cases.errors.CODES`), written nothing, and counted in
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -39,7 +37,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -70,6 +68,7 @@ from recognition.dependencies import (
     verified,
 )
 from recognition.problems import ProblemError, missing_scope, responses
+from recognition.routers.cases_fast_path import CaseIntakeRoute
 from recognition.schemas import LicenseDetail
 from recognition.scopes import CASES_READ, CASES_WRITE, ScopeSet
 
@@ -120,52 +119,6 @@ def _refused(request: Request, exc: CaseRefused) -> ProblemError:
 
 def _answer(model: Any, *, created: bool, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=201 if created else 200, headers=headers)
-
-
-#: An ``Idempotency-Key`` as the declared header accepts it (1..200 printable ASCII characters, no space)
-_PLAIN_KEY = re.compile(r"[\x21-\x7e]{1,200}")
-
-
-class CaseIntakeRoute(APIRoute):
-    """The intake route, with FastAPI's dependency and parameter solving skipped for a plain request.
-
-    Plain: ``Content-Type: application/json``, a body FastAPI would read as JSON and validate as
-    :class:`~cases.schemas.IntakeIn` the same way (``json.loads``, then the model's validation of the
-    decoded value), at most one ``Idempotency-Key`` that the declared header accepts, and no
-    dependency overrides. The handler then authenticates with the same dependency, opens the
-    session as the session dependency does and calls the same endpoint function. Anything else —
-    an invalid body, another content type, a key the declaration refuses — and every request when
-    the app was built with ``fast_paths=False`` (``app.state.fast_paths``) takes FastAPI's full
-    path, which answers or refuses it as it always did. The OpenAPI document is FastAPI's, from the
-    same declaration. A test checks both paths answer and audit alike.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        full = super().get_route_handler()
-        endpoint = self.endpoint
-        overrides = self.dependency_overrides_provider
-
-        async def handler(request: Request) -> Response:
-            headers = request.headers
-            keys = headers.getlist("idempotency-key")
-            if (
-                getattr(overrides, "dependency_overrides", None)
-                or not getattr(request.app.state, "fast_paths", True)
-                or headers.get("content-type") != "application/json"
-                or len(keys) > 1
-                or (keys and not _PLAIN_KEY.fullmatch(keys[0]))
-            ):
-                return await full(request)
-            try:  # as FastAPI reads a JSON body (request.json()) and validates it
-                body = IntakeIn.model_validate(json.loads(await request.body()))
-            except (ValueError, ValidationError):  # not JSON, or not valid: FastAPI's own refusal
-                return await full(request)
-            c = await caller(request)
-            with _ctx(request).sessions() as s:  # as the session dependency opens and closes it
-                response: Response = await endpoint(request, c, s, body, keys[0] if keys else None)
-            return response
-
-        return handler
 
 
 async def take_in(
