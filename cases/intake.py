@@ -48,6 +48,7 @@ from cases.views import CaseRows
 from hub import sqlite_wal
 from hub.bulk import insert_rows
 from hub.clock import local_day
+from hub.dbapi import prepared, session_dbapi
 from hub.models import utcnow
 from hub.outbox import emit_many
 from hub.pseudonyms import keyed_digest
@@ -55,6 +56,8 @@ from identifiers import supervision_code
 
 #: Draws of a new serial before giving up (31⁵ codes per window and day: a second draw is rare).
 CODE_DRAWS = 8
+
+_Row = typing.TypeVar("_Row")
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,8 @@ def take_in(
     )  # fmt: skip
     outcome, detail = _outcome(body, decisions)
     code = _new_code(session, catalogue.region_code, day, rng)
-    case = CaseRecord(
-        code=code, item_code=item.code, item_name=item.name, implementation_code=item.implementation_code,
+    case = _built(
+        CaseRecord, code=code, item_code=item.code, item_name=item.name, implementation_code=item.implementation_code,
         lead_department=item.lead, region_code=catalogue.region_code, statutory_days=item.statutory_days,
         promised_days=item.promised_days, received_by=department or WINDOW, received_at=svc.utc(received_at),
         received_on=day, intake_outcome=outcome, outcome_detail=detail, status="received",
@@ -191,15 +194,15 @@ def _write(
     # the two steps as append() writes them: neither arrived out of order (nothing before them);
     # ``id`` only orders them in the reading below (ties in time keep the log's order), as the stored ids will
     steps = [
-        CaseStep(id=seq, department=WINDOW, seq=seq, step=step.value, occurred_at=at, recorded_at=recorded_at,
-                 actor=actor, note=None, detail=dict(extra), arrived_out_of_order=False,
-                 fingerprint=svc.step_fingerprint(step.value, received_at, None, dict(extra)))
+        _built(CaseStep, id=seq, department=WINDOW, seq=seq, step=step.value, occurred_at=at, recorded_at=recorded_at,
+               actor=actor, note=None, detail=dict(extra), arrived_out_of_order=False,
+               fingerprint=svc.step_fingerprint(step.value, received_at, None, dict(extra)))
         for seq, (step, extra) in enumerate(((Step.RECEIVED, {}), second), start=1)
     ]  # fmt: skip
     stages = (
-        [CaseDispatch(id=i, department=stage.department, stage_name=stage.name, after=list(stage.after),
-                      statutory_days=stage.statutory_days, promised_days=stage.promised_days, status=dispatch.PENDING,
-                      created_at=received_at, dispatched_at=None)
+        [_built(CaseDispatch, id=i, department=stage.department, stage_name=stage.name, after=list(stage.after),
+                statutory_days=stage.statutory_days, promised_days=stage.promised_days, status=dispatch.PENDING,
+                created_at=received_at, dispatched_at=None)
          for i, stage in enumerate(item.stages, start=1)]
         if outcome.startswith("accepted") else []
     )  # fmt: skip
@@ -209,8 +212,8 @@ def _write(
     # takes the database's one write lock, held until the commit, and every other writer of every
     # process waits meanwhile; between the INSERTs below only the new case's id is filled in.
     materials = [
-        CaseMaterial(
-            material_code=d.material.code, name=d.material.name, required=d.material.required,
+        _built(
+            CaseMaterial, material_code=d.material.code, name=d.material.name, required=d.material.required,
             holder_role=d.material.holder, license_type_code=d.material.license_type, provision=d.provision,
             license_id=d.license_id, license_version=d.license_version, found_by=d.found_by,
             promised_by=d.promised_by, updated_at=svc.utc(now),
@@ -256,17 +259,33 @@ def _write(
     return CaseRows(
         case=case, steps=steps, dispatches=stages, consents=grants,
         materials=sorted(materials, key=lambda m: m.material_code), licences=licences, results=[],
-        conclusion=None, evaluation=None,
+        conclusion=None, evaluation=None, reading=reading,  # steps and dispatches as read above (their
+        # reading takes no dispatch's status: the release does not change it)
     )  # fmt: skip
+
+
+def _built(model: type[_Row], **values: Any) -> _Row:
+    """A transient ``model`` holding ``values``, as ``model(**values)`` would: the declarative
+    constructor sets each through the attribute's instrumentation (history, events), which a row
+    intake writes through Core and never flushes does not need (none of them has a relationship)."""
+    row: _Row = model.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
+    row.__dict__.update(values)
+    return row
+
+
+_CASE_TABLE = typing.cast(Table, CaseRecord.__table__)
+_CASE_COLUMNS = tuple(c.key for c in _CASE_TABLE.columns if c.key != "id")
+_CASE_INSERT = insert(_CASE_TABLE)
 
 
 def _insert_case(session: Session, case: CaseRecord) -> None:
     """``case`` (transient, every column but ``id`` set) as one INSERT, then in ``session`` as if
     loaded: persistent under its new id, nothing pending — what ``add`` and ``flush`` leave,
     without the unit of work's bookkeeping for one row."""
-    table = typing.cast(Table, CaseRecord.__table__)
-    values = {c.key: getattr(case, c.key) for c in table.columns if c.key != "id"}
-    result = typing.cast(CursorResult[Any], session.execute(insert(table), values))
+    values = {key: getattr(case, key) for key in _CASE_COLUMNS}
+    # on the session's connection, as a Core statement built once (no ORM execution path: nothing
+    # is loaded, and nothing is pending before the case's first write)
+    result = typing.cast(CursorResult[Any], session.connection().execute(_CASE_INSERT, values))
     case.id = result.inserted_primary_key[0]  # type: ignore[index]  # one row: its key
     make_transient_to_detached(case)
     session.add(case)
@@ -329,8 +348,10 @@ _CODE_TAKEN = select(CaseRecord.id).where(CaseRecord.code == bindparam("code"))
 
 
 def _new_code(session: Session, region: str, day: dt.date, rng: random.Random | None) -> str:
+    raw, dialect = session_dbapi(session)  # prepared once, on the DBAPI cursor of the session's transaction
+    taken = prepared(_CODE_TAKEN, dialect)
     for _ in range(CODE_DRAWS):
         code = supervision_code.generate(region, day, rng=rng)
-        if session.connection().scalar(_CODE_TAKEN, {"code": code}) is None:
+        if taken.first(raw, {"code": code}) is None:
             return code
     raise RuntimeError(f"no free supervision code after {CODE_DRAWS} draws")  # 31⁵ per window and day

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from cases.catalogue import APPLICANT
 from cases.errors import CaseRefused, Refusal
+from hub.dbapi import prepared, session_dbapi
 from identifiers.normalize import normalize
 from identity.rules import Resolved, resolve_one
 from identity.statuses import NEW, RESOLVED
@@ -135,8 +136,9 @@ _LEGACY = (
 
 def codes_of(session: Session, party: Identified) -> tuple[str, ...]:
     """Every code the party's licences may be filed under: the canonical one, then its legacy codes."""
-    # on the session's connection: a Core read needs none of the ORM's execution (nothing pending here)
-    legacy = session.connection().scalars(_LEGACY, {"code": party.code, "kind": party.kind}).all()
+    # prepared once, on the DBAPI cursor of the session's transaction: none of SQLAlchemy's execution
+    raw, dialect = session_dbapi(session)
+    legacy = [row[0] for row in prepared(_LEGACY, dialect).all(raw, {"code": party.code, "kind": party.kind})]
     return (party.code, *dict.fromkeys(c for c in legacy if c != party.code))
 
 

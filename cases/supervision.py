@@ -70,6 +70,7 @@ from cases.supervision_tables import CaseClock, CaseEscalation, CaseLightChange
 from cases.tables import CaseDispatch, CaseRecord
 from cases.workdays import WorkCalendar
 from hub import sqlite_wal
+from hub.bulk import insert_rows
 from hub.db import Base
 from hub.killpoints import kill_point
 from hub.models import OutboxEvent, local_today, utcnow
@@ -169,8 +170,8 @@ def insert_clocks(
         if reading.light != ck.GREEN:
             changes.append(_Change(case.id, department, None, reading.light, reading.used, reading.promised_limit,
                                    reading.overdue, reading.promised_due))  # fmt: skip
-    if rows:  # Core: one statement (the ORM's bulk form splits rows by which values are None)
-        session.execute(insert(typing.cast(Table, CaseClock.__table__)), rows)
+    if rows:  # every column given: the driver's executemany with the columns' own conversions, no ORM path
+        insert_rows(session.connection(), typing.cast(Table, CaseClock.__table__), rows)
     return _record_changes(session, changes, today)
 
 

@@ -127,6 +127,9 @@ class CaseRows:
     results: Sequence[LicenseIndexRow]
     conclusion: CaseConclusion | None
     evaluation: CaseEvaluation | None
+    #: the log and dispatches read already (:func:`cases.service.reading` of these rows), where the
+    #: writer of a new case worked it out; else :func:`render` reads them
+    reading: svc.Reading | None = None
 
 
 def gather(session: Session, case: CaseRecord) -> CaseRows:
@@ -162,7 +165,7 @@ def case_out(session: Session, case: CaseRecord, *, personal: bool, replayed: bo
 def render(found: CaseRows, *, personal: bool, replayed: bool = False, now: dt.datetime | None = None) -> CaseOut:
     """The answer for a case's rows (no database access): :func:`case_out` without the reads."""
     case, rows, dispatch_rows, consents = found.case, found.steps, found.dispatches, found.consents
-    reading = svc.reading(case, rows, dispatch_rows)
+    reading = found.reading or svc.reading(case, rows, dispatch_rows)
     by_key = {(r.department, r.seq): r for r in rows}
     timeline = [step_out(by_key[(s.department, s.seq)], s.impossible, personal) for s in reading.timeline]
     stage_state = {v.department: v.state for v in reading.stages}

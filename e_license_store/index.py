@@ -25,6 +25,7 @@ from e_license_store.model import Envelope, LicenseDocument, object_key, parse_e
 from e_license_store.signing import KeyRing
 from e_license_store.store.base import ObjectStore
 from e_license_store.tables import LicenseFileEntry, LicenseIndexEntry, LicenseVersionEntry
+from hub.dbapi import prepared, session_dbapi
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,10 @@ _VALID_OF_TYPE = (
 def newest_valid_license(session: Session, holder_code: str, type_code: str, on: dt.date) -> LicenseIndexRow | None:
     """The holder's newest licence of ``type_code`` valid on ``on`` — ``licenses_by_holder(session, holder_code,
     type_codes=[type_code], status="valid", valid_on=on, limit=1)``, by a statement built once (intake's query)."""
-    # a Core read on the session's connection: none of the ORM's execution (it loads no entity)
-    params = {"holder_code": holder_code, "type_code": type_code, "on": on}
-    found = session.connection().execute(_VALID_OF_TYPE, params).first()
+    # on the DBAPI cursor of the session's transaction, prepared once (hub.dbapi): none of SQLAlchemy's
+    # execution, which cost more than SQLite's own work here (it loads no entity, nothing is pending)
+    raw, dialect = session_dbapi(session)
+    found = prepared(_VALID_OF_TYPE, dialect).first(raw, {"holder_code": holder_code, "type_code": type_code, "on": on})
     return _from_tuple(tuple(found)) if found is not None else None
 
 

@@ -30,16 +30,31 @@ def _insert_sql(connection: Connection, table: Table, names: Sequence[str], skip
     return sql
 
 
+#: (dialect, table, columns) → the INSERT's text and each column's conversion: small statements run
+#: per request (a new case's rows) would otherwise spend more on building them than SQLite on its work
+_plans: dict[tuple[Any, Table, tuple[str, ...]], tuple[str, list[tuple[str, Any]]]] = {}
+
+
+def _plan(connection: Connection, table: Table, names: tuple[str, ...]) -> tuple[str, list[tuple[str, Any]]]:
+    dialect = connection.dialect
+    key = (dialect, table, names)
+    found = _plans.get(key)
+    if found is None:
+        processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
+        found = (_insert_sql(connection, table, names), list(zip(names, processors, strict=True)))
+        if len(_plans) > 1024:  # many engines (tests): kept bounded
+            _plans.clear()
+        _plans[key] = found
+    return found
+
+
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
     """INSERT ``rows`` (every row with the same keys: the columns written) into ``table``; returns the count."""
     if not rows:
         return 0
-    dialect = connection.dialect
-    names = list(rows[0])
-    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
-    plan = list(zip(names, processors, strict=True))
+    sql, plan = _plan(connection, table, tuple(rows[0]))
     values = [tuple(p(row[n]) if p is not None else row[n] for n, p in plan) for row in rows]
-    connection.exec_driver_sql(_insert_sql(connection, table, names), values)  # type: ignore[arg-type]
+    connection.exec_driver_sql(sql, values)  # type: ignore[arg-type]
     return len(values)
 
 

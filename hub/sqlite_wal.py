@@ -94,6 +94,10 @@ def restore(raw: Any, info: dict[str, Any]) -> None:
 def on_checkin(dbapi_connection: Any, record: Any) -> None:
     """Pool ``checkin`` listener of the hub's SQLite engines (:func:`hub.db.make_engine`)."""
     restore(dbapi_connection, record.info)
+    background = record.info.get(_BACKGROUND)
+    if background is not None and dbapi_connection is not None and not _checkpointing.get(background[1]):
+        del record.info[_BACKGROUND]  # its checkpointer has stopped: the connection checkpoints again itself
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(background[0])}")
     held = record.info.pop(_WRITER, None)
     if held is not None:  # a session that never ended its transaction: its lock goes with the connection
         held.release()
@@ -240,12 +244,117 @@ def hold_writers_lock(session: Session) -> bool:
         fd = files[key] = os.open(writers_lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     held = fairy.info[_WRITER] = _Held(fd)
-    root = session.get_transaction()
-
-    def ended(_session: Session, transaction: Any) -> None:
-        if transaction is root and fairy.info.get(_WRITER) is held:
-            fairy.info.pop(_WRITER, None)
-            held.release()
-
-    event.listen(session, "after_transaction_end", ended)
+    session.info[_WRITER] = (session.get_transaction(), fairy.info, held)
     return True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: Any) -> None:
+    """Release the writers' lock a session holds (:func:`hold_writers_lock`) when the transaction
+    it was taken in ends. One listener for every session: listening on each session that takes the
+    lock cost more than the lock (an intake takes it once)."""
+    hold = session.info.get(_WRITER)
+    if hold is None or transaction is not hold[0]:
+        return
+    del session.info[_WRITER]
+    _root, info, held = hold
+    if info.get(_WRITER) is held:
+        info.pop(_WRITER, None)
+        held.release()
+
+
+#: Key in a pooled connection's ``info``: (its ``wal_autocheckpoint``, its database's path) while a
+#: :class:`Checkpointer` of this process checkpoints for it.
+_BACKGROUND = "hub_wal_background"
+#: database path → how many :class:`Checkpointer` of this process run for it
+_checkpointing: dict[str, int] = {}
+
+
+#: Checkpoints a :class:`Checkpointer` runs in a row while writers add to the log as it copies: a log
+#: copied to its end is started over by the next writer, so it does not grow without end.
+_CATCH_UP = 8
+
+
+class Checkpointer:
+    """The WAL of a busy database checkpointed by a thread, not inside the commits of requests.
+
+    SQLite copies the log into the database (``PASSIVE``) inside the commit that finds the log past
+    ``wal_autocheckpoint`` pages: that commit's caller — an API worker's event loop, and with it
+    every request of the worker — waits for a thousand pages to be written and the database file
+    synced, holding the writers' lock (:func:`hold_writers_lock`) meanwhile. While a checkpointer
+    runs, the connections its engine hands out leave checkpoints to it (``wal_autocheckpoint=0``,
+    put back when they return to the pool after it stopped), and its thread checkpoints
+    (``PASSIVE``: it never blocks readers or writers) every ``every`` seconds on a connection of
+    its own, again at once while writers added to the log meanwhile (a log copied to its end is
+    started over by the next writer); ``sqlite3`` releases the GIL while SQLite works. Checkpoints
+    keep their syncs: only who waits for them changes. Other processes' connections (the audit writers, Airflow tasks)
+    checkpoint as before. Elsewhere than on a SQLite file in WAL mode it does nothing.
+    """
+
+    def __init__(self, engine: Any, *, every: float = 0.05) -> None:
+        self.engine = engine
+        self.every = every
+        self.path = ""
+        self.checkpoints = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Start checkpointing; whether it did (a SQLite file in WAL mode)."""
+        if self._thread is not None or self.engine.dialect.name != "sqlite":
+            return self._thread is not None
+        with self.engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection
+            path = _database_path(raw)
+            (mode,) = raw.execute("PRAGMA journal_mode").fetchone()
+        if not path or str(mode).lower() != "wal":
+            return False
+        self.path = path
+        with _lock:
+            _checkpointing[path] = _checkpointing.get(path, 0) + 1
+        event.listen(self.engine, "checkout", self._checkout)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sqlite-wal-checkpointer", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        """Stop (its connections checkpoint themselves again once they return to the pool)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        event.remove(self.engine, "checkout", self._checkout)
+        with _lock:
+            left = _checkpointing.get(self.path, 0) - 1
+            if left > 0:
+                _checkpointing[self.path] = left
+            else:
+                _checkpointing.pop(self.path, None)
+        self._stop.set()
+        thread.join()
+
+    def _checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if _BACKGROUND not in record.info:  # once per connection while the checkpointer runs
+            (pages,) = dbapi_connection.execute("PRAGMA wal_autocheckpoint").fetchone()
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+            record.info[_BACKGROUND] = (int(pages), self.path)
+
+    def _run(self) -> None:
+        con: sqlite3.Connection | None = None
+        while not self._stop.wait(self.every):
+            try:
+                if con is None:  # read-write, never create: a database removed meanwhile is not made again
+                    con = sqlite3.connect(f"file:{urllib.parse.quote(self.path)}?mode=rw", uri=True)
+                for _ in range(_CATCH_UP):
+                    busy, frames, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints += 1
+                    # caught up (the next writer starts the log over), or another checkpointer runs
+                    if busy or copied >= frames:
+                        break
+            except sqlite3.Error as exc:
+                log.warning("WAL checkpoint of %s failed: %s; tried again in %.2fs", self.path, exc, self.every)
+                if con is not None:
+                    con.close()
+                con = None
+        if con is not None:
+            con.close()

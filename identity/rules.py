@@ -11,14 +11,16 @@ cross-walk (``crosswalk``). Column-wise, with a handful of queries per batch (:m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from hub.dbapi import prepared, session_dbapi
 from identifiers.normalize import normalize
 from identifiers.vectorized import normalize_many
 from identity import _bulk
@@ -319,13 +321,8 @@ def resolve_one(
             canonical, method = walked, CROSSWALK
     if canonical is None:
         return Resolved(norm["kind"], own, None, None, UNRESOLVED)
-    model_ = IdentityPerson if entity_kind == PERSON else IdentityEnterprise
-    table = core_table(model_)
-    row = (
-        session.connection()
-        .execute(select(table.c[model_.key_name], table.c.merged_into).where(table.c[model_.key_name] == canonical))
-        .first()
-    )
+    raw, dialect = session_dbapi(session)  # prepared once, on the DBAPI cursor (every intake asks it)
+    row = prepared(_identity_lookup(entity_kind), dialect).first(raw, {"code": canonical})
     if row is not None:
         return Resolved(norm["kind"], own, row[1] or canonical, method, RESOLVED)
     if (pending and canonical in set(pending.values())) or method in (EXACT, CONVERTED):
@@ -348,6 +345,15 @@ def _normalize(values: list[Any], kinds: Sequence[str | None] | None) -> pd.Data
         part.index = idx
         parts.append(part)
     return pd.concat(parts).sort_index() if parts else normalize_many([])
+
+
+@functools.cache
+def _identity_lookup(entity_kind: str) -> Select[Any]:
+    """An identity and where it was merged into, by its key (built once per kind: every intake asks it)."""
+    model = IdentityPerson if entity_kind == PERSON else IdentityEnterprise
+    table = core_table(model)
+    key = table.c[model.key_name]
+    return select(key, table.c.merged_into).where(key == bindparam("code"))
 
 
 def core_table(model: Any) -> Table:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub import sqlite_wal
 from hub.db import make_engine, session_factory
 from hub.settings import Settings, get_settings
 from recognition import audit, trail
@@ -187,6 +188,11 @@ def create_app(
     app.include_router(console.router)  # the operator console, /console
     app.include_router(console_review.router)  # its identity review queue, /console/review
     app.router.add_event_handler("startup", on_start)
+    if not in_memory:
+        # a SQLite file's log checkpointed by a thread, not inside a request's commit
+        checkpointer = sqlite_wal.Checkpointer(engine)
+        app.router.add_event_handler("startup", checkpointer.start)
+        app.router.add_event_handler("shutdown", checkpointer.stop)
     app.router.add_event_handler("shutdown", on_stop)
     app.router.add_event_handler("shutdown", ctx.close_readers)
     app.router.add_event_handler("shutdown", ctx.gate.aclose)

@@ -36,10 +36,10 @@ from sqlalchemy.orm import Session
 
 from hub import sqlite_wal
 from hub.db import session_scope
+from hub.dbapi import Prepared
 from hub.models import utcnow
 from hub.settings import get_settings
 from recognition.config import RecognitionSettings
-from recognition.dbapi import Prepared
 from recognition.tables import AuditArchive, AuditEntry, AuditHead
 
 log = logging.getLogger(__name__)

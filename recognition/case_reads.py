@@ -31,7 +31,7 @@ from cases.tables import CaseAuthorisation, CaseDispatch, CaseMaterial, CaseReco
 from cases.views import CaseRows
 from e_license_store.index import LicenseIndexRow
 from e_license_store.tables import LicenseIndexEntry
-from recognition.dbapi import Prepared
+from hub.dbapi import Prepared
 from recognition.directory import license_by_id_dbapi
 
 _M = TypeVar("_M")

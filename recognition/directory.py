@@ -33,7 +33,7 @@ from e_license_store.verify import (
     verify_file,
     verify_license,
 )
-from recognition.dbapi import Prepared
+from hub.dbapi import Prepared
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,9 @@ def app_factory(*installs: Callable[[Any], None]) -> object:
     from recognition.app import create_app  # noqa: PLC0415 - the app, ~2 s
 
     # The audit log is committed by a child process of each worker (recognition.audit_process), so
-    # no thread competes with the event loop for the interpreter lock: the switch interval stays
-    # at its default.
+    # no thread competes with the event loop for the interpreter lock (the WAL checkpointer,
+    # hub.sqlite_wal.Checkpointer, holds it a few microseconds per wake-up and releases it while
+    # SQLite copies): the switch interval stays at its default.
     app = create_app()
     for install in installs:
         install(app)

@@ -68,6 +68,7 @@ from recognition.dependencies import (
     verified,
 )
 from recognition.problems import ProblemError, missing_scope, responses
+from recognition.routers.cases_fast_path import CaseIntakeRoute
 from recognition.schemas import LicenseDetail
 from recognition.scopes import CASES_READ, CASES_WRITE, ScopeSet
 
@@ -120,14 +121,6 @@ def _answer(model: Any, *, created: bool, headers: dict[str, str] | None = None)
     return JSONResponse(model.model_dump(mode="json"), status_code=201 if created else 200, headers=headers)
 
 
-@router.post(
-    "/cases",
-    response_model=CaseOut,
-    status_code=201,
-    responses={200: {"model": CaseOut, "description": "The same intake repeated: the first case"},
-               **responses(401, 403, 409, 503)},
-    summary="Take in an application (一窗受理): a new case under its supervision code",
-)  # fmt: skip
 async def take_in(
     request: Request, c: CallerDep, s: SessionDep, body: IntakeIn, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -175,6 +168,19 @@ async def take_in(
     # validated when built: serialised by pydantic-core in one pass (as the timeline read sends it)
     return Response(out.model_dump_json(), status_code=200 if taken.replayed else 201, headers=headers,
                     media_type="application/json")  # fmt: skip
+
+
+router.add_api_route(
+    "/cases",
+    take_in,
+    methods=["POST"],
+    response_model=CaseOut,
+    status_code=201,
+    responses={200: {"model": CaseOut, "description": "The same intake repeated: the first case"},
+               **responses(401, 403, 409, 503)},
+    summary="Take in an application (一窗受理): a new case under its supervision code",
+    route_class_override=CaseIntakeRoute,
+)  # fmt: skip
 
 
 def _intake_answer(s: Session, taken: intake_mod.Taken, personal: bool) -> CaseOut:

@@ -4,6 +4,7 @@ checkpoint comes back afterwards, whether the session commits or not."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,49 @@ def test_only_sqlite_files_queue_for_the_writers_lock() -> None:
     with session_factory(engine)() as s:
         assert not sqlite_wal.hold_writers_lock(s)
     engine.dispose()
+
+
+def _wal_frames(path: Path) -> tuple[int, int]:
+    """(frames in the log, frames copied into the database) as a PASSIVE checkpoint of another connection finds them."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        _busy, frames, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        con.close()
+    return int(frames), int(copied)
+
+
+def test_a_checkpointer_takes_the_checkpoints_off_the_commits(tmp_path: Path, one_connection: Engine) -> None:
+    sessions = session_factory(one_connection)
+    with sessions() as s:  # before it: the connection checkpoints itself
+        assert _autocheckpoint(s) == 1000
+    checkpointer = sqlite_wal.Checkpointer(one_connection, every=0.01)
+    assert checkpointer.start()
+    try:
+        with sessions() as s:
+            assert _autocheckpoint(s) == 0  # none inside this commit: …
+            _fill(s, 12_000)  # … a log well past 1,000 pages
+            s.commit()
+        deadline = time.monotonic() + 10
+        while checkpointer.checkpoints < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        frames, copied = _wal_frames(tmp_path / "wal.db")
+        assert checkpointer.checkpoints >= 3 and frames > 1000 and copied == frames  # … the thread copied it all
+    finally:
+        checkpointer.stop()
+    with sessions() as s:  # handed out as it was when it last returned to the pool …
+        _autocheckpoint(s)
+    with sessions() as s:  # … and, returned after the checkpointer stopped, with its own automatic checkpoint back
+        assert _autocheckpoint(s) == 1000
+    assert checkpointer.start()  # it starts again
+    checkpointer.stop()
+
+
+def test_only_sqlite_files_in_wal_mode_get_a_checkpointer(tmp_path: Path) -> None:
+    memory = make_engine("sqlite://")
+    try:
+        assert not sqlite_wal.Checkpointer(memory).start()
+    finally:
+        memory.dispose()

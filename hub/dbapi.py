@@ -1,7 +1,7 @@
 """Hot statements run straight on the DBAPI cursor, compiled once by SQLAlchemy for the dialect.
 
-The API's licences-by-holder lookup and the audit group commit run thousands of times a
-second; SQLAlchemy's per-execution work (cache key, execution context, result wrapping)
+The API's licences-by-holder lookup, the audit group commit and intake's reads run thousands of
+times a second; SQLAlchemy's per-execution work (cache key, execution context, result wrapping)
 costs several times the query itself there. A :class:`Prepared` statement keeps what
 SQLAlchemy would do — the dialect's SQL text (bind casts included), its parameter order
 and the column types' bind and result processors — and applies it with plain Python, so
@@ -30,6 +30,10 @@ class Prepared:
         self.positional: bool = bool(compiled.positional)
         #: parameter names in the order the SQL text takes them (a name may repeat when positional)
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else tuple(compiled.binds)
+        #: values the statement carries itself (literals SQLAlchemy binds: ``limit(1)``, ``== "valid"``)
+        self._fixed: dict[str, Any] = {
+            name: bind.value for name, bind in compiled.binds.items() if not bind.required and bind.callable is None
+        }
         self._bind: dict[str, Processor] = {}
         for name in set(self.names):
             proc = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
@@ -45,9 +49,31 @@ class Prepared:
     def params(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """The DBAPI parameters for ``values`` (processed as SQLAlchemy would bind them)."""
         bind = self._bind
+        if self._fixed:
+            values = {**self._fixed, **values}
         if self.positional:
             return tuple(bind[n](values[n]) if n in bind else values[n] for n in self.names)
         return {n: (bind[n](values[n]) if n in bind else values[n]) for n in self.names}
+
+    def first(self, dbapi_connection: Any, values: Mapping[str, Any]) -> list[Any] | None:
+        """The statement's first row for ``values`` on ``dbapi_connection``, processed (``None``: no row)."""
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(self.sql, self.params(values))
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if found is None else self.row(found)
+
+    def all(self, dbapi_connection: Any, values: Mapping[str, Any]) -> list[list[Any]]:
+        """Every row of the statement for ``values`` on ``dbapi_connection``, processed."""
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(self.sql, self.params(values))
+            found = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [self.row(r) for r in found]
 
     def many(self, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
         return [self.params(r) for r in rows]
@@ -59,3 +85,25 @@ class Prepared:
             if values[i] is not None:
                 values[i] = proc(values[i])
         return values
+
+
+#: (statement's id, dialect) → (the statement, prepared): statements built once, prepared once per dialect
+_prepared: dict[tuple[int, Dialect], tuple[ClauseElement, Prepared]] = {}
+
+
+def prepared(stmt: ClauseElement, dialect: Dialect) -> Prepared:
+    """``stmt`` (a statement built once, at import) prepared for ``dialect``, once."""
+    key = (id(stmt), dialect)
+    hit = _prepared.get(key)
+    if hit is None or hit[0] is not stmt:
+        if len(_prepared) > 1024:  # many engines (tests): kept bounded
+            _prepared.clear()
+        hit = _prepared[key] = (stmt, Prepared(stmt, dialect))
+    return hit[1]
+
+
+def session_dbapi(session: Any) -> tuple[Any, Dialect]:
+    """The DBAPI connection of ``session``'s transaction (begun if it was not) and its dialect: for a
+    hot read that needs none of SQLAlchemy's execution (nothing pending, no entity loaded)."""
+    connection = session.connection()
+    return connection.connection.driver_connection, connection.dialect
