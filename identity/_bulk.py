@@ -495,6 +495,18 @@ def _postgresql_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iter
         _bulk_pg.analyze_if_grown(raw, table.name, count)
 
 
+def analyze_if_unknown(session: Session, table: sa.Table, values: dict[str, str], rows: int = 0) -> bool:
+    """PostgreSQL: ``ANALYZE`` ``table`` after ``rows`` rows were inserted (not through
+    :func:`bulk_load`) when they grew it much (:func:`identity._bulk_pg.analyze_if_grown`), or when
+    its statistics do not know one of ``values`` (a column's value, such as a dataset's name, whose
+    first rows were just written) while they list every other value of its column
+    (:func:`identity._bulk_pg.analyze_if_unknown`)."""
+    if dialect_name(session) != "postgresql":
+        return False
+    raw = _dbapi(session)
+    return _bulk_pg.analyze_if_grown(raw, table.name, rows) or _bulk_pg.analyze_if_unknown(raw, table.name, values)
+
+
 def _partial(sql: str) -> bool:
     """An index definition with a ``WHERE`` clause (outside quoted names)."""
     return " WHERE " in re.sub(r'"[^"]*"|\'[^\']*\'', "", sql).upper()
