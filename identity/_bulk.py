@@ -26,7 +26,12 @@ value through its type processors (``json.dumps`` per JSON cell). Here:
   checkpoint to a worker thread (:mod:`hub.sqlite_wal`); on PostgreSQL only when the table's
   lock is free at once (docs/decisions/0037-postgresql-bulk-load.md); on PostgreSQL
   :meth:`BulkLoad.insert_in_background` also leaves a table's ``COPY`` to a worker thread
-  (docs/decisions/0040-postgresql-load-overlap.md).
+  (docs/decisions/0040-postgresql-load-overlap.md); the statistics after a load are kept up to
+  date for the lookups that follow (:func:`analyze_if_unknown`,
+  docs/decisions/0046-postgresql-statistics-of-a-new-dataset.md).
+
+One job, one module: the index's reads and writes of many rows at once, each dialect's way,
+behind one interface its callers use the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -493,6 +498,15 @@ def _postgresql_load(session: Session, new_rows: Mapping[sa.Table, int]) -> Iter
     # the planner's statistics of the tables the load grew much: the next lookups probe the indexes
     for table, count in new_rows.items():
         _bulk_pg.analyze_if_grown(raw, table.name, count)
+
+
+def analyze_if_unknown(session: Session, table: sa.Table, values: dict[str, str], rows: int = 0) -> bool:
+    """PostgreSQL: ``ANALYZE`` ``table`` after ``rows`` rows written outside :func:`bulk_load` grew it
+    much, or when its statistics do not know one of ``values`` (:mod:`identity._bulk_pg`)."""
+    if dialect_name(session) != "postgresql":
+        return False
+    raw = _dbapi(session)
+    return _bulk_pg.analyze_if_grown(raw, table.name, rows) or _bulk_pg.analyze_if_unknown(raw, table.name, values)
 
 
 def _partial(sql: str) -> bool:

@@ -217,6 +217,36 @@ def analyze_if_grown(raw: Any, table: str, rows: int) -> bool:
     return True
 
 
+def analyze_if_unknown(raw: Any, table: str, values: dict[str, str]) -> bool:
+    """``ANALYZE`` ``table`` when its statistics list every value they saw of one of ``values``'
+    columns and not the value given (the first rows of a dataset, in the load's transaction).
+
+    The planner takes a value its statistics do not know for about one row: a lookup by source key
+    of a dataset's second batch joined the dataset's rows, as the outer side, with the keys, read
+    again for each of them: its keys times the dataset's rows so far, batch after batch, until a
+    load grows the table by a fifth (:func:`analyze_if_grown`). A column whose statistics list
+    only some of its values (many datasets) estimates the others from the rest and is left alone.
+    docs/decisions/0046-postgresql-statistics-of-a-new-dataset.md"""
+    stats = {
+        column: (distinct, common)
+        for column, distinct, common in raw.execute(
+            "SELECT attname, n_distinct, most_common_vals::text::text[] FROM pg_stats "
+            "WHERE schemaname = current_schema() AND tablename = %s AND attname = ANY(%s)",
+            (table, list(values)),
+        ).fetchall()
+    }
+    for column, value in values.items():
+        if column not in stats:
+            continue  # never analysed: analyze_if_grown's business
+        distinct, common = stats[column][0], list(stats[column][1] or [])
+        if float(distinct) > 0 and len(common) >= float(distinct) and value not in common:
+            # those columns only (the rows are sampled all the same; the other columns' statistics
+            # stay as they were): the table's size comes with them
+            raw.execute(f"ANALYZE {_quoted(table)} ({', '.join(_quoted(c) for c in values)})")
+            return True
+    return False
+
+
 def droppable_indexes(raw: Any, table: str) -> list[tuple[str, str]]:
     """(qualified name, ``CREATE INDEX`` statement) of ``table``'s plain secondary indexes:
     not a primary key's, not unique, not partial, not behind a constraint, valid."""

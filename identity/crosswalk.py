@@ -147,6 +147,8 @@ def store_crosswalk(
     ]
     if fresh:
         session.execute(insert(core_table(IdentityCrosswalk)), fresh)
+        # the next batch's lookups plan with the cross-walk's size and its kinds of identity
+        _bulk.analyze_if_unknown(session, core_table(IdentityCrosswalk), {"entity_kind": entity_kind}, len(fresh))
     merged: dict[str, set[tuple[str, str, str]]] = {}
     for row in fresh:
         merged.setdefault(row["canonical_code"], set()).add((row["legacy_code"], row["code_kind"], row["method"]))

@@ -295,6 +295,9 @@ def _link_batch(
         for part in prepared:
             _bulk.insert(session, part)
         kill_point("resolve.bulk_write")
+    if plan.inserted:
+        # a dataset's first links: the next batch's lookup by source key plans with their count
+        _bulk.analyze_if_unknown(session, link_table, {"department": department, "dataset": dataset})
     if matched is not None and matched.provisional_codes:
         mark_provisional(session, matched.provisional_codes, entity_kind)
     touched = plan.touched.difference(new_codes)

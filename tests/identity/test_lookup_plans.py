@@ -126,3 +126,53 @@ def test_the_analyze_after_a_load_samples_a_small_target_and_puts_the_setting_ba
     assert session.scalar(text("SELECT current_setting('default_statistics_target')")) == "50"
     session.commit()
     assert session.scalar(text("SELECT current_setting('default_statistics_target')")) == "50"
+
+
+def _known(session: Session, table: str, column: str) -> list[str]:
+    """The values of ``column`` that ``table``'s statistics list (its most common values)."""
+    common = session.scalar(
+        text(
+            "SELECT most_common_vals::text::text[] FROM pg_stats "
+            "WHERE schemaname = current_schema() AND tablename = :t AND attname = :c"
+        ),
+        {"t": table, "c": column},
+    )
+    return list(common or [])
+
+
+@pytest.mark.postgres
+def test_a_new_datasets_first_small_batch_is_analysed_and_its_next_lookup_probes_the_index_on_postgres(
+    pg_session: Session,
+) -> None:
+    session = pg_session
+    n = 4 * _bulk_pg.ANALYZE_MIN_ROWS
+    link_batch(session, batch(n), "person", "public_security", "persons")  # analysed: it grew the table
+    session.commit()
+    assert _known(session, "identity_source_record", "dataset") == ["persons"]
+    # a second dataset's first batch, far smaller than a fifth of the links: its name is made known
+    small = batch(100)
+    small["_source_key"] = [f"t{i}" for i in range(100)]
+    link_batch(session, small, "person", "civil_affairs", "marriages")
+    assert sorted(_known(session, "identity_source_record", "dataset")) == ["marriages", "persons"]
+    # its next batch's lookup by source key: the keys probe the index, not the dataset's rows read
+    # as the outer side of a nested loop filtering every key again for each (the plan for a dataset
+    # taken for one row: its keys times its rows, batch after batch)
+    link = IdentitySourceRecord.__table__.c
+    keys = [f"t{i}" for i in range(100, 150)]
+    plan = _plan(
+        session,
+        select(link.id).where(
+            link.department == "civil_affairs",
+            link.dataset == "marriages",
+            _bulk.in_values(session, link.source_key, keys),
+        ),
+    )
+    assert "Join Filter" not in plan and _linear(plan), plan[:400]
+    # a batch of a dataset the statistics know analyses nothing more
+    more = batch(100)
+    more["_source_key"] = [f"t{i}" for i in range(100, 200)]
+    assert not _bulk.analyze_if_unknown(
+        session, IdentitySourceRecord.__table__, {"department": "civil_affairs", "dataset": "marriages"}
+    )
+    link_batch(session, more, "person", "civil_affairs", "marriages")
+    session.commit()
