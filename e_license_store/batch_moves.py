@@ -13,11 +13,9 @@ with its recovery and its errors, so the outcome is the one-by-one outcome.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from e_license_store import index
 from e_license_store.lifecycle import (
@@ -30,8 +28,6 @@ from e_license_store.lifecycle import (
 )
 from e_license_store.model import Transition, parse_envelope
 from e_license_store.tables import LicenseIndexEntry
-from hub.killpoints import kill_point
-from hub.outbox import emit_many
 from mappings.canonical.models import License, LicenseStatus
 
 if TYPE_CHECKING:
@@ -86,28 +82,10 @@ def move_many(service: Any, moves: Sequence[Move]) -> list[Any]:
         except VersionTaken:
             return None
 
-    concurrency = service.store.write_concurrency
-    if concurrency > 1 and len(batch) > 1:
-        with ThreadPoolExecutor(min(concurrency, len(batch))) as pool:
-            stored = list(pool.map(store_one, batch))
-    else:
-        stored = [store_one(i) for i in batch]
-    kill_point("license.stored_not_indexed")
-    done = [(i, d) for i, d in zip(batch, stored, strict=True) if d is not None]
-    one_by_one.extend(i for i, d in zip(batch, stored, strict=True) if d is None)
-    try:
-        with service.session_factory() as session:
-            index.add_versions(session, [(d.envelope, d.key, d.fingerprint, d.object_sha256) for _, d in done])
-            emit_many(session, [service._event(d) for _, d in done])
-            service._indexed(session, [d.issued for _, d in done])
-            session.commit()
-        for i, d in done:
-            out[i] = d.issued
-    except IntegrityError:
-        # another writer indexed some of these meanwhile: take the store's word, then one by one
-        for i, d in done:
-            service._recover(d.issued.license_id)
-            one_by_one.append(i)
+    indexed, retry = service._store_and_index(batch, store_one, index.add_versions)
+    for i, issued in indexed:
+        out[i] = issued
+    one_by_one.extend(retry)
     for i in sorted(one_by_one):
         try:
             out[i] = service._with_recovery(moves[i][0], _one_move(service, moves[i]))

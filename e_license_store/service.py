@@ -255,32 +255,47 @@ class LicenseService:
             except VersionTaken:
                 return None
 
-        concurrency = concurrency or self.store.write_concurrency
-        if concurrency > 1 and len(fresh) > 1:
-            with ThreadPoolExecutor(min(concurrency, len(fresh))) as pool:
-                stored = list(pool.map(store_one, fresh))
-        else:
-            stored = [store_one(i) for i in fresh]
-        kill_point("license.stored_not_indexed")
-        done_items = [(i, done) for i, done in zip(fresh, stored, strict=True) if done is not None]
-        slow.extend(i for i, done in zip(fresh, stored, strict=True) if done is None)
-        try:
-            with self.session_factory() as session:
-                # the whole batch: index rows and events in one transaction, multi-row INSERTs
-                index.add_fresh(session, [(d.envelope, d.key, d.fingerprint, d.object_sha256) for _, d in done_items])
-                emit_many(session, [self._event(d) for _, d in done_items])
-                self._indexed(session, [d.issued for _, d in done_items])
-                session.commit()
-            for i, done in done_items:
-                results[i] = done.issued
-        except IntegrityError:
-            # another writer indexed some of these meanwhile: take the store's word, one by one
-            for i, done in done_items:
-                self._recover(done.issued.license_id)
-                slow.append(i)
+        indexed, retry = self._store_and_index(fresh, store_one, index.add_fresh, concurrency)
+        for i, issued in indexed:
+            results[i] = issued
+        slow.extend(retry)
         for i in sorted(slow):
             results[i] = self.issue(*items[i])
         return [r for r in results if r is not None]
+
+    def _store_and_index(
+        self,
+        batch: Sequence[int],
+        store_one: Callable[[int], _Stored | None],
+        add: Callable[[Session, list[tuple[Envelope, str, str | None, str | None]]], None],
+        concurrency: int | None = None,
+    ) -> tuple[list[tuple[int, IssuedLicense]], list[int]]:
+        """Store the versions ``store_one`` seals for ``batch`` (``concurrency`` at a time, the store's
+        ``write_concurrency`` unless given), then index them with ``add`` and their events in ONE
+        transaction. Returns (position, licence) for what was indexed and the positions to make one
+        by one: a version another writer took (``store_one`` gave None), or the whole batch when
+        another writer indexed some of it meanwhile (the store's word taken first)."""
+        concurrency = concurrency or self.store.write_concurrency
+        if concurrency > 1 and len(batch) > 1:
+            with ThreadPoolExecutor(min(concurrency, len(batch))) as pool:
+                stored = list(pool.map(store_one, batch))
+        else:
+            stored = [store_one(i) for i in batch]
+        kill_point("license.stored_not_indexed")
+        done = [(i, d) for i, d in zip(batch, stored, strict=True) if d is not None]
+        retry = [i for i, d in zip(batch, stored, strict=True) if d is None]
+        try:
+            with self.session_factory() as session:
+                # the whole batch: index rows and events in one transaction, multi-row statements
+                add(session, [(d.envelope, d.key, d.fingerprint, d.object_sha256) for _, d in done])
+                emit_many(session, [self._event(d) for _, d in done])
+                self._indexed(session, [d.issued for _, d in done])
+                session.commit()
+        except IntegrityError:
+            for _, d in done:
+                self._recover(d.issued.license_id)
+            return [], retry + [i for i, _ in done]
+        return [(i, d.issued) for i, d in done], retry
 
     def issue_many(
         self, items: Sequence[tuple[LicenseDraft, SourceRef]], *, concurrency: int | None = None
