@@ -57,23 +57,20 @@ class Prepared:
 
     def first(self, dbapi_connection: Any, values: Mapping[str, Any]) -> list[Any] | None:
         """The statement's first row for ``values`` on ``dbapi_connection``, processed (``None``: no row)."""
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(self.sql, self.params(values))
-            found = cursor.fetchone()
-        finally:
-            cursor.close()
+        found = self._fetch(dbapi_connection, values, lambda cursor: cursor.fetchone())
         return None if found is None else self.row(found)
 
     def all(self, dbapi_connection: Any, values: Mapping[str, Any]) -> list[list[Any]]:
         """Every row of the statement for ``values`` on ``dbapi_connection``, processed."""
+        return [self.row(r) for r in self._fetch(dbapi_connection, values, lambda cursor: cursor.fetchall())]
+
+    def _fetch(self, dbapi_connection: Any, values: Mapping[str, Any], fetch: Callable[[Any], Any]) -> Any:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(self.sql, self.params(values))
-            found = cursor.fetchall()
+            return fetch(cursor)
         finally:
             cursor.close()
-        return [self.row(r) for r in found]
 
     def many(self, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
         return [self.params(r) for r in rows]

@@ -414,7 +414,7 @@ class AuditWriter:
     commit raises in every caller of that group, so no answer leaves without its entry.
 
     The thread keeps one DBAPI connection and runs :func:`append`'s statements on it
-    directly (:class:`recognition.dbapi.Prepared`): it shares the interpreter lock with the
+    directly (:class:`hub.dbapi.Prepared`): it shares the interpreter lock with the
     event loop, so the less Python it runs per group, the less the loop waits for it.
     Callers on an event loop are released with one wake-up per group, not one per entry.
     """

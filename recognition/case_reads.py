@@ -3,7 +3,7 @@
 The timeline is the case repository's hot read. Through the ORM it costs a dozen SQLAlchemy
 executions (each with its cache key, execution context and identity map) for what is a handful
 of indexed lookups. Here every statement is SQLAlchemy's, compiled once per dialect, and run
-straight on the cursor (:class:`recognition.dbapi.Prepared`: the same SQL, bind and result
+straight on the cursor (:class:`hub.dbapi.Prepared`: the same SQL, bind and result
 processing); the rows come back as detached instances of the mapped classes with their
 columns loaded, so :func:`cases.views.render` makes the very answer :func:`cases.views.case_out`
 makes. Each lookup uses an index: the case by its unique code; its steps, dispatches, materials

@@ -235,7 +235,7 @@ def licenses_by_holder_dbapi(
     """:func:`e_license_store.index.licenses_by_holder` on a DBAPI connection: same filters, same order.
 
     The API's hot path: the statement is SQLAlchemy's, compiled once, and the values are bound
-    and read back through the column types' own processors (:class:`recognition.dbapi.Prepared`);
+    and read back through the column types' own processors (:class:`hub.dbapi.Prepared`);
     only SQLAlchemy's per-execution bookkeeping is left out. A test checks it agrees with the index.
     """
     types = list(type_codes or [])
@@ -246,15 +246,8 @@ def licenses_by_holder_dbapi(
     if valid_on is not None:
         params["valid_on"] = valid_on
     prepared = _prepared(dialect, len(types), bool(status), valid_on is not None)
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute(prepared.sql, prepared.params(params))
-        fetched = cur.fetchall()
-    finally:
-        cur.close()
     out = []
-    for raw in fetched:
-        values = prepared.row(raw)
+    for values in prepared.all(dbapi_conn, params):
         ts = values[_UPDATED_AT]
         if isinstance(ts, dt.datetime) and ts.tzinfo is None:  # SQLite drops the offset; stored times are UTC
             values[_UPDATED_AT] = ts.replace(tzinfo=dt.UTC)
@@ -270,15 +263,9 @@ def _prepared_get(dialect: Dialect) -> Prepared:
 def license_by_id_dbapi(dbapi_conn: Any, dialect: Dialect, license_id: str) -> LicenseIndexRow | None:
     """:func:`e_license_store.index.get_license` on a DBAPI connection (the API's by-id read)."""
     prepared = _prepared_get(dialect)
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute(prepared.sql, prepared.params({"license_id": license_id}))
-        raw = cur.fetchone()
-    finally:
-        cur.close()
-    if raw is None:
+    values = prepared.first(dbapi_conn, {"license_id": license_id})
+    if values is None:
         return None
-    values = prepared.row(raw)
     ts = values[_UPDATED_AT]
     if isinstance(ts, dt.datetime) and ts.tzinfo is None:
         values[_UPDATED_AT] = ts.replace(tzinfo=dt.UTC)
